@@ -1,0 +1,48 @@
+#!/bin/sh
+# `make run`: the gateway on the embedded defaults. The first run creates ./var/ with a
+# SQLite database, a demo account, its Admin and an API key, and prints the credentials
+# once; later runs reuse them. Mail goes to ./var/outbox, one .eml file per message.
+set -eu
+cd "$(dirname "$0")/.."
+
+bin=build/postern
+var=var
+db=$var/postern.db
+ini=$var/postern.ini
+admin=admin@example.com
+
+mkdir -p "$var/outbox"
+if [ ! -f "$ini" ]; then
+	cat >"$ini" <<INI
+; Written by make run; see docs/postern.ini.example for every key.
+[server]
+listen = 127.0.0.1:8025
+public_url = http://127.0.0.1:8025
+
+[store]
+path = $db
+
+[relay]
+url = outbox:$var/outbox
+
+[mail]
+system_from = postern@localhost.localdomain
+INI
+fi
+
+if [ ! -f "$db" ]; then
+	password=$(head -c 15 /dev/urandom | base64 | tr '+/' '-_')
+	POSTERN_PASSWORD=$password $bin init --db "$db" --account demo --admin "$admin" >/dev/null
+	key=$($bin key create --db "$db" --account demo --name demo 2>/dev/null)
+	cat <<MSG
+
+  Postern demo account created (shown once; keep it):
+    panel and API   http://127.0.0.1:8025
+    Admin login     $admin
+    password        $password
+    API key         $key
+
+MSG
+fi
+
+exec $bin serve --config "$ini"

@@ -1,0 +1,61 @@
+/* POST, GET and DELETE /api/session: logging in and out of the management API. */
+#include <stdio.h>
+
+#include "api.h"
+#include "audit.h"
+#include "session.h"
+#include "util.h"
+
+static cJSON *session_json(const struct store_session *who, const char *csrf)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddItemToObject(o, "user", api_user_json(&who->user));
+	cJSON_AddItemToObject(o, "account", api_account_json(&who->account));
+	cJSON_AddStringToObject(o, "csrf_token", csrf);
+	return o;
+}
+
+static void set_cookie(struct api_call *c, const char *value, bool expire)
+{
+	snprintf(c->set_cookie, sizeof(c->set_cookie),
+		 "%s=%s; Path=/; HttpOnly; SameSite=Strict%s%s", SESSION_COOKIE, value,
+		 expire ? "; Max-Age=0" : "", c->ctx->secure_cookies ? "; Secure" : "");
+}
+
+enum err api_session_create(struct api_call *c)
+{
+	const char *email = api_body_string(c, "email");
+	const char *password = api_body_string(c, "password");
+	struct session_new s;
+
+	if (!email)
+		return api_invalid(c, "email", NULL);
+	if (!password)
+		return api_invalid(c, "password", NULL);
+	enum err e = session_login(c->ctx->store, email, password, c->req->ip, &s);
+	if (e != ERR_OK)
+		return e;
+	c->req->account_id = s.who.account.id;
+	set_cookie(c, s.token, false);
+	c->reply = session_json(&s.who, s.csrf);
+	return ERR_OK;
+}
+
+enum err api_session_get(struct api_call *c)
+{
+	char csrf[AUTH_TOKEN_LEN];
+	session_csrf(c->session_token, csrf);
+	c->reply = session_json(&c->who, csrf);
+	return ERR_OK;
+}
+
+enum err api_session_delete(struct api_call *c)
+{
+	enum err e = session_logout(c->ctx->store, c->session_token);
+	if (e != ERR_OK)
+		return e;
+	audit_record(c->ctx->store, c->who.account.id, c->who.user.email, "session.logout",
+		     c->who.user.email, c->req->ip, NULL);
+	set_cookie(c, "", true);
+	return ERR_OK;
+}

@@ -1,0 +1,107 @@
+/* Password hashing, tokens and comparisons, all through libsodium, so that no secret is
+ * stored in the clear and no comparison leaks timing. */
+#include "auth.h"
+
+#include <sodium.h>
+#include <string.h>
+
+#include "util.h"
+
+_Static_assert(AUTH_PWHASH_LEN == crypto_pwhash_STRBYTES, "password hash size");
+
+static char dummy_hash[AUTH_PWHASH_LEN];
+
+int auth_init(void)
+{
+	if (sodium_init() < 0)
+		return -1;
+	/* A hash of a random password, verified against when an email is unknown. */
+	char pw[AUTH_TOKEN_LEN];
+	auth_token_new(pw);
+	return auth_password_hash(pw, dummy_hash);
+}
+
+int auth_password_hash(const char *password, char out[AUTH_PWHASH_LEN])
+{
+	return crypto_pwhash_str(out, password, strlen(password),
+				 crypto_pwhash_OPSLIMIT_INTERACTIVE,
+				 crypto_pwhash_MEMLIMIT_INTERACTIVE);
+}
+
+bool auth_password_verify(const char *hash, const char *password)
+{
+	return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
+}
+
+void auth_password_burn(const char *password)
+{
+	(void)auth_password_verify(dummy_hash, password);
+}
+
+bool auth_password_acceptable(const char *password)
+{
+	size_t n = strlen(password);
+	return n >= AUTH_PASSWORD_MIN && n <= AUTH_PASSWORD_MAX;
+}
+
+static void random_b64(char *out, size_t outlen)
+{
+	unsigned char raw[32];
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2base64(out, outlen, raw, sizeof(raw), sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	sodium_memzero(raw, sizeof(raw));
+}
+
+void auth_token_new(char out[AUTH_TOKEN_LEN])
+{
+	random_b64(out, AUTH_TOKEN_LEN);
+}
+
+void auth_api_key_new(char out[AUTH_KEY_LEN])
+{
+	memcpy(out, AUTH_KEY_PREFIX, strlen(AUTH_KEY_PREFIX));
+	random_b64(out + strlen(AUTH_KEY_PREFIX), AUTH_KEY_LEN - strlen(AUTH_KEY_PREFIX));
+}
+
+void auth_token_hash(const char *token, char out[AUTH_HASH_HEX])
+{
+	unsigned char h[32];
+	crypto_generichash(h, sizeof(h), (const unsigned char *)token, strlen(token), NULL, 0);
+	sodium_bin2hex(out, AUTH_HASH_HEX, h, sizeof(h));
+}
+
+void auth_token_derive(const char *purpose, const char *token, char out[AUTH_TOKEN_LEN])
+{
+	unsigned char key[crypto_generichash_KEYBYTES];
+	unsigned char h[32];
+
+	/* The purpose label becomes the hash key, so each purpose yields unrelated values. */
+	crypto_generichash(key, sizeof(key), (const unsigned char *)purpose, strlen(purpose), NULL,
+			   0);
+	crypto_generichash(h, sizeof(h), (const unsigned char *)token, strlen(token), key,
+			   sizeof(key));
+	sodium_bin2base64(out, AUTH_TOKEN_LEN, h, sizeof(h),
+			  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+bool auth_equal(const char *a, const char *b)
+{
+	size_t n = strlen(a);
+	if (n != strlen(b))
+		return false;
+	return sodium_memcmp(a, b, n) == 0;
+}
+
+bool auth_token_wellformed(const char *s, size_t len)
+{
+	if (strlen(s) != len)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '-' || c == '_';
+		if (!ok)
+			return false;
+	}
+	return true;
+}

@@ -1,0 +1,42 @@
+/* Secrets: argon2id password hashes, random tokens, token hashes, constant-time compare.
+ * Pure functions over libsodium; nothing here touches the store. */
+#ifndef POSTERN_AUTH_H
+#define POSTERN_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define AUTH_HASH_HEX	  65  /* hex BLAKE2b-256 plus NUL */
+#define AUTH_PWHASH_LEN	  128 /* crypto_pwhash_STRBYTES */
+#define AUTH_TOKEN_LEN	  44  /* 32 random bytes, base64url without padding, plus NUL */
+#define AUTH_KEY_PREFIX	  "pst_"
+#define AUTH_KEY_LEN	  (4 + 43 + 1)
+#define AUTH_KEY_SHOWN	  12 /* characters of a key kept to recognise it in lists */
+#define AUTH_PASSWORD_MIN 8
+#define AUTH_PASSWORD_MAX 1024
+
+int auth_init(void);
+
+/* Passwords: argon2id with libsodium's interactive limits. */
+int auth_password_hash(const char *password, char out[AUTH_PWHASH_LEN]);
+bool auth_password_verify(const char *hash, const char *password);
+/* Spends the time of one verification, so an unknown email answers as slowly as a known one. */
+void auth_password_burn(const char *password);
+bool auth_password_acceptable(const char *password);
+
+/* A new token of 32 random bytes, base64url without padding. */
+void auth_token_new(char out[AUTH_TOKEN_LEN]);
+/* A new API key: "pst_" and 32 random bytes, base64url. */
+void auth_api_key_new(char out[AUTH_KEY_LEN]);
+/* What is stored for a token or key: hex BLAKE2b-256 of it. Tokens carry 256 bits of
+ * entropy, so a fast hash is enough; only passwords need argon2id. */
+void auth_token_hash(const char *token, char out[AUTH_HASH_HEX]);
+/* A value derived from a token under a purpose label (for example the CSRF token of a
+ * session), so it need not be stored and cannot be computed without the token. */
+void auth_token_derive(const char *purpose, const char *token, char out[AUTH_TOKEN_LEN]);
+/* Constant-time equality of two NUL-terminated strings (the length is not secret). */
+bool auth_equal(const char *a, const char *b);
+/* True when s looks like a token this module made (base64url, expected length). */
+bool auth_token_wellformed(const char *s, size_t len);
+
+#endif

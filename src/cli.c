@@ -1,0 +1,460 @@
+/* Subcommands of the postern binary: bootstrap (init, account add, user add, key create)
+ * and serve. Options are tables; every subcommand answers --help from its table. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "audit.h"
+#include "auth.h"
+#include "config.h"
+#include "log.h"
+#include "role.h"
+#include "serve.h"
+#include "store.h"
+#include "util.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, HELP_SHOWN = -1 };
+
+struct cli_opt {
+	const char *name; /* "--db" */
+	const char *arg;  /* "PATH" */
+	const char *help;
+	bool required;
+	const char *value;
+};
+
+struct cli_cmd {
+	const char *words; /* "account add" */
+	int (*fn)(struct cli_opt *opts);
+	const char *summary;
+	struct cli_opt opts[8];
+};
+
+static void usage(const struct cli_cmd *cmd, FILE *out)
+{
+	fprintf(out, "Usage: postern %s [options]\n%s.\n\nOptions:\n", cmd->words, cmd->summary);
+	for (const struct cli_opt *o = cmd->opts; o->name; o++)
+		fprintf(out, "  %s %-8s %s%s\n", o->name, o->arg, o->help,
+			o->required ? " (required)" : "");
+	fprintf(out, "  --help            show this help\n");
+}
+
+static const char *opt(struct cli_opt *opts, const char *name)
+{
+	for (; opts->name; opts++)
+		if (strcmp(opts->name, name) == 0)
+			return opts->value;
+	return NULL;
+}
+
+/* Parses "--name value" and "--name=value". Returns 0, HELP_SHOWN or EXIT_USAGE. */
+static int parse_opts(struct cli_cmd *cmd, int argc, char **argv)
+{
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(cmd, stdout);
+			return HELP_SHOWN;
+		}
+		char name[64];
+		const char *value = NULL;
+		size_t n = strcspn(argv[i], "=");
+		if (n >= sizeof(name))
+			n = sizeof(name) - 1;
+		memcpy(name, argv[i], n);
+		name[n] = '\0';
+		if (argv[i][n] == '=')
+			value = argv[i] + n + 1;
+		struct cli_opt *o = cmd->opts;
+		while (o->name && strcmp(o->name, name) != 0)
+			o++;
+		if (!o->name) {
+			fprintf(stderr, "postern %s: unknown option '%s' (see --help)\n",
+				cmd->words, argv[i]);
+			return EXIT_USAGE;
+		}
+		if (!value && i + 1 < argc)
+			value = argv[++i];
+		if (!value) {
+			fprintf(stderr, "postern %s: %s needs a value %s\n", cmd->words, name,
+				o->arg);
+			return EXIT_USAGE;
+		}
+		o->value = value;
+	}
+	for (const struct cli_opt *o = cmd->opts; o->name; o++) {
+		if (o->required && !o->value) {
+			fprintf(stderr, "postern %s: %s %s is required (see --help)\n", cmd->words,
+				o->name, o->arg);
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
+/* The password comes from POSTERN_PASSWORD, or from a prompt on a terminal. */
+static int read_password(const char *email, char *out, size_t n)
+{
+	const char *env = getenv("POSTERN_PASSWORD");
+	if (env) {
+		if (util_copy(out, n, env) < 0)
+			return -1;
+	} else if (isatty(STDIN_FILENO)) {
+		struct termios old, quiet;
+		fprintf(stderr, "Password for %s: ", email);
+		tcgetattr(STDIN_FILENO, &old);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+		char *line = fgets(out, (int)n, stdin);
+		tcsetattr(STDIN_FILENO, TCSANOW, &old);
+		fputc('\n', stderr);
+		if (!line)
+			return -1;
+		out[strcspn(out, "\r\n")] = '\0';
+	} else {
+		fprintf(stderr,
+			"postern: no password: set POSTERN_PASSWORD or run on a terminal\n");
+		return -1;
+	}
+	if (!auth_password_acceptable(out)) {
+		fprintf(stderr, "postern: the password must be %d to %d characters\n",
+			AUTH_PASSWORD_MIN, AUTH_PASSWORD_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+static struct store *open_store(const char *path)
+{
+	char err[512];
+	if (auth_init() < 0) {
+		fprintf(stderr, "postern: cannot initialise libsodium\n");
+		return NULL;
+	}
+	struct store *s = store_sqlite_open(path, err, sizeof(err));
+	if (!s)
+		fprintf(stderr, "postern: %s\n", err);
+	return s;
+}
+
+static bool valid_account_name(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n >= STORE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
+			return false;
+	return true;
+}
+
+/* A user about to be created: checked and hashed before anything is written, so a bad
+ * email or password never leaves an account without its Admin. */
+struct new_user {
+	char email[ADDR_MAX];
+	char hash[AUTH_PWHASH_LEN];
+	enum role role;
+};
+
+static int prepare_user(struct new_user *u, const char *email, enum role role)
+{
+	char password[AUTH_PASSWORD_MAX + 2];
+	const char *why;
+
+	if (addr_normalize(email, u->email, &why) < 0) {
+		fprintf(stderr, "postern: '%s' is not a valid email address: %s\n", email, why);
+		return EXIT_USAGE;
+	}
+	if (read_password(u->email, password, sizeof(password)) < 0)
+		return EXIT_USAGE;
+	u->role = role;
+	if (auth_password_hash(password, u->hash) < 0) {
+		fprintf(stderr, "postern: cannot hash the password (out of memory?)\n");
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
+static int email_taken(struct store *s, const char *email)
+{
+	struct store_user existing;
+	if (store_user_by_email(s, email, &existing) != STORE_OK)
+		return 0;
+	fprintf(stderr, "postern: a user with email %s already exists\n", email);
+	return 1;
+}
+
+static int store_new_user(struct store *s, const struct store_account *acct,
+			  const struct new_user *u)
+{
+	int64_t id;
+	int rc = store_user_create(s, acct->id, u->email, u->hash, u->role, util_now(), &id);
+	if (rc == STORE_CONFLICT) {
+		fprintf(stderr, "postern: a user with email %s already exists\n", u->email);
+		return EXIT_FAIL;
+	}
+	if (rc != STORE_OK) {
+		fprintf(stderr, "postern: cannot store the user\n");
+		return EXIT_FAIL;
+	}
+	audit_record(s, acct->id, "cli", "user.created", u->email, NULL, "role %s",
+		     role_name(u->role));
+	printf("user %s (%s) added to account %s\n", u->email, role_name(u->role), acct->name);
+	return EXIT_OK;
+}
+
+static int create_account(const char *db, const char *name, const char *admin)
+{
+	struct store_account acct;
+	struct new_user u;
+
+	if (!valid_account_name(name)) {
+		fprintf(stderr, "postern: the account name must be 1 to %d printable characters\n",
+			STORE_NAME_MAX - 1);
+		return EXIT_USAGE;
+	}
+	int code = prepare_user(&u, admin, ROLE_ADMIN);
+	if (code != EXIT_OK)
+		return code;
+	struct store *s = open_store(db);
+	if (!s)
+		return EXIT_FAIL;
+	code = EXIT_FAIL;
+	if (email_taken(s, u.email))
+		goto out;
+	int rc = store_account_create(s, name, util_now(), &acct.id);
+	if (rc == STORE_CONFLICT)
+		fprintf(stderr, "postern: account '%s' already exists\n", name);
+	else if (rc != STORE_OK)
+		fprintf(stderr, "postern: cannot store the account\n");
+	if (rc == STORE_OK) {
+		util_copy(acct.name, sizeof(acct.name), name);
+		audit_record(s, acct.id, "cli", "account.created", name, NULL, NULL);
+		printf("account %s created\n", name);
+		code = store_new_user(s, &acct, &u);
+	}
+out:
+	store_close(s);
+	return code;
+}
+
+static int cmd_init(struct cli_opt *o)
+{
+	const char *db = opt(o, "--db");
+	if (access(db, F_OK) == 0) {
+		fprintf(stderr,
+			"postern: %s already exists; use 'postern account add' to add an "
+			"account to it\n",
+			db);
+		return EXIT_FAIL;
+	}
+	return create_account(db, opt(o, "--account"), opt(o, "--admin"));
+}
+
+static int need_existing(const char *db)
+{
+	if (access(db, F_OK) == 0)
+		return 0;
+	fprintf(stderr, "postern: %s does not exist; create it with 'postern init'\n", db);
+	return -1;
+}
+
+static int cmd_account_add(struct cli_opt *o)
+{
+	if (need_existing(opt(o, "--db")) < 0)
+		return EXIT_FAIL;
+	return create_account(opt(o, "--db"), opt(o, "--account"), opt(o, "--admin"));
+}
+
+/* Opens an existing database and finds the named account. */
+static struct store *open_account(struct cli_opt *o, struct store_account *acct)
+{
+	if (need_existing(opt(o, "--db")) < 0)
+		return NULL;
+	struct store *s = open_store(opt(o, "--db"));
+	if (!s)
+		return NULL;
+	if (store_account_by_name(s, opt(o, "--account"), acct) != STORE_OK) {
+		fprintf(stderr, "postern: no account named '%s'\n", opt(o, "--account"));
+		store_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int cmd_user_add(struct cli_opt *o)
+{
+	struct store_account acct;
+	struct new_user u;
+	int role = role_parse(opt(o, "--role"));
+	if (role < 0) {
+		fprintf(stderr,
+			"postern: --role must be admin, technical, analytics or marketing\n");
+		return EXIT_USAGE;
+	}
+	struct store *s = open_account(o, &acct);
+	if (!s)
+		return EXIT_FAIL;
+	int code = prepare_user(&u, opt(o, "--email"), (enum role)role);
+	if (code == EXIT_OK)
+		code = store_new_user(s, &acct, &u);
+	store_close(s);
+	return code;
+}
+
+static int cmd_key_create(struct cli_opt *o)
+{
+	struct store_account acct;
+	char key[AUTH_KEY_LEN], hash[AUTH_HASH_HEX], shown[AUTH_KEY_SHOWN + 1];
+	int64_t id;
+	const char *name = opt(o, "--name");
+
+	if (!valid_account_name(name)) {
+		fprintf(stderr, "postern: --name must be 1 to %d printable characters\n",
+			STORE_NAME_MAX - 1);
+		return EXIT_USAGE;
+	}
+	struct store *s = open_account(o, &acct);
+	if (!s)
+		return EXIT_FAIL;
+	auth_api_key_new(key);
+	auth_token_hash(key, hash);
+	memcpy(shown, key, AUTH_KEY_SHOWN);
+	shown[AUTH_KEY_SHOWN] = '\0';
+	int rc = store_apikey_create(s, acct.id, name, shown, hash, util_now(), &id);
+	if (rc == STORE_OK) {
+		audit_record(s, acct.id, "cli", "key.created", shown, NULL, "name %s", name);
+		/* The key itself is shown this once; only its hash is kept. */
+		printf("%s\n", key);
+		fprintf(stderr,
+			"postern: API key '%s' created for account %s; store it now, it "
+			"cannot be shown again\n",
+			name, acct.name);
+	} else {
+		fprintf(stderr, "postern: cannot store the API key\n");
+	}
+	store_close(s);
+	return rc == STORE_OK ? EXIT_OK : EXIT_FAIL;
+}
+
+static int cmd_serve(struct cli_opt *o)
+{
+	struct config cfg;
+	char err[600];
+
+	config_defaults(&cfg);
+	if (opt(o, "--config") && config_load(&cfg, opt(o, "--config"), err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern: %s\n", err);
+		return EXIT_FAIL;
+	}
+	for (struct cli_opt *f = o; f->name; f++) {
+		if (!f->value || strcmp(f->name, "--config") == 0)
+			continue;
+		if (config_flag(&cfg, f->name, f->value, err, sizeof(err)) < 0) {
+			fprintf(stderr, "postern serve: %s\n", err);
+			return EXIT_USAGE;
+		}
+	}
+	config_finish(&cfg);
+	return serve_run(&cfg) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+#define DB_OPT                                                                                     \
+	{                                                                                          \
+		"--db", "PATH", "SQLite database file", true, NULL                                 \
+	}
+#define ACCOUNT_OPT                                                                                \
+	{                                                                                          \
+		"--account", "NAME", "account name", true, NULL                                    \
+	}
+
+static struct cli_cmd commands[] = {
+    {"init",
+     cmd_init,
+     "Create a new database with an account and its first Admin (password from "
+     "POSTERN_PASSWORD or a prompt)",
+     {DB_OPT, ACCOUNT_OPT, {"--admin", "EMAIL", "the Admin's login email", true, NULL}}},
+    {"account add",
+     cmd_account_add,
+     "Add an account with its first Admin to an existing database",
+     {DB_OPT, ACCOUNT_OPT, {"--admin", "EMAIL", "the Admin's login email", true, NULL}}},
+    {"user add",
+     cmd_user_add,
+     "Add a user to an account (password from POSTERN_PASSWORD or a prompt)",
+     {DB_OPT,
+      ACCOUNT_OPT,
+      {"--email", "EMAIL", "login email", true, NULL},
+      {"--role", "ROLE", "admin, technical, analytics or marketing", true, NULL}}},
+    {"key create",
+     cmd_key_create,
+     "Create an API key for an account and print it once",
+     {DB_OPT, ACCOUNT_OPT, {"--name", "LABEL", "a label to recognise the key by", true, NULL}}},
+    {"serve",
+     cmd_serve,
+     "Run the gateway; flags override the configuration file",
+     {{"--config", "FILE", "INI configuration file", false, NULL},
+      {"--listen", "HOST:PORT", "address to serve HTTP on ([server] listen)", false, NULL},
+      {"--db", "PATH", "SQLite database file ([store] path)", false, NULL},
+      {"--relay", "URL", "smtp://HOST:PORT, smtps://HOST:PORT or outbox:DIR ([relay] url)", false,
+       NULL},
+      {"--public-url", "URL", "URL users reach the gateway at ([server] public_url)", false, NULL},
+      {"--dns", "IP[:PORT],...", "DNS servers for domain checks ([dns] servers)", false, NULL}}},
+};
+
+static void main_usage(FILE *out)
+{
+	fprintf(out, "Usage: postern COMMAND [options]\n\n"
+		     "Postern is a transactional email gateway that only sends from authorized "
+		     "sender addresses.\n\nCommands:\n");
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
+		fprintf(out, "  %-12s %s\n", commands[i].words, commands[i].summary);
+	fprintf(out, "\nRun 'postern COMMAND --help' for the options of a command.\n");
+}
+
+/* Matches the command words ("user add") against argv; returns how many it consumed. */
+static int match_words(const char *words, int argc, char **argv)
+{
+	char buf[64];
+	int used = 0;
+	util_copy(buf, sizeof(buf), words);
+	char *save = NULL;
+	for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+		if (used >= argc || strcmp(argv[used], w) != 0)
+			return 0;
+		used++;
+	}
+	return used;
+}
+
+int cli_main(int argc, char **argv)
+{
+	if (argc < 2) {
+		main_usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		main_usage(stdout);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+		int used = match_words(commands[i].words, argc - 1, argv + 1);
+		if (!used)
+			continue;
+		int rc = parse_opts(&commands[i], argc - 1 - used, argv + 1 + used);
+		if (rc == HELP_SHOWN)
+			return EXIT_OK;
+		if (rc != 0)
+			return rc;
+		if (commands[i].fn != cmd_serve)
+			log_quiet();
+		return commands[i].fn(commands[i].opts);
+	}
+	fprintf(stderr, "postern: unknown command '%s' (see postern --help)\n", argv[1]);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,33 @@
+/* Configuration: an INI file (parsed with inih) and command-line flags over it. Every key
+ * is one row of the table in config.c. */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct config {
+	char listen[128];	   /* [server] listen: host:port */
+	char public_url[256];	   /* [server] public_url: how users reach this gateway */
+	int threads;		   /* [server] threads: HTTP worker threads */
+	char store_path[1024];	   /* [store] path: SQLite database file */
+	char store_postgres[1024]; /* [store] postgres: reserved for the PostgreSQL backend */
+	char relay_url[1024];	   /* [relay] url: smtp://, smtps:// or outbox:DIR */
+	char relay_username[256];
+	char relay_password[256];
+	bool relay_starttls;
+	char dns_servers[256]; /* [dns] servers: comma-separated ip[:port] */
+	char system_from[256]; /* [mail] system_from: sender of verification mail */
+};
+
+/* Fills cfg with the defaults. */
+void config_defaults(struct config *cfg);
+/* Reads FILE over cfg. Returns 0, or -1 with one line naming file, line and key in err. */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+/* Applies a command-line flag ("--listen") to cfg. Returns 1 if the flag is a config flag
+ * and was applied, 0 if it is not one, -1 with err when the value is malformed. */
+int config_flag(struct config *cfg, const char *flag, const char *value, char *err, size_t errlen);
+/* Fills public_url from listen when it was not set. */
+void config_finish(struct config *cfg);
+
+#endif

@@ -1,0 +1,37 @@
+/* The error table: the one place where a Postern error becomes a code, a status and a
+ * message. Adding an error is one enum value and one row. */
+#include "err.h"
+
+#include "util.h"
+
+static const struct err_info err_table[ERR_COUNT] = {
+    [ERR_OK] = {"ok", 200, "OK."},
+    [ERR_INVALID_JSON] = {"invalid_json", 400,
+			  "The request body is not valid JSON. Send a JSON object."},
+    [ERR_INVALID_REQUEST] = {"invalid_request", 400,
+			     "The request is missing a field or a field has the wrong form."},
+    [ERR_INVALID_CREDENTIALS] = {"invalid_credentials", 401, "The email or password is incorrect."},
+    [ERR_NOT_AUTHENTICATED] = {"not_authenticated", 401,
+			       "Log in first: POST /api/session with your email and password."},
+    [ERR_CSRF_FAILED] = {"csrf_failed", 403,
+			 "Send the X-CSRF-Token header with the csrf_token from your session."},
+    [ERR_FORBIDDEN] = {"forbidden", 403,
+		       "Your role does not allow this action. Ask an Admin of your account."},
+    [ERR_NOT_FOUND] = {"not_found", 404, "Nothing exists at this address."},
+    [ERR_METHOD_NOT_ALLOWED] = {"method_not_allowed", 405,
+				"This address does not accept that method; see the Allow header."},
+    [ERR_PAYLOAD_TOO_LARGE] = {"payload_too_large", 413, "The request body is larger than 10 MiB."},
+    [ERR_TOO_MANY_ATTEMPTS] = {"too_many_attempts", 429,
+			       "Too many failed password attempts. Wait 15 minutes and try again."},
+    [ERR_STORE_UNAVAILABLE] = {"store_unavailable", 503,
+			       "The database is unavailable. Nothing was changed; retry later."},
+    [ERR_INTERNAL] = {"internal_error", 500,
+		      "Something went wrong inside Postern. Nothing was changed; retry later."},
+};
+
+const struct err_info *err_info(enum err e)
+{
+	if ((unsigned)e >= ARRAY_LEN(err_table) || !err_table[e].code)
+		e = ERR_INTERNAL;
+	return &err_table[e];
+}

@@ -1,0 +1,264 @@
+/* libmicrohttpd with epoll and a thread pool. Each request gets a struct http_request,
+ * freed when libmicrohttpd reports it complete, which is also where its log line is
+ * written, so a request is logged exactly once with its final status and duration. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+struct http_server {
+	struct MHD_Daemon *daemon;
+	http_handler fn;
+	void *arg;
+	atomic_int in_flight;
+	int port;
+};
+
+static void client_ip(struct MHD_Connection *conn, char *out, size_t n)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	util_copy(out, n, "-");
+	if (!ci || !ci->client_addr)
+		return;
+	const struct sockaddr *sa = ci->client_addr;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+			  (socklen_t)n);
+}
+
+static struct http_request *request_new(struct http_server *srv, struct MHD_Connection *conn,
+					const char *method, const char *url)
+{
+	struct http_request *req = xcalloc(1, sizeof(*req));
+	unsigned char rnd[8];
+
+	req->conn = conn;
+	req->method = method;
+	req->path = url;
+	req->started = util_monotonic();
+	client_ip(conn, req->ip, sizeof(req->ip));
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(req->id, sizeof(req->id), rnd, sizeof(rnd));
+	atomic_fetch_add(&srv->in_flight, 1);
+	return req;
+}
+
+static int body_append(struct http_request *req, const char *data, size_t n)
+{
+	if (req->too_large)
+		return 0;
+	if (n > HTTP_BODY_MAX - req->body_len) {
+		req->too_large = true;
+		free(req->body);
+		req->body = NULL;
+		req->body_len = req->body_cap = 0;
+		return -1;
+	}
+	if (req->body_len + n + 1 > req->body_cap) {
+		size_t cap = req->body_cap ? req->body_cap : 4096;
+		while (cap < req->body_len + n + 1)
+			cap *= 2;
+		req->body = xrealloc(req->body, cap);
+		req->body_cap = cap;
+	}
+	memcpy(req->body + req->body_len, data, n);
+	req->body_len += n;
+	req->body[req->body_len] = '\0';
+	return 0;
+}
+
+static bool declared_too_large(struct MHD_Connection *conn)
+{
+	const char *cl =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	return cl && strtoull(cl, NULL, 10) > HTTP_BODY_MAX;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *srv = cls;
+	struct http_request *req = *con_cls;
+	(void)version;
+
+	if (!req) {
+		req = request_new(srv, conn, method, url);
+		*con_cls = req;
+		/* A body announced as too large is refused before a byte of it is read. */
+		if (declared_too_large(conn)) {
+			req->too_large = true;
+			srv->fn(srv->arg, req);
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		/* A chunked body that outgrows the limit is cut off: there is no
+		 * point reading an unbounded stream only to refuse it. */
+		if (body_append(req, upload_data, n) < 0)
+			return MHD_NO;
+		return MHD_YES;
+	}
+	if (!req->answered)
+		srv->fn(srv->arg, req);
+	return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http_server *srv = cls;
+	struct http_request *req = *con_cls;
+	(void)conn;
+
+	if (!req)
+		return;
+	double ms = (util_monotonic() - req->started) * 1000.0;
+	if (req->answered)
+		log_info("req=%s %s %s %d %.1fms account=%lld ip=%s", req->id, req->method,
+			 req->path, req->status, ms, (long long)req->account_id, req->ip);
+	else
+		log_info("req=%s %s %s aborted(%d) %.1fms ip=%s", req->id, req->method, req->path,
+			 (int)toe, ms, req->ip);
+	free(req->body);
+	free(req);
+	*con_cls = NULL;
+	atomic_fetch_sub(&srv->in_flight, 1);
+}
+
+void http_respond(struct http_request *req, int status, const char *content_type, char *body,
+		  size_t len, const char *const *headers)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+	    len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		fatal("cannot create HTTP response");
+	if (content_type)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(r, "X-Request-Id", req->id);
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	for (int i = 0; headers && headers[i]; i += 2)
+		MHD_add_response_header(r, headers[i], headers[i + 1]);
+	req->status = status;
+	req->answered = true;
+	if (MHD_queue_response(req->conn, (unsigned)status, r) != MHD_YES)
+		log_warn("req=%s could not queue the response", req->id);
+	MHD_destroy_response(r);
+}
+
+const char *http_header(struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_cookie(struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
+}
+
+const char *http_query(struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Resolves "host:port" (IPv6 in brackets) to a socket address. */
+static int resolve_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len,
+			  char *err, size_t errlen)
+{
+	char host[128];
+	const char *colon = strrchr(listen, ':');
+	if (!colon || util_copy(host, sizeof(host), listen) < 0) {
+		snprintf(err, errlen, "listen address '%s' is not HOST:PORT", listen);
+		return -1;
+	}
+	host[colon - listen] = '\0';
+	char *h = host;
+	if (h[0] == '[') {
+		h++;
+		h[strcspn(h, "]")] = '\0';
+	}
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	int rc = getaddrinfo(h, colon + 1, &hints, &res);
+	if (rc != 0 || !res) {
+		snprintf(err, errlen, "cannot resolve listen address '%s': %s", listen,
+			 gai_strerror(rc));
+		return -1;
+	}
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+struct http_server *http_start(const char *listen, int threads, http_handler fn, void *arg,
+			       char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+
+	if (resolve_listen(listen, &ss, &sslen, err, errlen) < 0)
+		return NULL;
+	struct http_server *srv = xcalloc(1, sizeof(*srv));
+	srv->fn = fn;
+	srv->arg = arg;
+	atomic_init(&srv->in_flight, 0);
+
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	srv->daemon = MHD_start_daemon(
+	    flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT,
+	    4096u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
+	if (!srv->daemon) {
+		snprintf(err, errlen, "cannot listen on %s (address in use or not allowed)",
+			 listen);
+		free(srv);
+		return NULL;
+	}
+	const union MHD_DaemonInfo *di =
+	    MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	srv->port = di ? di->port : 0;
+	return srv;
+}
+
+int http_port(const struct http_server *srv)
+{
+	return srv->port;
+}
+
+void http_stop(struct http_server *srv)
+{
+	if (!srv)
+		return;
+	int fd = MHD_quiesce_daemon(srv->daemon);
+	if (fd >= 0)
+		close(fd);
+	/* In-flight requests get up to ten seconds to finish and be answered. */
+	for (int i = 0; i < 1000 && atomic_load(&srv->in_flight) > 0; i++)
+		usleep(10 * 1000);
+	if (atomic_load(&srv->in_flight) > 0)
+		log_warn("http: stopping with %d requests still in flight",
+			 atomic_load(&srv->in_flight));
+	MHD_stop_daemon(srv->daemon);
+	free(srv);
+}

@@ -1,0 +1,51 @@
+/* The HTTP adapter over libmicrohttpd: collects a request (headers, body up to a limit),
+ * hands it to one handler, sends what the handler answers, and logs one line per request.
+ * It knows nothing of routes or JSON. */
+#ifndef POSTERN_HTTP_H
+#define POSTERN_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP_BODY_MAX (10u * 1024 * 1024)
+
+struct MHD_Connection;
+
+struct http_request {
+	struct MHD_Connection *conn;
+	const char *method;
+	const char *path;
+	char *body;
+	size_t body_len;
+	size_t body_cap;
+	bool too_large; /* the body was over HTTP_BODY_MAX; nothing of it is kept */
+	bool answered;
+	char ip[64];
+	char id[17];
+	double started;
+	int status;
+	int64_t account_id; /* for the log line, once known */
+};
+
+/* Called once per complete request; it must call http_respond exactly once. */
+typedef void (*http_handler)(void *arg, struct http_request *req);
+
+struct http_server;
+
+struct http_server *http_start(const char *listen, int threads, http_handler fn, void *arg,
+			       char *err, size_t errlen);
+/* Stops accepting, lets in-flight requests finish (up to a bound), then stops. */
+void http_stop(struct http_server *srv);
+/* The port actually bound (useful when listening on port 0). */
+int http_port(const struct http_server *srv);
+
+/* Sends the answer. body is malloc'd and taken over (may be NULL). headers is a
+ * NULL-terminated list of name, value pairs (may be NULL). */
+void http_respond(struct http_request *req, int status, const char *content_type, char *body,
+		  size_t len, const char *const *headers);
+const char *http_header(struct http_request *req, const char *name);
+const char *http_cookie(struct http_request *req, const char *name);
+const char *http_query(struct http_request *req, const char *name);
+
+#endif

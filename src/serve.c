@@ -1,0 +1,98 @@
+/* The daemon: opens the store, starts the HTTP server, waits for SIGTERM or SIGINT, then
+ * lets in-flight requests finish before closing the store. Signals are blocked in every
+ * thread and taken synchronously by the main thread, so no handler runs in signal context. */
+#include "serve.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "api.h"
+#include "auth.h"
+#include "http.h"
+#include "log.h"
+#include "store.h"
+
+/* Creates DIR and its parents, like mkdir -p. */
+static int mkdirs(const char *dir)
+{
+	char path[1024];
+	if (snprintf(path, sizeof(path), "%s", dir) >= (int)sizeof(path))
+		return -1;
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0750) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	return mkdir(path, 0750) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int prepare_relay(const struct config *cfg)
+{
+	if (strncmp(cfg->relay_url, "outbox:", 7) != 0)
+		return 0;
+	if (mkdirs(cfg->relay_url + 7) < 0) {
+		log_error("cannot create outbox directory %s: %s", cfg->relay_url + 7,
+			  strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int serve_run(const struct config *cfg)
+{
+	sigset_t stop;
+	char err[600];
+	int sig = 0;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	if (cfg->store_postgres[0]) {
+		log_error("[store] postgres is not available in this build; use [store] path");
+		return -1;
+	}
+	if (auth_init() < 0) {
+		log_error("cannot initialise libsodium");
+		return -1;
+	}
+	struct store *store = store_sqlite_open(cfg->store_path, err, sizeof(err));
+	if (!store) {
+		log_error("%s", err);
+		return -1;
+	}
+	if (prepare_relay(cfg) < 0) {
+		store_close(store);
+		return -1;
+	}
+	struct api_ctx ctx = {.store = store,
+			      .cfg = cfg,
+			      .secure_cookies = strncmp(cfg->public_url, "https://", 8) == 0};
+	struct http_server *http =
+	    http_start(cfg->listen, cfg->threads, api_handle, &ctx, err, sizeof(err));
+	if (!http) {
+		log_error("%s", err);
+		store_close(store);
+		return -1;
+	}
+	log_info("postern serving on %s (port %d), public_url %s, store %s, relay %s", cfg->listen,
+		 http_port(http), cfg->public_url, cfg->store_path, cfg->relay_url);
+
+	while (sigwait(&stop, &sig) != 0)
+		;
+	log_info("received %s: finishing in-flight requests",
+		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	http_stop(http);
+	store_close(store);
+	log_info("postern stopped");
+	return 0;
+}

@@ -1,0 +1,522 @@
+/* The SQLite backend of the store: the embedded default. WAL mode with synchronous=FULL,
+ * so a committed write survives a power cut; foreign keys on; versioned migrations applied
+ * at open. One connection behind a mutex keeps writes ordered. */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+struct sq {
+	struct store base;
+	sqlite3 *db;
+	pthread_mutex_t lock;
+};
+
+/* Each entry moves the schema from version i to i+1. Never edit a released entry; append. */
+static const char *const migrations[] = {
+    "CREATE TABLE accounts ("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);"
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,"
+    "  role TEXT NOT NULL CHECK (role IN ('admin','technical','analytics','marketing')),"
+    "  created_at INTEGER NOT NULL, disabled_at INTEGER);"
+    "CREATE INDEX users_account ON users(account_id);"
+    "CREATE TABLE login_failures ("
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  at INTEGER NOT NULL);"
+    "CREATE INDEX login_failures_user ON login_failures(user_id, at);"
+    "CREATE TABLE sessions ("
+    "  token_hash TEXT PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+    "CREATE INDEX sessions_user ON sessions(user_id);"
+    "CREATE TABLE api_keys ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL, shown TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL, last_used_at INTEGER, revoked_at INTEGER);"
+    "CREATE INDEX api_keys_account ON api_keys(account_id);"
+    "CREATE TABLE settings ("
+    "  account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  sender_auth_enabled INTEGER NOT NULL DEFAULT 0,"
+    "  updated_at INTEGER, updated_by INTEGER REFERENCES users(id) ON DELETE SET NULL);"
+    "CREATE TABLE sending_domains ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  name TEXT NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'pending'"
+    "    CHECK (status IN ('pending','verified','failed')),"
+    "  active INTEGER NOT NULL DEFAULT 1,"
+    "  created_at INTEGER NOT NULL, checked_at INTEGER,"
+    "  UNIQUE (account_id, name));"
+    "CREATE TABLE senders ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  address TEXT NOT NULL, domain TEXT NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','verified')),"
+    "  added_by INTEGER REFERENCES users(id) ON DELETE SET NULL, added_at INTEGER NOT NULL,"
+    "  verified_by INTEGER REFERENCES users(id) ON DELETE SET NULL, verified_at INTEGER,"
+    "  UNIQUE (account_id, address));"
+    "CREATE TABLE verification_tokens ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  token_hash TEXT NOT NULL UNIQUE,"
+    "  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+    "  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER);"
+    "CREATE TABLE verification_token_senders ("
+    "  token_id INTEGER NOT NULL REFERENCES verification_tokens(id) ON DELETE CASCADE,"
+    "  sender_id INTEGER NOT NULL REFERENCES senders(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (token_id, sender_id));"
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  api_key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,"
+    "  from_addr TEXT NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'queued'"
+    "    CHECK (status IN ('queued','deferred','sending','sent','failed','dropped')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
+    "  payload TEXT NOT NULL, reason TEXT, last_reply TEXT,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE INDEX messages_due ON messages(status, next_attempt_at);"
+    "CREATE INDEX messages_account ON messages(account_id, id);"
+    "CREATE TABLE drops ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  at INTEGER NOT NULL, from_addr TEXT, reason TEXT NOT NULL, detail TEXT);"
+    "CREATE INDEX drops_account ON drops(account_id, id);"
+    "CREATE TABLE audit_log ("
+    "  id INTEGER PRIMARY KEY,"
+    "  account_id INTEGER REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+    "  target TEXT, detail TEXT, ip TEXT);"
+    "CREATE INDEX audit_account ON audit_log(account_id, id);",
+};
+
+int store_schema_version(void)
+{
+	return (int)ARRAY_LEN(migrations);
+}
+
+static int sq_fail(struct sq *q, const char *what)
+{
+	log_error("store: %s: %s", what, sqlite3_errmsg(q->db));
+	return STORE_FAIL;
+}
+
+/* Binds arguments described by fmt: 'i' int64_t, 'd' int, 's' string (NULL binds NULL). */
+static int sq_bind(sqlite3_stmt *st, const char *fmt, va_list ap)
+{
+	for (int i = 0; fmt[i]; i++) {
+		int rc;
+		const char *s;
+		switch (fmt[i]) {
+		case 'i':
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'd':
+			rc = sqlite3_bind_int(st, i + 1, va_arg(ap, int));
+			break;
+		default:
+			s = va_arg(ap, const char *);
+			rc = s ? sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT)
+			       : sqlite3_bind_null(st, i + 1);
+			break;
+		}
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+/* Prepares sql with its arguments and steps once. Returns STORE_OK with a row in *out
+ * (the caller finalizes), STORE_NOT_FOUND when done without a row (or after a write),
+ * STORE_CONFLICT on a unique violation, STORE_FAIL otherwise. Call with the lock held. */
+static int sq_step(struct sq *q, sqlite3_stmt **out, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *st = NULL;
+	va_list ap;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return sq_fail(q, "prepare");
+	va_start(ap, fmt);
+	int rc = sq_bind(st, fmt, ap);
+	va_end(ap);
+	if (rc != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return sq_fail(q, "bind");
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*out = st;
+		return STORE_OK;
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return STORE_NOT_FOUND;
+	if (rc == SQLITE_CONSTRAINT)
+		return STORE_CONFLICT;
+	return sq_fail(q, "step");
+}
+
+/* Runs a statement that returns no rows. */
+#define SQ_EXEC(q, rc, sql, ...)                                                                   \
+	do {                                                                                       \
+		sqlite3_stmt *st_;                                                                 \
+		rc = sq_step(q, &st_, sql, __VA_ARGS__);                                           \
+		if (st_)                                                                           \
+			sqlite3_finalize(st_);                                                     \
+		if (rc == STORE_NOT_FOUND)                                                         \
+			rc = STORE_OK;                                                             \
+	} while (0)
+
+static void col_text(sqlite3_stmt *st, int col, char *dst, size_t n)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	if (util_copy(dst, n, t ? (const char *)t : "") < 0)
+		util_copy(dst, n, "");
+}
+
+static struct sq *sq_of(struct store *s)
+{
+	return (struct sq *)s;
+}
+
+static int schema_current(struct sq *q, int *version)
+{
+	sqlite3_stmt *st;
+	int rc = sq_step(q, &st, "SELECT COALESCE(MAX(version), 0) FROM schema_version", "");
+	if (rc != STORE_OK)
+		return STORE_FAIL;
+	*version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return STORE_OK;
+}
+
+/* Applies the migrations this database lacks, each in its own transaction. Another process
+ * may migrate at the same time, so the version is re-read under the write lock. */
+static int migrate(struct sq *q, char *err, size_t errlen)
+{
+	int known = store_schema_version(), version;
+
+	if (sqlite3_exec(q->db,
+			 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot migrate the schema: %s", sqlite3_errmsg(q->db));
+		return -1;
+	}
+	if (schema_current(q, &version) != STORE_OK)
+		goto fail;
+	if (version > known) {
+		sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+		snprintf(err, errlen,
+			 "the database schema is version %d, newer than this postern knows (%d); "
+			 "upgrade postern",
+			 version, known);
+		return -1;
+	}
+	for (int v = version; v < known; v++) {
+		if (sqlite3_exec(q->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK)
+			goto fail;
+		int rc;
+		SQ_EXEC(q, rc, "INSERT INTO schema_version (version) VALUES (?)", "d", v + 1);
+		if (rc != STORE_OK)
+			goto fail;
+		log_info("store: schema migrated to version %d", v + 1);
+	}
+	if (sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		return 0;
+fail:
+	snprintf(err, errlen, "cannot migrate the schema: %s", sqlite3_errmsg(q->db));
+	sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static void sq_close(struct store *s)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_close(q->db);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}
+
+static int sq_account_create(struct store *s, const char *name, int64_t now, int64_t *id)
+{
+	struct sq *q = sq_of(s);
+	int rc;
+	pthread_mutex_lock(&q->lock);
+	SQ_EXEC(q, rc, "INSERT INTO accounts (name, created_at) VALUES (?, ?)", "si", name, now);
+	if (rc == STORE_OK) {
+		*id = sqlite3_last_insert_rowid(q->db);
+		SQ_EXEC(q, rc, "INSERT INTO settings (account_id) VALUES (?)", "i", *id);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_account_by_name(struct store *s, const char *name, struct store_account *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st, "SELECT id, name FROM accounts WHERE name = ?", "s", name);
+	if (rc == STORE_OK) {
+		out->id = sqlite3_column_int64(st, 0);
+		col_text(st, 1, out->name, sizeof(out->name));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_user_create(struct store *s, int64_t account_id, const char *email,
+			  const char *password_hash, enum role role, int64_t now, int64_t *id)
+{
+	struct sq *q = sq_of(s);
+	int rc;
+	pthread_mutex_lock(&q->lock);
+	SQ_EXEC(q, rc,
+		"INSERT INTO users (account_id, email, password_hash, role, created_at) "
+		"VALUES (?, ?, ?, ?, ?)",
+		"isssi", account_id, email, password_hash, role_name(role), now);
+	if (rc == STORE_OK)
+		*id = sqlite3_last_insert_rowid(q->db);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+#define USER_COLUMNS "u.id, u.account_id, u.email, u.password_hash, u.role"
+
+static void read_user(sqlite3_stmt *st, int col, struct store_user *u)
+{
+	char role[16];
+	u->id = sqlite3_column_int64(st, col);
+	u->account_id = sqlite3_column_int64(st, col + 1);
+	col_text(st, col + 2, u->email, sizeof(u->email));
+	col_text(st, col + 3, u->password_hash, sizeof(u->password_hash));
+	col_text(st, col + 4, role, sizeof(role));
+	u->role = (enum role)role_parse(role);
+}
+
+static int sq_user_by_email(struct store *s, const char *email, struct store_user *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st,
+			 "SELECT " USER_COLUMNS " FROM users u WHERE u.email = ? AND "
+			 "u.disabled_at IS NULL",
+			 "s", email);
+	if (rc == STORE_OK) {
+		read_user(st, 0, out);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_login_failures(struct store *s, int64_t user_id, int64_t since, int *count)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st, "SELECT COUNT(*) FROM login_failures WHERE user_id = ? AND at > ?",
+			 "ii", user_id, since);
+	if (rc == STORE_OK) {
+		*count = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
+}
+
+static int sq_login_failure_add(struct store *s, int64_t user_id, int64_t at)
+{
+	struct sq *q = sq_of(s);
+	int rc;
+	pthread_mutex_lock(&q->lock);
+	SQ_EXEC(q, rc, "INSERT INTO login_failures (user_id, at) VALUES (?, ?)", "ii", user_id, at);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_login_failures_clear(struct store *s, int64_t user_id)
+{
+	struct sq *q = sq_of(s);
+	int rc;
+	pthread_mutex_lock(&q->lock);
+	SQ_EXEC(q, rc, "DELETE FROM login_failures WHERE user_id = ?", "i", user_id);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
+			     int64_t expires_at)
+{
+	struct sq *q = sq_of(s);
+	int rc;
+	pthread_mutex_lock(&q->lock);
+	/* Expired sessions are swept here, where a write happens anyway. */
+	SQ_EXEC(q, rc, "DELETE FROM sessions WHERE expires_at <= ?", "i", now);
+	if (rc == STORE_OK)
+		SQ_EXEC(q, rc,
+			"INSERT INTO sessions (token_hash, user_id, created_at, expires_at) "
+			"VALUES (?, ?, ?, ?)",
+			"siii", token_hash, user_id, now, expires_at);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_session_get(struct store *s, const char *token_hash, int64_t now,
+			  struct store_session *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st,
+			 "SELECT s.expires_at, " USER_COLUMNS ", a.id, a.name "
+			 "FROM sessions s JOIN users u ON u.id = s.user_id "
+			 "JOIN accounts a ON a.id = u.account_id "
+			 "WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
+			 "si", token_hash, now);
+	if (rc == STORE_OK) {
+		out->expires_at = sqlite3_column_int64(st, 0);
+		read_user(st, 1, &out->user);
+		out->account.id = sqlite3_column_int64(st, 6);
+		col_text(st, 7, out->account.name, sizeof(out->account.name));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_session_delete(struct store *s, const char *token_hash)
+{
+	struct sq *q = sq_of(s);
+	int rc;
+	pthread_mutex_lock(&q->lock);
+	SQ_EXEC(q, rc, "DELETE FROM sessions WHERE token_hash = ?", "s", token_hash);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_apikey_create(struct store *s, int64_t account_id, const char *name,
+			    const char *shown, const char *key_hash, int64_t now, int64_t *id)
+{
+	struct sq *q = sq_of(s);
+	int rc;
+	pthread_mutex_lock(&q->lock);
+	SQ_EXEC(q, rc,
+		"INSERT INTO api_keys (account_id, name, shown, key_hash, created_at) "
+		"VALUES (?, ?, ?, ?, ?)",
+		"isssi", account_id, name, shown, key_hash, now);
+	if (rc == STORE_OK)
+		*id = sqlite3_last_insert_rowid(q->db);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_audit_append(struct store *s, const struct store_audit *ev)
+{
+	struct sq *q = sq_of(s);
+	int rc;
+	pthread_mutex_lock(&q->lock);
+	SQ_EXEC(q, rc,
+		"INSERT INTO audit_log (account_id, at, actor, action, target, detail, ip) "
+		"VALUES (NULLIF(?, 0), ?, ?, ?, ?, ?, ?)",
+		"iisssss", ev->account_id, ev->at, ev->actor, ev->action, ev->target, ev->detail,
+		ev->ip);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn,
+			 void *arg)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st,
+			 "SELECT id, at, account_id, actor, action, target, detail, ip "
+			 "FROM audit_log WHERE account_id = ? ORDER BY id DESC LIMIT ?",
+			 "id", account_id, limit);
+	while (rc == STORE_OK) {
+		struct store_audit ev;
+		ev.id = sqlite3_column_int64(st, 0);
+		ev.at = sqlite3_column_int64(st, 1);
+		ev.account_id = sqlite3_column_int64(st, 2);
+		col_text(st, 3, ev.actor, sizeof(ev.actor));
+		col_text(st, 4, ev.action, sizeof(ev.action));
+		col_text(st, 5, ev.target, sizeof(ev.target));
+		col_text(st, 6, ev.detail, sizeof(ev.detail));
+		col_text(st, 7, ev.ip, sizeof(ev.ip));
+		fn(arg, &ev);
+		int step = sqlite3_step(st);
+		if (step == SQLITE_DONE)
+			rc = STORE_NOT_FOUND;
+		else if (step != SQLITE_ROW)
+			rc = sq_fail(q, "audit list");
+	}
+	if (st)
+		sqlite3_finalize(st);
+	pthread_mutex_unlock(&q->lock);
+	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+static const struct store_ops sq_ops = {
+    .close = sq_close,
+    .account_create = sq_account_create,
+    .account_by_name = sq_account_by_name,
+    .user_create = sq_user_create,
+    .user_by_email = sq_user_by_email,
+    .login_failures = sq_login_failures,
+    .login_failure_add = sq_login_failure_add,
+    .login_failures_clear = sq_login_failures_clear,
+    .session_create = sq_session_create,
+    .session_get = sq_session_get,
+    .session_delete = sq_session_delete,
+    .apikey_create = sq_apikey_create,
+    .audit_append = sq_audit_append,
+    .audit_list = sq_audit_list,
+};
+
+struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
+{
+	struct sq *q = xcalloc(1, sizeof(*q));
+	q->base.ops = &sq_ops;
+	pthread_mutex_init(&q->lock, NULL);
+
+	if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot open database: %s", path,
+			 q->db ? sqlite3_errmsg(q->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(q->db, 5000);
+	char *msg = NULL;
+	if (sqlite3_exec(
+		q->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+		NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, msg ? msg : "cannot configure database");
+		sqlite3_free(msg);
+		goto fail;
+	}
+	char why[400];
+	if (migrate(q, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: %s", path, why);
+		goto fail;
+	}
+	return &q->base;
+fail:
+	sq_close(&q->base);
+	return NULL;
+}

@@ -1,0 +1,195 @@
+"""Shared helpers for Postern's integration tests: run the real binary, start the real
+daemon on a free loopback port with a temporary SQLite database, and talk HTTP to it.
+Every process started here is stopped by its PID."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+BIN = os.environ.get("POSTERN_BIN") or os.path.join(ROOT, "build", "postern")
+PASSWORD = "correct horse battery"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(*args, password=PASSWORD, timeout=60):
+    """Runs `postern ARGS`; returns the CompletedProcess (text mode)."""
+    env = dict(os.environ)
+    env.pop("POSTERN_PASSWORD", None)
+    if password is not None:
+        env["POSTERN_PASSWORD"] = password
+    return subprocess.run([BIN, *args], env=env, capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+
+
+def must(proc):
+    if proc.returncode != 0:
+        raise AssertionError(f"{proc.args} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+class Gateway:
+    """A `postern serve` process on 127.0.0.1 with its own database and outbox."""
+
+    def __init__(self, extra_args=(), tmp=None):
+        self.tmp = tmp or tempfile.mkdtemp(prefix="postern-it-")
+        self.db = os.path.join(self.tmp, "postern.db")
+        self.port = None
+        self.proc = None
+        self.extra_args = list(extra_args)
+        self.log_path = os.path.join(self.tmp, "serve.log")
+
+    def init(self, account="acme", admin="admin@acme.test"):
+        must(cli("init", "--db", self.db, "--account", account, "--admin", admin))
+        return self
+
+    def add_account(self, account, admin):
+        must(cli("account", "add", "--db", self.db, "--account", account, "--admin", admin))
+
+    def add_user(self, account, email, role, password=PASSWORD):
+        must(cli("user", "add", "--db", self.db, "--account", account, "--email", email,
+                 "--role", role, password=password))
+
+    def start(self, timeout=15):
+        self.port = free_port()
+        args = [BIN, "serve", "--db", self.db, "--listen", f"127.0.0.1:{self.port}",
+                "--relay", "outbox:" + os.path.join(self.tmp, "outbox"), *self.extra_args]
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=self.log)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"postern serve exited {self.proc.returncode}:\n"
+                                     + self.read_log())
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise AssertionError("postern serve did not start listening:\n" + self.read_log())
+
+    def stop(self, timeout=15):
+        """SIGTERM, then SIGKILL if it does not exit in time. Returns the exit code."""
+        if not self.proc:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+        code, self.proc = self.proc.returncode, None
+        return code
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def client(self):
+        return Client(self.port)
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.raw = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def header(self, name):
+        return self.headers.get(name.lower())
+
+    @property
+    def code(self):
+        return (self.json or {}).get("error", {}).get("code")
+
+
+class Client:
+    """An HTTP client that keeps the session cookie and CSRF token like a browser would."""
+
+    def __init__(self, port):
+        self.port = port
+        self.cookie = None
+        self.csrf = None
+
+    def request(self, method, path, body=None, headers=None, raw=None, csrf=True):
+        h = dict(headers or {})
+        if self.cookie and "Cookie" not in h:
+            h["Cookie"] = "postern_session=" + self.cookie
+        if csrf and self.csrf and method not in ("GET", "HEAD"):
+            h.setdefault("X-CSRF-Token", self.csrf)
+        data = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        if data is not None:
+            h.setdefault("Content-Type", "application/json")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request(method, path, body=data, headers=h)
+            r = conn.getresponse()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    def login(self, email, password=PASSWORD):
+        r = self.request("POST", "/api/session", {"email": email, "password": password})
+        if r.status == 200:
+            cookie = r.header("Set-Cookie")
+            self.cookie = cookie.split(";", 1)[0].split("=", 1)[1]
+            self.csrf = r.json["csrf_token"]
+        return r
+
+
+def raw_http(port, data, timeout=30):
+    """Sends raw bytes and returns what the server answered before closing (bounded)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                b = s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not b:
+                break
+            chunks.append(b)
+            if b"\r\n\r\n" in b"".join(chunks) and _complete(b"".join(chunks)):
+                break
+        return b"".join(chunks).decode(errors="replace")
+
+
+def _complete(buf):
+    head, _, body = buf.partition(b"\r\n\r\n")
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            return len(body) >= int(line.split(b":", 1)[1])
+    return False
+
+
+def main():
+    """Runs the calling module's unittest cases; exits non-zero on any failure."""
+    import sys
+    import unittest
+    result = unittest.main(module="__main__", verbosity=2, exit=False).result
+    sys.exit(0 if result.wasSuccessful() else 1)

@@ -1,0 +1,89 @@
+"""The HTTP surface over real sockets: error shape, 404/405/413, malformed JSON, the
+per-request log line."""
+import re
+import unittest
+
+from harness import Gateway, main, raw_http
+
+MIB = 1024 * 1024
+
+
+class HttpTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = Gateway().init().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.cleanup()
+
+    def assertError(self, r, status, code):
+        self.assertEqual(r.status, status, r.raw)
+        self.assertEqual(r.header("Content-Type"), "application/json")
+        err = r.json["error"]
+        self.assertEqual(err["code"], code)
+        self.assertTrue(err["message"])
+        return err
+
+    def test_unknown_route_is_404_not_found_without_field(self):
+        c = self.gw.client()
+        for path in ("/api/nothing", "/api/session/extra", "/nothing"):
+            err = self.assertError(c.request("GET", path), 404, "not_found")
+            self.assertNotIn("field", err)
+
+    def test_wrong_method_is_405_with_allow(self):
+        r = self.gw.client().request("PUT", "/api/session", {})
+        self.assertError(r, 405, "method_not_allowed")
+        allow = {m.strip() for m in r.header("Allow").split(",")}
+        self.assertEqual(allow, {"GET", "POST", "DELETE"})
+        self.assertError(self.gw.client().request("POST", "/api/audit", {}), 405,
+                         "method_not_allowed")
+
+    def test_malformed_json_is_400_invalid_json(self):
+        c = self.gw.client()
+        for raw in ('{"email": ', "not json", '{"email":"a@b.c",}'):
+            self.assertError(c.request("POST", "/api/session", raw=raw), 400, "invalid_json")
+
+    def test_json_that_is_not_an_object_is_400_invalid_request(self):
+        r = self.gw.client().request("POST", "/api/session", raw="[1, 2]")
+        self.assertError(r, 400, "invalid_request")
+        r = self.gw.client().request("POST", "/api/session", {"email": 5, "password": "x"})
+        self.assertEqual(self.assertError(r, 400, "invalid_request")["field"], "email")
+
+    def test_body_over_10_mib_is_413_before_it_is_read(self):
+        head = ("POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Content-Type: application/json\r\n"
+                f"Content-Length: {10 * MIB + 1}\r\n\r\n").encode()
+        answer = raw_http(self.gw.port, head)
+        self.assertRegex(answer, r"^HTTP/1\.1 413 ")
+        self.assertIn('"code":"payload_too_large"', answer)
+
+    def test_chunked_body_over_10_mib_is_refused(self):
+        head = ("POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n").encode()
+        chunk = b"%x\r\n%s\r\n" % (MIB, b" " * MIB)
+        answer = raw_http(self.gw.port, head + chunk * 11 + b"0\r\n\r\n")
+        self.assertNotRegex(answer, r"^HTTP/1\.1 [23]")
+
+    def test_body_of_exactly_10_mib_is_accepted_and_parsed(self):
+        body = '{"email":"nobody@acme.test","password":"wrong password"}'
+        body += " " * (10 * MIB - len(body))
+        r = self.gw.client().request("POST", "/api/session", raw=body)
+        self.assertError(r, 401, "invalid_credentials")
+
+    def test_every_request_is_logged_once_with_id_status_and_duration(self):
+        r = self.gw.client().request("GET", "/api/logged-path")
+        rid = r.header("X-Request-Id")
+        self.assertRegex(rid, r"^[0-9a-f]{16}$")
+        lines = [l for l in self.gw.read_log().splitlines() if f"req={rid}" in l]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertRegex(lines[0], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info req=[0-9a-f]{16} "
+                                   r"GET /api/logged-path 404 \d+\.\dms account=0 ip=127\.0\.0\.1$")
+
+    def test_query_string_is_not_logged(self):
+        self.gw.client().request("GET", "/api/session?token=do-not-log-me")
+        self.assertNotIn("do-not-log-me", self.gw.read_log())
+
+
+if __name__ == "__main__":
+    main()

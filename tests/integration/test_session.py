@@ -1,0 +1,152 @@
+"""Login sessions over real HTTP: login, wrong password, logout, CSRF, lockout, cookies."""
+import sqlite3
+import unittest
+
+from harness import PASSWORD, Gateway, main
+
+
+class SessionTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = Gateway().init("acme", "admin@acme.test")
+        cls.gw.add_user("acme", "locked@acme.test", "technical")
+        cls.gw.add_user("acme", "mkt@acme.test", "marketing")
+        cls.gw.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.cleanup()
+
+    def test_login_returns_user_account_csrf_and_a_strict_cookie(self):
+        c = self.gw.client()
+        r = c.login("admin@acme.test")
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(r.json["user"]["email"], "admin@acme.test")
+        self.assertEqual(r.json["user"]["role"], "admin")
+        self.assertIsInstance(r.json["user"]["id"], int)
+        self.assertEqual(r.json["account"]["name"], "acme")
+        self.assertGreaterEqual(len(r.json["csrf_token"]), 32)
+        cookie = r.header("Set-Cookie")
+        self.assertTrue(cookie.startswith("postern_session="))
+        for attr in ("HttpOnly", "SameSite=Strict", "Path=/"):
+            self.assertIn(attr, cookie)
+        self.assertNotIn("Secure", cookie)  # public_url is http here
+
+    def test_login_email_is_case_insensitive_and_role_is_reported(self):
+        r = self.gw.client().login("MKT@Acme.TEST")
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(r.json["user"]["role"], "marketing")
+
+    def test_wrong_password_and_unknown_email_answer_the_same(self):
+        c = self.gw.client()
+        wrong = c.request("POST", "/api/session",
+                          {"email": "mkt@acme.test", "password": "not the password"})
+        unknown = c.request("POST", "/api/session",
+                            {"email": "nobody@acme.test", "password": "not the password"})
+        self.assertEqual(wrong.status, 401)
+        self.assertEqual(unknown.status, 401)
+        self.assertEqual(wrong.code, "invalid_credentials")
+        self.assertEqual(wrong.json, unknown.json)
+        self.assertIsNone(wrong.header("Set-Cookie"))
+        # Clear the failure so the marketing user is not near the lockout.
+        self.assertEqual(c.login("mkt@acme.test").status, 200)
+
+    def test_missing_field_names_the_field(self):
+        r = self.gw.client().request("POST", "/api/session", {"password": "x" * 10})
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.code, "invalid_request")
+        self.assertEqual(r.json["error"]["field"], "email")
+
+    def test_get_session_with_and_without_cookie(self):
+        c = self.gw.client()
+        login = c.login("admin@acme.test")
+        r = c.request("GET", "/api/session")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json["user"], login.json["user"])
+        self.assertEqual(r.json["account"], login.json["account"])
+        self.assertEqual(r.json["csrf_token"], login.json["csrf_token"])
+
+        anon = self.gw.client().request("GET", "/api/session")
+        self.assertEqual(anon.status, 401)
+        self.assertEqual(anon.code, "not_authenticated")
+        forged = self.gw.client()
+        forged.cookie = "A" * 43
+        self.assertEqual(forged.request("GET", "/api/session").code, "not_authenticated")
+
+    def test_logout_needs_csrf_and_deletes_the_session_server_side(self):
+        c = self.gw.client()
+        c.login("admin@acme.test")
+        r = c.request("DELETE", "/api/session", csrf=False)
+        self.assertEqual(r.status, 403)
+        self.assertEqual(r.code, "csrf_failed")
+        r = c.request("DELETE", "/api/session", headers={"X-CSRF-Token": "wrong" * 8})
+        self.assertEqual(r.code, "csrf_failed")
+        self.assertEqual(c.request("GET", "/api/session").status, 200)
+
+        r = c.request("DELETE", "/api/session")
+        self.assertEqual(r.status, 204)
+        self.assertIn("Max-Age=0", r.header("Set-Cookie"))
+        # The old cookie, replayed, no longer works: the session is gone from the store.
+        self.assertEqual(c.request("GET", "/api/session").status, 401)
+
+    def test_a_cookie_planted_before_login_is_replaced(self):
+        c = self.gw.client()
+        planted = "B" * 43
+        c.cookie = planted
+        r = c.login("admin@acme.test")
+        self.assertEqual(r.status, 200)
+        self.assertNotEqual(c.cookie, planted)
+
+    def test_five_failures_lock_the_user_out_and_are_audited(self):
+        c = self.gw.client()
+        for i in range(5):
+            r = c.request("POST", "/api/session",
+                          {"email": "locked@acme.test", "password": f"wrong-{i}-password"})
+            self.assertEqual(r.status, 401, f"attempt {i + 1}")
+        r = c.login("locked@acme.test", PASSWORD)  # the right password, too late
+        self.assertEqual(r.status, 429)
+        self.assertEqual(r.code, "too_many_attempts")
+        self.assertIsNone(r.header("Set-Cookie"))
+        # Other users of the account are not affected, and an Admin sees the lockout.
+        admin = self.gw.client()
+        self.assertEqual(admin.login("admin@acme.test").status, 200)
+        events = admin.request("GET", "/api/audit?limit=1000").json["events"]
+        locked = [e for e in events if e["action"] == "user.locked_out"]
+        self.assertEqual(len(locked), 1)
+        self.assertEqual(locked[0]["target"], "locked@acme.test")
+        self.assertEqual(locked[0]["ip"], "127.0.0.1")
+
+    def test_secrets_stored_only_as_hashes_and_never_logged(self):
+        c = self.gw.client()
+        c.login("admin@acme.test")
+        db = sqlite3.connect(self.gw.db)
+        try:
+            hashes = [h for (h,) in db.execute("SELECT token_hash FROM sessions")]
+            pw = [h for (h,) in db.execute("SELECT password_hash FROM users")]
+        finally:
+            db.close()
+        self.assertNotIn(c.cookie, hashes)
+        self.assertTrue(all(len(h) == 64 for h in hashes))
+        self.assertTrue(all(h.startswith("$argon2id$") for h in pw))
+        log = self.gw.read_log()
+        self.assertIn("POST /api/session 200", log)
+        for secret in (PASSWORD, c.cookie, c.csrf):
+            self.assertNotIn(secret, log)
+
+
+class SecureCookieTest(unittest.TestCase):
+    def test_https_public_url_marks_the_cookie_secure_and_sigterm_stops_cleanly(self):
+        gw = Gateway(["--public-url", "https://mail.acme.test"]).init()
+        try:
+            gw.start()
+            r = gw.client().login("admin@acme.test")
+            self.assertEqual(r.status, 200)
+            self.assertIn("Secure", r.header("Set-Cookie"))
+            self.assertEqual(gw.stop(), 0)
+            self.assertIn("postern stopped", gw.read_log())
+        finally:
+            gw.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
 
 #include "addr.h"
 #include "util.h"
@@ -106,17 +108,47 @@ static bool valid_relay(const char *v)
 	return strchr(hostport, ':') ? valid_listen(hostport) : n > 0;
 }
 
-/* A comma-separated list of IPv4 or IPv6 addresses, each with an optional :port. */
+static bool is_ip(const char *host, int family)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+	return inet_pton(family, host, buf) == 1;
+}
+
+/* One resolver: IPv4[:PORT], IPv6, or [IPv6]:PORT. */
+static bool valid_resolver(char *item)
+{
+	long port;
+	if (item[0] == '[') {
+		char *close = strchr(item, ']');
+		if (!close || (close[1] && (close[1] != ':' || !parse_port(close + 2, &port))))
+			return false;
+		*close = '\0';
+		return is_ip(item + 1, AF_INET6);
+	}
+	char *colon = strchr(item, ':');
+	if (colon && strchr(colon + 1, ':'))
+		return is_ip(item, AF_INET6);
+	if (colon) {
+		if (!parse_port(colon + 1, &port))
+			return false;
+		*colon = '\0';
+	}
+	return is_ip(item, AF_INET);
+}
+
+/* A comma-separated list of resolvers; spaces around the commas are allowed. */
 static bool valid_dns(const char *v)
 {
 	char buf[256];
-	if (!*v || util_copy(buf, sizeof(buf), v) < 0)
+	if (util_copy(buf, sizeof(buf), v) < 0)
 		return false;
-	char *save = NULL;
-	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		while (*tok == ' ')
-			tok++;
-		if (!*tok || strspn(tok, "0123456789abcdefABCDEF.:[]") != strlen(tok))
+	for (char *item = buf, *next; item; item = next) {
+		next = strchr(item, ',');
+		if (next)
+			*next++ = '\0';
+		item += strspn(item, " \t");
+		item[strcspn(item, " \t")] = '\0';
+		if (!*item || !valid_resolver(item))
 			return false;
 	}
 	return true;
@@ -187,57 +219,86 @@ static const char *cfg_set(struct config *cfg, const struct cfg_key *k, const ch
 	return NULL;
 }
 
+/* Debian's inih reads lines of at most INI_LINE_MAX - 1 characters and does not pass line
+ * numbers to the handler, so lines come through this reader, which counts them and stops
+ * at a line that would be split. */
+#define INI_LINE_MAX 200
+
 struct load_state {
 	struct config *cfg;
-	char *err;
-	size_t errlen;
-	int failed;
+	FILE *f;
+	int line;      /* the line last read */
+	int fail_line; /* the line of the first bad key or value, or 0 */
+	bool too_long;
+	char what[512];
 };
+
+static char *read_line(char *str, int num, void *stream)
+{
+	struct load_state *st = stream;
+	if (st->too_long || !fgets(str, num, st->f))
+		return NULL;
+	st->line++;
+	size_t n = strlen(str);
+	if ((int)n == num - 1 && str[n - 1] != '\n' && !feof(st->f)) {
+		st->too_long = true;
+		return NULL;
+	}
+	return str;
+}
 
 static int on_ini(void *user, const char *section, const char *name, const char *value)
 {
 	struct load_state *st = user;
-	if (st->failed)
+	if (st->fail_line)
 		return 1; /* report only the first problem */
 	for (size_t i = 0; i < ARRAY_LEN(cfg_keys); i++) {
 		const struct cfg_key *k = &cfg_keys[i];
 		if (strcmp(k->section, section) != 0 || strcmp(k->name, name) != 0)
 			continue;
 		const char *expected = cfg_set(st->cfg, k, value);
-		if (expected) {
-			snprintf(st->err, st->errlen, "[%s] %s: malformed value '%s' (expected %s)",
-				 section, name, value, expected);
-			st->failed = 1;
-			return 0;
-		}
-		return 1;
+		if (!expected)
+			return 1;
+		snprintf(st->what, sizeof(st->what), "[%s] %s: malformed value '%s' (expected %s)",
+			 section, name, value, expected);
+		st->fail_line = st->line;
+		return 0;
 	}
-	snprintf(st->err, st->errlen, "[%s] %s: unknown key", section, name);
-	st->failed = 1;
+	snprintf(st->what, sizeof(st->what), "[%s] %s: unknown key", section, name);
+	st->fail_line = st->line;
 	return 0;
 }
 
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	char what[512] = "";
-	struct load_state st = {cfg, what, sizeof(what), 0};
+	struct load_state st = {.cfg = cfg};
+	struct stat sb;
 
-	FILE *f = fopen(path, "r");
-	if (!f) {
+	st.f = fopen(path, "r");
+	if (!st.f) {
 		snprintf(err, errlen, "%s: cannot read configuration: %s", path, strerror(errno));
 		return -1;
 	}
-	int rc = ini_parse_file(f, on_ini, &st);
-	fclose(f);
-	if (rc == 0)
-		return 0;
-	if (rc > 0 && what[0])
-		snprintf(err, errlen, "%s:%d: %s", path, rc, what);
+	if (fstat(fileno(st.f), &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		fclose(st.f);
+		snprintf(err, errlen, "%s: cannot read configuration: not a regular file", path);
+		return -1;
+	}
+	int rc = ini_parse_stream(read_line, &st, on_ini, &st);
+	fclose(st.f);
+	/* inih reports the first failing line, a syntax error or a key refused above. */
+	if (st.too_long && (rc <= 0 || rc > st.line))
+		snprintf(err, errlen, "%s:%d: line is longer than %d characters", path, st.line,
+			 INI_LINE_MAX - 1);
+	else if (rc > 0 && rc == st.fail_line)
+		snprintf(err, errlen, "%s:%d: %s", path, rc, st.what);
 	else if (rc > 0)
 		snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)",
 			 path, rc);
-	else
+	else if (rc < 0)
 		snprintf(err, errlen, "%s: cannot parse configuration", path);
+	else
+		return 0;
 	return -1;
 }
 

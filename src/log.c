@@ -31,17 +31,17 @@ static void log_line(const char *level, const char *fmt, va_list ap)
 	funlockfile(stderr);
 }
 
-#define LOG_FN(name, level)                                                                        \
+#define LOG_FN(name, level, skip)                                                                  \
 	void name(const char *fmt, ...)                                                            \
 	{                                                                                          \
 		va_list ap;                                                                        \
-		if (!(level))                                                                      \
+		if (skip)                                                                          \
 			return;                                                                    \
 		va_start(ap, fmt);                                                                 \
 		log_line(level, fmt, ap);                                                          \
 		va_end(ap);                                                                        \
 	}
 
-LOG_FN(log_info, quiet ? NULL : "info")
-LOG_FN(log_warn, "warn")
-LOG_FN(log_error, "error")
+LOG_FN(log_info, "info", quiet)
+LOG_FN(log_warn, "warn", false)
+LOG_FN(log_error, "error", false)

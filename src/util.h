@@ -11,7 +11,7 @@ void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t n);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
-_Noreturn void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /* Copies src into dst of size n; returns -1 (and leaves dst empty) when it does not fit. */
 int util_copy(char *dst, size_t n, const char *src);

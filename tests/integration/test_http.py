@@ -1,6 +1,8 @@
 """The HTTP surface over real sockets: error shape, 404/405/413, malformed JSON, the
 per-request log line."""
-import re
+import signal
+import socket
+import time
 import unittest
 
 from harness import Gateway, main, raw_http
@@ -87,3 +89,24 @@ class HttpTest(unittest.TestCase):
 
 if __name__ == "__main__":
     main()
+
+
+class GracefulStopTest(unittest.TestCase):
+    def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(self):
+        gw = Gateway().init().start()
+        try:
+            body = b'{"email":"admin@acme.test","password":"correct horse battery"}'
+            head = ("POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+            with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as s:
+                s.sendall(head + body[:10])
+                time.sleep(0.5)  # the daemon has the headers: the request is in flight
+                gw.proc.send_signal(signal.SIGTERM)
+                time.sleep(0.3)
+                s.sendall(body[10:])
+                answer = s.recv(65536).decode(errors="replace")
+            self.assertRegex(answer, r"^HTTP/1\.1 200 ")
+            self.assertEqual(gw.proc.wait(15), 0)
+            self.assertIn("postern stopped", gw.read_log())
+        finally:
+            gw.cleanup()

@@ -1,0 +1,216 @@
+/* Unit tests for auth: argon2id password hashes, password length bounds, random tokens and
+ * API keys, token hashes and derivations, constant-time comparison and token shape checks. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "auth.h"
+
+static int setup_sodium(void **state)
+{
+	(void)state;
+	return auth_init();
+}
+
+static bool all_base64url(const char *s)
+{
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+	       strlen(s);
+}
+
+static void password_hash_is_argon2id_and_verifies(void **state)
+{
+	(void)state;
+	char hash[AUTH_PWHASH_LEN];
+	assert_int_equal(auth_password_hash("correct horse battery", hash), 0);
+	assert_int_equal(strncmp(hash, "$argon2id$", 10), 0);
+	assert_true(auth_password_verify(hash, "correct horse battery"));
+}
+
+static void password_verify_rejects_wrong_password(void **state)
+{
+	(void)state;
+	char hash[AUTH_PWHASH_LEN];
+	assert_int_equal(auth_password_hash("correct horse battery", hash), 0);
+	assert_false(auth_password_verify(hash, "correct horse batterY"));
+	assert_false(auth_password_verify(hash, "correct horse battery "));
+	assert_false(auth_password_verify(hash, "correct horse"));
+	assert_false(auth_password_verify(hash, ""));
+}
+
+static void password_verify_rejects_malformed_hash(void **state)
+{
+	(void)state;
+	assert_false(auth_password_verify("", "password"));
+	assert_false(auth_password_verify("password", "password"));
+	assert_false(auth_password_verify("$argon2id$", "password"));
+}
+
+static void password_hash_is_salted(void **state)
+{
+	(void)state;
+	char a[AUTH_PWHASH_LEN], b[AUTH_PWHASH_LEN];
+	assert_int_equal(auth_password_hash("same password", a), 0);
+	assert_int_equal(auth_password_hash("same password", b), 0);
+	assert_string_not_equal(a, b);
+	assert_true(auth_password_verify(a, "same password"));
+	assert_true(auth_password_verify(b, "same password"));
+}
+
+static void password_acceptable_requires_8_to_1024_characters(void **state)
+{
+	(void)state;
+	char pw[AUTH_PASSWORD_MAX + 2];
+
+	assert_false(auth_password_acceptable(""));
+	memset(pw, 'p', sizeof(pw));
+	pw[7] = '\0';
+	assert_false(auth_password_acceptable(pw));
+	memset(pw, 'p', sizeof(pw));
+	pw[8] = '\0';
+	assert_true(auth_password_acceptable(pw));
+	memset(pw, 'p', sizeof(pw));
+	pw[1024] = '\0';
+	assert_true(auth_password_acceptable(pw));
+	memset(pw, 'p', sizeof(pw));
+	pw[1025] = '\0';
+	assert_false(auth_password_acceptable(pw));
+}
+
+static void token_new_is_43_base64url_characters(void **state)
+{
+	(void)state;
+	char t[AUTH_TOKEN_LEN];
+	auth_token_new(t);
+	assert_int_equal(strlen(t), 43);
+	assert_true(all_base64url(t));
+	assert_true(auth_token_wellformed(t, AUTH_TOKEN_LEN - 1));
+}
+
+static void token_new_differs_between_calls(void **state)
+{
+	(void)state;
+	char a[AUTH_TOKEN_LEN], b[AUTH_TOKEN_LEN];
+	auth_token_new(a);
+	auth_token_new(b);
+	assert_string_not_equal(a, b);
+}
+
+static void api_key_new_has_prefix_and_fixed_length(void **state)
+{
+	(void)state;
+	char a[AUTH_KEY_LEN], b[AUTH_KEY_LEN];
+	auth_api_key_new(a);
+	auth_api_key_new(b);
+	assert_int_equal(strncmp(a, AUTH_KEY_PREFIX, 4), 0);
+	assert_int_equal(strncmp(a, "pst_", 4), 0);
+	assert_int_equal(strlen(a), AUTH_KEY_LEN - 1);
+	assert_true(all_base64url(a + 4));
+	assert_string_not_equal(a, b);
+}
+
+static void token_hash_is_64_hex_characters(void **state)
+{
+	(void)state;
+	char h[AUTH_HASH_HEX];
+	auth_token_hash("some token", h);
+	assert_int_equal(strlen(h), 64);
+	assert_int_equal(strspn(h, "0123456789abcdef"), 64);
+}
+
+static void token_hash_is_deterministic_and_distinguishes_tokens(void **state)
+{
+	(void)state;
+	char t[AUTH_TOKEN_LEN], h1[AUTH_HASH_HEX], h2[AUTH_HASH_HEX], h3[AUTH_HASH_HEX];
+	auth_token_new(t);
+	auth_token_hash(t, h1);
+	auth_token_hash(t, h2);
+	assert_string_equal(h1, h2);
+
+	t[0] = t[0] == 'A' ? 'B' : 'A';
+	auth_token_hash(t, h3);
+	assert_string_not_equal(h1, h3);
+	/* The stored value is not the token itself. */
+	assert_string_not_equal(h1, t);
+}
+
+static void token_derive_depends_on_purpose_and_token(void **state)
+{
+	(void)state;
+	char t1[AUTH_TOKEN_LEN], t2[AUTH_TOKEN_LEN];
+	char a[AUTH_TOKEN_LEN], b[AUTH_TOKEN_LEN], c[AUTH_TOKEN_LEN], d[AUTH_TOKEN_LEN];
+	auth_token_new(t1);
+	auth_token_new(t2);
+
+	auth_token_derive("csrf", t1, a);
+	auth_token_derive("csrf", t1, b);
+	assert_string_equal(a, b);
+	assert_true(auth_token_wellformed(a, AUTH_TOKEN_LEN - 1));
+	assert_string_not_equal(a, t1);
+
+	auth_token_derive("verify", t1, c);
+	assert_string_not_equal(a, c);
+
+	auth_token_derive("csrf", t2, d);
+	assert_string_not_equal(a, d);
+}
+
+static void equal_compares_whole_strings(void **state)
+{
+	(void)state;
+	assert_true(auth_equal("abcdef", "abcdef"));
+	assert_false(auth_equal("abcdef", "abcdeg"));
+	assert_false(auth_equal("Abcdef", "abcdef"));
+	assert_false(auth_equal("abcdef", "abcde"));
+	assert_false(auth_equal("abcde", "abcdef"));
+	assert_false(auth_equal("", "abcdef"));
+	assert_false(auth_equal("abcdef", ""));
+	assert_true(auth_equal("", ""));
+}
+
+static void token_wellformed_accepts_only_base64url_of_exact_length(void **state)
+{
+	(void)state;
+	char t[AUTH_TOKEN_LEN], bad[AUTH_TOKEN_LEN];
+	auth_token_new(t);
+	assert_true(auth_token_wellformed(t, 43));
+	assert_false(auth_token_wellformed(t, 42));
+	assert_false(auth_token_wellformed(t, 44));
+	assert_false(auth_token_wellformed("", 43));
+
+	const char invalid[] = {'+', '/', '=', ' ', '.', '%', '\n'};
+	for (size_t i = 0; i < sizeof(invalid); i++) {
+		strcpy(bad, t);
+		bad[20] = invalid[i];
+		assert_false(auth_token_wellformed(bad, 43));
+	}
+	/* Truncating a valid token changes its length, so it is not well formed. */
+	strcpy(bad, t);
+	bad[42] = '\0';
+	assert_false(auth_token_wellformed(bad, 43));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(password_hash_is_argon2id_and_verifies),
+	    cmocka_unit_test(password_verify_rejects_wrong_password),
+	    cmocka_unit_test(password_verify_rejects_malformed_hash),
+	    cmocka_unit_test(password_hash_is_salted),
+	    cmocka_unit_test(password_acceptable_requires_8_to_1024_characters),
+	    cmocka_unit_test(token_new_is_43_base64url_characters),
+	    cmocka_unit_test(token_new_differs_between_calls),
+	    cmocka_unit_test(api_key_new_has_prefix_and_fixed_length),
+	    cmocka_unit_test(token_hash_is_64_hex_characters),
+	    cmocka_unit_test(token_hash_is_deterministic_and_distinguishes_tokens),
+	    cmocka_unit_test(token_derive_depends_on_purpose_and_token),
+	    cmocka_unit_test(equal_compares_whole_strings),
+	    cmocka_unit_test(token_wellformed_accepts_only_base64url_of_exact_length),
+	};
+	return cmocka_run_group_tests(tests, setup_sodium, NULL);
+}

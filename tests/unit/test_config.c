@@ -1,0 +1,431 @@
+/* Unit tests for config: the defaults, loading an INI file (and the one-line errors that
+ * name file, line and key), command-line flags over it, and the derived public URL. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+/* Each test writes at most one configuration file at a time; teardown removes it even
+ * when an assertion fails half-way. */
+struct fixture {
+	char path[64];
+};
+
+static int setup_fixture(void **state)
+{
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	if (!fx)
+		return -1;
+	*state = fx;
+	return 0;
+}
+
+static void remove_file(struct fixture *fx)
+{
+	if (fx->path[0])
+		unlink(fx->path);
+	fx->path[0] = '\0';
+}
+
+static int teardown_fixture(void **state)
+{
+	remove_file(*state);
+	free(*state);
+	return 0;
+}
+
+static const char *write_file(struct fixture *fx, const char *body)
+{
+	remove_file(fx);
+	strcpy(fx->path, "/tmp/postern-test-config-XXXXXX");
+	int fd = mkstemp(fx->path);
+	assert_true(fd >= 0);
+	size_t n = strlen(body);
+	assert_int_equal(write(fd, body, n), (ssize_t)n);
+	assert_int_equal(close(fd), 0);
+	return fx->path;
+}
+
+static void assert_contains(const char *hay, const char *needle)
+{
+	if (!strstr(hay, needle))
+		fail_msg("\"%s\" does not contain \"%s\"", hay, needle);
+}
+
+/* Loads body, expects failure and an error naming the file, the line and each needle. */
+static void assert_load_fails(struct fixture *fx, const char *body, int line, const char *needle)
+{
+	struct config cfg;
+	char err[1024] = "", at[32];
+
+	config_defaults(&cfg);
+	const char *path = write_file(fx, body);
+	if (config_load(&cfg, path, err, sizeof(err)) != -1)
+		fail_msg("this configuration was accepted:\n%s", body);
+	assert_contains(err, path);
+	snprintf(at, sizeof(at), ":%d:", line);
+	assert_contains(err, at);
+	assert_contains(err, needle);
+	remove_file(fx);
+}
+
+static void defaults_listen_locally_with_outbox_relay(void **state)
+{
+	(void)state;
+	struct config cfg;
+	memset(&cfg, 0x5a, sizeof(cfg));
+	config_defaults(&cfg);
+	assert_string_equal(cfg.listen, "127.0.0.1:8025");
+	assert_string_equal(cfg.public_url, "");
+	assert_int_equal(cfg.threads, 4);
+	assert_string_equal(cfg.store_path, "var/postern.db");
+	assert_string_equal(cfg.store_postgres, "");
+	assert_string_equal(cfg.relay_url, "outbox:var/outbox");
+	assert_string_equal(cfg.relay_username, "");
+	assert_string_equal(cfg.relay_password, "");
+	assert_false(cfg.relay_starttls);
+	assert_string_equal(cfg.dns_servers, "");
+	assert_string_equal(cfg.system_from, "postern@localhost.localdomain");
+}
+
+static void load_sets_every_key_of_a_valid_file(void **state)
+{
+	struct config cfg;
+	char err[1024] = "";
+	const char *path = write_file(*state, "# Postern test configuration\n"
+					      "[server]\n"
+					      "listen = 0.0.0.0:9025\n"
+					      "public_url = https://mail.example.com\n"
+					      "threads = 8\n"
+					      "\n"
+					      "[store]\n"
+					      "path = /tmp/postern-test.db\n"
+					      "postgres = postgresql://db.example.com/postern\n"
+					      "\n"
+					      "; the relay\n"
+					      "[relay]\n"
+					      "url = smtp://smtp.example.com:587\n"
+					      "username = relay-user\n"
+					      "password = s3cret-Pass\n"
+					      "starttls = yes\n"
+					      "\n"
+					      "[dns]\n"
+					      "servers = 127.0.0.1:5353, [::1]:53\n"
+					      "\n"
+					      "[mail]\n"
+					      "system_from = Postern@Example.COM\n");
+
+	config_defaults(&cfg);
+	if (config_load(&cfg, path, err, sizeof(err)) != 0)
+		fail_msg("load failed: %s", err);
+	assert_string_equal(cfg.listen, "0.0.0.0:9025");
+	assert_string_equal(cfg.public_url, "https://mail.example.com");
+	assert_int_equal(cfg.threads, 8);
+	assert_string_equal(cfg.store_path, "/tmp/postern-test.db");
+	assert_string_equal(cfg.store_postgres, "postgresql://db.example.com/postern");
+	assert_string_equal(cfg.relay_url, "smtp://smtp.example.com:587");
+	assert_string_equal(cfg.relay_username, "relay-user");
+	assert_string_equal(cfg.relay_password, "s3cret-Pass");
+	assert_true(cfg.relay_starttls);
+	assert_string_equal(cfg.dns_servers, "127.0.0.1:5353, [::1]:53");
+	/* The system sender is stored normalized, like every address Postern compares. */
+	assert_string_equal(cfg.system_from, "postern@example.com");
+}
+
+static void load_keeps_defaults_for_keys_not_in_file(void **state)
+{
+	struct config cfg;
+	char err[1024] = "";
+	const char *path = write_file(*state, "[server]\nthreads = 2\n");
+
+	config_defaults(&cfg);
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(cfg.threads, 2);
+	assert_string_equal(cfg.listen, "127.0.0.1:8025");
+	assert_string_equal(cfg.relay_url, "outbox:var/outbox");
+	assert_string_equal(cfg.system_from, "postern@localhost.localdomain");
+}
+
+static void load_accepts_every_spelling_of_yes_and_no(void **state)
+{
+	static const struct {
+		const char *value;
+		bool expected;
+	} cases[] = {
+	    {"yes", true}, {"YES", true}, {"true", true},   {"on", true},   {"1", true},
+	    {"no", false}, {"No", false}, {"false", false}, {"off", false}, {"0", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config cfg;
+		char body[64], err[1024] = "";
+		snprintf(body, sizeof(body), "[relay]\nstarttls = %s\n", cases[i].value);
+		const char *path = write_file(*state, body);
+		config_defaults(&cfg);
+		cfg.relay_starttls = !cases[i].expected;
+		if (config_load(&cfg, path, err, sizeof(err)) != 0)
+			fail_msg("starttls = %s was rejected: %s", cases[i].value, err);
+		assert_int_equal(cfg.relay_starttls, cases[i].expected);
+		remove_file(*state);
+	}
+}
+
+static void load_rejects_unknown_key_naming_file_line_and_key(void **state)
+{
+	assert_load_fails(*state,
+			  "[server]\n"
+			  "listen = 127.0.0.1:8025\n"
+			  "threads = 2\n"
+			  "colour = blue\n",
+			  4, "colour");
+}
+
+static void load_rejects_unknown_section_naming_file_line_and_key(void **state)
+{
+	const char *body = "[server]\n"
+			   "threads = 2\n"
+			   "\n"
+			   "[smtp]\n"
+			   "host = mail.example.com\n";
+	assert_load_fails(*state, body, 5, "host");
+	assert_load_fails(*state, body, 5, "smtp");
+}
+
+static void load_rejects_key_outside_any_section(void **state)
+{
+	assert_load_fails(*state, "listen = 127.0.0.1:8025\n", 1, "listen");
+}
+
+static void load_rejects_malformed_values_naming_file_line_and_key(void **state)
+{
+	static const struct {
+		const char *section, *key, *value;
+	} cases[] = {
+	    {"server", "listen", "nope"},
+	    {"server", "listen", "127.0.0.1"},
+	    {"server", "listen", "127.0.0.1:0"},
+	    {"server", "listen", "127.0.0.1:65536"},
+	    {"server", "listen", ":8025"},
+	    {"server", "public_url", "ftp://x"},
+	    {"server", "public_url", "http://"},
+	    {"server", "threads", "0"},
+	    {"server", "threads", "1025"},
+	    {"server", "threads", "many"},
+	    {"relay", "url", "ftp://x"},
+	    {"relay", "url", "smtp://"},
+	    {"relay", "url", "outbox:"},
+	    {"relay", "url", "smtp://host:port"},
+	    {"relay", "starttls", "maybe"},
+	    {"dns", "servers", "x.y"},
+	    {"dns", "servers", "127.0.0.1,ns.example.com"},
+	    {"dns", "servers", "dead.beef, cafe"},
+	    {"dns", "servers", "1.1.1.1,,8.8.8.8"},
+	    {"dns", "servers", "1.2.3.4:99999"},
+	    {"dns", "servers", "[::1]:x"},
+	    {"dns", "servers", "[nope]:53"},
+	    {"mail", "system_from", "not-an-address"},
+	    {"mail", "system_from", "postern@localhost"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char body[256];
+		/* The bad value sits on line 3, after a comment and the section header. */
+		snprintf(body, sizeof(body), "# comment\n[%s]\n%s = %s\n", cases[i].section,
+			 cases[i].key, cases[i].value);
+		assert_load_fails(*state, body, 3, cases[i].key);
+	}
+}
+
+static void load_reports_first_bad_line_of_several(void **state)
+{
+	assert_load_fails(*state,
+			  "[server]\n"
+			  "threads = 2\n"
+			  "listen = nope\n"
+			  "colour = blue\n",
+			  3, "listen");
+}
+
+static void load_rejects_missing_file_naming_path(void **state)
+{
+	struct fixture *fx = *state;
+	struct config cfg;
+	char err[1024] = "", path[64];
+
+	/* A name that certainly does not exist: a fresh temporary file, removed. */
+	strcpy(path, write_file(fx, ""));
+	remove_file(fx);
+	config_defaults(&cfg);
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), -1);
+	assert_contains(err, path);
+	assert_string_equal(cfg.listen, "127.0.0.1:8025");
+}
+
+static void load_rejects_syntax_error_naming_line(void **state)
+{
+	assert_load_fails(*state,
+			  "[server]\n"
+			  "threads = 2\n"
+			  "this line is not a key\n",
+			  3, "syntax error");
+	assert_load_fails(*state, "[server]\nthreads = 2\n[relay\n", 3, "syntax error");
+}
+
+/* A syntax error before a bad key is reported as the syntax error, on its own line. */
+static void load_reports_syntax_error_before_later_bad_key(void **state)
+{
+	assert_load_fails(*state,
+			  "[server]\n"
+			  "this line is not a key\n"
+			  "[relay]\n"
+			  "colour = blue\n",
+			  2, "syntax error");
+	/* The same bug: an unclosed header, then a key that is unknown outside any section. */
+	assert_load_fails(*state, "[server\nthreads = 2\n", 1, "syntax error");
+}
+
+/* inih (as packaged: INI_MAX_LINE 200, no realloc) would split a longer line; it is
+ * refused with its line number instead of being cut and misreported. */
+static void load_refuses_lines_over_199_characters_naming_the_line(void **state)
+{
+	char body[512], dir[301];
+	memset(dir, 'd', 300);
+	dir[0] = '/';
+	dir[300] = '\0';
+	snprintf(body, sizeof(body), "[store]\npath = %s\n[server]\nthreads = 2\n", dir);
+	assert_load_fails(*state, body, 2, "longer than 199 characters");
+}
+
+/* fopen() succeeds on a directory; it must still be refused, not read as an empty file. */
+static void load_rejects_directory_naming_path(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[1024] = "";
+	config_defaults(&cfg);
+	assert_int_equal(config_load(&cfg, "/tmp", err, sizeof(err)), -1);
+	assert_contains(err, "/tmp");
+}
+
+static void flag_listen_applies_and_returns_1(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[256] = "";
+	config_defaults(&cfg);
+	assert_int_equal(config_flag(&cfg, "--listen", "0.0.0.0:9000", err, sizeof(err)), 1);
+	assert_string_equal(cfg.listen, "0.0.0.0:9000");
+	assert_int_equal(config_flag(&cfg, "--listen", "[::1]:9001", err, sizeof(err)), 1);
+	assert_string_equal(cfg.listen, "[::1]:9001");
+}
+
+static void flags_apply_to_their_keys(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[256] = "";
+	config_defaults(&cfg);
+	assert_int_equal(
+	    config_flag(&cfg, "--public-url", "https://p.example.com", err, sizeof(err)), 1);
+	assert_string_equal(cfg.public_url, "https://p.example.com");
+	assert_int_equal(config_flag(&cfg, "--db", "/tmp/x.db", err, sizeof(err)), 1);
+	assert_string_equal(cfg.store_path, "/tmp/x.db");
+	assert_int_equal(
+	    config_flag(&cfg, "--relay", "smtps://smtp.example.com:465", err, sizeof(err)), 1);
+	assert_string_equal(cfg.relay_url, "smtps://smtp.example.com:465");
+	assert_int_equal(config_flag(&cfg, "--dns", "10.0.0.53", err, sizeof(err)), 1);
+	assert_string_equal(cfg.dns_servers, "10.0.0.53");
+}
+
+static void flag_malformed_value_returns_minus_1_with_message(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[256] = "";
+	config_defaults(&cfg);
+	assert_int_equal(config_flag(&cfg, "--listen", "nope", err, sizeof(err)), -1);
+	assert_contains(err, "--listen");
+	assert_contains(err, "nope");
+	assert_string_equal(cfg.listen, "127.0.0.1:8025");
+
+	err[0] = '\0';
+	assert_int_equal(config_flag(&cfg, "--relay", "ftp://x", err, sizeof(err)), -1);
+	assert_contains(err, "--relay");
+	assert_string_equal(cfg.relay_url, "outbox:var/outbox");
+}
+
+static void flag_unknown_returns_0_and_changes_nothing(void **state)
+{
+	(void)state;
+	struct config cfg, before;
+	char err[256] = "";
+	config_defaults(&cfg);
+	memcpy(&before, &cfg, sizeof(cfg));
+	assert_int_equal(config_flag(&cfg, "--verbose", "1", err, sizeof(err)), 0);
+	/* Keys without a flag (threads, relay password) cannot be set from the command line. */
+	assert_int_equal(config_flag(&cfg, "--threads", "8", err, sizeof(err)), 0);
+	assert_int_equal(config_flag(&cfg, "listen", "0.0.0.0:1", err, sizeof(err)), 0);
+	assert_memory_equal(&cfg, &before, sizeof(cfg));
+}
+
+static void finish_derives_public_url_from_listen(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[256] = "";
+	config_defaults(&cfg);
+	config_finish(&cfg);
+	assert_string_equal(cfg.public_url, "http://127.0.0.1:8025");
+
+	config_defaults(&cfg);
+	assert_int_equal(config_flag(&cfg, "--listen", "0.0.0.0:9000", err, sizeof(err)), 1);
+	config_finish(&cfg);
+	assert_string_equal(cfg.public_url, "http://0.0.0.0:9000");
+}
+
+static void finish_keeps_public_url_that_was_set(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[256] = "";
+	config_defaults(&cfg);
+	assert_int_equal(
+	    config_flag(&cfg, "--public-url", "https://mail.example.com", err, sizeof(err)), 1);
+	config_finish(&cfg);
+	assert_string_equal(cfg.public_url, "https://mail.example.com");
+}
+
+#define FIXTURE_TEST(f) cmocka_unit_test_setup_teardown(f, setup_fixture, teardown_fixture)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(defaults_listen_locally_with_outbox_relay),
+	    FIXTURE_TEST(load_sets_every_key_of_a_valid_file),
+	    FIXTURE_TEST(load_keeps_defaults_for_keys_not_in_file),
+	    FIXTURE_TEST(load_accepts_every_spelling_of_yes_and_no),
+	    FIXTURE_TEST(load_rejects_unknown_key_naming_file_line_and_key),
+	    FIXTURE_TEST(load_rejects_unknown_section_naming_file_line_and_key),
+	    FIXTURE_TEST(load_rejects_key_outside_any_section),
+	    FIXTURE_TEST(load_rejects_malformed_values_naming_file_line_and_key),
+	    FIXTURE_TEST(load_reports_first_bad_line_of_several),
+	    FIXTURE_TEST(load_rejects_missing_file_naming_path),
+	    FIXTURE_TEST(load_rejects_syntax_error_naming_line),
+	    FIXTURE_TEST(load_reports_syntax_error_before_later_bad_key),
+	    FIXTURE_TEST(load_refuses_lines_over_199_characters_naming_the_line),
+	    cmocka_unit_test(load_rejects_directory_naming_path),
+	    cmocka_unit_test(flag_listen_applies_and_returns_1),
+	    cmocka_unit_test(flags_apply_to_their_keys),
+	    cmocka_unit_test(flag_malformed_value_returns_minus_1_with_message),
+	    cmocka_unit_test(flag_unknown_returns_0_and_changes_nothing),
+	    cmocka_unit_test(finish_derives_public_url_from_listen),
+	    cmocka_unit_test(finish_keeps_public_url_that_was_set),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

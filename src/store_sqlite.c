@@ -139,17 +139,14 @@ static int sq_bind(sqlite3_stmt *st, const char *fmt, va_list ap)
 /* Prepares sql with its arguments and steps once. Returns STORE_OK with a row in *out
  * (the caller finalizes), STORE_NOT_FOUND when done without a row (or after a write),
  * STORE_CONFLICT on a unique violation, STORE_FAIL otherwise. Call with the lock held. */
-static int sq_step(struct sq *q, sqlite3_stmt **out, const char *sql, const char *fmt, ...)
+static int sq_vstep(struct sq *q, sqlite3_stmt **out, const char *sql, const char *fmt, va_list ap)
 {
 	sqlite3_stmt *st = NULL;
-	va_list ap;
 
 	*out = NULL;
 	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
 		return sq_fail(q, "prepare");
-	va_start(ap, fmt);
 	int rc = sq_bind(st, fmt, ap);
-	va_end(ap);
 	if (rc != SQLITE_OK) {
 		sqlite3_finalize(st);
 		return sq_fail(q, "bind");
@@ -167,16 +164,49 @@ static int sq_step(struct sq *q, sqlite3_stmt **out, const char *sql, const char
 	return sq_fail(q, "step");
 }
 
-/* Runs a statement that returns no rows. */
-#define SQ_EXEC(q, rc, sql, ...)                                                                   \
-	do {                                                                                       \
-		sqlite3_stmt *st_;                                                                 \
-		rc = sq_step(q, &st_, sql, __VA_ARGS__);                                           \
-		if (st_)                                                                           \
-			sqlite3_finalize(st_);                                                     \
-		if (rc == STORE_NOT_FOUND)                                                         \
-			rc = STORE_OK;                                                             \
-	} while (0)
+static int sq_step(struct sq *q, sqlite3_stmt **out, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sq_vstep(q, out, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Runs a statement that returns no rows, with the lock held. */
+static int sq_vexec(struct sq *q, int64_t *id, const char *sql, const char *fmt, va_list ap)
+{
+	sqlite3_stmt *st;
+	int rc = sq_vstep(q, &st, sql, fmt, ap);
+	if (st)
+		sqlite3_finalize(st);
+	if (rc == STORE_NOT_FOUND)
+		rc = STORE_OK;
+	if (rc == STORE_OK && id)
+		*id = sqlite3_last_insert_rowid(q->db);
+	return rc;
+}
+
+static int sq_exec(struct sq *q, int64_t *id, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sq_vexec(q, id, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Takes the lock and runs one write; the new row id goes to *id when id is not NULL. */
+static int sq_write(struct sq *q, int64_t *id, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&q->lock);
+	va_start(ap, fmt);
+	int rc = sq_vexec(q, id, sql, fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
 
 static void col_text(sqlite3_stmt *st, int col, char *dst, size_t n)
 {
@@ -227,9 +257,8 @@ static int migrate(struct sq *q, char *err, size_t errlen)
 	for (int v = version; v < known; v++) {
 		if (sqlite3_exec(q->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK)
 			goto fail;
-		int rc;
-		SQ_EXEC(q, rc, "INSERT INTO schema_version (version) VALUES (?)", "d", v + 1);
-		if (rc != STORE_OK)
+		if (sq_exec(q, NULL, "INSERT INTO schema_version (version) VALUES (?)", "d",
+			    v + 1) != STORE_OK)
 			goto fail;
 		log_info("store: schema migrated to version %d", v + 1);
 	}
@@ -252,13 +281,14 @@ static void sq_close(struct store *s)
 static int sq_account_create(struct store *s, const char *name, int64_t now, int64_t *id)
 {
 	struct sq *q = sq_of(s);
-	int rc;
 	pthread_mutex_lock(&q->lock);
-	SQ_EXEC(q, rc, "INSERT INTO accounts (name, created_at) VALUES (?, ?)", "si", name, now);
-	if (rc == STORE_OK) {
-		*id = sqlite3_last_insert_rowid(q->db);
-		SQ_EXEC(q, rc, "INSERT INTO settings (account_id) VALUES (?)", "i", *id);
-	}
+	int rc = sq_exec(q, NULL, "BEGIN IMMEDIATE", "");
+	if (rc == STORE_OK)
+		rc = sq_exec(q, id, "INSERT INTO accounts (name, created_at) VALUES (?, ?)", "si",
+			     name, now);
+	if (rc == STORE_OK)
+		rc = sq_exec(q, NULL, "INSERT INTO settings (account_id) VALUES (?)", "i", *id);
+	sq_exec(q, NULL, rc == STORE_OK ? "COMMIT" : "ROLLBACK", "");
 	pthread_mutex_unlock(&q->lock);
 	return rc;
 }
@@ -281,17 +311,10 @@ static int sq_account_by_name(struct store *s, const char *name, struct store_ac
 static int sq_user_create(struct store *s, int64_t account_id, const char *email,
 			  const char *password_hash, enum role role, int64_t now, int64_t *id)
 {
-	struct sq *q = sq_of(s);
-	int rc;
-	pthread_mutex_lock(&q->lock);
-	SQ_EXEC(q, rc,
-		"INSERT INTO users (account_id, email, password_hash, role, created_at) "
-		"VALUES (?, ?, ?, ?, ?)",
-		"isssi", account_id, email, password_hash, role_name(role), now);
-	if (rc == STORE_OK)
-		*id = sqlite3_last_insert_rowid(q->db);
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_write(sq_of(s), id,
+			"INSERT INTO users (account_id, email, password_hash, role, created_at) "
+			"VALUES (?, ?, ?, ?, ?)",
+			"isssi", account_id, email, password_hash, role_name(role), now);
 }
 
 #define USER_COLUMNS "u.id, u.account_id, u.email, u.password_hash, u.role"
@@ -341,37 +364,28 @@ static int sq_login_failures(struct store *s, int64_t user_id, int64_t since, in
 
 static int sq_login_failure_add(struct store *s, int64_t user_id, int64_t at)
 {
-	struct sq *q = sq_of(s);
-	int rc;
-	pthread_mutex_lock(&q->lock);
-	SQ_EXEC(q, rc, "INSERT INTO login_failures (user_id, at) VALUES (?, ?)", "ii", user_id, at);
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_write(sq_of(s), NULL, "INSERT INTO login_failures (user_id, at) VALUES (?, ?)",
+			"ii", user_id, at);
 }
 
 static int sq_login_failures_clear(struct store *s, int64_t user_id)
 {
-	struct sq *q = sq_of(s);
-	int rc;
-	pthread_mutex_lock(&q->lock);
-	SQ_EXEC(q, rc, "DELETE FROM login_failures WHERE user_id = ?", "i", user_id);
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_write(sq_of(s), NULL, "DELETE FROM login_failures WHERE user_id = ?", "i",
+			user_id);
 }
 
 static int sq_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 			     int64_t expires_at)
 {
 	struct sq *q = sq_of(s);
-	int rc;
 	pthread_mutex_lock(&q->lock);
 	/* Expired sessions are swept here, where a write happens anyway. */
-	SQ_EXEC(q, rc, "DELETE FROM sessions WHERE expires_at <= ?", "i", now);
+	int rc = sq_exec(q, NULL, "DELETE FROM sessions WHERE expires_at <= ?", "i", now);
 	if (rc == STORE_OK)
-		SQ_EXEC(q, rc,
-			"INSERT INTO sessions (token_hash, user_id, created_at, expires_at) "
-			"VALUES (?, ?, ?, ?)",
-			"siii", token_hash, user_id, now, expires_at);
+		rc = sq_exec(q, NULL,
+			     "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) "
+			     "VALUES (?, ?, ?, ?)",
+			     "siii", token_hash, user_id, now, expires_at);
 	pthread_mutex_unlock(&q->lock);
 	return rc;
 }
@@ -401,42 +415,26 @@ static int sq_session_get(struct store *s, const char *token_hash, int64_t now,
 
 static int sq_session_delete(struct store *s, const char *token_hash)
 {
-	struct sq *q = sq_of(s);
-	int rc;
-	pthread_mutex_lock(&q->lock);
-	SQ_EXEC(q, rc, "DELETE FROM sessions WHERE token_hash = ?", "s", token_hash);
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_write(sq_of(s), NULL, "DELETE FROM sessions WHERE token_hash = ?", "s",
+			token_hash);
 }
 
 static int sq_apikey_create(struct store *s, int64_t account_id, const char *name,
 			    const char *shown, const char *key_hash, int64_t now, int64_t *id)
 {
-	struct sq *q = sq_of(s);
-	int rc;
-	pthread_mutex_lock(&q->lock);
-	SQ_EXEC(q, rc,
-		"INSERT INTO api_keys (account_id, name, shown, key_hash, created_at) "
-		"VALUES (?, ?, ?, ?, ?)",
-		"isssi", account_id, name, shown, key_hash, now);
-	if (rc == STORE_OK)
-		*id = sqlite3_last_insert_rowid(q->db);
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_write(sq_of(s), id,
+			"INSERT INTO api_keys (account_id, name, shown, key_hash, created_at) "
+			"VALUES (?, ?, ?, ?, ?)",
+			"isssi", account_id, name, shown, key_hash, now);
 }
 
 static int sq_audit_append(struct store *s, const struct store_audit *ev)
 {
-	struct sq *q = sq_of(s);
-	int rc;
-	pthread_mutex_lock(&q->lock);
-	SQ_EXEC(q, rc,
-		"INSERT INTO audit_log (account_id, at, actor, action, target, detail, ip) "
-		"VALUES (NULLIF(?, 0), ?, ?, ?, ?, ?, ?)",
-		"iisssss", ev->account_id, ev->at, ev->actor, ev->action, ev->target, ev->detail,
-		ev->ip);
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_write(sq_of(s), NULL,
+			"INSERT INTO audit_log (account_id, at, actor, action, target, detail, ip) "
+			"VALUES (NULLIF(?, 0), ?, ?, ?, ?, ?, ?)",
+			"iisssss", ev->account_id, ev->at, ev->actor, ev->action, ev->target,
+			ev->detail, ev->ip);
 }
 
 static int sq_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn,

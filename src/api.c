@@ -3,16 +3,23 @@
  * turns its result into a response. Handlers never build error bodies themselves. */
 #include "api.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "audit.h"
 #include "log.h"
 #include "session.h"
 #include "util.h"
 
-enum api_auth { AUTH_NONE, AUTH_SESSION };
+enum api_auth { AUTH_NONE, AUTH_SESSION, AUTH_KEY };
+
+/* How errors are written: the management API's shape, or the send dialect's own. */
+enum api_dialect { DIALECT_MGMT, DIALECT_NETCORE, DIALECT_SENDGRID };
 
 struct api_route {
 	const char *method;
@@ -20,13 +27,37 @@ struct api_route {
 	api_fn fn;
 	enum api_auth auth;
 	enum perm perm;
+	enum api_dialect dialect;
 };
 
+#define MGMT(method, pattern, fn, perm)                                                            \
+	{                                                                                          \
+		method, pattern, fn, AUTH_SESSION, perm, DIALECT_MGMT                              \
+	}
+
 static const struct api_route routes[] = {
-    {"POST", "/api/session", api_session_create, AUTH_NONE, PERM_NONE},
-    {"GET", "/api/session", api_session_get, AUTH_SESSION, PERM_NONE},
-    {"DELETE", "/api/session", api_session_delete, AUTH_SESSION, PERM_NONE},
-    {"GET", "/api/audit", api_audit_list, AUTH_SESSION, PERM_READ},
+	{"POST", "/api/session", api_session_create, AUTH_NONE, PERM_NONE, DIALECT_MGMT},
+	MGMT("GET", "/api/session", api_session_get, PERM_NONE),
+	MGMT("DELETE", "/api/session", api_session_delete, PERM_NONE),
+	MGMT("GET", "/api/audit", api_audit_list, PERM_READ),
+	MGMT("GET", "/api/settings/sender-auth", api_sender_auth_get, PERM_READ),
+	MGMT("PUT", "/api/settings/sender-auth", api_sender_auth_put, PERM_SENDER_TOGGLE),
+	MGMT("GET", "/api/senders", api_senders_list, PERM_READ),
+	MGMT("POST", "/api/senders", api_senders_add, PERM_SENDER_ADD),
+	MGMT("POST", "/api/senders/{id}/verify", api_sender_verify, PERM_SENDER_VERIFY),
+	MGMT("DELETE", "/api/senders/{id}", api_sender_delete, PERM_SENDER_REMOVE),
+	MGMT("GET", "/api/users", api_users_list, PERM_USER_MANAGE),
+	MGMT("POST", "/api/users", api_users_add, PERM_USER_MANAGE),
+	MGMT("PATCH", "/api/users/{id}", api_user_patch, PERM_USER_MANAGE),
+	MGMT("DELETE", "/api/users/{id}", api_user_delete, PERM_USER_MANAGE),
+	MGMT("GET", "/api/keys", api_keys_list, PERM_KEY_MANAGE),
+	MGMT("POST", "/api/keys", api_keys_add, PERM_KEY_MANAGE),
+	MGMT("DELETE", "/api/keys/{id}", api_key_delete, PERM_KEY_MANAGE),
+	MGMT("GET", "/api/drops", api_drops_list, PERM_READ),
+	MGMT("GET", "/api/stats", api_stats_get, PERM_READ),
+	{"POST", "/v5/mail/send", api_send_netcore, AUTH_KEY, PERM_NONE, DIALECT_NETCORE},
+	{"POST", "/v6/mail/send", api_send_netcore, AUTH_KEY, PERM_NONE, DIALECT_NETCORE},
+	{"POST", "/v3/mail/send", api_send_sendgrid, AUTH_KEY, PERM_NONE, DIALECT_SENDGRID},
 };
 
 /* Matches path against pattern; on a match stores the {id} segment (if any) in param. */
@@ -69,30 +100,49 @@ static void respond_json(struct http_request *req, int status, cJSON *json,
 	http_respond(req, status, json ? "application/json" : NULL, body, len, headers);
 }
 
-/* The one place an enum err becomes an HTTP error response. */
-static void respond_error(struct http_request *req, enum err e, const char *field,
-			  const char *message, const char *const *headers)
+/* The one place an enum err becomes an HTTP error response, in the shape the client's
+ * API speaks: ours, Netcore's, or SendGrid's (whose clients expect "field" and "help"). */
+static void respond_error(struct http_request *req, enum api_dialect d, enum err e,
+			  const char *field, const char *message, const char *const *headers)
 {
 	const struct err_info *info = err_info(e);
 	cJSON *root = cJSON_CreateObject();
-	cJSON *obj = cJSON_AddObjectToObject(root, "error");
+	cJSON *obj = cJSON_CreateObject();
+
+	if (field && !*field)
+		field = NULL;
 	cJSON_AddStringToObject(obj, "code", info->code);
 	cJSON_AddStringToObject(obj, "message", message && *message ? message : info->message);
 	if (field)
 		cJSON_AddStringToObject(obj, "field", field);
+	switch (d) {
+	case DIALECT_MGMT:
+		cJSON_AddItemToObject(root, "error", obj);
+		break;
+	case DIALECT_NETCORE:
+		cJSON_AddStringToObject(root, "status", "error");
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "error"), obj);
+		break;
+	case DIALECT_SENDGRID:
+		if (!field)
+			cJSON_AddNullToObject(obj, "field");
+		cJSON_AddNullToObject(obj, "help");
+		cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "errors"), obj);
+		break;
+	}
 	respond_json(req, info->http_status, root, headers);
 }
 
-static void respond_call(struct api_call *c, enum err e)
+static void respond_call(struct api_call *c, enum api_dialect d, enum err e)
 {
 	const char *headers[5] = {"Cache-Control", "no-store", NULL, NULL, NULL};
-	if (c->set_cookie[0]) {
-		headers[2] = "Set-Cookie";
-		headers[3] = c->set_cookie;
+	if (c->reply_header) {
+		headers[2] = c->reply_header;
+		headers[3] = c->reply_header_value;
 	}
 	if (e != ERR_OK) {
 		cJSON_Delete(c->reply);
-		respond_error(c->req, e, c->err_field, c->err_message, headers);
+		respond_error(c->req, d, e, c->err_field, c->err_message, headers);
 		return;
 	}
 	int status = c->status ? c->status : (c->reply ? 200 : 204);
@@ -115,10 +165,40 @@ static int allowed_methods(const char *path, char *out, size_t outlen)
 	return n;
 }
 
+/* The send APIs take the key as "Authorization: Bearer KEY" (both dialects) or in an
+ * "api_key" header (Netcore's clients). Only its hash is looked up. */
+static enum err authenticate_key(struct api_call *c)
+{
+	char hash[AUTH_HASH_HEX];
+	const char *key = http_header(c->req, "api_key");
+	const char *authz = http_header(c->req, "Authorization");
+
+	if (!key && authz && strncasecmp(authz, "Bearer ", 7) == 0)
+		key = authz + 7 + strspn(authz + 7, " ");
+	size_t prefix = strlen(AUTH_KEY_PREFIX);
+	if (!key || strncmp(key, AUTH_KEY_PREFIX, prefix) != 0 ||
+	    !auth_token_wellformed(key + prefix, AUTH_KEY_LEN - 1 - prefix))
+		return ERR_INVALID_API_KEY;
+	auth_token_hash(key, hash);
+	int rc = store_apikey_lookup(c->ctx->store, hash, &c->key);
+	if (rc == STORE_NOT_FOUND)
+		return ERR_INVALID_API_KEY;
+	if (rc != STORE_OK)
+		return ERR_STORE_UNAVAILABLE;
+	c->req->account_id = c->key.account_id;
+	/* last_used_at is a hint for the panel; writing it once a minute is enough. */
+	int64_t now = util_now();
+	if (now - c->key.last_used_at >= 60)
+		store_apikey_touch(c->ctx->store, c->key.id, now);
+	return ERR_OK;
+}
+
 static enum err authenticate(struct api_call *c, const struct api_route *r)
 {
 	if (r->auth == AUTH_NONE)
 		return ERR_OK;
+	if (r->auth == AUTH_KEY)
+		return authenticate_key(c);
 	c->session_token = http_cookie(c->req, SESSION_COOKIE);
 	enum err e = session_resume(c->ctx->store, c->session_token, &c->who);
 	if (e != ERR_OK)
@@ -132,9 +212,8 @@ static enum err authenticate(struct api_call *c, const struct api_route *r)
 			return ERR_CSRF_FAILED;
 	}
 	if (!role_can(c->who.user.role, r->perm)) {
-		audit_record(c->ctx->store, c->who.account.id, c->who.user.email,
-			     "permission.denied", c->req->path, c->req->ip, "%s %s needs %s",
-			     c->req->method, c->req->path, perm_name(r->perm));
+		api_audit(c, "permission.denied", c->req->path, "%s %s needs %s", c->req->method,
+			  c->req->path, perm_name(r->perm));
 		return ERR_FORBIDDEN;
 	}
 	return ERR_OK;
@@ -166,13 +245,14 @@ void api_handle(void *arg, struct http_request *req)
 		char allow[128];
 		const char *headers[] = {"Allow", allow, NULL};
 		if (allowed_methods(req->path, allow, sizeof(allow)) > 0)
-			respond_error(req, ERR_METHOD_NOT_ALLOWED, NULL, NULL, headers);
+			respond_error(req, DIALECT_MGMT, ERR_METHOD_NOT_ALLOWED, NULL, NULL,
+				      headers);
 		else
-			respond_error(req, ERR_NOT_FOUND, NULL, NULL, NULL);
+			respond_error(req, DIALECT_MGMT, ERR_NOT_FOUND, NULL, NULL, NULL);
 		return;
 	}
 	if (req->too_large) {
-		respond_error(req, ERR_PAYLOAD_TOO_LARGE, NULL, NULL, NULL);
+		respond_error(req, route->dialect, ERR_PAYLOAD_TOO_LARGE, NULL, NULL, NULL);
 		return;
 	}
 	c.param = param[0] ? param : NULL;
@@ -181,7 +261,7 @@ void api_handle(void *arg, struct http_request *req)
 		e = parse_body(&c);
 	if (e == ERR_OK)
 		e = route->fn(&c);
-	respond_call(&c, e);
+	respond_call(&c, route->dialect, e);
 	cJSON_Delete(c.body);
 }
 
@@ -193,13 +273,64 @@ const char *api_body_string(struct api_call *c, const char *name)
 
 enum err api_invalid(struct api_call *c, const char *field, const char *message)
 {
-	c->err_field = field;
+	util_copy(c->err_field, sizeof(c->err_field), field ? field : "");
 	if (message)
 		util_copy(c->err_message, sizeof(c->err_message), message);
 	else if (field)
 		snprintf(c->err_message, sizeof(c->err_message),
 			 "The field '%s' is missing or has the wrong type.", field);
 	return ERR_INVALID_REQUEST;
+}
+
+enum err api_store_err(int rc)
+{
+	switch (rc) {
+	case STORE_OK:
+		return ERR_OK;
+	case STORE_NOT_FOUND:
+		return ERR_NOT_FOUND;
+	case STORE_CONFLICT:
+		return ERR_ALREADY_EXISTS;
+	case STORE_LAST_ADMIN:
+		return ERR_LAST_ADMIN;
+	default:
+		return ERR_STORE_UNAVAILABLE;
+	}
+}
+
+int64_t api_param_id(struct api_call *c)
+{
+	char *end;
+	if (!c->param || !isdigit((unsigned char)c->param[0]))
+		return -1;
+	errno = 0;
+	long long id = strtoll(c->param, &end, 10);
+	return errno || *end || id <= 0 ? -1 : (int64_t)id;
+}
+
+void api_audit(struct api_call *c, const char *action, const char *target, const char *fmt, ...)
+{
+	char detail[400] = "";
+	if (fmt) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(detail, sizeof(detail), fmt, ap);
+		va_end(ap);
+	}
+	audit_record(c->ctx->store, c->who.account.id, c->who.user.email, action, target,
+		     c->req->ip, "role=%s%s%s", role_name(c->who.user.role), *detail ? " " : "",
+		     detail);
+}
+
+void api_add_time(cJSON *o, const char *name, int64_t t)
+{
+	char iso[21];
+	if (!t) {
+		cJSON_AddNullToObject(o, name);
+		return;
+	}
+	util_iso8601(t, iso);
+	cJSON_AddStringToObject(o, name, iso);
 }
 
 cJSON *api_user_json(const struct store_user *u)

@@ -6,31 +6,37 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "drops.h"
 #include "err.h"
 #include "http.h"
+#include "policy_cache.h"
 #include "role.h"
 #include "store.h"
 
 struct api_ctx {
 	struct store *store;
 	const struct config *cfg;
+	struct policy_cache *policies;
+	struct drops *drops;
 	bool secure_cookies; /* public_url is https */
 };
 
 struct api_call {
 	struct api_ctx *ctx;
 	struct http_request *req;
-	cJSON *body;	   /* the parsed JSON body, or NULL when there was none */
-	const char *param; /* the {id} segment of the path, when the route has one */
-	struct store_session who;
+	cJSON *body;		  /* the parsed JSON body, or NULL when there was none */
+	const char *param;	  /* the {id} segment of the path, when the route has one */
+	struct store_session who; /* routes behind a session */
 	const char *session_token;
+	struct store_apikey key; /* routes behind an API key */
 	/* What the handler answers. On ERR_OK: status (200 unless set) and reply (NULL means
 	 * no body). On an error: optionally the field at fault and a more precise message. */
 	int status;
 	cJSON *reply;
-	const char *err_field;
+	char err_field[160];
 	char err_message[256];
-	char set_cookie[256];
+	const char *reply_header; /* one extra response header, e.g. Set-Cookie */
+	char reply_header_value[256];
 };
 
 typedef enum err (*api_fn)(struct api_call *c);
@@ -41,6 +47,14 @@ void api_handle(void *arg, struct http_request *req);
 /* Handler helpers. */
 const char *api_body_string(struct api_call *c, const char *name);
 enum err api_invalid(struct api_call *c, const char *field, const char *message);
+/* Maps a store result to the error a handler returns (not found, conflict, ...). */
+enum err api_store_err(int rc);
+/* The numeric {id} of the path; -1 when it is not a positive number (answer 404). */
+int64_t api_param_id(struct api_call *c);
+/* An audit entry for the calling user: actor, role and client address included. */
+void api_audit(struct api_call *c, const char *action, const char *target, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void api_add_time(cJSON *o, const char *name, int64_t t); /* ISO 8601, null when 0 */
 cJSON *api_user_json(const struct store_user *u);
 cJSON *api_account_json(const struct store_account *a);
 
@@ -49,5 +63,22 @@ enum err api_session_create(struct api_call *c);
 enum err api_session_get(struct api_call *c);
 enum err api_session_delete(struct api_call *c);
 enum err api_audit_list(struct api_call *c);
+enum err api_sender_auth_get(struct api_call *c);
+enum err api_sender_auth_put(struct api_call *c);
+enum err api_senders_list(struct api_call *c);
+enum err api_senders_add(struct api_call *c);
+enum err api_sender_verify(struct api_call *c);
+enum err api_sender_delete(struct api_call *c);
+enum err api_users_list(struct api_call *c);
+enum err api_users_add(struct api_call *c);
+enum err api_user_patch(struct api_call *c);
+enum err api_user_delete(struct api_call *c);
+enum err api_keys_list(struct api_call *c);
+enum err api_keys_add(struct api_call *c);
+enum err api_key_delete(struct api_call *c);
+enum err api_drops_list(struct api_call *c);
+enum err api_stats_get(struct api_call *c);
+enum err api_send_netcore(struct api_call *c);
+enum err api_send_sendgrid(struct api_call *c);
 
 #endif

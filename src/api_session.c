@@ -17,7 +17,8 @@ static cJSON *session_json(const struct store_session *who, const char *csrf)
 
 static void set_cookie(struct api_call *c, const char *value, bool expire)
 {
-	snprintf(c->set_cookie, sizeof(c->set_cookie),
+	c->reply_header = "Set-Cookie";
+	snprintf(c->reply_header_value, sizeof(c->reply_header_value),
 		 "%s=%s; Path=/; HttpOnly; SameSite=Strict%s%s", SESSION_COOKIE, value,
 		 expire ? "; Max-Age=0" : "", c->ctx->secure_cookies ? "; Secure" : "");
 }
@@ -54,8 +55,7 @@ enum err api_session_delete(struct api_call *c)
 	enum err e = session_logout(c->ctx->store, c->session_token);
 	if (e != ERR_OK)
 		return e;
-	audit_record(c->ctx->store, c->who.account.id, c->who.user.email, "session.logout",
-		     c->who.user.email, c->req->ip, NULL);
+	api_audit(c, "session.logout", c->who.user.email, NULL);
 	set_cookie(c, "", true);
 	return ERR_OK;
 }

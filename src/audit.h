@@ -11,6 +11,6 @@
  * not returned: the action itself has already been decided. */
 void audit_record(struct store *s, int64_t account_id, const char *actor, const char *action,
 		  const char *target, const char *ip, const char *detail_fmt, ...)
-    __attribute__((format(printf, 7, 8)));
+	__attribute__((format(printf, 7, 8)));
 
 #endif

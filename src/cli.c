@@ -20,6 +20,8 @@
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, HELP_SHOWN = -1 };
 
+/* An option ("--db PATH"), a flag without a value (arg NULL, value "1" when given), or a
+ * positional argument (a name without dashes, like "DOMAIN"). */
 struct cli_opt {
 	const char *name; /* "--db" */
 	const char *arg;  /* "PATH" */
@@ -35,12 +37,22 @@ struct cli_cmd {
 	struct cli_opt opts[8];
 };
 
+static bool positional(const struct cli_opt *o)
+{
+	return strncmp(o->name, "--", 2) != 0;
+}
+
 static void usage(const struct cli_cmd *cmd, FILE *out)
 {
-	fprintf(out, "Usage: postern %s [options]\n%s.\n\nOptions:\n", cmd->words, cmd->summary);
+	fprintf(out, "Usage: postern %s [options]", cmd->words);
 	for (const struct cli_opt *o = cmd->opts; o->name; o++)
-		fprintf(out, "  %s %-8s %s%s\n", o->name, o->arg, o->help,
-			o->required ? " (required)" : "");
+		if (positional(o))
+			fprintf(out, " %s", o->name);
+	fprintf(out, "\n%s.\n\nOptions:\n", cmd->summary);
+	for (const struct cli_opt *o = cmd->opts; o->name; o++)
+		if (!positional(o))
+			fprintf(out, "  %s %-8s %s%s\n", o->name, o->arg ? o->arg : "", o->help,
+				o->required ? " (required)" : "");
 	fprintf(out, "  --help            show this help\n");
 }
 
@@ -60,6 +72,19 @@ static int parse_opts(struct cli_cmd *cmd, int argc, char **argv)
 			usage(cmd, stdout);
 			return HELP_SHOWN;
 		}
+		struct cli_opt *o = cmd->opts;
+		if (strncmp(argv[i], "--", 2) != 0) {
+			while (o->name && (!positional(o) || o->value))
+				o++;
+			if (!o->name) {
+				fprintf(stderr,
+					"postern %s: unexpected argument '%s' (see --help)\n",
+					cmd->words, argv[i]);
+				return EXIT_USAGE;
+			}
+			o->value = argv[i];
+			continue;
+		}
 		char name[64];
 		const char *value = NULL;
 		size_t n = strcspn(argv[i], "=");
@@ -69,13 +94,16 @@ static int parse_opts(struct cli_cmd *cmd, int argc, char **argv)
 		name[n] = '\0';
 		if (argv[i][n] == '=')
 			value = argv[i] + n + 1;
-		struct cli_opt *o = cmd->opts;
 		while (o->name && strcmp(o->name, name) != 0)
 			o++;
 		if (!o->name) {
 			fprintf(stderr, "postern %s: unknown option '%s' (see --help)\n",
 				cmd->words, argv[i]);
 			return EXIT_USAGE;
+		}
+		if (!o->arg && !value) {
+			o->value = "1";
+			continue;
 		}
 		if (!value && i + 1 < argc)
 			value = argv[++i];
@@ -88,8 +116,8 @@ static int parse_opts(struct cli_cmd *cmd, int argc, char **argv)
 	}
 	for (const struct cli_opt *o = cmd->opts; o->name; o++) {
 		if (o->required && !o->value) {
-			fprintf(stderr, "postern %s: %s %s is required (see --help)\n", cmd->words,
-				o->name, o->arg);
+			fprintf(stderr, "postern %s: %s%s%s is required (see --help)\n", cmd->words,
+				o->name, o->arg ? " " : "", o->arg ? o->arg : "");
 			return EXIT_USAGE;
 		}
 	}
@@ -342,6 +370,88 @@ static int cmd_key_create(struct cli_opt *o)
 	return rc == STORE_OK ? EXIT_OK : EXIT_FAIL;
 }
 
+/* Reads a flag pair like --verified/--pending: 1, 0, or -1 when neither was given. */
+static int flag_pair(struct cli_opt *o, const char *yes, const char *no, const char *words)
+{
+	bool y = opt(o, yes) != NULL, n = opt(o, no) != NULL;
+	if (y && n) {
+		fprintf(stderr, "postern %s: give %s or %s, not both\n", words, yes, no);
+		return -2;
+	}
+	return y ? 1 : n ? 0 : -1;
+}
+
+static int cmd_domain_add(struct cli_opt *o)
+{
+	struct store_account acct;
+	char name[ADDR_DOMAIN_MAX];
+	const char *why;
+	int64_t id;
+
+	if (addr_domain_normalize(opt(o, "DOMAIN"), name, &why) < 0) {
+		fprintf(stderr, "postern: '%s' is not a valid domain: %s\n", opt(o, "DOMAIN"), why);
+		return EXIT_USAGE;
+	}
+	struct store *s = open_account(o, &acct);
+	if (!s)
+		return EXIT_FAIL;
+	const char *status = opt(o, "--verified") ? "verified" : "pending";
+	bool active = !opt(o, "--inactive");
+	int rc = store_domain_add(s, acct.id, name, status, active, util_now(), &id);
+	if (rc == STORE_OK) {
+		audit_record(s, acct.id, "cli", "domain.added", name, NULL, "status=%s active=%s",
+			     status, active ? "yes" : "no");
+		printf("domain %s added to account %s (%s, %s)\n", name, acct.name, status,
+		       active ? "active" : "inactive");
+	} else if (rc == STORE_CONFLICT) {
+		fprintf(stderr, "postern: account %s already has domain %s\n", acct.name, name);
+	} else {
+		fprintf(stderr, "postern: cannot store the domain\n");
+	}
+	store_close(s);
+	return rc == STORE_OK ? EXIT_OK : EXIT_FAIL;
+}
+
+static int cmd_domain_set(struct cli_opt *o)
+{
+	struct store_account acct;
+	char name[ADDR_DOMAIN_MAX];
+	const char *why;
+	int verified = flag_pair(o, "--verified", "--pending", "domain set");
+	int active = flag_pair(o, "--active", "--inactive", "domain set");
+
+	if (verified == -2 || active == -2)
+		return EXIT_USAGE;
+	if (verified < 0 && active < 0) {
+		fprintf(stderr, "postern domain set: give --verified, --pending, --active or "
+				"--inactive\n");
+		return EXIT_USAGE;
+	}
+	if (addr_domain_normalize(opt(o, "DOMAIN"), name, &why) < 0) {
+		fprintf(stderr, "postern: '%s' is not a valid domain: %s\n", opt(o, "DOMAIN"), why);
+		return EXIT_USAGE;
+	}
+	struct store *s = open_account(o, &acct);
+	if (!s)
+		return EXIT_FAIL;
+	const char *status = verified < 0 ? NULL : verified ? "verified" : "pending";
+	int rc = store_domain_set(s, acct.id, name, status, active);
+	if (rc == STORE_OK) {
+		audit_record(s, acct.id, "cli", "domain.updated", name, NULL, "%s%s%s",
+			     status ? "status=" : "", status ? status : "",
+			     active < 0 ? ""
+			     : active	? " active=yes"
+					: " active=no");
+		printf("domain %s updated\n", name);
+	} else if (rc == STORE_NOT_FOUND) {
+		fprintf(stderr, "postern: account %s has no domain %s\n", acct.name, name);
+	} else {
+		fprintf(stderr, "postern: cannot update the domain\n");
+	}
+	store_close(s);
+	return rc == STORE_OK ? EXIT_OK : EXIT_FAIL;
+}
+
 static int cmd_serve(struct cli_opt *o)
 {
 	struct config cfg;
@@ -374,36 +484,56 @@ static int cmd_serve(struct cli_opt *o)
 	}
 
 static struct cli_cmd commands[] = {
-    {"init",
-     cmd_init,
-     "Create a new database with an account and its first Admin (password from "
-     "POSTERN_PASSWORD or a prompt)",
-     {DB_OPT, ACCOUNT_OPT, {"--admin", "EMAIL", "the Admin's login email", true, NULL}}},
-    {"account add",
-     cmd_account_add,
-     "Add an account with its first Admin to an existing database",
-     {DB_OPT, ACCOUNT_OPT, {"--admin", "EMAIL", "the Admin's login email", true, NULL}}},
-    {"user add",
-     cmd_user_add,
-     "Add a user to an account (password from POSTERN_PASSWORD or a prompt)",
-     {DB_OPT,
-      ACCOUNT_OPT,
-      {"--email", "EMAIL", "login email", true, NULL},
-      {"--role", "ROLE", "admin, technical, analytics or marketing", true, NULL}}},
-    {"key create",
-     cmd_key_create,
-     "Create an API key for an account and print it once",
-     {DB_OPT, ACCOUNT_OPT, {"--name", "LABEL", "a label to recognise the key by", true, NULL}}},
-    {"serve",
-     cmd_serve,
-     "Run the gateway; flags override the configuration file",
-     {{"--config", "FILE", "INI configuration file", false, NULL},
-      {"--listen", "HOST:PORT", "address to serve HTTP on ([server] listen)", false, NULL},
-      {"--db", "PATH", "SQLite database file ([store] path)", false, NULL},
-      {"--relay", "URL", "smtp://HOST:PORT, smtps://HOST:PORT or outbox:DIR ([relay] url)", false,
-       NULL},
-      {"--public-url", "URL", "URL users reach the gateway at ([server] public_url)", false, NULL},
-      {"--dns", "IP[:PORT],...", "DNS servers for domain checks ([dns] servers)", false, NULL}}},
+	{"init",
+	 cmd_init,
+	 "Create a new database with an account and its first Admin (password from "
+	 "POSTERN_PASSWORD or a prompt)",
+	 {DB_OPT, ACCOUNT_OPT, {"--admin", "EMAIL", "the Admin's login email", true, NULL}}},
+	{"account add",
+	 cmd_account_add,
+	 "Add an account with its first Admin to an existing database",
+	 {DB_OPT, ACCOUNT_OPT, {"--admin", "EMAIL", "the Admin's login email", true, NULL}}},
+	{"user add",
+	 cmd_user_add,
+	 "Add a user to an account (password from POSTERN_PASSWORD or a prompt)",
+	 {DB_OPT,
+	  ACCOUNT_OPT,
+	  {"--email", "EMAIL", "login email", true, NULL},
+	  {"--role", "ROLE", "admin, technical, analytics or marketing", true, NULL}}},
+	{"key create",
+	 cmd_key_create,
+	 "Create an API key for an account and print it once",
+	 {DB_OPT, ACCOUNT_OPT, {"--name", "LABEL", "a label to recognise the key by", true, NULL}}},
+	{"domain add",
+	 cmd_domain_add,
+	 "Add an approved sending domain to an account (pending unless --verified)",
+	 {DB_OPT,
+	  ACCOUNT_OPT,
+	  {"DOMAIN", NULL, "the sending domain", true, NULL},
+	  {"--verified", NULL, "mark it verified now", false, NULL},
+	  {"--inactive", NULL, "add it switched off", false, NULL}}},
+	{"domain set",
+	 cmd_domain_set,
+	 "Change a sending domain's status or switch it on or off",
+	 {DB_OPT,
+	  ACCOUNT_OPT,
+	  {"DOMAIN", NULL, "the sending domain", true, NULL},
+	  {"--verified", NULL, "mark it verified", false, NULL},
+	  {"--pending", NULL, "mark it pending verification", false, NULL},
+	  {"--active", NULL, "switch it on", false, NULL},
+	  {"--inactive", NULL, "switch it off", false, NULL}}},
+	{"serve",
+	 cmd_serve,
+	 "Run the gateway; flags override the configuration file",
+	 {{"--config", "FILE", "INI configuration file", false, NULL},
+	  {"--listen", "HOST:PORT", "address to serve HTTP on ([server] listen)", false, NULL},
+	  {"--db", "PATH", "SQLite database file ([store] path)", false, NULL},
+	  {"--relay", "URL", "smtp://HOST:PORT, smtps://HOST:PORT or outbox:DIR ([relay] url)",
+	   false, NULL},
+	  {"--public-url", "URL", "URL users reach the gateway at ([server] public_url)", false,
+	   NULL},
+	  {"--dns", "IP[:PORT],...", "DNS servers for domain checks ([dns] servers)", false,
+	   NULL}}},
 };
 
 static void main_usage(FILE *out)

@@ -29,21 +29,21 @@ struct cfg_key {
 #define KEY(sec, nm, ty, field, fl)                                                                \
 	{                                                                                          \
 		sec, nm, ty, offsetof(struct config, field), sizeof(((struct config *)0)->field),  \
-		    fl                                                                             \
+			fl                                                                         \
 	}
 
 static const struct cfg_key cfg_keys[] = {
-    KEY("server", "listen", CFG_LISTEN, listen, "--listen"),
-    KEY("server", "public_url", CFG_URL, public_url, "--public-url"),
-    KEY("server", "threads", CFG_INT, threads, NULL),
-    KEY("store", "path", CFG_STRING, store_path, "--db"),
-    KEY("store", "postgres", CFG_STRING, store_postgres, NULL),
-    KEY("relay", "url", CFG_RELAY, relay_url, "--relay"),
-    KEY("relay", "username", CFG_STRING, relay_username, NULL),
-    KEY("relay", "password", CFG_STRING, relay_password, NULL),
-    KEY("relay", "starttls", CFG_BOOL, relay_starttls, NULL),
-    KEY("dns", "servers", CFG_DNS, dns_servers, "--dns"),
-    KEY("mail", "system_from", CFG_EMAIL, system_from, NULL),
+	KEY("server", "listen", CFG_LISTEN, listen, "--listen"),
+	KEY("server", "public_url", CFG_URL, public_url, "--public-url"),
+	KEY("server", "threads", CFG_INT, threads, NULL),
+	KEY("store", "path", CFG_STRING, store_path, "--db"),
+	KEY("store", "postgres", CFG_STRING, store_postgres, NULL),
+	KEY("relay", "url", CFG_RELAY, relay_url, "--relay"),
+	KEY("relay", "username", CFG_STRING, relay_username, NULL),
+	KEY("relay", "password", CFG_STRING, relay_password, NULL),
+	KEY("relay", "starttls", CFG_BOOL, relay_starttls, NULL),
+	KEY("dns", "servers", CFG_DNS, dns_servers, "--dns"),
+	KEY("mail", "system_from", CFG_EMAIL, system_from, NULL),
 };
 
 void config_defaults(struct config *cfg)

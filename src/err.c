@@ -5,28 +5,66 @@
 #include "util.h"
 
 static const struct err_info err_table[ERR_COUNT] = {
-    [ERR_OK] = {"ok", 200, "OK."},
-    [ERR_INVALID_JSON] = {"invalid_json", 400,
-			  "The request body is not valid JSON. Send a JSON object."},
-    [ERR_INVALID_REQUEST] = {"invalid_request", 400,
-			     "The request is missing a field or a field has the wrong form."},
-    [ERR_INVALID_CREDENTIALS] = {"invalid_credentials", 401, "The email or password is incorrect."},
-    [ERR_NOT_AUTHENTICATED] = {"not_authenticated", 401,
-			       "Log in first: POST /api/session with your email and password."},
-    [ERR_CSRF_FAILED] = {"csrf_failed", 403,
-			 "Send the X-CSRF-Token header with the csrf_token from your session."},
-    [ERR_FORBIDDEN] = {"forbidden", 403,
-		       "Your role does not allow this action. Ask an Admin of your account."},
-    [ERR_NOT_FOUND] = {"not_found", 404, "Nothing exists at this address."},
-    [ERR_METHOD_NOT_ALLOWED] = {"method_not_allowed", 405,
-				"This address does not accept that method; see the Allow header."},
-    [ERR_PAYLOAD_TOO_LARGE] = {"payload_too_large", 413, "The request body is larger than 10 MiB."},
-    [ERR_TOO_MANY_ATTEMPTS] = {"too_many_attempts", 429,
-			       "Too many failed password attempts. Wait 15 minutes and try again."},
-    [ERR_STORE_UNAVAILABLE] = {"store_unavailable", 503,
-			       "The database is unavailable. Nothing was changed; retry later."},
-    [ERR_INTERNAL] = {"internal_error", 500,
-		      "Something went wrong inside Postern. Nothing was changed; retry later."},
+	[ERR_OK] = {"ok", 200, "OK."},
+	[ERR_INVALID_JSON] = {"invalid_json", 400,
+			      "The request body is not valid JSON. Send a JSON object."},
+	[ERR_INVALID_REQUEST] = {"invalid_request", 400,
+				 "The request is missing a field or a field has the wrong form."},
+	[ERR_INVALID_CREDENTIALS] = {"invalid_credentials", 401,
+				     "The email or password is incorrect."},
+	[ERR_NOT_AUTHENTICATED] = {"not_authenticated", 401,
+				   "Log in first: POST /api/session with your email and password."},
+	[ERR_CSRF_FAILED] = {"csrf_failed", 403,
+			     "Send the X-CSRF-Token header with the csrf_token from your session."},
+	[ERR_FORBIDDEN] = {"forbidden", 403,
+			   "Your role does not allow this action. Ask an Admin of your account."},
+	[ERR_NOT_FOUND] = {"not_found", 404, "Nothing exists at this address."},
+	[ERR_METHOD_NOT_ALLOWED] =
+		{"method_not_allowed", 405,
+		 "This address does not accept that method; see the Allow header."},
+	[ERR_PAYLOAD_TOO_LARGE] = {"payload_too_large", 413,
+				   "The request body is larger than 10 MiB."},
+	[ERR_TOO_MANY_ATTEMPTS] =
+		{"too_many_attempts", 429,
+		 "Too many failed password attempts. Wait 15 minutes and try again."},
+	[ERR_STORE_UNAVAILABLE] =
+		{"store_unavailable", 503,
+		 "The database is unavailable. Nothing was changed; retry later."},
+	[ERR_INTERNAL] = {"internal_error", 500,
+			  "Something went wrong inside Postern. Nothing was changed; retry later."},
+	[ERR_INVALID_API_KEY] = {"invalid_api_key", 401,
+				 "The API key is missing, wrong or revoked. Send it as "
+				 "'Authorization: Bearer KEY' or in the api_key header."},
+	[ERR_PASSWORD_INCORRECT] = {"password_incorrect", 403,
+				    "The password is incorrect. Enter your own login password to "
+				    "change this setting."},
+	[ERR_ALREADY_EXISTS] = {"already_exists", 409,
+				"This already exists. Use the existing one or choose another."},
+	[ERR_LAST_ADMIN] = {"last_admin", 409,
+			    "An account needs at least one Admin. Make another user Admin first."},
+	[ERR_SENDER_AUTH_NO_SENDERS] =
+		{"sender_auth_no_senders", 403,
+		 "Authorized sender email ID is on and no sender address is "
+		 "verified, so all outgoing mail is dropped. Add and verify a "
+		 "sender under Mail Settings > Authorized sender email ID."},
+	[ERR_DOMAIN_NOT_APPROVED] = {"domain_not_approved", 403,
+				     "The From domain is not an approved sending domain. Add it "
+				     "under Approved Sending Domains and verify it."},
+	[ERR_DOMAIN_NOT_VERIFIED] = {"domain_not_verified", 403,
+				     "The From domain is not verified yet. Publish its DNS records "
+				     "(Approved Sending Domains) and check them again."},
+	[ERR_DOMAIN_INACTIVE] = {"domain_inactive", 403,
+				 "The From domain is deactivated. Activate it under Approved "
+				 "Sending Domains."},
+	[ERR_SENDER_NOT_AUTHORIZED] =
+		{"sender_not_authorized", 403,
+		 "This From address is not an authorized sender. Add and "
+		 "verify this address under Mail Settings > Authorized sender "
+		 "email ID."},
+	[ERR_SENDER_PENDING_VERIFICATION] = {"sender_pending_verification", 403,
+					     "This From address is waiting for an Admin to verify "
+					     "it, under Mail Settings > Authorized sender email ID "
+					     "or with the link in the verification email."},
 };
 
 const struct err_info *err_info(enum err e)

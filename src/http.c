@@ -27,7 +27,7 @@ struct http_server {
 static void client_ip(struct MHD_Connection *conn, char *out, size_t n)
 {
 	const union MHD_ConnectionInfo *ci =
-	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	util_copy(out, n, "-");
 	if (!ci || !ci->client_addr)
 		return;
@@ -83,7 +83,7 @@ static int body_append(struct http_request *req, const char *data, size_t n)
 static bool declared_too_large(struct MHD_Connection *conn)
 {
 	const char *cl =
-	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	return cl && strtoull(cl, NULL, 10) > HTTP_BODY_MAX;
 }
 
@@ -144,8 +144,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 void http_respond(struct http_request *req, int status, const char *content_type, char *body,
 		  size_t len, const char *const *headers)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(
-	    len, body ? body : (char *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, body ? body : (char *)"",
+								 body ? MHD_RESPMEM_MUST_FREE
+								      : MHD_RESPMEM_PERSISTENT);
 	if (!r)
 		fatal("cannot create HTTP response");
 	if (content_type)
@@ -225,10 +226,10 @@ struct http_server *http_start(const char *listen, int threads, http_handler fn,
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	srv->daemon = MHD_start_daemon(
-	    flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-	    MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT,
-	    4096u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
+		flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads, MHD_OPTION_NOTIFY_COMPLETED,
+		on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_LIMIT,
+		4096u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024, MHD_OPTION_END);
 	if (!srv->daemon) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not allowed)",
 			 listen);
@@ -236,7 +237,7 @@ struct http_server *http_start(const char *listen, int threads, http_handler fn,
 		return NULL;
 	}
 	const union MHD_DaemonInfo *di =
-	    MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+		MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	srv->port = di ? di->port : 0;
 	return srv;
 }

@@ -10,26 +10,27 @@
 #define ALL_ROLES (R(ROLE_ADMIN) | R(ROLE_TECHNICAL) | R(ROLE_ANALYTICS) | R(ROLE_MARKETING))
 
 static const char *const role_names[ROLE_COUNT] = {
-    [ROLE_ADMIN] = "admin",
-    [ROLE_TECHNICAL] = "technical",
-    [ROLE_ANALYTICS] = "analytics",
-    [ROLE_MARKETING] = "marketing",
+	[ROLE_ADMIN] = "admin",
+	[ROLE_TECHNICAL] = "technical",
+	[ROLE_ANALYTICS] = "analytics",
+	[ROLE_MARKETING] = "marketing",
 };
 
 static const struct {
 	const char *name;
 	unsigned roles;
 } perm_table[PERM_COUNT] = {
-    [PERM_NONE] = {"none", ALL_ROLES},
-    [PERM_READ] = {"read", ALL_ROLES},
-    [PERM_SENDER_ADD] = {"sender.add", ALL_ROLES},
-    [PERM_SENDER_TOGGLE] = {"sender_auth.toggle",
-			    R(ROLE_ADMIN) | R(ROLE_TECHNICAL) | R(ROLE_ANALYTICS)},
-    [PERM_SENDER_REMOVE] = {"sender.remove", R(ROLE_ADMIN) | R(ROLE_TECHNICAL) | R(ROLE_ANALYTICS)},
-    [PERM_SENDER_VERIFY] = {"sender.verify", R(ROLE_ADMIN)},
-    [PERM_DOMAIN_MANAGE] = {"domain.manage", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
-    [PERM_USER_MANAGE] = {"user.manage", R(ROLE_ADMIN)},
-    [PERM_KEY_MANAGE] = {"key.manage", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
+	[PERM_NONE] = {"none", ALL_ROLES},
+	[PERM_READ] = {"read", ALL_ROLES},
+	[PERM_SENDER_ADD] = {"sender.add", ALL_ROLES},
+	[PERM_SENDER_TOGGLE] = {"sender_auth.toggle",
+				R(ROLE_ADMIN) | R(ROLE_TECHNICAL) | R(ROLE_ANALYTICS)},
+	[PERM_SENDER_REMOVE] = {"sender.remove",
+				R(ROLE_ADMIN) | R(ROLE_TECHNICAL) | R(ROLE_ANALYTICS)},
+	[PERM_SENDER_VERIFY] = {"sender.verify", R(ROLE_ADMIN)},
+	[PERM_DOMAIN_MANAGE] = {"domain.manage", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
+	[PERM_USER_MANAGE] = {"user.manage", R(ROLE_ADMIN)},
+	[PERM_KEY_MANAGE] = {"key.manage", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
 };
 
 int role_parse(const char *s)

@@ -76,11 +76,15 @@ int serve_run(const struct config *cfg)
 	}
 	struct api_ctx ctx = {.store = store,
 			      .cfg = cfg,
+			      .policies = policy_cache_new(store),
+			      .drops = drops_start(store),
 			      .secure_cookies = strncmp(cfg->public_url, "https://", 8) == 0};
 	struct http_server *http =
-	    http_start(cfg->listen, cfg->threads, api_handle, &ctx, err, sizeof(err));
+		http_start(cfg->listen, cfg->threads, api_handle, &ctx, err, sizeof(err));
 	if (!http) {
 		log_error("%s", err);
+		drops_stop(ctx.drops);
+		policy_cache_free(ctx.policies);
 		store_close(store);
 		return -1;
 	}
@@ -92,6 +96,8 @@ int serve_run(const struct config *cfg)
 	log_info("received %s: finishing in-flight requests",
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	http_stop(http);
+	drops_stop(ctx.drops);
+	policy_cache_free(ctx.policies);
 	store_close(store);
 	log_info("postern stopped");
 	return 0;

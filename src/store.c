@@ -75,3 +75,126 @@ int store_audit_list(struct store *s, int64_t account_id, int limit, store_audit
 {
 	return s->ops->audit_list(s, account_id, limit, fn, arg);
 }
+
+int store_sender_auth_get(struct store *s, int64_t account_id, struct store_sender_auth *out)
+{
+	return s->ops->sender_auth_get(s, account_id, out);
+}
+
+int store_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
+			  int64_t now)
+{
+	return s->ops->sender_auth_set(s, account_id, enabled, user_id, now);
+}
+
+int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
+		      const char *const *addresses, size_t n, const char *token_hash,
+		      int64_t expires_at, int64_t *ids)
+{
+	return s->ops->senders_add(s, account_id, user_id, now, addresses, n, token_hash,
+				   expires_at, ids);
+}
+
+int store_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, void *arg)
+{
+	return s->ops->senders_list(s, account_id, fn, arg);
+}
+
+int store_sender_get(struct store *s, int64_t account_id, int64_t id, struct store_sender *out)
+{
+	return s->ops->sender_get(s, account_id, id, out);
+}
+
+int store_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
+			int64_t now)
+{
+	return s->ops->sender_verify(s, account_id, id, user_id, now);
+}
+
+int store_sender_delete(struct store *s, int64_t account_id, int64_t id)
+{
+	return s->ops->sender_delete(s, account_id, id);
+}
+
+int store_domain_add(struct store *s, int64_t account_id, const char *name, const char *status,
+		     bool active, int64_t now, int64_t *id)
+{
+	return s->ops->domain_add(s, account_id, name, status, active, now, id);
+}
+
+int store_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
+		     int active)
+{
+	return s->ops->domain_set(s, account_id, name, status, active);
+}
+
+int store_policy_load(struct store *s, int64_t account_id, struct policy **out)
+{
+	return s->ops->policy_load(s, account_id, out);
+}
+
+int store_policy_stamp(struct store *s, uint64_t *stamp)
+{
+	return s->ops->policy_stamp(s, stamp);
+}
+
+int store_users_list(struct store *s, int64_t account_id, store_user_fn fn, void *arg)
+{
+	return s->ops->users_list(s, account_id, fn, arg);
+}
+
+int store_user_get(struct store *s, int64_t account_id, int64_t id, struct store_user *out)
+{
+	return s->ops->user_get(s, account_id, id, out);
+}
+
+int store_user_set_role(struct store *s, int64_t account_id, int64_t id, enum role role)
+{
+	return s->ops->user_set_role(s, account_id, id, role);
+}
+
+int store_user_delete(struct store *s, int64_t account_id, int64_t id)
+{
+	return s->ops->user_delete(s, account_id, id);
+}
+
+int store_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg)
+{
+	return s->ops->apikey_list(s, account_id, fn, arg);
+}
+
+int store_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out)
+{
+	return s->ops->apikey_lookup(s, key_hash, out);
+}
+
+int store_apikey_touch(struct store *s, int64_t id, int64_t now)
+{
+	return s->ops->apikey_touch(s, id, now);
+}
+
+int store_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now)
+{
+	return s->ops->apikey_revoke(s, account_id, id, now);
+}
+
+int store_message_enqueue(struct store *s, const struct store_message *m)
+{
+	return s->ops->message_enqueue(s, m);
+}
+
+int store_drops_add(struct store *s, const struct store_drop *d, size_t n)
+{
+	return s->ops->drops_add(s, d, n);
+}
+
+int store_drops_list(struct store *s, int64_t account_id, int limit, store_drop_fn fn, void *arg)
+{
+	return s->ops->drops_list(s, account_id, limit, fn, arg);
+}
+
+int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
+		void *arg)
+{
+	return s->ops->stats(s, account_id, accepted, fn, arg);
+}

@@ -6,15 +6,20 @@
 
 #include <stdint.h>
 
+#include <stdbool.h>
+#include <stddef.h>
+
 #include "addr.h"
 #include "auth.h"
+#include "policy.h"
 #include "role.h"
 
 enum store_rc {
 	STORE_OK = 0,
 	STORE_NOT_FOUND,
-	STORE_CONFLICT, /* a unique name or address already exists */
-	STORE_FAIL,	/* the database failed; the caller answers 503 */
+	STORE_CONFLICT,	  /* a unique name or address already exists */
+	STORE_LAST_ADMIN, /* the change would leave an account without an Admin */
+	STORE_FAIL,	  /* the database failed; the caller answers 503 */
 };
 
 #define STORE_NAME_MAX 128
@@ -30,6 +35,7 @@ struct store_user {
 	char email[ADDR_MAX];
 	char password_hash[AUTH_PWHASH_LEN];
 	enum role role;
+	int64_t created_at;
 };
 
 /* A live session, with its user and account. */
@@ -50,7 +56,61 @@ struct store_audit {
 	char ip[64];
 };
 
+struct store_sender_auth {
+	bool enabled;
+	int verified;
+	int pending;
+};
+
+struct store_sender {
+	int64_t id;
+	char address[ADDR_MAX];
+	bool verified;
+	char domain[ADDR_DOMAIN_MAX];
+	char domain_status[16]; /* "" when the domain is not an approved sending domain */
+	bool domain_active;
+	char added_by[ADDR_MAX]; /* "" when the user is gone */
+	int64_t added_at;
+	char verified_by[ADDR_MAX];
+	int64_t verified_at; /* 0 while pending */
+};
+
+struct store_apikey {
+	int64_t id;
+	int64_t account_id;
+	char name[STORE_NAME_MAX];
+	char shown[AUTH_KEY_SHOWN + 1];
+	int64_t created_at;
+	int64_t last_used_at; /* 0 when never used */
+};
+
+/* A message accepted by the send API, stored as queued. */
+struct store_message {
+	const char *uid;
+	int64_t account_id;
+	int64_t api_key_id;
+	const char *from;
+	const char *payload; /* canonical JSON (send.h) */
+	int recipients;
+	int64_t now;
+};
+
+/* Refusals by the policy, counted per account, key, From, reason and minute. */
+struct store_drop {
+	int64_t account_id;
+	int64_t api_key_id;
+	char from[ADDR_MAX];
+	char reason[40];
+	int64_t minute; /* seconds since the epoch, a multiple of 60 */
+	int64_t count;
+};
+
 typedef int (*store_audit_fn)(void *arg, const struct store_audit *ev);
+typedef int (*store_sender_fn)(void *arg, const struct store_sender *s);
+typedef int (*store_user_fn)(void *arg, const struct store_user *u);
+typedef int (*store_apikey_fn)(void *arg, const struct store_apikey *k);
+typedef int (*store_drop_fn)(void *arg, const struct store_drop *d);
+typedef int (*store_count_fn)(void *arg, const char *reason, int64_t count);
 
 struct store;
 
@@ -74,6 +134,38 @@ struct store_ops {
 	int (*audit_append)(struct store *s, const struct store_audit *ev);
 	int (*audit_list)(struct store *s, int64_t account_id, int limit, store_audit_fn fn,
 			  void *arg);
+	int (*sender_auth_get)(struct store *s, int64_t account_id, struct store_sender_auth *out);
+	int (*sender_auth_set)(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
+			       int64_t now);
+	int (*senders_add)(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
+			   const char *const *addresses, size_t n, const char *token_hash,
+			   int64_t expires_at, int64_t *ids);
+	int (*senders_list)(struct store *s, int64_t account_id, store_sender_fn fn, void *arg);
+	int (*sender_get)(struct store *s, int64_t account_id, int64_t id,
+			  struct store_sender *out);
+	int (*sender_verify)(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
+			     int64_t now);
+	int (*sender_delete)(struct store *s, int64_t account_id, int64_t id);
+	int (*domain_add)(struct store *s, int64_t account_id, const char *name, const char *status,
+			  bool active, int64_t now, int64_t *id);
+	int (*domain_set)(struct store *s, int64_t account_id, const char *name, const char *status,
+			  int active);
+	int (*policy_load)(struct store *s, int64_t account_id, struct policy **out);
+	int (*policy_stamp)(struct store *s, uint64_t *stamp);
+	int (*users_list)(struct store *s, int64_t account_id, store_user_fn fn, void *arg);
+	int (*user_get)(struct store *s, int64_t account_id, int64_t id, struct store_user *out);
+	int (*user_set_role)(struct store *s, int64_t account_id, int64_t id, enum role role);
+	int (*user_delete)(struct store *s, int64_t account_id, int64_t id);
+	int (*apikey_list)(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg);
+	int (*apikey_lookup)(struct store *s, const char *key_hash, struct store_apikey *out);
+	int (*apikey_touch)(struct store *s, int64_t id, int64_t now);
+	int (*apikey_revoke)(struct store *s, int64_t account_id, int64_t id, int64_t now);
+	int (*message_enqueue)(struct store *s, const struct store_message *m);
+	int (*drops_add)(struct store *s, const struct store_drop *d, size_t n);
+	int (*drops_list)(struct store *s, int64_t account_id, int limit, store_drop_fn fn,
+			  void *arg);
+	int (*stats)(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
+		     void *arg);
 };
 
 struct store {
@@ -104,5 +196,47 @@ int store_apikey_create(struct store *s, int64_t account_id, const char *name, c
 			const char *key_hash, int64_t now, int64_t *id);
 int store_audit_append(struct store *s, const struct store_audit *ev);
 int store_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn, void *arg);
+int store_sender_auth_get(struct store *s, int64_t account_id, struct store_sender_auth *out);
+int store_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
+			  int64_t now);
+/* Adds normalized addresses as pending, in one transaction. ids[i] is the new sender's id,
+ * or 0 when the account has that address already. When at least one is added, a
+ * verification batch with token_hash covering the added senders is stored too. */
+int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
+		      const char *const *addresses, size_t n, const char *token_hash,
+		      int64_t expires_at, int64_t *ids);
+int store_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, void *arg);
+int store_sender_get(struct store *s, int64_t account_id, int64_t id, struct store_sender *out);
+int store_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
+			int64_t now);
+int store_sender_delete(struct store *s, int64_t account_id, int64_t id);
+/* status is "pending", "verified" or "failed"; in domain_set NULL keeps it, and active
+ * -1 keeps it. */
+int store_domain_add(struct store *s, int64_t account_id, const char *name, const char *status,
+		     bool active, int64_t now, int64_t *id);
+int store_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
+		     int active);
+/* Builds the account's policy snapshot from its switch, senders and domains. */
+int store_policy_load(struct store *s, int64_t account_id, struct policy **out);
+/* A value that changes whenever any account's policy may have changed, in this process or
+ * in another one sharing the database. Cheap: called on every send. */
+int store_policy_stamp(struct store *s, uint64_t *stamp);
+int store_users_list(struct store *s, int64_t account_id, store_user_fn fn, void *arg);
+int store_user_get(struct store *s, int64_t account_id, int64_t id, struct store_user *out);
+/* Both refuse with STORE_LAST_ADMIN to leave an account without an Admin. */
+int store_user_set_role(struct store *s, int64_t account_id, int64_t id, enum role role);
+int store_user_delete(struct store *s, int64_t account_id, int64_t id);
+int store_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg);
+/* Finds a key that is not revoked by the hash of its text. */
+int store_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out);
+int store_apikey_touch(struct store *s, int64_t id, int64_t now);
+int store_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now);
+int store_message_enqueue(struct store *s, const struct store_message *m);
+/* Adds the counts of drops to the stored ones, in one transaction. */
+int store_drops_add(struct store *s, const struct store_drop *d, size_t n);
+int store_drops_list(struct store *s, int64_t account_id, int limit, store_drop_fn fn, void *arg);
+/* Accepted messages and, per reason, dropped ones for an account. */
+int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
+		void *arg);
 
 #endif

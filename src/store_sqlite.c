@@ -16,88 +16,93 @@ struct sq {
 	struct store base;
 	sqlite3 *db;
 	pthread_mutex_t lock;
+	uint64_t policy_writes; /* bumped by every write that can change a policy; under lock */
 };
 
 /* Each entry moves the schema from version i to i+1. Never edit a released entry; append. */
 static const char *const migrations[] = {
-    "CREATE TABLE accounts ("
-    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);"
-    "CREATE TABLE users ("
-    "  id INTEGER PRIMARY KEY,"
-    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-    "  email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,"
-    "  role TEXT NOT NULL CHECK (role IN ('admin','technical','analytics','marketing')),"
-    "  created_at INTEGER NOT NULL, disabled_at INTEGER);"
-    "CREATE INDEX users_account ON users(account_id);"
-    "CREATE TABLE login_failures ("
-    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
-    "  at INTEGER NOT NULL);"
-    "CREATE INDEX login_failures_user ON login_failures(user_id, at);"
-    "CREATE TABLE sessions ("
-    "  token_hash TEXT PRIMARY KEY,"
-    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
-    "  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
-    "CREATE INDEX sessions_user ON sessions(user_id);"
-    "CREATE TABLE api_keys ("
-    "  id INTEGER PRIMARY KEY,"
-    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-    "  name TEXT NOT NULL, shown TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,"
-    "  created_at INTEGER NOT NULL, last_used_at INTEGER, revoked_at INTEGER);"
-    "CREATE INDEX api_keys_account ON api_keys(account_id);"
-    "CREATE TABLE settings ("
-    "  account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,"
-    "  sender_auth_enabled INTEGER NOT NULL DEFAULT 0,"
-    "  updated_at INTEGER, updated_by INTEGER REFERENCES users(id) ON DELETE SET NULL);"
-    "CREATE TABLE sending_domains ("
-    "  id INTEGER PRIMARY KEY,"
-    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-    "  name TEXT NOT NULL,"
-    "  status TEXT NOT NULL DEFAULT 'pending'"
-    "    CHECK (status IN ('pending','verified','failed')),"
-    "  active INTEGER NOT NULL DEFAULT 1,"
-    "  created_at INTEGER NOT NULL, checked_at INTEGER,"
-    "  UNIQUE (account_id, name));"
-    "CREATE TABLE senders ("
-    "  id INTEGER PRIMARY KEY,"
-    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-    "  address TEXT NOT NULL, domain TEXT NOT NULL,"
-    "  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','verified')),"
-    "  added_by INTEGER REFERENCES users(id) ON DELETE SET NULL, added_at INTEGER NOT NULL,"
-    "  verified_by INTEGER REFERENCES users(id) ON DELETE SET NULL, verified_at INTEGER,"
-    "  UNIQUE (account_id, address));"
-    "CREATE TABLE verification_tokens ("
-    "  id INTEGER PRIMARY KEY,"
-    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-    "  token_hash TEXT NOT NULL UNIQUE,"
-    "  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
-    "  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER);"
-    "CREATE TABLE verification_token_senders ("
-    "  token_id INTEGER NOT NULL REFERENCES verification_tokens(id) ON DELETE CASCADE,"
-    "  sender_id INTEGER NOT NULL REFERENCES senders(id) ON DELETE CASCADE,"
-    "  PRIMARY KEY (token_id, sender_id));"
-    "CREATE TABLE messages ("
-    "  id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE,"
-    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-    "  api_key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,"
-    "  from_addr TEXT NOT NULL,"
-    "  status TEXT NOT NULL DEFAULT 'queued'"
-    "    CHECK (status IN ('queued','deferred','sending','sent','failed','dropped')),"
-    "  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
-    "  payload TEXT NOT NULL, reason TEXT, last_reply TEXT,"
-    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
-    "CREATE INDEX messages_due ON messages(status, next_attempt_at);"
-    "CREATE INDEX messages_account ON messages(account_id, id);"
-    "CREATE TABLE drops ("
-    "  id INTEGER PRIMARY KEY,"
-    "  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
-    "  at INTEGER NOT NULL, from_addr TEXT, reason TEXT NOT NULL, detail TEXT);"
-    "CREATE INDEX drops_account ON drops(account_id, id);"
-    "CREATE TABLE audit_log ("
-    "  id INTEGER PRIMARY KEY,"
-    "  account_id INTEGER REFERENCES accounts(id) ON DELETE CASCADE,"
-    "  at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
-    "  target TEXT, detail TEXT, ip TEXT);"
-    "CREATE INDEX audit_account ON audit_log(account_id, id);",
+	"CREATE TABLE accounts ("
+	"  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);"
+	"CREATE TABLE users ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,"
+	"  role TEXT NOT NULL CHECK (role IN ('admin','technical','analytics','marketing')),"
+	"  created_at INTEGER NOT NULL, disabled_at INTEGER);"
+	"CREATE INDEX users_account ON users(account_id);"
+	"CREATE TABLE login_failures ("
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  at INTEGER NOT NULL);"
+	"CREATE INDEX login_failures_user ON login_failures(user_id, at);"
+	"CREATE TABLE sessions ("
+	"  token_hash TEXT PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+	"CREATE INDEX sessions_user ON sessions(user_id);"
+	"CREATE TABLE api_keys ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL, shown TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,"
+	"  created_at INTEGER NOT NULL, last_used_at INTEGER, revoked_at INTEGER);"
+	"CREATE INDEX api_keys_account ON api_keys(account_id);"
+	"CREATE TABLE settings ("
+	"  account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  sender_auth_enabled INTEGER NOT NULL DEFAULT 0,"
+	"  updated_at INTEGER, updated_by INTEGER REFERENCES users(id) ON DELETE SET NULL);"
+	"CREATE TABLE sending_domains ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'pending'"
+	"    CHECK (status IN ('pending','verified','failed')),"
+	"  active INTEGER NOT NULL DEFAULT 1,"
+	"  created_at INTEGER NOT NULL, checked_at INTEGER,"
+	"  UNIQUE (account_id, name));"
+	"CREATE TABLE senders ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  address TEXT NOT NULL, domain TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','verified')),"
+	"  added_by INTEGER REFERENCES users(id) ON DELETE SET NULL, added_at INTEGER NOT NULL,"
+	"  verified_by INTEGER REFERENCES users(id) ON DELETE SET NULL, verified_at INTEGER,"
+	"  UNIQUE (account_id, address));"
+	"CREATE TABLE verification_tokens ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  token_hash TEXT NOT NULL UNIQUE,"
+	"  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+	"  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER);"
+	"CREATE TABLE verification_token_senders ("
+	"  token_id INTEGER NOT NULL REFERENCES verification_tokens(id) ON DELETE CASCADE,"
+	"  sender_id INTEGER NOT NULL REFERENCES senders(id) ON DELETE CASCADE,"
+	"  PRIMARY KEY (token_id, sender_id));"
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  api_key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,"
+	"  from_addr TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'queued'"
+	"    CHECK (status IN ('queued','deferred','sending','sent','failed','dropped')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
+	"  recipients INTEGER NOT NULL, payload TEXT NOT NULL, reason TEXT, last_reply TEXT,"
+	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE INDEX messages_due ON messages(status, next_attempt_at);"
+	"CREATE INDEX messages_account ON messages(account_id, id);"
+	/* One row per account, key, From, reason and minute: a flood of refusals becomes a
+	 * counter, not a table that fills the disk. api_key_id 0 means no key. */
+	"CREATE TABLE drops ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  api_key_id INTEGER NOT NULL, from_addr TEXT NOT NULL, reason TEXT NOT NULL,"
+	"  minute INTEGER NOT NULL, count INTEGER NOT NULL,"
+	"  UNIQUE (account_id, api_key_id, from_addr, reason, minute));"
+	"CREATE INDEX drops_account ON drops(account_id, minute);"
+	"CREATE TABLE audit_log ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+	"  target TEXT, detail TEXT, ip TEXT);"
+	"CREATE INDEX audit_account ON audit_log(account_id, id);",
 };
 
 int store_schema_version(void)
@@ -317,7 +322,7 @@ static int sq_user_create(struct store *s, int64_t account_id, const char *email
 			"isssi", account_id, email, password_hash, role_name(role), now);
 }
 
-#define USER_COLUMNS "u.id, u.account_id, u.email, u.password_hash, u.role"
+#define USER_COLUMNS "u.id, u.account_id, u.email, u.password_hash, u.role, u.created_at"
 
 static void read_user(sqlite3_stmt *st, int col, struct store_user *u)
 {
@@ -328,6 +333,7 @@ static void read_user(sqlite3_stmt *st, int col, struct store_user *u)
 	col_text(st, col + 3, u->password_hash, sizeof(u->password_hash));
 	col_text(st, col + 4, role, sizeof(role));
 	u->role = (enum role)role_parse(role);
+	u->created_at = sqlite3_column_int64(st, col + 5);
 }
 
 static int sq_user_by_email(struct store *s, const char *email, struct store_user *out)
@@ -405,8 +411,8 @@ static int sq_session_get(struct store *s, const char *token_hash, int64_t now,
 	if (rc == STORE_OK) {
 		out->expires_at = sqlite3_column_int64(st, 0);
 		read_user(st, 1, &out->user);
-		out->account.id = sqlite3_column_int64(st, 6);
-		col_text(st, 7, out->account.name, sizeof(out->account.name));
+		out->account.id = sqlite3_column_int64(st, 7);
+		col_text(st, 8, out->account.name, sizeof(out->account.name));
 		sqlite3_finalize(st);
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -470,21 +476,558 @@ static int sq_audit_list(struct store *s, int64_t account_id, int limit, store_a
 	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }
 
+/* Runs a query and calls fn for each row through read, with the lock held. */
+static int sq_each(struct sq *q, void (*read)(sqlite3_stmt *st, void *row), void *row,
+		   int (*fn)(void *arg, const void *row), void *arg, const char *sql,
+		   const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sq_vstep(q, &st, sql, fmt, ap);
+	va_end(ap);
+	while (rc == STORE_OK) {
+		read(st, row);
+		fn(arg, row);
+		int step = sqlite3_step(st);
+		if (step == SQLITE_DONE)
+			rc = STORE_NOT_FOUND;
+		else if (step != SQLITE_ROW)
+			rc = sq_fail(q, "list");
+	}
+	if (st)
+		sqlite3_finalize(st);
+	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+static int sq_sender_auth_get(struct store *s, int64_t account_id, struct store_sender_auth *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st,
+			 "SELECT sender_auth_enabled,"
+			 "  (SELECT COUNT(*) FROM senders WHERE account_id = ? AND status = "
+			 "'verified'),"
+			 "  (SELECT COUNT(*) FROM senders WHERE account_id = ? AND status = "
+			 "'pending') "
+			 "FROM settings WHERE account_id = ?",
+			 "iii", account_id, account_id, account_id);
+	if (rc == STORE_OK) {
+		out->enabled = sqlite3_column_int(st, 0) != 0;
+		out->verified = sqlite3_column_int(st, 1);
+		out->pending = sqlite3_column_int(st, 2);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+/* An update or delete of one row: STORE_NOT_FOUND when no row matched. A write that can
+ * change a policy is counted, so snapshots know they are stale. */
+static int sq_update(struct sq *q, bool policy, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&q->lock);
+	va_start(ap, fmt);
+	int rc = sq_vexec(q, NULL, sql, fmt, ap);
+	va_end(ap);
+	if (rc == STORE_OK && sqlite3_changes(q->db) == 0)
+		rc = STORE_NOT_FOUND;
+	if (rc == STORE_OK && policy)
+		q->policy_writes++;
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
+			      int64_t now)
+{
+	return sq_update(sq_of(s), true,
+			 "UPDATE settings SET sender_auth_enabled = ?, updated_at = ?, "
+			 "updated_by = ? WHERE account_id = ?",
+			 "diii", enabled ? 1 : 0, now, user_id, account_id);
+}
+
+static int sq_senders_add(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
+			  const char *const *addresses, size_t n, const char *token_hash,
+			  int64_t expires_at, int64_t *ids)
+{
+	struct sq *q = sq_of(s);
+	int64_t batch = 0;
+	size_t added = 0;
+
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_exec(q, NULL, "BEGIN IMMEDIATE", "");
+	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+		ids[i] = 0;
+		rc = sq_exec(
+			q, &ids[i],
+			"INSERT INTO senders (account_id, address, domain, added_by, added_at) "
+			"VALUES (?, ?, ?, ?, ?)",
+			"issii", account_id, addresses[i], addr_domain(addresses[i]), user_id, now);
+		if (rc == STORE_CONFLICT) {
+			ids[i] = 0;
+			rc = STORE_OK;
+		} else if (rc == STORE_OK) {
+			added++;
+		}
+	}
+	if (rc == STORE_OK && added)
+		rc = sq_exec(q, &batch,
+			     "INSERT INTO verification_tokens (account_id, token_hash, created_by, "
+			     "created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+			     "isiii", account_id, token_hash, user_id, now, expires_at);
+	for (size_t i = 0; i < n && rc == STORE_OK && added; i++)
+		if (ids[i])
+			rc = sq_exec(q, NULL,
+				     "INSERT INTO verification_token_senders (token_id, sender_id) "
+				     "VALUES (?, ?)",
+				     "ii", batch, ids[i]);
+	sq_exec(q, NULL, rc == STORE_OK ? "COMMIT" : "ROLLBACK", "");
+	if (rc == STORE_OK && added)
+		q->policy_writes++;
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+#define SENDER_SELECT                                                                              \
+	"SELECT s.id, s.address, s.status, s.domain, d.status, d.active, ua.email, s.added_at, "   \
+	"  uv.email, s.verified_at "                                                               \
+	"FROM senders s "                                                                          \
+	"LEFT JOIN sending_domains d ON d.account_id = s.account_id AND d.name = s.domain "        \
+	"LEFT JOIN users ua ON ua.id = s.added_by "                                                \
+	"LEFT JOIN users uv ON uv.id = s.verified_by "
+
+static void read_sender(sqlite3_stmt *st, void *row)
+{
+	struct store_sender *x = row;
+	char status[16];
+	x->id = sqlite3_column_int64(st, 0);
+	col_text(st, 1, x->address, sizeof(x->address));
+	col_text(st, 2, status, sizeof(status));
+	x->verified = strcmp(status, "verified") == 0;
+	col_text(st, 3, x->domain, sizeof(x->domain));
+	col_text(st, 4, x->domain_status, sizeof(x->domain_status));
+	x->domain_active = sqlite3_column_int(st, 5) != 0;
+	col_text(st, 6, x->added_by, sizeof(x->added_by));
+	x->added_at = sqlite3_column_int64(st, 7);
+	col_text(st, 8, x->verified_by, sizeof(x->verified_by));
+	x->verified_at = sqlite3_column_int64(st, 9);
+}
+
+static int sq_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, void *arg)
+{
+	struct sq *q = sq_of(s);
+	struct store_sender row;
+	pthread_mutex_lock(&q->lock);
+	int rc =
+		sq_each(q, read_sender, &row, (int (*)(void *, const void *))fn, arg,
+			SENDER_SELECT "WHERE s.account_id = ? ORDER BY s.address", "i", account_id);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_sender_get(struct store *s, int64_t account_id, int64_t id, struct store_sender *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st, SENDER_SELECT "WHERE s.account_id = ? AND s.id = ?", "ii",
+			 account_id, id);
+	if (rc == STORE_OK) {
+		read_sender(st, out);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
+			    int64_t now)
+{
+	/* Verifying twice keeps the first verifier and time. */
+	return sq_update(sq_of(s), true,
+			 "UPDATE senders SET status = 'verified', "
+			 "  verified_by = CASE status WHEN 'verified' THEN verified_by ELSE ? END,"
+			 "  verified_at = CASE status WHEN 'verified' THEN verified_at ELSE ? END "
+			 "WHERE account_id = ? AND id = ?",
+			 "iiii", user_id, now, account_id, id);
+}
+
+static int sq_sender_delete(struct store *s, int64_t account_id, int64_t id)
+{
+	return sq_update(sq_of(s), true, "DELETE FROM senders WHERE account_id = ? AND id = ?",
+			 "ii", account_id, id);
+}
+
+static int sq_domain_add(struct store *s, int64_t account_id, const char *name, const char *status,
+			 bool active, int64_t now, int64_t *id)
+{
+	struct sq *q = sq_of(s);
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_exec(q, id,
+			 "INSERT INTO sending_domains (account_id, name, status, active, "
+			 "created_at) VALUES (?, ?, ?, ?, ?)",
+			 "issdi", account_id, name, status, active ? 1 : 0, now);
+	if (rc == STORE_OK)
+		q->policy_writes++;
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
+			 int active)
+{
+	return sq_update(sq_of(s), true,
+			 "UPDATE sending_domains SET status = COALESCE(?, status),"
+			 "  active = CASE WHEN ? < 0 THEN active ELSE ? END "
+			 "WHERE account_id = ? AND name = ?",
+			 "sddis", status, active, active, account_id, name);
+}
+
+static void read_policy_sender(sqlite3_stmt *st, void *policy)
+{
+	policy_add_sender(policy, (const char *)sqlite3_column_text(st, 0),
+			  sqlite3_column_int(st, 1) != 0);
+}
+
+static void read_policy_domain(sqlite3_stmt *st, void *policy)
+{
+	const char *status = (const char *)sqlite3_column_text(st, 1);
+	enum policy_domain_status ds = strcmp(status, "verified") == 0 ? POLICY_DOMAIN_VERIFIED
+				       : strcmp(status, "failed") == 0 ? POLICY_DOMAIN_FAILED
+								       : POLICY_DOMAIN_PENDING;
+	policy_add_domain(policy, (const char *)sqlite3_column_text(st, 0), ds,
+			  sqlite3_column_int(st, 2) != 0);
+}
+
+static int row_done(void *arg, const void *row)
+{
+	(void)arg;
+	(void)row;
+	return 0;
+}
+
+static int sq_policy_load(struct store *s, int64_t account_id, struct policy **out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	struct policy *p = NULL;
+
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st, "SELECT sender_auth_enabled FROM settings WHERE account_id = ?",
+			 "i", account_id);
+	if (rc == STORE_OK) {
+		p = policy_new(sqlite3_column_int(st, 0) != 0);
+		sqlite3_finalize(st);
+		rc = sq_each(
+			q, read_policy_sender, p, row_done, NULL,
+			"SELECT address, status = 'verified' FROM senders WHERE account_id = ?",
+			"i", account_id);
+	}
+	if (rc == STORE_OK)
+		rc = sq_each(
+			q, read_policy_domain, p, row_done, NULL,
+			"SELECT name, status, active FROM sending_domains WHERE account_id = ?",
+			"i", account_id);
+	pthread_mutex_unlock(&q->lock);
+	if (rc != STORE_OK) {
+		policy_free(p);
+		return rc;
+	}
+	*out = p;
+	return STORE_OK;
+}
+
+static int sq_policy_stamp(struct store *s, uint64_t *stamp)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	/* data_version moves when another connection (the CLI, another process) commits. */
+	int rc = sq_step(q, &st, "PRAGMA data_version", "");
+	if (rc == STORE_OK) {
+		*stamp = ((uint64_t)sqlite3_column_int64(st, 0) << 32) ^ q->policy_writes;
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc == STORE_OK ? STORE_OK : STORE_FAIL;
+}
+
+static void read_user_row(sqlite3_stmt *st, void *row)
+{
+	read_user(st, 0, row);
+}
+
+static int sq_users_list(struct store *s, int64_t account_id, store_user_fn fn, void *arg)
+{
+	struct sq *q = sq_of(s);
+	struct store_user row;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_each(q, read_user_row, &row, (int (*)(void *, const void *))fn, arg,
+			 "SELECT " USER_COLUMNS " FROM users u WHERE u.account_id = ? AND "
+			 "u.disabled_at IS NULL ORDER BY u.email",
+			 "i", account_id);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_user_get(struct store *s, int64_t account_id, int64_t id, struct store_user *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st,
+			 "SELECT " USER_COLUMNS " FROM users u WHERE u.account_id = ? AND u.id = ? "
+			 "AND u.disabled_at IS NULL",
+			 "ii", account_id, id);
+	if (rc == STORE_OK) {
+		read_user(st, 0, out);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+/* Changes or deletes a user unless that leaves the account without an Admin; the count
+ * and the change share one transaction so two Admins cannot demote each other at once. */
+static int sq_user_change(struct sq *q, int64_t account_id, int64_t id, const char *new_role)
+{
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_exec(q, NULL, "BEGIN IMMEDIATE", "");
+	if (rc == STORE_OK)
+		rc = sq_step(q, &st,
+			     "SELECT u.role, (SELECT COUNT(*) FROM users a WHERE a.account_id = "
+			     "u.account_id AND a.role = 'admin' AND a.disabled_at IS NULL) "
+			     "FROM users u WHERE u.account_id = ? AND u.id = ? AND "
+			     "u.disabled_at IS NULL",
+			     "ii", account_id, id);
+	if (rc == STORE_OK) {
+		bool admin = strcmp((const char *)sqlite3_column_text(st, 0), "admin") == 0;
+		int admins = sqlite3_column_int(st, 1);
+		sqlite3_finalize(st);
+		bool stays_admin = new_role && strcmp(new_role, "admin") == 0;
+		if (admin && admins <= 1 && !stays_admin)
+			rc = STORE_LAST_ADMIN;
+	}
+	if (rc == STORE_OK && new_role)
+		rc = sq_exec(q, NULL, "UPDATE users SET role = ? WHERE account_id = ? AND id = ?",
+			     "sii", new_role, account_id, id);
+	else if (rc == STORE_OK)
+		rc = sq_exec(q, NULL, "DELETE FROM users WHERE account_id = ? AND id = ?", "ii",
+			     account_id, id);
+	sq_exec(q, NULL, rc == STORE_OK ? "COMMIT" : "ROLLBACK", "");
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_user_set_role(struct store *s, int64_t account_id, int64_t id, enum role role)
+{
+	return sq_user_change(sq_of(s), account_id, id, role_name(role));
+}
+
+static int sq_user_delete(struct store *s, int64_t account_id, int64_t id)
+{
+	return sq_user_change(sq_of(s), account_id, id, NULL);
+}
+
+#define APIKEY_COLUMNS "id, account_id, name, shown, created_at, last_used_at"
+
+static void read_apikey(sqlite3_stmt *st, void *row)
+{
+	struct store_apikey *k = row;
+	k->id = sqlite3_column_int64(st, 0);
+	k->account_id = sqlite3_column_int64(st, 1);
+	col_text(st, 2, k->name, sizeof(k->name));
+	col_text(st, 3, k->shown, sizeof(k->shown));
+	k->created_at = sqlite3_column_int64(st, 4);
+	k->last_used_at = sqlite3_column_int64(st, 5);
+}
+
+static int sq_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg)
+{
+	struct sq *q = sq_of(s);
+	struct store_apikey row;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_each(q, read_apikey, &row, (int (*)(void *, const void *))fn, arg,
+			 "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE account_id = ? AND "
+			 "revoked_at IS NULL ORDER BY id",
+			 "i", account_id);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st,
+			 "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE key_hash = ? AND "
+			 "revoked_at IS NULL",
+			 "s", key_hash);
+	if (rc == STORE_OK) {
+		read_apikey(st, out);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_apikey_touch(struct store *s, int64_t id, int64_t now)
+{
+	return sq_write(sq_of(s), NULL, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", "ii",
+			now, id);
+}
+
+static int sq_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now)
+{
+	return sq_update(sq_of(s), false,
+			 "UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND id = ? "
+			 "AND revoked_at IS NULL",
+			 "iii", now, account_id, id);
+}
+
+static int sq_message_enqueue(struct store *s, const struct store_message *m)
+{
+	return sq_write(sq_of(s), NULL,
+			"INSERT INTO messages (uid, account_id, api_key_id, from_addr, status, "
+			"next_attempt_at, recipients, payload, created_at, updated_at) "
+			"VALUES (?, ?, NULLIF(?, 0), ?, 'queued', ?, ?, ?, ?, ?)",
+			"siisidsii", m->uid, m->account_id, m->api_key_id, m->from, m->now,
+			m->recipients, m->payload, m->now, m->now);
+}
+
+static int sq_drops_add(struct store *s, const struct store_drop *d, size_t n)
+{
+	struct sq *q = sq_of(s);
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_exec(q, NULL, "BEGIN IMMEDIATE", "");
+	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = sq_exec(
+			q, NULL,
+			"INSERT INTO drops (account_id, api_key_id, from_addr, reason, minute, "
+			"count) VALUES (?, ?, ?, ?, ?, ?) "
+			"ON CONFLICT (account_id, api_key_id, from_addr, reason, minute) "
+			"DO UPDATE SET count = count + excluded.count",
+			"iissii", d[i].account_id, d[i].api_key_id, d[i].from, d[i].reason,
+			d[i].minute, d[i].count);
+	sq_exec(q, NULL, rc == STORE_OK ? "COMMIT" : "ROLLBACK", "");
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static void read_drop(sqlite3_stmt *st, void *row)
+{
+	struct store_drop *d = row;
+	d->account_id = sqlite3_column_int64(st, 0);
+	d->api_key_id = sqlite3_column_int64(st, 1);
+	col_text(st, 2, d->from, sizeof(d->from));
+	col_text(st, 3, d->reason, sizeof(d->reason));
+	d->minute = sqlite3_column_int64(st, 4);
+	d->count = sqlite3_column_int64(st, 5);
+}
+
+static int sq_drops_list(struct store *s, int64_t account_id, int limit, store_drop_fn fn,
+			 void *arg)
+{
+	struct sq *q = sq_of(s);
+	struct store_drop row;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_each(q, read_drop, &row, (int (*)(void *, const void *))fn, arg,
+			 "SELECT account_id, api_key_id, from_addr, reason, minute, count "
+			 "FROM drops WHERE account_id = ? ORDER BY minute DESC, id DESC LIMIT ?",
+			 "id", account_id, limit);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+struct reason_row {
+	char reason[40];
+	int64_t count;
+};
+
+static void read_reason(sqlite3_stmt *st, void *row)
+{
+	struct reason_row *r = row;
+	col_text(st, 0, r->reason, sizeof(r->reason));
+	r->count = sqlite3_column_int64(st, 1);
+}
+
+struct reason_fn {
+	store_count_fn fn;
+	void *arg;
+};
+
+static int call_reason(void *arg, const void *row)
+{
+	const struct reason_fn *rf = arg;
+	const struct reason_row *r = row;
+	return rf->fn(rf->arg, r->reason, r->count);
+}
+
+static int sq_stats(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
+		    void *arg)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	struct reason_row row;
+	struct reason_fn rf = {fn, arg};
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st, "SELECT COUNT(*) FROM messages WHERE account_id = ?", "i",
+			 account_id);
+	if (rc == STORE_OK) {
+		*accepted = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		rc = sq_each(q, read_reason, &row, call_reason, &rf,
+			     "SELECT reason, SUM(count) FROM drops WHERE account_id = ? "
+			     "GROUP BY reason ORDER BY reason",
+			     "i", account_id);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
+}
+
 static const struct store_ops sq_ops = {
-    .close = sq_close,
-    .account_create = sq_account_create,
-    .account_by_name = sq_account_by_name,
-    .user_create = sq_user_create,
-    .user_by_email = sq_user_by_email,
-    .login_failures = sq_login_failures,
-    .login_failure_add = sq_login_failure_add,
-    .login_failures_clear = sq_login_failures_clear,
-    .session_create = sq_session_create,
-    .session_get = sq_session_get,
-    .session_delete = sq_session_delete,
-    .apikey_create = sq_apikey_create,
-    .audit_append = sq_audit_append,
-    .audit_list = sq_audit_list,
+	.close = sq_close,
+	.account_create = sq_account_create,
+	.account_by_name = sq_account_by_name,
+	.user_create = sq_user_create,
+	.user_by_email = sq_user_by_email,
+	.login_failures = sq_login_failures,
+	.login_failure_add = sq_login_failure_add,
+	.login_failures_clear = sq_login_failures_clear,
+	.session_create = sq_session_create,
+	.session_get = sq_session_get,
+	.session_delete = sq_session_delete,
+	.apikey_create = sq_apikey_create,
+	.audit_append = sq_audit_append,
+	.audit_list = sq_audit_list,
+	.sender_auth_get = sq_sender_auth_get,
+	.sender_auth_set = sq_sender_auth_set,
+	.senders_add = sq_senders_add,
+	.senders_list = sq_senders_list,
+	.sender_get = sq_sender_get,
+	.sender_verify = sq_sender_verify,
+	.sender_delete = sq_sender_delete,
+	.domain_add = sq_domain_add,
+	.domain_set = sq_domain_set,
+	.policy_load = sq_policy_load,
+	.policy_stamp = sq_policy_stamp,
+	.users_list = sq_users_list,
+	.user_get = sq_user_get,
+	.user_set_role = sq_user_set_role,
+	.user_delete = sq_user_delete,
+	.apikey_list = sq_apikey_list,
+	.apikey_lookup = sq_apikey_lookup,
+	.apikey_touch = sq_apikey_touch,
+	.apikey_revoke = sq_apikey_revoke,
+	.message_enqueue = sq_message_enqueue,
+	.drops_add = sq_drops_add,
+	.drops_list = sq_drops_list,
+	.stats = sq_stats,
 };
 
 struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
@@ -502,8 +1045,9 @@ struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
 	sqlite3_busy_timeout(q->db, 5000);
 	char *msg = NULL;
 	if (sqlite3_exec(
-		q->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
-		NULL, NULL, &msg) != SQLITE_OK) {
+		    q->db,
+		    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+		    NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, msg ? msg : "cannot configure database");
 		sqlite3_free(msg);
 		goto fail;

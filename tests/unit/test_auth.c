@@ -198,19 +198,19 @@ static void token_wellformed_accepts_only_base64url_of_exact_length(void **state
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(password_hash_is_argon2id_and_verifies),
-	    cmocka_unit_test(password_verify_rejects_wrong_password),
-	    cmocka_unit_test(password_verify_rejects_malformed_hash),
-	    cmocka_unit_test(password_hash_is_salted),
-	    cmocka_unit_test(password_acceptable_requires_8_to_1024_characters),
-	    cmocka_unit_test(token_new_is_43_base64url_characters),
-	    cmocka_unit_test(token_new_differs_between_calls),
-	    cmocka_unit_test(api_key_new_has_prefix_and_fixed_length),
-	    cmocka_unit_test(token_hash_is_64_hex_characters),
-	    cmocka_unit_test(token_hash_is_deterministic_and_distinguishes_tokens),
-	    cmocka_unit_test(token_derive_depends_on_purpose_and_token),
-	    cmocka_unit_test(equal_compares_whole_strings),
-	    cmocka_unit_test(token_wellformed_accepts_only_base64url_of_exact_length),
+		cmocka_unit_test(password_hash_is_argon2id_and_verifies),
+		cmocka_unit_test(password_verify_rejects_wrong_password),
+		cmocka_unit_test(password_verify_rejects_malformed_hash),
+		cmocka_unit_test(password_hash_is_salted),
+		cmocka_unit_test(password_acceptable_requires_8_to_1024_characters),
+		cmocka_unit_test(token_new_is_43_base64url_characters),
+		cmocka_unit_test(token_new_differs_between_calls),
+		cmocka_unit_test(api_key_new_has_prefix_and_fixed_length),
+		cmocka_unit_test(token_hash_is_64_hex_characters),
+		cmocka_unit_test(token_hash_is_deterministic_and_distinguishes_tokens),
+		cmocka_unit_test(token_derive_depends_on_purpose_and_token),
+		cmocka_unit_test(equal_compares_whole_strings),
+		cmocka_unit_test(token_wellformed_accepts_only_base64url_of_exact_length),
 	};
 	return cmocka_run_group_tests(tests, setup_sodium, NULL);
 }

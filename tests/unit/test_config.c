@@ -160,8 +160,8 @@ static void load_accepts_every_spelling_of_yes_and_no(void **state)
 		const char *value;
 		bool expected;
 	} cases[] = {
-	    {"yes", true}, {"YES", true}, {"true", true},   {"on", true},   {"1", true},
-	    {"no", false}, {"No", false}, {"false", false}, {"off", false}, {"0", false},
+		{"yes", true}, {"YES", true}, {"true", true},	{"on", true},	{"1", true},
+		{"no", false}, {"No", false}, {"false", false}, {"off", false}, {"0", false},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct config cfg;
@@ -208,30 +208,30 @@ static void load_rejects_malformed_values_naming_file_line_and_key(void **state)
 	static const struct {
 		const char *section, *key, *value;
 	} cases[] = {
-	    {"server", "listen", "nope"},
-	    {"server", "listen", "127.0.0.1"},
-	    {"server", "listen", "127.0.0.1:0"},
-	    {"server", "listen", "127.0.0.1:65536"},
-	    {"server", "listen", ":8025"},
-	    {"server", "public_url", "ftp://x"},
-	    {"server", "public_url", "http://"},
-	    {"server", "threads", "0"},
-	    {"server", "threads", "1025"},
-	    {"server", "threads", "many"},
-	    {"relay", "url", "ftp://x"},
-	    {"relay", "url", "smtp://"},
-	    {"relay", "url", "outbox:"},
-	    {"relay", "url", "smtp://host:port"},
-	    {"relay", "starttls", "maybe"},
-	    {"dns", "servers", "x.y"},
-	    {"dns", "servers", "127.0.0.1,ns.example.com"},
-	    {"dns", "servers", "dead.beef, cafe"},
-	    {"dns", "servers", "1.1.1.1,,8.8.8.8"},
-	    {"dns", "servers", "1.2.3.4:99999"},
-	    {"dns", "servers", "[::1]:x"},
-	    {"dns", "servers", "[nope]:53"},
-	    {"mail", "system_from", "not-an-address"},
-	    {"mail", "system_from", "postern@localhost"},
+		{"server", "listen", "nope"},
+		{"server", "listen", "127.0.0.1"},
+		{"server", "listen", "127.0.0.1:0"},
+		{"server", "listen", "127.0.0.1:65536"},
+		{"server", "listen", ":8025"},
+		{"server", "public_url", "ftp://x"},
+		{"server", "public_url", "http://"},
+		{"server", "threads", "0"},
+		{"server", "threads", "1025"},
+		{"server", "threads", "many"},
+		{"relay", "url", "ftp://x"},
+		{"relay", "url", "smtp://"},
+		{"relay", "url", "outbox:"},
+		{"relay", "url", "smtp://host:port"},
+		{"relay", "starttls", "maybe"},
+		{"dns", "servers", "x.y"},
+		{"dns", "servers", "127.0.0.1,ns.example.com"},
+		{"dns", "servers", "dead.beef, cafe"},
+		{"dns", "servers", "1.1.1.1,,8.8.8.8"},
+		{"dns", "servers", "1.2.3.4:99999"},
+		{"dns", "servers", "[::1]:x"},
+		{"dns", "servers", "[nope]:53"},
+		{"mail", "system_from", "not-an-address"},
+		{"mail", "system_from", "postern@localhost"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char body[256];
@@ -332,12 +332,12 @@ static void flags_apply_to_their_keys(void **state)
 	char err[256] = "";
 	config_defaults(&cfg);
 	assert_int_equal(
-	    config_flag(&cfg, "--public-url", "https://p.example.com", err, sizeof(err)), 1);
+		config_flag(&cfg, "--public-url", "https://p.example.com", err, sizeof(err)), 1);
 	assert_string_equal(cfg.public_url, "https://p.example.com");
 	assert_int_equal(config_flag(&cfg, "--db", "/tmp/x.db", err, sizeof(err)), 1);
 	assert_string_equal(cfg.store_path, "/tmp/x.db");
 	assert_int_equal(
-	    config_flag(&cfg, "--relay", "smtps://smtp.example.com:465", err, sizeof(err)), 1);
+		config_flag(&cfg, "--relay", "smtps://smtp.example.com:465", err, sizeof(err)), 1);
 	assert_string_equal(cfg.relay_url, "smtps://smtp.example.com:465");
 	assert_int_equal(config_flag(&cfg, "--dns", "10.0.0.53", err, sizeof(err)), 1);
 	assert_string_equal(cfg.dns_servers, "10.0.0.53");
@@ -396,7 +396,7 @@ static void finish_keeps_public_url_that_was_set(void **state)
 	char err[256] = "";
 	config_defaults(&cfg);
 	assert_int_equal(
-	    config_flag(&cfg, "--public-url", "https://mail.example.com", err, sizeof(err)), 1);
+		config_flag(&cfg, "--public-url", "https://mail.example.com", err, sizeof(err)), 1);
 	config_finish(&cfg);
 	assert_string_equal(cfg.public_url, "https://mail.example.com");
 }
@@ -406,26 +406,26 @@ static void finish_keeps_public_url_that_was_set(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(defaults_listen_locally_with_outbox_relay),
-	    FIXTURE_TEST(load_sets_every_key_of_a_valid_file),
-	    FIXTURE_TEST(load_keeps_defaults_for_keys_not_in_file),
-	    FIXTURE_TEST(load_accepts_every_spelling_of_yes_and_no),
-	    FIXTURE_TEST(load_rejects_unknown_key_naming_file_line_and_key),
-	    FIXTURE_TEST(load_rejects_unknown_section_naming_file_line_and_key),
-	    FIXTURE_TEST(load_rejects_key_outside_any_section),
-	    FIXTURE_TEST(load_rejects_malformed_values_naming_file_line_and_key),
-	    FIXTURE_TEST(load_reports_first_bad_line_of_several),
-	    FIXTURE_TEST(load_rejects_missing_file_naming_path),
-	    FIXTURE_TEST(load_rejects_syntax_error_naming_line),
-	    FIXTURE_TEST(load_reports_syntax_error_before_later_bad_key),
-	    FIXTURE_TEST(load_refuses_lines_over_199_characters_naming_the_line),
-	    cmocka_unit_test(load_rejects_directory_naming_path),
-	    cmocka_unit_test(flag_listen_applies_and_returns_1),
-	    cmocka_unit_test(flags_apply_to_their_keys),
-	    cmocka_unit_test(flag_malformed_value_returns_minus_1_with_message),
-	    cmocka_unit_test(flag_unknown_returns_0_and_changes_nothing),
-	    cmocka_unit_test(finish_derives_public_url_from_listen),
-	    cmocka_unit_test(finish_keeps_public_url_that_was_set),
+		cmocka_unit_test(defaults_listen_locally_with_outbox_relay),
+		FIXTURE_TEST(load_sets_every_key_of_a_valid_file),
+		FIXTURE_TEST(load_keeps_defaults_for_keys_not_in_file),
+		FIXTURE_TEST(load_accepts_every_spelling_of_yes_and_no),
+		FIXTURE_TEST(load_rejects_unknown_key_naming_file_line_and_key),
+		FIXTURE_TEST(load_rejects_unknown_section_naming_file_line_and_key),
+		FIXTURE_TEST(load_rejects_key_outside_any_section),
+		FIXTURE_TEST(load_rejects_malformed_values_naming_file_line_and_key),
+		FIXTURE_TEST(load_reports_first_bad_line_of_several),
+		FIXTURE_TEST(load_rejects_missing_file_naming_path),
+		FIXTURE_TEST(load_rejects_syntax_error_naming_line),
+		FIXTURE_TEST(load_reports_syntax_error_before_later_bad_key),
+		FIXTURE_TEST(load_refuses_lines_over_199_characters_naming_the_line),
+		cmocka_unit_test(load_rejects_directory_naming_path),
+		cmocka_unit_test(flag_listen_applies_and_returns_1),
+		cmocka_unit_test(flags_apply_to_their_keys),
+		cmocka_unit_test(flag_malformed_value_returns_minus_1_with_message),
+		cmocka_unit_test(flag_unknown_returns_0_and_changes_nothing),
+		cmocka_unit_test(finish_derives_public_url_from_listen),
+		cmocka_unit_test(finish_keeps_public_url_that_was_set),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

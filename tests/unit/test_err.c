@@ -65,19 +65,19 @@ static void error_statuses_follow_http_semantics(void **state)
 		const char *code;
 		int status;
 	} cases[] = {
-	    {ERR_OK, "ok", 200},
-	    {ERR_INVALID_JSON, "invalid_json", 400},
-	    {ERR_INVALID_REQUEST, "invalid_request", 400},
-	    {ERR_INVALID_CREDENTIALS, "invalid_credentials", 401},
-	    {ERR_NOT_AUTHENTICATED, "not_authenticated", 401},
-	    {ERR_CSRF_FAILED, "csrf_failed", 403},
-	    {ERR_FORBIDDEN, "forbidden", 403},
-	    {ERR_NOT_FOUND, "not_found", 404},
-	    {ERR_METHOD_NOT_ALLOWED, "method_not_allowed", 405},
-	    {ERR_PAYLOAD_TOO_LARGE, "payload_too_large", 413},
-	    {ERR_TOO_MANY_ATTEMPTS, "too_many_attempts", 429},
-	    {ERR_STORE_UNAVAILABLE, "store_unavailable", 503},
-	    {ERR_INTERNAL, "internal_error", 500},
+		{ERR_OK, "ok", 200},
+		{ERR_INVALID_JSON, "invalid_json", 400},
+		{ERR_INVALID_REQUEST, "invalid_request", 400},
+		{ERR_INVALID_CREDENTIALS, "invalid_credentials", 401},
+		{ERR_NOT_AUTHENTICATED, "not_authenticated", 401},
+		{ERR_CSRF_FAILED, "csrf_failed", 403},
+		{ERR_FORBIDDEN, "forbidden", 403},
+		{ERR_NOT_FOUND, "not_found", 404},
+		{ERR_METHOD_NOT_ALLOWED, "method_not_allowed", 405},
+		{ERR_PAYLOAD_TOO_LARGE, "payload_too_large", 413},
+		{ERR_TOO_MANY_ATTEMPTS, "too_many_attempts", 429},
+		{ERR_STORE_UNAVAILABLE, "store_unavailable", 503},
+		{ERR_INTERNAL, "internal_error", 500},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct err_info *info = err_info(cases[i].e);
@@ -103,12 +103,12 @@ static void out_of_range_error_falls_back_to_internal_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(every_error_has_snake_case_code),
-	    cmocka_unit_test(every_error_has_http_status),
-	    cmocka_unit_test(every_error_message_is_a_sentence),
-	    cmocka_unit_test(error_codes_are_unique),
-	    cmocka_unit_test(error_statuses_follow_http_semantics),
-	    cmocka_unit_test(out_of_range_error_falls_back_to_internal_error),
+		cmocka_unit_test(every_error_has_snake_case_code),
+		cmocka_unit_test(every_error_has_http_status),
+		cmocka_unit_test(every_error_message_is_a_sentence),
+		cmocka_unit_test(error_codes_are_unique),
+		cmocka_unit_test(error_statuses_follow_http_semantics),
+		cmocka_unit_test(out_of_range_error_falls_back_to_internal_error),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -142,20 +142,20 @@ static void perm_names_are_distinct_and_out_of_range_is_unknown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(matrix_covers_four_roles_and_nine_permissions),
-	    cmocka_unit_test(every_role_may_add_senders),
-	    cmocka_unit_test(marketing_may_not_toggle_sender_authorization),
-	    cmocka_unit_test(marketing_may_not_remove_senders),
-	    cmocka_unit_test(only_admin_may_verify_senders),
-	    cmocka_unit_test(admin_and_technical_may_manage_domains),
-	    cmocka_unit_test(only_admin_may_manage_users),
-	    cmocka_unit_test(admin_and_technical_may_manage_keys),
-	    cmocka_unit_test(every_role_may_read_and_use_unrestricted_actions),
-	    cmocka_unit_test(role_parse_and_name_round_trip),
-	    cmocka_unit_test(role_parse_rejects_unknown_names),
-	    cmocka_unit_test(role_name_of_out_of_range_role_is_unknown),
-	    cmocka_unit_test(role_can_refuses_out_of_range_role_or_permission),
-	    cmocka_unit_test(perm_names_are_distinct_and_out_of_range_is_unknown),
+		cmocka_unit_test(matrix_covers_four_roles_and_nine_permissions),
+		cmocka_unit_test(every_role_may_add_senders),
+		cmocka_unit_test(marketing_may_not_toggle_sender_authorization),
+		cmocka_unit_test(marketing_may_not_remove_senders),
+		cmocka_unit_test(only_admin_may_verify_senders),
+		cmocka_unit_test(admin_and_technical_may_manage_domains),
+		cmocka_unit_test(only_admin_may_manage_users),
+		cmocka_unit_test(admin_and_technical_may_manage_keys),
+		cmocka_unit_test(every_role_may_read_and_use_unrestricted_actions),
+		cmocka_unit_test(role_parse_and_name_round_trip),
+		cmocka_unit_test(role_parse_rejects_unknown_names),
+		cmocka_unit_test(role_name_of_out_of_range_role_is_unknown),
+		cmocka_unit_test(role_can_refuses_out_of_range_role_or_permission),
+		cmocka_unit_test(perm_names_are_distinct_and_out_of_range_is_unknown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,112 @@
+/* The send APIs: POST /v5/mail/send and /v6/mail/send (Netcore's dialect) and
+ * /v3/mail/send (SendGrid's). Check the request, ask the sender policy, then either queue
+ * the message or count the refusal as a drop, in the order of DESIGN.md. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "log.h"
+#include "send.h"
+#include "util.h"
+
+#define MESSAGE_ID_LEN 33 /* 16 random bytes in hex, and NUL */
+
+static const enum err reason_errs[POLICY_REASON_COUNT] = {
+	[POLICY_ALLOW] = ERR_OK,
+	[POLICY_NO_SENDERS] = ERR_SENDER_AUTH_NO_SENDERS,
+	[POLICY_DOMAIN_NOT_APPROVED] = ERR_DOMAIN_NOT_APPROVED,
+	[POLICY_DOMAIN_NOT_VERIFIED] = ERR_DOMAIN_NOT_VERIFIED,
+	[POLICY_DOMAIN_INACTIVE] = ERR_DOMAIN_INACTIVE,
+	[POLICY_SENDER_NOT_AUTHORIZED] = ERR_SENDER_NOT_AUTHORIZED,
+	[POLICY_SENDER_PENDING] = ERR_SENDER_PENDING_VERIFICATION,
+};
+
+static enum policy_reason decide(struct api_call *c, const char *from, enum err *e)
+{
+	struct policy_ref *ref = policy_cache_get(c->ctx->policies, c->key.account_id);
+	if (!ref) {
+		*e = ERR_STORE_UNAVAILABLE;
+		return POLICY_ALLOW;
+	}
+	enum policy_reason r = policy_decide(policy_ref_policy(ref), from);
+	policy_ref_release(ref);
+	*e = reason_errs[r];
+	return r;
+}
+
+static enum err queue(struct api_call *c, const struct send_request *r, char id[MESSAGE_ID_LEN])
+{
+	unsigned char raw[16];
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(id, MESSAGE_ID_LEN, raw, sizeof(raw));
+
+	char *payload = cJSON_PrintUnformatted(r->payload);
+	if (!payload)
+		fatal("cannot serialize a message");
+	struct store_message m = {
+		.uid = id,
+		.account_id = c->key.account_id,
+		.api_key_id = c->key.id,
+		.from = r->from,
+		.payload = payload,
+		.recipients = r->recipients,
+		.now = util_now(),
+	};
+	int rc = store_message_enqueue(c->ctx->store, &m);
+	free(payload);
+	if (rc != STORE_OK)
+		return ERR_STORE_UNAVAILABLE;
+	log_info("message %s queued account=%lld key=%lld from=%s recipients=%d", id,
+		 (long long)m.account_id, (long long)m.api_key_id, m.from, m.recipients);
+	return ERR_OK;
+}
+
+static enum err send_mail(struct api_call *c, enum send_dialect d, char id[MESSAGE_ID_LEN])
+{
+	struct send_request r;
+	struct send_problem why;
+	enum err e;
+
+	if (!c->body)
+		return api_invalid(c, NULL, "The request body must be a JSON object.");
+	if (send_parse(d, c->body, &r, &why) < 0)
+		return api_invalid(c, why.field, why.message);
+	enum policy_reason reason = decide(c, r.from, &e);
+	if (e == ERR_OK)
+		e = queue(c, &r, id);
+	else if (e != ERR_STORE_UNAVAILABLE) {
+		/* Every refusal is counted, so operators see what the policy stopped. */
+		drops_record(c->ctx->drops, c->key.account_id, c->key.id, r.from, reason);
+		if (reason != POLICY_NO_SENDERS)
+			util_copy(c->err_field, sizeof(c->err_field), "from.email");
+	}
+	send_request_free(&r);
+	return e;
+}
+
+enum err api_send_netcore(struct api_call *c)
+{
+	char id[MESSAGE_ID_LEN];
+	enum err e = send_mail(c, SEND_NETCORE, id);
+	if (e != ERR_OK)
+		return e;
+	c->reply = cJSON_CreateObject();
+	cJSON_AddStringToObject(c->reply, "status", "success");
+	cJSON_AddStringToObject(c->reply, "message", "OK");
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(c->reply, "data"), "message_id", id);
+	return ERR_OK;
+}
+
+enum err api_send_sendgrid(struct api_call *c)
+{
+	char id[MESSAGE_ID_LEN];
+	enum err e = send_mail(c, SEND_SENDGRID, id);
+	if (e != ERR_OK)
+		return e;
+	/* SendGrid answers 202 with no body and the id in a header; its clients expect it. */
+	c->status = 202;
+	c->reply_header = "X-Message-Id";
+	util_copy(c->reply_header_value, sizeof(c->reply_header_value), id);
+	return ERR_OK;
+}

@@ -1,0 +1,227 @@
+/* Authorized sender email IDs: the password-confirmed switch and the sender list
+ * (GET/PUT /api/settings/sender-auth, /api/senders...). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "session.h"
+#include "util.h"
+
+#define SENDERS_PER_CALL 500
+#define BATCH_TTL	 (7 * 24 * 3600) /* a Verify All link lasts a week */
+
+static enum err sender_auth_reply(struct api_call *c, bool warn_if_empty)
+{
+	struct store_sender_auth sa;
+	if (store_sender_auth_get(c->ctx->store, c->who.account.id, &sa) != STORE_OK)
+		return ERR_STORE_UNAVAILABLE;
+	c->reply = cJSON_CreateObject();
+	cJSON_AddBoolToObject(c->reply, "enabled", sa.enabled);
+	cJSON_AddNumberToObject(c->reply, "verified", sa.verified);
+	cJSON_AddNumberToObject(c->reply, "pending", sa.pending);
+	if (warn_if_empty && sa.enabled && sa.verified == 0)
+		cJSON_AddStringToObject(c->reply, "warning", "no_authorized_senders");
+	return ERR_OK;
+}
+
+enum err api_sender_auth_get(struct api_call *c)
+{
+	return sender_auth_reply(c, false);
+}
+
+enum err api_sender_auth_put(struct api_call *c)
+{
+	const cJSON *enabled =
+		c->body ? cJSON_GetObjectItemCaseSensitive(c->body, "enabled") : NULL;
+	const char *password = api_body_string(c, "password");
+
+	if (!cJSON_IsBool(enabled))
+		return api_invalid(c, "enabled", "enabled must be true or false.");
+	if (!password || !*password)
+		return api_invalid(c, "password",
+				   "Enter your login password to change this setting.");
+	enum err e = session_password_check(c->ctx->store, &c->who.user, password, c->req->ip);
+	if (e == ERR_INVALID_CREDENTIALS) {
+		api_audit(c, "sender_auth.toggle_denied", "sender-auth", "wanted=%s",
+			  cJSON_IsTrue(enabled) ? "enabled" : "disabled");
+		return ERR_PASSWORD_INCORRECT;
+	}
+	if (e != ERR_OK)
+		return e;
+	bool on = cJSON_IsTrue(enabled);
+	if (store_sender_auth_set(c->ctx->store, c->who.account.id, on, c->who.user.id,
+				  util_now()) != STORE_OK)
+		return ERR_STORE_UNAVAILABLE;
+	api_audit(c, on ? "sender_auth.enabled" : "sender_auth.disabled", "sender-auth", NULL);
+	return sender_auth_reply(c, on);
+}
+
+static cJSON *sender_json(const struct store_sender *s)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddNumberToObject(o, "id", (double)s->id);
+	cJSON_AddStringToObject(o, "address", s->address);
+	cJSON_AddStringToObject(o, "status", s->verified ? "verified" : "pending");
+	if (s->domain_status[0]) {
+		cJSON *d = cJSON_AddObjectToObject(o, "domain");
+		cJSON_AddStringToObject(d, "name", s->domain);
+		cJSON_AddStringToObject(d, "status", s->domain_status);
+		cJSON_AddBoolToObject(d, "active", s->domain_active);
+	} else {
+		cJSON_AddNullToObject(o, "domain");
+	}
+	if (s->added_by[0])
+		cJSON_AddStringToObject(o, "added_by", s->added_by);
+	else
+		cJSON_AddNullToObject(o, "added_by");
+	api_add_time(o, "added_at", s->added_at);
+	if (s->verified_by[0])
+		cJSON_AddStringToObject(o, "verified_by", s->verified_by);
+	else
+		cJSON_AddNullToObject(o, "verified_by");
+	api_add_time(o, "verified_at", s->verified_at);
+	return o;
+}
+
+static int add_sender(void *arg, const struct store_sender *s)
+{
+	cJSON_AddItemToArray(arg, sender_json(s));
+	return 0;
+}
+
+enum err api_senders_list(struct api_call *c)
+{
+	cJSON *list = cJSON_CreateArray();
+	if (store_senders_list(c->ctx->store, c->who.account.id, add_sender, list) != STORE_OK) {
+		cJSON_Delete(list);
+		return ERR_STORE_UNAVAILABLE;
+	}
+	c->reply = cJSON_CreateObject();
+	cJSON_AddItemToObject(c->reply, "senders", list);
+	return ERR_OK;
+}
+
+static void reject(cJSON *rejected, const char *address, const char *code, const char *message)
+{
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "address", address);
+	cJSON_AddStringToObject(r, "code", code);
+	cJSON_AddStringToObject(r, "message", message);
+	cJSON_AddItemToArray(rejected, r);
+}
+
+/* Normalizes the requested addresses into norm[], answering the invalid ones and repeats
+ * within the request in rejected. Returns how many are left to store. */
+static size_t collect(const cJSON *list, char (*norm)[ADDR_MAX], const char **given,
+		      cJSON *rejected)
+{
+	size_t n = 0;
+	const cJSON *a;
+	cJSON_ArrayForEach(a, list)
+	{
+		const char *why;
+		const char *text = cJSON_IsString(a) ? a->valuestring : "";
+		if (!cJSON_IsString(a) || addr_normalize(text, norm[n], &why) < 0) {
+			reject(rejected, text, "invalid_address",
+			       cJSON_IsString(a) ? why : "Each address must be a string.");
+			continue;
+		}
+		bool repeat = false;
+		for (size_t i = 0; i < n && !repeat; i++)
+			repeat = strcmp(norm[i], norm[n]) == 0;
+		if (repeat) {
+			reject(rejected, text, "already_exists",
+			       "This address appears more than once in the request.");
+			continue;
+		}
+		given[n++] = text;
+	}
+	return n;
+}
+
+enum err api_senders_add(struct api_call *c)
+{
+	const cJSON *list = c->body ? cJSON_GetObjectItemCaseSensitive(c->body, "addresses") : NULL;
+	int count = cJSON_GetArraySize(list);
+	char token[AUTH_TOKEN_LEN], hash[AUTH_HASH_HEX];
+
+	if (!cJSON_IsArray(list) || count < 1 || count > SENDERS_PER_CALL)
+		return api_invalid(c, "addresses", "Give a list of 1 to 500 email addresses.");
+	char(*norm)[ADDR_MAX] = xcalloc((size_t)count, ADDR_MAX);
+	const char **given = xcalloc((size_t)count, sizeof(*given));
+	const char **ptrs = xcalloc((size_t)count, sizeof(*ptrs));
+	int64_t *ids = xcalloc((size_t)count, sizeof(*ids));
+	cJSON *rejected = cJSON_CreateArray();
+	size_t n = collect(list, norm, given, rejected);
+
+	for (size_t i = 0; i < n; i++)
+		ptrs[i] = norm[i];
+	/* The batch's token goes into the Verify All link; only its hash is stored. */
+	auth_token_new(token);
+	auth_token_hash(token, hash);
+	int64_t now = util_now();
+	int rc = n ? store_senders_add(c->ctx->store, c->who.account.id, c->who.user.id, now, ptrs,
+				       n, hash, now + BATCH_TTL, ids)
+		   : STORE_OK;
+	enum err e = rc == STORE_OK ? ERR_OK : ERR_STORE_UNAVAILABLE;
+	if (e == ERR_OK) {
+		cJSON *added = cJSON_CreateArray();
+		for (size_t i = 0; i < n; i++) {
+			if (!ids[i]) {
+				reject(rejected, given[i], "already_exists",
+				       "This address is already in the list.");
+				continue;
+			}
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddNumberToObject(o, "id", (double)ids[i]);
+			cJSON_AddStringToObject(o, "address", norm[i]);
+			cJSON_AddStringToObject(o, "status", "pending");
+			cJSON_AddItemToArray(added, o);
+			api_audit(c, "sender.added", norm[i], NULL);
+		}
+		c->status = 201;
+		c->reply = cJSON_CreateObject();
+		cJSON_AddItemToObject(c->reply, "added", added);
+		cJSON_AddItemToObject(c->reply, "rejected", rejected);
+	} else {
+		cJSON_Delete(rejected);
+	}
+	free(norm);
+	free(given);
+	free(ptrs);
+	free(ids);
+	return e;
+}
+
+enum err api_sender_verify(struct api_call *c)
+{
+	struct store_sender s;
+	int64_t id = api_param_id(c);
+	if (id < 0)
+		return ERR_NOT_FOUND;
+	enum err e = api_store_err(store_sender_verify(c->ctx->store, c->who.account.id, id,
+						       c->who.user.id, util_now()));
+	if (e == ERR_OK)
+		e = api_store_err(store_sender_get(c->ctx->store, c->who.account.id, id, &s));
+	if (e != ERR_OK)
+		return e;
+	api_audit(c, "sender.verified", s.address, "via=panel");
+	c->reply = sender_json(&s);
+	return ERR_OK;
+}
+
+enum err api_sender_delete(struct api_call *c)
+{
+	struct store_sender s;
+	int64_t id = api_param_id(c);
+	if (id < 0)
+		return ERR_NOT_FOUND;
+	enum err e = api_store_err(store_sender_get(c->ctx->store, c->who.account.id, id, &s));
+	if (e == ERR_OK)
+		e = api_store_err(store_sender_delete(c->ctx->store, c->who.account.id, id));
+	if (e != ERR_OK)
+		return e;
+	api_audit(c, "sender.removed", s.address, NULL);
+	return ERR_OK;
+}

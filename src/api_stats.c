@@ -1,0 +1,71 @@
+/* What the policy stopped and what went through: GET /api/drops and GET /api/stats. Both
+ * flush the drop counter first, so a refusal is visible as soon as it was answered. */
+#include <stdlib.h>
+
+#include "api.h"
+#include "util.h"
+
+static int add_drop(void *arg, const struct store_drop *d)
+{
+	cJSON *o = cJSON_CreateObject();
+	api_add_time(o, "at", d->minute);
+	if (d->api_key_id)
+		cJSON_AddNumberToObject(o, "key_id", (double)d->api_key_id);
+	else
+		cJSON_AddNullToObject(o, "key_id");
+	cJSON_AddStringToObject(o, "from", d->from);
+	cJSON_AddStringToObject(o, "reason", d->reason);
+	cJSON_AddNumberToObject(o, "count", (double)d->count);
+	cJSON_AddItemToArray(arg, o);
+	return 0;
+}
+
+enum err api_drops_list(struct api_call *c)
+{
+	const char *q = http_query(c->req, "limit");
+	char *end;
+	long limit = q ? strtol(q, &end, 10) : 100;
+	if (q && (!*q || *end || limit < 1 || limit > 1000))
+		return api_invalid(c, "limit", "limit must be a whole number from 1 to 1000.");
+	if (drops_flush(c->ctx->drops) != STORE_OK)
+		return ERR_STORE_UNAVAILABLE;
+	cJSON *list = cJSON_CreateArray();
+	if (store_drops_list(c->ctx->store, c->who.account.id, (int)limit, add_drop, list) !=
+	    STORE_OK) {
+		cJSON_Delete(list);
+		return ERR_STORE_UNAVAILABLE;
+	}
+	c->reply = cJSON_CreateObject();
+	cJSON_AddItemToObject(c->reply, "drops", list);
+	return ERR_OK;
+}
+
+static int add_count(void *arg, const char *reason, int64_t count)
+{
+	cJSON *n = cJSON_GetObjectItemCaseSensitive(arg, reason);
+	if (n)
+		cJSON_SetNumberValue(n, (double)count);
+	else
+		cJSON_AddNumberToObject(arg, reason, (double)count);
+	return 0;
+}
+
+enum err api_stats_get(struct api_call *c)
+{
+	int64_t accepted = 0;
+	cJSON *dropped = cJSON_CreateObject();
+
+	/* Every reason appears, with 0 when nothing was dropped for it. */
+	for (int r = POLICY_ALLOW + 1; r < POLICY_REASON_COUNT; r++)
+		cJSON_AddNumberToObject(dropped, policy_reason_code((enum policy_reason)r), 0);
+	if (drops_flush(c->ctx->drops) != STORE_OK ||
+	    store_stats(c->ctx->store, c->who.account.id, &accepted, add_count, dropped) !=
+		    STORE_OK) {
+		cJSON_Delete(dropped);
+		return ERR_STORE_UNAVAILABLE;
+	}
+	c->reply = cJSON_CreateObject();
+	cJSON_AddNumberToObject(c->reply, "accepted", (double)accepted);
+	cJSON_AddItemToObject(c->reply, "dropped", dropped);
+	return ERR_OK;
+}

@@ -1,0 +1,110 @@
+/* Users of the caller's account (GET/POST /api/users, PATCH/DELETE /api/users/{id}).
+ * Admin only; an account always keeps at least one Admin. */
+#include "api.h"
+#include "util.h"
+
+static cJSON *user_json(const struct store_user *u)
+{
+	cJSON *o = api_user_json(u);
+	api_add_time(o, "created_at", u->created_at);
+	return o;
+}
+
+static int add_user(void *arg, const struct store_user *u)
+{
+	cJSON_AddItemToArray(arg, user_json(u));
+	return 0;
+}
+
+enum err api_users_list(struct api_call *c)
+{
+	cJSON *list = cJSON_CreateArray();
+	if (store_users_list(c->ctx->store, c->who.account.id, add_user, list) != STORE_OK) {
+		cJSON_Delete(list);
+		return ERR_STORE_UNAVAILABLE;
+	}
+	c->reply = cJSON_CreateObject();
+	cJSON_AddItemToObject(c->reply, "users", list);
+	return ERR_OK;
+}
+
+static enum err body_role(struct api_call *c, enum role *out)
+{
+	const char *role = api_body_string(c, "role");
+	int r = role ? role_parse(role) : -1;
+	if (r < 0)
+		return api_invalid(c, "role",
+				   "role must be admin, technical, analytics or marketing.");
+	*out = (enum role)r;
+	return ERR_OK;
+}
+
+enum err api_users_add(struct api_call *c)
+{
+	const char *email = api_body_string(c, "email");
+	const char *password = api_body_string(c, "password");
+	struct store_user u = {.account_id = c->who.account.id, .created_at = util_now()};
+	const char *why;
+
+	if (!email || addr_normalize(email, u.email, &why) < 0)
+		return api_invalid(c, "email", email ? why : NULL);
+	enum err e = body_role(c, &u.role);
+	if (e != ERR_OK)
+		return e;
+	if (!password || !auth_password_acceptable(password))
+		return api_invalid(c, "password", "The password must be 8 to 1024 characters.");
+	if (auth_password_hash(password, u.password_hash) < 0)
+		return ERR_INTERNAL;
+	e = api_store_err(store_user_create(c->ctx->store, u.account_id, u.email, u.password_hash,
+					    u.role, u.created_at, &u.id));
+	if (e == ERR_ALREADY_EXISTS) {
+		util_copy(c->err_field, sizeof(c->err_field), "email");
+		util_copy(c->err_message, sizeof(c->err_message),
+			  "A user with this email already exists.");
+	}
+	if (e != ERR_OK)
+		return e;
+	api_audit(c, "user.created", u.email, "new_role=%s", role_name(u.role));
+	c->status = 201;
+	c->reply = user_json(&u);
+	return ERR_OK;
+}
+
+enum err api_user_patch(struct api_call *c)
+{
+	struct store_user u;
+	enum role role = ROLE_MARKETING;
+	int64_t id = api_param_id(c);
+
+	if (id < 0)
+		return ERR_NOT_FOUND;
+	enum err e = api_store_err(store_user_get(c->ctx->store, c->who.account.id, id, &u));
+	if (e != ERR_OK)
+		return e;
+	if ((e = body_role(c, &role)) != ERR_OK)
+		return e;
+	e = api_store_err(store_user_set_role(c->ctx->store, c->who.account.id, id, role));
+	if (e != ERR_OK)
+		return e;
+	api_audit(c, "user.role_changed", u.email, "from=%s to=%s", role_name(u.role),
+		  role_name(role));
+	u.role = role;
+	c->reply = user_json(&u);
+	return ERR_OK;
+}
+
+enum err api_user_delete(struct api_call *c)
+{
+	struct store_user u;
+	int64_t id = api_param_id(c);
+
+	if (id < 0)
+		return ERR_NOT_FOUND;
+	enum err e = api_store_err(store_user_get(c->ctx->store, c->who.account.id, id, &u));
+	if (e == ERR_OK)
+		e = api_store_err(store_user_delete(c->ctx->store, c->who.account.id, id));
+	if (e != ERR_OK)
+		return e;
+	api_audit(c, "user.removed", u.email, NULL);
+	return ERR_OK;
+}

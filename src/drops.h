@@ -1,0 +1,23 @@
+/* Drops: every refusal of the sender policy, counted per account, API key, From address,
+ * reason and minute. Recording is an in-memory increment; a background thread writes the
+ * counts in one transaction every 250 ms, so a flood of refusals costs neither an fsync
+ * each nor a row each, and no refusal is missing from the counts. */
+#ifndef POSTERN_DROPS_H
+#define POSTERN_DROPS_H
+
+#include <stdint.h>
+
+#include "policy.h"
+#include "store.h"
+
+struct drops;
+
+struct drops *drops_start(struct store *s);
+/* Writes what is pending, then stops the thread. */
+void drops_stop(struct drops *d);
+void drops_record(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
+		  enum policy_reason reason);
+/* Writes what is pending now, so a read that follows sees every refusal so far. */
+int drops_flush(struct drops *d);
+
+#endif

@@ -1,0 +1,421 @@
+/* Validation of send requests in both dialects into the canonical payload:
+ *   {"from":{email,name}, "reply_to":{email,name}?, "subject", "content":{text,html,amp},
+ *    "personalizations":[{to,cc,bcc,subject?,headers}], "headers", "attachments":
+ *    [{filename,type,content,disposition,content_id?}], "tags"}
+ * Each check names the field at fault, so a client learns exactly what to fix. */
+#include "send.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util.h"
+
+/* Headers Postern writes itself, or that would let a client forge identity. */
+static const char *const reserved_headers[] = {
+	"From",		"Sender",
+	"Return-Path",	"DKIM-Signature",
+	"To",		"Cc",
+	"Bcc",		"Subject",
+	"Reply-To",	"Date",
+	"Message-ID",	"MIME-Version",
+	"Content-Type", "Content-Transfer-Encoding",
+};
+
+/* SendGrid features Postern does not offer: refused rather than silently ignored. */
+static const char *const unsupported_sendgrid[] = {"template_id", "send_at", "batch_id"};
+
+static int fail(struct send_problem *why, const char *message, const char *field_fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct send_problem *why, const char *message, const char *field_fmt, ...)
+{
+	va_list ap;
+	va_start(ap, field_fmt);
+	vsnprintf(why->field, sizeof(why->field), field_fmt, ap);
+	va_end(ap);
+	util_copy(why->message, sizeof(why->message), message);
+	return -1;
+}
+
+static bool has_crlf(const char *s)
+{
+	return strpbrk(s, "\r\n") != NULL;
+}
+
+/* A string field that may go into a header: present (unless optional), no CR or LF,
+ * not longer than max. Returns 0 with *out set (NULL when absent and optional). */
+static int header_text(const cJSON *parent, const char *name, bool optional, size_t max,
+		       const char **out, struct send_problem *why, const char *path)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(parent, name);
+	*out = NULL;
+	if (!v || cJSON_IsNull(v)) {
+		if (optional)
+			return 0;
+		return fail(why, "This field is required.", "%s%s", path, name);
+	}
+	if (!cJSON_IsString(v))
+		return fail(why, "This field must be a string.", "%s%s", path, name);
+	if (has_crlf(v->valuestring))
+		return fail(why, "Line breaks (CR or LF) are not allowed here.", "%s%s", path,
+			    name);
+	if (strlen(v->valuestring) > max)
+		return fail(why, "This value is too long.", "%s%s", path, name);
+	*out = v->valuestring;
+	return 0;
+}
+
+/* An address as {"email","name"} (or a bare string where allowed) into {"email","name"},
+ * with the email normalized into norm. */
+static int parse_address(const cJSON *v, bool string_ok, cJSON *out, char norm[ADDR_MAX],
+			 struct send_problem *why, const char *path)
+{
+	const char *email, *name = NULL, *reason;
+	char sub[200];
+
+	if (string_ok && cJSON_IsString(v)) {
+		email = v->valuestring;
+		snprintf(sub, sizeof(sub), "%s", path);
+	} else if (cJSON_IsObject(v)) {
+		snprintf(sub, sizeof(sub), "%s.", path);
+		if (header_text(v, "email", false, ADDR_MAX, &email, why, sub) < 0 ||
+		    header_text(v, "name", true, SEND_NAME_MAX, &name, why, sub) < 0)
+			return -1;
+		snprintf(sub, sizeof(sub), "%s.email", path);
+	} else {
+		return fail(why, "Give an object with \"email\" (and optionally \"name\").", "%s",
+			    path);
+	}
+	if (addr_normalize(email, norm, &reason) < 0)
+		return fail(why, reason, "%s", sub);
+	cJSON_AddStringToObject(out, "email", norm);
+	if (name && *name)
+		cJSON_AddStringToObject(out, "name", name);
+	return 0;
+}
+
+static int parse_recipients(const cJSON *p, const char *kind, bool required, cJSON *out, int *count,
+			    struct send_problem *why, const char *path)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, kind);
+	cJSON *arr = cJSON_AddArrayToObject(out, kind);
+	char norm[ADDR_MAX], sub[200];
+	int i = 0;
+
+	if (!list || cJSON_IsNull(list)) {
+		if (required)
+			return fail(why, "At least one recipient is required.", "%s.%s", path,
+				    kind);
+		return 0;
+	}
+	if (!cJSON_IsArray(list) || (required && cJSON_GetArraySize(list) == 0))
+		return fail(why, "Give a non-empty list of recipients.", "%s.%s", path, kind);
+	const cJSON *r;
+	cJSON_ArrayForEach(r, list)
+	{
+		snprintf(sub, sizeof(sub), "%s.%s[%d]", path, kind, i++);
+		if (++*count > SEND_MAX_RECIPIENTS)
+			return fail(why, "A request may have at most 1000 recipients in all.", "%s",
+				    sub);
+		cJSON *a = cJSON_CreateObject();
+		cJSON_AddItemToArray(arr, a);
+		if (parse_address(r, false, a, norm, why, sub) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static bool header_name_ok(const char *n)
+{
+	if (!*n || strlen(n) > 76)
+		return false;
+	for (; *n; n++)
+		if (*n < 33 || *n > 126 || *n == ':')
+			return false;
+	return true;
+}
+
+static int parse_headers(const cJSON *h, cJSON *out, struct send_problem *why, const char *path)
+{
+	cJSON *obj = cJSON_AddObjectToObject(out, "headers");
+	if (!h || cJSON_IsNull(h))
+		return 0;
+	if (!cJSON_IsObject(h))
+		return fail(why, "Give headers as an object of name: value strings.", "%s", path);
+	const cJSON *v;
+	cJSON_ArrayForEach(v, h)
+	{
+		if (!header_name_ok(v->string))
+			return fail(why,
+				    "A header name is printable ASCII without spaces or colons.",
+				    "%s.%s", path, v->string);
+		for (size_t i = 0; i < ARRAY_LEN(reserved_headers); i++)
+			if (strcasecmp(v->string, reserved_headers[i]) == 0)
+				return fail(why,
+					    "This header is set by Postern from the request's own "
+					    "fields; remove it from headers.",
+					    "%s.%s", path, v->string);
+		if (!cJSON_IsString(v))
+			return fail(why, "A header value must be a string.", "%s.%s", path,
+				    v->string);
+		if (has_crlf(v->valuestring))
+			return fail(why, "Line breaks (CR or LF) are not allowed in header values.",
+				    "%s.%s", path, v->string);
+		cJSON_AddStringToObject(obj, v->string, v->valuestring);
+	}
+	return 0;
+}
+
+static int parse_personalizations(const cJSON *body, cJSON *out, int *count, bool *all_have_subject,
+				  struct send_problem *why)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "personalizations");
+	cJSON *arr = cJSON_AddArrayToObject(out, "personalizations");
+	char path[64];
+	int i = 0;
+
+	if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
+		return fail(why, "Give at least one personalization with a \"to\" list.", "%s",
+			    "personalizations");
+	*all_have_subject = true;
+	const cJSON *p;
+	cJSON_ArrayForEach(p, list)
+	{
+		snprintf(path, sizeof(path), "personalizations[%d]", i++);
+		if (!cJSON_IsObject(p))
+			return fail(why, "Each personalization is an object.", "%s", path);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToArray(arr, o);
+		const char *subject;
+		char sub[80];
+		snprintf(sub, sizeof(sub), "%s.", path);
+		if (parse_recipients(p, "to", true, o, count, why, path) < 0 ||
+		    parse_recipients(p, "cc", false, o, count, why, path) < 0 ||
+		    parse_recipients(p, "bcc", false, o, count, why, path) < 0 ||
+		    header_text(p, "subject", true, SEND_SUBJECT_MAX, &subject, why, sub) < 0)
+			return -1;
+		if (subject)
+			cJSON_AddStringToObject(o, "subject", subject);
+		else
+			*all_have_subject = false;
+		snprintf(sub, sizeof(sub), "%s.headers", path);
+		if (parse_headers(cJSON_GetObjectItemCaseSensitive(p, "headers"), o, why, sub) < 0)
+			return -1;
+		if (cJSON_GetObjectItemCaseSensitive(p, "send_at"))
+			return fail(why, "Scheduled sending is not supported; send when due.",
+				    "%s.send_at", path);
+	}
+	return 0;
+}
+
+/* Maps a content type of either dialect to the canonical slot, or NULL. */
+static const char *content_slot(const char *type)
+{
+	static const struct {
+		const char *type, *slot;
+	} map[] = {
+		{"text/plain", "text"}, {"text/html", "html"},	    {"html", "html"},
+		{"amp", "amp"},		{"text/x-amp-html", "amp"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(map); i++)
+		if (strcasecmp(type, map[i].type) == 0)
+			return map[i].slot;
+	return NULL;
+}
+
+static int parse_content(const cJSON *body, cJSON *out, struct send_problem *why)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "content");
+	cJSON *obj = cJSON_AddObjectToObject(out, "content");
+	int i = 0;
+
+	if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
+		return fail(why, "Give content as a list of {\"type\",\"value\"} objects.", "%s",
+			    "content");
+	const cJSON *c;
+	cJSON_ArrayForEach(c, list)
+	{
+		const cJSON *type = cJSON_GetObjectItemCaseSensitive(c, "type");
+		const cJSON *value = cJSON_GetObjectItemCaseSensitive(c, "value");
+		const char *slot = cJSON_IsString(type) ? content_slot(type->valuestring) : NULL;
+		if (!slot)
+			return fail(why, "The type must be text/plain, text/html, html or amp.",
+				    "content[%d].type", i);
+		if (!cJSON_IsString(value))
+			return fail(why, "The value must be a string.", "content[%d].value", i);
+		if (cJSON_GetObjectItemCaseSensitive(obj, slot))
+			return fail(why, "Each type of content may appear once.",
+				    "content[%d].type", i);
+		cJSON_AddStringToObject(obj, slot, value->valuestring);
+		i++;
+	}
+	if (!cJSON_GetObjectItemCaseSensitive(obj, "text") &&
+	    !cJSON_GetObjectItemCaseSensitive(obj, "html"))
+		return fail(why, "Give a text/plain or text/html part (amp alone cannot be shown).",
+			    "%s", "content");
+	return 0;
+}
+
+static bool base64_ok(const char *s)
+{
+	size_t n = strlen(s), bin_len;
+	if (n == 0)
+		return false;
+	unsigned char *bin = xmalloc(n);
+	int rc = sodium_base642bin(bin, n, s, n, "\r\n \t", &bin_len, NULL,
+				   sodium_base64_VARIANT_ORIGINAL);
+	free(bin);
+	return rc == 0;
+}
+
+/* type "/" subtype, each a token (RFC 2045). */
+static bool mime_type_ok(const char *t)
+{
+	const char *slash = strchr(t, '/');
+	if (!slash || slash == t || !slash[1] || strlen(t) > 127)
+		return false;
+	for (const char *p = t; *p; p++) {
+		if (p == slash)
+			continue;
+		if (*p <= 32 || *p >= 127 || strchr("()<>@,;:\\\"/[]?=", *p))
+			return false;
+	}
+	return true;
+}
+
+static int parse_attachments(enum send_dialect d, const cJSON *body, cJSON *out,
+			     struct send_problem *why)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "attachments");
+	cJSON *arr = cJSON_AddArrayToObject(out, "attachments");
+	const char *name_key = d == SEND_NETCORE ? "name" : "filename";
+	char path[64];
+	int i = 0;
+
+	if (!list || cJSON_IsNull(list))
+		return 0;
+	if (!cJSON_IsArray(list))
+		return fail(why, "Give attachments as a list.", "%s", "attachments");
+	const cJSON *a;
+	cJSON_ArrayForEach(a, list)
+	{
+		const char *name, *type, *content, *disposition, *cid;
+		snprintf(path, sizeof(path), "attachments[%d].", i++);
+		if (!cJSON_IsObject(a))
+			return fail(why, "Each attachment is an object.", "attachments[%d]", i - 1);
+		if (header_text(a, name_key, false, 255, &name, why, path) < 0 ||
+		    header_text(a, "type", true, 127, &type, why, path) < 0 ||
+		    header_text(a, "disposition", true, 16, &disposition, why, path) < 0 ||
+		    header_text(a, "content_id", true, 255, &cid, why, path) < 0)
+			return -1;
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(a, "content");
+		content = cJSON_IsString(c) ? c->valuestring : NULL;
+		if (!content || !base64_ok(content))
+			return fail(why,
+				    "The content must be base64 (RFC 4648, standard alphabet).",
+				    "%scontent", path);
+		if (type && !mime_type_ok(type))
+			return fail(why, "The type must be a MIME type like application/pdf.",
+				    "%stype", path);
+		if (disposition && strcmp(disposition, "attachment") != 0 &&
+		    strcmp(disposition, "inline") != 0)
+			return fail(why, "The disposition must be attachment or inline.",
+				    "%sdisposition", path);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToArray(arr, o);
+		cJSON_AddStringToObject(o, "filename", name);
+		cJSON_AddStringToObject(o, "type", type ? type : "application/octet-stream");
+		cJSON_AddStringToObject(o, "content", content);
+		cJSON_AddStringToObject(o, "disposition", disposition ? disposition : "attachment");
+		if (cid)
+			cJSON_AddStringToObject(o, "content_id", cid);
+	}
+	return 0;
+}
+
+static int parse_tags(enum send_dialect d, const cJSON *body, cJSON *out, struct send_problem *why)
+{
+	const char *key = d == SEND_NETCORE ? "tags" : "categories";
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, key);
+	cJSON *arr = cJSON_AddArrayToObject(out, "tags");
+	int i = 0;
+
+	if (!list || cJSON_IsNull(list))
+		return 0;
+	if (!cJSON_IsArray(list))
+		return fail(why, "Give a list of strings.", "%s", key);
+	const cJSON *t;
+	cJSON_ArrayForEach(t, list)
+	{
+		if (!cJSON_IsString(t) || strlen(t->valuestring) > 255 || has_crlf(t->valuestring))
+			return fail(why, "Each entry is a string of at most 255 characters.",
+				    "%s[%d]", key, i);
+		cJSON_AddItemToArray(arr, cJSON_CreateString(t->valuestring));
+		i++;
+	}
+	return 0;
+}
+
+static int parse_body(enum send_dialect d, const cJSON *body, struct send_request *out,
+		      struct send_problem *why)
+{
+	cJSON *p = out->payload;
+	char norm[ADDR_MAX];
+	bool all_have_subject = false;
+	const char *subject;
+
+	if (d == SEND_SENDGRID)
+		for (size_t i = 0; i < ARRAY_LEN(unsupported_sendgrid); i++)
+			if (cJSON_GetObjectItemCaseSensitive(body, unsupported_sendgrid[i]))
+				return fail(why,
+					    "Postern does not support this field; send the "
+					    "content itself, now.",
+					    "%s", unsupported_sendgrid[i]);
+	const cJSON *from = cJSON_GetObjectItemCaseSensitive(body, "from");
+	if (!from)
+		return fail(why, "A From address is required.", "%s", "from");
+	if (parse_address(from, false, cJSON_AddObjectToObject(p, "from"), out->from, why, "from") <
+	    0)
+		return -1;
+	const cJSON *reply_to = cJSON_GetObjectItemCaseSensitive(body, "reply_to");
+	if (reply_to && !cJSON_IsNull(reply_to) &&
+	    parse_address(reply_to, true, cJSON_AddObjectToObject(p, "reply_to"), norm, why,
+			  "reply_to") < 0)
+		return -1;
+	if (parse_personalizations(body, p, &out->recipients, &all_have_subject, why) < 0)
+		return -1;
+	if (header_text(body, "subject", all_have_subject, SEND_SUBJECT_MAX, &subject, why, "") < 0)
+		return -1;
+	cJSON_AddStringToObject(p, "subject", subject ? subject : "");
+	if (parse_content(body, p, why) < 0 ||
+	    parse_headers(cJSON_GetObjectItemCaseSensitive(body, "headers"), p, why, "headers") <
+		    0 ||
+	    parse_attachments(d, body, p, why) < 0 || parse_tags(d, body, p, why) < 0)
+		return -1;
+	return 0;
+}
+
+int send_parse(enum send_dialect d, const cJSON *body, struct send_request *out,
+	       struct send_problem *why)
+{
+	memset(out, 0, sizeof(*out));
+	memset(why, 0, sizeof(*why));
+	if (!cJSON_IsObject(body))
+		return fail(why, "The request body must be a JSON object.", "%s", "");
+	out->payload = cJSON_CreateObject();
+	if (parse_body(d, body, out, why) < 0) {
+		send_request_free(out);
+		return -1;
+	}
+	return 0;
+}
+
+void send_request_free(struct send_request *r)
+{
+	cJSON_Delete(r->payload);
+	r->payload = NULL;
+}

@@ -1,0 +1,34 @@
+/* Send requests: validates a request body in either dialect (Netcore v5/v6 or SendGrid v3)
+ * and turns it into one canonical JSON payload, the form queued and later composed into
+ * MIME. Pure: no I/O. Nothing here can put CR or LF into a header. */
+#ifndef POSTERN_SEND_H
+#define POSTERN_SEND_H
+
+#include <cjson/cJSON.h>
+
+#include "addr.h"
+
+#define SEND_MAX_RECIPIENTS 1000
+#define SEND_SUBJECT_MAX    998
+#define SEND_NAME_MAX	    256
+
+enum send_dialect { SEND_NETCORE, SEND_SENDGRID };
+
+struct send_request {
+	char from[ADDR_MAX]; /* normalized From address */
+	int recipients;	     /* to + cc + bcc over all personalizations */
+	cJSON *payload;	     /* canonical form; owned */
+};
+
+/* What was wrong: the field's path ("personalizations[0].to[1].email") and what to do. */
+struct send_problem {
+	char field[160];
+	char message[256];
+};
+
+/* Returns 0 with out filled, or -1 with why filled. */
+int send_parse(enum send_dialect d, const cJSON *body, struct send_request *out,
+	       struct send_problem *why);
+void send_request_free(struct send_request *r);
+
+#endif

@@ -100,6 +100,16 @@ class Gateway:
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
 
+    def log_lines(self, needle, timeout=5):
+        """The log lines containing needle, waiting (bounded) for at least one: a request's
+        line is written when the daemon finishes it, just after the client has its answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            lines = [l for l in self.read_log().splitlines() if needle in l]
+            if lines or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.02)
+
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -1,0 +1,384 @@
+"""The send API in both dialects against the real daemon: API keys, validation with field
+paths, header injection, every policy reason in DESIGN.md's order, drops and stats, and
+policy changes (API and CLI) taking effect on the very next request."""
+import json
+import sqlite3
+import unittest
+
+from harness import Gateway, cli, main, must, raw_http
+
+NETCORE = "/v5/mail/send"
+SENDGRID = "/v3/mail/send"
+
+
+def body(sender="news@acme.test", **extra):
+    b = {"from": {"email": sender, "name": "Acme News"}, "subject": "Hello",
+         "content": [{"type": "text/plain", "value": "Hi there"},
+                     {"type": "text/html", "value": "<p>Hi there</p>"}],
+         "personalizations": [{"to": [{"email": "bob@example.com", "name": "Bob"}]}]}
+    b.update(extra)
+    return b
+
+
+class SendCase(unittest.TestCase):
+    """One daemon; each scenario gets its own account so switches do not collide."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = Gateway().init("acme", "admin@acme.test")
+        cls.keys = {}
+        for name in ("strict", "globex", "order"):
+            cls.gw.add_account(name, f"admin@{name}.test")
+        for account, domain, flags in (
+                ("acme", "acme.test", ["--verified"]),
+                ("acme", "pending.test", []),
+                ("acme", "off.test", ["--verified", "--inactive"]),
+                ("acme", "bücher.example", ["--verified"]),
+                ("strict", "strict.test", ["--verified"]),
+                ("globex", "globex.test", ["--verified"]),
+                ("order", "order.test", ["--verified"]),
+                ("order", "pending-order.test", [])):
+            must(cli("domain", "add", "--db", cls.gw.db, "--account", account, domain, *flags))
+        for account in ("acme", "strict", "globex", "order"):
+            cls.keys[account] = must(cli("key", "create", "--db", cls.gw.db, "--account",
+                                         account, "--name", "test")).stdout.strip()
+        cls.gw.start()
+        cls.admins = {}
+        for account in ("acme", "strict", "globex", "order"):
+            c = cls.gw.client()
+            assert c.login(f"admin@{account}.test").status == 200
+            cls.admins[account] = c
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.cleanup()
+
+    def send(self, path, payload, account="acme", key=None, header="bearer", raw=None):
+        key = key if key is not None else self.keys[account]
+        h = {"api_key": key} if header == "api_key" else {"Authorization": "Bearer " + key}
+        return self.gw.client().request("POST", path, payload, headers=h, raw=raw)
+
+    def assertRefused(self, r, path, status, code, field=None):
+        self.assertEqual(r.status, status, r.raw)
+        if path == SENDGRID:
+            err, = r.json["errors"]
+            self.assertIn("help", err)
+            self.assertIsNone(err["help"])
+            self.assertEqual(err["field"], field)
+        else:
+            self.assertEqual(r.json["status"], "error")
+            err, = r.json["error"]
+            self.assertEqual(err.get("field"), field)
+        self.assertEqual(err["code"], code)
+        self.assertTrue(err["message"])
+        return err
+
+    def assertAccepted(self, r, path):
+        if path == SENDGRID:
+            self.assertEqual(r.status, 202, r.raw)
+            self.assertEqual(r.raw, b"")
+            mid = r.header("X-Message-Id")
+        else:
+            self.assertEqual(r.status, 200, r.raw)
+            self.assertEqual(r.json["status"], "success")
+            self.assertEqual(r.json["message"], "OK")
+            mid = r.json["data"]["message_id"]
+        self.assertRegex(mid, r"^[0-9a-f]{32}$")
+        return mid
+
+    def db(self, sql, *args):
+        db = sqlite3.connect(self.gw.db)
+        try:
+            return db.execute(sql, args).fetchall()
+        finally:
+            db.close()
+
+    def messages(self):
+        return self.db("SELECT COUNT(*) FROM messages")[0][0]
+
+    def enable(self, account, on=True):
+        r = self.admins[account].request("PUT", "/api/settings/sender-auth",
+                                         {"enabled": on, "password": "correct horse battery"})
+        self.assertEqual(r.status, 200, r.raw)
+        return r.json
+
+    def add_senders(self, account, *addresses, verify=()):
+        admin = self.admins[account]
+        r = admin.request("POST", "/api/senders", {"addresses": list(addresses)})
+        self.assertEqual(r.status, 201, r.raw)
+        ids = {a["address"]: a["id"] for a in r.json["added"]}
+        for address in verify:
+            v = admin.request("POST", f"/api/senders/{ids[address]}/verify")
+            self.assertEqual(v.status, 200, v.raw)
+        return ids
+
+
+class ApiKeyTest(SendCase):
+    def test_missing_wrong_and_malformed_keys_are_401_in_each_dialect(self):
+        for path in (NETCORE, "/v6/mail/send", SENDGRID):
+            for key in ("", "pst_" + "A" * 43, "not-a-key", self.keys["acme"] + "x"):
+                with self.subTest(path=path, key=key):
+                    self.assertRefused(self.send(path, body(), key=key), path, 401,
+                                       "invalid_api_key")
+            r = self.gw.client().request("POST", path, body())
+            self.assertRefused(r, path, 401, "invalid_api_key")
+
+    def test_the_api_key_header_works_too(self):
+        self.assertAccepted(self.send(NETCORE, body(), header="api_key"), NETCORE)
+
+    def test_a_session_cookie_is_not_an_api_key(self):
+        admin = self.admins["acme"]
+        r = admin.request("POST", NETCORE, body())
+        self.assertRefused(r, NETCORE, 401, "invalid_api_key")
+
+
+class AcceptTest(SendCase):
+    def test_accepted_messages_are_queued_before_the_answer(self):
+        before = self.messages()
+        mid = self.assertAccepted(self.send(NETCORE, body()), NETCORE)
+        sg = self.assertAccepted(self.send(SENDGRID, body()), SENDGRID)
+        v6 = self.assertAccepted(self.send("/v6/mail/send", body()), "/v6/mail/send")
+        self.assertEqual(self.messages(), before + 3)
+        (status, sender, recipients, payload), = self.db(
+            "SELECT status, from_addr, recipients, payload FROM messages WHERE uid = ?", mid)
+        self.assertEqual((status, sender, recipients), ("queued", "news@acme.test", 1))
+        p = json.loads(payload)
+        self.assertEqual(p["from"], {"email": "news@acme.test", "name": "Acme News"})
+        self.assertEqual(p["content"], {"text": "Hi there", "html": "<p>Hi there</p>"})
+        self.assertEqual(p["personalizations"][0]["to"],
+                         [{"email": "bob@example.com", "name": "Bob"}])
+        self.assertEqual(len({mid, sg, v6}), 3)
+
+    def test_from_is_normalized_case_and_idn(self):
+        mid = self.assertAccepted(self.send(NETCORE, body("News@ACME.Test")), NETCORE)
+        self.assertEqual(self.db("SELECT from_addr FROM messages WHERE uid = ?", mid),
+                         [("news@acme.test",)])
+        mid = self.assertAccepted(self.send(SENDGRID, body("info@BÜCHER.example")), SENDGRID)
+        self.assertEqual(self.db("SELECT from_addr FROM messages WHERE uid = ?", mid),
+                         [("info@xn--bcher-kva.example",)])
+
+    def test_a_sendgrid_client_payload_with_extras_is_accepted(self):
+        b = body(reply_to={"email": "support@acme.test", "name": "Support"},
+                 categories=["welcome"], custom_args={"user": "42"},
+                 tracking_settings={"click_tracking": {"enable": False}},
+                 headers={"X-Campaign": "spring"},
+                 attachments=[{"content": "aGVsbG8=", "filename": "a.txt",
+                               "type": "text/plain", "disposition": "attachment"}])
+        b["personalizations"][0]["cc"] = [{"email": "carol@example.com"}]
+        b["personalizations"][0]["bcc"] = [{"email": "dave@example.com"}]
+        mid = self.assertAccepted(self.send(SENDGRID, b), SENDGRID)
+        (recipients, payload), = self.db(
+            "SELECT recipients, payload FROM messages WHERE uid = ?", mid)
+        self.assertEqual(recipients, 3)
+        p = json.loads(payload)
+        self.assertEqual(p["tags"], ["welcome"])
+        self.assertEqual(p["headers"], {"X-Campaign": "spring"})
+        self.assertEqual(p["attachments"][0]["filename"], "a.txt")
+
+
+class ValidationTest(SendCase):
+    def check(self, payload, field, paths=(NETCORE, SENDGRID)):
+        before = self.messages()
+        for path in paths:
+            with self.subTest(path=path, field=field):
+                self.assertRefused(self.send(path, payload), path, 400, "invalid_request",
+                                   field)
+        self.assertEqual(self.messages(), before, "a refused request was queued")
+
+    def test_fields_at_fault_are_named(self):
+        self.check({k: v for k, v in body().items() if k != "from"}, "from")
+        self.check(body("not-an-address"), "from.email")
+        bad_rcpt = body()
+        bad_rcpt["personalizations"][0]["to"].append({"email": "nope"})
+        self.check(bad_rcpt, "personalizations[0].to[1].email")
+        self.check(body(personalizations=[]), "personalizations")
+        self.check(body(content=[{"type": "text/markdown", "value": "x"}]), "content[0].type")
+        self.check(body(subject=None), "subject")
+        many = body(personalizations=[{"to": [{"email": f"r{i}@example.com"}
+                                              for i in range(1001)]}])
+        self.check(many, "personalizations[0].to[1000]")
+
+    def test_line_breaks_never_become_headers(self):
+        self.check(body(subject="Hi\r\nBcc: victim@example.com"), "subject")
+        self.check(body(subject="Hi\nX-Injected: 1"), "subject")
+        named = body()
+        named["from"]["name"] = "Acme\r\nBcc: victim@example.com"
+        self.check(named, "from.name")
+        self.check(body(headers={"X-Note": "a\r\nBcc: victim@example.com"}), "headers.X-Note")
+        per = body()
+        per["personalizations"][0]["subject"] = "x\rBcc: v@example.com"
+        self.check(per, "personalizations[0].subject")
+
+    def test_identity_headers_are_refused(self):
+        for name in ("From", "Sender", "Return-Path", "DKIM-Signature", "from"):
+            self.check(body(headers={name: "ceo@acme.test"}), f"headers.{name}")
+
+    def test_malformed_json_and_non_objects(self):
+        for path in (NETCORE, SENDGRID):
+            self.assertRefused(self.send(path, None, raw="{"), path, 400, "invalid_json")
+            self.assertRefused(self.send(path, None, raw="[]"), path, 400, "invalid_request")
+            self.assertRefused(self.send(path, None, raw=""), path, 400, "invalid_request")
+
+    def test_unsupported_sendgrid_features_are_refused_not_ignored(self):
+        self.check(body(template_id="d-123"), "template_id", paths=(SENDGRID,))
+        self.check(body(send_at=1700000000), "send_at", paths=(SENDGRID,))
+
+    def test_body_over_10_mib_is_413_in_the_dialect(self):
+        for path, shape in ((NETCORE, '"status":"error"'), (SENDGRID, '"errors":[')):
+            head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    f"Authorization: Bearer {self.keys['acme']}\r\n"
+                    f"Content-Length: {10 * 1024 * 1024 + 1}\r\n\r\n").encode()
+            answer = raw_http(self.gw.port, head)
+            self.assertRegex(answer, r"^HTTP/1\.1 413 ")
+            self.assertIn('"code":"payload_too_large"', answer)
+            self.assertIn(shape, answer)
+
+
+class PolicyTest(SendCase):
+    def test_domain_reasons_while_the_feature_is_off(self):
+        for path in (NETCORE, SENDGRID):
+            for sender, code in (("a@other.test", "domain_not_approved"),
+                                 ("a@mail.acme.test", "domain_not_approved"),
+                                 ("a@pending.test", "domain_not_verified"),
+                                 ("a@off.test", "domain_inactive")):
+                with self.subTest(path=path, sender=sender):
+                    self.assertRefused(self.send(path, body(sender)), path, 403, code,
+                                       "from.email")
+            self.assertAccepted(self.send(path, body("anyone@acme.test")), path)
+
+    def test_sender_reasons_in_order_once_the_feature_is_on(self):
+        state = self.enable("strict")
+        self.assertEqual(state["warning"], "no_authorized_senders")
+        # On, nothing verified: everything is dropped, whatever the domain.
+        for sender in ("a@strict.test", "a@nowhere.test"):
+            for path in (NETCORE, SENDGRID):
+                self.assertRefused(self.send(path, body(sender), "strict"), path, 403,
+                                   "sender_auth_no_senders")
+        self.add_senders("strict", "news@strict.test", "ops@strict.test",
+                         verify=("ops@strict.test",))
+        for path in (NETCORE, SENDGRID):
+            for sender, code in (("news@strict.test", "sender_pending_verification"),
+                                 ("other@strict.test", "sender_not_authorized"),
+                                 ("ops+x@strict.test", "sender_not_authorized"),
+                                 ("ops@elsewhere.test", "domain_not_approved")):
+                with self.subTest(path=path, sender=sender):
+                    self.assertRefused(self.send(path, body(sender), "strict"), path, 403,
+                                       code, "from.email")
+            self.assertAccepted(self.send(path, body("OPS@Strict.TEST"), "strict"), path)
+
+    def test_domain_is_checked_before_the_sender(self):
+        self.enable("order")
+        ids = self.add_senders("order", "a@order.test", "b@pending-order.test",
+                               verify=("a@order.test",))
+        self.assertIn("b@pending-order.test", ids)
+        admin = self.admins["order"]
+        admin.request("POST", f"/api/senders/{ids['b@pending-order.test']}/verify")
+        # Verified address, pending domain: the domain wins.
+        self.assertRefused(self.send(NETCORE, body("b@pending-order.test"), "order"), NETCORE,
+                           403, "domain_not_verified", "from.email")
+        self.assertAccepted(self.send(NETCORE, body("a@order.test"), "order"), NETCORE)
+
+    def test_another_accounts_domains_do_not_count(self):
+        self.assertRefused(self.send(NETCORE, body("ceo@acme.test"), "globex"), NETCORE, 403,
+                           "domain_not_approved", "from.email")
+        self.assertAccepted(self.send(NETCORE, body("ceo@globex.test"), "globex"), NETCORE)
+
+
+class DropsTest(SendCase):
+    def test_every_refusal_is_counted_and_listed_per_account(self):
+        stats = lambda a: self.admins[a].request("GET", "/api/stats").json
+        before = stats("globex")
+        for _ in range(3):
+            self.send(NETCORE, body("spoof@bank.test"), "globex")
+        self.send(SENDGRID, body("spoof@bank.test"), "globex")
+        self.assertAccepted(self.send(NETCORE, body("ok@globex.test"), "globex"), NETCORE)
+        after = stats("globex")
+        self.assertEqual(after["dropped"]["domain_not_approved"],
+                         before["dropped"]["domain_not_approved"] + 4)
+        self.assertEqual(after["accepted"], before["accepted"] + 1)
+        self.assertEqual(set(after["dropped"]), {
+            "sender_auth_no_senders", "domain_not_approved", "domain_not_verified",
+            "domain_inactive", "sender_not_authorized", "sender_pending_verification"})
+        drops = self.admins["globex"].request("GET", "/api/drops?limit=10").json["drops"]
+        row = next(d for d in drops if d["from"] == "spoof@bank.test")
+        self.assertEqual(row["reason"], "domain_not_approved")
+        self.assertGreaterEqual(row["count"], 4)
+        self.assertIsInstance(row["key_id"], int)
+        self.assertRegex(row["at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:00Z$")
+        # Nothing of globex's shows up for acme.
+        acme = self.admins["acme"].request("GET", "/api/drops?limit=1000").json["drops"]
+        self.assertNotIn("spoof@bank.test", [d["from"] for d in acme])
+
+    def test_a_flood_is_aggregated_not_one_row_per_refusal(self):
+        for _ in range(50):
+            self.send(NETCORE, body("flood@bank.test"), "acme")
+        self.admins["acme"].request("GET", "/api/stats")  # flushes the counters
+        rows = self.db("SELECT COUNT(*), SUM(count) FROM drops WHERE from_addr = ?",
+                       "flood@bank.test")[0]
+        self.assertLessEqual(rows[0], 2)  # a minute boundary may split it in two
+        self.assertEqual(rows[1], 50)
+
+
+class PolicyChangeTest(SendCase):
+    def test_api_changes_apply_to_the_next_request(self):
+        admin = self.admins["globex"]
+        ids = self.add_senders("globex", "live@globex.test")
+        self.enable("globex")
+        try:
+            self.assertRefused(self.send(NETCORE, body("live@globex.test"), "globex"), NETCORE,
+                               403, "sender_auth_no_senders")
+            admin.request("POST", f"/api/senders/{ids['live@globex.test']}/verify")
+            self.assertAccepted(self.send(NETCORE, body("live@globex.test"), "globex"), NETCORE)
+            self.assertEqual(admin.request(
+                "DELETE", f"/api/senders/{ids['live@globex.test']}").status, 204)
+            self.assertRefused(self.send(NETCORE, body("live@globex.test"), "globex"), NETCORE,
+                               403, "sender_auth_no_senders")
+        finally:
+            self.enable("globex", False)
+        self.assertAccepted(self.send(NETCORE, body("live@globex.test"), "globex"), NETCORE)
+
+    def test_cli_changes_apply_to_the_next_request(self):
+        self.assertAccepted(self.send(NETCORE, body("x@globex.test"), "globex"), NETCORE)
+        for flag, outcome in (("--inactive", "domain_inactive"), ("--active", None),
+                              ("--pending", "domain_not_verified"), ("--verified", None)):
+            must(cli("domain", "set", "--db", self.gw.db, "--account", "globex", "globex.test",
+                     flag))
+            r = self.send(NETCORE, body("x@globex.test"), "globex")
+            if outcome:
+                self.assertRefused(r, NETCORE, 403, outcome, "from.email")
+            else:
+                self.assertAccepted(r, NETCORE)
+
+
+class DomainCliTest(unittest.TestCase):
+    def test_domain_commands(self):
+        gw = Gateway().init()
+        try:
+            r = cli("domain", "add", "--db", gw.db, "--account", "acme", "Example.COM")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(cli("domain", "add", "--db", gw.db, "--account", "acme",
+                                 "example.com").returncode, 1)
+            for args in (["com"], ["1.2.3.4"], ["bad domain"]):
+                self.assertEqual(cli("domain", "add", "--db", gw.db, "--account", "acme",
+                                     *args).returncode, 2, args)
+            self.assertEqual(cli("domain", "set", "--db", gw.db, "--account", "acme",
+                                 "example.com").returncode, 2)
+            self.assertEqual(cli("domain", "set", "--db", gw.db, "--account", "acme",
+                                 "example.com", "--active", "--inactive").returncode, 2)
+            self.assertEqual(cli("domain", "set", "--db", gw.db, "--account", "acme",
+                                 "nowhere.com", "--active").returncode, 1)
+            must(cli("domain", "set", "--db", gw.db, "--account", "acme", "example.com",
+                     "--verified", "--inactive"))
+            db = sqlite3.connect(gw.db)
+            rows = db.execute("SELECT name, status, active FROM sending_domains").fetchall()
+            audit = [a for (a,) in db.execute("SELECT action FROM audit_log")]
+            db.close()
+            self.assertEqual(rows, [("example.com", "verified", 0)])
+            self.assertIn("domain.added", audit)
+            self.assertIn("domain.updated", audit)
+        finally:
+            gw.cleanup()
+
+
+if __name__ == "__main__":
+    main()

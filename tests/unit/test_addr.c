@@ -202,7 +202,7 @@ static void normalize_limits_local_part_to_64_characters(void **state)
 static void normalize_limits_address_to_254_characters(void **state)
 {
 	(void)state;
-	char local[80], domain[ADDR_DOMAIN_MAX + 16], in[ADDR_MAX + 16];
+	char local[80], domain[ADDR_DOMAIN_MAX + 16], in[sizeof(local) + sizeof(domain) + 1];
 
 	/* 64 + "@" + 189 = 254 characters: the longest address allowed. */
 	make_local(local, 64);

@@ -1,0 +1,953 @@
+/* Unit tests for send: requests in the Netcore and SendGrid dialects become one canonical
+ * payload, and every refusal names the exact field at fault, with no way to smuggle CR or LF
+ * into a header. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "send.h"
+
+/* Request bodies are written with ' for " so they read like the JSON a client sends; json()
+ * swaps the quotes back before parsing. No body here needs an apostrophe. */
+#define FROM	"'from':{'email':'news@acme.test'}"
+#define SUBJECT "'subject':'Hello'"
+#define CONTENT "'content':[{'type':'html','value':'<p>Hi</p>'}]"
+#define TO	"'personalizations':[{'to':[{'email':'ann@example.test'}]}]"
+#define BASE	FROM "," SUBJECT "," CONTENT "," TO
+/* A valid base64 attachment body ("hello"). */
+#define B64 "aGVsbG8="
+
+static cJSON *json(const char *text)
+{
+	char *s = strdup(text);
+	assert_non_null(s);
+	for (char *p = s; *p; p++)
+		if (*p == '\'')
+			*p = '"';
+	cJSON *body = cJSON_Parse(s);
+	if (!body)
+		fail_msg("test body is not JSON: %s", s);
+	free(s);
+	return body;
+}
+
+static void parse_ok(enum send_dialect d, const char *text, struct send_request *out)
+{
+	struct send_problem why;
+	cJSON *body = json(text);
+	int rc = send_parse(d, body, out, &why);
+	cJSON_Delete(body);
+	if (rc != 0)
+		fail_msg("refused at \"%s\": %s", why.field, why.message);
+	assert_non_null(out->payload);
+}
+
+/* Parses a body that must be refused at field, leaving no payload behind. */
+static void expect_invalid_body(enum send_dialect d, const cJSON *body, const char *field)
+{
+	struct send_request out;
+	struct send_problem why;
+	if (send_parse(d, body, &out, &why) != -1) {
+		char *p = cJSON_PrintUnformatted(out.payload);
+		fail_msg("accepted, expected a refusal at \"%s\": %s", field, p ? p : "");
+	}
+	if (strcmp(why.field, field) != 0)
+		fail_msg("refused at \"%s\" (%s), expected \"%s\"", why.field, why.message, field);
+	assert_true(why.message[0] != '\0');
+	assert_null(out.payload);
+}
+
+static void expect_invalid(enum send_dialect d, const char *text, const char *field)
+{
+	cJSON *body = json(text);
+	expect_invalid_body(d, body, field);
+	cJSON_Delete(body);
+}
+
+static void expect_invalid_both(const char *text, const char *field)
+{
+	expect_invalid(SEND_NETCORE, text, field);
+	expect_invalid(SEND_SENDGRID, text, field);
+}
+
+static const cJSON *get(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!v)
+		fail_msg("payload has no \"%s\"", key);
+	return v;
+}
+
+static const char *text(const cJSON *o, const char *key)
+{
+	const cJSON *v = get(o, key);
+	if (!cJSON_IsString(v))
+		fail_msg("payload \"%s\" is not a string", key);
+	return v->valuestring;
+}
+
+static const cJSON *nth(const cJSON *arr, int i)
+{
+	assert_true(cJSON_IsArray(arr));
+	const cJSON *v = cJSON_GetArrayItem(arr, i);
+	if (!v)
+		fail_msg("payload array has no item %d", i);
+	return v;
+}
+
+static void assert_absent(const cJSON *o, const char *key)
+{
+	if (cJSON_GetObjectItemCaseSensitive(o, key))
+		fail_msg("payload has \"%s\", expected none", key);
+}
+
+static void assert_empty_array(const cJSON *o, const char *key)
+{
+	const cJSON *v = get(o, key);
+	assert_true(cJSON_IsArray(v));
+	assert_int_equal(cJSON_GetArraySize(v), 0);
+}
+
+static void assert_empty_object(const cJSON *o, const char *key)
+{
+	const cJSON *v = get(o, key);
+	assert_true(cJSON_IsObject(v));
+	assert_null(v->child);
+}
+
+/* A body whose personalizations hold the given numbers of to recipients, one personalization
+ * per count, ending in -1. Returned for free(). */
+static char *body_with_recipients(const int *counts)
+{
+	size_t cap = 64 * 1024, len = 0;
+	char *s = malloc(cap);
+	assert_non_null(s);
+	len += (size_t)snprintf(s + len, cap - len,
+				"{" FROM "," SUBJECT "," CONTENT ",'personalizations':[");
+	for (int p = 0; counts[p] >= 0; p++) {
+		len += (size_t)snprintf(s + len, cap - len, "%s{'to':[", p ? "," : "");
+		for (int i = 0; i < counts[p]; i++) {
+			if (cap - len < 128) {
+				cap *= 2;
+				s = realloc(s, cap);
+				assert_non_null(s);
+			}
+			len += (size_t)snprintf(s + len, cap - len,
+						"%s{'email':'r%d.%d@example.test'}", i ? "," : "",
+						p, i);
+		}
+		len += (size_t)snprintf(s + len, cap - len, "]}");
+	}
+	snprintf(s + len, cap - len, "]}");
+	return s;
+}
+
+static void netcore_minimal_request_becomes_canonical_payload(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_NETCORE,
+		 "{'from':{'email':'News@ACME.Test','name':'Acme News'},'subject':'Hello',"
+		 "'content':[{'type':'html','value':'<p>Hi</p>'}],"
+		 "'personalizations':[{'to':[{'email':'Ann@Example.TEST','name':'Ann'}]}]}",
+		 &r);
+	assert_string_equal(r.from, "news@acme.test");
+	assert_int_equal(r.recipients, 1);
+
+	const cJSON *p = r.payload;
+	assert_string_equal(text(get(p, "from"), "email"), "news@acme.test");
+	assert_string_equal(text(get(p, "from"), "name"), "Acme News");
+	assert_absent(p, "reply_to");
+	assert_string_equal(text(p, "subject"), "Hello");
+	assert_string_equal(text(get(p, "content"), "html"), "<p>Hi</p>");
+	assert_absent(get(p, "content"), "text");
+	assert_absent(get(p, "content"), "amp");
+
+	const cJSON *ps = get(p, "personalizations");
+	assert_int_equal(cJSON_GetArraySize(ps), 1);
+	const cJSON *p0 = nth(ps, 0);
+	assert_int_equal(cJSON_GetArraySize(get(p0, "to")), 1);
+	assert_string_equal(text(nth(get(p0, "to"), 0), "email"), "ann@example.test");
+	assert_string_equal(text(nth(get(p0, "to"), 0), "name"), "Ann");
+	assert_empty_array(p0, "cc");
+	assert_empty_array(p0, "bcc");
+	assert_absent(p0, "subject");
+	assert_empty_object(p0, "headers");
+
+	assert_empty_object(p, "headers");
+	assert_empty_array(p, "attachments");
+	assert_empty_array(p, "tags");
+	send_request_free(&r);
+	assert_null(r.payload);
+}
+
+static void sendgrid_minimal_request_becomes_canonical_payload(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_SENDGRID,
+		 "{'personalizations':[{'to':[{'email':'ann@example.test'}]}],"
+		 "'from':{'email':'Billing@Acme.Test','name':'Acme Billing'},'subject':'Invoice',"
+		 "'content':[{'type':'text/plain','value':'Your invoice'}]}",
+		 &r);
+	assert_string_equal(r.from, "billing@acme.test");
+	assert_int_equal(r.recipients, 1);
+	const cJSON *p = r.payload;
+	assert_string_equal(text(get(p, "from"), "email"), "billing@acme.test");
+	assert_string_equal(text(get(p, "from"), "name"), "Acme Billing");
+	assert_string_equal(text(p, "subject"), "Invoice");
+	assert_string_equal(text(get(p, "content"), "text"), "Your invoice");
+	assert_absent(get(p, "content"), "html");
+	const cJSON *p0 = nth(get(p, "personalizations"), 0);
+	assert_string_equal(text(nth(get(p0, "to"), 0), "email"), "ann@example.test");
+	assert_absent(nth(get(p0, "to"), 0), "name");
+	assert_empty_object(p, "headers");
+	assert_empty_array(p, "attachments");
+	assert_empty_array(p, "tags");
+	send_request_free(&r);
+}
+
+static void from_is_normalized_including_idn(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_SENDGRID,
+		 "{'from':{'email':'User@BÜCHER.example'}," SUBJECT "," CONTENT "," TO "}", &r);
+	assert_string_equal(r.from, "user@xn--bcher-kva.example");
+	assert_string_equal(text(get(r.payload, "from"), "email"), "user@xn--bcher-kva.example");
+	send_request_free(&r);
+}
+
+static void from_name_is_left_out_when_absent_or_empty(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_NETCORE, "{" BASE "}", &r);
+	assert_absent(get(r.payload, "from"), "name");
+	send_request_free(&r);
+	parse_ok(SEND_NETCORE,
+		 "{'from':{'email':'news@acme.test','name':''}," SUBJECT "," CONTENT "," TO "}",
+		 &r);
+	assert_absent(get(r.payload, "from"), "name");
+	send_request_free(&r);
+}
+
+static void netcore_reply_to_may_be_string_or_object(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_NETCORE, "{" BASE ",'reply_to':'Help@Acme.Test'}", &r);
+	assert_string_equal(text(get(r.payload, "reply_to"), "email"), "help@acme.test");
+	assert_absent(get(r.payload, "reply_to"), "name");
+	send_request_free(&r);
+
+	parse_ok(SEND_NETCORE, "{" BASE ",'reply_to':{'email':'Help@Acme.Test','name':'Help'}}",
+		 &r);
+	assert_string_equal(text(get(r.payload, "reply_to"), "email"), "help@acme.test");
+	assert_string_equal(text(get(r.payload, "reply_to"), "name"), "Help");
+	/* The reply-to address is not the sender: From stays as given. */
+	assert_string_equal(r.from, "news@acme.test");
+	send_request_free(&r);
+}
+
+static void sendgrid_reply_to_object_is_normalized(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_SENDGRID,
+		 "{" BASE ",'reply_to':{'email':'Support@ACME.test','name':'Acme Support'}}", &r);
+	assert_string_equal(text(get(r.payload, "reply_to"), "email"), "support@acme.test");
+	assert_string_equal(text(get(r.payload, "reply_to"), "name"), "Acme Support");
+	send_request_free(&r);
+}
+
+static void content_types_map_to_canonical_parts(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_SENDGRID,
+		 "{" FROM "," SUBJECT "," TO ",'content':[{'type':'text/plain','value':'plain'},"
+		 "{'type':'text/html','value':'<b>html</b>'},{'type':'amp','value':'<html amp>'}]}",
+		 &r);
+	const cJSON *c = get(r.payload, "content");
+	assert_string_equal(text(c, "text"), "plain");
+	assert_string_equal(text(c, "html"), "<b>html</b>");
+	assert_string_equal(text(c, "amp"), "<html amp>");
+	send_request_free(&r);
+
+	parse_ok(
+		SEND_NETCORE,
+		"{" FROM "," SUBJECT "," TO
+		",'content':[{'type':'html','value':'<i>netcore</i>'},{'type':'amp','value':'a'}]}",
+		&r);
+	c = get(r.payload, "content");
+	assert_string_equal(text(c, "html"), "<i>netcore</i>");
+	assert_string_equal(text(c, "amp"), "a");
+	assert_absent(c, "text");
+	send_request_free(&r);
+}
+
+static void personalizations_carry_recipients_subjects_and_headers(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(
+		SEND_SENDGRID,
+		"{" FROM "," SUBJECT "," CONTENT ",'personalizations':["
+		"{'to':[{'email':'A@X.test'},{'email':'b@x.test','name':'B'}],"
+		"'cc':[{'email':'C@x.test'}],'bcc':[{'email':'d@x.test'}],"
+		"'subject':'For A and B','headers':{'X-Campaign':'spring'}},"
+		"{'to':[{'email':'e@y.test'}],'bcc':[{'email':'f@y.test'},{'email':'g@y.test'}]}]}",
+		&r);
+	assert_int_equal(r.recipients, 7);
+	const cJSON *ps = get(r.payload, "personalizations");
+	assert_int_equal(cJSON_GetArraySize(ps), 2);
+
+	const cJSON *p0 = nth(ps, 0);
+	assert_int_equal(cJSON_GetArraySize(get(p0, "to")), 2);
+	assert_string_equal(text(nth(get(p0, "to"), 0), "email"), "a@x.test");
+	assert_string_equal(text(nth(get(p0, "to"), 1), "name"), "B");
+	assert_string_equal(text(nth(get(p0, "cc"), 0), "email"), "c@x.test");
+	assert_string_equal(text(nth(get(p0, "bcc"), 0), "email"), "d@x.test");
+	assert_string_equal(text(p0, "subject"), "For A and B");
+	assert_string_equal(text(get(p0, "headers"), "X-Campaign"), "spring");
+
+	const cJSON *p1 = nth(ps, 1);
+	assert_string_equal(text(nth(get(p1, "to"), 0), "email"), "e@y.test");
+	assert_empty_array(p1, "cc");
+	assert_int_equal(cJSON_GetArraySize(get(p1, "bcc")), 2);
+	assert_absent(p1, "subject");
+	assert_empty_object(p1, "headers");
+	assert_string_equal(text(r.payload, "subject"), "Hello");
+	send_request_free(&r);
+}
+
+static void custom_headers_are_kept(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_NETCORE,
+		 "{" BASE
+		 ",'headers':{'X-Custom':'value','List-Unsubscribe':'<mailto:u@acme.test>'}}",
+		 &r);
+	const cJSON *h = get(r.payload, "headers");
+	assert_string_equal(text(h, "X-Custom"), "value");
+	assert_string_equal(text(h, "List-Unsubscribe"), "<mailto:u@acme.test>");
+	send_request_free(&r);
+}
+
+static void netcore_attachment_name_becomes_filename_with_defaults(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_NETCORE,
+		 "{" BASE ",'attachments':[{'name':'hello.txt','content':'" B64 "'}]}", &r);
+	const cJSON *atts = get(r.payload, "attachments");
+	assert_int_equal(cJSON_GetArraySize(atts), 1);
+	const cJSON *a = nth(atts, 0);
+	assert_string_equal(text(a, "filename"), "hello.txt");
+	assert_string_equal(text(a, "type"), "application/octet-stream");
+	assert_string_equal(text(a, "content"), B64);
+	assert_string_equal(text(a, "disposition"), "attachment");
+	assert_absent(a, "content_id");
+	assert_absent(a, "name");
+	send_request_free(&r);
+}
+
+static void sendgrid_attachment_keeps_type_disposition_and_content_id(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_SENDGRID,
+		 "{" BASE ",'attachments':["
+		 "{'filename':'logo.png','type':'image/png','content':'" B64 "',"
+		 "'disposition':'inline','content_id':'logo'},"
+		 "{'filename':'invoice.pdf','type':'application/pdf','content':'" B64 "'}]}",
+		 &r);
+	const cJSON *atts = get(r.payload, "attachments");
+	assert_int_equal(cJSON_GetArraySize(atts), 2);
+	const cJSON *a = nth(atts, 0);
+	assert_string_equal(text(a, "filename"), "logo.png");
+	assert_string_equal(text(a, "type"), "image/png");
+	assert_string_equal(text(a, "content"), B64);
+	assert_string_equal(text(a, "disposition"), "inline");
+	assert_string_equal(text(a, "content_id"), "logo");
+	a = nth(atts, 1);
+	assert_string_equal(text(a, "filename"), "invoice.pdf");
+	assert_string_equal(text(a, "type"), "application/pdf");
+	assert_string_equal(text(a, "disposition"), "attachment");
+	assert_absent(a, "content_id");
+	send_request_free(&r);
+}
+
+static void netcore_tags_and_sendgrid_categories_become_tags(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_NETCORE, "{" BASE ",'tags':['welcome','spring']}", &r);
+	const cJSON *tags = get(r.payload, "tags");
+	assert_int_equal(cJSON_GetArraySize(tags), 2);
+	assert_string_equal(nth(tags, 0)->valuestring, "welcome");
+	assert_string_equal(nth(tags, 1)->valuestring, "spring");
+	send_request_free(&r);
+
+	parse_ok(SEND_SENDGRID, "{" BASE ",'categories':['receipts']}", &r);
+	tags = get(r.payload, "tags");
+	assert_int_equal(cJSON_GetArraySize(tags), 1);
+	assert_string_equal(nth(tags, 0)->valuestring, "receipts");
+	assert_absent(r.payload, "categories");
+	send_request_free(&r);
+}
+
+static void subject_may_come_from_every_personalization(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_SENDGRID,
+		 "{" FROM "," CONTENT
+		 ",'personalizations':[{'to':[{'email':'a@x.test'}],'subject':'For A'},"
+		 "{'to':[{'email':'b@x.test'}],'subject':'For B'}]}",
+		 &r);
+	const cJSON *ps = get(r.payload, "personalizations");
+	assert_string_equal(text(nth(ps, 0), "subject"), "For A");
+	assert_string_equal(text(nth(ps, 1), "subject"), "For B");
+	send_request_free(&r);
+}
+
+static void sendgrid_ignores_unknown_top_level_fields(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_SENDGRID,
+		 "{" BASE ",'custom_args':{'order':'42'},"
+		 "'tracking_settings':{'click_tracking':{'enable':true}},"
+		 "'mail_settings':{'sandbox_mode':{'enable':false}},'ip_pool_name':'main'}",
+		 &r);
+	assert_absent(r.payload, "custom_args");
+	assert_absent(r.payload, "tracking_settings");
+	assert_string_equal(r.from, "news@acme.test");
+	send_request_free(&r);
+}
+
+static void exactly_1000_recipients_are_accepted(void **state)
+{
+	(void)state;
+	struct send_request r;
+	char *body = body_with_recipients((const int[]){600, 400, -1});
+	parse_ok(SEND_SENDGRID, body, &r);
+	assert_int_equal(r.recipients, 1000);
+	send_request_free(&r);
+	free(body);
+}
+
+static void body_that_is_not_an_object_is_refused(void **state)
+{
+	(void)state;
+	const char *bodies[] = {"[]", "['x']", "'text'", "42", "null", "true"};
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		expect_invalid_both(bodies[i], "");
+	expect_invalid_body(SEND_NETCORE, NULL, "");
+}
+
+static void missing_from_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" SUBJECT "," CONTENT "," TO "}", "from");
+	expect_invalid_both("{'from':null," SUBJECT "," CONTENT "," TO "}", "from");
+	expect_invalid_both("{'from':'news@acme.test'," SUBJECT "," CONTENT "," TO "}", "from");
+	expect_invalid_both("{'from':['news@acme.test']," SUBJECT "," CONTENT "," TO "}", "from");
+}
+
+static void invalid_from_email_is_refused(void **state)
+{
+	(void)state;
+	const char *bad[] = {"not-an-address",
+			     "news@localhost",
+			     "",
+			     "news@1.2.3.4",
+			     "news@acme.test\\r\\nBcc: victim@x.test",
+			     "a b@acme.test"};
+	char body[512];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(body, sizeof(body),
+			 "{'from':{'email':'%s'}," SUBJECT "," CONTENT "," TO "}", bad[i]);
+		expect_invalid_both(body, "from.email");
+	}
+	expect_invalid_both("{'from':{'name':'No Email'}," SUBJECT "," CONTENT "," TO "}",
+			    "from.email");
+	expect_invalid_both("{'from':{'email':42}," SUBJECT "," CONTENT "," TO "}", "from.email");
+}
+
+static void line_break_in_from_name_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{'from':{'email':'news@acme.test','name':'Acme\\r\\nBcc: x@y.test'},"
+			    "" SUBJECT "," CONTENT "," TO "}",
+			    "from.name");
+	expect_invalid_both("{'from':{'email':'news@acme.test','name':'Acme\\nNews'}," SUBJECT
+			    "," CONTENT "," TO "}",
+			    "from.name");
+}
+
+static void overlong_from_name_is_refused(void **state)
+{
+	(void)state;
+	char name[SEND_NAME_MAX + 2], body[1024];
+	memset(name, 'n', SEND_NAME_MAX + 1);
+	name[SEND_NAME_MAX + 1] = '\0';
+	snprintf(body, sizeof(body),
+		 "{'from':{'email':'news@acme.test','name':'%s'}," SUBJECT "," CONTENT "," TO "}",
+		 name);
+	expect_invalid_both(body, "from.name");
+}
+
+static void invalid_reply_to_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid(SEND_NETCORE, "{" BASE ",'reply_to':'not-an-address'}", "reply_to");
+	expect_invalid_both("{" BASE ",'reply_to':{'email':'not-an-address'}}", "reply_to.email");
+	expect_invalid_both("{" BASE ",'reply_to':{'email':'h@acme.test','name':'H\\r\\nX: y'}}",
+			    "reply_to.name");
+	expect_invalid_both("{" BASE ",'reply_to':42}", "reply_to");
+}
+
+static void missing_or_empty_personalizations_are_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT "}", "personalizations");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT ",'personalizations':[]}",
+			    "personalizations");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':{'to':[{'email':'a@x.test'}]}}",
+			    "personalizations");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT ",'personalizations':['a@x.test']}",
+			    "personalizations[0]");
+}
+
+static void personalization_without_to_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT ",'personalizations':[{}]}",
+			    "personalizations[0].to");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT ",'personalizations':[{'to':[]}]}",
+			    "personalizations[0].to");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'cc':[{'email':'c@x.test'}]}]}",
+			    "personalizations[0].to");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test'}]},{'to':[]}]}",
+			    "personalizations[1].to");
+}
+
+static void invalid_recipient_is_refused_at_its_path(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test'},{'email':'bad'}]}]}",
+			    "personalizations[0].to[1].email");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':['a@x.test']}]}",
+			    "personalizations[0].to[0]");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':[{'name':'No Email'}]}]}",
+			    "personalizations[0].to[0].email");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test','name':'A\\r\\nBcc: "
+			    "v@x.test'}]}]}",
+			    "personalizations[0].to[0].name");
+}
+
+static void invalid_cc_and_bcc_are_refused_at_their_paths(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test'}],"
+			    "'cc':[{'email':'c@x.test'},{'email':'c@@x.test'}]}]}",
+			    "personalizations[0].cc[1].email");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test'}]},"
+			    "{'to':[{'email':'b@x.test'}],'bcc':[{'email':'b@localhost'}]}]}",
+			    "personalizations[1].bcc[0].email");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test'}],'cc':'c@x.test'}]}",
+			    "personalizations[0].cc");
+}
+
+static void more_than_1000_recipients_are_refused_at_the_1001st(void **state)
+{
+	(void)state;
+	char *body = body_with_recipients((const int[]){1000, 1, -1});
+	expect_invalid_both(body, "personalizations[1].to[0]");
+	free(body);
+
+	body = body_with_recipients((const int[]){1001, -1});
+	expect_invalid_both(body, "personalizations[0].to[1000]");
+	free(body);
+
+	body = body_with_recipients((const int[]){500, 499, 2, -1});
+	expect_invalid_both(body, "personalizations[2].to[1]");
+	free(body);
+
+	/* cc and bcc count too. */
+	char *to = body_with_recipients((const int[]){999, -1});
+	size_t n = strlen(to);
+	char *cc = malloc(n + 256);
+	assert_non_null(cc);
+	memcpy(cc, to, n);
+	/* Replace the closing "]}]}" of the only personalization with cc and bcc lists. */
+	strcpy(cc + n - 4, "],'cc':[{'email':'c@x.test'}],'bcc':[{'email':'d@x.test'}]}]}");
+	expect_invalid_both(cc, "personalizations[0].bcc[0]");
+	free(cc);
+	free(to);
+}
+
+static void line_break_in_subject_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM ",'subject':'Hi\\r\\nBcc: v@x.test'," CONTENT "," TO "}",
+			    "subject");
+	expect_invalid_both("{" FROM ",'subject':'Hi\\nthere'," CONTENT "," TO "}", "subject");
+	expect_invalid_both("{" FROM ",'subject':'Hi\\rthere'," CONTENT "," TO "}", "subject");
+	/* The top-level subject is checked even when every personalization has its own. */
+	expect_invalid_both("{" FROM ",'subject':'Hi\\r\\n'," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test'}],'subject':'ok'}]}",
+			    "subject");
+}
+
+static void overlong_or_non_string_subject_is_refused(void **state)
+{
+	(void)state;
+	char subject[SEND_SUBJECT_MAX + 2], body[2048];
+	memset(subject, 's', SEND_SUBJECT_MAX);
+	subject[SEND_SUBJECT_MAX] = '\0';
+	snprintf(body, sizeof(body), "{" FROM ",'subject':'%s'," CONTENT "," TO "}", subject);
+	struct send_request r;
+	parse_ok(SEND_SENDGRID, body, &r);
+	send_request_free(&r);
+
+	memset(subject, 's', SEND_SUBJECT_MAX + 1);
+	subject[SEND_SUBJECT_MAX + 1] = '\0';
+	snprintf(body, sizeof(body), "{" FROM ",'subject':'%s'," CONTENT "," TO "}", subject);
+	expect_invalid_both(body, "subject");
+	expect_invalid_both("{" FROM ",'subject':42," CONTENT "," TO "}", "subject");
+}
+
+static void line_break_in_personalization_subject_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test'}],"
+			    "'subject':'Hi\\r\\nBcc: v@x.test'}]}",
+			    "personalizations[0].subject");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test'}],'subject':'ok'},"
+			    "{'to':[{'email':'b@x.test'}],'subject':'a\\nb'}]}",
+			    "personalizations[1].subject");
+}
+
+static void subject_missing_somewhere_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM "," CONTENT "," TO "}", "subject");
+	expect_invalid_both("{" FROM "," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test'}],'subject':'ok'},"
+			    "{'to':[{'email':'b@x.test'}]}]}",
+			    "subject");
+}
+
+static void line_break_in_header_value_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" BASE ",'headers':{'X-Custom':'a\\r\\nBcc: v@x.test'}}",
+			    "headers.X-Custom");
+	expect_invalid_both("{" BASE ",'headers':{'X-Ok':'fine','X-Custom':'a\\nb'}}",
+			    "headers.X-Custom");
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test'}],"
+			    "'headers':{'X-Custom':'a\\rb'}}]}",
+			    "personalizations[0].headers.X-Custom");
+}
+
+static void reserved_headers_are_refused(void **state)
+{
+	(void)state;
+	const char *names[] = {"From",
+			       "Sender",
+			       "Return-Path",
+			       "DKIM-Signature",
+			       "from",
+			       "sender",
+			       "return-path",
+			       "dkim-signature",
+			       "FROM",
+			       "To",
+			       "Subject",
+			       "Content-Type",
+			       "Cc",
+			       "Bcc",
+			       "Reply-To",
+			       "Message-ID",
+			       "Date",
+			       "MIME-Version",
+			       "Content-Transfer-Encoding"};
+	char body[512], field[128];
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(body, sizeof(body), "{" BASE ",'headers':{'%s':'x@evil.test'}}", names[i]);
+		snprintf(field, sizeof(field), "headers.%s", names[i]);
+		expect_invalid_both(body, field);
+
+		snprintf(body, sizeof(body),
+			 "{" FROM "," SUBJECT "," CONTENT
+			 ",'personalizations':[{'to':[{'email':'a@x.test'}],"
+			 "'headers':{'%s':'x@evil.test'}}]}",
+			 names[i]);
+		snprintf(field, sizeof(field), "personalizations[0].headers.%s", names[i]);
+		expect_invalid_both(body, field);
+	}
+}
+
+static void malformed_header_names_are_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" BASE ",'headers':{'X Custom':'v'}}", "headers.X Custom");
+	expect_invalid_both("{" BASE ",'headers':{'X-Custom:':'v'}}", "headers.X-Custom:");
+	expect_invalid_both("{" BASE ",'headers':{'X:Custom':'v'}}", "headers.X:Custom");
+	expect_invalid_both("{" BASE ",'headers':{'':'v'}}", "headers.");
+	expect_invalid_both("{" BASE ",'headers':{'X-A\\r\\nBcc':'v'}}", "headers.X-A\r\nBcc");
+	expect_invalid_both("{" BASE ",'headers':{'From ':'x@evil.test'}}", "headers.From ");
+	expect_invalid_both("{" BASE ",'headers':{'X-Ünicode':'v'}}", "headers.X-Ünicode");
+}
+
+static void non_string_header_value_is_refused(void **state)
+{
+	(void)state;
+	const char *values[] = {"42", "true", "null", "{'a':'b'}", "['v']"};
+	char body[256];
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		snprintf(body, sizeof(body), "{" BASE ",'headers':{'X-Count':%s}}", values[i]);
+		expect_invalid_both(body, "headers.X-Count");
+	}
+	expect_invalid_both("{" BASE ",'headers':['X-Count: 1']}", "headers");
+	expect_invalid_both("{" BASE ",'headers':'X-Count: 1'}", "headers");
+}
+
+static void missing_or_empty_content_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM "," SUBJECT "," TO "}", "content");
+	expect_invalid_both("{" FROM "," SUBJECT "," TO ",'content':[]}", "content");
+	expect_invalid_both("{" FROM "," SUBJECT "," TO ",'content':'<p>Hi</p>'}", "content");
+	expect_invalid_both("{" FROM "," SUBJECT "," TO ",'content':{'type':'html','value':'x'}}",
+			    "content");
+}
+
+static void unknown_content_type_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM "," SUBJECT "," TO
+			    ",'content':[{'type':'text/markdown','value':'# Hi'}]}",
+			    "content[0].type");
+	expect_invalid_both("{" FROM "," SUBJECT "," TO ",'content':[{'value':'Hi'}]}",
+			    "content[0].type");
+	expect_invalid_both("{" FROM "," SUBJECT "," TO
+			    ",'content':[{'type':'text/plain','value':'Hi'},"
+			    "{'type':'application/json','value':'{}'}]}",
+			    "content[1].type");
+	expect_invalid_both("{" FROM "," SUBJECT "," TO
+			    ",'content':[{'type':'text/plain','value':42}]}",
+			    "content[0].value");
+}
+
+static void amp_only_content_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM "," SUBJECT "," TO
+			    ",'content':[{'type':'amp','value':'<html amp>'}]}",
+			    "content");
+}
+
+static void duplicate_content_type_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both(
+		"{" FROM "," SUBJECT "," TO
+		",'content':[{'type':'html','value':'a'},{'type':'text/html','value':'b'}]}",
+		"content[1].type");
+	expect_invalid_both(
+		"{" FROM "," SUBJECT "," TO
+		",'content':[{'type':'text/plain','value':'a'},{'type':'text/plain','value':'b'}]}",
+		"content[1].type");
+}
+
+static void attachment_content_must_be_base64(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" BASE ",'attachments':[{'name':'a.txt','filename':'a.txt',"
+			    "'content':'not base64!'}]}",
+			    "attachments[0].content");
+	expect_invalid_both("{" BASE ",'attachments':[{'name':'a.txt','filename':'a.txt',"
+			    "'content':''}]}",
+			    "attachments[0].content");
+	expect_invalid_both("{" BASE ",'attachments':[{'name':'a.txt','filename':'a.txt'}]}",
+			    "attachments[0].content");
+	expect_invalid_both("{" BASE ",'attachments':[{'name':'a.txt','filename':'a.txt',"
+			    "'content':'" B64
+			    "'},{'name':'b.txt','filename':'b.txt','content':42}]}",
+			    "attachments[1].content");
+}
+
+static void attachment_type_must_be_a_mime_type(void **state)
+{
+	(void)state;
+	const char *types[] = {"pdf", "application/", "/pdf", "application/pdf; name=x",
+			       "application pdf"};
+	char body[512];
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		snprintf(body, sizeof(body),
+			 "{" BASE ",'attachments':[{'name':'a.pdf','filename':'a.pdf',"
+			 "'type':'%s','content':'" B64 "'}]}",
+			 types[i]);
+		expect_invalid_both(body, "attachments[0].type");
+	}
+	expect_invalid_both("{" BASE ",'attachments':[{'name':'a.pdf','filename':'a.pdf',"
+			    "'type':'application/pdf\\r\\nX: y','content':'" B64 "'}]}",
+			    "attachments[0].type");
+}
+
+static void attachment_disposition_must_be_attachment_or_inline(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" BASE ",'attachments':[{'name':'a.txt','filename':'a.txt',"
+			    "'content':'" B64 "','disposition':'form-data'}]}",
+			    "attachments[0].disposition");
+}
+
+static void line_break_in_attachment_filename_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid(SEND_SENDGRID,
+		       "{" BASE ",'attachments':[{'filename':'a.txt\\r\\nX: y','content':'" B64
+		       "'}]}",
+		       "attachments[0].filename");
+	expect_invalid(SEND_NETCORE,
+		       "{" BASE ",'attachments':[{'name':'a.txt\\r\\nX: y','content':'" B64 "'}]}",
+		       "attachments[0].name");
+	expect_invalid_both("{" BASE ",'attachments':[{'name':'a.png','filename':'a.png',"
+			    "'content':'" B64 "','content_id':'logo\\r\\nX: y'}]}",
+			    "attachments[0].content_id");
+}
+
+static void attachment_needs_its_dialects_name_field(void **state)
+{
+	(void)state;
+	/* Each dialect reads only its own key for the file name. */
+	expect_invalid(SEND_SENDGRID,
+		       "{" BASE ",'attachments':[{'name':'a.txt','content':'" B64 "'}]}",
+		       "attachments[0].filename");
+	expect_invalid(SEND_NETCORE,
+		       "{" BASE ",'attachments':[{'filename':'a.txt','content':'" B64 "'}]}",
+		       "attachments[0].name");
+	expect_invalid_both("{" BASE ",'attachments':{'name':'a.txt'}}", "attachments");
+	expect_invalid_both("{" BASE ",'attachments':['a.txt']}", "attachments[0]");
+}
+
+static void sendgrid_refuses_templates_scheduling_and_batches(void **state)
+{
+	(void)state;
+	expect_invalid(SEND_SENDGRID, "{" BASE ",'template_id':'d-123'}", "template_id");
+	expect_invalid(SEND_SENDGRID, "{" BASE ",'send_at':1700000000}", "send_at");
+	expect_invalid(SEND_SENDGRID, "{" BASE ",'batch_id':'b-1'}", "batch_id");
+}
+
+static void personalization_send_at_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM "," SUBJECT "," CONTENT
+			    ",'personalizations':[{'to':[{'email':'a@x.test'}],"
+			    "'send_at':1700000000}]}",
+			    "personalizations[0].send_at");
+}
+
+static void bad_tags_are_refused(void **state)
+{
+	(void)state;
+	expect_invalid(SEND_NETCORE, "{" BASE ",'tags':['ok','a\\r\\nb']}", "tags[1]");
+	expect_invalid(SEND_NETCORE, "{" BASE ",'tags':'welcome'}", "tags");
+	expect_invalid(SEND_NETCORE, "{" BASE ",'tags':[42]}", "tags[0]");
+	expect_invalid(SEND_SENDGRID, "{" BASE ",'categories':['ok','a\\nb']}", "categories[1]");
+	expect_invalid(SEND_SENDGRID, "{" BASE ",'categories':{'a':'b'}}", "categories");
+}
+
+/* Everything before the last check (tags) has built payload; the refusal must free it all. */
+#define LATE_BODY(tags)                                                                            \
+	"{" FROM ",'reply_to':{'email':'h@acme.test'}," SUBJECT "," CONTENT                        \
+	",'personalizations':[{'to':[{'email':'a@x.test'}],'cc':[{'email':'c@x.test'}],"           \
+	"'headers':{'X-A':'1'}}],'headers':{'X-B':'2'},"                                           \
+	"'attachments':[{'name':'a.txt','filename':'a.txt','content':'" B64 "'}]," tags "}"
+
+static void refusal_late_in_the_body_leaves_no_payload(void **state)
+{
+	(void)state;
+	expect_invalid(SEND_NETCORE, LATE_BODY("'tags':['a\\r\\n']"), "tags[0]");
+	expect_invalid(SEND_SENDGRID, LATE_BODY("'categories':['a\\r\\n']"), "categories[0]");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(netcore_minimal_request_becomes_canonical_payload),
+		cmocka_unit_test(sendgrid_minimal_request_becomes_canonical_payload),
+		cmocka_unit_test(from_is_normalized_including_idn),
+		cmocka_unit_test(from_name_is_left_out_when_absent_or_empty),
+		cmocka_unit_test(netcore_reply_to_may_be_string_or_object),
+		cmocka_unit_test(sendgrid_reply_to_object_is_normalized),
+		cmocka_unit_test(content_types_map_to_canonical_parts),
+		cmocka_unit_test(personalizations_carry_recipients_subjects_and_headers),
+		cmocka_unit_test(custom_headers_are_kept),
+		cmocka_unit_test(netcore_attachment_name_becomes_filename_with_defaults),
+		cmocka_unit_test(sendgrid_attachment_keeps_type_disposition_and_content_id),
+		cmocka_unit_test(netcore_tags_and_sendgrid_categories_become_tags),
+		cmocka_unit_test(subject_may_come_from_every_personalization),
+		cmocka_unit_test(sendgrid_ignores_unknown_top_level_fields),
+		cmocka_unit_test(exactly_1000_recipients_are_accepted),
+		cmocka_unit_test(body_that_is_not_an_object_is_refused),
+		cmocka_unit_test(missing_from_is_refused),
+		cmocka_unit_test(invalid_from_email_is_refused),
+		cmocka_unit_test(line_break_in_from_name_is_refused),
+		cmocka_unit_test(overlong_from_name_is_refused),
+		cmocka_unit_test(invalid_reply_to_is_refused),
+		cmocka_unit_test(missing_or_empty_personalizations_are_refused),
+		cmocka_unit_test(personalization_without_to_is_refused),
+		cmocka_unit_test(invalid_recipient_is_refused_at_its_path),
+		cmocka_unit_test(invalid_cc_and_bcc_are_refused_at_their_paths),
+		cmocka_unit_test(more_than_1000_recipients_are_refused_at_the_1001st),
+		cmocka_unit_test(line_break_in_subject_is_refused),
+		cmocka_unit_test(overlong_or_non_string_subject_is_refused),
+		cmocka_unit_test(line_break_in_personalization_subject_is_refused),
+		cmocka_unit_test(subject_missing_somewhere_is_refused),
+		cmocka_unit_test(line_break_in_header_value_is_refused),
+		cmocka_unit_test(reserved_headers_are_refused),
+		cmocka_unit_test(malformed_header_names_are_refused),
+		cmocka_unit_test(non_string_header_value_is_refused),
+		cmocka_unit_test(missing_or_empty_content_is_refused),
+		cmocka_unit_test(unknown_content_type_is_refused),
+		cmocka_unit_test(amp_only_content_is_refused),
+		cmocka_unit_test(duplicate_content_type_is_refused),
+		cmocka_unit_test(attachment_content_must_be_base64),
+		cmocka_unit_test(attachment_type_must_be_a_mime_type),
+		cmocka_unit_test(attachment_disposition_must_be_attachment_or_inline),
+		cmocka_unit_test(line_break_in_attachment_filename_is_refused),
+		cmocka_unit_test(attachment_needs_its_dialects_name_field),
+		cmocka_unit_test(sendgrid_refuses_templates_scheduling_and_batches),
+		cmocka_unit_test(personalization_send_at_is_refused),
+		cmocka_unit_test(bad_tags_are_refused),
+		cmocka_unit_test(refusal_late_in_the_body_leaves_no_payload),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -12,14 +12,16 @@
 #include <strings.h>
 
 #include "audit.h"
+#include "html.h"
 #include "log.h"
 #include "session.h"
 #include "util.h"
 
 enum api_auth { AUTH_NONE, AUTH_SESSION, AUTH_KEY };
 
-/* How errors are written: the management API's shape, or the send dialect's own. */
-enum api_dialect { DIALECT_MGMT, DIALECT_NETCORE, DIALECT_SENDGRID };
+/* How errors are written: the management API's shape, the send dialect's own, or a page
+ * for the verify links people open in a browser. */
+enum api_dialect { DIALECT_MGMT, DIALECT_NETCORE, DIALECT_SENDGRID, DIALECT_HTML };
 
 struct api_route {
 	const char *method;
@@ -44,6 +46,7 @@ static const struct api_route routes[] = {
 	MGMT("PUT", "/api/settings/sender-auth", api_sender_auth_put, PERM_SENDER_TOGGLE),
 	MGMT("GET", "/api/senders", api_senders_list, PERM_READ),
 	MGMT("POST", "/api/senders", api_senders_add, PERM_SENDER_ADD),
+	MGMT("POST", "/api/senders/verification-email", api_senders_resend, PERM_SENDER_ADD),
 	MGMT("POST", "/api/senders/{id}/verify", api_sender_verify, PERM_SENDER_VERIFY),
 	MGMT("DELETE", "/api/senders/{id}", api_sender_delete, PERM_SENDER_REMOVE),
 	MGMT("GET", "/api/users", api_users_list, PERM_USER_MANAGE),
@@ -55,6 +58,10 @@ static const struct api_route routes[] = {
 	MGMT("DELETE", "/api/keys/{id}", api_key_delete, PERM_KEY_MANAGE),
 	MGMT("GET", "/api/drops", api_drops_list, PERM_READ),
 	MGMT("GET", "/api/stats", api_stats_get, PERM_READ),
+	MGMT("GET", "/api/messages", api_messages_list, PERM_READ),
+	MGMT("GET", "/api/messages/{id}", api_message_get, PERM_READ),
+	{"GET", "/verify/{id}", api_verify_show, AUTH_NONE, PERM_NONE, DIALECT_HTML},
+	{"POST", "/verify/{id}", api_verify_confirm, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	{"POST", "/v5/mail/send", api_send_netcore, AUTH_KEY, PERM_NONE, DIALECT_NETCORE},
 	{"POST", "/v6/mail/send", api_send_netcore, AUTH_KEY, PERM_NONE, DIALECT_NETCORE},
 	{"POST", "/v3/mail/send", api_send_sendgrid, AUTH_KEY, PERM_NONE, DIALECT_SENDGRID},
@@ -100,6 +107,32 @@ static void respond_json(struct http_request *req, int status, cJSON *json,
 	http_respond(req, status, json ? "application/json" : NULL, body, len, headers);
 }
 
+/* Pages may not be framed or run scripts; they only post back to themselves. */
+static void respond_html(struct http_request *req, int status, char *page,
+			 const char *const *headers)
+{
+	const char *h[12] = {"Content-Security-Policy",
+			     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+			     "X-Frame-Options",
+			     "DENY",
+			     "Referrer-Policy",
+			     "no-referrer"};
+	size_t n = 6;
+	for (size_t i = 0; headers && headers[i] && n + 2 < ARRAY_LEN(h); i += 2) {
+		h[n++] = headers[i];
+		h[n++] = headers[i + 1];
+	}
+	http_respond(req, status, "text/html; charset=utf-8", page, strlen(page), h);
+}
+
+static char *error_page(const struct err_info *info, const char *message)
+{
+	struct html h = {0};
+	html_fmt(&h, "<h1>%s</h1><p class=\"note\">Error code: <code>%s</code></p>",
+		 message && *message ? message : info->message, info->code);
+	return html_page("Postern", &h);
+}
+
 /* The one place an enum err becomes an HTTP error response, in the shape the client's
  * API speaks: ours, Netcore's, or SendGrid's (whose clients expect "field" and "help"). */
 static void respond_error(struct http_request *req, enum api_dialect d, enum err e,
@@ -129,6 +162,11 @@ static void respond_error(struct http_request *req, enum api_dialect d, enum err
 		cJSON_AddNullToObject(obj, "help");
 		cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "errors"), obj);
 		break;
+	case DIALECT_HTML:
+		cJSON_Delete(obj);
+		cJSON_Delete(root);
+		respond_html(req, info->http_status, error_page(info, message), headers);
+		return;
 	}
 	respond_json(req, info->http_status, root, headers);
 }
@@ -142,10 +180,15 @@ static void respond_call(struct api_call *c, enum api_dialect d, enum err e)
 	}
 	if (e != ERR_OK) {
 		cJSON_Delete(c->reply);
+		free(c->reply_html);
 		respond_error(c->req, d, e, c->err_field, c->err_message, headers);
 		return;
 	}
-	int status = c->status ? c->status : (c->reply ? 200 : 204);
+	int status = c->status ? c->status : (c->reply || c->reply_html ? 200 : 204);
+	if (c->reply_html) {
+		respond_html(c->req, status, c->reply_html, headers);
+		return;
+	}
 	respond_json(c->req, status, c->reply, headers);
 }
 
@@ -257,7 +300,8 @@ void api_handle(void *arg, struct http_request *req)
 	}
 	c.param = param[0] ? param : NULL;
 	enum err e = authenticate(&c, route);
-	if (e == ERR_OK)
+	/* Pages take form posts, not JSON. */
+	if (e == ERR_OK && route->dialect != DIALECT_HTML)
 		e = parse_body(&c);
 	if (e == ERR_OK)
 		e = route->fn(&c);
@@ -296,6 +340,17 @@ enum err api_store_err(int rc)
 	default:
 		return ERR_STORE_UNAVAILABLE;
 	}
+}
+
+enum err api_limit(struct api_call *c, int *limit)
+{
+	const char *q = http_query(c->req, "limit");
+	char *end;
+	long n = q ? strtol(q, &end, 10) : 100;
+	if (q && (!*q || *end || n < 1 || n > 1000))
+		return api_invalid(c, "limit", "limit must be a whole number from 1 to 1000.");
+	*limit = (int)n;
+	return ERR_OK;
 }
 
 int64_t api_param_id(struct api_call *c)

@@ -10,6 +10,7 @@
 #include "err.h"
 #include "http.h"
 #include "policy_cache.h"
+#include "queue.h"
 #include "role.h"
 #include "store.h"
 
@@ -18,6 +19,7 @@ struct api_ctx {
 	const struct config *cfg;
 	struct policy_cache *policies;
 	struct drops *drops;
+	struct queue *queue;
 	bool secure_cookies; /* public_url is https */
 };
 
@@ -33,6 +35,7 @@ struct api_call {
 	 * no body). On an error: optionally the field at fault and a more precise message. */
 	int status;
 	cJSON *reply;
+	char *reply_html; /* a page instead of JSON (malloc'd), for the verify pages */
 	char err_field[160];
 	char err_message[256];
 	const char *reply_header; /* one extra response header, e.g. Set-Cookie */
@@ -49,6 +52,8 @@ const char *api_body_string(struct api_call *c, const char *name);
 enum err api_invalid(struct api_call *c, const char *field, const char *message);
 /* Maps a store result to the error a handler returns (not found, conflict, ...). */
 enum err api_store_err(int rc);
+/* Reads ?limit= (1 to 1000, default 100); 400 naming "limit" when malformed. */
+enum err api_limit(struct api_call *c, int *limit);
 /* The numeric {id} of the path; -1 when it is not a positive number (answer 404). */
 int64_t api_param_id(struct api_call *c);
 /* An audit entry for the calling user: actor, role and client address included. */
@@ -78,6 +83,11 @@ enum err api_keys_add(struct api_call *c);
 enum err api_key_delete(struct api_call *c);
 enum err api_drops_list(struct api_call *c);
 enum err api_stats_get(struct api_call *c);
+enum err api_senders_resend(struct api_call *c);
+enum err api_messages_list(struct api_call *c);
+enum err api_message_get(struct api_call *c);
+enum err api_verify_show(struct api_call *c);
+enum err api_verify_confirm(struct api_call *c);
 enum err api_send_netcore(struct api_call *c);
 enum err api_send_sendgrid(struct api_call *c);
 

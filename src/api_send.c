@@ -1,7 +1,6 @@
 /* The send APIs: POST /v5/mail/send and /v6/mail/send (Netcore's dialect) and
  * /v3/mail/send (SendGrid's). Check the request, ask the sender policy, then either queue
  * the message or count the refusal as a drop, in the order of DESIGN.md. */
-#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,9 +36,7 @@ static enum policy_reason decide(struct api_call *c, const char *from, enum err 
 
 static enum err queue(struct api_call *c, const struct send_request *r, char id[MESSAGE_ID_LEN])
 {
-	unsigned char raw[16];
-	randombytes_buf(raw, sizeof(raw));
-	sodium_bin2hex(id, MESSAGE_ID_LEN, raw, sizeof(raw));
+	auth_random_hex(id, (MESSAGE_ID_LEN - 1) / 2);
 
 	char *payload = cJSON_PrintUnformatted(r->payload);
 	if (!payload)
@@ -53,7 +50,7 @@ static enum err queue(struct api_call *c, const struct send_request *r, char id[
 		.recipients = r->recipients,
 		.now = util_now(),
 	};
-	int rc = store_message_enqueue(c->ctx->store, &m);
+	int rc = queue_put(c->ctx->queue, &m);
 	free(payload);
 	if (rc != STORE_OK)
 		return ERR_STORE_UNAVAILABLE;

@@ -5,11 +5,12 @@
 #include <string.h>
 
 #include "api.h"
+#include "log.h"
+#include "notify.h"
 #include "session.h"
 #include "util.h"
 
 #define SENDERS_PER_CALL 500
-#define BATCH_TTL	 (7 * 24 * 3600) /* a Verify All link lasts a week */
 
 static enum err sender_auth_reply(struct api_call *c, bool warn_if_empty)
 {
@@ -57,6 +58,14 @@ enum err api_sender_auth_put(struct api_call *c)
 	return sender_auth_reply(c, on);
 }
 
+static void add_or_null(cJSON *o, const char *name, const char *text)
+{
+	if (text[0])
+		cJSON_AddStringToObject(o, name, text);
+	else
+		cJSON_AddNullToObject(o, name);
+}
+
 static cJSON *sender_json(const struct store_sender *s)
 {
 	cJSON *o = cJSON_CreateObject();
@@ -71,16 +80,11 @@ static cJSON *sender_json(const struct store_sender *s)
 	} else {
 		cJSON_AddNullToObject(o, "domain");
 	}
-	if (s->added_by[0])
-		cJSON_AddStringToObject(o, "added_by", s->added_by);
-	else
-		cJSON_AddNullToObject(o, "added_by");
+	add_or_null(o, "added_by", s->added_by);
 	api_add_time(o, "added_at", s->added_at);
-	if (s->verified_by[0])
-		cJSON_AddStringToObject(o, "verified_by", s->verified_by);
-	else
-		cJSON_AddNullToObject(o, "verified_by");
+	add_or_null(o, "verified_by", s->verified_by);
 	api_add_time(o, "verified_at", s->verified_at);
+	add_or_null(o, "verified_via", s->verified_via);
 	return o;
 }
 
@@ -140,6 +144,25 @@ static size_t collect(const cJSON *list, char (*norm)[ADDR_MAX], const char **gi
 	return n;
 }
 
+/* Sends the Verify All email for what was just added. The senders are stored whatever
+ * happens here; a lost email can be sent again with POST /api/senders/verification-email. */
+static void notify_added(struct api_call *c, const char *token, int64_t expires, cJSON *added)
+{
+	int n = cJSON_GetArraySize(added);
+	if (!n)
+		return;
+	const char **addresses = xcalloc((size_t)n, sizeof(*addresses));
+	for (int i = 0; i < n; i++)
+		addresses[i] =
+			cJSON_GetObjectItem(cJSON_GetArrayItem(added, i), "address")->valuestring;
+	if (notify_verification(c->ctx->store, c->ctx->queue, c->ctx->cfg, c->who.account.id,
+				c->who.account.name, token, expires, addresses,
+				(size_t)n) != STORE_OK)
+		log_error("senders: the verification email for account %lld could not be queued",
+			  (long long)c->who.account.id);
+	free(addresses);
+}
+
 enum err api_senders_add(struct api_call *c)
 {
 	const cJSON *list = c->body ? cJSON_GetObjectItemCaseSensitive(c->body, "addresses") : NULL;
@@ -160,9 +183,9 @@ enum err api_senders_add(struct api_call *c)
 	/* The batch's token goes into the Verify All link; only its hash is stored. */
 	auth_token_new(token);
 	auth_token_hash(token, hash);
-	int64_t now = util_now();
+	int64_t now = util_now(), expires = now + c->ctx->cfg->verify_ttl;
 	int rc = n ? store_senders_add(c->ctx->store, c->who.account.id, c->who.user.id, now, ptrs,
-				       n, hash, now + BATCH_TTL, ids)
+				       n, hash, expires, ids)
 		   : STORE_OK;
 	enum err e = rc == STORE_OK ? ERR_OK : ERR_STORE_UNAVAILABLE;
 	if (e == ERR_OK) {
@@ -184,6 +207,7 @@ enum err api_senders_add(struct api_call *c)
 		c->reply = cJSON_CreateObject();
 		cJSON_AddItemToObject(c->reply, "added", added);
 		cJSON_AddItemToObject(c->reply, "rejected", rejected);
+		notify_added(c, token, expires, added);
 	} else {
 		cJSON_Delete(rejected);
 	}
@@ -192,6 +216,46 @@ enum err api_senders_add(struct api_call *c)
 	free(ptrs);
 	free(ids);
 	return e;
+}
+
+static int collect_pending(void *arg, const char *address, enum store_batch_state state)
+{
+	(void)state;
+	cJSON_AddItemToArray(arg, cJSON_CreateString(address));
+	return 0;
+}
+
+enum err api_senders_resend(struct api_call *c)
+{
+	char token[AUTH_TOKEN_LEN], hash[AUTH_HASH_HEX];
+	cJSON *addresses = cJSON_CreateArray();
+	int64_t now = util_now(), expires = now + c->ctx->cfg->verify_ttl;
+
+	auth_token_new(token);
+	auth_token_hash(token, hash);
+	enum err e =
+		api_store_err(store_batch_pending(c->ctx->store, c->who.account.id, c->who.user.id,
+						  now, hash, expires, collect_pending, addresses));
+	if (e == ERR_NOT_FOUND)
+		e = ERR_NO_PENDING_SENDERS;
+	int n = cJSON_GetArraySize(addresses);
+	const char **list = xcalloc((size_t)n + 1, sizeof(*list));
+	for (int i = 0; i < n; i++)
+		list[i] = cJSON_GetArrayItem(addresses, i)->valuestring;
+	if (e == ERR_OK &&
+	    notify_verification(c->ctx->store, c->ctx->queue, c->ctx->cfg, c->who.account.id,
+				c->who.account.name, token, expires, list, (size_t)n) != STORE_OK)
+		e = ERR_STORE_UNAVAILABLE;
+	free(list);
+	if (e != ERR_OK) {
+		cJSON_Delete(addresses);
+		return e;
+	}
+	api_audit(c, "sender.verification_sent", "senders", "count=%d", n);
+	c->reply = cJSON_CreateObject();
+	cJSON_AddItemToObject(c->reply, "addresses", addresses);
+	api_add_time(c->reply, "expires_at", expires);
+	return ERR_OK;
 }
 
 enum err api_sender_verify(struct api_call *c)

@@ -1,7 +1,5 @@
 /* What the policy stopped and what went through: GET /api/drops and GET /api/stats. Both
  * flush the drop counter first, so a refusal is visible as soon as it was answered. */
-#include <stdlib.h>
-
 #include "api.h"
 #include "util.h"
 
@@ -22,16 +20,14 @@ static int add_drop(void *arg, const struct store_drop *d)
 
 enum err api_drops_list(struct api_call *c)
 {
-	const char *q = http_query(c->req, "limit");
-	char *end;
-	long limit = q ? strtol(q, &end, 10) : 100;
-	if (q && (!*q || *end || limit < 1 || limit > 1000))
-		return api_invalid(c, "limit", "limit must be a whole number from 1 to 1000.");
+	int limit;
+	enum err e = api_limit(c, &limit);
+	if (e != ERR_OK)
+		return e;
 	if (drops_flush(c->ctx->drops) != STORE_OK)
 		return ERR_STORE_UNAVAILABLE;
 	cJSON *list = cJSON_CreateArray();
-	if (store_drops_list(c->ctx->store, c->who.account.id, (int)limit, add_drop, list) !=
-	    STORE_OK) {
+	if (store_drops_list(c->ctx->store, c->who.account.id, limit, add_drop, list) != STORE_OK) {
 		cJSON_Delete(list);
 		return ERR_STORE_UNAVAILABLE;
 	}

@@ -57,6 +57,15 @@ void auth_token_new(char out[AUTH_TOKEN_LEN])
 	random_b64(out, AUTH_TOKEN_LEN);
 }
 
+void auth_random_hex(char *out, size_t nbytes)
+{
+	unsigned char raw[64];
+	if (nbytes > sizeof(raw))
+		nbytes = sizeof(raw);
+	randombytes_buf(raw, nbytes);
+	sodium_bin2hex(out, nbytes * 2 + 1, raw, nbytes);
+}
+
 void auth_api_key_new(char out[AUTH_KEY_LEN])
 {
 	memcpy(out, AUTH_KEY_PREFIX, strlen(AUTH_KEY_PREFIX));

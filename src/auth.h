@@ -26,6 +26,9 @@ bool auth_password_acceptable(const char *password);
 
 /* A new token of 32 random bytes, base64url without padding. */
 void auth_token_new(char out[AUTH_TOKEN_LEN]);
+/* Writes nbytes random bytes as lower-case hex (2 * nbytes characters and NUL) into out:
+ * message ids, request ids. */
+void auth_random_hex(char *out, size_t nbytes);
 /* A new API key: "pst_" and 32 random bytes, base64url. */
 void auth_api_key_new(char out[AUTH_KEY_LEN]);
 /* What is stored for a token or key: hex BLAKE2b-256 of it. Tokens carry 256 bits of

@@ -15,7 +15,17 @@
 #include "addr.h"
 #include "util.h"
 
-enum cfg_type { CFG_STRING, CFG_BOOL, CFG_INT, CFG_LISTEN, CFG_URL, CFG_RELAY, CFG_DNS, CFG_EMAIL };
+enum cfg_type {
+	CFG_STRING,
+	CFG_BOOL,
+	CFG_INT,
+	CFG_DURATION,
+	CFG_LISTEN,
+	CFG_URL,
+	CFG_RELAY,
+	CFG_DNS,
+	CFG_EMAIL
+};
 
 struct cfg_key {
 	const char *section;
@@ -42,8 +52,13 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("relay", "username", CFG_STRING, relay_username, NULL),
 	KEY("relay", "password", CFG_STRING, relay_password, NULL),
 	KEY("relay", "starttls", CFG_BOOL, relay_starttls, NULL),
+	KEY("relay", "connections", CFG_INT, relay_connections, NULL),
+	KEY("relay", "retry_base", CFG_DURATION, relay_retry_base, NULL),
+	KEY("relay", "retry_max", CFG_DURATION, relay_retry_max, NULL),
+	KEY("relay", "give_up", CFG_DURATION, relay_give_up, NULL),
 	KEY("dns", "servers", CFG_DNS, dns_servers, "--dns"),
 	KEY("mail", "system_from", CFG_EMAIL, system_from, NULL),
+	KEY("mail", "verify_ttl", CFG_DURATION, verify_ttl, NULL),
 };
 
 void config_defaults(struct config *cfg)
@@ -54,6 +69,11 @@ void config_defaults(struct config *cfg)
 	strcpy(cfg->relay_url, "outbox:var/outbox");
 	strcpy(cfg->system_from, "postern@localhost.localdomain");
 	cfg->threads = 4;
+	cfg->relay_connections = 4;
+	cfg->relay_retry_base = 60;
+	cfg->relay_retry_max = 3600;
+	cfg->relay_give_up = 24 * 3600;
+	cfg->verify_ttl = 48 * 3600;
 }
 
 static bool parse_port(const char *s, long *port)
@@ -178,6 +198,33 @@ static int set_int(int *dst, const char *v)
 	return 0;
 }
 
+/* "90", "90s", "15m", "48h" or "7d", from one second to a year. */
+static int set_duration(int *dst, const char *v)
+{
+	static const struct {
+		char unit;
+		long seconds;
+	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	long scale = 1;
+	if (errno || end == v || n < 1)
+		return -1;
+	if (*end) {
+		size_t i = 0;
+		while (i < ARRAY_LEN(units) && units[i].unit != *end)
+			i++;
+		if (i == ARRAY_LEN(units) || end[1])
+			return -1;
+		scale = units[i].seconds;
+	}
+	if (n > 366L * 86400 / scale)
+		return -1;
+	*dst = (int)(n * scale);
+	return 0;
+}
+
 /* Validates and stores one value. Returns NULL, or what was expected. */
 static const char *cfg_set(struct config *cfg, const struct cfg_key *k, const char *v)
 {
@@ -190,6 +237,9 @@ static const char *cfg_set(struct config *cfg, const struct cfg_key *k, const ch
 		return set_bool((bool *)field, v) < 0 ? "yes or no" : NULL;
 	case CFG_INT:
 		return set_int((int *)field, v) < 0 ? "a whole number from 1 to 1024" : NULL;
+	case CFG_DURATION:
+		return set_duration((int *)field, v) < 0 ? "a duration like 90s, 15m, 48h or 7d"
+							 : NULL;
 	case CFG_LISTEN:
 		if (!valid_listen(v))
 			return "HOST:PORT, like 127.0.0.1:8025";

@@ -16,8 +16,13 @@ struct config {
 	char relay_username[256];
 	char relay_password[256];
 	bool relay_starttls;
+	int relay_connections; /* [relay] connections: parallel relay connections */
+	int relay_retry_base;  /* [relay] retry_base: first retry delay, seconds */
+	int relay_retry_max;   /* [relay] retry_max: longest retry delay, seconds */
+	int relay_give_up;     /* [relay] give_up: a message still deferred after this fails */
 	char dns_servers[256]; /* [dns] servers: comma-separated ip[:port] */
 	char system_from[256]; /* [mail] system_from: sender of verification mail */
+	int verify_ttl;	       /* [mail] verify_ttl: how long a Verify All link works, seconds */
 };
 
 /* Fills cfg with the defaults. */

@@ -42,6 +42,16 @@ static const struct err_info err_table[ERR_COUNT] = {
 				"This already exists. Use the existing one or choose another."},
 	[ERR_LAST_ADMIN] = {"last_admin", 409,
 			    "An account needs at least one Admin. Make another user Admin first."},
+	[ERR_TOKEN_USED] =
+		{"token_used", 410,
+		 "This verification link was already used. Verify addresses in Mail "
+		 "Settings > Authorized sender email ID, or send a new email from there."},
+	[ERR_TOKEN_EXPIRED] = {"token_expired", 410,
+			       "This verification link has expired. Send a new verification email "
+			       "from Mail Settings > Authorized sender email ID."},
+	[ERR_NO_PENDING_SENDERS] = {"no_pending_senders", 409,
+				    "No sender address is waiting for verification, so there is "
+				    "nothing to send."},
 	[ERR_SENDER_AUTH_NO_SENDERS] =
 		{"sender_auth_no_senders", 403,
 		 "Authorized sender email ID is on and no sender address is "

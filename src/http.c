@@ -6,13 +6,13 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netdb.h>
-#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "log.h"
 #include "util.h"
 
@@ -43,15 +43,13 @@ static struct http_request *request_new(struct http_server *srv, struct MHD_Conn
 					const char *method, const char *url)
 {
 	struct http_request *req = xcalloc(1, sizeof(*req));
-	unsigned char rnd[8];
 
 	req->conn = conn;
 	req->method = method;
 	req->path = url;
 	req->started = util_monotonic();
 	client_ip(conn, req->ip, sizeof(req->ip));
-	randombytes_buf(rnd, sizeof(rnd));
-	sodium_bin2hex(req->id, sizeof(req->id), rnd, sizeof(rnd));
+	auth_random_hex(req->id, (sizeof(req->id) - 1) / 2);
 	atomic_fetch_add(&srv->in_flight, 1);
 	return req;
 }

@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "deliver.h"
 #include "http.h"
 #include "log.h"
 #include "store.h"
@@ -79,14 +80,21 @@ int serve_run(const struct config *cfg)
 			      .policies = policy_cache_new(store),
 			      .drops = drops_start(store),
 			      .secure_cookies = strncmp(cfg->public_url, "https://", 8) == 0};
-	struct http_server *http =
-		http_start(cfg->listen, cfg->threads, api_handle, &ctx, err, sizeof(err));
+	struct deliver *deliver = NULL;
+	struct http_server *http = NULL;
+	int status = -1;
+
+	deliver = deliver_start(store, cfg, ctx.policies, ctx.drops, err, sizeof(err));
+	if (!deliver) {
+		log_error("%s", err);
+		goto out;
+	}
+	/* Each commit wakes the workers, so new mail leaves without waiting for a poll. */
+	ctx.queue = queue_start(store, deliver_wake, deliver);
+	http = http_start(cfg->listen, cfg->threads, api_handle, &ctx, err, sizeof(err));
 	if (!http) {
 		log_error("%s", err);
-		drops_stop(ctx.drops);
-		policy_cache_free(ctx.policies);
-		store_close(store);
-		return -1;
+		goto out;
 	}
 	log_info("postern serving on %s (port %d), public_url %s, store %s, relay %s", cfg->listen,
 		 http_port(http), cfg->public_url, cfg->store_path, cfg->relay_url);
@@ -95,10 +103,17 @@ int serve_run(const struct config *cfg)
 		;
 	log_info("received %s: finishing in-flight requests",
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	status = 0;
+out:
+	/* In order: no new requests, then every accepted message committed, then delivery
+	 * stops after the message in hand, then the counters are written. */
 	http_stop(http);
+	queue_stop(ctx.queue);
+	deliver_stop(deliver);
 	drops_stop(ctx.drops);
 	policy_cache_free(ctx.policies);
 	store_close(store);
-	log_info("postern stopped");
-	return 0;
+	if (status == 0)
+		log_info("postern stopped");
+	return status;
 }

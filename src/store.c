@@ -178,11 +178,6 @@ int store_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t
 	return s->ops->apikey_revoke(s, account_id, id, now);
 }
 
-int store_message_enqueue(struct store *s, const struct store_message *m)
-{
-	return s->ops->message_enqueue(s, m);
-}
-
 int store_drops_add(struct store *s, const struct store_drop *d, size_t n)
 {
 	return s->ops->drops_add(s, d, n);
@@ -197,4 +192,59 @@ int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_co
 		void *arg)
 {
 	return s->ops->stats(s, account_id, accepted, fn, arg);
+}
+
+int store_messages_add(struct store *s, const struct store_message *m, size_t n)
+{
+	return s->ops->messages_add(s, m, n);
+}
+
+int store_messages_recover(struct store *s)
+{
+	return s->ops->messages_recover(s);
+}
+
+int store_message_claim(struct store *s, int64_t now, int64_t lease_until, struct store_queued *out)
+{
+	return s->ops->message_claim(s, now, lease_until, out);
+}
+
+int store_message_progress(struct store *s, int64_t id, int parts_done)
+{
+	return s->ops->message_progress(s, id, parts_done);
+}
+
+int store_message_finish(struct store *s, int64_t id, const struct store_outcome *o)
+{
+	return s->ops->message_finish(s, id, o);
+}
+
+int store_messages_list(struct store *s, int64_t account_id, const char *status, int limit,
+			store_message_fn fn, void *arg)
+{
+	return s->ops->messages_list(s, account_id, status, limit, fn, arg);
+}
+
+int store_message_get(struct store *s, int64_t account_id, const char *uid,
+		      struct store_message_info *out)
+{
+	return s->ops->message_get(s, account_id, uid, out);
+}
+
+int store_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
+			const char *token_hash, int64_t expires_at, store_batch_fn fn, void *arg)
+{
+	return s->ops->batch_pending(s, account_id, user_id, now, token_hash, expires_at, fn, arg);
+}
+
+int store_batch_get(struct store *s, const char *token_hash, struct store_batch *out,
+		    store_batch_fn fn, void *arg)
+{
+	return s->ops->batch_get(s, token_hash, out, fn, arg);
+}
+
+int store_batch_use(struct store *s, const char *token_hash, int64_t now, struct store_batch *out,
+		    store_batch_fn fn, void *arg)
+{
+	return s->ops->batch_use(s, token_hash, now, out, fn, arg);
 }

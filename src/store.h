@@ -72,7 +72,8 @@ struct store_sender {
 	char added_by[ADDR_MAX]; /* "" when the user is gone */
 	int64_t added_at;
 	char verified_by[ADDR_MAX];
-	int64_t verified_at; /* 0 while pending */
+	int64_t verified_at;  /* 0 while pending */
+	char verified_via[8]; /* "panel", "link", or "" while pending */
 };
 
 struct store_apikey {
@@ -84,15 +85,73 @@ struct store_apikey {
 	int64_t last_used_at; /* 0 when never used */
 };
 
-/* A message accepted by the send API, stored as queued. */
+/* A message accepted by the send API (or Postern's own mail), stored as queued. */
 struct store_message {
 	const char *uid;
 	int64_t account_id;
-	int64_t api_key_id;
+	int64_t api_key_id; /* 0 for Postern's own mail */
+	bool system;	    /* Postern's own mail: never subject to the account's policy */
 	const char *from;
 	const char *payload; /* canonical JSON (send.h) */
 	int recipients;
 	int64_t now;
+};
+
+/* A message claimed by a delivery worker. */
+struct store_queued {
+	int64_t id;
+	char uid[40];
+	int64_t account_id;
+	int64_t api_key_id;
+	bool system;
+	char from[ADDR_MAX];
+	char *payload; /* malloc'd; the claimer frees it */
+	int attempts;  /* including the one just claimed */
+	int parts_done;
+	int64_t created_at;
+};
+
+/* What became of a delivery attempt. status: "sent", "deferred", "failed" or "dropped". */
+struct store_outcome {
+	const char *status;
+	int64_t next_attempt_at; /* for "deferred" */
+	const char *reason;	 /* a stable code, or NULL */
+	const char *last_reply;	 /* the relay's last reply, or NULL */
+	const char *rejected;	 /* JSON array of refused recipients, or NULL */
+	int64_t now;
+};
+
+/* A message as GET /api/messages shows it. */
+struct store_message_info {
+	char uid[40];
+	char from[ADDR_MAX];
+	char status[16];
+	bool system;
+	int attempts;
+	int recipients;
+	int64_t created_at;
+	int64_t updated_at;
+	int64_t next_attempt_at;
+	char reason[40];
+	char last_reply[512];
+	char rejected[2048];
+};
+
+/* A verification batch: the senders one "Verify All Emails" link covers. */
+struct store_batch {
+	int64_t id;
+	int64_t account_id;
+	char account_name[STORE_NAME_MAX];
+	int64_t created_at;
+	int64_t expires_at;
+	int64_t used_at; /* 0 while unused */
+};
+
+enum store_batch_state {
+	BATCH_PENDING,	    /* still waiting for verification */
+	BATCH_VERIFIED_NOW, /* verified by this use of the link */
+	BATCH_ALREADY,	    /* verified before, in the panel or by another link */
+	BATCH_REMOVED,	    /* removed from the account since the batch was made */
 };
 
 /* Refusals by the policy, counted per account, key, From, reason and minute. */
@@ -111,6 +170,8 @@ typedef int (*store_user_fn)(void *arg, const struct store_user *u);
 typedef int (*store_apikey_fn)(void *arg, const struct store_apikey *k);
 typedef int (*store_drop_fn)(void *arg, const struct store_drop *d);
 typedef int (*store_count_fn)(void *arg, const char *reason, int64_t count);
+typedef int (*store_message_fn)(void *arg, const struct store_message_info *m);
+typedef int (*store_batch_fn)(void *arg, const char *address, enum store_batch_state state);
 
 struct store;
 
@@ -160,12 +221,28 @@ struct store_ops {
 	int (*apikey_lookup)(struct store *s, const char *key_hash, struct store_apikey *out);
 	int (*apikey_touch)(struct store *s, int64_t id, int64_t now);
 	int (*apikey_revoke)(struct store *s, int64_t account_id, int64_t id, int64_t now);
-	int (*message_enqueue)(struct store *s, const struct store_message *m);
 	int (*drops_add)(struct store *s, const struct store_drop *d, size_t n);
 	int (*drops_list)(struct store *s, int64_t account_id, int limit, store_drop_fn fn,
 			  void *arg);
 	int (*stats)(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
 		     void *arg);
+	int (*messages_add)(struct store *s, const struct store_message *m, size_t n);
+	int (*messages_recover)(struct store *s);
+	int (*message_claim)(struct store *s, int64_t now, int64_t lease_until,
+			     struct store_queued *out);
+	int (*message_progress)(struct store *s, int64_t id, int parts_done);
+	int (*message_finish)(struct store *s, int64_t id, const struct store_outcome *o);
+	int (*messages_list)(struct store *s, int64_t account_id, const char *status, int limit,
+			     store_message_fn fn, void *arg);
+	int (*message_get)(struct store *s, int64_t account_id, const char *uid,
+			   struct store_message_info *out);
+	int (*batch_pending)(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
+			     const char *token_hash, int64_t expires_at, store_batch_fn fn,
+			     void *arg);
+	int (*batch_get)(struct store *s, const char *token_hash, struct store_batch *out,
+			 store_batch_fn fn, void *arg);
+	int (*batch_use)(struct store *s, const char *token_hash, int64_t now,
+			 struct store_batch *out, store_batch_fn fn, void *arg);
 };
 
 struct store {
@@ -231,10 +308,35 @@ int store_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, v
 int store_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out);
 int store_apikey_touch(struct store *s, int64_t id, int64_t now);
 int store_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now);
-int store_message_enqueue(struct store *s, const struct store_message *m);
 /* Adds the counts of drops to the stored ones, in one transaction. */
 int store_drops_add(struct store *s, const struct store_drop *d, size_t n);
 int store_drops_list(struct store *s, int64_t account_id, int limit, store_drop_fn fn, void *arg);
+/* Stores messages as queued in one transaction: one fsync for the whole batch. */
+int store_messages_add(struct store *s, const struct store_message *m, size_t n);
+/* Puts messages left "sending" by a daemon that stopped back in the queue. */
+int store_messages_recover(struct store *s);
+/* Claims the next due message for delivery until lease_until; STORE_NOT_FOUND when none. */
+int store_message_claim(struct store *s, int64_t now, int64_t lease_until,
+			struct store_queued *out);
+/* Records that the first parts_done personalizations were accepted by the relay. */
+int store_message_progress(struct store *s, int64_t id, int parts_done);
+int store_message_finish(struct store *s, int64_t id, const struct store_outcome *o);
+/* Newest first; status NULL lists all. */
+int store_messages_list(struct store *s, int64_t account_id, const char *status, int limit,
+			store_message_fn fn, void *arg);
+int store_message_get(struct store *s, int64_t account_id, const char *uid,
+		      struct store_message_info *out);
+/* Makes a new verification batch of every pending sender of the account, calling fn for
+ * each; STORE_NOT_FOUND when nothing is pending. */
+int store_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
+			const char *token_hash, int64_t expires_at, store_batch_fn fn, void *arg);
+/* Reads a batch and the current state of its senders. */
+int store_batch_get(struct store *s, const char *token_hash, struct store_batch *out,
+		    store_batch_fn fn, void *arg);
+/* Uses a batch: verifies its senders still pending and marks it used, in one transaction.
+ * A batch already used or expired is left as it is (out tells which). */
+int store_batch_use(struct store *s, const char *token_hash, int64_t now, struct store_batch *out,
+		    store_batch_fn fn, void *arg);
 /* Accepted messages and, per reason, dropped ones for an account. */
 int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
 		void *arg);

@@ -65,6 +65,7 @@ static const char *const migrations[] = {
 	"  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','verified')),"
 	"  added_by INTEGER REFERENCES users(id) ON DELETE SET NULL, added_at INTEGER NOT NULL,"
 	"  verified_by INTEGER REFERENCES users(id) ON DELETE SET NULL, verified_at INTEGER,"
+	"  verified_via TEXT CHECK (verified_via IN ('panel','link')),"
 	"  UNIQUE (account_id, address));"
 	"CREATE TABLE verification_tokens ("
 	"  id INTEGER PRIMARY KEY,"
@@ -72,19 +73,24 @@ static const char *const migrations[] = {
 	"  token_hash TEXT NOT NULL UNIQUE,"
 	"  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
 	"  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER);"
+	/* The address is kept so a batch can say which of its senders were removed since. */
 	"CREATE TABLE verification_token_senders ("
 	"  token_id INTEGER NOT NULL REFERENCES verification_tokens(id) ON DELETE CASCADE,"
-	"  sender_id INTEGER NOT NULL REFERENCES senders(id) ON DELETE CASCADE,"
-	"  PRIMARY KEY (token_id, sender_id));"
+	"  sender_id INTEGER REFERENCES senders(id) ON DELETE SET NULL,"
+	"  address TEXT NOT NULL,"
+	"  PRIMARY KEY (token_id, address));"
 	"CREATE TABLE messages ("
 	"  id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE,"
 	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
 	"  api_key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,"
+	"  system INTEGER NOT NULL DEFAULT 0," /* Postern's own mail, outside the policy */
 	"  from_addr TEXT NOT NULL,"
 	"  status TEXT NOT NULL DEFAULT 'queued'"
 	"    CHECK (status IN ('queued','deferred','sending','sent','failed','dropped')),"
 	"  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
+	"  lease_until INTEGER, parts_done INTEGER NOT NULL DEFAULT 0,"
 	"  recipients INTEGER NOT NULL, payload TEXT NOT NULL, reason TEXT, last_reply TEXT,"
+	"  rejected TEXT," /* JSON: recipients the relay refused, with its replies */
 	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
 	"CREATE INDEX messages_due ON messages(status, next_attempt_at);"
 	"CREATE INDEX messages_account ON messages(account_id, id);"
@@ -581,9 +587,9 @@ static int sq_senders_add(struct store *s, int64_t account_id, int64_t user_id, 
 	for (size_t i = 0; i < n && rc == STORE_OK && added; i++)
 		if (ids[i])
 			rc = sq_exec(q, NULL,
-				     "INSERT INTO verification_token_senders (token_id, sender_id) "
-				     "VALUES (?, ?)",
-				     "ii", batch, ids[i]);
+				     "INSERT INTO verification_token_senders (token_id, sender_id, "
+				     "address) VALUES (?, ?, ?)",
+				     "iis", batch, ids[i], addresses[i]);
 	sq_exec(q, NULL, rc == STORE_OK ? "COMMIT" : "ROLLBACK", "");
 	if (rc == STORE_OK && added)
 		q->policy_writes++;
@@ -593,7 +599,7 @@ static int sq_senders_add(struct store *s, int64_t account_id, int64_t user_id, 
 
 #define SENDER_SELECT                                                                              \
 	"SELECT s.id, s.address, s.status, s.domain, d.status, d.active, ua.email, s.added_at, "   \
-	"  uv.email, s.verified_at "                                                               \
+	"  uv.email, s.verified_at, s.verified_via "                                               \
 	"FROM senders s "                                                                          \
 	"LEFT JOIN sending_domains d ON d.account_id = s.account_id AND d.name = s.domain "        \
 	"LEFT JOIN users ua ON ua.id = s.added_by "                                                \
@@ -614,6 +620,7 @@ static void read_sender(sqlite3_stmt *st, void *row)
 	x->added_at = sqlite3_column_int64(st, 7);
 	col_text(st, 8, x->verified_by, sizeof(x->verified_by));
 	x->verified_at = sqlite3_column_int64(st, 9);
+	col_text(st, 10, x->verified_via, sizeof(x->verified_via));
 }
 
 static int sq_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, void *arg)
@@ -647,12 +654,14 @@ static int sq_sender_verify(struct store *s, int64_t account_id, int64_t id, int
 			    int64_t now)
 {
 	/* Verifying twice keeps the first verifier and time. */
-	return sq_update(sq_of(s), true,
-			 "UPDATE senders SET status = 'verified', "
-			 "  verified_by = CASE status WHEN 'verified' THEN verified_by ELSE ? END,"
-			 "  verified_at = CASE status WHEN 'verified' THEN verified_at ELSE ? END "
-			 "WHERE account_id = ? AND id = ?",
-			 "iiii", user_id, now, account_id, id);
+	return sq_update(
+		sq_of(s), true,
+		"UPDATE senders SET status = 'verified', "
+		"  verified_by = CASE status WHEN 'verified' THEN verified_by ELSE ? END,"
+		"  verified_at = CASE status WHEN 'verified' THEN verified_at ELSE ? END,"
+		"  verified_via = CASE status WHEN 'verified' THEN verified_via ELSE 'panel' END "
+		"WHERE account_id = ? AND id = ?",
+		"iiii", user_id, now, account_id, id);
 }
 
 static int sq_sender_delete(struct store *s, int64_t account_id, int64_t id)
@@ -890,16 +899,6 @@ static int sq_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int
 			 "iii", now, account_id, id);
 }
 
-static int sq_message_enqueue(struct store *s, const struct store_message *m)
-{
-	return sq_write(sq_of(s), NULL,
-			"INSERT INTO messages (uid, account_id, api_key_id, from_addr, status, "
-			"next_attempt_at, recipients, payload, created_at, updated_at) "
-			"VALUES (?, ?, NULLIF(?, 0), ?, 'queued', ?, ?, ?, ?, ?)",
-			"siisidsii", m->uid, m->account_id, m->api_key_id, m->from, m->now,
-			m->recipients, m->payload, m->now, m->now);
-}
-
 static int sq_drops_add(struct store *s, const struct store_drop *d, size_t n)
 {
 	struct sq *q = sq_of(s);
@@ -990,6 +989,305 @@ static int sq_stats(struct store *s, int64_t account_id, int64_t *accepted, stor
 	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
 }
 
+static int sq_messages_add(struct store *s, const struct store_message *m, size_t n)
+{
+	struct sq *q = sq_of(s);
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_exec(q, NULL, "BEGIN IMMEDIATE", "");
+	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = sq_exec(
+			q, NULL,
+			"INSERT INTO messages (uid, account_id, api_key_id, system, from_addr, "
+			"status, next_attempt_at, recipients, payload, created_at, updated_at) "
+			"VALUES (?, ?, NULLIF(?, 0), ?, ?, 'queued', ?, ?, ?, ?, ?)",
+			"siidsidsii", m[i].uid, m[i].account_id, m[i].api_key_id,
+			m[i].system ? 1 : 0, m[i].from, m[i].now, m[i].recipients, m[i].payload,
+			m[i].now, m[i].now);
+	/* The commit is the fsync that makes every message of the batch durable at once. */
+	if (rc == STORE_OK)
+		rc = sq_exec(q, NULL, "COMMIT", "");
+	if (rc != STORE_OK)
+		sq_exec(q, NULL, "ROLLBACK", "");
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_messages_recover(struct store *s)
+{
+	/* One daemon owns a SQLite database, so anything "sending" was cut off by a stop. */
+	return sq_write(sq_of(s), NULL,
+			"UPDATE messages SET status = 'queued', lease_until = NULL "
+			"WHERE status = 'sending'",
+			"");
+}
+
+static int sq_message_claim(struct store *s, int64_t now, int64_t lease_until,
+			    struct store_queued *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(
+		q, &st,
+		"UPDATE messages SET status = 'sending', lease_until = ?, "
+		"  attempts = attempts + 1, updated_at = ? "
+		"WHERE id = (SELECT id FROM messages WHERE status IN ('queued','deferred') "
+		"  AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT 1) "
+		"RETURNING id, uid, account_id, COALESCE(api_key_id, 0), system, from_addr, "
+		"  payload, attempts, parts_done, created_at",
+		"iii", lease_until, now, now);
+	if (rc == STORE_OK) {
+		out->id = sqlite3_column_int64(st, 0);
+		col_text(st, 1, out->uid, sizeof(out->uid));
+		out->account_id = sqlite3_column_int64(st, 2);
+		out->api_key_id = sqlite3_column_int64(st, 3);
+		out->system = sqlite3_column_int(st, 4) != 0;
+		col_text(st, 5, out->from, sizeof(out->from));
+		out->payload = xstrdup((const char *)sqlite3_column_text(st, 6));
+		out->attempts = sqlite3_column_int(st, 7);
+		out->parts_done = sqlite3_column_int(st, 8);
+		out->created_at = sqlite3_column_int64(st, 9);
+		/* RETURNING rows are final only once the statement has run to its end. */
+		rc = sqlite3_step(st) == SQLITE_DONE ? STORE_OK : sq_fail(q, "claim");
+		sqlite3_finalize(st);
+		if (rc != STORE_OK)
+			free(out->payload);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_message_progress(struct store *s, int64_t id, int parts_done)
+{
+	return sq_write(sq_of(s), NULL, "UPDATE messages SET parts_done = ? WHERE id = ?", "di",
+			parts_done, id);
+}
+
+static int sq_message_finish(struct store *s, int64_t id, const struct store_outcome *o)
+{
+	return sq_write(sq_of(s), NULL,
+			"UPDATE messages SET status = ?, "
+			"  next_attempt_at = CASE WHEN ? > 0 THEN ? ELSE next_attempt_at END, "
+			"  reason = ?, last_reply = ?, rejected = ?, lease_until = NULL, "
+			"  updated_at = ? WHERE id = ?",
+			"siisssii", o->status, o->next_attempt_at, o->next_attempt_at, o->reason,
+			o->last_reply, o->rejected, o->now, id);
+}
+
+#define MESSAGE_COLUMNS                                                                            \
+	"uid, from_addr, CASE status WHEN 'sending' THEN 'queued' ELSE status END, system, "       \
+	"attempts, recipients, created_at, updated_at, next_attempt_at, reason, last_reply, "      \
+	"rejected"
+
+static void read_message(sqlite3_stmt *st, void *row)
+{
+	struct store_message_info *m = row;
+	col_text(st, 0, m->uid, sizeof(m->uid));
+	col_text(st, 1, m->from, sizeof(m->from));
+	col_text(st, 2, m->status, sizeof(m->status));
+	m->system = sqlite3_column_int(st, 3) != 0;
+	m->attempts = sqlite3_column_int(st, 4);
+	m->recipients = sqlite3_column_int(st, 5);
+	m->created_at = sqlite3_column_int64(st, 6);
+	m->updated_at = sqlite3_column_int64(st, 7);
+	m->next_attempt_at = sqlite3_column_int64(st, 8);
+	col_text(st, 9, m->reason, sizeof(m->reason));
+	col_text(st, 10, m->last_reply, sizeof(m->last_reply));
+	col_text(st, 11, m->rejected, sizeof(m->rejected));
+}
+
+static int sq_messages_list(struct store *s, int64_t account_id, const char *status, int limit,
+			    store_message_fn fn, void *arg)
+{
+	struct sq *q = sq_of(s);
+	struct store_message_info row;
+	pthread_mutex_lock(&q->lock);
+	/* "sending" is a moment inside delivery; to users the message is still queued. */
+	int rc = sq_each(q, read_message, &row, (int (*)(void *, const void *))fn, arg,
+			 "SELECT " MESSAGE_COLUMNS " FROM messages WHERE account_id = ? AND "
+			 "(? IS NULL OR status = ? OR (? = 'queued' AND status = 'sending')) "
+			 "ORDER BY id DESC LIMIT ?",
+			 "isssd", account_id, status, status, status, limit);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+static int sq_message_get(struct store *s, int64_t account_id, const char *uid,
+			  struct store_message_info *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(
+		q, &st, "SELECT " MESSAGE_COLUMNS " FROM messages WHERE account_id = ? AND uid = ?",
+		"is", account_id, uid);
+	if (rc == STORE_OK) {
+		read_message(st, out);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+struct pending_row {
+	store_batch_fn fn;
+	void *arg;
+	char address[ADDR_MAX];
+};
+
+static void read_pending(sqlite3_stmt *st, void *row)
+{
+	struct pending_row *p = row;
+	col_text(st, 0, p->address, sizeof(p->address));
+}
+
+static int call_pending(void *arg, const void *row)
+{
+	const struct pending_row *p = row;
+	(void)arg;
+	return p->fn(p->arg, p->address, BATCH_PENDING);
+}
+
+static int sq_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
+			    const char *token_hash, int64_t expires_at, store_batch_fn fn,
+			    void *arg)
+{
+	struct sq *q = sq_of(s);
+	int64_t batch = 0;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_exec(q, NULL, "BEGIN IMMEDIATE", "");
+	if (rc == STORE_OK)
+		rc = sq_exec(q, &batch,
+			     "INSERT INTO verification_tokens (account_id, token_hash, created_by, "
+			     "created_at, expires_at) VALUES (?, ?, NULLIF(?, 0), ?, ?)",
+			     "isiii", account_id, token_hash, user_id, now, expires_at);
+	if (rc == STORE_OK)
+		rc = sq_exec(
+			q, NULL,
+			"INSERT INTO verification_token_senders (token_id, sender_id, address) "
+			"SELECT ?, id, address FROM senders WHERE account_id = ? AND "
+			"status = 'pending'",
+			"ii", batch, account_id);
+	if (rc == STORE_OK && sqlite3_changes(q->db) == 0)
+		rc = STORE_NOT_FOUND;
+	struct pending_row row = {.fn = fn, .arg = arg};
+	if (rc == STORE_OK)
+		rc = sq_each(q, read_pending, &row, call_pending, NULL,
+			     "SELECT address FROM verification_token_senders WHERE token_id = ? "
+			     "ORDER BY address",
+			     "i", batch);
+	sq_exec(q, NULL, rc == STORE_OK ? "COMMIT" : "ROLLBACK", "");
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+/* Reads a batch and calls fn with each of its senders' current state; lock held. */
+static int batch_read(struct sq *q, const char *token_hash, struct store_batch *out,
+		      store_batch_fn fn, void *arg)
+{
+	sqlite3_stmt *st;
+	int rc = sq_step(q, &st,
+			 "SELECT t.id, t.account_id, a.name, t.created_at, t.expires_at, "
+			 "  COALESCE(t.used_at, 0) FROM verification_tokens t "
+			 "JOIN accounts a ON a.id = t.account_id WHERE t.token_hash = ?",
+			 "s", token_hash);
+	if (rc != STORE_OK)
+		return rc;
+	out->id = sqlite3_column_int64(st, 0);
+	out->account_id = sqlite3_column_int64(st, 1);
+	col_text(st, 2, out->account_name, sizeof(out->account_name));
+	out->created_at = sqlite3_column_int64(st, 3);
+	out->expires_at = sqlite3_column_int64(st, 4);
+	out->used_at = sqlite3_column_int64(st, 5);
+	sqlite3_finalize(st);
+	if (!fn)
+		return STORE_OK;
+	rc = sq_step(q, &st,
+		     "SELECT l.address, s.status FROM verification_token_senders l "
+		     "LEFT JOIN senders s ON s.id = l.sender_id WHERE l.token_id = ? "
+		     "ORDER BY l.address",
+		     "i", out->id);
+	while (rc == STORE_OK) {
+		const unsigned char *status = sqlite3_column_text(st, 1);
+		enum store_batch_state state = !status ? BATCH_REMOVED
+					       : strcmp((const char *)status, "verified") == 0
+						       ? BATCH_ALREADY
+						       : BATCH_PENDING;
+		fn(arg, (const char *)sqlite3_column_text(st, 0), state);
+		int step = sqlite3_step(st);
+		rc = step == SQLITE_ROW	   ? STORE_OK
+		     : step == SQLITE_DONE ? STORE_NOT_FOUND
+					   : sq_fail(q, "batch");
+	}
+	if (st)
+		sqlite3_finalize(st);
+	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+static int sq_batch_get(struct store *s, const char *token_hash, struct store_batch *out,
+			store_batch_fn fn, void *arg)
+{
+	struct sq *q = sq_of(s);
+	pthread_mutex_lock(&q->lock);
+	int rc = batch_read(q, token_hash, out, fn, arg);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+struct batch_use {
+	store_batch_fn fn;
+	void *arg;
+	struct sq *q;
+	int64_t now;
+	int64_t account_id;
+	int rc;
+};
+
+/* Verifies one sender of a batch being used, and tells the caller what happened. */
+static int use_one(void *arg, const char *address, enum store_batch_state state)
+{
+	struct batch_use *u = arg;
+	if (state == BATCH_PENDING && u->rc == STORE_OK) {
+		u->rc = sq_exec(u->q, NULL,
+				"UPDATE senders SET status = 'verified', verified_at = ?, "
+				"  verified_via = 'link', verified_by = NULL "
+				"WHERE account_id = ? AND address = ? AND status = 'pending'",
+				"iis", u->now, u->account_id, address);
+		state = BATCH_VERIFIED_NOW;
+	}
+	return u->fn(u->arg, address, state);
+}
+
+static int sq_batch_use(struct store *s, const char *token_hash, int64_t now,
+			struct store_batch *out, store_batch_fn fn, void *arg)
+{
+	struct sq *q = sq_of(s);
+	struct batch_use u = {fn, arg, q, now, 0, STORE_OK};
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_exec(q, NULL, "BEGIN IMMEDIATE", "");
+	if (rc == STORE_OK)
+		rc = batch_read(q, token_hash, out, NULL, NULL);
+	bool usable = rc == STORE_OK && !out->used_at && out->expires_at > now;
+	if (usable) {
+		u.account_id = out->account_id;
+		rc = batch_read(q, token_hash, out, use_one, &u);
+		if (rc == STORE_OK)
+			rc = u.rc;
+		if (rc == STORE_OK)
+			rc = sq_exec(q, NULL,
+				     "UPDATE verification_tokens SET used_at = ? WHERE id = ?",
+				     "ii", now, out->id);
+	}
+	if (usable && rc == STORE_OK)
+		rc = sq_exec(q, NULL, "COMMIT", "");
+	else
+		sq_exec(q, NULL, "ROLLBACK", "");
+	if (usable && rc == STORE_OK)
+		q->policy_writes++;
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
 static const struct store_ops sq_ops = {
 	.close = sq_close,
 	.account_create = sq_account_create,
@@ -1024,10 +1322,19 @@ static const struct store_ops sq_ops = {
 	.apikey_lookup = sq_apikey_lookup,
 	.apikey_touch = sq_apikey_touch,
 	.apikey_revoke = sq_apikey_revoke,
-	.message_enqueue = sq_message_enqueue,
 	.drops_add = sq_drops_add,
 	.drops_list = sq_drops_list,
 	.stats = sq_stats,
+	.messages_add = sq_messages_add,
+	.messages_recover = sq_messages_recover,
+	.message_claim = sq_message_claim,
+	.message_progress = sq_message_progress,
+	.message_finish = sq_message_finish,
+	.messages_list = sq_messages_list,
+	.message_get = sq_message_get,
+	.batch_pending = sq_batch_pending,
+	.batch_get = sq_batch_get,
+	.batch_use = sq_batch_use,
 };
 
 struct store *store_sqlite_open(const char *path, char *err, size_t errlen)

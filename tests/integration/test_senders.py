@@ -311,7 +311,7 @@ class SendersTest(unittest.TestCase):
         sid = self.add_one(self.tech, "shape@list.example")
         s = self.senders(self.mkt)["shape@list.example"]
         self.assertEqual(set(s), {"id", "address", "status", "domain", "added_by",
-                                  "added_at", "verified_by", "verified_at"})
+                                  "added_at", "verified_by", "verified_at", "verified_via"})
         self.assertEqual(s["id"], sid)
         self.assertEqual(s["status"], "pending")
         self.assertIsNone(s["domain"])

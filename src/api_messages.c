@@ -1,0 +1,83 @@
+/* The queue as users see it: GET /api/messages and GET /api/messages/{id}. */
+#include <string.h>
+
+#include "api.h"
+#include "util.h"
+
+static const char *const statuses[] = {"queued", "deferred", "sent", "failed", "dropped"};
+
+static void add_text_or_null(cJSON *o, const char *name, const char *text)
+{
+	if (text[0])
+		cJSON_AddStringToObject(o, name, text);
+	else
+		cJSON_AddNullToObject(o, name);
+}
+
+static cJSON *message_json(const struct store_message_info *m)
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "id", m->uid);
+	cJSON_AddStringToObject(o, "from", m->from);
+	cJSON_AddStringToObject(o, "status", m->status);
+	cJSON_AddStringToObject(o, "kind", m->system ? "system" : "api");
+	cJSON_AddNumberToObject(o, "attempts", m->attempts);
+	cJSON_AddNumberToObject(o, "recipients", m->recipients);
+	api_add_time(o, "created_at", m->created_at);
+	api_add_time(o, "updated_at", m->updated_at);
+	bool waiting = strcmp(m->status, "queued") == 0 || strcmp(m->status, "deferred") == 0;
+	api_add_time(o, "next_attempt_at", waiting ? m->next_attempt_at : 0);
+	add_text_or_null(o, "reason", m->reason);
+	add_text_or_null(o, "last_reply", m->last_reply);
+	cJSON *rejected = m->rejected[0] ? cJSON_Parse(m->rejected) : NULL;
+	cJSON_AddItemToObject(o, "rejected", rejected ? rejected : cJSON_CreateArray());
+	return o;
+}
+
+static int add_message(void *arg, const struct store_message_info *m)
+{
+	cJSON_AddItemToArray(arg, message_json(m));
+	return 0;
+}
+
+enum err api_messages_list(struct api_call *c)
+{
+	const char *status = http_query(c->req, "status");
+	int limit;
+	enum err e = api_limit(c, &limit);
+	if (e != ERR_OK)
+		return e;
+	if (status && *status) {
+		size_t i = 0;
+		while (i < ARRAY_LEN(statuses) && strcmp(status, statuses[i]) != 0)
+			i++;
+		if (i == ARRAY_LEN(statuses))
+			return api_invalid(
+				c, "status",
+				"status must be queued, deferred, sent, failed or dropped.");
+	} else {
+		status = NULL;
+	}
+	cJSON *list = cJSON_CreateArray();
+	if (store_messages_list(c->ctx->store, c->who.account.id, status, limit, add_message,
+				list) != STORE_OK) {
+		cJSON_Delete(list);
+		return ERR_STORE_UNAVAILABLE;
+	}
+	c->reply = cJSON_CreateObject();
+	cJSON_AddItemToObject(c->reply, "messages", list);
+	return ERR_OK;
+}
+
+enum err api_message_get(struct api_call *c)
+{
+	struct store_message_info m;
+	if (!c->param || strlen(c->param) >= sizeof(m.uid))
+		return ERR_NOT_FOUND;
+	enum err e =
+		api_store_err(store_message_get(c->ctx->store, c->who.account.id, c->param, &m));
+	if (e != ERR_OK)
+		return e;
+	c->reply = message_json(&m);
+	return ERR_OK;
+}

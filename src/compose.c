@@ -1,0 +1,531 @@
+/* Composition of queued send payloads into RFC 5322 messages. The checks run before any
+ * GMime object is built (only an attachment's base64 is found bad later, when decoded); GMime
+ * then does all the MIME work (RFC 2047/2231 words, transfer encodings, folding), in CRLF. */
+#include "compose.h"
+
+#include <pthread.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gmime/gmime.h>
+
+#include "util.h"
+
+/* Headers a payload may never set: identity (From, Sender, Return-Path, DKIM-Signature),
+ * the blind list (Bcc), and the ones compose writes itself, which would otherwise appear
+ * twice. send.c refuses the same names; this is the second line of defence. */
+static const char *const refused_headers[] = {
+	"From",		"Sender",
+	"Return-Path",	"DKIM-Signature",
+	"Bcc",		"To",
+	"Cc",		"Subject",
+	"Reply-To",	"Date",
+	"Message-ID",	"MIME-Version",
+	"Content-Type", "Content-Transfer-Encoding",
+};
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_gmime(void)
+{
+	g_mime_init();
+}
+
+void compose_init(void)
+{
+	pthread_once(&init_once, init_gmime);
+}
+
+/* ---- reading the payload ---- */
+
+static const char *str_of(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static const cJSON *personalization(const cJSON *payload, int part)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "personalizations");
+	if (part < 0 || !cJSON_IsArray(list))
+		return NULL;
+	const cJSON *p = cJSON_GetArrayItem(list, part);
+	return cJSON_IsObject(p) ? p : NULL;
+}
+
+/* The personalization's subject wins over the top-level one; absent both, empty. */
+static const char *subject_of(const cJSON *payload, const cJSON *p)
+{
+	const char *s = str_of(p, "subject");
+	if (!s)
+		s = str_of(payload, "subject");
+	return s ? s : "";
+}
+
+int compose_parts(const cJSON *payload)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "personalizations");
+	return cJSON_IsArray(list) ? cJSON_GetArraySize(list) : 0;
+}
+
+int compose_recipients(const cJSON *payload, int part, const char **out, int max)
+{
+	static const char *const kinds[] = {"to", "cc", "bcc"};
+	const cJSON *p = personalization(payload, part);
+	int n = 0;
+
+	if (!p)
+		return -1;
+	for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
+		const cJSON *r;
+		cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(p, kinds[k]))
+		{
+			const char *email = str_of(r, "email");
+			if (!email)
+				continue;
+			if (n < max)
+				out[n] = email;
+			n++;
+		}
+	}
+	return n;
+}
+
+/* ---- checks: everything that can be refused is refused here ---- */
+
+static bool has_crlf(const char *s)
+{
+	return strpbrk(s, "\r\n") != NULL;
+}
+
+/* An optional string that may go into a header: absent is fine, CR or LF is not. */
+static bool header_safe(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (!v || cJSON_IsNull(v))
+		return true;
+	return cJSON_IsString(v) && !has_crlf(v->valuestring);
+}
+
+static int refuse(const char **why, const char *sentence)
+{
+	*why = sentence;
+	return -1;
+}
+
+static int check_mailbox(const cJSON *m, const char **why)
+{
+	const char *email = str_of(m, "email");
+	if (!email || !*email || has_crlf(email))
+		return refuse(why, "An address has no usable email.");
+	if (!header_safe(m, "name"))
+		return refuse(why, "A display name contains a line break or is not a string.");
+	return 0;
+}
+
+static int check_recipients(const cJSON *p, const char **why)
+{
+	static const char *const kinds[] = {"to", "cc", "bcc"};
+	for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
+		const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, kinds[k]), *r;
+		if (list && !cJSON_IsArray(list))
+			return refuse(why, "A recipient list is not a list.");
+		cJSON_ArrayForEach(r, list)
+		{
+			if (check_mailbox(r, why) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* RFC 5322 field name: printable ASCII except colon. */
+static bool field_name_ok(const char *n)
+{
+	if (!n || !*n)
+		return false;
+	for (; *n; n++)
+		if (*n < 33 || *n > 126 || *n == ':')
+			return false;
+	return true;
+}
+
+static int check_headers(const cJSON *headers, const char **why)
+{
+	const cJSON *h;
+	if (headers && !cJSON_IsObject(headers))
+		return refuse(why, "Custom headers are not an object.");
+	cJSON_ArrayForEach(h, headers)
+	{
+		if (!field_name_ok(h->string))
+			return refuse(why, "A custom header name is not a valid field name.");
+		for (size_t i = 0; i < ARRAY_LEN(refused_headers); i++)
+			if (strcasecmp(h->string, refused_headers[i]) == 0)
+				return refuse(why, "A custom header may not set this field.");
+		if (!cJSON_IsString(h) || has_crlf(h->valuestring))
+			return refuse(why, "A custom header value contains a line break or is "
+					   "not a string.");
+	}
+	return 0;
+}
+
+static int check_content(const cJSON *content, const char **why)
+{
+	if (!str_of(content, "text") && !str_of(content, "html"))
+		return refuse(why, "The message has neither text nor html content.");
+	return 0;
+}
+
+/* "type/subtype" with both halves non-empty and free of separators. */
+static bool mime_type_ok(const char *t)
+{
+	const char *slash = t ? strchr(t, '/') : NULL;
+	if (!slash || slash == t || !slash[1] || strchr(slash + 1, '/'))
+		return false;
+	for (const char *p = t; *p; p++)
+		if (p != slash && (*p <= 32 || *p >= 127 || strchr("()<>@,;:\\\"[]?=", *p)))
+			return false;
+	return true;
+}
+
+static int check_attachment(const cJSON *a, const char **why)
+{
+	const char *name = str_of(a, "filename"), *disp = str_of(a, "disposition");
+	if (!name || has_crlf(name))
+		return refuse(why, "An attachment filename is missing or contains a line break.");
+	if (!mime_type_ok(str_of(a, "type")))
+		return refuse(why, "An attachment type is not a MIME type.");
+	if (disp && strcmp(disp, "attachment") != 0 && strcmp(disp, "inline") != 0)
+		return refuse(why, "An attachment disposition is neither attachment nor inline.");
+	if (!header_safe(a, "content_id"))
+		return refuse(why, "An attachment content_id contains a line break.");
+	if (!str_of(a, "content"))
+		return refuse(why, "An attachment has no content.");
+	return 0;
+}
+
+static int check_attachments(const cJSON *list, const char **why)
+{
+	const cJSON *a;
+	if (list && !cJSON_IsArray(list))
+		return refuse(why, "Attachments are not a list.");
+	cJSON_ArrayForEach(a, list)
+	{
+		if (check_attachment(a, why) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int check_message(const cJSON *payload, const cJSON *p, const char *message_id,
+			 const char **why)
+{
+	const cJSON *from = cJSON_GetObjectItemCaseSensitive(payload, "from");
+	const cJSON *reply_to = cJSON_GetObjectItemCaseSensitive(payload, "reply_to");
+
+	if (!message_id || !*message_id || strpbrk(message_id, "\r\n <>"))
+		return refuse(why, "The message id is empty or malformed.");
+	if (check_mailbox(from, why) < 0)
+		return -1;
+	if (reply_to && !cJSON_IsNull(reply_to) && check_mailbox(reply_to, why) < 0)
+		return -1;
+	if (!header_safe(p, "subject") || !header_safe(payload, "subject"))
+		return refuse(why, "The subject contains a line break or is not a string.");
+	if (check_recipients(p, why) < 0 ||
+	    check_headers(cJSON_GetObjectItemCaseSensitive(payload, "headers"), why) < 0 ||
+	    check_headers(cJSON_GetObjectItemCaseSensitive(p, "headers"), why) < 0 ||
+	    check_content(cJSON_GetObjectItemCaseSensitive(payload, "content"), why) < 0 ||
+	    check_attachments(cJSON_GetObjectItemCaseSensitive(payload, "attachments"), why) < 0)
+		return -1;
+	return 0;
+}
+
+/* ---- building: GMime objects from a checked payload ---- */
+
+/* Names are encoded as UTF-8 words: GMime would otherwise pick the narrowest charset
+ * (ISO-8859-1 for "Jürgen"), correct but needlessly varied. */
+static void add_mailbox(GMimeMessage *msg, GMimeAddressType type, const cJSON *m)
+{
+	const char *name = str_of(m, "name");
+	InternetAddress *ia =
+		internet_address_mailbox_new(name && *name ? name : NULL, str_of(m, "email"));
+	internet_address_set_charset(ia, "utf-8");
+	internet_address_list_add(g_mime_message_get_addresses(msg, type), ia);
+	g_object_unref(ia);
+}
+
+static void add_recipients(GMimeMessage *msg, GMimeAddressType type, const cJSON *list)
+{
+	const cJSON *r;
+	cJSON_ArrayForEach(r, list)
+	{
+		add_mailbox(msg, type, r);
+	}
+}
+
+/* Top-level headers first, skipping any the personalization overrides, then its own. */
+static void add_custom_headers(GMimeMessage *msg, const cJSON *top, const cJSON *own)
+{
+	const cJSON *h;
+	cJSON_ArrayForEach(h, top)
+	{
+		bool overridden = false;
+		const cJSON *o;
+		cJSON_ArrayForEach(o, own)
+		{
+			if (strcasecmp(o->string, h->string) == 0)
+				overridden = true;
+		}
+		if (!overridden)
+			g_mime_object_append_header(GMIME_OBJECT(msg), h->string, h->valuestring,
+						    "utf-8");
+	}
+	cJSON_ArrayForEach(h, own)
+	{
+		g_mime_object_append_header(GMIME_OBJECT(msg), h->string, h->valuestring, "utf-8");
+	}
+}
+
+/* Wraps a stream as content whose transfer encoding is chosen later. */
+static void set_content_stream(GMimePart *part, GMimeStream *stream)
+{
+	GMimeDataWrapper *content =
+		g_mime_data_wrapper_new_with_stream(stream, GMIME_CONTENT_ENCODING_DEFAULT);
+	g_mime_part_set_content(part, content);
+	g_object_unref(content);
+}
+
+/* Text goes in canonical form (RFC 2045 6.8): CRLF line ends, and a final one, so a body
+ * decodes the same whichever transfer encoding is chosen (GMime's quoted-printable encoder
+ * would add the final line break anyway). */
+static GMimeStream *canonical_text(const char *text)
+{
+	GMimeStream *mem = g_mime_stream_mem_new();
+	GMimeStream *filtered = g_mime_stream_filter_new(mem);
+	GMimeFilter *crlf = g_mime_filter_unix2dos_new(TRUE);
+
+	g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), crlf);
+	g_object_unref(crlf);
+	g_mime_stream_write(filtered, text, strlen(text));
+	g_mime_stream_flush(filtered);
+	g_object_unref(filtered);
+	g_mime_stream_reset(mem);
+	return mem;
+}
+
+static GMimeObject *text_part(const char *subtype, const char *text)
+{
+	GMimeTextPart *part = g_mime_text_part_new_with_subtype(subtype);
+	GMimeStream *stream = canonical_text(text);
+
+	set_content_stream(GMIME_PART(part), stream);
+	g_object_unref(stream);
+	g_mime_text_part_set_charset(part, "utf-8");
+	/* Chosen here rather than by g_mime_object_encode, whose scan does not flush and so
+	 * misses the length of a last line without a newline (a one-line html body). */
+	g_mime_part_set_content_encoding(GMIME_PART(part),
+					 g_mime_part_get_best_content_encoding(
+						 GMIME_PART(part), GMIME_ENCODING_CONSTRAINT_7BIT));
+	return GMIME_OBJECT(part);
+}
+
+/* One part for a single body; multipart/alternative in the order text, amp, html otherwise,
+ * so that clients which show the last part they understand show the richest one. */
+static GMimeObject *body_part(const cJSON *content)
+{
+	static const struct {
+		const char *slot, *subtype;
+	} order[] = {{"text", "plain"}, {"amp", "x-amp-html"}, {"html", "html"}};
+	GMimeObject *parts[ARRAY_LEN(order)];
+	size_t n = 0;
+
+	for (size_t i = 0; i < ARRAY_LEN(order); i++) {
+		const char *value = str_of(content, order[i].slot);
+		if (value)
+			parts[n++] = text_part(order[i].subtype, value);
+	}
+	if (n == 1)
+		return parts[0];
+	GMimeMultipart *alt = g_mime_multipart_new_with_subtype("alternative");
+	for (size_t i = 0; i < n; i++) {
+		g_mime_multipart_add(alt, parts[i]);
+		g_object_unref(parts[i]);
+	}
+	return GMIME_OBJECT(alt);
+}
+
+/* Decodes base64 that may be broken across lines. Returns NULL if it is not base64. */
+static unsigned char *decode_base64(const char *b64, size_t *len)
+{
+	size_t n = strlen(b64);
+	unsigned char *bin = xmalloc(n);
+	if (sodium_base642bin(bin, n, b64, n, "\r\n \t", len, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0) {
+		free(bin);
+		return NULL;
+	}
+	return bin;
+}
+
+/* A Content-ID given with its angle brackets would otherwise get a second pair. */
+static void set_content_id(GMimeObject *part, const char *cid)
+{
+	size_t n = strlen(cid);
+	if (n >= 2 && cid[0] == '<' && cid[n - 1] == '>') {
+		char *bare = g_strndup(cid + 1, n - 2);
+		g_mime_object_set_content_id(part, bare);
+		g_free(bare);
+	} else {
+		g_mime_object_set_content_id(part, cid);
+	}
+}
+
+/* The filename goes on Content-Disposition and Content-Type (name=); a non-ASCII one is
+ * written as an RFC 2231 UTF-8 parameter rather than in GMime's narrowest charset. */
+static void set_filename(GMimePart *part, const char *filename)
+{
+	GMimeObject *obj = GMIME_OBJECT(part);
+	GMimeParam *param;
+
+	g_mime_part_set_filename(part, filename);
+	param = g_mime_param_list_get_parameter(g_mime_content_disposition_get_parameters(
+							g_mime_object_get_content_disposition(obj)),
+						"filename");
+	if (param)
+		g_mime_param_set_charset(param, "utf-8");
+	param = g_mime_param_list_get_parameter(
+		g_mime_content_type_get_parameters(g_mime_object_get_content_type(obj)), "name");
+	if (param)
+		g_mime_param_set_charset(param, "utf-8");
+}
+
+static GMimeObject *attachment_part(const cJSON *a, const char **why)
+{
+	const char *type = str_of(a, "type"), *disp = str_of(a, "disposition");
+	const char *cid = str_of(a, "content_id");
+	size_t len;
+	unsigned char *bytes = decode_base64(str_of(a, "content"), &len);
+
+	if (!bytes) {
+		*why = "An attachment's content is not valid base64.";
+		return NULL;
+	}
+	char *media = g_strndup(type, strcspn(type, "/"));
+	GMimePart *part = g_mime_part_new_with_type(media, strchr(type, '/') + 1);
+	g_free(media);
+	GMimeStream *stream = g_mime_stream_mem_new_with_buffer((const char *)bytes, len);
+	free(bytes);
+	set_content_stream(part, stream);
+	g_object_unref(stream);
+	g_mime_part_set_content_encoding(part, GMIME_CONTENT_ENCODING_BASE64);
+	/* The disposition goes first: set_filename would otherwise invent "attachment". */
+	g_mime_object_set_disposition(GMIME_OBJECT(part), disp ? disp : "attachment");
+	set_filename(part, str_of(a, "filename"));
+	if (cid && *cid)
+		set_content_id(GMIME_OBJECT(part), cid);
+	return GMIME_OBJECT(part);
+}
+
+/* The body alone, or multipart/mixed with the body first and then each attachment. */
+static GMimeObject *mime_tree(const cJSON *payload, const char **why)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "attachments"), *a;
+	GMimeObject *body = body_part(cJSON_GetObjectItemCaseSensitive(payload, "content"));
+
+	if (cJSON_GetArraySize(list) == 0)
+		return body;
+	GMimeMultipart *mixed = g_mime_multipart_new_with_subtype("mixed");
+	g_mime_multipart_add(mixed, body);
+	g_object_unref(body);
+	cJSON_ArrayForEach(a, list)
+	{
+		GMimeObject *att = attachment_part(a, why);
+		if (!att) {
+			g_object_unref(mixed);
+			return NULL;
+		}
+		g_mime_multipart_add(mixed, att);
+		g_object_unref(att);
+	}
+	return GMIME_OBJECT(mixed);
+}
+
+static GMimeMessage *build_message(const cJSON *payload, const cJSON *p, const char *message_id,
+				   GDateTime *date, const char **why)
+{
+	GMimeMessage *msg = g_mime_message_new(FALSE);
+	const cJSON *reply_to = cJSON_GetObjectItemCaseSensitive(payload, "reply_to");
+
+	add_mailbox(msg, GMIME_ADDRESS_TYPE_FROM,
+		    cJSON_GetObjectItemCaseSensitive(payload, "from"));
+	add_recipients(msg, GMIME_ADDRESS_TYPE_TO, cJSON_GetObjectItemCaseSensitive(p, "to"));
+	add_recipients(msg, GMIME_ADDRESS_TYPE_CC, cJSON_GetObjectItemCaseSensitive(p, "cc"));
+	g_mime_message_set_subject(msg, subject_of(payload, p), "utf-8");
+	g_mime_message_set_date(msg, date);
+	g_mime_message_set_message_id(msg, message_id);
+	g_mime_object_set_header(GMIME_OBJECT(msg), "MIME-Version", "1.0", NULL);
+	if (cJSON_IsObject(reply_to))
+		add_mailbox(msg, GMIME_ADDRESS_TYPE_REPLY_TO, reply_to);
+	add_custom_headers(msg, cJSON_GetObjectItemCaseSensitive(payload, "headers"),
+			   cJSON_GetObjectItemCaseSensitive(p, "headers"));
+
+	GMimeObject *tree = mime_tree(payload, why);
+	if (!tree) {
+		g_object_unref(msg);
+		return NULL;
+	}
+	g_mime_message_set_mime_part(msg, tree);
+	g_object_unref(tree);
+	return msg;
+}
+
+/* Writes msg with CRLF newlines into a malloc'd, NUL-terminated buffer. */
+static int serialize(GMimeMessage *msg, char **out, size_t *len, const char **why)
+{
+	GMimeFormatOptions *opts = g_mime_format_options_new();
+	GMimeStream *stream = g_mime_stream_mem_new();
+	int rc = -1;
+
+	g_mime_format_options_set_newline_format(opts, GMIME_NEWLINE_FORMAT_DOS);
+	if (g_mime_object_write_to_stream(GMIME_OBJECT(msg), opts, stream) < 0) {
+		*why = "The message could not be written.";
+	} else {
+		GByteArray *bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(stream));
+		*len = bytes->len;
+		*out = xmalloc(bytes->len + 1);
+		memcpy(*out, bytes->data, bytes->len);
+		(*out)[bytes->len] = '\0';
+		rc = 0;
+	}
+	g_object_unref(stream);
+	g_mime_format_options_free(opts);
+	return rc;
+}
+
+int compose_message(const cJSON *payload, int part, const char *message_id, int64_t date,
+		    char **out, size_t *len, const char **why)
+{
+	const cJSON *p = personalization(payload, part);
+
+	*out = NULL;
+	*len = 0;
+	*why = NULL;
+	if (!p)
+		return refuse(why, "There is no such personalization.");
+	if (check_message(payload, p, message_id, why) < 0)
+		return -1;
+	GDateTime *when = g_date_time_new_from_unix_utc(date);
+	if (!when)
+		return refuse(why, "The date is out of range.");
+
+	compose_init();
+	GMimeMessage *msg = build_message(payload, p, message_id, when, why);
+	g_date_time_unref(when);
+	if (!msg)
+		return -1;
+	int rc = serialize(msg, out, len, why);
+	g_object_unref(msg);
+	return rc;
+}

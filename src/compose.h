@@ -1,0 +1,31 @@
+/* Message composition: turns one personalization of a canonical send payload (see send.h)
+ * into an RFC 5322 message with CRLF line endings, using GMime for every MIME encoding.
+ * Pure: no I/O besides memory. */
+#ifndef POSTERN_COMPOSE_H
+#define POSTERN_COMPOSE_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Initializes GMime once; safe to call from any thread, any number of times. The other
+ * functions call it themselves. */
+void compose_init(void);
+
+/* Number of personalizations in payload (0 when there are none). */
+int compose_parts(const cJSON *payload);
+
+/* Envelope recipients of personalization part: to, then cc, then bcc emails, in order.
+ * Fills out[0..max) with pointers into payload and returns the total count, which may exceed
+ * max (only the first max are stored then); -1 if part is out of range. */
+int compose_recipients(const cJSON *payload, int part, const char **out, int max);
+
+/* Composes personalization part into an RFC 5322 message with CRLF line endings. message_id
+ * is without angle brackets ("3f2a...@acme.test"); date is seconds since the epoch (UTC).
+ * Returns 0 with *out (malloc'd, NUL-terminated, *len bytes before the NUL), or -1 with *why
+ * set to a sentence (a static string). Refuses CR or LF in anything bound for a header, and
+ * custom headers that would set identity or a header compose writes itself. */
+int compose_message(const cJSON *payload, int part, const char *message_id, int64_t date,
+		    char **out, size_t *len, const char **why);
+
+#endif

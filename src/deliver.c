@@ -1,0 +1,263 @@
+/* The delivery side of the queue. Each worker owns one relay connection and loops: claim
+ * the next due message, decide again with the current policy (a sender that lost its
+ * authorization while the message waited is dropped, not sent), then relay each
+ * personalization, recording progress so a retry never resends an accepted part. */
+#include "deliver.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "addr.h"
+#include "compose.h"
+#include "log.h"
+#include "relay.h"
+#include "util.h"
+
+#define LEASE_SECONDS  600
+#define IDLE_WAIT_MS   1000
+#define RECIPIENTS_MAX 1000
+
+struct worker {
+	struct deliver *d;
+	struct relay *relay;
+	pthread_t thread;
+};
+
+struct deliver {
+	struct store *store;
+	const struct config *cfg;
+	struct policy_cache *policies;
+	struct drops *drops;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stop;
+	int nworkers;
+	struct worker *workers;
+};
+
+/* The delay before retry number `attempts`: retry_base doubling up to retry_max, with
+ * +-10% jitter so deferred messages do not return to the relay all at once. */
+static int64_t backoff(const struct config *cfg, int attempts)
+{
+	double delay = cfg->relay_retry_base;
+	for (int i = 1; i < attempts && delay < cfg->relay_retry_max; i++)
+		delay *= 2;
+	if (delay > cfg->relay_retry_max)
+		delay = cfg->relay_retry_max;
+	delay *= 0.9 + 0.2 * (double)randombytes_uniform(1001) / 1000.0;
+	return delay < 1 ? 1 : (int64_t)delay;
+}
+
+static void finish(struct deliver *d, const struct store_queued *m, const char *status,
+		   const char *reason, const char *reply, const char *rejected, int64_t next)
+{
+	struct store_outcome o = {status, next, reason, reply, rejected, util_now()};
+	if (store_message_finish(d->store, m->id, &o) != STORE_OK)
+		log_error("deliver: cannot record %s for message %s; it will be retried", status,
+			  m->uid);
+	log_info("message %s %s attempt=%d%s%s%s%s", m->uid, status, m->attempts,
+		 reason ? " reason=" : "", reason ? reason : "", reply ? " reply=" : "",
+		 reply ? reply : "");
+}
+
+/* The delivery-time re-check. Returns true when the message may still be sent. */
+static bool still_allowed(struct deliver *d, const struct store_queued *m)
+{
+	if (m->system)
+		return true; /* Postern's own mail is not the account's to authorize */
+	struct policy_ref *ref = policy_cache_get(d->policies, m->account_id);
+	if (!ref) {
+		finish(d, m, "deferred", NULL, "the policy could not be read", NULL,
+		       util_now() + backoff(d->cfg, m->attempts));
+		return false;
+	}
+	enum policy_reason r = policy_decide(policy_ref_policy(ref), m->from);
+	policy_ref_release(ref);
+	if (r == POLICY_ALLOW)
+		return true;
+	drops_record(d->drops, m->account_id, m->api_key_id, m->from, r);
+	finish(d, m, "dropped", policy_reason_code(r), NULL, NULL, 0);
+	return false;
+}
+
+static void merge_rejected(cJSON *all, const char *json)
+{
+	cJSON *list = json[0] ? cJSON_Parse(json) : NULL;
+	cJSON *r;
+	while (list && (r = cJSON_DetachItemFromArray(list, 0)))
+		cJSON_AddItemToArray(all, r);
+	cJSON_Delete(list);
+}
+
+/* Relays one personalization. Returns its outcome; res holds the relay's words. */
+static enum relay_outcome send_part(struct worker *w, const struct store_queued *m,
+				    const cJSON *payload, int part, struct relay_result *res)
+{
+	const char *rcpts[RECIPIENTS_MAX];
+	char msgid[128], name[64], *data = NULL;
+	size_t len = 0;
+	const char *why;
+
+	int n = compose_recipients(payload, part, rcpts, RECIPIENTS_MAX);
+	if (n > RECIPIENTS_MAX)
+		n = RECIPIENTS_MAX; /* send.c allows no more in a whole request */
+	/* The first part carries the id the client was given; later ones add their index. */
+	if (part) {
+		snprintf(msgid, sizeof(msgid), "%s.%d@%s", m->uid, part, addr_domain(m->from));
+		snprintf(name, sizeof(name), "%s.%d.eml", m->uid, part);
+	} else {
+		snprintf(msgid, sizeof(msgid), "%s@%s", m->uid, addr_domain(m->from));
+		snprintf(name, sizeof(name), "%s.eml", m->uid);
+	}
+	if (n <= 0 || compose_message(payload, part, msgid, m->created_at, &data, &len, &why) < 0) {
+		memset(res, 0, sizeof(*res));
+		res->outcome = RELAY_FAILED;
+		snprintf(res->reply, sizeof(res->reply), "cannot compose the message: %s",
+			 n <= 0 ? "no recipients" : why);
+		return RELAY_FAILED;
+	}
+	relay_send(w->relay, name, m->from, rcpts, n, data, len, res);
+	free(data);
+	return res->outcome;
+}
+
+static void process(struct worker *w, struct store_queued *m)
+{
+	struct deliver *d = w->d;
+	cJSON *payload = cJSON_Parse(m->payload);
+	cJSON *rejected = cJSON_CreateArray();
+	struct relay_result res = {0};
+
+	if (!payload) {
+		finish(d, m, "failed", "payload_unreadable", NULL, NULL, 0);
+		goto out;
+	}
+	if (!still_allowed(d, m))
+		goto out;
+	int parts = compose_parts(payload);
+	for (int part = m->parts_done; part < parts; part++) {
+		enum relay_outcome o = send_part(w, m, payload, part, &res);
+		merge_rejected(rejected, res.rejected);
+		if (o == RELAY_FAILED) {
+			finish(d, m, "failed", "relay_rejected", res.reply, NULL, 0);
+			goto out;
+		}
+		if (o == RELAY_DEFERRED) {
+			int64_t now = util_now();
+			if (now - m->created_at >= d->cfg->relay_give_up)
+				finish(d, m, "failed", "gave_up", res.reply, NULL, 0);
+			else
+				finish(d, m, "deferred", NULL, res.reply, NULL,
+				       now + backoff(d->cfg, m->attempts));
+			goto out;
+		}
+		if (part + 1 < parts)
+			store_message_progress(d->store, m->id, part + 1);
+	}
+	char *json = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected) : NULL;
+	finish(d, m, "sent", NULL, res.reply, json, 0);
+	free(json);
+out:
+	cJSON_Delete(rejected);
+	cJSON_Delete(payload);
+}
+
+static bool wait_for_work(struct deliver *d)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += IDLE_WAIT_MS / 1000;
+	pthread_mutex_lock(&d->lock);
+	if (!d->stop)
+		pthread_cond_timedwait(&d->wake, &d->lock, &until);
+	bool go_on = !d->stop;
+	pthread_mutex_unlock(&d->lock);
+	return go_on;
+}
+
+static void *work(void *arg)
+{
+	struct worker *w = arg;
+	struct deliver *d = w->d;
+	for (;;) {
+		pthread_mutex_lock(&d->lock);
+		bool stop = d->stop;
+		pthread_mutex_unlock(&d->lock);
+		if (stop)
+			break;
+		struct store_queued m;
+		int64_t now = util_now();
+		int rc = store_message_claim(d->store, now, now + LEASE_SECONDS, &m);
+		if (rc != STORE_OK) {
+			if (!wait_for_work(d))
+				break;
+			continue;
+		}
+		process(w, &m);
+		free(m.payload);
+	}
+	return NULL;
+}
+
+struct deliver *deliver_start(struct store *s, const struct config *cfg,
+			      struct policy_cache *policies, struct drops *drops, char *err,
+			      size_t errlen)
+{
+	struct deliver *d = xcalloc(1, sizeof(*d));
+	d->store = s;
+	d->cfg = cfg;
+	d->policies = policies;
+	d->drops = drops;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->wake, NULL);
+	compose_init();
+	if (store_messages_recover(s) != STORE_OK)
+		log_warn("deliver: could not put interrupted messages back in the queue");
+	d->workers = xcalloc((size_t)cfg->relay_connections, sizeof(*d->workers));
+	for (int i = 0; i < cfg->relay_connections; i++) {
+		struct worker *w = &d->workers[i];
+		w->d = d;
+		w->relay = relay_new(cfg, err, errlen);
+		if (!w->relay || pthread_create(&w->thread, NULL, work, w) != 0) {
+			relay_free(w->relay);
+			if (!w->relay && !err[0])
+				snprintf(err, errlen, "cannot start delivery workers");
+			deliver_stop(d);
+			return NULL;
+		}
+		d->nworkers++;
+	}
+	return d;
+}
+
+void deliver_wake(void *deliver)
+{
+	struct deliver *d = deliver;
+	pthread_mutex_lock(&d->lock);
+	pthread_cond_broadcast(&d->wake);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void deliver_stop(struct deliver *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->stop = true;
+	pthread_cond_broadcast(&d->wake);
+	pthread_mutex_unlock(&d->lock);
+	for (int i = 0; i < d->nworkers; i++) {
+		pthread_join(d->workers[i].thread, NULL);
+		relay_free(d->workers[i].relay);
+	}
+	free(d->workers);
+	pthread_cond_destroy(&d->wake);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}

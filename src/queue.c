@@ -1,0 +1,153 @@
+/* Group commit. Each caller puts a waiter on the pending list and sleeps on its own
+ * condition; the writer takes the whole list, stores it in one transaction, and wakes each
+ * waiter with the result. While one commit is on disk the next batch collects itself. */
+#include "queue.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#define BATCH_MAX 1024
+
+struct waiter {
+	const struct store_message *m;
+	int rc;
+	bool done;
+	pthread_cond_t cond;
+	struct waiter *next;
+};
+
+struct queue {
+	struct store *store;
+	void (*on_commit)(void *arg);
+	void *arg;
+	pthread_mutex_t lock;
+	pthread_cond_t work;
+	struct waiter *head, **tail;
+	bool stop;
+	pthread_t thread;
+	struct queue_stats stats;
+};
+
+/* Takes up to BATCH_MAX waiters off the list; called with the lock held. */
+static size_t take(struct queue *q, struct waiter **batch)
+{
+	size_t n = 0;
+	while (q->head && n < BATCH_MAX) {
+		batch[n++] = q->head;
+		q->head = q->head->next;
+	}
+	if (!q->head)
+		q->tail = &q->head;
+	return n;
+}
+
+static void *writer(void *arg)
+{
+	struct queue *q = arg;
+	struct waiter **batch = xcalloc(BATCH_MAX, sizeof(*batch));
+	struct store_message *msgs = xcalloc(BATCH_MAX, sizeof(*msgs));
+
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		while (!q->head && !q->stop)
+			pthread_cond_wait(&q->work, &q->lock);
+		if (!q->head && q->stop)
+			break;
+		size_t n = take(q, batch);
+		pthread_mutex_unlock(&q->lock);
+
+		for (size_t i = 0; i < n; i++)
+			msgs[i] = *batch[i]->m;
+		int rc = store_messages_add(q->store, msgs, n);
+		if (rc != STORE_OK)
+			log_error("queue: a commit of %zu messages failed; answering 503", n);
+
+		pthread_mutex_lock(&q->lock);
+		if (rc == STORE_OK) {
+			q->stats.commits++;
+			q->stats.messages += n;
+			if (n > q->stats.largest)
+				q->stats.largest = n;
+		}
+		for (size_t i = 0; i < n; i++) {
+			batch[i]->rc = rc;
+			batch[i]->done = true;
+			pthread_cond_signal(&batch[i]->cond);
+		}
+		if (rc == STORE_OK && q->on_commit) {
+			pthread_mutex_unlock(&q->lock);
+			q->on_commit(q->arg);
+			pthread_mutex_lock(&q->lock);
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	free(batch);
+	free(msgs);
+	return NULL;
+}
+
+struct queue *queue_start(struct store *s, void (*on_commit)(void *arg), void *arg)
+{
+	struct queue *q = xcalloc(1, sizeof(*q));
+	q->store = s;
+	q->on_commit = on_commit;
+	q->arg = arg;
+	q->tail = &q->head;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->work, NULL);
+	int rc = pthread_create(&q->thread, NULL, writer, q);
+	if (rc != 0)
+		fatal("cannot start the queue writer: %s", strerror(rc));
+	return q;
+}
+
+int queue_put(struct queue *q, const struct store_message *m)
+{
+	struct waiter w = {.m = m};
+	pthread_cond_init(&w.cond, NULL);
+	pthread_mutex_lock(&q->lock);
+	if (q->stop) {
+		pthread_mutex_unlock(&q->lock);
+		pthread_cond_destroy(&w.cond);
+		return STORE_FAIL;
+	}
+	/* The waiter lives on this stack until the writer marks it done, below. */
+	*q->tail = &w;
+	// cppcheck-suppress autoVariables
+	q->tail = &w.next;
+	pthread_cond_signal(&q->work);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &q->lock);
+	pthread_mutex_unlock(&q->lock);
+	pthread_cond_destroy(&w.cond);
+	return w.rc;
+}
+
+void queue_stats(struct queue *q, struct queue_stats *out)
+{
+	pthread_mutex_lock(&q->lock);
+	*out = q->stats;
+	pthread_mutex_unlock(&q->lock);
+}
+
+void queue_stop(struct queue *q)
+{
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->stop = true;
+	pthread_cond_signal(&q->work);
+	pthread_mutex_unlock(&q->lock);
+	pthread_join(q->thread, NULL);
+	log_info("queue: %llu messages in %llu commits (largest %llu)",
+		 (unsigned long long)q->stats.messages, (unsigned long long)q->stats.commits,
+		 (unsigned long long)q->stats.largest);
+	pthread_cond_destroy(&q->work);
+	pthread_mutex_destroy(&q->lock);
+	free(q);
+}

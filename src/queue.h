@@ -1,0 +1,29 @@
+/* The durable queue's front door: group commit. Callers hand over a message and wait until
+ * the commit holding it has landed; a writer thread gathers everything that arrived while
+ * the previous commit was on disk into the next one, so concurrent requests share an fsync
+ * instead of paying one each. */
+#ifndef POSTERN_QUEUE_H
+#define POSTERN_QUEUE_H
+
+#include <stdint.h>
+
+#include "store.h"
+
+struct queue;
+
+/* on_commit (may be NULL) is called after each commit that stored messages, e.g. to wake
+ * the delivery workers. */
+struct queue *queue_start(struct store *s, void (*on_commit)(void *arg), void *arg);
+/* Lets pending commits finish, then stops the writer. */
+void queue_stop(struct queue *q);
+/* Stores m durably. Returns STORE_OK once it is committed, or the store's failure. */
+int queue_put(struct queue *q, const struct store_message *m);
+
+struct queue_stats {
+	uint64_t commits;
+	uint64_t messages;
+	uint64_t largest; /* the most messages one commit held */
+};
+void queue_stats(struct queue *q, struct queue_stats *out);
+
+#endif

@@ -299,6 +299,9 @@ void api_handle(void *arg, struct http_request *req)
 		return;
 	}
 	c.param = param[0] ? param : NULL;
+	/* A verify link's path is its token: log the route, not the secret. */
+	if (route->dialect == DIALECT_HTML)
+		req->log_path = route->pattern;
 	enum err e = authenticate(&c, route);
 	/* Pages take form posts, not JSON. */
 	if (e == ERR_OK && route->dialect != DIALECT_HTML)

@@ -11,8 +11,7 @@
 
 struct listing {
 	struct html *h;
-	struct api_call *c;
-	const struct store_batch *batch;
+	cJSON *verified; /* audited once the store is done with the batch */
 	int counts[4];
 };
 
@@ -29,8 +28,7 @@ static int list_sender(void *arg, const char *address, enum store_batch_state st
 	html_fmt(l->h, "<li>%s — %s</li>", address, state_words[state]);
 	l->counts[state]++;
 	if (state == BATCH_VERIFIED_NOW)
-		audit_record(l->c->ctx->store, l->batch->account_id, "verify-link",
-			     "sender.verified", address, l->c->req->ip, "via=link");
+		cJSON_AddItemToArray(l->verified, cJSON_CreateString(address));
 	return 0;
 }
 
@@ -57,7 +55,7 @@ enum err api_verify_show(struct api_call *c)
 	char hash[AUTH_HASH_HEX];
 	struct store_batch b;
 	struct html h = {0};
-	struct listing l = {&h, c, &b, {0}};
+	struct listing l = {&h, NULL, {0}};
 
 	enum err e = token_hash(c, hash);
 	if (e != ERR_OK)
@@ -93,17 +91,26 @@ enum err api_verify_confirm(struct api_call *c)
 	char hash[AUTH_HASH_HEX];
 	struct store_batch b;
 	struct html h = {0};
-	struct listing l = {&h, c, &b, {0}};
+	struct listing l = {&h, cJSON_CreateArray(), {0}};
 
 	enum err e = token_hash(c, hash);
-	if (e != ERR_OK)
+	if (e != ERR_OK) {
+		cJSON_Delete(l.verified);
 		return e;
+	}
 	html_raw(&h, "<ul>");
 	/* b describes the batch as it was before this use, so usable() tells whether this
 	 * request was the one that used it. */
 	e = api_store_err(store_batch_use(c->ctx->store, hash, util_now(), &b, list_sender, &l));
 	if (e == ERR_OK)
 		e = usable(&b);
+	const cJSON *a;
+	cJSON_ArrayForEach(a, l.verified)
+	{
+		audit_record(c->ctx->store, b.account_id, "verify-link", "sender.verified",
+			     a->valuestring, c->req->ip, "via=link");
+	}
+	cJSON_Delete(l.verified);
 	if (e != ERR_OK) {
 		free(h.buf);
 		return e;

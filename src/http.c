@@ -129,10 +129,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	double ms = (util_monotonic() - req->started) * 1000.0;
 	if (req->answered)
 		log_info("req=%s %s %s %d %.1fms account=%lld ip=%s", req->id, req->method,
-			 req->path, req->status, ms, (long long)req->account_id, req->ip);
+			 req->log_path ? req->log_path : req->path, req->status, ms,
+			 (long long)req->account_id, req->ip);
 	else
-		log_info("req=%s %s %s aborted(%d) %.1fms ip=%s", req->id, req->method, req->path,
-			 (int)toe, ms, req->ip);
+		log_info("req=%s %s %s aborted(%d) %.1fms ip=%s", req->id, req->method,
+			 req->log_path ? req->log_path : req->path, (int)toe, ms, req->ip);
 	free(req->body);
 	free(req);
 	*con_cls = NULL;

@@ -25,7 +25,8 @@ struct http_request {
 	char id[17];
 	double started;
 	int status;
-	int64_t account_id; /* for the log line, once known */
+	int64_t account_id;   /* for the log line, once known */
+	const char *log_path; /* logged instead of path when it holds a secret */
 };
 
 /* Called once per complete request; it must call http_respond exactly once. */

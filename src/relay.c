@@ -23,6 +23,7 @@ struct dialogue {
 	char rcpt[ADDR_MAX];
 	bool awaiting_rcpt_reply;
 	char last[512];
+	char refusal[512]; /* the last 4xx or 5xx reply: libcurl says QUIT after a failure */
 	cJSON *rejected;
 };
 
@@ -72,6 +73,8 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 		d->awaiting_rcpt_reply = true;
 	} else if (type == CURLINFO_HEADER_IN && d->rejected) {
 		trim_line(d->last, sizeof(d->last), data, size);
+		if (d->last[0] == '4' || d->last[0] == '5')
+			memcpy(d->refusal, d->last, sizeof(d->refusal));
 		if (d->awaiting_rcpt_reply && d->last[0] >= '4') {
 			cJSON *r = cJSON_CreateObject();
 			cJSON_AddStringToObject(r, "email", d->rcpt);
@@ -222,8 +225,10 @@ static void smtp_send(struct relay *r, const char *from, const char *const *rcpt
 	else
 		out->outcome = code >= 500 ? RELAY_FAILED : RELAY_DEFERRED;
 	/* The relay's own words when it answered; libcurl's when it could not be reached. */
-	if (d->last[0] && (rc == CURLE_OK || code))
+	if (rc == CURLE_OK && d->last[0])
 		util_copy(out->reply, sizeof(out->reply), d->last);
+	else if (rc != CURLE_OK && d->refusal[0])
+		util_copy(out->reply, sizeof(out->reply), d->refusal);
 	else
 		snprintf(out->reply, sizeof(out->reply), "%s",
 			 errbuf[0] ? errbuf : curl_easy_strerror(rc));

@@ -203,3 +203,74 @@ def main():
     import unittest
     result = unittest.main(module="__main__", verbosity=2, exit=False).result
     sys.exit(0 if result.wasSuccessful() else 1)
+
+
+class SmtpSink:
+    """Postfix's smtp-sink on a free loopback port: a real SMTP server that writes each
+    message it accepts to a file in its directory. extra: its options, e.g. ["-r", "MAIL"]
+    to answer MAIL FROM with 4xx, ["-f", "MAIL"] for 5xx."""
+
+    BIN = "/usr/sbin/smtp-sink"
+
+    def __init__(self, directory, port=None):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        self.port = port or free_port()
+        self.proc = None
+
+    def start(self, *extra, timeout=10):
+        args = [self.BIN]
+        if os.geteuid() == 0:
+            args += ["-u", "root"]  # smtp-sink insists on dropping root to someone
+        args += [*extra, "-d", os.path.join(self.dir, "%M."), f"127.0.0.1:{self.port}", "100"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise AssertionError("smtp-sink did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def messages(self):
+        """Every message received so far, parsed (email.message.EmailMessage), oldest first."""
+        import email
+        import email.policy
+        out = []
+        for name in sorted(os.listdir(self.dir), key=lambda n: os.stat(
+                os.path.join(self.dir, n)).st_mtime_ns):
+            with open(os.path.join(self.dir, name), "rb") as f:
+                out.append(email.message_from_bytes(f.read(), policy=email.policy.default))
+        return out
+
+    def wait_for(self, predicate, timeout=20):
+        """Waits (bounded) until predicate(messages) is true; returns the messages."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msgs = self.messages()
+            if predicate(msgs) or time.monotonic() > deadline:
+                return msgs
+            time.sleep(0.1)
+
+
+def wait_until(fn, timeout=20, interval=0.1):
+    """Calls fn until it returns something true, at most timeout seconds; returns the value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)

@@ -1,0 +1,414 @@
+"""Delivery with a real relay (Postfix's smtp-sink on loopback): what arrives and how it
+reads, retries on 4xx and on a relay that is down, failure on 5xx, the delivery-time
+policy re-check, kill -9 and restart, and the Verify All email followed to the end."""
+import base64
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+import unittest
+
+from harness import (PASSWORD, Gateway, SmtpSink, cli, main, must, wait_until)
+
+NETCORE = "/v5/mail/send"
+
+
+def fast_retry_config(tmp):
+    path = os.path.join(tmp, "fast.ini")
+    with open(path, "w") as f:
+        f.write("[relay]\nretry_base = 1s\nretry_max = 2s\nconnections = 2\n"
+                "[mail]\nsystem_from = postern@mail.acme.test\n")
+    return path
+
+
+class Delivery(unittest.TestCase):
+    """A gateway relaying to a sink; every test gets fresh ones."""
+
+    def setUp(self):
+        self.gw = Gateway().init("acme", "admin@acme.test")
+        self.sink = SmtpSink(os.path.join(self.gw.tmp, "sink"))
+        self.gw.extra_args = ["--config", fast_retry_config(self.gw.tmp),
+                              "--relay", f"smtp://127.0.0.1:{self.sink.port}",
+                              "--public-url", "http://127.0.0.1:1"]
+        must(cli("domain", "add", "--db", self.gw.db, "--account", "acme", "acme.test",
+                 "--verified"))
+        self.key = must(cli("key", "create", "--db", self.gw.db, "--account", "acme",
+                            "--name", "t")).stdout.strip()
+
+    def tearDown(self):
+        self.gw.cleanup()
+        self.sink.stop()
+
+    def send(self, payload):
+        r = self.gw.client().request("POST", NETCORE, payload,
+                                     headers={"Authorization": "Bearer " + self.key})
+        self.assertEqual(r.status, 200, r.raw)
+        return r.json["data"]["message_id"]
+
+    def message(self, mid):
+        admin = getattr(self, "admin", None)
+        if not admin:
+            self.admin = admin = self.gw.client()
+            self.assertEqual(admin.login("admin@acme.test").status, 200)
+        r = admin.request("GET", "/api/messages/" + mid)
+        self.assertEqual(r.status, 200, r.raw)
+        return r.json
+
+    def wait_status(self, mid, *statuses, timeout=30):
+        m = wait_until(lambda: (lambda m: m if m["status"] in statuses else None)(
+            self.message(mid)), timeout=timeout)
+        self.assertTrue(m, f"message {mid} never reached {statuses}: {self.message(mid)}")
+        return m
+
+    def restart_sink(self, *extra):
+        self.sink.stop()
+        self.sink.start(*extra)
+
+
+def simple(sender="news@acme.test", to="bob@example.com", subject="Hello"):
+    return {"from": {"email": sender}, "subject": subject,
+            "content": [{"type": "text/plain", "value": "Hi"}],
+            "personalizations": [{"to": [{"email": to}]}]}
+
+
+class ArrivalTest(Delivery):
+    def test_a_message_arrives_as_sent(self):
+        self.sink.start()
+        self.gw.start()
+        pdf = bytes(range(256)) * 4
+        mid = self.send({
+            "from": {"email": "news@acme.test", "name": "Acme Nachrichten — Ü"},
+            "subject": "Grüße aus Köln, 東京",
+            "reply_to": "support@acme.test",
+            "content": [{"type": "text/plain", "value": "Hallo Bob, schön dich zu sehen."},
+                        {"type": "html", "value": "<p>Hallo <b>Bob</b></p>"}],
+            "personalizations": [{"to": [{"email": "bob@example.com", "name": "Bob"}],
+                                  "cc": [{"email": "carol@example.com"}],
+                                  "bcc": [{"email": "secret@example.com"}]}],
+            "headers": {"X-Campaign": "winter"},
+            "attachments": [{"name": "report.pdf",
+                             "content": base64.b64encode(pdf).decode()}]})
+        msgs = self.sink.wait_for(lambda m: len(m) >= 1)
+        self.assertEqual(len(msgs), 1)
+        m = msgs[0]
+        self.assertEqual(m["X-Mail-Args"], "<news@acme.test>")
+        self.assertEqual(sorted(m.get_all("X-Rcpt-Args")),
+                         ["<bob@example.com>", "<carol@example.com>", "<secret@example.com>"])
+        self.assertEqual(m["Subject"], "Grüße aus Köln, 東京")
+        self.assertEqual(m["From"].addresses[0].display_name, "Acme Nachrichten — Ü")
+        self.assertEqual(m["From"].addresses[0].addr_spec, "news@acme.test")
+        self.assertIn("bob@example.com", str(m["To"]))
+        self.assertIn("carol@example.com", str(m["Cc"]))
+        self.assertIsNone(m["Bcc"])
+        self.assertNotIn("secret@example.com", str(m).split("Received:")[-1])
+        self.assertEqual(m["Reply-To"].addresses[0].addr_spec, "support@acme.test")
+        self.assertEqual(m["Message-ID"], f"<{mid}@acme.test>")
+        self.assertEqual(m["X-Campaign"], "winter")
+        self.assertIsNotNone(m["Date"])
+        self.assertEqual(m.get_content_type(), "multipart/mixed")
+        body = m.get_body(("plain",))
+        self.assertIn("schön dich zu sehen", body.get_content())
+        self.assertEqual(m.get_body(("html",)).get_content().strip(), "<p>Hallo <b>Bob</b></p>")
+        att, = list(m.iter_attachments())
+        self.assertEqual(att.get_filename(), "report.pdf")
+        self.assertEqual(att.get_content(), pdf)
+
+        state = self.wait_status(mid, "sent")
+        self.assertRegex(state["last_reply"], r"^250 ")
+        self.assertEqual(state["attempts"], 1)
+        self.assertEqual(state["rejected"], [])
+
+    def test_each_personalization_is_its_own_message(self):
+        self.sink.start()
+        self.gw.start()
+        payload = simple()
+        payload["personalizations"] = [{"to": [{"email": "a@example.com"}], "subject": "For A"},
+                                       {"to": [{"email": "b@example.com"}]}]
+        mid = self.send(payload)
+        msgs = self.sink.wait_for(lambda m: len(m) >= 2)
+        by_to = {str(m["To"]): m for m in msgs}
+        self.assertEqual(by_to["a@example.com"]["Subject"], "For A")
+        self.assertEqual(by_to["b@example.com"]["Subject"], "Hello")
+        self.assertEqual(len({m["Message-ID"] for m in msgs}), 2)
+        self.wait_status(mid, "sent")
+
+
+class RetryTest(Delivery):
+    def test_4xx_defers_and_a_later_attempt_succeeds(self):
+        self.sink.start("-r", "MAIL")
+        self.gw.start()
+        mid = self.send(simple())
+        m = self.wait_status(mid, "deferred")
+        self.assertRegex(m["last_reply"], r"^4\d\d ")
+        self.assertIsNotNone(m["next_attempt_at"])
+        self.restart_sink()
+        m = self.wait_status(mid, "sent")
+        self.assertGreaterEqual(m["attempts"], 2)
+        self.assertEqual(len(self.sink.messages()), 1)
+
+    def test_a_relay_that_is_down_then_up_loses_nothing(self):
+        self.gw.start()  # the sink is not running yet
+        mids = [self.send(simple(to=f"r{i}@example.com")) for i in range(5)]
+        for mid in mids:
+            self.wait_status(mid, "deferred")
+        self.sink.start()
+        for mid in mids:
+            self.wait_status(mid, "sent")
+        ids = sorted(m["Message-ID"] for m in self.sink.messages())
+        self.assertEqual(ids, sorted(f"<{mid}@acme.test>" for mid in mids))
+
+    def test_5xx_fails_and_refused_recipients_are_recorded(self):
+        self.sink.start("-f", "RCPT")
+        self.gw.start()
+        mid = self.send(simple())
+        m = self.wait_status(mid, "failed")
+        self.assertEqual(m["reason"], "relay_rejected")
+        self.assertRegex(m["last_reply"], r"^5\d\d ")
+        self.assertEqual(self.sink.messages(), [])
+        self.sink.stop()
+        self.sink.start("-f", ".")
+        mid = self.send(simple())
+        m = self.wait_status(mid, "failed")
+        self.assertRegex(m["last_reply"], r"^5\d\d ")
+
+
+class PolicyRecheckTest(Delivery):
+    def test_a_sender_removed_while_queued_is_dropped_not_sent(self):
+        self.gw.start()  # relay down: the message waits in the queue
+        admin = self.gw.client()
+        self.assertEqual(admin.login("admin@acme.test").status, 200)
+        added = admin.request("POST", "/api/senders",
+                              {"addresses": ["news@acme.test", "ops@acme.test"]}).json["added"]
+        ids = {a["address"]: a["id"] for a in added}
+        for sid in ids.values():
+            admin.request("POST", f"/api/senders/{sid}/verify")
+        r = admin.request("PUT", "/api/settings/sender-auth",
+                          {"enabled": True, "password": PASSWORD})
+        self.assertEqual(r.status, 200)
+        mid = self.send(simple("news@acme.test"))
+        self.wait_status(mid, "deferred")
+        self.assertEqual(admin.request("DELETE", f"/api/senders/{ids['news@acme.test']}").status,
+                         204)
+        self.sink.start()
+        m = self.wait_status(mid, "dropped")
+        self.assertEqual(m["reason"], "sender_not_authorized")
+        ok = self.send(simple("ops@acme.test"))
+        self.wait_status(ok, "sent")
+        self.assertEqual([str(x["From"]) for x in self.sink.messages()
+                          if not str(x["Subject"]).startswith("Verify sender")],
+                         ["ops@acme.test"])
+        stats = admin.request("GET", "/api/stats").json
+        self.assertGreaterEqual(stats["dropped"]["sender_not_authorized"], 1)
+
+
+class RestartTest(Delivery):
+    def test_kill_9_before_delivery_then_restart_delivers_each_message_once(self):
+        self.gw.start()  # relay down
+        mids = [self.send(simple(to=f"k{i}@example.com")) for i in range(20)]
+        self.gw.proc.send_signal(signal.SIGKILL)
+        self.gw.proc.wait(10)
+        self.gw.stop()
+        self.sink.start()
+        self.gw.start()
+        for mid in mids:
+            self.wait_status(mid, "sent")
+        time.sleep(1.5)  # room for a duplicate to show up if there were one
+        got = [m["Message-ID"] for m in self.sink.messages()]
+        self.assertEqual(sorted(got), sorted(f"<{mid}@acme.test>" for mid in mids))
+
+
+class VerificationEmailTest(Delivery):
+    def setUp(self):
+        super().setUp()
+        self.gw.add_user("acme", "second-admin@acme.test", "admin")
+        self.gw.add_user("acme", "tech@acme.test", "technical")
+        self.sink.start()
+        self.gw.start()
+        self.tech = self.gw.client()
+        self.assertEqual(self.tech.login("tech@acme.test").status, 200)
+
+    def verification_mails(self, count):
+        msgs = self.sink.wait_for(lambda m: len(m) >= count)
+        return [m for m in msgs if str(m["Subject"]).startswith("Verify sender")]
+
+    def link_of(self, mail):
+        text = mail.get_body(("plain",)).get_content()
+        url = re.search(r"http://127\.0\.0\.1:1(/verify/[A-Za-z0-9_-]{43})", text).group(1)
+        html = mail.get_body(("html",)).get_content()
+        self.assertIn(url, html)
+        return url
+
+    def page(self, method, path):
+        r = self.gw.client().request(method, path, raw="" if method == "POST" else None,
+                                     headers={"Content-Type":
+                                              "application/x-www-form-urlencoded"})
+        return r.status, r.raw.decode(), r
+
+    def senders(self):
+        return {s["address"]: s for s in
+                self.tech.request("GET", "/api/senders").json["senders"]}
+
+    def test_the_link_verifies_the_batch_once(self):
+        r = self.tech.request("POST", "/api/senders",
+                              {"addresses": ["news@acme.test", "billing@acme.test"]})
+        self.assertEqual(r.status, 201)
+        mails = self.verification_mails(2)
+        self.assertEqual(sorted(str(m["To"]) for m in mails),
+                         ["admin@acme.test", "second-admin@acme.test"])
+        for m in mails:
+            self.assertEqual(m["From"].addresses[0].addr_spec, "postern@mail.acme.test")
+            self.assertIn("news@acme.test", m.get_body(("plain",)).get_content())
+        link = self.link_of(mails[0])
+        self.assertEqual(link, self.link_of(mails[1]))
+
+        status, html, resp = self.page("GET", link)
+        self.assertEqual(status, 200)
+        self.assertIn("GET /verify/{id} 200", self.gw.log_lines("GET /verify/")[0])
+        self.assertNotIn(link, self.gw.read_log())
+        self.assertIn("Verify All Emails", html)
+        self.assertIn("billing@acme.test", html)
+        self.assertIn("default-src 'none'", resp.header("Content-Security-Policy"))
+        self.assertEqual({s["status"] for s in self.senders().values()}, {"pending"},
+                         "opening the link must change nothing")
+
+        status, html, _ = self.page("POST", link)
+        self.assertEqual(status, 200, html)
+        self.assertIn("2 verified now", html)
+        s = self.senders()
+        self.assertEqual((s["news@acme.test"]["status"], s["news@acme.test"]["verified_via"]),
+                         ("verified", "link"))
+        admin = self.gw.client()
+        admin.login("admin@acme.test")
+        events = admin.request("GET", "/api/audit?limit=1000").json["events"]
+        linked = [e for e in events if e["action"] == "sender.verified"]
+        self.assertEqual(len(linked), 2)
+        self.assertTrue(all("via=link" in e["detail"] for e in linked))
+
+        for method in ("GET", "POST"):
+            status, html, _ = self.page(method, link)
+            self.assertEqual(status, 410)
+            self.assertIn("token_used", html)
+
+        # The verified senders can send once the protection is on.
+        r = admin.request("PUT", "/api/settings/sender-auth",
+                          {"enabled": True, "password": PASSWORD})
+        self.assertEqual(r.status, 200)
+        self.send(simple("news@acme.test"))
+
+    def test_removed_and_already_verified_senders_are_reported(self):
+        r = self.tech.request("POST", "/api/senders",
+                              {"addresses": ["a@acme.test", "b@acme.test", "c@acme.test"]})
+        ids = {a["address"]: a["id"] for a in r.json["added"]}
+        link = self.link_of(self.verification_mails(2)[0])
+        admin = self.gw.client()
+        admin.login("admin@acme.test")
+        admin.request("POST", f"/api/senders/{ids['a@acme.test']}/verify")
+        admin.request("DELETE", f"/api/senders/{ids['b@acme.test']}")
+        status, html, _ = self.page("POST", link)
+        self.assertEqual(status, 200)
+        self.assertIn("1 verified now, 1 already verified, 1 removed", html)
+        s = self.senders()
+        self.assertNotIn("b@acme.test", s)
+        self.assertEqual(s["c@acme.test"]["status"], "verified")
+        self.assertEqual(s["a@acme.test"]["verified_via"], "panel")
+
+    def test_expired_unknown_and_resent_links(self):
+        self.tech.request("POST", "/api/senders", {"addresses": ["late@acme.test"]})
+        link = self.link_of(self.verification_mails(2)[0])
+        db = sqlite3.connect(self.gw.db)
+        db.execute("UPDATE verification_tokens SET expires_at = 1")
+        db.commit()
+        db.close()
+        for method in ("GET", "POST"):
+            status, html, _ = self.page(method, link)
+            self.assertEqual(status, 410)
+            self.assertIn("token_expired", html)
+        self.assertEqual(self.page("GET", "/verify/" + "x" * 43)[0], 404)
+        self.assertEqual(self.page("GET", "/verify/short")[0], 404)
+
+        r = self.tech.request("POST", "/api/senders/verification-email")
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(r.json["addresses"], ["late@acme.test"])
+        fresh = [m for m in self.verification_mails(4)]
+        links = {self.link_of(m) for m in fresh}
+        self.assertEqual(len(links), 2)
+        new_link = (links - {link}).pop()
+        self.assertEqual(self.page("POST", new_link)[0], 200)
+        self.assertEqual(self.senders()["late@acme.test"]["status"], "verified")
+        r = self.tech.request("POST", "/api/senders/verification-email")
+        self.assertEqual(r.status, 409)
+        self.assertEqual(r.code, "no_pending_senders")
+
+    def test_verification_mail_ignores_the_accounts_sender_policy(self):
+        admin = self.gw.client()
+        admin.login("admin@acme.test")
+        r = admin.request("PUT", "/api/settings/sender-auth",
+                          {"enabled": True, "password": PASSWORD})
+        self.assertEqual(r.json["warning"], "no_authorized_senders")
+        self.tech.request("POST", "/api/senders", {"addresses": ["x@acme.test"]})
+        self.assertEqual(len(self.verification_mails(2)), 2)
+
+
+class OutboxTest(unittest.TestCase):
+    def test_the_default_relay_writes_one_eml_file_per_message(self):
+        gw = Gateway().init()
+        try:
+            must(cli("domain", "add", "--db", gw.db, "--account", "acme", "acme.test",
+                     "--verified"))
+            key = must(cli("key", "create", "--db", gw.db, "--account", "acme", "--name",
+                           "t")).stdout.strip()
+            gw.start()
+            r = gw.client().request("POST", NETCORE, simple(),
+                                    headers={"Authorization": "Bearer " + key})
+            mid = r.json["data"]["message_id"]
+            path = os.path.join(gw.tmp, "outbox", mid + ".eml")
+            self.assertTrue(wait_until(lambda: os.path.exists(path)), os.listdir(gw.tmp))
+            with open(path, "rb") as f:
+                raw = f.read()
+            self.assertIn(f"Message-Id: <{mid}@acme.test>".encode(), raw.replace(
+                b"Message-ID", b"Message-Id"))
+            self.assertNotIn(b".tmp", b" ".join(os.fsencode(n) for n in
+                                                 os.listdir(os.path.join(gw.tmp, "outbox"))))
+        finally:
+            gw.cleanup()
+
+
+class GroupCommitTest(unittest.TestCase):
+    def test_concurrent_sends_are_all_stored_and_share_commits(self):
+        from concurrent.futures import ThreadPoolExecutor
+        gw = Gateway().init()
+        try:
+            must(cli("domain", "add", "--db", gw.db, "--account", "acme", "acme.test",
+                     "--verified"))
+            key = must(cli("key", "create", "--db", gw.db, "--account", "acme", "--name",
+                           "t")).stdout.strip()
+            gw.start()
+
+            def one(i):
+                r = gw.client().request("POST", NETCORE, simple(to=f"g{i}@example.com"),
+                                        headers={"Authorization": "Bearer " + key})
+                return r.status, r.json["data"]["message_id"]
+
+            with ThreadPoolExecutor(16) as pool:
+                results = list(pool.map(one, range(300)))
+            self.assertEqual({s for s, _ in results}, {200})
+            db = sqlite3.connect(gw.db)
+            stored = {u for (u,) in db.execute("SELECT uid FROM messages")}
+            db.close()
+            self.assertEqual(stored, {mid for _, mid in results})
+            self.assertEqual(gw.stop(), 0)
+            line = re.search(r"queue: (\d+) messages in (\d+) commits \(largest (\d+)\)",
+                             gw.read_log())
+            self.assertIsNotNone(line)
+            messages, commits, largest = map(int, line.groups())
+            self.assertEqual(messages, 300)
+            print(f"\ngroup commit: {messages} messages in {commits} commits, "
+                  f"largest {largest}")
+        finally:
+            gw.cleanup()
+
+
+if __name__ == "__main__":
+    main()

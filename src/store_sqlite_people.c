@@ -1,0 +1,335 @@
+/* The SQLite backend's people: accounts, users and their login failures, sessions, API
+ * keys and the audit log. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store_sqlite.h"
+#include "util.h"
+
+int sq_account_create(struct store *s, const char *name, int64_t now, int64_t *id)
+{
+	struct sq *q = sq_of(s);
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_begin(q);
+	if (rc == STORE_OK)
+		rc = sq_exec(q, id, "INSERT INTO accounts (name, created_at) VALUES (?, ?)", "si",
+			     name, now);
+	if (rc == STORE_OK)
+		rc = sq_exec(q, NULL, "INSERT INTO settings (account_id) VALUES (?)", "i", *id);
+	rc = sq_end(q, rc);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int sq_account_by_name(struct store *s, const char *name, struct store_account *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st, "SELECT id, name FROM accounts WHERE name = ?", "s", name);
+	if (rc == STORE_OK) {
+		out->id = sqlite3_column_int64(st, 0);
+		sq_col_text(st, 1, out->name, sizeof(out->name));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int sq_user_create(struct store *s, int64_t account_id, const char *email,
+		   const char *password_hash, enum role role, int64_t now, int64_t *id)
+{
+	return sq_write(sq_of(s), id,
+			"INSERT INTO users (account_id, email, password_hash, role, created_at) "
+			"VALUES (?, ?, ?, ?, ?)",
+			"isssi", account_id, email, password_hash, role_name(role), now);
+}
+
+#define USER_COLUMNS "u.id, u.account_id, u.email, u.password_hash, u.role, u.created_at"
+
+static void read_user(sqlite3_stmt *st, int col, struct store_user *u)
+{
+	char role[16];
+	u->id = sqlite3_column_int64(st, col);
+	u->account_id = sqlite3_column_int64(st, col + 1);
+	sq_col_text(st, col + 2, u->email, sizeof(u->email));
+	sq_col_text(st, col + 3, u->password_hash, sizeof(u->password_hash));
+	sq_col_text(st, col + 4, role, sizeof(role));
+	u->role = (enum role)role_parse(role);
+	u->created_at = sqlite3_column_int64(st, col + 5);
+}
+
+int sq_user_by_email(struct store *s, const char *email, struct store_user *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st,
+			 "SELECT " USER_COLUMNS " FROM users u WHERE u.email = ? AND "
+			 "u.disabled_at IS NULL",
+			 "s", email);
+	if (rc == STORE_OK) {
+		read_user(st, 0, out);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int sq_login_failures(struct store *s, int64_t user_id, int64_t since, int *count)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st, "SELECT COUNT(*) FROM login_failures WHERE user_id = ? AND at > ?",
+			 "ii", user_id, since);
+	if (rc == STORE_OK) {
+		*count = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
+}
+
+int sq_login_failure_add(struct store *s, int64_t user_id, int64_t at)
+{
+	return sq_write(sq_of(s), NULL, "INSERT INTO login_failures (user_id, at) VALUES (?, ?)",
+			"ii", user_id, at);
+}
+
+int sq_login_failures_clear(struct store *s, int64_t user_id)
+{
+	return sq_write(sq_of(s), NULL, "DELETE FROM login_failures WHERE user_id = ?", "i",
+			user_id);
+}
+
+int sq_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
+		      int64_t expires_at)
+{
+	struct sq *q = sq_of(s);
+	pthread_mutex_lock(&q->lock);
+	/* Expired sessions are swept here, where a write happens anyway. */
+	int rc = sq_exec(q, NULL, "DELETE FROM sessions WHERE expires_at <= ?", "i", now);
+	if (rc == STORE_OK)
+		rc = sq_exec(q, NULL,
+			     "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) "
+			     "VALUES (?, ?, ?, ?)",
+			     "siii", token_hash, user_id, now, expires_at);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int sq_session_get(struct store *s, const char *token_hash, int64_t now, struct store_session *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st,
+			 "SELECT s.expires_at, " USER_COLUMNS ", a.id, a.name "
+			 "FROM sessions s JOIN users u ON u.id = s.user_id "
+			 "JOIN accounts a ON a.id = u.account_id "
+			 "WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
+			 "si", token_hash, now);
+	if (rc == STORE_OK) {
+		out->expires_at = sqlite3_column_int64(st, 0);
+		read_user(st, 1, &out->user);
+		out->account.id = sqlite3_column_int64(st, 7);
+		sq_col_text(st, 8, out->account.name, sizeof(out->account.name));
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int sq_session_delete(struct store *s, const char *token_hash)
+{
+	return sq_write(sq_of(s), NULL, "DELETE FROM sessions WHERE token_hash = ?", "s",
+			token_hash);
+}
+
+int sq_apikey_create(struct store *s, int64_t account_id, const char *name, const char *shown,
+		     const char *key_hash, int64_t now, int64_t *id)
+{
+	return sq_write(sq_of(s), id,
+			"INSERT INTO api_keys (account_id, name, shown, key_hash, created_at) "
+			"VALUES (?, ?, ?, ?, ?)",
+			"isssi", account_id, name, shown, key_hash, now);
+}
+
+int sq_audit_append(struct store *s, const struct store_audit *ev)
+{
+	return sq_write(sq_of(s), NULL,
+			"INSERT INTO audit_log (account_id, at, actor, action, target, detail, ip) "
+			"VALUES (NULLIF(?, 0), ?, ?, ?, ?, ?, ?)",
+			"iisssss", ev->account_id, ev->at, ev->actor, ev->action, ev->target,
+			ev->detail, ev->ip);
+}
+
+int sq_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn, void *arg)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st,
+			 "SELECT id, at, account_id, actor, action, target, detail, ip "
+			 "FROM audit_log WHERE account_id = ? ORDER BY id DESC LIMIT ?",
+			 "id", account_id, limit);
+	while (rc == STORE_OK) {
+		struct store_audit ev;
+		ev.id = sqlite3_column_int64(st, 0);
+		ev.at = sqlite3_column_int64(st, 1);
+		ev.account_id = sqlite3_column_int64(st, 2);
+		sq_col_text(st, 3, ev.actor, sizeof(ev.actor));
+		sq_col_text(st, 4, ev.action, sizeof(ev.action));
+		sq_col_text(st, 5, ev.target, sizeof(ev.target));
+		sq_col_text(st, 6, ev.detail, sizeof(ev.detail));
+		sq_col_text(st, 7, ev.ip, sizeof(ev.ip));
+		fn(arg, &ev);
+		int step = sqlite3_step(st);
+		if (step == SQLITE_DONE)
+			rc = STORE_NOT_FOUND;
+		else if (step != SQLITE_ROW)
+			rc = sq_fail(q, "audit list");
+	}
+	if (st)
+		sqlite3_finalize(st);
+	pthread_mutex_unlock(&q->lock);
+	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+static void read_user_row(sqlite3_stmt *st, void *row)
+{
+	read_user(st, 0, row);
+}
+
+int sq_users_list(struct store *s, int64_t account_id, store_user_fn fn, void *arg)
+{
+	struct sq *q = sq_of(s);
+	struct store_user row;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_each(q, read_user_row, &row, (int (*)(void *, const void *))fn, arg,
+			 "SELECT " USER_COLUMNS " FROM users u WHERE u.account_id = ? AND "
+			 "u.disabled_at IS NULL ORDER BY u.email",
+			 "i", account_id);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int sq_user_get(struct store *s, int64_t account_id, int64_t id, struct store_user *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st,
+			 "SELECT " USER_COLUMNS " FROM users u WHERE u.account_id = ? AND u.id = ? "
+			 "AND u.disabled_at IS NULL",
+			 "ii", account_id, id);
+	if (rc == STORE_OK) {
+		read_user(st, 0, out);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+/* Changes or deletes a user unless that leaves the account without an Admin; the count
+ * and the change share one transaction so two Admins cannot demote each other at once. */
+int sq_user_change(struct sq *q, int64_t account_id, int64_t id, const char *new_role)
+{
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_begin(q);
+	if (rc == STORE_OK)
+		rc = sq_step(q, &st,
+			     "SELECT u.role, (SELECT COUNT(*) FROM users a WHERE a.account_id = "
+			     "u.account_id AND a.role = 'admin' AND a.disabled_at IS NULL) "
+			     "FROM users u WHERE u.account_id = ? AND u.id = ? AND "
+			     "u.disabled_at IS NULL",
+			     "ii", account_id, id);
+	if (rc == STORE_OK) {
+		bool admin = strcmp((const char *)sqlite3_column_text(st, 0), "admin") == 0;
+		int admins = sqlite3_column_int(st, 1);
+		sqlite3_finalize(st);
+		bool stays_admin = new_role && strcmp(new_role, "admin") == 0;
+		if (admin && admins <= 1 && !stays_admin)
+			rc = STORE_LAST_ADMIN;
+	}
+	if (rc == STORE_OK && new_role)
+		rc = sq_exec(q, NULL, "UPDATE users SET role = ? WHERE account_id = ? AND id = ?",
+			     "sii", new_role, account_id, id);
+	else if (rc == STORE_OK)
+		rc = sq_exec(q, NULL, "DELETE FROM users WHERE account_id = ? AND id = ?", "ii",
+			     account_id, id);
+	rc = sq_end(q, rc);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int sq_user_set_role(struct store *s, int64_t account_id, int64_t id, enum role role)
+{
+	return sq_user_change(sq_of(s), account_id, id, role_name(role));
+}
+
+int sq_user_delete(struct store *s, int64_t account_id, int64_t id)
+{
+	return sq_user_change(sq_of(s), account_id, id, NULL);
+}
+
+#define APIKEY_COLUMNS "id, account_id, name, shown, created_at, last_used_at"
+
+static void read_apikey(sqlite3_stmt *st, void *row)
+{
+	struct store_apikey *k = row;
+	k->id = sqlite3_column_int64(st, 0);
+	k->account_id = sqlite3_column_int64(st, 1);
+	sq_col_text(st, 2, k->name, sizeof(k->name));
+	sq_col_text(st, 3, k->shown, sizeof(k->shown));
+	k->created_at = sqlite3_column_int64(st, 4);
+	k->last_used_at = sqlite3_column_int64(st, 5);
+}
+
+int sq_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg)
+{
+	struct sq *q = sq_of(s);
+	struct store_apikey row;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_each(q, read_apikey, &row, (int (*)(void *, const void *))fn, arg,
+			 "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE account_id = ? AND "
+			 "revoked_at IS NULL ORDER BY id",
+			 "i", account_id);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int sq_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out)
+{
+	struct sq *q = sq_of(s);
+	sqlite3_stmt *st;
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_step(q, &st,
+			 "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE key_hash = ? AND "
+			 "revoked_at IS NULL",
+			 "s", key_hash);
+	if (rc == STORE_OK) {
+		read_apikey(st, out);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int sq_apikey_touch(struct store *s, int64_t id, int64_t now)
+{
+	return sq_write(sq_of(s), NULL, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", "ii",
+			now, id);
+}
+
+int sq_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now)
+{
+	return sq_update(sq_of(s), false,
+			 "UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND id = ? "
+			 "AND revoked_at IS NULL",
+			 "iii", now, account_id, id);
+}

@@ -103,12 +103,8 @@ class Gateway:
     def log_lines(self, needle, timeout=5):
         """The log lines containing needle, waiting (bounded) for at least one: a request's
         line is written when the daemon finishes it, just after the client has its answer."""
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = [l for l in self.read_log().splitlines() if needle in l]
-            if lines or time.monotonic() > deadline:
-                return lines
-            time.sleep(0.02)
+        find = lambda: [l for l in self.read_log().splitlines() if needle in l]
+        return wait_until(find, timeout, interval=0.02) or []
 
     def cleanup(self):
         self.stop()
@@ -258,12 +254,8 @@ class SmtpSink:
 
     def wait_for(self, predicate, timeout=20):
         """Waits (bounded) until predicate(messages) is true; returns the messages."""
-        deadline = time.monotonic() + timeout
-        while True:
-            msgs = self.messages()
-            if predicate(msgs) or time.monotonic() > deadline:
-                return msgs
-            time.sleep(0.1)
+        wait_until(lambda: predicate(self.messages()), timeout)
+        return self.messages()
 
 
 def wait_until(fn, timeout=20, interval=0.1):

@@ -351,15 +351,19 @@ class VerificationEmailTest(Delivery):
         self.assertEqual(len(self.verification_mails(2)), 2)
 
 
+def outbox_gateway():
+    """A gateway on the default outbox relay, with acme.test approved and an API key."""
+    gw = Gateway().init()
+    must(cli("domain", "add", "--db", gw.db, "--account", "acme", "acme.test", "--verified"))
+    key = must(cli("key", "create", "--db", gw.db, "--account", "acme", "--name",
+                   "t")).stdout.strip()
+    return gw.start(), key
+
+
 class OutboxTest(unittest.TestCase):
     def test_the_default_relay_writes_one_eml_file_per_message(self):
-        gw = Gateway().init()
+        gw, key = outbox_gateway()
         try:
-            must(cli("domain", "add", "--db", gw.db, "--account", "acme", "acme.test",
-                     "--verified"))
-            key = must(cli("key", "create", "--db", gw.db, "--account", "acme", "--name",
-                           "t")).stdout.strip()
-            gw.start()
             r = gw.client().request("POST", NETCORE, simple(),
                                     headers={"Authorization": "Bearer " + key})
             mid = r.json["data"]["message_id"]
@@ -378,14 +382,8 @@ class OutboxTest(unittest.TestCase):
 class GroupCommitTest(unittest.TestCase):
     def test_concurrent_sends_are_all_stored_and_share_commits(self):
         from concurrent.futures import ThreadPoolExecutor
-        gw = Gateway().init()
+        gw, key = outbox_gateway()
         try:
-            must(cli("domain", "add", "--db", gw.db, "--account", "acme", "acme.test",
-                     "--verified"))
-            key = must(cli("key", "create", "--db", gw.db, "--account", "acme", "--name",
-                           "t")).stdout.strip()
-            gw.start()
-
             def one(i):
                 r = gw.client().request("POST", NETCORE, simple(to=f"g{i}@example.com"),
                                         headers={"Authorization": "Bearer " + key})

@@ -174,6 +174,43 @@ class RetryTest(Delivery):
         self.assertRegex(m["last_reply"], r"^5\d\d ")
 
 
+class GiveUpAndListTest(Delivery):
+    def setUp(self):
+        super().setUp()
+        path = os.path.join(self.gw.tmp, "giveup.ini")
+        with open(path, "w") as f:
+            f.write("[relay]\nretry_base = 1s\nretry_max = 1s\ngive_up = 4s\n")
+        self.gw.extra_args[1] = path
+
+    def test_a_message_deferred_past_give_up_fails(self):
+        self.gw.start()  # relay down for good
+        mid = self.send(simple())
+        m = self.wait_status(mid, "failed", timeout=30)
+        self.assertEqual(m["reason"], "gave_up")
+        self.assertGreaterEqual(m["attempts"], 2)
+
+    def test_listing_by_status(self):
+        self.sink.start()
+        self.gw.start()
+        sent = self.send(simple())
+        self.wait_status(sent, "sent")
+        self.sink.stop()
+        waiting = self.send(simple(to="later@example.com"))
+        self.wait_status(waiting, "deferred")
+        lists = {st: [m["id"] for m in self.admin.request(
+            "GET", f"/api/messages?status={st}").json["messages"]]
+            for st in ("sent", "deferred", "failed")}
+        self.assertIn(sent, lists["sent"])
+        self.assertNotIn(waiting, lists["sent"])
+        self.assertIn(waiting, lists["deferred"])
+        self.assertEqual(lists["failed"], [])
+        everything = self.admin.request("GET", "/api/messages?limit=1").json["messages"]
+        self.assertEqual([m["id"] for m in everything], [waiting])  # newest first
+        r = self.admin.request("GET", "/api/messages?status=lost")
+        self.assertEqual((r.status, r.json["error"]["field"]), (400, "status"))
+        self.assertEqual(self.admin.request("GET", "/api/messages/" + "0" * 32).status, 404)
+
+
 class PolicyRecheckTest(Delivery):
     def test_a_sender_removed_while_queued_is_dropped_not_sent(self):
         self.gw.start()  # relay down: the message waits in the queue

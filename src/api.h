@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
+#include "dkimkey.h"
 #include "drops.h"
 #include "err.h"
 #include "http.h"
@@ -20,7 +21,8 @@ struct api_ctx {
 	struct policy_cache *policies;
 	struct drops *drops;
 	struct queue *queue;
-	bool secure_cookies; /* public_url is https */
+	unsigned char master_key[DKIMKEY_MASTER_LEN]; /* seals DKIM private keys */
+	bool secure_cookies;			      /* public_url is https */
 };
 
 struct api_call {
@@ -84,6 +86,12 @@ enum err api_key_delete(struct api_call *c);
 enum err api_drops_list(struct api_call *c);
 enum err api_stats_get(struct api_call *c);
 enum err api_senders_resend(struct api_call *c);
+enum err api_domains_list(struct api_call *c);
+enum err api_domains_add(struct api_call *c);
+enum err api_domain_check(struct api_call *c);
+enum err api_domain_patch(struct api_call *c);
+enum err api_domain_delete(struct api_call *c);
+enum err api_domain_rotate(struct api_call *c);
 enum err api_messages_list(struct api_call *c);
 enum err api_message_get(struct api_call *c);
 enum err api_verify_show(struct api_call *c);

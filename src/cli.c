@@ -2,6 +2,7 @@
  * and serve. Options are tables; every subcommand answers --help from its table. */
 #include "cli.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "audit.h"
 #include "auth.h"
 #include "config.h"
+#include "domains.h"
 #include "log.h"
 #include "role.h"
 #include "serve.h"
@@ -397,7 +399,19 @@ static int cmd_domain_add(struct cli_opt *o)
 		return EXIT_FAIL;
 	const char *status = opt(o, "--verified") ? "verified" : "pending";
 	bool active = !opt(o, "--inactive");
-	int rc = store_domain_add(s, acct.id, name, status, active, util_now(), &id);
+	unsigned char master[DKIMKEY_MASTER_LEN];
+	char keyfile[1100], err[600];
+	if (opt(o, "--master-key"))
+		util_copy(keyfile, sizeof(keyfile), opt(o, "--master-key"));
+	else
+		config_default_master_key(opt(o, "--db"), keyfile, sizeof(keyfile));
+	if (dkimkey_master_load(keyfile, true, master, err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern: %s\n", err);
+		store_close(s);
+		return EXIT_FAIL;
+	}
+	int rc = domains_create(s, master, acct.id, name, status, active, &id);
+	sodium_memzero(master, sizeof(master));
 	if (rc == STORE_OK) {
 		audit_record(s, acct.id, "cli", "domain.added", name, NULL, "status=%s active=%s",
 			     status, active ? "yes" : "no");
@@ -510,8 +524,10 @@ static struct cli_cmd commands[] = {
 	 {DB_OPT,
 	  ACCOUNT_OPT,
 	  {"DOMAIN", NULL, "the sending domain", true, NULL},
-	  {"--verified", NULL, "mark it verified now", false, NULL},
-	  {"--inactive", NULL, "add it switched off", false, NULL}}},
+	  {"--verified", NULL, "mark it verified now, without a DNS check", false, NULL},
+	  {"--inactive", NULL, "add it switched off", false, NULL},
+	  {"--master-key", "FILE",
+	   "DKIM master key file (default: dkim-master.key beside the database)", false, NULL}}},
 	{"domain set",
 	 cmd_domain_set,
 	 "Change a sending domain's status or switch it on or off",

@@ -57,6 +57,12 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("relay", "retry_max", CFG_DURATION, relay_retry_max, NULL),
 	KEY("relay", "give_up", CFG_DURATION, relay_give_up, NULL),
 	KEY("dns", "servers", CFG_DNS, dns_servers, "--dns"),
+	KEY("dns", "timeout", CFG_DURATION, dns_timeout, NULL),
+	KEY("dns", "grace", CFG_DURATION, dns_grace, NULL),
+	KEY("dns", "check_pending", CFG_DURATION, dns_check_pending, NULL),
+	KEY("dns", "check_verified", CFG_DURATION, dns_check_verified, NULL),
+	KEY("dns", "spf_include", CFG_STRING, spf_include, NULL),
+	KEY("dkim", "master_key_file", CFG_STRING, dkim_master_key_file, NULL),
 	KEY("mail", "system_from", CFG_EMAIL, system_from, NULL),
 	KEY("mail", "verify_ttl", CFG_DURATION, verify_ttl, NULL),
 };
@@ -74,6 +80,10 @@ void config_defaults(struct config *cfg)
 	cfg->relay_retry_max = 3600;
 	cfg->relay_give_up = 24 * 3600;
 	cfg->verify_ttl = 48 * 3600;
+	cfg->dns_timeout = 5;
+	cfg->dns_grace = 24 * 3600;
+	cfg->dns_check_pending = 5 * 60;
+	cfg->dns_check_verified = 24 * 3600;
 }
 
 static bool parse_port(const char *s, long *port)
@@ -371,7 +381,20 @@ int config_flag(struct config *cfg, const char *flag, const char *value, char *e
 
 void config_finish(struct config *cfg)
 {
-	if (cfg->public_url[0])
-		return;
-	snprintf(cfg->public_url, sizeof(cfg->public_url), "http://%s", cfg->listen);
+	if (!cfg->public_url[0])
+		snprintf(cfg->public_url, sizeof(cfg->public_url), "http://%s", cfg->listen);
+	if (!cfg->dkim_master_key_file[0])
+		config_default_master_key(cfg->store_path, cfg->dkim_master_key_file,
+					  sizeof(cfg->dkim_master_key_file));
+}
+
+void config_default_master_key(const char *db, char *out, size_t n)
+{
+	/* Beside the database by default, so `make run` works out of the box; operators put
+	 * it elsewhere (another disk, a secrets mount) with [dkim] master_key_file. */
+	const char *slash = strrchr(db, '/');
+	if (slash)
+		snprintf(out, n, "%.*s/dkim-master.key", (int)(slash - db), db);
+	else
+		snprintf(out, n, "dkim-master.key");
 }

@@ -16,13 +16,19 @@ struct config {
 	char relay_username[256];
 	char relay_password[256];
 	bool relay_starttls;
-	int relay_connections; /* [relay] connections: parallel relay connections */
-	int relay_retry_base;  /* [relay] retry_base: first retry delay, seconds */
-	int relay_retry_max;   /* [relay] retry_max: longest retry delay, seconds */
-	int relay_give_up;     /* [relay] give_up: a message still deferred after this fails */
-	char dns_servers[256]; /* [dns] servers: comma-separated ip[:port] */
-	char system_from[256]; /* [mail] system_from: sender of verification mail */
-	int verify_ttl;	       /* [mail] verify_ttl: how long a Verify All link works, seconds */
+	int relay_connections;	/* [relay] connections: parallel relay connections */
+	int relay_retry_base;	/* [relay] retry_base: first retry delay, seconds */
+	int relay_retry_max;	/* [relay] retry_max: longest retry delay, seconds */
+	int relay_give_up;	/* [relay] give_up: a message still deferred after this fails */
+	char dns_servers[256];	/* [dns] servers: comma-separated ip[:port] */
+	int dns_timeout;	/* [dns] timeout: per lookup, seconds */
+	int dns_grace;		/* [dns] grace: records missing this long fail a domain */
+	int dns_check_pending;	/* [dns] check_pending: re-check pending and failed domains */
+	int dns_check_verified; /* [dns] check_verified: re-check verified domains */
+	char spf_include[256];	/* [dns] spf_include: advised in SPF records, if set */
+	char dkim_master_key_file[1024]; /* [dkim] master_key_file: seals DKIM private keys */
+	char system_from[256];		 /* [mail] system_from: sender of verification mail */
+	int verify_ttl; /* [mail] verify_ttl: how long a Verify All link works, seconds */
 };
 
 /* Fills cfg with the defaults. */
@@ -32,7 +38,10 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 /* Applies a command-line flag ("--listen") to cfg. Returns 1 if the flag is a config flag
  * and was applied, 0 if it is not one, -1 with err when the value is malformed. */
 int config_flag(struct config *cfg, const char *flag, const char *value, char *err, size_t errlen);
-/* Fills public_url from listen when it was not set. */
+/* Fills what depends on other keys: public_url from listen, the DKIM master key path
+ * from the database's directory. */
 void config_finish(struct config *cfg);
+/* The master key file used when [dkim] master_key_file is not set, for database db. */
+void config_default_master_key(const char *db, char *out, size_t n);
 
 #endif

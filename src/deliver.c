@@ -17,6 +17,7 @@
 #include "compose.h"
 #include "log.h"
 #include "relay.h"
+#include "signer.h"
 #include "util.h"
 
 #define LEASE_SECONDS  600
@@ -26,6 +27,7 @@
 struct worker {
 	struct deliver *d;
 	struct relay *relay;
+	struct signer *signer;
 	pthread_t thread;
 };
 
@@ -37,6 +39,7 @@ struct deliver {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	bool stop;
+	unsigned char master[DKIMKEY_MASTER_LEN];
 	int nworkers;
 	struct worker *workers;
 };
@@ -95,6 +98,38 @@ static void merge_rejected(cJSON *all, const char *json)
 	cJSON_Delete(list);
 }
 
+/* Signs data with the active DKIM key of the From domain, replacing it. Mail from a domain
+ * without one (Postern's own mail) goes unsigned. -1 with why when a key exists but cannot
+ * be used: such mail waits rather than leaving unsigned. */
+static int sign(struct worker *w, const struct store_queued *m, char **data, size_t *len, char *why,
+		size_t whylen)
+{
+	char selector[STORE_SELECTOR_MAX], *sealed = NULL, *signed_data;
+	size_t signed_len;
+	const char *domain = addr_domain(m->from);
+
+	if (m->system)
+		return 0;
+	int rc = store_dkim_signing_key(w->d->store, m->account_id, domain, selector, &sealed);
+	if (rc == STORE_NOT_FOUND)
+		return 0;
+	char *pem = rc == STORE_OK ? dkimkey_open(w->d->master, sealed) : NULL;
+	free(sealed);
+	if (!pem) {
+		snprintf(why, whylen, "cannot read the DKIM key of %s", domain);
+		return -1;
+	}
+	rc = signer_sign(w->signer, pem, selector, domain, *data, *len, &signed_data, &signed_len,
+			 why, whylen);
+	dkimkey_free_pem(pem);
+	if (rc < 0)
+		return -1;
+	free(*data);
+	*data = signed_data;
+	*len = signed_len;
+	return 0;
+}
+
 /* Relays one personalization. Returns its outcome; res holds the relay's words. */
 static enum relay_outcome send_part(struct worker *w, const struct store_queued *m,
 				    const cJSON *payload, int part, struct relay_result *res)
@@ -121,6 +156,14 @@ static enum relay_outcome send_part(struct worker *w, const struct store_queued 
 		snprintf(res->reply, sizeof(res->reply), "cannot compose the message: %s",
 			 n <= 0 ? "no recipients" : why);
 		return RELAY_FAILED;
+	}
+	char why_sign[256];
+	if (sign(w, m, &data, &len, why_sign, sizeof(why_sign)) < 0) {
+		free(data);
+		memset(res, 0, sizeof(*res));
+		res->outcome = RELAY_DEFERRED;
+		snprintf(res->reply, sizeof(res->reply), "not signed: %s", why_sign);
+		return RELAY_DEFERRED;
 	}
 	relay_send(w->relay, name, m->from, rcpts, n, data, len, res);
 	free(data);
@@ -206,7 +249,8 @@ static void *work(void *arg)
 }
 
 struct deliver *deliver_start(struct store *s, const struct config *cfg,
-			      struct policy_cache *policies, struct drops *drops, char *err,
+			      struct policy_cache *policies, struct drops *drops,
+			      const unsigned char master[DKIMKEY_MASTER_LEN], char *err,
 			      size_t errlen)
 {
 	struct deliver *d = xcalloc(1, sizeof(*d));
@@ -214,6 +258,7 @@ struct deliver *deliver_start(struct store *s, const struct config *cfg,
 	d->cfg = cfg;
 	d->policies = policies;
 	d->drops = drops;
+	memcpy(d->master, master, DKIMKEY_MASTER_LEN);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->wake, NULL);
 	compose_init();
@@ -224,8 +269,10 @@ struct deliver *deliver_start(struct store *s, const struct config *cfg,
 		struct worker *w = &d->workers[i];
 		w->d = d;
 		w->relay = relay_new(cfg, err, errlen);
-		if (!w->relay || pthread_create(&w->thread, NULL, work, w) != 0) {
+		w->signer = w->relay ? signer_new(err, errlen) : NULL;
+		if (!w->signer || pthread_create(&w->thread, NULL, work, w) != 0) {
 			relay_free(w->relay);
+			signer_free(w->signer);
 			if (!w->relay && !err[0])
 				snprintf(err, errlen, "cannot start delivery workers");
 			deliver_stop(d);
@@ -255,8 +302,10 @@ void deliver_stop(struct deliver *d)
 	for (int i = 0; i < d->nworkers; i++) {
 		pthread_join(d->workers[i].thread, NULL);
 		relay_free(d->workers[i].relay);
+		signer_free(d->workers[i].signer);
 	}
 	free(d->workers);
+	sodium_memzero(d->master, sizeof(d->master));
 	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->lock);
 	free(d);

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "dkimkey.h"
 #include "drops.h"
 #include "policy_cache.h"
 #include "store.h"
@@ -13,8 +14,10 @@
 struct deliver;
 
 /* Starts [relay] connections workers. NULL with err when the relay cannot be used. */
+/* master unseals the DKIM keys messages are signed with. */
 struct deliver *deliver_start(struct store *s, const struct config *cfg,
-			      struct policy_cache *policies, struct drops *drops, char *err,
+			      struct policy_cache *policies, struct drops *drops,
+			      const unsigned char master[DKIMKEY_MASTER_LEN], char *err,
 			      size_t errlen);
 /* Tells idle workers that new messages are due. */
 void deliver_wake(void *deliver);

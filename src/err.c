@@ -52,6 +52,12 @@ static const struct err_info err_table[ERR_COUNT] = {
 	[ERR_NO_PENDING_SENDERS] = {"no_pending_senders", 409,
 				    "No sender address is waiting for verification, so there is "
 				    "nothing to send."},
+	[ERR_INVALID_DOMAIN] = {"invalid_domain", 400,
+				"That is not a domain you can send from. Give a registered domain "
+				"name like example.com (not an IP address or a public suffix)."},
+	[ERR_ROTATION_PENDING] = {"rotation_pending", 409,
+				  "A new DKIM key is already waiting for its DNS record. Publish "
+				  "it and check the domain; it takes over once it is found."},
 	[ERR_SENDER_AUTH_NO_SENDERS] =
 		{"sender_auth_no_senders", 403,
 		 "Authorized sender email ID is on and no sender address is "

@@ -24,6 +24,8 @@ enum err {
 	ERR_TOKEN_USED,
 	ERR_TOKEN_EXPIRED,
 	ERR_NO_PENDING_SENDERS,
+	ERR_INVALID_DOMAIN,
+	ERR_ROTATION_PENDING,
 	/* The sender policy's refusals, in the order DESIGN.md checks them. */
 	ERR_SENDER_AUTH_NO_SENDERS,
 	ERR_DOMAIN_NOT_APPROVED,

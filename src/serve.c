@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include "api.h"
 #include "auth.h"
 #include "deliver.h"
+#include "domains.h"
 #include "http.h"
 #include "log.h"
 #include "store.h"
@@ -81,11 +83,24 @@ int serve_run(const struct config *cfg)
 			      .drops = drops_start(store),
 			      .secure_cookies = strncmp(cfg->public_url, "https://", 8) == 0};
 	struct deliver *deliver = NULL;
+	struct domains *domains = NULL;
 	struct http_server *http = NULL;
 	int status = -1;
 
-	deliver = deliver_start(store, cfg, ctx.policies, ctx.drops, err, sizeof(err));
+	/* The master key is made on first start when the file does not exist yet. */
+	if (dkimkey_master_load(cfg->dkim_master_key_file, true, ctx.master_key, err, sizeof(err)) <
+	    0) {
+		log_error("%s", err);
+		goto out;
+	}
+	deliver = deliver_start(store, cfg, ctx.policies, ctx.drops, ctx.master_key, err,
+				sizeof(err));
 	if (!deliver) {
+		log_error("%s", err);
+		goto out;
+	}
+	domains = domains_start(store, cfg, err, sizeof(err));
+	if (!domains) {
 		log_error("%s", err);
 		goto out;
 	}
@@ -108,11 +123,13 @@ out:
 	/* In order: no new requests, then every accepted message committed, then delivery
 	 * stops after the message in hand, then the counters are written. */
 	http_stop(http);
+	domains_stop(domains);
 	queue_stop(ctx.queue);
 	deliver_stop(deliver);
 	drops_stop(ctx.drops);
 	policy_cache_free(ctx.policies);
 	store_close(store);
+	sodium_memzero(ctx.master_key, sizeof(ctx.master_key));
 	if (status == 0)
 		log_info("postern stopped");
 	return status;

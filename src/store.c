@@ -116,12 +116,6 @@ int store_sender_delete(struct store *s, int64_t account_id, int64_t id)
 	return s->ops->sender_delete(s, account_id, id);
 }
 
-int store_domain_add(struct store *s, int64_t account_id, const char *name, const char *status,
-		     bool active, int64_t now, int64_t *id)
-{
-	return s->ops->domain_add(s, account_id, name, status, active, now, id);
-}
-
 int store_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
 		     int active)
 {
@@ -247,4 +241,53 @@ int store_batch_use(struct store *s, const char *token_hash, int64_t now, struct
 		    store_batch_fn fn, void *arg)
 {
 	return s->ops->batch_use(s, token_hash, now, out, fn, arg);
+}
+
+int store_domain_create(struct store *s, int64_t account_id, const struct store_domain_new *d,
+			int64_t *id)
+{
+	return s->ops->domain_create(s, account_id, d, id);
+}
+
+int store_domains_list(struct store *s, int64_t account_id, store_domain_fn fn, void *arg)
+{
+	return s->ops->domains_list(s, account_id, fn, arg);
+}
+
+int store_domain_get(struct store *s, int64_t account_id, int64_t id, struct store_domain *out)
+{
+	return s->ops->domain_get(s, account_id, id, out);
+}
+
+int store_domain_delete(struct store *s, int64_t account_id, int64_t id)
+{
+	return s->ops->domain_delete(s, account_id, id);
+}
+
+int store_domain_set_active(struct store *s, int64_t account_id, int64_t id, bool active)
+{
+	return s->ops->domain_set_active(s, account_id, id, active);
+}
+
+int store_domain_checked(struct store *s, int64_t id, const struct store_domain_check *c)
+{
+	return s->ops->domain_checked(s, id, c);
+}
+
+int store_domains_due(struct store *s, int64_t pending_before, int64_t verified_before,
+		      store_due_fn fn, void *arg)
+{
+	return s->ops->domains_due(s, pending_before, verified_before, fn, arg);
+}
+
+int store_dkim_rotate(struct store *s, int64_t account_id, int64_t id, const char *selector,
+		      const char *private_sealed, const char *public_key, int64_t now)
+{
+	return s->ops->dkim_rotate(s, account_id, id, selector, private_sealed, public_key, now);
+}
+
+int store_dkim_signing_key(struct store *s, int64_t account_id, const char *domain,
+			   char selector[STORE_SELECTOR_MAX], char **private_sealed)
+{
+	return s->ops->dkim_signing_key(s, account_id, domain, selector, private_sealed);
 }

@@ -137,6 +137,55 @@ struct store_message_info {
 	char rejected[2048];
 };
 
+#define STORE_DKIM_KEYS	   3
+#define STORE_SELECTOR_MAX 64
+
+struct store_dkim_key {
+	char selector[STORE_SELECTOR_MAX];
+	char public_key[800]; /* base64 DER, the p= of the record */
+	char state[12];	      /* "active" signs; "next" waits for its record */
+	bool verified;	      /* its record was seen in DNS */
+};
+
+/* An approved sending domain, with the DKIM keys that are published (not retired). */
+struct store_domain {
+	int64_t id;
+	int64_t account_id;
+	char name[ADDR_DOMAIN_MAX];
+	char status[16]; /* pending, verified, failed */
+	bool active;
+	char token[AUTH_TOKEN_LEN];
+	int64_t created_at;
+	int64_t checked_at;    /* 0 before the first check */
+	int64_t missing_since; /* 0 unless a verified domain's records went missing */
+	char check_error[160];
+	char records[8192]; /* JSON of the last check's record statuses, "" before one */
+	int nkeys;
+	struct store_dkim_key keys[STORE_DKIM_KEYS];
+};
+
+struct store_domain_new {
+	const char *name;
+	const char *status;
+	bool active;
+	const char *token;
+	const char *selector;
+	const char *private_sealed;
+	const char *public_key;
+	int64_t now;
+};
+
+/* What a DNS check concluded. */
+struct store_domain_check {
+	int64_t now;
+	const char *status;
+	int64_t missing_since;
+	const char *error;   /* NULL when every lookup answered */
+	const char *records; /* JSON */
+	const char *verified_selectors[STORE_DKIM_KEYS];
+	int nverified;
+};
+
 /* A verification batch: the senders one "Verify All Emails" link covers. */
 struct store_batch {
 	int64_t id;
@@ -172,6 +221,8 @@ typedef int (*store_drop_fn)(void *arg, const struct store_drop *d);
 typedef int (*store_count_fn)(void *arg, const char *reason, int64_t count);
 typedef int (*store_message_fn)(void *arg, const struct store_message_info *m);
 typedef int (*store_batch_fn)(void *arg, const char *address, enum store_batch_state state);
+typedef int (*store_domain_fn)(void *arg, const struct store_domain *d);
+typedef int (*store_due_fn)(void *arg, int64_t account_id, int64_t domain_id);
 
 struct store;
 
@@ -207,8 +258,8 @@ struct store_ops {
 	int (*sender_verify)(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
 			     int64_t now);
 	int (*sender_delete)(struct store *s, int64_t account_id, int64_t id);
-	int (*domain_add)(struct store *s, int64_t account_id, const char *name, const char *status,
-			  bool active, int64_t now, int64_t *id);
+	int (*domain_create)(struct store *s, int64_t account_id, const struct store_domain_new *d,
+			     int64_t *id);
 	int (*domain_set)(struct store *s, int64_t account_id, const char *name, const char *status,
 			  int active);
 	int (*policy_load)(struct store *s, int64_t account_id, struct policy **out);
@@ -243,6 +294,18 @@ struct store_ops {
 			 store_batch_fn fn, void *arg);
 	int (*batch_use)(struct store *s, const char *token_hash, int64_t now,
 			 struct store_batch *out, store_batch_fn fn, void *arg);
+	int (*domains_list)(struct store *s, int64_t account_id, store_domain_fn fn, void *arg);
+	int (*domain_get)(struct store *s, int64_t account_id, int64_t id,
+			  struct store_domain *out);
+	int (*domain_delete)(struct store *s, int64_t account_id, int64_t id);
+	int (*domain_set_active)(struct store *s, int64_t account_id, int64_t id, bool active);
+	int (*domain_checked)(struct store *s, int64_t id, const struct store_domain_check *c);
+	int (*domains_due)(struct store *s, int64_t pending_before, int64_t verified_before,
+			   store_due_fn fn, void *arg);
+	int (*dkim_rotate)(struct store *s, int64_t account_id, int64_t id, const char *selector,
+			   const char *private_sealed, const char *public_key, int64_t now);
+	int (*dkim_signing_key)(struct store *s, int64_t account_id, const char *domain,
+				char selector[STORE_SELECTOR_MAX], char **private_sealed);
 };
 
 struct store {
@@ -287,10 +350,11 @@ int store_sender_get(struct store *s, int64_t account_id, int64_t id, struct sto
 int store_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
 			int64_t now);
 int store_sender_delete(struct store *s, int64_t account_id, int64_t id);
-/* status is "pending", "verified" or "failed"; in domain_set NULL keeps it, and active
- * -1 keeps it. */
-int store_domain_add(struct store *s, int64_t account_id, const char *name, const char *status,
-		     bool active, int64_t now, int64_t *id);
+/* Adds a sending domain with its ownership token and first DKIM key. status is "pending",
+ * "verified" or "failed". */
+int store_domain_create(struct store *s, int64_t account_id, const struct store_domain_new *d,
+			int64_t *id);
+/* In domain_set, NULL keeps the status and active -1 keeps the switch. */
 int store_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
 		     int active);
 /* Builds the account's policy snapshot from its switch, senders and domains. */
@@ -337,6 +401,24 @@ int store_batch_get(struct store *s, const char *token_hash, struct store_batch 
  * A batch already used or expired is left as it is (out tells which). */
 int store_batch_use(struct store *s, const char *token_hash, int64_t now, struct store_batch *out,
 		    store_batch_fn fn, void *arg);
+int store_domains_list(struct store *s, int64_t account_id, store_domain_fn fn, void *arg);
+int store_domain_get(struct store *s, int64_t account_id, int64_t id, struct store_domain *out);
+int store_domain_delete(struct store *s, int64_t account_id, int64_t id);
+int store_domain_set_active(struct store *s, int64_t account_id, int64_t id, bool active);
+/* Records a DNS check: status, the records' statuses, which selectors were seen. A "next"
+ * key seen in DNS becomes the active one and the old key is retired. */
+int store_domain_checked(struct store *s, int64_t id, const struct store_domain_check *c);
+/* Calls fn for each domain due for a check: pending and failed ones last checked before
+ * pending_before, verified ones before verified_before. */
+int store_domains_due(struct store *s, int64_t pending_before, int64_t verified_before,
+		      store_due_fn fn, void *arg);
+/* Adds the next DKIM key of a domain; STORE_CONFLICT while one is already waiting. */
+int store_dkim_rotate(struct store *s, int64_t account_id, int64_t id, const char *selector,
+		      const char *private_sealed, const char *public_key, int64_t now);
+/* The key to sign a message from domain with: the active key of the account's verified,
+ * active domain. STORE_NOT_FOUND when mail from it is not to be signed. */
+int store_dkim_signing_key(struct store *s, int64_t account_id, const char *domain,
+			   char selector[STORE_SELECTOR_MAX], char **private_sealed);
 /* Accepted messages and, per reason, dropped ones for an account. */
 int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
 		void *arg);

@@ -49,8 +49,18 @@ static const char *const migrations[] = {
 	"  status TEXT NOT NULL DEFAULT 'pending'"
 	"    CHECK (status IN ('pending','verified','failed')),"
 	"  active INTEGER NOT NULL DEFAULT 1,"
-	"  created_at INTEGER NOT NULL, checked_at INTEGER,"
+	"  token TEXT NOT NULL," /* the ownership record's value, unique per account */
+	"  created_at INTEGER NOT NULL, checked_at INTEGER, check_error TEXT,"
+	"  missing_since INTEGER," /* first check that missed the records of a verified domain */
+	"  records TEXT,"	   /* JSON: each record's status at the last check */
 	"  UNIQUE (account_id, name));"
+	"CREATE TABLE dkim_keys ("
+	"  id INTEGER PRIMARY KEY,"
+	"  domain_id INTEGER NOT NULL REFERENCES sending_domains(id) ON DELETE CASCADE,"
+	"  selector TEXT NOT NULL, private_sealed TEXT NOT NULL, public_key TEXT NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN ('active','next','retired')),"
+	"  verified INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+	"  UNIQUE (domain_id, selector));"
 	"CREATE TABLE senders ("
 	"  id INTEGER PRIMARY KEY,"
 	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
@@ -360,7 +370,7 @@ static const struct store_ops sq_ops = {
 	.sender_get = sq_sender_get,
 	.sender_verify = sq_sender_verify,
 	.sender_delete = sq_sender_delete,
-	.domain_add = sq_domain_add,
+	.domain_create = sq_domain_create,
 	.domain_set = sq_domain_set,
 	.policy_load = sq_policy_load,
 	.policy_stamp = sq_policy_stamp,
@@ -385,6 +395,14 @@ static const struct store_ops sq_ops = {
 	.batch_pending = sq_batch_pending,
 	.batch_get = sq_batch_get,
 	.batch_use = sq_batch_use,
+	.domains_list = sq_domains_list,
+	.domain_get = sq_domain_get,
+	.domain_delete = sq_domain_delete,
+	.domain_set_active = sq_domain_set_active,
+	.domain_checked = sq_domain_checked,
+	.domains_due = sq_domains_due,
+	.dkim_rotate = sq_dkim_rotate,
+	.dkim_signing_key = sq_dkim_signing_key,
 };
 
 struct store *store_sqlite_open(const char *path, char *err, size_t errlen)

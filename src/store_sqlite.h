@@ -80,10 +80,6 @@ int sq_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, voi
 int sq_sender_get(struct store *s, int64_t account_id, int64_t id, struct store_sender *out);
 int sq_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id, int64_t now);
 int sq_sender_delete(struct store *s, int64_t account_id, int64_t id);
-int sq_domain_add(struct store *s, int64_t account_id, const char *name, const char *status,
-		  bool active, int64_t now, int64_t *id);
-int sq_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
-		  int active);
 int sq_policy_load(struct store *s, int64_t account_id, struct policy **out);
 int sq_policy_stamp(struct store *s, uint64_t *stamp);
 int sq_drops_add(struct store *s, const struct store_drop *d, size_t n);
@@ -104,5 +100,22 @@ int sq_batch_get(struct store *s, const char *token_hash, struct store_batch *ou
 		 store_batch_fn fn, void *arg);
 int sq_batch_use(struct store *s, const char *token_hash, int64_t now, struct store_batch *out,
 		 store_batch_fn fn, void *arg);
+
+/* store_sqlite_domains.c: sending domains, their DKIM keys and DNS checks. */
+int sq_domain_create(struct store *s, int64_t account_id, const struct store_domain_new *d,
+		     int64_t *id);
+int sq_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
+		  int active);
+int sq_domains_list(struct store *s, int64_t account_id, store_domain_fn fn, void *arg);
+int sq_domain_get(struct store *s, int64_t account_id, int64_t id, struct store_domain *out);
+int sq_domain_delete(struct store *s, int64_t account_id, int64_t id);
+int sq_domain_set_active(struct store *s, int64_t account_id, int64_t id, bool active);
+int sq_domain_checked(struct store *s, int64_t id, const struct store_domain_check *c);
+int sq_domains_due(struct store *s, int64_t pending_before, int64_t verified_before,
+		   store_due_fn fn, void *arg);
+int sq_dkim_rotate(struct store *s, int64_t account_id, int64_t id, const char *selector,
+		   const char *private_sealed, const char *public_key, int64_t now);
+int sq_dkim_signing_key(struct store *s, int64_t account_id, const char *domain,
+			char selector[STORE_SELECTOR_MAX], char **private_sealed);
 
 #endif

@@ -154,31 +154,6 @@ int sq_sender_delete(struct store *s, int64_t account_id, int64_t id)
 			 "ii", account_id, id);
 }
 
-int sq_domain_add(struct store *s, int64_t account_id, const char *name, const char *status,
-		  bool active, int64_t now, int64_t *id)
-{
-	struct sq *q = sq_of(s);
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_exec(q, id,
-			 "INSERT INTO sending_domains (account_id, name, status, active, "
-			 "created_at) VALUES (?, ?, ?, ?, ?)",
-			 "issdi", account_id, name, status, active ? 1 : 0, now);
-	if (rc == STORE_OK)
-		q->policy_writes++;
-	pthread_mutex_unlock(&q->lock);
-	return rc;
-}
-
-int sq_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
-		  int active)
-{
-	return sq_update(sq_of(s), true,
-			 "UPDATE sending_domains SET status = COALESCE(?, status),"
-			 "  active = CASE WHEN ? < 0 THEN active ELSE ? END "
-			 "WHERE account_id = ? AND name = ?",
-			 "sddis", status, active, active, account_id, name);
-}
-
 static void read_policy_sender(sqlite3_stmt *st, void *policy)
 {
 	policy_add_sender(policy, (const char *)sqlite3_column_text(st, 0),

@@ -49,6 +49,9 @@ class Gateway:
         self.proc = None
         self.extra_args = list(extra_args)
         self.log_path = os.path.join(self.tmp, "serve.log")
+        self.dns_port = free_port()
+        # Tests move this gateway's clock forward by writing seconds here.
+        self.clock_path = os.path.join(self.tmp, "clock")
 
     def init(self, account="acme", admin="admin@acme.test"):
         must(cli("init", "--db", self.db, "--account", account, "--admin", admin))
@@ -63,11 +66,15 @@ class Gateway:
 
     def start(self, timeout=15):
         self.port = free_port()
+        # DNS goes to a loopback port where nothing answers unless a test brings its own
+        # server: domain checks never leave the machine.
         args = [BIN, "serve", "--db", self.db, "--listen", f"127.0.0.1:{self.port}",
-                "--relay", "outbox:" + os.path.join(self.tmp, "outbox"), *self.extra_args]
+                "--relay", "outbox:" + os.path.join(self.tmp, "outbox"),
+                "--dns", f"127.0.0.1:{self.dns_port}", *self.extra_args]
         self.log = open(self.log_path, "ab")
+        env = dict(os.environ, POSTERN_TEST_CLOCK=self.clock_path)
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=self.log)
+                                     stderr=self.log, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -95,6 +102,15 @@ class Gateway:
         self.log.close()
         code, self.proc = self.proc.returncode, None
         return code
+
+    def advance_clock(self, seconds):
+        """Moves the daemon's clock forward (cumulative), without sleeping."""
+        current = 0
+        if os.path.exists(self.clock_path):
+            with open(self.clock_path) as f:
+                current = int(f.read().strip() or 0)
+        with open(self.clock_path, "w") as f:
+            f.write(str(current + seconds))
 
     def read_log(self):
         with open(self.log_path, "rb") as f:
@@ -129,7 +145,12 @@ class Response:
 
     @property
     def code(self):
-        return (self.json or {}).get("error", {}).get("code")
+        """The error code in any of Postern's shapes (management, Netcore, SendGrid)."""
+        body = self.json if isinstance(self.json, dict) else {}
+        err = body.get("error") or body.get("errors") or {}
+        if isinstance(err, list):
+            err = err[0] if err else {}
+        return err.get("code")
 
 
 class Client:
@@ -199,6 +220,71 @@ def main():
     import unittest
     result = unittest.main(module="__main__", verbosity=2, exit=False).result
     sys.exit(0 if result.wasSuccessful() else 1)
+
+
+class Dnsmasq:
+    """dnsmasq on a loopback port serving TXT records for one zone; restart() with other
+    records to change them mid-test (dnsmasq reads them only at start)."""
+
+    BIN = "/usr/sbin/dnsmasq"
+
+    def __init__(self, zone, port=None):
+        self.zone = zone
+        self.port = port or free_port()
+        self.proc = None
+
+    def start(self, records=None):
+        args = [self.BIN, "--conf-file=/dev/null", "--keep-in-foreground", "--no-resolv",
+                "--no-hosts", f"--port={self.port}", "--listen-address=127.0.0.1",
+                "--bind-interfaces", f"--local=/{self.zone}/", "--pid-file="]
+        if os.geteuid() == 0:
+            args.append("--user=root")
+        for name, value in (records or {}).items():
+            # TXT strings are at most 255 bytes: longer values go as several strings. No
+            # shell here, so no quotes: dnsmasq would keep them. Values hold no commas.
+            parts = [value[i:i + 250] for i in range(0, len(value), 250)] or [""]
+            args.append(f"--txt-record={name}," + ",".join(parts))
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        # Ready when it answers a query for the zone (bounded).
+        probe = _dns_query(f"probe.{self.zone}")
+        ok = wait_until(lambda: self._answers(probe), timeout=10, interval=0.05)
+        if not ok:
+            self.stop()
+            raise AssertionError("dnsmasq did not start")
+        return self
+
+    def _answers(self, probe):
+        if self.proc.poll() is not None:
+            return False
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.sendto(probe, ("127.0.0.1", self.port))
+                return bool(s.recv(512))
+            except OSError:
+                return False
+
+    def restart(self, records=None):
+        self.stop()
+        return self.start(records)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+def _dns_query(name):
+    """A minimal DNS query packet (TXT, IN) used only to see that a server answers."""
+    import struct
+    q = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+    return struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + q + struct.pack(">HH", 16, 1)
 
 
 class SmtpSink:

@@ -1,0 +1,49 @@
+/* Sending domains, the pure part: the records a domain must publish, how a DNS answer is
+ * judged against them, and what a check means for the domain's status. */
+#ifndef POSTERN_DOMAIN_H
+#define POSTERN_DOMAIN_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dns.h"
+#include "store.h"
+
+enum domain_record_state {
+	DOMAIN_REC_UNKNOWN, /* not checked yet, or the lookup failed */
+	DOMAIN_REC_OK,
+	DOMAIN_REC_MISSING,
+	DOMAIN_REC_MISMATCH,
+};
+
+/* True when name is a public suffix alone (com, co.uk), which no one can own. */
+bool domain_is_public_suffix(const char *name);
+
+void domain_ownership_name(const char *domain, char *out, size_t n);
+void domain_ownership_value(const char *token, char *out, size_t n);
+void domain_dkim_name(const char *selector, const char *domain, char *out, size_t n);
+
+/* Judging one lookup. An answer that is DNS_ERROR is never judged (UNKNOWN). */
+enum domain_record_state domain_judge_ownership(const struct dns_txt *a, const char *expected);
+enum domain_record_state domain_judge_dkim(const struct dns_txt *a, const char *public_key);
+enum domain_record_state domain_judge_spf(const struct dns_txt *a, const char *include);
+const char *domain_record_state_name(enum domain_record_state s);
+
+/* What a check means for the status (DESIGN and issue rules): every required record found:
+ * verified. A lookup error: nothing changes. Otherwise a pending or failed domain stays as
+ * it is, and a verified one fails only when its records were also missing at a check at
+ * least grace earlier (missing_since). */
+struct domain_verdict {
+	const char *status;
+	int64_t missing_since;
+};
+void domain_next(const char *status, int64_t missing_since, bool all_ok, bool any_error,
+		 int64_t now, int64_t grace, struct domain_verdict *out);
+
+/* The records to publish for d, as the API shows them, with each status taken from the
+ * last check (d->records), "unknown" otherwise. spf_include "" leaves SPF out. */
+cJSON *domain_records(const struct store_domain *d, const char *spf_include);
+
+#endif

@@ -1,0 +1,237 @@
+/* Domain checks. Each check looks up the ownership record, the DKIM record of every
+ * published key and (advisory) SPF, judges them with domain.c, and stores the verdict in
+ * one write; the store counts it as a policy change, so the next send sees it. */
+#include "domains.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "audit.h"
+#include "auth.h"
+#include "domain.h"
+#include "log.h"
+#include "util.h"
+
+/* Makes a selector that no earlier key of the domain used: "pst" and 8 random hex. */
+static void new_selector(char out[STORE_SELECTOR_MAX])
+{
+	char hex[9];
+	auth_random_hex(hex, 4);
+	snprintf(out, STORE_SELECTOR_MAX, "pst%s", hex);
+}
+
+/* A new key, sealed for the store. */
+static int new_key(const unsigned char master[DKIMKEY_MASTER_LEN], char **sealed, char **public_key)
+{
+	char *pem = NULL;
+	*sealed = NULL;
+	if (dkimkey_generate(&pem, public_key) < 0)
+		return STORE_FAIL;
+	*sealed = dkimkey_seal(master, pem);
+	dkimkey_free_pem(pem);
+	if (!*sealed) {
+		free(*public_key);
+		return STORE_FAIL;
+	}
+	return STORE_OK;
+}
+
+int domains_create(struct store *s, const unsigned char master[DKIMKEY_MASTER_LEN],
+		   int64_t account_id, const char *name, const char *status, bool active,
+		   int64_t *id)
+{
+	char token[AUTH_TOKEN_LEN], selector[STORE_SELECTOR_MAX], *sealed, *public_key;
+	if (new_key(master, &sealed, &public_key) != STORE_OK)
+		return STORE_FAIL;
+	auth_token_new(token);
+	new_selector(selector);
+	struct store_domain_new d = {name,     status, active,	   token,
+				     selector, sealed, public_key, util_now()};
+	int rc = store_domain_create(s, account_id, &d, id);
+	free(sealed);
+	free(public_key);
+	return rc;
+}
+
+int domains_rotate(struct store *s, const unsigned char master[DKIMKEY_MASTER_LEN],
+		   int64_t account_id, int64_t id)
+{
+	char selector[STORE_SELECTOR_MAX], *sealed, *public_key;
+	if (new_key(master, &sealed, &public_key) != STORE_OK)
+		return STORE_FAIL;
+	new_selector(selector);
+	int rc = store_dkim_rotate(s, account_id, id, selector, sealed, public_key, util_now());
+	free(sealed);
+	free(public_key);
+	return rc;
+}
+
+/* One check, its lookups and what they found. */
+struct check {
+	struct dns *dns;
+	struct dns_txt *answer;
+	bool all_ok, any_error;
+	char error[160];
+};
+
+/* Looks name up and judges it; a failed lookup of a required record blocks any change. */
+static enum domain_record_state
+look(struct check *c, const char *name, bool required,
+     enum domain_record_state (*judge)(const struct dns_txt *, const char *), const char *expected)
+{
+	dns_txt(c->dns, name, c->answer);
+	enum domain_record_state st = judge(c->answer, expected);
+	if (c->answer->status == DNS_ERROR && !c->error[0])
+		snprintf(c->error, sizeof(c->error), "%.100s: %.50s", name, c->answer->error);
+	if (required) {
+		c->any_error = c->any_error || c->answer->status == DNS_ERROR;
+		c->all_ok = c->all_ok && st == DOMAIN_REC_OK;
+	}
+	return st;
+}
+
+static void set_status(cJSON *record, enum domain_record_state st)
+{
+	cJSON_ReplaceItemInObject(record, "status",
+				  cJSON_CreateString(domain_record_state_name(st)));
+}
+
+/* Runs the lookups for d; fills the records JSON and the selectors seen. */
+static cJSON *lookups(struct check *c, const struct store_domain *d, const struct config *cfg,
+		      struct store_domain_check *out)
+{
+	char name[ADDR_DOMAIN_MAX + 80], value[300];
+	cJSON *records = domain_records(d, cfg->spf_include);
+	cJSON *r = records->child;
+
+	domain_ownership_name(d->name, name, sizeof(name));
+	domain_ownership_value(d->token, value, sizeof(value));
+	set_status(r, look(c, name, true, domain_judge_ownership, value));
+	for (int i = 0; i < d->nkeys; i++) {
+		const struct store_dkim_key *k = &d->keys[i];
+		r = r->next;
+		domain_dkim_name(k->selector, d->name, name, sizeof(name));
+		bool active = strcmp(k->state, "active") == 0;
+		enum domain_record_state st =
+			look(c, name, active, domain_judge_dkim, k->public_key);
+		set_status(r, st);
+		if (st == DOMAIN_REC_OK)
+			out->verified_selectors[out->nverified++] = k->selector;
+	}
+	if (cfg->spf_include[0])
+		set_status(r->next, look(c, d->name, false, domain_judge_spf, cfg->spf_include));
+	return records;
+}
+
+int domains_check(struct store *s, const struct config *cfg, struct dns *dns, int64_t account_id,
+		  int64_t id, const char *actor, const char *ip, struct store_domain *out)
+{
+	struct store_domain *d = xmalloc(sizeof(*d));
+	struct check c = {.dns = dns, .answer = xmalloc(sizeof(struct dns_txt)), .all_ok = true};
+	struct store_domain_check result = {.now = util_now()};
+	struct domain_verdict v;
+
+	int rc = store_domain_get(s, account_id, id, d);
+	if (rc != STORE_OK)
+		goto out;
+	cJSON *records = lookups(&c, d, cfg, &result);
+	domain_next(d->status, d->missing_since, c.all_ok, c.any_error, result.now, cfg->dns_grace,
+		    &v);
+	char *json = cJSON_PrintUnformatted(records);
+	cJSON_Delete(records);
+	result.status = v.status;
+	result.missing_since = v.missing_since;
+	result.error = c.error[0] ? c.error : NULL;
+	result.records = json;
+	rc = store_domain_checked(s, id, &result);
+	free(json);
+	if (rc != STORE_OK)
+		goto out;
+	if (strcmp(v.status, d->status) != 0)
+		audit_record(s, account_id, actor,
+			     v.status[0] == 'v'	  ? "domain.verified"
+			     : v.status[0] == 'f' ? "domain.failed"
+						  : "domain.pending",
+			     d->name, ip, "was=%s", d->status);
+	log_info("domain %s of account %lld checked: %s%s%s", d->name, (long long)account_id,
+		 v.status, c.error[0] ? ", lookup error: " : "", c.error);
+	if (out)
+		rc = store_domain_get(s, account_id, id, out);
+out:
+	free(c.answer);
+	free(d);
+	return rc;
+}
+
+struct domains {
+	struct store *store;
+	const struct config *cfg;
+	struct dns *dns;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stop;
+};
+
+static int check_due(void *arg, int64_t account_id, int64_t domain_id)
+{
+	struct domains *d = arg;
+	domains_check(d->store, d->cfg, d->dns, account_id, domain_id, "dns-check", NULL, NULL);
+	return 0;
+}
+
+static void *schedule(void *arg)
+{
+	struct domains *d = arg;
+	pthread_mutex_lock(&d->lock);
+	while (!d->stop) {
+		pthread_mutex_unlock(&d->lock);
+		int64_t now = util_now();
+		store_domains_due(d->store, now - d->cfg->dns_check_pending,
+				  now - d->cfg->dns_check_verified, check_due, d);
+		pthread_mutex_lock(&d->lock);
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 1;
+		if (!d->stop)
+			pthread_cond_timedwait(&d->wake, &d->lock, &until);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+struct domains *domains_start(struct store *s, const struct config *cfg, char *err, size_t errlen)
+{
+	struct domains *d = xcalloc(1, sizeof(*d));
+	d->store = s;
+	d->cfg = cfg;
+	d->dns = dns_new(cfg->dns_servers, cfg->dns_timeout * 1000, err, errlen);
+	if (!d->dns) {
+		free(d);
+		return NULL;
+	}
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->wake, NULL);
+	if (pthread_create(&d->thread, NULL, schedule, d) != 0)
+		fatal("cannot start the domain scheduler");
+	return d;
+}
+
+void domains_stop(struct domains *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->stop = true;
+	pthread_cond_signal(&d->wake);
+	pthread_mutex_unlock(&d->lock);
+	pthread_join(d->thread, NULL);
+	dns_free(d->dns);
+	pthread_cond_destroy(&d->wake);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}

@@ -20,8 +20,8 @@
 enum api_auth { AUTH_NONE, AUTH_SESSION, AUTH_KEY };
 
 /* How errors are written: the management API's shape, the send dialect's own, or a page
- * for the verify links people open in a browser. */
-enum api_dialect { DIALECT_MGMT, DIALECT_NETCORE, DIALECT_SENDGRID, DIALECT_HTML };
+ * for what people open in a browser: the verify links and the panel's files. */
+enum api_dialect { DIALECT_MGMT, DIALECT_NETCORE, DIALECT_SENDGRID, DIALECT_HTML, DIALECT_PANEL };
 
 struct api_route {
 	const char *method;
@@ -68,6 +68,9 @@ static const struct api_route routes[] = {
 	MGMT("GET", "/api/messages/{id}", api_message_get, PERM_READ),
 	{"GET", "/verify/{id}", api_verify_show, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	{"POST", "/verify/{id}", api_verify_confirm, AUTH_NONE, PERM_NONE, DIALECT_HTML},
+	/* Last: the panel's files, one path segment each. */
+	{"GET", "/", api_static, AUTH_NONE, PERM_NONE, DIALECT_PANEL},
+	{"GET", "/{id}", api_static, AUTH_NONE, PERM_NONE, DIALECT_PANEL},
 	{"POST", "/v5/mail/send", api_send_netcore, AUTH_KEY, PERM_NONE, DIALECT_NETCORE},
 	{"POST", "/v6/mail/send", api_send_netcore, AUTH_KEY, PERM_NONE, DIALECT_NETCORE},
 	{"POST", "/v3/mail/send", api_send_sendgrid, AUTH_KEY, PERM_NONE, DIALECT_SENDGRID},
@@ -113,22 +116,25 @@ static void respond_json(struct http_request *req, int status, cJSON *json,
 	http_respond(req, status, json ? "application/json" : NULL, body, len, headers);
 }
 
-/* Pages may not be framed or run scripts; they only post back to themselves. */
-static void respond_html(struct http_request *req, int status, char *page,
-			 const char *const *headers)
+/* Verify pages run no script and only post back to themselves; the panel runs its own
+ * scripts and styles and talks to this origin only. Neither may be framed. */
+static void respond_page(struct http_request *req, enum api_dialect d, int status, const char *type,
+			 char *body, size_t len, const char *const *headers)
 {
-	const char *h[12] = {"Content-Security-Policy",
-			     "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
-			     "X-Frame-Options",
-			     "DENY",
-			     "Referrer-Policy",
-			     "no-referrer"};
+	const char *csp =
+		d == DIALECT_PANEL
+			? "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+			  "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+			: "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+			  "frame-ancestors 'none'";
+	const char *h[14] = {"Content-Security-Policy", csp,	      "X-Frame-Options", "DENY",
+			     "Referrer-Policy",		"no-referrer"};
 	size_t n = 6;
 	for (size_t i = 0; headers && headers[i] && n + 2 < ARRAY_LEN(h); i += 2) {
 		h[n++] = headers[i];
 		h[n++] = headers[i + 1];
 	}
-	http_respond(req, status, "text/html; charset=utf-8", page, strlen(page), h);
+	http_respond(req, status, type, body, len, h);
 }
 
 static char *error_page(const struct err_info *info, const char *message)
@@ -169,10 +175,14 @@ static void respond_error(struct http_request *req, enum api_dialect d, enum err
 		cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "errors"), obj);
 		break;
 	case DIALECT_HTML:
+	case DIALECT_PANEL: {
 		cJSON_Delete(obj);
 		cJSON_Delete(root);
-		respond_html(req, info->http_status, error_page(info, message), headers);
+		char *page = error_page(info, message);
+		respond_page(req, d, info->http_status, "text/html; charset=utf-8", page,
+			     strlen(page), headers);
 		return;
+	}
 	}
 	respond_json(req, info->http_status, root, headers);
 }
@@ -186,13 +196,14 @@ static void respond_call(struct api_call *c, enum api_dialect d, enum err e)
 	}
 	if (e != ERR_OK) {
 		cJSON_Delete(c->reply);
-		free(c->reply_html);
+		free(c->reply_body);
 		respond_error(c->req, d, e, c->err_field, c->err_message, headers);
 		return;
 	}
-	int status = c->status ? c->status : (c->reply || c->reply_html ? 200 : 204);
-	if (c->reply_html) {
-		respond_html(c->req, status, c->reply_html, headers);
+	int status = c->status ? c->status : (c->reply || c->reply_body ? 200 : 204);
+	if (c->reply_body) {
+		respond_page(c->req, d, status, c->reply_type, c->reply_body, c->reply_len,
+			     headers);
 		return;
 	}
 	respond_json(c->req, status, c->reply, headers);
@@ -310,7 +321,7 @@ void api_handle(void *arg, struct http_request *req)
 		req->log_path = route->pattern;
 	enum err e = authenticate(&c, route);
 	/* Pages take form posts, not JSON. */
-	if (e == ERR_OK && route->dialect != DIALECT_HTML)
+	if (e == ERR_OK && route->dialect != DIALECT_HTML && route->dialect != DIALECT_PANEL)
 		e = parse_body(&c);
 	if (e == ERR_OK)
 		e = route->fn(&c);
@@ -384,6 +395,13 @@ void api_audit(struct api_call *c, const char *action, const char *target, const
 	audit_record(c->ctx->store, c->who.account.id, c->who.user.email, action, target,
 		     c->req->ip, "role=%s%s%s", role_name(c->who.user.role), *detail ? " " : "",
 		     detail);
+}
+
+void api_page(struct api_call *c, char *html)
+{
+	c->reply_body = html;
+	c->reply_len = strlen(html);
+	c->reply_type = "text/html; charset=utf-8";
 }
 
 void api_add_time(cJSON *o, const char *name, int64_t t)

@@ -37,7 +37,9 @@ struct api_call {
 	 * no body). On an error: optionally the field at fault and a more precise message. */
 	int status;
 	cJSON *reply;
-	char *reply_html; /* a page instead of JSON (malloc'd), for the verify pages */
+	char *reply_body; /* a page or file instead of JSON (malloc'd) */
+	size_t reply_len;
+	const char *reply_type;
 	char err_field[160];
 	char err_message[256];
 	const char *reply_header; /* one extra response header, e.g. Set-Cookie */
@@ -62,6 +64,8 @@ int64_t api_param_id(struct api_call *c);
 void api_audit(struct api_call *c, const char *action, const char *target, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void api_add_time(cJSON *o, const char *name, int64_t t); /* ISO 8601, null when 0 */
+/* Answers with an HTML page (malloc'd, taken over). */
+void api_page(struct api_call *c, char *html);
 cJSON *api_user_json(const struct store_user *u);
 cJSON *api_account_json(const struct store_account *a);
 
@@ -94,6 +98,7 @@ enum err api_domain_delete(struct api_call *c);
 enum err api_domain_rotate(struct api_call *c);
 enum err api_messages_list(struct api_call *c);
 enum err api_message_get(struct api_call *c);
+enum err api_static(struct api_call *c);
 enum err api_verify_show(struct api_call *c);
 enum err api_verify_confirm(struct api_call *c);
 enum err api_send_netcore(struct api_call *c);

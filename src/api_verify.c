@@ -82,7 +82,7 @@ enum err api_verify_show(struct api_call *c)
 				"Emails</button></form>");
 	else
 		html_raw(&page, "<p>Nothing here is waiting for verification.</p>");
-	c->reply_html = html_page("Verify sender email addresses", &page);
+	api_page(c, html_page("Verify sender email addresses", &page));
 	return ERR_OK;
 }
 
@@ -124,6 +124,6 @@ enum err api_verify_confirm(struct api_call *c)
 		 b.account_name);
 	html_raw(&page, h.buf);
 	free(h.buf);
-	c->reply_html = html_page("Sender addresses verified", &page);
+	api_page(c, html_page("Sender addresses verified", &page));
 	return ERR_OK;
 }

@@ -46,6 +46,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("server", "listen", CFG_LISTEN, listen, "--listen"),
 	KEY("server", "public_url", CFG_URL, public_url, "--public-url"),
 	KEY("server", "threads", CFG_INT, threads, NULL),
+	KEY("server", "web_root", CFG_STRING, web_root, NULL),
 	KEY("store", "path", CFG_STRING, store_path, "--db"),
 	KEY("store", "postgres", CFG_STRING, store_postgres, NULL),
 	KEY("relay", "url", CFG_RELAY, relay_url, "--relay"),
@@ -75,6 +76,7 @@ void config_defaults(struct config *cfg)
 	strcpy(cfg->relay_url, "outbox:var/outbox");
 	strcpy(cfg->system_from, "postern@localhost.localdomain");
 	cfg->threads = 4;
+	strcpy(cfg->web_root, POSTERN_WEB_ROOT);
 	cfg->relay_connections = 4;
 	cfg->relay_retry_base = 60;
 	cfg->relay_retry_max = 3600;

@@ -10,6 +10,7 @@ struct config {
 	char listen[128];	   /* [server] listen: host:port */
 	char public_url[256];	   /* [server] public_url: how users reach this gateway */
 	int threads;		   /* [server] threads: HTTP worker threads */
+	char web_root[1024];	   /* [server] web_root: the panel's files */
 	char store_path[1024];	   /* [store] path: SQLite database file */
 	char store_postgres[1024]; /* [store] postgres: reserved for the PostgreSQL backend */
 	char relay_url[1024];	   /* [relay] url: smtp://, smtps:// or outbox:DIR */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dkimkey.h"
 #include "util.h"
@@ -104,20 +105,36 @@ enum domain_record_state domain_judge_dkim(const struct dns_txt *a, const char *
 	return dkim ? DOMAIN_REC_MISMATCH : DOMAIN_REC_MISSING;
 }
 
-enum domain_record_state domain_judge_spf(const struct dns_txt *a, const char *include)
+/* True when an SPF record (its terms separated by spaces, compared without case) has the
+ * term include:<include>, optionally with the "+" qualifier that means the same. */
+static bool spf_includes(const char *record, const char *include)
 {
 	char needle[300];
+	snprintf(needle, sizeof(needle), "include:%s", include);
+	size_t n = strlen(needle);
+	for (const char *t = record; *t;) {
+		t += strspn(t, " \t");
+		size_t len = strcspn(t, " \t");
+		const char *term = *t == '+' ? t + 1 : t;
+		size_t term_len = *t == '+' ? len - 1 : len;
+		if (term_len == n && strncasecmp(term, needle, n) == 0)
+			return true;
+		t += len;
+	}
+	return false;
+}
+
+enum domain_record_state domain_judge_spf(const struct dns_txt *a, const char *include)
+{
 	bool spf = false;
 	if (a->status == DNS_ERROR)
 		return DOMAIN_REC_UNKNOWN;
-	snprintf(needle, sizeof(needle), "include:%s", include);
 	for (int i = 0; a->status == DNS_FOUND && i < a->count; i++) {
-		if (strncmp(a->records[i], "v=spf1", 6) != 0)
+		const char *r = a->records[i];
+		if (strncasecmp(r, "v=spf1", 6) != 0 || (r[6] && !isspace((unsigned char)r[6])))
 			continue;
 		spf = true;
-		const char *hit = strstr(a->records[i], needle);
-		if (hit &&
-		    (hit[strlen(needle)] == '\0' || isspace((unsigned char)hit[strlen(needle)])))
+		if (spf_includes(r + 6, include))
 			return DOMAIN_REC_OK;
 	}
 	return spf ? DOMAIN_REC_MISMATCH : DOMAIN_REC_MISSING;

@@ -29,9 +29,22 @@ class HttpTest(unittest.TestCase):
 
     def test_unknown_route_is_404_not_found_without_field(self):
         c = self.gw.client()
-        for path in ("/api/nothing", "/api/session/extra", "/nothing"):
+        for path in ("/api/nothing", "/api/session/extra", "/a/b/c"):
             err = self.assertError(c.request("GET", path), 404, "not_found")
             self.assertNotIn("field", err)
+
+    def test_the_panel_is_served_with_a_strict_policy(self):
+        c = self.gw.client()
+        r = c.request("GET", "/")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
+        self.assertIn("default-src 'self'", r.header("Content-Security-Policy"))
+        self.assertNotIn("unsafe-inline", r.header("Content-Security-Policy"))
+        for path in ("/nothing.js", "/..", "/.hidden.html", "/%2e%2e%2fCMakeLists.txt",
+                     "/index.exe"):
+            r = c.request("GET", path)
+            self.assertEqual(r.status, 404, path)
+            self.assertIn("not_found", r.raw.decode())
 
     def test_wrong_method_is_405_with_allow(self):
         r = self.gw.client().request("PUT", "/api/session", {})

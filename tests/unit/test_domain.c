@@ -1,0 +1,513 @@
+/* Unit tests for domain: the records a sending domain publishes, how a DNS answer is judged
+ * against them, and how a check moves the domain between pending, verified and failed. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dkimkey.h"
+#include "dns.h"
+#include "domain.h"
+#include "store.h"
+
+#define SPF_INCLUDE "_spf.postern.example"
+
+/* One DNS answer at a time: a struct dns_txt is too large to build per assertion. */
+static struct dns_txt answer_buf;
+
+/* An answer with status and count records, given as strings after count. */
+static const struct dns_txt *answer(enum dns_status status, int count, ...)
+{
+	va_list ap;
+	memset(&answer_buf, 0, sizeof(answer_buf));
+	answer_buf.status = status;
+	answer_buf.count = count;
+	va_start(ap, count);
+	for (int i = 0; i < count; i++)
+		snprintf(answer_buf.records[i], DNS_TXT_LEN, "%s", va_arg(ap, const char *));
+	va_end(ap);
+	if (status == DNS_ERROR)
+		snprintf(answer_buf.error, sizeof(answer_buf.error), "timeout");
+	return &answer_buf;
+}
+
+static void assert_state(enum domain_record_state got, enum domain_record_state expected)
+{
+	if (got != expected)
+		fail_msg("expected %s, got %s", domain_record_state_name(expected),
+			 domain_record_state_name(got));
+}
+
+/* Judged against a state that must not be the result, for rules that allow two answers. */
+static void assert_state_not(enum domain_record_state got, enum domain_record_state refused)
+{
+	if (got == refused)
+		fail_msg("expected anything but %s", domain_record_state_name(refused));
+}
+
+static void assert_next(const char *status, int64_t missing_since, bool all_ok, bool any_error,
+			int64_t now, int64_t grace, const char *expected_status,
+			int64_t expected_missing_since)
+{
+	struct domain_verdict v = {0};
+	domain_next(status, missing_since, all_ok, any_error, now, grace, &v);
+	if (!v.status || strcmp(v.status, expected_status) != 0 ||
+	    v.missing_since != expected_missing_since)
+		fail_msg("%s (missing since %lld, all_ok %d, any_error %d, now %lld, grace %lld): "
+			 "expected %s/%lld, got %s/%lld",
+			 status, (long long)missing_since, all_ok, any_error, (long long)now,
+			 (long long)grace, expected_status, (long long)expected_missing_since,
+			 v.status ? v.status : "(null)", (long long)v.missing_since);
+}
+
+static void public_suffixes_cannot_be_owned(void **state)
+{
+	(void)state;
+	assert_true(domain_is_public_suffix("com"));
+	assert_true(domain_is_public_suffix("co.uk"));
+	/* An unknown TLD is a public suffix by the list's default rule. */
+	assert_true(domain_is_public_suffix("test"));
+}
+
+static void registrable_domains_are_not_public_suffixes(void **state)
+{
+	(void)state;
+	assert_false(domain_is_public_suffix("example.com"));
+	assert_false(domain_is_public_suffix("example.co.uk"));
+	assert_false(domain_is_public_suffix("a.b.example.test"));
+}
+
+static void record_names_and_values_are_spelled_exactly(void **state)
+{
+	(void)state;
+	char out[300];
+	domain_ownership_name("example.com", out, sizeof(out));
+	assert_string_equal(out, "_postern.example.com");
+	domain_ownership_value("tok", out, sizeof(out));
+	assert_string_equal(out, "postern-verification=tok");
+	domain_dkim_name("pst1", "example.com", out, sizeof(out));
+	assert_string_equal(out, "pst1._domainkey.example.com");
+}
+
+static void ownership_lookup_error_is_unknown(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_ownership(answer(DNS_ERROR, 0), "postern-verification=tok"),
+		     DOMAIN_REC_UNKNOWN);
+}
+
+static void ownership_without_records_is_missing(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_ownership(answer(DNS_NOT_FOUND, 0), "postern-verification=tok"),
+		     DOMAIN_REC_MISSING);
+}
+
+static void ownership_exact_value_is_ok(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_ownership(answer(DNS_FOUND, 1, "postern-verification=tok"),
+					    "postern-verification=tok"),
+		     DOMAIN_REC_OK);
+}
+
+static void ownership_value_with_surrounding_spaces_is_ok(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_ownership(answer(DNS_FOUND, 1, "  postern-verification=tok \t"),
+					    "postern-verification=tok"),
+		     DOMAIN_REC_OK);
+}
+
+static void ownership_value_among_other_records_is_ok(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_ownership(answer(DNS_FOUND, 3, "v=spf1 -all",
+						   "postern-verification=tok", "other=1"),
+					    "postern-verification=tok"),
+		     DOMAIN_REC_OK);
+}
+
+static void ownership_with_only_unrelated_records_is_missing(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_ownership(answer(DNS_FOUND, 2, "v=spf1 include:x.example ~all",
+						   "google-site-verification=abc"),
+					    "postern-verification=tok"),
+		     DOMAIN_REC_MISSING);
+}
+
+static void ownership_with_another_token_is_mismatch(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_ownership(answer(DNS_FOUND, 1, "postern-verification=other"),
+					    "postern-verification=tok"),
+		     DOMAIN_REC_MISMATCH);
+}
+
+static void dkim_lookup_error_is_unknown(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_dkim(answer(DNS_ERROR, 0), "KEY"), DOMAIN_REC_UNKNOWN);
+}
+
+static void dkim_without_records_is_missing(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_dkim(answer(DNS_NOT_FOUND, 0), "KEY"), DOMAIN_REC_MISSING);
+}
+
+static void dkim_published_key_is_ok(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_dkim(answer(DNS_FOUND, 1, "v=DKIM1; k=rsa; p=KEY"), "KEY"),
+		     DOMAIN_REC_OK);
+}
+
+static void dkim_key_wrapped_with_spaces_is_ok(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_dkim(answer(DNS_FOUND, 1, "v=DKIM1; k=rsa; p=AB CD"), "ABCD"),
+		     DOMAIN_REC_OK);
+}
+
+static void dkim_record_without_spaces_is_ok(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_dkim(answer(DNS_FOUND, 1, "v=DKIM1;k=rsa;p=KEY"), "KEY"),
+		     DOMAIN_REC_OK);
+}
+
+static void dkim_another_key_is_mismatch(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_dkim(answer(DNS_FOUND, 1, "v=DKIM1; k=rsa; p=OTHER"), "KEY"),
+		     DOMAIN_REC_MISMATCH);
+}
+
+static void dkim_tag_ending_in_p_is_not_the_key(void **state)
+{
+	(void)state;
+	enum domain_record_state got =
+		domain_judge_dkim(answer(DNS_FOUND, 1, "v=DKIM1; k=rsa; xp=KEY"), "KEY");
+	assert_state_not(got, DOMAIN_REC_OK);
+	assert_state_not(got, DOMAIN_REC_UNKNOWN);
+}
+
+static void dkim_revoked_key_is_mismatch(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_dkim(answer(DNS_FOUND, 1, "v=DKIM1; k=rsa; p="), "KEY"),
+		     DOMAIN_REC_MISMATCH);
+}
+
+static void spf_with_our_include_is_ok(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_spf(answer(DNS_FOUND, 1, "v=spf1 include:" SPF_INCLUDE " ~all"),
+				      SPF_INCLUDE),
+		     DOMAIN_REC_OK);
+}
+
+static void spf_include_with_our_name_as_prefix_is_mismatch(void **state)
+{
+	(void)state;
+	assert_state(
+		domain_judge_spf(answer(DNS_FOUND, 1, "v=spf1 include:" SPF_INCLUDE ".evil ~all"),
+				 SPF_INCLUDE),
+		DOMAIN_REC_MISMATCH);
+}
+
+static void spf_our_include_after_a_longer_lookalike_is_ok(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_spf(answer(DNS_FOUND, 1,
+					     "v=spf1 include:" SPF_INCLUDE
+					     ".evil include:" SPF_INCLUDE " ~all"),
+				      SPF_INCLUDE),
+		     DOMAIN_REC_OK);
+}
+
+static void spf_without_our_include_is_mismatch(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_spf(answer(DNS_FOUND, 1, "v=spf1 -all"), SPF_INCLUDE),
+		     DOMAIN_REC_MISMATCH);
+}
+
+static void spf_absent_is_missing(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_spf(answer(DNS_FOUND, 2, "postern-verification=tok", "other=1"),
+				      SPF_INCLUDE),
+		     DOMAIN_REC_MISSING);
+	assert_state(domain_judge_spf(answer(DNS_NOT_FOUND, 0), SPF_INCLUDE), DOMAIN_REC_MISSING);
+}
+
+static void spf_lookup_error_is_unknown(void **state)
+{
+	(void)state;
+	assert_state(domain_judge_spf(answer(DNS_ERROR, 0), SPF_INCLUDE), DOMAIN_REC_UNKNOWN);
+}
+
+static void record_state_names_are_exact(void **state)
+{
+	(void)state;
+	assert_string_equal(domain_record_state_name(DOMAIN_REC_UNKNOWN), "unknown");
+	assert_string_equal(domain_record_state_name(DOMAIN_REC_OK), "ok");
+	assert_string_equal(domain_record_state_name(DOMAIN_REC_MISSING), "missing");
+	assert_string_equal(domain_record_state_name(DOMAIN_REC_MISMATCH), "mismatch");
+}
+
+static void lookup_error_changes_nothing(void **state)
+{
+	(void)state;
+	assert_next("pending", 0, false, true, 5000, 100, "pending", 0);
+	assert_next("verified", 0, false, true, 5000, 100, "verified", 0);
+	assert_next("verified", 1000, false, true, 5000, 100, "verified", 1000);
+	assert_next("failed", 0, false, true, 5000, 100, "failed", 0);
+	/* Even with the other lookups all fine, an error is not a verdict. */
+	assert_next("pending", 0, true, true, 5000, 100, "pending", 0);
+}
+
+static void all_records_ok_verifies(void **state)
+{
+	(void)state;
+	assert_next("pending", 0, true, false, 5000, 100, "verified", 0);
+	assert_next("failed", 0, true, false, 5000, 100, "verified", 0);
+	assert_next("verified", 4990, true, false, 5000, 100, "verified", 0);
+	assert_next("verified", 0, true, false, 5000, 100, "verified", 0);
+}
+
+static void pending_or_failed_stays_when_records_are_wrong(void **state)
+{
+	(void)state;
+	assert_next("pending", 0, false, false, 5000, 100, "pending", 0);
+	assert_next("failed", 0, false, false, 5000, 100, "failed", 0);
+}
+
+static void verified_first_miss_starts_grace(void **state)
+{
+	(void)state;
+	assert_next("verified", 0, false, false, 5000, 100, "verified", 5000);
+}
+
+static void verified_miss_within_grace_stays_verified(void **state)
+{
+	(void)state;
+	assert_next("verified", 4950, false, false, 5000, 100, "verified", 4950);
+	assert_next("verified", 4901, false, false, 5000, 100, "verified", 4901);
+}
+
+static void verified_miss_lasting_grace_fails(void **state)
+{
+	(void)state;
+	assert_next("verified", 4900, false, false, 5000, 100, "failed", 4900);
+	assert_next("verified", 1000, false, false, 5000, 100, "failed", 1000);
+}
+
+/* example.com with its token and one active key, before any check. */
+static struct store_domain *new_domain(void)
+{
+	struct store_domain *d = calloc(1, sizeof(*d));
+	assert_non_null(d);
+	snprintf(d->name, sizeof(d->name), "example.com");
+	snprintf(d->status, sizeof(d->status), "pending");
+	snprintf(d->token, sizeof(d->token), "tok");
+	d->nkeys = 1;
+	snprintf(d->keys[0].selector, sizeof(d->keys[0].selector), "pst1");
+	snprintf(d->keys[0].public_key, sizeof(d->keys[0].public_key), "MIIBKEYONE");
+	snprintf(d->keys[0].state, sizeof(d->keys[0].state), "active");
+	return d;
+}
+
+static const cJSON *record_at(const cJSON *list, int i)
+{
+	const cJSON *r = cJSON_GetArrayItem(list, i);
+	if (!cJSON_IsObject(r))
+		fail_msg("no record %d", i);
+	return r;
+}
+
+static const char *field(const cJSON *r, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItem(r, name);
+	if (!cJSON_IsString(v))
+		fail_msg("record has no string \"%s\"", name);
+	return v->valuestring;
+}
+
+static bool required(const cJSON *r)
+{
+	const cJSON *v = cJSON_GetObjectItem(r, "required");
+	if (!cJSON_IsBool(v))
+		fail_msg("record has no boolean \"required\"");
+	return cJSON_IsTrue(v);
+}
+
+static void records_without_spf_are_ownership_and_dkim(void **state)
+{
+	(void)state;
+	struct store_domain *d = new_domain();
+	char *dkim = dkimkey_record("MIIBKEYONE");
+	cJSON *list = domain_records(d, "");
+	assert_int_equal(cJSON_GetArraySize(list), 2);
+
+	const cJSON *own = record_at(list, 0);
+	assert_string_equal(field(own, "type"), "TXT");
+	assert_string_equal(field(own, "name"), "_postern.example.com");
+	assert_string_equal(field(own, "value"), "postern-verification=tok");
+	assert_string_equal(field(own, "purpose"), "ownership");
+	assert_true(required(own));
+	assert_string_equal(field(own, "status"), "unknown");
+
+	const cJSON *key = record_at(list, 1);
+	assert_string_equal(field(key, "type"), "TXT");
+	assert_string_equal(field(key, "name"), "pst1._domainkey.example.com");
+	assert_string_equal(field(key, "value"), dkim);
+	assert_string_equal(field(key, "purpose"), "dkim");
+	assert_true(required(key));
+	assert_string_equal(field(key, "status"), "unknown");
+
+	cJSON_Delete(list);
+	free(dkim);
+	free(d);
+}
+
+static void records_with_spf_add_an_optional_spf_record(void **state)
+{
+	(void)state;
+	struct store_domain *d = new_domain();
+	cJSON *list = domain_records(d, SPF_INCLUDE);
+	assert_int_equal(cJSON_GetArraySize(list), 3);
+
+	const cJSON *spf = record_at(list, 2);
+	assert_string_equal(field(spf, "type"), "TXT");
+	assert_string_equal(field(spf, "name"), "example.com");
+	assert_string_equal(field(spf, "value"), "v=spf1 include:" SPF_INCLUDE " ~all");
+	assert_string_equal(field(spf, "purpose"), "spf");
+	assert_false(required(spf));
+	assert_string_equal(field(spf, "status"), "unknown");
+
+	cJSON_Delete(list);
+	free(d);
+}
+
+static void records_show_next_key_as_optional(void **state)
+{
+	(void)state;
+	struct store_domain *d = new_domain();
+	d->nkeys = 2;
+	snprintf(d->keys[1].selector, sizeof(d->keys[1].selector), "pst2");
+	snprintf(d->keys[1].public_key, sizeof(d->keys[1].public_key), "MIIBKEYTWO");
+	snprintf(d->keys[1].state, sizeof(d->keys[1].state), "next");
+	char *dkim = dkimkey_record("MIIBKEYTWO");
+	cJSON *list = domain_records(d, "");
+	assert_int_equal(cJSON_GetArraySize(list), 3);
+
+	assert_string_equal(field(record_at(list, 1), "purpose"), "dkim");
+	assert_true(required(record_at(list, 1)));
+	const cJSON *next = record_at(list, 2);
+	assert_string_equal(field(next, "name"), "pst2._domainkey.example.com");
+	assert_string_equal(field(next, "value"), dkim);
+	assert_string_equal(field(next, "purpose"), "dkim_next");
+	assert_false(required(next));
+	assert_string_equal(field(next, "status"), "unknown");
+
+	cJSON_Delete(list);
+	free(dkim);
+	free(d);
+}
+
+static void records_reuse_last_status_only_for_the_same_value(void **state)
+{
+	(void)state;
+	struct store_domain *d = new_domain();
+	char *dkim = dkimkey_record("MIIBKEYONE");
+	cJSON *last = cJSON_CreateArray();
+	cJSON *r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "name", "_postern.example.com");
+	cJSON_AddStringToObject(r, "value", "postern-verification=tok");
+	cJSON_AddStringToObject(r, "status", "ok");
+	cJSON_AddItemToArray(last, r);
+	/* The DKIM record as it was before the key changed: its status is stale. */
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "name", "pst1._domainkey.example.com");
+	cJSON_AddStringToObject(r, "value", "v=DKIM1; k=rsa; p=MIIBOLDKEY");
+	cJSON_AddStringToObject(r, "status", "ok");
+	cJSON_AddItemToArray(last, r);
+	/* The right value under another name says nothing about this one. */
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "name", "example.com");
+	cJSON_AddStringToObject(r, "value", "v=spf1 include:" SPF_INCLUDE " ~all");
+	cJSON_AddStringToObject(r, "status", "mismatch");
+	cJSON_AddItemToArray(last, r);
+	r = cJSON_CreateObject();
+	cJSON_AddStringToObject(r, "name", "other.example.com");
+	cJSON_AddStringToObject(r, "value", dkim);
+	cJSON_AddStringToObject(r, "status", "ok");
+	cJSON_AddItemToArray(last, r);
+	char *json = cJSON_PrintUnformatted(last);
+	snprintf(d->records, sizeof(d->records), "%s", json);
+
+	cJSON *list = domain_records(d, SPF_INCLUDE);
+	assert_int_equal(cJSON_GetArraySize(list), 3);
+	assert_string_equal(field(record_at(list, 0), "status"), "ok");
+	assert_string_equal(field(record_at(list, 1), "value"), dkim);
+	assert_string_equal(field(record_at(list, 1), "status"), "unknown");
+	assert_string_equal(field(record_at(list, 2), "status"), "mismatch");
+
+	cJSON_Delete(list);
+	free(json);
+	cJSON_Delete(last);
+	free(dkim);
+	free(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(public_suffixes_cannot_be_owned),
+		cmocka_unit_test(registrable_domains_are_not_public_suffixes),
+		cmocka_unit_test(record_names_and_values_are_spelled_exactly),
+		cmocka_unit_test(ownership_lookup_error_is_unknown),
+		cmocka_unit_test(ownership_without_records_is_missing),
+		cmocka_unit_test(ownership_exact_value_is_ok),
+		cmocka_unit_test(ownership_value_with_surrounding_spaces_is_ok),
+		cmocka_unit_test(ownership_value_among_other_records_is_ok),
+		cmocka_unit_test(ownership_with_only_unrelated_records_is_missing),
+		cmocka_unit_test(ownership_with_another_token_is_mismatch),
+		cmocka_unit_test(dkim_lookup_error_is_unknown),
+		cmocka_unit_test(dkim_without_records_is_missing),
+		cmocka_unit_test(dkim_published_key_is_ok),
+		cmocka_unit_test(dkim_key_wrapped_with_spaces_is_ok),
+		cmocka_unit_test(dkim_record_without_spaces_is_ok),
+		cmocka_unit_test(dkim_another_key_is_mismatch),
+		cmocka_unit_test(dkim_tag_ending_in_p_is_not_the_key),
+		cmocka_unit_test(dkim_revoked_key_is_mismatch),
+		cmocka_unit_test(spf_with_our_include_is_ok),
+		cmocka_unit_test(spf_include_with_our_name_as_prefix_is_mismatch),
+		cmocka_unit_test(spf_our_include_after_a_longer_lookalike_is_ok),
+		cmocka_unit_test(spf_without_our_include_is_mismatch),
+		cmocka_unit_test(spf_absent_is_missing),
+		cmocka_unit_test(spf_lookup_error_is_unknown),
+		cmocka_unit_test(record_state_names_are_exact),
+		cmocka_unit_test(lookup_error_changes_nothing),
+		cmocka_unit_test(all_records_ok_verifies),
+		cmocka_unit_test(pending_or_failed_stays_when_records_are_wrong),
+		cmocka_unit_test(verified_first_miss_starts_grace),
+		cmocka_unit_test(verified_miss_within_grace_stays_verified),
+		cmocka_unit_test(verified_miss_lasting_grace_fails),
+		cmocka_unit_test(records_without_spf_are_ownership_and_dkim),
+		cmocka_unit_test(records_with_spf_add_an_optional_spf_record),
+		cmocka_unit_test(records_show_next_key_as_optional),
+		cmocka_unit_test(records_reuse_last_status_only_for_the_same_value),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -76,9 +76,11 @@ static const struct api_route routes[] = {
 	{"POST", "/v3/mail/send", api_send_sendgrid, AUTH_KEY, PERM_NONE, DIALECT_SENDGRID},
 };
 
-/* Matches path against pattern; on a match stores the {id} segment (if any) in param. */
+/* Matches path against pattern; on a match stores the {id} segment (if any) in param,
+ * which is left empty otherwise, so no route sees a segment captured by another. */
 static bool route_match(const char *pattern, const char *path, char *param, size_t paramlen)
 {
+	param[0] = '\0';
 	while (*pattern && *path) {
 		if (strncmp(pattern, "{id}", 4) == 0) {
 			size_t n = strcspn(path, "/");
@@ -90,10 +92,15 @@ static bool route_match(const char *pattern, const char *path, char *param, size
 			path += n;
 			continue;
 		}
-		if (*pattern++ != *path++)
-			return false;
+		if (*pattern != *path)
+			break;
+		pattern++;
+		path++;
 	}
-	return *pattern == '\0' && *path == '\0';
+	if (*pattern == '\0' && *path == '\0')
+		return true;
+	param[0] = '\0';
+	return false;
 }
 
 static bool is_safe_method(const char *m)

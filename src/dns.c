@@ -311,12 +311,14 @@ static int wait_and_process(ares_channel channel, int left_ms)
 
 	/* ares_getsock and poll rather than ares_fds and select: a daemon's descriptors can
 	 * exceed FD_SETSIZE. */
-	int bits = ares_getsock(channel, socks, ARES_GETSOCK_MAXNUM);
+	/* The bits are read as unsigned: c-ares' own macros shift a signed 1 into the sign
+	 * bit for the last socket. */
+	unsigned bits = (unsigned)ares_getsock(channel, socks, ARES_GETSOCK_MAXNUM);
 	for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 		short events = 0;
-		if (ARES_GETSOCK_READABLE(bits, i))
+		if (bits & (1u << i))
 			events |= POLLIN;
-		if (ARES_GETSOCK_WRITABLE(bits, i))
+		if (bits & (1u << (i + ARES_GETSOCK_MAXNUM)))
 			events |= POLLOUT;
 		if (!events)
 			continue;

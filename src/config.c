@@ -75,7 +75,7 @@ void config_defaults(struct config *cfg)
 	strcpy(cfg->store_path, "var/postern.db");
 	strcpy(cfg->relay_url, "outbox:var/outbox");
 	strcpy(cfg->system_from, "postern@localhost.localdomain");
-	cfg->threads = 4;
+	cfg->threads = 32;
 	strcpy(cfg->web_root, POSTERN_WEB_ROOT);
 	cfg->relay_connections = 4;
 	cfg->relay_retry_base = 60;

@@ -85,7 +85,7 @@ static void defaults_listen_locally_with_outbox_relay(void **state)
 	config_defaults(&cfg);
 	assert_string_equal(cfg.listen, "127.0.0.1:8025");
 	assert_string_equal(cfg.public_url, "");
-	assert_int_equal(cfg.threads, 4);
+	assert_int_equal(cfg.threads, 32);
 	assert_string_equal(cfg.store_path, "var/postern.db");
 	assert_string_equal(cfg.store_postgres, "");
 	assert_string_equal(cfg.relay_url, "outbox:var/outbox");

@@ -12,8 +12,13 @@ libinih-dev sqlite3 curl ca-certificates libssl-dev"
 TEST_PKGS="libcmocka-dev python3 postfix swaks dnsmasq-base opendkim-tools
 postgresql-15 postgresql-client-15 chromium wrk nginx-light clang iproute2"
 
+set_name="${1:-run}"
 want="$RUN_PKGS"
-[ "${1:-run}" = test ] && want="$RUN_PKGS $TEST_PKGS"
+if [ "$set_name" = test ]; then
+	want="$RUN_PKGS $TEST_PKGS"
+	# The panel's end-to-end test runs on Node.js; any node already on PATH will do.
+	command -v node >/dev/null 2>&1 || want="$want nodejs npm"
+fi
 
 missing=""
 for p in $want; do
@@ -23,23 +28,35 @@ for p in $want; do
 	*) missing="$missing $p" ;;
 	esac
 done
-[ -z "$missing" ] && exit 0
+if [ -n "$missing" ]; then
+	echo "postern: installing missing packages:$missing" >&2
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
 
-echo "postern: installing missing packages:$missing" >&2
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	made_policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+		$sudo chmod +x /usr/sbin/policy-rc.d
+		made_policy=1
+	fi
+	echo 'postfix postfix/main_mailer_type select No configuration' | $sudo debconf-set-selections
 
-made_policy=""
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-	printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
-	$sudo chmod +x /usr/sbin/policy-rc.d
-	made_policy=1
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -q >/dev/null || $sudo apt-get update -q
+	# shellcheck disable=SC2086
+	$sudo apt-get install -y -q --no-install-recommends $missing
+	if [ -n "$made_policy" ]; then
+		$sudo rm -f /usr/sbin/policy-rc.d
+	fi
 fi
-echo 'postfix postfix/main_mailer_type select No configuration' | $sudo debconf-set-selections
 
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -q >/dev/null || $sudo apt-get update -q
-# shellcheck disable=SC2086
-$sudo apt-get install -y -q --no-install-recommends $missing
-[ -n "$made_policy" ] && $sudo rm -f /usr/sbin/policy-rc.d
+# The panel's end-to-end test needs playwright-core (no browser download: it drives
+# Debian's Chromium), pinned by tests/e2e/package-lock.json.
+if [ "$set_name" = test ]; then
+	e2e="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e"
+	if [ ! -d "$e2e/node_modules" ]; then
+		echo "postern: installing the panel test's npm packages in $e2e" >&2
+		(cd "$e2e" && npm ci --no-audit --no-fund)
+	fi
+fi
 exit 0

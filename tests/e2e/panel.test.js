@@ -1,0 +1,425 @@
+'use strict';
+// End-to-end test of Postern's web panel: the real daemon on loopback, driven through
+// Debian's Chromium with playwright-core, using the accessible names people and screen
+// readers use. Plain Node: assert and playwright-core, no test runner.
+//
+//   POSTERN_BIN=build/postern node tests/e2e/panel.test.js
+//
+// Saves screenshots of the main screens to docs/screenshots/. Exits non-zero on failure.
+
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const { chromium } = require('playwright-core');
+const { BIN, ROOT, PASSWORD, CHROMIUM_ARGS, Gateway, cli, until, withTimeout } = require('./harness.js');
+
+const SHOTS = path.join(ROOT, 'docs', 'screenshots');
+const WHOLE_TEST_MS = 240000;
+const ADMIN = 'admin@acme.test';
+const MKT = 'mkt@acme.test';
+const TECH = 'tech@acme.test';
+const LOCKED = 'lock@acme.test';
+const SWITCH = { name: 'Authorized sender email ID' };
+
+const started = Date.now();
+const results = [];
+let gw = null;
+let browser = null;
+let failureShot = null;
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  await fn();
+  results.push(`ok   ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  console.log(results[results.length - 1]);
+}
+
+// --- Page helpers ---------------------------------------------------------------------
+
+/** Fills the login form and submits it; resolves once the API has answered. */
+async function logIn(page, email, password = PASSWORD) {
+  await page.getByLabel('Email', { exact: true }).fill(email);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await Promise.all([
+    page.waitForResponse((r) => r.url().endsWith('/api/session') && r.request().method() === 'POST'),
+    page.getByRole('button', { name: 'Log in', exact: true }).click(),
+  ]);
+}
+
+async function logInToMailSettings(page, email) {
+  await page.goto(`${gw.base}/#/mail-settings`);
+  await logIn(page, email);
+  await page.getByRole('switch', SWITCH).waitFor();
+  await page.getByRole('button', { name: 'Log out' }).waitFor();
+}
+
+async function logOut(page) {
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('button', { name: 'Log in', exact: true }).waitFor();
+}
+
+function senderRow(page, address) {
+  return page.getByRole('row').filter({ hasText: address });
+}
+
+/** The text of a sender's Status cell (the second column). */
+async function senderStatus(page, address) {
+  const row = senderRow(page, address);
+  await row.waitFor();
+  return (await row.getByRole('cell').nth(1).textContent()).trim();
+}
+
+async function switchState(page) {
+  return page.getByRole('switch', SWITCH).getAttribute('aria-checked');
+}
+
+async function shot(page, name, options = {}) {
+  await page.mouse.move(1, 1); // no hover highlight left on the last button clicked
+  await page.evaluate(() => document.fonts && document.fonts.ready);
+  await page.screenshot({ path: path.join(SHOTS, name), ...options });
+}
+
+async function send(from, key) {
+  const res = await fetch(`${gw.base}/v5/mail/send`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      from: { email: from },
+      subject: 'Hi',
+      content: [{ type: 'text/plain', value: 'Hello' }],
+      personalizations: [{ to: [{ email: 'bob@example.com' }] }],
+    }),
+    signal: AbortSignal.timeout(15000),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/** Fails the test on script errors and CSP violations seen in any page. */
+function watch(page, problems) {
+  page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    const text = msg.text();
+    if (/Content Security Policy|Refused to (load|apply|execute|evaluate)/i.test(text)) problems.push(`CSP: ${text}`);
+    // Chromium logs every 4xx answer to fetch; the scenario provokes several on purpose.
+    else if (msg.type() === 'error' && !/Failed to load resource: the server responded with a status of 4\d\d/.test(text)) problems.push(`console error: ${text}`);
+  });
+}
+
+// --- The scenario ---------------------------------------------------------------------
+
+async function run() {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  assert.ok(fs.existsSync(BIN), `POSTERN_BIN ${BIN} does not exist; build first`);
+
+  gw = new Gateway();
+  let apiKey;
+  await step('set up an account with the CLI (admin, marketing, technical, a verified domain, a key)', async () => {
+    await cli(['init', '--db', gw.db, '--account', 'acme', '--admin', ADMIN]);
+    await cli(['user', 'add', '--db', gw.db, '--account', 'acme', '--email', MKT, '--role', 'marketing']);
+    await cli(['user', 'add', '--db', gw.db, '--account', 'acme', '--email', TECH, '--role', 'technical']);
+    await cli(['user', 'add', '--db', gw.db, '--account', 'acme', '--email', LOCKED, '--role', 'analytics']);
+    await cli(['domain', 'add', '--db', gw.db, '--account', 'acme', 'acme.test', '--verified']);
+    apiKey = (await cli(['key', 'create', '--db', gw.db, '--account', 'acme', '--name', 'e2e'])).trim();
+    assert.match(apiKey, /^\S{20,}$/, 'key create prints the key');
+  });
+
+  await step('start postern serve on a free loopback port', () => gw.start());
+
+  browser = await withTimeout(chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: 30000 }), 40000, 'chromium launch');
+  const problems = [];
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  context.setDefaultTimeout(10000);
+  const page = await context.newPage();
+  watch(page, problems);
+  failureShot = page;
+
+  await step('login screen: labelled fields, wrong password shows the inline error', async () => {
+    await page.goto(`${gw.base}/`);
+    await page.getByRole('heading', { name: 'Log in to Postern' }).waitFor();
+    await shot(page, 'login.png');
+    await logIn(page, ADMIN, 'not the password');
+    const alert = page.getByRole('alert').filter({ hasText: 'The email or password is incorrect.' });
+    await alert.waitFor();
+    assert.equal(await page.getByLabel('Email', { exact: true }).getAttribute('aria-invalid'), 'true');
+    assert.equal(await page.getByRole('button', { name: 'Log out' }).count(), 0);
+  });
+
+  await step('locked out after 5 failed attempts: too_many_attempts is shown', async () => {
+    for (let i = 0; i < 5; i++) {
+      await logIn(page, LOCKED, `wrong ${i}`);
+      await page.getByRole('button', { name: 'Log in', exact: true }).waitFor();
+      await until(() => page.getByRole('button', { name: 'Log in', exact: true }).isEnabled(), 'the form to be ready again');
+    }
+    await logIn(page, LOCKED, PASSWORD);
+    await page.getByRole('alert').filter({ hasText: 'Too many failed password attempts' }).waitFor();
+    await page.getByLabel('Email', { exact: true }).fill('');
+  });
+
+  await step('Admin logs in and lands on Settings › General › Mail Settings', async () => {
+    await logIn(page, ADMIN);
+    await page.getByRole('heading', { name: 'Mail Settings', level: 1 }).waitFor();
+    await page.getByRole('heading', { name: 'Authorized sender email ID' }).waitFor();
+    const crumbs = await page.getByRole('navigation', { name: 'Breadcrumb' }).textContent();
+    assert.match(crumbs, /Settings.*General.*Mail Settings/);
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    for (const link of ['Mail Settings', 'Approved Sending Domains', 'Users', 'API Keys', 'Activity', 'Messages']) {
+      await nav.getByRole('link', { name: link, exact: true }).waitFor();
+    }
+    assert.equal(await switchState(page), 'false');
+  });
+
+  await step('Admin adds three sender addresses; all are Verification Pending', async () => {
+    await page.getByLabel('Sender email addresses').fill('news@acme.test, billing@acme.test\nops@acme.test');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByText('3 added.', { exact: false }).waitFor();
+    for (const a of ['news@acme.test', 'billing@acme.test', 'ops@acme.test']) {
+      assert.equal(await senderStatus(page, a), 'Verification Pending', a);
+      const domain = (await senderRow(page, a).getByRole('cell').nth(2).textContent()).trim();
+      assert.match(domain, /acme\.test/);
+    }
+  });
+
+  await step('Admin verifies news@acme.test with its Verify button', async () => {
+    const verify = page.getByRole('button', { name: 'Verify news@acme.test' });
+    assert.equal((await verify.textContent()).trim(), 'Verify');
+    await verify.click();
+    await until(async () => (await senderStatus(page, 'news@acme.test')) === 'Verified', 'news to be Verified');
+    assert.equal(await page.getByRole('button', { name: 'Verify news@acme.test' }).count(), 0);
+    assert.equal(await senderStatus(page, 'billing@acme.test'), 'Verification Pending');
+    const verifiedBy = await senderRow(page, 'news@acme.test').getByRole('cell').nth(4).textContent();
+    assert.match(verifiedBy, /admin@acme\.test/);
+  });
+
+  await step('the switch opens a password dialog; Escape closes it and nothing changes', async () => {
+    const sw = page.getByRole('switch', SWITCH);
+    await sw.focus();
+    await page.keyboard.press('Space');
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    await until(() => dialog.getByLabel('Password', { exact: true }).evaluate((el) => el === document.activeElement), 'focus in the password field');
+    await shot(page, 'password-dialog.png');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await switchState(page), 'false');
+    assert.ok(await sw.evaluate((el) => el === document.activeElement), 'focus returns to the switch');
+  });
+
+  await step('a wrong password is shown in the dialog and the switch stays off', async () => {
+    await page.getByRole('switch', SWITCH).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Password', { exact: true }).fill('wrong password');
+    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    await dialog.getByText('The password is incorrect.', { exact: false }).waitFor();
+    assert.ok(await dialog.isVisible());
+    assert.equal(await switchState(page), 'false');
+    await dialog.getByRole('button', { name: 'Cancel' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await switchState(page), 'false');
+  });
+
+  await step('the right password turns Authorized sender email ID on', async () => {
+    await page.getByRole('switch', SWITCH).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await dialog.getByRole('button', { name: 'Confirm' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    await until(async () => (await switchState(page)) === 'true', 'switch on');
+    // One address is verified, so mail is not all being dropped.
+    assert.equal(await page.getByRole('alert').filter({ hasText: 'All outgoing email is being dropped' }).count(), 0);
+    await page.reload();
+    await page.getByRole('switch', SWITCH).waitFor();
+    assert.equal(await switchState(page), 'true', 'the state survives a reload');
+    await senderRow(page, 'ops@acme.test').waitFor();
+    await shot(page, 'mail-settings.png', { fullPage: true });
+  });
+
+  await step('send API: the verified address is accepted, the pending one refused', async () => {
+    const ok = await send('news@acme.test', apiKey);
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal(ok.body.status, 'success');
+    const refused = await send('billing@acme.test', apiKey);
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    assert.equal(refused.body.error[0].code, 'sender_pending_verification');
+  });
+
+  await step('Marketing can add an address but sees no Verify and a disabled switch', async () => {
+    await logOut(page);
+    await page.getByText('You have logged out.').waitFor();
+    await logInToMailSettings(page, MKT);
+    const sw = page.getByRole('switch', SWITCH);
+    assert.ok(await sw.isDisabled(), 'switch disabled for Marketing');
+    assert.equal(await switchState(page), 'true');
+    await page.getByText('Your role (Marketing) cannot change this setting').waitFor();
+    assert.equal(await page.getByRole('button', { name: /^Verify / }).count(), 0);
+    assert.equal(await page.getByRole('button', { name: /^Remove / }).count(), 0, 'Marketing cannot remove senders');
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    assert.equal(await nav.getByRole('link', { name: 'Users' }).count(), 0);
+    assert.equal(await nav.getByRole('link', { name: 'API Keys' }).count(), 0);
+    await page.getByLabel('Sender email addresses').fill('promo@acme.test not-an-address');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByText('1 added, 1 invalid.', { exact: false }).waitFor();
+    assert.equal(await senderStatus(page, 'promo@acme.test'), 'Verification Pending');
+    assert.equal(await page.getByLabel('Sender email addresses').inputValue(), 'not-an-address');
+  });
+
+  await step('Technical Team can toggle (switch enabled) but sees no Verify', async () => {
+    await logOut(page);
+    await logInToMailSettings(page, TECH);
+    const sw = page.getByRole('switch', SWITCH);
+    assert.ok(await sw.isEnabled(), 'switch enabled for Technical Team');
+    assert.equal(await page.getByRole('button', { name: /^Verify / }).count(), 0);
+    assert.ok(await page.getByRole('button', { name: 'Remove ops@acme.test' }).isVisible());
+    // Turn it off and on again with the technical user's own password.
+    for (const want of ['false', 'true']) {
+      await sw.click();
+      const dialog = page.getByRole('dialog');
+      await dialog.getByLabel('Password', { exact: true }).fill(PASSWORD);
+      await dialog.getByRole('button', { name: 'Confirm' }).click();
+      await dialog.waitFor({ state: 'detached' });
+      await until(async () => (await switchState(page)) === want, `switch ${want}`);
+    }
+    const nav = page.getByRole('navigation', { name: 'Main' });
+    assert.equal(await nav.getByRole('link', { name: 'Users' }).count(), 0);
+    await nav.getByRole('link', { name: 'API Keys' }).waitFor();
+  });
+
+  await step('an ended session returns to Log in with a message', async () => {
+    await context.clearCookies();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Activity' }).click();
+    await page.getByText('Your session has ended').waitFor();
+    await page.getByRole('button', { name: 'Log in', exact: true }).waitFor();
+  });
+
+  await step('Admin screens: domains, API keys (new key shown once), users, activity, messages', async () => {
+    await logIn(page, ADMIN);
+    await page.getByRole('heading', { name: 'Activity', level: 1 }).waitFor();
+
+    await page.goto(`${gw.base}/#/domains`);
+    await page.getByRole('heading', { name: 'acme.test' }).waitFor();
+    await page.getByRole('switch', { name: 'Active: acme.test' }).waitFor();
+    await page.getByRole('button', { name: 'Check DNS records for acme.test' }).waitFor();
+    assert.ok((await page.getByRole('button', { name: /^Copy value of the DKIM key record/ }).count()) >= 1);
+    assert.ok(await page.getByRole('button', { name: 'Add domain' }).isEnabled());
+    await page.getByLabel('Domain', { exact: true }).fill('co.uk');
+    await page.getByRole('button', { name: 'Add domain' }).click();
+    await page.getByText('public suffix', { exact: false }).waitFor();
+    await page.getByLabel('Domain', { exact: true }).fill('mail.acme.test');
+    await page.getByRole('button', { name: 'Add domain' }).click();
+    await page.getByRole('heading', { name: 'mail.acme.test' }).waitFor();
+    const card = page.locator('article').filter({ has: page.getByRole('heading', { name: 'mail.acme.test' }) });
+    await card.getByText('Verification Pending', { exact: true }).waitFor();
+    // Nothing answers DNS in this test: the check reports that and changes nothing.
+    await page.getByRole('button', { name: 'Check DNS records for mail.acme.test' }).click();
+    await card.getByText('The lookup did not finish', { exact: false }).first().waitFor({ timeout: 20000 });
+    const active = page.getByRole('switch', { name: 'Active: mail.acme.test' });
+    assert.equal(await active.getAttribute('aria-checked'), 'true');
+    await active.click();
+    await until(async () => (await active.getAttribute('aria-checked')) === 'false', 'the domain to be inactive');
+    await card.getByText('Inactive', { exact: true }).first().waitFor();
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await shot(page, 'domains.png');
+
+    await page.goto(`${gw.base}/#/api-keys`);
+    await page.getByRole('cell', { name: 'e2e', exact: true }).waitFor();
+    await page.getByLabel('Name', { exact: true }).fill('Billing service');
+    await page.getByRole('button', { name: 'Create key' }).click();
+    await page.getByText('you will not see it again', { exact: false }).waitFor();
+    await page.getByRole('button', { name: 'Copy API key Billing service' }).waitFor();
+    await page.getByRole('cell', { name: 'Billing service', exact: true }).waitFor();
+    await shot(page, 'api-keys.png');
+
+    await page.goto(`${gw.base}/#/users`);
+    const last = page.getByRole('row').filter({ hasText: ADMIN });
+    await last.waitFor();
+    await page.getByLabel(`Role of ${ADMIN}`, { exact: true }).selectOption('marketing');
+    await page.getByRole('button', { name: `Change role of ${ADMIN}` }).click();
+    await last.getByText('An account needs at least one Admin', { exact: false }).waitFor();
+
+    await page.goto(`${gw.base}/#/activity`);
+    await page.getByRole('cell', { name: 'sender_auth.enabled', exact: true }).first().waitFor();
+    await page.getByLabel('Action', { exact: true }).selectOption('sender.verified');
+    await until(async () => (await page.getByRole('row').count()) === 2, 'one sender.verified row plus the header');
+    await page.getByLabel('Action', { exact: true }).selectOption('');
+    await shot(page, 'activity.png');
+
+    await page.goto(`${gw.base}/#/messages`);
+    await page.getByRole('heading', { name: 'Totals' }).waitFor();
+    const pendingRow = page.getByRole('row').filter({ hasText: 'sender_pending_verification' }).first();
+    await until(async () => (await pendingRow.getByRole('cell').nth(2).textContent()).trim() === '1', 'the refused send counted by reason');
+    await page.getByRole('cell', { name: 'news@acme.test', exact: true }).first().waitFor();
+    await shot(page, 'messages.png');
+  });
+
+  await step('at 390 px the Mail Settings screen has no horizontal page overflow', async () => {
+    const mobile = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1, isMobile: false });
+    mobile.setDefaultTimeout(10000);
+    const m = await mobile.newPage();
+    watch(m, problems);
+    failureShot = m;
+    await m.goto(`${gw.base}/#/mail-settings`);
+    await logIn(m, ADMIN);
+    await m.getByRole('switch', SWITCH).waitFor();
+    await senderRow(m, 'ops@acme.test').waitFor();
+    const width = await m.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `scrollWidth ${width} > 390`);
+    // The navigation collapses behind a Menu button.
+    const menu = m.getByRole('button', { name: 'Menu' });
+    assert.equal(await m.getByRole('link', { name: 'Messages' }).isVisible(), false);
+    await shot(m, 'mail-settings-mobile.png', { fullPage: true });
+    await menu.click();
+    await m.getByRole('link', { name: 'Messages' }).click();
+    await m.getByRole('heading', { name: 'Messages', level: 1 }).waitFor();
+    const width2 = await m.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width2 <= 390, `Messages scrollWidth ${width2} > 390`);
+    await mobile.close();
+  });
+
+  assert.deepEqual(problems, [], 'no script errors or CSP violations');
+}
+
+async function cleanup() {
+  if (browser) await withTimeout(browser.close(), 15000, 'browser close').catch(() => {});
+  browser = null;
+  if (gw) {
+    await gw.stop();
+    if (!process.env.POSTERN_E2E_KEEP) gw.cleanup();
+  }
+}
+
+async function main() {
+  const timer = setTimeout(async () => {
+    console.error(`FAIL: the whole test took longer than ${WHOLE_TEST_MS / 1000} s`);
+    await cleanup().catch(() => {});
+    process.exit(1);
+  }, WHOLE_TEST_MS);
+  let failed = false;
+  try {
+    await run();
+  } catch (err) {
+    failed = true;
+    console.error(`FAIL: ${err && err.stack ? err.stack : err}`);
+    if (failureShot && gw) {
+      const p = path.join(gw.dir, 'failure.png');
+      await failureShot.screenshot({ path: p, fullPage: true }).then(() => {
+        process.env.POSTERN_E2E_KEEP = '1';
+        console.error(`screenshot at failure: ${p}`);
+      }).catch(() => {});
+    }
+    if (gw) console.error(`--- postern serve log (last 40 lines) ---\n${gw.log().split('\n').slice(-40).join('\n')}`);
+  } finally {
+    await cleanup();
+    clearTimeout(timer);
+  }
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  console.log(`\n${results.length} steps passed${failed ? ', then a failure' : ''} in ${secs} s; screenshots in ${path.relative(process.cwd(), SHOTS) || SHOTS}`);
+  process.exit(failed ? 1 : 0);
+}
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, async () => {
+    await cleanup().catch(() => {});
+    process.exit(130);
+  });
+}
+
+main();

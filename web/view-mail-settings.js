@@ -1,0 +1,344 @@
+// Settings › General › Mail Settings: the Authorized sender email ID switch (confirmed with
+// the user's password), adding sender addresses, and the list of senders.
+import { api } from './http.js';
+import { h, replace, uid, badge, time, switchButton, setSwitch, messageSlot, table, wrapEmail } from './dom.js';
+import { passwordDialog, confirmDialog } from './dialogs.js';
+
+const DOMAIN_STATUS = {
+  verified: ['Verified', 'ok'],
+  pending: ['Verification Pending', 'warn'],
+  failed: ['Failed', 'bad'],
+};
+
+/** Splits what was typed into addresses: commas, semicolons, spaces and new lines. */
+export function parseAddresses(text) {
+  return text.split(/[\s,;]+/).map((s) => s.trim()).filter(Boolean);
+}
+
+function statusBadge(sender) {
+  return sender.status === 'verified' ? badge('Verified', 'ok') : badge('Verification Pending', 'warn');
+}
+
+function domainCell(sender) {
+  const d = sender.domain;
+  if (!d) return h('span', { class: 'text-bad', text: 'Not an approved sending domain' });
+  const [label, tone] = DOMAIN_STATUS[d.status] || [d.status, 'neutral'];
+  return h('span', { class: 'domain-cell' },
+    h('span', { class: 'domain-name', text: d.name }), ' ',
+    badge(label, tone),
+    d.active ? null : [' ', badge('Inactive', 'bad')]);
+}
+
+function personCell(email, at, fallback) {
+  if (!email && !at) return h('span', { class: 'muted', text: fallback });
+  return h('span', { class: 'person' },
+    h('span', { class: email ? 'person-email' : 'muted' }, email ? wrapEmail(email) : 'A removed user'),
+    at ? h('span', { class: 'person-time' }, time(at)) : null);
+}
+
+export async function renderMailSettings(body, session) {
+  const canToggle = session.can('sender_auth.toggle');
+  const canVerify = session.can('sender.verify');
+  const canRemove = session.can('sender.remove');
+
+  let settings;
+  let senders;
+  async function load() {
+    const [s, list] = await Promise.all([
+      api('GET', '/api/settings/sender-auth'),
+      api('GET', '/api/senders'),
+    ]);
+    settings = s;
+    senders = list.senders;
+  }
+  await load();
+
+  // --- The switch ------------------------------------------------------------------
+  const stateText = h('p', { class: 'switch-state', id: uid('state') });
+  const reasonId = uid('reason');
+  const sw = switchButton({
+    label: 'Authorized sender email ID',
+    checked: settings.enabled,
+    disabled: !canToggle,
+    describedBy: canToggle ? stateText.id : `${stateText.id} ${reasonId}`,
+    onToggle: (next) => toggle(next),
+  });
+  const reason = canToggle ? null
+    : h('p', { class: 'reason', id: reasonId, text: `Your role (${session.roleLabel}) cannot change this setting` });
+  const alertSlot = h('div', { class: 'alert-slot' });
+  const counts = h('p', { class: 'counts' });
+  const toggleMsg = messageSlot();
+
+  function renderState() {
+    setSwitch(sw, settings.enabled);
+    replace(stateText,
+      h('strong', { text: settings.enabled ? 'On' : 'Off' }), ' — ',
+      settings.enabled
+        ? 'only verified sender addresses below may send.'
+        : 'any address on an approved, verified and active sending domain may send.');
+    replace(counts,
+      h('span', null, h('strong', { text: String(settings.verified) }), ' verified'),
+      h('span', { class: 'sep', 'aria-hidden': 'true', text: '·' }),
+      h('span', null, h('strong', { text: String(settings.pending) }), ' pending verification'));
+    const dropping = settings.enabled && settings.verified === 0;
+    const current = alertSlot.firstChild;
+    if (dropping && !current) {
+      alertSlot.append(h('div', { class: 'notice notice-error notice-strong', role: 'alert' },
+        h('p', { class: 'notice-title', text: 'All outgoing email is being dropped.' }),
+        h('p', { text: 'Authorized sender email ID is on and no sender address is verified. Add a sender address and have an Admin verify it — or turn the setting off — to send again.' })));
+    } else if (!dropping && current) {
+      alertSlot.replaceChildren();
+    }
+  }
+
+  async function toggle(next) {
+    toggleMsg.clear();
+    const noVerified = settings.verified === 0;
+    const intro = next
+      ? [
+        h('p', { text: 'From now on only verified sender addresses may send. Mail from any other address will be refused.' }),
+        noVerified ? h('div', { class: 'notice notice-error' },
+          h('p', { class: 'notice-title', text: 'No sender address is verified yet.' }),
+          h('p', { text: 'All outgoing email will be dropped as soon as this is on, until an address is verified. Plan a short pause in sending (15–30 minutes) to add and verify your senders.' })) : null,
+        h('p', { text: 'Enter your login password to confirm.' }),
+      ]
+      : [
+        h('p', { text: 'Any address on an approved, verified and active sending domain will be able to send again, verified or not.' }),
+        h('p', { text: 'Enter your login password to confirm.' }),
+      ];
+    const ok = await passwordDialog({
+      title: next ? 'Turn on Authorized sender email ID' : 'Turn off Authorized sender email ID',
+      intro,
+      confirmLabel: 'Confirm',
+      async submit(password) {
+        const r = await api('PUT', '/api/settings/sender-auth', { enabled: next, password });
+        settings = { enabled: r.enabled, verified: r.verified, pending: r.pending };
+      },
+    });
+    if (!ok) return;
+    renderState();
+    // While everything is being dropped the alert says all there is to say.
+    if (!(settings.enabled && settings.verified === 0)) {
+      toggleMsg.show(settings.enabled ? 'Authorized sender email ID is on.' : 'Authorized sender email ID is off.', 'success');
+    }
+  }
+
+  // --- Adding addresses -------------------------------------------------------------
+  const textareaId = uid('addresses');
+  const hintId = uid('hint');
+  const errorId = uid('err');
+  const textarea = h('textarea', {
+    id: textareaId, name: 'addresses', rows: '3', spellcheck: 'false', autocomplete: 'off',
+    'aria-describedby': hintId, placeholder: 'news@example.com, billing@example.com',
+  });
+  const fieldError = h('p', { class: 'field-error', id: errorId, hidden: true });
+  const save = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Save');
+  const results = h('div', { class: 'results', role: 'status', 'aria-live': 'polite' });
+  const addForm = h('form', { class: 'add-senders', novalidate: true },
+    h('div', { class: 'field' },
+      h('label', { for: textareaId, text: 'Sender email addresses' }),
+      h('p', { class: 'hint', id: hintId, text: 'One or more addresses, separated by commas, spaces or new lines. New addresses start as Verification Pending and the Admins get a verification email.' }),
+      textarea, fieldError),
+    h('div', { class: 'form-actions' }, save),
+    results);
+
+  function setFieldError(text) {
+    fieldError.textContent = text || '';
+    fieldError.hidden = !text;
+    if (text) {
+      textarea.setAttribute('aria-invalid', 'true');
+      textarea.setAttribute('aria-describedby', `${hintId} ${errorId}`);
+    } else {
+      textarea.removeAttribute('aria-invalid');
+      textarea.setAttribute('aria-describedby', hintId);
+    }
+  }
+
+  addForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    setFieldError('');
+    results.replaceChildren();
+    const addresses = parseAddresses(textarea.value);
+    if (!addresses.length) {
+      setFieldError('Enter at least one email address.');
+      textarea.focus();
+      return;
+    }
+    if (addresses.length > 500) {
+      setFieldError(`That is ${addresses.length} addresses; save at most 500 at a time.`);
+      textarea.focus();
+      return;
+    }
+    save.disabled = true;
+    save.textContent = 'Saving…';
+    try {
+      const r = await api('POST', '/api/senders', { addresses });
+      showResults(r);
+      const invalid = r.rejected.filter((x) => x.code !== 'already_exists').map((x) => x.address);
+      textarea.value = invalid.join('\n');
+      await load();
+      renderState();
+      renderSenders();
+    } catch (err) {
+      if (!err.sessionEnded) {
+        setFieldError(err.message);
+        textarea.focus();
+      }
+    } finally {
+      save.disabled = false;
+      save.textContent = 'Save';
+    }
+  });
+
+  function showResults(r) {
+    const items = [];
+    for (const a of r.added) {
+      items.push(h('li', { class: 'result result-ok' },
+        h('span', { class: 'result-address', text: a.address }), ' ',
+        h('span', { text: 'added — Verification Pending' })));
+    }
+    for (const x of r.rejected) {
+      const already = x.code === 'already_exists';
+      items.push(h('li', { class: `result ${already ? 'result-neutral' : 'result-bad'}` },
+        h('span', { class: 'result-address', text: x.address || '(empty)' }), ' ',
+        h('span', { text: already ? `already present — ${x.message}` : `invalid — ${x.message}` })));
+    }
+    const parts = [];
+    const invalidCount = r.rejected.filter((x) => x.code !== 'already_exists').length;
+    const already = r.rejected.length - invalidCount;
+    parts.push(`${r.added.length} added`);
+    if (already) parts.push(`${already} already present`);
+    if (invalidCount) parts.push(`${invalidCount} invalid`);
+    let summary = `${parts.join(', ')}.`;
+    if (r.added.length) summary += ' A verification email with a Verify All Emails link went to the Admins.';
+    if (invalidCount) summary += ' Invalid addresses are left in the box to correct.';
+    replace(results,
+      h('p', { class: 'results-summary', text: summary }),
+      h('ul', { class: 'result-list' }, items));
+  }
+
+  // --- The senders table ------------------------------------------------------------
+  const listMsg = messageSlot();
+  const resend = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Resend verification email');
+  const tableSlot = h('div', { class: 'table-slot' });
+
+  resend.addEventListener('click', async () => {
+    listMsg.clear();
+    resend.disabled = true;
+    try {
+      const r = await api('POST', '/api/senders/verification-email');
+      const n = r.addresses.length;
+      listMsg.show([
+        `Verification email sent to the Admins for ${n} pending ${n === 1 ? 'address' : 'addresses'}. The Verify All Emails link works until `,
+        time(r.expires_at), '.',
+      ], 'success');
+    } catch (err) {
+      if (err.sessionEnded) return;
+      if (err.code === 'no_pending_senders') {
+        listMsg.show('Every sender address is already verified, so there is no verification email to send.', 'info');
+      } else {
+        listMsg.show(err.message, 'error');
+      }
+    } finally {
+      resend.disabled = false;
+    }
+  });
+
+  async function verify(sender) {
+    listMsg.clear();
+    try {
+      await api('POST', `/api/senders/${sender.id}/verify`);
+      await load();
+      renderState();
+      renderSenders(sender.id);
+      listMsg.show(`${sender.address} is verified and may send.`, 'success');
+    } catch (err) {
+      if (!err.sessionEnded) listMsg.show(`Could not verify ${sender.address}: ${err.message}`, 'error');
+    }
+  }
+
+  async function remove(sender) {
+    listMsg.clear();
+    const yes = await confirmDialog({
+      title: `Remove ${sender.address}?`,
+      message: h('p', { text: 'It can no longer send while Authorized sender email ID is on. Adding it again starts it as Verification Pending.' }),
+      confirmLabel: 'Remove',
+      danger: true,
+    });
+    if (!yes) return;
+    try {
+      await api('DELETE', `/api/senders/${sender.id}`);
+      await load();
+      renderState();
+      renderSenders();
+      tableSlot.querySelector('table')?.focus();
+      listMsg.show(`${sender.address} was removed.`, 'success');
+    } catch (err) {
+      if (!err.sessionEnded) listMsg.show(`Could not remove ${sender.address}: ${err.message}`, 'error');
+    }
+  }
+
+  function renderSenders(focusId) {
+    const rows = senders.map((s) => {
+      const actions = h('div', { class: 'row-actions' });
+      if (canVerify && s.status !== 'verified') {
+        actions.append(h('button', { type: 'button', class: 'btn btn-small btn-primary', 'aria-label': `Verify ${s.address}`, 'data-id': String(s.id), onclick: () => verify(s) }, 'Verify'));
+      }
+      if (canRemove) {
+        actions.append(h('button', { type: 'button', class: 'btn btn-small btn-ghost-danger', 'aria-label': `Remove ${s.address}`, 'data-id': String(s.id), onclick: () => remove(s) }, 'Remove'));
+      }
+      const verifiedBy = s.status !== 'verified'
+        ? h('span', { class: 'muted', text: '—' })
+        : s.verified_via === 'link' && !s.verified_by
+          ? personCell('Verify All link', s.verified_at, '—')
+          : personCell(s.verified_by, s.verified_at, '—');
+      return [
+        h('span', { class: 'address', text: s.address }),
+        statusBadge(s),
+        domainCell(s),
+        personCell(s.added_by, s.added_at, '—'),
+        verifiedBy,
+        actions.childNodes.length ? actions : h('span', { class: 'muted', text: '—' }),
+      ];
+    });
+    const t = table({
+      caption: 'Senders',
+      columns: [
+        { label: 'Email' }, { label: 'Status' }, { label: 'Domain' },
+        { label: 'Added by' }, { label: 'Verified by' }, { label: 'Actions', className: 'col-actions' },
+      ],
+      rows,
+      empty: 'No sender addresses yet. Add the addresses your application sends from.',
+    });
+    t.querySelector('table').setAttribute('tabindex', '-1');
+    replace(tableSlot, t);
+    if (focusId !== undefined) {
+      const btn = tableSlot.querySelector(`button[data-id="${focusId}"]`);
+      (btn || tableSlot.querySelector('table')).focus();
+    }
+  }
+
+  renderState();
+  renderSenders();
+
+  const headingId = uid('h');
+  replace(body,
+    h('p', { class: 'page-intro', text: 'How mail sent through the API is checked before it leaves.' }),
+    h('section', { class: 'card', 'aria-labelledby': headingId },
+      h('div', { class: 'card-head' },
+        h('h2', { id: headingId, text: 'Authorized sender email ID' }),
+        h('p', { class: 'card-sub', text: 'Holding an API key is not enough to send as any address: with this on, only sender addresses that were added here and verified by an Admin may appear as From. The From domain must also be an approved, verified and active sending domain.' })),
+      h('div', { class: 'switch-row' }, sw, h('div', { class: 'switch-text' }, stateText, reason)),
+      alertSlot,
+      toggleMsg.el,
+      counts),
+    h('section', { class: 'card', 'aria-labelledby': `${headingId}-add` },
+      h('h2', { id: `${headingId}-add`, text: 'Add sender addresses' }),
+      addForm),
+    h('section', { class: 'card', 'aria-labelledby': `${headingId}-list` },
+      h('div', { class: 'card-head card-head-row' },
+        h('h2', { id: `${headingId}-list`, text: 'Senders' }),
+        resend),
+      listMsg.el,
+      tableSlot));
+}

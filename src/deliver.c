@@ -69,6 +69,17 @@ static void finish(struct deliver *d, const struct store_queued *m, const char *
 		 reply ? reply : "");
 }
 
+/* Records a retry, or the end when the message has waited give_up already. */
+static void defer(struct deliver *d, const struct store_queued *m, const char *reply,
+		  const char *rejected)
+{
+	int64_t now = util_now();
+	if (now - m->created_at >= d->cfg->relay_give_up)
+		finish(d, m, "failed", "gave_up", reply, rejected, 0);
+	else
+		finish(d, m, "deferred", NULL, reply, rejected, now + backoff(d->cfg, m->attempts));
+}
+
 /* The delivery-time re-check. Returns true when the message may still be sent. */
 static bool still_allowed(struct deliver *d, const struct store_queued *m)
 {
@@ -76,8 +87,7 @@ static bool still_allowed(struct deliver *d, const struct store_queued *m)
 		return true; /* Postern's own mail is not the account's to authorize */
 	struct policy_ref *ref = policy_cache_get(d->policies, m->account_id);
 	if (!ref) {
-		finish(d, m, "deferred", NULL, "the policy could not be read", NULL,
-		       util_now() + backoff(d->cfg, m->attempts));
+		defer(d, m, "the policy could not be read", NULL);
 		return false;
 	}
 	enum policy_reason r = policy_decide(policy_ref_policy(ref), m->from);
@@ -132,7 +142,8 @@ static int sign(struct worker *w, const struct store_queued *m, char **data, siz
 
 /* Relays one personalization. Returns its outcome; res holds the relay's words. */
 static enum relay_outcome send_part(struct worker *w, const struct store_queued *m,
-				    const cJSON *payload, int part, struct relay_result *res)
+				    const cJSON *payload, int part, struct relay_result *res,
+				    const char **reason)
 {
 	const char *rcpts[RECIPIENTS_MAX];
 	char msgid[128], name[64], *data = NULL;
@@ -155,6 +166,7 @@ static enum relay_outcome send_part(struct worker *w, const struct store_queued 
 		res->outcome = RELAY_FAILED;
 		snprintf(res->reply, sizeof(res->reply), "cannot compose the message: %s",
 			 n <= 0 ? "no recipients" : why);
+		*reason = "compose_failed";
 		return RELAY_FAILED;
 	}
 	char why_sign[256];
@@ -170,12 +182,31 @@ static enum relay_outcome send_part(struct worker *w, const struct store_queued 
 	return res->outcome;
 }
 
+/* A part the relay refused as a whole: its recipients are listed with the reply, unless
+ * the relay already answered for each of them. */
+static void record_refused_part(cJSON *rejected, const cJSON *payload, int part,
+				const struct relay_result *res)
+{
+	const char *rcpts[RECIPIENTS_MAX];
+	if (res->rejected[0])
+		return;
+	int n = compose_recipients(payload, part, rcpts, RECIPIENTS_MAX);
+	for (int i = 0; i < n && i < RECIPIENTS_MAX; i++) {
+		cJSON *r = cJSON_CreateObject();
+		cJSON_AddStringToObject(r, "email", rcpts[i]);
+		cJSON_AddStringToObject(r, "reply", res->reply);
+		cJSON_AddItemToArray(rejected, r);
+	}
+}
+
 static void process(struct worker *w, struct store_queued *m)
 {
 	struct deliver *d = w->d;
 	cJSON *payload = cJSON_Parse(m->payload);
 	cJSON *rejected = cJSON_CreateArray();
 	struct relay_result res = {0};
+	char *json = NULL;
+	int refused = 0;
 
 	if (!payload) {
 		finish(d, m, "failed", "payload_unreadable", NULL, NULL, 0);
@@ -185,28 +216,34 @@ static void process(struct worker *w, struct store_queued *m)
 		goto out;
 	int parts = compose_parts(payload);
 	for (int part = m->parts_done; part < parts; part++) {
-		enum relay_outcome o = send_part(w, m, payload, part, &res);
+		const char *reason = NULL;
+		enum relay_outcome o = send_part(w, m, payload, part, &res, &reason);
 		merge_rejected(rejected, res.rejected);
-		if (o == RELAY_FAILED) {
-			finish(d, m, "failed", "relay_rejected", res.reply, NULL, 0);
+		if (reason) { /* the message itself cannot be made: no retry will help */
+			finish(d, m, "failed", reason, res.reply, NULL, 0);
 			goto out;
 		}
 		if (o == RELAY_DEFERRED) {
-			int64_t now = util_now();
-			if (now - m->created_at >= d->cfg->relay_give_up)
-				finish(d, m, "failed", "gave_up", res.reply, NULL, 0);
-			else
-				finish(d, m, "deferred", NULL, res.reply, NULL,
-				       now + backoff(d->cfg, m->attempts));
+			json = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected)
+							    : NULL;
+			defer(d, m, res.reply, json);
 			goto out;
+		}
+		/* A refused part is done too: the others still go, and a retry skips it. */
+		if (o == RELAY_FAILED) {
+			record_refused_part(rejected, payload, part, &res);
+			refused++;
 		}
 		if (part + 1 < parts)
 			store_message_progress(d->store, m->id, part + 1);
 	}
-	char *json = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected) : NULL;
-	finish(d, m, "sent", NULL, res.reply, json, 0);
-	free(json);
+	json = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected) : NULL;
+	if (refused && refused == parts - m->parts_done && !m->parts_done)
+		finish(d, m, "failed", "relay_rejected", res.reply, json, 0);
+	else
+		finish(d, m, "sent", NULL, res.reply, json, 0);
 out:
+	free(json);
 	cJSON_Delete(rejected);
 	cJSON_Delete(payload);
 }

@@ -132,7 +132,7 @@ int domains_check(struct store *s, const struct config *cfg, struct dns *dns, in
 {
 	struct store_domain *d = xmalloc(sizeof(*d));
 	struct check c = {.dns = dns, .answer = xmalloc(sizeof(struct dns_txt)), .all_ok = true};
-	struct store_domain_check result = {.now = util_now()};
+	struct store_domain_check result = {.account_id = account_id, .now = util_now()};
 	struct domain_verdict v;
 
 	int rc = store_domain_get(s, account_id, id, d);
@@ -143,6 +143,7 @@ int domains_check(struct store *s, const struct config *cfg, struct dns *dns, in
 		    &v);
 	char *json = cJSON_PrintUnformatted(records);
 	cJSON_Delete(records);
+	result.token = d->token;
 	result.status = v.status;
 	result.missing_since = v.missing_since;
 	result.error = c.error[0] ? c.error : NULL;

@@ -19,11 +19,19 @@
 #include "util.h"
 
 /* What the debug callback learns during one transaction. */
+/* Where in the SMTP dialogue a reply came: only a refusal of the recipients or of the
+ * message itself is about this message; anything earlier (greeting, EHLO, AUTH, MAIL) is
+ * about the relay or its configuration, and waiting may fix it. */
+enum stage { STAGE_SESSION, STAGE_MAIL, STAGE_RCPT, STAGE_DATA };
+
 struct dialogue {
 	char rcpt[ADDR_MAX];
 	bool awaiting_rcpt_reply;
+	enum stage stage;
 	char last[512];
 	char refusal[512]; /* the last 4xx or 5xx reply: libcurl says QUIT after a failure */
+	enum stage refusal_stage;
+	bool temporary_rcpt; /* some recipient got a 4xx */
 	cJSON *rejected;
 };
 
@@ -71,10 +79,23 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 		const char *end = memchr(data + 9, '>', size - 9);
 		trim_line(d->rcpt, sizeof(d->rcpt), data + 9, end ? (size_t)(end - data - 9) : 0);
 		d->awaiting_rcpt_reply = true;
+		d->stage = STAGE_RCPT;
+	} else if (type == CURLINFO_HEADER_OUT) {
+		if (size >= 10 && strncasecmp(data, "MAIL FROM:", 10) == 0)
+			d->stage = STAGE_MAIL;
+		else if (size >= 4 && strncasecmp(data, "DATA", 4) == 0)
+			d->stage = STAGE_DATA;
+		else if (size >= 4 &&
+			 (strncasecmp(data, "AUTH", 4) == 0 || strncasecmp(data, "EHLO", 4) == 0))
+			d->stage = STAGE_SESSION;
 	} else if (type == CURLINFO_HEADER_IN && d->rejected) {
 		trim_line(d->last, sizeof(d->last), data, size);
-		if (d->last[0] == '4' || d->last[0] == '5')
+		if (d->last[0] == '4' || d->last[0] == '5') {
 			memcpy(d->refusal, d->last, sizeof(d->refusal));
+			d->refusal_stage = d->stage;
+		}
+		if (d->awaiting_rcpt_reply && d->last[0] == '4')
+			d->temporary_rcpt = true;
 		if (d->awaiting_rcpt_reply && d->last[0] >= '4') {
 			cJSON *r = cJSON_CreateObject();
 			cJSON_AddStringToObject(r, "email", d->rcpt);
@@ -198,6 +219,20 @@ static void smtp_setup(struct relay *r, struct curl_slist *rcpts, const char *fr
 		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
 }
 
+/* Permanent only when the relay refused this message: every recipient (none of them only
+ * for now) or the content. A 5xx at the greeting, EHLO, AUTH or MAIL is a relay or
+ * configuration problem, and a bad password or no connection may be fixed: retry. */
+static enum relay_outcome outcome(CURLcode rc, long code, const struct dialogue *d)
+{
+	if (rc == CURLE_OK)
+		return RELAY_SENT;
+	if (code < 500 || rc == CURLE_LOGIN_DENIED)
+		return RELAY_DEFERRED;
+	if (d->refusal_stage == STAGE_RCPT)
+		return d->temporary_rcpt ? RELAY_DEFERRED : RELAY_FAILED;
+	return d->refusal_stage == STAGE_DATA ? RELAY_FAILED : RELAY_DEFERRED;
+}
+
 static void smtp_send(struct relay *r, const char *from, const char *const *rcpts, int n,
 		      const char *data, size_t len, struct relay_result *out)
 {
@@ -220,10 +255,7 @@ static void smtp_send(struct relay *r, const char *from, const char *const *rcpt
 	curl_slist_free_all(list);
 
 	out->code = (int)code;
-	if (rc == CURLE_OK)
-		out->outcome = RELAY_SENT;
-	else
-		out->outcome = code >= 500 ? RELAY_FAILED : RELAY_DEFERRED;
+	out->outcome = outcome(rc, code, d);
 	/* The relay's own words when it answered; libcurl's when it could not be reached. */
 	if (rc == CURLE_OK && d->last[0])
 		util_copy(out->reply, sizeof(out->reply), d->last);

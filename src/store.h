@@ -175,8 +175,11 @@ struct store_domain_new {
 	int64_t now;
 };
 
-/* What a DNS check concluded. */
+/* What a DNS check concluded. The write applies only to the row the check read: same
+ * account, same ownership token. */
 struct store_domain_check {
+	int64_t account_id;
+	const char *token;
 	int64_t now;
 	const char *status;
 	int64_t missing_since;

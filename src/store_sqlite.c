@@ -12,12 +12,14 @@
 #include "store_sqlite.h"
 #include "util.h"
 
-/* Each entry moves the schema from version i to i+1. Never edit a released entry; append. */
+/* Each entry moves the schema from version i to i+1. Never edit a released entry; append.
+ * Tables whose rows are deleted use AUTOINCREMENT: an id is never given to a new row, so a
+ * request that read a row cannot act on its successor. */
 static const char *const migrations[] = {
 	"CREATE TABLE accounts ("
 	"  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);"
 	"CREATE TABLE users ("
-	"  id INTEGER PRIMARY KEY,"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
 	"  email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,"
 	"  role TEXT NOT NULL CHECK (role IN ('admin','technical','analytics','marketing')),"
@@ -33,7 +35,7 @@ static const char *const migrations[] = {
 	"  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
 	"CREATE INDEX sessions_user ON sessions(user_id);"
 	"CREATE TABLE api_keys ("
-	"  id INTEGER PRIMARY KEY,"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
 	"  name TEXT NOT NULL, shown TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,"
 	"  created_at INTEGER NOT NULL, last_used_at INTEGER, revoked_at INTEGER);"
@@ -43,7 +45,7 @@ static const char *const migrations[] = {
 	"  sender_auth_enabled INTEGER NOT NULL DEFAULT 0,"
 	"  updated_at INTEGER, updated_by INTEGER REFERENCES users(id) ON DELETE SET NULL);"
 	"CREATE TABLE sending_domains ("
-	"  id INTEGER PRIMARY KEY,"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
 	"  name TEXT NOT NULL,"
 	"  status TEXT NOT NULL DEFAULT 'pending'"
@@ -55,14 +57,14 @@ static const char *const migrations[] = {
 	"  records TEXT,"	   /* JSON: each record's status at the last check */
 	"  UNIQUE (account_id, name));"
 	"CREATE TABLE dkim_keys ("
-	"  id INTEGER PRIMARY KEY,"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  domain_id INTEGER NOT NULL REFERENCES sending_domains(id) ON DELETE CASCADE,"
 	"  selector TEXT NOT NULL, private_sealed TEXT NOT NULL, public_key TEXT NOT NULL,"
 	"  state TEXT NOT NULL CHECK (state IN ('active','next','retired')),"
 	"  verified INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
 	"  UNIQUE (domain_id, selector));"
 	"CREATE TABLE senders ("
-	"  id INTEGER PRIMARY KEY,"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
 	"  address TEXT NOT NULL, domain TEXT NOT NULL,"
 	"  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','verified')),"
@@ -71,7 +73,7 @@ static const char *const migrations[] = {
 	"  verified_via TEXT CHECK (verified_via IN ('panel','link')),"
 	"  UNIQUE (account_id, address));"
 	"CREATE TABLE verification_tokens ("
-	"  id INTEGER PRIMARY KEY,"
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
 	"  token_hash TEXT NOT NULL UNIQUE,"
 	"  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"

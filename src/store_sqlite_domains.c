@@ -152,14 +152,26 @@ int sq_domain_checked(struct store *s, int64_t id, const struct store_domain_che
 {
 	struct sq *q = sq_of(s);
 	pthread_mutex_lock(&q->lock);
+	sqlite3_stmt *st;
+	bool changed = false;
 	int rc = sq_begin(q);
+	/* The domain may have been removed, or replaced, while its lookups ran. */
 	if (rc == STORE_OK)
+		rc = sq_step(
+			q, &st,
+			"SELECT status <> ? FROM sending_domains WHERE id = ? AND account_id = ? "
+			"AND token = ?",
+			"siis", c->status, id, c->account_id, c->token);
+	if (rc == STORE_OK) {
+		changed = sqlite3_column_int(st, 0) != 0;
+		sqlite3_finalize(st);
 		rc = sq_exec(q, NULL,
 			     "UPDATE sending_domains SET status = ?, checked_at = ?, "
 			     "  missing_since = NULLIF(?, 0), check_error = ?, records = ? "
 			     "WHERE id = ?",
 			     "siissi", c->status, c->now, c->missing_since, c->error, c->records,
 			     id);
+	}
 	for (int i = 0; i < c->nverified && rc == STORE_OK; i++)
 		rc = sq_exec(
 			q, NULL,
@@ -175,8 +187,10 @@ int sq_domain_checked(struct store *s, int64_t id, const struct store_domain_che
 			"  (SELECT 1 FROM dkim_keys n WHERE n.domain_id = ?1 AND n.state = 'next' "
 			"   AND n.verified = 1)",
 			"i", id);
+	int promoted = rc == STORE_OK ? sqlite3_changes(q->db) : 0;
 	rc = sq_end(q, rc);
-	if (rc == STORE_OK)
+	/* Only a change of status (or of the signing key) can change a decision. */
+	if (rc == STORE_OK && (changed || promoted))
 		q->policy_writes++;
 	pthread_mutex_unlock(&q->lock);
 	return rc;

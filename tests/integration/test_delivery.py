@@ -159,6 +159,15 @@ class RetryTest(Delivery):
         ids = sorted(m["Message-ID"] for m in self.sink.messages())
         self.assertEqual(ids, sorted(f"<{mid}@acme.test>" for mid in mids))
 
+    def test_a_5xx_before_the_recipients_is_the_relays_problem_and_is_retried(self):
+        self.sink.start("-f", "MAIL")  # e.g. a relay that wants AUTH, or a policy slip
+        self.gw.start()
+        mid = self.send(simple())
+        m = self.wait_status(mid, "deferred")
+        self.assertRegex(m["last_reply"], r"^5\d\d ")
+        self.restart_sink()
+        self.wait_status(mid, "sent")
+
     def test_5xx_fails_and_refused_recipients_are_recorded(self):
         self.sink.start("-f", "RCPT")
         self.gw.start()
@@ -166,6 +175,8 @@ class RetryTest(Delivery):
         m = self.wait_status(mid, "failed")
         self.assertEqual(m["reason"], "relay_rejected")
         self.assertRegex(m["last_reply"], r"^5\d\d ")
+        self.assertEqual([r["email"] for r in m["rejected"]], ["bob@example.com"])
+        self.assertRegex(m["rejected"][0]["reply"], r"^5\d\d ")
         self.assertEqual(self.sink.messages(), [])
         self.sink.stop()
         self.sink.start("-f", ".")

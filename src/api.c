@@ -286,6 +286,12 @@ static enum err authenticate(struct api_call *c, const struct api_route *r)
 	return ERR_OK;
 }
 
+static bool is_json(struct api_call *c)
+{
+	const char *type = http_header(c->req, "Content-Type");
+	return type && strncasecmp(type, "application/json", 16) == 0;
+}
+
 static enum err parse_body(struct api_call *c)
 {
 	if (c->req->body_len == 0)
@@ -304,6 +310,9 @@ void api_handle(void *arg, struct http_request *req)
 	char param[256] = "";
 	const struct api_route *route = NULL;
 
+	/* A verify link's path is its token: whatever the answer, log the route, not it. */
+	if (strncmp(req->path, "/verify/", 8) == 0)
+		req->log_path = "/verify/{token}";
 	for (size_t i = 0; i < ARRAY_LEN(routes) && !route; i++)
 		if (strcmp(routes[i].method, req->method) == 0 &&
 		    route_match(routes[i].pattern, req->path, param, sizeof(param)))
@@ -323,10 +332,12 @@ void api_handle(void *arg, struct http_request *req)
 		return;
 	}
 	c.param = param[0] ? param : NULL;
-	/* A verify link's path is its token: log the route, not the secret. */
-	if (route->dialect == DIALECT_HTML)
-		req->log_path = route->pattern;
 	enum err e = authenticate(&c, route);
+	/* Logging in has no CSRF token yet; asking for a JSON body keeps plain cross-site
+	 * forms (which cannot send one) from logging a browser into someone else's account. */
+	if (e == ERR_OK && route->auth == AUTH_NONE && route->dialect == DIALECT_MGMT &&
+	    !is_json(&c))
+		e = ERR_UNSUPPORTED_MEDIA_TYPE;
 	/* Pages take form posts, not JSON. */
 	if (e == ERR_OK && route->dialect != DIALECT_HTML && route->dialect != DIALECT_PANEL)
 		e = parse_body(&c);

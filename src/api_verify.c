@@ -41,11 +41,11 @@ static enum err token_hash(struct api_call *c, char hash[AUTH_HASH_HEX])
 	return ERR_OK;
 }
 
-static enum err usable(const struct store_batch *b)
+static enum err usable(const struct store_batch *b, int64_t now)
 {
 	if (b->used_at)
 		return ERR_TOKEN_USED;
-	if (b->expires_at <= util_now())
+	if (b->expires_at <= now)
 		return ERR_TOKEN_EXPIRED;
 	return ERR_OK;
 }
@@ -63,7 +63,7 @@ enum err api_verify_show(struct api_call *c)
 	html_raw(&h, "<ul>");
 	e = api_store_err(store_batch_get(c->ctx->store, hash, &b, list_sender, &l));
 	if (e == ERR_OK)
-		e = usable(&b);
+		e = usable(&b, util_now());
 	if (e != ERR_OK) {
 		free(h.buf);
 		return e;
@@ -101,14 +101,16 @@ enum err api_verify_confirm(struct api_call *c)
 	html_raw(&h, "<ul>");
 	/* b describes the batch as it was before this use, so usable() tells whether this
 	 * request was the one that used it. */
-	e = api_store_err(store_batch_use(c->ctx->store, hash, util_now(), &b, list_sender, &l));
+	int64_t now = util_now();
+	e = api_store_err(store_batch_use(c->ctx->store, hash, now, &b, list_sender, &l));
 	if (e == ERR_OK)
-		e = usable(&b);
+		e = usable(&b, now);
 	const cJSON *a;
 	cJSON_ArrayForEach(a, l.verified)
 	{
-		audit_record(c->ctx->store, b.account_id, "verify-link", "sender.verified",
-			     a->valuestring, c->req->ip, "via=link");
+		if (e == ERR_OK) /* only what the committed transaction verified */
+			audit_record(c->ctx->store, b.account_id, "verify-link", "sender.verified",
+				     a->valuestring, c->req->ip, "via=link");
 	}
 	cJSON_Delete(l.verified);
 	if (e != ERR_OK) {

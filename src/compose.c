@@ -11,20 +11,8 @@
 
 #include <gmime/gmime.h>
 
+#include "send.h"
 #include "util.h"
-
-/* Headers a payload may never set: identity (From, Sender, Return-Path, DKIM-Signature),
- * the blind list (Bcc), and the ones compose writes itself, which would otherwise appear
- * twice. send.c refuses the same names; this is the second line of defence. */
-static const char *const refused_headers[] = {
-	"From",		"Sender",
-	"Return-Path",	"DKIM-Signature",
-	"Bcc",		"To",
-	"Cc",		"Subject",
-	"Reply-To",	"Date",
-	"Message-ID",	"MIME-Version",
-	"Content-Type", "Content-Transfer-Encoding",
-};
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -161,9 +149,9 @@ static int check_headers(const cJSON *headers, const char **why)
 	{
 		if (!field_name_ok(h->string))
 			return refuse(why, "A custom header name is not a valid field name.");
-		for (size_t i = 0; i < ARRAY_LEN(refused_headers); i++)
-			if (strcasecmp(h->string, refused_headers[i]) == 0)
-				return refuse(why, "A custom header may not set this field.");
+		/* send.c refuses the same names; this is the second line of defence. */
+		if (send_header_reserved(h->string))
+			return refuse(why, "A custom header may not set this field.");
 		if (!cJSON_IsString(h) || has_crlf(h->valuestring))
 			return refuse(why, "A custom header value contains a line break or is "
 					   "not a string.");

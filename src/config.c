@@ -133,6 +133,9 @@ static bool valid_relay(const char *v)
 		return false;
 	char hostport[300];
 	size_t n = strcspn(rest, "/");
+	/* Credentials go in [relay] username and password, never in a URL that gets logged. */
+	if (memchr(rest, '@', n))
+		return false;
 	if (n >= sizeof(hostport))
 		return false;
 	memcpy(hostport, rest, n);

@@ -55,6 +55,9 @@ static const struct err_info err_table[ERR_COUNT] = {
 	[ERR_INVALID_DOMAIN] = {"invalid_domain", 400,
 				"That is not a domain you can send from. Give a registered domain "
 				"name like example.com (not an IP address or a public suffix)."},
+	[ERR_UNSUPPORTED_MEDIA_TYPE] = {"unsupported_media_type", 415,
+					"Send the body as JSON, with 'Content-Type: "
+					"application/json'."},
 	[ERR_ROTATION_PENDING] = {"rotation_pending", 409,
 				  "A new DKIM key is already waiting for its DNS record. Publish "
 				  "it and check the domain; it takes over once it is found."},

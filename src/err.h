@@ -25,6 +25,7 @@ enum err {
 	ERR_TOKEN_EXPIRED,
 	ERR_NO_PENDING_SENDERS,
 	ERR_INVALID_DOMAIN,
+	ERR_UNSUPPORTED_MEDIA_TYPE,
 	ERR_ROTATION_PENDING,
 	/* The sender policy's refusals, in the order DESIGN.md checks them. */
 	ERR_SENDER_AUTH_NO_SENDERS,

@@ -14,16 +14,25 @@
 
 #include "util.h"
 
-/* Headers Postern writes itself, or that would let a client forge identity. */
+/* Headers Postern writes itself, or that would let a client forge identity or trace. */
 static const char *const reserved_headers[] = {
-	"From",		"Sender",
-	"Return-Path",	"DKIM-Signature",
-	"To",		"Cc",
-	"Bcc",		"Subject",
-	"Reply-To",	"Date",
-	"Message-ID",	"MIME-Version",
-	"Content-Type", "Content-Transfer-Encoding",
+	"From",	   "Sender",   "Return-Path", "DKIM-Signature", "To",		"Cc",	    "Bcc",
+	"Subject", "Reply-To", "Date",	      "Message-ID",	"MIME-Version", "Received",
 };
+
+/* Whole families: the MIME structure is Postern's, and Resent-* re-states identity. */
+static const char *const reserved_prefixes[] = {"Content-", "Resent-"};
+
+bool send_header_reserved(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(reserved_headers); i++)
+		if (strcasecmp(name, reserved_headers[i]) == 0)
+			return true;
+	for (size_t i = 0; i < ARRAY_LEN(reserved_prefixes); i++)
+		if (strncasecmp(name, reserved_prefixes[i], strlen(reserved_prefixes[i])) == 0)
+			return true;
+	return false;
+}
 
 /* SendGrid features Postern does not offer: refused rather than silently ignored. */
 static const char *const unsupported_sendgrid[] = {"template_id", "send_at", "batch_id"};
@@ -153,12 +162,11 @@ static int parse_headers(const cJSON *h, cJSON *out, struct send_problem *why, c
 			return fail(why,
 				    "A header name is printable ASCII without spaces or colons.",
 				    "%s.%s", path, v->string);
-		for (size_t i = 0; i < ARRAY_LEN(reserved_headers); i++)
-			if (strcasecmp(v->string, reserved_headers[i]) == 0)
-				return fail(why,
-					    "This header is set by Postern from the request's own "
-					    "fields; remove it from headers.",
-					    "%s.%s", path, v->string);
+		if (send_header_reserved(v->string))
+			return fail(why,
+				    "This header is set by Postern from the request's own "
+				    "fields; remove it from headers.",
+				    "%s.%s", path, v->string);
 		if (!cJSON_IsString(v))
 			return fail(why, "A header value must be a string.", "%s.%s", path,
 				    v->string);

@@ -5,6 +5,7 @@
 #define POSTERN_SEND_H
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 
 #include "addr.h"
 
@@ -30,5 +31,9 @@ struct send_problem {
 int send_parse(enum send_dialect d, const cJSON *body, struct send_request *out,
 	       struct send_problem *why);
 void send_request_free(struct send_request *r);
+/* True when a custom header may not be set by a client: identity (From, Sender,
+ * Return-Path, DKIM-Signature, Resent-*, Received), the blind list, and everything Postern
+ * writes itself (To, Subject, Date, Message-ID, MIME-Version, Content-*...). */
+bool send_header_reserved(const char *name);
 
 #endif

@@ -9,7 +9,10 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "auth.h"
@@ -48,6 +51,23 @@ static int prepare_relay(const struct config *cfg)
 	return 0;
 }
 
+static int lock_database(const char *db)
+{
+	char path[1100];
+	snprintf(path, sizeof(path), "%s.lock", db);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		log_error("cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		log_error("%s is in use by another postern serve (lock %s)", db, path);
+		close(fd);
+		return -1;
+	}
+	return 0; /* fd stays open: the lock lasts as long as this process */
+}
+
 int serve_run(const struct config *cfg)
 {
 	sigset_t stop;
@@ -68,6 +88,10 @@ int serve_run(const struct config *cfg)
 		log_error("cannot initialise libsodium");
 		return -1;
 	}
+	/* One daemon per SQLite database: a second one would resume the first one's
+	 * messages as if it had stopped. The lock ends with the process. */
+	if (lock_database(cfg->store_path) < 0)
+		return -1;
 	struct store *store = store_sqlite_open(cfg->store_path, err, sizeof(err));
 	if (!store) {
 		log_error("%s", err);

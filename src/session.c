@@ -18,15 +18,17 @@ enum err session_password_check(struct store *s, const struct store_user *u, con
 	int64_t now = util_now();
 	int failures;
 
-	if (store_login_failures(s, u->id, now - SESSION_LOCKOUT_WINDOW, &failures) != STORE_OK)
+	if (store_login_attempt(s, u->id, now, now - SESSION_LOCKOUT_WINDOW,
+				SESSION_LOCKOUT_FAILURES, &failures) != STORE_OK)
 		return ERR_STORE_UNAVAILABLE;
-	/* Locked users are refused before the hash is checked, the right password included. */
-	if (failures >= SESSION_LOCKOUT_FAILURES)
+	/* Locked users are refused, the right password included, after the same argon2id
+	 * time as anyone else, so the answer's timing tells nothing more than its code. */
+	if (failures >= SESSION_LOCKOUT_FAILURES) {
+		auth_password_burn(password);
 		return ERR_TOO_MANY_ATTEMPTS;
+	}
 	if (auth_password_verify(u->password_hash, password))
 		return store_err(store_login_failures_clear(s, u->id));
-	if (store_login_failure_add(s, u->id, now) != STORE_OK)
-		return ERR_STORE_UNAVAILABLE;
 	audit_record(s, u->account_id, u->email, "password.failed", u->email, ip, NULL);
 	if (failures + 1 >= SESSION_LOCKOUT_FAILURES)
 		audit_record(s, u->account_id, u->email, "user.locked_out", u->email, ip,

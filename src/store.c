@@ -28,14 +28,10 @@ int store_user_by_email(struct store *s, const char *email, struct store_user *o
 	return s->ops->user_by_email(s, email, out);
 }
 
-int store_login_failures(struct store *s, int64_t user_id, int64_t since, int *count)
+int store_login_attempt(struct store *s, int64_t user_id, int64_t now, int64_t since, int limit,
+			int *failures)
 {
-	return s->ops->login_failures(s, user_id, since, count);
-}
-
-int store_login_failure_add(struct store *s, int64_t user_id, int64_t at)
-{
-	return s->ops->login_failure_add(s, user_id, at);
+	return s->ops->login_attempt(s, user_id, now, since, limit, failures);
 }
 
 int store_login_failures_clear(struct store *s, int64_t user_id)

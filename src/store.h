@@ -236,8 +236,8 @@ struct store_ops {
 	int (*user_create)(struct store *s, int64_t account_id, const char *email,
 			   const char *password_hash, enum role role, int64_t now, int64_t *id);
 	int (*user_by_email)(struct store *s, const char *email, struct store_user *out);
-	int (*login_failures)(struct store *s, int64_t user_id, int64_t since, int *count);
-	int (*login_failure_add)(struct store *s, int64_t user_id, int64_t at);
+	int (*login_attempt)(struct store *s, int64_t user_id, int64_t now, int64_t since,
+			     int limit, int *failures);
 	int (*login_failures_clear)(struct store *s, int64_t user_id);
 	int (*session_create)(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 			      int64_t expires_at);
@@ -327,8 +327,11 @@ int store_account_by_name(struct store *s, const char *name, struct store_accoun
 int store_user_create(struct store *s, int64_t account_id, const char *email,
 		      const char *password_hash, enum role role, int64_t now, int64_t *id);
 int store_user_by_email(struct store *s, const char *email, struct store_user *out);
-int store_login_failures(struct store *s, int64_t user_id, int64_t since, int *count);
-int store_login_failure_add(struct store *s, int64_t user_id, int64_t at);
+/* Counts the user's failures since `since` into *failures and, when fewer than limit,
+ * records this attempt as one more: a password check starts as a failure, and
+ * store_login_failures_clear undoes it when the password is right. */
+int store_login_attempt(struct store *s, int64_t user_id, int64_t now, int64_t since, int limit,
+			int *failures);
 int store_login_failures_clear(struct store *s, int64_t user_id);
 int store_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 			 int64_t expires_at);

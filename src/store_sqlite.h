@@ -47,8 +47,8 @@ int sq_account_by_name(struct store *s, const char *name, struct store_account *
 int sq_user_create(struct store *s, int64_t account_id, const char *email,
 		   const char *password_hash, enum role role, int64_t now, int64_t *id);
 int sq_user_by_email(struct store *s, const char *email, struct store_user *out);
-int sq_login_failures(struct store *s, int64_t user_id, int64_t since, int *count);
-int sq_login_failure_add(struct store *s, int64_t user_id, int64_t at);
+int sq_login_attempt(struct store *s, int64_t user_id, int64_t now, int64_t since, int limit,
+		     int *failures);
 int sq_login_failures_clear(struct store *s, int64_t user_id);
 int sq_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 		      int64_t expires_at);

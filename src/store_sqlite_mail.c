@@ -380,9 +380,14 @@ int sq_message_finish(struct store *s, int64_t id, const struct store_outcome *o
 			"UPDATE messages SET status = ?, "
 			"  next_attempt_at = CASE WHEN ? > 0 THEN ? ELSE next_attempt_at END, "
 			"  reason = ?, last_reply = ?, rejected = ?, lease_until = NULL, "
-			"  updated_at = ? WHERE id = ?",
-			"siisssii", o->status, o->next_attempt_at, o->next_attempt_at, o->reason,
-			o->last_reply, o->rejected, o->now, id);
+			"  updated_at = ?, "
+			/* Postern's own mail carries a Verify All link: keep it no longer than
+			 * needed once the message is done. */
+			"  payload = CASE WHEN system = 1 AND ? IN ('sent','failed','dropped') "
+			"    THEN '' ELSE payload END "
+			"WHERE id = ?",
+			"siisssisi", o->status, o->next_attempt_at, o->next_attempt_at, o->reason,
+			o->last_reply, o->rejected, o->now, o->status, id);
 }
 
 #define MESSAGE_COLUMNS                                                                            \

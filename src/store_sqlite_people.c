@@ -78,7 +78,8 @@ int sq_user_by_email(struct store *s, const char *email, struct store_user *out)
 	return rc;
 }
 
-int sq_login_failures(struct store *s, int64_t user_id, int64_t since, int *count)
+int sq_login_attempt(struct store *s, int64_t user_id, int64_t now, int64_t since, int limit,
+		     int *failures)
 {
 	struct sq *q = sq_of(s);
 	sqlite3_stmt *st;
@@ -86,17 +87,16 @@ int sq_login_failures(struct store *s, int64_t user_id, int64_t since, int *coun
 	int rc = sq_step(q, &st, "SELECT COUNT(*) FROM login_failures WHERE user_id = ? AND at > ?",
 			 "ii", user_id, since);
 	if (rc == STORE_OK) {
-		*count = sqlite3_column_int(st, 0);
+		*failures = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
+		/* Counted and recorded under one lock: parallel guesses each see the others. */
+		if (*failures < limit)
+			rc = sq_exec(q, NULL,
+				     "INSERT INTO login_failures (user_id, at) VALUES (?, ?)", "ii",
+				     user_id, now);
 	}
 	pthread_mutex_unlock(&q->lock);
 	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
-}
-
-int sq_login_failure_add(struct store *s, int64_t user_id, int64_t at)
-{
-	return sq_write(sq_of(s), NULL, "INSERT INTO login_failures (user_id, at) VALUES (?, ?)",
-			"ii", user_id, at);
 }
 
 int sq_login_failures_clear(struct store *s, int64_t user_id)

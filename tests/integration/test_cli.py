@@ -202,9 +202,21 @@ class ServeStartupTest(unittest.TestCase):
 
     def test_address_in_use_fails_clearly(self):
         self.gw.start()
-        r = self.serve("--listen", f"127.0.0.1:{self.gw.port}")
+        other = Gateway().init()
+        try:
+            r = subprocess.run([BIN, "serve", "--db", other.db, "--listen",
+                                f"127.0.0.1:{self.gw.port}"], capture_output=True, text=True,
+                               timeout=30, stdin=subprocess.DEVNULL)
+        finally:
+            other.cleanup()
         self.assertEqual(r.returncode, 1)
         self.assertIn("cannot listen", r.stderr)
+
+    def test_one_daemon_per_database(self):
+        self.gw.start()
+        r = self.serve("--listen", f"127.0.0.1:{free_port()}")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("in use by another postern serve", r.stderr)
 
 
 if __name__ == "__main__":

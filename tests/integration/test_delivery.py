@@ -313,7 +313,7 @@ class VerificationEmailTest(Delivery):
 
         status, html, resp = self.page("GET", link)
         self.assertEqual(status, 200)
-        self.assertIn("GET /verify/{id} 200", self.gw.log_lines("GET /verify/")[0])
+        self.assertIn("GET /verify/{token} 200", self.gw.log_lines("GET /verify/")[0])
         self.assertNotIn(link, self.gw.read_log())
         self.assertIn("Verify All Emails", html)
         self.assertIn("billing@acme.test", html)

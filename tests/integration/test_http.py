@@ -111,6 +111,7 @@ class GracefulStopTest(unittest.TestCase):
         try:
             body = b'{"email":"admin@acme.test","password":"correct horse battery"}'
             head = ("POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    "Content-Type: application/json\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
             with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as s:
                 s.sendall(head + body[:10])

@@ -72,7 +72,8 @@ class MakeRunTest(unittest.TestCase):
 def request(method, path, body=None):
     conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
     try:
-        conn.request(method, path, body=json.dumps(body) if body is not None else None)
+        conn.request(method, path, body=json.dumps(body) if body is not None else None,
+                     headers={"Content-Type": "application/json"})
         r = conn.getresponse()
         return r.status, json.loads(r.read() or b"null")
     finally:

@@ -211,7 +211,8 @@ class ValidationTest(SendCase):
         self.check(per, "personalizations[0].subject")
 
     def test_identity_headers_are_refused(self):
-        for name in ("From", "Sender", "Return-Path", "DKIM-Signature", "from"):
+        for name in ("From", "Sender", "Return-Path", "DKIM-Signature", "from",
+                     "Content-Disposition", "Resent-From", "Received"):
             self.check(body(headers={name: "ceo@acme.test"}), f"headers.{name}")
 
     def test_malformed_json_and_non_objects(self):

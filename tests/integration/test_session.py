@@ -51,6 +51,17 @@ class SessionTest(unittest.TestCase):
         # Clear the failure so the marketing user is not near the lockout.
         self.assertEqual(c.login("mkt@acme.test").status, 200)
 
+    def test_login_takes_json_only_so_cross_site_forms_cannot_log_in(self):
+        c = self.gw.client()
+        r = c.request("POST", "/api/session", raw="email=admin%40acme.test&password=x",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+        self.assertEqual((r.status, r.code), (415, "unsupported_media_type"))
+        r = c.request("POST", "/api/session",
+                      raw='{"email":"admin@acme.test","password":"correct horse battery"}',
+                      headers={"Content-Type": "text/plain"})
+        self.assertEqual(r.status, 415)
+        self.assertIsNone(r.header("Set-Cookie"))
+
     def test_missing_field_names_the_field(self):
         r = self.gw.client().request("POST", "/api/session", {"password": "x" * 10})
         self.assertEqual(r.status, 400)

@@ -181,7 +181,13 @@ struct domains {
 static int check_due(void *arg, int64_t account_id, int64_t domain_id)
 {
 	struct domains *d = arg;
-	domains_check(d->store, d->cfg, d->dns, account_id, domain_id, "dns-check", NULL, NULL);
+	/* A stop ends the pass between two domains, not after hundreds of slow lookups. */
+	pthread_mutex_lock(&d->lock);
+	bool stop = d->stop;
+	pthread_mutex_unlock(&d->lock);
+	if (!stop)
+		domains_check(d->store, d->cfg, d->dns, account_id, domain_id, "dns-check", NULL,
+			      NULL);
 	return 0;
 }
 

@@ -34,6 +34,9 @@ if [ ! -f "$db" ]; then
 	password=$(head -c 15 /dev/urandom | base64 | tr '+/' '-_')
 	POSTERN_PASSWORD=$password $bin init --db "$db" --account demo --admin "$admin" >/dev/null
 	key=$($bin key create --db "$db" --account demo --name demo 2>/dev/null)
+	# A domain marked verified by the operator, so the demo can send at once; real
+	# domains are verified through DNS (see the README).
+	$bin domain add --db "$db" --account demo example.com --verified >/dev/null
 	cat <<MSG
 
   Postern demo account created (shown once; keep it):
@@ -41,6 +44,13 @@ if [ ! -f "$db" ]; then
     Admin login     $admin
     password        $password
     API key         $key
+
+  Try a send (it lands in $var/outbox/):
+    curl -s -H 'Authorization: Bearer $key' -H 'Content-Type: application/json' \\
+      -d '{"from":{"email":"news@example.com"},"subject":"Hello",
+           "content":[{"type":"text/plain","value":"Hi"}],
+           "personalizations":[{"to":[{"email":"you@example.org"}]}]}' \\
+      http://127.0.0.1:8025/v5/mail/send
 
 MSG
 fi

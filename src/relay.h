@@ -11,7 +11,7 @@
 
 enum relay_outcome { RELAY_SENT, RELAY_DEFERRED, RELAY_FAILED };
 
-#define RELAY_REJECTED_MAX 4096
+#define RELAY_REJECTED_MAX 16384
 
 struct relay_result {
 	enum relay_outcome outcome;

@@ -134,7 +134,7 @@ struct store_message_info {
 	int64_t next_attempt_at;
 	char reason[40];
 	char last_reply[512];
-	char rejected[2048];
+	char rejected[16384]; /* JSON; lists that do not fit read as [] */
 };
 
 #define STORE_DKIM_KEYS	   3

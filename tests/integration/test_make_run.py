@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import ROOT, main
+from harness import ROOT, main, wait_until
 
 SRC = os.environ.get("POSTERN_SRC", ROOT)
 PORT = 8025
@@ -47,6 +47,16 @@ class MakeRunTest(unittest.TestCase):
                                    {"email": "admin@example.com", "password": password})
             self.assertEqual(status, 200, body)
             self.assertEqual(body["account"]["name"], "demo")
+            # The printed key and the demo domain let a first send through at once.
+            key = re.search(r"API key\s+(pst_\S+)", log).group(1)
+            status, body = request("POST", "/v5/mail/send", {
+                "from": {"email": "news@example.com"}, "subject": "Hello",
+                "content": [{"type": "text/plain", "value": "Hi"}],
+                "personalizations": [{"to": [{"email": "you@example.org"}]}]},
+                headers={"Authorization": "Bearer " + key})
+            self.assertEqual(status, 200, body)
+            eml = os.path.join(tree, "var", "outbox", body["data"]["message_id"] + ".eml")
+            self.assertTrue(wait_until(lambda: os.path.exists(eml)), "no outbox file")
         finally:
             # make, the shell and postern share the session started above.
             try:
@@ -69,11 +79,11 @@ class MakeRunTest(unittest.TestCase):
         self.fail("make run did not serve on 8025 in time:\n" + read(out_path)[-4000:])
 
 
-def request(method, path, body=None):
+def request(method, path, body=None, headers=None):
     conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
     try:
         conn.request(method, path, body=json.dumps(body) if body is not None else None,
-                     headers={"Content-Type": "application/json"})
+                     headers={"Content-Type": "application/json", **(headers or {})})
         r = conn.getresponse()
         return r.status, json.loads(r.read() or b"null")
     finally:

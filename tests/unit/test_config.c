@@ -222,7 +222,7 @@ static void load_rejects_malformed_values_naming_file_line_and_key(void **state)
 		{"relay", "url", "smtp://"},
 		{"relay", "url", "outbox:"},
 		{"relay", "url", "smtp://host:port"},
-	    {"relay", "url", "smtp://user:secret@host:25"},
+		{"relay", "url", "smtp://user:secret@host:25"},
 		{"relay", "starttls", "maybe"},
 		{"dns", "servers", "x.y"},
 		{"dns", "servers", "127.0.0.1,ns.example.com"},

@@ -332,6 +332,7 @@ void api_handle(void *arg, struct http_request *req)
 		return;
 	}
 	c.param = param[0] ? param : NULL;
+	c.dialect = route->dialect;
 	enum err e = authenticate(&c, route);
 	/* Logging in has no CSRF token yet; asking for a JSON body keeps plain cross-site
 	 * forms (which cannot send one) from logging a browser into someone else's account. */
@@ -343,7 +344,8 @@ void api_handle(void *arg, struct http_request *req)
 		e = parse_body(&c);
 	if (e == ERR_OK)
 		e = route->fn(&c);
-	respond_call(&c, route->dialect, e);
+	if (!c.suspended)
+		respond_call(&c, route->dialect, e);
 	cJSON_Delete(c.body);
 }
 
@@ -362,6 +364,11 @@ enum err api_invalid(struct api_call *c, const char *field, const char *message)
 		snprintf(c->err_message, sizeof(c->err_message),
 			 "The field '%s' is missing or has the wrong type.", field);
 	return ERR_INVALID_REQUEST;
+}
+
+void api_respond(struct api_call *c, enum err e)
+{
+	respond_call(c, (enum api_dialect)c->dialect, e);
 }
 
 enum err api_store_err(int rc)

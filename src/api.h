@@ -28,6 +28,8 @@ struct api_ctx {
 struct api_call {
 	struct api_ctx *ctx;
 	struct http_request *req;
+	int dialect;		  /* how errors are written; set by the router */
+	bool suspended;		  /* the handler parked the request and will answer later */
 	cJSON *body;		  /* the parsed JSON body, or NULL when there was none */
 	const char *param;	  /* the {id} segment of the path, when the route has one */
 	struct store_session who; /* routes behind a session */
@@ -50,6 +52,9 @@ typedef enum err (*api_fn)(struct api_call *c);
 
 /* The http_handler for everything the daemon serves. arg is a struct api_ctx. */
 void api_handle(void *arg, struct http_request *req);
+
+/* Answers a call (used directly only by handlers that suspended their request). */
+void api_respond(struct api_call *c, enum err e);
 
 /* Handler helpers. */
 const char *api_body_string(struct api_call *c, const char *name);

@@ -34,32 +34,91 @@ static enum policy_reason decide(struct api_call *c, const char *from, enum err 
 	return r;
 }
 
-static enum err queue(struct api_call *c, const struct send_request *r, char id[MESSAGE_ID_LEN])
-{
-	auth_random_hex(id, (MESSAGE_ID_LEN - 1) / 2);
+/* A message waiting for its commit; the request is suspended meanwhile, so no HTTP
+ * thread waits on the disk. */
+struct pending {
+	struct api_ctx *ctx;
+	int dialect;
+	enum send_dialect d;
+	char id[MESSAGE_ID_LEN];
+	char from[ADDR_MAX];
+	char *payload;
+	struct store_message m;
+	struct http_request *req;
+	int rc;
+};
 
-	char *payload = cJSON_PrintUnformatted(r->payload);
-	if (!payload)
-		fatal("cannot serialize a message");
-	struct store_message m = {
-		.uid = id,
-		.account_id = c->key.account_id,
-		.api_key_id = c->key.id,
-		.from = r->from,
-		.payload = payload,
-		.recipients = r->recipients,
-		.now = util_now(),
-	};
-	int rc = queue_put(c->ctx->queue, &m);
-	free(payload);
-	if (rc != STORE_OK)
-		return ERR_STORE_UNAVAILABLE;
-	log_info("message %s queued account=%lld key=%lld from=%s recipients=%d", id,
-		 (long long)m.account_id, (long long)m.api_key_id, m.from, m.recipients);
+static enum err reply_accepted(struct api_call *c, enum send_dialect d, const char *id)
+{
+	if (d == SEND_SENDGRID) {
+		/* SendGrid answers 202 with no body and the id in a header; its clients
+		 * expect it. */
+		c->status = 202;
+		c->reply_header = "X-Message-Id";
+		util_copy(c->reply_header_value, sizeof(c->reply_header_value), id);
+		return ERR_OK;
+	}
+	c->reply = cJSON_CreateObject();
+	cJSON_AddStringToObject(c->reply, "status", "success");
+	cJSON_AddStringToObject(c->reply, "message", "OK");
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(c->reply, "data"), "message_id", id);
 	return ERR_OK;
 }
 
-static enum err send_mail(struct api_call *c, enum send_dialect d, char id[MESSAGE_ID_LEN])
+/* Runs on an HTTP thread once the commit holding the message has landed (or failed). */
+static void answer(struct http_request *req)
+{
+	struct pending *p = req->user;
+	struct api_call c = {.ctx = p->ctx, .req = req, .dialect = p->dialect};
+	enum err e = ERR_STORE_UNAVAILABLE;
+	if (p->rc == STORE_OK) {
+		log_info("message %s queued account=%lld key=%lld from=%s recipients=%d", p->id,
+			 (long long)p->m.account_id, (long long)p->m.api_key_id, p->from,
+			 p->m.recipients);
+		e = reply_accepted(&c, p->d, p->id);
+	}
+	api_respond(&c, e);
+	free(p->payload);
+	free(p);
+}
+
+/* Runs on the queue's writer thread. */
+static void committed(void *arg, int rc)
+{
+	struct pending *p = arg;
+	p->rc = rc;
+	http_resume(p->req);
+}
+
+/* Hands the message to the queue and parks the request until its commit. */
+static void queue(struct api_call *c, const struct send_request *r, enum send_dialect d)
+{
+	struct pending *p = xcalloc(1, sizeof(*p));
+	p->ctx = c->ctx;
+	p->dialect = c->dialect;
+	p->d = d;
+	p->req = c->req;
+	auth_random_hex(p->id, (MESSAGE_ID_LEN - 1) / 2);
+	util_copy(p->from, sizeof(p->from), r->from);
+	p->payload = cJSON_PrintUnformatted(r->payload);
+	if (!p->payload)
+		fatal("cannot serialize a message");
+	p->m = (struct store_message){
+		.uid = p->id,
+		.account_id = c->key.account_id,
+		.api_key_id = c->key.id,
+		.from = p->from,
+		.payload = p->payload,
+		.recipients = r->recipients,
+		.now = util_now(),
+	};
+	/* Suspended first: the commit may land before this thread returns. */
+	http_suspend(c->req, answer, p);
+	c->suspended = true;
+	queue_put_async(c->ctx->queue, &p->m, committed, p);
+}
+
+static enum err send_mail(struct api_call *c, enum send_dialect d)
 {
 	struct send_request r;
 	struct send_problem why;
@@ -71,7 +130,7 @@ static enum err send_mail(struct api_call *c, enum send_dialect d, char id[MESSA
 		return api_invalid(c, why.field, why.message);
 	enum policy_reason reason = decide(c, r.from, &e);
 	if (e == ERR_OK)
-		e = queue(c, &r, id);
+		queue(c, &r, d);
 	else if (e != ERR_STORE_UNAVAILABLE) {
 		/* Every refusal is counted, so operators see what the policy stopped. */
 		drops_record(c->ctx->drops, c->key.account_id, c->key.id, r.from, reason);
@@ -84,26 +143,10 @@ static enum err send_mail(struct api_call *c, enum send_dialect d, char id[MESSA
 
 enum err api_send_netcore(struct api_call *c)
 {
-	char id[MESSAGE_ID_LEN];
-	enum err e = send_mail(c, SEND_NETCORE, id);
-	if (e != ERR_OK)
-		return e;
-	c->reply = cJSON_CreateObject();
-	cJSON_AddStringToObject(c->reply, "status", "success");
-	cJSON_AddStringToObject(c->reply, "message", "OK");
-	cJSON_AddStringToObject(cJSON_AddObjectToObject(c->reply, "data"), "message_id", id);
-	return ERR_OK;
+	return send_mail(c, SEND_NETCORE);
 }
 
 enum err api_send_sendgrid(struct api_call *c)
 {
-	char id[MESSAGE_ID_LEN];
-	enum err e = send_mail(c, SEND_SENDGRID, id);
-	if (e != ERR_OK)
-		return e;
-	/* SendGrid answers 202 with no body and the id in a header; its clients expect it. */
-	c->status = 202;
-	c->reply_header = "X-Message-Id";
-	util_copy(c->reply_header_value, sizeof(c->reply_header_value), id);
-	return ERR_OK;
+	return send_mail(c, SEND_SENDGRID);
 }

@@ -112,9 +112,27 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			return MHD_NO;
 		return MHD_YES;
 	}
-	if (!req->answered)
+	if (req->resumed && req->resume_fn) {
+		void (*fn)(struct http_request *) = req->resume_fn;
+		req->resume_fn = NULL;
+		fn(req);
+	} else if (!req->answered && !req->resume_fn) {
 		srv->fn(srv->arg, req);
+	}
 	return MHD_YES;
+}
+
+void http_suspend(struct http_request *req, void (*fn)(struct http_request *req), void *user)
+{
+	req->resume_fn = fn;
+	req->user = user;
+	MHD_suspend_connection(req->conn);
+}
+
+void http_resume(struct http_request *req)
+{
+	req->resumed = true;
+	MHD_resume_connection(req->conn);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -221,7 +239,9 @@ struct http_server *http_start(const char *listen, int threads, http_handler fn,
 	srv->arg = arg;
 	atomic_init(&srv->in_flight, 0);
 
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	/* Suspend/resume lets a send wait for its commit without holding a thread. */
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			 MHD_ALLOW_SUSPEND_RESUME;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	srv->daemon = MHD_start_daemon(

@@ -27,6 +27,11 @@ struct http_request {
 	int status;
 	int64_t account_id;   /* for the log line, once known */
 	const char *log_path; /* logged instead of path when it holds a secret */
+	/* While suspended, resume_fn runs (on an HTTP thread) once http_resume is called;
+	 * user is the suspender's state. */
+	void (*resume_fn)(struct http_request *req);
+	void *user;
+	bool resumed;
 };
 
 /* Called once per complete request; it must call http_respond exactly once. */
@@ -45,6 +50,11 @@ int http_port(const struct http_server *srv);
  * NULL-terminated list of name, value pairs (may be NULL). */
 void http_respond(struct http_request *req, int status, const char *content_type, char *body,
 		  size_t len, const char *const *headers);
+/* Parks the request without answering, holding no thread: the handler returns, and fn(req)
+ * runs after http_resume, which may be called from any thread (even before the handler
+ * has returned). fn must answer. */
+void http_suspend(struct http_request *req, void (*fn)(struct http_request *req), void *user);
+void http_resume(struct http_request *req);
 const char *http_header(struct http_request *req, const char *name);
 const char *http_cookie(struct http_request *req, const char *name);
 const char *http_query(struct http_request *req, const char *name);

@@ -13,11 +13,15 @@
 
 #define BATCH_MAX 1024
 
+/* A message waiting for its commit: either a caller asleep on cond, or (async) a
+ * callback to run, after which the waiter is freed. */
 struct waiter {
 	const struct store_message *m;
 	int rc;
 	bool done;
 	pthread_cond_t cond;
+	void (*callback)(void *arg, int rc);
+	void *arg;
 	struct waiter *next;
 };
 
@@ -74,11 +78,22 @@ static void *writer(void *arg)
 			if (n > q->stats.largest)
 				q->stats.largest = n;
 		}
+		size_t async = 0;
 		for (size_t i = 0; i < n; i++) {
+			if (batch[i]->callback) {
+				batch[async++] = batch[i]; /* answered below, without the lock */
+				continue;
+			}
 			batch[i]->rc = rc;
 			batch[i]->done = true;
 			pthread_cond_signal(&batch[i]->cond);
 		}
+		pthread_mutex_unlock(&q->lock);
+		for (size_t i = 0; i < async; i++) {
+			batch[i]->callback(batch[i]->arg, rc);
+			free(batch[i]);
+		}
+		pthread_mutex_lock(&q->lock);
 		if (rc == STORE_OK && q->on_commit) {
 			pthread_mutex_unlock(&q->lock);
 			q->on_commit(q->arg);
@@ -126,6 +141,26 @@ int queue_put(struct queue *q, const struct store_message *m)
 	pthread_mutex_unlock(&q->lock);
 	pthread_cond_destroy(&w.cond);
 	return w.rc;
+}
+
+void queue_put_async(struct queue *q, const struct store_message *m,
+		     void (*done)(void *arg, int rc), void *arg)
+{
+	struct waiter *w = xcalloc(1, sizeof(*w));
+	w->m = m;
+	w->callback = done;
+	w->arg = arg;
+	pthread_mutex_lock(&q->lock);
+	if (q->stop) {
+		pthread_mutex_unlock(&q->lock);
+		free(w);
+		done(arg, STORE_FAIL);
+		return;
+	}
+	*q->tail = w;
+	q->tail = &w->next;
+	pthread_cond_signal(&q->work);
+	pthread_mutex_unlock(&q->lock);
 }
 
 void queue_stats(struct queue *q, struct queue_stats *out)

@@ -18,6 +18,11 @@ struct queue *queue_start(struct store *s, void (*on_commit)(void *arg), void *a
 void queue_stop(struct queue *q);
 /* Stores m durably. Returns STORE_OK once it is committed, or the store's failure. */
 int queue_put(struct queue *q, const struct store_message *m);
+/* The same without waiting: done(arg, rc) runs on the writer thread once the commit
+ * holding m has landed (or failed); m must stay valid until then. When the queue is
+ * stopping, done runs at once with STORE_FAIL. */
+void queue_put_async(struct queue *q, const struct store_message *m,
+		     void (*done)(void *arg, int rc), void *arg);
 
 struct queue_stats {
 	uint64_t commits;

@@ -35,7 +35,7 @@ class DomainCase(unittest.TestCase):
         cls.sink = SmtpSink(os.path.join(cls.gw.tmp, "sink")).start()
         ini = os.path.join(cls.gw.tmp, "dns.ini")
         with open(ini, "w") as f:
-            f.write(f"[dns]\nservers = 127.0.0.1:{cls.dns.port}\ntimeout = 1s\n"
+            f.write(f"[dns]\nservers = 127.0.0.1:{cls.dns.port}\ntimeout = 3s\n"
                     "grace = 24h\ncheck_pending = 5m\ncheck_verified = 24h\n"
                     "spf_include = _spf.postern.example\n"
                     "[relay]\nretry_base = 1s\nretry_max = 1s\n")
@@ -58,9 +58,15 @@ class DomainCase(unittest.TestCase):
         self.assertEqual(r.status, 201, r.raw)
         return r.json
 
-    def check(self, domain):
-        r = self.admin.request("POST", f"/api/domains/{domain['id']}/check")
-        self.assertEqual(r.status, 200, r.raw)
+    def check(self, domain, retry_lookup_errors=True):
+        """Checks now. A lookup that failed (a loaded machine, dnsmasq just restarted)
+        concludes nothing, so it is asked again, a bounded number of times."""
+        for _ in range(5):
+            r = self.admin.request("POST", f"/api/domains/{domain['id']}/check")
+            self.assertEqual(r.status, 200, r.raw)
+            if not (retry_lookup_errors and r.json["check_error"]):
+                break
+            time.sleep(0.5)
         return r.json
 
     def publish(self, domain, **override):
@@ -213,7 +219,7 @@ class CheckTest(DomainCase):
         try:
             self.advance(2 * DAY)
             for _ in range(2):
-                d = self.check(d)
+                d = self.check(d, retry_lookup_errors=False)
                 self.assertEqual(d["status"], "verified")
                 self.assertTrue(d["check_error"])
         finally:
@@ -247,10 +253,16 @@ class SchedulerTest(DomainCase):
     def test_pending_domains_are_checked_on_their_own(self):
         d = self.add("sched.example.test")
         self.publish(d)
-        self.advance(6 * 60)  # past check_pending
         listed = lambda: next(x for x in self.admin.request("GET", "/api/domains").json[
             "domains"] if x["name"] == "sched.example.test")
-        done = wait_until(lambda: listed()["status"] == "verified", timeout=20)
+        # Past check_pending, the scheduler checks on its own; a lookup that fails on a
+        # loaded machine is retried at the next period, so move on a period at a time.
+        done = False
+        for _ in range(4):
+            self.advance(6 * 60)
+            done = wait_until(lambda: listed()["status"] == "verified", timeout=8)
+            if done:
+                break
         self.assertTrue(done, listed())
 
 

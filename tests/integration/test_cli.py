@@ -184,7 +184,7 @@ class ServeStartupTest(unittest.TestCase):
         self.gw.extra_args = ["--config", path]
         self.gw.start()  # Gateway passes --listen with another port after the config
         self.assertEqual(self.gw.client().request("GET", "/api/session").status, 401)
-        self.assertIn(f"serving on 127.0.0.1:{self.gw.port}", self.gw.read_log())
+        self.assertTrue(self.gw.log_lines(f"serving on 127.0.0.1:{self.gw.port}"))
 
     def test_example_configuration_is_valid(self):
         self.gw.extra_args = ["--config", os.path.join(ROOT, "docs", "postern.ini.example")]

@@ -115,7 +115,7 @@ class GracefulStopTest(unittest.TestCase):
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
             with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as s:
                 s.sendall(head + body[:10])
-                time.sleep(0.5)  # the daemon has the headers: the request is in flight
+                time.sleep(2)  # the daemon has the headers: the request is in flight
                 gw.proc.send_signal(signal.SIGTERM)
                 time.sleep(0.3)
                 s.sendall(body[10:])

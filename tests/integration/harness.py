@@ -39,6 +39,10 @@ def must(proc):
     return proc
 
 
+class PortTaken(Exception):
+    pass
+
+
 class Gateway:
     """A `postern serve` process on 127.0.0.1 with its own database and outbox."""
 
@@ -65,6 +69,16 @@ class Gateway:
                  "--role", role, password=password))
 
     def start(self, timeout=15):
+        """Starts the daemon on a free port; when another process takes that port between
+        the choice and the bind (tests run in parallel), it tries another (bounded)."""
+        for attempt in range(3):
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                self.log.close()
+        raise AssertionError("no free port for postern serve after 3 tries")
+
+    def _start(self, timeout):
         self.port = free_port()
         # DNS goes to a loopback port where nothing answers unless a test brings its own
         # server: domain checks never leave the machine.
@@ -78,8 +92,10 @@ class Gateway:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"postern serve exited {self.proc.returncode}:\n"
-                                     + self.read_log())
+                log = self.read_log()
+                if f"cannot listen on 127.0.0.1:{self.port}" in log:
+                    raise PortTaken()
+                raise AssertionError(f"postern serve exited {self.proc.returncode}:\n" + log)
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return self

@@ -15,6 +15,7 @@ static cJSON *domain_json(const struct api_call *c, const struct store_domain *d
 	cJSON_AddStringToObject(o, "name", d->name);
 	cJSON_AddStringToObject(o, "status", d->status);
 	cJSON_AddBoolToObject(o, "active", d->active);
+	cJSON_AddBoolToObject(o, "manual", d->manual);
 	cJSON_AddItemToObject(o, "records", domain_records(d, c->ctx->cfg->spf_include));
 	api_add_time(o, "created_at", d->created_at);
 	api_add_time(o, "checked_at", d->checked_at);

@@ -49,8 +49,15 @@ int domains_create(struct store *s, const unsigned char master[DKIMKEY_MASTER_LE
 		return STORE_FAIL;
 	auth_token_new(token);
 	new_selector(selector);
-	struct store_domain_new d = {name,     status, active,	   token,
-				     selector, sealed, public_key, util_now()};
+	struct store_domain_new d = {.name = name,
+				     .status = status,
+				     .active = active,
+				     .manual = strcmp(status, "verified") == 0,
+				     .token = token,
+				     .selector = selector,
+				     .private_sealed = sealed,
+				     .public_key = public_key,
+				     .now = util_now()};
 	int rc = store_domain_create(s, account_id, &d, id);
 	free(sealed);
 	free(public_key);

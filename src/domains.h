@@ -12,7 +12,9 @@
 #include "dns.h"
 #include "store.h"
 
-/* Adds name (already normalized) to the account with a fresh token and key. A store_rc. */
+/* Adds name (already normalized) to the account with a fresh token and key. "verified"
+ * given here is an operator's word: the domain is manual (not re-checked on schedule).
+ * A store_rc. */
 int domains_create(struct store *s, const unsigned char master[DKIMKEY_MASTER_LEN],
 		   int64_t account_id, const char *name, const char *status, bool active,
 		   int64_t *id);

@@ -154,6 +154,7 @@ struct store_domain {
 	char name[ADDR_DOMAIN_MAX];
 	char status[16]; /* pending, verified, failed */
 	bool active;
+	bool manual; /* verified by an operator, not re-checked on schedule */
 	char token[AUTH_TOKEN_LEN];
 	int64_t created_at;
 	int64_t checked_at;    /* 0 before the first check */
@@ -168,6 +169,7 @@ struct store_domain_new {
 	const char *name;
 	const char *status;
 	bool active;
+	bool manual;
 	const char *token;
 	const char *selector;
 	const char *private_sealed;
@@ -360,7 +362,9 @@ int store_sender_delete(struct store *s, int64_t account_id, int64_t id);
  * "verified" or "failed". */
 int store_domain_create(struct store *s, int64_t account_id, const struct store_domain_new *d,
 			int64_t *id);
-/* In domain_set, NULL keeps the status and active -1 keeps the switch. */
+/* In domain_set, NULL keeps the status and active -1 keeps the switch. A status set this
+ * way is the operator's: "verified" makes the domain manual (no scheduled checks),
+ * anything else hands it back to the scheduler. */
 int store_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
 		     int active);
 /* Builds the account's policy snapshot from its switch, senders and domains. */

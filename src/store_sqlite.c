@@ -52,6 +52,9 @@ static const char *const migrations[] = {
 	"    CHECK (status IN ('pending','verified','failed')),"
 	"  active INTEGER NOT NULL DEFAULT 1,"
 	"  token TEXT NOT NULL," /* the ownership record's value, unique per account */
+	/* Marked verified by an operator (postern domain add|set --verified): the
+	 * scheduler leaves it alone; an explicit check still looks. */
+	"  manual INTEGER NOT NULL DEFAULT 0,"
 	"  created_at INTEGER NOT NULL, checked_at INTEGER, check_error TEXT,"
 	"  missing_since INTEGER," /* first check that missed the records of a verified domain */
 	"  records TEXT,"	   /* JSON: each record's status at the last check */

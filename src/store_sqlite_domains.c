@@ -18,10 +18,10 @@ int sq_domain_create(struct store *s, int64_t account_id, const struct store_dom
 	if (rc == STORE_OK)
 		rc = sq_exec(
 			q, id,
-			"INSERT INTO sending_domains (account_id, name, status, active, token, "
-			"created_at) VALUES (?, ?, ?, ?, ?, ?)",
-			"issdsi", account_id, d->name, d->status, d->active ? 1 : 0, d->token,
-			d->now);
+			"INSERT INTO sending_domains (account_id, name, status, active, manual, "
+			"token, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+			"issddsi", account_id, d->name, d->status, d->active ? 1 : 0,
+			d->manual ? 1 : 0, d->token, d->now);
 	if (rc == STORE_OK)
 		rc = sq_exec(
 			q, NULL,
@@ -39,15 +39,16 @@ int sq_domain_set(struct store *s, int64_t account_id, const char *name, const c
 		  int active)
 {
 	return sq_update(sq_of(s), true,
-			 "UPDATE sending_domains SET status = COALESCE(?, status),"
-			 "  active = CASE WHEN ? < 0 THEN active ELSE ? END "
-			 "WHERE account_id = ? AND name = ?",
-			 "sddis", status, active, active, account_id, name);
+			 "UPDATE sending_domains SET status = COALESCE(?1, status),"
+			 "  manual = CASE WHEN ?1 IS NULL THEN manual ELSE ?1 = 'verified' END,"
+			 "  active = CASE WHEN ?2 < 0 THEN active ELSE ?2 END "
+			 "WHERE account_id = ?3 AND name = ?4",
+			 "sdis", status, active, account_id, name);
 }
 
 #define DOMAIN_COLUMNS                                                                             \
 	"id, account_id, name, status, active, token, created_at, COALESCE(checked_at, 0), "       \
-	"COALESCE(missing_since, 0), COALESCE(check_error, ''), COALESCE(records, '')"
+	"COALESCE(missing_since, 0), COALESCE(check_error, ''), COALESCE(records, ''), manual"
 
 static void read_domain(sqlite3_stmt *st, void *row)
 {
@@ -64,6 +65,7 @@ static void read_domain(sqlite3_stmt *st, void *row)
 	d->missing_since = sqlite3_column_int64(st, 8);
 	sq_col_text(st, 9, d->check_error, sizeof(d->check_error));
 	sq_col_text(st, 10, d->records, sizeof(d->records));
+	d->manual = sqlite3_column_int(st, 11) != 0;
 }
 
 static void read_key(sqlite3_stmt *st, void *row)
@@ -217,9 +219,9 @@ int sq_domains_due(struct store *s, int64_t pending_before, int64_t verified_bef
 	pthread_mutex_lock(&q->lock);
 	sqlite3_stmt *st;
 	int rc = sq_step(q, &st,
-			 "SELECT account_id, id FROM sending_domains WHERE "
-			 "(status IN ('pending','failed') AND COALESCE(checked_at, 0) <= ?) OR "
-			 "(status = 'verified' AND COALESCE(checked_at, 0) <= ?) "
+			 "SELECT account_id, id FROM sending_domains WHERE manual = 0 AND "
+			 "((status IN ('pending','failed') AND COALESCE(checked_at, 0) <= ?) OR "
+			 "(status = 'verified' AND COALESCE(checked_at, 0) <= ?)) "
 			 "ORDER BY COALESCE(checked_at, 0) LIMIT 1000",
 			 "ii", pending_before, verified_before);
 	while (rc == STORE_OK) {

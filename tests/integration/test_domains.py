@@ -266,6 +266,20 @@ class SchedulerTest(DomainCase):
         self.assertTrue(done, listed())
 
 
+    def test_operator_verified_domains_are_left_alone(self):
+        must(cli("domain", "add", "--db", self.gw.db, "--account", "acme",
+                 "manual.example.test", "--verified"))
+        listed = lambda: next(x for x in self.admin.request("GET", "/api/domains").json[
+            "domains"] if x["name"] == "manual.example.test")
+        self.assertTrue(listed()["manual"])
+        for _ in range(2):
+            self.advance(2 * DAY)
+            time.sleep(2)  # scheduler passes happen every second; none may touch it
+        d = listed()
+        self.assertEqual((d["status"], d["checked_at"]), ("verified", None))
+        self.assertEqual(self.send("a@manual.example.test").status, 200)
+
+
 class RotationTest(DomainCase):
     def test_a_new_key_signs_once_its_record_is_found(self):
         d = self.add("rotate.example.test")

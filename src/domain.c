@@ -209,10 +209,14 @@ cJSON *domain_records(const struct store_domain *d, const char *spf_include)
 		const struct store_dkim_key *k = &d->keys[i];
 		char *record = dkimkey_record(k->public_key);
 		domain_dkim_name(k->selector, d->name, name, sizeof(name));
-		/* The key in use must be published; a rotated-in key is needed before it signs. */
+		/* The key in use must be published; a rotated-in key is needed before it signs;
+		 * a retired one is best kept a few days for mail still on its way. */
+		bool active = strcmp(k->state, "active") == 0;
 		add_record(list, last, name, record,
-			   strcmp(k->state, "active") == 0 ? "dkim" : "dkim_next",
-			   strcmp(k->state, "active") == 0);
+			   active			   ? "dkim"
+			   : strcmp(k->state, "next") == 0 ? "dkim_next"
+							   : "dkim_retired",
+			   active);
 		free(record);
 	}
 	if (spf_include[0]) {

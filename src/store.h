@@ -143,11 +143,12 @@ struct store_message_info {
 struct store_dkim_key {
 	char selector[STORE_SELECTOR_MAX];
 	char public_key[800]; /* base64 DER, the p= of the record */
-	char state[12];	      /* "active" signs; "next" waits for its record */
+	char state[12];	      /* "active" signs; "next" waits for its record; "retired" */
 	bool verified;	      /* its record was seen in DNS */
 };
 
-/* An approved sending domain, with the DKIM keys that are published (not retired). */
+/* An approved sending domain, with the DKIM keys to keep published: the active one, the
+ * one waiting to take over, and one retired in the last week. */
 struct store_domain {
 	int64_t id;
 	int64_t account_id;

@@ -65,6 +65,7 @@ static const char *const migrations[] = {
 	"  selector TEXT NOT NULL, private_sealed TEXT NOT NULL, public_key TEXT NOT NULL,"
 	"  state TEXT NOT NULL CHECK (state IN ('active','next','retired')),"
 	"  verified INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+	"  retired_at INTEGER,"
 	"  UNIQUE (domain_id, selector));"
 	"CREATE TABLE senders ("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"

@@ -80,13 +80,19 @@ static void read_key(sqlite3_stmt *st, void *row)
 	k->verified = sqlite3_column_int(st, 3) != 0;
 }
 
-/* Adds the published keys (active first, then the one waiting) to d; lock held. */
+/* A retired key stays listed this long: mail signed with it may still be in transit, or
+ * verified again later by a forwarder. */
+#define RETIRED_LISTED (7 * 24 * 3600)
+
+/* Adds the published keys (active, the one waiting, recently retired) to d; lock held. */
 static int read_keys(struct sq *q, struct store_domain *d)
 {
 	return sq_each(q, read_key, d, sq_row_done, NULL,
 		       "SELECT selector, public_key, state, verified FROM dkim_keys "
-		       "WHERE domain_id = ? AND state <> 'retired' ORDER BY state = 'next', id",
-		       "i", d->id);
+		       "WHERE domain_id = ? AND (state <> 'retired' OR retired_at > ?) "
+		       "ORDER BY CASE state WHEN 'active' THEN 0 WHEN 'next' THEN 1 ELSE 2 END, "
+		       "id DESC",
+		       "ii", d->id, util_now() - RETIRED_LISTED);
 }
 
 int sq_domain_get(struct store *s, int64_t account_id, int64_t id, struct store_domain *out)
@@ -184,11 +190,12 @@ int sq_domain_checked(struct store *s, int64_t id, const struct store_domain_che
 		rc = sq_exec(
 			q, NULL,
 			"UPDATE dkim_keys SET state = CASE state WHEN 'active' THEN 'retired' "
-			"  ELSE 'active' END "
+			"  ELSE 'active' END, "
+			"  retired_at = CASE state WHEN 'active' THEN ?2 ELSE retired_at END "
 			"WHERE domain_id = ?1 AND state IN ('active','next') AND EXISTS "
 			"  (SELECT 1 FROM dkim_keys n WHERE n.domain_id = ?1 AND n.state = 'next' "
 			"   AND n.verified = 1)",
-			"i", id);
+			"ii", id, c->now);
 	int promoted = rc == STORE_OK ? sqlite3_changes(q->db) : 0;
 	rc = sq_end(q, rc);
 	/* Only a change of status (or of the signing key) can change a decision. */

@@ -298,8 +298,16 @@ class RotationTest(DomainCase):
         self.assertEqual(d["status"], "verified")
         self.publish(d)
         d = self.check(d)
-        dkim = [x for x in d["records"] if x["purpose"].startswith("dkim")]
-        self.assertEqual([(x["name"], x["purpose"]) for x in dkim], [(new["name"], "dkim")])
+        dkim = [(x["name"], x["purpose"], x["required"]) for x in d["records"]
+                if x["purpose"].startswith("dkim")]
+        # The old key stays listed (not required) for mail still on its way, then goes.
+        self.assertEqual(dkim, [(new["name"], "dkim", True),
+                                (old["name"], "dkim_retired", False)])
+        self.advance(8 * DAY)
+        d = self.admin.request("GET", "/api/domains").json["domains"]
+        d = next(x for x in d if x["name"] == "rotate.example.test")
+        self.assertEqual([x["name"] for x in d["records"] if x["purpose"].startswith("dkim")],
+                         [new["name"]])
 
 
 class SigningTest(DomainCase):

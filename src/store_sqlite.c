@@ -308,14 +308,11 @@ void sq_close(struct store *s)
 }
 
 /* Runs a query and calls fn for each row through read, with the lock held. */
-int sq_each(struct sq *q, void (*read)(sqlite3_stmt *st, void *row), void *row,
-	    int (*fn)(void *arg, const void *row), void *arg, const char *sql, const char *fmt, ...)
+static int sq_veach(struct sq *q, sq_read_fn read, void *row, sq_row_fn fn, void *arg,
+		    const char *sql, const char *fmt, va_list ap)
 {
 	sqlite3_stmt *st;
-	va_list ap;
-	va_start(ap, fmt);
 	int rc = sq_vstep(q, &st, sql, fmt, ap);
-	va_end(ap);
 	while (rc == STORE_OK) {
 		read(st, row);
 		fn(arg, row);
@@ -328,6 +325,44 @@ int sq_each(struct sq *q, void (*read)(sqlite3_stmt *st, void *row), void *row,
 	if (st)
 		sqlite3_finalize(st);
 	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+int sq_each(struct sq *q, sq_read_fn read, void *row, sq_row_fn fn, void *arg, const char *sql,
+	    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sq_veach(q, read, row, fn, arg, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int sq_list(struct sq *q, sq_read_fn read, void *row, sq_row_fn fn, void *arg, const char *sql,
+	    const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&q->lock);
+	va_start(ap, fmt);
+	int rc = sq_veach(q, read, row, fn, arg, sql, fmt, ap);
+	va_end(ap);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+int sq_get(struct sq *q, sq_read_fn read, void *row, const char *sql, const char *fmt, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	pthread_mutex_lock(&q->lock);
+	va_start(ap, fmt);
+	int rc = sq_vstep(q, &st, sql, fmt, ap);
+	va_end(ap);
+	if (rc == STORE_OK) {
+		read(st, row);
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
 }
 
 /* An update or delete of one row: STORE_NOT_FOUND when no row matched. A write that can

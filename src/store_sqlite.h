@@ -31,9 +31,18 @@ int sq_vexec(struct sq *q, int64_t *id, const char *sql, const char *fmt, va_lis
 int sq_exec(struct sq *q, int64_t *id, const char *sql, const char *fmt, ...);
 int sq_write(struct sq *q, int64_t *id, const char *sql, const char *fmt, ...);
 void sq_col_text(sqlite3_stmt *st, int col, char *dst, size_t n);
-int sq_each(struct sq *q, void (*read)(sqlite3_stmt *st, void *row), void *row,
-	    int (*fn)(void *arg, const void *row), void *arg, const char *sql, const char *fmt,
-	    ...);
+/* Reads the current row of st into row. */
+typedef void (*sq_read_fn)(sqlite3_stmt *st, void *row);
+/* Receives each row read. */
+typedef int (*sq_row_fn)(void *arg, const void *row);
+/* Runs a query and calls fn for each row read through read (lock held by the caller). */
+int sq_each(struct sq *q, sq_read_fn read, void *row, sq_row_fn fn, void *arg, const char *sql,
+	    const char *fmt, ...);
+/* The same, taking the lock. */
+int sq_list(struct sq *q, sq_read_fn read, void *row, sq_row_fn fn, void *arg, const char *sql,
+	    const char *fmt, ...);
+/* Takes the lock and reads the query's first row into row; STORE_NOT_FOUND without one. */
+int sq_get(struct sq *q, sq_read_fn read, void *row, const char *sql, const char *fmt, ...);
 int sq_update(struct sq *q, bool policy, const char *sql, const char *fmt, ...);
 int sq_row_done(void *arg, const void *row);
 /* Begins a write transaction; sq_end commits it when rc is STORE_OK (returning the commit's

@@ -122,17 +122,8 @@ int sq_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, voi
 
 int sq_sender_get(struct store *s, int64_t account_id, int64_t id, struct store_sender *out)
 {
-	struct sq *q = sq_of(s);
-	sqlite3_stmt *st;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_step(q, &st, SENDER_SELECT "WHERE s.account_id = ? AND s.id = ?", "ii",
-			 account_id, id);
-	if (rc == STORE_OK) {
-		read_sender(st, out);
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_get(sq_of(s), read_sender, out,
+		      SENDER_SELECT "WHERE s.account_id = ? AND s.id = ?", "ii", account_id, id);
 }
 
 int sq_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id, int64_t now)
@@ -248,15 +239,11 @@ static void read_drop(sqlite3_stmt *st, void *row)
 
 int sq_drops_list(struct store *s, int64_t account_id, int limit, store_drop_fn fn, void *arg)
 {
-	struct sq *q = sq_of(s);
 	struct store_drop row;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_each(q, read_drop, &row, (int (*)(void *, const void *))fn, arg,
-			 "SELECT account_id, api_key_id, from_addr, reason, minute, count "
-			 "FROM drops WHERE account_id = ? ORDER BY minute DESC, id DESC LIMIT ?",
-			 "id", account_id, limit);
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_list(sq_of(s), read_drop, &row, (sq_row_fn)fn, arg,
+		       "SELECT account_id, api_key_id, from_addr, reason, minute, count "
+		       "FROM drops WHERE account_id = ? ORDER BY minute DESC, id DESC LIMIT ?",
+		       "id", account_id, limit);
 }
 
 struct reason_row {

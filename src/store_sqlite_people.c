@@ -61,21 +61,17 @@ static void read_user(sqlite3_stmt *st, int col, struct store_user *u)
 	u->created_at = sqlite3_column_int64(st, col + 5);
 }
 
+static void read_user_row(sqlite3_stmt *st, void *row)
+{
+	read_user(st, 0, row);
+}
+
 int sq_user_by_email(struct store *s, const char *email, struct store_user *out)
 {
-	struct sq *q = sq_of(s);
-	sqlite3_stmt *st;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_step(q, &st,
-			 "SELECT " USER_COLUMNS " FROM users u WHERE u.email = ? AND "
-			 "u.disabled_at IS NULL",
-			 "s", email);
-	if (rc == STORE_OK) {
-		read_user(st, 0, out);
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_get(sq_of(s), read_user_row, out,
+		      "SELECT " USER_COLUMNS " FROM users u WHERE u.email = ? AND "
+		      "u.disabled_at IS NULL",
+		      "s", email);
 }
 
 int sq_login_attempt(struct store *s, int64_t user_id, int64_t now, int64_t since, int limit,
@@ -199,39 +195,21 @@ int sq_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn
 	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }
 
-static void read_user_row(sqlite3_stmt *st, void *row)
-{
-	read_user(st, 0, row);
-}
-
 int sq_users_list(struct store *s, int64_t account_id, store_user_fn fn, void *arg)
 {
-	struct sq *q = sq_of(s);
 	struct store_user row;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_each(q, read_user_row, &row, (int (*)(void *, const void *))fn, arg,
-			 "SELECT " USER_COLUMNS " FROM users u WHERE u.account_id = ? AND "
-			 "u.disabled_at IS NULL ORDER BY u.email",
-			 "i", account_id);
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_list(sq_of(s), read_user_row, &row, (sq_row_fn)fn, arg,
+		       "SELECT " USER_COLUMNS " FROM users u WHERE u.account_id = ? AND "
+		       "u.disabled_at IS NULL ORDER BY u.email",
+		       "i", account_id);
 }
 
 int sq_user_get(struct store *s, int64_t account_id, int64_t id, struct store_user *out)
 {
-	struct sq *q = sq_of(s);
-	sqlite3_stmt *st;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_step(q, &st,
-			 "SELECT " USER_COLUMNS " FROM users u WHERE u.account_id = ? AND u.id = ? "
-			 "AND u.disabled_at IS NULL",
-			 "ii", account_id, id);
-	if (rc == STORE_OK) {
-		read_user(st, 0, out);
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_get(sq_of(s), read_user_row, out,
+		      "SELECT " USER_COLUMNS " FROM users u WHERE u.account_id = ? AND u.id = ? "
+		      "AND u.disabled_at IS NULL",
+		      "ii", account_id, id);
 }
 
 /* Changes or deletes a user unless that leaves the account without an Admin; the count
@@ -292,32 +270,19 @@ static void read_apikey(sqlite3_stmt *st, void *row)
 
 int sq_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg)
 {
-	struct sq *q = sq_of(s);
 	struct store_apikey row;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_each(q, read_apikey, &row, (int (*)(void *, const void *))fn, arg,
-			 "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE account_id = ? AND "
-			 "revoked_at IS NULL ORDER BY id",
-			 "i", account_id);
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_list(sq_of(s), read_apikey, &row, (sq_row_fn)fn, arg,
+		       "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE account_id = ? AND "
+		       "revoked_at IS NULL ORDER BY id",
+		       "i", account_id);
 }
 
 int sq_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out)
 {
-	struct sq *q = sq_of(s);
-	sqlite3_stmt *st;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_step(q, &st,
-			 "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE key_hash = ? AND "
-			 "revoked_at IS NULL",
-			 "s", key_hash);
-	if (rc == STORE_OK) {
-		read_apikey(st, out);
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_get(sq_of(s), read_apikey, out,
+		      "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE key_hash = ? AND "
+		      "revoked_at IS NULL",
+		      "s", key_hash);
 }
 
 int sq_apikey_touch(struct store *s, int64_t id, int64_t now)

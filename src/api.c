@@ -49,6 +49,7 @@ static const struct api_route routes[] = {
 	MGMT("POST", "/api/senders/verification-email", api_senders_resend, PERM_SENDER_ADD),
 	MGMT("POST", "/api/senders/{id}/verify", api_sender_verify, PERM_SENDER_VERIFY),
 	MGMT("DELETE", "/api/senders/{id}", api_sender_delete, PERM_SENDER_REMOVE),
+	MGMT("PUT", "/api/users/me/password", api_user_password, PERM_NONE),
 	MGMT("GET", "/api/users", api_users_list, PERM_USER_MANAGE),
 	MGMT("POST", "/api/users", api_users_add, PERM_USER_MANAGE),
 	MGMT("PATCH", "/api/users/{id}", api_user_patch, PERM_USER_MANAGE),

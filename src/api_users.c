@@ -1,6 +1,7 @@
 /* Users of the caller's account (GET/POST /api/users, PATCH/DELETE /api/users/{id}).
  * Admin only; an account always keeps at least one Admin. */
 #include "api.h"
+#include "session.h"
 #include "util.h"
 
 static cJSON *user_json(const struct store_user *u)
@@ -106,5 +107,34 @@ enum err api_user_delete(struct api_call *c)
 	if (e != ERR_OK)
 		return e;
 	api_audit(c, "user.removed", u.email, NULL);
+	return ERR_OK;
+}
+
+/* PUT /api/users/me/password: any user, for their own password. The current password is
+ * checked like a login (it counts toward the lockout); every other session ends. */
+enum err api_user_password(struct api_call *c)
+{
+	const char *current = api_body_string(c, "current_password");
+	const char *next = api_body_string(c, "new_password");
+	char hash[AUTH_PWHASH_LEN], keep[AUTH_HASH_HEX];
+
+	if (!current || !*current)
+		return api_invalid(c, "current_password", "Enter your current password.");
+	if (!next || !auth_password_acceptable(next))
+		return api_invalid(c, "new_password",
+				   "The new password must be 8 to 1024 characters.");
+	enum err e = session_password_check(c->ctx->store, &c->who.user, current, c->req->ip);
+	if (e == ERR_INVALID_CREDENTIALS)
+		return ERR_PASSWORD_INCORRECT;
+	if (e != ERR_OK)
+		return e;
+	if (auth_password_hash(next, hash) < 0)
+		return ERR_INTERNAL;
+	auth_token_hash(c->session_token, keep);
+	e = api_store_err(store_user_set_password(c->ctx->store, c->who.account.id, c->who.user.id,
+						  hash, keep));
+	if (e != ERR_OK)
+		return e;
+	api_audit(c, "user.password_changed", c->who.user.email, "other sessions ended");
 	return ERR_OK;
 }

@@ -287,3 +287,9 @@ int store_dkim_signing_key(struct store *s, int64_t account_id, const char *doma
 {
 	return s->ops->dkim_signing_key(s, account_id, domain, selector, private_sealed);
 }
+
+int store_user_set_password(struct store *s, int64_t account_id, int64_t id,
+			    const char *password_hash, const char *keep_session_hash)
+{
+	return s->ops->user_set_password(s, account_id, id, password_hash, keep_session_hash);
+}

@@ -274,6 +274,8 @@ struct store_ops {
 	int (*user_get)(struct store *s, int64_t account_id, int64_t id, struct store_user *out);
 	int (*user_set_role)(struct store *s, int64_t account_id, int64_t id, enum role role);
 	int (*user_delete)(struct store *s, int64_t account_id, int64_t id);
+	int (*user_set_password)(struct store *s, int64_t account_id, int64_t id,
+				 const char *password_hash, const char *keep_session_hash);
 	int (*apikey_list)(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg);
 	int (*apikey_lookup)(struct store *s, const char *key_hash, struct store_apikey *out);
 	int (*apikey_touch)(struct store *s, int64_t id, int64_t now);
@@ -378,6 +380,10 @@ int store_user_get(struct store *s, int64_t account_id, int64_t id, struct store
 /* Both refuse with STORE_LAST_ADMIN to leave an account without an Admin. */
 int store_user_set_role(struct store *s, int64_t account_id, int64_t id, enum role role);
 int store_user_delete(struct store *s, int64_t account_id, int64_t id);
+/* Sets a user's password hash and ends every other session of the user (all but the one
+ * whose token hashes to keep_session_hash), in one transaction. */
+int store_user_set_password(struct store *s, int64_t account_id, int64_t id,
+			    const char *password_hash, const char *keep_session_hash);
 int store_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg);
 /* Finds a key that is not revoked by the hash of its text. */
 int store_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out);

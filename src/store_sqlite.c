@@ -418,6 +418,7 @@ static const struct store_ops sq_ops = {
 	.user_get = sq_user_get,
 	.user_set_role = sq_user_set_role,
 	.user_delete = sq_user_delete,
+	.user_set_password = sq_user_set_password,
 	.apikey_list = sq_apikey_list,
 	.apikey_lookup = sq_apikey_lookup,
 	.apikey_touch = sq_apikey_touch,

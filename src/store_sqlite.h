@@ -72,6 +72,8 @@ int sq_user_get(struct store *s, int64_t account_id, int64_t id, struct store_us
 int sq_user_change(struct sq *q, int64_t account_id, int64_t id, const char *new_role);
 int sq_user_set_role(struct store *s, int64_t account_id, int64_t id, enum role role);
 int sq_user_delete(struct store *s, int64_t account_id, int64_t id);
+int sq_user_set_password(struct store *s, int64_t account_id, int64_t id, const char *password_hash,
+			 const char *keep_session_hash);
 int sq_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg);
 int sq_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out);
 int sq_apikey_touch(struct store *s, int64_t id, int64_t now);

@@ -298,3 +298,23 @@ int sq_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t no
 			 "AND revoked_at IS NULL",
 			 "iii", now, account_id, id);
 }
+
+int sq_user_set_password(struct store *s, int64_t account_id, int64_t id, const char *password_hash,
+			 const char *keep_session_hash)
+{
+	struct sq *q = sq_of(s);
+	pthread_mutex_lock(&q->lock);
+	int rc = sq_begin(q);
+	if (rc == STORE_OK)
+		rc = sq_exec(q, NULL,
+			     "UPDATE users SET password_hash = ? WHERE account_id = ? AND id = ?",
+			     "sii", password_hash, account_id, id);
+	if (rc == STORE_OK && sqlite3_changes(q->db) == 0)
+		rc = STORE_NOT_FOUND;
+	if (rc == STORE_OK)
+		rc = sq_exec(q, NULL, "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?",
+			     "is", id, keep_session_hash);
+	rc = sq_end(q, rc);
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}

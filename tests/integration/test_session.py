@@ -11,6 +11,7 @@ class SessionTest(unittest.TestCase):
         cls.gw = Gateway().init("acme", "admin@acme.test")
         cls.gw.add_user("acme", "locked@acme.test", "technical")
         cls.gw.add_user("acme", "mkt@acme.test", "marketing")
+        cls.gw.add_user("acme", "pw@acme.test", "marketing")
         cls.gw.start()
 
     @classmethod
@@ -61,6 +62,28 @@ class SessionTest(unittest.TestCase):
                       headers={"Content-Type": "text/plain"})
         self.assertEqual(r.status, 415)
         self.assertIsNone(r.header("Set-Cookie"))
+
+    def test_changing_ones_password_ends_the_other_sessions(self):
+        here, elsewhere = self.gw.client(), self.gw.client()
+        self.assertEqual(here.login("pw@acme.test").status, 200)
+        self.assertEqual(elsewhere.login("pw@acme.test").status, 200)
+        path = "/api/users/me/password"
+        r = here.request("PUT", path, {"current_password": "wrong password!",
+                                       "new_password": "a new long password"})
+        self.assertEqual((r.status, r.code), (403, "password_incorrect"))
+        r = here.request("PUT", path, {"current_password": PASSWORD, "new_password": "short"})
+        self.assertEqual((r.status, r.json["error"]["field"]), (400, "new_password"))
+        r = here.request("PUT", path, {"current_password": PASSWORD,
+                                       "new_password": "a new long password"}, csrf=False)
+        self.assertEqual(r.code, "csrf_failed")
+        r = here.request("PUT", path, {"current_password": PASSWORD,
+                                       "new_password": "a new long password"})
+        self.assertEqual(r.status, 204, r.raw)
+        self.assertEqual(here.request("GET", "/api/session").status, 200)
+        self.assertEqual(elsewhere.request("GET", "/api/session").status, 401)
+        self.assertEqual(self.gw.client().login("pw@acme.test").status, 401)
+        self.assertEqual(self.gw.client().login("pw@acme.test", "a new long password").status,
+                         200)
 
     def test_missing_field_names_the_field(self):
         r = self.gw.client().request("POST", "/api/session", {"password": "x" * 10})

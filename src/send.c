@@ -5,6 +5,7 @@
  * Each check names the field at fault, so a client learns exactly what to fix. */
 #include "send.h"
 
+#include <glib.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -55,6 +56,14 @@ static bool has_crlf(const char *s)
 	return strpbrk(s, "\r\n") != NULL;
 }
 
+#define NOT_UTF8 "This text is not valid UTF-8; send it UTF-8 encoded."
+
+/* JSON may carry bytes that are not UTF-8; mail composed from them would be garbled. */
+static bool utf8_ok(const char *s)
+{
+	return g_utf8_validate(s, -1, NULL);
+}
+
 /* A string field that may go into a header: present (unless optional), no CR or LF,
  * not longer than max. Returns 0 with *out set (NULL when absent and optional). */
 static int header_text(const cJSON *parent, const char *name, bool optional, size_t max,
@@ -72,6 +81,8 @@ static int header_text(const cJSON *parent, const char *name, bool optional, siz
 	if (has_crlf(v->valuestring))
 		return fail(why, "Line breaks (CR or LF) are not allowed here.", "%s%s", path,
 			    name);
+	if (!utf8_ok(v->valuestring))
+		return fail(why, NOT_UTF8, "%s%s", path, name);
 	if (strlen(v->valuestring) > max)
 		return fail(why, "This value is too long.", "%s%s", path, name);
 	*out = v->valuestring;
@@ -173,6 +184,8 @@ static int parse_headers(const cJSON *h, cJSON *out, struct send_problem *why, c
 		if (has_crlf(v->valuestring))
 			return fail(why, "Line breaks (CR or LF) are not allowed in header values.",
 				    "%s.%s", path, v->string);
+		if (!utf8_ok(v->valuestring))
+			return fail(why, NOT_UTF8, "%s.%s", path, v->string);
 		cJSON_AddStringToObject(obj, v->string, v->valuestring);
 	}
 	return 0;
@@ -255,6 +268,8 @@ static int parse_content(const cJSON *body, cJSON *out, struct send_problem *why
 				    "content[%d].type", i);
 		if (!cJSON_IsString(value))
 			return fail(why, "The value must be a string.", "content[%d].value", i);
+		if (!utf8_ok(value->valuestring))
+			return fail(why, NOT_UTF8, "content[%d].value", i);
 		if (cJSON_GetObjectItemCaseSensitive(obj, slot))
 			return fail(why, "Each type of content may appear once.",
 				    "content[%d].type", i);

@@ -620,6 +620,21 @@ static void line_break_in_subject_is_refused(void **state)
 			    "subject");
 }
 
+static void text_that_is_not_utf8_is_refused(void **state)
+{
+	(void)state;
+	expect_invalid_both("{" FROM ",'subject':'Gr\xfc\xdf'," CONTENT "," TO "}", "subject");
+	expect_invalid_both("{" FROM ",'subject':'Hi','content':[{'type':'text/plain',"
+			    "'value':'a\xc3\x28'}]," TO "}",
+			    "content[0].value");
+	expect_invalid_both("{" FROM ",'subject':'Hi'," CONTENT ",'headers':{'X-A':'\xff'}," TO "}",
+			    "headers.X-A");
+	struct send_request r;
+	parse_ok(SEND_NETCORE, "{" FROM ",'subject':'Gr\xc3\xbc\xc3\x9f\x65'," CONTENT "," TO "}",
+		 &r);
+	send_request_free(&r);
+}
+
 static void overlong_or_non_string_subject_is_refused(void **state)
 {
 	(void)state;
@@ -948,6 +963,7 @@ int main(void)
 		cmocka_unit_test(personalization_send_at_is_refused),
 		cmocka_unit_test(bad_tags_are_refused),
 		cmocka_unit_test(refusal_late_in_the_body_leaves_no_payload),
+		cmocka_unit_test(text_that_is_not_utf8_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

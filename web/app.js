@@ -1,6 +1,7 @@
 // Postern's panel: session bootstrap, the page shell (header, navigation) and hash routes.
 import { api, setCsrfToken, onUnauthorized } from './http.js';
 import { h, replace } from './dom.js';
+import { changePasswordDialog } from './dialogs.js';
 import { can, roleLabel } from './perms.js';
 import { renderLogin } from './view-login.js';
 import { renderMailSettings } from './view-mail-settings.js';
@@ -22,7 +23,7 @@ const DEFAULT_ROUTE = '/mail-settings';
 
 const root = document.getElementById('app');
 let session = null; // {user, account, role, can(perm)}
-let shell = null; // {main, nav, links}
+let shell = null; // {main, nav, flash}
 let firstRoute = true;
 
 function currentPath() {
@@ -75,6 +76,14 @@ async function logOut(button) {
   showLogin({ text: 'You have logged out.', tone: 'info' });
 }
 
+async function changePassword() {
+  const changed = await changePasswordDialog({
+    email: session.user.email,
+    submit: (current, next) => api('PUT', '/api/users/me/password', { current_password: current, new_password: next }),
+  });
+  if (changed && shell) shell.flash.show('Password changed. Other sessions were signed out.');
+}
+
 function navLink(route) {
   return h('a', { href: `#${route.path}`, class: 'nav-link', 'data-path': route.path, text: route.title });
 }
@@ -116,6 +125,8 @@ function buildShell() {
 
   const logout = h('button', { type: 'button', class: 'btn btn-secondary logout' }, 'Log out');
   logout.addEventListener('click', () => logOut(logout));
+  const password = h('button', { type: 'button', class: 'btn btn-secondary change-password' }, 'Change password');
+  password.addEventListener('click', () => changePassword());
 
   const main = h('main', { id: 'main', class: 'content', tabindex: '-1' });
   const skip = h('a', { class: 'skip-link', href: '#main' }, 'Skip to content');
@@ -133,10 +144,41 @@ function buildShell() {
     h('div', { class: 'who' },
       h('span', { class: 'who-email', text: session.user.email }),
       h('span', { class: 'badge badge-role', text: session.roleLabel })),
-    logout);
+    h('div', { class: 'account-actions' }, password, logout));
 
-  replace(root, skip, header, h('div', { class: 'layout' }, nav, main));
-  return { main, nav };
+  const flash = flashNotice(password);
+  replace(root, skip, header, h('div', { class: 'layout' }, nav, main), flash.el);
+  return { main, nav, flash };
+}
+
+/**
+ * A confirmation about the user's own account (a changed password), pinned to the corner
+ * of the window so it is seen wherever the page is scrolled; it stays until dismissed or
+ * until another page is opened. The live region is always in the page, so its text is
+ * announced; Dismiss sits outside it and gives focus back to `returnFocus`.
+ */
+function flashNotice(returnFocus) {
+  const text = h('div', { class: 'flash-text', role: 'status', 'aria-live': 'polite' });
+  const dismiss = h('button', { type: 'button', class: 'btn btn-small btn-secondary', hidden: true }, 'Dismiss');
+  const el = h('div', { class: 'flash' }, text, dismiss);
+  function clear() {
+    text.textContent = '';
+    dismiss.hidden = true;
+    el.classList.remove('open');
+  }
+  dismiss.addEventListener('click', () => {
+    clear();
+    returnFocus.focus();
+  });
+  return {
+    el,
+    clear,
+    show(message) {
+      el.classList.add('open');
+      dismiss.hidden = false;
+      text.textContent = message;
+    },
+  };
 }
 
 async function route() {
@@ -153,6 +195,7 @@ async function route() {
   const crumbs = h('nav', { class: 'breadcrumb', 'aria-label': 'Breadcrumb' },
     h('ol', null, r.trail.map((t) => h('li', { text: t })), h('li', { 'aria-current': 'page', text: r.title })));
   const body = h('div', { class: 'page-body' }, h('p', { class: 'loading', text: 'Loading…' }));
+  shell.flash.clear();
   replace(shell.main, crumbs, heading, body);
   if (!firstRoute) heading.focus();
   firstRoute = false;

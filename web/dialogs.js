@@ -97,3 +97,99 @@ export function confirmDialog({ title, message, confirmLabel = 'Confirm', danger
     openModal(dialog, cancel);
   });
 }
+
+export const PASSWORD_MIN = 8;
+export const PASSWORD_MAX = 1024;
+
+/**
+ * Change password: the current password and the new one twice. Checks locally that the new
+ * ones match and are 8 to 1024 characters, then runs submit(current, next). The API's
+ * refusals (wrong current password, lockout, a new password it will not take) are shown
+ * in the dialog, which stays open. Resolves true once submit succeeded, false when
+ * cancelled.
+ */
+export function changePasswordDialog({ email, submit }) {
+  return new Promise((resolve) => {
+    const titleId = uid('dlg-title');
+    const descId = uid('dlg-desc');
+    // For password managers: which login the new password belongs to.
+    const username = h('input', { type: 'text', name: 'username', autocomplete: 'username', value: email, readonly: true, hidden: true, tabindex: '-1' });
+    const current = field({ label: 'Current password', type: 'password', name: 'current-password', autocomplete: 'current-password', required: true });
+    const next = field({ label: 'New password', type: 'password', name: 'new-password', autocomplete: 'new-password', required: true, hint: `At least ${PASSWORD_MIN} characters.` });
+    const again = field({ label: 'Confirm new password', type: 'password', name: 'confirm-password', autocomplete: 'new-password', required: true });
+    const msg = messageSlot('dialog-msg');
+    const cancel = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Cancel');
+    const confirm = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Change password');
+    const form = h('form', { class: 'modal-body', novalidate: true },
+      h('h2', { id: titleId, class: 'modal-title', text: 'Change password' }),
+      h('div', { id: descId, class: 'modal-intro' },
+        h('p', { text: 'Your other sessions will be signed out. This one stays logged in.' })),
+      username, current.wrap, next.wrap, again.wrap,
+      msg.el,
+      h('div', { class: 'modal-actions' }, cancel, confirm));
+    const dialog = h('dialog', { class: 'modal', 'aria-labelledby': titleId, 'aria-describedby': descId }, form);
+    let done = false;
+    let busy = false;
+
+    function fail(f, text) {
+      f.setError(text);
+      f.input.focus();
+    }
+
+    cancel.addEventListener('click', () => dialog.close());
+    // Escape does nothing while the request is on its way: its answer must be seen.
+    dialog.addEventListener('cancel', (ev) => {
+      if (busy) ev.preventDefault();
+    });
+    dialog.addEventListener('close', () => {
+      if (!done) resolve(false);
+    });
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      if (busy) return;
+      msg.clear();
+      for (const f of [current, next, again]) f.setError('');
+      const pw = next.input.value;
+      if (!current.input.value) return fail(current, 'Enter your current password.');
+      if (pw.length < PASSWORD_MIN) return fail(next, `Use at least ${PASSWORD_MIN} characters.`);
+      if (pw.length > PASSWORD_MAX) return fail(next, `Use at most ${PASSWORD_MAX} characters.`);
+      if (again.input.value !== pw) return fail(again, 'The new passwords do not match. Type the new password again.');
+
+      busy = true;
+      confirm.disabled = true;
+      cancel.disabled = true;
+      confirm.textContent = 'Changing…';
+      try {
+        await submit(current.input.value, pw);
+        done = true;
+        busy = false;
+        resolve(true);
+        dialog.close();
+        return;
+      } catch (err) {
+        busy = false;
+        if (err.sessionEnded) {
+          dialog.close();
+          return;
+        }
+        confirm.disabled = false;
+        cancel.disabled = false;
+        confirm.textContent = 'Change password';
+        if (err.code === 'password_incorrect') {
+          current.input.value = '';
+          fail(current, 'The current password is incorrect.');
+        } else if (err.field === 'new_password') {
+          fail(next, err.message);
+        } else if (err.field === 'current_password') {
+          fail(current, err.message);
+        } else {
+          // too_many_attempts and anything unexpected: the API's words.
+          msg.show(err.message, 'error');
+          if (err.code === 'too_many_attempts') current.input.value = '';
+          current.input.focus();
+        }
+      }
+    });
+    openModal(dialog, current.input);
+  });
+}

@@ -1,5 +1,5 @@
 // Settings › Approved Sending Domains: add a domain, publish its DNS records, check them,
-// switch a domain on or off, remove it.
+// switch a domain on or off, rotate its DKIM key, remove it.
 import { api } from './http.js';
 import { h, replace, uid, badge, time, switchButton, setSwitch, messageSlot, field, copyButton } from './dom.js';
 import { confirmDialog } from './dialogs.js';
@@ -15,10 +15,20 @@ const RECORD_STATUS = {
   mismatch: ['Mismatch', 'bad'],
   unknown: ['Unknown', 'neutral'],
 };
+// What each record is for, as shown under its status.
 const PURPOSE = {
   ownership: 'Ownership',
+  dkim: 'DKIM',
+  dkim_next: 'DKIM (next key — publish it; it takes over at the next check)',
+  dkim_retired: 'DKIM (retired key — keep a few days)',
+  spf: 'SPF',
+};
+// The same, short, for the Copy buttons' accessible names.
+const RECORD_NOUN = {
+  ownership: 'Ownership',
   dkim: 'DKIM key',
-  dkim_next: 'Next DKIM key',
+  dkim_next: 'next DKIM key',
+  dkim_retired: 'retired DKIM key',
   spf: 'SPF',
 };
 const STATUS_HELP = {
@@ -80,6 +90,17 @@ export async function renderDomains(body, session) {
     if (focusSelector) list.querySelector(focusSelector)?.focus();
   }
 
+  /** Puts the API's new copy of a domain in the list, re-renders, focuses `focusSelector`
+   * in its card and shows `notice` ({text, tone}) in the card's message slot `slot`. */
+  function rerender(updated, focusSelector, slot, notice) {
+    const i = domains.findIndex((x) => x.id === updated.id);
+    if (i >= 0) domains[i] = updated;
+    renderList();
+    const card = list.querySelector(`[data-domain-id="${updated.id}"]`);
+    card?.querySelector(focusSelector)?.focus();
+    card?.dispatchEvent(new CustomEvent('notice', { detail: { slot, ...notice } }));
+  }
+
   /** The text with a <wbr> after each dot, so long DNS names wrap between labels. */
   function breakable(text) {
     return text.split(/(?<=\.)/).flatMap((part, i) => (i ? [h('wbr'), part] : [part]));
@@ -91,11 +112,12 @@ export async function renderDomains(body, session) {
       const nameCode = h('code', { class: 'dns-value dns-name' }, breakable(r.name));
       const valueCode = h('code', { class: 'dns-value dns-long', text: r.value });
       const purpose = PURPOSE[r.purpose] || r.purpose;
+      const noun = RECORD_NOUN[r.purpose] || r.purpose;
       const [label, tone] = RECORD_STATUS[r.status] || [r.status, 'neutral'];
       return [
         h('span', { class: 'mono', text: r.type }),
-        h('div', { class: 'copy-cell' }, nameCode, copyButton(() => r.name, `Copy name of the ${purpose} record for ${d.name}`, nameCode)),
-        h('div', { class: 'copy-cell' }, valueCode, copyButton(() => r.value, `Copy value of the ${purpose} record for ${d.name}`, valueCode)),
+        h('div', { class: 'copy-cell' }, nameCode, copyButton(() => r.name, `Copy name of the ${noun} record for ${d.name}`, nameCode)),
+        h('div', { class: 'copy-cell' }, valueCode, copyButton(() => r.value, `Copy value of the ${noun} record for ${d.name}`, valueCode)),
         h('div', { class: 'req' },
           badge(label, tone),
           h('span', { class: r.required ? 'req-required' : 'req-advisory', text: r.required ? 'Required' : 'Advisory' }),
@@ -103,8 +125,8 @@ export async function renderDomains(body, session) {
       ];
     });
     const head = h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col', text: c }))));
-    const tbody = h('tbody', null, rows.map((cells) => h('tr', null,
-      cells.map((c, i) => h('td', { 'data-label': columns[i] }, c)))));
+    const tbody = h('tbody', null, rows.map((cells, i) => h('tr', { 'data-purpose': d.records[i].purpose },
+      cells.map((c, j) => h('td', { 'data-label': columns[j] }, c)))));
     return h('div', { class: 'table-wrap table-wrap-stack' },
       h('table', { class: 'data stack records' }, h('caption', { class: 'visually-hidden', text: `DNS records for ${d.name}` }), head, tbody));
   }
@@ -147,17 +169,10 @@ export async function renderDomains(body, session) {
       check.textContent = 'Checking…';
       try {
         const updated = await api('POST', `/api/domains/${d.id}/check`);
-        const i = domains.findIndex((x) => x.id === d.id);
-        if (i >= 0) domains[i] = updated;
-        renderList();
-        const card = list.querySelector(`[data-domain-id="${d.id}"]`);
-        card?.querySelector('button.check')?.focus();
         const [lab] = DOMAIN_STATUS[updated.status] || [updated.status];
-        card?.dispatchEvent(new CustomEvent('checked', {
-          detail: updated.check_error
-            ? { text: `The lookup did not finish: ${updated.check_error}. Nothing was changed.`, tone: 'warn' }
-            : { text: `Checked just now: ${lab}.`, tone: updated.status === 'verified' ? 'success' : 'info' },
-        }));
+        rerender(updated, 'button.check', 'main', updated.check_error
+          ? { text: `The lookup did not finish: ${updated.check_error}. Nothing was changed.`, tone: 'warn' }
+          : { text: `Checked just now: ${lab}.`, tone: updated.status === 'verified' ? 'success' : 'info' });
       } catch (err) {
         if (!err.sessionEnded) {
           msg.show(err.message, 'error');
@@ -188,6 +203,33 @@ export async function renderDomains(body, session) {
       }
     });
 
+    // Rotate DKIM key (managers only): the new key's record is added as dkim_next.
+    let rotateRow = null;
+    const rotateMsg = messageSlot('rotate-msg');
+    if (canManage) {
+      const rotate = h('button', { type: 'button', class: 'btn btn-secondary btn-small rotate', 'aria-label': `Rotate DKIM key for ${d.name}`, 'aria-describedby': rotateMsg.id }, 'Rotate DKIM key');
+      rotate.addEventListener('click', async () => {
+        rotateMsg.clear();
+        msg.clear();
+        rotate.disabled = true;
+        rotate.textContent = 'Rotating…';
+        try {
+          const updated = await api('POST', `/api/domains/${d.id}/dkim/rotate`);
+          rerender(updated, 'button.rotate', 'rotate', {
+            text: 'A new DKIM key was made. Publish its record (marked “next key” above) at your DNS host: it takes over at the first check that finds it, and the current key signs until then.',
+            tone: 'success',
+          });
+        } catch (err) {
+          if (err.sessionEnded) return;
+          rotate.disabled = false;
+          rotate.textContent = 'Rotate DKIM key';
+          rotateMsg.show(err.message, err.code === 'rotation_pending' ? 'warn' : 'error');
+          rotate.focus();
+        }
+      });
+      rotateRow = h('div', { class: 'dkim-rotate' }, rotate, rotateMsg.el);
+    }
+
     const card = h('article', { class: 'card domain', 'data-domain-id': String(d.id), 'aria-labelledby': headingId },
       h('div', { class: 'domain-head' },
         h('div', { class: 'domain-title' },
@@ -205,8 +247,9 @@ export async function renderDomains(body, session) {
       msg.el,
       h('h3', { class: 'records-title', text: 'DNS records to publish' }),
       recordTable(d),
-      h('p', { class: 'hint', text: 'Status: OK — found as shown; Missing — no such record; Mismatch — a record of that kind with another value; Unknown — not checked yet, or the lookup failed. Long DKIM values may need splitting into several quoted strings at some DNS hosts.' }));
-    card.addEventListener('checked', (ev) => msg.show(ev.detail.text, ev.detail.tone));
+      h('p', { class: 'hint', text: 'Status: OK — found as shown; Missing — no such record; Mismatch — a record of that kind with another value; Unknown — not checked yet, or the lookup failed. Long DKIM values may need splitting into several quoted strings at some DNS hosts.' }),
+      rotateRow);
+    card.addEventListener('notice', (ev) => (ev.detail.slot === 'rotate' ? rotateMsg : msg).show(ev.detail.text, ev.detail.tone));
     return card;
   }
 

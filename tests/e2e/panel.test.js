@@ -19,6 +19,7 @@ const ADMIN = 'admin@acme.test';
 const MKT = 'mkt@acme.test';
 const TECH = 'tech@acme.test';
 const LOCKED = 'lock@acme.test';
+const TECH_NEW_PASSWORD = 'tech team new password';
 const SWITCH = { name: 'Authorized sender email ID' };
 
 const started = Date.now();
@@ -46,9 +47,9 @@ async function logIn(page, email, password = PASSWORD) {
   ]);
 }
 
-async function logInToMailSettings(page, email) {
+async function logInToMailSettings(page, email, password = PASSWORD) {
   await page.goto(`${gw.base}/#/mail-settings`);
-  await logIn(page, email);
+  await logIn(page, email, password);
   await page.getByRole('switch', SWITCH).waitFor();
   await page.getByRole('button', { name: 'Log out' }).waitFor();
 }
@@ -283,6 +284,78 @@ async function run() {
     await nav.getByRole('link', { name: 'API Keys' }).waitFor();
   });
 
+  await step('Technical Team changes their password from the header; only the new one logs in', async () => {
+    // Another session of the same user, which the change must end.
+    const other = await fetch(`${gw.base}/api/session`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ email: TECH, password: PASSWORD }),
+      signal: AbortSignal.timeout(15000),
+    });
+    assert.equal(other.status, 200);
+    const otherCookie = other.headers.get('set-cookie').split(';')[0];
+
+    // Keyboard: the dialog takes focus, Escape closes it, focus returns to the button.
+    const open = page.getByRole('banner').getByRole('button', { name: 'Change password' });
+    await open.focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'Change password' });
+    await dialog.waitFor();
+    await until(() => dialog.getByLabel('Current password', { exact: true }).evaluate((el) => el === document.activeElement), 'focus in Current password');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    assert.ok(await open.evaluate((el) => el === document.activeElement), 'focus returns to Change password');
+
+    await open.click();
+    const current = dialog.getByLabel('Current password', { exact: true });
+    const next = dialog.getByLabel('New password', { exact: true });
+    const again = dialog.getByLabel('Confirm new password', { exact: true });
+    const submit = dialog.getByRole('button', { name: 'Change password' });
+    // Checked before anything is sent: too short, then not matching.
+    await current.fill('wrong password');
+    await next.fill('short');
+    await again.fill('short');
+    await submit.click();
+    await dialog.getByText('Use at least 8 characters.').waitFor();
+    assert.equal(await next.getAttribute('aria-invalid'), 'true');
+    await next.fill(TECH_NEW_PASSWORD);
+    await again.fill(`${TECH_NEW_PASSWORD}!`);
+    await submit.click();
+    await dialog.getByText('The new passwords do not match.', { exact: false }).waitFor();
+    assert.equal(await again.getAttribute('aria-invalid'), 'true');
+
+    // A wrong current password: the API's 403, shown in the dialog, which stays open.
+    await again.fill(TECH_NEW_PASSWORD);
+    const [wrong] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/users/me/password')),
+      submit.click(),
+    ]);
+    assert.equal(wrong.status(), 403);
+    await dialog.getByText('The current password is incorrect.').waitFor();
+    assert.equal(await current.getAttribute('aria-invalid'), 'true');
+    assert.ok(await current.evaluate((el) => el === document.activeElement), 'focus on Current password');
+
+    // The right one: the dialog closes and the change is confirmed.
+    await current.fill(PASSWORD);
+    const [ok] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/users/me/password')),
+      submit.click(),
+    ]);
+    assert.equal(ok.status(), 204);
+    await dialog.waitFor({ state: 'detached' });
+    await page.getByRole('status').filter({ hasText: 'Password changed. Other sessions were signed out.' }).waitFor();
+    assert.ok(await open.evaluate((el) => el === document.activeElement), 'focus returns to Change password');
+    const otherNow = await fetch(`${gw.base}/api/session`, { headers: { Cookie: otherCookie }, signal: AbortSignal.timeout(15000) });
+    assert.equal(otherNow.status, 401, 'the other session has ended');
+
+    await logOut(page);
+    await logIn(page, TECH, PASSWORD);
+    await page.getByRole('alert').filter({ hasText: 'The email or password is incorrect.' }).waitFor();
+    assert.equal(await page.getByRole('button', { name: 'Log out' }).count(), 0);
+    await logInToMailSettings(page, TECH, TECH_NEW_PASSWORD);
+    await page.getByText(TECH, { exact: true }).first().waitFor();
+  });
+
   await step('an ended session returns to Log in with a message', async () => {
     await context.clearCookies();
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Activity' }).click();
@@ -348,6 +421,32 @@ async function run() {
     await until(async () => (await pendingRow.getByRole('cell').nth(2).textContent()).trim() === '1', 'the refused send counted by reason');
     await page.getByRole('cell', { name: 'news@acme.test', exact: true }).first().waitFor();
     await shot(page, 'messages.png');
+  });
+
+  await step('Admin rotates the DKIM key of mail.acme.test; a second rotation is refused while it waits', async () => {
+    await page.goto(`${gw.base}/#/domains`);
+    const card = page.locator('article').filter({ has: page.getByRole('heading', { name: 'mail.acme.test' }) });
+    await card.waitFor();
+    assert.equal(await card.getByText(/next key/).count(), 0);
+    const rotate = page.getByRole('button', { name: 'Rotate DKIM key for mail.acme.test' });
+    await rotate.click();
+    await card.getByText('A new DKIM key was made.', { exact: false }).waitFor();
+    // The new record, labelled by its purpose, with its own Copy buttons.
+    const nextRow = card.getByRole('row').filter({ hasText: /DKIM \(next key/ });
+    await nextRow.waitFor();
+    await nextRow.getByRole('button', { name: 'Copy value of the next DKIM key record for mail.acme.test' }).waitFor();
+    assert.match(await nextRow.textContent(), /_domainkey\.mail\.acme\.test/);
+    await card.getByRole('button', { name: 'Copy value of the DKIM key record for mail.acme.test' }).waitFor();
+    assert.ok(await page.getByRole('button', { name: 'Rotate DKIM key for mail.acme.test' }).evaluate((el) => el === document.activeElement), 'focus stays on Rotate DKIM key');
+
+    const [again] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/dkim/rotate')),
+      page.getByRole('button', { name: 'Rotate DKIM key for mail.acme.test' }).click(),
+    ]);
+    assert.equal(again.status(), 409);
+    const pending = card.locator('.dkim-rotate').getByText('already waiting for its DNS record', { exact: false });
+    await pending.waitFor();
+    assert.equal(await card.getByRole('row').filter({ hasText: /next key/ }).count(), 1, 'still one next key');
   });
 
   await step('at 390 px the Mail Settings screen has no horizontal page overflow', async () => {

@@ -3,7 +3,7 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all build run test deps deps-test format lint clean
+.PHONY: all build run test test-asan deps deps-test format lint clean
 
 all: build
 
@@ -27,6 +27,10 @@ test: deps-test
 	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure -j 2
 
+# The suite under AddressSanitizer and UndefinedBehaviorSanitizer (clang); any report fails.
+test-asan: deps-test
+	scripts/test-asan.sh
+
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c
 
@@ -35,4 +39,4 @@ lint: build
 		--suppress=missingIncludeSystem --inline-suppr -I src src
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) build-asan

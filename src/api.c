@@ -367,6 +367,27 @@ enum err api_invalid(struct api_call *c, const char *field, const char *message)
 	return ERR_INVALID_REQUEST;
 }
 
+void api_routes_print(FILE *out)
+{
+	static const char *const auths[] = {"none", "session", "api_key"};
+	for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
+		const struct api_route *r = &routes[i];
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "method", r->method);
+		cJSON_AddStringToObject(o, "path", r->pattern);
+		cJSON_AddStringToObject(o, "auth", auths[r->auth]);
+		cJSON_AddStringToObject(o, "permission", perm_name(r->perm));
+		cJSON *roles = cJSON_AddArrayToObject(o, "roles");
+		for (int role = 0; r->auth == AUTH_SESSION && role < ROLE_COUNT; role++)
+			if (role_can((enum role)role, r->perm))
+				cJSON_AddItemToArray(roles, cJSON_CreateString(role_name(role)));
+		char *line = cJSON_PrintUnformatted(o);
+		fprintf(out, "%s\n", line);
+		free(line);
+		cJSON_Delete(o);
+	}
+}
+
 void api_respond(struct api_call *c, enum err e)
 {
 	respond_call(c, (enum api_dialect)c->dialect, e);

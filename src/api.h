@@ -4,6 +4,7 @@
 #define POSTERN_API_H
 
 #include <cjson/cJSON.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "dkimkey.h"
@@ -52,6 +53,9 @@ typedef enum err (*api_fn)(struct api_call *c);
 
 /* The http_handler for everything the daemon serves. arg is a struct api_ctx. */
 void api_handle(void *arg, struct http_request *req);
+/* Writes the route table as JSON lines (method, path, auth, the roles allowed), for tests
+ * that must cover every route and for operators. */
+void api_routes_print(FILE *out);
 
 /* Answers a call (used directly only by handlers that suspended their request). */
 void api_respond(struct api_call *c, enum err e);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "api.h"
 #include "audit.h"
 #include "auth.h"
 #include "config.h"
@@ -466,6 +467,13 @@ static int cmd_domain_set(struct cli_opt *o)
 	return rc == STORE_OK ? EXIT_OK : EXIT_FAIL;
 }
 
+static int cmd_routes(struct cli_opt *o)
+{
+	(void)o;
+	api_routes_print(stdout);
+	return EXIT_OK;
+}
+
 static int cmd_serve(struct cli_opt *o)
 {
 	struct config cfg;
@@ -538,6 +546,10 @@ static struct cli_cmd commands[] = {
 	  {"--pending", NULL, "mark it pending verification", false, NULL},
 	  {"--active", NULL, "switch it on", false, NULL},
 	  {"--inactive", NULL, "switch it off", false, NULL}}},
+	{"routes",
+	 cmd_routes,
+	 "Print the HTTP routes with the roles allowed on each, one JSON object per line",
+	 {{NULL, NULL, NULL, false, NULL}}},
 	{"serve",
 	 cmd_serve,
 	 "Run the gateway; flags override the configuration file",

@@ -3,7 +3,7 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all build run test test-asan deps deps-test format lint clean
+.PHONY: all build run test test-asan test-valgrind deps deps-test format lint clean
 
 all: build
 
@@ -30,6 +30,11 @@ test: deps-test
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer (clang); any report fails.
 test-asan: deps-test
 	scripts/test-asan.sh
+
+# Unit tests and one daemon integration suite under valgrind memcheck.
+test-valgrind: deps-test
+	$(MAKE) build
+	scripts/test-valgrind.sh
 
 format:
 	clang-format -i src/*.c src/*.h tests/unit/*.c

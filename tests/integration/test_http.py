@@ -101,10 +101,6 @@ class HttpTest(unittest.TestCase):
         self.assertNotIn("do-not-log-me", self.gw.read_log())
 
 
-if __name__ == "__main__":
-    main()
-
-
 class GracefulStopTest(unittest.TestCase):
     def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(self):
         gw = Gateway().init().start()
@@ -125,3 +121,7 @@ class GracefulStopTest(unittest.TestCase):
             self.assertIn("postern stopped", gw.read_log())
         finally:
             gw.cleanup()
+
+
+if __name__ == "__main__":
+    main()

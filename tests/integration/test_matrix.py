@@ -1,0 +1,588 @@
+"""The permission matrix over real HTTP, generated from `postern routes`: every management
+endpoint x every role x own account / other account, with the expected status, the
+expected effect, and another account's ids answering byte for byte like missing ids. A
+route that `postern routes` prints without a row here fails the test. Also: only login,
+the verify pages and the panel's files answer without a session or key; CSRF on every
+state-changing cookie request; logout ends the session on the server; a revoked key is
+refused from the next request."""
+import glob
+import json
+import os
+import re
+import time
+import unittest
+
+from harness import PASSWORD, Client, Gateway, cli, main, must, wait_until
+
+ROLES = ("admin", "technical", "analytics", "marketing")
+ACCOUNTS = ("acme", "globex")
+OTHER = {"acme": "globex", "globex": "acme"}
+
+# The only routes that answer without a session or an API key.
+EXPECTED_PUBLIC = {("POST", "/api/session"), ("GET", "/verify/{id}"), ("POST", "/verify/{id}"),
+                   ("GET", "/"), ("GET", "/{id}")}
+
+# The send API's routes and the dialect their errors are written in.
+KEY_ROUTES = {("POST", "/v5/mail/send"): "netcore", ("POST", "/v6/mail/send"): "netcore",
+              ("POST", "/v3/mail/send"): "sendgrid"}
+
+# docs/api.md's Roles table, by the permission names `postern routes` prints.
+DOCUMENTED_ROLES = {
+    "none": set(ROLES),
+    "read": set(ROLES),
+    "sender.add": set(ROLES),
+    "sender_auth.toggle": {"admin", "technical", "analytics"},
+    "sender.remove": {"admin", "technical", "analytics"},
+    "sender.verify": {"admin"},
+    "domain.manage": {"admin", "technical"},
+    "user.manage": {"admin"},
+    "key.manage": {"admin", "technical"},
+}
+
+# Ids that exist in no account, per kind of object.
+MISSING = {"sender": "999999", "user": "999999", "key": "999999", "domain": "999999",
+           "message": "0" * 32}
+
+# How each kind of object is listed by its account's Admin: (path, field of the answer).
+VIEWS = {"sender": ("/api/senders", "senders"), "user": ("/api/users", "users"),
+         "key": ("/api/keys", "keys"), "domain": ("/api/domains", "domains")}
+
+
+class Row:
+    """How to call one session route so that it succeeds for a role allowed on it.
+    ok: the status then. body: a dict, or fn(test, account) giving one. obj: the kind of
+    object {id} names; fresh: a new one for every call (the call changes or removes it).
+    created: (list path, fn(body) -> text) when the call adds something that list shows.
+    caller: "fresh" for a new user of the role (the call ends or changes its session).
+    prepare: fn(test, account) run before the call. tick: move the daemon's clock before
+    the call, so that what it stamps (to the second) differs from the last stamp."""
+
+    def __init__(self, ok, body=None, obj=None, fresh=False, created=None, caller=None,
+                 query="", prepare=None, tick=False):
+        self.ok, self.body, self.obj, self.fresh = ok, body, obj, fresh
+        self.created, self.caller, self.query, self.prepare = created, caller, query, prepare
+        self.tick = tick
+
+    def make_body(self, test, account):
+        return self.body(test, account) if callable(self.body) else self.body
+
+
+def _pending_sender(test, account):
+    test.make("sender", account)
+
+
+# One row per session route. A route `postern routes` lists that is neither here, nor in
+# EXPECTED_PUBLIC, nor in KEY_ROUTES fails test_every_route_has_a_row_in_the_matrix.
+ROWS = {
+    ("GET", "/api/session"): Row(200),
+    ("DELETE", "/api/session"): Row(204, caller="fresh"),
+    ("GET", "/api/audit"): Row(200, query="?limit=1000"),
+    ("GET", "/api/settings/sender-auth"): Row(200),
+    # Disabling when disabled changes nothing; the caller's own password confirms it.
+    ("PUT", "/api/settings/sender-auth"): Row(200, {"enabled": False, "password": PASSWORD}),
+    ("GET", "/api/senders"): Row(200),
+    ("POST", "/api/senders"): Row(
+        201, lambda t, a: {"addresses": [t.unique("s{}@mail.%s.test" % a)]},
+        created=("/api/senders", lambda b: b["addresses"][0])),
+    ("POST", "/api/senders/verification-email"): Row(200, prepare=_pending_sender),
+    ("POST", "/api/senders/{id}/verify"): Row(200, obj="sender", fresh=True),
+    ("DELETE", "/api/senders/{id}"): Row(204, obj="sender", fresh=True),
+    ("PUT", "/api/users/me/password"): Row(
+        204, {"current_password": PASSWORD, "new_password": "another horse battery"},
+        caller="fresh"),
+    ("GET", "/api/users"): Row(200),
+    ("POST", "/api/users"): Row(
+        201, lambda t, a: {"email": t.unique("u{}@%s.test" % a), "role": "marketing",
+                           "password": PASSWORD},
+        created=("/api/users", lambda b: b["email"])),
+    ("PATCH", "/api/users/{id}"): Row(200, {"role": "analytics"}, obj="user", fresh=True),
+    ("DELETE", "/api/users/{id}"): Row(204, obj="user", fresh=True),
+    ("GET", "/api/keys"): Row(200),
+    ("POST", "/api/keys"): Row(201, lambda t, a: {"name": t.unique("k{}.%s.test" % a)},
+                               created=("/api/keys", lambda b: b["name"])),
+    ("DELETE", "/api/keys/{id}"): Row(204, obj="key", fresh=True),
+    ("GET", "/api/drops"): Row(200),
+    ("GET", "/api/stats"): Row(200),
+    ("GET", "/api/domains"): Row(200),
+    ("POST", "/api/domains"): Row(201, lambda t, a: {"domain": t.unique("d{}.%s.test" % a)},
+                                  created=("/api/domains", lambda b: b["domain"])),
+    ("POST", "/api/domains/{id}/check"): Row(200, obj="domain", fresh=True, tick=True),
+    ("PATCH", "/api/domains/{id}"): Row(200, {"active": False}, obj="domain", fresh=True),
+    ("DELETE", "/api/domains/{id}"): Row(204, obj="domain", fresh=True),
+    ("POST", "/api/domains/{id}/dkim/rotate"): Row(200, obj="domain", fresh=True),
+    ("GET", "/api/messages"): Row(200),
+    ("GET", "/api/messages/{id}"): Row(200, obj="message"),
+}
+
+
+def email(account, role):
+    return f"{role}@{account}.test"
+
+
+def message_body(account):
+    return {"from": {"email": f"news@mail.{account}.test", "name": "News"},
+            "subject": "Hello", "content": [{"type": "text/plain", "value": "Hi there"}],
+            "personalizations": [{"to": [{"email": "bob@example.com"}]}]}
+
+
+def load_routes():
+    out = must(cli("routes", password=None)).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+class MatrixTest(unittest.TestCase):
+    """One gateway; acme and globex each with one user per role, logged in once."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.routes = load_routes()
+        cls.serial = 0
+        cls.shared, cls.domains = {}, {}
+        cls.gw = Gateway().init("acme", email("acme", "admin"))
+        cls.addClassCleanup(cls.gw.cleanup)
+        cls.gw.add_account("globex", email("globex", "admin"))
+        for account in ACCOUNTS:
+            for role in ROLES[1:]:
+                cls.gw.add_user(account, email(account, role), role)
+            # A verified domain to send the accounts' messages from.
+            must(cli("domain", "add", "--db", cls.gw.db, "--account", account,
+                     f"mail.{account}.test", "--verified"))
+        cls.gw.start()
+        cls.users = {(a, r): cls.login(email(a, r)) for a in ACCOUNTS for r in ROLES}
+        cls.admins = {a: cls.users[(a, "admin")] for a in ACCOUNTS}
+        cls.keys, cls.messages = {}, {}
+        for account in ACCOUNTS:
+            admin = cls.admins[account]
+            r = admin.request("POST", "/api/keys", {"name": f"sender.{account}.test"})
+            assert r.status == 201, r.raw
+            cls.keys[account] = r.json["key"]
+            r = cls.gw.client().request("POST", "/v5/mail/send", message_body(account),
+                                        headers={"Authorization": "Bearer " + r.json["key"]})
+            assert r.status == 200, r.raw
+            mid = r.json["data"]["message_id"]
+            listed = admin.request("GET", "/api/messages")
+            assert mid in {m["id"] for m in listed.json["messages"]}, listed.raw
+            cls.messages[account] = mid
+        # What one account's answers may never contain: the other account's names and ids.
+        cls.foreign = {a: [f"{OTHER[a]}.test".encode(), cls.messages[OTHER[a]].encode()]
+                       for a in ACCOUNTS}
+
+    @classmethod
+    def login(cls, address, password=PASSWORD):
+        c = cls.gw.client()
+        r = c.login(address, password)
+        assert r.status == 200, r.raw
+        return c
+
+    def unique(self, template):
+        type(self).serial += 1
+        return template.format(type(self).serial)
+
+    # Objects, each created by its account's Admin.
+    def make(self, kind, account):
+        admin = self.admins[account]
+        if kind == "message":
+            return self.messages[account]
+        if kind == "sender":
+            r = admin.request("POST", "/api/senders",
+                              {"addresses": [self.unique(f"o{{}}@mail.{account}.test")]})
+            self.assertEqual(r.status, 201, r.raw)
+            return str(r.json["added"][0]["id"])
+        if kind == "user":
+            r = admin.request("POST", "/api/users", {"email": self.unique(f"t{{}}@{account}.test"),
+                                                     "role": "marketing", "password": PASSWORD})
+        elif kind == "key":
+            r = admin.request("POST", "/api/keys", {"name": self.unique(f"o{{}}.{account}.test")})
+        elif kind == "domain":
+            pool = self.domains.setdefault(account, [])
+            if not pool:
+                pool.extend(self.settled_domains(account, 16))
+            return pool.pop()
+        else:
+            raise AssertionError(f"no way to make a {kind}")
+        self.assertEqual(r.status, 201, r.raw)
+        return str(r.json["id"])
+
+    def settled_domains(self, account, n):
+        """n new domains, each already through the scheduler's check of a new domain (it
+        comes within a second), so that afterwards only the calls under test change them:
+        the scheduler's next look is check_pending (5 minutes) away."""
+        admin = self.admins[account]
+        ids = set()
+        for _ in range(n):
+            r = admin.request("POST", "/api/domains",
+                              {"domain": self.unique(f"o{{}}.{account}.test")})
+            self.assertEqual(r.status, 201, r.raw)
+            ids.add(str(r.json["id"]))
+
+        def settled():
+            r = admin.request("GET", "/api/domains")
+            return ids <= {str(d["id"]) for d in r.json["domains"] if d["checked_at"]}
+        self.assertTrue(wait_until(settled, timeout=20, interval=0.05),
+                        "the scheduler did not check the new domains")
+        return sorted(ids)
+
+    def snapshot(self, kind, account, oid):
+        """The object as its account's Admin sees it, or None when it is gone."""
+        admin = self.admins[account]
+        if kind == "message":
+            r = admin.request("GET", f"/api/messages/{oid}")
+            self.assertEqual(r.status, 200, r.raw)
+            return r.json
+        path, field = VIEWS[kind]
+        r = admin.request("GET", path)
+        self.assertEqual(r.status, 200, r.raw)
+        return next((o for o in r.json[field] if str(o["id"]) == oid), None)
+
+    def listed(self, row, account, body):
+        path, text = row.created
+        r = self.admins[account].request("GET", path)
+        self.assertEqual(r.status, 200, r.raw)
+        return text(body) in r.raw.decode()
+
+    def caller(self, row, account, role):
+        if row.caller != "fresh":
+            return self.users[(account, role)]
+        address = self.unique(f"c{{}}@{account}.test")
+        r = self.admins[account].request("POST", "/api/users", {"email": address, "role": role,
+                                                                "password": PASSWORD})
+        self.assertEqual(r.status, 201, r.raw)
+        return self.login(address)
+
+    @staticmethod
+    def url(path, oid, row):
+        return (path.replace("{id}", oid) if oid is not None else path) + row.query
+
+    def assertError(self, r, status, code, msg=""):
+        self.assertEqual((r.status, r.code), (status, code), f"{msg}: {r.status} {r.raw!r}")
+        self.assertEqual(set(r.json), {"error"}, r.raw)
+        self.assertTrue(r.json["error"]["message"], r.raw)
+
+    def assertKeyRefused(self, r, dialect, msg=""):
+        self.assertEqual(r.status, 401, f"{msg}: {r.raw!r}")
+        if dialect == "sendgrid":
+            err, = r.json["errors"]
+            self.assertIsNone(err["help"], r.raw)
+            self.assertIsNone(err["field"], r.raw)
+        else:
+            self.assertEqual(r.json["status"], "error", r.raw)
+            err, = r.json["error"]
+        self.assertEqual(err["code"], "invalid_api_key", f"{msg}: {r.raw!r}")
+        self.assertTrue(err["message"], r.raw)
+
+    def session_routes(self):
+        return [r for r in self.routes if r["auth"] == "session"]
+
+    # -- The table itself --------------------------------------------------------------
+
+    def test_every_route_has_a_row_in_the_matrix(self):
+        listed = set()
+        for route in self.routes:
+            key = (route["method"], route["path"])
+            listed.add(key)
+            with self.subTest(method=key[0], path=key[1], auth=route["auth"]):
+                if route["auth"] == "none":
+                    self.assertTrue(key in EXPECTED_PUBLIC,
+                                    f"{key[0]} {key[1]} answers without a session or key but "
+                                    "is not login, a verify page or the panel's files")
+                elif route["auth"] == "session":
+                    self.assertTrue(key in ROWS, f"new endpoint without a row in the matrix: "
+                                                 f"{key[0]} {key[1]}")
+                elif route["auth"] == "api_key":
+                    self.assertTrue(key in KEY_ROUTES, f"new endpoint without a row in the "
+                                                       f"matrix: {key[0]} {key[1]} (api_key)")
+                else:
+                    self.fail(f"{key[0]} {key[1]}: unknown auth {route['auth']!r}")
+        for key in sorted(set(ROWS) | set(KEY_ROUTES) | EXPECTED_PUBLIC):
+            with self.subTest(stale=key):
+                self.assertTrue(key in listed, f"a row for {key[0]} {key[1]}, which `postern "
+                                               "routes` does not list")
+
+    def test_the_roles_on_each_route_are_the_documented_ones(self):
+        for route in self.routes:
+            with self.subTest(method=route["method"], path=route["path"]):
+                if route["auth"] != "session":
+                    self.assertEqual(route["roles"], [], route)
+                    continue
+                self.assertIn(route["permission"], DOCUMENTED_ROLES,
+                              f"permission {route['permission']!r} is not in docs/api.md")
+                self.assertEqual(set(route["roles"]), DOCUMENTED_ROLES[route["permission"]],
+                                 route)
+                self.assertEqual(len(route["roles"]), len(set(route["roles"])), route)
+
+    # -- The matrix ----------------------------------------------------------------------
+
+    def test_every_endpoint_for_every_role_in_both_accounts(self):
+        started = time.monotonic()
+        own = other = 0
+        routes = self.session_routes()
+        for route in routes:
+            method, path, roles = route["method"], route["path"], route["roles"]
+            row = ROWS.get((method, path))
+            if row is None:
+                with self.subTest(method=method, path=path):
+                    self.fail(f"new endpoint without a row in the matrix: {method} {path}")
+                continue
+            for account in ACCOUNTS:
+                for role in ROLES:
+                    with self.subTest(method=method, path=path, role=role, account=account,
+                                      ids="own"):
+                        self.check_own(method, path, row, account, role, role in roles)
+                    own += 1
+                    if "{id}" in path:
+                        with self.subTest(method=method, path=path, role=role, account=account,
+                                          ids="other account's"):
+                            self.check_other(method, path, row, account, role, role in roles)
+                        other += 1
+        print(f"\nmatrix: {len(routes)} session routes x {len(ROLES)} roles x "
+              f"{len(ACCOUNTS)} accounts = {own} own-account cases, + {other} other-account-id "
+              f"cases ({other // (len(ROLES) * len(ACCOUNTS)) if other else 0} routes with an "
+              f"id); {own + other} in all, {time.monotonic() - started:.1f}s", flush=True)
+
+    def check_own(self, method, path, row, account, role, allowed):
+        who = f"{method} {path} as {role} of {account}"
+        oid = None
+        if row.obj:
+            oid = self.make(row.obj, account) if row.fresh else self.make_shared(row.obj, account)
+        if row.prepare:
+            row.prepare(self, account)
+        before = self.snapshot(row.obj, account, oid) if row.obj and method != "GET" else None
+        body = row.make_body(self, account)
+        caller = self.caller(row, account, role)
+        if row.tick:
+            self.gw.advance_clock(2)
+        r = caller.request(method, self.url(path, oid, row), body)
+        if not allowed:
+            self.assertError(r, 403, "forbidden", f"{who}: the role is not allowed")
+        else:
+            self.assertNotIn(r.status, (401, 403), f"{who}: the role is allowed: {r.raw!r}")
+            self.assertEqual(r.status, row.ok, f"{who}: {r.raw!r}")
+        if row.obj and method != "GET":
+            after = self.snapshot(row.obj, account, oid)
+            if allowed:
+                self.assertNotEqual(after, before, f"{who}: answered {r.status} but changed "
+                                                   "nothing")
+            else:
+                self.assertEqual(after, before, f"{who}: refused but changed the {row.obj}")
+        if row.created:
+            self.assertEqual(self.listed(row, account, body), allowed,
+                             f"{who}: {'not ' if allowed else ''}added")
+            self.assertFalse(self.listed(row, OTHER[account], body),
+                             f"{who}: added to {OTHER[account]}")
+        if allowed and method == "GET":
+            for needle in self.foreign[account]:
+                self.assertNotIn(needle, r.raw, f"{who}: shows {OTHER[account]}'s {needle!r}")
+
+    def make_shared(self, kind, account):
+        if (kind, account) not in self.shared:
+            self.shared[(kind, account)] = self.make(kind, account)
+        return self.shared[(kind, account)]
+
+    def check_other(self, method, path, row, account, role, allowed):
+        """Another account's id answers exactly like an id that exists nowhere: 404 for a
+        role allowed on the route, 403 for one that is not; and changes nothing."""
+        who = f"{method} {path} as {role} of {account} with {OTHER[account]}'s id"
+        theirs = OTHER[account]
+        oid = self.make(row.obj, theirs) if row.fresh else self.make_shared(row.obj, theirs)
+        before = self.snapshot(row.obj, theirs, oid)
+        caller = self.caller(row, account, role)
+        body = row.make_body(self, account)
+        absent = caller.request(method, self.url(path, MISSING[row.obj], row), body)
+        if allowed:
+            self.assertError(absent, 404, "not_found", f"{who}: a missing id")
+        else:
+            self.assertError(absent, 403, "forbidden", f"{who}: a missing id, role not allowed")
+        r = caller.request(method, self.url(path, oid, row), body)
+        self.assertEqual(r.status, absent.status, f"{who}: {r.raw!r}")
+        self.assertEqual(r.raw, absent.raw, f"{who}: answers unlike a missing id")
+        if method != "GET":
+            self.assertEqual(self.snapshot(row.obj, theirs, oid), before,
+                             f"{who}: changed the other account's {row.obj}")
+
+    # -- Without a session or key ----------------------------------------------------------
+
+    def test_only_login_the_verify_pages_and_the_panel_answer_without_a_session(self):
+        public = {(r["method"], r["path"]) for r in self.routes if r["auth"] == "none"}
+        self.assertEqual(public, EXPECTED_PUBLIC)
+        token = self.verify_token("acme")
+        anon = self.gw.client()
+        calls = {
+            ("POST", "/api/session"): ("/api/session", {"email": email("acme", "marketing"),
+                                                        "password": PASSWORD}),
+            ("GET", "/verify/{id}"): (f"/verify/{token}", None),
+            ("POST", "/verify/{id}"): (f"/verify/{token}", None),
+            ("GET", "/"): ("/", None),
+            ("GET", "/{id}"): ("/app.js", None),
+        }
+        for method, path in sorted(EXPECTED_PUBLIC):
+            with self.subTest(method=method, path=path):
+                url, body = calls[(method, path)]
+                r = anon.request(method, url, body)
+                self.assertNotEqual(r.status, 401, r.raw)
+                self.assertEqual(r.status, 200, r.raw[:300])
+
+    def verify_token(self, account):
+        """A Verify All link's token, from the email that adding a sender sends."""
+        address = self.make_address(account)
+        outbox = os.path.join(self.gw.tmp, "outbox")
+
+        def find():
+            for name in glob.glob(os.path.join(glob.escape(outbox), "*")):
+                with open(name, errors="replace") as f:
+                    text = f.read()
+                if address in text:
+                    m = re.search(r"/verify/([A-Za-z0-9_-]{20,})", text)
+                    if m:
+                        return m.group(1)
+            return None
+        token = wait_until(find, timeout=20, interval=0.05)
+        self.assertTrue(token, "no verification email in the outbox")
+        return token
+
+    def make_address(self, account):
+        address = self.unique(f"v{{}}@mail.{account}.test")
+        r = self.admins[account].request("POST", "/api/senders", {"addresses": [address]})
+        self.assertEqual(r.status, 201, r.raw)
+        r = self.admins[account].request("POST", "/api/senders/verification-email")
+        self.assertEqual(r.status, 200, r.raw)
+        return address
+
+    def test_every_session_route_is_401_without_a_session(self):
+        admin = self.admins["acme"]
+        anon = self.gw.client()
+        unknown = self.gw.client()
+        tail = "AAAA" if not admin.cookie.endswith("AAAA") else "BBBB"
+        unknown.cookie, unknown.csrf = admin.cookie[:-4] + tail, admin.csrf
+        key = {"Authorization": "Bearer " + self.keys["acme"]}
+        variants = (("no cookie", anon, {}), ("an unknown cookie", unknown, {}),
+                    ("an API key instead of a session", anon, key))
+        for route in self.session_routes():
+            method, path = route["method"], route["path"]
+            row = ROWS.get((method, path)) or Row(200)
+            oid = self.make(row.obj, "acme") if row.obj else None
+            before = self.snapshot(row.obj, "acme", oid) if row.obj else None
+            body = row.make_body(self, "acme")
+            for variant, client, headers in variants:
+                with self.subTest(method=method, path=path, session=variant):
+                    r = client.request(method, self.url(path, oid, row), body, headers=headers)
+                    self.assertError(r, 401, "not_authenticated", f"{method} {path} with {variant}")
+            if row.obj and method != "GET":
+                self.assertEqual(self.snapshot(row.obj, "acme", oid), before,
+                                 f"{method} {path} without a session changed the {row.obj}")
+            if row.created:
+                self.assertFalse(self.listed(row, "acme", body),
+                                 f"{method} {path} without a session added it")
+
+    def test_every_send_route_is_401_without_a_valid_key(self):
+        admin = self.admins["acme"]
+        variants = (
+            ("no key", {}),
+            ("a malformed key", {"Authorization": "Bearer nope"}),
+            ("an unknown key", {"Authorization": "Bearer pst_" + "A" * 43}),
+            ("an unknown api_key header", {"api_key": "pst_" + "A" * 43}),
+            ("a session cookie instead of a key", {"Cookie": "postern_session=" + admin.cookie,
+                                                   "X-CSRF-Token": admin.csrf}),
+        )
+        anon = self.gw.client()
+        before = self.admins["acme"].request("GET", "/api/stats").json
+        for route in self.routes:
+            if route["auth"] != "api_key":
+                continue
+            method, path = route["method"], route["path"]
+            dialect = KEY_ROUTES.get((method, path))
+            for variant, headers in variants:
+                with self.subTest(method=method, path=path, key=variant):
+                    self.assertIsNotNone(dialect, f"new endpoint without a row in the matrix: "
+                                                  f"{method} {path}")
+                    r = anon.request(method, path, message_body("acme"), headers=headers)
+                    self.assertKeyRefused(r, dialect, f"{method} {path} with {variant}")
+        self.assertEqual(self.admins["acme"].request("GET", "/api/stats").json, before)
+
+    # -- CSRF, logout, revoked keys ------------------------------------------------------
+
+    def test_csrf_is_enforced_on_every_state_changing_cookie_request(self):
+        other_token = self.admins["globex"].csrf  # never the caller's: callers are acme's
+        for route in self.session_routes():
+            method, path = route["method"], route["path"]
+            if method in ("GET", "HEAD"):
+                continue
+            with self.subTest(method=method, path=path):
+                row = ROWS.get((method, path))
+                self.assertIsNotNone(row, f"new endpoint without a row in the matrix: "
+                                          f"{method} {path}")
+                role = next(r for r in ROLES if r in route["roles"])
+                caller = self.caller(row, "acme", role)
+                oid = None
+                if row.obj:
+                    oid = self.make(row.obj, "acme") if row.fresh else \
+                        self.make_shared(row.obj, "acme")
+                if row.prepare:
+                    row.prepare(self, "acme")
+                before = self.snapshot(row.obj, "acme", oid) if row.obj else None
+                body = row.make_body(self, "acme")
+                url = self.url(path, oid, row)
+                wrong = "A" * len(caller.csrf) if caller.csrf != "A" * len(caller.csrf) else "B"
+                for variant, headers in (("no X-CSRF-Token", {}),
+                                         ("a wrong X-CSRF-Token", {"X-CSRF-Token": wrong}),
+                                         ("another session's X-CSRF-Token",
+                                          {"X-CSRF-Token": other_token})):
+                    r = caller.request(method, url, body, headers=headers, csrf=False)
+                    self.assertError(r, 403, "csrf_failed", f"{method} {path} as {role} with "
+                                                            f"{variant}")
+                if row.obj:
+                    self.assertEqual(self.snapshot(row.obj, "acme", oid), before,
+                                     f"{method} {path} refused for CSRF but changed it")
+                if row.created:
+                    self.assertFalse(self.listed(row, "acme", body),
+                                     f"{method} {path} refused for CSRF but added it")
+                # Still logged in, with the same password: nothing happened.
+                self.assertEqual(caller.request("GET", "/api/session").status, 200,
+                                 f"{method} {path} refused for CSRF but ended the session")
+                # The very same request with the token goes through.
+                r = caller.request(method, url, body)
+                self.assertEqual(r.status, row.ok, f"{method} {path} with the token: {r.raw!r}")
+
+    def test_logout_ends_the_session_on_the_server(self):
+        c = self.caller(Row(200, caller="fresh"), "acme", "technical")
+        cookie, csrf = c.cookie, c.csrf
+        self.assertEqual(c.request("GET", "/api/session").status, 200)
+        r = c.request("DELETE", "/api/session")
+        self.assertEqual(r.status, 204, r.raw)
+        self.assertIn("Max-Age=0", r.header("Set-Cookie") or "")
+        replay = Client(self.gw.port)
+        replay.cookie, replay.csrf = cookie, csrf
+        for method, path, body in (("GET", "/api/session", None), ("GET", "/api/senders", None),
+                                   ("GET", "/api/keys", None),
+                                   ("POST", "/api/keys", {"name": "after.acme.test"}),
+                                   ("DELETE", "/api/session", None)):
+            with self.subTest(replay=f"{method} {path}"):
+                self.assertError(replay.request(method, path, body), 401, "not_authenticated",
+                                 f"the logged-out cookie replayed on {method} {path}")
+        self.assertNotIn(b"after.acme.test", self.admins["acme"].request("GET", "/api/keys").raw)
+
+    def test_a_revoked_key_is_refused_on_the_next_request(self):
+        admin = self.admins["acme"]
+        made = admin.request("POST", "/api/keys", {"name": "revoked.acme.test"})
+        self.assertEqual(made.status, 201, made.raw)
+        key = made.json["key"]
+        anon = self.gw.client()
+        r = anon.request("POST", "/v5/mail/send", message_body("acme"),
+                         headers={"Authorization": "Bearer " + key})
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(r.json["status"], "success", r.raw)
+
+        r = admin.request("DELETE", f"/api/keys/{made.json['id']}")
+        self.assertEqual(r.status, 204, r.raw)
+        for (method, path), dialect in sorted(KEY_ROUTES.items()):
+            for headers in ({"Authorization": "Bearer " + key}, {"api_key": key}):
+                with self.subTest(path=path, header=next(iter(headers))):
+                    r = anon.request(method, path, message_body("acme"), headers=headers)
+                    self.assertKeyRefused(r, dialect, f"{path} with the revoked key")
+        # The account's other key still works.
+        r = anon.request("POST", "/v5/mail/send", message_body("acme"),
+                         headers={"Authorization": "Bearer " + self.keys["acme"]})
+        self.assertEqual(r.status, 200, r.raw)
+
+
+if __name__ == "__main__":
+    main()

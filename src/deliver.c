@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "compose.h"
@@ -57,13 +58,35 @@ static int64_t backoff(const struct config *cfg, int attempts)
 	return delay < 1 ? 1 : (int64_t)delay;
 }
 
+static bool stopping(struct deliver *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool stop = d->stop;
+	pthread_mutex_unlock(&d->lock);
+	return stop;
+}
+
+#define RECORD_TRIES 120 /* a minute: long enough for an operator to free a full disk */
+
 static void finish(struct deliver *d, const struct store_queued *m, const char *status,
 		   const char *reason, const char *reply, const char *rejected, int64_t next)
 {
 	struct store_outcome o = {status, next, reason, reply, rejected, util_now()};
-	if (store_message_finish(d->store, m->id, &o) != STORE_OK)
-		log_error("deliver: cannot record %s for message %s; it will be retried", status,
-			  m->uid);
+	/* The outcome must be recorded: a message the relay took but left "sending" would be
+	 * sent again after a restart. A full disk may clear, so keep trying for a while. */
+	int tries = 0;
+	while (store_message_finish(d->store, m->id, &o) != STORE_OK) {
+		if (++tries == 1)
+			log_error("deliver: cannot record %s for message %s; retrying", status,
+				  m->uid);
+		if (tries >= RECORD_TRIES || stopping(d)) {
+			log_error("deliver: gave up recording %s for message %s; it stays "
+				  "'sending' and is resumed at the next start",
+				  status, m->uid);
+			break;
+		}
+		usleep(500 * 1000);
+	}
 	log_info("message %s %s attempt=%d%s%s%s%s", m->uid, status, m->attempts,
 		 reason ? " reason=" : "", reason ? reason : "", reply ? " reply=" : "",
 		 reply ? reply : "");

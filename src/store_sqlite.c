@@ -225,7 +225,8 @@ int sq_end(struct sq *q, int rc)
 {
 	if (rc == STORE_OK)
 		rc = sq_exec(q, NULL, "COMMIT", "");
-	if (rc != STORE_OK)
+	/* A failed COMMIT (a full disk) may already have rolled the transaction back. */
+	if (rc != STORE_OK && !sqlite3_get_autocommit(q->db))
 		sq_exec(q, NULL, "ROLLBACK", "");
 	return rc;
 }

@@ -3,7 +3,7 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all build run test test-asan test-valgrind deps deps-test format lint clean
+.PHONY: all build run test test-asan test-valgrind deps deps-test format lint clean fuzz-build fuzz-smoke fuzz
 
 all: build
 
@@ -23,9 +23,11 @@ run: deps
 	$(MAKE) build
 	scripts/run.sh
 
+# The whole suite, then each fuzz target for 30 s from its seeds.
 test: deps-test
 	$(MAKE) build
 	cd $(BUILD) && ctest --output-on-failure -j 2
+	$(MAKE) fuzz-smoke
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer (clang); any report fails.
 test-asan: deps-test
@@ -36,12 +38,28 @@ test-valgrind: deps-test
 	$(MAKE) build
 	scripts/test-valgrind.sh
 
+# libFuzzer targets (clang, ASan, UBSan) in their own tree; see fuzz/README.md.
+FUZZ_TARGETS := addr send config compose tokens
+FUZZ_SECONDS ?= 300
+
+fuzz-build:
+	CC=clang cmake -S . -B build-fuzz -DPOSTERN_FUZZ=ON -DCMAKE_BUILD_TYPE=Debug \
+		-DCMAKE_C_FLAGS=-O1 >/dev/null
+	cmake --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+
+# Each target for 30 s from its seeds; any crash fails.
+fuzz-smoke: fuzz-build
+	scripts/fuzz.sh 30 $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c
+	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c fuzz/*.h
 
 lint: build
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--suppress=missingIncludeSystem --inline-suppr -I src src
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

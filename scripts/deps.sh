@@ -10,7 +10,7 @@ libmicrohttpd-dev libcjson-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev
 libsodium-dev libc-ares-dev libopendkim-dev libgmime-3.0-dev libidn2-dev libpsl-dev
 libinih-dev sqlite3 curl ca-certificates libssl-dev"
 TEST_PKGS="libcmocka-dev python3 postfix swaks dnsmasq-base opendkim-tools
-postgresql-15 postgresql-client-15 chromium wrk nginx-light clang iproute2"
+postgresql-15 postgresql-client-15 chromium wrk nginx-light clang libclang-rt-14-dev iproute2"
 
 set_name="${1:-run}"
 want="$RUN_PKGS"

@@ -74,6 +74,16 @@ static int check_labels(const char *d, const char **why)
 	return 0;
 }
 
+/* True when libidn2 accepts every label of an ASCII domain, A-labels included. */
+static bool valid_alabels(const char *domain)
+{
+	char *alabel = NULL;
+	int rc = idn2_lookup_u8((const uint8_t *)domain, (uint8_t **)&alabel, IDN2_NONTRANSITIONAL);
+	bool ok = rc == IDN2_OK && alabel && strcmp(alabel, domain) == 0;
+	idn2_free(alabel);
+	return ok;
+}
+
 int addr_domain_normalize(const char *in, char out[ADDR_DOMAIN_MAX], const char **why)
 {
 	char *alabel = NULL;
@@ -87,6 +97,13 @@ int addr_domain_normalize(const char *in, char out[ADDR_DOMAIN_MAX], const char 
 			return -1;
 		}
 		lower_ascii(out);
+		/* An ASCII name can still hold A-labels ("xn--..."): they must decode to a valid
+		 * name, or mail software would show something else than what was checked. */
+		if (strstr(out, "xn--") && !valid_alabels(out)) {
+			*why = "The domain has an xn-- label that is not a valid internationalized "
+			       "name.";
+			return -1;
+		}
 	} else {
 		if (idn2_lookup_u8((const uint8_t *)in, (uint8_t **)&alabel,
 				   IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL) != IDN2_OK) {

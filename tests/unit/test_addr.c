@@ -317,9 +317,25 @@ static void domain_returns_part_after_at(void **state)
 	assert_string_equal(addr_domain(out), "sub.example.com");
 }
 
+/* Found by fuzz_compose: an ASCII name with an xn-- label that is no valid A-label would
+ * be shown by mail software as something else than the checked address. */
+static void invalid_a_labels_are_rejected(void **state)
+{
+	(void)state;
+	char out[ADDR_MAX];
+	const char *why = NULL;
+	assert_int_equal(addr_normalize("news@xn--acme.test", out, &why), -1);
+	assert_non_null(why);
+	assert_int_equal(addr_normalize("ceo@xn--knab-ud7a.attacker.test", out, &why), -1);
+	assert_int_equal(addr_normalize("news@xn--subjectva.example", out, &why), -1);
+	assert_int_equal(addr_normalize("user@XN--BCHER-KVA.example", out, &why), 0);
+	assert_string_equal(out, "user@xn--bcher-kva.example");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(invalid_a_labels_are_rejected),
 		cmocka_unit_test(normalize_folds_case_of_local_part_and_domain),
 		cmocka_unit_test(normalize_keeps_plus_address_distinct),
 		cmocka_unit_test(normalize_accepts_every_atext_character_in_local_part),

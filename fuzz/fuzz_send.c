@@ -1,0 +1,142 @@
+/* send_parse on arbitrary request bodies in both dialects. What it accepts is the canonical
+ * payload the queue stores and compose turns into headers, so on success: the From address
+ * is normalized, every address is, the recipient count is right, and no string that can
+ * reach a header holds CR or LF. */
+#include <cjson/cJSON.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "addr.h"
+#include "fuzz.h"
+#include "send.h"
+
+static const char *dialect_name(enum send_dialect d)
+{
+	return d == SEND_NETCORE ? "netcore" : "sendgrid";
+}
+
+/* A string field bound for a header: absent, or a string without CR or LF. */
+static void check_header_text(const cJSON *obj, const char *key, const char *where)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (!v)
+		return;
+	FUZZ_CHECK(cJSON_IsString(v), "%s.%s is not a string", where, key);
+	FUZZ_CHECK(!strpbrk(v->valuestring, "\r\n"), "%s.%s holds a line break", where, key);
+}
+
+/* {"email","name"?}: the email normalized, the name safe. */
+static void check_mailbox(const cJSON *m, const char *where)
+{
+	char norm[ADDR_MAX];
+	const char *why;
+	const cJSON *email = cJSON_GetObjectItemCaseSensitive(m, "email");
+
+	FUZZ_CHECK(cJSON_IsObject(m), "%s is not an object", where);
+	FUZZ_CHECK(cJSON_IsString(email), "%s.email is not a string", where);
+	FUZZ_CHECK(addr_normalize(email->valuestring, norm, &why) == 0 &&
+			   strcmp(norm, email->valuestring) == 0,
+		   "%s.email '%s' is not normalized", where, email->valuestring);
+	check_header_text(m, "name", where);
+}
+
+static int check_recipients(const cJSON *p, const char *kind)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, kind), *r;
+	int n = 0;
+	if (!list)
+		return 0;
+	FUZZ_CHECK(cJSON_IsArray(list), "personalization.%s is not a list", kind);
+	cJSON_ArrayForEach(r, list)
+	{
+		check_mailbox(r, kind);
+		n++;
+	}
+	return n;
+}
+
+static void check_headers(const cJSON *headers, const char *where)
+{
+	const cJSON *h;
+	if (!headers)
+		return;
+	FUZZ_CHECK(cJSON_IsObject(headers), "%s is not an object", where);
+	cJSON_ArrayForEach(h, headers)
+	{
+		FUZZ_CHECK(h->string && *h->string, "%s has an empty name", where);
+		FUZZ_CHECK(!strpbrk(h->string, "\r\n: \t"), "%s name '%s'", where, h->string);
+		FUZZ_CHECK(!send_header_reserved(h->string), "%s sets reserved '%s'", where,
+			   h->string);
+		FUZZ_CHECK(cJSON_IsString(h), "%s.%s is not a string", where, h->string);
+		FUZZ_CHECK(!strpbrk(h->valuestring, "\r\n"), "%s.%s holds a line break", where,
+			   h->string);
+	}
+}
+
+static void check_payload(const struct send_request *req)
+{
+	const cJSON *p = req->payload, *item;
+	char norm[ADDR_MAX];
+	const char *why;
+	int recipients = 0;
+
+	FUZZ_CHECK(addr_normalize(req->from, norm, &why) == 0 && strcmp(norm, req->from) == 0,
+		   "from '%s' is not normalized", req->from);
+	const cJSON *from = cJSON_GetObjectItemCaseSensitive(p, "from");
+	check_mailbox(from, "from");
+	FUZZ_CHECK(strcmp(cJSON_GetObjectItemCaseSensitive(from, "email")->valuestring,
+			  req->from) == 0,
+		   "payload from.email differs from out.from");
+	const cJSON *reply_to = cJSON_GetObjectItemCaseSensitive(p, "reply_to");
+	if (reply_to)
+		check_mailbox(reply_to, "reply_to");
+	check_header_text(p, "subject", "payload");
+	check_headers(cJSON_GetObjectItemCaseSensitive(p, "headers"), "headers");
+
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "personalizations");
+	FUZZ_CHECK(cJSON_IsArray(list) && cJSON_GetArraySize(list) > 0, "no personalizations");
+	cJSON_ArrayForEach(item, list)
+	{
+		int to = check_recipients(item, "to");
+		FUZZ_CHECK(to > 0, "a personalization without to");
+		recipients += to + check_recipients(item, "cc") + check_recipients(item, "bcc");
+		check_header_text(item, "subject", "personalization");
+		check_headers(cJSON_GetObjectItemCaseSensitive(item, "headers"),
+			      "personalization.headers");
+	}
+	FUZZ_CHECK(recipients == req->recipients, "counted %d recipients, send_parse said %d",
+		   recipients, req->recipients);
+	FUZZ_CHECK(recipients <= SEND_MAX_RECIPIENTS, "%d recipients", recipients);
+
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(p, "attachments"))
+	{
+		FUZZ_CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(item, "filename")),
+			   "attachment without a filename");
+		check_header_text(item, "filename", "attachment");
+		check_header_text(item, "type", "attachment");
+		check_header_text(item, "disposition", "attachment");
+		check_header_text(item, "content_id", "attachment");
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const enum send_dialect dialects[] = {SEND_NETCORE, SEND_SENDGRID};
+	cJSON *body = cJSON_ParseWithLength((const char *)data, size);
+
+	for (size_t i = 0; i < sizeof(dialects) / sizeof(dialects[0]); i++) {
+		struct send_request out;
+		struct send_problem why;
+		if (send_parse(dialects[i], body, &out, &why) == 0) {
+			check_payload(&out);
+			send_request_free(&out);
+		} else {
+			FUZZ_CHECK(out.payload == NULL, "%s: refused but payload kept",
+				   dialect_name(dialects[i]));
+			FUZZ_CHECK(why.message[0] != '\0', "%s: refused without a message",
+				   dialect_name(dialects[i]));
+		}
+	}
+	cJSON_Delete(body);
+	return 0;
+}

@@ -39,6 +39,10 @@ class HttpTest(unittest.TestCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
         self.assertIn("default-src 'self'", r.header("Content-Security-Policy"))
+        self.assertIn("frame-ancestors 'none'", r.header("Content-Security-Policy"))
+        self.assertEqual(r.header("X-Frame-Options"), "DENY")
+        self.assertEqual(r.header("Referrer-Policy"), "no-referrer")
+        self.assertEqual(r.header("X-Content-Type-Options"), "nosniff")
         self.assertNotIn("unsafe-inline", r.header("Content-Security-Policy"))
         for path in ("/nothing.js", "/..", "/.hidden.html", "/%2e%2e%2fCMakeLists.txt",
                      "/index.exe"):

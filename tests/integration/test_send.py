@@ -221,6 +221,20 @@ class ValidationTest(SendCase):
             self.assertRefused(self.send(path, None, raw="[]"), path, 400, "invalid_request")
             self.assertRefused(self.send(path, None, raw=""), path, 400, "invalid_request")
 
+    def test_hostile_sizes_and_shapes_are_clear_4xx_and_harmless(self):
+        many = body(personalizations=[{"to": [{"email": f"r{i}@example.com"}
+                                              for i in range(10000)]}])
+        self.check(many, "personalizations[0].to[1000]")
+        deep = "[" * 5000 + "]" * 5000
+        for path in (NETCORE, SENDGRID):
+            self.assertRefused(self.send(path, None, raw='{"from":' + deep + "}"), path, 400,
+                               "invalid_json")
+        huge_name = body()
+        huge_name["from"]["name"] = "x" * 100000
+        self.check(huge_name, "from.name")
+        # The daemon is unaffected.
+        self.assertAccepted(self.send(NETCORE, body()), NETCORE)
+
     def test_unsupported_sendgrid_features_are_refused_not_ignored(self):
         self.check(body(template_id="d-123"), "template_id", paths=(SENDGRID,))
         self.check(body(send_at=1700000000), "send_at", paths=(SENDGRID,))

@@ -145,6 +145,26 @@ class Gateway:
     def client(self):
         return Client(self.port)
 
+    def logged_in(self, email, password=PASSWORD):
+        """A client with a live session for email."""
+        c = self.client()
+        r = c.login(email, password)
+        assert r.status == 200, r.raw
+        c.user_id = r.json["user"]["id"]
+        return c
+
+
+def audit_events(admin):
+    """The account's audit log, newest first, read the way an Admin would."""
+    r = admin.request("GET", "/api/audit?limit=1000")
+    assert r.status == 200, r.raw
+    return r.json["events"]
+
+
+def last_audit_id(admin):
+    events = audit_events(admin)
+    return events[0]["id"] if events else 0
+
 
 class Response:
     def __init__(self, status, headers, body):

@@ -6,22 +6,11 @@ import re
 import sqlite3
 import unittest
 
-from harness import PASSWORD, Gateway, cli, main, must
+from harness import PASSWORD, Gateway, audit_events, cli, last_audit_id, main, must
 
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 SETTINGS = "/api/settings/sender-auth"
 
-
-def audit_events(admin):
-    """The account's audit log, newest first, read the way an Admin would."""
-    r = admin.request("GET", "/api/audit?limit=1000")
-    assert r.status == 200, r.raw
-    return r.json["events"]
-
-
-def last_audit_id(admin):
-    events = audit_events(admin)
-    return events[0]["id"] if events else 0
 
 
 def events_since(admin, since, action=None, actor=None):
@@ -42,21 +31,15 @@ class SenderAuthSettingsTest(unittest.TestCase):
         cls.gw.add_user("acme", "lock@acme.test", "technical")  # only the lockout test
         cls.gw.add_account("globex", "admin@globex.test")  # never changed by this class
         cls.gw.start()
-        cls.admin = cls.login("admin@acme.test")
-        cls.tech = cls.login("tech@acme.test")
-        cls.ana = cls.login("ana@acme.test")
-        cls.mkt = cls.login("mkt@acme.test")
+        cls.admin = cls.gw.logged_in("admin@acme.test")
+        cls.tech = cls.gw.logged_in("tech@acme.test")
+        cls.ana = cls.gw.logged_in("ana@acme.test")
+        cls.mkt = cls.gw.logged_in("mkt@acme.test")
 
     @classmethod
     def tearDownClass(cls):
         cls.gw.cleanup()
 
-    @classmethod
-    def login(cls, email):
-        c = cls.gw.client()
-        r = c.login(email)
-        assert r.status == 200, r.raw
-        return c
 
     def settings(self, client=None):
         r = (client or self.admin).request("GET", SETTINGS)
@@ -74,7 +57,7 @@ class SenderAuthSettingsTest(unittest.TestCase):
             self.assertEqual(r.json["error"].get("field"), field, r.raw)
 
     def test_a_new_account_has_the_switch_off_and_no_senders(self):
-        globex = self.login("admin@globex.test")
+        globex = self.gw.logged_in("admin@globex.test")
         r = globex.request("GET", SETTINGS)
         self.assertEqual(r.status, 200, r.raw)
         self.assertEqual(r.json, {"enabled": False, "verified": 0, "pending": 0})
@@ -164,7 +147,7 @@ class SenderAuthSettingsTest(unittest.TestCase):
             self.assertNotIn(text, audit.raw.decode())
 
     def test_five_wrong_passwords_lock_the_switch_and_the_login(self):
-        lock = self.login("lock@acme.test")
+        lock = self.gw.logged_in("lock@acme.test")
         before = self.settings()["enabled"]
         for i in range(5):
             r = self.toggle(lock, not before, password=f"wrong-{i}-password")
@@ -268,21 +251,15 @@ class SendersTest(unittest.TestCase):
         cls.gw.add_account("globex", "admin@globex.test")
         cls.gw.add_account("bulk", "admin@bulk.test")
         cls.gw.start()
-        cls.admin = cls.login("admin@acme.test")
-        cls.tech = cls.login("tech@acme.test")
-        cls.mkt = cls.login("mkt@acme.test")
-        cls.globex = cls.login("admin@globex.test")
+        cls.admin = cls.gw.logged_in("admin@acme.test")
+        cls.tech = cls.gw.logged_in("tech@acme.test")
+        cls.mkt = cls.gw.logged_in("mkt@acme.test")
+        cls.globex = cls.gw.logged_in("admin@globex.test")
 
     @classmethod
     def tearDownClass(cls):
         cls.gw.cleanup()
 
-    @classmethod
-    def login(cls, email):
-        c = cls.gw.client()
-        r = c.login(email)
-        assert r.status == 200, r.raw
-        return c
 
     def add(self, client, *addresses):
         r = client.request("POST", "/api/senders", {"addresses": list(addresses)})
@@ -407,7 +384,7 @@ class SendersTest(unittest.TestCase):
         self.assertEqual(self.senders(), before)
 
         # Exactly 500 is accepted in one call (in an account of its own).
-        bulk = self.login("admin@bulk.test")
+        bulk = self.gw.logged_in("admin@bulk.test")
         r = bulk.request("POST", "/api/senders",
                          {"addresses": [f"u{i}@bulk.example" for i in range(500)]})
         self.assertEqual(r.status, 201, r.raw[:300])

@@ -5,23 +5,13 @@ import glob
 import os
 import unittest
 
-from harness import PASSWORD, Gateway, main
+from harness import PASSWORD, Gateway, audit_events, last_audit_id, main
 
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 KEY_RE = r"^pst_[A-Za-z0-9_-]{43}$"
 EMAILS = {"admin": "admin@acme.test", "technical": "tech@acme.test",
           "analytics": "ana@acme.test", "marketing": "mkt@acme.test"}
 
-
-def audit_events(admin):
-    r = admin.request("GET", "/api/audit?limit=1000")
-    assert r.status == 200, r.raw
-    return r.json["events"]
-
-
-def last_audit_id(admin):
-    events = audit_events(admin)
-    return events[0]["id"] if events else 0
 
 
 class RoleCase(unittest.TestCase):
@@ -37,9 +27,9 @@ class RoleCase(unittest.TestCase):
         cls.gw.add_user("globex", "ana@globex.test", "analytics")
         cls.more_setup()
         cls.gw.start()
-        cls.clients = {role: cls.login(email) for role, email in EMAILS.items()}
+        cls.clients = {role: cls.gw.logged_in(email) for role, email in EMAILS.items()}
         cls.admin = cls.clients["admin"]
-        cls.globex = cls.login("admin@globex.test")
+        cls.globex = cls.gw.logged_in("admin@globex.test")
         cls.serial = 0
 
     @classmethod
@@ -49,14 +39,6 @@ class RoleCase(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.gw.cleanup()
-
-    @classmethod
-    def login(cls, email, password=PASSWORD):
-        c = cls.gw.client()
-        r = c.login(email, password)
-        assert r.status == 200, r.raw
-        c.user_id = r.json["user"]["id"]
-        return c
 
     def next_serial(self):
         type(self).serial += 1
@@ -221,7 +203,7 @@ class UsersTest(RoleCase):
 
     def test_a_role_change_applies_to_the_users_open_session(self):
         u = self.create("mover@acme.test", "marketing")
-        mover = self.login("mover@acme.test")
+        mover = self.gw.logged_in("mover@acme.test")
         self.assertError(mover.request("GET", "/api/keys"), 403, "forbidden")
 
         for body, field in (({"role": "owner"}, "role"), ({}, "role"), ({"role": 3}, "role")):
@@ -239,7 +221,7 @@ class UsersTest(RoleCase):
 
     def test_a_deleted_users_session_stops_working(self):
         u = self.create("leaver@acme.test", "technical")
-        leaver = self.login("leaver@acme.test")
+        leaver = self.gw.logged_in("leaver@acme.test")
         self.assertEqual(leaver.request("GET", "/api/session").status, 200)
 
         r = self.admin.request("DELETE", f"/api/users/{u['id']}")
@@ -258,7 +240,7 @@ class UsersTest(RoleCase):
                                             {"role": "admin"}), 404, "not_found")
 
     def test_the_last_admin_can_be_neither_demoted_nor_removed(self):
-        boss = self.login("boss@initech.test")
+        boss = self.gw.logged_in("boss@initech.test")
         me = f"/api/users/{boss.user_id}"
         self.assertError(boss.request("PATCH", me, {"role": "technical"}), 409, "last_admin")
         self.assertError(boss.request("DELETE", me), 409, "last_admin")
@@ -273,7 +255,7 @@ class UsersTest(RoleCase):
         self.assertError(boss.request("GET", "/api/users"), 403, "forbidden")
 
         # Now the second is the last one; it may restore and then remove the first.
-        boss2 = self.login("boss2@initech.test")
+        boss2 = self.gw.logged_in("boss2@initech.test")
         mine = f"/api/users/{second['id']}"
         self.assertError(boss2.request("DELETE", mine), 409, "last_admin")
         self.assertError(boss2.request("PATCH", mine, {"role": "marketing"}), 409, "last_admin")

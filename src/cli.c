@@ -384,17 +384,24 @@ static int flag_pair(struct cli_opt *o, const char *yes, const char *no, const c
 	return y ? 1 : n ? 0 : -1;
 }
 
+/* The DOMAIN argument, normalized; -1 with a message when it is not a domain. */
+static int domain_arg(struct cli_opt *o, char name[ADDR_DOMAIN_MAX])
+{
+	const char *why;
+	if (addr_domain_normalize(opt(o, "DOMAIN"), name, &why) == 0)
+		return 0;
+	fprintf(stderr, "postern: '%s' is not a valid domain: %s\n", opt(o, "DOMAIN"), why);
+	return -1;
+}
+
 static int cmd_domain_add(struct cli_opt *o)
 {
 	struct store_account acct;
 	char name[ADDR_DOMAIN_MAX];
-	const char *why;
 	int64_t id;
 
-	if (addr_domain_normalize(opt(o, "DOMAIN"), name, &why) < 0) {
-		fprintf(stderr, "postern: '%s' is not a valid domain: %s\n", opt(o, "DOMAIN"), why);
+	if (domain_arg(o, name) < 0)
 		return EXIT_USAGE;
-	}
 	struct store *s = open_account(o, &acct);
 	if (!s)
 		return EXIT_FAIL;
@@ -431,7 +438,6 @@ static int cmd_domain_set(struct cli_opt *o)
 {
 	struct store_account acct;
 	char name[ADDR_DOMAIN_MAX];
-	const char *why;
 	int verified = flag_pair(o, "--verified", "--pending", "domain set");
 	int active = flag_pair(o, "--active", "--inactive", "domain set");
 
@@ -442,10 +448,8 @@ static int cmd_domain_set(struct cli_opt *o)
 				"--inactive\n");
 		return EXIT_USAGE;
 	}
-	if (addr_domain_normalize(opt(o, "DOMAIN"), name, &why) < 0) {
-		fprintf(stderr, "postern: '%s' is not a valid domain: %s\n", opt(o, "DOMAIN"), why);
+	if (domain_arg(o, name) < 0)
 		return EXIT_USAGE;
-	}
 	struct store *s = open_account(o, &acct);
 	if (!s)
 		return EXIT_FAIL;

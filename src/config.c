@@ -54,6 +54,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("relay", "password", CFG_STRING, relay_password, NULL),
 	KEY("relay", "starttls", CFG_BOOL, relay_starttls, NULL),
 	KEY("relay", "connections", CFG_INT, relay_connections, NULL),
+	KEY("relay", "paused", CFG_BOOL, relay_paused, NULL),
 	KEY("relay", "retry_base", CFG_DURATION, relay_retry_base, NULL),
 	KEY("relay", "retry_max", CFG_DURATION, relay_retry_max, NULL),
 	KEY("relay", "give_up", CFG_DURATION, relay_give_up, NULL),

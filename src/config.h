@@ -18,6 +18,7 @@ struct config {
 	char relay_password[256];
 	bool relay_starttls;
 	int relay_connections;	/* [relay] connections: parallel relay connections */
+	bool relay_paused;	/* [relay] paused: accept and queue, deliver nothing */
 	int relay_retry_base;	/* [relay] retry_base: first retry delay, seconds */
 	int relay_retry_max;	/* [relay] retry_max: longest retry delay, seconds */
 	int relay_give_up;	/* [relay] give_up: a message still deferred after this fails */

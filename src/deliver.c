@@ -324,8 +324,12 @@ struct deliver *deliver_start(struct store *s, const struct config *cfg,
 	compose_init();
 	if (store_messages_recover(s) != STORE_OK)
 		log_warn("deliver: could not put interrupted messages back in the queue");
+	/* Paused: mail is accepted and kept queued until a start without the switch. */
+	int nworkers = cfg->relay_paused ? 0 : cfg->relay_connections;
+	if (cfg->relay_paused)
+		log_info("deliver: paused by [relay] paused; accepted mail stays queued");
 	d->workers = xcalloc((size_t)cfg->relay_connections, sizeof(*d->workers));
-	for (int i = 0; i < cfg->relay_connections; i++) {
+	for (int i = 0; i < nworkers; i++) {
 		struct worker *w = &d->workers[i];
 		w->d = d;
 		w->relay = relay_new(cfg, err, errlen);

@@ -37,7 +37,7 @@ struct cli_cmd {
 	const char *words; /* "account add" */
 	int (*fn)(struct cli_opt *opts);
 	const char *summary;
-	struct cli_opt opts[8];
+	struct cli_opt opts[10];
 };
 
 static bool positional(const struct cli_opt *o)
@@ -160,14 +160,40 @@ static int read_password(const char *email, char *out, size_t n)
 	return 0;
 }
 
-static struct store *open_store(const char *path)
+/* Where the store is: --postgres (or POSTERN_POSTGRES) names a PostgreSQL database shared
+ * by several gateways, --db a SQLite file. */
+struct target {
+	const char *db;
+	const char *postgres;
+};
+
+static int store_target(struct cli_opt *o, struct target *t)
+{
+	t->db = opt(o, "--db");
+	t->postgres = opt(o, "--postgres");
+	if (!t->postgres && getenv("POSTERN_POSTGRES") && *getenv("POSTERN_POSTGRES"))
+		t->postgres = getenv("POSTERN_POSTGRES");
+	if (t->db && t->postgres) {
+		fprintf(stderr, "postern: give --db PATH or --postgres CONNINFO, not both\n");
+		return EXIT_USAGE;
+	}
+	if (!t->db && !t->postgres) {
+		fprintf(stderr, "postern: --db PATH or --postgres CONNINFO is required "
+				"(see --help)\n");
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
+static struct store *open_store(const struct target *t)
 {
 	char err[512];
 	if (auth_init() < 0) {
 		fprintf(stderr, "postern: cannot initialise libsodium\n");
 		return NULL;
 	}
-	struct store *s = store_sqlite_open(path, err, sizeof(err));
+	struct store *s = t->postgres ? store_pg_open(t->postgres, err, sizeof(err))
+				      : store_sqlite_open(t->db, err, sizeof(err));
 	if (!s)
 		fprintf(stderr, "postern: %s\n", err);
 	return s;
@@ -239,7 +265,7 @@ static int store_new_user(struct store *s, const struct store_account *acct,
 	return EXIT_OK;
 }
 
-static int create_account(const char *db, const char *name, const char *admin)
+static int create_account(const struct target *t, const char *name, const char *admin)
 {
 	struct store_account acct;
 	struct new_user u;
@@ -252,7 +278,7 @@ static int create_account(const char *db, const char *name, const char *admin)
 	int code = prepare_user(&u, admin, ROLE_ADMIN);
 	if (code != EXIT_OK)
 		return code;
-	struct store *s = open_store(db);
+	struct store *s = open_store(t);
 	if (!s)
 		return EXIT_FAIL;
 	code = EXIT_FAIL;
@@ -274,40 +300,65 @@ out:
 	return code;
 }
 
+/* A PostgreSQL database is made by its operator, so init creates the schema in it (the
+ * same versioned migrations) and refuses only a database that already has accounts. */
 static int cmd_init(struct cli_opt *o)
 {
-	const char *db = opt(o, "--db");
-	if (access(db, F_OK) == 0) {
+	struct target t;
+	int code = store_target(o, &t);
+	if (code != EXIT_OK)
+		return code;
+	if (t.db && access(t.db, F_OK) == 0) {
 		fprintf(stderr,
 			"postern: %s already exists; use 'postern account add' to add an "
 			"account to it\n",
-			db);
+			t.db);
 		return EXIT_FAIL;
 	}
-	return create_account(db, opt(o, "--account"), opt(o, "--admin"));
+	if (t.postgres) {
+		struct store *s = open_store(&t);
+		if (!s)
+			return EXIT_FAIL;
+		int64_t accounts = 0;
+		int rc = store_account_count(s, &accounts);
+		store_close(s);
+		if (rc != STORE_OK || accounts > 0) {
+			fprintf(stderr,
+				rc != STORE_OK ? "postern: cannot read the database\n"
+					       : "postern: this PostgreSQL database already has "
+						 "accounts; use 'postern account add'\n");
+			return EXIT_FAIL;
+		}
+	}
+	return create_account(&t, opt(o, "--account"), opt(o, "--admin"));
 }
 
-static int need_existing(const char *db)
+/* The target, which must already hold Postern's data. */
+static int need_existing(struct cli_opt *o, struct target *t)
 {
-	if (access(db, F_OK) == 0)
+	if (store_target(o, t) != EXIT_OK)
+		return -1;
+	if (t->postgres || access(t->db, F_OK) == 0)
 		return 0;
-	fprintf(stderr, "postern: %s does not exist; create it with 'postern init'\n", db);
+	fprintf(stderr, "postern: %s does not exist; create it with 'postern init'\n", t->db);
 	return -1;
 }
 
 static int cmd_account_add(struct cli_opt *o)
 {
-	if (need_existing(opt(o, "--db")) < 0)
+	struct target t;
+	if (need_existing(o, &t) < 0)
 		return EXIT_FAIL;
-	return create_account(opt(o, "--db"), opt(o, "--account"), opt(o, "--admin"));
+	return create_account(&t, opt(o, "--account"), opt(o, "--admin"));
 }
 
 /* Opens an existing database and finds the named account. */
 static struct store *open_account(struct cli_opt *o, struct store_account *acct)
 {
-	if (need_existing(opt(o, "--db")) < 0)
+	struct target t;
+	if (need_existing(o, &t) < 0)
 		return NULL;
-	struct store *s = open_store(opt(o, "--db"));
+	struct store *s = open_store(&t);
 	if (!s)
 		return NULL;
 	if (store_account_by_name(s, opt(o, "--account"), acct) != STORE_OK) {
@@ -409,10 +460,16 @@ static int cmd_domain_add(struct cli_opt *o)
 	bool active = !opt(o, "--inactive");
 	unsigned char master[DKIMKEY_MASTER_LEN];
 	char keyfile[1100], err[600];
-	if (opt(o, "--master-key"))
+	if (opt(o, "--master-key")) {
 		util_copy(keyfile, sizeof(keyfile), opt(o, "--master-key"));
-	else
+	} else if (opt(o, "--db")) {
 		config_default_master_key(opt(o, "--db"), keyfile, sizeof(keyfile));
+	} else {
+		fprintf(stderr, "postern: with PostgreSQL, give --master-key FILE: the DKIM "
+				"master key every node is configured with\n");
+		store_close(s);
+		return EXIT_USAGE;
+	}
 	if (dkimkey_master_load(keyfile, true, master, err, sizeof(err)) < 0) {
 		fprintf(stderr, "postern: %s\n", err);
 		store_close(s);
@@ -488,6 +545,12 @@ static int cmd_serve(struct cli_opt *o)
 		fprintf(stderr, "postern: %s\n", err);
 		return EXIT_FAIL;
 	}
+	/* The environment sits between the file and the flags. */
+	const char *pg = getenv("POSTERN_POSTGRES");
+	if (pg && *pg && config_flag(&cfg, "--postgres", pg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern serve: POSTERN_POSTGRES: %s\n", err);
+		return EXIT_USAGE;
+	}
 	for (struct cli_opt *f = o; f->name; f++) {
 		if (!f->value || strcmp(f->name, "--config") == 0)
 			continue;
@@ -501,8 +564,11 @@ static int cmd_serve(struct cli_opt *o)
 }
 
 #define DB_OPT                                                                                     \
+	{"--db", "PATH", "SQLite database file", false, NULL},                                     \
 	{                                                                                          \
-		"--db", "PATH", "SQLite database file", true, NULL                                 \
+		"--postgres", "CONNINFO",                                                          \
+		"PostgreSQL database (libpq conninfo; or POSTERN_POSTGRES), instead of --db",      \
+		false, NULL                                                                        \
 	}
 #define ACCOUNT_OPT                                                                                \
 	{                                                                                          \
@@ -560,6 +626,9 @@ static struct cli_cmd commands[] = {
 	 {{"--config", "FILE", "INI configuration file", false, NULL},
 	  {"--listen", "HOST:PORT", "address to serve HTTP on ([server] listen)", false, NULL},
 	  {"--db", "PATH", "SQLite database file ([store] path)", false, NULL},
+	  {"--postgres", "CONNINFO",
+	   "PostgreSQL database shared by several nodes ([store] postgres; or POSTERN_POSTGRES)",
+	   false, NULL},
 	  {"--relay", "URL", "smtp://HOST:PORT, smtps://HOST:PORT or outbox:DIR ([relay] url)",
 	   false, NULL},
 	  {"--public-url", "URL", "URL users reach the gateway at ([server] public_url)", false,

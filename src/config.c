@@ -48,7 +48,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("server", "threads", CFG_INT, threads, NULL),
 	KEY("server", "web_root", CFG_STRING, web_root, NULL),
 	KEY("store", "path", CFG_STRING, store_path, "--db"),
-	KEY("store", "postgres", CFG_STRING, store_postgres, NULL),
+	KEY("store", "postgres", CFG_STRING, store_postgres, "--postgres"),
 	KEY("relay", "url", CFG_RELAY, relay_url, "--relay"),
 	KEY("relay", "username", CFG_STRING, relay_username, NULL),
 	KEY("relay", "password", CFG_STRING, relay_password, NULL),

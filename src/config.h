@@ -12,7 +12,7 @@ struct config {
 	int threads;		   /* [server] threads: HTTP worker threads */
 	char web_root[1024];	   /* [server] web_root: the panel's files */
 	char store_path[1024];	   /* [store] path: SQLite database file */
-	char store_postgres[1024]; /* [store] postgres: reserved for the PostgreSQL backend */
+	char store_postgres[1024]; /* [store] postgres: libpq conninfo; set, it wins over path */
 	char relay_url[1024];	   /* [relay] url: smtp://, smtps:// or outbox:DIR */
 	char relay_username[256];
 	char relay_password[256];

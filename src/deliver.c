@@ -1,7 +1,8 @@
 /* The delivery side of the queue. Each worker owns one relay connection and loops: claim
- * the next due message, decide again with the current policy (a sender that lost its
+ * a batch of due messages, decide again with the current policy (a sender that lost its
  * authorization while the message waited is dropped, not sent), then relay each
- * personalization, recording progress so a retry never resends an accepted part. */
+ * personalization, recording progress so a retry never resends an accepted part. The
+ * outcomes of a batch are written together: one commit for many messages. */
 #include "deliver.h"
 
 #include <cjson/cJSON.h>
@@ -24,12 +25,39 @@
 #define LEASE_SECONDS  600
 #define IDLE_WAIT_MS   1000
 #define RECIPIENTS_MAX 1000
+/* Messages a worker claims at once. A crash re-sends at most this many per worker (their
+ * outcomes were not written yet): mail is delivered at least once, never lost. */
+#define BATCH	       16
+#define KEYS_CACHED    8
+
+/* An outcome waiting for the batch's commit; the strings are copies. */
+struct outcome {
+	int64_t id;
+	char uid[40];
+	int attempts;
+	struct store_outcome o;
+};
+
+/* A DKIM key opened for signing, kept while the policy stamp stays the same: every change
+ * that could retire it (a rotation taking effect, a domain switched off) moves the stamp. */
+struct cached_key {
+	int64_t account_id;
+	char domain[ADDR_DOMAIN_MAX];
+	uint64_t stamp;
+	bool none; /* the domain has no key: its mail goes unsigned */
+	char selector[STORE_SELECTOR_MAX];
+	char *pem;
+};
 
 struct worker {
 	struct deliver *d;
 	struct relay *relay;
 	struct signer *signer;
 	pthread_t thread;
+	struct outcome done[BATCH];
+	int ndone;
+	struct cached_key keys[KEYS_CACHED];
+	int next_key;
 };
 
 struct deliver {
@@ -68,49 +96,79 @@ static bool stopping(struct deliver *d)
 
 #define RECORD_TRIES 120 /* a minute: long enough for an operator to free a full disk */
 
-static void finish(struct deliver *d, const struct store_queued *m, const char *status,
-		   const char *reason, const char *reply, const char *rejected, int64_t next)
+static char *copy(const char *s)
 {
-	struct store_outcome o = {status, next, reason, reply, rejected, util_now()};
-	/* The outcome must be recorded: a message the relay took but left "sending" would be
-	 * sent again after a restart. A full disk may clear, so keep trying for a while. */
+	return s ? xstrdup(s) : NULL;
+}
+
+/* Writes the batch's outcomes in one transaction. They must be recorded: a message the
+ * relay took but left "sending" would be sent again after a restart. A full disk may
+ * clear, so keep trying for a while. */
+static void flush(struct worker *w)
+{
+	struct store_finish f[BATCH];
+	for (int i = 0; i < w->ndone; i++)
+		f[i] = (struct store_finish){w->done[i].id, &w->done[i].o};
 	int tries = 0;
-	while (store_message_finish(d->store, m->id, &o) != STORE_OK) {
+	while (w->ndone && store_messages_finish(w->d->store, f, (size_t)w->ndone) != STORE_OK) {
 		if (++tries == 1)
-			log_error("deliver: cannot record %s for message %s; retrying", status,
-				  m->uid);
-		if (tries >= RECORD_TRIES || stopping(d)) {
-			log_error("deliver: gave up recording %s for message %s; it stays "
-				  "'sending' and is resumed at the next start",
-				  status, m->uid);
+			log_error("deliver: cannot record the outcome of %d messages; retrying",
+				  w->ndone);
+		if (tries >= RECORD_TRIES || stopping(w->d)) {
+			log_error("deliver: gave up recording the outcome of %d messages; they "
+				  "stay 'sending' and are resumed when their lease ends",
+				  w->ndone);
 			break;
 		}
 		usleep(500 * 1000);
 	}
-	log_info("message %s %s attempt=%d%s%s%s%s", m->uid, status, m->attempts,
-		 reason ? " reason=" : "", reason ? reason : "", reply ? " reply=" : "",
-		 reply ? reply : "");
+	for (int i = 0; i < w->ndone; i++) {
+		struct store_outcome *o = &w->done[i].o;
+		/* Logged once recorded: the log never says "sent" for a message that a crash
+		 * would send again. */
+		log_info("message %s %s attempt=%d%s%s%s%s", w->done[i].uid, o->status,
+			 w->done[i].attempts, o->reason ? " reason=" : "",
+			 o->reason ? o->reason : "", o->last_reply ? " reply=" : "",
+			 o->last_reply ? o->last_reply : "");
+		free((char *)o->reason);
+		free((char *)o->last_reply);
+		free((char *)o->rejected);
+	}
+	w->ndone = 0;
+}
+
+static void finish(struct worker *w, const struct store_queued *m, const char *status,
+		   const char *reason, const char *reply, const char *rejected, int64_t next)
+{
+	/* status is one of the literals below; the others are copied until the flush. */
+	struct outcome *out = &w->done[w->ndone++];
+	*out = (struct outcome){.id = m->id, .attempts = m->attempts};
+	util_copy(out->uid, sizeof(out->uid), m->uid);
+	out->o = (struct store_outcome){status, next, copy(reason), copy(reply), copy(rejected),
+					util_now()};
 }
 
 /* Records a retry, or the end when the message has waited give_up already. */
-static void defer(struct deliver *d, const struct store_queued *m, const char *reply,
+static void defer(struct worker *w, const struct store_queued *m, const char *reply,
 		  const char *rejected)
 {
 	int64_t now = util_now();
-	if (now - m->created_at >= d->cfg->relay_give_up)
-		finish(d, m, "failed", "gave_up", reply, rejected, 0);
+	const struct config *cfg = w->d->cfg;
+	if (now - m->created_at >= cfg->relay_give_up)
+		finish(w, m, "failed", "gave_up", reply, rejected, 0);
 	else
-		finish(d, m, "deferred", NULL, reply, rejected, now + backoff(d->cfg, m->attempts));
+		finish(w, m, "deferred", NULL, reply, rejected, now + backoff(cfg, m->attempts));
 }
 
 /* The delivery-time re-check. Returns true when the message may still be sent. */
-static bool still_allowed(struct deliver *d, const struct store_queued *m)
+static bool still_allowed(struct worker *w, const struct store_queued *m)
 {
+	struct deliver *d = w->d;
 	if (m->system)
 		return true; /* Postern's own mail is not the account's to authorize */
 	struct policy_ref *ref = policy_cache_get(d->policies, m->account_id);
 	if (!ref) {
-		defer(d, m, "the policy could not be read", NULL);
+		defer(w, m, "the policy could not be read", NULL);
 		return false;
 	}
 	enum policy_reason r = policy_decide(policy_ref_policy(ref), m->from);
@@ -118,7 +176,7 @@ static bool still_allowed(struct deliver *d, const struct store_queued *m)
 	if (r == POLICY_ALLOW)
 		return true;
 	drops_record(d->drops, m->account_id, m->api_key_id, m->from, r);
-	finish(d, m, "dropped", policy_reason_code(r), NULL, NULL, 0);
+	finish(w, m, "dropped", policy_reason_code(r), NULL, NULL, 0);
 	return false;
 }
 
@@ -134,28 +192,66 @@ static void merge_rejected(cJSON *all, const char *json)
 /* Signs data with the active DKIM key of the From domain, replacing it. Mail from a domain
  * without one (Postern's own mail) goes unsigned. -1 with why when a key exists but cannot
  * be used: such mail waits rather than leaving unsigned. */
+static void forget_key(struct cached_key *k)
+{
+	if (k->pem)
+		dkimkey_free_pem(k->pem);
+	memset(k, 0, sizeof(*k));
+}
+
+/* The signing key of the account's domain, from the cache or the store; NULL with
+ * STORE_FAIL in *rc when it cannot be read. */
+static const struct cached_key *signing_key(struct worker *w, int64_t account_id,
+					    const char *domain, int *rc)
+{
+	uint64_t stamp;
+	*rc = store_policy_stamp(w->d->store, &stamp);
+	if (*rc != STORE_OK)
+		return NULL;
+	for (int i = 0; i < KEYS_CACHED; i++) {
+		struct cached_key *k = &w->keys[i];
+		if (k->account_id == account_id && k->stamp == stamp && strcmp(k->domain, domain) == 0)
+			return k;
+	}
+	struct cached_key *k = &w->keys[w->next_key];
+	w->next_key = (w->next_key + 1) % KEYS_CACHED;
+	forget_key(k);
+	char *sealed = NULL;
+	*rc = store_dkim_signing_key(w->d->store, account_id, domain, k->selector, &sealed);
+	if (*rc == STORE_OK) {
+		k->pem = dkimkey_open(w->d->master, sealed);
+		free(sealed);
+		if (!k->pem)
+			*rc = STORE_FAIL;
+	}
+	if (*rc != STORE_OK && *rc != STORE_NOT_FOUND)
+		return NULL;
+	k->account_id = account_id;
+	k->stamp = stamp;
+	k->none = *rc == STORE_NOT_FOUND;
+	util_copy(k->domain, sizeof(k->domain), domain);
+	return k;
+}
+
 static int sign(struct worker *w, const struct store_queued *m, char **data, size_t *len, char *why,
 		size_t whylen)
 {
-	char selector[STORE_SELECTOR_MAX], *sealed = NULL, *signed_data;
+	char *signed_data;
 	size_t signed_len;
 	const char *domain = addr_domain(m->from);
+	int rc;
 
 	if (m->system)
 		return 0;
-	int rc = store_dkim_signing_key(w->d->store, m->account_id, domain, selector, &sealed);
-	if (rc == STORE_NOT_FOUND)
-		return 0;
-	char *pem = rc == STORE_OK ? dkimkey_open(w->d->master, sealed) : NULL;
-	free(sealed);
-	if (!pem) {
+	const struct cached_key *k = signing_key(w, m->account_id, domain, &rc);
+	if (!k) {
 		snprintf(why, whylen, "cannot read the DKIM key of %s", domain);
 		return -1;
 	}
-	rc = signer_sign(w->signer, pem, selector, domain, *data, *len, &signed_data, &signed_len,
-			 why, whylen);
-	dkimkey_free_pem(pem);
-	if (rc < 0)
+	if (k->none)
+		return 0;
+	if (signer_sign(w->signer, k->pem, k->selector, domain, *data, *len, &signed_data,
+			&signed_len, why, whylen) < 0)
 		return -1;
 	free(*data);
 	*data = signed_data;
@@ -232,10 +328,10 @@ static void process(struct worker *w, struct store_queued *m)
 	int refused = 0;
 
 	if (!payload) {
-		finish(d, m, "failed", "payload_unreadable", NULL, NULL, 0);
+		finish(w, m, "failed", "payload_unreadable", NULL, NULL, 0);
 		goto out;
 	}
-	if (!still_allowed(d, m))
+	if (!still_allowed(w, m))
 		goto out;
 	int parts = compose_parts(payload);
 	for (int part = m->parts_done; part < parts; part++) {
@@ -243,13 +339,13 @@ static void process(struct worker *w, struct store_queued *m)
 		enum relay_outcome o = send_part(w, m, payload, part, &res, &reason);
 		merge_rejected(rejected, res.rejected);
 		if (reason) { /* the message itself cannot be made: no retry will help */
-			finish(d, m, "failed", reason, res.reply, NULL, 0);
+			finish(w, m, "failed", reason, res.reply, NULL, 0);
 			goto out;
 		}
 		if (o == RELAY_DEFERRED) {
 			json = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected)
 							    : NULL;
-			defer(d, m, res.reply, json);
+			defer(w, m, res.reply, json);
 			goto out;
 		}
 		/* A refused part is done too: the others still go, and a retry skips it. */
@@ -262,9 +358,9 @@ static void process(struct worker *w, struct store_queued *m)
 	}
 	json = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected) : NULL;
 	if (refused && refused == parts - m->parts_done && !m->parts_done)
-		finish(d, m, "failed", "relay_rejected", res.reply, json, 0);
+		finish(w, m, "failed", "relay_rejected", res.reply, json, 0);
 	else
-		finish(d, m, "sent", NULL, res.reply, json, 0);
+		finish(w, m, "sent", NULL, res.reply, json, 0);
 out:
 	free(json);
 	cJSON_Delete(rejected);
@@ -294,17 +390,29 @@ static void *work(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		if (stop)
 			break;
-		struct store_queued m;
+		struct store_queued m[BATCH];
+		size_t n = 0;
 		int64_t now = util_now();
-		int rc = store_message_claim(d->store, now, now + LEASE_SECONDS, &m);
-		if (rc != STORE_OK) {
+		int rc = store_messages_claim(d->store, now, now + LEASE_SECONDS, m, BATCH, &n);
+		if (rc != STORE_OK || n == 0) {
 			if (!wait_for_work(d))
 				break;
 			continue;
 		}
-		process(w, &m);
-		free(m.payload);
+		for (size_t i = 0; i < n; i++) {
+			/* Stopping: the rest of the batch goes back to the queue at once rather
+			 * than waiting for its lease to end. */
+			if (stopping(d))
+				finish(w, &m[i], "deferred", NULL,
+				       "not attempted: the gateway was stopping", NULL, util_now());
+			else
+				process(w, &m[i]);
+			free(m[i].payload);
+		}
+		flush(w);
 	}
+	for (int i = 0; i < KEYS_CACHED; i++)
+		forget_key(&w->keys[i]);
 	return NULL;
 }
 

@@ -1,6 +1,6 @@
-/* Policy snapshots: the account's switch, its senders and its domains in two hash maps,
- * so a decision costs the same with ten senders or a million. Snapshots are built once and
- * then only read, so threads share them without locks. */
+/* Policy snapshots: the account's switch, its senders (a fingerprint set) and its domains
+ * (a hash map), so a decision costs the same with ten senders or a million. Snapshots are
+ * built once and then only read, so threads share them without locks. */
 #include "policy.h"
 
 #include <stdint.h>
@@ -8,17 +8,18 @@
 #include <string.h>
 
 #include "addr.h"
+#include "fpset.h"
 #include "strmap.h"
 #include "util.h"
 
-/* Values in the maps: a sender's is 1 when verified; a domain's is its status plus
- * DOMAIN_ACTIVE when active. */
+/* A sender's flag is set when verified; a domain's value is its status plus DOMAIN_ACTIVE
+ * when active. */
 #define DOMAIN_ACTIVE 0x100u
 
 struct policy {
 	bool enabled;
 	size_t verified;
-	struct strmap senders;
+	struct fpset senders;
 	struct strmap domains;
 };
 
@@ -43,17 +44,18 @@ void policy_free(struct policy *p)
 {
 	if (!p)
 		return;
-	strmap_free(&p->senders);
+	fpset_free(&p->senders);
 	strmap_free(&p->domains);
 	free(p);
 }
 
 void policy_add_sender(struct policy *p, const char *address, bool verified)
 {
-	uint64_t *v = strmap_put(&p->senders, address);
-	if (verified && !*v)
+	struct fpset_fp fp;
+	fpset_fingerprint(address, &fp);
+	if (verified && fpset_find(&p->senders, &fp) != 1)
 		p->verified++;
-	*v = *v || verified;
+	fpset_add(&p->senders, &fp, verified);
 }
 
 void policy_add_domain(struct policy *p, const char *domain, enum policy_domain_status status,
@@ -68,6 +70,12 @@ enum policy_reason policy_decide(const struct policy *p, const char *from)
 	if (p->enabled && p->verified == 0)
 		return POLICY_NO_SENDERS;
 
+	/* The sender's slot is fetched from memory while the domain is judged. */
+	struct fpset_fp fp = {0, 0};
+	if (p->enabled) {
+		fpset_fingerprint(from, &fp);
+		fpset_prefetch(&p->senders, &fp);
+	}
 	const uint64_t *d = strmap_get(&p->domains, addr_domain(from));
 	if (!d)
 		return POLICY_DOMAIN_NOT_APPROVED;
@@ -77,10 +85,10 @@ enum policy_reason policy_decide(const struct policy *p, const char *from)
 		return POLICY_DOMAIN_INACTIVE;
 
 	if (p->enabled) {
-		const uint64_t *s = strmap_get(&p->senders, from);
-		if (!s)
+		int verified = fpset_find(&p->senders, &fp);
+		if (verified < 0)
 			return POLICY_SENDER_NOT_AUTHORIZED;
-		if (!*s)
+		if (!verified)
 			return POLICY_SENDER_PENDING;
 	}
 	return POLICY_ALLOW;

@@ -80,19 +80,18 @@ int serve_run(const struct config *cfg)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	if (cfg->store_postgres[0]) {
-		log_error("[store] postgres is not available in this build; use [store] path");
-		return -1;
-	}
 	if (auth_init() < 0) {
 		log_error("cannot initialise libsodium");
 		return -1;
 	}
 	/* One daemon per SQLite database: a second one would resume the first one's
-	 * messages as if it had stopped. The lock ends with the process. */
-	if (lock_database(cfg->store_path) < 0)
+	 * messages as if it had stopped. The lock ends with the process. PostgreSQL is
+	 * shared by design: nodes claim messages with row locks and leases. */
+	if (!cfg->store_postgres[0] && lock_database(cfg->store_path) < 0)
 		return -1;
-	struct store *store = store_sqlite_open(cfg->store_path, err, sizeof(err));
+	struct store *store = cfg->store_postgres[0]
+				      ? store_pg_open(cfg->store_postgres, err, sizeof(err))
+				      : store_sqlite_open(cfg->store_path, err, sizeof(err));
 	if (!store) {
 		log_error("%s", err);
 		return -1;
@@ -135,8 +134,10 @@ int serve_run(const struct config *cfg)
 		log_error("%s", err);
 		goto out;
 	}
+	/* A conninfo may hold a password: PostgreSQL is named, not shown. */
 	log_info("postern serving on %s (port %d), public_url %s, store %s, relay %s", cfg->listen,
-		 http_port(http), cfg->public_url, cfg->store_path, cfg->relay_url);
+		 http_port(http), cfg->public_url,
+		 cfg->store_postgres[0] ? "PostgreSQL" : cfg->store_path, cfg->relay_url);
 
 	while (sigwait(&stop, &sig) != 0)
 		;

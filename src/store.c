@@ -12,6 +12,11 @@ int store_account_create(struct store *s, const char *name, int64_t now, int64_t
 	return s->ops->account_create(s, name, now, id);
 }
 
+int store_account_count(struct store *s, int64_t *count)
+{
+	return s->ops->account_count(s, count);
+}
+
 int store_account_by_name(struct store *s, const char *name, struct store_account *out)
 {
 	return s->ops->account_by_name(s, name, out);
@@ -194,9 +199,10 @@ int store_messages_recover(struct store *s)
 	return s->ops->messages_recover(s);
 }
 
-int store_message_claim(struct store *s, int64_t now, int64_t lease_until, struct store_queued *out)
+int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
+			 struct store_queued *out, size_t max, size_t *n)
 {
-	return s->ops->message_claim(s, now, lease_until, out);
+	return s->ops->messages_claim(s, now, lease_until, out, max, n);
 }
 
 int store_message_progress(struct store *s, int64_t id, int parts_done)
@@ -204,9 +210,9 @@ int store_message_progress(struct store *s, int64_t id, int parts_done)
 	return s->ops->message_progress(s, id, parts_done);
 }
 
-int store_message_finish(struct store *s, int64_t id, const struct store_outcome *o)
+int store_messages_finish(struct store *s, const struct store_finish *f, size_t n)
 {
-	return s->ops->message_finish(s, id, o);
+	return s->ops->messages_finish(s, f, n);
 }
 
 int store_messages_list(struct store *s, int64_t account_id, const char *status, int limit,

@@ -1,5 +1,5 @@
 /* The store interface. Handlers and core modules call these functions and never write
- * SQL; each backend (SQLite now, PostgreSQL later) fills in a struct store_ops.
+ * SQL; the SQL store (store_sql*.c, on SQLite or PostgreSQL) fills in a struct store_ops.
  * Times are seconds since the epoch. Every function returns a store_rc. */
 #ifndef POSTERN_STORE_H
 #define POSTERN_STORE_H
@@ -121,6 +121,12 @@ struct store_outcome {
 	int64_t now;
 };
 
+/* The outcome of one claimed message, for store_messages_finish. */
+struct store_finish {
+	int64_t id;
+	const struct store_outcome *outcome;
+};
+
 /* A message as GET /api/messages shows it. */
 struct store_message_info {
 	char uid[40];
@@ -235,6 +241,7 @@ struct store;
 struct store_ops {
 	void (*close)(struct store *s);
 	int (*account_create)(struct store *s, const char *name, int64_t now, int64_t *id);
+	int (*account_count)(struct store *s, int64_t *count);
 	int (*account_by_name)(struct store *s, const char *name, struct store_account *out);
 	int (*user_create)(struct store *s, int64_t account_id, const char *email,
 			   const char *password_hash, enum role role, int64_t now, int64_t *id);
@@ -287,10 +294,10 @@ struct store_ops {
 		     void *arg);
 	int (*messages_add)(struct store *s, const struct store_message *m, size_t n);
 	int (*messages_recover)(struct store *s);
-	int (*message_claim)(struct store *s, int64_t now, int64_t lease_until,
-			     struct store_queued *out);
+	int (*messages_claim)(struct store *s, int64_t now, int64_t lease_until,
+			      struct store_queued *out, size_t max, size_t *n);
 	int (*message_progress)(struct store *s, int64_t id, int parts_done);
-	int (*message_finish)(struct store *s, int64_t id, const struct store_outcome *o);
+	int (*messages_finish)(struct store *s, const struct store_finish *f, size_t n);
 	int (*messages_list)(struct store *s, int64_t account_id, const char *status, int limit,
 			     store_message_fn fn, void *arg);
 	int (*message_get)(struct store *s, int64_t account_id, const char *uid,
@@ -320,15 +327,23 @@ struct store {
 	const struct store_ops *ops;
 };
 
+struct db; /* db.h */
+
 /* Opens (creating if needed) and migrates a SQLite database. Returns NULL with a
  * one-line reason in err, also when the schema is newer than this build knows. */
 struct store *store_sqlite_open(const char *path, char *err, size_t errlen);
-/* The schema version this build writes. */
-int store_schema_version(void);
+/* Connects to a PostgreSQL database (a libpq conninfo string) that several gateways may
+ * share, and migrates it; the same errors. */
+struct store *store_pg_open(const char *conninfo, char *err, size_t errlen);
+/* Opens the store on a database from db.h, which it then owns (closed with the store,
+ * also on failure), and migrates it. */
+struct store *store_sql_open(struct db *db, char *err, size_t errlen);
 
 void store_close(struct store *s);
 int store_account_create(struct store *s, const char *name, int64_t now, int64_t *id);
 int store_account_by_name(struct store *s, const char *name, struct store_account *out);
+/* How many accounts the database holds. */
+int store_account_count(struct store *s, int64_t *count);
 int store_user_create(struct store *s, int64_t account_id, const char *email,
 		      const char *password_hash, enum role role, int64_t now, int64_t *id);
 int store_user_by_email(struct store *s, const char *email, struct store_user *out);
@@ -394,14 +409,19 @@ int store_drops_add(struct store *s, const struct store_drop *d, size_t n);
 int store_drops_list(struct store *s, int64_t account_id, int limit, store_drop_fn fn, void *arg);
 /* Stores messages as queued in one transaction: one fsync for the whole batch. */
 int store_messages_add(struct store *s, const struct store_message *m, size_t n);
-/* Puts messages left "sending" by a daemon that stopped back in the queue. */
+/* Puts messages left "sending" by a daemon that stopped back in the queue: on SQLite every
+ * one (one daemon per file), on PostgreSQL those whose lease has run out (other nodes may
+ * be delivering the rest). */
 int store_messages_recover(struct store *s);
-/* Claims the next due message for delivery until lease_until; STORE_NOT_FOUND when none. */
-int store_message_claim(struct store *s, int64_t now, int64_t lease_until,
-			struct store_queued *out);
+/* Claims up to max due messages for delivery until lease_until, in one transaction: queued
+ * or deferred ones whose time has come, or ones whose deliverer's lease ran out. Two nodes
+ * never claim the same message. *n is 0 when none is due. */
+int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
+			 struct store_queued *out, size_t max, size_t *n);
 /* Records that the first parts_done personalizations were accepted by the relay. */
 int store_message_progress(struct store *s, int64_t id, int parts_done);
-int store_message_finish(struct store *s, int64_t id, const struct store_outcome *o);
+/* Records the outcomes of claimed messages, in one transaction. */
+int store_messages_finish(struct store *s, const struct store_finish *f, size_t n);
 /* Newest first; status NULL lists all. */
 int store_messages_list(struct store *s, int64_t account_id, const char *status, int limit,
 			store_message_fn fn, void *arg);

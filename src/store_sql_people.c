@@ -1,41 +1,52 @@
-/* The SQLite backend's people: accounts, users and their login failures, sessions, API
- * keys and the audit log. */
+/* The SQL store's people: accounts, users and their login failures, sessions, API keys and
+ * the audit log. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
-#include "store_sqlite.h"
+#include "store_sql.h"
 #include "util.h"
 
 int sq_account_create(struct store *s, const char *name, int64_t now, int64_t *id)
 {
-	struct sq *q = sq_of(s);
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_begin(q);
+	struct sq_conn c = sq_acquire(sq_of(s));
+	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
-		rc = sq_exec(q, id, "INSERT INTO accounts (name, created_at) VALUES (?, ?)", "si",
-			     name, now);
+		rc = sq_exec(&c, id,
+			     "INSERT INTO accounts (name, created_at) VALUES (?, ?) RETURNING id",
+			     "si", name, now);
 	if (rc == STORE_OK)
-		rc = sq_exec(q, NULL, "INSERT INTO settings (account_id) VALUES (?)", "i", *id);
-	rc = sq_end(q, rc);
-	pthread_mutex_unlock(&q->lock);
+		rc = sq_exec(&c, NULL, "INSERT INTO settings (account_id) VALUES (?)", "i", *id);
+	rc = sq_end(&c, rc);
+	sq_release(&c);
 	return rc;
+}
+
+static void read_account(const struct sq_res *r, void *row)
+{
+	struct store_account *a = row;
+	a->id = sq_int(r, 0);
+	sq_col_text(r, 1, a->name, sizeof(a->name));
+}
+
+int sq_account_count(struct store *s, int64_t *count)
+{
+	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_res r;
+	int rc = sq_step(&c, &r, "SELECT COUNT(*) FROM accounts", "");
+	if (rc == STORE_OK) {
+		*count = sq_int(&r, 0);
+		sq_done(&r);
+	}
+	sq_release(&c);
+	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
 }
 
 int sq_account_by_name(struct store *s, const char *name, struct store_account *out)
 {
-	struct sq *q = sq_of(s);
-	sqlite3_stmt *st;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_step(q, &st, "SELECT id, name FROM accounts WHERE name = ?", "s", name);
-	if (rc == STORE_OK) {
-		out->id = sqlite3_column_int64(st, 0);
-		sq_col_text(st, 1, out->name, sizeof(out->name));
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_get(sq_of(s), read_account, out, "SELECT id, name FROM accounts WHERE name = ?",
+		      "s", name);
 }
 
 int sq_user_create(struct store *s, int64_t account_id, const char *email,
@@ -43,27 +54,27 @@ int sq_user_create(struct store *s, int64_t account_id, const char *email,
 {
 	return sq_write(sq_of(s), id,
 			"INSERT INTO users (account_id, email, password_hash, role, created_at) "
-			"VALUES (?, ?, ?, ?, ?)",
+			"VALUES (?, ?, ?, ?, ?) RETURNING id",
 			"isssi", account_id, email, password_hash, role_name(role), now);
 }
 
 #define USER_COLUMNS "u.id, u.account_id, u.email, u.password_hash, u.role, u.created_at"
 
-static void read_user(sqlite3_stmt *st, int col, struct store_user *u)
+static void read_user(const struct sq_res *r, int col, struct store_user *u)
 {
 	char role[16];
-	u->id = sqlite3_column_int64(st, col);
-	u->account_id = sqlite3_column_int64(st, col + 1);
-	sq_col_text(st, col + 2, u->email, sizeof(u->email));
-	sq_col_text(st, col + 3, u->password_hash, sizeof(u->password_hash));
-	sq_col_text(st, col + 4, role, sizeof(role));
+	u->id = sq_int(r, col);
+	u->account_id = sq_int(r, col + 1);
+	sq_col_text(r, col + 2, u->email, sizeof(u->email));
+	sq_col_text(r, col + 3, u->password_hash, sizeof(u->password_hash));
+	sq_col_text(r, col + 4, role, sizeof(role));
 	u->role = (enum role)role_parse(role);
-	u->created_at = sqlite3_column_int64(st, col + 5);
+	u->created_at = sq_int(r, col + 5);
 }
 
-static void read_user_row(sqlite3_stmt *st, void *row)
+static void read_user_row(const struct sq_res *r, void *row)
 {
-	read_user(st, 0, row);
+	read_user(r, 0, row);
 }
 
 int sq_user_by_email(struct store *s, const char *email, struct store_user *out)
@@ -77,22 +88,29 @@ int sq_user_by_email(struct store *s, const char *email, struct store_user *out)
 int sq_login_attempt(struct store *s, int64_t user_id, int64_t now, int64_t since, int limit,
 		     int *failures)
 {
-	struct sq *q = sq_of(s);
-	sqlite3_stmt *st;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_step(q, &st, "SELECT COUNT(*) FROM login_failures WHERE user_id = ? AND at > ?",
-			 "ii", user_id, since);
+	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_res r;
+	/* Counted and recorded in one transaction, the user's row locked on PostgreSQL:
+	 * parallel guesses, on any node, each see the others. */
+	int rc = sq_begin(&c);
+	if (rc == STORE_OK)
+		rc = sq_lock(&c, "SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE", "i",
+			     user_id);
+	if (rc == STORE_OK)
+		rc = sq_step(&c, &r,
+			     "SELECT COUNT(*) FROM login_failures WHERE user_id = ? AND at > ?",
+			     "ii", user_id, since);
 	if (rc == STORE_OK) {
-		*failures = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-		/* Counted and recorded under one lock: parallel guesses each see the others. */
+		*failures = (int)sq_int(&r, 0);
+		sq_done(&r);
 		if (*failures < limit)
-			rc = sq_exec(q, NULL,
+			rc = sq_exec(&c, NULL,
 				     "INSERT INTO login_failures (user_id, at) VALUES (?, ?)", "ii",
 				     user_id, now);
 	}
-	pthread_mutex_unlock(&q->lock);
-	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
+	rc = sq_end(&c, rc == STORE_NOT_FOUND ? STORE_FAIL : rc);
+	sq_release(&c);
+	return rc;
 }
 
 int sq_login_failures_clear(struct store *s, int64_t user_id)
@@ -104,39 +122,35 @@ int sq_login_failures_clear(struct store *s, int64_t user_id)
 int sq_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 		      int64_t expires_at)
 {
-	struct sq *q = sq_of(s);
-	pthread_mutex_lock(&q->lock);
+	struct sq_conn c = sq_acquire(sq_of(s));
 	/* Expired sessions are swept here, where a write happens anyway. */
-	int rc = sq_exec(q, NULL, "DELETE FROM sessions WHERE expires_at <= ?", "i", now);
+	int rc = sq_exec(&c, NULL, "DELETE FROM sessions WHERE expires_at <= ?", "i", now);
 	if (rc == STORE_OK)
-		rc = sq_exec(q, NULL,
+		rc = sq_exec(&c, NULL,
 			     "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) "
 			     "VALUES (?, ?, ?, ?)",
 			     "siii", token_hash, user_id, now, expires_at);
-	pthread_mutex_unlock(&q->lock);
+	sq_release(&c);
 	return rc;
+}
+
+static void read_session(const struct sq_res *r, void *row)
+{
+	struct store_session *x = row;
+	x->expires_at = sq_int(r, 0);
+	read_user(r, 1, &x->user);
+	x->account.id = sq_int(r, 7);
+	sq_col_text(r, 8, x->account.name, sizeof(x->account.name));
 }
 
 int sq_session_get(struct store *s, const char *token_hash, int64_t now, struct store_session *out)
 {
-	struct sq *q = sq_of(s);
-	sqlite3_stmt *st;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_step(q, &st,
-			 "SELECT s.expires_at, " USER_COLUMNS ", a.id, a.name "
-			 "FROM sessions s JOIN users u ON u.id = s.user_id "
-			 "JOIN accounts a ON a.id = u.account_id "
-			 "WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
-			 "si", token_hash, now);
-	if (rc == STORE_OK) {
-		out->expires_at = sqlite3_column_int64(st, 0);
-		read_user(st, 1, &out->user);
-		out->account.id = sqlite3_column_int64(st, 7);
-		sq_col_text(st, 8, out->account.name, sizeof(out->account.name));
-		sqlite3_finalize(st);
-	}
-	pthread_mutex_unlock(&q->lock);
-	return rc;
+	return sq_get(sq_of(s), read_session, out,
+		      "SELECT s.expires_at, " USER_COLUMNS ", a.id, a.name "
+		      "FROM sessions s JOIN users u ON u.id = s.user_id "
+		      "JOIN accounts a ON a.id = u.account_id "
+		      "WHERE s.token_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL",
+		      "si", token_hash, now);
 }
 
 int sq_session_delete(struct store *s, const char *token_hash)
@@ -150,7 +164,7 @@ int sq_apikey_create(struct store *s, int64_t account_id, const char *name, cons
 {
 	return sq_write(sq_of(s), id,
 			"INSERT INTO api_keys (account_id, name, shown, key_hash, created_at) "
-			"VALUES (?, ?, ?, ?, ?)",
+			"VALUES (?, ?, ?, ?, ?) RETURNING id",
 			"isssi", account_id, name, shown, key_hash, now);
 }
 
@@ -163,36 +177,26 @@ int sq_audit_append(struct store *s, const struct store_audit *ev)
 			ev->detail, ev->ip);
 }
 
+static void read_audit(const struct sq_res *r, void *row)
+{
+	struct store_audit *ev = row;
+	ev->id = sq_int(r, 0);
+	ev->at = sq_int(r, 1);
+	ev->account_id = sq_int(r, 2);
+	sq_col_text(r, 3, ev->actor, sizeof(ev->actor));
+	sq_col_text(r, 4, ev->action, sizeof(ev->action));
+	sq_col_text(r, 5, ev->target, sizeof(ev->target));
+	sq_col_text(r, 6, ev->detail, sizeof(ev->detail));
+	sq_col_text(r, 7, ev->ip, sizeof(ev->ip));
+}
+
 int sq_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn, void *arg)
 {
-	struct sq *q = sq_of(s);
-	sqlite3_stmt *st;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_step(q, &st,
-			 "SELECT id, at, account_id, actor, action, target, detail, ip "
-			 "FROM audit_log WHERE account_id = ? ORDER BY id DESC LIMIT ?",
-			 "id", account_id, limit);
-	while (rc == STORE_OK) {
-		struct store_audit ev;
-		ev.id = sqlite3_column_int64(st, 0);
-		ev.at = sqlite3_column_int64(st, 1);
-		ev.account_id = sqlite3_column_int64(st, 2);
-		sq_col_text(st, 3, ev.actor, sizeof(ev.actor));
-		sq_col_text(st, 4, ev.action, sizeof(ev.action));
-		sq_col_text(st, 5, ev.target, sizeof(ev.target));
-		sq_col_text(st, 6, ev.detail, sizeof(ev.detail));
-		sq_col_text(st, 7, ev.ip, sizeof(ev.ip));
-		fn(arg, &ev);
-		int step = sqlite3_step(st);
-		if (step == SQLITE_DONE)
-			rc = STORE_NOT_FOUND;
-		else if (step != SQLITE_ROW)
-			rc = sq_fail(q, "audit list");
-	}
-	if (st)
-		sqlite3_finalize(st);
-	pthread_mutex_unlock(&q->lock);
-	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+	struct store_audit row;
+	return sq_list(sq_of(s), read_audit, &row, (sq_row_fn)fn, arg,
+		       "SELECT id, at, account_id, actor, action, target, detail, ip "
+		       "FROM audit_log WHERE account_id = ? ORDER BY id DESC LIMIT ?",
+		       "id", account_id, limit);
 }
 
 int sq_users_list(struct store *s, int64_t account_id, store_user_fn fn, void *arg)
@@ -213,59 +217,64 @@ int sq_user_get(struct store *s, int64_t account_id, int64_t id, struct store_us
 }
 
 /* Changes or deletes a user unless that leaves the account without an Admin; the count
- * and the change share one transaction so two Admins cannot demote each other at once. */
-int sq_user_change(struct sq *q, int64_t account_id, int64_t id, const char *new_role)
+ * and the change share one transaction (the account's row locked on PostgreSQL) so two
+ * Admins cannot demote each other at once. */
+static int user_change(struct sq *q, int64_t account_id, int64_t id, const char *new_role)
 {
-	sqlite3_stmt *st;
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_begin(q);
+	struct sq_conn c = sq_acquire(q);
+	struct sq_res r;
+	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
-		rc = sq_step(q, &st,
-			     "SELECT u.role, (SELECT COUNT(*) FROM users a WHERE a.account_id = "
-			     "u.account_id AND a.role = 'admin' AND a.disabled_at IS NULL) "
+		rc = sq_lock(&c, "SELECT id FROM accounts WHERE id = ? FOR NO KEY UPDATE", "i",
+			     account_id);
+	if (rc == STORE_OK)
+		rc = sq_step(&c, &r,
+			     "SELECT u.role = 'admin', (SELECT COUNT(*) FROM users a WHERE "
+			     "a.account_id = u.account_id AND a.role = 'admin' AND "
+			     "a.disabled_at IS NULL) "
 			     "FROM users u WHERE u.account_id = ? AND u.id = ? AND "
 			     "u.disabled_at IS NULL",
 			     "ii", account_id, id);
 	if (rc == STORE_OK) {
-		bool admin = strcmp((const char *)sqlite3_column_text(st, 0), "admin") == 0;
-		int admins = sqlite3_column_int(st, 1);
-		sqlite3_finalize(st);
+		bool admin = sq_int(&r, 0) != 0;
+		int64_t admins = sq_int(&r, 1);
+		sq_done(&r);
 		bool stays_admin = new_role && strcmp(new_role, "admin") == 0;
 		if (admin && admins <= 1 && !stays_admin)
 			rc = STORE_LAST_ADMIN;
 	}
 	if (rc == STORE_OK && new_role)
-		rc = sq_exec(q, NULL, "UPDATE users SET role = ? WHERE account_id = ? AND id = ?",
+		rc = sq_exec(&c, NULL, "UPDATE users SET role = ? WHERE account_id = ? AND id = ?",
 			     "sii", new_role, account_id, id);
 	else if (rc == STORE_OK)
-		rc = sq_exec(q, NULL, "DELETE FROM users WHERE account_id = ? AND id = ?", "ii",
+		rc = sq_exec(&c, NULL, "DELETE FROM users WHERE account_id = ? AND id = ?", "ii",
 			     account_id, id);
-	rc = sq_end(q, rc);
-	pthread_mutex_unlock(&q->lock);
+	rc = sq_end(&c, rc);
+	sq_release(&c);
 	return rc;
 }
 
 int sq_user_set_role(struct store *s, int64_t account_id, int64_t id, enum role role)
 {
-	return sq_user_change(sq_of(s), account_id, id, role_name(role));
+	return user_change(sq_of(s), account_id, id, role_name(role));
 }
 
 int sq_user_delete(struct store *s, int64_t account_id, int64_t id)
 {
-	return sq_user_change(sq_of(s), account_id, id, NULL);
+	return user_change(sq_of(s), account_id, id, NULL);
 }
 
 #define APIKEY_COLUMNS "id, account_id, name, shown, created_at, last_used_at"
 
-static void read_apikey(sqlite3_stmt *st, void *row)
+static void read_apikey(const struct sq_res *r, void *row)
 {
 	struct store_apikey *k = row;
-	k->id = sqlite3_column_int64(st, 0);
-	k->account_id = sqlite3_column_int64(st, 1);
-	sq_col_text(st, 2, k->name, sizeof(k->name));
-	sq_col_text(st, 3, k->shown, sizeof(k->shown));
-	k->created_at = sqlite3_column_int64(st, 4);
-	k->last_used_at = sqlite3_column_int64(st, 5);
+	k->id = sq_int(r, 0);
+	k->account_id = sq_int(r, 1);
+	sq_col_text(r, 2, k->name, sizeof(k->name));
+	sq_col_text(r, 3, k->shown, sizeof(k->shown));
+	k->created_at = sq_int(r, 4);
+	k->last_used_at = sq_int(r, 5);
 }
 
 int sq_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg)
@@ -302,19 +311,18 @@ int sq_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t no
 int sq_user_set_password(struct store *s, int64_t account_id, int64_t id, const char *password_hash,
 			 const char *keep_session_hash)
 {
-	struct sq *q = sq_of(s);
-	pthread_mutex_lock(&q->lock);
-	int rc = sq_begin(q);
+	struct sq_conn c = sq_acquire(sq_of(s));
+	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
-		rc = sq_exec(q, NULL,
+		rc = sq_exec(&c, NULL,
 			     "UPDATE users SET password_hash = ? WHERE account_id = ? AND id = ?",
 			     "sii", password_hash, account_id, id);
-	if (rc == STORE_OK && sqlite3_changes(q->db) == 0)
+	if (rc == STORE_OK && sq_changes(&c) == 0)
 		rc = STORE_NOT_FOUND;
 	if (rc == STORE_OK)
-		rc = sq_exec(q, NULL, "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?",
+		rc = sq_exec(&c, NULL, "DELETE FROM sessions WHERE user_id = ? AND token_hash <> ?",
 			     "is", id, keep_session_hash);
-	rc = sq_end(q, rc);
-	pthread_mutex_unlock(&q->lock);
+	rc = sq_end(&c, rc);
+	sq_release(&c);
 	return rc;
 }

@@ -1,21 +1,24 @@
-/* Internal to the SQLite backend: the connection, the statement helpers its files share,
- * and the functions each file contributes to the backend's store_ops. Nothing outside
- * store_sqlite*.c includes this. */
-#ifndef POSTERN_STORE_SQLITE_H
-#define POSTERN_STORE_SQLITE_H
+/* Internal to the SQL store: the store's state, the statement helpers its files share, and
+ * the functions each file contributes to its store_ops. The SQL is written once and runs on
+ * every driver of db.h (SQLite 3.40, PostgreSQL 15): `?` placeholders, new ids from
+ * RETURNING, ON CONFLICT instead of INSERT OR ..., CASE instead of scalar max()/min(), and
+ * no statement that is expected to fail inside a transaction (on PostgreSQL a failure aborts
+ * the whole transaction). Nothing outside store_sql*.c includes this. */
+#ifndef POSTERN_STORE_SQL_H
+#define POSTERN_STORE_SQL_H
 
-#include <pthread.h>
-#include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
+#include "db.h"
 #include "store.h"
 
 struct sq {
 	struct store base;
-	sqlite3 *db;
-	pthread_mutex_t lock;
-	uint64_t policy_writes; /* bumped by every write that can change a policy; under lock */
+	struct db *db;
+	bool pg;			/* db->drv->kind == DB_POSTGRES */
+	_Atomic uint64_t policy_writes; /* bumped by every write that can change a policy */
 };
 
 static inline struct sq *sq_of(struct store *s)
@@ -23,35 +26,78 @@ static inline struct sq *sq_of(struct store *s)
 	return (struct sq *)s;
 }
 
-/* Statement helpers; call them with the lock held (sq_write and sq_update take it). */
-int sq_fail(struct sq *q, const char *what);
-int sq_vstep(struct sq *q, sqlite3_stmt **out, const char *sql, const char *fmt, va_list ap);
-int sq_step(struct sq *q, sqlite3_stmt **out, const char *sql, const char *fmt, ...);
-int sq_vexec(struct sq *q, int64_t *id, const char *sql, const char *fmt, va_list ap);
-int sq_exec(struct sq *q, int64_t *id, const char *sql, const char *fmt, ...);
+/* A connection held for one call or one transaction, with the store it serves: a driver's
+ * connection is its own type, so the store keeps the way back to the driver beside it. */
+struct sq_conn {
+	struct sq *q;
+	struct db_conn *db;
+};
+
+/* A result on its current row, and its driver. */
+struct sq_res {
+	const struct db_driver *drv;
+	struct db_res *r;
+};
+
+/* Takes a connection (waiting for one) and gives it back. */
+struct sq_conn sq_acquire(struct sq *q);
+void sq_release(struct sq_conn *c);
+
+/* Reading the current row: NULL reads as 0, and sq_text as NULL. */
+int64_t sq_int(const struct sq_res *r, int col);
+const char *sq_text(const struct sq_res *r, int col);
+void sq_col_text(const struct sq_res *r, int col, char *dst, size_t n);
+/* Moves to the next row: STORE_OK, STORE_NOT_FOUND at the end, or STORE_FAIL. */
+int sq_next(struct sq_res *r);
+void sq_done(struct sq_res *r);
+/* Steps a result to its end and finishes it: a write's RETURNING rows are final (and its
+ * changes made, on SQLite) only once it has run to its end. */
+int sq_finish(struct sq_res *r);
+
+/* Statement helpers on a held connection (sq_write, sq_list, sq_get and sq_update take one).
+ * sq_step runs sql and leaves *out on its first row (STORE_OK; finish it with sq_done),
+ * STORE_NOT_FOUND without a row, STORE_CONFLICT on a unique or foreign-key violation. */
+int sq_vstep(struct sq_conn *c, struct sq_res *out, const char *sql, const char *fmt, va_list ap);
+int sq_step(struct sq_conn *c, struct sq_res *out, const char *sql, const char *fmt, ...);
+/* Runs a statement to its end. With id, the statement says RETURNING id and the id is read
+ * from its row: STORE_NOT_FOUND when it returned none (ON CONFLICT DO NOTHING). */
+int sq_vexec(struct sq_conn *c, int64_t *id, const char *sql, const char *fmt, va_list ap);
+int sq_exec(struct sq_conn *c, int64_t *id, const char *sql, const char *fmt, ...);
 int sq_write(struct sq *q, int64_t *id, const char *sql, const char *fmt, ...);
-void sq_col_text(sqlite3_stmt *st, int col, char *dst, size_t n);
-/* Reads the current row of st into row. */
-typedef void (*sq_read_fn)(sqlite3_stmt *st, void *row);
+/* Rows changed by the connection's last write. */
+int64_t sq_changes(struct sq_conn *c);
+/* Reads the current row into row. */
+typedef void (*sq_read_fn)(const struct sq_res *r, void *row);
 /* Receives each row read. */
 typedef int (*sq_row_fn)(void *arg, const void *row);
-/* Runs a query and calls fn for each row read through read (lock held by the caller). */
-int sq_each(struct sq *q, sq_read_fn read, void *row, sq_row_fn fn, void *arg, const char *sql,
+/* Runs a query and calls fn for each row read through read. */
+int sq_each(struct sq_conn *c, sq_read_fn read, void *row, sq_row_fn fn, void *arg, const char *sql,
 	    const char *fmt, ...);
-/* The same, taking the lock. */
+/* The same, taking a connection. */
 int sq_list(struct sq *q, sq_read_fn read, void *row, sq_row_fn fn, void *arg, const char *sql,
 	    const char *fmt, ...);
-/* Takes the lock and reads the query's first row into row; STORE_NOT_FOUND without one. */
+/* Takes a connection and reads the query's first row into row; STORE_NOT_FOUND without one. */
 int sq_get(struct sq *q, sq_read_fn read, void *row, const char *sql, const char *fmt, ...);
+/* One update or delete: STORE_NOT_FOUND when no row matched. */
 int sq_update(struct sq *q, bool policy, const char *sql, const char *fmt, ...);
 int sq_row_done(void *arg, const void *row);
+/* Counts a write that can change a policy, so snapshots know they are stale. */
+void sq_policy_changed(struct sq *q);
 /* Begins a write transaction; sq_end commits it when rc is STORE_OK (returning the commit's
  * own result, since the commit is where a full disk shows) and rolls it back otherwise. */
-int sq_begin(struct sq *q);
-int sq_end(struct sq *q, int rc);
+int sq_begin(struct sq_conn *c);
+/* Sends the writes that follow without waiting for each answer, where the driver can
+ * (PostgreSQL); turning it off collects the answers and returns the first failure. */
+int sq_pipeline(struct sq_conn *c, bool on);
+int sq_end(struct sq_conn *c, int rc);
+/* Locks the rows a transaction counts before it writes, with a SELECT ... FOR UPDATE that
+ * runs on PostgreSQL only, where several nodes write at once; on SQLite the transaction's
+ * BEGIN IMMEDIATE already keeps every other writer out. */
+int sq_lock(struct sq_conn *c, const char *sql, const char *fmt, ...);
 
-/* store_sqlite_people.c: accounts, users, sessions, API keys, the audit log. */
+/* store_sql_people.c: accounts, users, sessions, API keys, the audit log. */
 int sq_account_create(struct store *s, const char *name, int64_t now, int64_t *id);
+int sq_account_count(struct store *s, int64_t *count);
 int sq_account_by_name(struct store *s, const char *name, struct store_account *out);
 int sq_user_create(struct store *s, int64_t account_id, const char *email,
 		   const char *password_hash, enum role role, int64_t now, int64_t *id);
@@ -69,7 +115,6 @@ int sq_audit_append(struct store *s, const struct store_audit *ev);
 int sq_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn, void *arg);
 int sq_users_list(struct store *s, int64_t account_id, store_user_fn fn, void *arg);
 int sq_user_get(struct store *s, int64_t account_id, int64_t id, struct store_user *out);
-int sq_user_change(struct sq *q, int64_t account_id, int64_t id, const char *new_role);
 int sq_user_set_role(struct store *s, int64_t account_id, int64_t id, enum role role);
 int sq_user_delete(struct store *s, int64_t account_id, int64_t id);
 int sq_user_set_password(struct store *s, int64_t account_id, int64_t id, const char *password_hash,
@@ -79,8 +124,8 @@ int sq_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey 
 int sq_apikey_touch(struct store *s, int64_t id, int64_t now);
 int sq_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now);
 
-/* store_sqlite_mail.c: sender settings, senders and their batches, domains, policy
- * snapshots, the message queue, drops and stats. */
+/* store_sql_mail.c: sender settings, senders and their batches, policy snapshots, the
+ * message queue, drops and stats. */
 int sq_sender_auth_get(struct store *s, int64_t account_id, struct store_sender_auth *out);
 int sq_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
 		       int64_t now);
@@ -98,9 +143,10 @@ int sq_drops_list(struct store *s, int64_t account_id, int limit, store_drop_fn 
 int sq_stats(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn, void *arg);
 int sq_messages_add(struct store *s, const struct store_message *m, size_t n);
 int sq_messages_recover(struct store *s);
-int sq_message_claim(struct store *s, int64_t now, int64_t lease_until, struct store_queued *out);
+int sq_messages_claim(struct store *s, int64_t now, int64_t lease_until, struct store_queued *out,
+		      size_t max, size_t *n);
 int sq_message_progress(struct store *s, int64_t id, int parts_done);
-int sq_message_finish(struct store *s, int64_t id, const struct store_outcome *o);
+int sq_messages_finish(struct store *s, const struct store_finish *f, size_t n);
 int sq_messages_list(struct store *s, int64_t account_id, const char *status, int limit,
 		     store_message_fn fn, void *arg);
 int sq_message_get(struct store *s, int64_t account_id, const char *uid,
@@ -112,7 +158,7 @@ int sq_batch_get(struct store *s, const char *token_hash, struct store_batch *ou
 int sq_batch_use(struct store *s, const char *token_hash, int64_t now, struct store_batch *out,
 		 store_batch_fn fn, void *arg);
 
-/* store_sqlite_domains.c: sending domains, their DKIM keys and DNS checks. */
+/* store_sql_domains.c: sending domains, their DKIM keys and DNS checks. */
 int sq_domain_create(struct store *s, int64_t account_id, const struct store_domain_new *d,
 		     int64_t *id);
 int sq_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
@@ -121,7 +167,7 @@ int sq_domains_list(struct store *s, int64_t account_id, store_domain_fn fn, voi
 int sq_domain_get(struct store *s, int64_t account_id, int64_t id, struct store_domain *out);
 int sq_domain_delete(struct store *s, int64_t account_id, int64_t id);
 int sq_domain_set_active(struct store *s, int64_t account_id, int64_t id, bool active);
-int sq_domain_checked(struct store *s, int64_t id, const struct store_domain_check *c);
+int sq_domain_checked(struct store *s, int64_t id, const struct store_domain_check *chk);
 int sq_domains_due(struct store *s, int64_t pending_before, int64_t verified_before,
 		   store_due_fn fn, void *arg);
 int sq_dkim_rotate(struct store *s, int64_t account_id, int64_t id, const char *selector,

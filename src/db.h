@@ -1,0 +1,59 @@
+/* The SQL seam under the store: the store's queries are written once (store_sql*.c) and run
+ * on SQLite (db_sqlite.c) or PostgreSQL (db_pg.c) through this driver interface. SQL uses
+ * `?` placeholders; arguments are described by a format string: 'i' int64_t, 'd' int,
+ * 's' text (NULL binds NULL). Results come back as STORE_* codes (store.h). */
+#ifndef POSTERN_DB_H
+#define POSTERN_DB_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum db_kind { DB_SQLITE, DB_POSTGRES };
+
+struct db;	/* a database: one connection (SQLite) or a pool (PostgreSQL) */
+struct db_conn; /* one connection, held by one thread for a call or a transaction */
+struct db_res;	/* a result, positioned on its current row */
+
+struct db_driver {
+	enum db_kind kind;
+	/* Takes a connection for this thread (waiting for one) and gives it back. */
+	struct db_conn *(*acquire)(struct db *db);
+	void (*release)(struct db *db, struct db_conn *c);
+	/* Runs sql. STORE_OK with *res on the first row (finish it with done), STORE_NOT_FOUND
+	 * when there is no row (also after a write without RETURNING), STORE_CONFLICT on a
+	 * unique or foreign-key violation, STORE_FAIL otherwise (logged). */
+	int (*query)(struct db_conn *c, struct db_res **res, const char *sql, const char *fmt,
+		     va_list ap);
+	/* Moves to the next row: STORE_OK, STORE_NOT_FOUND at the end, or STORE_FAIL. */
+	int (*next)(struct db_res *r);
+	void (*done)(struct db_res *r);
+	/* A column of the current row: NULL reads as 0 and as NULL. Booleans read as 0 or 1. */
+	int64_t (*col_int)(struct db_res *r, int col);
+	const char *(*col_text)(struct db_res *r, int col);
+	/* Rows changed by the connection's last write. */
+	int64_t (*changes)(struct db_conn *c);
+	/* A value that moves when another process (or node) commits a change to a policy
+	 * table. Cheap: called on every send. */
+	int (*stamp)(struct db *db, uint64_t *stamp);
+	/* The schema, as migrations from version i to i+1, in this database's dialect. */
+	const char *const *migrations;
+	int nmigrations;
+	void (*close)(struct db *db);
+	/* Optional (NULL: statements simply run one by one). With on, the writes that follow
+	 * are sent without waiting for each answer and return STORE_NOT_FOUND; turning it off
+	 * waits for them all and returns the first failure. For batches of inserts. */
+	int (*pipeline)(struct db_conn *c, bool on);
+};
+
+struct db {
+	const struct db_driver *drv;
+};
+
+/* Opens a SQLite database file (created if missing), WAL, synchronous=FULL. */
+struct db *db_sqlite_open(const char *path, char *err, size_t errlen);
+/* Connects to PostgreSQL with a libpq conninfo string. */
+struct db *db_pg_open(const char *conninfo, char *err, size_t errlen);
+
+#endif

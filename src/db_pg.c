@@ -1,0 +1,598 @@
+/* The PostgreSQL driver under the store (db.h), for several gateways sharing one database:
+ * a pool of libpq connections, `?` placeholders rewritten to $n with typed parameters and
+ * prepared once per connection, SQLSTATE mapped to store codes, and a listener that turns
+ * NOTIFY postern_policy (with a polled version counter as the fallback) into the stamp. */
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define PG_POOL	      8	  /* connections per gateway; grown on demand */
+#define PG_PARAMS     16  /* the most arguments one statement takes */
+#define PG_PREPARED   160 /* statements prepared per connection */
+#define PG_POLL_MS    250 /* the listener's wait for a notification */
+#define PG_VERSION_MS 500 /* and how often it reads the version counter regardless */
+
+struct pg_prepared {
+	const char *sql; /* the caller's text (a literal), compared by address then content */
+	char *copy;
+};
+
+struct db_conn {
+	PGconn *pg;
+	bool busy;
+	bool pipelined; /* in pipeline mode: statements are sent, answers read at the end */
+	int sent;
+	int64_t changes;
+	int nprepared;
+	struct pg_prepared prepared[PG_PREPARED];
+};
+
+struct db_res {
+	PGresult *r;
+	int row;
+	int nrows;
+};
+
+struct pg {
+	struct db base;
+	char *conninfo;
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	int nconns;
+	struct db_conn conns[PG_POOL];
+	pthread_t listener;
+	bool listening;
+	atomic_bool stop;
+	_Atomic uint64_t stamp;
+};
+
+static struct pg *pg_of(struct db *db)
+{
+	return (struct pg *)db;
+}
+
+static void forget_prepared(struct db_conn *c)
+{
+	for (int i = 0; i < c->nprepared; i++)
+		free(c->prepared[i].copy);
+	c->nprepared = 0;
+}
+
+/* Connects quietly: PostgreSQL's notices (a ROLLBACK with no transaction) are not errors. */
+static void ignore_notice(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
+static PGconn *pg_connect(const char *conninfo, char *err, size_t errlen)
+{
+	PGconn *pg = PQconnectdb(conninfo);
+	if (PQstatus(pg) != CONNECTION_OK) {
+		const char *why = pg ? PQerrorMessage(pg) : "out of memory";
+		snprintf(err, errlen, "cannot connect to PostgreSQL: %.*s", (int)strcspn(why, "\n"),
+			 why);
+		PQfinish(pg);
+		return NULL;
+	}
+	PQsetNoticeProcessor(pg, ignore_notice, NULL);
+	return pg;
+}
+
+static struct db_conn *pg_acquire(struct db *db)
+{
+	struct pg *p = pg_of(db);
+	struct db_conn *c = NULL;
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		for (int i = 0; i < p->nconns && !c; i++)
+			if (!p->conns[i].busy)
+				c = &p->conns[i];
+		if (!c && p->nconns < PG_POOL) {
+			char err[256];
+			PGconn *pg = pg_connect(p->conninfo, err, sizeof(err));
+			/* Unreachable now: wait for a connection in use to come back. */
+			if (pg) {
+				c = &p->conns[p->nconns++];
+				c->pg = pg;
+			} else {
+				log_error("store: %s", err);
+			}
+		}
+		if (c)
+			break;
+		pthread_cond_wait(&p->freed, &p->lock);
+	}
+	c->busy = true;
+	pthread_mutex_unlock(&p->lock);
+	/* A connection lost (a PostgreSQL restart, a failover) is re-made before use. */
+	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+		forget_prepared(c);
+		if (c->pg)
+			PQreset(c->pg);
+		else {
+			char err[256];
+			c->pg = pg_connect(p->conninfo, err, sizeof(err));
+		}
+		if (c->pg)
+			PQsetNoticeProcessor(c->pg, ignore_notice, NULL);
+	}
+	return c;
+}
+
+static void pg_release(struct db *db, struct db_conn *c)
+{
+	struct pg *p = pg_of(db);
+	pthread_mutex_lock(&p->lock);
+	c->busy = false;
+	pthread_cond_signal(&p->freed);
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Rewrites `?` outside quoted text as $1, $2, …; returns the count, or -1 if too long. */
+static int rewrite(const char *sql, char *out, size_t n)
+{
+	size_t o = 0;
+	int count = 0;
+	bool quoted = false;
+	for (const char *s = sql; *s; s++) {
+		char num[16];
+		const char *piece = num;
+		if (*s == '\'')
+			quoted = !quoted;
+		if (*s == '?' && !quoted)
+			snprintf(num, sizeof(num), "$%d", ++count);
+		else
+			num[0] = *s, num[1] = '\0';
+		size_t len = strlen(piece);
+		if (o + len >= n)
+			return -1;
+		memcpy(out + o, piece, len);
+		o += len;
+	}
+	out[o] = '\0';
+	return count;
+}
+
+/* The statement's name on this connection, preparing it the first time; NULL when the
+ * cache is full (the statement then runs unprepared). */
+static const char *prepared_name(struct db_conn *c, const char *sql, const char *text, int n,
+				 const Oid *types, char name[16], int *failed)
+{
+	for (int i = 0; i < c->nprepared; i++)
+		if (c->prepared[i].sql == sql && strcmp(c->prepared[i].copy, sql) == 0) {
+			snprintf(name, 16, "p%d", i);
+			return name;
+		}
+	if (c->nprepared == PG_PREPARED)
+		return NULL;
+	int i = c->nprepared;
+	snprintf(name, 16, "p%d", i);
+	PGresult *r = PQprepare(c->pg, name, text, n, types);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		log_error("store: prepare: %s", PQresultErrorMessage(r));
+		PQclear(r);
+		*failed = 1;
+		return NULL;
+	}
+	PQclear(r);
+	c->prepared[i].sql = sql;
+	c->prepared[i].copy = xstrdup(sql);
+	c->nprepared++;
+	return name;
+}
+
+static int result_code(struct db_conn *c, PGresult *r)
+{
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+		const char *n = PQcmdTuples(r);
+		c->changes = n && *n ? strtoll(n, NULL, 10) : 0;
+		return st == PGRES_TUPLES_OK && PQntuples(r) > 0 ? STORE_OK : STORE_NOT_FOUND;
+	}
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	/* 23505 unique_violation, 23503 foreign_key_violation: the caller's conflict. */
+	if (state && (strcmp(state, "23505") == 0 || strcmp(state, "23503") == 0))
+		return STORE_CONFLICT;
+	const char *msg = PQresultErrorMessage(r);
+	log_error("store: %.*s", (int)strcspn(msg, "\n"), msg);
+	return STORE_FAIL;
+}
+
+static int pg_query(struct db_conn *c, struct db_res **res, const char *sql, const char *fmt,
+		    va_list ap)
+{
+	*res = NULL;
+	if (!c->pg)
+		return STORE_FAIL;
+	int n = (int)strlen(fmt);
+	if (n > PG_PARAMS) {
+		log_error("store: a statement takes at most %d arguments", PG_PARAMS);
+		return STORE_FAIL;
+	}
+	PGresult *r;
+	if (n == 0) {
+		/* No arguments: the simple protocol, which also runs the migrations' scripts. */
+		r = PQexec(c->pg, sql);
+	} else {
+		char text[8192], nums[PG_PARAMS][24];
+		const char *values[PG_PARAMS];
+		Oid types[PG_PARAMS];
+		for (int i = 0; i < n; i++) {
+			switch (fmt[i]) {
+			case 'i':
+				types[i] = 20; /* int8 */
+				snprintf(nums[i], sizeof(nums[i]), "%lld",
+					 (long long)va_arg(ap, int64_t));
+				values[i] = nums[i];
+				break;
+			case 'd':
+				types[i] = 23; /* int4 */
+				snprintf(nums[i], sizeof(nums[i]), "%d", va_arg(ap, int));
+				values[i] = nums[i];
+				break;
+			default:
+				types[i] = 25; /* text */
+				values[i] = va_arg(ap, const char *);
+				break;
+			}
+		}
+		if (rewrite(sql, text, sizeof(text)) != n) {
+			log_error("store: a statement's placeholders do not match its arguments");
+			return STORE_FAIL;
+		}
+		if (c->pipelined) {
+			/* Answers are read when the pipeline ends (pg_pipeline). */
+			if (!PQsendQueryParams(c->pg, text, n, types, values, NULL, NULL, 0)) {
+				log_error("store: %s", PQerrorMessage(c->pg));
+				return STORE_FAIL;
+			}
+			c->sent++;
+			return STORE_NOT_FOUND;
+		}
+		char name[16];
+		int failed = 0;
+		const char *stmt = prepared_name(c, sql, text, n, types, name, &failed);
+		if (failed)
+			return STORE_FAIL;
+		r = stmt ? PQexecPrepared(c->pg, stmt, n, values, NULL, NULL, 0)
+			 : PQexecParams(c->pg, text, n, types, values, NULL, NULL, 0);
+	}
+	int rc = result_code(c, r);
+	if (rc != STORE_OK) {
+		PQclear(r);
+		return rc;
+	}
+	struct db_res *out = xcalloc(1, sizeof(*out));
+	out->r = r;
+	out->nrows = PQntuples(r);
+	*res = out;
+	return STORE_OK;
+}
+
+/* Batches of inserts go out in one round trip (libpq's pipeline mode); the answers are
+ * read at the end, and the first failure is the batch's. */
+static int pg_pipeline(struct db_conn *c, bool on)
+{
+	if (!c->pg)
+		return STORE_FAIL;
+	if (on) {
+		c->sent = 0;
+		c->pipelined = PQenterPipelineMode(c->pg) == 1;
+		return c->pipelined ? STORE_OK : STORE_FAIL;
+	}
+	if (!c->pipelined)
+		return STORE_OK;
+	int rc = STORE_OK;
+	if (!PQpipelineSync(c->pg))
+		rc = STORE_FAIL;
+	/* Each statement answers with its result and a NULL (aborted ones after a failure
+	 * with PGRES_PIPELINE_ABORTED); the sync ends it all. */
+	for (int nulls = 0;;) {
+		PGresult *r = PQgetResult(c->pg);
+		if (!r) {
+			if (++nulls > c->sent + 1) {
+				rc = STORE_FAIL; /* the connection gave out before the sync */
+				break;
+			}
+			continue;
+		}
+		ExecStatusType st = PQresultStatus(r);
+		int one = st == PGRES_PIPELINE_SYNC	 ? STORE_OK
+			  : st == PGRES_PIPELINE_ABORTED ? STORE_FAIL
+							 : result_code(c, r);
+		PQclear(r);
+		if (one != STORE_OK && one != STORE_NOT_FOUND && rc == STORE_OK)
+			rc = one;
+		if (st == PGRES_PIPELINE_SYNC)
+			break;
+	}
+	c->pipelined = false;
+	if (!PQexitPipelineMode(c->pg))
+		rc = STORE_FAIL;
+	return rc;
+}
+
+static int pg_next(struct db_res *r)
+{
+	return ++r->row < r->nrows ? STORE_OK : STORE_NOT_FOUND;
+}
+
+static void pg_done(struct db_res *r)
+{
+	if (!r)
+		return;
+	PQclear(r->r);
+	free(r);
+}
+
+static const char *pg_col_text(struct db_res *r, int col)
+{
+	if (PQgetisnull(r->r, r->row, col))
+		return NULL;
+	return PQgetvalue(r->r, r->row, col);
+}
+
+static int64_t pg_col_int(struct db_res *r, int col)
+{
+	const char *v = pg_col_text(r, col);
+	if (!v)
+		return 0;
+	if (strcmp(v, "t") == 0)
+		return 1;
+	if (strcmp(v, "f") == 0)
+		return 0;
+	return strtoll(v, NULL, 10);
+}
+
+static int64_t pg_changes(struct db_conn *c)
+{
+	return c->changes;
+}
+
+static int pg_stamp(struct db *db, uint64_t *stamp)
+{
+	*stamp = atomic_load(&pg_of(db)->stamp);
+	return STORE_OK;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads the policy version counter; -1 when the read fails. */
+static int64_t read_version(PGconn *pg)
+{
+	PGresult *r = PQexec(pg, "SELECT v FROM policy_version WHERE id = 1");
+	int64_t v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+			    ? strtoll(PQgetvalue(r, 0, 0), NULL, 10)
+			    : -1;
+	PQclear(r);
+	return v;
+}
+
+/* Every policy write (any node) fires a trigger that bumps policy_version and notifies
+ * postern_policy. A notification moves the stamp at once; the counter, read twice a
+ * second, catches what a lost connection missed. */
+static void *pg_listen(void *arg)
+{
+	struct pg *p = arg;
+	PGconn *pg = NULL;
+	int64_t seen = -1, next_read = 0;
+	while (!atomic_load(&p->stop)) {
+		if (!pg || PQstatus(pg) != CONNECTION_OK) {
+			char err[256];
+			PQfinish(pg);
+			pg = pg_connect(p->conninfo, err, sizeof(err));
+			PGresult *r = pg ? PQexec(pg, "LISTEN postern_policy") : NULL;
+			PQclear(r);
+			if (!pg) {
+				struct timespec pause = {0, PG_POLL_MS * 1000000L};
+				nanosleep(&pause, NULL);
+				continue;
+			}
+			next_read = 0;
+		}
+		if (now_ms() >= next_read) {
+			int64_t v = read_version(pg);
+			if (v != seen)
+				atomic_fetch_add(&p->stamp, 1);
+			seen = v;
+			next_read = now_ms() + PG_VERSION_MS;
+		}
+		struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+		if (poll(&pfd, 1, PG_POLL_MS) > 0 && PQconsumeInput(pg)) {
+			PGnotify *n;
+			while ((n = PQnotifies(pg))) {
+				atomic_fetch_add(&p->stamp, 1);
+				PQfreemem(n);
+			}
+		}
+	}
+	PQfinish(pg);
+	return NULL;
+}
+
+static void pg_close(struct db *db)
+{
+	struct pg *p = pg_of(db);
+	if (p->listening) {
+		atomic_store(&p->stop, true);
+		pthread_join(p->listener, NULL);
+	}
+	for (int i = 0; i < p->nconns; i++) {
+		forget_prepared(&p->conns[i]);
+		PQfinish(p->conns[i].pg);
+	}
+	pthread_cond_destroy(&p->freed);
+	pthread_mutex_destroy(&p->lock);
+	free(p->conninfo);
+	free(p);
+}
+
+/* Each entry moves the schema from version i to i+1, as the SQLite schema does (same
+ * tables and columns). Booleans are integers so the store's SQL reads the same on both.
+ * Writes to the tables a policy is built from bump policy_version and notify every node. */
+static const char *const pg_migrations[] = {
+	"CREATE TABLE accounts ("
+	"  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	"  created_at BIGINT NOT NULL);"
+	"CREATE TABLE users ("
+	"  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,"
+	"  role TEXT NOT NULL CHECK (role IN ('admin','technical','analytics','marketing')),"
+	"  created_at BIGINT NOT NULL, disabled_at BIGINT);"
+	"CREATE INDEX users_account ON users(account_id);"
+	"CREATE TABLE login_failures ("
+	"  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  at BIGINT NOT NULL);"
+	"CREATE INDEX login_failures_user ON login_failures(user_id, at);"
+	"CREATE TABLE sessions ("
+	"  token_hash TEXT PRIMARY KEY,"
+	"  user_id BIGINT NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL);"
+	"CREATE INDEX sessions_user ON sessions(user_id);"
+	"CREATE TABLE api_keys ("
+	"  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL, shown TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,"
+	"  created_at BIGINT NOT NULL, last_used_at BIGINT, revoked_at BIGINT);"
+	"CREATE INDEX api_keys_account ON api_keys(account_id);"
+	"CREATE TABLE settings ("
+	"  account_id BIGINT PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  sender_auth_enabled INTEGER NOT NULL DEFAULT 0,"
+	"  updated_at BIGINT, updated_by BIGINT REFERENCES users(id) ON DELETE SET NULL);"
+	"CREATE TABLE sending_domains ("
+	"  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'pending'"
+	"    CHECK (status IN ('pending','verified','failed')),"
+	"  active INTEGER NOT NULL DEFAULT 1, token TEXT NOT NULL,"
+	"  manual INTEGER NOT NULL DEFAULT 0,"
+	"  created_at BIGINT NOT NULL, checked_at BIGINT, check_error TEXT,"
+	"  missing_since BIGINT, records TEXT,"
+	"  UNIQUE (account_id, name));"
+	"CREATE TABLE dkim_keys ("
+	"  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  domain_id BIGINT NOT NULL REFERENCES sending_domains(id) ON DELETE CASCADE,"
+	"  selector TEXT NOT NULL, private_sealed TEXT NOT NULL, public_key TEXT NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN ('active','next','retired')),"
+	"  verified INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL,"
+	"  retired_at BIGINT,"
+	"  UNIQUE (domain_id, selector));"
+	"CREATE TABLE senders ("
+	"  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  address TEXT NOT NULL, domain TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','verified')),"
+	"  added_by BIGINT REFERENCES users(id) ON DELETE SET NULL, added_at BIGINT NOT NULL,"
+	"  verified_by BIGINT REFERENCES users(id) ON DELETE SET NULL, verified_at BIGINT,"
+	"  verified_via TEXT CHECK (verified_via IN ('panel','link')),"
+	"  UNIQUE (account_id, address));"
+	"CREATE TABLE verification_tokens ("
+	"  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  token_hash TEXT NOT NULL UNIQUE,"
+	"  created_by BIGINT REFERENCES users(id) ON DELETE SET NULL,"
+	"  created_at BIGINT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT);"
+	"CREATE TABLE verification_token_senders ("
+	"  token_id BIGINT NOT NULL REFERENCES verification_tokens(id) ON DELETE CASCADE,"
+	"  sender_id BIGINT REFERENCES senders(id) ON DELETE SET NULL,"
+	"  address TEXT NOT NULL,"
+	"  PRIMARY KEY (token_id, address));"
+	"CREATE TABLE messages ("
+	"  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, uid TEXT NOT NULL UNIQUE,"
+	"  account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  api_key_id BIGINT REFERENCES api_keys(id) ON DELETE SET NULL,"
+	"  system INTEGER NOT NULL DEFAULT 0, from_addr TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'queued'"
+	"    CHECK (status IN ('queued','deferred','sending','sent','failed','dropped')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at BIGINT NOT NULL,"
+	"  lease_until BIGINT, parts_done INTEGER NOT NULL DEFAULT 0,"
+	"  recipients INTEGER NOT NULL, payload TEXT NOT NULL, reason TEXT, last_reply TEXT,"
+	"  rejected TEXT, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL);"
+	"CREATE INDEX messages_due ON messages(status, next_attempt_at);"
+	"CREATE INDEX messages_account ON messages(account_id, id);"
+	"CREATE TABLE drops ("
+	"  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  api_key_id BIGINT NOT NULL, from_addr TEXT NOT NULL, reason TEXT NOT NULL,"
+	"  minute BIGINT NOT NULL, count BIGINT NOT NULL,"
+	"  UNIQUE (account_id, api_key_id, from_addr, reason, minute));"
+	"CREATE INDEX drops_account ON drops(account_id, minute);"
+	"CREATE TABLE audit_log ("
+	"  id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,"
+	"  account_id BIGINT REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  at BIGINT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+	"  target TEXT, detail TEXT, ip TEXT);"
+	"CREATE INDEX audit_account ON audit_log(account_id, id);"
+	"CREATE TABLE policy_version ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1), v BIGINT NOT NULL);"
+	"INSERT INTO policy_version (id, v) VALUES (1, 0);"
+	"CREATE FUNCTION postern_policy_changed() RETURNS trigger LANGUAGE plpgsql AS $$"
+	"BEGIN"
+	"  UPDATE policy_version SET v = v + 1 WHERE id = 1;"
+	"  PERFORM pg_notify('postern_policy', '');"
+	"  RETURN NULL;"
+	"END $$;"
+	"CREATE TRIGGER settings_policy AFTER INSERT OR UPDATE OR DELETE ON settings"
+	"  FOR EACH STATEMENT EXECUTE FUNCTION postern_policy_changed();"
+	"CREATE TRIGGER senders_policy AFTER INSERT OR UPDATE OR DELETE ON senders"
+	"  FOR EACH STATEMENT EXECUTE FUNCTION postern_policy_changed();"
+	"CREATE TRIGGER sending_domains_policy AFTER INSERT OR UPDATE OR DELETE"
+	"  ON sending_domains FOR EACH STATEMENT EXECUTE FUNCTION postern_policy_changed();",
+};
+
+static const struct db_driver pg_driver = {
+	.kind = DB_POSTGRES,
+	.acquire = pg_acquire,
+	.release = pg_release,
+	.query = pg_query,
+	.next = pg_next,
+	.done = pg_done,
+	.col_int = pg_col_int,
+	.col_text = pg_col_text,
+	.changes = pg_changes,
+	.stamp = pg_stamp,
+	.migrations = pg_migrations,
+	.nmigrations = (int)ARRAY_LEN(pg_migrations),
+	.close = pg_close,
+	.pipeline = pg_pipeline,
+};
+
+struct db *db_pg_open(const char *conninfo, char *err, size_t errlen)
+{
+	struct pg *p = xcalloc(1, sizeof(*p));
+	p->base.drv = &pg_driver;
+	p->conninfo = xstrdup(conninfo);
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->freed, NULL);
+	PGconn *pg = pg_connect(conninfo, err, errlen);
+	if (!pg) {
+		pg_close(&p->base);
+		return NULL;
+	}
+	p->conns[p->nconns++].pg = pg;
+	if (pthread_create(&p->listener, NULL, pg_listen, p) != 0) {
+		snprintf(err, errlen, "cannot start the PostgreSQL listener");
+		pg_close(&p->base);
+		return NULL;
+	}
+	p->listening = true;
+	return &p->base;
+}

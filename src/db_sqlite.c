@@ -1,0 +1,392 @@
+/* The SQLite driver under the store (db.h), the embedded default: one connection behind a
+ * mutex keeps writes ordered; WAL with synchronous=FULL, so a committed write survives a
+ * power cut; foreign keys on. Statements are prepared once and kept, since every send runs
+ * the same few. */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define SL_CACHE 256 /* statements kept prepared; any more are prepared for each use */
+
+/* Each entry moves the schema from version i to i+1. Never edit a released entry; append.
+ * Tables whose rows are deleted use AUTOINCREMENT: an id is never given to a new row, so a
+ * request that read a row cannot act on its successor. */
+static const char *const migrations[] = {
+	"CREATE TABLE accounts ("
+	"  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);"
+	"CREATE TABLE users ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  email TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL,"
+	"  role TEXT NOT NULL CHECK (role IN ('admin','technical','analytics','marketing')),"
+	"  created_at INTEGER NOT NULL, disabled_at INTEGER);"
+	"CREATE INDEX users_account ON users(account_id);"
+	"CREATE TABLE login_failures ("
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  at INTEGER NOT NULL);"
+	"CREATE INDEX login_failures_user ON login_failures(user_id, at);"
+	"CREATE TABLE sessions ("
+	"  token_hash TEXT PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+	"  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL);"
+	"CREATE INDEX sessions_user ON sessions(user_id);"
+	"CREATE TABLE api_keys ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL, shown TEXT NOT NULL, key_hash TEXT NOT NULL UNIQUE,"
+	"  created_at INTEGER NOT NULL, last_used_at INTEGER, revoked_at INTEGER);"
+	"CREATE INDEX api_keys_account ON api_keys(account_id);"
+	"CREATE TABLE settings ("
+	"  account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  sender_auth_enabled INTEGER NOT NULL DEFAULT 0,"
+	"  updated_at INTEGER, updated_by INTEGER REFERENCES users(id) ON DELETE SET NULL);"
+	"CREATE TABLE sending_domains ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'pending'"
+	"    CHECK (status IN ('pending','verified','failed')),"
+	"  active INTEGER NOT NULL DEFAULT 1,"
+	"  token TEXT NOT NULL," /* the ownership record's value, unique per account */
+	/* Marked verified by an operator (postern domain add|set --verified): the
+	 * scheduler leaves it alone; an explicit check still looks. */
+	"  manual INTEGER NOT NULL DEFAULT 0,"
+	"  created_at INTEGER NOT NULL, checked_at INTEGER, check_error TEXT,"
+	"  missing_since INTEGER," /* first check that missed the records of a verified domain */
+	"  records TEXT,"	   /* JSON: each record's status at the last check */
+	"  UNIQUE (account_id, name));"
+	"CREATE TABLE dkim_keys ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  domain_id INTEGER NOT NULL REFERENCES sending_domains(id) ON DELETE CASCADE,"
+	"  selector TEXT NOT NULL, private_sealed TEXT NOT NULL, public_key TEXT NOT NULL,"
+	"  state TEXT NOT NULL CHECK (state IN ('active','next','retired')),"
+	"  verified INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+	"  retired_at INTEGER,"
+	"  UNIQUE (domain_id, selector));"
+	"CREATE TABLE senders ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  address TEXT NOT NULL, domain TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending','verified')),"
+	"  added_by INTEGER REFERENCES users(id) ON DELETE SET NULL, added_at INTEGER NOT NULL,"
+	"  verified_by INTEGER REFERENCES users(id) ON DELETE SET NULL, verified_at INTEGER,"
+	"  verified_via TEXT CHECK (verified_via IN ('panel','link')),"
+	"  UNIQUE (account_id, address));"
+	"CREATE TABLE verification_tokens ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  token_hash TEXT NOT NULL UNIQUE,"
+	"  created_by INTEGER REFERENCES users(id) ON DELETE SET NULL,"
+	"  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER);"
+	/* The address is kept so a batch can say which of its senders were removed since. */
+	"CREATE TABLE verification_token_senders ("
+	"  token_id INTEGER NOT NULL REFERENCES verification_tokens(id) ON DELETE CASCADE,"
+	"  sender_id INTEGER REFERENCES senders(id) ON DELETE SET NULL,"
+	"  address TEXT NOT NULL,"
+	"  PRIMARY KEY (token_id, address));"
+	"CREATE TABLE messages ("
+	"  id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  api_key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,"
+	"  system INTEGER NOT NULL DEFAULT 0," /* Postern's own mail, outside the policy */
+	"  from_addr TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'queued'"
+	"    CHECK (status IN ('queued','deferred','sending','sent','failed','dropped')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
+	"  lease_until INTEGER, parts_done INTEGER NOT NULL DEFAULT 0,"
+	"  recipients INTEGER NOT NULL, payload TEXT NOT NULL, reason TEXT, last_reply TEXT,"
+	"  rejected TEXT," /* JSON: recipients the relay refused, with its replies */
+	"  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+	"CREATE INDEX messages_due ON messages(status, next_attempt_at);"
+	"CREATE INDEX messages_account ON messages(account_id, id);"
+	/* One row per account, key, From, reason and minute: a flood of refusals becomes a
+	 * counter, not a table that fills the disk. api_key_id 0 means no key. */
+	"CREATE TABLE drops ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  api_key_id INTEGER NOT NULL, from_addr TEXT NOT NULL, reason TEXT NOT NULL,"
+	"  minute INTEGER NOT NULL, count INTEGER NOT NULL,"
+	"  UNIQUE (account_id, api_key_id, from_addr, reason, minute));"
+	"CREATE INDEX drops_account ON drops(account_id, minute);"
+	"CREATE TABLE audit_log ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
+	"  target TEXT, detail TEXT, ip TEXT);"
+	"CREATE INDEX audit_account ON audit_log(account_id, id);",
+};
+
+/* A statement: kept in the cache (reset when done) or prepared for one use (finalized). */
+struct db_res {
+	sqlite3_stmt *st;
+	const char *sql; /* the caller's text (a literal), compared by address, then content */
+	bool cached;
+	bool busy; /* handed out and not done yet */
+};
+
+struct db_conn {
+	sqlite3 *h;
+	int ncached;
+	struct db_res cache[SL_CACHE];
+};
+
+struct sl {
+	struct db base;
+	pthread_mutex_t lock;
+	struct db_conn conn;
+};
+
+static struct sl *sl_of(struct db *db)
+{
+	return (struct sl *)db;
+}
+
+static struct db_conn *sl_acquire(struct db *db)
+{
+	pthread_mutex_lock(&sl_of(db)->lock);
+	return &sl_of(db)->conn;
+}
+
+static void sl_release(struct db *db, struct db_conn *c)
+{
+	(void)c;
+	pthread_mutex_unlock(&sl_of(db)->lock);
+}
+
+static int sl_fail(struct db_conn *c, const char *what)
+{
+	log_error("store: %s: %s", what, sqlite3_errmsg(c->h));
+	return STORE_FAIL;
+}
+
+/* True when sql holds more than one statement (a migration). */
+static bool sl_script(const char *tail)
+{
+	while (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == ';')
+		tail++;
+	return *tail != '\0';
+}
+
+/* The statement for sql: the cached one when it is free, else a new one, kept while the
+ * cache has room. NULL when it cannot be prepared, or when sql is a script (*script). */
+static struct db_res *sl_statement(struct db_conn *c, const char *sql, bool *script)
+{
+	bool nested = false;
+	for (int i = 0; i < c->ncached; i++) {
+		struct db_res *r = &c->cache[i];
+		if (r->sql != sql || strcmp(sqlite3_sql(r->st), sql) != 0)
+			continue;
+		if (!r->busy)
+			return r;
+		nested = true; /* the same statement, run again inside its own loop */
+		break;
+	}
+	bool keep = !nested && c->ncached < SL_CACHE;
+	sqlite3_stmt *st = NULL;
+	const char *tail = NULL;
+	if (sqlite3_prepare_v3(c->h, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, &st, &tail) !=
+	    SQLITE_OK) {
+		sl_fail(c, "prepare");
+		return NULL;
+	}
+	if (tail && sl_script(tail)) {
+		sqlite3_finalize(st);
+		*script = true;
+		return NULL;
+	}
+	struct db_res *r = keep ? &c->cache[c->ncached++] : xcalloc(1, sizeof(*r));
+	*r = (struct db_res){.st = st, .sql = sql, .cached = keep};
+	return r;
+}
+
+static void sl_done(struct db_res *r)
+{
+	if (!r)
+		return;
+	if (!r->cached) {
+		sqlite3_finalize(r->st);
+		free(r);
+		return;
+	}
+	sqlite3_reset(r->st);
+	sqlite3_clear_bindings(r->st);
+	r->busy = false;
+}
+
+static int sl_bind(sqlite3_stmt *st, const char *fmt, va_list ap)
+{
+	for (int i = 0; fmt[i]; i++) {
+		int rc;
+		const char *s;
+		switch (fmt[i]) {
+		case 'i':
+			rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+			break;
+		case 'd':
+			rc = sqlite3_bind_int(st, i + 1, va_arg(ap, int));
+			break;
+		default:
+			s = va_arg(ap, const char *);
+			rc = s ? sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT)
+			       : sqlite3_bind_null(st, i + 1);
+			break;
+		}
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+/* Runs a script of statements without arguments or rows: the migrations. */
+static int sl_exec(struct db_conn *c, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(c->h, sql, NULL, NULL, &msg) == SQLITE_OK)
+		return STORE_NOT_FOUND;
+	log_error("store: %s", msg ? msg : "cannot run a script");
+	sqlite3_free(msg);
+	return STORE_FAIL;
+}
+
+static int sl_query(struct db_conn *c, struct db_res **res, const char *sql, const char *fmt,
+		    va_list ap)
+{
+	bool script = false;
+	*res = NULL;
+	struct db_res *r = sl_statement(c, sql, &script);
+	if (!r && script && *fmt)
+		log_error("store: a script takes no arguments");
+	if (!r)
+		return script && !*fmt ? sl_exec(c, sql) : STORE_FAIL;
+	r->busy = true;
+	int rc = sl_bind(r->st, fmt, ap);
+	if (rc != SQLITE_OK) {
+		sl_fail(c, "bind");
+		sl_done(r);
+		return STORE_FAIL;
+	}
+	rc = sqlite3_step(r->st);
+	if (rc == SQLITE_ROW) {
+		*res = r;
+		return STORE_OK;
+	}
+	int out;
+	if (rc == SQLITE_DONE)
+		out = STORE_NOT_FOUND;
+	else if (rc == SQLITE_CONSTRAINT)
+		out = STORE_CONFLICT;
+	/* A ROLLBACK with no transaction left (a failed COMMIT ended it) is no error, as on
+	 * PostgreSQL, where it only warns. */
+	else if (sqlite3_get_autocommit(c->h) && strcmp(sql, "ROLLBACK") == 0)
+		out = STORE_NOT_FOUND;
+	else
+		out = sl_fail(c, "step");
+	sl_done(r);
+	return out;
+}
+
+static int sl_next(struct db_res *r)
+{
+	int rc = sqlite3_step(r->st);
+	if (rc == SQLITE_ROW)
+		return STORE_OK;
+	if (rc == SQLITE_DONE)
+		return STORE_NOT_FOUND;
+	log_error("store: step: %s", sqlite3_errmsg(sqlite3_db_handle(r->st)));
+	return STORE_FAIL;
+}
+
+static int64_t sl_col_int(struct db_res *r, int col)
+{
+	return sqlite3_column_int64(r->st, col);
+}
+
+static const char *sl_col_text(struct db_res *r, int col)
+{
+	return (const char *)sqlite3_column_text(r->st, col);
+}
+
+static int64_t sl_changes(struct db_conn *c)
+{
+	return sqlite3_changes(c->h);
+}
+
+/* PRAGMA data_version moves when another connection (the CLI, another process) commits. */
+static int sl_stamp(struct db *db, uint64_t *stamp)
+{
+	struct db_conn *c = sl_acquire(db);
+	bool script = false;
+	int rc = STORE_FAIL;
+	struct db_res *r = sl_statement(c, "PRAGMA data_version", &script);
+	if (r && sqlite3_step(r->st) == SQLITE_ROW) {
+		*stamp = (uint64_t)sqlite3_column_int64(r->st, 0);
+		rc = STORE_OK;
+	} else if (r) {
+		sl_fail(c, "data_version");
+	}
+	sl_done(r);
+	sl_release(db, c);
+	return rc;
+}
+
+static void sl_close(struct db *db)
+{
+	struct sl *d = sl_of(db);
+	for (int i = 0; i < d->conn.ncached; i++)
+		sqlite3_finalize(d->conn.cache[i].st);
+	sqlite3_close(d->conn.h);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+static const struct db_driver sl_driver = {
+	.kind = DB_SQLITE,
+	.acquire = sl_acquire,
+	.release = sl_release,
+	.query = sl_query,
+	.next = sl_next,
+	.done = sl_done,
+	.col_int = sl_col_int,
+	.col_text = sl_col_text,
+	.changes = sl_changes,
+	.stamp = sl_stamp,
+	.migrations = migrations,
+	.nmigrations = (int)ARRAY_LEN(migrations),
+	.close = sl_close,
+};
+
+struct db *db_sqlite_open(const char *path, char *err, size_t errlen)
+{
+	struct sl *d = xcalloc(1, sizeof(*d));
+	d->base.drv = &sl_driver;
+	pthread_mutex_init(&d->lock, NULL);
+
+	if (sqlite3_open_v2(path, &d->conn.h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot open database: %s", path,
+			 d->conn.h ? sqlite3_errmsg(d->conn.h) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(d->conn.h, 5000);
+	char *msg = NULL;
+	if (sqlite3_exec(
+		    d->conn.h,
+		    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+		    NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, msg ? msg : "cannot configure database");
+		sqlite3_free(msg);
+		goto fail;
+	}
+	return &d->base;
+fail:
+	sl_close(&d->base);
+	return NULL;
+}

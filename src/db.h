@@ -20,6 +20,8 @@ struct db_driver {
 	enum db_kind kind;
 	/* Takes a connection for this thread (waiting for one) and gives it back. */
 	struct db_conn *(*acquire)(struct db *db);
+	/* A connection for reads only, which need not wait for writes (NULL: acquire). */
+	struct db_conn *(*acquire_read)(struct db *db);
 	void (*release)(struct db *db, struct db_conn *c);
 	/* Runs sql. STORE_OK with *res on the first row (finish it with done), STORE_NOT_FOUND
 	 * when there is no row (also after a write without RETURNING), STORE_CONFLICT on a

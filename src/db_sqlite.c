@@ -19,6 +19,8 @@
 /* Each entry moves the schema from version i to i+1. Never edit a released entry; append.
  * Tables whose rows are deleted use AUTOINCREMENT: an id is never given to a new row, so a
  * request that read a row cannot act on its successor. */
+#define BUMP "UPDATE policy_version SET v = v + 1 WHERE id = 1;"
+
 static const char *const migrations[] = {
 	"CREATE TABLE accounts ("
 	"  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at INTEGER NOT NULL);"
@@ -122,6 +124,25 @@ static const char *const migrations[] = {
 	"  at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,"
 	"  target TEXT, detail TEXT, ip TEXT);"
 	"CREATE INDEX audit_account ON audit_log(account_id, id);",
+	/* 2: a counter that every write to what a policy (or an API key check) is built from
+	 * moves, whoever writes it: the stamp that tells cached snapshots they are stale. */
+	"CREATE TABLE policy_version (id INTEGER PRIMARY KEY CHECK (id = 1), v INTEGER NOT NULL);"
+	"INSERT INTO policy_version (id, v) VALUES (1, 0);"
+	"CREATE TRIGGER settings_policy_i AFTER INSERT ON settings BEGIN " BUMP " END;"
+	"CREATE TRIGGER settings_policy_u AFTER UPDATE ON settings BEGIN " BUMP " END;"
+	"CREATE TRIGGER settings_policy_d AFTER DELETE ON settings BEGIN " BUMP " END;"
+	"CREATE TRIGGER senders_policy_i AFTER INSERT ON senders BEGIN " BUMP " END;"
+	"CREATE TRIGGER senders_policy_u AFTER UPDATE ON senders BEGIN " BUMP " END;"
+	"CREATE TRIGGER senders_policy_d AFTER DELETE ON senders BEGIN " BUMP " END;"
+	"CREATE TRIGGER sending_domains_policy_i AFTER INSERT ON sending_domains BEGIN " BUMP
+	" END;"
+	"CREATE TRIGGER sending_domains_policy_u AFTER UPDATE ON sending_domains BEGIN " BUMP
+	" END;"
+	"CREATE TRIGGER sending_domains_policy_d AFTER DELETE ON sending_domains BEGIN " BUMP
+	" END;"
+	"CREATE TRIGGER api_keys_policy_u AFTER UPDATE OF revoked_at ON api_keys BEGIN " BUMP
+	" END;"
+	"CREATE TRIGGER api_keys_policy_d AFTER DELETE ON api_keys BEGIN " BUMP " END;",
 };
 
 /* A statement: kept in the cache (reset when done) or prepared for one use (finalized). */
@@ -138,10 +159,14 @@ struct db_conn {
 	struct db_res cache[SL_CACHE];
 };
 
+/* Two connections: one for writes, one for reads. In WAL mode a reader never waits for
+ * the writer, which holds its connection across each commit's fsync. */
 struct sl {
 	struct db base;
 	pthread_mutex_t lock;
 	struct db_conn conn;
+	pthread_mutex_t read_lock;
+	struct db_conn reader;
 };
 
 static struct sl *sl_of(struct db *db)
@@ -155,10 +180,16 @@ static struct db_conn *sl_acquire(struct db *db)
 	return &sl_of(db)->conn;
 }
 
+static struct db_conn *sl_acquire_read(struct db *db)
+{
+	pthread_mutex_lock(&sl_of(db)->read_lock);
+	return &sl_of(db)->reader;
+}
+
 static void sl_release(struct db *db, struct db_conn *c)
 {
-	(void)c;
-	pthread_mutex_unlock(&sl_of(db)->lock);
+	struct sl *d = sl_of(db);
+	pthread_mutex_unlock(c == &d->reader ? &d->read_lock : &d->lock);
 }
 
 static int sl_fail(struct db_conn *c, const char *what)
@@ -319,37 +350,47 @@ static int64_t sl_changes(struct db_conn *c)
 	return sqlite3_changes(c->h);
 }
 
-/* PRAGMA data_version moves when another connection (the CLI, another process) commits. */
+/* The policy version counter, moved by triggers on every write to the tables a policy
+ * is built from, by this process or another (the CLI): read on the reader connection, so
+ * it never waits for a commit. */
 static int sl_stamp(struct db *db, uint64_t *stamp)
 {
-	struct db_conn *c = sl_acquire(db);
+	struct db_conn *c = sl_acquire_read(db);
 	bool script = false;
 	int rc = STORE_FAIL;
-	struct db_res *r = sl_statement(c, "PRAGMA data_version", &script);
+	struct db_res *r = sl_statement(c, "SELECT v FROM policy_version WHERE id = 1", &script);
 	if (r && sqlite3_step(r->st) == SQLITE_ROW) {
 		*stamp = (uint64_t)sqlite3_column_int64(r->st, 0);
 		rc = STORE_OK;
 	} else if (r) {
-		sl_fail(c, "data_version");
+		sl_fail(c, "policy version");
 	}
 	sl_done(r);
 	sl_release(db, c);
 	return rc;
 }
 
+static void sl_close_conn(struct db_conn *c)
+{
+	for (int i = 0; i < c->ncached; i++)
+		sqlite3_finalize(c->cache[i].st);
+	sqlite3_close(c->h);
+}
+
 static void sl_close(struct db *db)
 {
 	struct sl *d = sl_of(db);
-	for (int i = 0; i < d->conn.ncached; i++)
-		sqlite3_finalize(d->conn.cache[i].st);
-	sqlite3_close(d->conn.h);
+	sl_close_conn(&d->conn);
+	sl_close_conn(&d->reader);
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->read_lock);
 	free(d);
 }
 
 static const struct db_driver sl_driver = {
 	.kind = DB_SQLITE,
 	.acquire = sl_acquire,
+	.acquire_read = sl_acquire_read,
 	.release = sl_release,
 	.query = sl_query,
 	.next = sl_next,
@@ -363,28 +404,39 @@ static const struct db_driver sl_driver = {
 	.close = sl_close,
 };
 
+static int sl_connect(struct db_conn *c, const char *path, int flags, const char *setup, char *err,
+		      size_t errlen)
+{
+	if (sqlite3_open_v2(path, &c->h, flags, NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: cannot open database: %s", path,
+			 c->h ? sqlite3_errmsg(c->h) : "out of memory");
+		return -1;
+	}
+	sqlite3_busy_timeout(c->h, 5000);
+	char *msg = NULL;
+	if (sqlite3_exec(c->h, setup, NULL, NULL, &msg) != SQLITE_OK) {
+		snprintf(err, errlen, "%s: %s", path, msg ? msg : "cannot configure database");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
 struct db *db_sqlite_open(const char *path, char *err, size_t errlen)
 {
 	struct sl *d = xcalloc(1, sizeof(*d));
 	d->base.drv = &sl_driver;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->read_lock, NULL);
 
-	if (sqlite3_open_v2(path, &d->conn.h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		snprintf(err, errlen, "%s: cannot open database: %s", path,
-			 d->conn.h ? sqlite3_errmsg(d->conn.h) : "out of memory");
+	/* The writer first: it creates the file and turns WAL on for both. */
+	if (sl_connect(&d->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+		       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
+		       "PRAGMA foreign_keys=ON;",
+		       err, errlen) < 0 ||
+	    sl_connect(&d->reader, path, SQLITE_OPEN_READWRITE, "PRAGMA query_only=ON;", err,
+		       errlen) < 0)
 		goto fail;
-	}
-	sqlite3_busy_timeout(d->conn.h, 5000);
-	char *msg = NULL;
-	if (sqlite3_exec(
-		    d->conn.h,
-		    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
-		    NULL, NULL, &msg) != SQLITE_OK) {
-		snprintf(err, errlen, "%s: %s", path, msg ? msg : "cannot configure database");
-		sqlite3_free(msg);
-		goto fail;
-	}
 	return &d->base;
 fail:
 	sl_close(&d->base);

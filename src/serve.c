@@ -68,7 +68,7 @@ static int lock_database(const char *db)
 	return 0; /* fd stays open: the lock lasts as long as this process */
 }
 
-int serve_run(const struct config *cfg)
+static int run(const struct config *cfg)
 {
 	sigset_t stop;
 	char err[600];
@@ -79,6 +79,7 @@ int serve_run(const struct config *cfg)
 	sigaddset(&stop, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	log_buffered(); /* its thread starts with the stop signals blocked, like every other */
 
 	if (auth_init() < 0) {
 		log_error("cannot initialise libsodium");
@@ -157,5 +158,12 @@ out:
 	sodium_memzero(ctx.master_key, sizeof(ctx.master_key));
 	if (status == 0)
 		log_info("postern stopped");
+	return status;
+}
+
+int serve_run(const struct config *cfg)
+{
+	int status = run(cfg);
+	log_unbuffered();
 	return status;
 }

@@ -16,6 +16,13 @@ struct sq_conn sq_acquire(struct sq *q)
 	return (struct sq_conn){q, q->db->drv->acquire(q->db)};
 }
 
+struct sq_conn sq_acquire_read(struct sq *q)
+{
+	const struct db_driver *drv = q->db->drv;
+	return (struct sq_conn){q,
+				drv->acquire_read ? drv->acquire_read(q->db) : drv->acquire(q->db)};
+}
+
 void sq_release(struct sq_conn *c)
 {
 	c->q->db->drv->release(c->q->db, c->db);
@@ -183,7 +190,7 @@ int sq_list(struct sq *q, sq_read_fn read, void *row, sq_row_fn fn, void *arg, c
 	    const char *fmt, ...)
 {
 	va_list ap;
-	struct sq_conn c = sq_acquire(q);
+	struct sq_conn c = sq_acquire_read(q);
 	va_start(ap, fmt);
 	int rc = sq_veach(&c, read, row, fn, arg, sql, fmt, ap);
 	va_end(ap);
@@ -195,7 +202,7 @@ int sq_get(struct sq *q, sq_read_fn read, void *row, const char *sql, const char
 {
 	struct sq_res r;
 	va_list ap;
-	struct sq_conn c = sq_acquire(q);
+	struct sq_conn c = sq_acquire_read(q);
 	va_start(ap, fmt);
 	int rc = sq_vstep(&c, &r, sql, fmt, ap);
 	va_end(ap);
@@ -299,6 +306,7 @@ static void sq_close(struct store *s)
 {
 	struct sq *q = sq_of(s);
 	q->db->drv->close(q->db);
+	pthread_mutex_destroy(&q->keys_lock);
 	free(q);
 }
 
@@ -367,6 +375,7 @@ struct store *store_sql_open(struct db *db, char *err, size_t errlen)
 	q->db = db;
 	q->pg = db->drv->kind == DB_POSTGRES;
 	atomic_init(&q->policy_writes, 0);
+	pthread_mutex_init(&q->keys_lock, NULL);
 
 	struct sq_conn c = sq_acquire(q);
 	int rc = migrate(&c, err, errlen);

@@ -7,6 +7,7 @@
 #ifndef POSTERN_STORE_SQL_H
 #define POSTERN_STORE_SQL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -14,11 +15,23 @@
 #include "db.h"
 #include "store.h"
 
+#define SQ_KEYS 256 /* API keys remembered; a power of two */
+
+/* An API key found by its hash, valid while the policy stamp (which revocations move on
+ * every node) is the one it was read under. */
+struct sq_key {
+	char hash[AUTH_HASH_HEX];
+	uint64_t stamp;
+	struct store_apikey key;
+};
+
 struct sq {
 	struct store base;
 	struct db *db;
 	bool pg;			/* db->drv->kind == DB_POSTGRES */
 	_Atomic uint64_t policy_writes; /* bumped by every write that can change a policy */
+	pthread_mutex_t keys_lock;
+	struct sq_key keys[SQ_KEYS];
 };
 
 static inline struct sq *sq_of(struct store *s)
@@ -39,8 +52,10 @@ struct sq_res {
 	struct db_res *r;
 };
 
-/* Takes a connection (waiting for one) and gives it back. */
+/* Takes a connection (waiting for one) and gives it back. A read connection serves reads
+ * outside transactions (sq_get, sq_list, snapshots) without waiting for commits. */
 struct sq_conn sq_acquire(struct sq *q);
+struct sq_conn sq_acquire_read(struct sq *q);
 void sq_release(struct sq_conn *c);
 
 /* Reading the current row: NULL reads as 0, and sq_text as NULL. */

@@ -156,12 +156,18 @@ static void read_policy_domain(const struct sq_res *r, void *policy)
 
 int sq_policy_load(struct store *s, int64_t account_id, struct policy **out)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq *q = sq_of(s);
+	struct sq_conn c = sq_acquire_read(q);
 	struct sq_res r;
 	struct policy *p = NULL;
 
-	int rc = sq_step(&c, &r, "SELECT sender_auth_enabled FROM settings WHERE account_id = ?",
-			 "i", account_id);
+	/* One snapshot for the three reads: never half of a change. */
+	int rc = sq_exec(&c, NULL,
+			 q->pg ? "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" : "BEGIN", "");
+	if (rc == STORE_OK)
+		rc = sq_step(&c, &r,
+			     "SELECT sender_auth_enabled FROM settings WHERE account_id = ?", "i",
+			     account_id);
 	if (rc == STORE_OK) {
 		p = policy_new(sq_int(&r, 0) != 0);
 		sq_done(&r);
@@ -175,6 +181,7 @@ int sq_policy_load(struct store *s, int64_t account_id, struct policy **out)
 			&c, read_policy_domain, p, sq_row_done, NULL,
 			"SELECT name, status, active FROM sending_domains WHERE account_id = ?",
 			"i", account_id);
+	sq_exec(&c, NULL, rc == STORE_OK ? "COMMIT" : "ROLLBACK", "");
 	sq_release(&c);
 	if (rc != STORE_OK) {
 		policy_free(p);
@@ -391,7 +398,8 @@ int sq_messages_finish(struct store *s, const struct store_finish *f, size_t n)
 		rc = sq_pipeline(&c, true);
 	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
 		const struct store_outcome *o = f[i].outcome;
-		rc = sq_exec(&c, NULL,
+		rc = sq_exec(
+			&c, NULL,
 			"UPDATE messages SET status = ?, "
 			"  next_attempt_at = CASE WHEN ? > 0 THEN ? ELSE next_attempt_at END, "
 			"  reason = ?, last_reply = ?, rejected = ?, lease_until = NULL, "

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "log.h"
 #include "store_sql.h"
 #include "util.h"
@@ -286,18 +287,55 @@ int sq_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void
 		       "i", account_id);
 }
 
+static struct sq_key *key_slot(struct sq *q, const char *key_hash)
+{
+	return &q->keys[strtoul((char[]){key_hash[0], key_hash[1], key_hash[2], 0}, NULL, 16) &
+			(SQ_KEYS - 1)];
+}
+
+/* Every send checks its key: a key found is remembered, so the check is a memory read
+ * until anything that could revoke it moves the stamp. Unknown keys are not remembered:
+ * strangers cannot fill the cache. */
 int sq_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out)
 {
-	return sq_get(sq_of(s), read_apikey, out,
-		      "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE key_hash = ? AND "
-		      "revoked_at IS NULL",
-		      "s", key_hash);
+	struct sq *q = sq_of(s);
+	uint64_t stamp;
+	int rc = sq_policy_stamp(s, &stamp);
+	if (rc != STORE_OK)
+		return rc;
+	struct sq_key *k = key_slot(q, key_hash);
+	pthread_mutex_lock(&q->keys_lock);
+	bool hit = k->key.id && k->stamp == stamp && auth_equal(k->hash, key_hash);
+	if (hit)
+		*out = k->key;
+	pthread_mutex_unlock(&q->keys_lock);
+	if (hit)
+		return STORE_OK;
+	rc = sq_get(q, read_apikey, out,
+		    "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE key_hash = ? AND "
+		    "revoked_at IS NULL",
+		    "s", key_hash);
+	if (rc == STORE_OK) {
+		/* Stamped with the stamp read before the lookup: a revocation in between
+		 * leaves the entry stale, never a revoked key valid. */
+		pthread_mutex_lock(&q->keys_lock);
+		*k = (struct sq_key){.stamp = stamp, .key = *out};
+		util_copy(k->hash, sizeof(k->hash), key_hash);
+		pthread_mutex_unlock(&q->keys_lock);
+	}
+	return rc;
 }
 
 int sq_apikey_touch(struct store *s, int64_t id, int64_t now)
 {
-	return sq_write(sq_of(s), NULL, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", "ii",
-			now, id);
+	struct sq *q = sq_of(s);
+	pthread_mutex_lock(&q->keys_lock);
+	for (size_t i = 0; i < SQ_KEYS; i++)
+		if (q->keys[i].key.id == id)
+			q->keys[i].key.last_used_at = now;
+	pthread_mutex_unlock(&q->keys_lock);
+	return sq_write(q, NULL, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", "ii", now,
+			id);
 }
 
 int sq_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now)

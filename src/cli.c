@@ -323,10 +323,10 @@ static int cmd_init(struct cli_opt *o)
 		int rc = store_account_count(s, &accounts);
 		store_close(s);
 		if (rc != STORE_OK || accounts > 0) {
-			fprintf(stderr,
-				rc != STORE_OK ? "postern: cannot read the database\n"
-					       : "postern: this PostgreSQL database already has "
-						 "accounts; use 'postern account add'\n");
+			fprintf(stderr, rc != STORE_OK
+						? "postern: cannot read the database\n"
+						: "postern: this PostgreSQL database already has "
+						  "accounts; use 'postern account add'\n");
 			return EXIT_FAIL;
 		}
 	}
@@ -567,8 +567,9 @@ static int cmd_serve(struct cli_opt *o)
 	{"--db", "PATH", "SQLite database file", false, NULL},                                     \
 	{                                                                                          \
 		"--postgres", "CONNINFO",                                                          \
-		"PostgreSQL database (libpq conninfo; or POSTERN_POSTGRES), instead of --db",      \
-		false, NULL                                                                        \
+			"PostgreSQL database (libpq conninfo; or POSTERN_POSTGRES), instead of "   \
+			"--db",                                                                    \
+			false, NULL                                                                \
 	}
 #define ACCOUNT_OPT                                                                                \
 	{                                                                                          \

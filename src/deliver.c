@@ -27,8 +27,8 @@
 #define RECIPIENTS_MAX 1000
 /* Messages a worker claims at once. A crash re-sends at most this many per worker (their
  * outcomes were not written yet): mail is delivered at least once, never lost. */
-#define BATCH	       16
-#define KEYS_CACHED    8
+#define BATCH	    16
+#define KEYS_CACHED 8
 
 /* An outcome waiting for the batch's commit; the strings are copies. */
 struct outcome {
@@ -144,8 +144,8 @@ static void finish(struct worker *w, const struct store_queued *m, const char *s
 	struct outcome *out = &w->done[w->ndone++];
 	*out = (struct outcome){.id = m->id, .attempts = m->attempts};
 	util_copy(out->uid, sizeof(out->uid), m->uid);
-	out->o = (struct store_outcome){status, next, copy(reason), copy(reply), copy(rejected),
-					util_now()};
+	out->o = (struct store_outcome){status,	     next,	     copy(reason),
+					copy(reply), copy(rejected), util_now()};
 }
 
 /* Records a retry, or the end when the message has waited give_up already. */
@@ -210,7 +210,8 @@ static const struct cached_key *signing_key(struct worker *w, int64_t account_id
 		return NULL;
 	for (int i = 0; i < KEYS_CACHED; i++) {
 		struct cached_key *k = &w->keys[i];
-		if (k->account_id == account_id && k->stamp == stamp && strcmp(k->domain, domain) == 0)
+		if (k->account_id == account_id && k->stamp == stamp &&
+		    strcmp(k->domain, domain) == 0)
 			return k;
 	}
 	struct cached_key *k = &w->keys[w->next_key];

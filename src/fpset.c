@@ -13,8 +13,8 @@
 #include "util.h"
 
 #define FLAG	  1ull
-#define NONEMPTY  2ull			/* set in b, so no fingerprint is all zero */
-#define MAP_BYTES (4u << 20)		/* tables this large are mapped, not allocated */
+#define NONEMPTY  2ull	     /* set in b, so no fingerprint is all zero */
+#define MAP_BYTES (4u << 20) /* tables this large are mapped, not allocated */
 
 static unsigned char key[crypto_shorthash_siphashx24_KEYBYTES];
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
@@ -88,8 +88,8 @@ static void grow(struct fpset *set)
 	bigger.slots = allocate(bigger.cap, &bigger.mapped);
 	for (size_t i = 0; i < set->cap; i++)
 		if (set->slots[i].b)
-			*probe(&bigger, &(struct fpset_fp){set->slots[i].a,
-							   set->slots[i].b & ~FLAG}) =
+			*probe(&bigger,
+			       &(struct fpset_fp){set->slots[i].a, set->slots[i].b & ~FLAG}) =
 				set->slots[i];
 	release(set->slots, set->cap, set->mapped);
 	*set = bigger;

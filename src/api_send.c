@@ -98,7 +98,7 @@ static void queue(struct api_call *c, const struct send_request *r, enum send_di
 	p->dialect = c->dialect;
 	p->d = d;
 	p->req = c->req;
-	auth_random_hex(p->id, (MESSAGE_ID_LEN - 1) / 2);
+	auth_unique_hex(p->id, (MESSAGE_ID_LEN - 1) / 2);
 	util_copy(p->from, sizeof(p->from), r->from);
 	p->payload = cJSON_PrintUnformatted(r->payload);
 	if (!p->payload)

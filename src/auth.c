@@ -66,6 +66,21 @@ void auth_random_hex(char *out, size_t nbytes)
 	sodium_bin2hex(out, nbytes * 2 + 1, raw, nbytes);
 }
 
+void auth_unique_hex(char *out, size_t nbytes)
+{
+	static _Thread_local unsigned char seed[randombytes_SEEDBYTES];
+	static _Thread_local uint64_t counter;
+	unsigned char raw[64];
+	/* The counter takes the seed's first 8 bytes; the other 24 stay the random secret. */
+	if (counter++ == 0)
+		randombytes_buf(seed, sizeof(seed));
+	memcpy(seed, &counter, sizeof(counter));
+	if (nbytes > sizeof(raw))
+		nbytes = sizeof(raw);
+	randombytes_buf_deterministic(raw, nbytes, seed);
+	sodium_bin2hex(out, nbytes * 2 + 1, raw, nbytes);
+}
+
 void auth_api_key_new(char out[AUTH_KEY_LEN])
 {
 	memcpy(out, AUTH_KEY_PREFIX, strlen(AUTH_KEY_PREFIX));

@@ -26,9 +26,12 @@ bool auth_password_acceptable(const char *password);
 
 /* A new token of 32 random bytes, base64url without padding. */
 void auth_token_new(char out[AUTH_TOKEN_LEN]);
-/* Writes nbytes random bytes as lower-case hex (2 * nbytes characters and NUL) into out:
- * message ids, request ids. */
+/* Writes nbytes random bytes from the system generator as lower-case hex (2 * nbytes
+ * characters and NUL) into out. */
 void auth_random_hex(char *out, size_t nbytes);
+/* The same for identifiers that must be unique but are no secret (message and request
+ * ids): from a per-thread stream seeded once, so no system call per id. */
+void auth_unique_hex(char *out, size_t nbytes);
 /* A new API key: "pst_" and 32 random bytes, base64url. */
 void auth_api_key_new(char out[AUTH_KEY_LEN]);
 /* What is stored for a token or key: hex BLAKE2b-256 of it. Tokens carry 256 bits of

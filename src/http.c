@@ -49,7 +49,7 @@ static struct http_request *request_new(struct http_server *srv, struct MHD_Conn
 	req->path = url;
 	req->started = util_monotonic();
 	client_ip(conn, req->ip, sizeof(req->ip));
-	auth_random_hex(req->id, (sizeof(req->id) - 1) / 2);
+	auth_unique_hex(req->id, (sizeof(req->id) - 1) / 2);
 	atomic_fetch_add(&srv->in_flight, 1);
 	return req;
 }

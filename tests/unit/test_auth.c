@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
@@ -195,6 +196,27 @@ static void token_wellformed_accepts_only_base64url_of_exact_length(void **state
 	assert_false(auth_token_wellformed(bad, 43));
 }
 
+static int compare_ids(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Message ids come from a per-thread stream: lower-case hex, and no two alike. */
+static void unique_hex_is_hex_and_never_repeats(void **state)
+{
+	(void)state;
+	enum { N = 20000 };
+	static char ids[N][33];
+	for (int i = 0; i < N; i++) {
+		auth_unique_hex(ids[i], 16);
+		assert_int_equal(strlen(ids[i]), 32);
+		assert_int_equal(strspn(ids[i], "0123456789abcdef"), 32);
+	}
+	qsort(ids, N, sizeof(ids[0]), compare_ids);
+	for (int i = 1; i < N; i++)
+		assert_string_not_equal(ids[i - 1], ids[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,6 +232,7 @@ int main(void)
 		cmocka_unit_test(token_hash_is_deterministic_and_distinguishes_tokens),
 		cmocka_unit_test(token_derive_depends_on_purpose_and_token),
 		cmocka_unit_test(equal_compares_whole_strings),
+		cmocka_unit_test(unique_hex_is_hex_and_never_repeats),
 		cmocka_unit_test(token_wellformed_accepts_only_base64url_of_exact_length),
 	};
 	return cmocka_run_group_tests(tests, setup_sodium, NULL);

@@ -1,15 +1,17 @@
 /* The send APIs: POST /v5/mail/send and /v6/mail/send (Netcore's dialect) and
  * /v3/mail/send (SendGrid's). Check the request, ask the sender policy, then either queue
  * the message or count the refusal as a drop, in the order of DESIGN.md. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 #include "log.h"
 #include "send.h"
 #include "util.h"
 
-#define MESSAGE_ID_LEN 33 /* 16 random bytes in hex, and NUL */
+#define MESSAGE_ID_LEN 33 /* 32 hex digits and NUL */
 
 static const enum err reason_errs[POLICY_REASON_COUNT] = {
 	[POLICY_ALLOW] = ERR_OK,
@@ -20,6 +22,19 @@ static const enum err reason_errs[POLICY_REASON_COUNT] = {
 	[POLICY_SENDER_NOT_AUTHORIZED] = ERR_SENDER_NOT_AUTHORIZED,
 	[POLICY_SENDER_PENDING] = ERR_SENDER_PENDING_VERIFICATION,
 };
+
+/* A message id: the time in milliseconds (12 hex digits), then 20 random ones. Ids made
+ * close in time sort together, so the queue's unique index grows at its end instead of
+ * touching a random page for every message; two nodes still never make the same one. */
+static void message_id(char id[MESSAGE_ID_LEN])
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	unsigned long long ms =
+		(unsigned long long)ts.tv_sec * 1000 + (unsigned long long)ts.tv_nsec / 1000000;
+	snprintf(id, MESSAGE_ID_LEN, "%012llx", ms & 0xffffffffffffull);
+	auth_unique_hex(id + 12, (MESSAGE_ID_LEN - 1 - 12) / 2);
+}
 
 static enum policy_reason decide(struct api_call *c, const char *from, enum err *e)
 {
@@ -98,7 +113,7 @@ static void queue(struct api_call *c, const struct send_request *r, enum send_di
 	p->dialect = c->dialect;
 	p->d = d;
 	p->req = c->req;
-	auth_unique_hex(p->id, (MESSAGE_ID_LEN - 1) / 2);
+	message_id(p->id);
 	util_copy(p->from, sizeof(p->from), r->from);
 	p->payload = cJSON_PrintUnformatted(r->payload);
 	if (!p->payload)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db.h"
 #include "log.h"
@@ -19,6 +20,9 @@
 /* Each entry moves the schema from version i to i+1. Never edit a released entry; append.
  * Tables whose rows are deleted use AUTOINCREMENT: an id is never given to a new row, so a
  * request that read a row cannot act on its successor. */
+#define CHECKPOINT_MS	   250	 /* how often the WAL is copied back into the database */
+#define WAL_RESTART_FRAMES 16384 /* 64 MB of 4 KB pages: then the WAL starts over */
+
 #define BUMP "UPDATE policy_version SET v = v + 1 WHERE id = 1;"
 
 static const char *const migrations[] = {
@@ -160,13 +164,20 @@ struct db_conn {
 };
 
 /* Two connections: one for writes, one for reads. In WAL mode a reader never waits for
- * the writer, which holds its connection across each commit's fsync. */
+ * the writer, which holds its connection across each commit's fsync. A third one copies
+ * the WAL back into the database from a thread of its own, so no commit pays for it. */
 struct sl {
 	struct db base;
 	pthread_mutex_t lock;
 	struct db_conn conn;
 	pthread_mutex_t read_lock;
 	struct db_conn reader;
+	sqlite3 *checkpointer;
+	pthread_t checkpoint_thread;
+	bool checkpointing;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	bool stop;
 };
 
 static struct sl *sl_of(struct db *db)
@@ -377,9 +388,54 @@ static void sl_close_conn(struct db_conn *c)
 	sqlite3_close(c->h);
 }
 
+/* PASSIVE never blocks the writer or the readers; it copies what it can, and the writer
+ * starts the WAL over once everything in it is in the database. */
+static void *sl_checkpoint_loop(void *arg)
+{
+	struct sl *d = arg;
+	pthread_mutex_lock(&d->stop_lock);
+	while (!d->stop) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += CHECKPOINT_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&d->stop_cond, &d->stop_lock, &until);
+		if (d->stop)
+			break;
+		pthread_mutex_unlock(&d->stop_lock);
+		int frames = 0;
+		int rc = sqlite3_wal_checkpoint_v2(d->checkpointer, NULL, SQLITE_CHECKPOINT_PASSIVE,
+						   &frames, NULL);
+		/* Under steady load some reader is always inside the WAL, so it never starts
+		 * over by itself: past a size, wait for a moment without readers and restart
+		 * it, holding new commits back that long. */
+		if (rc == SQLITE_OK && frames > WAL_RESTART_FRAMES)
+			rc = sqlite3_wal_checkpoint_v2(d->checkpointer, NULL,
+						       SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_warn("store: checkpoint: %s", sqlite3_errmsg(d->checkpointer));
+		pthread_mutex_lock(&d->stop_lock);
+	}
+	pthread_mutex_unlock(&d->stop_lock);
+	return NULL;
+}
+
 static void sl_close(struct db *db)
 {
 	struct sl *d = sl_of(db);
+	if (d->checkpointing) {
+		pthread_mutex_lock(&d->stop_lock);
+		d->stop = true;
+		pthread_cond_signal(&d->stop_cond);
+		pthread_mutex_unlock(&d->stop_lock);
+		pthread_join(d->checkpoint_thread, NULL);
+	}
+	sqlite3_close(d->checkpointer);
+	pthread_mutex_destroy(&d->stop_lock);
+	pthread_cond_destroy(&d->stop_cond);
 	sl_close_conn(&d->conn);
 	sl_close_conn(&d->reader);
 	pthread_mutex_destroy(&d->lock);
@@ -428,15 +484,28 @@ struct db *db_sqlite_open(const char *path, char *err, size_t errlen)
 	d->base.drv = &sl_driver;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_mutex_init(&d->read_lock, NULL);
+	pthread_mutex_init(&d->stop_lock, NULL);
+	pthread_cond_init(&d->stop_cond, NULL);
 
 	/* The writer first: it creates the file and turns WAL on for both. */
+	struct db_conn checkpointer = {0};
 	if (sl_connect(&d->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 		       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
-		       "PRAGMA foreign_keys=ON;",
+		       "PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0;",
 		       err, errlen) < 0 ||
 	    sl_connect(&d->reader, path, SQLITE_OPEN_READWRITE, "PRAGMA query_only=ON;", err,
-		       errlen) < 0)
+		       errlen) < 0 ||
+	    sl_connect(&checkpointer, path, SQLITE_OPEN_READWRITE, "PRAGMA synchronous=FULL;", err,
+		       errlen) < 0) {
+		d->checkpointer = checkpointer.h;
 		goto fail;
+	}
+	d->checkpointer = checkpointer.h;
+	d->checkpointing = pthread_create(&d->checkpoint_thread, NULL, sl_checkpoint_loop, d) == 0;
+	if (!d->checkpointing) {
+		snprintf(err, errlen, "%s: cannot start the checkpoint thread", path);
+		goto fail;
+	}
 	return &d->base;
 fail:
 	sl_close(&d->base);

@@ -39,6 +39,9 @@ struct db_driver {
 	/* A value that moves when another process (or node) commits a change to a policy
 	 * table. Cheap: called on every send. */
 	int (*stamp)(struct db *db, uint64_t *stamp);
+	/* Optional: this process committed such a change (for drivers whose stamp other
+	 * processes on the machine read). */
+	void (*changed)(struct db *db);
 	/* The schema, as migrations from version i to i+1, in this database's dialect. */
 	const char *const *migrations;
 	int nmigrations;

@@ -2,8 +2,14 @@
  * mutex keeps writes ordered; WAL with synchronous=FULL, so a committed write survives a
  * power cut; foreign keys on. Statements are prepared once and kept, since every send runs
  * the same few. */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +179,13 @@ struct sl {
 	pthread_mutex_t read_lock;
 	struct db_conn reader;
 	sqlite3 *checkpointer;
+	/* The policy stamp: a counter in <database>-policy, mapped by every Postern process
+	 * on the file, moved after each commit that can change a policy; plus what the
+	 * checkpoint thread sees of policy_version, for changes made by anything else. */
+	_Atomic uint64_t *shared;
+	_Atomic uint64_t own; /* stands in for the file when it cannot be mapped */
+	_Atomic uint64_t external;
+	int64_t version_seen;
 	pthread_t checkpoint_thread;
 	bool checkpointing;
 	pthread_mutex_t stop_lock;
@@ -361,24 +374,51 @@ static int64_t sl_changes(struct db_conn *c)
 	return sqlite3_changes(c->h);
 }
 
-/* The policy version counter, moved by triggers on every write to the tables a policy
- * is built from, by this process or another (the CLI): read on the reader connection, so
- * it never waits for a commit. */
+/* Two memory reads: sends ask on every request. */
 static int sl_stamp(struct db *db, uint64_t *stamp)
 {
-	struct db_conn *c = sl_acquire_read(db);
-	bool script = false;
-	int rc = STORE_FAIL;
-	struct db_res *r = sl_statement(c, "SELECT v FROM policy_version WHERE id = 1", &script);
-	if (r && sqlite3_step(r->st) == SQLITE_ROW) {
-		*stamp = (uint64_t)sqlite3_column_int64(r->st, 0);
-		rc = STORE_OK;
-	} else if (r) {
-		sl_fail(c, "policy version");
+	struct sl *d = sl_of(db);
+	*stamp = (atomic_load(&d->external) << 32) ^ atomic_load(d->shared);
+	return STORE_OK;
+}
+
+static void sl_changed(struct db *db)
+{
+	atomic_fetch_add(sl_of(db)->shared, 1);
+}
+
+/* Maps <path>-policy (8 bytes, created if missing); NULL when it cannot be. */
+static _Atomic uint64_t *sl_map_stamp(const char *path)
+{
+	char name[4096];
+	if (snprintf(name, sizeof(name), "%s-policy", path) >= (int)sizeof(name))
+		return NULL;
+	int fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return NULL;
+	struct stat st;
+	void *p = MAP_FAILED;
+	if (fstat(fd, &st) == 0 &&
+	    (st.st_size >= (off_t)sizeof(uint64_t) || ftruncate(fd, sizeof(uint64_t)) == 0))
+		p = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* policy_version, moved by triggers on every write to what a policy is built from, catches
+ * changes made without Postern (an operator's sqlite3 session) within a checkpoint tick. */
+static void sl_watch_version(struct sl *d)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(d->checkpointer, "SELECT v FROM policy_version WHERE id = 1", -1,
+			       &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		int64_t v = sqlite3_column_int64(st, 0);
+		if (v != d->version_seen)
+			atomic_fetch_add(&d->external, 1);
+		d->version_seen = v;
 	}
-	sl_done(r);
-	sl_release(db, c);
-	return rc;
+	sqlite3_finalize(st);
 }
 
 static void sl_close_conn(struct db_conn *c)
@@ -406,6 +446,7 @@ static void *sl_checkpoint_loop(void *arg)
 		if (d->stop)
 			break;
 		pthread_mutex_unlock(&d->stop_lock);
+		sl_watch_version(d);
 		int frames = 0;
 		int rc = sqlite3_wal_checkpoint_v2(d->checkpointer, NULL, SQLITE_CHECKPOINT_PASSIVE,
 						   &frames, NULL);
@@ -434,6 +475,8 @@ static void sl_close(struct db *db)
 		pthread_join(d->checkpoint_thread, NULL);
 	}
 	sqlite3_close(d->checkpointer);
+	if (d->shared && d->shared != &d->own)
+		munmap((void *)d->shared, sizeof(uint64_t));
 	pthread_mutex_destroy(&d->stop_lock);
 	pthread_cond_destroy(&d->stop_cond);
 	sl_close_conn(&d->conn);
@@ -455,6 +498,7 @@ static const struct db_driver sl_driver = {
 	.col_text = sl_col_text,
 	.changes = sl_changes,
 	.stamp = sl_stamp,
+	.changed = sl_changed,
 	.migrations = migrations,
 	.nmigrations = (int)ARRAY_LEN(migrations),
 	.close = sl_close,
@@ -501,6 +545,14 @@ struct db *db_sqlite_open(const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	d->checkpointer = checkpointer.h;
+	d->version_seen = -1;
+	d->shared = sl_map_stamp(path);
+	if (!d->shared) {
+		log_warn("store: cannot map %s-policy (%s): changes made by other processes reach "
+			 "this one within a second",
+			 path, strerror(errno));
+		d->shared = &d->own;
+	}
 	d->checkpointing = pthread_create(&d->checkpoint_thread, NULL, sl_checkpoint_loop, d) == 0;
 	if (!d->checkpointing) {
 		snprintf(err, errlen, "%s: cannot start the checkpoint thread", path);

@@ -120,6 +120,8 @@ int64_t sq_changes(struct sq_conn *c)
 void sq_policy_changed(struct sq *q)
 {
 	atomic_fetch_add(&q->policy_writes, 1);
+	if (q->db->drv->changed)
+		q->db->drv->changed(q->db);
 }
 
 int sq_begin(struct sq_conn *c)

@@ -340,7 +340,8 @@ int sq_apikey_touch(struct store *s, int64_t id, int64_t now)
 
 int sq_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now)
 {
-	return sq_update(sq_of(s), false,
+	/* Counted as a policy change: found keys are kept while the stamp holds. */
+	return sq_update(sq_of(s), true,
 			 "UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND id = ? "
 			 "AND revoked_at IS NULL",
 			 "iii", now, account_id, id);

@@ -63,3 +63,13 @@ lint: build
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
+
+# The benchmark suite (bench/run.py, not part of `make test`): writes bench/results.md and
+# bench/*.png and prints the table. FIGURES=1,3 runs some figures only; BENCH_ARGS=--quick
+# is a short smoke check.
+.PHONY: bench
+bench:
+	scripts/deps.sh bench
+	$(MAKE) build
+	cmake --build $(BUILD) -j $(JOBS) --target bench_policy
+	python3 bench/run.py --build $(BUILD) $(if $(FIGURES),--figures $(FIGURES)) $(BENCH_ARGS)

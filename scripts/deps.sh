@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages Postern builds, runs and tests with, only those missing.
-# Usage: scripts/deps.sh run|test   (test installs the run set plus the test peers)
+# Usage: scripts/deps.sh run|test|bench   (test installs the run set plus the test peers;
+# bench, the run set plus the benchmark peers of `make bench`)
 # Package scripts must not leave postfix, nginx or dnsmasq running as system services,
 # so installs happen behind a policy-rc.d that forbids starting daemons.
 set -eu
@@ -11,6 +12,7 @@ libsodium-dev libc-ares-dev libopendkim-dev libgmime-3.0-dev libidn2-dev libpsl-
 libinih-dev sqlite3 curl ca-certificates libssl-dev"
 TEST_PKGS="libcmocka-dev python3 postfix swaks dnsmasq-base opendkim-tools
 postgresql-15 postgresql-client-15 chromium wrk nginx-light clang libclang-rt-14-dev iproute2"
+BENCH_PKGS="postfix wrk nginx-light gnuplot-nox sqlite3 python3 postgresql-15 postgresql-client-15"
 
 set_name="${1:-run}"
 want="$RUN_PKGS"
@@ -18,6 +20,9 @@ if [ "$set_name" = test ]; then
 	want="$RUN_PKGS $TEST_PKGS"
 	# The panel's end-to-end test runs on Node.js; any node already on PATH will do.
 	command -v node >/dev/null 2>&1 || want="$want nodejs npm"
+fi
+if [ "$set_name" = bench ]; then
+	want="$RUN_PKGS $BENCH_PKGS"
 fi
 
 missing=""

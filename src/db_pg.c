@@ -51,7 +51,7 @@ struct pg {
 	int nconns;
 	struct db_conn conns[PG_POOL];
 	pthread_t listener;
-	bool listening;
+	atomic_bool listening;
 	atomic_bool stop;
 	_Atomic uint64_t stamp;
 };
@@ -360,9 +360,26 @@ static int64_t pg_changes(struct db_conn *c)
 	return c->changes;
 }
 
+static void *pg_listen(void *arg);
+
+/* The listener starts with the first question, once the schema surely exists (a CLI
+ * command that asks none never starts it). */
 static int pg_stamp(struct db *db, uint64_t *stamp)
 {
-	*stamp = atomic_load(&pg_of(db)->stamp);
+	struct pg *p = pg_of(db);
+	if (!atomic_load(&p->listening)) {
+		pthread_mutex_lock(&p->lock);
+		if (!atomic_load(&p->listening)) {
+			if (pthread_create(&p->listener, NULL, pg_listen, p) != 0) {
+				pthread_mutex_unlock(&p->lock);
+				log_error("store: cannot start the PostgreSQL listener");
+				return STORE_FAIL;
+			}
+			atomic_store(&p->listening, true);
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	*stamp = atomic_load(&p->stamp);
 	return STORE_OK;
 }
 
@@ -429,7 +446,7 @@ static void *pg_listen(void *arg)
 static void pg_close(struct db *db)
 {
 	struct pg *p = pg_of(db);
-	if (p->listening) {
+	if (atomic_load(&p->listening)) {
 		atomic_store(&p->stop, true);
 		pthread_join(p->listener, NULL);
 	}
@@ -592,11 +609,5 @@ struct db *db_pg_open(const char *conninfo, char *err, size_t errlen)
 		return NULL;
 	}
 	p->conns[p->nconns++].pg = pg;
-	if (pthread_create(&p->listener, NULL, pg_listen, p) != 0) {
-		snprintf(err, errlen, "cannot start the PostgreSQL listener");
-		pg_close(&p->base);
-		return NULL;
-	}
-	p->listening = true;
 	return &p->base;
 }

@@ -246,11 +246,13 @@ struct http_server *http_start(const char *listen, int threads, http_handler fn,
 		flags |= MHD_USE_IPv6;
 	srv->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-		/* One thread is the daemon's own: no pool (a pool of 1 only earns a warning). */
-		MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? (unsigned)threads : 0u,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 		MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		(size_t)64 * 1024, MHD_OPTION_END);
+		(size_t)64 * 1024,
+		/* Last: one thread is the daemon's own, without a pool (libmicrohttpd warns
+		 * about a pool of 0 or 1), so the list ends before the option. */
+		threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned)threads,
+		MHD_OPTION_END);
 	if (!srv->daemon) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not allowed)",
 			 listen);

@@ -265,7 +265,22 @@ static int store_new_user(struct store *s, const struct store_account *acct,
 	return EXIT_OK;
 }
 
-static int create_account(const struct target *t, const char *name, const char *admin)
+/* True, with a message, when init must not touch this database: it has accounts. */
+static bool has_accounts(struct store *s)
+{
+	int64_t accounts = 0;
+	int rc = store_account_count(s, &accounts);
+	if (rc != STORE_OK)
+		fprintf(stderr, "postern: cannot read the database\n");
+	else if (accounts > 0)
+		fprintf(stderr, "postern: this PostgreSQL database already has accounts; use "
+				"'postern account add'\n");
+	return rc != STORE_OK || accounts > 0;
+}
+
+/* Creates an account with its first Admin; init also wants a database without accounts.
+ * Everything the user typed is checked before the database is opened (and migrated). */
+static int create_account(const struct target *t, const char *name, const char *admin, bool init)
 {
 	struct store_account acct;
 	struct new_user u;
@@ -282,7 +297,7 @@ static int create_account(const struct target *t, const char *name, const char *
 	if (!s)
 		return EXIT_FAIL;
 	code = EXIT_FAIL;
-	if (email_taken(s, u.email))
+	if ((init && has_accounts(s)) || email_taken(s, u.email))
 		goto out;
 	int rc = store_account_create(s, name, util_now(), &acct.id);
 	if (rc == STORE_CONFLICT)
@@ -315,22 +330,7 @@ static int cmd_init(struct cli_opt *o)
 			t.db);
 		return EXIT_FAIL;
 	}
-	if (t.postgres) {
-		struct store *s = open_store(&t);
-		if (!s)
-			return EXIT_FAIL;
-		int64_t accounts = 0;
-		int rc = store_account_count(s, &accounts);
-		store_close(s);
-		if (rc != STORE_OK || accounts > 0) {
-			fprintf(stderr, rc != STORE_OK
-						? "postern: cannot read the database\n"
-						: "postern: this PostgreSQL database already has "
-						  "accounts; use 'postern account add'\n");
-			return EXIT_FAIL;
-		}
-	}
-	return create_account(&t, opt(o, "--account"), opt(o, "--admin"));
+	return create_account(&t, opt(o, "--account"), opt(o, "--admin"), true);
 }
 
 /* The target, which must already hold Postern's data. */
@@ -349,7 +349,7 @@ static int cmd_account_add(struct cli_opt *o)
 	struct target t;
 	if (need_existing(o, &t) < 0)
 		return EXIT_FAIL;
-	return create_account(&t, opt(o, "--account"), opt(o, "--admin"));
+	return create_account(&t, opt(o, "--account"), opt(o, "--admin"), false);
 }
 
 /* Opens an existing database and finds the named account. */

@@ -1,20 +1,46 @@
 """Shared helpers for Postern's integration tests: run the real binary, start the real
-daemon on a free loopback port with a temporary SQLite database, and talk HTTP to it.
-Every process started here is stopped by its PID."""
+daemon on a free loopback port with a temporary database, and talk HTTP to it. Every
+process started here is stopped by its PID.
+
+The store is SQLite unless POSTERN_TEST_BACKEND=postgres: then each Gateway gets a fresh
+database of its own in a PostgreSQL cluster on loopback, found through POSTERN_TEST_PG (a
+conninfo) or POSTERN_TEST_PG_FILE (a file holding one, written by the ctest fixture
+pg_cluster_start), or else started here for this process (scripts/pg-cluster.sh) and
+stopped at exit."""
+import atexit
 import http.client
+import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("POSTERN_BIN") or os.path.join(ROOT, "build", "postern")
 PASSWORD = "correct horse battery"
+BACKEND = os.environ.get("POSTERN_TEST_BACKEND") or "sqlite"
+if BACKEND not in ("sqlite", "postgres"):
+    raise SystemExit(f"POSTERN_TEST_BACKEND={BACKEND}: expected sqlite or postgres")
+POSTGRES = BACKEND == "postgres"
+PG_CLUSTER = os.path.join(ROOT, "scripts", "pg-cluster.sh")
+
+
+def sqlite_only(why):
+    """Skips a test (or class) that is about SQLite itself when the suite runs on
+    PostgreSQL; why says what it checks."""
+    return unittest.skipIf(POSTGRES, "SQLite only: " + why)
+
+
+def postgres_only(why):
+    return unittest.skipUnless(POSTGRES, "PostgreSQL only: " + why)
 
 
 def free_port():
@@ -23,13 +49,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-def cli(*args, password=PASSWORD, timeout=60):
-    """Runs `postern ARGS`; returns the CompletedProcess (text mode)."""
-    env = dict(os.environ)
-    env.pop("POSTERN_PASSWORD", None)
+def cli(*args, password=PASSWORD, timeout=60, env=None):
+    """Runs `postern ARGS`; returns the CompletedProcess (text mode). The store is the one
+    ARGS name (gw.store_args): POSTERN_POSTGRES is not inherited, only given through env."""
+    full = dict(os.environ)
+    full.pop("POSTERN_PASSWORD", None)
+    full.pop("POSTERN_POSTGRES", None)
+    full.update(env or {})
     if password is not None:
-        env["POSTERN_PASSWORD"] = password
-    return subprocess.run([BIN, *args], env=env, capture_output=True, text=True,
+        full["POSTERN_PASSWORD"] = password
+    return subprocess.run([BIN, *args], env=full, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=timeout)
 
 
@@ -39,16 +68,133 @@ def must(proc):
     return proc
 
 
+# --- PostgreSQL -------------------------------------------------------------------------
+
+_pg_lock = threading.Lock()
+_pg_server = None
+_pg_names = itertools.count()
+
+
+def conninfo_with(conninfo, **keys):
+    """conninfo (key=value words, values without spaces) with keys replaced or added."""
+    words = dict(w.split("=", 1) for w in conninfo.split())
+    words.update(keys)
+    return " ".join(f"{k}={v}" for k, v in words.items())
+
+
+def pg_server():
+    """The conninfo of the cluster's maintenance database (dbname=postgres)."""
+    global _pg_server
+    with _pg_lock:
+        if _pg_server:
+            return _pg_server
+        conninfo = os.environ.get("POSTERN_TEST_PG")
+        path = os.environ.get("POSTERN_TEST_PG_FILE")
+        if not conninfo and path:
+            if not os.path.exists(path):
+                raise AssertionError(f"{path} does not exist: the ctest fixture "
+                                     "pg_cluster_start did not run or failed")
+            with open(path) as f:
+                conninfo = f.read().strip()
+        if not conninfo:
+            conninfo = _own_cluster()
+        _pg_server = conninfo_with(conninfo, dbname="postgres")
+        return _pg_server
+
+
+def _own_cluster():
+    """A cluster for this process alone (a suite run by hand), stopped at exit."""
+    directory = tempfile.mkdtemp(prefix="postern-pg-")
+    r = subprocess.run(["sh", PG_CLUSTER, "start", directory, "auto"], capture_output=True,
+                       text=True, stdin=subprocess.DEVNULL, timeout=300)
+    if r.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise AssertionError("cannot start a PostgreSQL cluster: " + r.stderr)
+
+    def stop():
+        subprocess.run(["sh", PG_CLUSTER, "stop", directory], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=120)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(stop)
+    return r.stdout.strip().splitlines()[-1]
+
+
+def psql(conninfo, sql, timeout=60):
+    """Runs sql through the psql client; returns its standard output (text)."""
+    r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", conninfo,
+                        "-c", sql], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                       timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError(f"psql: {sql}\n{r.stderr.strip()}")
+    return r.stdout
+
+
+def sql_literal(value):
+    """value as a PostgreSQL literal (standard_conforming_strings is on)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"  # booleans are integers, as in the SQLite schema
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (bytes, bytearray)):
+        return "'\\x" + bytes(value).hex() + "'::bytea"
+    text = str(value)
+    if "\0" in text:
+        raise ValueError("PostgreSQL text cannot hold NUL")
+    return "'" + text.replace("'", "''") + "'"
+
+
+def substitute(query, params):
+    """query with each ? outside quotes replaced by the next parameter as a literal."""
+    out, it, quote = [], iter(params), None
+    for ch in query:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "?":
+            try:
+                out.append(sql_literal(next(it)))
+            except StopIteration:
+                raise ValueError(f"too few parameters for {query!r}") from None
+            continue
+        out.append(ch)
+    if next(it, StopIteration) is not StopIteration:
+        raise ValueError(f"too many parameters for {query!r}")
+    return "".join(out)
+
+
+def pg_rows(conninfo, query, params=()):
+    """Rows of a query as tuples of Python values (ints as ints, NULL as None): each row
+    comes back from the server as JSON, which keeps the types, in column order."""
+    query = substitute(query.strip().rstrip(";"), params)
+    if not re.match(r"(?is)\s*(select|with|values)\b", query):
+        psql(conninfo, query)
+        return []
+    out = psql(conninfo, f"SELECT row_to_json(q) FROM ({query}) q")
+    return [tuple(json.loads(line, object_pairs_hook=lambda pairs: [v for _, v in pairs]))
+            for line in out.splitlines() if line]
+
+
+# --- the gateway ------------------------------------------------------------------------
+
 class PortTaken(Exception):
     pass
 
 
 class Gateway:
-    """A `postern serve` process on 127.0.0.1 with its own database and outbox."""
+    """A `postern serve` process on 127.0.0.1 with its own database and outbox.
 
-    def __init__(self, extra_args=(), tmp=None):
+    shares: another Gateway whose database (and DKIM master key) this one uses too, as a
+    second node of the same installation (PostgreSQL only)."""
+
+    def __init__(self, extra_args=(), tmp=None, shares=None):
         self.tmp = tmp or tempfile.mkdtemp(prefix="postern-it-")
-        self.db = os.path.join(self.tmp, "postern.db")
+        self.backend = BACKEND
         self.port = None
         self.proc = None
         self.extra_args = list(extra_args)
@@ -56,17 +202,99 @@ class Gateway:
         self.dns_port = free_port()
         # Tests move this gateway's clock forward by writing seconds here.
         self.clock_path = os.path.join(self.tmp, "clock")
+        self.owner = shares is None
+        if shares:
+            if not POSTGRES:
+                raise AssertionError("only PostgreSQL is shared by several gateways")
+            self.db, self.master_key = shares.db, shares.master_key
+            self.dbname, self.conninfo = shares.dbname, shares.conninfo
+        else:
+            # SQLite: the database file, with the DKIM master key beside it (the default).
+            self.db = os.path.join(self.tmp, "postern.db")
+            self.master_key = os.path.join(self.tmp, "dkim-master.key")
+            self.dbname = self.conninfo = None
+            if POSTGRES:
+                self.dbname = f"postern_it_{os.getpid()}_{next(_pg_names)}_" + \
+                    os.urandom(3).hex()
+                psql(pg_server(), f"CREATE DATABASE {self.dbname}")
+                self.conninfo = conninfo_with(pg_server(), dbname=self.dbname)
+        # What the CLI's store commands take to reach this gateway's store; domain add
+        # also needs the master key with PostgreSQL (there is no database file to sit by).
+        self.store_args = ["--postgres", self.conninfo] if POSTGRES else ["--db", self.db]
+        self.key_args = ["--master-key", self.master_key] if POSTGRES else []
 
     def init(self, account="acme", admin="admin@acme.test"):
-        must(cli("init", "--db", self.db, "--account", account, "--admin", admin))
+        must(cli("init", *self.store_args, "--account", account, "--admin", admin))
         return self
 
     def add_account(self, account, admin):
-        must(cli("account", "add", "--db", self.db, "--account", account, "--admin", admin))
+        must(cli("account", "add", *self.store_args, "--account", account, "--admin", admin))
 
     def add_user(self, account, email, role, password=PASSWORD):
-        must(cli("user", "add", "--db", self.db, "--account", account, "--email", email,
+        must(cli("user", "add", *self.store_args, "--account", account, "--email", email,
                  "--role", role, password=password))
+
+    def add_domain(self, account, domain, *flags):
+        return must(cli("domain", "add", *self.store_args, *self.key_args, "--account",
+                        account, domain, *flags))
+
+    def create_key(self, account="acme", name="t"):
+        return must(cli("key", "create", *self.store_args, "--account", account, "--name",
+                        name)).stdout.strip()
+
+    def sql(self, query, *params):
+        """The rows of query (SQLite's ? placeholders) as a list of tuples; a statement
+        that returns no rows is committed and gives []."""
+        if POSTGRES:
+            return pg_rows(self.conninfo, query, params)
+        import sqlite3
+        db = sqlite3.connect(self.db, timeout=30)
+        try:
+            rows = db.execute(query, params).fetchall()
+            db.commit()
+            return rows
+        finally:
+            db.close()
+
+    def dump(self):
+        """Everything the store holds on disk, as bytes: the SQLite files, or a data dump
+        of the PostgreSQL database. For checking that a secret is nowhere in it."""
+        if POSTGRES:
+            return subprocess.run(["pg_dump", "--data-only", "-d", self.conninfo],
+                                  capture_output=True, check=True, timeout=60,
+                                  stdin=subprocess.DEVNULL).stdout
+        out = b""
+        for name in sorted(os.listdir(self.tmp)):
+            if name.startswith("postern.db"):
+                with open(os.path.join(self.tmp, name), "rb") as f:
+                    out += f.read()
+        return out
+
+    def serve_command(self, *args, merge_config=True):
+        """The argv of `postern serve` on this gateway's store, with args after it. With
+        PostgreSQL the DKIM master key file cannot default to beside the database, so it
+        goes in through an ini: the one in args with a [dkim] section added (a copy;
+        merge_config=False leaves a given --config alone), or one of the harness's."""
+        args = list(args)
+        if POSTGRES:
+            dkim = f"\n[dkim]\nmaster_key_file = {self.master_key}\n"
+            if "--config" in args[:-1]:
+                i = args.index("--config") + 1
+                given = args[i]
+                if merge_config and os.path.isfile(given):
+                    with open(given) as f:
+                        text = f.read()
+                    if not re.search(r"(?m)^\s*master_key_file\s*=", text):
+                        merged = os.path.join(self.tmp, "pg-" + os.path.basename(given))
+                        with open(merged, "w") as f:
+                            f.write(text + dkim)
+                        args[i] = merged
+            else:
+                path = os.path.join(self.tmp, "pg-dkim.ini")
+                with open(path, "w") as f:
+                    f.write(dkim.lstrip())
+                args = ["--config", path] + args
+        return [BIN, "serve", *self.store_args, *args]
 
     def start(self, timeout=15):
         """Starts the daemon on a free port; when another process takes that port between
@@ -82,11 +310,12 @@ class Gateway:
         self.port = free_port()
         # DNS goes to a loopback port where nothing answers unless a test brings its own
         # server: domain checks never leave the machine.
-        args = [BIN, "serve", "--db", self.db, "--listen", f"127.0.0.1:{self.port}",
-                "--relay", "outbox:" + os.path.join(self.tmp, "outbox"),
-                "--dns", f"127.0.0.1:{self.dns_port}", *self.extra_args]
+        args = self.serve_command("--listen", f"127.0.0.1:{self.port}",
+                                  "--relay", "outbox:" + os.path.join(self.tmp, "outbox"),
+                                  "--dns", f"127.0.0.1:{self.dns_port}", *self.extra_args)
         self.log = open(self.log_path, "ab")
         env = dict(os.environ, POSTERN_TEST_CLOCK=self.clock_path)
+        env.pop("POSTERN_POSTGRES", None)
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, env=env)
         deadline = time.monotonic() + timeout
@@ -119,6 +348,13 @@ class Gateway:
         code, self.proc = self.proc.returncode, None
         return code
 
+    def kill(self):
+        """SIGKILL, as a crash: nothing is finished or written."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        return self.stop()
+
     def advance_clock(self, seconds):
         """Moves the daemon's clock forward (cumulative), without sleeping."""
         current = 0
@@ -140,6 +376,10 @@ class Gateway:
 
     def cleanup(self):
         self.stop()
+        if self.owner and self.dbname:
+            # FORCE: a node sharing the database may still be connected.
+            psql(pg_server(), f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
+            self.dbname = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def client(self):
@@ -363,12 +603,32 @@ class SmtpSink:
                 self.proc.wait(5)
         self.proc = None
 
+    def complete_files(self):
+        """The names of the message files smtp-sink has finished writing. It creates a file
+        when a transaction starts and writes it out when the transaction ends, so a file it
+        still holds open is left out: listed first, then checked against its open files (a
+        file not open then is complete, as none is opened twice)."""
+        names = os.listdir(self.dir)
+        held = set()
+        if self.proc and self.proc.poll() is None:
+            fds = f"/proc/{self.proc.pid}/fd"
+            try:
+                for fd in os.listdir(fds):
+                    try:
+                        held.add(os.readlink(os.path.join(fds, fd)))
+                    except OSError:
+                        pass
+            except OSError:
+                pass
+        base = os.path.realpath(self.dir)
+        return [n for n in names if os.path.join(base, n) not in held]
+
     def messages(self):
         """Every message received so far, parsed (email.message.EmailMessage), oldest first."""
         import email
         import email.policy
         out = []
-        for name in sorted(os.listdir(self.dir), key=lambda n: os.stat(
+        for name in sorted(self.complete_files(), key=lambda n: os.stat(
                 os.path.join(self.dir, n)).st_mtime_ns):
             with open(os.path.join(self.dir, name), "rb") as f:
                 out.append(email.message_from_bytes(f.read(), policy=email.policy.default))

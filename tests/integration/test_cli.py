@@ -1,33 +1,32 @@
 """The postern command line: help, exit codes, bootstrap commands, and `serve` start-up
-(configuration errors, flag overrides, schema version checks)."""
+(configuration errors, flag overrides, schema version checks), on the store the suite runs
+on (SQLite, or PostgreSQL with POSTERN_TEST_BACKEND=postgres)."""
 import os
 import re
-import shutil
-import sqlite3
 import subprocess
-import tempfile
 import unittest
 
-from harness import BIN, ROOT, Gateway, cli, free_port, main, must
+from harness import (POSTGRES, ROOT, Gateway, cli, conninfo_with, free_port, main, must,
+                     postgres_only, sqlite_only)
 
 
 class CliTest(unittest.TestCase):
+    """Each test on an empty store: a SQLite file not made yet, or an empty database."""
+
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="postern-cli-")
-        self.db = os.path.join(self.tmp, "p.db")
+        self.gw = Gateway()
+        self.store = self.gw.store_args
+        self.tmp = self.gw.tmp
+        self.db = self.gw.db
 
     def tearDown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.gw.cleanup()
 
     def init(self):
-        must(cli("init", "--db", self.db, "--account", "acme", "--admin", "admin@acme.test"))
+        must(cli("init", *self.store, "--account", "acme", "--admin", "admin@acme.test"))
 
     def query(self, sql):
-        db = sqlite3.connect(self.db)
-        try:
-            return db.execute(sql).fetchall()
-        finally:
-            db.close()
+        return self.gw.sql(sql)
 
     def test_help_describes_every_command_and_option(self):
         r = cli("--help")
@@ -42,14 +41,16 @@ class CliTest(unittest.TestCase):
             self.assertIn(flag, serve)
 
     def test_usage_errors_exit_2_with_one_line(self):
-        for args in (["frobnicate"], ["user"], ["init", "--db", self.db],
-                     ["init", "--bogus", "x"], ["init", "--db"], []):
+        for args in (["frobnicate"], ["user"], ["init", *self.store],
+                     ["init", "--bogus", "x"], ["init", "--db"], ["init", "--postgres"],
+                     ["init", "--db", self.db, "--postgres", "host=127.0.0.1", "--account",
+                      "a", "--admin", "a@a.test"], []):
             r = cli(*args)
             self.assertEqual(r.returncode, 2, args)
             self.assertTrue(r.stderr.strip(), args)
 
     def test_init_creates_account_and_admin_with_argon2id_hash(self):
-        r = cli("init", "--db", self.db, "--account", "acme", "--admin", "Admin@ACME.test")
+        r = cli("init", *self.store, "--account", "acme", "--admin", "Admin@ACME.test")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.query("SELECT name FROM accounts"), [("acme",)])
         (email, role, hashed), = self.query("SELECT email, role, password_hash FROM users")
@@ -59,53 +60,62 @@ class CliTest(unittest.TestCase):
 
     def test_init_refuses_an_existing_database(self):
         self.init()
-        r = cli("init", "--db", self.db, "--account", "other", "--admin", "a@other.test")
+        r = cli("init", *self.store, "--account", "other", "--admin", "a@other.test")
         self.assertEqual(r.returncode, 1)
         self.assertIn("account add", r.stderr)
 
     def test_password_rules(self):
-        r = cli("init", "--db", self.db, "--account", "a", "--admin", "a@a.test", password=None)
+        r = cli("init", *self.store, "--account", "a", "--admin", "a@a.test", password=None)
         self.assertEqual(r.returncode, 2)
         self.assertIn("POSTERN_PASSWORD", r.stderr)
-        r = cli("init", "--db", self.db, "--account", "a", "--admin", "a@a.test",
+        r = cli("init", *self.store, "--account", "a", "--admin", "a@a.test",
                 password="short")
         self.assertEqual(r.returncode, 2)
         # Nothing half-made is left behind: init works once a good password is given.
-        self.assertFalse(os.path.exists(self.db))
+        if POSTGRES:
+            # The schema may be there already (init makes it before asking for the
+            # password); no account or user is.
+            if self.query("SELECT COUNT(*) FROM pg_tables WHERE tablename = 'accounts'")[0][0]:
+                self.assertEqual(self.query("SELECT (SELECT COUNT(*) FROM accounts), "
+                                            "(SELECT COUNT(*) FROM users)"), [(0, 0)])
+        else:
+            self.assertFalse(os.path.exists(self.db))
         self.init()
 
     def test_accounts_and_users(self):
         self.init()
-        must(cli("account", "add", "--db", self.db, "--account", "globex", "--admin",
+        must(cli("account", "add", *self.store, "--account", "globex", "--admin",
                  "boss@globex.test"))
-        r = cli("account", "add", "--db", self.db, "--account", "globex", "--admin",
+        r = cli("account", "add", *self.store, "--account", "globex", "--admin",
                 "x@globex.test")
         self.assertEqual(r.returncode, 1)
         self.assertIn("already exists", r.stderr)
         for role in ("technical", "analytics", "marketing", "admin"):
-            must(cli("user", "add", "--db", self.db, "--account", "acme", "--email",
+            must(cli("user", "add", *self.store, "--account", "acme", "--email",
                      f"u-{role}@acme.test", "--role", role))
-        r = cli("user", "add", "--db", self.db, "--account", "acme", "--email", "x@acme.test",
+        r = cli("user", "add", *self.store, "--account", "acme", "--email", "x@acme.test",
                 "--role", "owner")
         self.assertEqual(r.returncode, 2)
-        r = cli("user", "add", "--db", self.db, "--account", "nope", "--email", "x@acme.test",
+        r = cli("user", "add", *self.store, "--account", "nope", "--email", "x@acme.test",
                 "--role", "admin")
         self.assertEqual(r.returncode, 1)
-        r = cli("user", "add", "--db", self.db, "--account", "globex", "--email",
+        r = cli("user", "add", *self.store, "--account", "globex", "--email",
                 "U-TECHNICAL@acme.test", "--role", "admin")
         self.assertEqual(r.returncode, 1)
         self.assertIn("already exists", r.stderr)
-        r = cli("user", "add", "--db", self.db, "--account", "acme", "--email", "not-an-email",
+        r = cli("user", "add", *self.store, "--account", "acme", "--email", "not-an-email",
                 "--role", "admin")
         self.assertEqual(r.returncode, 2)
         self.assertEqual(len(self.query("SELECT * FROM users")), 6)
-        r = cli("account", "add", "--db", os.path.join(self.tmp, "missing.db"), "--account",
-                "x", "--admin", "x@x.test")
+        # A store that is not there: a missing file, or a database the server lacks.
+        missing = (["--postgres", conninfo_with(self.gw.conninfo, dbname="postern_missing")]
+                   if POSTGRES else ["--db", os.path.join(self.tmp, "missing.db")])
+        r = cli("account", "add", *missing, "--account", "x", "--admin", "x@x.test")
         self.assertEqual(r.returncode, 1)
 
     def test_key_create_prints_the_key_once_and_stores_only_a_hash(self):
         self.init()
-        r = cli("key", "create", "--db", self.db, "--account", "acme", "--name", "billing")
+        r = cli("key", "create", *self.store, "--account", "acme", "--name", "billing")
         self.assertEqual(r.returncode, 0, r.stderr)
         key = r.stdout.strip()
         self.assertRegex(key, r"^pst_[A-Za-z0-9_-]{43}$")
@@ -115,20 +125,62 @@ class CliTest(unittest.TestCase):
         self.assertEqual(name, "billing")
         self.assertTrue(key.startswith(shown))
         self.assertRegex(key_hash, r"^[0-9a-f]{64}$")
-        with open(self.db, "rb") as f:
-            self.assertNotIn(key.encode(), f.read())
-        second = cli("key", "create", "--db", self.db, "--account", "acme", "--name", "x")
+        self.assertNotIn(key.encode(), self.gw.dump())
+        second = cli("key", "create", *self.store, "--account", "acme", "--name", "x")
         self.assertNotEqual(second.stdout.strip(), key)
 
     def test_migrations_are_applied_once(self):
         self.init()
-        must(cli("key", "create", "--db", self.db, "--account", "acme", "--name", "a"))
-        self.assertEqual(self.query("SELECT version FROM schema_version"), [(1,)])
-        self.assertEqual(self.query("PRAGMA journal_mode"), [("wal",)])
-        tables = {t for (t,) in self.query("SELECT name FROM sqlite_master WHERE type='table'")}
+        must(cli("key", "create", *self.store, "--account", "acme", "--name", "a"))
+        # Each version once, in order, however many there are by now.
+        versions = [v for (v,) in self.query("SELECT version FROM schema_version ORDER BY 1")]
+        self.assertEqual(versions, list(range(1, len(versions) + 1)))
+        self.assertGreaterEqual(len(versions), 1)
+        if POSTGRES:
+            tables = {t for (t,) in self.query(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = 'public'")}
+        else:
+            self.assertEqual(self.query("PRAGMA journal_mode"), [("wal",)])
+            tables = {t for (t,) in self.query(
+                "SELECT name FROM sqlite_master WHERE type='table'")}
         for t in ("accounts", "users", "sessions", "api_keys", "senders", "sending_domains",
                   "settings", "verification_tokens", "messages", "drops", "audit_log"):
             self.assertIn(t, tables)
+
+    @postgres_only("POSTERN_POSTGRES names the database when no flag does")
+    def test_the_environment_names_the_postgres_database(self):
+        env = {"POSTERN_POSTGRES": self.gw.conninfo}
+        must(cli("init", "--account", "acme", "--admin", "admin@acme.test", env=env))
+        must(cli("user", "add", "--account", "acme", "--email", "t@acme.test", "--role",
+                 "technical", env=env))
+        self.assertEqual(self.query("SELECT email FROM users ORDER BY id"),
+                         [("admin@acme.test",), ("t@acme.test",)])
+        # A flag and the environment together: the flag is the one meant.
+        r = cli("account", "add", "--db", self.db, "--account", "x", "--admin", "x@x.test",
+                env=env)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertFalse(os.path.exists(self.db))
+
+    @postgres_only("init on a database that already has accounts")
+    def test_init_refuses_a_postgres_database_with_accounts(self):
+        self.init()
+        r = cli("init", *self.store, "--account", "other", "--admin", "a@other.test")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("already has accounts", r.stderr)
+        self.assertEqual(self.query("SELECT name FROM accounts"), [("acme",)])
+
+    @postgres_only("domain add has no database file to find the master key beside")
+    def test_domain_add_on_postgres_needs_the_master_key(self):
+        self.init()
+        r = cli("domain", "add", *self.store, "--account", "acme", "acme.test")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--master-key", r.stderr)
+        self.assertEqual(self.query("SELECT COUNT(*) FROM sending_domains"), [(0,)])
+        must(cli("domain", "add", *self.store, *self.gw.key_args, "--account", "acme",
+                 "acme.test"))
+        self.assertTrue(os.path.exists(self.gw.master_key))
+        self.assertEqual(self.query("SELECT name FROM sending_domains"), [("acme.test",)])
 
 
 class ServeStartupTest(unittest.TestCase):
@@ -139,8 +191,10 @@ class ServeStartupTest(unittest.TestCase):
         self.gw.cleanup()
 
     def serve(self, *args):
-        return subprocess.run([BIN, "serve", "--db", self.gw.db, *args], capture_output=True,
-                              text=True, timeout=30, stdin=subprocess.DEVNULL)
+        # A --config given here is used as it is: the tests read its name in the errors.
+        return subprocess.run(self.gw.serve_command(*args, merge_config=False),
+                              capture_output=True, text=True, timeout=30,
+                              stdin=subprocess.DEVNULL)
 
     def write_ini(self, text):
         path = os.path.join(self.gw.tmp, "postern.ini")
@@ -192,10 +246,7 @@ class ServeStartupTest(unittest.TestCase):
         self.assertEqual(self.gw.client().request("GET", "/api/session").status, 401)
 
     def test_refuses_a_schema_newer_than_it_knows(self):
-        db = sqlite3.connect(self.gw.db)
-        db.execute("INSERT INTO schema_version (version) VALUES (999)")
-        db.commit()
-        db.close()
+        self.gw.sql("INSERT INTO schema_version (version) VALUES (999)")
         r = self.serve("--listen", f"127.0.0.1:{free_port()}")
         self.assertEqual(r.returncode, 1)
         self.assertIn("newer", r.stderr)
@@ -204,19 +255,41 @@ class ServeStartupTest(unittest.TestCase):
         self.gw.start()
         other = Gateway().init()
         try:
-            r = subprocess.run([BIN, "serve", "--db", other.db, "--listen",
-                                f"127.0.0.1:{self.gw.port}"], capture_output=True, text=True,
-                               timeout=30, stdin=subprocess.DEVNULL)
+            r = subprocess.run(other.serve_command("--listen", f"127.0.0.1:{self.gw.port}"),
+                               capture_output=True, text=True, timeout=30,
+                               stdin=subprocess.DEVNULL)
         finally:
             other.cleanup()
         self.assertEqual(r.returncode, 1)
         self.assertIn("cannot listen", r.stderr)
 
+    @sqlite_only("a SQLite database file is locked by the daemon that has it open")
     def test_one_daemon_per_database(self):
         self.gw.start()
         r = self.serve("--listen", f"127.0.0.1:{free_port()}")
         self.assertEqual(r.returncode, 1)
         self.assertIn("in use by another postern serve", r.stderr)
+
+    @postgres_only("a PostgreSQL database is shared by several gateways by design")
+    def test_a_second_daemon_on_the_same_postgres_database_is_allowed(self):
+        self.gw.start()
+        other = Gateway(shares=self.gw)
+        try:
+            other.start()
+            for gw in (self.gw, other):
+                self.assertEqual(gw.client().login("admin@acme.test").status, 200)
+            self.assertEqual(other.stop(), 0)
+            self.assertIn("store PostgreSQL", other.read_log())
+        finally:
+            other.cleanup()
+        self.assertEqual(self.gw.client().request("GET", "/api/session").status, 401)
+
+    @postgres_only("serve names no conninfo (it may hold a password) in its log")
+    def test_serve_does_not_log_the_conninfo(self):
+        self.gw.start()
+        self.assertEqual(self.gw.stop(), 0)
+        self.assertNotIn(self.gw.conninfo, self.gw.read_log())
+        self.assertNotIn(self.gw.dbname, self.gw.read_log())
 
 
 if __name__ == "__main__":

@@ -4,11 +4,10 @@ changing nothing), the scheduler, deactivation, DKIM rotation, and signed mail c
 opendkim's own verifier."""
 import json
 import os
-import sqlite3
 import time
 import unittest
 
-from harness import PASSWORD, Dnsmasq, Gateway, SmtpSink, cli, main, must, wait_until
+from harness import PASSWORD, Dnsmasq, Gateway, SmtpSink, main, wait_until
 
 NETCORE = "/v5/mail/send"
 DAY = 24 * 3600
@@ -41,8 +40,7 @@ class DomainCase(unittest.TestCase):
                     "[relay]\nretry_base = 1s\nretry_max = 1s\n")
         cls.gw.extra_args = ["--config", ini, "--relay", f"smtp://127.0.0.1:{cls.sink.port}"]
         cls.gw.dns_port = cls.dns.port
-        cls.key = must(cli("key", "create", "--db", cls.gw.db, "--account", "acme", "--name",
-                           "t")).stdout.strip()
+        cls.key = cls.gw.create_key("acme")
         cls.gw.start()
         cls.admin = cls.gw.client()
         assert cls.admin.login("admin@acme.test").status == 200
@@ -148,9 +146,7 @@ class AddTest(DomainCase):
     def test_private_keys_never_leave_and_are_sealed_at_rest(self):
         d = self.add("sealed.example.test")
         self.assertNotIn("PRIVATE", json.dumps(d))
-        db = sqlite3.connect(self.gw.db)
-        keys = [k for (k,) in db.execute("SELECT private_sealed FROM dkim_keys")]
-        db.close()
+        keys = [k for (k,) in self.gw.sql("SELECT private_sealed FROM dkim_keys")]
         self.assertTrue(keys)
         self.assertFalse(any("PRIVATE KEY" in k for k in keys))
 
@@ -267,8 +263,7 @@ class SchedulerTest(DomainCase):
 
 
     def test_operator_verified_domains_are_left_alone(self):
-        must(cli("domain", "add", "--db", self.gw.db, "--account", "acme",
-                 "manual.example.test", "--verified"))
+        self.gw.add_domain("acme", "manual.example.test", "--verified")
         listed = lambda: next(x for x in self.admin.request("GET", "/api/domains").json[
             "domains"] if x["name"] == "manual.example.test")
         self.assertTrue(listed()["manual"])

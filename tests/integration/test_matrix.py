@@ -145,8 +145,7 @@ class MatrixTest(unittest.TestCase):
             for role in ROLES[1:]:
                 cls.gw.add_user(account, email(account, role), role)
             # A verified domain to send the accounts' messages from.
-            must(cli("domain", "add", "--db", cls.gw.db, "--account", account,
-                     f"mail.{account}.test", "--verified"))
+            cls.gw.add_domain(account, f"mail.{account}.test", "--verified")
         cls.gw.start()
         cls.users = {(a, r): cls.login(email(a, r)) for a in ACCOUNTS for r in ROLES}
         cls.admins = {a: cls.users[(a, "admin")] for a in ACCOUNTS}

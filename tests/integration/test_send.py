@@ -2,7 +2,6 @@
 paths, header injection, every policy reason in DESIGN.md's order, drops and stats, and
 policy changes (API and CLI) taking effect on the very next request."""
 import json
-import sqlite3
 import unittest
 
 from harness import Gateway, cli, main, must, raw_http
@@ -38,10 +37,9 @@ class SendCase(unittest.TestCase):
                 ("globex", "globex.test", ["--verified"]),
                 ("order", "order.test", ["--verified"]),
                 ("order", "pending-order.test", [])):
-            must(cli("domain", "add", "--db", cls.gw.db, "--account", account, domain, *flags))
+            cls.gw.add_domain(account, domain, *flags)
         for account in ("acme", "strict", "globex", "order"):
-            cls.keys[account] = must(cli("key", "create", "--db", cls.gw.db, "--account",
-                                         account, "--name", "test")).stdout.strip()
+            cls.keys[account] = cls.gw.create_key(account, "test")
         cls.gw.start()
         cls.admins = {}
         for account in ("acme", "strict", "globex", "order"):
@@ -87,11 +85,7 @@ class SendCase(unittest.TestCase):
         return mid
 
     def db(self, sql, *args):
-        db = sqlite3.connect(self.gw.db)
-        try:
-            return db.execute(sql, args).fetchall()
-        finally:
-            db.close()
+        return self.gw.sql(sql, *args)
 
     def messages(self):
         return self.db("SELECT COUNT(*) FROM messages")[0][0]
@@ -357,8 +351,8 @@ class PolicyChangeTest(SendCase):
         self.assertAccepted(self.send(NETCORE, body("x@globex.test"), "globex"), NETCORE)
         for flag, outcome in (("--inactive", "domain_inactive"), ("--active", None),
                               ("--pending", "domain_not_verified"), ("--verified", None)):
-            must(cli("domain", "set", "--db", self.gw.db, "--account", "globex", "globex.test",
-                     flag))
+            must(cli("domain", "set", *self.gw.store_args, "--account", "globex",
+                     "globex.test", flag))
             r = self.send(NETCORE, body("x@globex.test"), "globex")
             if outcome:
                 self.assertRefused(r, NETCORE, 403, outcome, "from.email")
@@ -370,25 +364,19 @@ class DomainCliTest(unittest.TestCase):
     def test_domain_commands(self):
         gw = Gateway().init()
         try:
-            r = cli("domain", "add", "--db", gw.db, "--account", "acme", "Example.COM")
+            add = ["domain", "add", *gw.store_args, *gw.key_args, "--account", "acme"]
+            set_ = ["domain", "set", *gw.store_args, "--account", "acme"]
+            r = cli(*add, "Example.COM")
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertEqual(cli("domain", "add", "--db", gw.db, "--account", "acme",
-                                 "example.com").returncode, 1)
+            self.assertEqual(cli(*add, "example.com").returncode, 1)
             for args in (["com"], ["1.2.3.4"], ["bad domain"]):
-                self.assertEqual(cli("domain", "add", "--db", gw.db, "--account", "acme",
-                                     *args).returncode, 2, args)
-            self.assertEqual(cli("domain", "set", "--db", gw.db, "--account", "acme",
-                                 "example.com").returncode, 2)
-            self.assertEqual(cli("domain", "set", "--db", gw.db, "--account", "acme",
-                                 "example.com", "--active", "--inactive").returncode, 2)
-            self.assertEqual(cli("domain", "set", "--db", gw.db, "--account", "acme",
-                                 "nowhere.com", "--active").returncode, 1)
-            must(cli("domain", "set", "--db", gw.db, "--account", "acme", "example.com",
-                     "--verified", "--inactive"))
-            db = sqlite3.connect(gw.db)
-            rows = db.execute("SELECT name, status, active FROM sending_domains").fetchall()
-            audit = [a for (a,) in db.execute("SELECT action FROM audit_log")]
-            db.close()
+                self.assertEqual(cli(*add, *args).returncode, 2, args)
+            self.assertEqual(cli(*set_, "example.com").returncode, 2)
+            self.assertEqual(cli(*set_, "example.com", "--active", "--inactive").returncode, 2)
+            self.assertEqual(cli(*set_, "nowhere.com", "--active").returncode, 1)
+            must(cli(*set_, "example.com", "--verified", "--inactive"))
+            rows = gw.sql("SELECT name, status, active FROM sending_domains")
+            audit = [a for (a,) in gw.sql("SELECT action FROM audit_log")]
             self.assertEqual(rows, [("example.com", "verified", 0)])
             self.assertIn("domain.added", audit)
             self.assertIn("domain.updated", audit)

@@ -3,7 +3,6 @@
 remove), normalization, verification batches in the database, sending domains set by the
 CLI, account isolation, the role matrix and the audit trail."""
 import re
-import sqlite3
 import unittest
 
 from harness import PASSWORD, Gateway, audit_events, cli, last_audit_id, main, must
@@ -184,13 +183,9 @@ class SenderAuthSettingsTest(unittest.TestCase):
             self.assertEqual(e["target"], SETTINGS)
             self.assertIn("role=marketing", e["detail"])
             self.assertEqual(e["ip"], "127.0.0.1")
-        db = sqlite3.connect(self.gw.db)
-        try:
-            (failures,) = db.execute(
-                "SELECT COUNT(*) FROM login_failures f JOIN users u ON u.id = f.user_id "
-                "WHERE u.email = 'mkt@acme.test'").fetchone()
-        finally:
-            db.close()
+        ((failures,),) = self.gw.sql(
+            "SELECT COUNT(*) FROM login_failures f JOIN users u ON u.id = f.user_id "
+            "WHERE u.email = 'mkt@acme.test'")
         self.assertEqual(failures, 0)
         # Not locked out: a fresh login with the right password works.
         self.assertEqual(self.gw.client().login("mkt@acme.test").status, 200)
@@ -279,10 +274,8 @@ class SendersTest(unittest.TestCase):
         return {s["address"]: s for s in r.json["senders"]}
 
     def domain(self, *args):
-        must(cli("domain", *args[:1], "--db", self.gw.db, *args[1:], password=None))
-
-    def db(self):
-        return sqlite3.connect(self.gw.db)
+        key = self.gw.key_args if args[0] == "add" else []
+        must(cli("domain", *args[:1], *self.gw.store_args, *key, *args[1:], password=None))
 
     def test_list_entries_have_the_documented_fields(self):
         sid = self.add_one(self.tech, "shape@list.example")
@@ -394,17 +387,12 @@ class SendersTest(unittest.TestCase):
 
     def test_each_call_that_adds_stores_one_verification_batch(self):
         def batches():
-            db = self.db()
-            try:
-                tokens = {i: h for i, h in db.execute(
-                    "SELECT id, token_hash FROM verification_tokens")}
-                links = {}
-                for t, s in db.execute(
-                        "SELECT token_id, sender_id FROM verification_token_senders"):
-                    links.setdefault(t, set()).add(s)
-                return tokens, links
-            finally:
-                db.close()
+            tokens = {i: h for i, h in self.gw.sql(
+                "SELECT id, token_hash FROM verification_tokens")}
+            links = {}
+            for t, s in self.gw.sql("SELECT token_id, sender_id FROM verification_token_senders"):
+                links.setdefault(t, set()).add(s)
+            return tokens, links
 
         tokens0, _ = batches()
         r = self.add(self.tech, "b1@batch.example", "b2@batch.example", "b3@batch.example")

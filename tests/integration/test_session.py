@@ -1,5 +1,4 @@
 """Login sessions over real HTTP: login, wrong password, logout, CSRF, lockout, cookies."""
-import sqlite3
 import unittest
 
 from harness import PASSWORD, Gateway, main
@@ -153,12 +152,8 @@ class SessionTest(unittest.TestCase):
     def test_secrets_stored_only_as_hashes_and_never_logged(self):
         c = self.gw.client()
         c.login("admin@acme.test")
-        db = sqlite3.connect(self.gw.db)
-        try:
-            hashes = [h for (h,) in db.execute("SELECT token_hash FROM sessions")]
-            pw = [h for (h,) in db.execute("SELECT password_hash FROM users")]
-        finally:
-            db.close()
+        hashes = [h for (h,) in self.gw.sql("SELECT token_hash FROM sessions")]
+        pw = [h for (h,) in self.gw.sql("SELECT password_hash FROM users")]
         self.assertNotIn(c.cookie, hashes)
         self.assertTrue(all(len(h) == 64 for h in hashes))
         self.assertTrue(all(h.startswith("$argon2id$") for h in pw))

@@ -86,6 +86,15 @@ static PGconn *pg_connect(const char *conninfo, char *err, size_t errlen)
 		return NULL;
 	}
 	PQsetNoticeProcessor(pg, ignore_notice, NULL);
+	/* A 2xx means stored durably, whatever the server's default says. */
+	PGresult *r = PQexec(pg, "SET synchronous_commit TO on");
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok) {
+		snprintf(err, errlen, "cannot set synchronous_commit on the PostgreSQL connection");
+		PQfinish(pg);
+		return NULL;
+	}
 	return pg;
 }
 
@@ -115,17 +124,15 @@ static struct db_conn *pg_acquire(struct db *db)
 	}
 	c->busy = true;
 	pthread_mutex_unlock(&p->lock);
-	/* A connection lost (a PostgreSQL restart, a failover) is re-made before use. */
+	/* A connection lost (a PostgreSQL restart, a failover) is made anew before use, with
+	 * its settings; until it can be, the query fails and says why. */
 	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+		char err[256];
 		forget_prepared(c);
-		if (c->pg)
-			PQreset(c->pg);
-		else {
-			char err[256];
-			c->pg = pg_connect(p->conninfo, err, sizeof(err));
-		}
-		if (c->pg)
-			PQsetNoticeProcessor(c->pg, ignore_notice, NULL);
+		PQfinish(c->pg);
+		c->pg = pg_connect(p->conninfo, err, sizeof(err));
+		if (!c->pg)
+			log_error("store: %s", err);
 	}
 	return c;
 }
@@ -205,6 +212,8 @@ static int result_code(struct db_conn *c, PGresult *r)
 	if (state && (strcmp(state, "23505") == 0 || strcmp(state, "23503") == 0))
 		return STORE_CONFLICT;
 	const char *msg = PQresultErrorMessage(r);
+	if (!*msg) /* no result at all: the connection's own error says why */
+		msg = PQerrorMessage(c->pg);
 	log_error("store: %.*s", (int)strcspn(msg, "\n"), msg);
 	return STORE_FAIL;
 }

@@ -26,7 +26,7 @@
 /* Each entry moves the schema from version i to i+1. Never edit a released entry; append.
  * Tables whose rows are deleted use AUTOINCREMENT: an id is never given to a new row, so a
  * request that read a row cannot act on its successor. */
-#define CHECKPOINT_MS	   250	 /* how often the WAL is copied back into the database */
+#define CHECKPOINT_MS	   50	 /* how often the WAL is copied back into the database */
 #define WAL_RESTART_FRAMES 16384 /* 64 MB of 4 KB pages: then the WAL starts over */
 
 #define BUMP "UPDATE policy_version SET v = v + 1 WHERE id = 1;"
@@ -185,6 +185,7 @@ struct sl {
 	_Atomic uint64_t *shared;
 	_Atomic uint64_t own; /* stands in for the file when it cannot be mapped */
 	_Atomic uint64_t external;
+	atomic_bool restart_wanted;
 	int64_t version_seen;
 	pthread_t checkpoint_thread;
 	bool checkpointing;
@@ -213,7 +214,20 @@ static struct db_conn *sl_acquire_read(struct db *db)
 static void sl_release(struct db *db, struct db_conn *c)
 {
 	struct sl *d = sl_of(db);
-	pthread_mutex_unlock(c == &d->reader ? &d->read_lock : &d->lock);
+	if (c == &d->reader) {
+		pthread_mutex_unlock(&d->read_lock);
+		return;
+	}
+	/* Most of the WAL is in the database already (the checkpoint thread copied it), so
+	 * this copies the rest and starts the WAL over in about a millisecond. */
+	if (atomic_load(&d->restart_wanted) && sqlite3_get_autocommit(c->h)) {
+		atomic_store(&d->restart_wanted, false);
+		int rc = sqlite3_wal_checkpoint_v2(c->h, NULL, SQLITE_CHECKPOINT_RESTART, NULL,
+						   NULL);
+		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+			log_warn("store: restarting the WAL: %s", sqlite3_errmsg(c->h));
+	}
+	pthread_mutex_unlock(&d->lock);
 }
 
 static int sl_fail(struct db_conn *c, const char *what)
@@ -450,12 +464,11 @@ static void *sl_checkpoint_loop(void *arg)
 		int frames = 0;
 		int rc = sqlite3_wal_checkpoint_v2(d->checkpointer, NULL, SQLITE_CHECKPOINT_PASSIVE,
 						   &frames, NULL);
-		/* Under steady load some reader is always inside the WAL, so it never starts
-		 * over by itself: past a size, wait for a moment without readers and restart
-		 * it, holding new commits back that long. */
+		/* Under steady load the writer is always ahead of the copy, so the WAL never
+		 * starts over by itself: past a size, the writer restarts it between two
+		 * transactions (sl_release), where it waits for no other writer. */
 		if (rc == SQLITE_OK && frames > WAL_RESTART_FRAMES)
-			rc = sqlite3_wal_checkpoint_v2(d->checkpointer, NULL,
-						       SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+			atomic_store(&d->restart_wanted, true);
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			log_warn("store: checkpoint: %s", sqlite3_errmsg(d->checkpointer));
 		pthread_mutex_lock(&d->stop_lock);

@@ -102,9 +102,14 @@ def pg_server():
         return _pg_server
 
 
+OWN_CLUSTER = {}  # "dir" of the cluster _own_cluster started, for tests that restart it
+
+
 def _own_cluster():
-    """A cluster for this process alone (a suite run by hand), stopped at exit."""
+    """A cluster for this process alone (a suite run by hand, or one that restarts its
+    server), stopped at exit."""
     directory = tempfile.mkdtemp(prefix="postern-pg-")
+    OWN_CLUSTER["dir"] = directory
     r = subprocess.run(["sh", PG_CLUSTER, "start", directory, "auto"], capture_output=True,
                        text=True, stdin=subprocess.DEVNULL, timeout=300)
     if r.returncode != 0:

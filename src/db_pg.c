@@ -77,7 +77,11 @@ static void ignore_notice(void *arg, const char *message)
 
 static PGconn *pg_connect(const char *conninfo, char *err, size_t errlen)
 {
-	PGconn *pg = PQconnectdb(conninfo);
+	/* A server that does not answer must not hold a request forever; the operator's
+	 * conninfo, read after this default, may set its own connect_timeout. */
+	const char *const keys[] = {"connect_timeout", "dbname", NULL};
+	const char *const values[] = {"10", conninfo, NULL};
+	PGconn *pg = PQconnectdbParams(keys, values, 1);
 	if (PQstatus(pg) != CONNECTION_OK) {
 		const char *why = pg ? PQerrorMessage(pg) : "out of memory";
 		snprintf(err, errlen, "cannot connect to PostgreSQL: %.*s", (int)strcspn(why, "\n"),
@@ -107,17 +111,9 @@ static struct db_conn *pg_acquire(struct db *db)
 		for (int i = 0; i < p->nconns && !c; i++)
 			if (!p->conns[i].busy)
 				c = &p->conns[i];
-		if (!c && p->nconns < PG_POOL) {
-			char err[256];
-			PGconn *pg = pg_connect(p->conninfo, err, sizeof(err));
-			/* Unreachable now: wait for a connection in use to come back. */
-			if (pg) {
-				c = &p->conns[p->nconns++];
-				c->pg = pg;
-			} else {
-				log_error("store: %s", err);
-			}
-		}
+		/* A new slot is connected below, outside the lock. */
+		if (!c && p->nconns < PG_POOL)
+			c = &p->conns[p->nconns++];
 		if (c)
 			break;
 		pthread_cond_wait(&p->freed, &p->lock);

@@ -110,14 +110,16 @@ static void flush(struct worker *w)
 	for (int i = 0; i < w->ndone; i++)
 		f[i] = (struct store_finish){w->done[i].id, &w->done[i].o};
 	int tries = 0;
+	bool recorded = true;
 	while (w->ndone && store_messages_finish(w->d->store, f, (size_t)w->ndone) != STORE_OK) {
 		if (++tries == 1)
 			log_error("deliver: cannot record the outcome of %d messages; retrying",
 				  w->ndone);
 		if (tries >= RECORD_TRIES || stopping(w->d)) {
 			log_error("deliver: gave up recording the outcome of %d messages; they "
-				  "stay 'sending' and are resumed when their lease ends",
+				  "stay 'sending' until the next start or the end of their lease",
 				  w->ndone);
+			recorded = false;
 			break;
 		}
 		usleep(500 * 1000);
@@ -126,10 +128,11 @@ static void flush(struct worker *w)
 		struct store_outcome *o = &w->done[i].o;
 		/* Logged once recorded: the log never says "sent" for a message that a crash
 		 * would send again. */
-		log_info("message %s %s attempt=%d%s%s%s%s", w->done[i].uid, o->status,
-			 w->done[i].attempts, o->reason ? " reason=" : "",
-			 o->reason ? o->reason : "", o->last_reply ? " reply=" : "",
-			 o->last_reply ? o->last_reply : "");
+		if (recorded)
+			log_info("message %s %s attempt=%d%s%s%s%s", w->done[i].uid, o->status,
+				 w->done[i].attempts, o->reason ? " reason=" : "",
+				 o->reason ? o->reason : "", o->last_reply ? " reply=" : "",
+				 o->last_reply ? o->last_reply : "");
 		free((char *)o->reason);
 		free((char *)o->last_reply);
 		free((char *)o->rejected);

@@ -120,9 +120,13 @@ static struct db_conn *pg_acquire(struct db *db)
 	}
 	c->busy = true;
 	pthread_mutex_unlock(&p->lock);
+	/* An idle connection has nothing to say unless the server is going away (a restart
+	 * sends each client a goodbye, then closes): one that speaks is not used again. */
+	struct pollfd pfd = {.fd = c->pg ? PQsocket(c->pg) : -1, .events = POLLIN};
+	bool spoke = c->pg && poll(&pfd, 1, 0) > 0;
 	/* A connection lost (a PostgreSQL restart, a failover) is made anew before use, with
 	 * its settings; until it can be, the query fails and says why. */
-	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+	if (!c->pg || spoke || PQstatus(c->pg) != CONNECTION_OK) {
 		char err[256];
 		forget_prepared(c);
 		PQfinish(c->pg);

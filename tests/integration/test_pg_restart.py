@@ -72,7 +72,8 @@ class PostgresRestartTest(unittest.TestCase):
                         self.gw.read_log()[-2000:])
         print(f"\naccepting again {time.monotonic() - start:.2f}s after the restart")
         accepted = 1 + 1 + sum(1 for _ in range(5) if self.send().status == 202)
-        self.assertEqual(accepted, 7, "every send after the restart is accepted")
+        self.assertEqual(accepted, 7, "every send after the restart is accepted:\n" +
+                         self.gw.read_log()[-3000:])
         stored = self.gw.sql("SELECT COUNT(*) FROM messages")[0][0]
         self.assertGreaterEqual(stored, accepted)
         self.assertTrue(wait_until(lambda: len(self.outbox()) == stored, 30),

@@ -4,6 +4,7 @@ changing nothing), the scheduler, deactivation, DKIM rotation, and signed mail c
 opendkim's own verifier."""
 import json
 import os
+import re
 import time
 import unittest
 
@@ -37,7 +38,9 @@ class DomainCase(unittest.TestCase):
             f.write(f"[dns]\nservers = 127.0.0.1:{cls.dns.port}\ntimeout = 3s\n"
                     "grace = 24h\ncheck_pending = 5m\ncheck_verified = 24h\n"
                     "spf_include = _spf.postern.example\n"
-                    "[relay]\nretry_base = 1s\nretry_max = 1s\n")
+                    # One worker: the key it opened and kept is the one a rotation
+                    # must replace (RotationTest).
+                    "[relay]\nretry_base = 1s\nretry_max = 1s\nconnections = 1\n")
         cls.gw.extra_args = ["--config", ini, "--relay", f"smtp://127.0.0.1:{cls.sink.port}"]
         cls.gw.dns_port = cls.dns.port
         cls.key = cls.gw.create_key("acme")
@@ -91,6 +94,20 @@ class DomainCase(unittest.TestCase):
 
     def statuses(self, domain):
         return {r["purpose"]: r["status"] for r in domain["records"]}
+
+    def delivered(self, sender):
+        """Sends from sender and returns the message as the relay received it, from its
+        DKIM-Signature on (smtp-sink's own lines before it dropped)."""
+        r = self.send(sender)
+        self.assertEqual(r.status, 200, r.raw)
+        mid = r.json["data"]["message_id"]
+        self.sink.wait_for(lambda m: any(mid in str(x["Message-ID"]) for x in m))
+        for name in os.listdir(self.sink.dir):
+            with open(os.path.join(self.sink.dir, name), "rb") as f:
+                data = f.read()
+            if mid.encode() in data:
+                return data[data.index(b"DKIM-Signature:"):]
+        self.fail(f"message {mid} not found at the sink")
 
 
 class AddTest(DomainCase):
@@ -281,6 +298,9 @@ class RotationTest(DomainCase):
         self.publish(d)
         d = self.check(d)
         old = next(r for r in d["records"] if r["purpose"] == "dkim")
+        body = self.delivered("news@rotate.example.test")  # the old key, now cached
+        self.assertIn(("s=" + old["name"].split(".")[0] + ";").encode(),
+                      re.sub(rb"\s", b"", body))
         r = self.admin.request("POST", f"/api/domains/{d['id']}/dkim/rotate")
         self.assertEqual(r.status, 200, r.raw)
         new = next(x for x in r.json["records"] if x["purpose"] == "dkim_next")
@@ -298,6 +318,10 @@ class RotationTest(DomainCase):
         # The old key stays listed (not required) for mail still on its way, then goes.
         self.assertEqual(dkim, [(new["name"], "dkim", True),
                                 (old["name"], "dkim_retired", False)])
+        # Delivery workers keep opened keys: the promotion must reach them at once.
+        body = self.delivered("news@rotate.example.test")
+        self.assertIn(("s=" + new["name"].split(".")[0] + ";").encode(),
+                      re.sub(rb"\s", b"", body))
         self.advance(8 * DAY)
         d = self.admin.request("GET", "/api/domains").json["domains"]
         d = next(x for x in d if x["name"] == "rotate.example.test")
@@ -311,19 +335,7 @@ class SigningTest(DomainCase):
         d = self.add("signed.example.test")
         self.publish(d)
         d = self.check(d)
-        r = self.send("news@signed.example.test")
-        self.assertEqual(r.status, 200)
-        mid = r.json["data"]["message_id"]
-        msgs = self.sink.wait_for(lambda m: any(mid in str(x["Message-ID"]) for x in m))
-        raw = None
-        for name in os.listdir(self.sink.dir):
-            with open(os.path.join(self.sink.dir, name), "rb") as f:
-                data = f.read()
-            if mid.encode() in data:
-                raw = data
-        self.assertIsNotNone(raw, msgs)
-        # Drop smtp-sink's own lines (X-Client-*, X-*-Args, its Received) to get the message.
-        body = raw[raw.index(b"DKIM-Signature:"):]
+        body = self.delivered("news@signed.example.test")
         self.assertIn(b"d=signed.example.test", body)
         dkim = next(x for x in d["records"] if x["purpose"] == "dkim")
         self.assertIn(("s=" + dkim["name"].split(".")[0]).encode(), body)

@@ -341,6 +341,24 @@ static void sender_verified_twice_still_allows(void **state)
 	policy_free(p);
 }
 
+/* One address listed pending, then verified (or the other way round) is one verified
+ * sender: the flag is kept, and it is counted once. */
+static void sender_pending_and_verified_is_one_verified_sender(void **state)
+{
+	(void)state;
+	struct policy *p = policy_new(true);
+	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
+	add_sender(p, "news@acme.test", false);
+	assert_decision(p, "news@acme.test", POLICY_NO_SENDERS);
+	add_sender(p, "news@acme.test", true);
+	assert_decision(p, "news@acme.test", POLICY_ALLOW);
+	add_sender(p, "news@acme.test", false);
+	assert_decision(p, "news@acme.test", POLICY_ALLOW);
+	add_sender(p, "pending@acme.test", false);
+	assert_decision(p, "pending@acme.test", POLICY_SENDER_PENDING);
+	policy_free(p);
+}
+
 static void reason_codes_are_exact(void **state)
 {
 	(void)state;
@@ -434,6 +452,7 @@ int main(void)
 		cmocka_unit_test(sender_pending_then_verified_is_verified),
 		cmocka_unit_test(sender_verified_then_pending_stays_verified),
 		cmocka_unit_test(sender_verified_twice_still_allows),
+		cmocka_unit_test(sender_pending_and_verified_is_one_verified_sender),
 		cmocka_unit_test(reason_codes_are_exact),
 		cmocka_unit_test(reason_codes_parse_back),
 		cmocka_unit_test(unknown_reason_code_parses_to_minus_one),

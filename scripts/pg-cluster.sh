@@ -11,7 +11,9 @@
 #
 # Trust authentication, user postgres, the socket in DIR, nothing listening beyond
 # 127.0.0.1. As root the server runs as user postgres (runuser); otherwise as the caller.
-# Every wait is bounded. The server log stays in DIR/log after stop.
+# When user postgres cannot reach DIR (a checkout inside a private mktemp -d, say), the
+# cluster lives in a directory of its own under /tmp, named in DIR/home. Every wait is
+# bounded. The server log stays in DIR/log after stop.
 set -eu
 
 PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
@@ -59,7 +61,22 @@ postmaster_pid() {
 	echo "$pid"
 }
 
+# Where the cluster of DIR lives: DIR, or the directory DIR/home names.
+home_of() {
+	if [ -f "$1/home" ]; then cat "$1/home"; else echo "$1"; fi
+}
+
 stop_cluster() {
+	home=$(home_of "$1")
+	stop_in "$home"
+	if [ "$home" != "$1" ]; then
+		cp "$home/log" "$1/log" 2>/dev/null || true
+		rm -rf "$home" "$1/home"
+	fi
+	rm -f "$1/conninfo"
+}
+
+stop_in() {
 	dir="$1"
 	if [ -f "$dir/data/PG_VERSION" ]; then
 		if ! (cd / && timeout 40 $(as_owner_cmd) "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w \
@@ -90,18 +107,33 @@ as_owner_cmd() {
 
 start_cluster() {
 	dir="$1"
-	want="${2:-auto}"
 	[ -x "$PGBIN/initdb" ] || die "no PostgreSQL 15 in $PGBIN (scripts/deps.sh test)"
 	case "$dir" in /*) ;; *) dir="$(pwd)/$dir" ;; esac
-	# The socket path (DIR/.s.PGSQL.PORT) must fit in sun_path.
-	[ ${#dir} -le 90 ] || die "$dir: path too long for the socket directory"
-	# A cluster left running in DIR by an earlier run goes first.
-	stop_cluster "$dir"
+	# A cluster left running by an earlier run goes first.
+	[ -d "$dir" ] && stop_cluster "$dir"
 	if [ "$(id -u)" = 0 ]; then
 		install -d -o postgres -g postgres -m 700 "$dir"
 	else
 		install -d -m 700 "$dir"
 	fi
+	home="$dir"
+	if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$dir"; then
+		home=$(mktemp -d /tmp/postern-pg.XXXXXX)
+		chown postgres:postgres "$home"
+		echo "$home" >"$dir/home"
+	fi
+	start_in "$home" "${2:-auto}"
+	if [ "$home" != "$dir" ]; then
+		cp "$home/conninfo" "$dir/conninfo.tmp"
+		mv "$dir/conninfo.tmp" "$dir/conninfo"
+	fi
+}
+
+start_in() {
+	dir="$1"
+	want="$2"
+	# The socket path (DIR/.s.PGSQL.PORT) must fit in sun_path.
+	[ ${#dir} -le 90 ] || die "$dir: path too long for the socket directory"
 	(cd / && timeout 120 $(as_owner_cmd) "$PGBIN/initdb" -D "$dir/data" -A trust -U postgres \
 		--no-sync -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1) ||
 		{ cat "$dir/initdb.log" >&2; die "initdb failed"; }
@@ -123,7 +155,7 @@ start_cluster() {
 			! grep -q "could not bind\|could not create any TCP/IP sockets" \
 				"$dir/log.attempt"; then
 			tail -n 20 "$dir/log.attempt" >&2
-			stop_cluster "$dir"
+			stop_in "$dir"
 			die "the server did not start on 127.0.0.1:$port (log: $dir/log)"
 		fi
 	done
@@ -134,7 +166,7 @@ start_cluster() {
 	until timeout 5 psql -X -q -At -d "$conninfo" -c 'SELECT 1' >/dev/null 2>&1; do
 		i=$((i + 1))
 		if [ $i -ge 50 ]; then
-			stop_cluster "$dir"
+			stop_in "$dir"
 			die "the server on 127.0.0.1:$port does not answer"
 		fi
 		sleep 0.1

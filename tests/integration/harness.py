@@ -102,19 +102,21 @@ def pg_server():
         return _pg_server
 
 
-OWN_CLUSTER = {}  # "dir" of the cluster _own_cluster started, for tests that restart it
+OWN_CLUSTER = {}  # "dir": where the cluster _own_cluster started lives (data, socket, log)
 
 
 def _own_cluster():
     """A cluster for this process alone (a suite run by hand, or one that restarts its
     server), stopped at exit."""
     directory = tempfile.mkdtemp(prefix="postern-pg-")
-    OWN_CLUSTER["dir"] = directory
     r = subprocess.run(["sh", PG_CLUSTER, "start", directory, "auto"], capture_output=True,
                        text=True, stdin=subprocess.DEVNULL, timeout=300)
     if r.returncode != 0:
         shutil.rmtree(directory, ignore_errors=True)
         raise AssertionError("cannot start a PostgreSQL cluster: " + r.stderr)
+    # The script may have put the cluster elsewhere, where user postgres can reach it.
+    home = os.path.join(directory, "home")
+    OWN_CLUSTER["dir"] = open(home).read().strip() if os.path.exists(home) else directory
 
     def stop():
         subprocess.run(["sh", PG_CLUSTER, "stop", directory], stdin=subprocess.DEVNULL,

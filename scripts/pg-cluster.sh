@@ -67,13 +67,14 @@ home_of() {
 }
 
 stop_cluster() {
-	home=$(home_of "$1")
+	owner_dir="$1"
+	home=$(home_of "$owner_dir")
 	stop_in "$home"
-	if [ "$home" != "$1" ]; then
-		cp "$home/log" "$1/log" 2>/dev/null || true
-		rm -rf "$home" "$1/home"
+	if [ "$home" != "$owner_dir" ]; then
+		cp "$home/log" "$owner_dir/log" 2>/dev/null || true
+		rm -rf "$home" "$owner_dir/home"
 	fi
-	rm -f "$1/conninfo"
+	rm -f "$owner_dir/conninfo"
 }
 
 stop_in() {
@@ -106,26 +107,28 @@ as_owner_cmd() {
 }
 
 start_cluster() {
-	dir="$1"
+	# sh has no local variables: the helpers below set dir and home, so this one keeps
+	# its own names.
+	top="$1"
 	[ -x "$PGBIN/initdb" ] || die "no PostgreSQL 15 in $PGBIN (scripts/deps.sh test)"
-	case "$dir" in /*) ;; *) dir="$(pwd)/$dir" ;; esac
+	case "$top" in /*) ;; *) top="$(pwd)/$top" ;; esac
 	# A cluster left running by an earlier run goes first.
-	[ -d "$dir" ] && stop_cluster "$dir"
+	[ -d "$top" ] && stop_cluster "$top"
 	if [ "$(id -u)" = 0 ]; then
-		install -d -o postgres -g postgres -m 700 "$dir"
+		install -d -o postgres -g postgres -m 700 "$top"
 	else
-		install -d -m 700 "$dir"
+		install -d -m 700 "$top"
 	fi
-	home="$dir"
-	if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$dir"; then
-		home=$(mktemp -d /tmp/postern-pg.XXXXXX)
-		chown postgres:postgres "$home"
-		echo "$home" >"$dir/home"
+	where="$top"
+	if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$top"; then
+		where=$(mktemp -d /tmp/postern-pg.XXXXXX)
+		chown postgres:postgres "$where"
+		echo "$where" >"$top/home"
 	fi
-	start_in "$home" "${2:-auto}"
-	if [ "$home" != "$dir" ]; then
-		cp "$home/conninfo" "$dir/conninfo.tmp"
-		mv "$dir/conninfo.tmp" "$dir/conninfo"
+	start_in "$where" "${2:-auto}"
+	if [ "$where" != "$top" ]; then
+		cp "$where/conninfo" "$top/conninfo.tmp"
+		mv "$top/conninfo.tmp" "$top/conninfo"
 	fi
 }
 

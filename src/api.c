@@ -314,6 +314,14 @@ void api_handle(void *arg, struct http_request *req)
 	/* A verify link's path is its token: whatever the answer, log the route, not it. */
 	if (strncmp(req->path, "/verify/", 8) == 0)
 		req->log_path = "/verify/{token}";
+	/* The rest of a request framed ambiguously cannot be told apart from the next one, so
+	 * the answer closes the connection. */
+	if (req->malformed) {
+		const char *close[] = {"Connection", "close", NULL};
+		respond_error(req, DIALECT_MGMT, ERR_MALFORMED_REQUEST, NULL, req->malformed,
+			      close);
+		return;
+	}
 	for (size_t i = 0; i < ARRAY_LEN(routes) && !route; i++)
 		if (strcmp(routes[i].method, req->method) == 0 &&
 		    route_match(routes[i].pattern, req->path, param, sizeof(param)))

@@ -61,6 +61,13 @@ static const struct err_info err_table[ERR_COUNT] = {
 	[ERR_ROTATION_PENDING] = {"rotation_pending", 409,
 				  "A new DKIM key is already waiting for its DNS record. Publish "
 				  "it and check the domain; it takes over once it is found."},
+	[ERR_MALFORMED_REQUEST] =
+		{"malformed_request", 400,
+		 "The HTTP request is framed ambiguously. Send one Content-Length "
+		 "or Transfer-Encoding: chunked, and header names without spaces."},
+	[ERR_RATE_LIMITED] = {"rate_limited", 429,
+			      "This was done too recently. Wait for the time in Retry-After and "
+			      "try again."},
 	[ERR_SENDER_AUTH_NO_SENDERS] =
 		{"sender_auth_no_senders", 403,
 		 "Authorized sender email ID is on and no sender address is "

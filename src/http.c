@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -85,6 +86,56 @@ static bool declared_too_large(struct MHD_Connection *conn)
 	return cl && strtoull(cl, NULL, 10) > HTTP_BODY_MAX;
 }
 
+/* What the header walk found: a proxy in front may read these framings differently from
+ * libmicrohttpd, which is how requests are smuggled past it, so they are refused. */
+struct framing {
+	int content_lengths;
+	bool transfer_encoding;
+	const char *bad;
+};
+
+/* An RFC 9110 token character: what a header name is made of. */
+static bool token_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static enum MHD_Result check_header(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	struct framing *f = cls;
+	(void)kind;
+	for (const char *p = key; *p; p++)
+		if (!token_char(*p)) {
+			f->bad = "A header name contains a space or a character that is not "
+				 "allowed; write 'Name: value'.";
+			return MHD_NO;
+		}
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		f->content_lengths++;
+		if (!value || !*value || strspn(value, "0123456789") != strlen(value))
+			f->bad = "Content-Length must be a decimal number.";
+	} else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		if (f->transfer_encoding || !value || strcasecmp(value, "chunked") != 0)
+			f->bad = "The only Transfer-Encoding accepted is 'chunked', given once.";
+		f->transfer_encoding = true;
+	}
+	return f->bad ? MHD_NO : MHD_YES;
+}
+
+/* NULL when the request's body framing is unambiguous, else what is wrong with it. */
+static const char *framing_problem(struct MHD_Connection *conn)
+{
+	struct framing f = {0};
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, check_header, &f);
+	if (!f.bad && f.content_lengths > 1)
+		f.bad = "Send one Content-Length header, not several.";
+	if (!f.bad && f.content_lengths && f.transfer_encoding)
+		f.bad = "Send either Content-Length or Transfer-Encoding: chunked, not both.";
+	return f.bad;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -96,11 +147,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (!req) {
 		req = request_new(srv, conn, method, url);
 		*con_cls = req;
-		/* A body announced as too large is refused before a byte of it is read. */
-		if (declared_too_large(conn)) {
-			req->too_large = true;
+		/* A body that is framed ambiguously, or announced as too large, is refused
+		 * before a byte of it is read. */
+		req->malformed = framing_problem(conn);
+		req->too_large = !req->malformed && declared_too_large(conn);
+		if (req->malformed || req->too_large)
 			srv->fn(srv->arg, req);
-		}
 		return MHD_YES;
 	}
 	if (*upload_data_size) {

@@ -19,7 +19,8 @@ struct http_request {
 	char *body;
 	size_t body_len;
 	size_t body_cap;
-	bool too_large; /* the body was over HTTP_BODY_MAX; nothing of it is kept */
+	bool too_large;	       /* the body was over HTTP_BODY_MAX; nothing of it is kept */
+	const char *malformed; /* why the body's framing is refused; NULL when it is sound */
 	bool answered;
 	char ip[64];
 	char id[17];

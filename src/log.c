@@ -1,5 +1,7 @@
 /* Structured-enough logging to stderr: one line per request or state change, written with
  * one stdio call under the stream lock so lines from different threads never interleave.
+ * Every line is escaped after formatting, so no field (a request path, a key name) can
+ * start a forged line or send escape sequences to an operator's terminal.
  * The daemon buffers its lines and writes them every 50 ms (errors at once), so a busy
  * gateway spends no system call per line; the CLI writes each line as it comes. */
 #include "log.h"
@@ -8,7 +10,9 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <glib.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -65,19 +69,62 @@ void log_unbuffered(void)
 	atomic_store(&stopping, false);
 }
 
+/* A character a terminal or a log reader would take as text: printable ASCII, or a valid
+ * UTF-8 sequence that is neither a C1 control nor a line or paragraph separator. Returns
+ * its length in bytes, or 0 when the byte at s must be escaped. */
+static size_t printable_len(const char *s, size_t left)
+{
+	unsigned char b = (unsigned char)*s;
+	if (b < 0x80)
+		return b >= 0x20 && b < 0x7f && b != '\\' ? 1 : 0;
+	gunichar c = g_utf8_get_char_validated(s, (gssize)left);
+	if (c == (gunichar)-1 || c == (gunichar)-2 || (c >= 0x80 && c < 0xa0) || c == 0x2028 ||
+	    c == 0x2029)
+		return 0;
+	return (size_t)(g_utf8_next_char(s) - s);
+}
+
+size_t log_escape(char *out, size_t n, const char *in)
+{
+	size_t o = 0, left = strlen(in);
+	if (!n)
+		return 0;
+	while (left) {
+		char esc[5];
+		const char *piece = esc;
+		size_t k = printable_len(in, left), used = 1;
+		if (k)
+			piece = in, used = k;
+		else if (*in == '\\') /* doubled, so that an escape can always be read back */
+			k = (size_t)snprintf(esc, sizeof(esc), "\\\\");
+		else
+			k = (size_t)snprintf(esc, sizeof(esc), "\\x%02x", (unsigned char)*in);
+		/* A line longer than the buffer is cut, never in the middle of an escape. */
+		if (o + k >= n)
+			break;
+		memcpy(out + o, piece, k);
+		o += k;
+		in += used;
+		left -= used;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 static void log_line(const char *level, bool urgent, const char *fmt, va_list ap)
 {
 	struct timeval tv;
 	struct tm tm;
-	char stamp[32], line[2048];
+	char stamp[32], line[2048], safe[4096];
 
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
 	/* A line longer than the buffer is cut, not split across writes. */
 	vsnprintf(line, sizeof(line), fmt, ap);
+	log_escape(safe, sizeof(safe), line);
 	flockfile(stderr);
-	fprintf(stderr, "%s.%03ldZ %s %s\n", stamp, (long)(tv.tv_usec / 1000), level, line);
+	fprintf(stderr, "%s.%03ldZ %s %s\n", stamp, (long)(tv.tv_usec / 1000), level, safe);
 	if (urgent)
 		fflush(stderr);
 	funlockfile(stderr);

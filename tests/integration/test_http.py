@@ -105,6 +105,86 @@ class HttpTest(unittest.TestCase):
         self.assertNotIn("do-not-log-me", self.gw.read_log())
 
 
+LOGIN = b'{"email":"nobody@acme.test","password":"wrong password"}'
+
+
+def login_request(*headers, body=LOGIN):
+    head = b"POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    return head + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body
+
+
+def chunked(body):
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+
+class FramingTest(unittest.TestCase):
+    """A load balancer in front and libmicrohttpd must agree where a request ends, or a
+    second request can be smuggled inside the first: every ambiguous framing is a 400
+    malformed_request that closes the connection, before any of the body is used."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = Gateway().init().start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.cleanup()
+
+    def assertMalformed(self, data):
+        answer = raw_http(self.gw.port, data)
+        self.assertRegex(answer, r"^HTTP/1\.1 400 ", answer)
+        self.assertIn('"code":"malformed_request"', answer)
+        self.assertRegex(answer, r"(?i)\r\nConnection: close\r\n")
+
+    def test_two_different_content_lengths_are_refused(self):
+        self.assertMalformed(login_request(b"Content-Length: %d" % len(LOGIN),
+                                           b"Content-Length: 5"))
+        self.assertMalformed(login_request(b"Content-Length: 5",
+                                           b"Content-Length: %d" % len(LOGIN)))
+
+    def test_a_space_before_the_colon_is_refused(self):
+        self.assertMalformed(login_request(b"Transfer-Encoding : chunked",
+                                           b"Content-Length: %d" % len(LOGIN)))
+        self.assertMalformed(login_request(b"Transfer-Encoding : chunked", body=chunked(LOGIN)))
+
+    def test_content_length_with_transfer_encoding_is_refused(self):
+        self.assertMalformed(login_request(b"Transfer-Encoding: chunked", b"Content-Length: 4",
+                                           body=chunked(LOGIN)))
+
+    def test_transfer_encodings_other_than_chunked_are_refused(self):
+        for te in (b"gzip, chunked", b"identity", b"chunked, chunked"):
+            self.assertMalformed(login_request(b"Transfer-Encoding: " + te, body=chunked(LOGIN)))
+
+    def test_a_content_length_that_is_not_a_number_is_refused(self):
+        answer = raw_http(self.gw.port, login_request(b"Content-Length: +%d" % len(LOGIN)))
+        self.assertRegex(answer, r"^HTTP/1\.1 400 ", answer)
+
+    def test_sound_framings_still_work(self):
+        for data in (login_request(b"Content-Length: %d" % len(LOGIN)),
+                     login_request(b"Transfer-Encoding: chunked", body=chunked(LOGIN))):
+            answer = raw_http(self.gw.port, data)
+            self.assertRegex(answer, r"^HTTP/1\.1 401 ", answer)
+            self.assertIn('"code":"invalid_credentials"', answer)
+
+
+class LogInjectionTest(unittest.TestCase):
+    """Whatever a client puts in a path or a stored name, the log stays one line per event:
+    control characters are written as \\xNN."""
+
+    def test_a_newline_in_the_path_cannot_forge_a_line(self):
+        gw = Gateway().init().start()
+        try:
+            forged = "2026-01-01T00:00:00.000Z info audit forged-by-client"
+            r = gw.client().request("GET", "/x%0a" + forged.replace(" ", "%20") + "%1b[31m")
+            lines = gw.log_lines("req=" + r.header("X-Request-Id"))
+            self.assertEqual(len(lines), 1, lines)
+            self.assertIn("/x\\x0a" + forged + "\\x1b[31m", lines[0])
+            for line in gw.read_log().splitlines():
+                self.assertFalse(line.startswith(forged), line)
+                self.assertNotIn("\x1b", line)
+        finally:
+            gw.cleanup()
+
 class GracefulStopTest(unittest.TestCase):
     def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(self):
         gw = Gateway().init().start()

@@ -412,6 +412,8 @@ enum err api_store_err(int rc)
 		return ERR_ALREADY_EXISTS;
 	case STORE_LAST_ADMIN:
 		return ERR_LAST_ADMIN;
+	case STORE_TOO_SOON:
+		return ERR_RATE_LIMITED;
 	default:
 		return ERR_STORE_UNAVAILABLE;
 	}

@@ -225,19 +225,33 @@ static int collect_pending(void *arg, const char *address, enum store_batch_stat
 	return 0;
 }
 
+/* Each verification email goes to every Admin, so any role asking for one again and again
+ * would flood their inboxes: one per account per minute, counting the one sent when
+ * addresses were added. */
+#define VERIFY_MAIL_GAP 60
+
 enum err api_senders_resend(struct api_call *c)
 {
 	char token[AUTH_TOKEN_LEN], hash[AUTH_HASH_HEX];
 	cJSON *addresses = cJSON_CreateArray();
-	int64_t now = util_now(), expires = now + c->ctx->cfg->verify_ttl;
+	int64_t now = util_now(), expires = now + c->ctx->cfg->verify_ttl, wait = 0;
 
 	auth_token_new(token);
 	auth_token_hash(token, hash);
-	enum err e =
-		api_store_err(store_batch_pending(c->ctx->store, c->who.account.id, c->who.user.id,
-						  now, hash, expires, collect_pending, addresses));
+	enum err e = api_store_err(store_batch_pending(c->ctx->store, c->who.account.id,
+						       c->who.user.id, now, VERIFY_MAIL_GAP, &wait,
+						       hash, expires, collect_pending, addresses));
 	if (e == ERR_NOT_FOUND)
 		e = ERR_NO_PENDING_SENDERS;
+	if (e == ERR_RATE_LIMITED) {
+		c->reply_header = "Retry-After";
+		snprintf(c->reply_header_value, sizeof(c->reply_header_value), "%lld",
+			 (long long)wait);
+		snprintf(c->err_message, sizeof(c->err_message),
+			 "A verification email went to the Admins less than a minute ago. Wait "
+			 "%lld seconds before sending another.",
+			 (long long)wait);
+	}
 	int n = cJSON_GetArraySize(addresses);
 	const char **list = xcalloc((size_t)n + 1, sizeof(*list));
 	for (int i = 0; i < n; i++)

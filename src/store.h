@@ -19,6 +19,7 @@ enum store_rc {
 	STORE_NOT_FOUND,
 	STORE_CONFLICT,	  /* a unique name or address already exists */
 	STORE_LAST_ADMIN, /* the change would leave an account without an Admin */
+	STORE_TOO_SOON,	  /* a rate limit holds; the call says how long to wait */
 	STORE_FAIL,	  /* the database failed; the caller answers 503 */
 };
 
@@ -303,7 +304,8 @@ struct store_ops {
 	int (*message_get)(struct store *s, int64_t account_id, const char *uid,
 			   struct store_message_info *out);
 	int (*batch_pending)(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-			     const char *token_hash, int64_t expires_at, store_batch_fn fn,
+			     int64_t gap, int64_t *wait, const char *token_hash,
+			     int64_t expires_at, store_batch_fn fn,
 			     void *arg);
 	int (*batch_get)(struct store *s, const char *token_hash, struct store_batch *out,
 			 store_batch_fn fn, void *arg);
@@ -428,9 +430,11 @@ int store_messages_list(struct store *s, int64_t account_id, const char *status,
 int store_message_get(struct store *s, int64_t account_id, const char *uid,
 		      struct store_message_info *out);
 /* Makes a new verification batch of every pending sender of the account, calling fn for
- * each; STORE_NOT_FOUND when nothing is pending. */
+ * each; STORE_NOT_FOUND when nothing is pending. When the account's last batch is younger
+ * than gap seconds, makes none and returns STORE_TOO_SOON with *wait the seconds left. */
 int store_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-			const char *token_hash, int64_t expires_at, store_batch_fn fn, void *arg);
+			int64_t gap, int64_t *wait, const char *token_hash, int64_t expires_at,
+			store_batch_fn fn, void *arg);
 /* Reads a batch and the current state of its senders. */
 int store_batch_get(struct store *s, const char *token_hash, struct store_batch *out,
 		    store_batch_fn fn, void *arg);

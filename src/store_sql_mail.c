@@ -495,12 +495,33 @@ static int call_batch(void *arg, const void *row)
 	return b->fn(b->arg, b->address, b->state);
 }
 
+/* The account's newest batch, with the account's row locked first: two nodes asking at
+ * once are taken one after the other, so neither slips past the other's batch. */
+static int last_batch(struct sq_conn *c, int64_t account_id, int64_t *at)
+{
+	int rc = sq_lock(c, "SELECT id FROM accounts WHERE id = ? FOR NO KEY UPDATE", "i",
+			 account_id);
+	if (rc == STORE_OK)
+		rc = sq_exec(c, at,
+			     "SELECT COALESCE(MAX(created_at), 0) FROM verification_tokens "
+			     "WHERE account_id = ?",
+			     "i", account_id);
+	return rc;
+}
+
 int sq_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-		     const char *token_hash, int64_t expires_at, store_batch_fn fn, void *arg)
+		     int64_t gap, int64_t *wait, const char *token_hash, int64_t expires_at,
+		     store_batch_fn fn, void *arg)
 {
 	struct sq_conn c = sq_acquire(sq_of(s));
-	int64_t batch = 0;
+	int64_t batch = 0, last = 0;
 	int rc = sq_begin(&c);
+	if (rc == STORE_OK)
+		rc = last_batch(&c, account_id, &last);
+	if (rc == STORE_OK && last + gap > now) {
+		*wait = last + gap - now;
+		rc = STORE_TOO_SOON;
+	}
 	if (rc == STORE_OK)
 		rc = sq_exec(&c, &batch,
 			     "INSERT INTO verification_tokens (account_id, token_hash, created_by, "

@@ -675,5 +675,55 @@ class SenderPermissionMatrixTest(unittest.TestCase):
             check(True, r)
 
 
+class VerificationMailRateTest(unittest.TestCase):
+    """Every verification email goes to all the Admins, and any role may ask for one: at
+    most one per account per minute, counting the one sent when addresses were added."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = Gateway().init("acme", "admin@acme.test")
+        cls.gw.add_user("acme", "mkt@acme.test", "marketing")
+        cls.gw.add_account("globex", "admin@globex.test")
+        cls.gw.start()
+        cls.mkt = cls.gw.logged_in("mkt@acme.test")
+        cls.globex = cls.gw.logged_in("admin@globex.test")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.cleanup()
+
+    def batches(self, account):
+        return self.gw.sql("SELECT COUNT(*) FROM verification_tokens t JOIN accounts a "
+                           "ON a.id = t.account_id WHERE a.name = ?", account)[0][0]
+
+    def resend(self, client):
+        return client.request("POST", "/api/senders/verification-email")
+
+    def assertRateLimited(self, r):
+        self.assertEqual(r.status, 429, r.raw)
+        self.assertEqual(r.code, "rate_limited")
+        wait = int(r.header("Retry-After"))
+        self.assertTrue(0 < wait <= 60, wait)
+        self.assertIn(f"{wait} seconds", r.json["error"]["message"])
+
+    def test_one_verification_email_per_account_per_minute(self):
+        r = self.mkt.request("POST", "/api/senders", {"addresses": ["a@acme.test"]})
+        self.assertEqual(r.status, 201, r.raw)
+        before = self.batches("acme")
+        for _ in range(5):
+            self.assertRateLimited(self.resend(self.mkt))
+        self.assertEqual(self.batches("acme"), before)
+
+        # Another account is not held back by this one.
+        self.globex.request("POST", "/api/senders", {"addresses": ["a@globex.test"]})
+        self.gw.advance_clock(61)
+        self.assertEqual(self.resend(self.globex).status, 200)
+
+        r = self.resend(self.mkt)
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(r.json["addresses"], ["a@acme.test"])
+        self.assertRateLimited(self.resend(self.mkt))
+        self.assertEqual(self.batches("acme"), before + 1)
+
 if __name__ == "__main__":
     main()

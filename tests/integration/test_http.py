@@ -185,6 +185,21 @@ class LogInjectionTest(unittest.TestCase):
         finally:
             gw.cleanup()
 
+    def test_a_key_name_with_control_characters_is_logged_escaped(self):
+        gw = Gateway().init().start()
+        try:
+            admin = gw.logged_in("admin@acme.test")
+            name = "deploy\x1b[2J\x0b\x852026-01-01T00:00:00.000Z info forged"
+            r = admin.request("POST", "/api/keys", {"name": name})
+            self.assertIn(r.status, (200, 201), r.raw)
+            lines = gw.log_lines("action=key.created")
+            self.assertEqual(len(lines), 1, lines)
+            self.assertIn("deploy\\x1b[2J\\x0b\\xc2\\x852026-01-01T00:00:00.000Z info forged",
+                          lines[0])
+            self.assertNotIn("\x1b", gw.read_log())
+        finally:
+            gw.cleanup()
+
 class GracefulStopTest(unittest.TestCase):
     def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(self):
         gw = Gateway().init().start()

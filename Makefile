@@ -3,14 +3,27 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all build run test test-asan test-valgrind deps deps-test format lint clean fuzz-build fuzz-smoke fuzz
+.PHONY: all build release-build test-build run test test-asan test-valgrind deps deps-test format lint clean fuzz-build fuzz-smoke fuzz
+
+CONFIGURE = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 all: build
 
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	$(CONFIGURE)
 
 build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+# Both configure every time, so the two README commands work in either order in one tree:
+# `make run` gets a release binary (no test clock), `make test` a test build in which every
+# test dependency is required (a missing one stops the configure, naming it).
+release-build: deps
+	$(CONFIGURE) -DPOSTERN_TEST_CLOCK=OFF >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+test-build: deps-test
+	$(CONFIGURE) -DPOSTERN_TESTS=ON -DPOSTERN_TEST_CLOCK=ON >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
 deps:
@@ -19,13 +32,11 @@ deps:
 deps-test:
 	scripts/deps.sh test
 
-run: deps
-	$(MAKE) build
+run: release-build
 	scripts/run.sh
 
 # The whole suite, then each fuzz target for 30 s from its seeds.
-test: deps-test
-	$(MAKE) build
+test: test-build
 	cd $(BUILD) && ctest --output-on-failure -j 2
 	$(MAKE) fuzz-smoke
 
@@ -34,8 +45,7 @@ test-asan: deps-test
 	scripts/test-asan.sh
 
 # Unit tests and one daemon integration suite under valgrind memcheck.
-test-valgrind: deps-test
-	$(MAKE) build
+test-valgrind: test-build
 	scripts/test-valgrind.sh
 
 # libFuzzer targets (clang, ASan, UBSan) in their own tree; see fuzz/README.md.
@@ -70,6 +80,7 @@ clean:
 .PHONY: bench
 bench:
 	scripts/deps.sh bench
-	$(MAKE) build
+	$(CONFIGURE) -DPOSTERN_TEST_CLOCK=OFF >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
 	cmake --build $(BUILD) -j $(JOBS) --target bench_policy
 	python3 bench/run.py --build $(BUILD) $(if $(FIGURES),--figures $(FIGURES)) $(BENCH_ARGS)

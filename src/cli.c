@@ -648,6 +648,28 @@ static void main_usage(FILE *out)
 	fprintf(out, "\nRun 'postern COMMAND --help' for the options of a command.\n");
 }
 
+/* Lists the subcommands of a group ("domain" for "domain add", "domain set"); returns how
+ * many there are, 0 when group is no group. */
+static int group_usage(FILE *out, const char *group)
+{
+	size_t len = strlen(group);
+	int n = 0;
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+		const char *w = commands[i].words;
+		if (strncmp(w, group, len) != 0 || w[len] != ' ')
+			continue;
+		if (out && n == 0)
+			fprintf(out, "Usage: postern %s SUBCOMMAND [options]\n\nSubcommands:\n",
+				group);
+		if (out)
+			fprintf(out, "  %-12s %s\n", w, commands[i].summary);
+		n++;
+	}
+	if (out && n)
+		fprintf(out, "\nRun 'postern %s SUBCOMMAND --help' for its options.\n", group);
+	return n;
+}
+
 /* Matches the command words ("user add") against argv; returns how many it consumed. */
 static int match_words(const char *words, int argc, char **argv)
 {
@@ -686,6 +708,17 @@ int cli_main(int argc, char **argv)
 		if (commands[i].fn != cmd_serve)
 			log_quiet();
 		return commands[i].fn(commands[i].opts);
+	}
+	/* A group alone, or with --help, lists its subcommands; anything else is a typo. */
+	if (group_usage(NULL, argv[1])) {
+		bool help =
+			argc > 2 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0 ||
+				     strcmp(argv[2], "help") == 0);
+		if (argc > 2 && !help)
+			fprintf(stderr, "postern %s: unknown subcommand '%s'\n\n", argv[1],
+				argv[2]);
+		group_usage(help ? stdout : stderr, argv[1]);
+		return help ? EXIT_OK : EXIT_USAGE;
 	}
 	fprintf(stderr, "postern: unknown command '%s' (see postern --help)\n", argv[1]);
 	return EXIT_USAGE;

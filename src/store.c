@@ -231,8 +231,8 @@ int store_batch_pending(struct store *s, int64_t account_id, int64_t user_id, in
 			int64_t gap, int64_t *wait, const char *token_hash, int64_t expires_at,
 			store_batch_fn fn, void *arg)
 {
-	return s->ops->batch_pending(s, account_id, user_id, now, gap, wait, token_hash,
-				     expires_at, fn, arg);
+	return s->ops->batch_pending(s, account_id, user_id, now, gap, wait, token_hash, expires_at,
+				     fn, arg);
 }
 
 int store_batch_get(struct store *s, const char *token_hash, struct store_batch *out,

@@ -304,9 +304,8 @@ struct store_ops {
 	int (*message_get)(struct store *s, int64_t account_id, const char *uid,
 			   struct store_message_info *out);
 	int (*batch_pending)(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-			     int64_t gap, int64_t *wait, const char *token_hash,
-			     int64_t expires_at, store_batch_fn fn,
-			     void *arg);
+			     int64_t gap, int64_t *wait, const char *token_hash, int64_t expires_at,
+			     store_batch_fn fn, void *arg);
 	int (*batch_get)(struct store *s, const char *token_hash, struct store_batch *out,
 			 store_batch_fn fn, void *arg);
 	int (*batch_use)(struct store *s, const char *token_hash, int64_t now,

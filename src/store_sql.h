@@ -166,9 +166,9 @@ int sq_messages_list(struct store *s, int64_t account_id, const char *status, in
 		     store_message_fn fn, void *arg);
 int sq_message_get(struct store *s, int64_t account_id, const char *uid,
 		   struct store_message_info *out);
-int sq_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-		     int64_t gap, int64_t *wait, const char *token_hash, int64_t expires_at,
-		     store_batch_fn fn, void *arg);
+int sq_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now, int64_t gap,
+		     int64_t *wait, const char *token_hash, int64_t expires_at, store_batch_fn fn,
+		     void *arg);
 int sq_batch_get(struct store *s, const char *token_hash, struct store_batch *out,
 		 store_batch_fn fn, void *arg);
 int sq_batch_use(struct store *s, const char *token_hash, int64_t now, struct store_batch *out,

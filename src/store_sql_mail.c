@@ -509,9 +509,9 @@ static int last_batch(struct sq_conn *c, int64_t account_id, int64_t *at)
 	return rc;
 }
 
-int sq_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-		     int64_t gap, int64_t *wait, const char *token_hash, int64_t expires_at,
-		     store_batch_fn fn, void *arg)
+int sq_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now, int64_t gap,
+		     int64_t *wait, const char *token_hash, int64_t expires_at, store_batch_fn fn,
+		     void *arg)
 {
 	struct sq_conn c = sq_acquire(sq_of(s));
 	int64_t batch = 0, last = 0;

@@ -40,6 +40,23 @@ class CliTest(unittest.TestCase):
         for flag in ("--config", "--listen", "--db", "--relay", "--public-url", "--dns"):
             self.assertIn(flag, serve)
 
+    def test_every_command_group_lists_its_subcommands(self):
+        groups = {"account": ["account add"], "user": ["user add"], "key": ["key create"],
+                  "domain": ["domain add", "domain set"]}
+        for group, subs in groups.items():
+            for flag in ("--help", "-h"):
+                r = cli(group, flag)
+                self.assertEqual(r.returncode, 0, (group, r.stderr))
+                self.assertIn(f"Usage: postern {group} SUBCOMMAND", r.stdout)
+                for sub in subs:
+                    self.assertIn(sub, r.stdout)
+            bare = cli(group)
+            self.assertEqual(bare.returncode, 2)
+            self.assertIn(subs[0], bare.stderr)
+            typo = cli(group, "frobnicate")
+            self.assertEqual(typo.returncode, 2)
+            self.assertIn(f"unknown subcommand 'frobnicate'", typo.stderr)
+
     def test_usage_errors_exit_2_with_one_line(self):
         for args in (["frobnicate"], ["user"], ["init", *self.store],
                      ["init", "--bogus", "x"], ["init", "--db"], ["init", "--postgres"],

@@ -293,6 +293,52 @@ static bool is_json(struct api_call *c)
 	return type && strncasecmp(type, "application/json", 16) == 0;
 }
 
+/* True when a string value or object key under v is not valid UTF-8 (*key says which).
+ * path (of size size, holding v's path in its first n bytes) is left holding the string's
+ * path, or for a key the path of the object that holds it, written as the send validator
+ * writes them: tags[0], personalizations[0].to[0].name. A path too long to write stops at
+ * its longest parent that fits. */
+static bool utf8_bad(const cJSON *v, char *path, size_t n, size_t size, bool *key)
+{
+	if (cJSON_IsString(v))
+		return !util_utf8(v->valuestring);
+	bool object = cJSON_IsObject(v);
+	int i = 0;
+	for (const cJSON *e = v->child; e; e = e->next, i++) {
+		path[n] = '\0';
+		if (object && !util_utf8(e->string)) {
+			*key = true;
+			return true;
+		}
+		int w = object ? snprintf(path + n, size - n, "%s%s", n ? "." : "", e->string)
+			       : snprintf(path + n, size - n, "[%d]", i);
+		size_t m = w > 0 && (size_t)w < size - n ? n + (size_t)w : n;
+		path[m] = '\0';
+		if (utf8_bad(e, path, m, size, key))
+			return true;
+	}
+	path[n] = '\0';
+	return false;
+}
+
+/* Every string a body holds may be stored, and PostgreSQL refuses text that is not UTF-8,
+ * so it is refused here, once for every route and dialect, naming the field. */
+static enum err check_utf8(struct api_call *c)
+{
+	char path[sizeof(c->err_field)] = "";
+	char message[sizeof(c->err_message)];
+	bool key = false;
+	if (!utf8_bad(c->body, path, 0, sizeof(path), &key))
+		return ERR_OK;
+	if (!key)
+		snprintf(message, sizeof(message), "The field '%s' is not valid UTF-8.", path);
+	else if (*path)
+		snprintf(message, sizeof(message), "A key in '%s' is not valid UTF-8.", path);
+	else
+		snprintf(message, sizeof(message), "A key of the request body is not valid UTF-8.");
+	return api_invalid(c, path, message);
+}
+
 static enum err parse_body(struct api_call *c)
 {
 	if (c->req->body_len == 0)
@@ -302,7 +348,7 @@ static enum err parse_body(struct api_call *c)
 		return ERR_INVALID_JSON;
 	if (!cJSON_IsObject(c->body))
 		return api_invalid(c, NULL, "The request body must be a JSON object.");
-	return ERR_OK;
+	return check_utf8(c);
 }
 
 void api_handle(void *arg, struct http_request *req)
@@ -320,6 +366,11 @@ void api_handle(void *arg, struct http_request *req)
 		const char *close[] = {"Connection", "close", NULL};
 		respond_error(req, DIALECT_MGMT, ERR_MALFORMED_REQUEST, NULL, req->malformed,
 			      close);
+		return;
+	}
+	/* No route's path is anything but UTF-8, and a path may be stored (the audit log). */
+	if (!util_utf8(req->path)) {
+		respond_error(req, DIALECT_MGMT, ERR_NOT_FOUND, NULL, NULL, NULL);
 		return;
 	}
 	for (size_t i = 0; i < ARRAY_LEN(routes) && !route; i++)
@@ -414,6 +465,8 @@ enum err api_store_err(int rc)
 		return ERR_LAST_ADMIN;
 	case STORE_TOO_SOON:
 		return ERR_RATE_LIMITED;
+	case STORE_REFUSED: /* the request's own data; retrying it cannot help */
+		return ERR_INVALID_REQUEST;
 	default:
 		return ERR_STORE_UNAVAILABLE;
 	}

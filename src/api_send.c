@@ -85,8 +85,8 @@ static void answer(struct http_request *req)
 {
 	struct pending *p = req->user;
 	struct api_call c = {.ctx = p->ctx, .req = req, .dialect = p->dialect};
-	enum err e = ERR_STORE_UNAVAILABLE;
-	if (p->rc == STORE_OK) {
+	enum err e = api_store_err(p->rc);
+	if (e == ERR_OK) {
 		log_info("message %s queued account=%lld key=%lld from=%s recipients=%d", p->id,
 			 (long long)p->m.account_id, (long long)p->m.api_key_id, p->from,
 			 p->m.recipients);

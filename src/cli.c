@@ -67,6 +67,24 @@ static const char *opt(struct cli_opt *opts, const char *name)
 	return NULL;
 }
 
+/* Values that name files are the file system's bytes; every other value may be stored
+ * (names, emails, domains) or shown, so it must be UTF-8, which PostgreSQL insists on. */
+static const char *const file_args[] = {"PATH", "FILE"};
+
+static int check_utf8(const struct cli_cmd *cmd)
+{
+	for (const struct cli_opt *o = cmd->opts; o->name; o++) {
+		bool file = false;
+		for (size_t i = 0; o->arg && i < ARRAY_LEN(file_args); i++)
+			file = file || strcmp(o->arg, file_args[i]) == 0;
+		if (o->value && !file && !util_utf8(o->value)) {
+			fprintf(stderr, "postern %s: %s is not valid UTF-8\n", cmd->words, o->name);
+			return EXIT_USAGE;
+		}
+	}
+	return 0;
+}
+
 /* Parses "--name value" and "--name=value". Returns 0, HELP_SHOWN or EXIT_USAGE. */
 static int parse_opts(struct cli_cmd *cmd, int argc, char **argv)
 {
@@ -124,7 +142,7 @@ static int parse_opts(struct cli_cmd *cmd, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	return 0;
+	return check_utf8(cmd);
 }
 
 /* The password comes from POSTERN_PASSWORD, or from a prompt on a terminal. */
@@ -150,6 +168,10 @@ static int read_password(const char *email, char *out, size_t n)
 	} else {
 		fprintf(stderr,
 			"postern: no password: set POSTERN_PASSWORD or run on a terminal\n");
+		return -1;
+	}
+	if (!util_utf8(out)) {
+		fprintf(stderr, "postern: the password is not valid UTF-8\n");
 		return -1;
 	}
 	if (!auth_password_acceptable(out)) {

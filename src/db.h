@@ -25,7 +25,10 @@ struct db_driver {
 	void (*release)(struct db *db, struct db_conn *c);
 	/* Runs sql. STORE_OK with *res on the first row (finish it with done), STORE_NOT_FOUND
 	 * when there is no row (also after a write without RETURNING), STORE_CONFLICT on a
-	 * unique or foreign-key violation, STORE_FAIL otherwise (logged). */
+	 * unique or foreign-key violation, STORE_REFUSED when the database refuses the row
+	 * itself (any other constraint, a trigger's abort, a value it cannot hold: the
+	 * statement's own data is at fault), STORE_FAIL otherwise (the database unreachable,
+	 * full or busy; logged). next, pipeline and COMMIT answer the same way. */
 	int (*query)(struct db_conn *c, struct db_res **res, const char *sql, const char *fmt,
 		     va_list ap);
 	/* Moves to the next row: STORE_OK, STORE_NOT_FOUND at the end, or STORE_FAIL. */

@@ -199,6 +199,20 @@ static const char *prepared_name(struct db_conn *c, const char *sql, const char 
 	return name;
 }
 
+/* What a failed statement means to the store, by SQLSTATE prefix, first match: the row's
+ * own fault (retrying the others without it can succeed) or, for anything else (connection
+ * lost, disk full, shutting down), the database's, which every write shares. */
+static const struct {
+	const char *state;
+	int rc;
+} pg_errors[] = {
+	{"23505", STORE_CONFLICT}, /* unique_violation */
+	{"23503", STORE_CONFLICT}, /* foreign_key_violation */
+	{"22", STORE_REFUSED},	   /* data exceptions: a value the column cannot hold */
+	{"23", STORE_REFUSED},	   /* other integrity constraints: check, not null, exclusion */
+	{"54000", STORE_REFUSED},  /* program_limit_exceeded: a row too big for its index */
+};
+
 static int result_code(struct db_conn *c, PGresult *r)
 {
 	ExecStatusType st = PQresultStatus(r);
@@ -208,14 +222,18 @@ static int result_code(struct db_conn *c, PGresult *r)
 		return st == PGRES_TUPLES_OK && PQntuples(r) > 0 ? STORE_OK : STORE_NOT_FOUND;
 	}
 	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-	/* 23505 unique_violation, 23503 foreign_key_violation: the caller's conflict. */
-	if (state && (strcmp(state, "23505") == 0 || strcmp(state, "23503") == 0))
-		return STORE_CONFLICT;
+	int rc = STORE_FAIL;
+	for (size_t i = 0; state && i < ARRAY_LEN(pg_errors) && rc == STORE_FAIL; i++)
+		if (strncmp(state, pg_errors[i].state, strlen(pg_errors[i].state)) == 0)
+			rc = pg_errors[i].rc;
+	/* A conflict is the caller's answer ("already exists"), not a failure. */
+	if (rc == STORE_CONFLICT)
+		return rc;
 	const char *msg = PQresultErrorMessage(r);
 	if (!*msg) /* no result at all: the connection's own error says why */
 		msg = PQerrorMessage(c->pg);
 	log_error("store: %.*s", (int)strcspn(msg, "\n"), msg);
-	return STORE_FAIL;
+	return rc;
 }
 
 static int pg_query(struct db_conn *c, struct db_res **res, const char *sql, const char *fmt,

@@ -236,6 +236,34 @@ static int sl_fail(struct db_conn *c, const char *what)
 	return STORE_FAIL;
 }
 
+/* What a failed step means to the store, by SQLite's extended code, then its primary code:
+ * the row's own fault (retrying the others without it can succeed) or the database's (busy,
+ * full, I/O), which every write shares. */
+static const struct {
+	int code;
+	int rc;
+} sl_errors[] = {
+	{SQLITE_CONSTRAINT_UNIQUE, STORE_CONFLICT},
+	{SQLITE_CONSTRAINT_PRIMARYKEY, STORE_CONFLICT},
+	{SQLITE_CONSTRAINT_FOREIGNKEY, STORE_CONFLICT},
+	{SQLITE_CONSTRAINT, STORE_REFUSED}, /* a check, NOT NULL, a trigger's RAISE(ABORT) */
+	{SQLITE_MISMATCH, STORE_REFUSED},
+	{SQLITE_TOOBIG, STORE_REFUSED},
+};
+
+static int sl_failed(sqlite3 *h, const char *what)
+{
+	int code = sqlite3_extended_errcode(h);
+	int rc = STORE_FAIL;
+	for (size_t i = 0; i < ARRAY_LEN(sl_errors) && rc == STORE_FAIL; i++)
+		if (sl_errors[i].code == code || sl_errors[i].code == (code & 0xff))
+			rc = sl_errors[i].rc;
+	/* A conflict is the caller's answer ("already exists"), not a failure. */
+	if (rc != STORE_CONFLICT)
+		log_error("store: %s: %s", what, sqlite3_errmsg(h));
+	return rc;
+}
+
 /* True when sql holds more than one statement (a migration). */
 static bool sl_script(const char *tail)
 {
@@ -350,14 +378,12 @@ static int sl_query(struct db_conn *c, struct db_res **res, const char *sql, con
 	int out;
 	if (rc == SQLITE_DONE)
 		out = STORE_NOT_FOUND;
-	else if (rc == SQLITE_CONSTRAINT)
-		out = STORE_CONFLICT;
 	/* A ROLLBACK with no transaction left (a failed COMMIT ended it) is no error, as on
 	 * PostgreSQL, where it only warns. */
 	else if (sqlite3_get_autocommit(c->h) && strcmp(sql, "ROLLBACK") == 0)
 		out = STORE_NOT_FOUND;
 	else
-		out = sl_fail(c, "step");
+		out = sl_failed(c->h, "step");
 	sl_done(r);
 	return out;
 }
@@ -369,8 +395,7 @@ static int sl_next(struct db_res *r)
 		return STORE_OK;
 	if (rc == SQLITE_DONE)
 		return STORE_NOT_FOUND;
-	log_error("store: step: %s", sqlite3_errmsg(sqlite3_db_handle(r->st)));
-	return STORE_FAIL;
+	return sl_failed(sqlite3_db_handle(r->st), "step");
 }
 
 static int64_t sl_col_int(struct db_res *r, int col)
@@ -388,11 +413,12 @@ static int64_t sl_changes(struct db_conn *c)
 	return sqlite3_changes(c->h);
 }
 
-/* Two memory reads: sends ask on every request. */
+/* Two memory reads: sends ask on every request. Both counters only grow, so their sum
+ * moves whenever either does (a shift or a mix of the two could lose one of them). */
 static int sl_stamp(struct db *db, uint64_t *stamp)
 {
 	struct sl *d = sl_of(db);
-	*stamp = (atomic_load(&d->external) << 32) ^ atomic_load(d->shared);
+	*stamp = atomic_load(&d->external) + atomic_load(d->shared);
 	return STORE_OK;
 }
 

@@ -1,6 +1,7 @@
 /* Group commit. Each caller puts a waiter on the pending list and sleeps on its own
  * condition; the writer takes the whole list, stores it in one transaction, and wakes each
- * waiter with the result. While one commit is on disk the next batch collects itself. */
+ * waiter with the result. While one commit is on disk the next batch collects itself. A row
+ * the database refuses fails its own request only: the batch is split until it is alone. */
 #include "queue.h"
 
 #include <pthread.h>
@@ -50,11 +51,33 @@ static size_t take(struct queue *q, struct waiter **batch)
 	return n;
 }
 
+/* Stores m[0..n) in one transaction, each message's result in rc[]; returns how many
+ * commits landed. When the database refuses a row (its own data: a constraint, a trigger, a
+ * value the column cannot hold), nothing of the batch was written, yet the others would be:
+ * each half is committed on its own, down to the one message at fault, so a bad request
+ * costs a few more commits and never fails the requests it happened to share one with. A
+ * store that fails as a whole (unreachable, full, busy) fails everyone at once. */
+static size_t commit(struct queue *q, const struct store_message *m, int *rc, size_t n)
+{
+	int r = store_messages_add(q->store, m, n);
+	if (n > 1 && (r == STORE_REFUSED || r == STORE_CONFLICT)) {
+		size_t half = n / 2;
+		return commit(q, m, rc, half) + commit(q, m + half, rc + half, n - half);
+	}
+	for (size_t i = 0; i < n; i++)
+		rc[i] = r;
+	if (r != STORE_OK)
+		log_error("queue: a commit of %zu messages failed; answering %s", n,
+			  r == STORE_FAIL ? "503" : "with an error");
+	return r == STORE_OK;
+}
+
 static void *writer(void *arg)
 {
 	struct queue *q = arg;
 	struct waiter **batch = xcalloc(BATCH_MAX, sizeof(*batch));
 	struct store_message *msgs = xcalloc(BATCH_MAX, sizeof(*msgs));
+	int *rcs = xcalloc(BATCH_MAX, sizeof(*rcs));
 
 	pthread_mutex_lock(&q->lock);
 	for (;;) {
@@ -67,34 +90,34 @@ static void *writer(void *arg)
 
 		for (size_t i = 0; i < n; i++)
 			msgs[i] = *batch[i]->m;
-		int rc = store_messages_add(q->store, msgs, n);
-		if (rc != STORE_OK)
-			log_error("queue: a commit of %zu messages failed; answering 503", n);
+		size_t commits = commit(q, msgs, rcs, n);
 
 		pthread_mutex_lock(&q->lock);
-		if (rc == STORE_OK) {
-			q->stats.commits++;
-			q->stats.messages += n;
-			if (n > q->stats.largest)
-				q->stats.largest = n;
-		}
+		size_t stored = 0;
+		for (size_t i = 0; i < n; i++)
+			stored += rcs[i] == STORE_OK;
+		q->stats.commits += commits;
+		q->stats.messages += stored;
+		if (commits == 1 && stored > q->stats.largest)
+			q->stats.largest = stored;
 		size_t async = 0;
 		for (size_t i = 0; i < n; i++) {
 			if (batch[i]->callback) {
+				rcs[async] = rcs[i];
 				batch[async++] = batch[i]; /* answered below, without the lock */
 				continue;
 			}
-			batch[i]->rc = rc;
+			batch[i]->rc = rcs[i];
 			batch[i]->done = true;
 			pthread_cond_signal(&batch[i]->cond);
 		}
 		pthread_mutex_unlock(&q->lock);
 		for (size_t i = 0; i < async; i++) {
-			batch[i]->callback(batch[i]->arg, rc);
+			batch[i]->callback(batch[i]->arg, rcs[i]);
 			free(batch[i]);
 		}
 		pthread_mutex_lock(&q->lock);
-		if (rc == STORE_OK && q->on_commit) {
+		if (stored && q->on_commit) {
 			pthread_mutex_unlock(&q->lock);
 			q->on_commit(q->arg);
 			pthread_mutex_lock(&q->lock);
@@ -103,6 +126,7 @@ static void *writer(void *arg)
 	pthread_mutex_unlock(&q->lock);
 	free(batch);
 	free(msgs);
+	free(rcs);
 	return NULL;
 }
 

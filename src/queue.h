@@ -16,7 +16,9 @@ struct queue;
 struct queue *queue_start(struct store *s, void (*on_commit)(void *arg), void *arg);
 /* Lets pending commits finish, then stops the writer. */
 void queue_stop(struct queue *q);
-/* Stores m durably. Returns STORE_OK once it is committed, or the store's failure. */
+/* Stores m durably. Returns STORE_OK once it is committed, or the store's failure: a
+ * message the database refuses (STORE_REFUSED, STORE_CONFLICT) fails alone, never the
+ * messages that shared its commit; STORE_FAIL, the store failing as a whole, fails all. */
 int queue_put(struct queue *q, const struct store_message *m);
 /* The same without waiting: done(arg, rc) runs on the writer thread once the commit
  * holding m has landed (or failed); m must stay valid until then. When the queue is

@@ -20,7 +20,10 @@ enum store_rc {
 	STORE_CONFLICT,	  /* a unique name or address already exists */
 	STORE_LAST_ADMIN, /* the change would leave an account without an Admin */
 	STORE_TOO_SOON,	  /* a rate limit holds; the call says how long to wait */
-	STORE_FAIL,	  /* the database failed; the caller answers 503 */
+	/* The database refused this row (a value it cannot hold, a check or a trigger): the
+	 * same write fails again, while other writes may well succeed. */
+	STORE_REFUSED,
+	STORE_FAIL, /* the database failed (unreachable, full, busy); the caller answers 503 */
 };
 
 #define STORE_NAME_MAX 128

@@ -196,10 +196,11 @@ int sq_policy_stamp(struct store *s, uint64_t *stamp)
 	struct sq *q = sq_of(s);
 	uint64_t theirs;
 	/* The driver's stamp moves when another process or node commits a change; ours when
-	 * this process writes one. */
+	 * this process writes one. Both only grow, so the sum moves when either does and no
+	 * bit of either is lost. */
 	if (q->db->drv->stamp(q->db, &theirs) != STORE_OK)
 		return STORE_FAIL;
-	*stamp = (theirs << 32) ^ atomic_load(&q->policy_writes);
+	*stamp = theirs + atomic_load(&q->policy_writes);
 	return STORE_OK;
 }
 

@@ -2,6 +2,7 @@
  * recovery for a gateway that cannot allocate a few bytes. */
 #include "util.h"
 
+#include <glib.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,6 +61,11 @@ int util_copy(char *dst, size_t n, const char *src)
 	}
 	memcpy(dst, src, len + 1);
 	return 0;
+}
+
+bool util_utf8(const char *s)
+{
+	return g_utf8_validate(s, -1, NULL);
 }
 
 /* Tests move time forward without sleeping: in a test build (CMake's POSTERN_TEST_CLOCK,

@@ -2,6 +2,7 @@
 #ifndef POSTERN_UTIL_H
 #define POSTERN_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -15,6 +16,10 @@ void fatal(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)))
 
 /* Copies src into dst of size n; returns -1 (and leaves dst empty) when it does not fit. */
 int util_copy(char *dst, size_t n, const char *src);
+
+/* True when s is valid UTF-8: what every string must be before it is stored (PostgreSQL
+ * refuses anything else) or echoed back in JSON. */
+bool util_utf8(const char *s);
 
 int64_t util_now(void);	     /* seconds since the epoch */
 double util_monotonic(void); /* seconds, for durations */

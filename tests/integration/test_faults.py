@@ -1,7 +1,8 @@
 """Faults injected into a running gateway: kill -9 under sustained send load, a relay that
 is down for a while, a DNS server gone during scheduled domain checks, a full disk under
-the database (a small tmpfs in a private mount namespace), and slow or idle clients holding
-connections. Each test says what the daemon promises and checks that, and only that."""
+the database (a small tmpfs in a private mount namespace), slow or idle clients holding
+connections, and messages the database refuses in a commit they share with others. Each
+test says what the daemon promises and checks that, and only that."""
 import http.client
 import itertools
 import json
@@ -552,6 +553,105 @@ class SlowClientsTest(FaultCase):
         out = post_send(port, self.key, mail("after"))
         self.assertEqual(out[0], "ok", out)
         self.assertEqual(self.gw.stop(), 0)
+
+
+def post_raw(port, key, raw, timeout=30):
+    """One send of raw body bytes; returns (status, the first error object or None)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", NETCORE, body=raw,
+                     headers={"Authorization": "Bearer " + key,
+                              "Content-Type": "application/json"})
+        r = conn.getresponse()
+        doc = json.loads(r.read() or b"null")
+        errors = doc.get("error") if isinstance(doc, dict) else None
+        return r.status, (errors[0] if isinstance(errors, list) and errors else None)
+    finally:
+        conn.close()
+
+
+POISON = "poison-"  # the subject prefix of messages the test's trigger refuses
+# Installed in the gateway's own database: the database itself refuses those rows, as it
+# would a value it cannot hold, in the same transaction as everyone else's messages.
+POISON_SQLITE = ("CREATE TRIGGER poison BEFORE INSERT ON messages "
+                 "WHEN instr(NEW.payload, 'poison-') > 0 "
+                 "BEGIN SELECT RAISE(ABORT, 'poisoned'); END")
+POISON_PG = ("CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+             "IF position('poison-data' in NEW.payload) > 0 THEN "
+             "  RAISE EXCEPTION 'poisoned' USING ERRCODE = '22023'; "
+             "ELSIF position('poison-' in NEW.payload) > 0 THEN "
+             "  RAISE EXCEPTION 'poisoned' USING ERRCODE = '23514'; "
+             "END IF; RETURN NEW; END $$",
+             "CREATE TRIGGER poison BEFORE INSERT ON messages "
+             "FOR EACH ROW EXECUTE FUNCTION poison()")
+
+
+class GroupCommitIsolationTest(FaultCase):
+    """Concurrent requests share a commit. A message the database refuses (a constraint, a
+    trigger, a value it cannot hold) fails its own request and no other: every valid send
+    is answered 2xx and stored, whatever it happened to share a commit with."""
+
+    def test_a_refused_row_fails_only_its_own_request(self):
+        for statement in (POISON_PG if POSTGRES else (POISON_SQLITE,)):
+            self.gw.sql(statement)
+        self.gw.start()
+        subjects = [f"{POISON}data-{i}" if i % 40 == 0 else
+                    f"{POISON}check-{i}" if i % 40 == 20 else f"ok-{i}" for i in range(400)]
+
+        def send(subject):
+            return subject, post_send(self.gw.port, self.key, mail(subject), timeout=60)
+
+        with ThreadPoolExecutor(12) as pool:
+            outcomes = dict(pool.map(send, subjects))
+        poisoned = {s: o for s, o in outcomes.items() if s.startswith(POISON)}
+        valid = {s: o for s, o in outcomes.items() if not s.startswith(POISON)}
+        failed = {s: o for s, o in valid.items() if o[0] != "ok"}
+        print(f"\ngroup commit: {len(valid)} valid sends ({len(failed)} failed), "
+              f"{len(poisoned)} poisoned ones answered {set(poisoned.values())}")
+        self.assertEqual(failed, {}, "valid sends failed beside a refused one")
+        for s, o in poisoned.items():
+            self.assertEqual(o, ("error", 400, "invalid_request"), s)
+        stored = {uid for (uid,) in self.gw.sql("SELECT uid FROM messages")}
+        self.assertEqual({o[1] for o in valid.values()} - stored, set(),
+                         "answered 2xx yet not stored")
+        self.assertEqual(len(stored), len(valid), "a poisoned message was stored")
+        self.assertEqual(post_send(self.gw.port, self.key, mail("after"))[0], "ok")
+
+
+class Utf8UnderLoadTest(FaultCase):
+    """The finding as it was seen: one account sends a tag that is not UTF-8 (PostgreSQL
+    cannot store it) while other accounts send. That account is told which field is at
+    fault; every other account's sends are accepted."""
+
+    def test_a_tag_that_is_not_utf8_is_400_and_others_are_accepted(self):
+        keys = {}
+        for name in ("north", "south", "east", "mallory"):
+            self.gw.add_account(name, f"admin@{name}.test")
+            self.gw.add_domain(name, f"{name}.test", "--verified")
+            keys[name] = self.gw.create_key(name)
+        self.gw.start()
+        port = self.gw.port
+        bad = json.dumps(dict(mail("tagged", sender="x@mallory.test"), tags=["BAD"]))
+        bad = bad.encode().replace(b"BAD", b"\xff")
+
+        def send(i):
+            if i % 10 == 0:  # mallory's, among the others'
+                return "mallory", post_raw(port, keys["mallory"], bad, 60)
+            name = ("north", "south", "east")[i % 3]
+            return name, post_send(port, keys[name], mail(f"g-{i}", sender=f"x@{name}.test"),
+                                   timeout=60)
+
+        with ThreadPoolExecutor(12) as pool:
+            outcomes = list(pool.map(send, range(200)))
+        goods = [o for name, o in outcomes if name != "mallory"]
+        failed = [o for o in goods if o[0] != "ok"]
+        self.assertEqual(failed, [], f"{len(failed)} of {len(goods)} other accounts' sends "
+                         "failed")
+        for name, (status, err) in outcomes:
+            if name == "mallory":
+                self.assertEqual(status, 400, err)
+                self.assertEqual((err["code"], err["field"]), ("invalid_request", "tags[0]"))
+        self.assertEqual(self.gw.sql("SELECT COUNT(*) FROM messages"), [(len(goods),)])
 
 
 if __name__ == "__main__":

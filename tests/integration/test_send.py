@@ -391,5 +391,74 @@ class DomainCliTest(unittest.TestCase):
             gw.cleanup()
 
 
+def raw_with(payload, *bad):
+    """payload as a JSON body with each marker in bad (a string inside it) replaced by a
+    raw byte that can start no UTF-8 sequence: what a client with a broken encoder sends."""
+    raw = json.dumps(payload, ensure_ascii=False).encode()
+    for marker in bad:
+        raw = raw.replace(marker.encode(), b"\xff")
+    return raw
+
+
+class Utf8Test(SendCase):
+    """Every string a body holds may be stored, and PostgreSQL takes nothing but UTF-8:
+    text that is not UTF-8 is refused at the edge, 400 in the route's own dialect, naming
+    the field, on every route, and nothing is stored."""
+
+    def test_sends_name_the_field_that_is_not_utf8(self):
+        cases = [(NETCORE, body(tags=["BAD"]), "tags[0]"),
+                 (SENDGRID, body(categories=["ok", "BAD"]), "categories[1]"),
+                 (SENDGRID, body(personalizations=[{"to": [{"email": "bob@example.com",
+                                                            "name": "BAD"}]}]),
+                  "personalizations[0].to[0].name"),
+                 (NETCORE, body(headers={"X-Note": "BAD"}), "headers.X-Note"),
+                 (NETCORE, body(headers={"X-BAD": "fine"}), "headers")]
+        before = self.messages()
+        for path, payload, field in cases:
+            with self.subTest(field=field):
+                r = self.send(path, None, raw=raw_with(payload, "BAD"))
+                err = self.assertRefused(r, path, 400, "invalid_request", field)
+                self.assertIn("UTF-8", err["message"])
+        self.assertEqual(self.messages(), before, "a refused request was queued")
+
+    def test_management_bodies_are_checked_too(self):
+        admin = self.admins["order"]
+        keys = len(admin.request("GET", "/api/keys").json["keys"])
+        r = admin.request("POST", "/api/keys", raw=raw_with({"name": "BAD"}, "BAD"))
+        self.assertEqual(r.status, 400, r.raw)
+        self.assertEqual(r.json["error"]["code"], "invalid_request")
+        self.assertEqual(r.json["error"]["field"], "name")
+        self.assertEqual(len(admin.request("GET", "/api/keys").json["keys"]), keys)
+        r = admin.request("POST", "/api/senders",
+                          raw=raw_with({"addresses": ["a@order.test", "BAD@order.test"]},
+                                       "BAD"))
+        self.assertEqual((r.status, r.json["error"]["field"]), (400, "addresses[1]"), r.raw)
+
+    def test_a_path_that_is_not_utf8_is_no_route_and_is_never_audited(self):
+        self.gw.add_user("order", "marketer@order.test", "marketing")
+        marketer = self.gw.client()
+        self.assertEqual(marketer.login("marketer@order.test").status, 200)
+        # Refused for the role, this would be audited with the path as its target.
+        r = marketer.request("DELETE", "/api/users/%FF")
+        self.assertEqual((r.status, r.code), (404, "not_found"), r.raw)
+        self.assertEqual(self.db("SELECT COUNT(*) FROM audit_log WHERE target LIKE '%users/%' "
+                                 "AND action = 'permission.denied'"), [(0,)])
+
+    def test_cli_refuses_arguments_that_are_not_utf8(self):
+        bad = "n\udcffme"  # the byte 0xff in an argument (os.fsencode's surrogateescape)
+        for args in (["key", "create", *self.gw.store_args, "--account", "acme", "--name",
+                      bad],
+                     ["account", "add", *self.gw.store_args, "--account", bad, "--admin",
+                      "x@bad.test"],
+                     ["domain", "add", *self.gw.store_args, *self.gw.key_args, "--account",
+                      "acme", "b\udcff.test"]):
+            with self.subTest(command=args[:2]):
+                r = cli(*args)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn("not valid UTF-8", r.stderr)
+        self.assertEqual(self.db("SELECT COUNT(*) FROM accounts WHERE name LIKE 'n%me'"),
+                         [(0,)])
+
+
 if __name__ == "__main__":
     main()

@@ -492,7 +492,9 @@ static int cmd_domain_add(struct cli_opt *o)
 		store_close(s);
 		return EXIT_USAGE;
 	}
-	if (dkimkey_master_load(keyfile, true, master, err, sizeof(err)) < 0) {
+	if (dkimkey_master_load(keyfile, true, master, err, sizeof(err)) < 0 ||
+	    dkimkey_master_verify(s, master, keyfile, err, sizeof(err)) < 0) {
+		sodium_memzero(master, sizeof(master));
 		fprintf(stderr, "postern: %s\n", err);
 		store_close(s);
 		return EXIT_FAIL;
@@ -582,6 +584,10 @@ static int cmd_serve(struct cli_opt *o)
 		}
 	}
 	config_finish(&cfg);
+	if (config_check(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern serve: %s\n", err);
+		return EXIT_FAIL;
+	}
 	return serve_run(&cfg) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 

@@ -53,6 +53,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("relay", "username", CFG_STRING, relay_username, NULL),
 	KEY("relay", "password", CFG_STRING, relay_password, NULL),
 	KEY("relay", "starttls", CFG_BOOL, relay_starttls, NULL),
+	KEY("relay", "plaintext_auth", CFG_BOOL, relay_plaintext_auth, NULL),
 	KEY("relay", "connections", CFG_INT, relay_connections, NULL),
 	KEY("relay", "paused", CFG_BOOL, relay_paused, NULL),
 	KEY("relay", "retry_base", CFG_DURATION, relay_retry_base, NULL),
@@ -389,9 +390,55 @@ void config_finish(struct config *cfg)
 {
 	if (!cfg->public_url[0])
 		snprintf(cfg->public_url, sizeof(cfg->public_url), "http://%s", cfg->listen);
-	if (!cfg->dkim_master_key_file[0])
+	if (!cfg->dkim_master_key_file[0] && !cfg->store_postgres[0])
 		config_default_master_key(cfg->store_path, cfg->dkim_master_key_file,
 					  sizeof(cfg->dkim_master_key_file));
+}
+
+/* The host of an smtp:// or smtps:// URL, without brackets or port; "" for an outbox. */
+static void relay_host(const char *url, char *out, size_t n)
+{
+	const char *rest = strstr(url, "://");
+	out[0] = '\0';
+	if (!rest || has_prefix(url, "outbox:"))
+		return;
+	rest += 3;
+	size_t len = rest[0] == '[' ? strcspn(++rest, "]") : strcspn(rest, ":/");
+	snprintf(out, n, "%.*s", (int)len, rest);
+}
+
+static bool loopback(const char *host)
+{
+	struct in_addr v4;
+	struct in6_addr v6;
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+int config_check(const struct config *cfg, char *err, size_t errlen)
+{
+	char host[300];
+	relay_host(cfg->relay_url, host, sizeof(host));
+	/* A password in clear is only tolerable where it never leaves the machine. */
+	if (cfg->relay_plaintext_auth && !loopback(host)) {
+		snprintf(err, errlen,
+			 "[relay] plaintext_auth = yes is allowed only for an SMTP relay on "
+			 "loopback (127.0.0.0/8, ::1, localhost), not %s",
+			 host[0] ? host : cfg->relay_url);
+		return -1;
+	}
+	/* A key of its own under each node's working directory would seal keys the other
+	 * nodes cannot open. */
+	if (cfg->store_postgres[0] && !cfg->dkim_master_key_file[0]) {
+		snprintf(err, errlen,
+			 "[dkim] master_key_file is required with PostgreSQL: give every node the "
+			 "same DKIM master key file");
+		return -1;
+	}
+	return 0;
 }
 
 void config_default_master_key(const char *db, char *out, size_t n)

@@ -17,17 +17,18 @@ struct config {
 	char relay_username[256];
 	char relay_password[256];
 	bool relay_starttls;
-	int relay_connections;	/* [relay] connections: parallel relay connections */
-	bool relay_paused;	/* [relay] paused: accept and queue, deliver nothing */
-	int relay_retry_base;	/* [relay] retry_base: first retry delay, seconds */
-	int relay_retry_max;	/* [relay] retry_max: longest retry delay, seconds */
-	int relay_give_up;	/* [relay] give_up: a message still deferred after this fails */
-	char dns_servers[256];	/* [dns] servers: comma-separated ip[:port] */
-	int dns_timeout;	/* [dns] timeout: per lookup, seconds */
-	int dns_grace;		/* [dns] grace: records missing this long fail a domain */
-	int dns_check_pending;	/* [dns] check_pending: re-check pending and failed domains */
-	int dns_check_verified; /* [dns] check_verified: re-check verified domains */
-	char spf_include[256];	/* [dns] spf_include: advised in SPF records, if set */
+	bool relay_plaintext_auth; /* [relay] plaintext_auth: AUTH without TLS, loopback only */
+	int relay_connections;	   /* [relay] connections: parallel relay connections */
+	bool relay_paused;	   /* [relay] paused: accept and queue, deliver nothing */
+	int relay_retry_base;	   /* [relay] retry_base: first retry delay, seconds */
+	int relay_retry_max;	   /* [relay] retry_max: longest retry delay, seconds */
+	int relay_give_up;	   /* [relay] give_up: a message still deferred after this fails */
+	char dns_servers[256];	   /* [dns] servers: comma-separated ip[:port] */
+	int dns_timeout;	   /* [dns] timeout: per lookup, seconds */
+	int dns_grace;		   /* [dns] grace: records missing this long fail a domain */
+	int dns_check_pending;	   /* [dns] check_pending: re-check pending and failed domains */
+	int dns_check_verified;	   /* [dns] check_verified: re-check verified domains */
+	char spf_include[256];	   /* [dns] spf_include: advised in SPF records, if set */
 	char dkim_master_key_file[1024]; /* [dkim] master_key_file: seals DKIM private keys */
 	char system_from[256];		 /* [mail] system_from: sender of verification mail */
 	int verify_ttl; /* [mail] verify_ttl: how long a Verify All link works, seconds */
@@ -41,8 +42,12 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
  * and was applied, 0 if it is not one, -1 with err when the value is malformed. */
 int config_flag(struct config *cfg, const char *flag, const char *value, char *err, size_t errlen);
 /* Fills what depends on other keys: public_url from listen, the DKIM master key path
- * from the database's directory. */
+ * from the database's directory (SQLite only: PostgreSQL nodes must name a shared one). */
 void config_finish(struct config *cfg);
+/* Refuses combinations of keys, after config_finish: plaintext_auth with a relay that is
+ * not on loopback, PostgreSQL without [dkim] master_key_file. 0, or -1 with one line in
+ * err naming the key. */
+int config_check(const struct config *cfg, char *err, size_t errlen);
 /* The master key file used when [dkim] master_key_file is not set, for database db. */
 void config_default_master_key(const char *db, char *out, size_t n);
 

@@ -604,6 +604,8 @@ static const char *const pg_migrations[] = {
 	/* API keys are checked from a cache too: a revoked key must stop everywhere at once. */
 	"CREATE TRIGGER api_keys_policy AFTER UPDATE OF revoked_at OR DELETE ON api_keys"
 	"  FOR EACH STATEMENT EXECUTE FUNCTION postern_policy_changed();",
+	/* 2: facts about the installation as a whole (the DKIM master key's check value). */
+	"CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
 };
 
 static const struct db_driver pg_driver = {

@@ -153,6 +153,9 @@ static const char *const migrations[] = {
 	"CREATE TRIGGER api_keys_policy_u AFTER UPDATE OF revoked_at ON api_keys BEGIN " BUMP
 	" END;"
 	"CREATE TRIGGER api_keys_policy_d AFTER DELETE ON api_keys BEGIN " BUMP " END;",
+	/* 3: facts about the installation as a whole, such as the DKIM master key's check
+	 * value, which tells a node started with another master key to refuse. */
+	"CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
 };
 
 /* A statement: kept in the cache (reset when done) or prepared for one use (finalized). */
@@ -427,6 +430,42 @@ static void sl_changed(struct db *db)
 	atomic_fetch_add(sl_of(db)->shared, 1);
 }
 
+/* Takes group and other access away from a file an older version created 0644. */
+static int sl_tighten(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return -1;
+	return st.st_mode & 077 ? fchmod(fd, st.st_mode & 0700) : 0;
+}
+
+/* The database holds password hashes, sealed keys and the queue: only its owner may read
+ * it. SQLite gives the -wal and -shm it creates the database file's mode, so the file is
+ * made 0600 before SQLite opens it; files of an older version are tightened. */
+static int sl_private_files(const char *path, char *err, size_t errlen)
+{
+	static const char *const beside[] = {"", "-wal", "-shm", "-journal"};
+	char name[4096];
+	for (size_t i = 0; i < ARRAY_LEN(beside); i++) {
+		if (snprintf(name, sizeof(name), "%s%s", path, beside[i]) >= (int)sizeof(name)) {
+			snprintf(err, errlen, "%s: path too long", path);
+			return -1;
+		}
+		int fd = open(name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (i ? 0 : O_CREAT), 0600);
+		if (fd < 0 && i && errno == ENOENT)
+			continue;
+		if (fd < 0 || sl_tighten(fd) < 0) {
+			snprintf(err, errlen, "%s: cannot make it private (mode 0600): %s", name,
+				 strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return -1;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
 /* Maps <path>-policy (8 bytes, created if missing); NULL when it cannot be. */
 static _Atomic uint64_t *sl_map_stamp(const char *path)
 {
@@ -438,7 +477,7 @@ static _Atomic uint64_t *sl_map_stamp(const char *path)
 		return NULL;
 	struct stat st;
 	void *p = MAP_FAILED;
-	if (fstat(fd, &st) == 0 &&
+	if (sl_tighten(fd) == 0 && fstat(fd, &st) == 0 &&
 	    (st.st_size >= (off_t)sizeof(uint64_t) || ftruncate(fd, sizeof(uint64_t)) == 0))
 		p = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
@@ -572,7 +611,8 @@ struct db *db_sqlite_open(const char *path, char *err, size_t errlen)
 
 	/* The writer first: it creates the file and turns WAL on for both. */
 	struct db_conn checkpointer = {0};
-	if (sl_connect(&d->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+	if (sl_private_files(path, err, errlen) < 0 ||
+	    sl_connect(&d->conn, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
 		       "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; "
 		       "PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=0;",
 		       err, errlen) < 0 ||

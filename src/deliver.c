@@ -18,6 +18,7 @@
 #include "addr.h"
 #include "compose.h"
 #include "log.h"
+#include "notify.h"
 #include "relay.h"
 #include "signer.h"
 #include "util.h"
@@ -337,6 +338,11 @@ static void process(struct worker *w, struct store_queued *m)
 	}
 	if (!still_allowed(w, m))
 		goto out;
+	/* A verification email is queued without its body: the link is opened only now. */
+	if (m->system && notify_render(payload, d->cfg) < 0) {
+		finish(w, m, "failed", "link_unreadable", NULL, NULL, 0);
+		goto out;
+	}
 	int parts = compose_parts(payload);
 	for (int part = m->parts_done; part < parts; part++) {
 		const char *reason = NULL;

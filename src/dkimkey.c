@@ -17,11 +17,12 @@
 
 #include "util.h"
 
-#define HEX_LEN	   (2 * DKIMKEY_MASTER_LEN)
-#define B64	   sodium_base64_VARIANT_ORIGINAL
-#define BOX_EXTRA  (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
-#define RSA_BITS   2048
-#define RECORD_PRE "v=DKIM1; k=rsa; p="
+#define HEX_LEN	    (2 * DKIMKEY_MASTER_LEN)
+#define B64	    sodium_base64_VARIANT_ORIGINAL
+#define BOX_EXTRA   (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES)
+#define RSA_BITS    2048
+#define RECORD_PRE  "v=DKIM1; k=rsa; p="
+#define CHECK_LABEL "postern dkim master key check v1"
 
 /* O_EXCL: when two processes race to create the file, the loser reads the winner's key. */
 static int master_create(const char *path, char *err, size_t errlen)
@@ -116,6 +117,39 @@ int dkimkey_master_load(const char *path, bool create, unsigned char key[DKIMKEY
 	int rc = master_read(fd, path, key, err, errlen);
 	close(fd);
 	return rc;
+}
+
+void dkimkey_check_value(const unsigned char master[DKIMKEY_MASTER_LEN],
+			 char out[DKIMKEY_CHECK_HEX])
+{
+	unsigned char mac[(DKIMKEY_CHECK_HEX - 1) / 2];
+	crypto_generichash(mac, sizeof(mac), (const unsigned char *)CHECK_LABEL,
+			   strlen(CHECK_LABEL), master, DKIMKEY_MASTER_LEN);
+	sodium_bin2hex(out, DKIMKEY_CHECK_HEX, mac, sizeof(mac));
+}
+
+static bool master_opens(void *master, const char *sealed)
+{
+	char *pem = dkimkey_open(master, sealed);
+	bool opened = pem != NULL;
+	dkimkey_free_pem(pem);
+	return opened;
+}
+
+int dkimkey_master_verify(struct store *s, const unsigned char master[DKIMKEY_MASTER_LEN],
+			  const char *path, char *err, size_t errlen)
+{
+	char check[DKIMKEY_CHECK_HEX];
+	dkimkey_check_value(master, check);
+	int rc = store_master_check(s, check, master_opens, (void *)master);
+	if (rc == STORE_CONFLICT)
+		snprintf(err, errlen,
+			 "%s is not the DKIM master key this store's keys are sealed with: set "
+			 "[dkim] master_key_file to the key file every node of this store uses",
+			 path);
+	else if (rc != STORE_OK)
+		snprintf(err, errlen, "cannot read the DKIM master key check from the store");
+	return rc == STORE_OK ? 0 : -1;
 }
 
 /* The whole contents of a memory BIO as a NUL-terminated malloc'd string. */

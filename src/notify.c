@@ -1,16 +1,40 @@
 /* The verification email: plain text and HTML, one personalization per Admin so each
- * receives it addressed to themselves, queued as system mail. */
+ * receives it addressed to themselves, queued as system mail. The link's token is a
+ * credential, so the queue holds it sealed and the body is written at delivery. */
 #include "notify.h"
 
 #include <cjson/cJSON.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
+#include "dkimkey.h"
 #include "html.h"
 #include "log.h"
 #include "util.h"
+
+#define LINK_KEY_ID	 1
+#define LINK_KEY_CONTEXT "pstnlink" /* crypto_kdf_CONTEXTBYTES characters */
+
+/* Process-wide, like the master key it comes from: set once at start, before any thread
+ * that queues or delivers mail, so the senders API needs no key of its own to pass. */
+static unsigned char link_key[DKIMKEY_MASTER_LEN];
+static bool link_key_set;
+
+void notify_init(const unsigned char master[DKIMKEY_MASTER_LEN])
+{
+	crypto_kdf_derive_from_key(link_key, sizeof(link_key), LINK_KEY_ID, LINK_KEY_CONTEXT,
+				   master);
+	link_key_set = true;
+}
+
+void notify_end(void)
+{
+	sodium_memzero(link_key, sizeof(link_key));
+	link_key_set = false;
+}
 
 struct admins {
 	cJSON *personalizations;
@@ -80,19 +104,43 @@ static char *html_body(const char *account, const char *link, const char *until,
 	return html_page("Verify sender email addresses", &h);
 }
 
+/* What the body is written from at delivery: the account, the addresses, the link's
+ * expiry, and the token sealed under the link key. */
+static cJSON *sealed_batch(const char *account_name, const char *token, int64_t expires_at,
+			   const char *const *addresses, size_t n)
+{
+	char *sealed = link_key_set ? dkimkey_seal(link_key, token) : NULL;
+	if (!sealed)
+		return NULL;
+	cJSON *v = cJSON_CreateObject();
+	cJSON_AddStringToObject(v, "account", account_name);
+	cJSON *list = cJSON_AddArrayToObject(v, "addresses");
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddItemToArray(list, cJSON_CreateString(addresses[i]));
+	cJSON_AddNumberToObject(v, "expires_at", (double)expires_at);
+	cJSON_AddStringToObject(v, "token_sealed", sealed);
+	free(sealed);
+	return v;
+}
+
 int notify_verification(struct store *s, struct queue *q, const struct config *cfg,
 			int64_t account_id, const char *account_name, const char *token,
 			int64_t expires_at, const char *const *addresses, size_t n)
 {
 	struct admins admins = {cJSON_CreateArray(), 0};
-	char link[600], until[21], subject[256], uid[33];
+	char subject[256], uid[33];
 
 	if (store_users_list(s, account_id, add_admin, &admins) != STORE_OK || !admins.count) {
 		cJSON_Delete(admins.personalizations);
 		return admins.count ? STORE_FAIL : STORE_NOT_FOUND;
 	}
-	snprintf(link, sizeof(link), "%s/verify/%s", cfg->public_url, token);
-	util_iso8601(expires_at, until);
+	cJSON *batch = sealed_batch(account_name, token, expires_at, addresses, n);
+	if (!batch) {
+		log_error("notify: cannot seal the verification link of account %lld",
+			  (long long)account_id);
+		cJSON_Delete(admins.personalizations);
+		return STORE_FAIL;
+	}
 	snprintf(subject, sizeof(subject), "Verify sender email addresses for %s", account_name);
 
 	cJSON *p = cJSON_CreateObject();
@@ -100,13 +148,7 @@ int notify_verification(struct store *s, struct queue *q, const struct config *c
 	cJSON_AddStringToObject(from, "email", cfg->system_from);
 	cJSON_AddStringToObject(from, "name", "Postern");
 	cJSON_AddStringToObject(p, "subject", subject);
-	cJSON *content = cJSON_AddObjectToObject(p, "content");
-	char *text = text_body(account_name, link, until, addresses, n);
-	char *html = html_body(account_name, link, until, addresses, n);
-	cJSON_AddStringToObject(content, "text", text);
-	cJSON_AddStringToObject(content, "html", html);
-	free(text);
-	free(html);
+	cJSON_AddItemToObject(p, "verification", batch);
 	cJSON_AddItemToObject(p, "personalizations", admins.personalizations);
 	cJSON_AddObjectToObject(p, "headers");
 	cJSON_AddArrayToObject(p, "attachments");
@@ -128,5 +170,46 @@ int notify_verification(struct store *s, struct queue *q, const struct config *c
 		log_info("message %s queued: verification email for %zu senders of account %lld "
 			 "to %d admins",
 			 uid, n, (long long)account_id, admins.count);
+	return rc;
+}
+
+int notify_render(cJSON *payload, const struct config *cfg)
+{
+	cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(payload, "verification");
+	if (!v)
+		return 0; /* not a verification email, or queued before links were sealed */
+	const cJSON *account = cJSON_GetObjectItemCaseSensitive(v, "account");
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(v, "addresses");
+	const cJSON *expires = cJSON_GetObjectItemCaseSensitive(v, "expires_at");
+	const cJSON *sealed = cJSON_GetObjectItemCaseSensitive(v, "token_sealed");
+	char *token = NULL;
+	int rc = -1;
+
+	if (!cJSON_IsString(account) || !cJSON_IsArray(list) || !cJSON_IsNumber(expires) ||
+	    !cJSON_IsString(sealed) || !link_key_set ||
+	    !(token = dkimkey_open(link_key, sealed->valuestring)))
+		goto out;
+	int n = cJSON_GetArraySize(list);
+	const char **addresses = xcalloc((size_t)n + 1, sizeof(*addresses));
+	for (int i = 0; i < n; i++) {
+		const cJSON *a = cJSON_GetArrayItem(list, i);
+		addresses[i] = cJSON_IsString(a) ? a->valuestring : "";
+	}
+	char link[600], until[21];
+	snprintf(link, sizeof(link), "%s/verify/%s", cfg->public_url, token);
+	util_iso8601((int64_t)expires->valuedouble, until);
+	char *text = text_body(account->valuestring, link, until, addresses, (size_t)n);
+	char *html = html_body(account->valuestring, link, until, addresses, (size_t)n);
+	cJSON *content = cJSON_AddObjectToObject(payload, "content");
+	cJSON_AddStringToObject(content, "text", text);
+	cJSON_AddStringToObject(content, "html", html);
+	sodium_memzero(link, sizeof(link));
+	free(text);
+	free(html);
+	free(addresses);
+	rc = 0;
+out:
+	dkimkey_free_pem(token);
+	cJSON_Delete(v);
 	return rc;
 }

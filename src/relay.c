@@ -189,6 +189,14 @@ static void outbox_write(struct relay *r, const char *name, const char *data, si
 	unlink(tmp);
 }
 
+/* Credentials never cross the network in clear: with them TLS is required (STARTTLS on
+ * smtp://; smtps:// has it from the start) unless the operator allowed plain text to a
+ * relay on loopback, which config_check makes sure of. */
+static bool tls_required(const struct config *cfg)
+{
+	return cfg->relay_starttls || (cfg->relay_username[0] && !cfg->relay_plaintext_auth);
+}
+
 static void smtp_setup(struct relay *r, struct curl_slist *rcpts, const char *from,
 		       struct upload *u, char *errbuf)
 {
@@ -215,8 +223,8 @@ static void smtp_setup(struct relay *r, struct curl_slist *rcpts, const char *fr
 		curl_easy_setopt(c, CURLOPT_USERNAME, r->cfg->relay_username);
 		curl_easy_setopt(c, CURLOPT_PASSWORD, r->cfg->relay_password);
 	}
-	if (r->cfg->relay_starttls)
-		curl_easy_setopt(c, CURLOPT_USE_SSL, (long)CURLUSESSL_ALL);
+	curl_easy_setopt(c, CURLOPT_USE_SSL,
+			 tls_required(r->cfg) ? (long)CURLUSESSL_ALL : (long)CURLUSESSL_NONE);
 }
 
 /* Permanent only when the relay refused this message: every recipient (none of them only
@@ -259,6 +267,12 @@ static void smtp_send(struct relay *r, const char *from, const char *const *rcpt
 	/* The relay's own words when it answered; libcurl's when it could not be reached. */
 	if (rc == CURLE_OK && d->last[0])
 		util_copy(out->reply, sizeof(out->reply), d->last);
+	else if (rc == CURLE_USE_SSL_FAILED)
+		snprintf(out->reply, sizeof(out->reply),
+			 "TLS required but not available (%s): [relay] username and password "
+			 "are only sent over TLS; plaintext_auth = yes allows it for a loopback "
+			 "relay",
+			 errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	else if (rc != CURLE_OK && d->refusal[0])
 		util_copy(out->reply, sizeof(out->reply), d->refusal);
 	else

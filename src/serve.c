@@ -20,6 +20,7 @@
 #include "domains.h"
 #include "http.h"
 #include "log.h"
+#include "notify.h"
 #include "store.h"
 
 /* Creates DIR and its parents, like mkdir -p. */
@@ -111,12 +112,15 @@ static int run(const struct config *cfg)
 	struct http_server *http = NULL;
 	int status = -1;
 
-	/* The master key is made on first start when the file does not exist yet. */
-	if (dkimkey_master_load(cfg->dkim_master_key_file, true, ctx.master_key, err, sizeof(err)) <
-	    0) {
+	/* The master key is made on first start when the file does not exist yet; it must be
+	 * the one the store's DKIM keys are sealed with. */
+	const char *keyfile = cfg->dkim_master_key_file;
+	if (dkimkey_master_load(keyfile, true, ctx.master_key, err, sizeof(err)) < 0 ||
+	    dkimkey_master_verify(store, ctx.master_key, keyfile, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		goto out;
 	}
+	notify_init(ctx.master_key);
 	deliver = deliver_start(store, cfg, ctx.policies, ctx.drops, ctx.master_key, err,
 				sizeof(err));
 	if (!deliver) {
@@ -156,6 +160,7 @@ out:
 	policy_cache_free(ctx.policies);
 	store_close(store);
 	sodium_memzero(ctx.master_key, sizeof(ctx.master_key));
+	notify_end();
 	if (status == 0)
 		log_info("postern stopped");
 	return status;

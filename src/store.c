@@ -296,6 +296,11 @@ int store_dkim_signing_key(struct store *s, int64_t account_id, const char *doma
 	return s->ops->dkim_signing_key(s, account_id, domain, selector, private_sealed);
 }
 
+int store_master_check(struct store *s, const char *check, store_opens_fn opens, void *arg)
+{
+	return s->ops->master_check(s, check, opens, arg);
+}
+
 int store_user_set_password(struct store *s, int64_t account_id, int64_t id,
 			    const char *password_hash, const char *keep_session_hash)
 {

@@ -239,6 +239,8 @@ typedef int (*store_message_fn)(void *arg, const struct store_message_info *m);
 typedef int (*store_batch_fn)(void *arg, const char *address, enum store_batch_state state);
 typedef int (*store_domain_fn)(void *arg, const struct store_domain *d);
 typedef int (*store_due_fn)(void *arg, int64_t account_id, int64_t domain_id);
+/* True when a sealed DKIM private key opens (under the caller's master key). */
+typedef bool (*store_opens_fn)(void *arg, const char *sealed);
 
 struct store;
 
@@ -325,6 +327,7 @@ struct store_ops {
 			   const char *private_sealed, const char *public_key, int64_t now);
 	int (*dkim_signing_key)(struct store *s, int64_t account_id, const char *domain,
 				char selector[STORE_SELECTOR_MAX], char **private_sealed);
+	int (*master_check)(struct store *s, const char *check, store_opens_fn opens, void *arg);
 };
 
 struct store {
@@ -462,6 +465,11 @@ int store_dkim_rotate(struct store *s, int64_t account_id, int64_t id, const cha
  * active domain. STORE_NOT_FOUND when mail from it is not to be signed. */
 int store_dkim_signing_key(struct store *s, int64_t account_id, const char *domain,
 			   char selector[STORE_SELECTOR_MAX], char **private_sealed);
+/* Compares check, the DKIM master key's check value, with the one the store holds: STORE_OK
+ * when they match, STORE_CONFLICT when not. A store without one yet takes check, unless it
+ * holds a sealed DKIM key that opens(arg, sealed) cannot open (keys sealed before the check
+ * existed, under another master key): STORE_CONFLICT then, and nothing is written. */
+int store_master_check(struct store *s, const char *check, store_opens_fn opens, void *arg);
 /* Accepted messages and, per reason, dropped ones for an account. */
 int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
 		void *arg);

@@ -368,6 +368,7 @@ static const struct store_ops sq_ops = {
 	.domains_due = sq_domains_due,
 	.dkim_rotate = sq_dkim_rotate,
 	.dkim_signing_key = sq_dkim_signing_key,
+	.master_check = sq_master_check,
 };
 
 struct store *store_sql_open(struct db *db, char *err, size_t errlen)

@@ -190,5 +190,6 @@ int sq_dkim_rotate(struct store *s, int64_t account_id, int64_t id, const char *
 		   const char *private_sealed, const char *public_key, int64_t now);
 int sq_dkim_signing_key(struct store *s, int64_t account_id, const char *domain,
 			char selector[STORE_SELECTOR_MAX], char **private_sealed);
+int sq_master_check(struct store *s, const char *check, store_opens_fn opens, void *arg);
 
 #endif

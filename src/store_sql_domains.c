@@ -1,6 +1,6 @@
 /* The SQL store's sending domains: their ownership tokens, DKIM keys (sealed private keys,
- * rotation), DNS check results and the schedule of checks. Every write that can change
- * whether mail from a domain is allowed counts as a policy write. */
+ * rotation, the master key's check value), DNS check results and the schedule of checks. Every
+ * write that can change whether mail from a domain is allowed counts as a policy write. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,4 +307,52 @@ int sq_dkim_signing_key(struct store *s, int64_t account_id, const char *domain,
 		      "WHERE d.account_id = ? AND d.name = ? AND d.status = 'verified' "
 		      "AND d.active = 1",
 		      "is", account_id, domain);
+}
+
+#define MASTER_CHECK	 "dkim_master_check"
+#define MASTER_CHECK_MAX 128
+
+static void read_check(const struct sq_res *r, void *row)
+{
+	sq_col_text(r, 0, row, MASTER_CHECK_MAX);
+}
+
+static void read_sealed(const struct sq_res *r, void *row)
+{
+	const char *sealed = sq_text(r, 0);
+	*(char **)row = xstrdup(sealed ? sealed : "");
+}
+
+/* A store that predates the check value takes this node's only if its sealed keys open
+ * with it: otherwise the first node to start would decide for all. */
+static int master_adoptable(struct sq *q, store_opens_fn opens, void *arg)
+{
+	char *sealed = NULL;
+	int rc = sq_get(q, read_sealed, &sealed,
+			"SELECT private_sealed FROM dkim_keys ORDER BY id LIMIT 1", "");
+	if (rc == STORE_OK)
+		rc = opens(arg, sealed) ? STORE_OK : STORE_CONFLICT;
+	free(sealed);
+	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+int sq_master_check(struct store *s, const char *check, store_opens_fn opens, void *arg)
+{
+	struct sq *q = sq_of(s);
+	char stored[MASTER_CHECK_MAX] = "";
+	const char *get = "SELECT value FROM meta WHERE name = '" MASTER_CHECK "'";
+	int rc = sq_get(q, read_check, stored, get, "");
+	if (rc == STORE_NOT_FOUND)
+		rc = master_adoptable(q, opens, arg);
+	/* Nodes starting together: the first value written stays, and each reads it back. */
+	if (rc == STORE_OK && !stored[0])
+		rc = sq_write(q, NULL,
+			      "INSERT INTO meta (name, value) VALUES ('" MASTER_CHECK "', ?) "
+			      "ON CONFLICT (name) DO NOTHING",
+			      "s", check);
+	if (rc == STORE_OK && !stored[0])
+		rc = sq_get(q, read_check, stored, get, "");
+	if (rc != STORE_OK)
+		return rc;
+	return strcmp(stored, check) == 0 ? STORE_OK : STORE_CONFLICT;
 }

@@ -308,6 +308,85 @@ class ServeStartupTest(unittest.TestCase):
         self.assertNotIn(self.gw.conninfo, self.gw.read_log())
         self.assertNotIn(self.gw.dbname, self.gw.read_log())
 
+    def test_plaintext_auth_is_refused_for_a_relay_off_loopback(self):
+        path = self.write_ini("[relay]\nurl = smtp://192.0.2.1:25\nusername = postern\n"
+                              "password = secret\nplaintext_auth = yes\n")
+        r = self.serve("--config", path, "--listen", f"127.0.0.1:{free_port()}")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, r.stderr)
+        self.assertIn("[relay] plaintext_auth", lines[0])
+        self.assertIn("loopback", lines[0])
+        self.assertIn("192.0.2.1", lines[0])
+
+    def test_another_master_key_is_refused_at_start(self):
+        """The store remembers which DKIM master key its keys are sealed with: a node
+        started with another one would defer all signed mail, so it refuses to start."""
+        self.gw.add_domain("acme", "acme.test", "--verified")
+        self.gw.start()
+        self.assertEqual(self.gw.stop(), 0)
+        os.rename(self.gw.master_key, self.gw.master_key + ".orig")
+        with open(os.open(self.gw.master_key, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+        r = self.serve("--listen", f"127.0.0.1:{free_port()}")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("[dkim] master_key_file", r.stderr)
+        self.assertIn(self.gw.master_key, r.stderr)
+        # domain add checks the key it is given in the same way.
+        r = cli("domain", "add", *self.gw.store_args, "--master-key", self.gw.master_key,
+                "--account", "acme", "other.test")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("master", r.stderr)
+        os.replace(self.gw.master_key + ".orig", self.gw.master_key)
+        self.gw.start()
+
+
+@sqlite_only("the SQLite files on disk; PostgreSQL keeps its own")
+class StoreFilesTest(unittest.TestCase):
+    """The database, its -wal, -shm and -policy files, its lock and the DKIM master key are
+    readable by their owner only, whatever the umask, and files an older version left
+    0644 are tightened when the store is opened."""
+
+    def setUp(self):
+        self.umask = os.umask(0o022)
+        self.gw = Gateway()
+
+    def tearDown(self):
+        self.gw.cleanup()
+        os.umask(self.umask)
+
+    def modes(self):
+        return {name: oct(os.stat(os.path.join(self.gw.tmp, name)).st_mode & 0o777)
+                for name in os.listdir(self.gw.tmp)
+                if name.startswith("postern.db") or name.endswith(".key")}
+
+    def assert_private(self, *expected):
+        modes = self.modes()
+        for name in expected:
+            self.assertIn(name, modes)
+        self.assertEqual({n: m for n, m in modes.items() if m != oct(0o600)}, {}, modes)
+
+    def test_files_are_created_0600(self):
+        self.gw.init()
+        self.assert_private("postern.db", "postern.db-policy")
+        self.gw.add_domain("acme", "acme.test", "--verified")
+        self.gw.start()
+        self.assert_private("postern.db", "postern.db-wal", "postern.db-shm",
+                            "postern.db-policy", "postern.db.lock", "dkim-master.key")
+        self.assertEqual(self.gw.stop(), 0)
+        self.assert_private("postern.db", "postern.db-policy")
+
+    def test_files_left_0644_are_tightened(self):
+        self.gw.init()
+        self.gw.start()
+        for name in self.modes():
+            if not name.endswith((".key", ".lock")):  # the lock file holds nothing
+                os.chmod(os.path.join(self.gw.tmp, name), 0o644)
+        self.gw.kill()  # a crash leaves the -wal and -shm behind
+        self.gw.start()
+        self.assert_private("postern.db", "postern.db-wal", "postern.db-shm",
+                            "postern.db-policy")
+
 
 if __name__ == "__main__":
     main()

@@ -450,5 +450,160 @@ class GroupCommitTest(unittest.TestCase):
             gw.cleanup()
 
 
+class VerificationTokenAtRestTest(Delivery):
+    """The Verify All token is a credential: while its email waits in the queue, the store
+    holds only its hash and a sealed copy, never the token."""
+
+    def setUp(self):
+        super().setUp()
+        self.gw.add_user("acme", "tech@acme.test", "technical")
+        paused = os.path.join(self.gw.tmp, "paused.ini")
+        with open(fast_retry_config(self.gw.tmp)) as f:
+            text = f.read()
+        with open(paused, "w") as f:
+            f.write(text.replace("[relay]\n", "[relay]\npaused = yes\n"))
+        # One --config: the harness adds the master key to it on PostgreSQL.
+        self.running = list(self.gw.extra_args)
+        self.gw.extra_args = [paused if a.endswith("fast.ini") else a for a in self.running]
+
+    def test_the_token_is_not_in_the_store_while_its_email_is_queued(self):
+        self.gw.start()
+        tech = self.gw.logged_in("tech@acme.test")
+        r = tech.request("POST", "/api/senders", {"addresses": ["news@acme.test"]})
+        self.assertEqual(r.status, 201, r.raw)
+        self.assertTrue(wait_until(lambda: self.gw.sql(
+            "SELECT uid FROM messages WHERE system = 1 AND status = 'queued'")))
+        at_rest = self.gw.dump()
+        payloads = [p for (p,) in self.gw.sql("SELECT payload FROM messages")]
+        self.assertEqual(self.gw.stop(), 0)
+        at_rest += self.gw.dump()
+
+        # Delivered now: the token is in the mail, and the link works.
+        self.gw.extra_args = self.running
+        self.sink.start()
+        self.gw.start()
+        mail = self.sink.wait_for(lambda m: len(m) >= 1)[0]
+        text = mail.get_body(("plain",)).get_content()
+        token = re.search(r"/verify/([A-Za-z0-9_-]{43})", text).group(1)
+        self.assertIn("news@acme.test", text)
+        self.assertIn(token, mail.get_body(("html",)).get_content())
+        self.assertEqual(self.gw.client().request("GET", "/verify/" + token).status, 200)
+
+        self.assertFalse(token.encode() in at_rest, "the token is in the store's files")
+        for p in payloads:
+            self.assertNotIn(token, p)
+            self.assertNotIn("/verify/", p)
+
+
+class TapProxy:
+    """A TCP proxy on a free loopback port in front of another one, keeping every byte the
+    client sent: what reached the relay, whatever the relay writes down."""
+
+    def __init__(self, port):
+        import socket
+        import threading
+        self.target = port
+        self.sent = bytearray()
+        self.lock = threading.Lock()
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target))
+            threading.Thread(target=self.pump, args=(client, upstream, True),
+                             daemon=True).start()
+            threading.Thread(target=self.pump, args=(upstream, client, False),
+                             daemon=True).start()
+
+    def pump(self, src, dst, record):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if record:
+                    with self.lock:
+                        self.sent += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(2)
+                except OSError:
+                    pass
+            src.close()
+
+    def close(self):
+        self.server.close()
+
+
+class RelayCredentialsTest(Delivery):
+    """[relay] username and password never cross the network in clear: without TLS the
+    message waits, unless plaintext_auth = yes allows a relay on loopback."""
+
+    def setUp(self):
+        super().setUp()
+        self.sink.start()
+        self.tap = TapProxy(self.sink.port)
+
+    def tearDown(self):
+        self.tap.close()
+        super().tearDown()
+
+    def relay_with_credentials(self, extra=""):
+        path = os.path.join(self.gw.tmp, "auth.ini")
+        with open(fast_retry_config(self.gw.tmp)) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace("[relay]\n", "[relay]\nusername = postern\n"
+                                 "password = s3cret-relay-pw\n" + extra))
+        self.gw.extra_args = [path if a.endswith("fast.ini") else a
+                              for a in self.gw.extra_args]
+        self.gw.extra_args += ["--relay", f"smtp://127.0.0.1:{self.tap.port}"]
+
+    def test_without_tls_the_password_is_not_sent_and_the_message_waits(self):
+        self.relay_with_credentials()
+        self.gw.start()
+        mid = self.send(simple())
+        m = self.wait_status(mid, "deferred")
+        self.assertIn("TLS", m["last_reply"])
+        self.assertTrue(self.gw.log_lines(f"message {mid} deferred"))
+        self.assertIn("TLS", self.gw.log_lines(f"message {mid} deferred")[0])
+        time.sleep(1)
+        self.assertEqual(self.sink.messages(), [])
+        with self.tap.lock:
+            sent = bytes(self.tap.sent)
+        self.assertIn(b"EHLO", sent)
+        self.assertNotIn(b"AUTH", sent.upper())
+        self.assertNotIn(base64.b64encode(b"\0postern\0s3cret-relay-pw"), sent)
+        self.assertNotIn(b"MAIL FROM", sent.upper())
+
+    def test_plaintext_auth_allows_a_loopback_relay(self):
+        self.relay_with_credentials("plaintext_auth = yes\n")
+        # smtp-sink answers AUTH with 250, which no client takes for a login: first a
+        # sink that offers no AUTH, so the message goes; then one that does, to see the
+        # credentials go out in plain text as the operator allowed.
+        self.restart_sink("-a")
+        self.gw.start()
+        mid = self.send(simple())
+        self.wait_status(mid, "sent")
+        self.assertEqual(len(self.sink.wait_for(lambda m: len(m) >= 1)), 1)
+        with self.tap.lock:
+            self.assertNotIn(b"STARTTLS", bytes(self.tap.sent).upper())
+        self.restart_sink()
+        mid = self.send(simple(subject="again"))
+        self.assertTrue(wait_until(lambda: b"AUTH PLAIN" in bytes(self.tap.sent).upper()))
+
+
 if __name__ == "__main__":
     main()

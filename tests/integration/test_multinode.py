@@ -8,6 +8,7 @@ leaves its claimed messages to the other once their lease has run out.
 PostgreSQL only (POSTERN_TEST_BACKEND=postgres; ctest pg_multinode)."""
 import os
 import re
+import subprocess
 import threading
 import time
 import unittest
@@ -434,6 +435,58 @@ class NodeDiesTest(TwoNodes):
             self.assertLess(min(c.mtime for c in cs if c.helo == "node-a.test"),
                             kill_time + 0.5, stories)
         self.assertLessEqual(len(twice), BATCH * self.connections["a"], stories)
+
+
+@unittest.skipUnless(POSTGRES, "PostgreSQL only: several nodes share one PostgreSQL "
+                               "database (run with POSTERN_TEST_BACKEND=postgres)")
+class MasterKeyTest(unittest.TestCase):
+    """Every node must hold the DKIM master key the shared store's keys are sealed with: a
+    node without [dkim] master_key_file, or with another key, refuses to start instead of
+    deferring all signed mail."""
+
+    def setUp(self):
+        self.a = Gateway().init("acme", "admin@acme.test")
+        self.a.add_domain("acme", "acme.test", "--verified")
+        self.b = Gateway(shares=self.a)
+
+    def tearDown(self):
+        self.b.cleanup()
+        self.a.cleanup()
+
+    def test_serve_on_postgres_needs_the_master_key_setting(self):
+        args = [a for a in self.a.serve_command("--listen", "127.0.0.1:1")]
+        i = args.index("--config")
+        del args[i:i + 2]  # the harness's ini that names the master key
+        proc = subprocess.Popen(args, cwd=self.a.tmp, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            self.fail("serve started on PostgreSQL without [dkim] master_key_file")
+        self.assertNotEqual(proc.returncode, 0)
+        lines = err.strip().splitlines()
+        self.assertEqual(len(lines), 1, err)
+        self.assertIn("[dkim] master_key_file", lines[0])
+        self.assertFalse(os.path.exists(os.path.join(self.a.tmp, "var")),
+                         "no key of its own under the working directory")
+
+    def test_a_node_with_another_master_key_refuses_to_start(self):
+        self.a.start()
+        other = os.path.join(self.b.tmp, "other-master.key")
+        with open(os.open(other, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+        self.b.master_key = other
+        with self.assertRaises(AssertionError) as refused:
+            self.b.start()
+        self.assertIn("[dkim] master_key_file", str(refused.exception))
+        self.assertIn(other, str(refused.exception))
+        # With the same key as A, B serves beside it.
+        self.b.master_key = self.a.master_key
+        self.b.start()
+        for gw in (self.a, self.b):
+            self.assertEqual(gw.client().login("admin@acme.test").status, 200)
 
 
 if __name__ == "__main__":

@@ -402,6 +402,53 @@ static void finish_keeps_public_url_that_was_set(void **state)
 	assert_string_equal(cfg.public_url, "https://mail.example.com");
 }
 
+static int check_relay(const char *url, bool plaintext_auth)
+{
+	struct config cfg;
+	char err[512] = "";
+	config_defaults(&cfg);
+	assert_int_equal(config_flag(&cfg, "--relay", url, err, sizeof(err)), 1);
+	cfg.relay_plaintext_auth = plaintext_auth;
+	config_finish(&cfg);
+	int rc = config_check(&cfg, err, sizeof(err));
+	if (rc < 0)
+		assert_non_null(strstr(err, "[relay] plaintext_auth"));
+	return rc;
+}
+
+static void check_allows_plaintext_auth_only_on_loopback(void **state)
+{
+	(void)state;
+	assert_int_equal(check_relay("smtp://127.0.0.1:25", true), 0);
+	assert_int_equal(check_relay("smtp://127.8.9.10:2525", true), 0);
+	assert_int_equal(check_relay("smtp://localhost:25", true), 0);
+	assert_int_equal(check_relay("smtp://[::1]:25", true), 0);
+	assert_int_equal(check_relay("smtp://192.0.2.1:25", true), -1);
+	assert_int_equal(check_relay("smtp://128.0.0.1:25", true), -1);
+	assert_int_equal(check_relay("smtp://localhost.example.com:25", true), -1);
+	assert_int_equal(check_relay("smtp://[::2]:25", true), -1);
+	assert_int_equal(check_relay("outbox:var/outbox", true), -1);
+	assert_int_equal(check_relay("smtp://192.0.2.1:25", false), 0);
+}
+
+static void check_wants_the_master_key_with_postgres(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[512] = "";
+	config_defaults(&cfg);
+	assert_int_equal(config_flag(&cfg, "--postgres", "dbname=postern", err, sizeof(err)), 1);
+	config_finish(&cfg);
+	assert_string_equal(cfg.dkim_master_key_file, "");
+	assert_int_equal(config_check(&cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "[dkim] master_key_file"));
+
+	config_defaults(&cfg);
+	config_finish(&cfg);
+	assert_string_equal(cfg.dkim_master_key_file, "var/dkim-master.key");
+	assert_int_equal(config_check(&cfg, err, sizeof(err)), 0);
+}
+
 #define FIXTURE_TEST(f) cmocka_unit_test_setup_teardown(f, setup_fixture, teardown_fixture)
 
 int main(void)
@@ -427,6 +474,8 @@ int main(void)
 		cmocka_unit_test(flag_unknown_returns_0_and_changes_nothing),
 		cmocka_unit_test(finish_derives_public_url_from_listen),
 		cmocka_unit_test(finish_keeps_public_url_that_was_set),
+		cmocka_unit_test(check_allows_plaintext_auth_only_on_loopback),
+		cmocka_unit_test(check_wants_the_master_key_with_postgres),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -433,9 +433,14 @@ class DiskFullTest(FaultCase):
             break
         self.assertTrue(refused, f"the disk never filled after {len(acked)} messages")
         filled_after = len(acked)
-        # Still full: every further send is refused the same way, none acknowledged.
+        # Still (nearly) full: a send may be refused the same way, or genuinely stored
+        # where a rolled-back commit left room in the WAL; what matters is that each
+        # answer is one of the two, and that every 2xx is kept (checked below).
         for _ in range(5):
             subject, out = send()
+            if out[0] == "ok":
+                acked.append(out[1])
+                continue
             self.assertEqual(out[:3], ("error", 503, "store_unavailable"))
             refused.append(subject)
         self.assertIsNone(shell.poll(), "the daemon died on a full disk")

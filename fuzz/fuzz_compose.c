@@ -1,8 +1,10 @@
 /* compose_message on arbitrary canonical payloads (the form send.c queues, see send.h).
  * Whatever it agrees to write must be wire-clean and must say only what the payload says:
- * CRLF line ends, no Bcc line, a From of exactly payload.from.email as GMime reads it back,
- * and exactly the header fields compose writes, so that no field value, however hostile,
- * can add a header of its own. */
+ * CRLF line ends (no bare CR or LF, in headers or bodies), no Bcc line, a From of exactly
+ * payload.from.email as GMime reads it back, exactly the header fields compose writes, so
+ * that no field value, however hostile, can add a header of its own, and names, subject and
+ * X-* header values that decode to the payload's text (encoded words in it included) without
+ * a control character. */
 #include <cjson/cJSON.h>
 #include <gmime/gmime.h>
 #include <stdbool.h>
@@ -13,6 +15,7 @@
 #include "addr.h"
 #include "compose.h"
 #include "fuzz.h"
+#include "send.h"
 
 /* 2026-01-01T00:00:00Z */
 #define DATE  INT64_C(1767225600)
@@ -46,13 +49,15 @@ static bool normalized(const char *email)
 	return email && addr_normalize(email, norm, &why) == 0 && strcmp(norm, email) == 0;
 }
 
-/* Every line ends in CRLF: no '\n' without its '\r'. */
+/* Every line ends in CRLF: no '\n' without its '\r', no '\r' without its '\n'. */
 static void check_line_ends(const char *raw, size_t len)
 {
 	FUZZ_CHECK(strlen(raw) == len, "length %zu, but a NUL at %zu", len, strlen(raw));
-	for (size_t i = 0; i < len; i++)
+	for (size_t i = 0; i < len; i++) {
 		FUZZ_CHECK(raw[i] != '\n' || (i > 0 && raw[i - 1] == '\r'), "bare LF at offset %zu",
 			   i);
+		FUZZ_CHECK(raw[i] != '\r' || raw[i + 1] == '\n', "bare CR at offset %zu", i);
+	}
 }
 
 /* The names of the fields in the top header block, as a receiving MTA splits them: a line
@@ -177,9 +182,130 @@ static int count_parsed(GMimeObject *obj, const struct fields *f)
 	return count;
 }
 
+/* Runs of white space as one space, none at either end: folding and unfolding may change
+ * white space, and the text is compared with that difference set aside. */
+static char *squeezed(const char *s)
+{
+	char *out = g_malloc(strlen(s) + 1), *o = out;
+	for (s += strspn(s, " \t"); *s;) {
+		size_t ws = strspn(s, " \t");
+		if (ws) {
+			s += ws;
+			if (*s)
+				*o++ = ' ';
+		} else {
+			*o++ = *s++;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* True when the message has a padded base64 word followed by another: GMime's decoder joins
+ * the base64 of adjacent words and stops at the padding (its own encoder's output fails the
+ * same way), so there its reading is not the text's. compose avoids this where a character
+ * boundary allows. */
+static bool padded_word_joined(const char *raw)
+{
+	for (const char *p = raw; (p = strstr(p, "=?=")); p += 3) {
+		const char *q = p + 3 + strspn(p + 3, " \t\r\n");
+		if (q > p + 3 && strncmp(q, "=?", 2) == 0)
+			return true;
+	}
+	return false;
+}
+
+static const char *composed_raw;
+
+/* A decoded header text is the payload's text, with no control character in it. GMime's
+ * decoder may leave a fold (CRLF before white space) in a name; a reader unfolds it. */
+static void check_decoded(const char *what, const char *decoded, const char *given)
+{
+	GString *unfolded = g_string_new(NULL);
+	for (const char *s = decoded ? decoded : ""; *s; s++)
+		if (!(s[0] == '\r' && s[1] == '\n' && (s[2] == ' ' || s[2] == '\t')) &&
+		    !(s[0] == '\n' && s > decoded && s[-1] == '\r' &&
+		      (s[1] == ' ' || s[1] == '\t')))
+			g_string_append_c(unfolded, *s);
+	given = given ? given : "";
+	FUZZ_CHECK(g_utf8_validate(unfolded->str, -1, NULL) && send_text_clean(unfolded->str),
+		   "%s decodes with a control character: '%s'", what, unfolded->str);
+	char *a = squeezed(unfolded->str), *b = squeezed(given);
+	g_string_free(unfolded, TRUE);
+	FUZZ_CHECK(strcmp(a, b) == 0 || padded_word_joined(composed_raw),
+		   "%s decodes to '%s', not '%s'", what, a, b);
+	g_free(a);
+	g_free(b);
+}
+
+/* The names of a list as GMime decodes them, when every email in it is one send.c stores
+ * (another may split or merge mailboxes, which says nothing about the names). */
+static void check_names(const char *what, InternetAddressList *got, const cJSON *list)
+{
+	const cJSON *m;
+	int i = 0;
+	cJSON_ArrayForEach(m, list)
+	{
+		if (!normalized(str_of(m, "email")))
+			return;
+	}
+	FUZZ_CHECK(got && internet_address_list_length(got) == cJSON_GetArraySize(list),
+		   "%s has %d mailboxes, the payload %d", what,
+		   got ? internet_address_list_length(got) : -1, cJSON_GetArraySize(list));
+	cJSON_ArrayForEach(m, list)
+	{
+		InternetAddress *ia = internet_address_list_get_address(got, i++);
+		check_decoded(what, internet_address_get_name(ia), str_of(m, "name"));
+	}
+}
+
+/* The one mailbox of From or Reply-To, when its email is one send.c stores. */
+static void check_name(const char *what, InternetAddressList *got, const cJSON *m)
+{
+	if (!normalized(str_of(m, "email")))
+		return;
+	FUZZ_CHECK(got && internet_address_list_length(got) == 1, "%s has %d mailboxes", what,
+		   got ? internet_address_list_length(got) : -1);
+	check_decoded(what, internet_address_get_name(internet_address_list_get_address(got, 0)),
+		      str_of(m, "name"));
+}
+
+/* Every header text compose encodes, read back through GMime's decoder. */
+static void check_texts(GMimeMessage *msg, const cJSON *payload, const cJSON *p,
+			const struct fields *f)
+{
+	const char *subject = str_of(p, "subject");
+	check_decoded("Subject", g_mime_message_get_subject(msg),
+		      subject ? subject : str_of(payload, "subject"));
+	check_name("From", g_mime_message_get_from(msg),
+		   cJSON_GetObjectItemCaseSensitive(payload, "from"));
+	const cJSON *reply_to = cJSON_GetObjectItemCaseSensitive(payload, "reply_to");
+	if (cJSON_IsObject(reply_to))
+		check_name("Reply-To", g_mime_message_get_reply_to(msg), reply_to);
+	check_names("To", g_mime_message_get_to(msg), cJSON_GetObjectItemCaseSensitive(p, "to"));
+	check_names("Cc", g_mime_message_get_cc(msg), cJSON_GetObjectItemCaseSensitive(p, "cc"));
+
+	/* X-* fields are unstructured text to GMime; others (References...) it may reformat. */
+	const cJSON *own = cJSON_GetObjectItemCaseSensitive(p, "headers"), *h;
+	const cJSON *lists[] = {cJSON_GetObjectItemCaseSensitive(payload, "headers"), own};
+	for (size_t l = 0; l < 2; l++) {
+		cJSON_ArrayForEach(h, lists[l])
+		{
+			if (strncasecmp(h->string, "X-", 2) != 0 ||
+			    count_named(f, h->string) != 1 ||
+			    (l == 0 && overridden(own, h->string)))
+				continue;
+			check_decoded(h->string,
+				      g_mime_object_get_header(GMIME_OBJECT(msg), h->string),
+				      h->valuestring);
+		}
+	}
+}
+
 /* What GMime's parser makes of the text: one From mailbox of exactly from.email (when the
  * payload is canonical), no Bcc, and only header names compose writes. */
-static void check_parsed(const char *raw, size_t len, const cJSON *payload, const struct fields *f)
+static void check_parsed(const char *raw, size_t len, const cJSON *payload, const cJSON *p,
+			 const struct fields *f)
 {
 	GMimeStream *stream = g_mime_stream_mem_new_with_buffer(raw, len);
 	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
@@ -210,6 +336,8 @@ static void check_parsed(const char *raw, size_t len, const cJSON *payload, cons
 	int count = count_parsed(GMIME_OBJECT(msg), f) +
 		    count_parsed(g_mime_message_get_mime_part(msg), f);
 	FUZZ_CHECK(count == f->n, "GMime reads %d header fields, compose wrote %d", count, f->n);
+	composed_raw = raw;
+	check_texts(msg, payload, p, f);
 	g_object_unref(msg);
 	g_object_unref(parser);
 	g_object_unref(stream);
@@ -235,7 +363,7 @@ static void compose_part(const cJSON *payload, int part)
 	const cJSON *p = cJSON_GetArrayItem(
 		cJSON_GetObjectItemCaseSensitive(payload, "personalizations"), part);
 	check_fields(payload, p, f);
-	check_parsed(raw, len, payload, f);
+	check_parsed(raw, len, payload, p, f);
 	free(f);
 	free(raw);
 }

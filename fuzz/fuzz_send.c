@@ -1,10 +1,13 @@
 /* send_parse on arbitrary request bodies in both dialects. What it accepts is the canonical
  * payload the queue stores and compose turns into headers, so on success: the From address
- * is normalized, every address is, the recipient count is right, and no string that can
- * reach a header holds CR or LF. */
+ * is normalized, every address is, the recipient count is right, no string that can reach a
+ * header holds a control character (CR, LF, DEL, C1...), no custom header is one receivers
+ * trust, every content id is a msg-id and no file name spells an encoded word. */
 #include <cjson/cJSON.h>
+#include <glib.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "addr.h"
 #include "fuzz.h"
@@ -15,14 +18,26 @@ static const char *dialect_name(enum send_dialect d)
 	return d == SEND_NETCORE ? "netcore" : "sendgrid";
 }
 
-/* A string field bound for a header: absent, or a string without CR or LF. */
+/* Header text: UTF-8 without a control character, as a client would show it decoded. */
+static void check_text(const char *s, const char *where, const char *key)
+{
+	FUZZ_CHECK(g_utf8_validate(s, -1, NULL), "%s.%s is not UTF-8", where, key);
+	FUZZ_CHECK(!strpbrk(s, "\r\n"), "%s.%s holds a line break", where, key);
+	for (const char *p = s; *p; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+		FUZZ_CHECK(c == '\t' || (c >= 0x20 && c < 0x7f) || c > 0x9f,
+			   "%s.%s holds control character U+%04X", where, key, (unsigned)c);
+	}
+}
+
+/* A string field bound for a header: absent, or a string of clean text. */
 static void check_header_text(const cJSON *obj, const char *key, const char *where)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	if (!v)
 		return;
 	FUZZ_CHECK(cJSON_IsString(v), "%s.%s is not a string", where, key);
-	FUZZ_CHECK(!strpbrk(v->valuestring, "\r\n"), "%s.%s holds a line break", where, key);
+	check_text(v->valuestring, where, key);
 }
 
 /* {"email","name"?}: the email normalized, the name safe. */
@@ -68,8 +83,15 @@ static void check_headers(const cJSON *headers, const char *where)
 		FUZZ_CHECK(!send_header_reserved(h->string), "%s sets reserved '%s'", where,
 			   h->string);
 		FUZZ_CHECK(cJSON_IsString(h), "%s.%s is not a string", where, h->string);
-		FUZZ_CHECK(!strpbrk(h->valuestring, "\r\n"), "%s.%s holds a line break", where,
-			   h->string);
+		check_text(h->valuestring, where, h->string);
+		static const char *const trusted[] = {
+			"Authentication-Results", "Received-SPF",   "DKIM-", "ARC-",
+			"DomainKey-Signature",	  "X-Original-From"};
+		for (size_t i = 0; i < sizeof(trusted) / sizeof(trusted[0]); i++)
+			FUZZ_CHECK(strncasecmp(h->string, trusted[i], strlen(trusted[i])) != 0 ||
+					   (trusted[i][strlen(trusted[i]) - 1] != '-' &&
+					    h->string[strlen(trusted[i])] != '\0'),
+				   "%s sets '%s', which receivers trust", where, h->string);
 	}
 }
 
@@ -116,6 +138,21 @@ static void check_payload(const struct send_request *req)
 		check_header_text(item, "type", "attachment");
 		check_header_text(item, "disposition", "attachment");
 		check_header_text(item, "content_id", "attachment");
+		const char *cid =
+			cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(item, "content_id"));
+		if (cid) {
+			/* Independently of send_content_id_ok: nothing that could end the <> of
+			 * Content-Id or the line, or start a comment or a list. */
+			size_t n = strlen(cid), skip = n >= 2 && cid[0] == '<' && cid[n - 1] == '>';
+			char *inner = g_strndup(cid + skip, n - 2 * skip);
+			FUZZ_CHECK(*inner && !strpbrk(inner, " \t<>\"\\(),;:[]"),
+				   "content_id '%s' is not a msg-id", cid);
+			g_free(inner);
+		}
+		FUZZ_CHECK(!strstr(cJSON_GetStringValue(
+					   cJSON_GetObjectItemCaseSensitive(item, "filename")),
+				   "=?"),
+			   "a file name spells an encoded word");
 	}
 }
 

@@ -83,18 +83,19 @@ int compose_recipients(const cJSON *payload, int part, const char **out, int max
 
 /* ---- checks: everything that can be refused is refused here ---- */
 
-static bool has_crlf(const char *s)
+/* Text bound for a header: valid UTF-8 without control characters (send.c's rule). */
+static bool text_ok(const char *s)
 {
-	return strpbrk(s, "\r\n") != NULL;
+	return s && g_utf8_validate(s, -1, NULL) && send_text_clean(s);
 }
 
-/* An optional string that may go into a header: absent is fine, CR or LF is not. */
+/* An optional string that may go into a header: absent is fine, a control character is not. */
 static bool header_safe(const cJSON *obj, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
 	if (!v || cJSON_IsNull(v))
 		return true;
-	return cJSON_IsString(v) && !has_crlf(v->valuestring);
+	return cJSON_IsString(v) && text_ok(v->valuestring);
 }
 
 static int refuse(const char **why, const char *sentence)
@@ -106,10 +107,11 @@ static int refuse(const char **why, const char *sentence)
 static int check_mailbox(const cJSON *m, const char **why)
 {
 	const char *email = str_of(m, "email");
-	if (!email || !*email || has_crlf(email))
+	if (!email || !*email || !text_ok(email))
 		return refuse(why, "An address has no usable email.");
 	if (!header_safe(m, "name"))
-		return refuse(why, "A display name contains a line break or is not a string.");
+		return refuse(why, "A display name contains a control character or is not a "
+				   "string.");
 	return 0;
 }
 
@@ -152,9 +154,9 @@ static int check_headers(const cJSON *headers, const char **why)
 		/* send.c refuses the same names; this is the second line of defence. */
 		if (send_header_reserved(h->string))
 			return refuse(why, "A custom header may not set this field.");
-		if (!cJSON_IsString(h) || has_crlf(h->valuestring))
-			return refuse(why, "A custom header value contains a line break or is "
-					   "not a string.");
+		if (!cJSON_IsString(h) || !text_ok(h->valuestring))
+			return refuse(why, "A custom header value contains a control character or "
+					   "is not a string.");
 	}
 	return 0;
 }
@@ -181,14 +183,19 @@ static bool mime_type_ok(const char *t)
 static int check_attachment(const cJSON *a, const char **why)
 {
 	const char *name = str_of(a, "filename"), *disp = str_of(a, "disposition");
-	if (!name || has_crlf(name))
-		return refuse(why, "An attachment filename is missing or contains a line break.");
+	const char *cid = str_of(a, "content_id");
+	if (!text_ok(name))
+		return refuse(why, "An attachment filename is missing or contains a control "
+				   "character.");
+	/* See send.c: no encoding of "=?" in a parameter reads back as written everywhere. */
+	if (strstr(name, "=?"))
+		return refuse(why, "An attachment filename contains \"=?\".");
 	if (!mime_type_ok(str_of(a, "type")))
 		return refuse(why, "An attachment type is not a MIME type.");
 	if (disp && strcmp(disp, "attachment") != 0 && strcmp(disp, "inline") != 0)
 		return refuse(why, "An attachment disposition is neither attachment nor inline.");
-	if (!header_safe(a, "content_id"))
-		return refuse(why, "An attachment content_id contains a line break.");
+	if (!header_safe(a, "content_id") || (cid && *cid && !send_content_id_ok(cid)))
+		return refuse(why, "An attachment content_id is not a message id.");
 	if (!str_of(a, "content"))
 		return refuse(why, "An attachment has no content.");
 	return 0;
@@ -220,7 +227,7 @@ static int check_message(const cJSON *payload, const cJSON *p, const char *messa
 	if (reply_to && !cJSON_IsNull(reply_to) && check_mailbox(reply_to, why) < 0)
 		return -1;
 	if (!header_safe(p, "subject") || !header_safe(payload, "subject"))
-		return refuse(why, "The subject contains a line break or is not a string.");
+		return refuse(why, "The subject contains a control character or is not a string.");
 	if (check_recipients(p, why) < 0 ||
 	    check_headers(cJSON_GetObjectItemCaseSensitive(payload, "headers"), why) < 0 ||
 	    check_headers(cJSON_GetObjectItemCaseSensitive(p, "headers"), why) < 0 ||
@@ -232,16 +239,68 @@ static int check_message(const cJSON *payload, const cJSON *p, const char *messa
 
 /* ---- building: GMime objects from a checked payload ---- */
 
+/* Bytes of text per encoded word: 60 base64 characters, 72 with "=?utf-8?b?" and "?=", under
+ * RFC 2047's 75, so GMime keeps each word whole when it folds. As long as a word may be:
+ * some readers (Python before gh-128110) keep the space between two words of a name. */
+#define WORD_BYTES 45
+
+/* GMime writes ASCII words as they are, so "=?utf-8?q?=0D=0AFrom:...?=" in a subject would
+ * reach the recipient as an encoded word of the client's making and decode to a line break
+ * or a NUL. And in a name GMime's own Q-encoding leaves "=" as it is, so "ü=0D=0A" or a long
+ * word with "=0D=0A" decodes to CR LF too. Such text (trigger "=?" in text, "=" in a name)
+ * goes entirely as UTF-8 base64 encoded words, by GMime's encoder, whole characters per
+ * word, which decode to exactly the text (their content is not decoded again). Returns a
+ * string to g_free, or NULL when the text may go to GMime as it is. */
+static char *literal_text(const char *text, const char *trigger)
+{
+	if (!text || !strstr(text, trigger))
+		return NULL;
+	GString *out = g_string_new(NULL);
+	for (const char *p = text; *p;) {
+		/* Whole characters, and a multiple of 3 bytes when a character ends there: GMime's
+		 * decoder joins the base64 of adjacent words, and padding inside stops it. */
+		const char *end = g_utf8_next_char(p), *whole = NULL;
+		while (*end && (size_t)(g_utf8_next_char(end) - p) <= WORD_BYTES) {
+			if ((end - p) % 3 == 0)
+				whole = end;
+			end = g_utf8_next_char(end);
+		}
+		if (*end && (end - p) % 3 != 0 && whole)
+			end = whole;
+		unsigned char b64[GMIME_BASE64_ENCODE_LEN(WORD_BYTES) + 1];
+		int state = 0;
+		guint32 save = 0;
+		size_t n = g_mime_encoding_base64_encode_close(
+			(const unsigned char *)p, (size_t)(end - p), b64, &state, &save);
+		/* The encoder ends its output with a newline, which has no place in a word. */
+		while (n > 0 && b64[n - 1] == '\n')
+			n--;
+		g_string_append_printf(out, "%s=?utf-8?b?%.*s?=", out->len ? " " : "", (int)n,
+				       (const char *)b64);
+		p = end;
+	}
+	return g_string_free(out, FALSE);
+}
+
 /* Names are encoded as UTF-8 words: GMime would otherwise pick the narrowest charset
  * (ISO-8859-1 for "Jürgen"), correct but needlessly varied. */
 static void add_mailbox(GMimeMessage *msg, GMimeAddressType type, const cJSON *m)
 {
 	const char *name = str_of(m, "name");
-	InternetAddress *ia =
-		internet_address_mailbox_new(name && *name ? name : NULL, str_of(m, "email"));
+	char *literal = literal_text(name, "=");
+	InternetAddress *ia = internet_address_mailbox_new(
+		literal ? literal : (name && *name ? name : NULL), str_of(m, "email"));
 	internet_address_set_charset(ia, "utf-8");
 	internet_address_list_add(g_mime_message_get_addresses(msg, type), ia);
 	g_object_unref(ia);
+	g_free(literal);
+}
+
+static void append_header(GMimeMessage *msg, const char *name, const char *value)
+{
+	char *literal = literal_text(value, "=?");
+	g_mime_object_append_header(GMIME_OBJECT(msg), name, literal ? literal : value, "utf-8");
+	g_free(literal);
 }
 
 static void add_recipients(GMimeMessage *msg, GMimeAddressType type, const cJSON *list)
@@ -267,12 +326,11 @@ static void add_custom_headers(GMimeMessage *msg, const cJSON *top, const cJSON 
 				overridden = true;
 		}
 		if (!overridden)
-			g_mime_object_append_header(GMIME_OBJECT(msg), h->string, h->valuestring,
-						    "utf-8");
+			append_header(msg, h->string, h->valuestring);
 	}
 	cJSON_ArrayForEach(h, own)
 	{
-		g_mime_object_append_header(GMIME_OBJECT(msg), h->string, h->valuestring, "utf-8");
+		append_header(msg, h->string, h->valuestring);
 	}
 }
 
@@ -285,22 +343,28 @@ static void set_content_stream(GMimePart *part, GMimeStream *stream)
 	g_object_unref(content);
 }
 
-/* Text goes in canonical form (RFC 2045 6.8): CRLF line ends, and a final one, so a body
+/* Text goes in canonical form (RFC 2045 6.8): every line end CRLF, and a final one, so a body
  * decodes the same whichever transfer encoding is chosen (GMime's quoted-printable encoder
- * would add the final line break anyway). */
+ * would add the final line break anyway). A bare CR is a line end too: left alone in a 7bit
+ * body it would reach the relay, where "\r.\r" ends the DATA of a lax server and what
+ * follows is read as SMTP commands. */
 static GMimeStream *canonical_text(const char *text)
 {
-	GMimeStream *mem = g_mime_stream_mem_new();
-	GMimeStream *filtered = g_mime_stream_filter_new(mem);
-	GMimeFilter *crlf = g_mime_filter_unix2dos_new(TRUE);
+	GByteArray *bytes = g_byte_array_sized_new((guint)(strlen(text) + 2));
 
-	g_mime_stream_filter_add(GMIME_STREAM_FILTER(filtered), crlf);
-	g_object_unref(crlf);
-	g_mime_stream_write(filtered, text, strlen(text));
-	g_mime_stream_flush(filtered);
-	g_object_unref(filtered);
-	g_mime_stream_reset(mem);
-	return mem;
+	for (const char *p = text; *p; p++) {
+		if (*p == '\r' || *p == '\n') {
+			g_byte_array_append(bytes, (const guint8 *)"\r\n", 2);
+			if (p[0] == '\r' && p[1] == '\n')
+				p++;
+		} else {
+			g_byte_array_append(bytes, (const guint8 *)p, 1);
+		}
+	}
+	if (bytes->len == 0 || bytes->data[bytes->len - 1] != '\n')
+		g_byte_array_append(bytes, (const guint8 *)"\r\n", 2);
+	/* The stream takes the array over. */
+	return g_mime_stream_mem_new_with_byte_array(bytes);
 }
 
 static GMimeObject *text_part(const char *subtype, const char *text)
@@ -450,7 +514,9 @@ static GMimeMessage *build_message(const cJSON *payload, const cJSON *p, const c
 		    cJSON_GetObjectItemCaseSensitive(payload, "from"));
 	add_recipients(msg, GMIME_ADDRESS_TYPE_TO, cJSON_GetObjectItemCaseSensitive(p, "to"));
 	add_recipients(msg, GMIME_ADDRESS_TYPE_CC, cJSON_GetObjectItemCaseSensitive(p, "cc"));
-	g_mime_message_set_subject(msg, subject_of(payload, p), "utf-8");
+	char *subject = literal_text(subject_of(payload, p), "=?");
+	g_mime_message_set_subject(msg, subject ? subject : subject_of(payload, p), "utf-8");
+	g_free(subject);
 	g_mime_message_set_date(msg, date);
 	g_mime_message_set_message_id(msg, message_id);
 	g_mime_object_set_header(GMIME_OBJECT(msg), "MIME-Version", "1.0", NULL);

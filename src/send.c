@@ -15,14 +15,31 @@
 
 #include "util.h"
 
-/* Headers Postern writes itself, or that would let a client forge identity or trace. */
+/* Headers Postern writes itself, that would let a client forge identity or trace, or that
+ * receivers trust as the verdict of an earlier hop (authentication results, SPF, the
+ * original sender of a forwarded message). */
 static const char *const reserved_headers[] = {
-	"From",	   "Sender",   "Return-Path", "DKIM-Signature", "To",		"Cc",	    "Bcc",
-	"Subject", "Reply-To", "Date",	      "Message-ID",	"MIME-Version", "Received",
+	"From",
+	"Sender",
+	"Return-Path",
+	"To",
+	"Cc",
+	"Bcc",
+	"Subject",
+	"Reply-To",
+	"Date",
+	"Message-ID",
+	"MIME-Version",
+	"Received",
+	"Received-SPF",
+	"X-Original-From",
+	"Authentication-Results",
+	"DomainKey-Signature",
 };
 
-/* Whole families: the MIME structure is Postern's, and Resent-* re-states identity. */
-static const char *const reserved_prefixes[] = {"Content-", "Resent-"};
+/* Whole families: the MIME structure is Postern's, Resent-* re-states identity, and DKIM-*
+ * and ARC-* are signatures and seals that only a signing hop may write. */
+static const char *const reserved_prefixes[] = {"Content-", "Resent-", "DKIM-", "ARC-"};
 
 bool send_header_reserved(const char *name)
 {
@@ -56,7 +73,56 @@ static bool has_crlf(const char *s)
 	return strpbrk(s, "\r\n") != NULL;
 }
 
+/* A mail client shows a decoded header, so a control character anywhere in it (a NUL ending
+ * a name early, a CR starting a new line) is refused whatever encoding would carry it. */
+bool send_text_clean(const char *s)
+{
+	for (const char *p = s; *p; p = g_utf8_next_char(p)) {
+		gunichar c = g_utf8_get_char(p);
+		if ((c < 0x20 && c != '\t') || (c >= 0x7f && c <= 0x9f))
+			return false;
+	}
+	return true;
+}
+
+/* RFC 5322 atext: the characters of an atom besides letters and digits. */
+static bool atext(char c)
+{
+	return g_ascii_isalnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
+}
+
+/* dot-atom-text: atoms joined by single dots, from s up to end. */
+static bool dot_atom_text(const char *s, const char *end)
+{
+	bool after_dot = true;
+	for (; s < end; s++) {
+		if (*s == '.' && !after_dot)
+			after_dot = true;
+		else if (atext(*s))
+			after_dot = false;
+		else
+			return false;
+	}
+	return !after_dot;
+}
+
+bool send_content_id_ok(const char *cid)
+{
+	size_t n = strlen(cid);
+	if (n >= 2 && cid[0] == '<' && cid[n - 1] == '>') {
+		cid++;
+		n -= 2;
+	}
+	const char *end = cid + n, *at = memchr(cid, '@', n);
+	if (!at)
+		return dot_atom_text(cid, end);
+	return dot_atom_text(cid, at) && dot_atom_text(at + 1, end);
+}
+
 #define NOT_UTF8 "This text is not valid UTF-8; send it UTF-8 encoded."
+#define CONTROL                                                                                    \
+	"Control characters (line breaks such as CR or LF, NUL, DEL and the like) are not "        \
+	"allowed here; only TAB is."
 
 /* JSON may carry bytes that are not UTF-8; mail composed from them would be garbled. */
 static bool utf8_ok(const char *s)
@@ -64,8 +130,8 @@ static bool utf8_ok(const char *s)
 	return g_utf8_validate(s, -1, NULL);
 }
 
-/* A string field that may go into a header: present (unless optional), no CR or LF,
- * not longer than max. Returns 0 with *out set (NULL when absent and optional). */
+/* A string field that may go into a header: present (unless optional), UTF-8 without control
+ * characters, not longer than max. Returns 0 with *out set (NULL when absent and optional). */
 static int header_text(const cJSON *parent, const char *name, bool optional, size_t max,
 		       const char **out, struct send_problem *why, const char *path)
 {
@@ -78,11 +144,10 @@ static int header_text(const cJSON *parent, const char *name, bool optional, siz
 	}
 	if (!cJSON_IsString(v))
 		return fail(why, "This field must be a string.", "%s%s", path, name);
-	if (has_crlf(v->valuestring))
-		return fail(why, "Line breaks (CR or LF) are not allowed here.", "%s%s", path,
-			    name);
 	if (!utf8_ok(v->valuestring))
 		return fail(why, NOT_UTF8, "%s%s", path, name);
+	if (!send_text_clean(v->valuestring))
+		return fail(why, CONTROL, "%s%s", path, name);
 	if (strlen(v->valuestring) > max)
 		return fail(why, "This value is too long.", "%s%s", path, name);
 	*out = v->valuestring;
@@ -181,11 +246,10 @@ static int parse_headers(const cJSON *h, cJSON *out, struct send_problem *why, c
 		if (!cJSON_IsString(v))
 			return fail(why, "A header value must be a string.", "%s.%s", path,
 				    v->string);
-		if (has_crlf(v->valuestring))
-			return fail(why, "Line breaks (CR or LF) are not allowed in header values.",
-				    "%s.%s", path, v->string);
 		if (!utf8_ok(v->valuestring))
 			return fail(why, NOT_UTF8, "%s.%s", path, v->string);
+		if (!send_text_clean(v->valuestring))
+			return fail(why, CONTROL, "%s.%s", path, v->string);
 		cJSON_AddStringToObject(obj, v->string, v->valuestring);
 	}
 	return 0;
@@ -335,6 +399,15 @@ static int parse_attachments(enum send_dialect d, const cJSON *body, cJSON *out,
 		    header_text(a, "disposition", true, 16, &disposition, why, path) < 0 ||
 		    header_text(a, "content_id", true, 255, &cid, why, path) < 0)
 			return -1;
+		/* GMime quotes an ASCII file name as it is, and readers (GMime's among them)
+		 * decode encoded words inside it, even twice; RFC 2231, which they would not
+		 * decode further, is GMime's choice only for long or non-ASCII names. */
+		if (strstr(name, "=?"))
+			return fail(
+				why,
+				"A file name may not contain \"=?\": mail programs would decode "
+				"it as an encoded word.",
+				"%s%s", path, name_key);
 		const cJSON *c = cJSON_GetObjectItemCaseSensitive(a, "content");
 		content = cJSON_IsString(c) ? c->valuestring : NULL;
 		if (!content || !base64_ok(content))
@@ -348,13 +421,19 @@ static int parse_attachments(enum send_dialect d, const cJSON *body, cJSON *out,
 		    strcmp(disposition, "inline") != 0)
 			return fail(why, "The disposition must be attachment or inline.",
 				    "%sdisposition", path);
+		if (cid && *cid && !send_content_id_ok(cid))
+			return fail(why,
+				    "The content_id must be a message id like logo@example.com "
+				    "(letters, digits and !#$%&'*+-/=?^_`{|}~, dot-separated, one "
+				    "optional @), optionally in <>.",
+				    "%scontent_id", path);
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddItemToArray(arr, o);
 		cJSON_AddStringToObject(o, "filename", name);
 		cJSON_AddStringToObject(o, "type", type ? type : "application/octet-stream");
 		cJSON_AddStringToObject(o, "content", content);
 		cJSON_AddStringToObject(o, "disposition", disposition ? disposition : "attachment");
-		if (cid)
+		if (cid && *cid)
 			cJSON_AddStringToObject(o, "content_id", cid);
 	}
 	return 0;

@@ -1,6 +1,7 @@
 /* Send requests: validates a request body in either dialect (Netcore v5/v6 or SendGrid v3)
  * and turns it into one canonical JSON payload, the form queued and later composed into
- * MIME. Pure: no I/O. Nothing here can put CR or LF into a header. */
+ * MIME. Pure: no I/O. Nothing here can put a control character (CR, LF, NUL...) into a
+ * header. */
 #ifndef POSTERN_SEND_H
 #define POSTERN_SEND_H
 
@@ -32,8 +33,16 @@ int send_parse(enum send_dialect d, const cJSON *body, struct send_request *out,
 	       struct send_problem *why);
 void send_request_free(struct send_request *r);
 /* True when a custom header may not be set by a client: identity (From, Sender,
- * Return-Path, DKIM-Signature, Resent-*, Received), the blind list, and everything Postern
- * writes itself (To, Subject, Date, Message-ID, MIME-Version, Content-*...). */
+ * Return-Path, Resent-*, Received, X-Original-From), what receivers trust from earlier hops
+ * (DKIM-*, ARC-*, DomainKey-Signature, Authentication-Results, Received-SPF), the blind
+ * list, and everything Postern writes itself (To, Subject, Date, Message-ID, MIME-Version,
+ * Content-*...). */
 bool send_header_reserved(const char *name);
+/* True when s (valid UTF-8) holds no control character: none of C0 but TAB, no DEL, no C1.
+ * What goes into a header must pass, since a client shows it decoded. */
+bool send_text_clean(const char *s);
+/* True when cid is a msg-id token (RFC 5322 dot-atom-text, optionally "@" dot-atom-text),
+ * optionally within <>: "logo@example.com", "<ii_139db99fdb5c3704>". */
+bool send_content_id_ok(const char *cid);
 
 #endif

@@ -19,12 +19,17 @@ struct signer {
 	DKIM_LIB *lib;
 };
 
-/* Headers a recipient sees or that shape how the body is read. Others (X-*, List-*) may be
- * rewritten on the way without breaking the signature. */
+/* Headers a recipient sees or that shape how the body is read, each signed when present.
+ * Others (X-*, List-*) may be rewritten on the way without breaking the signature. */
 static const char *signed_headers[] = {
-	"from",		"to",		"subject",  "date", "message-id",
-	"mime-version", "content-type", "reply-to", NULL,
+	"from",	      "to",	      "cc",	      "subject",  "date",
+	"message-id", "mime-version", "content-type", "reply-to", NULL,
 };
+
+/* Signed once more than they occur (h= names each one extra time), so that a second From,
+ * Subject, To or Date added on the way breaks the signature: a client may show the added one
+ * while the verifier checked the original. */
+static const char *oversigned_headers[] = {"from", "subject", "to", "date", NULL};
 
 struct signer *signer_new(char *err, size_t errlen)
 {
@@ -35,6 +40,9 @@ struct signer *signer_new(char *err, size_t errlen)
 	}
 	DKIM_STAT st = dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_SIGNHDRS, signed_headers,
 				    sizeof(char **));
+	if (st == DKIM_STAT_OK)
+		st = dkim_options(lib, DKIM_OP_SETOPT, DKIM_OPTS_OVERSIGNHDRS, oversigned_headers,
+				  sizeof(char **));
 	if (st != DKIM_STAT_OK) {
 		snprintf(err, errlen, "libopendkim refuses the header list: %s",
 			 dkim_getresultstr(st));

@@ -13,10 +13,11 @@ struct signer *signer_new(char *err, size_t errlen);
 void signer_free(struct signer *s);
 
 /* Signs a complete message (CRLF line endings, headers final) for domain with selector and the
- * PEM private key, signing the headers from, to, subject, date, message-id, mime-version,
- * content-type and reply-to (those present). Returns 0 with *out = "DKIM-Signature: ...\r\n"
- * followed by the original message (malloc'd, NUL-terminated, *outlen bytes), or -1 with err.
- * The signature header is folded to lines under 78 columns with CRLF. */
+ * PEM private key, signing the headers from, to, cc, subject, date, message-id, mime-version,
+ * content-type and reply-to (those present), and from, subject, to and date once more than
+ * they occur, so that none can be added after signing. Returns 0 with *out = "DKIM-Signature:
+ * ...\r\n" followed by the original message (malloc'd, NUL-terminated, *outlen bytes), or -1 with
+ * err. The signature header is folded to lines under 78 columns with CRLF. */
 int signer_sign(struct signer *s, const char *pem, const char *selector, const char *domain,
 		const char *msg, size_t len, char **out, size_t *outlen, char *err, size_t errlen);
 

@@ -6,7 +6,8 @@ there, so nothing on the host changes and nothing outlives the namespace.
     from dkim_verify import verify
     ok, output = verify(signed_bytes, {"sel._domainkey.acme.test": "v=DKIM1; k=rsa; p=..."})
 
-Run as a script (ctest it_dkim_verify), it checks a message signed by build/test_dkim."""
+Run as a script (ctest it_dkim_verify), it checks a message signed by build/test_dkim, and
+that tampering with its body or adding a From after signing makes it fail."""
 import json
 import os
 import shlex
@@ -178,6 +179,14 @@ def _self_test():
     assert tampered != signed, "the sample's body changed; update the tampering"
     ok, out = verify(tampered, records)
     print("tampered body: %s (%s)" % ("verified, WRONG" if ok else "rejected", out.strip()))
+    failures += ok
+
+    # From is oversigned: a second one put on top after signing (the one a client may show)
+    # breaks the signature instead of riding on it.
+    forged = b"From: Bank Security <ceo@bank.test>\r\n" + signed
+    ok, out = verify(forged, records)
+    print("From added after signing: %s (%s)" % ("verified, WRONG" if ok else "rejected",
+                                                 out.strip()))
     failures += ok
     return 1 if failures else 0
 

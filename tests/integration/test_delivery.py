@@ -117,6 +117,50 @@ class ArrivalTest(Delivery):
         self.assertEqual(state["attempts"], 1)
         self.assertEqual(state["rejected"], [])
 
+    def test_encoded_words_and_bare_crs_arrive_as_written(self):
+        # Text that spells encoded words is shown as written, not decoded into a NUL, a line
+        # break or a second From; each name fits one encoded word, as Python before
+        # gh-128110 keeps the space between two words of a name.
+        self.sink.start()
+        self.gw.start()
+        forged = "=?utf-8?b?c2VjdXJpdHlAcGF5cGFsLmNvbQA=?="
+        subject = ("=?utf-8?q?Hello=0D=0AFrom:_ceo@bank.com?= and a long subject with "
+                   "Grüße =?x?b?AA==?= that needs several encoded words to carry it")
+        note = "=?utf-8?q?a=0D=0ABcc:_victim@example.com?="
+        to_name, cc_name, reply_name = "Bob =?utf-8?q?=00?= Smith", "=?", "=?us-ascii?q?Help=0A?="
+        text = "line1\r.\rMAIL FROM:<ceo@bank.com>\rRCPT TO:<x@example.com>\r\nend\n"
+        html = "<p>a</p>\r.\r<p>b</p>"
+        self.send({
+            "from": {"email": "news@acme.test", "name": forged},
+            "subject": subject,
+            "reply_to": {"email": "help@acme.test", "name": reply_name},
+            "content": [{"type": "text/plain", "value": text}, {"type": "html", "value": html}],
+            "personalizations": [{"to": [{"email": "bob@example.com", "name": to_name}],
+                                  "cc": [{"email": "carol@example.com", "name": cc_name}]}],
+            "headers": {"X-Note": note}})
+        m, = self.sink.wait_for(lambda m: len(m) >= 1)
+        self.assertEqual(len(m.get_all("From")), 1)
+        self.assertEqual(m["From"].addresses[0].display_name, forged)
+        self.assertEqual(m["From"].addresses[0].addr_spec, "news@acme.test")
+        self.assertEqual(m["To"].addresses[0].display_name, to_name)
+        self.assertEqual(m["Cc"].addresses[0].display_name, cc_name)
+        self.assertEqual(m["Reply-To"].addresses[0].display_name, reply_name)
+        self.assertEqual(str(m["Subject"]), subject)
+        self.assertEqual(str(m["X-Note"]), note)
+        self.assertIsNone(m["Bcc"])
+
+        # No bare CR (or LF) left the gateway: every line end arrived as a line end.
+        name, = self.sink.complete_files()
+        with open(os.path.join(self.sink.dir, name), "rb") as f:
+            raw = f.read()
+        self.assertNotIn(b"\r", raw.replace(b"\r\n", b""))
+        self.assertNotIn(b"MAIL FROM:<ceo@bank.com>\rRCPT", raw)
+        plain = m.get_body(("plain",)).get_content().replace("\r\n", "\n")
+        self.assertEqual(plain, "line1\n.\nMAIL FROM:<ceo@bank.com>\nRCPT TO:<x@example.com>\n"
+                                "end\n")
+        html_got = m.get_body(("html",)).get_content().replace("\r\n", "\n")
+        self.assertEqual(html_got, "<p>a</p>\n.\n<p>b</p>\n")
+
     def test_each_personalization_is_its_own_message(self):
         self.sink.start()
         self.gw.start()

@@ -209,6 +209,56 @@ class ValidationTest(SendCase):
                      "Content-Disposition", "Resent-From", "Received"):
             self.check(body(headers={name: "ceo@acme.test"}), f"headers.{name}")
 
+    def test_headers_receivers_trust_are_refused(self):
+        for name in ("Authentication-Results", "ARC-Seal", "ARC-Message-Signature",
+                     "arc-authentication-results", "Received-SPF", "DKIM-Signature",
+                     "DomainKey-Signature", "X-Original-From"):
+            self.check(body(headers={name: "mx.example.com; dkim=pass; spf=pass"}),
+                       f"headers.{name}")
+            per = body()
+            per["personalizations"][0]["headers"] = {name: "pass"}
+            self.check(per, f"personalizations[0].headers.{name}")
+
+    def test_control_characters_never_reach_a_header(self):
+        # What a mail client shows is the decoded header, so the rule is about characters,
+        # not about how they would be encoded: C0 but TAB, DEL and C1 are refused. (A JSON
+        # \u0000 never reaches send.c: cJSON ends the string there.)
+        for c in ("\x01", "\x1b", "\x7f", "\x85", "\x9b"):
+            with self.subTest(char=hex(ord(c))):
+                self.check(body(subject="Hi" + c), "subject")
+                named = body()
+                named["from"]["name"] = "Acme" + c + "News"
+                self.check(named, "from.name")
+                to = body()
+                to["personalizations"][0]["to"][0]["name"] = "Bob" + c
+                self.check(to, "personalizations[0].to[0].name")
+                self.check(body(reply_to={"email": "help@acme.test", "name": c}),
+                           "reply_to.name")
+                self.check(body(headers={"X-Note": "a" + c + "b"}), "headers.X-Note")
+                att = {"name": "a" + c + ".pdf", "filename": "a" + c + ".pdf",
+                       "content": "aGVsbG8="}
+                self.check(body(attachments=[att]), "attachments[0].name", paths=(NETCORE,))
+                self.check(body(attachments=[att]), "attachments[0].filename",
+                           paths=(SENDGRID,))
+        self.assertAccepted(self.send(NETCORE, body(subject="tab\there")), NETCORE)
+
+    def test_file_names_may_not_spell_encoded_words(self):
+        att = {"name": "=?utf-8?q?invoice=0D=0A.exe?=", "filename": "=?utf-8?q?x?=.pdf",
+               "content": "aGVsbG8="}
+        self.check(body(attachments=[att]), "attachments[0].name", paths=(NETCORE,))
+        self.check(body(attachments=[att]), "attachments[0].filename", paths=(SENDGRID,))
+
+    def test_content_id_is_a_message_id(self):
+        for cid in ("x> From: <y", "a b", "<a@b", "a@b@c", "a..b"):
+            att = {"name": "logo.png", "filename": "logo.png", "content": "aGVsbG8=",
+                   "disposition": "inline", "content_id": cid}
+            self.check(body(attachments=[att]), "attachments[0].content_id")
+        for cid in ("ii_139db99fdb5c3704", "logo@example.com", "<logo@example.com>"):
+            att = {"name": "logo.png", "filename": "logo.png", "content": "aGVsbG8=",
+                   "disposition": "inline", "content_id": cid}
+            for path in (NETCORE, SENDGRID):
+                self.assertAccepted(self.send(path, body(attachments=[att])), path)
+
     def test_malformed_json_and_non_objects(self):
         for path in (NETCORE, SENDGRID):
             self.assertRefused(self.send(path, None, raw="{"), path, 400, "invalid_json")

@@ -393,6 +393,141 @@ static void test_inline_attachment_has_content_id(void **state)
 	composed_free(&c);
 }
 
+/* Text that spells encoded words: the client must show it as written, not decode it into a
+ * NUL, a line break or a second From. */
+#define EW_FROM	   "=?utf-8?b?c2VjdXJpdHlAcGF5cGFsLmNvbQA=?="
+#define EW_SUBJECT "=?utf-8?q?Hello=0D=0AFrom:_ceo@bank.com?="
+#define EW_HEADER  "=?utf-8?q?a=0D=0ABcc:_x@evil.test?="
+#define EW_TO	   "Ann =?utf-8?q?=00?= Smith"
+#define EW_REPLY   "=?iso-8859-1?q?Help=0ADesk?="
+/* No encoding of it in a parameter reads back as written in every reader (GMime decodes an
+ * encoded word inside a quoted file name twice), so a file name with "=?" is refused. */
+#define EW_FILENAME "=?utf-8?q?invoice=0D=0A.pdf?="
+/* Long enough for several encoded words, with non-ASCII characters across their borders. */
+#define EW_LONG                                                                                      \
+	"Grüße =?utf-8?b?AA==?= aus Köln — ein sehr langer Betreff, der über mehrere Wörter " \
+	"reicht: 東京, 大阪, 京都 und =?x?q?=0A?= am Ende"
+
+static void set_name(cJSON *mailbox, const char *name)
+{
+	cJSON_AddStringToObject(mailbox, "name", name);
+}
+
+static void test_encoded_words_stay_literal(void **state)
+{
+	(void)state;
+	cJSON *payload = json("{" FROM ",'reply_to':{'email':'help@acme.test'}," TEXT ","
+			      "'personalizations':[{'to':[{'email':'ann@example.test'}],"
+			      "'cc':[{'email':'carl@example.test'}],'headers':{}}],"
+			      "'headers':{},'attachments':[{'type':'application/pdf',"
+			      "'content':'aGVsbG8=','disposition':'attachment'}]}");
+	cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(payload, "personalizations"), 0);
+	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(payload, "from"), "name",
+				  cJSON_CreateString(EW_FROM));
+	set_name(cJSON_GetObjectItem(payload, "reply_to"), EW_REPLY);
+	set_name(cJSON_GetArrayItem(cJSON_GetObjectItem(p, "to"), 0), EW_TO);
+	set_name(cJSON_GetArrayItem(cJSON_GetObjectItem(p, "cc"), 0), EW_LONG);
+	cJSON_AddStringToObject(payload, "subject", EW_SUBJECT);
+	cJSON_AddStringToObject(cJSON_GetObjectItem(payload, "headers"), "X-Note", EW_HEADER);
+	cJSON_AddStringToObject(cJSON_GetObjectItem(p, "headers"), "X-Long", EW_LONG);
+	cJSON_AddStringToObject(cJSON_GetArrayItem(cJSON_GetObjectItem(payload, "attachments"), 0),
+				"filename", "Rechnung für März.pdf");
+	struct composed c = compose_payload_ok(payload);
+
+	/* Read back by GMime's decoder: exactly the text given, nothing decoded twice. */
+	InternetAddressMailbox *from = only_mailbox(g_mime_message_get_from(c.msg));
+	assert_string_equal(internet_address_get_name(INTERNET_ADDRESS(from)), EW_FROM);
+	InternetAddressMailbox *to = only_mailbox(g_mime_message_get_to(c.msg));
+	assert_string_equal(internet_address_get_name(INTERNET_ADDRESS(to)), EW_TO);
+	InternetAddressMailbox *cc = only_mailbox(g_mime_message_get_cc(c.msg));
+	assert_string_equal(internet_address_get_name(INTERNET_ADDRESS(cc)), EW_LONG);
+	InternetAddressMailbox *reply = only_mailbox(g_mime_message_get_reply_to(c.msg));
+	assert_string_equal(internet_address_get_name(INTERNET_ADDRESS(reply)), EW_REPLY);
+	assert_string_equal(g_mime_message_get_subject(c.msg), EW_SUBJECT);
+	assert_string_equal(g_mime_object_get_header(GMIME_OBJECT(c.msg), "X-Note"), EW_HEADER);
+	assert_string_equal(g_mime_object_get_header(GMIME_OBJECT(c.msg), "X-Long"), EW_LONG);
+	GMimeObject *att =
+		g_mime_multipart_get_part(GMIME_MULTIPART(g_mime_message_get_mime_part(c.msg)), 1);
+	assert_string_equal(g_mime_part_get_filename(GMIME_PART(att)), "Rechnung für März.pdf");
+
+	/* None of them went out as written: a client would have decoded it. */
+	const char *verbatim[] = {EW_FROM, EW_SUBJECT, EW_HEADER, "=?utf-8?q?=00?=", EW_REPLY};
+	for (size_t i = 0; i < sizeof(verbatim) / sizeof(verbatim[0]); i++)
+		if (strstr(c.raw, verbatim[i]))
+			fail_msg("written as given: %s\n%s", verbatim[i], c.raw);
+	assert_int_equal(count_header_lines(c.raw, "from:"), 1);
+	composed_free(&c);
+	cJSON_Delete(payload);
+}
+
+/* GMime's Q-encoding of a name leaves "=" as it is: a name it encodes (non-ASCII, or a word
+ * too long for a line) must not decode "=0D=0A" into a line break. */
+static void test_names_with_equals_signs_stay_literal(void **state)
+{
+	(void)state;
+	static const char *const names[] = {
+		"Jürgen=0D=0AFrom: ceo@bank.com",
+		"x=0D=0AFrom:=20ceo@bank.com="
+		"00aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+		"1+1=2",
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		cJSON *payload = json("{" BASE "," ONE_PERSON "}");
+		cJSON_ReplaceItemInObject(cJSON_GetObjectItem(payload, "from"), "name",
+					  cJSON_CreateString(names[i]));
+		struct composed c = compose_payload_ok(payload);
+		InternetAddressMailbox *from = only_mailbox(g_mime_message_get_from(c.msg));
+		assert_string_equal(internet_address_get_name(INTERNET_ADDRESS(from)), names[i]);
+		composed_free(&c);
+		cJSON_Delete(payload);
+	}
+}
+
+static void test_bare_cr_and_lf_become_crlf(void **state)
+{
+	(void)state;
+	/* "\r.\r" ends DATA for a lax relay; what follows would be read as SMTP commands. */
+	cJSON *payload = json("{" FROM "," SUBJECT "," ONE_PERSON ",'content':{}}");
+	cJSON *content = cJSON_GetObjectItem(payload, "content");
+	cJSON_AddStringToObject(content, "text",
+				"line1\r.\rMAIL FROM:<ceo@bank.com>\rRCPT TO:<x@y.test>\r\nok\n\n");
+	cJSON_AddStringToObject(content, "html", "<p>a</p>\r.\r<p>b</p>\n\r");
+	cJSON_AddStringToObject(content, "amp", "<html amp4email>\r.\r</html>");
+	struct composed c = compose_payload_ok(payload);
+
+	GMimeMultipart *alt = GMIME_MULTIPART(g_mime_message_get_mime_part(c.msg));
+	assert_decoded(
+		g_mime_multipart_get_part(alt, 0),
+		"line1\r\n.\r\nMAIL FROM:<ceo@bank.com>\r\nRCPT TO:<x@y.test>\r\nok\r\n\r\n");
+	assert_decoded(g_mime_multipart_get_part(alt, 1), "<html amp4email>\r\n.\r\n</html>\r\n");
+	assert_decoded(g_mime_multipart_get_part(alt, 2), "<p>a</p>\r\n.\r\n<p>b</p>\r\n\r\n");
+	composed_free(&c);
+	cJSON_Delete(payload);
+}
+
+static void test_content_ids_of_real_clients_are_kept(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *given, *header;
+	} ids[] = {
+		{"ii_139db99fdb5c3704", "Content-Id: <ii_139db99fdb5c3704>\r\n"},
+		{"<logo@example.com>", "Content-Id: <logo@example.com>\r\n"},
+		{"part1.06090408.01060107@example.com",
+		 "Content-Id: <part1.06090408.01060107@example.com>\r\n"},
+	};
+	const unsigned char png[] = "\x89PNG";
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		cJSON *payload = payload_with_attachment(png, sizeof(png) - 1, "logo.png",
+							 "image/png", "inline", ids[i].given);
+		struct composed c = compose_payload_ok(payload);
+		assert_non_null(strstr(c.raw, ids[i].header));
+		composed_free(&c);
+		cJSON_Delete(payload);
+	}
+}
+
 #define TWO_PEOPLE                                                                                 \
 	"'personalizations':["                                                                     \
 	"{'to':[{'email':'ann@example.test'}],'subject':'For Ann',"                                \
@@ -486,10 +621,12 @@ static void test_part_out_of_range(void **state)
 }
 
 /* What each kind of hostile payload is refused for. */
-#define VALUE_CRLF "header value contains a line break"
+#define VALUE_CRLF "header value contains a control character"
 #define NAME_BAD   "header name is not a valid field name"
-#define SUBJ_CRLF  "subject contains a line break"
-#define DISP_CRLF  "display name contains a line break"
+#define SUBJ_CRLF  "subject contains a control character"
+#define DISP_CRLF  "display name contains a control character"
+#define FILE_CTRL  "filename is missing or contains a control character"
+#define CID_BAD	   "content_id is not a message id"
 #define RESERVED   "may not set this field"
 
 static void test_hostile_inputs_refused(void **state)
@@ -520,7 +657,30 @@ static void test_hostile_inputs_refused(void **state)
 		/* ... in an attachment filename */
 		{"{" BASE "," ONE_PERSON ",'attachments':[{'filename':'a.pdf\\r\\nX-Evil: 1',"
 		 "'type':'application/pdf','content':'aGVsbG8=','disposition':'attachment'}]}",
-		 "filename is missing or contains a line break"},
+		 FILE_CTRL},
+		/* other control characters: C0, DEL, C1 (NEL, CSI) */
+		{"{" BASE ",'headers':{'X-A':'a\\u0007b'}," ONE_PERSON "}", VALUE_CRLF},
+		{"{" BASE ",'headers':{'X-A':'a\\u001b[2Jb'}," ONE_PERSON "}", VALUE_CRLF},
+		{"{" FROM "," TEXT ",'subject':'Hi\\u007f'," ONE_PERSON "}", SUBJ_CRLF},
+		{"{" FROM "," TEXT ",'subject':'Hi\\u0085there'," ONE_PERSON "}", SUBJ_CRLF},
+		{"{'from':{'email':'news@acme.test','name':'News\\u0001'}," SUBJECT "," TEXT
+		 "," ONE_PERSON "}",
+		 DISP_CRLF},
+		{"{" BASE ",'reply_to':{'email':'h@acme.test','name':'H\\u009b'}," ONE_PERSON "}",
+		 DISP_CRLF},
+		{"{" BASE "," ONE_PERSON ",'attachments':[{'filename':'a\\u0008.pdf',"
+		 "'type':'application/pdf','content':'aGVsbG8=','disposition':'attachment'}]}",
+		 FILE_CTRL},
+		{"{" BASE "," ONE_PERSON ",'attachments':[{'filename':'" EW_FILENAME "',"
+		 "'type':'application/pdf','content':'aGVsbG8=','disposition':'attachment'}]}",
+		 "filename contains \"=?\""},
+		/* a content id that would close its <> and start a header of its own */
+		{"{" BASE "," ONE_PERSON ",'attachments':[{'filename':'a.png','type':'image/png',"
+		 "'content':'aGVsbG8=','disposition':'inline','content_id':'x> From: <y'}]}",
+		 CID_BAD},
+		{"{" BASE "," ONE_PERSON ",'attachments':[{'filename':'a.png','type':'image/png',"
+		 "'content':'aGVsbG8=','disposition':'inline','content_id':'a b'}]}",
+		 CID_BAD},
 		/* custom headers that would forge identity or reveal blind copies */
 		{"{" BASE ",'headers':{'Bcc':'evil@x.test'}," ONE_PERSON "}", RESERVED},
 		{"{" BASE ",'headers':{'bcc':'evil@x.test'}," ONE_PERSON "}", RESERVED},
@@ -576,6 +736,10 @@ int main(void)
 		cmocka_unit_test(test_alternative_order),
 		cmocka_unit_test(test_binary_attachment_round_trips),
 		cmocka_unit_test(test_inline_attachment_has_content_id),
+		cmocka_unit_test(test_encoded_words_stay_literal),
+		cmocka_unit_test(test_names_with_equals_signs_stay_literal),
+		cmocka_unit_test(test_bare_cr_and_lf_become_crlf),
+		cmocka_unit_test(test_content_ids_of_real_clients_are_kept),
 		cmocka_unit_test(test_personalization_overrides),
 		cmocka_unit_test(test_part_selects_personalization),
 		cmocka_unit_test(test_recipients_order_and_count),

@@ -31,6 +31,7 @@
 #define MESSAGE                                                                                    \
 	"From: Acme News <news@acme.test>\r\n"                                                     \
 	"To: Ann <ann@example.test>\r\n"                                                           \
+	"Cc: Carl <carl@example.test>\r\n"                                                         \
 	"Reply-To: help@acme.test\r\n"                                                             \
 	"Subject: Your order has shipped and is on its way,\r\n"                                   \
 	" with a subject folded onto a second line\r\n"                                            \
@@ -356,6 +357,27 @@ static void test_record_format(void **state)
 	assert_true(strncmp(fx.record, "v=DKIM1; k=rsa; p=MIIB", 22) == 0);
 }
 
+/* The h= list of a signed message, lower-cased, as ":from:to:...:". */
+static const char *signed_list(const char *signed_msg)
+{
+	static char hlist[512];
+	snprintf(hlist, sizeof(hlist), ":%s:", tag(unfolded_signature(signed_msg), "h"));
+	for (char *c = hlist; *c; c++)
+		*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+	return hlist;
+}
+
+static int count_in_list(const char *hlist, const char *name)
+{
+	char item[32];
+	int n = 0;
+	snprintf(item, sizeof(item), ":%s:", name);
+	/* Each entry's closing colon opens the next, so step past the name only. */
+	for (const char *p = hlist; (p = strstr(p, item)); p += strlen(item) - 1)
+		n++;
+	return n;
+}
+
 /* For tests/integration/dkim_verify.py: the same signed message checked by opendkim-testmsg
  * through real DNS. */
 static void write_sample(const char *signed_msg, size_t len)
@@ -394,11 +416,8 @@ static void test_signature_verifies(void **state)
 	assert_string_equal(tag(sig, "c"), "relaxed/relaxed");
 	assert_string_equal(tag(sig, "d"), DOMAIN);
 	assert_string_equal(tag(sig, "s"), SELECTOR);
-	char hlist[512];
-	snprintf(hlist, sizeof(hlist), ":%s:", tag(sig, "h"));
-	for (char *c = hlist; *c; c++)
-		*c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-	const char *want[] = {"from", "to",	    "reply-to",	    "subject",
+	const char *hlist = signed_list(out);
+	const char *want[] = {"from", "to",	    "cc",	    "reply-to",	   "subject",
 			      "date", "message-id", "mime-version", "content-type"};
 	for (size_t i = 0; i < ARRAY_LEN(want); i++) {
 		char item[32];
@@ -407,6 +426,62 @@ static void test_signature_verifies(void **state)
 	}
 	assert_null(strstr(hlist, "x-foo"));
 
+	free(out);
+}
+
+static void test_identity_headers_are_oversigned(void **state)
+{
+	(void)state;
+	size_t len;
+	char *out = sign(MESSAGE, &len);
+	const char *hlist = signed_list(out);
+
+	/* Present once each, listed twice: a second one added on the way is covered too. */
+	const char *over[] = {"from", "subject", "to", "date"};
+	for (size_t i = 0; i < ARRAY_LEN(over); i++)
+		if (count_in_list(hlist, over[i]) != 2)
+			fail_msg("%s is listed %d times in h=%s", over[i],
+				 count_in_list(hlist, over[i]), hlist);
+	assert_int_equal(count_in_list(hlist, "cc"), 1);
+	assert_int_equal(count_in_list(hlist, "reply-to"), 1);
+	free(out);
+
+	/* No Cc in the message: none is signed (an absent header is oversigned only by choice). */
+	out = sign("From: news@acme.test\r\nTo: ann@example.test\r\nSubject: hi\r\n\r\nHi\r\n",
+		   &len);
+	assert_int_equal(count_in_list(signed_list(out), "cc"), 0);
+	assert_int_equal(count_in_list(signed_list(out), "from"), 2);
+	free(out);
+}
+
+/* Prepends field to a signed message, as a hop after Postern could. */
+static char *prepended(const char *signed_msg, size_t len, const char *field, size_t *alen)
+{
+	*alen = strlen(field) + len;
+	char *out = xmalloc(*alen + 1);
+	memcpy(out, field, strlen(field));
+	memcpy(out + strlen(field), signed_msg, len + 1);
+	return out;
+}
+
+static void test_identity_header_added_after_signing_fails(void **state)
+{
+	(void)state;
+	static const char *const added[] = {
+		"From: Bank Security <ceo@bank.test>\r\n",
+		"Subject: Urgent: confirm your account\r\n",
+		"To: someone@else.test\r\n",
+		"Date: Fri, 02 Jan 2026 00:00:00 +0000\r\n",
+	};
+	size_t len, alen;
+	char *out = sign(MESSAGE, &len);
+	assert_true(verifies(out, len));
+	for (size_t i = 0; i < ARRAY_LEN(added); i++) {
+		char *altered = prepended(out, len, added[i], &alen);
+		if (verifies(altered, alen))
+			fail_msg("still verifies with %s", added[i]);
+		free(altered);
+	}
 	free(out);
 }
 
@@ -596,6 +671,8 @@ int main(void)
 		cmocka_unit_test(test_seal_and_open),
 		cmocka_unit_test(test_record_format),
 		cmocka_unit_test(test_signature_verifies),
+		cmocka_unit_test(test_identity_headers_are_oversigned),
+		cmocka_unit_test(test_identity_header_added_after_signing_fails),
 		cmocka_unit_test(test_altered_body_fails),
 		cmocka_unit_test(test_headers_outside_the_list_may_change),
 		cmocka_unit_test(test_signature_lines_are_folded),

@@ -727,6 +727,153 @@ static void reserved_headers_are_refused(void **state)
 	}
 }
 
+/* Headers a receiver trusts as the verdict of an earlier hop: a client may not forge them. */
+static void headers_receivers_trust_are_refused(void **state)
+{
+	(void)state;
+	const char *names[] = {"Authentication-Results",
+			       "authentication-results",
+			       "ARC-Seal",
+			       "ARC-Message-Signature",
+			       "arc-authentication-results",
+			       "Received-SPF",
+			       "DKIM-Signature",
+			       "dkim-signature",
+			       "DKIM-Filter",
+			       "DomainKey-Signature",
+			       "X-Original-From",
+			       "x-original-from"};
+	char body[512], field[128];
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(body, sizeof(body), "{" BASE ",'headers':{'%s':'pass'}}", names[i]);
+		snprintf(field, sizeof(field), "headers.%s", names[i]);
+		expect_invalid_both(body, field);
+
+		snprintf(body, sizeof(body),
+			 "{" FROM "," SUBJECT "," CONTENT
+			 ",'personalizations':[{'to':[{'email':'a@x.test'}],"
+			 "'headers':{'%s':'pass'}}]}",
+			 names[i]);
+		snprintf(field, sizeof(field), "personalizations[0].headers.%s", names[i]);
+		expect_invalid_both(body, field);
+	}
+	/* Names that merely resemble them are the client's own. */
+	struct send_request r;
+	parse_ok(SEND_NETCORE, "{" BASE ",'headers':{'X-Arc':'1','X-DKIM':'2','Archive':'3'}}", &r);
+	send_request_free(&r);
+}
+
+/* What a client shows is the decoded header: no control character may reach it, however it
+ * would be encoded. TAB is the one allowed. */
+static void control_characters_are_refused_at_their_field(void **state)
+{
+	(void)state;
+	static const char *const controls[] = {"\\u0001", "\\u0007", "\\u001b", "\\u007f",
+					       "\\u0080", "\\u0085", "\\u009f"};
+	char body[1024];
+	for (size_t i = 0; i < sizeof(controls) / sizeof(controls[0]); i++) {
+		const char *c = controls[i];
+		print_message("control %s\n", c);
+		snprintf(body, sizeof(body),
+			 "{'from':{'email':'news@acme.test','name':'Acme%sNews'}," SUBJECT
+			 "," CONTENT "," TO "}",
+			 c);
+		expect_invalid_both(body, "from.name");
+		snprintf(body, sizeof(body), "{" FROM ",'subject':'Hi%s'," CONTENT "," TO "}", c);
+		expect_invalid_both(body, "subject");
+		snprintf(body, sizeof(body),
+			 "{" FROM "," SUBJECT "," CONTENT
+			 ",'personalizations':[{'to':[{'email':'a@x.test','name':'A%s'}]}]}",
+			 c);
+		expect_invalid_both(body, "personalizations[0].to[0].name");
+		snprintf(body, sizeof(body),
+			 "{" FROM "," SUBJECT "," CONTENT
+			 ",'personalizations':[{'to':[{'email':'a@x.test'}],'subject':'%s'}]}",
+			 c);
+		expect_invalid_both(body, "personalizations[0].subject");
+		snprintf(body, sizeof(body),
+			 "{" BASE ",'reply_to':{'email':'h@acme.test','name':'Help%s'}}", c);
+		expect_invalid_both(body, "reply_to.name");
+		snprintf(body, sizeof(body), "{" BASE ",'headers':{'X-A':'a%sb'}}", c);
+		expect_invalid_both(body, "headers.X-A");
+		snprintf(body, sizeof(body),
+			 "{" BASE ",'attachments':[{'filename':'a%s.pdf','content':'" B64 "'}]}",
+			 c);
+		expect_invalid(SEND_SENDGRID, body, "attachments[0].filename");
+		snprintf(body, sizeof(body),
+			 "{" BASE ",'attachments':[{'name':'a%s.pdf','content':'" B64 "'}]}", c);
+		expect_invalid(SEND_NETCORE, body, "attachments[0].name");
+	}
+	struct send_request r;
+	parse_ok(SEND_SENDGRID,
+		 "{'from':{'email':'news@acme.test','name':'Acme\\tNews'},'subject':'a\\tb',"
+		 "" CONTENT "," TO ",'headers':{'X-A':'1\\t2'}}",
+		 &r);
+	assert_string_equal(text(get(r.payload, "from"), "name"), "Acme\tNews");
+	send_request_free(&r);
+}
+
+/* Encoded words are text like any other for send; compose writes them so that they decode to
+ * themselves. Only a file name, which no encoding carries faithfully, may not hold "=?". */
+static void encoded_words_are_text_but_not_in_file_names(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(
+		SEND_NETCORE,
+		"{'from':{'email':'news@acme.test','name':'=?utf-8?b?c2VjdXJpdHlAcGF5cGFsLmNvbQA=?="
+		"'},'subject':'=?utf-8?q?a=0D=0AFrom:_x?='," CONTENT "," TO "}",
+		&r);
+	assert_string_equal(text(get(r.payload, "from"), "name"),
+			    "=?utf-8?b?c2VjdXJpdHlAcGF5cGFsLmNvbQA=?=");
+	assert_string_equal(text(r.payload, "subject"), "=?utf-8?q?a=0D=0AFrom:_x?=");
+	send_request_free(&r);
+	expect_invalid(SEND_SENDGRID,
+		       "{" BASE
+		       ",'attachments':[{'filename':'=?utf-8?q?a=0D=0A.exe?=','content':'" B64
+		       "'}]}",
+		       "attachments[0].filename");
+	expect_invalid(SEND_NETCORE,
+		       "{" BASE ",'attachments':[{'name':'x =?utf-8?b?AA==?= y.pdf','content':'" B64
+		       "'}]}",
+		       "attachments[0].name");
+}
+
+/* A content id goes inside <> on a header line: it must be a msg-id, or "x> From: <y" would
+ * close the brackets and write a header of its own. */
+static void content_id_must_be_a_message_id(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {"x> From: <y", "a b",	   "<a@b",   "a@b>",
+					  "<>",		 "a..b",   ".a",     "a.",
+					  "a@",		 "@b",	   "a@b@c",  "a\\tb",
+					  "a\\\\b",	 "a\\\"b", "<a@b>>", "ü@example.com"};
+	char body[512];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		print_message("content_id %s\n", bad[i]);
+		snprintf(body, sizeof(body),
+			 "{" BASE
+			 ",'attachments':[{'name':'a.png','filename':'a.png','content':'" B64
+			 "','disposition':'inline','content_id':'%s'}]}",
+			 bad[i]);
+		expect_invalid_both(body, "attachments[0].content_id");
+	}
+	static const char *const good[] = {"ii_139db99fdb5c3704", "logo@example.com",
+					   "<logo@example.com>", "part1.0609@x.example",
+					   "a!#$%&*+-/=?^_`{|}~b"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct send_request r;
+		snprintf(body, sizeof(body),
+			 "{" BASE ",'attachments':[{'filename':'a.png','content':'" B64
+			 "','disposition':'inline','content_id':'%s'}]}",
+			 good[i]);
+		parse_ok(SEND_SENDGRID, body, &r);
+		assert_string_equal(text(nth(get(r.payload, "attachments"), 0), "content_id"),
+				    good[i]);
+		send_request_free(&r);
+	}
+}
+
 static void malformed_header_names_are_refused(void **state)
 {
 	(void)state;
@@ -948,6 +1095,10 @@ int main(void)
 		cmocka_unit_test(subject_missing_somewhere_is_refused),
 		cmocka_unit_test(line_break_in_header_value_is_refused),
 		cmocka_unit_test(reserved_headers_are_refused),
+		cmocka_unit_test(headers_receivers_trust_are_refused),
+		cmocka_unit_test(control_characters_are_refused_at_their_field),
+		cmocka_unit_test(encoded_words_are_text_but_not_in_file_names),
+		cmocka_unit_test(content_id_must_be_a_message_id),
 		cmocka_unit_test(malformed_header_names_are_refused),
 		cmocka_unit_test(non_string_header_value_is_refused),
 		cmocka_unit_test(missing_or_empty_content_is_refused),

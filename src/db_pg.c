@@ -586,6 +586,16 @@ static const char *const pg_migrations[] = {
 	/* API keys are checked from a cache too: a revoked key must stop everywhere at once. */
 	"CREATE TRIGGER api_keys_policy AFTER UPDATE OF revoked_at OR DELETE ON api_keys"
 	"  FOR EACH STATEMENT EXECUTE FUNCTION postern_policy_changed();",
+	/* 2: login emails are unique per account, not across accounts; failed logins are
+	 * counted per throttle key (a hash of what is guessed and from where), known user or
+	 * not, in the database so that every node sees every failure. */
+	"ALTER TABLE users DROP CONSTRAINT users_email_key;"
+	"ALTER TABLE users ADD CONSTRAINT users_account_email_key UNIQUE (account_id, email);"
+	"DROP TABLE login_failures;"
+	"CREATE TABLE login_throttle ("
+	"  key_hash TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_at BIGINT NOT NULL,"
+	"  blocked_until BIGINT NOT NULL);"
+	"CREATE INDEX login_throttle_last ON login_throttle(last_at);",
 };
 
 static const struct db_driver pg_driver = {

@@ -27,6 +27,7 @@ enum err {
 	ERR_INVALID_DOMAIN,
 	ERR_UNSUPPORTED_MEDIA_TYPE,
 	ERR_ROTATION_PENDING,
+	ERR_BUSY,
 	/* The sender policy's refusals, in the order DESIGN.md checks them. */
 	ERR_SENDER_AUTH_NO_SENDERS,
 	ERR_DOMAIN_NOT_APPROVED,

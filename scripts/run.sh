@@ -9,6 +9,7 @@ bin=build/postern
 var=var
 db=$var/postern.db
 ini=$var/postern.ini
+account=demo
 admin=admin@example.com
 
 mkdir -p "$var/outbox"
@@ -32,15 +33,16 @@ fi
 
 if [ ! -f "$db" ]; then
 	password=$(head -c 15 /dev/urandom | base64 | tr '+/' '-_')
-	POSTERN_PASSWORD=$password $bin init --db "$db" --account demo --admin "$admin" >/dev/null
-	key=$($bin key create --db "$db" --account demo --name demo 2>/dev/null)
+	POSTERN_PASSWORD=$password $bin init --db "$db" --account "$account" --admin "$admin" >/dev/null
+	key=$($bin key create --db "$db" --account "$account" --name demo 2>/dev/null)
 	# A domain marked verified by the operator, so the demo can send at once; real
 	# domains are verified through DNS (see the README).
-	$bin domain add --db "$db" --account demo example.com --verified >/dev/null
+	$bin domain add --db "$db" --account "$account" example.com --verified >/dev/null
 	cat <<MSG
 
   Postern demo account created (shown once; keep it):
     panel and API   http://127.0.0.1:8025
+    account         $account
     Admin login     $admin
     password        $password
     API key         $key

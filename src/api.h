@@ -75,6 +75,9 @@ void api_audit(struct api_call *c, const char *action, const char *target, const
 void api_add_time(cJSON *o, const char *name, int64_t t); /* ISO 8601, null when 0 */
 /* Answers with an HTML page (malloc'd, taken over). */
 void api_page(struct api_call *c, char *html);
+/* Checks the caller's own password, re-entered before a sensitive change, as a login is
+ * checked (same throttles and bound; Retry-After set when refused). */
+enum err api_password_recheck(struct api_call *c, const char *password);
 cJSON *api_user_json(const struct store_user *u);
 cJSON *api_account_json(const struct store_account *a);
 

@@ -42,7 +42,7 @@ enum err api_sender_auth_put(struct api_call *c)
 	if (!password || !*password)
 		return api_invalid(c, "password",
 				   "Enter your login password to change this setting.");
-	enum err e = session_password_check(c->ctx->store, &c->who.user, password, c->req->ip);
+	enum err e = api_password_recheck(c, password);
 	if (e == ERR_INVALID_CREDENTIALS) {
 		api_audit(c, "sender_auth.toggle_denied", "sender-auth", "wanted=%s",
 			  cJSON_IsTrue(enabled) ? "enabled" : "disabled");

@@ -23,19 +23,44 @@ static void set_cookie(struct api_call *c, const char *value, bool expire)
 		 expire ? "; Max-Age=0" : "", c->ctx->secure_cookies ? "; Secure" : "");
 }
 
+/* A refused password check says when to come back. */
+static enum err retry_after(struct api_call *c, enum err e, int64_t seconds)
+{
+	if (seconds > 0 && (e == ERR_TOO_MANY_ATTEMPTS || e == ERR_BUSY)) {
+		c->reply_header = "Retry-After";
+		snprintf(c->reply_header_value, sizeof(c->reply_header_value), "%lld",
+			 (long long)seconds);
+	}
+	return e;
+}
+
+enum err api_password_recheck(struct api_call *c, const char *password)
+{
+	int64_t wait = 0;
+	enum err e = session_password_check(c->ctx->store, &c->who, password, c->req->ip, &wait);
+	return retry_after(c, e, wait);
+}
+
 enum err api_session_create(struct api_call *c)
 {
-	const char *email = api_body_string(c, "email");
-	const char *password = api_body_string(c, "password");
+	struct session_login l = {
+		.account = api_body_string(c, "account"),
+		.email = api_body_string(c, "email"),
+		.password = api_body_string(c, "password"),
+		.ip = c->req->ip,
+	};
 	struct session_new s;
+	int64_t wait = 0;
 
-	if (!email)
+	if (!l.email)
 		return api_invalid(c, "email", NULL);
-	if (!password)
+	if (!l.password)
 		return api_invalid(c, "password", NULL);
-	enum err e = session_login(c->ctx->store, email, password, c->req->ip, &s);
+	if (!l.account)
+		return api_invalid(c, "account", "Name the account to log in to.");
+	enum err e = session_login(c->ctx->store, &l, &s, &wait);
 	if (e != ERR_OK)
-		return e;
+		return retry_after(c, e, wait);
 	c->req->account_id = s.who.account.id;
 	set_cookie(c, s.token, false);
 	c->reply = session_json(&s.who, s.csrf);

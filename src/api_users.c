@@ -61,7 +61,7 @@ enum err api_users_add(struct api_call *c)
 	if (e == ERR_ALREADY_EXISTS) {
 		util_copy(c->err_field, sizeof(c->err_field), "email");
 		util_copy(c->err_message, sizeof(c->err_message),
-			  "A user with this email already exists.");
+			  "This account already has a user with this email.");
 	}
 	if (e != ERR_OK)
 		return e;
@@ -111,7 +111,7 @@ enum err api_user_delete(struct api_call *c)
 }
 
 /* PUT /api/users/me/password: any user, for their own password. The current password is
- * checked like a login (it counts toward the lockout); every other session ends. */
+ * checked like a login (it counts toward the same throttles); every other session ends. */
 enum err api_user_password(struct api_call *c)
 {
 	const char *current = api_body_string(c, "current_password");
@@ -123,7 +123,7 @@ enum err api_user_password(struct api_call *c)
 	if (!next || !auth_password_acceptable(next))
 		return api_invalid(c, "new_password",
 				   "The new password must be 8 to 1024 characters.");
-	enum err e = session_password_check(c->ctx->store, &c->who.user, current, c->req->ip);
+	enum err e = api_password_recheck(c, current);
 	if (e == ERR_INVALID_CREDENTIALS)
 		return ERR_PASSWORD_INCORRECT;
 	if (e != ERR_OK)

@@ -2,8 +2,10 @@
  * stored in the clear and no comparison leaks timing. */
 #include "auth.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <string.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -11,31 +13,73 @@ _Static_assert(AUTH_PWHASH_LEN == crypto_pwhash_STRBYTES, "password hash size");
 
 static char dummy_hash[AUTH_PWHASH_LEN];
 
+/* Turns at argon2id: a counter under a lock, ready before anything runs (the CLI hashes
+ * before it calls auth_init). */
+static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t slots_freed = PTHREAD_COND_INITIALIZER;
+static int slots_busy;
+
 int auth_init(void)
 {
 	if (sodium_init() < 0)
 		return -1;
-	/* A hash of a random password, verified against when an email is unknown. */
+	/* A hash of a random password, checked against when there is no such user. */
 	char pw[AUTH_TOKEN_LEN];
 	auth_token_new(pw);
 	return auth_password_hash(pw, dummy_hash);
 }
 
+/* Takes a turn: waits up to wait_ms, or without end when wait_ms is negative. */
+static bool slot_take(long wait_ms)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	int rc = 0;
+	pthread_mutex_lock(&slots_lock);
+	while (slots_busy >= AUTH_PASSWORD_SLOTS && rc == 0)
+		rc = wait_ms < 0 ? pthread_cond_wait(&slots_freed, &slots_lock)
+				 : pthread_cond_timedwait(&slots_freed, &slots_lock, &until);
+	bool taken = slots_busy < AUTH_PASSWORD_SLOTS;
+	if (taken)
+		slots_busy++;
+	pthread_mutex_unlock(&slots_lock);
+	return taken;
+}
+
+static void slot_give(void)
+{
+	pthread_mutex_lock(&slots_lock);
+	slots_busy--;
+	pthread_cond_signal(&slots_freed);
+	pthread_mutex_unlock(&slots_lock);
+}
+
 int auth_password_hash(const char *password, char out[AUTH_PWHASH_LEN])
 {
-	return crypto_pwhash_str(out, password, strlen(password),
-				 crypto_pwhash_OPSLIMIT_INTERACTIVE,
-				 crypto_pwhash_MEMLIMIT_INTERACTIVE);
+	if (!slot_take(-1))
+		return -1;
+	int rc = crypto_pwhash_str(out, password, strlen(password),
+				   crypto_pwhash_OPSLIMIT_INTERACTIVE,
+				   crypto_pwhash_MEMLIMIT_INTERACTIVE);
+	slot_give();
+	return rc;
 }
 
-bool auth_password_verify(const char *hash, const char *password)
+enum auth_check auth_password_check(const char *hash, const char *password)
 {
-	return crypto_pwhash_str_verify(hash, password, strlen(password)) == 0;
-}
-
-void auth_password_burn(const char *password)
-{
-	(void)auth_password_verify(dummy_hash, password);
+	if (!slot_take(AUTH_PASSWORD_WAIT_MS))
+		return AUTH_BUSY;
+	bool match =
+		crypto_pwhash_str_verify(hash ? hash : dummy_hash, password, strlen(password)) == 0;
+	slot_give();
+	/* The dummy hash's password is random and forgotten: never a match. */
+	return match && hash ? AUTH_MATCH : AUTH_MISMATCH;
 }
 
 bool auth_password_acceptable(const char *password)

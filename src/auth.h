@@ -1,5 +1,6 @@
 /* Secrets: argon2id password hashes, random tokens, token hashes, constant-time compare.
- * Pure functions over libsodium; nothing here touches the store. */
+ * Functions over libsodium, the only state the turns at argon2id; nothing here touches the
+ * store. */
 #ifndef POSTERN_AUTH_H
 #define POSTERN_AUTH_H
 
@@ -15,13 +16,24 @@
 #define AUTH_PASSWORD_MIN 8
 #define AUTH_PASSWORD_MAX 1024
 
+/* argon2id takes 64 MiB per hash or check: at most this many run at once, so a burst of
+ * logins cannot exhaust memory. A check waits this long for its turn, then gives up. */
+#define AUTH_PASSWORD_SLOTS   2
+#define AUTH_PASSWORD_WAIT_MS 2000
+
 int auth_init(void);
 
-/* Passwords: argon2id with libsodium's interactive limits. */
+/* Passwords: argon2id with libsodium's interactive limits. Hashing waits for its turn. */
 int auth_password_hash(const char *password, char out[AUTH_PWHASH_LEN]);
-bool auth_password_verify(const char *hash, const char *password);
-/* Spends the time of one verification, so an unknown email answers as slowly as a known one. */
-void auth_password_burn(const char *password);
+
+enum auth_check {
+	AUTH_MISMATCH,
+	AUTH_MATCH,
+	AUTH_BUSY, /* no turn within AUTH_PASSWORD_WAIT_MS: nothing was checked */
+};
+/* Checks password against hash. A NULL hash stands for a user that does not exist: the
+ * check does the same work against a hash no password matches. */
+enum auth_check auth_password_check(const char *hash, const char *password);
 bool auth_password_acceptable(const char *password);
 
 /* A new token of 32 random bytes, base64url without padding. */

@@ -259,22 +259,15 @@ static int prepare_user(struct new_user *u, const char *email, enum role role)
 	return EXIT_OK;
 }
 
-static int email_taken(struct store *s, const char *email)
-{
-	struct store_user existing;
-	if (store_user_by_email(s, email, &existing) != STORE_OK)
-		return 0;
-	fprintf(stderr, "postern: a user with email %s already exists\n", email);
-	return 1;
-}
-
 static int store_new_user(struct store *s, const struct store_account *acct,
 			  const struct new_user *u)
 {
 	int64_t id;
 	int rc = store_user_create(s, acct->id, u->email, u->hash, u->role, util_now(), &id);
+	/* Emails are unique per account: the same person may be a user of several. */
 	if (rc == STORE_CONFLICT) {
-		fprintf(stderr, "postern: a user with email %s already exists\n", u->email);
+		fprintf(stderr, "postern: a user with email %s already exists in account %s\n",
+			u->email, acct->name);
 		return EXIT_FAIL;
 	}
 	if (rc != STORE_OK) {
@@ -319,7 +312,7 @@ static int create_account(const struct target *t, const char *name, const char *
 	if (!s)
 		return EXIT_FAIL;
 	code = EXIT_FAIL;
-	if ((init && has_accounts(s)) || email_taken(s, u.email))
+	if (init && has_accounts(s))
 		goto out;
 	int rc = store_account_create(s, name, util_now(), &acct.id);
 	if (rc == STORE_CONFLICT)

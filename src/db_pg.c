@@ -606,6 +606,16 @@ static const char *const pg_migrations[] = {
 	"  FOR EACH STATEMENT EXECUTE FUNCTION postern_policy_changed();",
 	/* 2: facts about the installation as a whole (the DKIM master key's check value). */
 	"CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
+	/* 3: login emails are unique per account, not across accounts; failed logins are
+	 * counted per throttle key (a hash of what is guessed and from where), known user or
+	 * not, in the database so that every node sees every failure. */
+	"ALTER TABLE users DROP CONSTRAINT users_email_key;"
+	"ALTER TABLE users ADD CONSTRAINT users_account_email_key UNIQUE (account_id, email);"
+	"DROP TABLE login_failures;"
+	"CREATE TABLE login_throttle ("
+	"  key_hash TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_at BIGINT NOT NULL,"
+	"  blocked_until BIGINT NOT NULL);"
+	"CREATE INDEX login_throttle_last ON login_throttle(last_at);",
 };
 
 static const struct db_driver pg_driver = {

@@ -156,6 +156,45 @@ static const char *const migrations[] = {
 	/* 3: facts about the installation as a whole, such as the DKIM master key's check
 	 * value, which tells a node started with another master key to refuse. */
 	"CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);",
+	/* 4: login emails are unique per account, not across accounts, so adding a user
+	 * tells nothing about other accounts; failed logins are counted per throttle key
+	 * (a hash of what is guessed and from where), known user or not. SQLite cannot
+	 * change a constraint, so users is rebuilt; dropping the old table runs its foreign
+	 * keys' actions, so what points at users is kept aside and put back. */
+	"DROP TABLE login_failures;"
+	"CREATE TEMP TABLE m4_sessions AS SELECT * FROM sessions;"
+	"CREATE TEMP TABLE m4_settings AS SELECT account_id, updated_by FROM settings;"
+	"CREATE TEMP TABLE m4_senders AS SELECT id, added_by, verified_by FROM senders;"
+	"CREATE TEMP TABLE m4_tokens AS SELECT id, created_by FROM verification_tokens;"
+	"CREATE TEMP TABLE m4_seq AS SELECT seq FROM sqlite_sequence WHERE name = 'users';"
+	"CREATE TABLE users_new ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  email TEXT NOT NULL, password_hash TEXT NOT NULL,"
+	"  role TEXT NOT NULL CHECK (role IN ('admin','technical','analytics','marketing')),"
+	"  created_at INTEGER NOT NULL, disabled_at INTEGER,"
+	"  UNIQUE (account_id, email));"
+	"INSERT INTO users_new SELECT id, account_id, email, password_hash, role, created_at,"
+	"  disabled_at FROM users;"
+	"DROP TABLE users;"
+	"ALTER TABLE users_new RENAME TO users;"
+	"CREATE INDEX users_account ON users(account_id);"
+	"UPDATE sqlite_sequence SET seq = (SELECT seq FROM m4_seq)"
+	"  WHERE name = 'users' AND EXISTS (SELECT 1 FROM m4_seq);"
+	"INSERT INTO sessions SELECT * FROM m4_sessions;"
+	"UPDATE settings SET updated_by = (SELECT updated_by FROM m4_settings m"
+	"  WHERE m.account_id = settings.account_id);"
+	"UPDATE senders SET"
+	"  added_by = (SELECT added_by FROM m4_senders m WHERE m.id = senders.id),"
+	"  verified_by = (SELECT verified_by FROM m4_senders m WHERE m.id = senders.id);"
+	"UPDATE verification_tokens SET created_by = (SELECT created_by FROM m4_tokens m"
+	"  WHERE m.id = verification_tokens.id);"
+	"DROP TABLE m4_sessions; DROP TABLE m4_settings; DROP TABLE m4_senders;"
+	"DROP TABLE m4_tokens; DROP TABLE m4_seq;"
+	"CREATE TABLE login_throttle ("
+	"  key_hash TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_at INTEGER NOT NULL,"
+	"  blocked_until INTEGER NOT NULL);"
+	"CREATE INDEX login_throttle_last ON login_throttle(last_at);",
 };
 
 /* A statement: kept in the cache (reset when done) or prepared for one use (finalized). */

@@ -11,9 +11,10 @@ static const struct err_info err_table[ERR_COUNT] = {
 	[ERR_INVALID_REQUEST] = {"invalid_request", 400,
 				 "The request is missing a field or a field has the wrong form."},
 	[ERR_INVALID_CREDENTIALS] = {"invalid_credentials", 401,
-				     "The email or password is incorrect."},
+				     "The account, email or password is incorrect."},
 	[ERR_NOT_AUTHENTICATED] = {"not_authenticated", 401,
-				   "Log in first: POST /api/session with your email and password."},
+				   "Log in first: POST /api/session with your account, email and "
+				   "password."},
 	[ERR_CSRF_FAILED] = {"csrf_failed", 403,
 			     "Send the X-CSRF-Token header with the csrf_token from your session."},
 	[ERR_FORBIDDEN] = {"forbidden", 403,
@@ -26,7 +27,8 @@ static const struct err_info err_table[ERR_COUNT] = {
 				   "The request body is larger than 10 MiB."},
 	[ERR_TOO_MANY_ATTEMPTS] =
 		{"too_many_attempts", 429,
-		 "Too many failed password attempts. Wait 15 minutes and try again."},
+		 "Too many failed password attempts. Wait as many seconds as the Retry-After "
+		 "header says, then try again."},
 	[ERR_STORE_UNAVAILABLE] =
 		{"store_unavailable", 503,
 		 "The database is unavailable. Nothing was changed; retry later."},
@@ -68,6 +70,9 @@ static const struct err_info err_table[ERR_COUNT] = {
 	[ERR_RATE_LIMITED] = {"rate_limited", 429,
 			      "This was done too recently. Wait for the time in Retry-After and "
 			      "try again."},
+	[ERR_BUSY] = {"busy", 503,
+		      "Too many password checks are running at once. Nothing was changed; retry "
+		      "after the seconds in the Retry-After header."},
 	[ERR_SENDER_AUTH_NO_SENDERS] =
 		{"sender_auth_no_senders", 403,
 		 "Authorized sender email ID is on and no sender address is "

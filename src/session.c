@@ -1,62 +1,116 @@
 /* Sessions: a random token in an HttpOnly cookie, stored only as its hash; the CSRF token
  * is derived from it, so it needs no storage and cannot be guessed without the cookie.
- * Failed password checks count toward a lockout per user. */
+ * Failed password checks are throttled per email and client, never per user alone. */
 #include "session.h"
+
+#include <stdio.h>
+#include <string.h>
 
 #include "addr.h"
 #include "audit.h"
 #include "util.h"
+
+#define SESSION_CLIENT_FREE_FAILURES 50 /* per client, over every email it tries */
+
+enum { THROTTLE_ADDRESS, THROTTLE_CLIENT, THROTTLE_COUNT };
+
+/* What failed password checks count under. Per email (in its account) and client, so a
+ * guesser elsewhere cannot lock a user out; per client alone, so one client cannot try
+ * email after email. Keys are named whether or not the user exists. */
+static const struct store_throttle throttles[THROTTLE_COUNT] = {
+	[THROTTLE_ADDRESS] = {.free = SESSION_FREE_FAILURES,
+			      .wait = SESSION_FIRST_WAIT,
+			      .wait_max = SESSION_LONGEST_WAIT},
+	[THROTTLE_CLIENT] = {.free = SESSION_CLIENT_FREE_FAILURES,
+			     .wait = SESSION_FIRST_WAIT,
+			     .wait_max = SESSION_LONGEST_WAIT},
+};
 
 static enum err store_err(int rc)
 {
 	return rc == STORE_OK ? ERR_OK : ERR_STORE_UNAVAILABLE;
 }
 
-enum err session_password_check(struct store *s, const struct store_user *u, const char *password,
-				const char *ip)
+/* The throttle keys of a check: hashes, so the table holds no email or address. Each part
+ * goes in with its length, so no two different triples share a key. */
+static void throttle_keys(const struct session_login *l, struct store_throttle t[THROTTLE_COUNT])
 {
-	int64_t now = util_now();
-	int failures;
+	char name[3 * 1100];
+	for (int i = 0; i < THROTTLE_COUNT; i++)
+		t[i] = throttles[i];
+	snprintf(name, sizeof(name), "address %zu:%s %zu:%s %zu:%s", strlen(l->account), l->account,
+		 strlen(l->email), l->email, strlen(l->ip), l->ip);
+	auth_token_hash(name, t[THROTTLE_ADDRESS].key);
+	snprintf(name, sizeof(name), "client %zu:%s", strlen(l->ip), l->ip);
+	auth_token_hash(name, t[THROTTLE_CLIENT].key);
+}
 
-	if (store_login_attempt(s, u->id, now, now - SESSION_LOCKOUT_WINDOW,
-				SESSION_LOCKOUT_FAILURES, &failures) != STORE_OK)
+static int forgive(struct store *s, const struct store_throttle t[THROTTLE_COUNT], bool success)
+{
+	/* Success starts the email's count over; the client's loses only this check. */
+	int rc = store_login_forgive(s, t[THROTTLE_ADDRESS].key, success);
+	if (rc == STORE_OK)
+		rc = store_login_forgive(s, t[THROTTLE_CLIENT].key, false);
+	return rc;
+}
+
+/* The one password check, for logins and re-entries alike. u is NULL when there is no such
+ * user: the same throttles, argon2id work and store writes, so the answer and its timing
+ * tell nothing about which users exist. */
+static enum err check(struct store *s, const struct session_login *l, const struct store_user *u,
+		      int64_t *retry_after)
+{
+	struct store_throttle t[THROTTLE_COUNT];
+	int failures[THROTTLE_COUNT];
+	int64_t now = util_now();
+
+	throttle_keys(l, t);
+	if (store_login_attempt(s, t, THROTTLE_COUNT, now, now - SESSION_FORGET, failures,
+				retry_after) != STORE_OK)
 		return ERR_STORE_UNAVAILABLE;
-	/* Locked users are refused, the right password included, after the same argon2id
-	 * time as anyone else, so the answer's timing tells nothing more than its code. */
-	if (failures >= SESSION_LOCKOUT_FAILURES) {
-		auth_password_burn(password);
+	if (*retry_after > 0)
 		return ERR_TOO_MANY_ATTEMPTS;
+	switch (auth_password_check(u ? u->password_hash : NULL, l->password)) {
+	case AUTH_MATCH:
+		return store_err(forgive(s, t, true));
+	case AUTH_BUSY:
+		*retry_after = SESSION_BUSY_RETRY;
+		return forgive(s, t, false) == STORE_OK ? ERR_BUSY : ERR_STORE_UNAVAILABLE;
+	case AUTH_MISMATCH:
+		break;
 	}
-	if (auth_password_verify(u->password_hash, password))
-		return store_err(store_login_failures_clear(s, u->id));
-	audit_record(s, u->account_id, u->email, "password.failed", u->email, ip, NULL);
-	if (failures + 1 >= SESSION_LOCKOUT_FAILURES)
-		audit_record(s, u->account_id, u->email, "user.locked_out", u->email, ip,
-			     "%d failed password checks within %d minutes",
-			     SESSION_LOCKOUT_FAILURES, SESSION_LOCKOUT_WINDOW / 60);
+	int64_t account_id = u ? u->account_id : 0;
+	audit_record(s, account_id, l->email, "password.failed", l->email, l->ip, NULL);
+	if (failures[THROTTLE_ADDRESS] >= SESSION_FREE_FAILURES)
+		audit_record(s, account_id, l->email, "user.locked_out", l->email, l->ip,
+			     "%d failed password checks from %s; the next one waits",
+			     failures[THROTTLE_ADDRESS], l->ip);
 	return ERR_INVALID_CREDENTIALS;
 }
 
-enum err session_login(struct store *s, const char *email, const char *password, const char *ip,
-		       struct session_new *out)
+enum err session_password_check(struct store *s, const struct store_session *who,
+				const char *password, const char *ip, int64_t *retry_after)
+{
+	struct session_login l = {who->account.name, who->user.email, password, ip};
+	return check(s, &l, &who->user, retry_after);
+}
+
+enum err session_login(struct store *s, const struct session_login *l, struct session_new *out,
+		       int64_t *retry_after)
 {
 	char norm[ADDR_MAX], hash[AUTH_HASH_HEX];
 	const char *why;
 	struct store_user u;
-	int rc;
 
-	if (addr_normalize(email, norm, &why) < 0) {
-		auth_password_burn(password);
-		return ERR_INVALID_CREDENTIALS;
-	}
-	rc = store_user_by_email(s, norm, &u);
-	if (rc == STORE_NOT_FOUND) {
-		auth_password_burn(password);
-		return ERR_INVALID_CREDENTIALS;
-	}
-	if (rc != STORE_OK)
+	/* A malformed email is looked up as typed: it matches no user, like an unknown one. */
+	if (addr_normalize(l->email, norm, &why) < 0)
+		util_copy(norm, sizeof(norm), l->email);
+	struct session_login n = *l;
+	n.email = norm;
+	int rc = store_user_by_login(s, l->account, norm, &u);
+	if (rc != STORE_OK && rc != STORE_NOT_FOUND)
 		return ERR_STORE_UNAVAILABLE;
-	enum err e = session_password_check(s, &u, password, ip);
+	enum err e = check(s, &n, rc == STORE_OK ? &u : NULL, retry_after);
 	if (e != ERR_OK)
 		return e;
 
@@ -68,7 +122,7 @@ enum err session_login(struct store *s, const char *email, const char *password,
 	    store_session_get(s, hash, now, &out->who) != STORE_OK)
 		return ERR_STORE_UNAVAILABLE;
 	session_csrf(out->token, out->csrf);
-	audit_record(s, u.account_id, u.email, "session.login", u.email, ip, NULL);
+	audit_record(s, u.account_id, u.email, "session.login", u.email, l->ip, NULL);
 	return ERR_OK;
 }
 

@@ -28,20 +28,21 @@ int store_user_create(struct store *s, int64_t account_id, const char *email,
 	return s->ops->user_create(s, account_id, email, password_hash, role, now, id);
 }
 
-int store_user_by_email(struct store *s, const char *email, struct store_user *out)
+int store_user_by_login(struct store *s, const char *account, const char *email,
+			struct store_user *out)
 {
-	return s->ops->user_by_email(s, email, out);
+	return s->ops->user_by_login(s, account, email, out);
 }
 
-int store_login_attempt(struct store *s, int64_t user_id, int64_t now, int64_t since, int limit,
-			int *failures)
+int store_login_attempt(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
+			int64_t forget_before, int *failures, int64_t *retry_after)
 {
-	return s->ops->login_attempt(s, user_id, now, since, limit, failures);
+	return s->ops->login_attempt(s, t, n, now, forget_before, failures, retry_after);
 }
 
-int store_login_failures_clear(struct store *s, int64_t user_id)
+int store_login_forgive(struct store *s, const char *key, bool all)
 {
-	return s->ops->login_failures_clear(s, user_id);
+	return s->ops->login_forgive(s, key, all);
 }
 
 int store_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,

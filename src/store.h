@@ -42,6 +42,16 @@ struct store_user {
 	int64_t created_at;
 };
 
+/* A failed-login throttle: failures counted under key (a hash of what is guessed, and from
+ * where). After `free` failures each further one makes the next try wait `wait` seconds,
+ * doubled by each failure beyond, at most wait_max. */
+struct store_throttle {
+	char key[AUTH_HASH_HEX];
+	int free;
+	int64_t wait;
+	int64_t wait_max;
+};
+
 /* A live session, with its user and account. */
 struct store_session {
 	int64_t expires_at;
@@ -251,10 +261,11 @@ struct store_ops {
 	int (*account_by_name)(struct store *s, const char *name, struct store_account *out);
 	int (*user_create)(struct store *s, int64_t account_id, const char *email,
 			   const char *password_hash, enum role role, int64_t now, int64_t *id);
-	int (*user_by_email)(struct store *s, const char *email, struct store_user *out);
-	int (*login_attempt)(struct store *s, int64_t user_id, int64_t now, int64_t since,
-			     int limit, int *failures);
-	int (*login_failures_clear)(struct store *s, int64_t user_id);
+	int (*user_by_login)(struct store *s, const char *account, const char *email,
+			     struct store_user *out);
+	int (*login_attempt)(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
+			     int64_t forget_before, int *failures, int64_t *retry_after);
+	int (*login_forgive)(struct store *s, const char *key, bool all);
 	int (*session_create)(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 			      int64_t expires_at);
 	int (*session_get)(struct store *s, const char *token_hash, int64_t now,
@@ -353,13 +364,18 @@ int store_account_by_name(struct store *s, const char *name, struct store_accoun
 int store_account_count(struct store *s, int64_t *count);
 int store_user_create(struct store *s, int64_t account_id, const char *email,
 		      const char *password_hash, enum role role, int64_t now, int64_t *id);
-int store_user_by_email(struct store *s, const char *email, struct store_user *out);
-/* Counts the user's failures since `since` into *failures and, when fewer than limit,
- * records this attempt as one more: a password check starts as a failure, and
- * store_login_failures_clear undoes it when the password is right. */
-int store_login_attempt(struct store *s, int64_t user_id, int64_t now, int64_t since, int limit,
-			int *failures);
-int store_login_failures_clear(struct store *s, int64_t user_id);
+/* The user with this (normalized) email in the account of this name. */
+int store_user_by_login(struct store *s, const char *account, const char *email,
+			struct store_user *out);
+/* Starts a password check under the throttles t[0..n). When one of them makes its key wait,
+ * *retry_after gets the seconds left and nothing is counted. Otherwise *retry_after is 0 and
+ * each key counts the check as one more failure, failures[i] its count: a check starts as
+ * a failure (parallel checks, on any node, each see the others) and store_login_forgive
+ * takes it back. Keys without a failure since forget_before start over. */
+int store_login_attempt(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
+			int64_t forget_before, int *failures, int64_t *retry_after);
+/* Takes one failure off key, or all of them. */
+int store_login_forgive(struct store *s, const char *key, bool all);
 int store_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 			 int64_t expires_at);
 int store_session_get(struct store *s, const char *token_hash, int64_t now,

@@ -116,10 +116,11 @@ int sq_account_count(struct store *s, int64_t *count);
 int sq_account_by_name(struct store *s, const char *name, struct store_account *out);
 int sq_user_create(struct store *s, int64_t account_id, const char *email,
 		   const char *password_hash, enum role role, int64_t now, int64_t *id);
-int sq_user_by_email(struct store *s, const char *email, struct store_user *out);
-int sq_login_attempt(struct store *s, int64_t user_id, int64_t now, int64_t since, int limit,
-		     int *failures);
-int sq_login_failures_clear(struct store *s, int64_t user_id);
+int sq_user_by_login(struct store *s, const char *account, const char *email,
+		     struct store_user *out);
+int sq_login_attempt(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
+		     int64_t forget_before, int *failures, int64_t *retry_after);
+int sq_login_forgive(struct store *s, const char *key, bool all);
 int sq_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 		      int64_t expires_at);
 int sq_session_get(struct store *s, const char *token_hash, int64_t now, struct store_session *out);

@@ -1,4 +1,4 @@
-/* The SQL store's people: accounts, users and their login failures, sessions, API keys and
+/* The SQL store's people: accounts, users, failed-login throttles, sessions, API keys and
  * the audit log. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,46 +78,88 @@ static void read_user_row(const struct sq_res *r, void *row)
 	read_user(r, 0, row);
 }
 
-int sq_user_by_email(struct store *s, const char *email, struct store_user *out)
+int sq_user_by_login(struct store *s, const char *account, const char *email,
+		     struct store_user *out)
 {
 	return sq_get(sq_of(s), read_user_row, out,
-		      "SELECT " USER_COLUMNS " FROM users u WHERE u.email = ? AND "
-		      "u.disabled_at IS NULL",
-		      "s", email);
+		      "SELECT " USER_COLUMNS " FROM users u JOIN accounts a ON a.id = u.account_id "
+		      "WHERE a.name = ? AND u.email = ? AND u.disabled_at IS NULL",
+		      "ss", account, email);
 }
 
-int sq_login_attempt(struct store *s, int64_t user_id, int64_t now, int64_t since, int limit,
-		     int *failures)
+/* The wait a key's failures earn: none up to t->free, then doubling up to t->wait_max. */
+static int64_t throttle_wait(const struct store_throttle *t, int failures)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	if (failures < t->free)
+		return 0;
+	int64_t wait = t->wait;
+	for (int i = t->free; i < failures && wait < t->wait_max; i++)
+		wait *= 2;
+	return wait < t->wait_max ? wait : t->wait_max;
+}
+
+/* Counts one more failure under t unless it must wait: STORE_CONFLICT then, with the
+ * seconds left in *retry_after. */
+static int throttle_count(struct sq_conn *c, const struct store_throttle *t, int64_t now,
+			  int *failures, int64_t *retry_after)
+{
 	struct sq_res r;
-	/* Counted and recorded in one transaction, the user's row locked on PostgreSQL:
-	 * parallel guesses, on any node, each see the others. */
-	int rc = sq_begin(&c);
-	if (rc == STORE_OK)
-		rc = sq_lock(&c, "SELECT id FROM users WHERE id = ? FOR NO KEY UPDATE", "i",
-			     user_id);
-	if (rc == STORE_OK)
-		rc = sq_step(&c, &r,
-			     "SELECT COUNT(*) FROM login_failures WHERE user_id = ? AND at > ?",
-			     "ii", user_id, since);
-	if (rc == STORE_OK) {
-		*failures = (int)sq_int(&r, 0);
-		sq_done(&r);
-		if (*failures < limit)
-			rc = sq_exec(&c, NULL,
-				     "INSERT INTO login_failures (user_id, at) VALUES (?, ?)", "ii",
-				     user_id, now);
+	int64_t n;
+	/* The upsert locks the key's row (on PostgreSQL, for every node) until the end. */
+	int rc = sq_exec(c, &n,
+			 "INSERT INTO login_throttle (key_hash, failures, last_at, blocked_until) "
+			 "VALUES (?, 1, ?, 0) ON CONFLICT (key_hash) DO UPDATE SET "
+			 "failures = login_throttle.failures + 1, last_at = excluded.last_at "
+			 "WHERE login_throttle.blocked_until <= ? RETURNING failures",
+			 "sii", t->key, now, now);
+	if (rc == STORE_NOT_FOUND) {
+		rc = sq_step(c, &r, "SELECT blocked_until FROM login_throttle WHERE key_hash = ?",
+			     "s", t->key);
+		if (rc == STORE_OK) {
+			*retry_after = sq_int(&r, 0) - now;
+			sq_done(&r);
+		}
+		return rc == STORE_OK ? STORE_CONFLICT : STORE_FAIL;
 	}
-	rc = sq_end(&c, rc == STORE_NOT_FOUND ? STORE_FAIL : rc);
-	sq_release(&c);
+	if (rc != STORE_OK)
+		return rc;
+	*failures = (int)n;
+	int64_t wait = throttle_wait(t, *failures);
+	if (wait > 0)
+		rc = sq_exec(c, NULL,
+			     "UPDATE login_throttle SET blocked_until = ? WHERE key_hash = ?", "is",
+			     now + wait, t->key);
 	return rc;
 }
 
-int sq_login_failures_clear(struct store *s, int64_t user_id)
+int sq_login_attempt(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
+		     int64_t forget_before, int *failures, int64_t *retry_after)
 {
-	return sq_write(sq_of(s), NULL, "DELETE FROM login_failures WHERE user_id = ?", "i",
-			user_id);
+	struct sq_conn c = sq_acquire(sq_of(s));
+	*retry_after = 0;
+	/* Swept on its own, before the transaction, so it holds no row the counting waits on. */
+	int rc = sq_exec(&c, NULL,
+			 "DELETE FROM login_throttle WHERE last_at < ? AND blocked_until <= ?",
+			 "ii", forget_before, now);
+	if (rc == STORE_OK)
+		rc = sq_begin(&c);
+	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = throttle_count(&c, &t[i], now, &failures[i], retry_after);
+	/* A key that must wait rolls back what the keys before it counted. */
+	rc = sq_end(&c, rc);
+	sq_release(&c);
+	return rc == STORE_CONFLICT && *retry_after > 0 ? STORE_OK : rc;
+}
+
+int sq_login_forgive(struct store *s, const char *key, bool all)
+{
+	if (all)
+		return sq_write(sq_of(s), NULL, "DELETE FROM login_throttle WHERE key_hash = ?",
+				"s", key);
+	return sq_write(sq_of(s), NULL,
+			"UPDATE login_throttle SET failures = failures - 1 "
+			"WHERE key_hash = ? AND failures > 0",
+			"s", key);
 }
 
 int sq_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,

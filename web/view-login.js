@@ -1,8 +1,10 @@
-// The login screen. Wrong credentials and lockouts are shown inline, with the API's words.
+// The login screen. One email may be a user of several accounts, so the account is named
+// too. Wrong credentials and throttled attempts are shown inline, with the API's words.
 import { api } from './http.js';
 import { h, replace, field, messageSlot, markInvalid, clearInvalid } from './dom.js';
 
 export function renderLogin(root, { notice, onLoggedIn }) {
+  const account = field({ label: 'Account', type: 'text', name: 'account', autocomplete: 'organization', required: true });
   const email = field({ label: 'Email', type: 'email', name: 'email', autocomplete: 'username', required: true });
   const password = field({ label: 'Password', type: 'password', name: 'password', autocomplete: 'current-password', required: true });
   const msg = messageSlot('login-msg');
@@ -12,14 +14,21 @@ export function renderLogin(root, { notice, onLoggedIn }) {
     : null;
 
   const form = h('form', { class: 'login-form', novalidate: true, 'aria-labelledby': 'login-title' },
-    email.wrap, password.wrap, msg.el, submit);
+    account.wrap, email.wrap, password.wrap, msg.el, submit);
+  const fields = { account, email, password };
 
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
     msg.clear();
-    email.setError('');
-    password.setError('');
-    for (const f of [email, password]) clearInvalid(f.input, msg.id);
+    for (const f of Object.values(fields)) {
+      f.setError('');
+      clearInvalid(f.input, msg.id);
+    }
+    if (!account.input.value.trim()) {
+      account.setError('Enter the name of your account.');
+      account.input.focus();
+      return;
+    }
     if (!email.input.value.trim()) {
       email.setError('Enter the email address you log in with.');
       email.input.focus();
@@ -33,19 +42,21 @@ export function renderLogin(root, { notice, onLoggedIn }) {
     submit.disabled = true;
     submit.textContent = 'Logging in…';
     try {
-      const data = await api('POST', '/api/session', { email: email.input.value.trim(), password: password.input.value }, { allow401: true });
+      const body = { account: account.input.value.trim(), email: email.input.value.trim(), password: password.input.value };
+      const data = await api('POST', '/api/session', body, { allow401: true });
       onLoggedIn(data);
     } catch (err) {
       submit.disabled = false;
       submit.textContent = 'Log in';
-      if (err.field === 'email') {
-        email.setError(err.message);
-        email.input.focus();
+      const at = fields[err.field];
+      if (at && at !== password) {
+        at.setError(err.message);
+        at.input.focus();
         return;
       }
       msg.show(err.message, 'error');
       if (err.code === 'invalid_credentials') {
-        for (const f of [email, password]) markInvalid(f.input, msg.id);
+        for (const f of Object.values(fields)) markInvalid(f.input, msg.id);
       }
       password.input.value = '';
       password.input.focus();
@@ -62,5 +73,5 @@ export function renderLogin(root, { notice, onLoggedIn }) {
         h('p', { class: 'login-sub', text: 'Manage sending domains, authorized senders, users and API keys.' }),
         noticeEl,
         form)));
-  email.input.focus();
+  account.input.focus();
 }

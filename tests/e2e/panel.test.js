@@ -15,6 +15,7 @@ const { BIN, ROOT, PASSWORD, CHROMIUM_ARGS, Gateway, cli, until, withTimeout } =
 
 const SHOTS = path.join(ROOT, 'docs', 'screenshots');
 const WHOLE_TEST_MS = 240000;
+const ACCOUNT = 'acme';
 const ADMIN = 'admin@acme.test';
 const MKT = 'mkt@acme.test';
 const TECH = 'tech@acme.test';
@@ -38,7 +39,8 @@ async function step(name, fn) {
 // --- Page helpers ---------------------------------------------------------------------
 
 /** Fills the login form and submits it; resolves once the API has answered. */
-async function logIn(page, email, password = PASSWORD) {
+async function logIn(page, email, password = PASSWORD, account = ACCOUNT) {
+  await page.getByLabel('Account', { exact: true }).fill(account);
   await page.getByLabel('Email', { exact: true }).fill(email);
   await page.getByLabel('Password', { exact: true }).fill(password);
   await Promise.all([
@@ -139,7 +141,7 @@ async function run() {
     await page.getByRole('heading', { name: 'Log in to Postern' }).waitFor();
     await shot(page, 'login.png');
     await logIn(page, ADMIN, 'not the password');
-    const alert = page.getByRole('alert').filter({ hasText: 'The email or password is incorrect.' });
+    const alert = page.getByRole('alert').filter({ hasText: 'The account, email or password is incorrect.' });
     await alert.waitFor();
     assert.equal(await page.getByLabel('Email', { exact: true }).getAttribute('aria-invalid'), 'true');
     assert.equal(await page.getByRole('button', { name: 'Log out' }).count(), 0);
@@ -289,7 +291,7 @@ async function run() {
     const other = await fetch(`${gw.base}/api/session`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ email: TECH, password: PASSWORD }),
+      body: JSON.stringify({ account: ACCOUNT, email: TECH, password: PASSWORD }),
       signal: AbortSignal.timeout(15000),
     });
     assert.equal(other.status, 200);
@@ -350,7 +352,7 @@ async function run() {
 
     await logOut(page);
     await logIn(page, TECH, PASSWORD);
-    await page.getByRole('alert').filter({ hasText: 'The email or password is incorrect.' }).waitFor();
+    await page.getByRole('alert').filter({ hasText: 'The account, email or password is incorrect.' }).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Log out' }).count(), 0);
     await logInToMailSettings(page, TECH, TECH_NEW_PASSWORD);
     await page.getByText(TECH, { exact: true }).first().waitFor();

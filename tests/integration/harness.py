@@ -389,13 +389,16 @@ class Gateway:
             self.dbname = None
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def client(self):
-        return Client(self.port)
+    def client(self, source=None):
+        """A client; source is the loopback address it connects from (127.0.0.1 unless
+        given), for tests about what the gateway does per client address."""
+        return Client(self.port, source)
 
-    def logged_in(self, email, password=PASSWORD):
-        """A client with a live session for email."""
+    def logged_in(self, email, password=PASSWORD, account=None):
+        """A client with a live session for email (in account, by default the suite's
+        convention: see account_of)."""
         c = self.client()
-        r = c.login(email, password)
+        r = c.login(email, password, account)
         assert r.status == 200, r.raw
         c.user_id = r.json["user"]["id"]
         return c
@@ -411,6 +414,17 @@ def audit_events(admin):
 def last_audit_id(admin):
     events = audit_events(admin)
     return events[0]["id"] if events else 0
+
+
+def account_of(email):
+    """The account a test user belongs to, by the suite's convention USER@ACCOUNT.test
+    (admin@acme.test is in account acme). A login names its account."""
+    return email.rsplit("@", 1)[-1].split(".")[0].lower()
+
+
+def login_body(email, password=PASSWORD, account=None):
+    """The body of POST /api/session."""
+    return {"account": account or account_of(email), "email": email, "password": password}
 
 
 class Response:
@@ -439,8 +453,9 @@ class Response:
 class Client:
     """An HTTP client that keeps the session cookie and CSRF token like a browser would."""
 
-    def __init__(self, port):
+    def __init__(self, port, source=None):
         self.port = port
+        self.source = source
         self.cookie = None
         self.csrf = None
 
@@ -453,7 +468,8 @@ class Client:
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
         if data is not None:
             h.setdefault("Content-Type", "application/json")
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60,
+                                          source_address=self.source and (self.source, 0))
         try:
             conn.request(method, path, body=data, headers=h)
             r = conn.getresponse()
@@ -461,8 +477,10 @@ class Client:
         finally:
             conn.close()
 
-    def login(self, email, password=PASSWORD):
-        r = self.request("POST", "/api/session", {"email": email, "password": password})
+    def login(self, email, password=PASSWORD, account=None):
+        """Logs in to account, by default the one the suite's convention names for email
+        (account_of), and keeps the session."""
+        r = self.request("POST", "/api/session", login_body(email, password, account))
         if r.status == 200:
             cookie = r.header("Set-Cookie")
             self.cookie = cookie.split(";", 1)[0].split("=", 1)[1]

@@ -28,7 +28,8 @@ class AuditTest(unittest.TestCase):
     def test_an_account_sees_only_its_own_events(self):
         # A failed login in globex must not show up for acme.
         self.gw.client().request("POST", "/api/session",
-                                 {"email": "ana@globex.test", "password": "wrong password"})
+                                 {"account": "globex", "email": "ana@globex.test",
+                                  "password": "wrong password"})
         acme = self.events(self.acme, "?limit=1000")
         globex = self.events(self.globex, "?limit=1000")
         self.assertTrue(acme and globex)

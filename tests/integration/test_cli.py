@@ -116,14 +116,17 @@ class CliTest(unittest.TestCase):
         r = cli("user", "add", *self.store, "--account", "nope", "--email", "x@acme.test",
                 "--role", "admin")
         self.assertEqual(r.returncode, 1)
-        r = cli("user", "add", *self.store, "--account", "globex", "--email",
+        r = cli("user", "add", *self.store, "--account", "acme", "--email",
                 "U-TECHNICAL@acme.test", "--role", "admin")
         self.assertEqual(r.returncode, 1)
-        self.assertIn("already exists", r.stderr)
+        self.assertIn("already exists in account acme", r.stderr)
+        # Emails are unique per account: another account may have the same person.
+        must(cli("user", "add", *self.store, "--account", "globex", "--email",
+                 "U-TECHNICAL@acme.test", "--role", "admin"))
         r = cli("user", "add", *self.store, "--account", "acme", "--email", "not-an-email",
                 "--role", "admin")
         self.assertEqual(r.returncode, 2)
-        self.assertEqual(len(self.query("SELECT * FROM users")), 6)
+        self.assertEqual(len(self.query("SELECT * FROM users")), 7)
         # A store that is not there: a missing file, or a database the server lacks.
         missing = (["--postgres", conninfo_with(self.gw.conninfo, dbname="postern_missing")]
                    if POSTGRES else ["--db", os.path.join(self.tmp, "missing.db")])

@@ -85,7 +85,7 @@ class HttpTest(unittest.TestCase):
         self.assertNotRegex(answer, r"^HTTP/1\.1 [23]")
 
     def test_body_of_exactly_10_mib_is_accepted_and_parsed(self):
-        body = '{"email":"nobody@acme.test","password":"wrong password"}'
+        body = '{"account":"acme","email":"nobody@acme.test","password":"wrong password"}'
         body += " " * (10 * MIB - len(body))
         r = self.gw.client().request("POST", "/api/session", raw=body)
         self.assertError(r, 401, "invalid_credentials")
@@ -204,7 +204,8 @@ class GracefulStopTest(unittest.TestCase):
     def test_sigterm_lets_an_in_flight_request_finish_then_exits_0(self):
         gw = Gateway().init().start()
         try:
-            body = b'{"email":"admin@acme.test","password":"correct horse battery"}'
+            body = (b'{"account":"acme","email":"admin@acme.test",'
+                    b'"password":"correct horse battery"}')
             head = ("POST /api/session HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                     "Content-Type: application/json\r\n"
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()

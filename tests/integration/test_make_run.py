@@ -37,6 +37,7 @@ class MakeRunTest(unittest.TestCase):
             self.assertEqual(status, 401)
             self.assertEqual(body["error"]["code"], "not_authenticated")
             log = read(out_path)
+            self.assertRegex(log, r"account\s+demo\n")
             self.assertRegex(log, r"Admin login\s+admin@example\.com")
             password = re.search(r"password\s+(\S+)", log).group(1)
             self.assertRegex(log, r"API key\s+pst_[A-Za-z0-9_-]{43}")
@@ -44,7 +45,8 @@ class MakeRunTest(unittest.TestCase):
             self.assertTrue(os.path.isdir(os.path.join(tree, "var", "outbox")))
             # The printed credentials work.
             status, body = request("POST", "/api/session",
-                                   {"email": "admin@example.com", "password": password})
+                                   {"account": "demo", "email": "admin@example.com",
+                                    "password": password})
             self.assertEqual(status, 200, body)
             self.assertEqual(body["account"]["name"], "demo")
             # The printed key and the demo domain let a first send through at once.

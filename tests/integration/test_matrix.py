@@ -408,7 +408,8 @@ class MatrixTest(unittest.TestCase):
         token = self.verify_token("acme")
         anon = self.gw.client()
         calls = {
-            ("POST", "/api/session"): ("/api/session", {"email": email("acme", "marketing"),
+            ("POST", "/api/session"): ("/api/session", {"account": "acme",
+                                                        "email": email("acme", "marketing"),
                                                         "password": PASSWORD}),
             ("GET", "/verify/{id}"): (f"/verify/{token}", None),
             ("POST", "/verify/{id}"): (f"/verify/{token}", None),

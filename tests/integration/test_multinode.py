@@ -242,7 +242,8 @@ class SharedStateTest(TwoNodes):
         nodes = [self.a, self.b, self.a, self.b, self.a]  # five failures, split 3 + 2
         for i, gw in enumerate(nodes):
             r = gw.client().request("POST", "/api/session",
-                                    {"email": "lock@acme.test", "password": f"wrong-{i}-pass"})
+                                    {"account": "acme", "email": "lock@acme.test",
+                                     "password": f"wrong-{i}-pass"})
             self.assertEqual(r.status, 401, f"attempt {i + 1} on port {gw.port}")
         for gw in (self.b, self.a):  # the right password, too late, on either node
             r = gw.client().login("lock@acme.test")

@@ -1,7 +1,10 @@
-"""Login sessions over real HTTP: login, wrong password, logout, CSRF, lockout, cookies."""
+"""Login sessions over real HTTP: login, wrong password, logout, CSRF, throttles, the bound
+on password checks, cookies."""
+import threading
 import unittest
+from concurrent.futures import ThreadPoolExecutor
 
-from harness import PASSWORD, Gateway, main
+from harness import PASSWORD, Gateway, audit_events, main
 
 
 class SessionTest(unittest.TestCase):
@@ -11,6 +14,8 @@ class SessionTest(unittest.TestCase):
         cls.gw.add_user("acme", "locked@acme.test", "technical")
         cls.gw.add_user("acme", "mkt@acme.test", "marketing")
         cls.gw.add_user("acme", "pw@acme.test", "marketing")
+        for email in ("probe@acme.test", "roamer@acme.test", "doubler@acme.test"):
+            cls.gw.add_user("acme", email, "analytics")
         cls.gw.start()
 
     @classmethod
@@ -39,14 +44,15 @@ class SessionTest(unittest.TestCase):
 
     def test_wrong_password_and_unknown_email_answer_the_same(self):
         c = self.gw.client()
-        wrong = c.request("POST", "/api/session",
-                          {"email": "mkt@acme.test", "password": "not the password"})
-        unknown = c.request("POST", "/api/session",
-                            {"email": "nobody@acme.test", "password": "not the password"})
+        wrong = c.login("mkt@acme.test", "not the password")
+        unknown = c.login("nobody@acme.test", "not the password")
+        no_account = c.login("mkt@acme.test", "not the password", account="nope")
         self.assertEqual(wrong.status, 401)
         self.assertEqual(unknown.status, 401)
         self.assertEqual(wrong.code, "invalid_credentials")
+        self.assertEqual(no_account.status, 401)
         self.assertEqual(wrong.json, unknown.json)
+        self.assertEqual(wrong.json, no_account.json)
         self.assertIsNone(wrong.header("Set-Cookie"))
         # Clear the failure so the marketing user is not near the lockout.
         self.assertEqual(c.login("mkt@acme.test").status, 200)
@@ -89,6 +95,10 @@ class SessionTest(unittest.TestCase):
         self.assertEqual(r.status, 400)
         self.assertEqual(r.code, "invalid_request")
         self.assertEqual(r.json["error"]["field"], "email")
+        r = self.gw.client().request("POST", "/api/session",
+                                     {"email": "admin@acme.test", "password": PASSWORD})
+        self.assertEqual((r.status, r.code), (400, "invalid_request"))
+        self.assertEqual(r.json["error"]["field"], "account")
 
     def test_get_session_with_and_without_cookie(self):
         c = self.gw.client()
@@ -133,8 +143,7 @@ class SessionTest(unittest.TestCase):
     def test_five_failures_lock_the_user_out_and_are_audited(self):
         c = self.gw.client()
         for i in range(5):
-            r = c.request("POST", "/api/session",
-                          {"email": "locked@acme.test", "password": f"wrong-{i}-password"})
+            r = c.login("locked@acme.test", f"wrong-{i}-password")
             self.assertEqual(r.status, 401, f"attempt {i + 1}")
         r = c.login("locked@acme.test", PASSWORD)  # the right password, too late
         self.assertEqual(r.status, 429)
@@ -144,10 +153,62 @@ class SessionTest(unittest.TestCase):
         admin = self.gw.client()
         self.assertEqual(admin.login("admin@acme.test").status, 200)
         events = admin.request("GET", "/api/audit?limit=1000").json["events"]
-        locked = [e for e in events if e["action"] == "user.locked_out"]
+        locked = [e for e in events if e["action"] == "user.locked_out" and
+                  e["target"] == "locked@acme.test"]
         self.assertEqual(len(locked), 1)
         self.assertEqual(locked[0]["target"], "locked@acme.test")
         self.assertEqual(locked[0]["ip"], "127.0.0.1")
+
+    def assertRetryAfter(self, r, low, high):
+        self.assertEqual((r.status, r.code), (429, "too_many_attempts"), r.raw)
+        self.assertIsNone(r.header("Set-Cookie"))
+        self.assertTrue(low < int(r.header("Retry-After")) <= high, r.header("Retry-After"))
+
+    def test_unknown_and_real_emails_are_throttled_alike(self):
+        # Which emails exist must not show: failure after failure the same answers, and
+        # the same 429 after the same number of them.
+        tries = {}
+        for email in ("probe@acme.test", "ghost@acme.test"):
+            c = self.gw.client()
+            tries[email] = [c.login(email, f"wrong-{i}-password") for i in range(5)]
+            tries[email].append(c.login(email))  # probe's right password, too late
+        # Retry-After is compared for presence: its seconds count down between the two.
+        real, unknown = ([(r.status, r.json, r.header("Retry-After") is None)
+                          for r in tries[email]]
+                         for email in ("probe@acme.test", "ghost@acme.test"))
+        self.assertEqual(real, unknown)
+        self.assertEqual([status for status, _, _ in real], [401] * 5 + [429])
+        self.assertRetryAfter(tries["ghost@acme.test"][-1], 0, 60)
+
+    def test_a_throttled_client_does_not_lock_the_user_out_elsewhere(self):
+        here = self.gw.client()
+        for i in range(5):
+            self.assertEqual(here.login("roamer@acme.test", f"wrong-{i}-password").status, 401)
+        self.assertEqual(here.login("roamer@acme.test").status, 429)
+        # The same user, from another client address, logs in.
+        elsewhere = self.gw.client(source="127.0.0.2")
+        r = elsewhere.login("roamer@acme.test")
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(elsewhere.request("GET", "/api/session").status, 200)
+        self.assertRetryAfter(here.login("roamer@acme.test"), 0, 60)
+        # The Admin still sees the lockout, from where it came.
+        events = audit_events(self.gw.logged_in("admin@acme.test"))
+        locked = [(e["target"], e["ip"]) for e in events if e["action"] == "user.locked_out"]
+        self.assertIn(("roamer@acme.test", "127.0.0.1"), locked)
+        logins = [e["ip"] for e in events
+                  if e["action"] == "session.login" and e["target"] == "roamer@acme.test"]
+        self.assertEqual(logins, ["127.0.0.2"])
+
+    def test_each_failure_after_the_fifth_doubles_the_wait(self):
+        c = self.gw.client()
+        for i in range(5):
+            self.assertEqual(c.login("doubler@acme.test", f"wrong-{i}-password").status, 401)
+        self.assertRetryAfter(c.login("doubler@acme.test"), 0, 60)
+        self.gw.advance_clock(61)
+        self.assertEqual(c.login("doubler@acme.test", "wrong-6-password").status, 401)
+        self.assertRetryAfter(c.login("doubler@acme.test"), 60, 120)
+        self.gw.advance_clock(121)
+        self.assertEqual(c.login("doubler@acme.test").status, 200)
 
     def test_secrets_stored_only_as_hashes_and_never_logged(self):
         c = self.gw.client()
@@ -161,6 +222,61 @@ class SessionTest(unittest.TestCase):
         log = self.gw.read_log()
         for secret in (PASSWORD, c.cookie, c.csrf):
             self.assertNotIn(secret, log)
+
+
+def peak_rss_mib(pid):
+    """The most memory the process has held at once (VmHWM), in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        line = next(l for l in f if l.startswith("VmHWM:"))
+    return int(line.split()[1]) // 1024
+
+
+class PasswordCheckBoundTest(unittest.TestCase):
+    """argon2id takes 64 MiB per password check: a burst of logins must not take the
+    daemon's memory with it, and one client must not go on guessing email after email."""
+
+    def setUp(self):
+        self.gw = Gateway().init("acme", "admin@acme.test").start()
+
+    def tearDown(self):
+        self.gw.cleanup()
+
+    def test_a_burst_of_logins_with_unknown_emails_is_bounded_in_memory(self):
+        # Before the bound, 16 of these took the daemon from 31 MB to 830 MB.
+        n = 24
+        before = peak_rss_mib(self.gw.proc.pid)
+        start = threading.Barrier(n)
+
+        def attempt(i):
+            c = self.gw.client()
+            start.wait()
+            return c.login(f"nobody-{i}@acme.test", "wrong password")
+
+        with ThreadPoolExecutor(n) as pool:
+            answers = list(pool.map(attempt, range(n)))
+        grown = peak_rss_mib(self.gw.proc.pid) - before
+        for r in answers:
+            self.assertIn((r.status, r.code), ((401, "invalid_credentials"),
+                                               (429, "too_many_attempts"), (503, "busy")))
+            if r.status != 401:
+                self.assertGreater(int(r.header("Retry-After")), 0)
+        self.assertIn(401, [r.status for r in answers])
+        self.assertLess(grown, 320, f"peak memory grew by {grown} MiB")
+        self.assertEqual(self.gw.client().login("admin@acme.test").status, 200)
+
+    def test_one_client_guessing_many_emails_is_throttled(self):
+        c = self.gw.client()
+        for i in range(60):
+            r = c.login(f"guess-{i}@acme.test", "wrong password")
+            if r.status != 401:
+                break
+        self.assertEqual((r.status, r.code), (429, "too_many_attempts"), f"try {i + 1}")
+        self.assertGreater(int(r.header("Retry-After")), 0)
+        self.assertEqual(i, 50)
+        # The right password too, from that client; another client is not held back.
+        self.assertEqual(c.login("admin@acme.test").status, 429)
+        self.assertEqual(self.gw.client(source="127.0.0.2").login("admin@acme.test").status,
+                         200)
 
 
 class SecureCookieTest(unittest.TestCase):

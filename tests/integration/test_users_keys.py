@@ -199,6 +199,38 @@ class UsersTest(RoleCase):
         # The existing user keeps its role and its password.
         self.assertEqual(self.users()[EMAILS["technical"]]["role"], "technical")
 
+    def test_an_email_used_in_another_account_is_added_without_revealing_it(self):
+        # globex's Admin adds an email acme has: no 409 that would tell them it exists
+        # elsewhere, and acme's user keeps their own login.
+        theirs = "globex's own password"
+        r = self.globex.request("POST", "/api/users", {"email": "Ana@Acme.test",
+                                                       "role": "marketing", "password": theirs})
+        self.assertEqual(r.status, 201, r.raw)
+        self.assertEqual(r.json["email"], "ana@acme.test")
+        self.assertEqual(self.users(self.globex)["ana@acme.test"]["role"], "marketing")
+        self.assertEqual(self.users()["ana@acme.test"]["role"], "analytics")
+
+        # Each logs in to their own account with their own password, and only there.
+        ours = self.gw.client().login("ana@acme.test")
+        self.assertEqual(ours.status, 200, ours.raw)
+        self.assertEqual((ours.json["account"]["name"], ours.json["user"]["id"]),
+                         ("acme", self.clients["analytics"].user_id))
+        other = self.gw.client().login("ana@acme.test", theirs, account="globex")
+        self.assertEqual(other.status, 200, other.raw)
+        self.assertEqual((other.json["account"]["name"], other.json["user"]["role"]),
+                         ("globex", "marketing"))
+        self.assertEqual(other.json["user"]["id"], r.json["id"])
+        self.assertError(self.gw.client().login("ana@acme.test", theirs), 401,
+                         "invalid_credentials")
+        self.assertError(self.gw.client().login("ana@acme.test", account="globex"), 401,
+                         "invalid_credentials")
+        self.assertEqual(self.clients["analytics"].request("GET", "/api/session").status, 200)
+
+        # Within globex the email is now taken.
+        r = self.globex.request("POST", "/api/users", {"email": "ANA@acme.test",
+                                                       "role": "admin", "password": PASSWORD})
+        self.assertError(r, 409, "already_exists", "email")
+
     def test_a_role_change_applies_to_the_users_open_session(self):
         u = self.create("mover@acme.test", "marketing")
         mover = self.gw.logged_in("mover@acme.test")

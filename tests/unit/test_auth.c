@@ -30,7 +30,7 @@ static void password_hash_is_argon2id_and_verifies(void **state)
 	char hash[AUTH_PWHASH_LEN];
 	assert_int_equal(auth_password_hash("correct horse battery", hash), 0);
 	assert_int_equal(strncmp(hash, "$argon2id$", 10), 0);
-	assert_true(auth_password_verify(hash, "correct horse battery"));
+	assert_int_equal(auth_password_check(hash, "correct horse battery"), AUTH_MATCH);
 }
 
 static void password_verify_rejects_wrong_password(void **state)
@@ -38,18 +38,25 @@ static void password_verify_rejects_wrong_password(void **state)
 	(void)state;
 	char hash[AUTH_PWHASH_LEN];
 	assert_int_equal(auth_password_hash("correct horse battery", hash), 0);
-	assert_false(auth_password_verify(hash, "correct horse batterY"));
-	assert_false(auth_password_verify(hash, "correct horse battery "));
-	assert_false(auth_password_verify(hash, "correct horse"));
-	assert_false(auth_password_verify(hash, ""));
+	assert_int_equal(auth_password_check(hash, "correct horse batterY"), AUTH_MISMATCH);
+	assert_int_equal(auth_password_check(hash, "correct horse battery "), AUTH_MISMATCH);
+	assert_int_equal(auth_password_check(hash, "correct horse"), AUTH_MISMATCH);
+	assert_int_equal(auth_password_check(hash, ""), AUTH_MISMATCH);
 }
 
 static void password_verify_rejects_malformed_hash(void **state)
 {
 	(void)state;
-	assert_false(auth_password_verify("", "password"));
-	assert_false(auth_password_verify("password", "password"));
-	assert_false(auth_password_verify("$argon2id$", "password"));
+	assert_int_equal(auth_password_check("", "password"), AUTH_MISMATCH);
+	assert_int_equal(auth_password_check("password", "password"), AUTH_MISMATCH);
+	assert_int_equal(auth_password_check("$argon2id$", "password"), AUTH_MISMATCH);
+}
+
+static void password_check_without_a_user_never_matches(void **state)
+{
+	(void)state;
+	assert_int_equal(auth_password_check(NULL, "correct horse battery"), AUTH_MISMATCH);
+	assert_int_equal(auth_password_check(NULL, ""), AUTH_MISMATCH);
 }
 
 static void password_hash_is_salted(void **state)
@@ -59,8 +66,8 @@ static void password_hash_is_salted(void **state)
 	assert_int_equal(auth_password_hash("same password", a), 0);
 	assert_int_equal(auth_password_hash("same password", b), 0);
 	assert_string_not_equal(a, b);
-	assert_true(auth_password_verify(a, "same password"));
-	assert_true(auth_password_verify(b, "same password"));
+	assert_int_equal(auth_password_check(a, "same password"), AUTH_MATCH);
+	assert_int_equal(auth_password_check(b, "same password"), AUTH_MATCH);
 }
 
 static void password_acceptable_requires_8_to_1024_characters(void **state)
@@ -223,6 +230,7 @@ int main(void)
 		cmocka_unit_test(password_hash_is_argon2id_and_verifies),
 		cmocka_unit_test(password_verify_rejects_wrong_password),
 		cmocka_unit_test(password_verify_rejects_malformed_hash),
+		cmocka_unit_test(password_check_without_a_user_never_matches),
 		cmocka_unit_test(password_hash_is_salted),
 		cmocka_unit_test(password_acceptable_requires_8_to_1024_characters),
 		cmocka_unit_test(token_new_is_43_base64url_characters),

@@ -339,6 +339,21 @@ static enum err check_utf8(struct api_call *c)
 	return api_invalid(c, path, message);
 }
 
+/* True when a JSON string in s holds the escape \u0000. cJSON ends its C string there, so
+ * the value would be cut short without a word: refused instead. Each backslash escapes the
+ * character after it, which is how "\\u0000" (a backslash, then text) is told apart. */
+static bool escaped_nul(const char *s, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (s[i] != '\\')
+			continue;
+		if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
+			return true;
+		i++;
+	}
+	return false;
+}
+
 static enum err parse_body(struct api_call *c)
 {
 	if (c->req->body_len == 0)
@@ -348,6 +363,10 @@ static enum err parse_body(struct api_call *c)
 		return ERR_INVALID_JSON;
 	if (!cJSON_IsObject(c->body))
 		return api_invalid(c, NULL, "The request body must be a JSON object.");
+	if (escaped_nul(c->req->body, c->req->body_len))
+		return api_invalid(c, NULL,
+				   "A string in the body holds \\u0000 (NUL), which Postern cannot "
+				   "store or send. Remove it.");
 	return check_utf8(c);
 }
 

@@ -105,7 +105,7 @@ class HttpTest(unittest.TestCase):
         self.assertNotIn("do-not-log-me", self.gw.read_log())
 
 
-LOGIN = b'{"email":"nobody@acme.test","password":"wrong password"}'
+LOGIN = b'{"account":"acme","email":"nobody@acme.test","password":"wrong password"}'
 
 
 def login_request(*headers, body=LOGIN):

@@ -471,6 +471,20 @@ class Utf8Test(SendCase):
                 self.assertIn("UTF-8", err["message"])
         self.assertEqual(self.messages(), before, "a refused request was queued")
 
+    def test_an_escaped_nul_is_refused_not_cut_short(self):
+        # cJSON would end the string at the NUL: "Hi" would be sent for "Hi\u0000there".
+        before = self.messages()
+        for path in (NETCORE, SENDGRID):
+            raw = json.dumps(body(subject="Hi\u0000there"))
+            self.assertIn("\\u0000", raw)
+            r = self.send(path, None, raw=raw.encode())
+            err = self.assertRefused(r, path, 400, "invalid_request", None)
+            self.assertIn("NUL", err["message"])
+        # A backslash followed by the text u0000 is no NUL, and is sent as written.
+        r = self.send(NETCORE, None, raw=json.dumps(body(subject="C:\\u0000")).encode())
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(self.messages(), before + 1)
+
     def test_management_bodies_are_checked_too(self):
         admin = self.admins["order"]
         keys = len(admin.request("GET", "/api/keys").json["keys"])

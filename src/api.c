@@ -358,6 +358,9 @@ static enum err parse_body(struct api_call *c)
 {
 	if (c->req->body_len == 0)
 		return ERR_OK;
+	/* A raw NUL is no JSON, yet cJSON would take it and end a string there. */
+	if (memchr(c->req->body, '\0', c->req->body_len))
+		return ERR_INVALID_JSON;
 	c->body = cJSON_ParseWithLength(c->req->body, c->req->body_len);
 	if (!c->body)
 		return ERR_INVALID_JSON;

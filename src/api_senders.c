@@ -144,6 +144,11 @@ static size_t collect(const cJSON *list, char (*norm)[ADDR_MAX], const char **gi
 	return n;
 }
 
+/* Each verification email goes to every Admin, so any role asking for one again and again
+ * would flood their inboxes: one per account per minute, whether asked for again or
+ * sent for addresses just added. */
+#define VERIFY_MAIL_GAP 60
+
 /* Sends the Verify All email for what was just added. The senders are stored whatever
  * happens here; a lost email can be sent again with POST /api/senders/verification-email. */
 static void notify_added(struct api_call *c, const char *token, int64_t expires, cJSON *added)
@@ -183,9 +188,10 @@ enum err api_senders_add(struct api_call *c)
 	/* The batch's token goes into the Verify All link; only its hash is stored. */
 	auth_token_new(token);
 	auth_token_hash(token, hash);
-	int64_t now = util_now(), expires = now + c->ctx->cfg->verify_ttl;
+	int64_t now = util_now();
+	struct store_batch_new b = {hash, now + c->ctx->cfg->verify_ttl, VERIFY_MAIL_GAP, 0};
 	int rc = n ? store_senders_add(c->ctx->store, c->who.account.id, c->who.user.id, now, ptrs,
-				       n, hash, expires, ids)
+				       n, &b, ids)
 		   : STORE_OK;
 	enum err e = rc == STORE_OK ? ERR_OK : ERR_STORE_UNAVAILABLE;
 	if (e == ERR_OK) {
@@ -207,7 +213,16 @@ enum err api_senders_add(struct api_call *c)
 		c->reply = cJSON_CreateObject();
 		cJSON_AddItemToObject(c->reply, "added", added);
 		cJSON_AddItemToObject(c->reply, "rejected", rejected);
-		notify_added(c, token, expires, added);
+		/* Too soon after the last email, the addresses wait for the next one, which
+		 * POST /api/senders/verification-email sends once the minute is over. */
+		if (cJSON_GetArraySize(added)) {
+			cJSON *mail = cJSON_AddObjectToObject(c->reply, "verification_email");
+			cJSON_AddBoolToObject(mail, "sent", !b.wait);
+			if (b.wait)
+				cJSON_AddNumberToObject(mail, "retry_after", (double)b.wait);
+			else
+				notify_added(c, token, b.expires_at, added);
+		}
 	} else {
 		cJSON_Delete(rejected);
 	}
@@ -225,40 +240,36 @@ static int collect_pending(void *arg, const char *address, enum store_batch_stat
 	return 0;
 }
 
-/* Each verification email goes to every Admin, so any role asking for one again and again
- * would flood their inboxes: one per account per minute, counting the one sent when
- * addresses were added. */
-#define VERIFY_MAIL_GAP 60
-
 enum err api_senders_resend(struct api_call *c)
 {
 	char token[AUTH_TOKEN_LEN], hash[AUTH_HASH_HEX];
 	cJSON *addresses = cJSON_CreateArray();
-	int64_t now = util_now(), expires = now + c->ctx->cfg->verify_ttl, wait = 0;
+	int64_t now = util_now();
 
 	auth_token_new(token);
 	auth_token_hash(token, hash);
-	enum err e = api_store_err(store_batch_pending(c->ctx->store, c->who.account.id,
-						       c->who.user.id, now, VERIFY_MAIL_GAP, &wait,
-						       hash, expires, collect_pending, addresses));
+	struct store_batch_new b = {hash, now + c->ctx->cfg->verify_ttl, VERIFY_MAIL_GAP, 0};
+	enum err e =
+		api_store_err(store_batch_pending(c->ctx->store, c->who.account.id, c->who.user.id,
+						  now, &b, collect_pending, addresses));
 	if (e == ERR_NOT_FOUND)
 		e = ERR_NO_PENDING_SENDERS;
 	if (e == ERR_RATE_LIMITED) {
 		c->reply_header = "Retry-After";
 		snprintf(c->reply_header_value, sizeof(c->reply_header_value), "%lld",
-			 (long long)wait);
+			 (long long)b.wait);
 		snprintf(c->err_message, sizeof(c->err_message),
 			 "A verification email went to the Admins less than a minute ago. Wait "
 			 "%lld seconds before sending another.",
-			 (long long)wait);
+			 (long long)b.wait);
 	}
 	int n = cJSON_GetArraySize(addresses);
 	const char **list = xcalloc((size_t)n + 1, sizeof(*list));
 	for (int i = 0; i < n; i++)
 		list[i] = cJSON_GetArrayItem(addresses, i)->valuestring;
-	if (e == ERR_OK &&
-	    notify_verification(c->ctx->store, c->ctx->queue, c->ctx->cfg, c->who.account.id,
-				c->who.account.name, token, expires, list, (size_t)n) != STORE_OK)
+	if (e == ERR_OK && notify_verification(c->ctx->store, c->ctx->queue, c->ctx->cfg,
+					       c->who.account.id, c->who.account.name, token,
+					       b.expires_at, list, (size_t)n) != STORE_OK)
 		e = ERR_STORE_UNAVAILABLE;
 	free(list);
 	if (e != ERR_OK) {
@@ -268,7 +279,7 @@ enum err api_senders_resend(struct api_call *c)
 	api_audit(c, "sender.verification_sent", "senders", "count=%d", n);
 	c->reply = cJSON_CreateObject();
 	cJSON_AddItemToObject(c->reply, "addresses", addresses);
-	api_add_time(c->reply, "expires_at", expires);
+	api_add_time(c->reply, "expires_at", b.expires_at);
 	return ERR_OK;
 }
 

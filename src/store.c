@@ -90,11 +90,10 @@ int store_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int
 }
 
 int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-		      const char *const *addresses, size_t n, const char *token_hash,
-		      int64_t expires_at, int64_t *ids)
+		      const char *const *addresses, size_t n, struct store_batch_new *b,
+		      int64_t *ids)
 {
-	return s->ops->senders_add(s, account_id, user_id, now, addresses, n, token_hash,
-				   expires_at, ids);
+	return s->ops->senders_add(s, account_id, user_id, now, addresses, n, b, ids);
 }
 
 int store_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, void *arg)
@@ -229,11 +228,9 @@ int store_message_get(struct store *s, int64_t account_id, const char *uid,
 }
 
 int store_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-			int64_t gap, int64_t *wait, const char *token_hash, int64_t expires_at,
-			store_batch_fn fn, void *arg)
+			struct store_batch_new *b, store_batch_fn fn, void *arg)
 {
-	return s->ops->batch_pending(s, account_id, user_id, now, gap, wait, token_hash, expires_at,
-				     fn, arg);
+	return s->ops->batch_pending(s, account_id, user_id, now, b, fn, arg);
 }
 
 int store_batch_get(struct store *s, const char *token_hash, struct store_batch *out,

@@ -212,6 +212,16 @@ struct store_domain_check {
 	int nverified;
 };
 
+/* A verification batch to make: its link's token (as hash) and expiry, and the least time
+ * since the account's last batch; wait is set to the seconds left when that is too soon,
+ * and then no batch is made. Every batch means an email to every Admin. */
+struct store_batch_new {
+	const char *token_hash;
+	int64_t expires_at;
+	int64_t gap;
+	int64_t wait;
+};
+
 /* A verification batch: the senders one "Verify All Emails" link covers. */
 struct store_batch {
 	int64_t id;
@@ -280,8 +290,8 @@ struct store_ops {
 	int (*sender_auth_set)(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
 			       int64_t now);
 	int (*senders_add)(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-			   const char *const *addresses, size_t n, const char *token_hash,
-			   int64_t expires_at, int64_t *ids);
+			   const char *const *addresses, size_t n, struct store_batch_new *b,
+			   int64_t *ids);
 	int (*senders_list)(struct store *s, int64_t account_id, store_sender_fn fn, void *arg);
 	int (*sender_get)(struct store *s, int64_t account_id, int64_t id,
 			  struct store_sender *out);
@@ -320,8 +330,7 @@ struct store_ops {
 	int (*message_get)(struct store *s, int64_t account_id, const char *uid,
 			   struct store_message_info *out);
 	int (*batch_pending)(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-			     int64_t gap, int64_t *wait, const char *token_hash, int64_t expires_at,
-			     store_batch_fn fn, void *arg);
+			     struct store_batch_new *b, store_batch_fn fn, void *arg);
 	int (*batch_get)(struct store *s, const char *token_hash, struct store_batch *out,
 			 store_batch_fn fn, void *arg);
 	int (*batch_use)(struct store *s, const char *token_hash, int64_t now,
@@ -390,10 +399,11 @@ int store_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int
 			  int64_t now);
 /* Adds normalized addresses as pending, in one transaction. ids[i] is the new sender's id,
  * or 0 when the account has that address already. When at least one is added, a
- * verification batch with token_hash covering the added senders is stored too. */
+ * verification batch b covering the added senders is stored too, unless the account's
+ * last batch is younger than b->gap (then b->wait says for how long). */
 int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-		      const char *const *addresses, size_t n, const char *token_hash,
-		      int64_t expires_at, int64_t *ids);
+		      const char *const *addresses, size_t n, struct store_batch_new *b,
+		      int64_t *ids);
 int store_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, void *arg);
 int store_sender_get(struct store *s, int64_t account_id, int64_t id, struct store_sender *out);
 int store_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
@@ -450,12 +460,11 @@ int store_messages_list(struct store *s, int64_t account_id, const char *status,
 			store_message_fn fn, void *arg);
 int store_message_get(struct store *s, int64_t account_id, const char *uid,
 		      struct store_message_info *out);
-/* Makes a new verification batch of every pending sender of the account, calling fn for
+/* Makes a new verification batch b of every pending sender of the account, calling fn for
  * each; STORE_NOT_FOUND when nothing is pending. When the account's last batch is younger
- * than gap seconds, makes none and returns STORE_TOO_SOON with *wait the seconds left. */
+ * than b->gap seconds, makes none and returns STORE_TOO_SOON with b->wait the seconds left. */
 int store_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-			int64_t gap, int64_t *wait, const char *token_hash, int64_t expires_at,
-			store_batch_fn fn, void *arg);
+			struct store_batch_new *b, store_batch_fn fn, void *arg);
 /* Reads a batch and the current state of its senders. */
 int store_batch_get(struct store *s, const char *token_hash, struct store_batch *out,
 		    store_batch_fn fn, void *arg);

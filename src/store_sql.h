@@ -146,8 +146,7 @@ int sq_sender_auth_get(struct store *s, int64_t account_id, struct store_sender_
 int sq_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
 		       int64_t now);
 int sq_senders_add(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-		   const char *const *addresses, size_t n, const char *token_hash,
-		   int64_t expires_at, int64_t *ids);
+		   const char *const *addresses, size_t n, struct store_batch_new *b, int64_t *ids);
 int sq_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, void *arg);
 int sq_sender_get(struct store *s, int64_t account_id, int64_t id, struct store_sender *out);
 int sq_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id, int64_t now);
@@ -167,9 +166,8 @@ int sq_messages_list(struct store *s, int64_t account_id, const char *status, in
 		     store_message_fn fn, void *arg);
 int sq_message_get(struct store *s, int64_t account_id, const char *uid,
 		   struct store_message_info *out);
-int sq_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now, int64_t gap,
-		     int64_t *wait, const char *token_hash, int64_t expires_at, store_batch_fn fn,
-		     void *arg);
+int sq_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
+		     struct store_batch_new *b, store_batch_fn fn, void *arg);
 int sq_batch_get(struct store *s, const char *token_hash, struct store_batch *out,
 		 store_batch_fn fn, void *arg);
 int sq_batch_use(struct store *s, const char *token_hash, int64_t now, struct store_batch *out,

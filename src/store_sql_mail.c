@@ -38,9 +38,25 @@ int sq_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int64_
 			 "diii", enabled ? 1 : 0, now, user_id, account_id);
 }
 
+/* Sets b->wait to the seconds left before the account may have another batch (0 when it
+ * may now). The account's row is locked first, so two nodes asking at once are taken one
+ * after the other and neither slips past the other's batch. */
+static int batch_gap(struct sq_conn *c, int64_t account_id, int64_t now, struct store_batch_new *b)
+{
+	int64_t last = 0;
+	int rc = sq_lock(c, "SELECT id FROM accounts WHERE id = ? FOR NO KEY UPDATE", "i",
+			 account_id);
+	if (rc == STORE_OK)
+		rc = sq_exec(c, &last,
+			     "SELECT COALESCE(MAX(created_at), 0) FROM verification_tokens "
+			     "WHERE account_id = ?",
+			     "i", account_id);
+	b->wait = rc == STORE_OK && last + b->gap > now ? last + b->gap - now : 0;
+	return rc;
+}
+
 int sq_senders_add(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-		   const char *const *addresses, size_t n, const char *token_hash,
-		   int64_t expires_at, int64_t *ids)
+		   const char *const *addresses, size_t n, struct store_batch_new *b, int64_t *ids)
 {
 	struct sq_conn c = sq_acquire(sq_of(s));
 	int64_t batch = 0;
@@ -64,12 +80,17 @@ int sq_senders_add(struct store *s, int64_t account_id, int64_t user_id, int64_t
 			added++;
 		}
 	}
+	/* The senders are added whatever the rate; only their email may have to wait. */
+	b->wait = 0;
 	if (rc == STORE_OK && added)
+		rc = batch_gap(&c, account_id, now, b);
+	bool mail = added && !b->wait;
+	if (rc == STORE_OK && mail)
 		rc = sq_exec(&c, &batch,
 			     "INSERT INTO verification_tokens (account_id, token_hash, created_by, "
 			     "created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-			     "isiii", account_id, token_hash, user_id, now, expires_at);
-	for (size_t i = 0; i < n && rc == STORE_OK && added; i++)
+			     "isiii", account_id, b->token_hash, user_id, now, b->expires_at);
+	for (size_t i = 0; i < n && rc == STORE_OK && mail; i++)
 		if (ids[i])
 			rc = sq_exec(&c, NULL,
 				     "INSERT INTO verification_token_senders (token_id, sender_id, "
@@ -496,39 +517,22 @@ static int call_batch(void *arg, const void *row)
 	return b->fn(b->arg, b->address, b->state);
 }
 
-/* The account's newest batch, with the account's row locked first: two nodes asking at
- * once are taken one after the other, so neither slips past the other's batch. */
-static int last_batch(struct sq_conn *c, int64_t account_id, int64_t *at)
-{
-	int rc = sq_lock(c, "SELECT id FROM accounts WHERE id = ? FOR NO KEY UPDATE", "i",
-			 account_id);
-	if (rc == STORE_OK)
-		rc = sq_exec(c, at,
-			     "SELECT COALESCE(MAX(created_at), 0) FROM verification_tokens "
-			     "WHERE account_id = ?",
-			     "i", account_id);
-	return rc;
-}
-
-int sq_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now, int64_t gap,
-		     int64_t *wait, const char *token_hash, int64_t expires_at, store_batch_fn fn,
-		     void *arg)
+int sq_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
+		     struct store_batch_new *b, store_batch_fn fn, void *arg)
 {
 	struct sq_conn c = sq_acquire(sq_of(s));
-	int64_t batch = 0, last = 0;
+	int64_t batch = 0;
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
-		rc = last_batch(&c, account_id, &last);
-	if (rc == STORE_OK && last + gap > now) {
-		*wait = last + gap - now;
+		rc = batch_gap(&c, account_id, now, b);
+	if (rc == STORE_OK && b->wait)
 		rc = STORE_TOO_SOON;
-	}
 	if (rc == STORE_OK)
 		rc = sq_exec(&c, &batch,
 			     "INSERT INTO verification_tokens (account_id, token_hash, created_by, "
 			     "created_at, expires_at) VALUES (?, ?, NULLIF(?, 0), ?, ?) "
 			     "RETURNING id",
-			     "isiii", account_id, token_hash, user_id, now, expires_at);
+			     "isiii", account_id, b->token_hash, user_id, now, b->expires_at);
 	if (rc == STORE_OK)
 		rc = sq_exec(
 			&c, NULL,

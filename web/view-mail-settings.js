@@ -210,7 +210,9 @@ export async function renderMailSettings(body, session) {
     if (already) parts.push(`${already} already present`);
     if (invalidCount) parts.push(`${invalidCount} invalid`);
     let summary = `${parts.join(', ')}.`;
-    if (r.added.length) summary += ' A verification email with a Verify All Emails link went to the Admins.';
+    const mail = r.verification_email;
+    if (mail && mail.sent) summary += ' A verification email with a Verify All Emails link went to the Admins.';
+    else if (mail) summary += ` A verification email went to the Admins less than a minute ago; use Resend verification email in ${mail.retry_after} seconds to send one for these.`;
     if (invalidCount) summary += ' Invalid addresses are left in the box to correct.';
     replace(results,
       h('p', { class: 'results-summary', text: summary }),

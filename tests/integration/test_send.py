@@ -480,6 +480,9 @@ class Utf8Test(SendCase):
             r = self.send(path, None, raw=raw.encode())
             err = self.assertRefused(r, path, 400, "invalid_request", None)
             self.assertIn("NUL", err["message"])
+        # A raw NUL byte is no JSON at all.
+        raw = json.dumps(body(subject="Hi~there")).encode().replace(b"~", b"\0")
+        self.assertRefused(self.send(NETCORE, None, raw=raw), NETCORE, 400, "invalid_json")
         # A backslash followed by the text u0000 is no NUL, and is sent as written.
         r = self.send(NETCORE, None, raw=json.dumps(body(subject="C:\\u0000")).encode())
         self.assertEqual(r.status, 200, r.raw)

@@ -9,18 +9,16 @@ CONFIGURE = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
 all: build
 
-$(BUILD)/CMakeCache.txt:
-	$(CONFIGURE)
-
-build: $(BUILD)/CMakeCache.txt
-	cmake --build $(BUILD) -j $(JOBS)
-
-# Both configure every time, so the two README commands work in either order in one tree:
-# `make run` gets a release binary (no test clock), `make test` a test build in which every
-# test dependency is required (a missing one stops the configure, naming it).
-release-build: deps
+# Both configure every time, so the README's commands work in either order in one tree:
+# `make build` and `make run` get a release binary (no test clock), `make test` a test build
+# in which every test dependency is required (a missing one stops the configure, naming
+# it). To run single suites by hand, build with `make test-build`.
+build:
 	$(CONFIGURE) -DPOSTERN_TEST_CLOCK=OFF >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+release-build: deps
+	$(MAKE) build
 
 test-build: deps-test
 	$(CONFIGURE) -DPOSTERN_TESTS=ON -DPOSTERN_TEST_CLOCK=ON >/dev/null

@@ -469,13 +469,21 @@ static void sl_changed(struct db *db)
 	atomic_fetch_add(sl_of(db)->shared, 1);
 }
 
-/* Takes group and other access away from a file an older version created 0644. */
-static int sl_tighten(int fd)
+/* Takes group and other access away from a file an older version created 0644. A file
+ * that belongs to another user (root running the CLI on the daemon's database) is left as
+ * its owner keeps it, with a warning. */
+static int sl_tighten(int fd, const char *name)
 {
 	struct stat st;
 	if (fstat(fd, &st) != 0)
 		return -1;
-	return st.st_mode & 077 ? fchmod(fd, st.st_mode & 0700) : 0;
+	if (!(st.st_mode & 077) || fchmod(fd, st.st_mode & 0700) == 0)
+		return 0;
+	if (errno != EPERM)
+		return -1;
+	log_warn("%s: readable by others (mode %03o), and not ours to change; chmod 600 it", name,
+		 (unsigned)(st.st_mode & 0777));
+	return 0;
 }
 
 /* The database holds password hashes, sealed keys and the queue: only its owner may read
@@ -490,10 +498,11 @@ static int sl_private_files(const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "%s: path too long", path);
 			return -1;
 		}
-		int fd = open(name, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (i ? 0 : O_CREAT), 0600);
+		/* A symbolic link is followed, as SQLite follows it (a database on a volume). */
+		int fd = open(name, O_RDWR | O_CLOEXEC | (i ? 0 : O_CREAT), 0600);
 		if (fd < 0 && i && errno == ENOENT)
 			continue;
-		if (fd < 0 || sl_tighten(fd) < 0) {
+		if (fd < 0 || sl_tighten(fd, name) < 0) {
 			snprintf(err, errlen, "%s: cannot make it private (mode 0600): %s", name,
 				 strerror(errno));
 			if (fd >= 0)
@@ -516,7 +525,7 @@ static _Atomic uint64_t *sl_map_stamp(const char *path)
 		return NULL;
 	struct stat st;
 	void *p = MAP_FAILED;
-	if (sl_tighten(fd) == 0 && fstat(fd, &st) == 0 &&
+	if (sl_tighten(fd, name) == 0 && fstat(fd, &st) == 0 &&
 	    (st.st_size >= (off_t)sizeof(uint64_t) || ftruncate(fd, sizeof(uint64_t)) == 0))
 		p = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);

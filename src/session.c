@@ -3,11 +3,13 @@
  * Failed password checks are throttled per email and client, never per user alone. */
 #include "session.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "addr.h"
 #include "audit.h"
+#include "log.h"
 #include "util.h"
 
 #define SESSION_CLIENT_FREE_FAILURES 50 /* per client, over every email it tries */
@@ -31,26 +33,39 @@ static enum err store_err(int rc)
 	return rc == STORE_OK ? ERR_OK : ERR_STORE_UNAVAILABLE;
 }
 
+/* The client a check is counted for: its IPv4 address, or its IPv6 /64, since one host
+ * is commonly handed a whole /64 and could otherwise try from a fresh address each time. */
+static void client_of(const char *ip, char out[INET6_ADDRSTRLEN])
+{
+	struct in6_addr a6;
+	util_copy(out, INET6_ADDRSTRLEN, ip);
+	if (inet_pton(AF_INET6, ip, &a6) == 1) {
+		memset(a6.s6_addr + 8, 0, 8);
+		inet_ntop(AF_INET6, &a6, out, INET6_ADDRSTRLEN);
+	}
+}
+
 /* The throttle keys of a check: hashes, so the table holds no email or address. Each part
  * goes in with its length, so no two different triples share a key. */
 static void throttle_keys(const struct session_login *l, struct store_throttle t[THROTTLE_COUNT])
 {
-	char name[3 * 1100];
+	char name[3 * 1100], client[INET6_ADDRSTRLEN];
 	for (int i = 0; i < THROTTLE_COUNT; i++)
 		t[i] = throttles[i];
+	client_of(l->ip, client);
 	snprintf(name, sizeof(name), "address %zu:%s %zu:%s %zu:%s", strlen(l->account), l->account,
-		 strlen(l->email), l->email, strlen(l->ip), l->ip);
+		 strlen(l->email), l->email, strlen(client), client);
 	auth_token_hash(name, t[THROTTLE_ADDRESS].key);
-	snprintf(name, sizeof(name), "client %zu:%s", strlen(l->ip), l->ip);
+	snprintf(name, sizeof(name), "client %zu:%s", strlen(client), client);
 	auth_token_hash(name, t[THROTTLE_CLIENT].key);
 }
 
 static int forgive(struct store *s, const struct store_throttle t[THROTTLE_COUNT], bool success)
 {
 	/* Success starts the email's count over; the client's loses only this check. */
-	int rc = store_login_forgive(s, t[THROTTLE_ADDRESS].key, success);
+	int rc = store_login_forgive(s, &t[THROTTLE_ADDRESS], success);
 	if (rc == STORE_OK)
-		rc = store_login_forgive(s, t[THROTTLE_CLIENT].key, false);
+		rc = store_login_forgive(s, &t[THROTTLE_CLIENT], false);
 	return rc;
 }
 
@@ -74,15 +89,28 @@ static enum err check(struct store *s, const struct session_login *l, const stru
 	case AUTH_MATCH:
 		return store_err(forgive(s, t, true));
 	case AUTH_BUSY:
+		/* Not held against the email; held against the client, so that a crowd of
+		 * checks from one place is throttled like the failures it stands for. */
 		*retry_after = SESSION_BUSY_RETRY;
-		return forgive(s, t, false) == STORE_OK ? ERR_BUSY : ERR_STORE_UNAVAILABLE;
+		return store_login_forgive(s, &t[THROTTLE_ADDRESS], false) == STORE_OK
+			       ? ERR_BUSY
+			       : ERR_STORE_UNAVAILABLE;
 	case AUTH_MISMATCH:
 		break;
 	}
-	int64_t account_id = u ? u->account_id : 0;
-	audit_record(s, account_id, l->email, "password.failed", l->email, l->ip, NULL);
-	if (failures[THROTTLE_ADDRESS] >= SESSION_FREE_FAILURES)
-		audit_record(s, account_id, l->email, "user.locked_out", l->email, l->ip,
+	bool waits = failures[THROTTLE_ADDRESS] >= SESSION_FREE_FAILURES;
+	if (!u) {
+		/* No account to audit it in, and anyone may try: logged, not stored, so guesses
+		 * cannot grow the database. One write all the same, as a user's audit row. */
+		log_info("login failed: no user %s in account %s, ip=%s%s", l->email, l->account,
+			 l->ip, waits ? "; the next try waits" : "");
+		return store_login_failed(s, &t[THROTTLE_ADDRESS], now) == STORE_OK
+			       ? ERR_INVALID_CREDENTIALS
+			       : ERR_STORE_UNAVAILABLE;
+	}
+	audit_record(s, u->account_id, l->email, "password.failed", l->email, l->ip, NULL);
+	if (waits)
+		audit_record(s, u->account_id, l->email, "user.locked_out", l->email, l->ip,
 			     "%d failed password checks from %s; the next one waits",
 			     failures[THROTTLE_ADDRESS], l->ip);
 	return ERR_INVALID_CREDENTIALS;

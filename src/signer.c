@@ -29,7 +29,7 @@ static const char *signed_headers[] = {
 /* Signed once more than they occur (h= names each one extra time), so that a second From,
  * Subject, To or Date added on the way breaks the signature: a client may show the added one
  * while the verifier checked the original. */
-static const char *oversigned_headers[] = {"from", "subject", "to", "date", NULL};
+static const char *oversigned_headers[] = {"from", "subject", "to", "date", "cc", "reply-to", NULL};
 
 struct signer *signer_new(char *err, size_t errlen)
 {

@@ -40,9 +40,14 @@ int store_login_attempt(struct store *s, const struct store_throttle *t, size_t 
 	return s->ops->login_attempt(s, t, n, now, forget_before, failures, retry_after);
 }
 
-int store_login_forgive(struct store *s, const char *key, bool all)
+int store_login_forgive(struct store *s, const struct store_throttle *t, bool all)
 {
-	return s->ops->login_forgive(s, key, all);
+	return s->ops->login_forgive(s, t, all);
+}
+
+int store_login_failed(struct store *s, const struct store_throttle *t, int64_t now)
+{
+	return s->ops->login_failed(s, t, now);
 }
 
 int store_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,

@@ -275,7 +275,8 @@ struct store_ops {
 			     struct store_user *out);
 	int (*login_attempt)(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
 			     int64_t forget_before, int *failures, int64_t *retry_after);
-	int (*login_forgive)(struct store *s, const char *key, bool all);
+	int (*login_forgive)(struct store *s, const struct store_throttle *t, bool all);
+	int (*login_failed)(struct store *s, const struct store_throttle *t, int64_t now);
 	int (*session_create)(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 			      int64_t expires_at);
 	int (*session_get)(struct store *s, const char *token_hash, int64_t now,
@@ -383,8 +384,11 @@ int store_user_by_login(struct store *s, const char *account, const char *email,
  * takes it back. Keys without a failure since forget_before start over. */
 int store_login_attempt(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
 			int64_t forget_before, int *failures, int64_t *retry_after);
-/* Takes one failure off key, or all of them. */
-int store_login_forgive(struct store *s, const char *key, bool all);
+/* Takes one failure off t's key, or all of them; a key that falls back under t->free no
+ * longer waits. */
+int store_login_forgive(struct store *s, const struct store_throttle *t, bool all);
+/* Stamps t's key with the time of a failed check, in a transaction of its own. */
+int store_login_failed(struct store *s, const struct store_throttle *t, int64_t now);
 int store_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 			 int64_t expires_at);
 int store_session_get(struct store *s, const char *token_hash, int64_t now,

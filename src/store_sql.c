@@ -321,6 +321,7 @@ static const struct store_ops sq_ops = {
 	.user_by_login = sq_user_by_login,
 	.login_attempt = sq_login_attempt,
 	.login_forgive = sq_login_forgive,
+	.login_failed = sq_login_failed,
 	.session_create = sq_session_create,
 	.session_get = sq_session_get,
 	.session_delete = sq_session_delete,

@@ -120,7 +120,8 @@ int sq_user_by_login(struct store *s, const char *account, const char *email,
 		     struct store_user *out);
 int sq_login_attempt(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
 		     int64_t forget_before, int *failures, int64_t *retry_after);
-int sq_login_forgive(struct store *s, const char *key, bool all);
+int sq_login_forgive(struct store *s, const struct store_throttle *t, bool all);
+int sq_login_failed(struct store *s, const struct store_throttle *t, int64_t now);
 int sq_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 		      int64_t expires_at);
 int sq_session_get(struct store *s, const char *token_hash, int64_t now, struct store_session *out);

@@ -151,15 +151,24 @@ int sq_login_attempt(struct store *s, const struct store_throttle *t, size_t n, 
 	return rc == STORE_CONFLICT && *retry_after > 0 ? STORE_OK : rc;
 }
 
-int sq_login_forgive(struct store *s, const char *key, bool all)
+int sq_login_forgive(struct store *s, const struct store_throttle *t, bool all)
 {
 	if (all)
 		return sq_write(sq_of(s), NULL, "DELETE FROM login_throttle WHERE key_hash = ?",
-				"s", key);
+				"s", t->key);
+	/* The check was counted, and its key maybe made to wait, before it ran: a check taken
+	 * back also takes back the wait it alone brought. */
 	return sq_write(sq_of(s), NULL,
-			"UPDATE login_throttle SET failures = failures - 1 "
+			"UPDATE login_throttle SET failures = failures - 1, blocked_until = "
+			"CASE WHEN failures - 1 < ? THEN 0 ELSE blocked_until END "
 			"WHERE key_hash = ? AND failures > 0",
-			"s", key);
+			"is", (int64_t)t->free, t->key);
+}
+
+int sq_login_failed(struct store *s, const struct store_throttle *t, int64_t now)
+{
+	return sq_write(sq_of(s), NULL, "UPDATE login_throttle SET last_at = ? WHERE key_hash = ?",
+			"is", now, t->key);
 }
 
 int sq_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,

@@ -390,6 +390,18 @@ class StoreFilesTest(unittest.TestCase):
         self.assert_private("postern.db", "postern.db-wal", "postern.db-shm",
                             "postern.db-policy")
 
+    def test_a_database_behind_a_symbolic_link_is_followed(self):
+        volume = os.path.join(self.gw.tmp, "volume")
+        os.makedirs(volume)
+        real, link = os.path.join(volume, "real.db"), os.path.join(self.gw.tmp, "linked.db")
+        os.symlink(real, link)  # dangling until init makes the database
+        r = cli("init", "--db", link, "--account", "acme", "--admin", "admin@acme.test")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(os.path.islink(link))
+        self.assertEqual(oct(os.stat(real).st_mode & 0o777), oct(0o600))
+        self.assertEqual(must(cli("account", "add", "--db", link, "--account", "globex",
+                                  "--admin", "admin@globex.test")).returncode, 0)
+
 
 if __name__ == "__main__":
     main()

@@ -180,6 +180,16 @@ class SessionTest(unittest.TestCase):
         self.assertEqual([status for status, _, _ in real], [401] * 5 + [429])
         self.assertRetryAfter(tries["ghost@acme.test"][-1], 0, 60)
 
+    def test_guessing_unknown_emails_stores_nothing_but_logs_each(self):
+        # Anyone may guess: what has no account to be audited in must not grow the store.
+        rows = lambda: self.gw.sql("SELECT COUNT(*) FROM audit_log")[0][0]
+        before = rows()
+        c = self.gw.client(source="127.0.0.4")
+        for i in range(3):
+            self.assertEqual(c.login(f"nobody-{i}@acme.test", "wrong password").status, 401)
+        self.assertEqual(rows(), before)
+        self.assertTrue(self.gw.log_lines("login failed: no user nobody-2@acme.test"))
+
     def test_a_throttled_client_does_not_lock_the_user_out_elsewhere(self):
         here = self.gw.client()
         for i in range(5):
@@ -277,6 +287,16 @@ class PasswordCheckBoundTest(unittest.TestCase):
         self.assertEqual(c.login("admin@acme.test").status, 429)
         self.assertEqual(self.gw.client(source="127.0.0.2").login("admin@acme.test").status,
                          200)
+
+    def test_a_check_taken_back_takes_its_wait_back(self):
+        # The 50th check of a client starts its wait when it is counted; when it turns out
+        # to be the right password, that check, and so the wait, is taken back.
+        c = self.gw.client(source="127.0.0.3")
+        for i in range(49):
+            self.assertEqual(c.login(f"other-{i}@acme.test", "wrong password").status, 401)
+        for _ in range(2):
+            r = c.login("admin@acme.test")
+            self.assertEqual(r.status, 200, r.raw)
 
 
 class SecureCookieTest(unittest.TestCase):

@@ -437,19 +437,19 @@ static void test_identity_headers_are_oversigned(void **state)
 	const char *hlist = signed_list(out);
 
 	/* Present once each, listed twice: a second one added on the way is covered too. */
-	const char *over[] = {"from", "subject", "to", "date"};
+	const char *over[] = {"from", "subject", "to", "date", "cc", "reply-to"};
 	for (size_t i = 0; i < ARRAY_LEN(over); i++)
 		if (count_in_list(hlist, over[i]) != 2)
 			fail_msg("%s is listed %d times in h=%s", over[i],
 				 count_in_list(hlist, over[i]), hlist);
-	assert_int_equal(count_in_list(hlist, "cc"), 1);
-	assert_int_equal(count_in_list(hlist, "reply-to"), 1);
 	free(out);
 
-	/* No Cc in the message: none is signed (an absent header is oversigned only by choice). */
+	/* No Cc or Reply-To in the message: each is listed once all the same, so one added on
+	 * the way (a Reply-To to the phisher) breaks the signature. */
 	out = sign("From: news@acme.test\r\nTo: ann@example.test\r\nSubject: hi\r\n\r\nHi\r\n",
 		   &len);
-	assert_int_equal(count_in_list(signed_list(out), "cc"), 0);
+	assert_int_equal(count_in_list(signed_list(out), "cc"), 1);
+	assert_int_equal(count_in_list(signed_list(out), "reply-to"), 1);
 	assert_int_equal(count_in_list(signed_list(out), "from"), 2);
 	free(out);
 }
@@ -472,6 +472,8 @@ static void test_identity_header_added_after_signing_fails(void **state)
 		"Subject: Urgent: confirm your account\r\n",
 		"To: someone@else.test\r\n",
 		"Date: Fri, 02 Jan 2026 00:00:00 +0000\r\n",
+		"Cc: attacker@else.test\r\n",
+		"Reply-To: Bank Security <help@phisher.test>\r\n",
 	};
 	size_t len, alen;
 	char *out = sign(MESSAGE, &len);

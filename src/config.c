@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 
 #include "addr.h"
+#include "net.h"
 #include "util.h"
 
 enum cfg_type {
@@ -47,6 +48,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("server", "public_url", CFG_URL, public_url, "--public-url"),
 	KEY("server", "threads", CFG_INT, threads, NULL),
 	KEY("server", "web_root", CFG_STRING, web_root, NULL),
+	KEY("server", "trusted_proxies", CFG_STRING, trusted_proxies, NULL),
 	KEY("store", "path", CFG_STRING, store_path, "--db"),
 	KEY("store", "postgres", CFG_STRING, store_postgres, "--postgres"),
 	KEY("relay", "url", CFG_RELAY, relay_url, "--relay"),
@@ -420,7 +422,15 @@ static bool loopback(const char *host)
 
 int config_check(const struct config *cfg, char *err, size_t errlen)
 {
-	char host[300];
+	char host[300], bad[64];
+	struct net_list proxies;
+	if (net_parse_list(cfg->trusted_proxies, &proxies, bad, sizeof(bad)) < 0) {
+		snprintf(err, errlen,
+			 "[server] trusted_proxies: '%s' is not an IP address or network "
+			 "(like 127.0.0.1 or 10.0.0.0/8); at most %d of them",
+			 bad, NET_MAX);
+		return -1;
+	}
 	relay_host(cfg->relay_url, host, sizeof(host));
 	/* A password in clear is only tolerable where it never leaves the machine. */
 	if (cfg->relay_plaintext_auth && !loopback(host)) {

@@ -11,6 +11,7 @@ struct config {
 	char public_url[256];	   /* [server] public_url: how users reach this gateway */
 	int threads;		   /* [server] threads: HTTP worker threads */
 	char web_root[1024];	   /* [server] web_root: the panel's files */
+	char trusted_proxies[512]; /* [server] trusted_proxies: whose X-Forwarded-For counts */
 	char store_path[1024];	   /* [store] path: SQLite database file */
 	char store_postgres[1024]; /* [store] postgres: libpq conninfo; set, it wins over path */
 	char relay_url[1024];	   /* [relay] url: smtp://, smtps:// or outbox:DIR */

@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "net.h"
 #include "util.h"
 
 struct http_server {
@@ -23,9 +24,10 @@ struct http_server {
 	void *arg;
 	atomic_int in_flight;
 	int port;
+	struct net_list proxies; /* whose X-Forwarded-For names the client */
 };
 
-static void client_ip(struct MHD_Connection *conn, char *out, size_t n)
+static void peer_ip(struct MHD_Connection *conn, char *out, size_t n)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -40,6 +42,19 @@ static void client_ip(struct MHD_Connection *conn, char *out, size_t n)
 			  (socklen_t)n);
 }
 
+/* The client: the peer, or behind a trusted proxy the address it says it was reached from. */
+static void client_ip(struct http_server *srv, struct MHD_Connection *conn, char *out, size_t n)
+{
+	char peer[INET6_ADDRSTRLEN];
+	peer_ip(conn, peer, sizeof(peer));
+	if (!srv->proxies.n) {
+		util_copy(out, n, peer);
+		return;
+	}
+	net_client(&srv->proxies, peer,
+		   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For"), out, n);
+}
+
 static struct http_request *request_new(struct http_server *srv, struct MHD_Connection *conn,
 					const char *method, const char *url)
 {
@@ -49,7 +64,7 @@ static struct http_request *request_new(struct http_server *srv, struct MHD_Conn
 	req->method = method;
 	req->path = url;
 	req->started = util_monotonic();
-	client_ip(conn, req->ip, sizeof(req->ip));
+	client_ip(srv, conn, req->ip, sizeof(req->ip));
 	auth_unique_hex(req->id, (sizeof(req->id) - 1) / 2);
 	atomic_fetch_add(&srv->in_flight, 1);
 	return req;
@@ -278,15 +293,22 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss, sockl
 	return 0;
 }
 
-struct http_server *http_start(const char *listen, int threads, http_handler fn, void *arg,
-			       char *err, size_t errlen)
+struct http_server *http_start(const char *listen, int threads, const char *trusted_proxies,
+			       http_handler fn, void *arg, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen;
+	struct net_list proxies;
+	char bad[64];
 
 	if (resolve_listen(listen, &ss, &sslen, err, errlen) < 0)
 		return NULL;
+	if (net_parse_list(trusted_proxies, &proxies, bad, sizeof(bad)) < 0) {
+		snprintf(err, errlen, "trusted proxy '%s' is not an address or network", bad);
+		return NULL;
+	}
 	struct http_server *srv = xcalloc(1, sizeof(*srv));
+	srv->proxies = proxies;
 	srv->fn = fn;
 	srv->arg = arg;
 	atomic_init(&srv->in_flight, 0);

@@ -40,8 +40,10 @@ typedef void (*http_handler)(void *arg, struct http_request *req);
 
 struct http_server;
 
-struct http_server *http_start(const char *listen, int threads, http_handler fn, void *arg,
-			       char *err, size_t errlen);
+/* trusted_proxies: the proxies whose X-Forwarded-For names the client (see net.h); a
+ * request's ip is that client. */
+struct http_server *http_start(const char *listen, int threads, const char *trusted_proxies,
+			       http_handler fn, void *arg, char *err, size_t errlen);
 /* Stops accepting, lets in-flight requests finish (up to a bound), then stops. */
 void http_stop(struct http_server *srv);
 /* The port actually bound (useful when listening on port 0). */

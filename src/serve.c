@@ -134,7 +134,8 @@ static int run(const struct config *cfg)
 	}
 	/* Each commit wakes the workers, so new mail leaves without waiting for a poll. */
 	ctx.queue = queue_start(store, deliver_wake, deliver);
-	http = http_start(cfg->listen, cfg->threads, api_handle, &ctx, err, sizeof(err));
+	http = http_start(cfg->listen, cfg->threads, cfg->trusted_proxies, api_handle, &ctx, err,
+			  sizeof(err));
 	if (!http) {
 		log_error("%s", err);
 		goto out;

@@ -1,10 +1,11 @@
 """Login sessions over real HTTP: login, wrong password, logout, CSRF, throttles, the bound
 on password checks, cookies."""
+import os
 import threading
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import PASSWORD, Gateway, audit_events, main
+from harness import PASSWORD, Gateway, audit_events, cli, main
 
 
 class SessionTest(unittest.TestCase):
@@ -297,6 +298,59 @@ class PasswordCheckBoundTest(unittest.TestCase):
         for _ in range(2):
             r = c.login("admin@acme.test")
             self.assertEqual(r.status, 200, r.raw)
+
+
+class TrustedProxyTest(unittest.TestCase):
+    """Behind a reverse proxy every request comes from the proxy: with [server]
+    trusted_proxies the client is the address the proxy appended to X-Forwarded-For, so
+    throttles, the audit and the log name the real client; from anyone else the header is
+    ignored, so no client can pick an address of its own."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = Gateway().init()
+        ini = os.path.join(cls.gw.tmp, "proxy.ini")
+        with open(ini, "w") as f:
+            f.write("[server]\ntrusted_proxies = 127.0.0.1, 10.0.0.0/8\n")
+        cls.gw.extra_args = ["--config", ini]
+        cls.gw.add_user("acme", "roamer@acme.test", "technical")
+        cls.gw.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.cleanup()
+
+    def login(self, source, forwarded, password="wrong password"):
+        c = self.gw.client(source=source)
+        return c.request("POST", "/api/session",
+                         {"account": "acme", "email": "roamer@acme.test",
+                          "password": password},
+                         headers={"X-Forwarded-For": forwarded})
+
+    def test_the_forwarded_client_is_throttled_not_the_proxy(self):
+        for i in range(5):
+            self.assertEqual(self.login("127.0.0.1", "198.51.100.7").status, 401)
+        r = self.login("127.0.0.1", "198.51.100.7", PASSWORD)
+        self.assertEqual(r.status, 429, r.raw)
+        # Another client behind the same proxy is not held back (what it wrote itself,
+        # left of what the proxies appended, is not believed).
+        r = self.login("127.0.0.1", "198.51.100.7, 198.51.100.8, 10.0.0.3", PASSWORD)
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertTrue(self.gw.log_lines("ip=198.51.100.7"))
+
+    def test_a_client_that_is_no_proxy_cannot_name_its_address(self):
+        for i in range(5):
+            self.assertEqual(self.login("127.0.0.2", f"203.0.113.{i}").status, 401)
+        self.assertEqual(self.login("127.0.0.2", "203.0.113.99", PASSWORD).status, 429)
+
+    def test_a_list_that_is_not_addresses_stops_the_start(self):
+        ini = os.path.join(self.gw.tmp, "bad-proxy.ini")
+        with open(ini, "w") as f:
+            f.write("[server]\ntrusted_proxies = 127.0.0.1, proxy.internal\n")
+        r = cli("serve", *self.gw.store_args, "--config", ini, "--listen", "127.0.0.1:1")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("trusted_proxies", r.stderr)
+        self.assertIn("proxy.internal", r.stderr)
 
 
 class SecureCookieTest(unittest.TestCase):

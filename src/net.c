@@ -1,0 +1,111 @@
+/* Client addresses behind reverse proxies. A proxy appends the address it was reached from
+ * to X-Forwarded-For, so only the entries that trusted proxies wrote can be believed: the
+ * list is read from the right, past our own proxies, to the first address that is not one. */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static int net_parse(const char *text, struct net *out)
+{
+	char buf[64];
+	if (util_copy(buf, sizeof(buf), text) < 0)
+		return -1;
+	char *slash = strchr(buf, '/');
+	if (slash)
+		*slash++ = '\0';
+	out->family = strchr(buf, ':') ? AF_INET6 : AF_INET;
+	int bits = out->family == AF_INET6 ? 128 : 32;
+	memset(out->addr, 0, sizeof(out->addr));
+	if (inet_pton(out->family, buf, out->addr) != 1)
+		return -1;
+	out->prefix = bits;
+	if (slash) {
+		char *end;
+		long p = strtol(slash, &end, 10);
+		if (!*slash || *end || p < 0 || p > bits)
+			return -1;
+		out->prefix = (int)p;
+	}
+	return 0;
+}
+
+int net_parse_list(const char *text, struct net_list *out, char *bad, size_t badlen)
+{
+	char buf[1024];
+	out->n = 0;
+	if (util_copy(buf, sizeof(buf), text ? text : "") < 0) {
+		util_copy(bad, badlen, "(the list is too long)");
+		return -1;
+	}
+	char *save = NULL;
+	for (char *w = strtok_r(buf, ", \t", &save); w; w = strtok_r(NULL, ", \t", &save)) {
+		if (out->n == NET_MAX || net_parse(w, &out->nets[out->n]) < 0) {
+			util_copy(bad, badlen, w);
+			return -1;
+		}
+		out->n++;
+	}
+	return 0;
+}
+
+static bool inside(const struct net *net, const struct net *a)
+{
+	if (net->family != a->family)
+		return false;
+	int full = net->prefix / 8, rest = net->prefix % 8;
+	if (memcmp(net->addr, a->addr, (size_t)full) != 0)
+		return false;
+	uint8_t mask = (uint8_t)(0xff << (8 - rest));
+	return !rest || (net->addr[full] & mask) == (a->addr[full] & mask);
+}
+
+bool net_contains(const struct net_list *l, const char *ip)
+{
+	struct net a;
+	if (!ip || strchr(ip, '/') || net_parse(ip, &a) < 0)
+		return false;
+	for (size_t i = 0; i < l->n; i++)
+		if (inside(&l->nets[i], &a))
+			return true;
+	return false;
+}
+
+/* The entry of list that ends at end (exclusive), trimmed, into out; its start in *start. */
+static bool hop_before(const char *list, const char *end, char *out, size_t n, const char **start)
+{
+	const char *s = end;
+	while (s > list && s[-1] != ',')
+		s--;
+	*start = s;
+	while (s < end && (*s == ' ' || *s == '\t'))
+		s++;
+	const char *e = end;
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+		e--;
+	if (e == s || (size_t)(e - s) >= n)
+		return false;
+	memcpy(out, s, (size_t)(e - s));
+	out[e - s] = '\0';
+	struct net probe;
+	return !strchr(out, '/') && net_parse(out, &probe) == 0;
+}
+
+void net_client(const struct net_list *trusted, const char *peer, const char *forwarded, char *out,
+		size_t n)
+{
+	util_copy(out, n, peer);
+	if (!forwarded || !net_contains(trusted, peer))
+		return;
+	const char *end = forwarded + strlen(forwarded), *start;
+	char hop[64];
+	while (end > forwarded && hop_before(forwarded, end, hop, sizeof(hop), &start)) {
+		util_copy(out, n, hop);
+		if (!net_contains(trusted, hop))
+			return;
+		end = start > forwarded ? start - 1 : forwarded;
+	}
+}

@@ -1,0 +1,35 @@
+/* Client addresses behind reverse proxies: lists of networks (IPv4 or IPv6, with an
+ * optional /prefix) and the rule that picks the client out of X-Forwarded-For. Pure. */
+#ifndef POSTERN_NET_H
+#define POSTERN_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NET_MAX 32 /* networks in one list */
+
+struct net {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	int prefix; /* bits */
+};
+
+struct net_list {
+	struct net nets[NET_MAX];
+	size_t n;
+};
+
+/* Parses "127.0.0.1, 10.0.0.0/8 ::1" (commas or spaces between). 0, or -1 with the entry
+ * at fault copied to bad. An empty text is an empty list. */
+int net_parse_list(const char *text, struct net_list *out, char *bad, size_t badlen);
+/* True when ip (text) is an address inside one of the list's networks. */
+bool net_contains(const struct net_list *l, const char *ip);
+/* The client of a request that peer (text) passed on with forwarded (the X-Forwarded-For
+ * value, NULL when absent): when peer is a trusted proxy, the rightmost address in
+ * forwarded that is not itself a trusted proxy (the leftmost when all are); else peer.
+ * A malformed entry ends the walk at the hop before it. Writes the client to out. */
+void net_client(const struct net_list *trusted, const char *peer, const char *forwarded, char *out,
+		size_t n);
+
+#endif

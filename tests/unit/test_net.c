@@ -1,0 +1,95 @@
+/* Unit tests for net: which networks a trusted-proxy list holds, and which address of
+ * X-Forwarded-For is the client's, so a client behind our proxy is told from the proxy
+ * and no client can name an address of its choosing. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "net.h"
+
+static struct net_list list(const char *text)
+{
+	struct net_list l;
+	char bad[64];
+	assert_int_equal(net_parse_list(text, &l, bad, sizeof(bad)), 0);
+	return l;
+}
+
+static void test_lists_parse_and_refuse_naming_the_entry(void **state)
+{
+	(void)state;
+	struct net_list l;
+	char bad[64];
+	assert_int_equal(net_parse_list("127.0.0.1, 10.0.0.0/8 ::1,fd00::/8", &l, bad, 64), 0);
+	assert_int_equal(l.n, 4);
+	assert_int_equal(net_parse_list("", &l, bad, 64), 0);
+	assert_int_equal(l.n, 0);
+	const char *wrong[] = {"10.0.0.0/33", "proxy.local", "1.2.3.4/", "::1/129", "1.2.3"};
+	for (size_t i = 0; i < sizeof(wrong) / sizeof(*wrong); i++) {
+		char text[64];
+		snprintf(text, sizeof(text), "127.0.0.1, %s", wrong[i]);
+		assert_int_equal(net_parse_list(text, &l, bad, 64), -1);
+		assert_string_equal(bad, wrong[i]);
+	}
+}
+
+static void test_contains_by_prefix(void **state)
+{
+	(void)state;
+	struct net_list l = list("10.0.0.0/8 192.168.1.128/25 2001:db8::/32 127.0.0.1");
+	assert_true(net_contains(&l, "10.255.0.1"));
+	assert_false(net_contains(&l, "11.0.0.1"));
+	assert_true(net_contains(&l, "192.168.1.200"));
+	assert_false(net_contains(&l, "192.168.1.127"));
+	assert_true(net_contains(&l, "2001:db8:ffff::1"));
+	assert_false(net_contains(&l, "2001:db9::1"));
+	assert_true(net_contains(&l, "127.0.0.1"));
+	assert_false(net_contains(&l, "127.0.0.2"));
+	assert_false(net_contains(&l, "not an address"));
+	assert_false(net_contains(&l, NULL));
+}
+
+static const char *client(const struct net_list *l, const char *peer, const char *xff)
+{
+	static char out[64];
+	net_client(l, peer, xff, out, sizeof(out));
+	return out;
+}
+
+static void test_the_client_is_the_first_hop_that_is_not_ours(void **state)
+{
+	(void)state;
+	struct net_list l = list("127.0.0.1 10.0.0.0/8");
+	/* Not from a trusted proxy: the header is the client's own words, and ignored. */
+	assert_string_equal(client(&l, "203.0.113.9", "198.51.100.1"), "203.0.113.9");
+	/* From our proxy: the address it appended. */
+	assert_string_equal(client(&l, "127.0.0.1", "198.51.100.7"), "198.51.100.7");
+	/* What the client wrote itself stays to the left of what our proxies appended. */
+	assert_string_equal(client(&l, "127.0.0.1", "6.6.6.6, 198.51.100.7, 10.1.2.3"),
+			    "198.51.100.7");
+	/* Only proxies of ours: the leftmost. */
+	assert_string_equal(client(&l, "127.0.0.1", "10.0.0.5 , 10.0.0.6"), "10.0.0.5");
+	/* Nothing usable: the proxy itself. */
+	assert_string_equal(client(&l, "127.0.0.1", NULL), "127.0.0.1");
+	assert_string_equal(client(&l, "127.0.0.1", ""), "127.0.0.1");
+	/* A malformed hop ends the walk at the last good one. */
+	assert_string_equal(client(&l, "127.0.0.1", "198.51.100.7, unknown"), "127.0.0.1");
+	assert_string_equal(client(&l, "127.0.0.1", "x\\n2026, 10.0.0.9"), "10.0.0.9");
+	/* IPv6 hops. */
+	assert_string_equal(client(&l, "127.0.0.1", "2001:db8::5"), "2001:db8::5");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lists_parse_and_refuse_naming_the_entry),
+		cmocka_unit_test(test_contains_by_prefix),
+		cmocka_unit_test(test_the_client_is_the_first_hop_that_is_not_ours),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

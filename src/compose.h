@@ -23,8 +23,8 @@ int compose_recipients(const cJSON *payload, int part, const char **out, int max
 /* Composes personalization part into an RFC 5322 message with CRLF line endings. message_id
  * is without angle brackets ("3f2a...@acme.test"); date is seconds since the epoch (UTC).
  * Returns 0 with *out (malloc'd, NUL-terminated, *len bytes before the NUL), or -1 with *why
- * set to a sentence (a static string). Refuses CR or LF in anything bound for a header, and
- * custom headers that would set identity or a header compose writes itself. */
+ * set to a sentence (a static string). Refuses control characters in anything bound for a header,
+ * and custom headers that would set identity or a header compose writes itself. */
 int compose_message(const cJSON *payload, int part, const char *message_id, int64_t date,
 		    char **out, size_t *len, const char **why);
 

@@ -2,6 +2,7 @@
  * stored in the clear and no comparison leaks timing. */
 #include "auth.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <string.h>
@@ -17,7 +18,7 @@ static char dummy_hash[AUTH_PWHASH_LEN];
  * before it calls auth_init). */
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t slots_freed = PTHREAD_COND_INITIALIZER;
-static int slots_busy;
+static int slots_busy, slots_waiting;
 
 int auth_init(void)
 {
@@ -42,9 +43,16 @@ static bool slot_take(long wait_ms)
 	}
 	int rc = 0;
 	pthread_mutex_lock(&slots_lock);
+	/* A check waits on an HTTP thread: only a few may, so a crowd of logins cannot hold
+	 * the threads that sends need. (Hashes, from the CLI or a password change, always may.) */
+	if (wait_ms >= 0 && slots_busy >= AUTH_PASSWORD_SLOTS &&
+	    slots_waiting >= AUTH_PASSWORD_QUEUE)
+		rc = ETIMEDOUT;
+	slots_waiting++;
 	while (slots_busy >= AUTH_PASSWORD_SLOTS && rc == 0)
 		rc = wait_ms < 0 ? pthread_cond_wait(&slots_freed, &slots_lock)
 				 : pthread_cond_timedwait(&slots_freed, &slots_lock, &until);
+	slots_waiting--;
 	bool taken = slots_busy < AUTH_PASSWORD_SLOTS;
 	if (taken)
 		slots_busy++;

@@ -20,6 +20,7 @@
  * logins cannot exhaust memory. A check waits this long for its turn, then gives up. */
 #define AUTH_PASSWORD_SLOTS   2
 #define AUTH_PASSWORD_WAIT_MS 2000
+#define AUTH_PASSWORD_QUEUE   4 /* checks that may wait for a turn at once; more are busy */
 
 int auth_init(void);
 

@@ -86,7 +86,7 @@ int compose_recipients(const cJSON *payload, int part, const char **out, int max
 /* Text bound for a header: valid UTF-8 without control characters (send.c's rule). */
 static bool text_ok(const char *s)
 {
-	return s && g_utf8_validate(s, -1, NULL) && send_text_clean(s);
+	return s && util_utf8(s) && send_text_clean(s);
 }
 
 /* An optional string that may go into a header: absent is fine, a control character is not. */

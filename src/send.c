@@ -124,12 +124,6 @@ bool send_content_id_ok(const char *cid)
 	"Control characters (line breaks such as CR or LF, NUL, DEL and the like) are not "        \
 	"allowed here; only TAB is."
 
-/* JSON may carry bytes that are not UTF-8; mail composed from them would be garbled. */
-static bool utf8_ok(const char *s)
-{
-	return g_utf8_validate(s, -1, NULL);
-}
-
 /* A string field that may go into a header: present (unless optional), UTF-8 without control
  * characters, not longer than max. Returns 0 with *out set (NULL when absent and optional). */
 static int header_text(const cJSON *parent, const char *name, bool optional, size_t max,
@@ -144,7 +138,7 @@ static int header_text(const cJSON *parent, const char *name, bool optional, siz
 	}
 	if (!cJSON_IsString(v))
 		return fail(why, "This field must be a string.", "%s%s", path, name);
-	if (!utf8_ok(v->valuestring))
+	if (!util_utf8(v->valuestring))
 		return fail(why, NOT_UTF8, "%s%s", path, name);
 	if (!send_text_clean(v->valuestring))
 		return fail(why, CONTROL, "%s%s", path, name);
@@ -246,7 +240,7 @@ static int parse_headers(const cJSON *h, cJSON *out, struct send_problem *why, c
 		if (!cJSON_IsString(v))
 			return fail(why, "A header value must be a string.", "%s.%s", path,
 				    v->string);
-		if (!utf8_ok(v->valuestring))
+		if (!util_utf8(v->valuestring))
 			return fail(why, NOT_UTF8, "%s.%s", path, v->string);
 		if (!send_text_clean(v->valuestring))
 			return fail(why, CONTROL, "%s.%s", path, v->string);
@@ -332,7 +326,7 @@ static int parse_content(const cJSON *body, cJSON *out, struct send_problem *why
 				    "content[%d].type", i);
 		if (!cJSON_IsString(value))
 			return fail(why, "The value must be a string.", "content[%d].value", i);
-		if (!utf8_ok(value->valuestring))
+		if (!util_utf8(value->valuestring))
 			return fail(why, NOT_UTF8, "content[%d].value", i);
 		if (cJSON_GetObjectItemCaseSensitive(obj, slot))
 			return fail(why, "Each type of content may appear once.",

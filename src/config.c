@@ -409,17 +409,6 @@ static void relay_host(const char *url, char *out, size_t n)
 	snprintf(out, n, "%.*s", (int)len, rest);
 }
 
-static bool loopback(const char *host)
-{
-	struct in_addr v4;
-	struct in6_addr v6;
-	if (strcasecmp(host, "localhost") == 0)
-		return true;
-	if (inet_pton(AF_INET, host, &v4) == 1)
-		return (ntohl(v4.s_addr) >> 24) == 127;
-	return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
-}
-
 int config_check(const struct config *cfg, char *err, size_t errlen)
 {
 	char host[300], bad[64];
@@ -433,7 +422,7 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
 	}
 	relay_host(cfg->relay_url, host, sizeof(host));
 	/* A password in clear is only tolerable where it never leaves the machine. */
-	if (cfg->relay_plaintext_auth && !loopback(host)) {
+	if (cfg->relay_plaintext_auth && !net_loopback(host)) {
 		snprintf(err, errlen,
 			 "[relay] plaintext_auth = yes is allowed only for an SMTP relay on "
 			 "loopback (127.0.0.0/8, ::1, localhost), not %s",

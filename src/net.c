@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util.h"
 
@@ -61,6 +62,28 @@ static bool inside(const struct net *net, const struct net *a)
 		return false;
 	uint8_t mask = (uint8_t)(0xff << (8 - rest));
 	return !rest || (net->addr[full] & mask) == (a->addr[full] & mask);
+}
+
+bool net_loopback(const char *host)
+{
+	static const struct net_list loopbacks = {
+		.nets = {{.family = AF_INET, .addr = {127}, .prefix = 8},
+			 {.family = AF_INET6, .addr = {[15] = 1}, .prefix = 128}},
+		.n = 2,
+	};
+	return strcasecmp(host, "localhost") == 0 || net_contains(&loopbacks, host);
+}
+
+void net_client_net(const char *ip, char *out, size_t n)
+{
+	struct in6_addr a6;
+	char text[INET6_ADDRSTRLEN];
+	util_copy(out, n, ip);
+	if (inet_pton(AF_INET6, ip, &a6) == 1) {
+		memset(a6.s6_addr + 8, 0, 8);
+		if (inet_ntop(AF_INET6, &a6, text, sizeof(text)))
+			util_copy(out, n, text);
+	}
 }
 
 bool net_contains(const struct net_list *l, const char *ip)

@@ -25,6 +25,12 @@ struct net_list {
 int net_parse_list(const char *text, struct net_list *out, char *bad, size_t badlen);
 /* True when ip (text) is an address inside one of the list's networks. */
 bool net_contains(const struct net_list *l, const char *ip);
+/* True for an address that never leaves the machine: 127.0.0.0/8, ::1, or "localhost". */
+bool net_loopback(const char *host);
+/* What one client is counted as (written to out, of n bytes): an IPv4 address as it is, an
+ * IPv6 address as its /64, since one host is commonly handed a whole /64 and could
+ * otherwise come from a fresh address each time. */
+void net_client_net(const char *ip, char *out, size_t n);
 /* The client of a request that peer (text) passed on with forwarded (the X-Forwarded-For
  * value, NULL when absent): when peer is a trusted proxy, the rightmost address in
  * forwarded that is not itself a trusted proxy (the leftmost when all are); else peer.

@@ -10,6 +10,7 @@
 #include "addr.h"
 #include "audit.h"
 #include "log.h"
+#include "net.h"
 #include "util.h"
 
 #define SESSION_CLIENT_FREE_FAILURES 50 /* per client, over every email it tries */
@@ -33,18 +34,6 @@ static enum err store_err(int rc)
 	return rc == STORE_OK ? ERR_OK : ERR_STORE_UNAVAILABLE;
 }
 
-/* The client a check is counted for: its IPv4 address, or its IPv6 /64, since one host
- * is commonly handed a whole /64 and could otherwise try from a fresh address each time. */
-static void client_of(const char *ip, char out[INET6_ADDRSTRLEN])
-{
-	struct in6_addr a6;
-	util_copy(out, INET6_ADDRSTRLEN, ip);
-	if (inet_pton(AF_INET6, ip, &a6) == 1) {
-		memset(a6.s6_addr + 8, 0, 8);
-		inet_ntop(AF_INET6, &a6, out, INET6_ADDRSTRLEN);
-	}
-}
-
 /* The throttle keys of a check: hashes, so the table holds no email or address. Each part
  * goes in with its length, so no two different triples share a key. */
 static void throttle_keys(const struct session_login *l, struct store_throttle t[THROTTLE_COUNT])
@@ -52,7 +41,7 @@ static void throttle_keys(const struct session_login *l, struct store_throttle t
 	char name[3 * 1100], client[INET6_ADDRSTRLEN];
 	for (int i = 0; i < THROTTLE_COUNT; i++)
 		t[i] = throttles[i];
-	client_of(l->ip, client);
+	net_client_net(l->ip, client, sizeof(client));
 	snprintf(name, sizeof(name), "address %zu:%s %zu:%s %zu:%s", strlen(l->account), l->account,
 		 strlen(l->email), l->email, strlen(client), client);
 	auth_token_hash(name, t[THROTTLE_ADDRESS].key);
@@ -60,10 +49,10 @@ static void throttle_keys(const struct session_login *l, struct store_throttle t
 	auth_token_hash(name, t[THROTTLE_CLIENT].key);
 }
 
-static int forgive(struct store *s, const struct store_throttle t[THROTTLE_COUNT], bool success)
+/* The right password starts the email's count over; the client's loses only this check. */
+static int succeeded(struct store *s, const struct store_throttle t[THROTTLE_COUNT])
 {
-	/* Success starts the email's count over; the client's loses only this check. */
-	int rc = store_login_forgive(s, &t[THROTTLE_ADDRESS], success);
+	int rc = store_login_forgive(s, &t[THROTTLE_ADDRESS], true);
 	if (rc == STORE_OK)
 		rc = store_login_forgive(s, &t[THROTTLE_CLIENT], false);
 	return rc;
@@ -87,7 +76,7 @@ static enum err check(struct store *s, const struct session_login *l, const stru
 		return ERR_TOO_MANY_ATTEMPTS;
 	switch (auth_password_check(u ? u->password_hash : NULL, l->password)) {
 	case AUTH_MATCH:
-		return store_err(forgive(s, t, true));
+		return store_err(succeeded(s, t));
 	case AUTH_BUSY:
 		/* Not held against the email; held against the client, so that a crowd of
 		 * checks from one place is throttled like the failures it stands for. */

@@ -84,12 +84,43 @@ static void test_the_client_is_the_first_hop_that_is_not_ours(void **state)
 	assert_string_equal(client(&l, "127.0.0.1", "2001:db8::5"), "2001:db8::5");
 }
 
+/* Only what never leaves the machine may carry a relay password in clear. */
+static void test_loopback(void **state)
+{
+	(void)state;
+	const char *yes[] = {"127.0.0.1", "127.1.2.3", "::1", "localhost", "LocalHost"};
+	const char *no[] = {"128.0.0.1", "10.0.0.1", "::2", "::ffff:127.0.0.1", "mail.local", ""};
+	for (size_t i = 0; i < sizeof(yes) / sizeof(*yes); i++)
+		if (!net_loopback(yes[i]))
+			fail_msg("%s is loopback", yes[i]);
+	for (size_t i = 0; i < sizeof(no) / sizeof(*no); i++)
+		if (net_loopback(no[i]))
+			fail_msg("%s is not loopback", no[i]);
+}
+
+/* An IPv6 client counts as its /64; an IPv4 one, and anything else, as it is. */
+static void test_client_net(void **state)
+{
+	(void)state;
+	char out[64];
+	net_client_net("2001:db8:1:2:aaaa:bbbb:cccc:dddd", out, sizeof(out));
+	assert_string_equal(out, "2001:db8:1:2::");
+	net_client_net("2001:db8:1:2::9", out, sizeof(out));
+	assert_string_equal(out, "2001:db8:1:2::");
+	net_client_net("198.51.100.7", out, sizeof(out));
+	assert_string_equal(out, "198.51.100.7");
+	net_client_net("-", out, sizeof(out));
+	assert_string_equal(out, "-");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lists_parse_and_refuse_naming_the_entry),
 		cmocka_unit_test(test_contains_by_prefix),
 		cmocka_unit_test(test_the_client_is_the_first_hop_that_is_not_ours),
+		cmocka_unit_test(test_loopback),
+		cmocka_unit_test(test_client_net),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

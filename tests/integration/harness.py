@@ -422,6 +422,13 @@ def account_of(email):
     return email.rsplit("@", 1)[-1].split(".")[0].lower()
 
 
+def send_body(sender="news@acme.test", subject="Hello", to="bob@example.com", text="Hi"):
+    """A send request in the Netcore shape: one text part to one recipient."""
+    return {"from": {"email": sender}, "subject": subject,
+            "content": [{"type": "text/plain", "value": text}],
+            "personalizations": [{"to": [{"email": to}]}]}
+
+
 def login_body(email, password=PASSWORD, account=None):
     """The body of POST /api/session."""
     return {"account": account or account_of(email), "email": email, "password": password}

@@ -6,18 +6,12 @@ the database are decided on by the next request."""
 import time
 import unittest
 
-from harness import PASSWORD, POSTGRES, Gateway, main
+from harness import PASSWORD, POSTGRES, Gateway, main, send_body
 
 NETCORE = "/v5/mail/send"
 # SQLite: the daemon reads the counter every 50 ms (CHECKPOINT_MS); PostgreSQL: the change
 # arrives as a notification. What a request waits for at most before it must see it.
 SETTLE = 0.5
-
-
-def mail(sender):
-    return {"from": {"email": sender}, "subject": "Hi",
-            "content": [{"type": "text/plain", "value": "Hi"}],
-            "personalizations": [{"to": [{"email": "bob@example.com"}]}]}
 
 
 class ExternalEditTest(unittest.TestCase):
@@ -35,7 +29,7 @@ class ExternalEditTest(unittest.TestCase):
         cls.gw.cleanup()
 
     def send(self, sender="news@acme.test", key=None):
-        r = self.gw.client().request("POST", NETCORE, mail(sender),
+        r = self.gw.client().request("POST", NETCORE, send_body(sender),
                                      headers={"Authorization": "Bearer " + (key or self.key)})
         return r.status, r.code
 

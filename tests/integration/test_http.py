@@ -10,7 +10,9 @@ from harness import Gateway, main, raw_http
 MIB = 1024 * 1024
 
 
-class HttpTest(unittest.TestCase):
+class GatewayCase(unittest.TestCase):
+    """One gateway for the class."""
+
     @classmethod
     def setUpClass(cls):
         cls.gw = Gateway().init().start()
@@ -19,6 +21,8 @@ class HttpTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.gw.cleanup()
 
+
+class HttpTest(GatewayCase):
     def assertError(self, r, status, code):
         self.assertEqual(r.status, status, r.raw)
         self.assertEqual(r.header("Content-Type"), "application/json")
@@ -117,18 +121,10 @@ def chunked(body):
     return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
 
 
-class FramingTest(unittest.TestCase):
+class FramingTest(GatewayCase):
     """A load balancer in front and libmicrohttpd must agree where a request ends, or a
     second request can be smuggled inside the first: every ambiguous framing is a 400
     malformed_request that closes the connection, before any of the body is used."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.gw = Gateway().init().start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.cleanup()
 
     def assertMalformed(self, data):
         answer = raw_http(self.gw.port, data)

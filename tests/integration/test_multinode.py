@@ -15,7 +15,7 @@ import unittest
 from concurrent.futures import ThreadPoolExecutor
 
 from harness import (PASSWORD, POSTGRES, Client, Gateway, SmtpSink, audit_events, cli, main,
-                     must, wait_until)
+                     must, send_body, wait_until)
 
 NETCORE = "/v5/mail/send"
 SETTINGS = "/api/settings/sender-auth"
@@ -25,12 +25,6 @@ PROPAGATION_BOUND = 1.0  # seconds: the issue's "within one second"
 
 _MSGID = re.compile(rb"^Message-ID:\s*<([^>]+)>", re.I | re.M)
 _HELO = re.compile(rb"^X-Helo-Args:\s*(\S+)", re.I | re.M)
-
-
-def mail(sender, subject="Hello", to="bob@example.com"):
-    return {"from": {"email": sender}, "subject": subject,
-            "content": [{"type": "text/plain", "value": "Hi"}],
-            "personalizations": [{"to": [{"email": to}]}]}
 
 
 class Copy:
@@ -163,7 +157,7 @@ class SharedStateTest(TwoNodes):
         self.assertEqual(admin.request("POST", f"/api/senders/{ids['ops@acme.test']}/verify")
                          .status, 200)
         # Off: B sends from anyone on the approved domain.
-        self.assertEqual(self.send(self.b, mail("news@acme.test")).status, 200)
+        self.assertEqual(self.send(self.b, send_body("news@acme.test")).status, 200)
         latencies = {}
 
         # Toggle on A; B refuses the still-pending sender.
@@ -171,7 +165,7 @@ class SharedStateTest(TwoNodes):
         self.assertEqual(r.status, 200, r.raw)
         latencies["toggle"] = self.propagation(
             "sender auth switched on at A, refused at B",
-            lambda: self.send(self.b, mail("news@acme.test")),
+            lambda: self.send(self.b, send_body("news@acme.test")),
             lambda r: r.status == 403 and r.code == "sender_pending_verification")
 
         # Verify on A; B accepts it.
@@ -179,9 +173,9 @@ class SharedStateTest(TwoNodes):
         self.assertEqual(r.status, 200, r.raw)
         latencies["verify"] = self.propagation(
             "sender verified at A, accepted at B",
-            lambda: self.send(self.b, mail("news@acme.test")), lambda r: r.status == 200)
+            lambda: self.send(self.b, send_body("news@acme.test")), lambda r: r.status == 200)
         # An address that is not on the list stays refused on B.
-        r = self.send(self.b, mail("stranger@acme.test"))
+        r = self.send(self.b, send_body("stranger@acme.test"))
         self.assertEqual((r.status, r.code), (403, "sender_not_authorized"), r.raw)
 
         # The other way round: removed on B, refused on A.
@@ -190,7 +184,7 @@ class SharedStateTest(TwoNodes):
                          .status, 204)
         latencies["remove"] = self.propagation(
             "sender removed at B, refused at A",
-            lambda: self.send(self.a, mail("news@acme.test")),
+            lambda: self.send(self.a, send_body("news@acme.test")),
             lambda r: r.status == 403 and r.code == "sender_not_authorized")
 
         # A change made by the CLI, through neither node, reaches both.
@@ -199,21 +193,21 @@ class SharedStateTest(TwoNodes):
         for name, gw in (("A", self.a), ("B", self.b)):
             latencies[f"cli-{name}"] = self.propagation(
                 f"domain switched off by the CLI, refused at {name}",
-                lambda: self.send(gw, mail("ops@acme.test")),
+                lambda: self.send(gw, send_body("ops@acme.test")),
                 lambda r: r.status == 403 and r.code == "domain_inactive")
         must(cli("domain", "set", *self.a.store_args, "--account", "acme", "acme.test",
                  "--active"))
         for name, gw in (("A", self.a), ("B", self.b)):
             latencies[f"cli-on-{name}"] = self.propagation(
                 f"domain switched on by the CLI, accepted at {name}",
-                lambda: self.send(gw, mail("ops@acme.test")), lambda r: r.status == 200)
+                lambda: self.send(gw, send_body("ops@acme.test")), lambda r: r.status == 200)
 
         # Off again on A: B sends from anyone once more.
         r = admin.request("PUT", SETTINGS, {"enabled": False, "password": PASSWORD})
         self.assertEqual(r.status, 200, r.raw)
         latencies["off"] = self.propagation(
             "sender auth switched off at A, accepted at B",
-            lambda: self.send(self.b, mail("stranger@acme.test")), lambda r: r.status == 200)
+            lambda: self.send(self.b, send_body("stranger@acme.test")), lambda r: r.status == 200)
         print("\npolicy propagation between nodes (ms): " + ", ".join(
             f"{k} {v * 1000:.0f}" for k, v in latencies.items()))
         for what, seconds in latencies.items():
@@ -294,7 +288,7 @@ class ExactlyOnceTest(TwoNodes):
 
         def one(i):
             gw = nodes[i % 2]  # alternately A and B
-            r = self.send(gw, mail("news@acme.test", subject=f"mn-{i}", to=f"r{i}@example.com"))
+            r = self.send(gw, send_body("news@acme.test", subject=f"mn-{i}", to=f"r{i}@example.com"))
             with lock:
                 if r.status == 200:
                     mids[i] = r.json["data"]["message_id"]
@@ -364,7 +358,7 @@ class NodeDiesTest(TwoNodes):
         self.b.start()
         mids = []
         for i in range(self.COUNT):  # all to A, whose workers wake at once and claim
-            r = self.send(self.a, mail("news@acme.test", subject=f"die-{i}",
+            r = self.send(self.a, send_body("news@acme.test", subject=f"die-{i}",
                                        to=f"d{i}@example.com"))
             self.assertEqual(r.status, 200, r.raw)
             mids.append(r.json["data"]["message_id"])

@@ -11,16 +11,10 @@ import time
 import unittest
 
 from harness import (OWN_CLUSTER, POSTGRES, Client, Gateway, main, postgres_only, pg_server,
-                     wait_until)
+                     send_body, wait_until)
 
 SEND = "/v3/mail/send"
 PGBIN = "/usr/lib/postgresql/15/bin"
-
-
-def mail(sender):
-    return {"from": {"email": sender}, "subject": "Hello",
-            "content": [{"type": "text/plain", "value": "Hi"}],
-            "personalizations": [{"to": [{"email": "bob@example.com"}]}]}
 
 
 def pg_ctl(*args):
@@ -47,7 +41,7 @@ class PostgresRestartTest(unittest.TestCase):
         self.gw.cleanup()
 
     def send(self, sender="news@acme.test"):
-        return Client(self.gw.port).request("POST", SEND, mail(sender),
+        return Client(self.gw.port).request("POST", SEND, send_body(sender),
                                             headers={"Authorization": "Bearer " + self.key})
 
     def outbox(self):

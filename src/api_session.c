@@ -3,6 +3,7 @@
 
 #include "api.h"
 #include "audit.h"
+#include "role.h"
 #include "session.h"
 #include "util.h"
 
@@ -11,6 +12,11 @@ static cJSON *session_json(const struct store_session *who, const char *csrf)
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddItemToObject(o, "user", api_user_json(&who->user));
 	cJSON_AddItemToObject(o, "account", api_account_json(&who->account));
+	/* What the role may do, from the one table (role.c), so the panel need not copy it. */
+	cJSON *perms = cJSON_AddArrayToObject(o, "permissions");
+	for (int p = PERM_NONE + 1; p < PERM_COUNT; p++)
+		if (role_can(who->user.role, p))
+			cJSON_AddItemToArray(perms, cJSON_CreateString(perm_name(p)));
 	cJSON_AddStringToObject(o, "csrf_token", csrf);
 	return o;
 }

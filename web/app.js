@@ -2,7 +2,7 @@
 import { api, setCsrfToken, onUnauthorized } from './http.js';
 import { h, replace } from './dom.js';
 import { changePasswordDialog } from './dialogs.js';
-import { can, roleLabel } from './perms.js';
+import { roleLabel } from './perms.js';
 import { renderLogin } from './view-login.js';
 import { renderMailSettings } from './view-mail-settings.js';
 import { renderDomains } from './view-domains.js';
@@ -22,7 +22,7 @@ const ROUTES = [
 const DEFAULT_ROUTE = '/mail-settings';
 
 const root = document.getElementById('app');
-let session = null; // {user, account, role, can(perm)}
+let session = null; // {user, account, role, roleLabel, can(perm)}
 let shell = null; // {main, nav, flash}
 let firstRoute = true;
 
@@ -34,12 +34,13 @@ function currentPath() {
 function startSession(data) {
   setCsrfToken(data.csrf_token);
   const role = data.user.role;
+  const permissions = new Set(data.permissions || []);
   session = {
     user: data.user,
     account: data.account,
     role,
     roleLabel: roleLabel(role),
-    can: (perm) => can(role, perm),
+    can: (perm) => permissions.has(perm),
   };
 }
 

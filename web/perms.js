@@ -1,5 +1,5 @@
-// The permission matrix as the server has it (src/role.c, perm_table), so the panel hides
-// or disables what a role may not do. The server enforces the same table regardless.
+// Role names and their labels. What each role may do is not here: the server sends the
+// caller's permissions with the session (GET /api/session, from src/role.c's table).
 
 export const ROLES = [
   { value: 'admin', label: 'Admin' },
@@ -7,23 +7,6 @@ export const ROLES = [
   { value: 'analytics', label: 'Analytics' },
   { value: 'marketing', label: 'Marketing' },
 ];
-
-const ALL = ['admin', 'technical', 'analytics', 'marketing'];
-
-const PERMS = {
-  read: ALL,
-  'sender.add': ALL,
-  'sender_auth.toggle': ['admin', 'technical', 'analytics'],
-  'sender.remove': ['admin', 'technical', 'analytics'],
-  'sender.verify': ['admin'],
-  'domain.manage': ['admin', 'technical'],
-  'user.manage': ['admin'],
-  'key.manage': ['admin', 'technical'],
-};
-
-export function can(role, perm) {
-  return (PERMS[perm] || []).includes(role);
-}
 
 export function roleLabel(role) {
   const r = ROLES.find((x) => x.value === role);

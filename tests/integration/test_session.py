@@ -16,6 +16,8 @@ class SessionTest(unittest.TestCase):
         cls.gw.add_user("acme", "locked@acme.test", "technical")
         cls.gw.add_user("acme", "mkt@acme.test", "marketing")
         cls.gw.add_user("acme", "pw@acme.test", "marketing")
+        cls.gw.add_user("acme", "perms-tech@acme.test", "technical")
+        cls.gw.add_user("acme", "perms-analytics@acme.test", "analytics")
         for email in ("probe@acme.test", "roamer@acme.test", "doubler@acme.test"):
             cls.gw.add_user("acme", email, "analytics")
         cls.gw.start()
@@ -101,6 +103,22 @@ class SessionTest(unittest.TestCase):
                                      {"email": "admin@acme.test", "password": PASSWORD})
         self.assertEqual((r.status, r.code), (400, "invalid_request"))
         self.assertEqual(r.json["error"]["field"], "account")
+
+    def test_session_carries_the_roles_permissions(self):
+        # The panel shows and hides by this list, so it must be role.c's table as is.
+        every = ["read", "sender.add"]
+        want = {
+            "admin@acme.test": every + ["sender_auth.toggle", "sender.remove", "sender.verify",
+                                        "domain.manage", "user.manage", "key.manage"],
+            "perms-tech@acme.test": every + ["sender_auth.toggle", "sender.remove",
+                                             "domain.manage", "key.manage"],
+            "perms-analytics@acme.test": every + ["sender_auth.toggle", "sender.remove"],
+            "mkt@acme.test": every,
+        }
+        for email, perms in want.items():
+            c = self.gw.client()
+            self.assertEqual(c.login(email).json["permissions"], perms, email)
+            self.assertEqual(c.request("GET", "/api/session").json["permissions"], perms, email)
 
     def test_get_session_with_and_without_cookie(self):
         c = self.gw.client()

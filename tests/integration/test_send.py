@@ -1,6 +1,7 @@
 """The send API in both dialects against the real daemon: API keys, validation with field
 paths, header injection, every policy reason in DESIGN.md's order, drops and stats, and
 policy changes (API and CLI) taking effect on the very next request."""
+import gzip
 import json
 import unittest
 
@@ -525,6 +526,52 @@ class Utf8Test(SendCase):
                 self.assertIn("not valid UTF-8", r.stderr)
         self.assertEqual(self.db("SELECT COUNT(*) FROM accounts WHERE name LIKE 'n%me'"),
                          [(0,)])
+
+
+class GzipTest(SendCase):
+    """Content-Encoding: gzip on the send endpoints: inflated, bounded, refused when bad."""
+
+    def send_gz(self, path, data, encoding="gzip"):
+        h = {"Authorization": "Bearer " + self.keys["acme"], "Content-Encoding": encoding}
+        return self.gw.client().request("POST", path, headers=h, raw=data)
+
+    def test_a_gzip_body_is_read_as_if_it_were_plain(self):
+        for path in (NETCORE, "/v6/mail/send", SENDGRID):
+            b = body(subject=f"Compressed for {path}")
+            mid = self.assertAccepted(self.send_gz(path, gzip.compress(json.dumps(b).encode())),
+                                      path)
+            (payload,), = self.db("SELECT payload FROM messages WHERE uid = ?", mid)
+            self.assertEqual(json.loads(payload)["subject"], f"Compressed for {path}")
+        # "x-gzip" is the same coding (RFC 9110), and two members are one body.
+        half = json.dumps(body(subject="Two members")).encode()
+        data = gzip.compress(half[:20]) + gzip.compress(half[20:])
+        self.assertAccepted(self.send_gz(NETCORE, data, "x-gzip"), NETCORE)
+
+    def test_the_10_mib_bound_holds_after_inflating(self):
+        # A few kB that inflate past 10 MiB: refused without keeping it all.
+        b = body(subject="big")
+        b["content"][0]["value"] = "x" * (10 * 1024 * 1024)
+        before = self.messages()
+        for path in (NETCORE, SENDGRID):
+            r = self.send_gz(path, gzip.compress(json.dumps(b).encode()))
+            self.assertRefused(r, path, 413, "payload_too_large")
+        self.assertEqual(self.messages(), before)
+
+    def test_a_damaged_stream_is_400_and_other_codings_415(self):
+        good = gzip.compress(json.dumps(body()).encode())
+        before = self.messages()
+        for path in (NETCORE, SENDGRID):
+            for data in (good[:-5], good[:10] + bytes(20) + good[30:], json.dumps(body()).encode()):
+                self.assertRefused(self.send_gz(path, data), path, 400, "invalid_request")
+            for coding in ("br", "deflate", "gzip, br"):
+                err = self.assertRefused(self.send_gz(path, good, coding), path, 415,
+                                         "unsupported_media_type")
+                self.assertIn("gzip", err["message"])
+        self.assertEqual(self.messages(), before)
+        # The management API reads no compressed bodies at all.
+        r = self.admins["acme"].request("POST", "/api/senders", headers={"Content-Encoding": "gzip"},
+                                        raw=gzip.compress(b'{"addresses":["a@acme.test"]}'))
+        self.assertEqual((r.status, r.code), (415, "unsupported_media_type"))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@
 #include "gz.h"
 #include "html.h"
 #include "log.h"
+#include "policy_cache.h"
 #include "session.h"
 #include "util.h"
 
@@ -249,7 +250,7 @@ static enum err authenticate_key(struct api_call *c)
 	    !auth_token_wellformed(key + prefix, AUTH_KEY_LEN - 1 - prefix))
 		return ERR_INVALID_API_KEY;
 	auth_token_hash(key, hash);
-	int rc = store_apikey_lookup(c->ctx->store, hash, &c->key);
+	int rc = policy_cache_apikey(c->ctx->policies, hash, &c->key);
 	if (rc == STORE_NOT_FOUND)
 		return ERR_INVALID_API_KEY;
 	if (rc != STORE_OK)
@@ -258,7 +259,7 @@ static enum err authenticate_key(struct api_call *c)
 	/* last_used_at is a hint for the panel; writing it once a minute is enough. */
 	int64_t now = util_now();
 	if (now - c->key.last_used_at >= 60)
-		store_apikey_touch(c->ctx->store, c->key.id, now);
+		policy_cache_apikey_touch(c->ctx->policies, c->key.id, now);
 	return ERR_OK;
 }
 

@@ -1,4 +1,4 @@
-/* The SQL seam under the store: the store's queries are written once (store_sql*.c) and run
+/* The SQL seam under the store: the store's queries are written once (store*.c) and run
  * on SQLite (db_sqlite.c) or PostgreSQL (db_pg.c) through this driver interface. SQL uses
  * `?` placeholders; arguments are described by a format string: 'i' int64_t, 'd' int,
  * 's' text (NULL binds NULL). Results come back as STORE_* codes (store.h). */
@@ -10,14 +10,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum db_kind { DB_SQLITE, DB_POSTGRES };
-
 struct db;	/* a database: one connection (SQLite) or a pool (PostgreSQL) */
 struct db_conn; /* one connection, held by one thread for a call or a transaction */
 struct db_res;	/* a result, positioned on its current row */
 
 struct db_driver {
-	enum db_kind kind;
+	/* The dialect, for the little the store's SQL cannot write once. begin_write starts a
+	 * write transaction (SQLite's BEGIN IMMEDIATE takes the write lock at once);
+	 * begin_read a read-only one whose reads all see one snapshot; skip_locked ends a
+	 * SELECT that locks the rows it picks and passes over those that other transactions
+	 * hold ("" where writers take turns anyway). */
+	const char *begin_write;
+	const char *begin_read;
+	const char *skip_locked;
+	/* Several gateways may share the database and write at once: a transaction locks the
+	 * rows it counts before it writes, and a message "sending" may be another node's. */
+	bool shared;
 	/* Takes a connection for this thread (waiting for one) and gives it back. */
 	struct db_conn *(*acquire)(struct db *db);
 	/* A connection for reads only, which need not wait for writes (NULL: acquire). */

@@ -619,7 +619,10 @@ static const char *const pg_migrations[] = {
 };
 
 static const struct db_driver pg_driver = {
-	.kind = DB_POSTGRES,
+	.begin_write = "BEGIN",
+	.begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+	.skip_locked = " FOR UPDATE SKIP LOCKED",
+	.shared = true,
 	.acquire = pg_acquire,
 	.release = pg_release,
 	.query = pg_query,

@@ -613,7 +613,10 @@ static void sl_close(struct db *db)
 }
 
 static const struct db_driver sl_driver = {
-	.kind = DB_SQLITE,
+	.begin_write = "BEGIN IMMEDIATE",
+	.begin_read = "BEGIN",
+	.skip_locked = "",
+	.shared = false,
 	.acquire = sl_acquire,
 	.acquire_read = sl_acquire_read,
 	.release = sl_release,

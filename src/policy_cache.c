@@ -1,7 +1,8 @@
 /* The snapshot cache. One stamp covers all accounts: when it moves, every snapshot is
  * dropped and rebuilt lazily. Policy changes are rare next to sends, so this is cheap, and
  * it cannot miss a change. Snapshots are reference-counted so a request still deciding
- * with an old one is never left with freed memory. */
+ * with an old one is never left with freed memory. Beside them, the API keys found, each
+ * valid while the stamp it was read under holds. */
 #include "policy_cache.h"
 
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include "util.h"
 
 #define BUCKETS 256
+#define KEYS	256 /* API keys remembered; a power of two */
 
 struct policy_ref {
 	struct policy *policy;
@@ -25,12 +27,22 @@ struct cache_entry {
 	struct cache_entry *next;
 };
 
+/* An API key found by its hash, valid while the policy stamp (which revocations move on
+ * every node) is the one it was read under. */
+struct key_entry {
+	char hash[AUTH_HASH_HEX];
+	uint64_t stamp;
+	struct store_apikey key;
+};
+
 struct policy_cache {
 	struct store *store;
 	pthread_mutex_t lock;
 	bool have_stamp;
 	uint64_t stamp;
 	struct cache_entry *buckets[BUCKETS];
+	pthread_mutex_t keys_lock; /* not held while the store is asked */
+	struct key_entry keys[KEYS];
 };
 
 struct policy_cache *policy_cache_new(struct store *s)
@@ -38,6 +50,7 @@ struct policy_cache *policy_cache_new(struct store *s)
 	struct policy_cache *c = xcalloc(1, sizeof(*c));
 	c->store = s;
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->keys_lock, NULL);
 	return c;
 }
 
@@ -72,6 +85,7 @@ void policy_cache_free(struct policy_cache *c)
 		return;
 	clear(c);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->keys_lock);
 	free(c);
 }
 
@@ -118,4 +132,49 @@ struct policy_ref *policy_cache_get(struct policy_cache *c, int64_t account_id)
 out:
 	pthread_mutex_unlock(&c->lock);
 	return ref;
+}
+
+static struct key_entry *key_slot(struct policy_cache *c, const char *key_hash)
+{
+	return &c->keys[strtoul((char[]){key_hash[0], key_hash[1], key_hash[2], 0}, NULL, 16) &
+			(KEYS - 1)];
+}
+
+/* Every send checks its key: a key found is remembered, so the check is a memory read
+ * until anything that could revoke it moves the stamp. Unknown keys are not remembered:
+ * strangers cannot fill the cache. */
+int policy_cache_apikey(struct policy_cache *c, const char *key_hash, struct store_apikey *out)
+{
+	uint64_t stamp;
+	int rc = store_policy_stamp(c->store, &stamp);
+	if (rc != STORE_OK)
+		return rc;
+	struct key_entry *k = key_slot(c, key_hash);
+	pthread_mutex_lock(&c->keys_lock);
+	bool hit = k->key.id && k->stamp == stamp && auth_equal(k->hash, key_hash);
+	if (hit)
+		*out = k->key;
+	pthread_mutex_unlock(&c->keys_lock);
+	if (hit)
+		return STORE_OK;
+	rc = store_apikey_lookup(c->store, key_hash, out);
+	if (rc == STORE_OK) {
+		/* Stamped with the stamp read before the lookup: a revocation in between
+		 * leaves the entry stale, never a revoked key valid. */
+		pthread_mutex_lock(&c->keys_lock);
+		*k = (struct key_entry){.stamp = stamp, .key = *out};
+		util_copy(k->hash, sizeof(k->hash), key_hash);
+		pthread_mutex_unlock(&c->keys_lock);
+	}
+	return rc;
+}
+
+int policy_cache_apikey_touch(struct policy_cache *c, int64_t id, int64_t now)
+{
+	pthread_mutex_lock(&c->keys_lock);
+	for (size_t i = 0; i < KEYS; i++)
+		if (c->keys[i].key.id == id)
+			c->keys[i].key.last_used_at = now;
+	pthread_mutex_unlock(&c->keys_lock);
+	return store_apikey_touch(c->store, id, now);
 }

@@ -1,311 +1,369 @@
-/* Dispatch from the store interface to the backend that opened the store. */
-#include "store.h"
+/* The store: opening and closing it, the versioned migrations runner, and the statement
+ * helpers its files share. The SQL is written once for every database; the driver under it
+ * (db.h) is SQLite (db_sqlite.c) or PostgreSQL (db_pg.c), and nothing here knows which: what
+ * the dialects spell differently comes from the driver. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store_int.h"
+#include "util.h"
+
+struct sq_conn sq_acquire(struct store *s)
+{
+	return (struct sq_conn){s, s->db->drv->acquire(s->db)};
+}
+
+struct sq_conn sq_acquire_read(struct store *s)
+{
+	const struct db_driver *drv = s->db->drv;
+	return (struct sq_conn){s,
+				drv->acquire_read ? drv->acquire_read(s->db) : drv->acquire(s->db)};
+}
+
+void sq_release(struct sq_conn *c)
+{
+	c->s->db->drv->release(c->s->db, c->db);
+}
+
+int64_t sq_int(const struct sq_res *r, int col)
+{
+	return r->drv->col_int(r->r, col);
+}
+
+const char *sq_text(const struct sq_res *r, int col)
+{
+	return r->drv->col_text(r->r, col);
+}
+
+void sq_col_text(const struct sq_res *r, int col, char *dst, size_t n)
+{
+	const char *t = sq_text(r, col);
+	if (util_copy(dst, n, t ? t : "") < 0)
+		util_copy(dst, n, "");
+}
+
+int sq_next(struct sq_res *r)
+{
+	return r->drv->next(r->r);
+}
+
+void sq_done(struct sq_res *r)
+{
+	if (r->r)
+		r->drv->done(r->r);
+	r->r = NULL;
+}
+
+int sq_vstep(struct sq_conn *c, struct sq_res *out, const char *sql, const char *fmt, va_list ap)
+{
+	out->drv = c->s->db->drv;
+	out->r = NULL;
+	int rc = out->drv->query(c->db, &out->r, sql, fmt, ap);
+	if (rc != STORE_OK)
+		out->r = NULL;
+	return rc;
+}
+
+int sq_step(struct sq_conn *c, struct sq_res *out, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sq_vstep(c, out, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int sq_finish(struct sq_res *r)
+{
+	int rc;
+	while ((rc = sq_next(r)) == STORE_OK)
+		;
+	sq_done(r);
+	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+int sq_vexec(struct sq_conn *c, int64_t *id, const char *sql, const char *fmt, va_list ap)
+{
+	struct sq_res r;
+	int rc = sq_vstep(c, &r, sql, fmt, ap);
+	if (rc == STORE_OK) {
+		if (id)
+			*id = sq_int(&r, 0);
+		return sq_finish(&r);
+	}
+	return rc == STORE_NOT_FOUND && !id ? STORE_OK : rc;
+}
+
+int sq_exec(struct sq_conn *c, int64_t *id, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sq_vexec(c, id, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Sends the writes that follow without waiting for each answer, where the driver can;
+ * turning it off collects the answers and returns the first failure. */
+static int sq_pipeline(struct sq_conn *c, bool on)
+{
+	const struct db_driver *drv = c->s->db->drv;
+	return drv->pipeline ? drv->pipeline(c->db, on) : STORE_OK;
+}
+
+int64_t sq_changes(struct sq_conn *c)
+{
+	return c->s->db->drv->changes(c->db);
+}
+
+void sq_policy_changed(struct store *s)
+{
+	atomic_fetch_add(&s->policy_writes, 1);
+	if (s->db->drv->changed)
+		s->db->drv->changed(s->db);
+}
+
+int sq_begin(struct sq_conn *c)
+{
+	return sq_exec(c, NULL, c->s->db->drv->begin_write, "");
+}
+
+int sq_begin_read(struct sq_conn *c)
+{
+	return sq_exec(c, NULL, c->s->db->drv->begin_read, "");
+}
+
+int sq_end(struct sq_conn *c, int rc)
+{
+	if (rc == STORE_OK)
+		rc = sq_exec(c, NULL, "COMMIT", "");
+	/* A failed COMMIT (a full disk) may already have ended the transaction; a ROLLBACK
+	 * outside one is no error to the drivers. */
+	if (rc != STORE_OK)
+		sq_exec(c, NULL, "ROLLBACK", "");
+	return rc;
+}
+
+int sq_begin_batch(struct sq_conn *c)
+{
+	int rc = sq_begin(c);
+	return rc == STORE_OK ? sq_pipeline(c, true) : rc;
+}
+
+int sq_end_batch(struct sq_conn *c, int rc)
+{
+	int sent = sq_pipeline(c, false);
+	return sq_end(c, rc == STORE_OK ? sent : rc);
+}
+
+int sq_lock(struct sq_conn *c, const char *sql, const char *fmt, ...)
+{
+	if (!c->s->db->drv->shared)
+		return STORE_OK;
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sq_vexec(c, NULL, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Takes a connection and runs one write; the new row id goes to *id when id is not NULL. */
+int sq_write(struct store *s, int64_t *id, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	struct sq_conn c = sq_acquire(s);
+	va_start(ap, fmt);
+	int rc = sq_vexec(&c, id, sql, fmt, ap);
+	va_end(ap);
+	sq_release(&c);
+	return rc;
+}
+
+/* Runs a query and calls fn for each row through read. */
+static int sq_veach(struct sq_conn *c, sq_read_fn read, void *row, sq_row_fn fn, void *arg,
+		    const char *sql, const char *fmt, va_list ap)
+{
+	struct sq_res r;
+	int rc = sq_vstep(c, &r, sql, fmt, ap);
+	while (rc == STORE_OK) {
+		read(&r, row);
+		fn(arg, row);
+		rc = sq_next(&r);
+	}
+	sq_done(&r);
+	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+int sq_each(struct sq_conn *c, sq_read_fn read, void *row, sq_row_fn fn, void *arg, const char *sql,
+	    const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = sq_veach(c, read, row, fn, arg, sql, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int sq_list(struct store *s, sq_read_fn read, void *row, sq_row_fn fn, void *arg, const char *sql,
+	    const char *fmt, ...)
+{
+	va_list ap;
+	struct sq_conn c = sq_acquire_read(s);
+	va_start(ap, fmt);
+	int rc = sq_veach(&c, read, row, fn, arg, sql, fmt, ap);
+	va_end(ap);
+	sq_release(&c);
+	return rc;
+}
+
+int sq_get(struct store *s, sq_read_fn read, void *row, const char *sql, const char *fmt, ...)
+{
+	struct sq_res r;
+	va_list ap;
+	struct sq_conn c = sq_acquire_read(s);
+	va_start(ap, fmt);
+	int rc = sq_vstep(&c, &r, sql, fmt, ap);
+	va_end(ap);
+	if (rc == STORE_OK) {
+		read(&r, row);
+		sq_done(&r);
+	}
+	sq_release(&c);
+	return rc;
+}
+
+/* An update or delete of one row: STORE_NOT_FOUND when no row matched. A write that can
+ * change a policy is counted, so snapshots know they are stale. */
+int sq_update(struct store *s, bool policy, const char *sql, const char *fmt, ...)
+{
+	va_list ap;
+	struct sq_conn c = sq_acquire(s);
+	va_start(ap, fmt);
+	int rc = sq_vexec(&c, NULL, sql, fmt, ap);
+	va_end(ap);
+	if (rc == STORE_OK && sq_changes(&c) == 0)
+		rc = STORE_NOT_FOUND;
+	if (rc == STORE_OK && policy)
+		sq_policy_changed(s);
+	sq_release(&c);
+	return rc;
+}
+
+int sq_row_done(void *arg, const void *row)
+{
+	(void)arg;
+	(void)row;
+	return 0;
+}
+
+static int schema_current(struct sq_conn *c, int *version)
+{
+	struct sq_res r;
+	if (sq_step(c, &r, "SELECT COALESCE(MAX(version), 0) FROM schema_version", "") != STORE_OK)
+		return STORE_FAIL;
+	*version = (int)sq_int(&r, 0);
+	sq_done(&r);
+	return STORE_OK;
+}
+
+/* Applies the migrations this database lacks (the driver's, in its dialect), each with its
+ * version row in one transaction. Another process or node may migrate at the same time, so
+ * the version is read under the write lock: BEGIN IMMEDIATE on SQLite, a lock on the
+ * version table on PostgreSQL. */
+static int migrate(struct sq_conn *c, char *err, size_t errlen)
+{
+	const struct db_driver *drv = c->s->db->drv;
+	int known = drv->nmigrations, version = 0;
+	static const char create[] =
+		"CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)";
+
+	/* Nodes starting together on an empty PostgreSQL database race to create the table
+	 * (IF NOT EXISTS does not keep them apart there): a loser's error means that another
+	 * node's table exists now, so the second try finds it. */
+	int rc = sq_exec(c, NULL, create, "");
+	if (rc != STORE_OK)
+		rc = sq_exec(c, NULL, create, "");
+	if (rc != STORE_OK) {
+		snprintf(err, errlen, "cannot create the schema_version table");
+		return -1;
+	}
+	while (rc == STORE_OK) {
+		rc = sq_begin(c);
+		if (rc == STORE_OK)
+			rc = sq_lock(c, "LOCK TABLE schema_version IN EXCLUSIVE MODE", "");
+		if (rc == STORE_OK)
+			rc = schema_current(c, &version);
+		if (rc == STORE_OK && version >= known) {
+			sq_end(c, STORE_NOT_FOUND); /* nothing to write */
+			break;
+		}
+		if (rc == STORE_OK)
+			rc = sq_exec(c, NULL, drv->migrations[version], "");
+		if (rc == STORE_OK)
+			rc = sq_exec(c, NULL, "INSERT INTO schema_version (version) VALUES (?)",
+				     "d", version + 1);
+		rc = sq_end(c, rc);
+		if (rc == STORE_OK)
+			log_info("store: schema migrated to version %d", version + 1);
+	}
+	if (rc != STORE_OK) {
+		snprintf(err, errlen, "cannot migrate the schema to version %d", version + 1);
+		return -1;
+	}
+	if (version > known) {
+		snprintf(err, errlen,
+			 "the database schema is version %d, newer than this postern knows (%d); "
+			 "upgrade postern",
+			 version, known);
+		return -1;
+	}
+	return 0;
+}
 
 void store_close(struct store *s)
 {
-	if (s)
-		s->ops->close(s);
+	if (!s)
+		return;
+	s->db->drv->close(s->db);
+	free(s->claim_sql);
+	free(s);
 }
 
-int store_account_create(struct store *s, const char *name, int64_t now, int64_t *id)
+struct store *store_sql_open(struct db *db, char *err, size_t errlen)
 {
-	return s->ops->account_create(s, name, now, id);
+	struct store *s = xcalloc(1, sizeof(*s));
+	s->db = db;
+	atomic_init(&s->policy_writes, 0);
+	s->claim_sql = sq_claim_sql(db->drv);
+
+	struct sq_conn c = sq_acquire(s);
+	int rc = migrate(&c, err, errlen);
+	sq_release(&c);
+	if (rc < 0) {
+		store_close(s);
+		return NULL;
+	}
+	return s;
 }
 
-int store_account_count(struct store *s, int64_t *count)
+struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
 {
-	return s->ops->account_count(s, count);
+	struct db *db = db_sqlite_open(path, err, errlen);
+	if (!db)
+		return NULL;
+	char why[400];
+	struct store *s = store_sql_open(db, why, sizeof(why));
+	if (!s)
+		snprintf(err, errlen, "%s: %s", path, why);
+	return s;
 }
 
-int store_account_by_name(struct store *s, const char *name, struct store_account *out)
+/* The conninfo may hold a password, so it is never part of an error. */
+struct store *store_pg_open(const char *conninfo, char *err, size_t errlen)
 {
-	return s->ops->account_by_name(s, name, out);
-}
-
-int store_user_create(struct store *s, int64_t account_id, const char *email,
-		      const char *password_hash, enum role role, int64_t now, int64_t *id)
-{
-	return s->ops->user_create(s, account_id, email, password_hash, role, now, id);
-}
-
-int store_user_by_login(struct store *s, const char *account, const char *email,
-			struct store_user *out)
-{
-	return s->ops->user_by_login(s, account, email, out);
-}
-
-int store_login_attempt(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
-			int64_t forget_before, int *failures, int64_t *retry_after)
-{
-	return s->ops->login_attempt(s, t, n, now, forget_before, failures, retry_after);
-}
-
-int store_login_forgive(struct store *s, const struct store_throttle *t, bool all)
-{
-	return s->ops->login_forgive(s, t, all);
-}
-
-int store_login_failed(struct store *s, const struct store_throttle *t, int64_t now)
-{
-	return s->ops->login_failed(s, t, now);
-}
-
-int store_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
-			 int64_t expires_at)
-{
-	return s->ops->session_create(s, token_hash, user_id, now, expires_at);
-}
-
-int store_session_get(struct store *s, const char *token_hash, int64_t now,
-		      struct store_session *out)
-{
-	return s->ops->session_get(s, token_hash, now, out);
-}
-
-int store_session_delete(struct store *s, const char *token_hash)
-{
-	return s->ops->session_delete(s, token_hash);
-}
-
-int store_apikey_create(struct store *s, int64_t account_id, const char *name, const char *shown,
-			const char *key_hash, int64_t now, int64_t *id)
-{
-	return s->ops->apikey_create(s, account_id, name, shown, key_hash, now, id);
-}
-
-int store_audit_append(struct store *s, const struct store_audit *ev)
-{
-	return s->ops->audit_append(s, ev);
-}
-
-int store_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn, void *arg)
-{
-	return s->ops->audit_list(s, account_id, limit, fn, arg);
-}
-
-int store_sender_auth_get(struct store *s, int64_t account_id, struct store_sender_auth *out)
-{
-	return s->ops->sender_auth_get(s, account_id, out);
-}
-
-int store_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
-			  int64_t now)
-{
-	return s->ops->sender_auth_set(s, account_id, enabled, user_id, now);
-}
-
-int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-		      const char *const *addresses, size_t n, struct store_batch_new *b,
-		      int64_t *ids)
-{
-	return s->ops->senders_add(s, account_id, user_id, now, addresses, n, b, ids);
-}
-
-int store_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, void *arg)
-{
-	return s->ops->senders_list(s, account_id, fn, arg);
-}
-
-int store_sender_get(struct store *s, int64_t account_id, int64_t id, struct store_sender *out)
-{
-	return s->ops->sender_get(s, account_id, id, out);
-}
-
-int store_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
-			int64_t now)
-{
-	return s->ops->sender_verify(s, account_id, id, user_id, now);
-}
-
-int store_sender_delete(struct store *s, int64_t account_id, int64_t id)
-{
-	return s->ops->sender_delete(s, account_id, id);
-}
-
-int store_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
-		     int active)
-{
-	return s->ops->domain_set(s, account_id, name, status, active);
-}
-
-int store_policy_load(struct store *s, int64_t account_id, struct policy **out)
-{
-	return s->ops->policy_load(s, account_id, out);
-}
-
-int store_policy_stamp(struct store *s, uint64_t *stamp)
-{
-	return s->ops->policy_stamp(s, stamp);
-}
-
-int store_users_list(struct store *s, int64_t account_id, store_user_fn fn, void *arg)
-{
-	return s->ops->users_list(s, account_id, fn, arg);
-}
-
-int store_user_get(struct store *s, int64_t account_id, int64_t id, struct store_user *out)
-{
-	return s->ops->user_get(s, account_id, id, out);
-}
-
-int store_user_set_role(struct store *s, int64_t account_id, int64_t id, enum role role)
-{
-	return s->ops->user_set_role(s, account_id, id, role);
-}
-
-int store_user_delete(struct store *s, int64_t account_id, int64_t id)
-{
-	return s->ops->user_delete(s, account_id, id);
-}
-
-int store_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg)
-{
-	return s->ops->apikey_list(s, account_id, fn, arg);
-}
-
-int store_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out)
-{
-	return s->ops->apikey_lookup(s, key_hash, out);
-}
-
-int store_apikey_touch(struct store *s, int64_t id, int64_t now)
-{
-	return s->ops->apikey_touch(s, id, now);
-}
-
-int store_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now)
-{
-	return s->ops->apikey_revoke(s, account_id, id, now);
-}
-
-int store_drops_add(struct store *s, const struct store_drop *d, size_t n)
-{
-	return s->ops->drops_add(s, d, n);
-}
-
-int store_drops_list(struct store *s, int64_t account_id, int limit, store_drop_fn fn, void *arg)
-{
-	return s->ops->drops_list(s, account_id, limit, fn, arg);
-}
-
-int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
-		void *arg)
-{
-	return s->ops->stats(s, account_id, accepted, fn, arg);
-}
-
-int store_messages_add(struct store *s, const struct store_message *m, size_t n)
-{
-	return s->ops->messages_add(s, m, n);
-}
-
-int store_messages_recover(struct store *s)
-{
-	return s->ops->messages_recover(s);
-}
-
-int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
-			 struct store_queued *out, size_t max, size_t *n)
-{
-	return s->ops->messages_claim(s, now, lease_until, out, max, n);
-}
-
-int store_message_progress(struct store *s, int64_t id, int parts_done)
-{
-	return s->ops->message_progress(s, id, parts_done);
-}
-
-int store_messages_finish(struct store *s, const struct store_finish *f, size_t n)
-{
-	return s->ops->messages_finish(s, f, n);
-}
-
-int store_messages_list(struct store *s, int64_t account_id, const char *status, int limit,
-			store_message_fn fn, void *arg)
-{
-	return s->ops->messages_list(s, account_id, status, limit, fn, arg);
-}
-
-int store_message_get(struct store *s, int64_t account_id, const char *uid,
-		      struct store_message_info *out)
-{
-	return s->ops->message_get(s, account_id, uid, out);
-}
-
-int store_batch_pending(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-			struct store_batch_new *b, store_batch_fn fn, void *arg)
-{
-	return s->ops->batch_pending(s, account_id, user_id, now, b, fn, arg);
-}
-
-int store_batch_get(struct store *s, const char *token_hash, struct store_batch *out,
-		    store_batch_fn fn, void *arg)
-{
-	return s->ops->batch_get(s, token_hash, out, fn, arg);
-}
-
-int store_batch_use(struct store *s, const char *token_hash, int64_t now, struct store_batch *out,
-		    store_batch_fn fn, void *arg)
-{
-	return s->ops->batch_use(s, token_hash, now, out, fn, arg);
-}
-
-int store_domain_create(struct store *s, int64_t account_id, const struct store_domain_new *d,
-			int64_t *id)
-{
-	return s->ops->domain_create(s, account_id, d, id);
-}
-
-int store_domains_list(struct store *s, int64_t account_id, store_domain_fn fn, void *arg)
-{
-	return s->ops->domains_list(s, account_id, fn, arg);
-}
-
-int store_domain_get(struct store *s, int64_t account_id, int64_t id, struct store_domain *out)
-{
-	return s->ops->domain_get(s, account_id, id, out);
-}
-
-int store_domain_delete(struct store *s, int64_t account_id, int64_t id)
-{
-	return s->ops->domain_delete(s, account_id, id);
-}
-
-int store_domain_set_active(struct store *s, int64_t account_id, int64_t id, bool active)
-{
-	return s->ops->domain_set_active(s, account_id, id, active);
-}
-
-int store_domain_checked(struct store *s, int64_t id, const struct store_domain_check *c)
-{
-	return s->ops->domain_checked(s, id, c);
-}
-
-int store_domains_due(struct store *s, int64_t pending_before, int64_t verified_before,
-		      store_due_fn fn, void *arg)
-{
-	return s->ops->domains_due(s, pending_before, verified_before, fn, arg);
-}
-
-int store_dkim_rotate(struct store *s, int64_t account_id, int64_t id, const char *selector,
-		      const char *private_sealed, const char *public_key, int64_t now)
-{
-	return s->ops->dkim_rotate(s, account_id, id, selector, private_sealed, public_key, now);
-}
-
-int store_dkim_signing_key(struct store *s, int64_t account_id, const char *domain,
-			   char selector[STORE_SELECTOR_MAX], char **private_sealed)
-{
-	return s->ops->dkim_signing_key(s, account_id, domain, selector, private_sealed);
-}
-
-int store_master_check(struct store *s, const char *check, store_opens_fn opens, void *arg)
-{
-	return s->ops->master_check(s, check, opens, arg);
-}
-
-int store_user_set_password(struct store *s, int64_t account_id, int64_t id,
-			    const char *password_hash, const char *keep_session_hash)
-{
-	return s->ops->user_set_password(s, account_id, id, password_hash, keep_session_hash);
+	struct db *db = db_pg_open(conninfo, err, errlen);
+	return db ? store_sql_open(db, err, errlen) : NULL;
 }

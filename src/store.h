@@ -1,5 +1,6 @@
 /* The store interface. Handlers and core modules call these functions and never write
- * SQL; the SQL store (store_sql*.c, on SQLite or PostgreSQL) fills in a struct store_ops.
+ * SQL. They are the SQL itself, written once (store.c, store_people.c, store_policy.c,
+ * store_queue.c, store_domains.c) over the drivers of db.h (SQLite or PostgreSQL).
  * Times are seconds since the epoch. Every function returns a store_rc. */
 #ifndef POSTERN_STORE_H
 #define POSTERN_STORE_H
@@ -262,100 +263,8 @@ typedef int (*store_due_fn)(void *arg, int64_t account_id, int64_t domain_id);
 /* True when a sealed DKIM private key opens (under the caller's master key). */
 typedef bool (*store_opens_fn)(void *arg, const char *sealed);
 
-struct store;
-
-struct store_ops {
-	void (*close)(struct store *s);
-	int (*account_create)(struct store *s, const char *name, int64_t now, int64_t *id);
-	int (*account_count)(struct store *s, int64_t *count);
-	int (*account_by_name)(struct store *s, const char *name, struct store_account *out);
-	int (*user_create)(struct store *s, int64_t account_id, const char *email,
-			   const char *password_hash, enum role role, int64_t now, int64_t *id);
-	int (*user_by_login)(struct store *s, const char *account, const char *email,
-			     struct store_user *out);
-	int (*login_attempt)(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
-			     int64_t forget_before, int *failures, int64_t *retry_after);
-	int (*login_forgive)(struct store *s, const struct store_throttle *t, bool all);
-	int (*login_failed)(struct store *s, const struct store_throttle *t, int64_t now);
-	int (*session_create)(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
-			      int64_t expires_at);
-	int (*session_get)(struct store *s, const char *token_hash, int64_t now,
-			   struct store_session *out);
-	int (*session_delete)(struct store *s, const char *token_hash);
-	int (*apikey_create)(struct store *s, int64_t account_id, const char *name,
-			     const char *shown, const char *key_hash, int64_t now, int64_t *id);
-	int (*audit_append)(struct store *s, const struct store_audit *ev);
-	int (*audit_list)(struct store *s, int64_t account_id, int limit, store_audit_fn fn,
-			  void *arg);
-	int (*sender_auth_get)(struct store *s, int64_t account_id, struct store_sender_auth *out);
-	int (*sender_auth_set)(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
-			       int64_t now);
-	int (*senders_add)(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-			   const char *const *addresses, size_t n, struct store_batch_new *b,
-			   int64_t *ids);
-	int (*senders_list)(struct store *s, int64_t account_id, store_sender_fn fn, void *arg);
-	int (*sender_get)(struct store *s, int64_t account_id, int64_t id,
-			  struct store_sender *out);
-	int (*sender_verify)(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
-			     int64_t now);
-	int (*sender_delete)(struct store *s, int64_t account_id, int64_t id);
-	int (*domain_create)(struct store *s, int64_t account_id, const struct store_domain_new *d,
-			     int64_t *id);
-	int (*domain_set)(struct store *s, int64_t account_id, const char *name, const char *status,
-			  int active);
-	int (*policy_load)(struct store *s, int64_t account_id, struct policy **out);
-	int (*policy_stamp)(struct store *s, uint64_t *stamp);
-	int (*users_list)(struct store *s, int64_t account_id, store_user_fn fn, void *arg);
-	int (*user_get)(struct store *s, int64_t account_id, int64_t id, struct store_user *out);
-	int (*user_set_role)(struct store *s, int64_t account_id, int64_t id, enum role role);
-	int (*user_delete)(struct store *s, int64_t account_id, int64_t id);
-	int (*user_set_password)(struct store *s, int64_t account_id, int64_t id,
-				 const char *password_hash, const char *keep_session_hash);
-	int (*apikey_list)(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg);
-	int (*apikey_lookup)(struct store *s, const char *key_hash, struct store_apikey *out);
-	int (*apikey_touch)(struct store *s, int64_t id, int64_t now);
-	int (*apikey_revoke)(struct store *s, int64_t account_id, int64_t id, int64_t now);
-	int (*drops_add)(struct store *s, const struct store_drop *d, size_t n);
-	int (*drops_list)(struct store *s, int64_t account_id, int limit, store_drop_fn fn,
-			  void *arg);
-	int (*stats)(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
-		     void *arg);
-	int (*messages_add)(struct store *s, const struct store_message *m, size_t n);
-	int (*messages_recover)(struct store *s);
-	int (*messages_claim)(struct store *s, int64_t now, int64_t lease_until,
-			      struct store_queued *out, size_t max, size_t *n);
-	int (*message_progress)(struct store *s, int64_t id, int parts_done);
-	int (*messages_finish)(struct store *s, const struct store_finish *f, size_t n);
-	int (*messages_list)(struct store *s, int64_t account_id, const char *status, int limit,
-			     store_message_fn fn, void *arg);
-	int (*message_get)(struct store *s, int64_t account_id, const char *uid,
-			   struct store_message_info *out);
-	int (*batch_pending)(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
-			     struct store_batch_new *b, store_batch_fn fn, void *arg);
-	int (*batch_get)(struct store *s, const char *token_hash, struct store_batch *out,
-			 store_batch_fn fn, void *arg);
-	int (*batch_use)(struct store *s, const char *token_hash, int64_t now,
-			 struct store_batch *out, store_batch_fn fn, void *arg);
-	int (*domains_list)(struct store *s, int64_t account_id, store_domain_fn fn, void *arg);
-	int (*domain_get)(struct store *s, int64_t account_id, int64_t id,
-			  struct store_domain *out);
-	int (*domain_delete)(struct store *s, int64_t account_id, int64_t id);
-	int (*domain_set_active)(struct store *s, int64_t account_id, int64_t id, bool active);
-	int (*domain_checked)(struct store *s, int64_t id, const struct store_domain_check *c);
-	int (*domains_due)(struct store *s, int64_t pending_before, int64_t verified_before,
-			   store_due_fn fn, void *arg);
-	int (*dkim_rotate)(struct store *s, int64_t account_id, int64_t id, const char *selector,
-			   const char *private_sealed, const char *public_key, int64_t now);
-	int (*dkim_signing_key)(struct store *s, int64_t account_id, const char *domain,
-				char selector[STORE_SELECTOR_MAX], char **private_sealed);
-	int (*master_check)(struct store *s, const char *check, store_opens_fn opens, void *arg);
-};
-
-struct store {
-	const struct store_ops *ops;
-};
-
-struct db; /* db.h */
+struct store; /* store_int.h */
+struct db;    /* db.h */
 
 /* Opens (creating if needed) and migrates a SQLite database. Returns NULL with a
  * one-line reason in err, also when the schema is newer than this build knows. */
@@ -437,7 +346,8 @@ int store_user_delete(struct store *s, int64_t account_id, int64_t id);
 int store_user_set_password(struct store *s, int64_t account_id, int64_t id,
 			    const char *password_hash, const char *keep_session_hash);
 int store_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg);
-/* Finds a key that is not revoked by the hash of its text. */
+/* Finds a key that is not revoked by the hash of its text, in the database: sends look keys
+ * up through policy_cache_apikey, which keeps the keys found. */
 int store_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out);
 int store_apikey_touch(struct store *s, int64_t id, int64_t now);
 int store_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now);

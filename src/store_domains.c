@@ -1,4 +1,4 @@
-/* The SQL store's sending domains: their ownership tokens, DKIM keys (sealed private keys,
+/* The store's sending domains: their ownership tokens, DKIM keys (sealed private keys,
  * rotation, the master key's check value), DNS check results and the schedule of checks. Every
  * write that can change whether mail from a domain is allowed counts as a policy write. */
 #include <stdio.h>
@@ -6,13 +6,13 @@
 #include <string.h>
 
 #include "log.h"
-#include "store_sql.h"
+#include "store_int.h"
 #include "util.h"
 
-int sq_domain_create(struct store *s, int64_t account_id, const struct store_domain_new *d,
-		     int64_t *id)
+int store_domain_create(struct store *s, int64_t account_id, const struct store_domain_new *d,
+			int64_t *id)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_conn c = sq_acquire(s);
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
 		rc = sq_exec(
@@ -29,15 +29,15 @@ int sq_domain_create(struct store *s, int64_t account_id, const struct store_dom
 			"isssi", *id, d->selector, d->private_sealed, d->public_key, d->now);
 	rc = sq_end(&c, rc);
 	if (rc == STORE_OK)
-		sq_policy_changed(c.q);
+		sq_policy_changed(c.s);
 	sq_release(&c);
 	return rc;
 }
 
-int sq_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
-		  int active)
+int store_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
+		     int active)
 {
-	return sq_update(sq_of(s), true,
+	return sq_update(s, true,
 			 "UPDATE sending_domains SET status = COALESCE(?, status),"
 			 "  manual = CASE WHEN ? IS NULL THEN manual "
 			 "    WHEN ? = 'verified' THEN 1 ELSE 0 END,"
@@ -95,9 +95,9 @@ static int read_keys(struct sq_conn *c, struct store_domain *d)
 		       "ii", d->id, util_now() - RETIRED_LISTED);
 }
 
-int sq_domain_get(struct store *s, int64_t account_id, int64_t id, struct store_domain *out)
+int store_domain_get(struct store *s, int64_t account_id, int64_t id, struct store_domain *out)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_conn c = sq_acquire(s);
 	struct sq_res r;
 	int rc = sq_step(&c, &r,
 			 "SELECT " DOMAIN_COLUMNS " FROM sending_domains WHERE account_id = ? AND "
@@ -112,9 +112,9 @@ int sq_domain_get(struct store *s, int64_t account_id, int64_t id, struct store_
 	return rc;
 }
 
-int sq_domains_list(struct store *s, int64_t account_id, store_domain_fn fn, void *arg)
+int store_domains_list(struct store *s, int64_t account_id, store_domain_fn fn, void *arg)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_conn c = sq_acquire(s);
 	struct sq_res r;
 	struct store_domain *d = xmalloc(sizeof(*d));
 	int rc = sq_step(&c, &r,
@@ -136,23 +136,22 @@ int sq_domains_list(struct store *s, int64_t account_id, store_domain_fn fn, voi
 	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }
 
-int sq_domain_delete(struct store *s, int64_t account_id, int64_t id)
+int store_domain_delete(struct store *s, int64_t account_id, int64_t id)
 {
-	return sq_update(sq_of(s), true,
-			 "DELETE FROM sending_domains WHERE account_id = ? AND id = ?", "ii",
-			 account_id, id);
+	return sq_update(s, true, "DELETE FROM sending_domains WHERE account_id = ? AND id = ?",
+			 "ii", account_id, id);
 }
 
-int sq_domain_set_active(struct store *s, int64_t account_id, int64_t id, bool active)
+int store_domain_set_active(struct store *s, int64_t account_id, int64_t id, bool active)
 {
-	return sq_update(sq_of(s), true,
+	return sq_update(s, true,
 			 "UPDATE sending_domains SET active = ? WHERE account_id = ? AND id = ?",
 			 "dii", active ? 1 : 0, account_id, id);
 }
 
-int sq_domain_checked(struct store *s, int64_t id, const struct store_domain_check *chk)
+int store_domain_checked(struct store *s, int64_t id, const struct store_domain_check *chk)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_conn c = sq_acquire(s);
 	struct sq_res r;
 	bool changed = false;
 	int64_t promoted = 0;
@@ -200,7 +199,7 @@ int sq_domain_checked(struct store *s, int64_t id, const struct store_domain_che
 	rc = sq_end(&c, rc);
 	/* Only a change of status (or of the signing key) can change a decision. */
 	if (rc == STORE_OK && (changed || promoted))
-		sq_policy_changed(c.q);
+		sq_policy_changed(c.s);
 	sq_release(&c);
 	return rc;
 }
@@ -230,12 +229,12 @@ static int keep_due(void *arg, const void *row)
 	return 0;
 }
 
-int sq_domains_due(struct store *s, int64_t pending_before, int64_t verified_before,
-		   store_due_fn fn, void *arg)
+int store_domains_due(struct store *s, int64_t pending_before, int64_t verified_before,
+		      store_due_fn fn, void *arg)
 {
 	struct due row;
 	struct due_list due = {0};
-	int rc = sq_list(sq_of(s), read_due, &row, keep_due, &due,
+	int rc = sq_list(s, read_due, &row, keep_due, &due,
 			 "SELECT account_id, id FROM sending_domains WHERE manual = 0 AND "
 			 "((status IN ('pending','failed') AND COALESCE(checked_at, 0) <= ?) OR "
 			 "(status = 'verified' AND COALESCE(checked_at, 0) <= ?)) "
@@ -248,10 +247,10 @@ int sq_domains_due(struct store *s, int64_t pending_before, int64_t verified_bef
 	return rc;
 }
 
-int sq_dkim_rotate(struct store *s, int64_t account_id, int64_t id, const char *selector,
-		   const char *private_sealed, const char *public_key, int64_t now)
+int store_dkim_rotate(struct store *s, int64_t account_id, int64_t id, const char *selector,
+		      const char *private_sealed, const char *public_key, int64_t now)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_conn c = sq_acquire(s);
 	struct sq_res r;
 	/* The domain's row is locked on PostgreSQL, so two rotations cannot both find no key
 	 * waiting. */
@@ -297,11 +296,11 @@ static void read_signing_key(const struct sq_res *r, void *row)
 	*k->private_sealed = xstrdup(sealed ? sealed : "");
 }
 
-int sq_dkim_signing_key(struct store *s, int64_t account_id, const char *domain,
-			char selector[STORE_SELECTOR_MAX], char **private_sealed)
+int store_dkim_signing_key(struct store *s, int64_t account_id, const char *domain,
+			   char selector[STORE_SELECTOR_MAX], char **private_sealed)
 {
 	struct signing_key k = {selector, private_sealed};
-	return sq_get(sq_of(s), read_signing_key, &k,
+	return sq_get(s, read_signing_key, &k,
 		      "SELECT k.selector, k.private_sealed FROM sending_domains d "
 		      "JOIN dkim_keys k ON k.domain_id = d.id AND k.state = 'active' "
 		      "WHERE d.account_id = ? AND d.name = ? AND d.status = 'verified' "
@@ -325,10 +324,10 @@ static void read_sealed(const struct sq_res *r, void *row)
 
 /* A store that predates the check value takes this node's only if its sealed keys open
  * with it: otherwise the first node to start would decide for all. */
-static int master_adoptable(struct sq *q, store_opens_fn opens, void *arg)
+static int master_adoptable(struct store *s, store_opens_fn opens, void *arg)
 {
 	char *sealed = NULL;
-	int rc = sq_get(q, read_sealed, &sealed,
+	int rc = sq_get(s, read_sealed, &sealed,
 			"SELECT private_sealed FROM dkim_keys ORDER BY id LIMIT 1", "");
 	if (rc == STORE_OK)
 		rc = opens(arg, sealed) ? STORE_OK : STORE_CONFLICT;
@@ -336,22 +335,21 @@ static int master_adoptable(struct sq *q, store_opens_fn opens, void *arg)
 	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }
 
-int sq_master_check(struct store *s, const char *check, store_opens_fn opens, void *arg)
+int store_master_check(struct store *s, const char *check, store_opens_fn opens, void *arg)
 {
-	struct sq *q = sq_of(s);
 	char stored[MASTER_CHECK_MAX] = "";
 	const char *get = "SELECT value FROM meta WHERE name = '" MASTER_CHECK "'";
-	int rc = sq_get(q, read_check, stored, get, "");
+	int rc = sq_get(s, read_check, stored, get, "");
 	if (rc == STORE_NOT_FOUND)
-		rc = master_adoptable(q, opens, arg);
+		rc = master_adoptable(s, opens, arg);
 	/* Nodes starting together: the first value written stays, and each reads it back. */
 	if (rc == STORE_OK && !stored[0])
-		rc = sq_write(q, NULL,
+		rc = sq_write(s, NULL,
 			      "INSERT INTO meta (name, value) VALUES ('" MASTER_CHECK "', ?) "
 			      "ON CONFLICT (name) DO NOTHING",
 			      "s", check);
 	if (rc == STORE_OK && !stored[0])
-		rc = sq_get(q, read_check, stored, get, "");
+		rc = sq_get(s, read_check, stored, get, "");
 	if (rc != STORE_OK)
 		return rc;
 	return strcmp(stored, check) == 0 ? STORE_OK : STORE_CONFLICT;

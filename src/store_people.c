@@ -1,17 +1,16 @@
-/* The SQL store's people: accounts, users, failed-login throttles, sessions, API keys and
+/* The store's people: accounts, users, failed-login throttles, sessions, API keys and
  * the audit log. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
 #include "log.h"
-#include "store_sql.h"
+#include "store_int.h"
 #include "util.h"
 
-int sq_account_create(struct store *s, const char *name, int64_t now, int64_t *id)
+int store_account_create(struct store *s, const char *name, int64_t now, int64_t *id)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_conn c = sq_acquire(s);
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
 		rc = sq_exec(&c, id,
@@ -31,9 +30,9 @@ static void read_account(const struct sq_res *r, void *row)
 	sq_col_text(r, 1, a->name, sizeof(a->name));
 }
 
-int sq_account_count(struct store *s, int64_t *count)
+int store_account_count(struct store *s, int64_t *count)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_conn c = sq_acquire(s);
 	struct sq_res r;
 	int rc = sq_step(&c, &r, "SELECT COUNT(*) FROM accounts", "");
 	if (rc == STORE_OK) {
@@ -44,16 +43,16 @@ int sq_account_count(struct store *s, int64_t *count)
 	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
 }
 
-int sq_account_by_name(struct store *s, const char *name, struct store_account *out)
+int store_account_by_name(struct store *s, const char *name, struct store_account *out)
 {
-	return sq_get(sq_of(s), read_account, out, "SELECT id, name FROM accounts WHERE name = ?",
-		      "s", name);
+	return sq_get(s, read_account, out, "SELECT id, name FROM accounts WHERE name = ?", "s",
+		      name);
 }
 
-int sq_user_create(struct store *s, int64_t account_id, const char *email,
-		   const char *password_hash, enum role role, int64_t now, int64_t *id)
+int store_user_create(struct store *s, int64_t account_id, const char *email,
+		      const char *password_hash, enum role role, int64_t now, int64_t *id)
 {
-	return sq_write(sq_of(s), id,
+	return sq_write(s, id,
 			"INSERT INTO users (account_id, email, password_hash, role, created_at) "
 			"VALUES (?, ?, ?, ?, ?) RETURNING id",
 			"isssi", account_id, email, password_hash, role_name(role), now);
@@ -78,10 +77,10 @@ static void read_user_row(const struct sq_res *r, void *row)
 	read_user(r, 0, row);
 }
 
-int sq_user_by_login(struct store *s, const char *account, const char *email,
-		     struct store_user *out)
+int store_user_by_login(struct store *s, const char *account, const char *email,
+			struct store_user *out)
 {
-	return sq_get(sq_of(s), read_user_row, out,
+	return sq_get(s, read_user_row, out,
 		      "SELECT " USER_COLUMNS " FROM users u JOIN accounts a ON a.id = u.account_id "
 		      "WHERE a.name = ? AND u.email = ? AND u.disabled_at IS NULL",
 		      "ss", account, email);
@@ -132,10 +131,10 @@ static int throttle_count(struct sq_conn *c, const struct store_throttle *t, int
 	return rc;
 }
 
-int sq_login_attempt(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
-		     int64_t forget_before, int *failures, int64_t *retry_after)
+int store_login_attempt(struct store *s, const struct store_throttle *t, size_t n, int64_t now,
+			int64_t forget_before, int *failures, int64_t *retry_after)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_conn c = sq_acquire(s);
 	*retry_after = 0;
 	/* Swept on its own, before the transaction, so it holds no row the counting waits on. */
 	int rc = sq_exec(&c, NULL,
@@ -151,30 +150,30 @@ int sq_login_attempt(struct store *s, const struct store_throttle *t, size_t n, 
 	return rc == STORE_CONFLICT && *retry_after > 0 ? STORE_OK : rc;
 }
 
-int sq_login_forgive(struct store *s, const struct store_throttle *t, bool all)
+int store_login_forgive(struct store *s, const struct store_throttle *t, bool all)
 {
 	if (all)
-		return sq_write(sq_of(s), NULL, "DELETE FROM login_throttle WHERE key_hash = ?",
-				"s", t->key);
+		return sq_write(s, NULL, "DELETE FROM login_throttle WHERE key_hash = ?", "s",
+				t->key);
 	/* The check was counted, and its key maybe made to wait, before it ran: a check taken
 	 * back also takes back the wait it alone brought. */
-	return sq_write(sq_of(s), NULL,
+	return sq_write(s, NULL,
 			"UPDATE login_throttle SET failures = failures - 1, blocked_until = "
 			"CASE WHEN failures - 1 < ? THEN 0 ELSE blocked_until END "
 			"WHERE key_hash = ? AND failures > 0",
 			"is", (int64_t)t->free, t->key);
 }
 
-int sq_login_failed(struct store *s, const struct store_throttle *t, int64_t now)
+int store_login_failed(struct store *s, const struct store_throttle *t, int64_t now)
 {
-	return sq_write(sq_of(s), NULL, "UPDATE login_throttle SET last_at = ? WHERE key_hash = ?",
-			"is", now, t->key);
+	return sq_write(s, NULL, "UPDATE login_throttle SET last_at = ? WHERE key_hash = ?", "is",
+			now, t->key);
 }
 
-int sq_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
-		      int64_t expires_at)
+int store_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
+			 int64_t expires_at)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_conn c = sq_acquire(s);
 	/* Expired sessions are swept here, where a write happens anyway. */
 	int rc = sq_exec(&c, NULL, "DELETE FROM sessions WHERE expires_at <= ?", "i", now);
 	if (rc == STORE_OK)
@@ -195,9 +194,10 @@ static void read_session(const struct sq_res *r, void *row)
 	sq_col_text(r, 8, x->account.name, sizeof(x->account.name));
 }
 
-int sq_session_get(struct store *s, const char *token_hash, int64_t now, struct store_session *out)
+int store_session_get(struct store *s, const char *token_hash, int64_t now,
+		      struct store_session *out)
 {
-	return sq_get(sq_of(s), read_session, out,
+	return sq_get(s, read_session, out,
 		      "SELECT s.expires_at, " USER_COLUMNS ", a.id, a.name "
 		      "FROM sessions s JOIN users u ON u.id = s.user_id "
 		      "JOIN accounts a ON a.id = u.account_id "
@@ -205,24 +205,23 @@ int sq_session_get(struct store *s, const char *token_hash, int64_t now, struct 
 		      "si", token_hash, now);
 }
 
-int sq_session_delete(struct store *s, const char *token_hash)
+int store_session_delete(struct store *s, const char *token_hash)
 {
-	return sq_write(sq_of(s), NULL, "DELETE FROM sessions WHERE token_hash = ?", "s",
-			token_hash);
+	return sq_write(s, NULL, "DELETE FROM sessions WHERE token_hash = ?", "s", token_hash);
 }
 
-int sq_apikey_create(struct store *s, int64_t account_id, const char *name, const char *shown,
-		     const char *key_hash, int64_t now, int64_t *id)
+int store_apikey_create(struct store *s, int64_t account_id, const char *name, const char *shown,
+			const char *key_hash, int64_t now, int64_t *id)
 {
-	return sq_write(sq_of(s), id,
+	return sq_write(s, id,
 			"INSERT INTO api_keys (account_id, name, shown, key_hash, created_at) "
 			"VALUES (?, ?, ?, ?, ?) RETURNING id",
 			"isssi", account_id, name, shown, key_hash, now);
 }
 
-int sq_audit_append(struct store *s, const struct store_audit *ev)
+int store_audit_append(struct store *s, const struct store_audit *ev)
 {
-	return sq_write(sq_of(s), NULL,
+	return sq_write(s, NULL,
 			"INSERT INTO audit_log (account_id, at, actor, action, target, detail, ip) "
 			"VALUES (NULLIF(?, 0), ?, ?, ?, ?, ?, ?)",
 			"iisssss", ev->account_id, ev->at, ev->actor, ev->action, ev->target,
@@ -242,27 +241,27 @@ static void read_audit(const struct sq_res *r, void *row)
 	sq_col_text(r, 7, ev->ip, sizeof(ev->ip));
 }
 
-int sq_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn, void *arg)
+int store_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn, void *arg)
 {
 	struct store_audit row;
-	return sq_list(sq_of(s), read_audit, &row, (sq_row_fn)fn, arg,
+	return sq_list(s, read_audit, &row, (sq_row_fn)fn, arg,
 		       "SELECT id, at, account_id, actor, action, target, detail, ip "
 		       "FROM audit_log WHERE account_id = ? ORDER BY id DESC LIMIT ?",
 		       "id", account_id, limit);
 }
 
-int sq_users_list(struct store *s, int64_t account_id, store_user_fn fn, void *arg)
+int store_users_list(struct store *s, int64_t account_id, store_user_fn fn, void *arg)
 {
 	struct store_user row;
-	return sq_list(sq_of(s), read_user_row, &row, (sq_row_fn)fn, arg,
+	return sq_list(s, read_user_row, &row, (sq_row_fn)fn, arg,
 		       "SELECT " USER_COLUMNS " FROM users u WHERE u.account_id = ? AND "
 		       "u.disabled_at IS NULL ORDER BY u.email",
 		       "i", account_id);
 }
 
-int sq_user_get(struct store *s, int64_t account_id, int64_t id, struct store_user *out)
+int store_user_get(struct store *s, int64_t account_id, int64_t id, struct store_user *out)
 {
-	return sq_get(sq_of(s), read_user_row, out,
+	return sq_get(s, read_user_row, out,
 		      "SELECT " USER_COLUMNS " FROM users u WHERE u.account_id = ? AND u.id = ? "
 		      "AND u.disabled_at IS NULL",
 		      "ii", account_id, id);
@@ -271,9 +270,9 @@ int sq_user_get(struct store *s, int64_t account_id, int64_t id, struct store_us
 /* Changes or deletes a user unless that leaves the account without an Admin; the count
  * and the change share one transaction (the account's row locked on PostgreSQL) so two
  * Admins cannot demote each other at once. */
-static int user_change(struct sq *q, int64_t account_id, int64_t id, const char *new_role)
+static int user_change(struct store *s, int64_t account_id, int64_t id, const char *new_role)
 {
-	struct sq_conn c = sq_acquire(q);
+	struct sq_conn c = sq_acquire(s);
 	struct sq_res r;
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
@@ -306,14 +305,14 @@ static int user_change(struct sq *q, int64_t account_id, int64_t id, const char 
 	return rc;
 }
 
-int sq_user_set_role(struct store *s, int64_t account_id, int64_t id, enum role role)
+int store_user_set_role(struct store *s, int64_t account_id, int64_t id, enum role role)
 {
-	return user_change(sq_of(s), account_id, id, role_name(role));
+	return user_change(s, account_id, id, role_name(role));
 }
 
-int sq_user_delete(struct store *s, int64_t account_id, int64_t id)
+int store_user_delete(struct store *s, int64_t account_id, int64_t id)
 {
-	return user_change(sq_of(s), account_id, id, NULL);
+	return user_change(s, account_id, id, NULL);
 }
 
 #define APIKEY_COLUMNS "id, account_id, name, shown, created_at, last_used_at"
@@ -329,79 +328,42 @@ static void read_apikey(const struct sq_res *r, void *row)
 	k->last_used_at = sq_int(r, 5);
 }
 
-int sq_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg)
+int store_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg)
 {
 	struct store_apikey row;
-	return sq_list(sq_of(s), read_apikey, &row, (sq_row_fn)fn, arg,
+	return sq_list(s, read_apikey, &row, (sq_row_fn)fn, arg,
 		       "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE account_id = ? AND "
 		       "revoked_at IS NULL ORDER BY id",
 		       "i", account_id);
 }
 
-static struct sq_key *key_slot(struct sq *q, const char *key_hash)
+int store_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out)
 {
-	return &q->keys[strtoul((char[]){key_hash[0], key_hash[1], key_hash[2], 0}, NULL, 16) &
-			(SQ_KEYS - 1)];
+	return sq_get(s, read_apikey, out,
+		      "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE key_hash = ? AND "
+		      "revoked_at IS NULL",
+		      "s", key_hash);
 }
 
-/* Every send checks its key: a key found is remembered, so the check is a memory read
- * until anything that could revoke it moves the stamp. Unknown keys are not remembered:
- * strangers cannot fill the cache. */
-int sq_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out)
+int store_apikey_touch(struct store *s, int64_t id, int64_t now)
 {
-	struct sq *q = sq_of(s);
-	uint64_t stamp;
-	int rc = sq_policy_stamp(s, &stamp);
-	if (rc != STORE_OK)
-		return rc;
-	struct sq_key *k = key_slot(q, key_hash);
-	pthread_mutex_lock(&q->keys_lock);
-	bool hit = k->key.id && k->stamp == stamp && auth_equal(k->hash, key_hash);
-	if (hit)
-		*out = k->key;
-	pthread_mutex_unlock(&q->keys_lock);
-	if (hit)
-		return STORE_OK;
-	rc = sq_get(q, read_apikey, out,
-		    "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE key_hash = ? AND "
-		    "revoked_at IS NULL",
-		    "s", key_hash);
-	if (rc == STORE_OK) {
-		/* Stamped with the stamp read before the lookup: a revocation in between
-		 * leaves the entry stale, never a revoked key valid. */
-		pthread_mutex_lock(&q->keys_lock);
-		*k = (struct sq_key){.stamp = stamp, .key = *out};
-		util_copy(k->hash, sizeof(k->hash), key_hash);
-		pthread_mutex_unlock(&q->keys_lock);
-	}
-	return rc;
-}
-
-int sq_apikey_touch(struct store *s, int64_t id, int64_t now)
-{
-	struct sq *q = sq_of(s);
-	pthread_mutex_lock(&q->keys_lock);
-	for (size_t i = 0; i < SQ_KEYS; i++)
-		if (q->keys[i].key.id == id)
-			q->keys[i].key.last_used_at = now;
-	pthread_mutex_unlock(&q->keys_lock);
-	return sq_write(q, NULL, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", "ii", now,
+	return sq_write(s, NULL, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", "ii", now,
 			id);
 }
 
-int sq_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now)
+int store_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now)
 {
 	/* Counted as a policy change: found keys are kept while the stamp holds. */
-	return sq_update(sq_of(s), true,
+	return sq_update(s, true,
 			 "UPDATE api_keys SET revoked_at = ? WHERE account_id = ? AND id = ? "
 			 "AND revoked_at IS NULL",
 			 "iii", now, account_id, id);
 }
 
-int sq_user_set_password(struct store *s, int64_t account_id, int64_t id, const char *password_hash,
-			 const char *keep_session_hash)
+int store_user_set_password(struct store *s, int64_t account_id, int64_t id,
+			    const char *password_hash, const char *keep_session_hash)
 {
-	struct sq_conn c = sq_acquire(sq_of(s));
+	struct sq_conn c = sq_acquire(s);
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
 		rc = sq_exec(&c, NULL,

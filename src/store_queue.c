@@ -1,0 +1,257 @@
+/* The store's queue: messages (claimed by several nodes at once on a shared database),
+ * drops and stats. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store_int.h"
+#include "util.h"
+
+int store_drops_add(struct store *s, const struct store_drop *d, size_t n)
+{
+	struct sq_conn c = sq_acquire(s);
+	int rc = sq_begin(&c);
+	/* The stored count is named by its table: on PostgreSQL a bare one is ambiguous. */
+	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = sq_exec(
+			&c, NULL,
+			"INSERT INTO drops (account_id, api_key_id, from_addr, reason, minute, "
+			"count) VALUES (?, ?, ?, ?, ?, ?) "
+			"ON CONFLICT (account_id, api_key_id, from_addr, reason, minute) "
+			"DO UPDATE SET count = drops.count + excluded.count",
+			"iissii", d[i].account_id, d[i].api_key_id, d[i].from, d[i].reason,
+			d[i].minute, d[i].count);
+	rc = sq_end(&c, rc);
+	sq_release(&c);
+	return rc;
+}
+
+static void read_drop(const struct sq_res *r, void *row)
+{
+	struct store_drop *d = row;
+	d->account_id = sq_int(r, 0);
+	d->api_key_id = sq_int(r, 1);
+	sq_col_text(r, 2, d->from, sizeof(d->from));
+	sq_col_text(r, 3, d->reason, sizeof(d->reason));
+	d->minute = sq_int(r, 4);
+	d->count = sq_int(r, 5);
+}
+
+int store_drops_list(struct store *s, int64_t account_id, int limit, store_drop_fn fn, void *arg)
+{
+	struct store_drop row;
+	return sq_list(s, read_drop, &row, (sq_row_fn)fn, arg,
+		       "SELECT account_id, api_key_id, from_addr, reason, minute, count "
+		       "FROM drops WHERE account_id = ? ORDER BY minute DESC, id DESC LIMIT ?",
+		       "id", account_id, limit);
+}
+
+struct reason_row {
+	char reason[40];
+	int64_t count;
+};
+
+static void read_reason(const struct sq_res *r, void *row)
+{
+	struct reason_row *x = row;
+	sq_col_text(r, 0, x->reason, sizeof(x->reason));
+	x->count = sq_int(r, 1);
+}
+
+struct reason_fn {
+	store_count_fn fn;
+	void *arg;
+};
+
+static int call_reason(void *arg, const void *row)
+{
+	const struct reason_fn *rf = arg;
+	const struct reason_row *r = row;
+	return rf->fn(rf->arg, r->reason, r->count);
+}
+
+int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
+		void *arg)
+{
+	struct sq_conn c = sq_acquire(s);
+	struct sq_res r;
+	struct reason_row row;
+	struct reason_fn rf = {fn, arg};
+	int rc = sq_step(&c, &r, "SELECT COUNT(*) FROM messages WHERE account_id = ?", "i",
+			 account_id);
+	if (rc == STORE_OK) {
+		*accepted = sq_int(&r, 0);
+		sq_done(&r);
+		rc = sq_each(&c, read_reason, &row, call_reason, &rf,
+			     "SELECT reason, SUM(count) FROM drops WHERE account_id = ? "
+			     "GROUP BY reason ORDER BY reason",
+			     "i", account_id);
+	}
+	sq_release(&c);
+	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
+}
+
+int store_messages_add(struct store *s, const struct store_message *m, size_t n)
+{
+	struct sq_conn c = sq_acquire(s);
+	int rc = sq_begin_batch(&c);
+	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = sq_exec(
+			&c, NULL,
+			"INSERT INTO messages (uid, account_id, api_key_id, system, from_addr, "
+			"status, next_attempt_at, recipients, payload, created_at, updated_at) "
+			"VALUES (?, ?, NULLIF(?, 0), ?, ?, 'queued', ?, ?, ?, ?, ?)",
+			"siidsidsii", m[i].uid, m[i].account_id, m[i].api_key_id,
+			m[i].system ? 1 : 0, m[i].from, m[i].now, m[i].recipients, m[i].payload,
+			m[i].now, m[i].now);
+	/* The commit is the fsync that makes every message of the batch durable at once. */
+	rc = sq_end_batch(&c, rc);
+	sq_release(&c);
+	return rc;
+}
+
+int store_messages_recover(struct store *s)
+{
+	/* One daemon owns a database of its own, so anything "sending" was cut off by a stop.
+	 * On a shared one other nodes may be delivering the rest: only a lapsed lease is
+	 * theirs no longer. */
+	return sq_write(s, NULL,
+			"UPDATE messages SET status = 'queued', lease_until = NULL "
+			"WHERE status = 'sending' AND (? = 0 OR lease_until < ?)",
+			"di", s->db->drv->shared ? 1 : 0, util_now());
+}
+
+/* The next due messages: queued or deferred and their time come, or left "sending" by a
+ * deliverer whose lease ran out. On a shared database the rows are locked, and rows other
+ * nodes are claiming that moment are skipped (the driver's skip_locked), so two nodes never
+ * take the same message. */
+#define CLAIM_SQL                                                                                  \
+	"UPDATE messages SET status = 'sending', lease_until = ?, "                                \
+	"  attempts = attempts + 1, updated_at = ? "                                               \
+	"WHERE id IN (SELECT id FROM messages WHERE "                                              \
+	"  ((status IN ('queued','deferred') AND next_attempt_at <= ?) OR "                        \
+	"   (status = 'sending' AND lease_until < ?)) "                                            \
+	"  ORDER BY next_attempt_at, id LIMIT ?%s) "                                               \
+	"RETURNING id, uid, account_id, COALESCE(api_key_id, 0), system, from_addr, "              \
+	"  payload, attempts, parts_done, created_at"
+
+char *sq_claim_sql(const struct db_driver *drv)
+{
+	size_t n = sizeof(CLAIM_SQL) + strlen(drv->skip_locked);
+	char *sql = xmalloc(n);
+	snprintf(sql, n, CLAIM_SQL, drv->skip_locked);
+	return sql;
+}
+
+static void read_queued(const struct sq_res *r, struct store_queued *out)
+{
+	out->id = sq_int(r, 0);
+	sq_col_text(r, 1, out->uid, sizeof(out->uid));
+	out->account_id = sq_int(r, 2);
+	out->api_key_id = sq_int(r, 3);
+	out->system = sq_int(r, 4) != 0;
+	sq_col_text(r, 5, out->from, sizeof(out->from));
+	const char *payload = sq_text(r, 6);
+	out->payload = xstrdup(payload ? payload : "");
+	out->attempts = (int)sq_int(r, 7);
+	out->parts_done = (int)sq_int(r, 8);
+	out->created_at = sq_int(r, 9);
+}
+
+int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
+			 struct store_queued *out, size_t max, size_t *n)
+{
+	struct sq_conn c = sq_acquire(s);
+	struct sq_res r;
+	*n = 0;
+	int rc = sq_step(&c, &r, s->claim_sql, "iiiid", lease_until, now, now, now, (int)max);
+	if (rc == STORE_OK) {
+		/* LIMIT keeps the rows to max; the claim is made once the statement has run
+		 * to its end. */
+		do
+			read_queued(&r, &out[(*n)++]);
+		while (*n < max && (rc = sq_next(&r)) == STORE_OK);
+		rc = rc == STORE_FAIL ? (sq_done(&r), STORE_FAIL) : sq_finish(&r);
+	}
+	if (rc != STORE_OK && rc != STORE_NOT_FOUND) {
+		for (size_t i = 0; i < *n; i++)
+			free(out[i].payload);
+		*n = 0;
+	}
+	sq_release(&c);
+	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
+int store_message_progress(struct store *s, int64_t id, int parts_done)
+{
+	return sq_write(s, NULL, "UPDATE messages SET parts_done = ? WHERE id = ?", "di",
+			parts_done, id);
+}
+
+int store_messages_finish(struct store *s, const struct store_finish *f, size_t n)
+{
+	struct sq_conn c = sq_acquire(s);
+	int rc = sq_begin_batch(&c);
+	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+		const struct store_outcome *o = f[i].outcome;
+		rc = sq_exec(
+			&c, NULL,
+			"UPDATE messages SET status = ?, "
+			"  next_attempt_at = CASE WHEN ? > 0 THEN ? ELSE next_attempt_at END, "
+			"  reason = ?, last_reply = ?, rejected = ?, lease_until = NULL, "
+			"  updated_at = ?, "
+			/* Postern's own mail carries a Verify All link: keep it no longer than
+			 * needed once the message is done. */
+			"  payload = CASE WHEN system = 1 AND ? IN ('sent','failed','dropped') "
+			"    THEN '' ELSE payload END "
+			"WHERE id = ?",
+			"siisssisi", o->status, o->next_attempt_at, o->next_attempt_at, o->reason,
+			o->last_reply, o->rejected, o->now, o->status, f[i].id);
+	}
+	rc = sq_end_batch(&c, rc);
+	sq_release(&c);
+	return rc;
+}
+
+#define MESSAGE_COLUMNS                                                                            \
+	"uid, from_addr, CASE status WHEN 'sending' THEN 'queued' ELSE status END, system, "       \
+	"attempts, recipients, created_at, updated_at, next_attempt_at, reason, last_reply, "      \
+	"rejected"
+
+static void read_message(const struct sq_res *r, void *row)
+{
+	struct store_message_info *m = row;
+	sq_col_text(r, 0, m->uid, sizeof(m->uid));
+	sq_col_text(r, 1, m->from, sizeof(m->from));
+	sq_col_text(r, 2, m->status, sizeof(m->status));
+	m->system = sq_int(r, 3) != 0;
+	m->attempts = (int)sq_int(r, 4);
+	m->recipients = (int)sq_int(r, 5);
+	m->created_at = sq_int(r, 6);
+	m->updated_at = sq_int(r, 7);
+	m->next_attempt_at = sq_int(r, 8);
+	sq_col_text(r, 9, m->reason, sizeof(m->reason));
+	sq_col_text(r, 10, m->last_reply, sizeof(m->last_reply));
+	sq_col_text(r, 11, m->rejected, sizeof(m->rejected));
+}
+
+int store_messages_list(struct store *s, int64_t account_id, const char *status, int limit,
+			store_message_fn fn, void *arg)
+{
+	struct store_message_info row;
+	/* "sending" is a moment inside delivery; to users the message is still queued. */
+	return sq_list(s, read_message, &row, (sq_row_fn)fn, arg,
+		       "SELECT " MESSAGE_COLUMNS " FROM messages WHERE account_id = ? AND "
+		       "(? IS NULL OR status = ? OR (? = 'queued' AND status = 'sending')) "
+		       "ORDER BY id DESC LIMIT ?",
+		       "isssd", account_id, status, status, status, limit);
+}
+
+int store_message_get(struct store *s, int64_t account_id, const char *uid,
+		      struct store_message_info *out)
+{
+	return sq_get(s, read_message, out,
+		      "SELECT " MESSAGE_COLUMNS " FROM messages WHERE account_id = ? AND uid = ?",
+		      "is", account_id, uid);
+}

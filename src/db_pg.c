@@ -15,6 +15,7 @@
 #include "log.h"
 #include "store.h"
 #include "util.h"
+#include "worker.h"
 
 #define PG_POOL	      8	  /* connections per gateway; grown on demand */
 #define PG_PARAMS     16  /* the most arguments one statement takes */
@@ -50,9 +51,8 @@ struct pg {
 	pthread_cond_t freed;
 	int nconns;
 	struct db_conn conns[PG_POOL];
-	pthread_t listener;
+	struct worker *listener; /* set under lock, once */
 	atomic_bool listening;
-	atomic_bool stop;
 	_Atomic uint64_t stamp;
 };
 
@@ -387,7 +387,7 @@ static int64_t pg_changes(struct db_conn *c)
 	return c->changes;
 }
 
-static void *pg_listen(void *arg);
+static void pg_listen(void *arg, struct worker *self);
 
 /* The listener starts with the first question, once the schema surely exists (a CLI
  * command that asks none never starts it). */
@@ -396,10 +396,12 @@ static int pg_stamp(struct db *db, uint64_t *stamp)
 	struct pg *p = pg_of(db);
 	if (!atomic_load(&p->listening)) {
 		pthread_mutex_lock(&p->lock);
-		if (!atomic_load(&p->listening)) {
-			if (pthread_create(&p->listener, NULL, pg_listen, p) != 0) {
+		if (!p->listener) {
+			char err[160];
+			p->listener = worker_start("PG listener", pg_listen, p, err, sizeof(err));
+			if (!p->listener) {
 				pthread_mutex_unlock(&p->lock);
-				log_error("store: cannot start the PostgreSQL listener");
+				log_error("%s", err);
 				return STORE_FAIL;
 			}
 			atomic_store(&p->listening, true);
@@ -431,12 +433,12 @@ static int64_t read_version(PGconn *pg)
 /* Every policy write (any node) fires a trigger that bumps policy_version and notifies
  * postern_policy. A notification moves the stamp at once; the counter, read twice a
  * second, catches what a lost connection missed. */
-static void *pg_listen(void *arg)
+static void pg_listen(void *arg, struct worker *self)
 {
 	struct pg *p = arg;
 	PGconn *pg = NULL;
 	int64_t seen = -1, next_read = 0;
-	while (!atomic_load(&p->stop)) {
+	while (!worker_stopping(self)) {
 		if (!pg || PQstatus(pg) != CONNECTION_OK) {
 			char err[256];
 			PQfinish(pg);
@@ -444,8 +446,7 @@ static void *pg_listen(void *arg)
 			PGresult *r = pg ? PQexec(pg, "LISTEN postern_policy") : NULL;
 			PQclear(r);
 			if (!pg) {
-				struct timespec pause = {0, PG_POLL_MS * 1000000L};
-				nanosleep(&pause, NULL);
+				worker_wait(self, PG_POLL_MS);
 				continue;
 			}
 			next_read = 0;
@@ -467,16 +468,12 @@ static void *pg_listen(void *arg)
 		}
 	}
 	PQfinish(pg);
-	return NULL;
 }
 
 static void pg_close(struct db *db)
 {
 	struct pg *p = pg_of(db);
-	if (atomic_load(&p->listening)) {
-		atomic_store(&p->stop, true);
-		pthread_join(p->listener, NULL);
-	}
+	worker_stop(p->listener);
 	for (int i = 0; i < p->nconns; i++) {
 		forget_prepared(&p->conns[i]);
 		PQfinish(p->conns[i].pg);

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "store.h"
 #include "util.h"
+#include "worker.h"
 
 #define SL_CACHE 256 /* statements kept prepared; any more are prepared for each use */
 
@@ -229,11 +230,7 @@ struct sl {
 	_Atomic uint64_t external;
 	atomic_bool restart_wanted;
 	int64_t version_seen;
-	pthread_t checkpoint_thread;
-	bool checkpointing;
-	pthread_mutex_t stop_lock;
-	pthread_cond_t stop_cond;
-	bool stop;
+	struct worker *checkpoint_thread;
 };
 
 static struct sl *sl_of(struct db *db)
@@ -557,22 +554,10 @@ static void sl_close_conn(struct db_conn *c)
 
 /* PASSIVE never blocks the writer or the readers; it copies what it can, and the writer
  * starts the WAL over once everything in it is in the database. */
-static void *sl_checkpoint_loop(void *arg)
+static void sl_checkpoint_loop(void *arg, struct worker *self)
 {
 	struct sl *d = arg;
-	pthread_mutex_lock(&d->stop_lock);
-	while (!d->stop) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += CHECKPOINT_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&d->stop_cond, &d->stop_lock, &until);
-		if (d->stop)
-			break;
-		pthread_mutex_unlock(&d->stop_lock);
+	while (worker_wait(self, CHECKPOINT_MS)) {
 		sl_watch_version(d);
 		int frames = 0;
 		int rc = sqlite3_wal_checkpoint_v2(d->checkpointer, NULL, SQLITE_CHECKPOINT_PASSIVE,
@@ -584,27 +569,16 @@ static void *sl_checkpoint_loop(void *arg)
 			atomic_store(&d->restart_wanted, true);
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			log_warn("store: checkpoint: %s", sqlite3_errmsg(d->checkpointer));
-		pthread_mutex_lock(&d->stop_lock);
 	}
-	pthread_mutex_unlock(&d->stop_lock);
-	return NULL;
 }
 
 static void sl_close(struct db *db)
 {
 	struct sl *d = sl_of(db);
-	if (d->checkpointing) {
-		pthread_mutex_lock(&d->stop_lock);
-		d->stop = true;
-		pthread_cond_signal(&d->stop_cond);
-		pthread_mutex_unlock(&d->stop_lock);
-		pthread_join(d->checkpoint_thread, NULL);
-	}
+	worker_stop(d->checkpoint_thread);
 	sqlite3_close(d->checkpointer);
 	if (d->shared && d->shared != &d->own)
 		munmap((void *)d->shared, sizeof(uint64_t));
-	pthread_mutex_destroy(&d->stop_lock);
-	pthread_cond_destroy(&d->stop_cond);
 	sl_close_conn(&d->conn);
 	sl_close_conn(&d->reader);
 	pthread_mutex_destroy(&d->lock);
@@ -657,8 +631,6 @@ struct db *db_sqlite_open(const char *path, char *err, size_t errlen)
 	d->base.drv = &sl_driver;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_mutex_init(&d->read_lock, NULL);
-	pthread_mutex_init(&d->stop_lock, NULL);
-	pthread_cond_init(&d->stop_cond, NULL);
 
 	/* The writer first: it creates the file and turns WAL on for both. */
 	struct db_conn checkpointer = {0};
@@ -683,11 +655,9 @@ struct db *db_sqlite_open(const char *path, char *err, size_t errlen)
 			 path, strerror(errno));
 		d->shared = &d->own;
 	}
-	d->checkpointing = pthread_create(&d->checkpoint_thread, NULL, sl_checkpoint_loop, d) == 0;
-	if (!d->checkpointing) {
-		snprintf(err, errlen, "%s: cannot start the checkpoint thread", path);
+	d->checkpoint_thread = worker_start("checkpointer", sl_checkpoint_loop, d, err, errlen);
+	if (!d->checkpoint_thread)
 		goto fail;
-	}
 	return &d->base;
 fail:
 	sl_close(&d->base);

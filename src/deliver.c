@@ -6,13 +6,11 @@
 #include "deliver.h"
 
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -22,6 +20,7 @@
 #include "relay.h"
 #include "signer.h"
 #include "util.h"
+#include "worker.h"
 
 #define LEASE_SECONDS  600
 #define IDLE_WAIT_MS   1000
@@ -50,11 +49,12 @@ struct cached_key {
 	char *pem;
 };
 
-struct worker {
+/* A delivery worker: one relay connection, its signer and its thread. */
+struct courier {
 	struct deliver *d;
 	struct relay *relay;
 	struct signer *signer;
-	pthread_t thread;
+	struct worker *thread;
 	struct outcome done[BATCH];
 	int ndone;
 	struct cached_key keys[KEYS_CACHED];
@@ -66,12 +66,9 @@ struct deliver {
 	const struct config *cfg;
 	struct policy_cache *policies;
 	struct drops *drops;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	bool stop;
 	unsigned char master[DKIMKEY_MASTER_LEN];
 	int nworkers;
-	struct worker *workers;
+	struct courier *workers;
 };
 
 /* The delay before retry number `attempts`: retry_base doubling up to retry_max, with
@@ -87,14 +84,6 @@ static int64_t backoff(const struct config *cfg, int attempts)
 	return delay < 1 ? 1 : (int64_t)delay;
 }
 
-static bool stopping(struct deliver *d)
-{
-	pthread_mutex_lock(&d->lock);
-	bool stop = d->stop;
-	pthread_mutex_unlock(&d->lock);
-	return stop;
-}
-
 #define RECORD_TRIES 120 /* a minute: long enough for an operator to free a full disk */
 
 static char *copy(const char *s)
@@ -105,7 +94,7 @@ static char *copy(const char *s)
 /* Writes the batch's outcomes in one transaction. They must be recorded: a message the
  * relay took but left "sending" would be sent again after a restart. A full disk may
  * clear, so keep trying for a while. */
-static void flush(struct worker *w)
+static void flush(struct courier *w, struct worker *self)
 {
 	struct store_finish f[BATCH];
 	for (int i = 0; i < w->ndone; i++)
@@ -116,7 +105,7 @@ static void flush(struct worker *w)
 		if (++tries == 1)
 			log_error("deliver: cannot record the outcome of %d messages; retrying",
 				  w->ndone);
-		if (tries >= RECORD_TRIES || stopping(w->d)) {
+		if (tries >= RECORD_TRIES || worker_stopping(self)) {
 			log_error("deliver: gave up recording the outcome of %d messages; they "
 				  "stay 'sending' until the next start or the end of their lease",
 				  w->ndone);
@@ -141,7 +130,7 @@ static void flush(struct worker *w)
 	w->ndone = 0;
 }
 
-static void finish(struct worker *w, const struct store_queued *m, const char *status,
+static void finish(struct courier *w, const struct store_queued *m, const char *status,
 		   const char *reason, const char *reply, const char *rejected, int64_t next)
 {
 	/* status is one of the literals below; the others are copied until the flush. */
@@ -153,7 +142,7 @@ static void finish(struct worker *w, const struct store_queued *m, const char *s
 }
 
 /* Records a retry, or the end when the message has waited give_up already. */
-static void defer(struct worker *w, const struct store_queued *m, const char *reply,
+static void defer(struct courier *w, const struct store_queued *m, const char *reply,
 		  const char *rejected)
 {
 	int64_t now = util_now();
@@ -165,7 +154,7 @@ static void defer(struct worker *w, const struct store_queued *m, const char *re
 }
 
 /* The delivery-time re-check. Returns true when the message may still be sent. */
-static bool still_allowed(struct worker *w, const struct store_queued *m)
+static bool still_allowed(struct courier *w, const struct store_queued *m)
 {
 	struct deliver *d = w->d;
 	if (m->system)
@@ -205,7 +194,7 @@ static void forget_key(struct cached_key *k)
 
 /* The signing key of the account's domain, from the cache or the store; NULL with
  * STORE_FAIL in *rc when it cannot be read. */
-static const struct cached_key *signing_key(struct worker *w, int64_t account_id,
+static const struct cached_key *signing_key(struct courier *w, int64_t account_id,
 					    const char *domain, int *rc)
 {
 	uint64_t stamp;
@@ -238,8 +227,8 @@ static const struct cached_key *signing_key(struct worker *w, int64_t account_id
 	return k;
 }
 
-static int sign(struct worker *w, const struct store_queued *m, char **data, size_t *len, char *why,
-		size_t whylen)
+static int sign(struct courier *w, const struct store_queued *m, char **data, size_t *len,
+		char *why, size_t whylen)
 {
 	char *signed_data;
 	size_t signed_len;
@@ -265,7 +254,7 @@ static int sign(struct worker *w, const struct store_queued *m, char **data, siz
 }
 
 /* Relays one personalization. Returns its outcome; res holds the relay's words. */
-static enum relay_outcome send_part(struct worker *w, const struct store_queued *m,
+static enum relay_outcome send_part(struct courier *w, const struct store_queued *m,
 				    const cJSON *payload, int part, struct relay_result *res,
 				    const char **reason)
 {
@@ -323,7 +312,7 @@ static void record_refused_part(cJSON *rejected, const cJSON *payload, int part,
 	}
 }
 
-static void process(struct worker *w, struct store_queued *m)
+static void process(struct courier *w, struct store_queued *m)
 {
 	struct deliver *d = w->d;
 	cJSON *payload = cJSON_Parse(m->payload);
@@ -377,53 +366,33 @@ out:
 	cJSON_Delete(payload);
 }
 
-static bool wait_for_work(struct deliver *d)
+static void work(void *arg, struct worker *self)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += IDLE_WAIT_MS / 1000;
-	pthread_mutex_lock(&d->lock);
-	if (!d->stop)
-		pthread_cond_timedwait(&d->wake, &d->lock, &until);
-	bool go_on = !d->stop;
-	pthread_mutex_unlock(&d->lock);
-	return go_on;
-}
-
-static void *work(void *arg)
-{
-	struct worker *w = arg;
+	struct courier *w = arg;
 	struct deliver *d = w->d;
-	for (;;) {
-		pthread_mutex_lock(&d->lock);
-		bool stop = d->stop;
-		pthread_mutex_unlock(&d->lock);
-		if (stop)
-			break;
+	while (!worker_stopping(self)) {
 		struct store_queued m[BATCH];
 		size_t n = 0;
 		int64_t now = util_now();
 		int rc = store_messages_claim(d->store, now, now + LEASE_SECONDS, m, BATCH, &n);
 		if (rc != STORE_OK || n == 0) {
-			if (!wait_for_work(d))
-				break;
+			worker_wait(self, IDLE_WAIT_MS);
 			continue;
 		}
 		for (size_t i = 0; i < n; i++) {
 			/* Stopping: the rest of the batch goes back to the queue at once rather
 			 * than waiting for its lease to end. */
-			if (stopping(d))
+			if (worker_stopping(self))
 				finish(w, &m[i], "deferred", NULL,
 				       "not attempted: the gateway was stopping", NULL, util_now());
 			else
 				process(w, &m[i]);
 			free(m[i].payload);
 		}
-		flush(w);
+		flush(w, self);
 	}
 	for (int i = 0; i < KEYS_CACHED; i++)
 		forget_key(&w->keys[i]);
-	return NULL;
 }
 
 struct deliver *deliver_start(struct store *s, const struct config *cfg,
@@ -437,8 +406,6 @@ struct deliver *deliver_start(struct store *s, const struct config *cfg,
 	d->policies = policies;
 	d->drops = drops;
 	memcpy(d->master, master, DKIMKEY_MASTER_LEN);
-	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->wake, NULL);
 	compose_init();
 	if (store_messages_recover(s) != STORE_OK)
 		log_warn("deliver: could not put interrupted messages back in the queue");
@@ -448,11 +415,13 @@ struct deliver *deliver_start(struct store *s, const struct config *cfg,
 		log_info("deliver: paused by [relay] paused; accepted mail stays queued");
 	d->workers = xcalloc((size_t)cfg->relay_connections, sizeof(*d->workers));
 	for (int i = 0; i < nworkers; i++) {
-		struct worker *w = &d->workers[i];
+		struct courier *w = &d->workers[i];
 		w->d = d;
 		w->relay = relay_new(cfg, err, errlen);
 		w->signer = w->relay ? signer_new(err, errlen) : NULL;
-		if (!w->signer || pthread_create(&w->thread, NULL, work, w) != 0) {
+		w->thread =
+			w->signer ? worker_start("delivery worker", work, w, err, errlen) : NULL;
+		if (!w->thread) {
 			relay_free(w->relay);
 			signer_free(w->signer);
 			if (!w->relay && !err[0])
@@ -468,27 +437,24 @@ struct deliver *deliver_start(struct store *s, const struct config *cfg,
 void deliver_wake(void *deliver)
 {
 	struct deliver *d = deliver;
-	pthread_mutex_lock(&d->lock);
-	pthread_cond_broadcast(&d->wake);
-	pthread_mutex_unlock(&d->lock);
+	for (int i = 0; i < d->nworkers; i++)
+		worker_wake(d->workers[i].thread);
 }
 
 void deliver_stop(struct deliver *d)
 {
 	if (!d)
 		return;
-	pthread_mutex_lock(&d->lock);
-	d->stop = true;
-	pthread_cond_broadcast(&d->wake);
-	pthread_mutex_unlock(&d->lock);
+	/* All are told at once, so none claims another batch while an earlier one winds
+	 * down. */
+	for (int i = 0; i < d->nworkers; i++)
+		worker_ask_stop(d->workers[i].thread);
 	for (int i = 0; i < d->nworkers; i++) {
-		pthread_join(d->workers[i].thread, NULL);
+		worker_stop(d->workers[i].thread);
 		relay_free(d->workers[i].relay);
 		signer_free(d->workers[i].signer);
 	}
 	free(d->workers);
 	sodium_memzero(d->master, sizeof(d->master));
-	pthread_cond_destroy(&d->wake);
-	pthread_mutex_destroy(&d->lock);
 	free(d);
 }

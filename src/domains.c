@@ -4,17 +4,16 @@
 #include "domains.h"
 
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "audit.h"
 #include "auth.h"
 #include "domain.h"
 #include "log.h"
 #include "util.h"
+#include "worker.h"
 
 /* Makes a selector that no earlier key of the domain used: "pst" and 8 random hex. */
 static void new_selector(char out[STORE_SELECTOR_MAX])
@@ -179,43 +178,33 @@ struct domains {
 	struct store *store;
 	const struct config *cfg;
 	struct dns *dns;
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	bool stop;
+	struct worker *checker;
+};
+
+/* What a pass over the due domains needs: the service and the thread it runs on. */
+struct pass {
+	struct domains *d;
+	struct worker *self;
 };
 
 static int check_due(void *arg, int64_t account_id, int64_t domain_id)
 {
-	struct domains *d = arg;
+	struct pass *p = arg;
 	/* A stop ends the pass between two domains, not after hundreds of slow lookups. */
-	pthread_mutex_lock(&d->lock);
-	bool stop = d->stop;
-	pthread_mutex_unlock(&d->lock);
-	if (!stop)
-		domains_check(d->store, d->cfg, d->dns, account_id, domain_id, "dns-check", NULL,
-			      NULL);
+	if (!worker_stopping(p->self))
+		domains_check(p->d->store, p->d->cfg, p->d->dns, account_id, domain_id, "dns-check",
+			      NULL, NULL);
 	return 0;
 }
 
-static void *schedule(void *arg)
+static void schedule(void *arg, struct worker *self)
 {
-	struct domains *d = arg;
-	pthread_mutex_lock(&d->lock);
-	while (!d->stop) {
-		pthread_mutex_unlock(&d->lock);
+	struct pass p = {arg, self};
+	do {
 		int64_t now = util_now();
-		store_domains_due(d->store, now - d->cfg->dns_check_pending,
-				  now - d->cfg->dns_check_verified, check_due, d);
-		pthread_mutex_lock(&d->lock);
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
-		if (!d->stop)
-			pthread_cond_timedwait(&d->wake, &d->lock, &until);
-	}
-	pthread_mutex_unlock(&d->lock);
-	return NULL;
+		store_domains_due(p.d->store, now - p.d->cfg->dns_check_pending,
+				  now - p.d->cfg->dns_check_verified, check_due, &p);
+	} while (worker_wait(self, 1000));
 }
 
 struct domains *domains_start(struct store *s, const struct config *cfg, char *err, size_t errlen)
@@ -224,28 +213,19 @@ struct domains *domains_start(struct store *s, const struct config *cfg, char *e
 	d->store = s;
 	d->cfg = cfg;
 	d->dns = dns_new(cfg->dns_servers, cfg->dns_timeout * 1000, err, errlen);
-	if (!d->dns) {
-		free(d);
-		return NULL;
-	}
-	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->wake, NULL);
-	if (pthread_create(&d->thread, NULL, schedule, d) != 0)
-		fatal("cannot start the domain scheduler");
-	return d;
+	if (d->dns)
+		d->checker = worker_start("domain checker", schedule, d, err, errlen);
+	if (d->checker)
+		return d;
+	domains_stop(d);
+	return NULL;
 }
 
 void domains_stop(struct domains *d)
 {
 	if (!d)
 		return;
-	pthread_mutex_lock(&d->lock);
-	d->stop = true;
-	pthread_cond_signal(&d->wake);
-	pthread_mutex_unlock(&d->lock);
-	pthread_join(d->thread, NULL);
+	worker_stop(d->checker);
 	dns_free(d->dns);
-	pthread_cond_destroy(&d->wake);
-	pthread_mutex_destroy(&d->lock);
 	free(d);
 }

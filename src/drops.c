@@ -3,18 +3,17 @@
  * outside, putting the counts back if the store refuses them. */
 #include "drops.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 #include "strmap.h"
 #include "util.h"
+#include "worker.h"
 
 #define FLUSH_INTERVAL_MS 250
 
@@ -22,10 +21,8 @@ struct drops {
 	struct store *store;
 	pthread_mutex_t lock;
 	pthread_mutex_t flushing; /* one flush at a time keeps put-backs simple */
-	pthread_cond_t wake;
 	struct strmap pending;
-	bool stop;
-	pthread_t thread;
+	struct worker *flusher;
 };
 
 void drops_record(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
@@ -99,50 +96,32 @@ int drops_flush(struct drops *d)
 	return rc;
 }
 
-static void *flusher(void *arg)
+static void flush_loop(void *arg, struct worker *self)
 {
-	struct drops *d = arg;
-	pthread_mutex_lock(&d->lock);
-	while (!d->stop) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_nsec += FLUSH_INTERVAL_MS * 1000000L;
-		until.tv_sec += until.tv_nsec / 1000000000L;
-		until.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&d->wake, &d->lock, &until);
-		pthread_mutex_unlock(&d->lock);
-		drops_flush(d);
-		pthread_mutex_lock(&d->lock);
-	}
-	pthread_mutex_unlock(&d->lock);
-	return NULL;
+	while (worker_wait(self, FLUSH_INTERVAL_MS))
+		drops_flush(arg);
 }
 
-struct drops *drops_start(struct store *s)
+struct drops *drops_start(struct store *s, char *err, size_t errlen)
 {
 	struct drops *d = xcalloc(1, sizeof(*d));
 	d->store = s;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_mutex_init(&d->flushing, NULL);
-	pthread_cond_init(&d->wake, NULL);
-	int rc = pthread_create(&d->thread, NULL, flusher, d);
-	if (rc != 0)
-		fatal("cannot start the drop counter thread: %s", strerror(rc));
-	return d;
+	d->flusher = worker_start("drop counter", flush_loop, d, err, errlen);
+	if (d->flusher)
+		return d;
+	drops_stop(d);
+	return NULL;
 }
 
 void drops_stop(struct drops *d)
 {
 	if (!d)
 		return;
-	pthread_mutex_lock(&d->lock);
-	d->stop = true;
-	pthread_cond_signal(&d->wake);
-	pthread_mutex_unlock(&d->lock);
-	pthread_join(d->thread, NULL);
+	worker_stop(d->flusher);
 	drops_flush(d);
 	strmap_free(&d->pending);
-	pthread_cond_destroy(&d->wake);
 	pthread_mutex_destroy(&d->flushing);
 	pthread_mutex_destroy(&d->lock);
 	free(d);

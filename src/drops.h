@@ -5,6 +5,7 @@
 #ifndef POSTERN_DROPS_H
 #define POSTERN_DROPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "policy.h"
@@ -12,7 +13,8 @@
 
 struct drops;
 
-struct drops *drops_start(struct store *s);
+/* NULL with err when the thread cannot start. */
+struct drops *drops_start(struct store *s, char *err, size_t errlen);
 /* Writes what is pending, then stops the thread. */
 void drops_stop(struct drops *d);
 void drops_record(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,

@@ -6,9 +6,7 @@
  * gateway spends no system call per line; the CLI writes each line as it comes. */
 #include "log.h"
 
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <glib.h>
 #include <stdio.h>
@@ -16,12 +14,12 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "worker.h"
+
 #define FLUSH_MS 50
 
 static bool quiet;
-static bool buffered;
-static atomic_bool stopping;
-static pthread_t flusher;
+static struct worker *flusher; /* set while lines are buffered */
 
 void log_quiet(void)
 {
@@ -35,38 +33,35 @@ static void flush(void)
 	funlockfile(stderr);
 }
 
-static void *flush_loop(void *arg)
+static void flush_loop(void *arg, struct worker *self)
 {
 	(void)arg;
-	struct timespec pause = {0, FLUSH_MS * 1000000L};
-	while (!atomic_load(&stopping)) {
-		nanosleep(&pause, NULL);
+	while (worker_wait(self, FLUSH_MS))
 		flush();
-	}
-	return NULL;
 }
 
-void log_buffered(void)
+int log_buffered(char *err, size_t errlen)
 {
 	static char buf[1 << 16];
-	if (buffered)
-		return;
+	if (flusher)
+		return 0;
 	setvbuf(stderr, buf, _IOFBF, sizeof(buf));
-	buffered = pthread_create(&flusher, NULL, flush_loop, NULL) == 0;
-	if (!buffered)
+	flusher = worker_start("log flusher", flush_loop, NULL, err, errlen);
+	if (!flusher) {
 		setvbuf(stderr, NULL, _IONBF, 0);
+		return -1;
+	}
+	return 0;
 }
 
 void log_unbuffered(void)
 {
-	if (!buffered)
+	if (!flusher)
 		return;
-	atomic_store(&stopping, true);
-	pthread_join(flusher, NULL);
+	worker_stop(flusher);
+	flusher = NULL;
 	flush();
 	setvbuf(stderr, NULL, _IONBF, 0);
-	buffered = false;
-	atomic_store(&stopping, false);
 }
 
 /* A character a terminal or a log reader would take as text: printable ASCII, or a valid

@@ -7,8 +7,9 @@
 /* Below warnings nothing is written: the CLI tools keep their output for the user. */
 void log_quiet(void);
 /* The daemon's mode: lines are buffered and written every 50 ms, errors at once, until
- * log_unbuffered writes what is left. */
-void log_buffered(void);
+ * log_unbuffered writes what is left. -1 with err (lines stay unbuffered) when the
+ * flusher thread cannot start. */
+int log_buffered(char *err, size_t errlen);
 void log_unbuffered(void);
 /* Copies in to out (n bytes, always terminated) with control characters, bytes that are
  * not UTF-8 and backslashes written as \xNN or \\; returns the length written. Every log

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "util.h"
+#include "worker.h"
 
 #define BATCH_MAX 1024
 
@@ -31,10 +32,8 @@ struct queue {
 	void (*on_commit)(void *arg);
 	void *arg;
 	pthread_mutex_t lock;
-	pthread_cond_t work;
 	struct waiter *head, **tail;
-	bool stop;
-	pthread_t thread;
+	struct worker *writer; /* once it is stopping, no more messages are taken */
 	struct queue_stats stats;
 };
 
@@ -72,65 +71,80 @@ static size_t commit(struct queue *q, const struct store_message *m, int *rc, si
 	return r == STORE_OK;
 }
 
-static void *writer(void *arg)
+/* The writer's buffers, one slot per message of a batch. */
+struct batch {
+	struct waiter **waiters;
+	struct store_message *msgs;
+	int *rcs;
+};
+
+/* Takes the next batch off the list; 0 when it is empty. */
+static size_t take_next(struct queue *q, struct batch *b)
 {
-	struct queue *q = arg;
-	struct waiter **batch = xcalloc(BATCH_MAX, sizeof(*batch));
-	struct store_message *msgs = xcalloc(BATCH_MAX, sizeof(*msgs));
-	int *rcs = xcalloc(BATCH_MAX, sizeof(*rcs));
-
 	pthread_mutex_lock(&q->lock);
-	for (;;) {
-		while (!q->head && !q->stop)
-			pthread_cond_wait(&q->work, &q->lock);
-		if (!q->head && q->stop)
-			break;
-		size_t n = take(q, batch);
-		pthread_mutex_unlock(&q->lock);
-
-		for (size_t i = 0; i < n; i++)
-			msgs[i] = *batch[i]->m;
-		size_t commits = commit(q, msgs, rcs, n);
-
-		pthread_mutex_lock(&q->lock);
-		size_t stored = 0;
-		for (size_t i = 0; i < n; i++)
-			stored += rcs[i] == STORE_OK;
-		q->stats.commits += commits;
-		q->stats.messages += stored;
-		if (commits == 1 && stored > q->stats.largest)
-			q->stats.largest = stored;
-		size_t async = 0;
-		for (size_t i = 0; i < n; i++) {
-			if (batch[i]->callback) {
-				rcs[async] = rcs[i];
-				batch[async++] = batch[i]; /* answered below, without the lock */
-				continue;
-			}
-			batch[i]->rc = rcs[i];
-			batch[i]->done = true;
-			pthread_cond_signal(&batch[i]->cond);
-		}
-		pthread_mutex_unlock(&q->lock);
-		for (size_t i = 0; i < async; i++) {
-			batch[i]->callback(batch[i]->arg, rcs[i]);
-			free(batch[i]);
-		}
-		pthread_mutex_lock(&q->lock);
-		if (stored && q->on_commit) {
-			pthread_mutex_unlock(&q->lock);
-			q->on_commit(q->arg);
-			pthread_mutex_lock(&q->lock);
-		}
-	}
+	size_t n = take(q, b->waiters);
 	pthread_mutex_unlock(&q->lock);
-	free(batch);
-	free(msgs);
-	free(rcs);
-	return NULL;
+	return n;
 }
 
-struct queue *queue_start(struct store *s, void (*on_commit)(void *arg), void *arg)
+/* Commits n waiters and answers each: a sleeping caller is woken, a callback is run
+ * without the lock. */
+static void write_batch(struct queue *q, struct batch *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		b->msgs[i] = *b->waiters[i]->m;
+	size_t commits = commit(q, b->msgs, b->rcs, n);
+
+	pthread_mutex_lock(&q->lock);
+	size_t stored = 0;
+	for (size_t i = 0; i < n; i++)
+		stored += b->rcs[i] == STORE_OK;
+	q->stats.commits += commits;
+	q->stats.messages += stored;
+	if (commits == 1 && stored > q->stats.largest)
+		q->stats.largest = stored;
+	size_t async = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct waiter *w = b->waiters[i];
+		if (w->callback) {
+			b->rcs[async] = b->rcs[i];
+			b->waiters[async++] = w; /* answered below, without the lock */
+			continue;
+		}
+		w->rc = b->rcs[i];
+		w->done = true;
+		pthread_cond_signal(&w->cond);
+	}
+	pthread_mutex_unlock(&q->lock);
+	for (size_t i = 0; i < async; i++) {
+		b->waiters[i]->callback(b->waiters[i]->arg, b->rcs[i]);
+		free(b->waiters[i]);
+	}
+	if (stored && q->on_commit)
+		q->on_commit(q->arg);
+}
+
+static void write_loop(void *arg, struct worker *self)
+{
+	struct queue *q = arg;
+	struct batch b = {xcalloc(BATCH_MAX, sizeof(*b.waiters)),
+			  xcalloc(BATCH_MAX, sizeof(*b.msgs)), xcalloc(BATCH_MAX, sizeof(*b.rcs))};
+	bool more;
+	do {
+		/* Once more after the stop: queue_put checks for the stop under the lock this
+		 * drain takes, so every message it let in is committed. */
+		more = worker_wait(self, WORKER_FOREVER);
+		size_t n;
+		while ((n = take_next(q, &b)) > 0)
+			write_batch(q, &b, n);
+	} while (more);
+	free(b.waiters);
+	free(b.msgs);
+	free(b.rcs);
+}
+
+struct queue *queue_start(struct store *s, void (*on_commit)(void *arg), void *arg, char *err,
+			  size_t errlen)
 {
 	struct queue *q = xcalloc(1, sizeof(*q));
 	q->store = s;
@@ -138,10 +152,12 @@ struct queue *queue_start(struct store *s, void (*on_commit)(void *arg), void *a
 	q->arg = arg;
 	q->tail = &q->head;
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_cond_init(&q->work, NULL);
-	int rc = pthread_create(&q->thread, NULL, writer, q);
-	if (rc != 0)
-		fatal("cannot start the queue writer: %s", strerror(rc));
+	q->writer = worker_start("queue writer", write_loop, q, err, errlen);
+	if (!q->writer) {
+		pthread_mutex_destroy(&q->lock);
+		free(q);
+		return NULL;
+	}
 	return q;
 }
 
@@ -150,7 +166,7 @@ int queue_put(struct queue *q, const struct store_message *m)
 	struct waiter w = {.m = m};
 	pthread_cond_init(&w.cond, NULL);
 	pthread_mutex_lock(&q->lock);
-	if (q->stop) {
+	if (worker_stopping(q->writer)) {
 		pthread_mutex_unlock(&q->lock);
 		pthread_cond_destroy(&w.cond);
 		return STORE_FAIL;
@@ -159,7 +175,7 @@ int queue_put(struct queue *q, const struct store_message *m)
 	*q->tail = &w;
 	// cppcheck-suppress autoVariables
 	q->tail = &w.next;
-	pthread_cond_signal(&q->work);
+	worker_wake(q->writer);
 	while (!w.done)
 		pthread_cond_wait(&w.cond, &q->lock);
 	pthread_mutex_unlock(&q->lock);
@@ -175,7 +191,7 @@ void queue_put_async(struct queue *q, const struct store_message *m,
 	w->callback = done;
 	w->arg = arg;
 	pthread_mutex_lock(&q->lock);
-	if (q->stop) {
+	if (worker_stopping(q->writer)) {
 		pthread_mutex_unlock(&q->lock);
 		free(w);
 		done(arg, STORE_FAIL);
@@ -183,7 +199,7 @@ void queue_put_async(struct queue *q, const struct store_message *m,
 	}
 	*q->tail = w;
 	q->tail = &w->next;
-	pthread_cond_signal(&q->work);
+	worker_wake(q->writer);
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -198,15 +214,10 @@ void queue_stop(struct queue *q)
 {
 	if (!q)
 		return;
-	pthread_mutex_lock(&q->lock);
-	q->stop = true;
-	pthread_cond_signal(&q->work);
-	pthread_mutex_unlock(&q->lock);
-	pthread_join(q->thread, NULL);
+	worker_stop(q->writer);
 	log_info("queue: %llu messages in %llu commits (largest %llu)",
 		 (unsigned long long)q->stats.messages, (unsigned long long)q->stats.commits,
 		 (unsigned long long)q->stats.largest);
-	pthread_cond_destroy(&q->work);
 	pthread_mutex_destroy(&q->lock);
 	free(q);
 }

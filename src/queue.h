@@ -5,6 +5,7 @@
 #ifndef POSTERN_QUEUE_H
 #define POSTERN_QUEUE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -12,8 +13,9 @@
 struct queue;
 
 /* on_commit (may be NULL) is called after each commit that stored messages, e.g. to wake
- * the delivery workers. */
-struct queue *queue_start(struct store *s, void (*on_commit)(void *arg), void *arg);
+ * the delivery workers. NULL with err when the writer thread cannot start. */
+struct queue *queue_start(struct store *s, void (*on_commit)(void *arg), void *arg, char *err,
+			  size_t errlen);
 /* Lets pending commits finish, then stops the writer. */
 void queue_stop(struct queue *q);
 /* Stores m durably. Returns STORE_OK once it is committed, or the store's failure: a

@@ -80,7 +80,12 @@ static int run(const struct config *cfg)
 	sigaddset(&stop, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	log_buffered(); /* its thread starts with the stop signals blocked, like every other */
+	/* Its thread starts with the stop signals blocked, like every other. A thread that
+	 * cannot start stops start-up, with one line naming it. */
+	if (log_buffered(err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
 
 	if (auth_init() < 0) {
 		log_error("cannot initialise libsodium");
@@ -98,14 +103,16 @@ static int run(const struct config *cfg)
 		log_error("%s", err);
 		return -1;
 	}
-	if (prepare_relay(cfg) < 0) {
+	/* PostgreSQL's listener starts with the first question for the stamp: asked here, a
+	 * listener that cannot start stops start-up (the driver says why), not a request. */
+	uint64_t stamp;
+	if (store_policy_stamp(store, &stamp) != STORE_OK || prepare_relay(cfg) < 0) {
 		store_close(store);
 		return -1;
 	}
 	struct api_ctx ctx = {.store = store,
 			      .cfg = cfg,
 			      .policies = policy_cache_new(store),
-			      .drops = drops_start(store),
 			      .secure_cookies = strncmp(cfg->public_url, "https://", 8) == 0};
 	struct deliver *deliver = NULL;
 	struct domains *domains = NULL;
@@ -121,6 +128,11 @@ static int run(const struct config *cfg)
 		goto out;
 	}
 	notify_init(ctx.master_key);
+	ctx.drops = drops_start(store, err, sizeof(err));
+	if (!ctx.drops) {
+		log_error("%s", err);
+		goto out;
+	}
 	deliver = deliver_start(store, cfg, ctx.policies, ctx.drops, ctx.master_key, err,
 				sizeof(err));
 	if (!deliver) {
@@ -133,7 +145,11 @@ static int run(const struct config *cfg)
 		goto out;
 	}
 	/* Each commit wakes the workers, so new mail leaves without waiting for a poll. */
-	ctx.queue = queue_start(store, deliver_wake, deliver);
+	ctx.queue = queue_start(store, deliver_wake, deliver, err, sizeof(err));
+	if (!ctx.queue) {
+		log_error("%s", err);
+		goto out;
+	}
 	http = http_start(cfg->listen, cfg->threads, cfg->trusted_proxies, api_handle, &ctx, err,
 			  sizeof(err));
 	if (!http) {

@@ -1,16 +1,17 @@
 'use strict';
 // Helpers for the panel's end-to-end test: run the real `postern` binary, start the daemon
-// on free loopback ports with a temporary database, launch Debian's Chromium. Everything
-// started here is stopped by its PID, and every wait is bounded.
+// through the integration tests' launcher (tests/integration/harness.py serve) with a
+// temporary database, launch Debian's Chromium. Everything started here is stopped by its
+// PID, and every wait is bounded.
 
 const { spawn, execFile } = require('node:child_process');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const BIN = path.resolve(process.env.POSTERN_BIN || path.join(ROOT, 'build', 'postern'));
+const LAUNCHER = path.join(ROOT, 'tests', 'integration', 'harness.py');
 const PASSWORD = 'correct horse battery';
 
 const CHROMIUM_ARGS = [
@@ -20,19 +21,6 @@ const CHROMIUM_ARGS = [
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** A TCP port on 127.0.0.1 that was free a moment ago (the kernel picks it). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs `postern ARGS` with POSTERN_PASSWORD set; resolves to stdout, rejects on failure. */
 function cli(args, { password = PASSWORD, timeout = 60000 } = {}) {
@@ -76,6 +64,12 @@ function withTimeout(promise, ms, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * A gateway started by the integration tests' launcher (`harness.py serve`), so that the
+ * panel test runs the daemon the way every Python suite does. dir and db exist before
+ * start(), for the CLI fixtures; the launcher stops the daemon by PID when its standard
+ * input closes or it gets SIGTERM.
+ */
 class Gateway {
   constructor() {
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-e2e-'));
@@ -89,25 +83,29 @@ class Gateway {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  async start(timeoutMs = 15000) {
-    this.port = await freePort();
-    // DNS goes to a loopback port where nothing answers: domain checks never leave the box.
-    const dnsPort = await freePort();
-    const log = fs.openSync(this.logPath, 'a');
-    this.proc = spawn(BIN, [
-      'serve', '--db', this.db, '--listen', `127.0.0.1:${this.port}`,
-      '--relay', `outbox:${path.join(this.dir, 'outbox')}`, '--dns', `127.0.0.1:${dnsPort}`,
-    ], { stdio: ['ignore', log, log] });
-    fs.closeSync(log);
-    let exited = null;
-    this.proc.on('exit', (code, signal) => {
-      exited = code ?? signal;
-    });
-    await until(async () => {
-      if (exited !== null) throw new Error(`postern serve exited (${exited}):\n${this.log()}`);
-      const res = await fetch(`${this.base}/`, { signal: AbortSignal.timeout(1000) });
-      return res.status === 200;
-    }, 'postern serve to answer GET /', timeoutMs, 100);
+  async start(timeoutMs = 30000) {
+    // The fixtures are made with --db: the launcher must use SQLite whatever the caller's
+    // environment says.
+    const env = { ...process.env, POSTERN_BIN: BIN, POSTERN_TEST_BACKEND: 'sqlite' };
+    this.proc = spawn('python3', [LAUNCHER, 'serve', '--dir', this.dir],
+      { env, stdio: ['pipe', 'pipe', 'inherit'] });
+    const info = await withTimeout(new Promise((resolve, reject) => {
+      let out = '';
+      this.proc.stdout.on('data', (chunk) => {
+        out += chunk;
+        const nl = out.indexOf('\n');
+        if (nl < 0) return;
+        try {
+          resolve(JSON.parse(out.slice(0, nl)));
+        } catch (err) {
+          reject(new Error(`harness.py serve printed ${out.slice(0, nl)}: ${err.message}`));
+        }
+      });
+      this.proc.on('exit', (code, signal) => {
+        reject(new Error(`harness.py serve exited (${code ?? signal}):\n${this.log()}`));
+      });
+    }), timeoutMs, 'harness.py serve');
+    this.port = info.port;
     return this;
   }
 
@@ -119,18 +117,18 @@ class Gateway {
     }
   }
 
-  /** SIGTERM, then SIGKILL after timeoutMs; by PID only. */
-  async stop(timeoutMs = 10000) {
+  /** Closes the launcher's standard input (it stops the daemon); SIGKILL after timeoutMs. */
+  async stop(timeoutMs = 20000) {
     const p = this.proc;
     this.proc = null;
     if (!p || p.exitCode !== null || p.signalCode !== null) return;
     const gone = new Promise((resolve) => p.once('exit', resolve));
-    p.kill('SIGTERM');
+    p.stdin.end();
     try {
-      await withTimeout(gone, timeoutMs, 'postern serve shutdown');
+      await withTimeout(gone, timeoutMs, 'harness.py serve shutdown');
     } catch {
       p.kill('SIGKILL');
-      await withTimeout(gone, 5000, 'postern serve kill').catch(() => {});
+      await withTimeout(gone, 5000, 'harness.py serve kill').catch(() => {});
     }
   }
 
@@ -139,4 +137,4 @@ class Gateway {
   }
 }
 
-module.exports = { BIN, ROOT, PASSWORD, CHROMIUM_ARGS, Gateway, cli, freePort, until, withTimeout, sleep };
+module.exports = { BIN, ROOT, PASSWORD, CHROMIUM_ARGS, Gateway, cli, until, withTimeout, sleep };

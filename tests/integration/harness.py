@@ -108,23 +108,10 @@ OWN_CLUSTER = {}  # "dir": where the cluster _own_cluster started lives (data, s
 def _own_cluster():
     """A cluster for this process alone (a suite run by hand, or one that restarts its
     server), stopped at exit."""
-    directory = tempfile.mkdtemp(prefix="postern-pg-")
-    r = subprocess.run(["sh", PG_CLUSTER, "start", directory, "auto"], capture_output=True,
-                       text=True, stdin=subprocess.DEVNULL, timeout=300)
-    if r.returncode != 0:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise AssertionError("cannot start a PostgreSQL cluster: " + r.stderr)
-    # The script may have put the cluster elsewhere, where user postgres can reach it.
-    home = os.path.join(directory, "home")
-    OWN_CLUSTER["dir"] = open(home).read().strip() if os.path.exists(home) else directory
-
-    def stop():
-        subprocess.run(["sh", PG_CLUSTER, "stop", directory], stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=120)
-        shutil.rmtree(directory, ignore_errors=True)
-
-    atexit.register(stop)
-    return r.stdout.strip().splitlines()[-1]
+    cluster = PgCluster().start()
+    OWN_CLUSTER["dir"] = cluster.home()
+    atexit.register(cluster.stop)
+    return cluster.conninfo
 
 
 def psql(conninfo, sql, timeout=60):
@@ -197,9 +184,13 @@ class Gateway:
     """A `postern serve` process on 127.0.0.1 with its own database and outbox.
 
     shares: another Gateway whose database (and DKIM master key) this one uses too, as a
-    second node of the same installation (PostgreSQL only)."""
+    second node of the same installation (PostgreSQL only). postgres: the conninfo of a
+    database the caller owns, with master_key its DKIM master key file (the benchmark's
+    cluster). relay: the relay URL instead of the outbox; config: {section: {key: value}},
+    an ini given with --config; test_clock=False: no POSTERN_TEST_CLOCK in its environment."""
 
-    def __init__(self, extra_args=(), tmp=None, shares=None):
+    def __init__(self, extra_args=(), tmp=None, shares=None, *, relay=None, config=None,
+                 postgres=None, master_key=None, test_clock=True):
         self.tmp = tmp or tempfile.mkdtemp(prefix="postern-it-")
         self.backend = BACKEND
         self.port = None
@@ -215,6 +206,9 @@ class Gateway:
                 raise AssertionError("only PostgreSQL is shared by several gateways")
             self.db, self.master_key = shares.db, shares.master_key
             self.dbname, self.conninfo = shares.dbname, shares.conninfo
+        elif postgres:
+            self.db, self.master_key = None, master_key
+            self.dbname, self.conninfo = None, postgres
         else:
             # SQLite: the database file, with the DKIM master key beside it (the default).
             self.db = os.path.join(self.tmp, "postern.db")
@@ -227,8 +221,11 @@ class Gateway:
                 self.conninfo = conninfo_with(pg_server(), dbname=self.dbname)
         # What the CLI's store commands take to reach this gateway's store; domain add
         # also needs the master key with PostgreSQL (there is no database file to sit by).
-        self.store_args = ["--postgres", self.conninfo] if POSTGRES else ["--db", self.db]
-        self.key_args = ["--master-key", self.master_key] if POSTGRES else []
+        self.store_args = ["--postgres", self.conninfo] if self.conninfo else ["--db", self.db]
+        self.key_args = ["--master-key", self.master_key] if self.conninfo else []
+        self.relay = relay or "outbox:" + os.path.join(self.tmp, "outbox")
+        self.config = config
+        self.test_clock = test_clock
 
     def init(self, account="acme", admin="admin@acme.test"):
         must(cli("init", *self.store_args, "--account", account, "--admin", admin))
@@ -252,7 +249,7 @@ class Gateway:
     def sql(self, query, *params):
         """The rows of query (SQLite's ? placeholders) as a list of tuples; a statement
         that returns no rows is committed and gives []."""
-        if POSTGRES:
+        if self.conninfo:
             return pg_rows(self.conninfo, query, params)
         import sqlite3
         db = sqlite3.connect(self.db, timeout=30)
@@ -283,7 +280,7 @@ class Gateway:
         goes in through an ini: the one in args with a [dkim] section added (a copy;
         merge_config=False leaves a given --config alone), or one of the harness's."""
         args = list(args)
-        if POSTGRES:
+        if self.conninfo:
             dkim = f"\n[dkim]\nmaster_key_file = {self.master_key}\n"
             if "--config" in args[:-1]:
                 i = args.index("--config") + 1
@@ -317,11 +314,17 @@ class Gateway:
         self.port = free_port()
         # DNS goes to a loopback port where nothing answers unless a test brings its own
         # server: domain checks never leave the machine.
-        args = self.serve_command("--listen", f"127.0.0.1:{self.port}",
-                                  "--relay", "outbox:" + os.path.join(self.tmp, "outbox"),
-                                  "--dns", f"127.0.0.1:{self.dns_port}", *self.extra_args)
+        config = []
+        if self.config:
+            config = ["--config", write_config(os.path.join(self.tmp, "gateway.ini"),
+                                               self.config)]
+        args = self.serve_command("--listen", f"127.0.0.1:{self.port}", "--relay", self.relay,
+                                  "--dns", f"127.0.0.1:{self.dns_port}", *config,
+                                  *self.extra_args)
         self.log = open(self.log_path, "ab")
-        env = dict(os.environ, POSTERN_TEST_CLOCK=self.clock_path)
+        env = dict(os.environ)
+        if self.test_clock:
+            env["POSTERN_TEST_CLOCK"] = self.clock_path
         env.pop("POSTERN_POSTGRES", None)
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, env=env)
@@ -597,14 +600,15 @@ def _dns_query(name):
 
 class SmtpSink:
     """Postfix's smtp-sink on a free loopback port: a real SMTP server that writes each
-    message it accepts to a file in its directory. extra: its options, e.g. ["-r", "MAIL"]
-    to answer MAIL FROM with 4xx, ["-f", "MAIL"] for 5xx."""
+    message it accepts to a file in its directory (None: it keeps nothing). extra: its
+    options, e.g. ["-r", "MAIL"] to answer MAIL FROM with 4xx, ["-f", "MAIL"] for 5xx."""
 
     BIN = "/usr/sbin/smtp-sink"
 
-    def __init__(self, directory, port=None):
+    def __init__(self, directory=None, port=None):
         self.dir = directory
-        os.makedirs(directory, exist_ok=True)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
         self.port = port or free_port()
         self.proc = None
 
@@ -612,7 +616,9 @@ class SmtpSink:
         args = [self.BIN]
         if os.geteuid() == 0:
             args += ["-u", "root"]  # smtp-sink insists on dropping root to someone
-        args += [*extra, "-d", os.path.join(self.dir, "%M."), f"127.0.0.1:{self.port}", "100"]
+        if self.dir:
+            extra = [*extra, "-d", os.path.join(self.dir, "%M.")]
+        args += [*extra, f"127.0.0.1:{self.port}", "100"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -680,3 +686,109 @@ def wait_until(fn, timeout=20, interval=0.1):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def write_config(path, sections):
+    """Writes sections ({section: {key: value}}) as an ini file; returns path."""
+    with open(path, "w") as f:
+        for section, keys in sections.items():
+            f.write(f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()))
+    return path
+
+
+class PgCluster:
+    """A throwaway PostgreSQL 15 cluster of scripts/pg-cluster.sh, kept in directory (a new
+    temporary one by default): start() gives it a free loopback port and sets conninfo (the
+    maintenance database); stop() stops it (pg_ctl, else SIGKILL to the postmaster's PID)
+    and removes the directory."""
+
+    def __init__(self, directory=None):
+        self.dir = directory or tempfile.mkdtemp(prefix="postern-pg-")
+        self.conninfo = None
+
+    def start(self):
+        r = subprocess.run(["sh", PG_CLUSTER, "start", self.dir, "auto"], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=300)
+        if r.returncode != 0:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise AssertionError("cannot start a PostgreSQL cluster: " + r.stderr)
+        self.conninfo = r.stdout.strip().splitlines()[-1]
+        return self
+
+    def home(self):
+        """Where the cluster lives (data, socket, log): the directory, or one the script
+        made where user postgres can reach it."""
+        path = os.path.join(self.dir, "home")
+        if os.path.exists(path):
+            with open(path) as f:
+                return f.read().strip()
+        return self.dir
+
+    def log_path(self):
+        return os.path.join(self.home(), "log")
+
+    def postmaster_pid(self):
+        try:
+            with open(os.path.join(self.home(), "data", "postmaster.pid")) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return None
+
+    def stop(self):
+        subprocess.run(["sh", PG_CLUSTER, "stop", self.dir], stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=120)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def serve_main(argv):
+    """`harness.py serve`: a gateway (and, with --sink, the smtp-sink it relays to) for a
+    test written in another language, e.g. tests/e2e/harness.js. Prints one JSON line
+    (port, url, directory, database, log, password, PIDs), then runs until its standard
+    input closes or it gets SIGTERM, and stops everything by PID."""
+    import argparse
+    import sys
+    ap = argparse.ArgumentParser(prog="harness.py serve", description=serve_main.__doc__)
+    ap.add_argument("--dir", help="the gateway's directory (postern.db, serve.log, outbox), "
+                    "kept at the end (default: a temporary one, removed)")
+    ap.add_argument("--sink", action="store_true",
+                    help="relay to an smtp-sink that keeps each message in DIR/sink")
+    ap.add_argument("--account", help="make this account (with --admin) and an API key")
+    ap.add_argument("--admin", help="the account's Admin (login email)")
+    opts = ap.parse_args(argv)
+    if bool(opts.account) != bool(opts.admin):
+        ap.error("--account and --admin go together")
+    if opts.dir:
+        os.makedirs(opts.dir, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    gw = Gateway(tmp=opts.dir and os.path.abspath(opts.dir))
+    sink = None
+    try:
+        info = {"dir": gw.tmp, "db": gw.db, "conninfo": gw.conninfo, "log": gw.log_path,
+                "password": PASSWORD}
+        if opts.account:
+            gw.init(opts.account, opts.admin)
+            info.update(account=opts.account, admin=opts.admin,
+                        api_key=gw.create_key(opts.account, "serve"))
+        if opts.sink:
+            sink = SmtpSink(os.path.join(gw.tmp, "sink")).start()
+            gw.relay = f"smtp://127.0.0.1:{sink.port}"
+            info.update(sink_port=sink.port, sink_pid=sink.proc.pid, sink_dir=sink.dir)
+        gw.start()
+        info.update(port=gw.port, url=f"http://127.0.0.1:{gw.port}", pid=gw.proc.pid)
+        print(json.dumps(info), flush=True)
+        sys.stdin.read()
+    finally:
+        if sink:
+            sink.stop()
+        if opts.dir:
+            gw.stop()
+        else:
+            gw.cleanup()
+
+
+if __name__ == "__main__":
+    import sys
+    if sys.argv[1:2] != ["serve"]:
+        raise SystemExit("usage: harness.py serve [--dir DIR] [--sink] "
+                         "[--account NAME --admin EMAIL]")
+    serve_main(sys.argv[2:])

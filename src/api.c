@@ -559,16 +559,22 @@ int64_t api_param_id(struct api_call *c)
 
 void api_audit(struct api_call *c, const char *action, const char *target, const char *fmt, ...)
 {
-	char detail[400] = "";
-	if (fmt) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(detail, sizeof(detail), fmt, ap);
-		va_end(ap);
+	struct actor who = audit_user(&c->who.user, c->req->ip);
+	va_list ap;
+	va_start(ap, fmt);
+	audit_vwrite(c->ctx->store, &who, c->who.account.id, action, target, fmt, ap);
+	va_end(ap);
+}
+
+enum err api_reply_list(struct api_call *c, const char *name, cJSON *list, int rc)
+{
+	if (rc != STORE_OK) {
+		cJSON_Delete(list);
+		return ERR_STORE_UNAVAILABLE;
 	}
-	audit_record(c->ctx->store, c->who.account.id, c->who.user.email, action, target,
-		     c->req->ip, "role=%s%s%s", role_name(c->who.user.role), *detail ? " " : "",
-		     detail);
+	c->reply = cJSON_CreateObject();
+	cJSON_AddItemToObject(c->reply, name, list);
+	return ERR_OK;
 }
 
 void api_page(struct api_call *c, char *html)

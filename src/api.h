@@ -73,6 +73,8 @@ int64_t api_param_id(struct api_call *c);
 void api_audit(struct api_call *c, const char *action, const char *target, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void api_add_time(cJSON *o, const char *name, int64_t t); /* ISO 8601, null when 0 */
+/* Answers {name: list} when rc, the store's answer that filled list, is STORE_OK. */
+enum err api_reply_list(struct api_call *c, const char *name, cJSON *list, int rc);
 /* Answers with an HTML page (malloc'd, taken over). */
 void api_page(struct api_call *c, char *html);
 /* Checks the caller's own password, re-entered before a sensitive change, as a login is

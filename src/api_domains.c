@@ -52,13 +52,8 @@ static int add_domain(void *arg, const struct store_domain *d)
 enum err api_domains_list(struct api_call *c)
 {
 	struct list l = {c, cJSON_CreateArray()};
-	if (store_domains_list(c->ctx->store, c->who.account.id, add_domain, &l) != STORE_OK) {
-		cJSON_Delete(l.domains);
-		return ERR_STORE_UNAVAILABLE;
-	}
-	c->reply = cJSON_CreateObject();
-	cJSON_AddItemToObject(c->reply, "domains", l.domains);
-	return ERR_OK;
+	return api_reply_list(c, "domains", l.domains,
+			      store_domains_list(c->ctx->store, c->who.account.id, add_domain, &l));
 }
 
 enum err api_domains_add(struct api_call *c)
@@ -80,11 +75,11 @@ enum err api_domains_add(struct api_call *c)
 			    "under it, like example.com.");
 		return ERR_INVALID_DOMAIN;
 	}
-	enum err e = api_store_err(domains_create(c->ctx->store, c->ctx->master_key,
+	struct actor who = audit_user(&c->who.user, c->req->ip);
+	enum err e = api_store_err(domains_create(c->ctx->store, c->ctx->master_key, &who,
 						  c->who.account.id, name, "pending", true, &id));
 	if (e != ERR_OK)
 		return e;
-	api_audit(c, "domain.added", name, NULL);
 	c->status = 201;
 	return reply_domain(c, id);
 }

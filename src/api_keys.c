@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "api.h"
-#include "util.h"
+#include "keys.h"
 
 static cJSON *key_json(const struct store_apikey *k)
 {
@@ -25,32 +25,23 @@ static int add_key(void *arg, const struct store_apikey *k)
 enum err api_keys_list(struct api_call *c)
 {
 	cJSON *list = cJSON_CreateArray();
-	if (store_apikey_list(c->ctx->store, c->who.account.id, add_key, list) != STORE_OK) {
-		cJSON_Delete(list);
-		return ERR_STORE_UNAVAILABLE;
-	}
-	c->reply = cJSON_CreateObject();
-	cJSON_AddItemToObject(c->reply, "keys", list);
-	return ERR_OK;
+	return api_reply_list(c, "keys", list,
+			      store_apikey_list(c->ctx->store, c->who.account.id, add_key, list));
 }
 
 enum err api_keys_add(struct api_call *c)
 {
 	const char *name = api_body_string(c, "name");
-	char key[AUTH_KEY_LEN], hash[AUTH_HASH_HEX];
-	struct store_apikey k = {.account_id = c->who.account.id, .created_at = util_now()};
+	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct store_apikey k;
+	char key[AUTH_KEY_LEN];
 
-	if (!name || !*name || util_copy(k.name, sizeof(k.name), name) < 0 || strpbrk(name, "\r\n"))
+	if (!name || !*name || strlen(name) >= sizeof(k.name) || strpbrk(name, "\r\n"))
 		return api_invalid(c, "name", "Give the key a name of 1 to 127 characters.");
-	auth_api_key_new(key);
-	auth_token_hash(key, hash);
-	memcpy(k.shown, key, AUTH_KEY_SHOWN);
-	k.shown[AUTH_KEY_SHOWN] = '\0';
-	enum err e = api_store_err(store_apikey_create(c->ctx->store, k.account_id, k.name, k.shown,
-						       hash, k.created_at, &k.id));
+	enum err e =
+		api_store_err(keys_create(c->ctx->store, &who, c->who.account.id, name, &k, key));
 	if (e != ERR_OK)
 		return e;
-	api_audit(c, "key.created", k.shown, "name=%s", k.name);
 	c->status = 201;
 	c->reply = cJSON_CreateObject();
 	cJSON_AddNumberToObject(c->reply, "id", (double)k.id);
@@ -62,13 +53,9 @@ enum err api_keys_add(struct api_call *c)
 
 enum err api_key_delete(struct api_call *c)
 {
+	struct actor who = audit_user(&c->who.user, c->req->ip);
 	int64_t id = api_param_id(c);
 	if (id < 0)
 		return ERR_NOT_FOUND;
-	enum err e = api_store_err(
-		store_apikey_revoke(c->ctx->store, c->who.account.id, id, util_now()));
-	if (e != ERR_OK)
-		return e;
-	api_audit(c, "key.revoked", c->param, NULL);
-	return ERR_OK;
+	return api_store_err(keys_revoke(c->ctx->store, &who, c->who.account.id, id));
 }

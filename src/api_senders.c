@@ -5,8 +5,7 @@
 #include <string.h>
 
 #include "api.h"
-#include "log.h"
-#include "notify.h"
+#include "senders.h"
 #include "session.h"
 #include "util.h"
 
@@ -42,19 +41,17 @@ enum err api_sender_auth_put(struct api_call *c)
 	if (!password || !*password)
 		return api_invalid(c, "password",
 				   "Enter your login password to change this setting.");
+	struct actor who = audit_user(&c->who.user, c->req->ip);
+	bool on = cJSON_IsTrue(enabled);
 	enum err e = api_password_recheck(c, password);
 	if (e == ERR_INVALID_CREDENTIALS) {
-		api_audit(c, "sender_auth.toggle_denied", "sender-auth", "wanted=%s",
-			  cJSON_IsTrue(enabled) ? "enabled" : "disabled");
+		senders_switch_refused(c->ctx->store, &who, c->who.account.id, on);
 		return ERR_PASSWORD_INCORRECT;
 	}
 	if (e != ERR_OK)
 		return e;
-	bool on = cJSON_IsTrue(enabled);
-	if (store_sender_auth_set(c->ctx->store, c->who.account.id, on, c->who.user.id,
-				  util_now()) != STORE_OK)
+	if (senders_switch(c->ctx->store, &who, c->who.account.id, on) != STORE_OK)
 		return ERR_STORE_UNAVAILABLE;
-	api_audit(c, on ? "sender_auth.enabled" : "sender_auth.disabled", "sender-auth", NULL);
 	return sender_auth_reply(c, on);
 }
 
@@ -97,13 +94,9 @@ static int add_sender(void *arg, const struct store_sender *s)
 enum err api_senders_list(struct api_call *c)
 {
 	cJSON *list = cJSON_CreateArray();
-	if (store_senders_list(c->ctx->store, c->who.account.id, add_sender, list) != STORE_OK) {
-		cJSON_Delete(list);
-		return ERR_STORE_UNAVAILABLE;
-	}
-	c->reply = cJSON_CreateObject();
-	cJSON_AddItemToObject(c->reply, "senders", list);
-	return ERR_OK;
+	return api_reply_list(
+		c, "senders", list,
+		store_senders_list(c->ctx->store, c->who.account.id, add_sender, list));
 }
 
 static void reject(cJSON *rejected, const char *address, const char *code, const char *message)
@@ -144,35 +137,44 @@ static size_t collect(const cJSON *list, char (*norm)[ADDR_MAX], const char **gi
 	return n;
 }
 
-/* Each verification email goes to every Admin, so any role asking for one again and again
- * would flood their inboxes: one per account per minute, whether asked for again or
- * sent for addresses just added. */
-#define VERIFY_MAIL_GAP 60
-
-/* Sends the Verify All email for what was just added. The senders are stored whatever
- * happens here; a lost email can be sent again with POST /api/senders/verification-email. */
-static void notify_added(struct api_call *c, const char *token, int64_t expires, cJSON *added)
+/* What became of the added addresses: each one added or rejected, and whether the
+ * verification email went. */
+static void reply_added(struct api_call *c, char (*norm)[ADDR_MAX], const char **given,
+			const int64_t *ids, size_t n, int64_t wait, cJSON *rejected)
 {
-	int n = cJSON_GetArraySize(added);
-	if (!n)
-		return;
-	const char **addresses = xcalloc((size_t)n, sizeof(*addresses));
-	for (int i = 0; i < n; i++)
-		addresses[i] =
-			cJSON_GetObjectItem(cJSON_GetArrayItem(added, i), "address")->valuestring;
-	if (notify_verification(c->ctx->store, c->ctx->queue, c->ctx->cfg, c->who.account.id,
-				c->who.account.name, token, expires, addresses,
-				(size_t)n) != STORE_OK)
-		log_error("senders: the verification email for account %lld could not be queued",
-			  (long long)c->who.account.id);
-	free(addresses);
+	cJSON *added = cJSON_CreateArray();
+	for (size_t i = 0; i < n; i++) {
+		if (!ids[i]) {
+			reject(rejected, given[i], "already_exists",
+			       "This address is already in the list.");
+			continue;
+		}
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "id", (double)ids[i]);
+		cJSON_AddStringToObject(o, "address", norm[i]);
+		cJSON_AddStringToObject(o, "status", "pending");
+		cJSON_AddItemToArray(added, o);
+	}
+	c->status = 201;
+	c->reply = cJSON_CreateObject();
+	cJSON_AddItemToObject(c->reply, "added", added);
+	cJSON_AddItemToObject(c->reply, "rejected", rejected);
+	/* Too soon after the last email, the addresses wait for the next one, which
+	 * POST /api/senders/verification-email sends once the minute is over. */
+	if (cJSON_GetArraySize(added)) {
+		cJSON *mail = cJSON_AddObjectToObject(c->reply, "verification_email");
+		cJSON_AddBoolToObject(mail, "sent", !wait);
+		if (wait)
+			cJSON_AddNumberToObject(mail, "retry_after", (double)wait);
+	}
 }
 
 enum err api_senders_add(struct api_call *c)
 {
 	const cJSON *list = c->body ? cJSON_GetObjectItemCaseSensitive(c->body, "addresses") : NULL;
 	int count = cJSON_GetArraySize(list);
-	char token[AUTH_TOKEN_LEN], hash[AUTH_HASH_HEX];
+	struct actor who = audit_user(&c->who.user, c->req->ip);
+	int64_t wait;
 
 	if (!cJSON_IsArray(list) || count < 1 || count > SENDERS_PER_CALL)
 		return api_invalid(c, "addresses", "Give a list of 1 to 500 email addresses.");
@@ -185,47 +187,12 @@ enum err api_senders_add(struct api_call *c)
 
 	for (size_t i = 0; i < n; i++)
 		ptrs[i] = norm[i];
-	/* The batch's token goes into the Verify All link; only its hash is stored. */
-	auth_token_new(token);
-	auth_token_hash(token, hash);
-	int64_t now = util_now();
-	struct store_batch_new b = {hash, now + c->ctx->cfg->verify_ttl, VERIFY_MAIL_GAP, 0};
-	int rc = n ? store_senders_add(c->ctx->store, c->who.account.id, c->who.user.id, now, ptrs,
-				       n, &b, ids)
-		   : STORE_OK;
-	enum err e = rc == STORE_OK ? ERR_OK : ERR_STORE_UNAVAILABLE;
-	if (e == ERR_OK) {
-		cJSON *added = cJSON_CreateArray();
-		for (size_t i = 0; i < n; i++) {
-			if (!ids[i]) {
-				reject(rejected, given[i], "already_exists",
-				       "This address is already in the list.");
-				continue;
-			}
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddNumberToObject(o, "id", (double)ids[i]);
-			cJSON_AddStringToObject(o, "address", norm[i]);
-			cJSON_AddStringToObject(o, "status", "pending");
-			cJSON_AddItemToArray(added, o);
-			api_audit(c, "sender.added", norm[i], NULL);
-		}
-		c->status = 201;
-		c->reply = cJSON_CreateObject();
-		cJSON_AddItemToObject(c->reply, "added", added);
-		cJSON_AddItemToObject(c->reply, "rejected", rejected);
-		/* Too soon after the last email, the addresses wait for the next one, which
-		 * POST /api/senders/verification-email sends once the minute is over. */
-		if (cJSON_GetArraySize(added)) {
-			cJSON *mail = cJSON_AddObjectToObject(c->reply, "verification_email");
-			cJSON_AddBoolToObject(mail, "sent", !b.wait);
-			if (b.wait)
-				cJSON_AddNumberToObject(mail, "retry_after", (double)b.wait);
-			else
-				notify_added(c, token, b.expires_at, added);
-		}
-	} else {
+	enum err e = api_store_err(senders_add(c->ctx->store, c->ctx->queue, c->ctx->cfg, &who,
+					       &c->who.account, ptrs, n, ids, &wait));
+	if (e == ERR_OK)
+		reply_added(c, norm, given, ids, n, wait, rejected);
+	else
 		cJSON_Delete(rejected);
-	}
 	free(norm);
 	free(given);
 	free(ptrs);
@@ -233,25 +200,12 @@ enum err api_senders_add(struct api_call *c)
 	return e;
 }
 
-static int collect_pending(void *arg, const char *address, enum store_batch_state state)
-{
-	(void)state;
-	cJSON_AddItemToArray(arg, cJSON_CreateString(address));
-	return 0;
-}
-
 enum err api_senders_resend(struct api_call *c)
 {
-	char token[AUTH_TOKEN_LEN], hash[AUTH_HASH_HEX];
-	cJSON *addresses = cJSON_CreateArray();
-	int64_t now = util_now();
-
-	auth_token_new(token);
-	auth_token_hash(token, hash);
-	struct store_batch_new b = {hash, now + c->ctx->cfg->verify_ttl, VERIFY_MAIL_GAP, 0};
-	enum err e =
-		api_store_err(store_batch_pending(c->ctx->store, c->who.account.id, c->who.user.id,
-						  now, &b, collect_pending, addresses));
+	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct senders_batch b;
+	enum err e = api_store_err(senders_resend(c->ctx->store, c->ctx->queue, c->ctx->cfg, &who,
+						  &c->who.account, &b));
 	if (e == ERR_NOT_FOUND)
 		e = ERR_NO_PENDING_SENDERS;
 	if (e == ERR_RATE_LIMITED) {
@@ -263,54 +217,36 @@ enum err api_senders_resend(struct api_call *c)
 			 "%lld seconds before sending another.",
 			 (long long)b.wait);
 	}
-	int n = cJSON_GetArraySize(addresses);
-	const char **list = xcalloc((size_t)n + 1, sizeof(*list));
-	for (int i = 0; i < n; i++)
-		list[i] = cJSON_GetArrayItem(addresses, i)->valuestring;
-	if (e == ERR_OK && notify_verification(c->ctx->store, c->ctx->queue, c->ctx->cfg,
-					       c->who.account.id, c->who.account.name, token,
-					       b.expires_at, list, (size_t)n) != STORE_OK)
-		e = ERR_STORE_UNAVAILABLE;
-	free(list);
-	if (e != ERR_OK) {
-		cJSON_Delete(addresses);
-		return e;
+	if (e == ERR_OK) {
+		cJSON *addresses = cJSON_CreateArray();
+		for (size_t i = 0; i < b.n; i++)
+			cJSON_AddItemToArray(addresses, cJSON_CreateString(b.addresses[i]));
+		c->reply = cJSON_CreateObject();
+		cJSON_AddItemToObject(c->reply, "addresses", addresses);
+		api_add_time(c->reply, "expires_at", b.expires_at);
 	}
-	api_audit(c, "sender.verification_sent", "senders", "count=%d", n);
-	c->reply = cJSON_CreateObject();
-	cJSON_AddItemToObject(c->reply, "addresses", addresses);
-	api_add_time(c->reply, "expires_at", b.expires_at);
-	return ERR_OK;
+	senders_batch_free(&b);
+	return e;
 }
 
 enum err api_sender_verify(struct api_call *c)
 {
+	struct actor who = audit_user(&c->who.user, c->req->ip);
 	struct store_sender s;
 	int64_t id = api_param_id(c);
 	if (id < 0)
 		return ERR_NOT_FOUND;
-	enum err e = api_store_err(store_sender_verify(c->ctx->store, c->who.account.id, id,
-						       c->who.user.id, util_now()));
+	enum err e = api_store_err(senders_verify(c->ctx->store, &who, c->who.account.id, id, &s));
 	if (e == ERR_OK)
-		e = api_store_err(store_sender_get(c->ctx->store, c->who.account.id, id, &s));
-	if (e != ERR_OK)
-		return e;
-	api_audit(c, "sender.verified", s.address, "via=panel");
-	c->reply = sender_json(&s);
-	return ERR_OK;
+		c->reply = sender_json(&s);
+	return e;
 }
 
 enum err api_sender_delete(struct api_call *c)
 {
-	struct store_sender s;
+	struct actor who = audit_user(&c->who.user, c->req->ip);
 	int64_t id = api_param_id(c);
 	if (id < 0)
 		return ERR_NOT_FOUND;
-	enum err e = api_store_err(store_sender_get(c->ctx->store, c->who.account.id, id, &s));
-	if (e == ERR_OK)
-		e = api_store_err(store_sender_delete(c->ctx->store, c->who.account.id, id));
-	if (e != ERR_OK)
-		return e;
-	api_audit(c, "sender.removed", s.address, NULL);
-	return ERR_OK;
+	return api_store_err(senders_remove(c->ctx->store, &who, c->who.account.id, id));
 }

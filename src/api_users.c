@@ -2,6 +2,7 @@
  * Admin only; an account always keeps at least one Admin. */
 #include "api.h"
 #include "session.h"
+#include "users.h"
 #include "util.h"
 
 static cJSON *user_json(const struct store_user *u)
@@ -20,13 +21,8 @@ static int add_user(void *arg, const struct store_user *u)
 enum err api_users_list(struct api_call *c)
 {
 	cJSON *list = cJSON_CreateArray();
-	if (store_users_list(c->ctx->store, c->who.account.id, add_user, list) != STORE_OK) {
-		cJSON_Delete(list);
-		return ERR_STORE_UNAVAILABLE;
-	}
-	c->reply = cJSON_CreateObject();
-	cJSON_AddItemToObject(c->reply, "users", list);
-	return ERR_OK;
+	return api_reply_list(c, "users", list,
+			      store_users_list(c->ctx->store, c->who.account.id, add_user, list));
 }
 
 static enum err body_role(struct api_call *c, enum role *out)
@@ -44,20 +40,23 @@ enum err api_users_add(struct api_call *c)
 {
 	const char *email = api_body_string(c, "email");
 	const char *password = api_body_string(c, "password");
-	struct store_user u = {.account_id = c->who.account.id, .created_at = util_now()};
+	struct actor who = audit_user(&c->who.user, c->req->ip);
+	char norm[ADDR_MAX], hash[AUTH_PWHASH_LEN];
+	struct store_user u;
+	enum role role = ROLE_MARKETING;
 	const char *why;
 
-	if (!email || addr_normalize(email, u.email, &why) < 0)
+	if (!email || addr_normalize(email, norm, &why) < 0)
 		return api_invalid(c, "email", email ? why : NULL);
-	enum err e = body_role(c, &u.role);
+	enum err e = body_role(c, &role);
 	if (e != ERR_OK)
 		return e;
 	if (!password || !auth_password_acceptable(password))
 		return api_invalid(c, "password", "The password must be 8 to 1024 characters.");
-	if (auth_password_hash(password, u.password_hash) < 0)
+	if (auth_password_hash(password, hash) < 0)
 		return ERR_INTERNAL;
-	e = api_store_err(store_user_create(c->ctx->store, u.account_id, u.email, u.password_hash,
-					    u.role, u.created_at, &u.id));
+	e = api_store_err(
+		users_create(c->ctx->store, &who, c->who.account.id, norm, hash, role, &u));
 	if (e == ERR_ALREADY_EXISTS) {
 		util_copy(c->err_field, sizeof(c->err_field), "email");
 		util_copy(c->err_message, sizeof(c->err_message),
@@ -65,7 +64,6 @@ enum err api_users_add(struct api_call *c)
 	}
 	if (e != ERR_OK)
 		return e;
-	api_audit(c, "user.created", u.email, "new_role=%s", role_name(u.role));
 	c->status = 201;
 	c->reply = user_json(&u);
 	return ERR_OK;
@@ -73,41 +71,29 @@ enum err api_users_add(struct api_call *c)
 
 enum err api_user_patch(struct api_call *c)
 {
+	struct actor who = audit_user(&c->who.user, c->req->ip);
 	struct store_user u;
 	enum role role = ROLE_MARKETING;
 	int64_t id = api_param_id(c);
 
 	if (id < 0)
 		return ERR_NOT_FOUND;
-	enum err e = api_store_err(store_user_get(c->ctx->store, c->who.account.id, id, &u));
-	if (e != ERR_OK)
-		return e;
-	if ((e = body_role(c, &role)) != ERR_OK)
-		return e;
-	e = api_store_err(store_user_set_role(c->ctx->store, c->who.account.id, id, role));
-	if (e != ERR_OK)
-		return e;
-	api_audit(c, "user.role_changed", u.email, "from=%s to=%s", role_name(u.role),
-		  role_name(role));
-	u.role = role;
-	c->reply = user_json(&u);
-	return ERR_OK;
+	enum err e = body_role(c, &role);
+	if (e == ERR_OK)
+		e = api_store_err(
+			users_set_role(c->ctx->store, &who, c->who.account.id, id, role, &u));
+	if (e == ERR_OK)
+		c->reply = user_json(&u);
+	return e;
 }
 
 enum err api_user_delete(struct api_call *c)
 {
-	struct store_user u;
+	struct actor who = audit_user(&c->who.user, c->req->ip);
 	int64_t id = api_param_id(c);
-
 	if (id < 0)
 		return ERR_NOT_FOUND;
-	enum err e = api_store_err(store_user_get(c->ctx->store, c->who.account.id, id, &u));
-	if (e == ERR_OK)
-		e = api_store_err(store_user_delete(c->ctx->store, c->who.account.id, id));
-	if (e != ERR_OK)
-		return e;
-	api_audit(c, "user.removed", u.email, NULL);
-	return ERR_OK;
+	return api_store_err(users_remove(c->ctx->store, &who, c->who.account.id, id));
 }
 
 /* PUT /api/users/me/password: any user, for their own password. The current password is
@@ -116,6 +102,7 @@ enum err api_user_password(struct api_call *c)
 {
 	const char *current = api_body_string(c, "current_password");
 	const char *next = api_body_string(c, "new_password");
+	struct actor who = audit_user(&c->who.user, c->req->ip);
 	char hash[AUTH_PWHASH_LEN], keep[AUTH_HASH_HEX];
 
 	if (!current || !*current)
@@ -131,10 +118,6 @@ enum err api_user_password(struct api_call *c)
 	if (auth_password_hash(next, hash) < 0)
 		return ERR_INTERNAL;
 	auth_token_hash(c->session_token, keep);
-	e = api_store_err(store_user_set_password(c->ctx->store, c->who.account.id, c->who.user.id,
-						  hash, keep));
-	if (e != ERR_OK)
-		return e;
-	api_audit(c, "user.password_changed", c->who.user.email, "other sessions ended");
-	return ERR_OK;
+	return api_store_err(
+		users_set_password(c->ctx->store, &who, c->who.account.id, hash, keep));
 }

@@ -1,17 +1,18 @@
 /* The "Verify All Emails" link: GET /verify/{token} shows the batch and a button and
  * changes nothing, because mail scanners open links; POST /verify/{token} verifies the
  * batch's senders that are still pending, once. */
+#include <stdbool.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "api.h"
-#include "audit.h"
 #include "html.h"
+#include "senders.h"
 #include "util.h"
 
+/* A batch as read for a page: its senders as list items, counted by state. */
 struct listing {
-	struct html *h;
-	cJSON *verified; /* audited once the store is done with the batch */
+	struct store_batch b;
+	struct html items;
 	int counts[4];
 };
 
@@ -25,20 +26,19 @@ static const char *const state_words[] = {
 static int list_sender(void *arg, const char *address, enum store_batch_state state)
 {
 	struct listing *l = arg;
-	html_fmt(l->h, "<li>%s — %s</li>", address, state_words[state]);
+	html_fmt(&l->items, "<li>%s — %s</li>", address, state_words[state]);
 	l->counts[state]++;
-	if (state == BATCH_VERIFIED_NOW)
-		cJSON_AddItemToArray(l->verified, cJSON_CreateString(address));
 	return 0;
 }
 
-/* The token from the path, hashed; ERR_NOT_FOUND when it cannot be one of ours. */
-static enum err token_hash(struct api_call *c, char hash[AUTH_HASH_HEX])
+/* Moves the listed senders into page as a list. */
+static void add_list(struct html *page, struct listing *l)
 {
-	if (!c->param || !auth_token_wellformed(c->param, AUTH_TOKEN_LEN - 1))
-		return ERR_NOT_FOUND;
-	auth_token_hash(c->param, hash);
-	return ERR_OK;
+	html_raw(page, "<ul>");
+	if (l->items.buf)
+		html_raw(page, l->items.buf);
+	html_raw(page, "</ul>");
+	free(l->items.buf);
 }
 
 static enum err usable(const struct store_batch *b, int64_t now)
@@ -50,33 +50,42 @@ static enum err usable(const struct store_batch *b, int64_t now)
 	return ERR_OK;
 }
 
+/* Reads the batch of the path's token into l, or with use, uses it (see
+ * senders_verify_all). l->b describes the batch as it was before this use, so usable()
+ * tells whether this request was the one that used it. ERR_NOT_FOUND when the token
+ * cannot be one of ours. */
+static enum err read_batch(struct api_call *c, bool use, struct listing *l)
+{
+	const struct actor link = {.name = "verify-link", .ip = c->req->ip};
+	char hash[AUTH_HASH_HEX];
+	int64_t now = util_now();
+
+	if (!c->param || !auth_token_wellformed(c->param, AUTH_TOKEN_LEN - 1))
+		return ERR_NOT_FOUND;
+	auth_token_hash(c->param, hash);
+	int rc = use ? senders_verify_all(c->ctx->store, &link, hash, now, &l->b, list_sender, l)
+		     : store_batch_get(c->ctx->store, hash, &l->b, list_sender, l);
+	enum err e = api_store_err(rc);
+	if (e == ERR_OK)
+		e = usable(&l->b, now);
+	if (e != ERR_OK)
+		free(l->items.buf);
+	return e;
+}
+
 enum err api_verify_show(struct api_call *c)
 {
-	char hash[AUTH_HASH_HEX];
-	struct store_batch b;
-	struct html h = {0};
-	struct listing l = {&h, NULL, {0}};
-
-	enum err e = token_hash(c, hash);
+	struct listing l = {0};
+	enum err e = read_batch(c, false, &l);
 	if (e != ERR_OK)
 		return e;
-	html_raw(&h, "<ul>");
-	e = api_store_err(store_batch_get(c->ctx->store, hash, &b, list_sender, &l));
-	if (e == ERR_OK)
-		e = usable(&b, util_now());
-	if (e != ERR_OK) {
-		free(h.buf);
-		return e;
-	}
 	struct html page = {0};
 	html_fmt(&page,
 		 "<h1>Verify sender email addresses</h1><p>These addresses were added to the "
 		 "account <strong>%s</strong>. Verifying them lets the account send mail from "
 		 "them.</p>",
-		 b.account_name);
-	html_raw(&page, h.buf);
-	free(h.buf);
-	html_raw(&page, "</ul>");
+		 l.b.account_name);
+	add_list(&page, &l);
 	if (l.counts[BATCH_PENDING])
 		html_raw(&page, "<form method=\"post\"><button type=\"submit\">Verify All "
 				"Emails</button></form>");
@@ -88,44 +97,17 @@ enum err api_verify_show(struct api_call *c)
 
 enum err api_verify_confirm(struct api_call *c)
 {
-	char hash[AUTH_HASH_HEX];
-	struct store_batch b;
-	struct html h = {0};
-	struct listing l = {&h, cJSON_CreateArray(), {0}};
-
-	enum err e = token_hash(c, hash);
-	if (e != ERR_OK) {
-		cJSON_Delete(l.verified);
+	struct listing l = {0};
+	enum err e = read_batch(c, true, &l);
+	if (e != ERR_OK)
 		return e;
-	}
-	html_raw(&h, "<ul>");
-	/* b describes the batch as it was before this use, so usable() tells whether this
-	 * request was the one that used it. */
-	int64_t now = util_now();
-	e = api_store_err(store_batch_use(c->ctx->store, hash, now, &b, list_sender, &l));
-	if (e == ERR_OK)
-		e = usable(&b, now);
-	const cJSON *a;
-	cJSON_ArrayForEach(a, l.verified)
-	{
-		if (e == ERR_OK) /* only what the committed transaction verified */
-			audit_record(c->ctx->store, b.account_id, "verify-link", "sender.verified",
-				     a->valuestring, c->req->ip, "via=link");
-	}
-	cJSON_Delete(l.verified);
-	if (e != ERR_OK) {
-		free(h.buf);
-		return e;
-	}
-	html_raw(&h, "</ul>");
 	struct html page = {0};
 	html_fmt(&page,
 		 "<h1>Sender addresses verified</h1><p>%d verified now, %d already verified, "
 		 "%d removed from the account <strong>%s</strong> before this link was used.</p>",
 		 l.counts[BATCH_VERIFIED_NOW], l.counts[BATCH_ALREADY], l.counts[BATCH_REMOVED],
-		 b.account_name);
-	html_raw(&page, h.buf);
-	free(h.buf);
+		 l.b.account_name);
+	add_list(&page, &l);
 	api_page(c, html_page("Sender addresses verified", &page));
 	return ERR_OK;
 }

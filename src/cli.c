@@ -15,10 +15,12 @@
 #include "auth.h"
 #include "config.h"
 #include "domains.h"
+#include "keys.h"
 #include "log.h"
 #include "role.h"
 #include "serve.h"
 #include "store.h"
+#include "users.h"
 #include "util.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, HELP_SHOWN = -1 };
@@ -262,8 +264,8 @@ static int prepare_user(struct new_user *u, const char *email, enum role role)
 static int store_new_user(struct store *s, const struct store_account *acct,
 			  const struct new_user *u)
 {
-	int64_t id;
-	int rc = store_user_create(s, acct->id, u->email, u->hash, u->role, util_now(), &id);
+	struct store_user made;
+	int rc = users_create(s, &audit_cli, acct->id, u->email, u->hash, u->role, &made);
 	/* Emails are unique per account: the same person may be a user of several. */
 	if (rc == STORE_CONFLICT) {
 		fprintf(stderr, "postern: a user with email %s already exists in account %s\n",
@@ -274,8 +276,6 @@ static int store_new_user(struct store *s, const struct store_account *acct,
 		fprintf(stderr, "postern: cannot store the user\n");
 		return EXIT_FAIL;
 	}
-	audit_record(s, acct->id, "cli", "user.created", u->email, NULL, "role %s",
-		     role_name(u->role));
 	printf("user %s (%s) added to account %s\n", u->email, role_name(u->role), acct->name);
 	return EXIT_OK;
 }
@@ -321,7 +321,7 @@ static int create_account(const struct target *t, const char *name, const char *
 		fprintf(stderr, "postern: cannot store the account\n");
 	if (rc == STORE_OK) {
 		util_copy(acct.name, sizeof(acct.name), name);
-		audit_record(s, acct.id, "cli", "account.created", name, NULL, NULL);
+		audit_write(s, &audit_cli, acct.id, "account.created", name, NULL);
 		printf("account %s created\n", name);
 		code = store_new_user(s, &acct, &u);
 	}
@@ -407,8 +407,8 @@ static int cmd_user_add(struct cli_opt *o)
 static int cmd_key_create(struct cli_opt *o)
 {
 	struct store_account acct;
-	char key[AUTH_KEY_LEN], hash[AUTH_HASH_HEX], shown[AUTH_KEY_SHOWN + 1];
-	int64_t id;
+	struct store_apikey made;
+	char key[AUTH_KEY_LEN];
 	const char *name = opt(o, "--name");
 
 	if (!valid_account_name(name)) {
@@ -419,13 +419,8 @@ static int cmd_key_create(struct cli_opt *o)
 	struct store *s = open_account(o, &acct);
 	if (!s)
 		return EXIT_FAIL;
-	auth_api_key_new(key);
-	auth_token_hash(key, hash);
-	memcpy(shown, key, AUTH_KEY_SHOWN);
-	shown[AUTH_KEY_SHOWN] = '\0';
-	int rc = store_apikey_create(s, acct.id, name, shown, hash, util_now(), &id);
+	int rc = keys_create(s, &audit_cli, acct.id, name, &made, key);
 	if (rc == STORE_OK) {
-		audit_record(s, acct.id, "cli", "key.created", shown, NULL, "name %s", name);
 		/* The key itself is shown this once; only its hash is kept. */
 		printf("%s\n", key);
 		fprintf(stderr,
@@ -492,11 +487,9 @@ static int cmd_domain_add(struct cli_opt *o)
 		store_close(s);
 		return EXIT_FAIL;
 	}
-	int rc = domains_create(s, master, acct.id, name, status, active, &id);
+	int rc = domains_create(s, master, &audit_cli, acct.id, name, status, active, &id);
 	sodium_memzero(master, sizeof(master));
 	if (rc == STORE_OK) {
-		audit_record(s, acct.id, "cli", "domain.added", name, NULL, "status=%s active=%s",
-			     status, active ? "yes" : "no");
 		printf("domain %s added to account %s (%s, %s)\n", name, acct.name, status,
 		       active ? "active" : "inactive");
 	} else if (rc == STORE_CONFLICT) {
@@ -530,11 +523,10 @@ static int cmd_domain_set(struct cli_opt *o)
 	const char *status = verified < 0 ? NULL : verified ? "verified" : "pending";
 	int rc = store_domain_set(s, acct.id, name, status, active);
 	if (rc == STORE_OK) {
-		audit_record(s, acct.id, "cli", "domain.updated", name, NULL, "%s%s%s",
-			     status ? "status=" : "", status ? status : "",
-			     active < 0 ? ""
-			     : active	? " active=yes"
-					: " active=no");
+		const char *switched = active < 0 ? "" : active ? "active=yes" : "active=no";
+		audit_write(s, &audit_cli, acct.id, "domain.updated", name, "%s%s%s%s",
+			    status ? "status=" : "", status ? status : "",
+			    status && *switched ? " " : "", switched);
 		printf("domain %s updated\n", name);
 	} else if (rc == STORE_NOT_FOUND) {
 		fprintf(stderr, "postern: account %s has no domain %s\n", acct.name, name);

@@ -40,8 +40,8 @@ static int new_key(const unsigned char master[DKIMKEY_MASTER_LEN], char **sealed
 }
 
 int domains_create(struct store *s, const unsigned char master[DKIMKEY_MASTER_LEN],
-		   int64_t account_id, const char *name, const char *status, bool active,
-		   int64_t *id)
+		   const struct actor *who, int64_t account_id, const char *name,
+		   const char *status, bool active, int64_t *id)
 {
 	char token[AUTH_TOKEN_LEN], selector[STORE_SELECTOR_MAX], *sealed, *public_key;
 	if (new_key(master, &sealed, &public_key) != STORE_OK)
@@ -60,6 +60,13 @@ int domains_create(struct store *s, const unsigned char master[DKIMKEY_MASTER_LE
 	int rc = store_domain_create(s, account_id, &d, id);
 	free(sealed);
 	free(public_key);
+	/* Only an operator's word (verified, or switched off) is worth a detail. */
+	bool usual = strcmp(status, "pending") == 0 && active;
+	if (rc == STORE_OK && usual)
+		audit_write(s, who, account_id, "domain.added", name, NULL);
+	else if (rc == STORE_OK)
+		audit_write(s, who, account_id, "domain.added", name, "status=%s active=%s", status,
+			    active ? "yes" : "no");
 	return rc;
 }
 

@@ -7,17 +7,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "config.h"
 #include "dkimkey.h"
 #include "dns.h"
 #include "store.h"
 
-/* Adds name (already normalized) to the account with a fresh token and key. "verified"
- * given here is an operator's word: the domain is manual (not re-checked on schedule).
- * A store_rc. */
+/* Adds name (already normalized) to the account with a fresh token and key, audited as
+ * done by who. "verified" given here is an operator's word: the domain is manual (not
+ * re-checked on schedule). A store_rc. */
 int domains_create(struct store *s, const unsigned char master[DKIMKEY_MASTER_LEN],
-		   int64_t account_id, const char *name, const char *status, bool active,
-		   int64_t *id);
+		   const struct actor *who, int64_t account_id, const char *name,
+		   const char *status, bool active, int64_t *id);
 /* Looks the domain's records up now and records the outcome; a status change is audited
  * with actor and ip. out (may be NULL) gets the domain as it is afterwards. A store_rc. */
 int domains_check(struct store *s, const struct config *cfg, struct dns *dns, int64_t account_id,

@@ -13,6 +13,8 @@
 #include "dkimkey.h"
 #include "html.h"
 #include "log.h"
+#include "send.h"
+#include "submit.h"
 #include "util.h"
 
 #define LINK_KEY_ID	 1
@@ -41,19 +43,16 @@ struct admins {
 	int count;
 };
 
+/* Each Admin gets a personalization of their own, so each sees it addressed to them. */
 static int add_admin(void *arg, const struct store_user *u)
 {
 	struct admins *a = arg;
 	if (u->role != ROLE_ADMIN)
 		return 0;
 	cJSON *p = cJSON_CreateObject();
-	cJSON *to = cJSON_AddArrayToObject(p, "to");
 	cJSON *rcpt = cJSON_CreateObject();
 	cJSON_AddStringToObject(rcpt, "email", u->email);
-	cJSON_AddItemToArray(to, rcpt);
-	cJSON_AddArrayToObject(p, "cc");
-	cJSON_AddArrayToObject(p, "bcc");
-	cJSON_AddObjectToObject(p, "headers");
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "to"), rcpt);
 	cJSON_AddItemToArray(a->personalizations, p);
 	a->count++;
 	return 0;
@@ -123,49 +122,59 @@ static cJSON *sealed_batch(const char *account_name, const char *token, int64_t 
 	return v;
 }
 
+/* The email as a send request (Netcore's dialect), made canonical by send_parse like any
+ * client's. Its content is written at delivery; until then the text is empty. */
+static int request(const struct config *cfg, const char *account_name, cJSON *personalizations,
+		   struct send_request *out)
+{
+	char subject[256];
+	struct send_problem why;
+
+	snprintf(subject, sizeof(subject), "Verify sender email addresses for %s", account_name);
+	cJSON *body = cJSON_CreateObject();
+	cJSON *from = cJSON_AddObjectToObject(body, "from");
+	cJSON_AddStringToObject(from, "email", cfg->system_from);
+	cJSON_AddStringToObject(from, "name", "Postern");
+	cJSON_AddStringToObject(body, "subject", subject);
+	cJSON *text = cJSON_CreateObject();
+	cJSON_AddStringToObject(text, "type", "text/plain");
+	cJSON_AddStringToObject(text, "value", "");
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(body, "content"), text);
+	cJSON_AddItemToObject(body, "personalizations", personalizations);
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(body, "tags"),
+			     cJSON_CreateString("verification"));
+	int rc = send_parse(SEND_NETCORE, body, out, &why);
+	cJSON_Delete(body);
+	if (rc < 0)
+		log_error("notify: the verification email is not a valid message (%s: %s)",
+			  why.field, why.message);
+	return rc;
+}
+
 int notify_verification(struct store *s, struct queue *q, const struct config *cfg,
 			int64_t account_id, const char *account_name, const char *token,
 			int64_t expires_at, const char *const *addresses, size_t n)
 {
 	struct admins admins = {cJSON_CreateArray(), 0};
-	char subject[256], uid[33];
+	struct send_request r;
+	char uid[SUBMIT_ID_LEN];
 
 	if (store_users_list(s, account_id, add_admin, &admins) != STORE_OK || !admins.count) {
 		cJSON_Delete(admins.personalizations);
 		return admins.count ? STORE_FAIL : STORE_NOT_FOUND;
 	}
+	if (request(cfg, account_name, admins.personalizations, &r) < 0)
+		return STORE_FAIL;
 	cJSON *batch = sealed_batch(account_name, token, expires_at, addresses, n);
 	if (!batch) {
 		log_error("notify: cannot seal the verification link of account %lld",
 			  (long long)account_id);
-		cJSON_Delete(admins.personalizations);
+		send_request_free(&r);
 		return STORE_FAIL;
 	}
-	snprintf(subject, sizeof(subject), "Verify sender email addresses for %s", account_name);
-
-	cJSON *p = cJSON_CreateObject();
-	cJSON *from = cJSON_AddObjectToObject(p, "from");
-	cJSON_AddStringToObject(from, "email", cfg->system_from);
-	cJSON_AddStringToObject(from, "name", "Postern");
-	cJSON_AddStringToObject(p, "subject", subject);
-	cJSON_AddItemToObject(p, "verification", batch);
-	cJSON_AddItemToObject(p, "personalizations", admins.personalizations);
-	cJSON_AddObjectToObject(p, "headers");
-	cJSON_AddArrayToObject(p, "attachments");
-	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "tags"), cJSON_CreateString("verification"));
-	char *json = cJSON_PrintUnformatted(p);
-	cJSON_Delete(p);
-
-	auth_random_hex(uid, 16);
-	struct store_message m = {.uid = uid,
-				  .account_id = account_id,
-				  .system = true,
-				  .from = cfg->system_from,
-				  .payload = json,
-				  .recipients = admins.count,
-				  .now = util_now()};
-	int rc = queue_put(q, &m);
-	free(json);
+	cJSON_AddItemToObject(r.payload, "verification", batch);
+	int rc = submit_system(q, account_id, r.from, r.payload, r.recipients, uid);
+	send_request_free(&r);
 	if (rc == STORE_OK)
 		log_info("message %s queued: verification email for %zu senders of account %lld "
 			 "to %d admins",
@@ -200,6 +209,7 @@ int notify_render(cJSON *payload, const struct config *cfg)
 	util_iso8601((int64_t)expires->valuedouble, until);
 	char *text = text_body(account->valuestring, link, until, addresses, (size_t)n);
 	char *html = html_body(account->valuestring, link, until, addresses, (size_t)n);
+	cJSON_DeleteItemFromObjectCaseSensitive(payload, "content");
 	cJSON *content = cJSON_AddObjectToObject(payload, "content");
 	cJSON_AddStringToObject(content, "text", text);
 	cJSON_AddStringToObject(content, "html", html);

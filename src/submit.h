@@ -1,0 +1,47 @@
+/* The send service: what every front end that accepts mail (the HTTP send APIs, the coming
+ * SMTP submission) calls with a parsed request and the API key that sent it. Check, then
+ * proceed: submit_check asks the sender policy and counts a refusal as a drop;
+ * submit_queue hands an allowed message to the queue. Postern's own mail enters through
+ * submit_system. All of them name messages with submit_message_id. */
+#ifndef POSTERN_SUBMIT_H
+#define POSTERN_SUBMIT_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+#include "drops.h"
+#include "err.h"
+#include "policy_cache.h"
+#include "queue.h"
+#include "send.h"
+#include "store.h"
+
+#define SUBMIT_ID_LEN 33 /* 32 hex digits and NUL */
+
+/* A message id: the time in milliseconds (12 hex digits), then 20 random ones. */
+void submit_message_id(char id[SUBMIT_ID_LEN]);
+
+/* ERR_OK when key's account may send r now; otherwise the policy's refusal, counted as a
+ * drop, or ERR_STORE_UNAVAILABLE when the policy cannot be read. */
+enum err submit_check(struct policy_cache *policies, struct drops *drops,
+		      const struct store_apikey *key, const struct send_request *r);
+
+/* A message on its way into the queue, named; it must live until its commit lands. */
+struct submit {
+	char id[SUBMIT_ID_LEN];
+	char from[ADDR_MAX];
+	char *payload;
+	struct store_message m;
+};
+/* Hands r, checked, to the queue as sent by key; done(arg, rc) runs on the queue's writer
+ * thread once the commit holding it has landed (or failed). out->id is its id from now. */
+void submit_queue(struct queue *q, const struct store_apikey *key, const struct send_request *r,
+		  struct submit *out, void (*done)(void *arg, int rc), void *arg);
+void submit_free(struct submit *m);
+
+/* Queues Postern's own mail (a canonical payload, see send.h; never subject to the
+ * account's policy) and waits for its commit. id gets its id. A store_rc. */
+int submit_system(struct queue *q, int64_t account_id, const char *from, const cJSON *payload,
+		  int recipients, char id[SUBMIT_ID_LEN]);
+
+#endif

@@ -43,6 +43,15 @@ def postgres_only(why):
     return unittest.skipUnless(POSTGRES, "PostgreSQL only: " + why)
 
 
+def listening(port):
+    """Whether something accepts connections on 127.0.0.1:port now."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -335,11 +344,9 @@ class Gateway:
                 if f"cannot listen on 127.0.0.1:{self.port}" in log:
                     raise PortTaken()
                 raise AssertionError(f"postern serve exited {self.proc.returncode}:\n" + log)
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            if listening(self.port):
                 return self
-            except OSError:
-                time.sleep(0.05)
+            time.sleep(0.05)
         self.stop()
         raise AssertionError("postern serve did not start listening:\n" + self.read_log())
 
@@ -425,16 +432,77 @@ def account_of(email):
     return email.rsplit("@", 1)[-1].split(".")[0].lower()
 
 
-def send_body(sender="news@acme.test", subject="Hello", to="bob@example.com", text="Hi"):
-    """A send request in the Netcore shape: one text part to one recipient."""
-    return {"from": {"email": sender}, "subject": subject,
-            "content": [{"type": "text/plain", "value": text}],
-            "personalizations": [{"to": [{"email": to}]}]}
+def send_body(sender="news@acme.test", subject="Hello", to="bob@example.com", text="Hi",
+              name=None, to_name=None, html=None, **fields):
+    """A send request, in the shape both dialects take: a text part (and an HTML part when
+    html is given) to one recipient. name and to_name are the display names of the sender
+    and the recipient; fields are further top-level fields, or replace the built ones (a
+    None subject, an empty personalizations list, other content...)."""
+    sender_box = {"email": sender} if name is None else {"email": sender, "name": name}
+    to_box = {"email": to} if to_name is None else {"email": to, "name": to_name}
+    content = [{"type": "text/plain", "value": text}]
+    if html is not None:
+        content.append({"type": "text/html", "value": html})
+    body = {"from": sender_box, "subject": subject, "content": content,
+            "personalizations": [{"to": [to_box]}]}
+    body.update(fields)
+    return body
 
 
 def login_body(email, password=PASSWORD, account=None):
     """The body of POST /api/session."""
     return {"account": account or account_of(email), "email": email, "password": password}
+
+
+# A user of each role that role.c defines, all in account acme.
+ROLE_EMAILS = {"admin": "admin@acme.test", "technical": "tech@acme.test",
+               "analytics": "ana@acme.test", "marketing": "mkt@acme.test"}
+
+
+class RolesCase(unittest.TestCase):
+    """One gateway per class, with account acme holding a user of each role (ROLE_EMAILS),
+    each logged in once: cls.clients by role, and cls.admin, cls.tech, cls.ana, cls.mkt.
+    A class adds its own accounts and users in more_setup, before the gateway starts, and
+    its own clients in its setUpClass after calling this one."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = Gateway().init("acme", ROLE_EMAILS["admin"])
+        for role, email in ROLE_EMAILS.items():
+            if role != "admin":
+                cls.gw.add_user("acme", email, role)
+        cls.more_setup()
+        cls.gw.start()
+        cls.clients = {role: cls.gw.logged_in(email) for role, email in ROLE_EMAILS.items()}
+        cls.admin, cls.tech = cls.clients["admin"], cls.clients["technical"]
+        cls.ana, cls.mkt = cls.clients["analytics"], cls.clients["marketing"]
+
+    @classmethod
+    def more_setup(cls):
+        pass
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.cleanup()
+
+    def assertError(self, r, status, code, field=None):
+        """r is a management API error: status, code, a message, and the field if given."""
+        self.assertEqual(r.status, status, r.raw)
+        self.assertEqual(r.code, code, r.raw)
+        self.assertTrue(r.json["error"]["message"])
+        if field is not None:
+            self.assertEqual(r.json["error"].get("field"), field, r.raw)
+
+    def assertOneDenial(self, denials, role, method, path):
+        """denials, the permission.denied audit rows written since a call of method path by
+        the user of role, are the one row that call wrote."""
+        self.assertEqual(len(denials), 1, denials)
+        e = denials[0]
+        self.assertEqual(e["actor"], ROLE_EMAILS[role])
+        self.assertEqual(e["target"], path)
+        self.assertIn(f"role={role}", e["detail"])
+        self.assertIn(f"{method} {path}", e["detail"])
+        self.assertEqual(e["ip"], "127.0.0.1")
 
 
 class Response:
@@ -581,13 +649,7 @@ class Dnsmasq:
         return self.start(records)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
 
@@ -621,24 +683,13 @@ class SmtpSink:
         args += [*extra, f"127.0.0.1:{self.port}", "100"]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
+        if wait_until(lambda: listening(self.port), timeout, interval=0.05):
+            return self
         self.stop()
         raise AssertionError("smtp-sink did not start")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
         self.proc = None
 
     def complete_files(self):
@@ -676,6 +727,18 @@ class SmtpSink:
         """Waits (bounded) until predicate(messages) is true; returns the messages."""
         wait_until(lambda: predicate(self.messages()), timeout)
         return self.messages()
+
+
+def stop_process(proc):
+    """SIGTERM to a helper server the harness started (if it still runs), then SIGKILL if it
+    does not exit in time."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def wait_until(fn, timeout=20, interval=0.1):

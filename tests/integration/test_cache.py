@@ -21,8 +21,7 @@ class ExternalEditTest(unittest.TestCase):
         cls.gw.add_domain("acme", "acme.test", "--verified")
         cls.key = cls.gw.create_key("acme", "main")
         cls.gw.start()
-        cls.admin = cls.gw.client()
-        assert cls.admin.login("admin@acme.test").status == 200
+        cls.admin = cls.gw.logged_in("admin@acme.test")
 
     @classmethod
     def tearDownClass(cls):

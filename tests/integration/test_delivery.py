@@ -8,7 +8,7 @@ import subprocess
 import time
 import unittest
 
-from harness import POSTGRES, PASSWORD, Gateway, SmtpSink, main, wait_until
+from harness import POSTGRES, PASSWORD, Gateway, SmtpSink, main, send_body, wait_until
 
 NETCORE = "/v5/mail/send"
 LEASE = 600  # deliver.c LEASE_SECONDS: how long a delivery claim holds
@@ -62,12 +62,6 @@ class Delivery(unittest.TestCase):
     def restart_sink(self, *extra):
         self.sink.stop()
         self.sink.start(*extra)
-
-
-def simple(sender="news@acme.test", to="bob@example.com", subject="Hello"):
-    return {"from": {"email": sender}, "subject": subject,
-            "content": [{"type": "text/plain", "value": "Hi"}],
-            "personalizations": [{"to": [{"email": to}]}]}
 
 
 class ArrivalTest(Delivery):
@@ -164,7 +158,7 @@ class ArrivalTest(Delivery):
     def test_each_personalization_is_its_own_message(self):
         self.sink.start()
         self.gw.start()
-        payload = simple()
+        payload = send_body()
         payload["personalizations"] = [{"to": [{"email": "a@example.com"}], "subject": "For A"},
                                        {"to": [{"email": "b@example.com"}]}]
         mid = self.send(payload)
@@ -180,7 +174,7 @@ class RetryTest(Delivery):
     def test_4xx_defers_and_a_later_attempt_succeeds(self):
         self.sink.start("-r", "MAIL")
         self.gw.start()
-        mid = self.send(simple())
+        mid = self.send(send_body())
         m = self.wait_status(mid, "deferred")
         self.assertRegex(m["last_reply"], r"^4\d\d ")
         self.assertIsNotNone(m["next_attempt_at"])
@@ -191,7 +185,7 @@ class RetryTest(Delivery):
 
     def test_a_relay_that_is_down_then_up_loses_nothing(self):
         self.gw.start()  # the sink is not running yet
-        mids = [self.send(simple(to=f"r{i}@example.com")) for i in range(5)]
+        mids = [self.send(send_body(to=f"r{i}@example.com")) for i in range(5)]
         for mid in mids:
             self.wait_status(mid, "deferred")
         self.sink.start()
@@ -203,7 +197,7 @@ class RetryTest(Delivery):
     def test_a_5xx_before_the_recipients_is_the_relays_problem_and_is_retried(self):
         self.sink.start("-f", "MAIL")  # e.g. a relay that wants AUTH, or a policy slip
         self.gw.start()
-        mid = self.send(simple())
+        mid = self.send(send_body())
         m = self.wait_status(mid, "deferred")
         self.assertRegex(m["last_reply"], r"^5\d\d ")
         self.restart_sink()
@@ -212,7 +206,7 @@ class RetryTest(Delivery):
     def test_5xx_fails_and_refused_recipients_are_recorded(self):
         self.sink.start("-f", "RCPT")
         self.gw.start()
-        mid = self.send(simple())
+        mid = self.send(send_body())
         m = self.wait_status(mid, "failed")
         self.assertEqual(m["reason"], "relay_rejected")
         self.assertRegex(m["last_reply"], r"^5\d\d ")
@@ -221,7 +215,7 @@ class RetryTest(Delivery):
         self.assertEqual(self.sink.messages(), [])
         self.sink.stop()
         self.sink.start("-f", ".")
-        mid = self.send(simple())
+        mid = self.send(send_body())
         m = self.wait_status(mid, "failed")
         self.assertRegex(m["last_reply"], r"^5\d\d ")
 
@@ -236,7 +230,7 @@ class GiveUpAndListTest(Delivery):
 
     def test_a_message_deferred_past_give_up_fails(self):
         self.gw.start()  # relay down for good
-        mid = self.send(simple())
+        mid = self.send(send_body())
         m = self.wait_status(mid, "failed", timeout=30)
         self.assertEqual(m["reason"], "gave_up")
         self.assertGreaterEqual(m["attempts"], 2)
@@ -244,10 +238,10 @@ class GiveUpAndListTest(Delivery):
     def test_listing_by_status(self):
         self.sink.start()
         self.gw.start()
-        sent = self.send(simple())
+        sent = self.send(send_body())
         self.wait_status(sent, "sent")
         self.sink.stop()
-        waiting = self.send(simple(to="later@example.com"))
+        waiting = self.send(send_body(to="later@example.com"))
         self.wait_status(waiting, "deferred")
         lists = {st: [m["id"] for m in self.admin.request(
             "GET", f"/api/messages?status={st}").json["messages"]]
@@ -276,14 +270,14 @@ class PolicyRecheckTest(Delivery):
         r = admin.request("PUT", "/api/settings/sender-auth",
                           {"enabled": True, "password": PASSWORD})
         self.assertEqual(r.status, 200)
-        mid = self.send(simple("news@acme.test"))
+        mid = self.send(send_body("news@acme.test"))
         self.wait_status(mid, "deferred")
         self.assertEqual(admin.request("DELETE", f"/api/senders/{ids['news@acme.test']}").status,
                          204)
         self.sink.start()
         m = self.wait_status(mid, "dropped")
         self.assertEqual(m["reason"], "sender_not_authorized")
-        ok = self.send(simple("ops@acme.test"))
+        ok = self.send(send_body("ops@acme.test"))
         self.wait_status(ok, "sent")
         self.assertEqual([str(x["From"]) for x in self.sink.messages()
                           if not str(x["Subject"]).startswith("Verify sender")],
@@ -295,7 +289,7 @@ class PolicyRecheckTest(Delivery):
 class RestartTest(Delivery):
     def test_kill_9_before_delivery_then_restart_delivers_each_message_once(self):
         self.gw.start()  # relay down
-        mids = [self.send(simple(to=f"k{i}@example.com")) for i in range(20)]
+        mids = [self.send(send_body(to=f"k{i}@example.com")) for i in range(20)]
         self.gw.kill()
         if POSTGRES:
             # Other nodes may share a PostgreSQL database: a message claimed when the
@@ -386,7 +380,7 @@ class VerificationEmailTest(Delivery):
         r = admin.request("PUT", "/api/settings/sender-auth",
                           {"enabled": True, "password": PASSWORD})
         self.assertEqual(r.status, 200)
-        self.send(simple("news@acme.test"))
+        self.send(send_body("news@acme.test"))
 
     def test_removed_and_already_verified_senders_are_reported(self):
         r = self.tech.request("POST", "/api/senders",
@@ -452,7 +446,7 @@ class OutboxTest(unittest.TestCase):
     def test_the_default_relay_writes_one_eml_file_per_message(self):
         gw, key = outbox_gateway()
         try:
-            r = gw.client().request("POST", NETCORE, simple(),
+            r = gw.client().request("POST", NETCORE, send_body(),
                                     headers={"Authorization": "Bearer " + key})
             mid = r.json["data"]["message_id"]
             path = os.path.join(gw.tmp, "outbox", mid + ".eml")
@@ -473,7 +467,7 @@ class GroupCommitTest(unittest.TestCase):
         gw, key = outbox_gateway()
         try:
             def one(i):
-                r = gw.client().request("POST", NETCORE, simple(to=f"g{i}@example.com"),
+                r = gw.client().request("POST", NETCORE, send_body(to=f"g{i}@example.com"),
                                         headers={"Authorization": "Bearer " + key})
                 return r.status, r.json["data"]["message_id"]
 
@@ -618,7 +612,7 @@ class RelayCredentialsTest(Delivery):
     def test_without_tls_the_password_is_not_sent_and_the_message_waits(self):
         self.relay_with_credentials()
         self.gw.start()
-        mid = self.send(simple())
+        mid = self.send(send_body())
         m = self.wait_status(mid, "deferred")
         self.assertIn("TLS", m["last_reply"])
         self.assertTrue(self.gw.log_lines(f"message {mid} deferred"))
@@ -639,13 +633,13 @@ class RelayCredentialsTest(Delivery):
         # credentials go out in plain text as the operator allowed.
         self.restart_sink("-a")
         self.gw.start()
-        mid = self.send(simple())
+        mid = self.send(send_body())
         self.wait_status(mid, "sent")
         self.assertEqual(len(self.sink.wait_for(lambda m: len(m) >= 1)), 1)
         with self.tap.lock:
             self.assertNotIn(b"STARTTLS", bytes(self.tap.sent).upper())
         self.restart_sink()
-        mid = self.send(simple(subject="again"))
+        mid = self.send(send_body(subject="again"))
         self.assertTrue(wait_until(lambda: b"AUTH PLAIN" in bytes(self.tap.sent).upper()))
 
 

@@ -43,8 +43,7 @@ class DomainCase(unittest.TestCase):
         cls.gw.dns_port = cls.dns.port
         cls.key = cls.gw.create_key("acme")
         cls.gw.start()
-        cls.admin = cls.gw.client()
-        assert cls.admin.login("admin@acme.test").status == 200
+        cls.admin = cls.gw.logged_in("admin@acme.test")
 
     @classmethod
     def tearDownClass(cls):

@@ -16,8 +16,8 @@ import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import (BIN, POSTGRES, Dnsmasq, Gateway, SmtpSink, free_port, main,
-                     sqlite_only, wait_until)
+from harness import (BIN, POSTGRES, Dnsmasq, Gateway, SmtpSink, free_port, listening, main,
+                     send_body, sqlite_only, wait_until)
 
 NETCORE = "/v5/mail/send"
 DAY = 24 * 3600
@@ -29,12 +29,6 @@ def fast_retry_config(tmp, extra=""):
     with open(path, "w") as f:
         f.write("[relay]\nretry_base = 1s\nretry_max = 1s\nconnections = 4\n" + extra)
     return path
-
-
-def mail(subject, to="bob@example.com", sender="news@acme.test", body="Hi"):
-    return {"from": {"email": sender}, "subject": subject,
-            "content": [{"type": "text/plain", "value": body}],
-            "personalizations": [{"to": [{"email": to}]}]}
 
 
 def post_send(port, key, payload, timeout=30):
@@ -162,7 +156,8 @@ class KillUnderLoadTest(FaultCase):
         def client():
             while not stop.is_set():
                 subject = f"m-{next(counter)}"
-                out = post_send(port, key, mail(subject, to=f"{subject}@example.com"),
+                out = post_send(port, key,
+                                send_body(subject=subject, to=f"{subject}@example.com"),
                                 timeout=10)
                 with lock:
                     outcomes[subject] = out
@@ -263,7 +258,8 @@ class KillUnderLoadTest(FaultCase):
 class RelayOutageTest(FaultCase):
     def test_a_relay_down_for_a_while_defers_then_delivers_everything_once(self):
         self.gw.start()  # the sink is not running: the relay is down
-        results = [post_send(self.gw.port, self.key, mail(f"r-{i}", to=f"r{i}@example.com"))
+        results = [post_send(self.gw.port, self.key,
+                             send_body(subject=f"r-{i}", to=f"r{i}@example.com"))
                    for i in range(20)]
         self.assertEqual({r[0] for r in results}, {"ok"}, results)
         mids = [r[1] for r in results]
@@ -320,7 +316,8 @@ class DnsOutageTest(FaultCase):
             time.sleep(0.5)
         d = r.json
         self.assertEqual((d["status"], d["check_error"]), ("verified", None))
-        send = lambda: post_send(self.gw.port, self.key, mail("dns", sender="a@news.example.test"))
+        send = lambda: post_send(self.gw.port, self.key,
+                                 send_body("a@news.example.test", subject="dns"))
         self.assertEqual(send()[0], "ok")
 
         dns.stop()
@@ -386,7 +383,7 @@ class DiskFullTest(FaultCase):
                                  stdout=log, stderr=log)
         daemon = None
         try:
-            up = wait_until(lambda: shell.poll() is None and _listening(port), timeout=15,
+            up = wait_until(lambda: shell.poll() is None and listening(port), timeout=15,
                             interval=0.05)
             self.assertTrue(up, "daemon in the namespace did not start:\n" + self.gw.read_log())
             with open(pidfile) as f:
@@ -418,7 +415,7 @@ class DiskFullTest(FaultCase):
 
         def send():
             subject = f"d-{next(counter)}"
-            return subject, post_send(port, self.key, mail(subject, body=big))
+            return subject, post_send(port, self.key, send_body(subject=subject, text=big))
 
         # Fill: send until the daemon says the store is unavailable (bounded).
         for _ in range(100):
@@ -491,14 +488,6 @@ class DiskFullTest(FaultCase):
                          "\n".join(map(about, sorted(not_sent))))
 
 
-def _listening(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
 def _alive(pid):
     try:
         os.kill(pid, 0)
@@ -555,7 +544,7 @@ class SlowClientsTest(FaultCase):
                 s.close()
         self.assertIsNone(self.gw.proc.poll())
         self.assertEqual(self.admin.request("GET", "/api/session").status, 200)
-        out = post_send(port, self.key, mail("after"))
+        out = post_send(port, self.key, send_body(subject="after"))
         self.assertEqual(out[0], "ok", out)
         self.assertEqual(self.gw.stop(), 0)
 
@@ -604,7 +593,8 @@ class GroupCommitIsolationTest(FaultCase):
                     f"{POISON}check-{i}" if i % 40 == 20 else f"ok-{i}" for i in range(400)]
 
         def send(subject):
-            return subject, post_send(self.gw.port, self.key, mail(subject), timeout=60)
+            return subject, post_send(self.gw.port, self.key, send_body(subject=subject),
+                                      timeout=60)
 
         with ThreadPoolExecutor(12) as pool:
             outcomes = dict(pool.map(send, subjects))
@@ -620,7 +610,7 @@ class GroupCommitIsolationTest(FaultCase):
         self.assertEqual({o[1] for o in valid.values()} - stored, set(),
                          "answered 2xx yet not stored")
         self.assertEqual(len(stored), len(valid), "a poisoned message was stored")
-        self.assertEqual(post_send(self.gw.port, self.key, mail("after"))[0], "ok")
+        self.assertEqual(post_send(self.gw.port, self.key, send_body(subject="after"))[0], "ok")
 
 
 class Utf8UnderLoadTest(FaultCase):
@@ -636,15 +626,15 @@ class Utf8UnderLoadTest(FaultCase):
             keys[name] = self.gw.create_key(name)
         self.gw.start()
         port = self.gw.port
-        bad = json.dumps(dict(mail("tagged", sender="x@mallory.test"), tags=["BAD"]))
+        bad = json.dumps(send_body(subject="tagged", sender="x@mallory.test", tags=["BAD"]))
         bad = bad.encode().replace(b"BAD", b"\xff")
 
         def send(i):
             if i % 10 == 0:  # mallory's, among the others'
                 return "mallory", post_raw(port, keys["mallory"], bad, 60)
             name = ("north", "south", "east")[i % 3]
-            return name, post_send(port, keys[name], mail(f"g-{i}", sender=f"x@{name}.test"),
-                                   timeout=60)
+            return name, post_send(port, keys[name],
+                                   send_body(f"x@{name}.test", subject=f"g-{i}"), timeout=60)
 
         with ThreadPoolExecutor(12) as pool:
             outcomes = list(pool.map(send, range(200)))

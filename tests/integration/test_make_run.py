@@ -13,7 +13,7 @@ import tempfile
 import time
 import unittest
 
-from harness import ROOT, main, wait_until
+from harness import ROOT, login_body, main, send_body, wait_until
 
 SRC = os.environ.get("POSTERN_SRC", ROOT)
 PORT = 8025
@@ -45,17 +45,14 @@ class MakeRunTest(unittest.TestCase):
             self.assertTrue(os.path.isdir(os.path.join(tree, "var", "outbox")))
             # The printed credentials work.
             status, body = request("POST", "/api/session",
-                                   {"account": "demo", "email": "admin@example.com",
-                                    "password": password})
+                                   login_body("admin@example.com", password, "demo"))
             self.assertEqual(status, 200, body)
             self.assertEqual(body["account"]["name"], "demo")
             # The printed key and the demo domain let a first send through at once.
             key = re.search(r"API key\s+(pst_\S+)", log).group(1)
-            status, body = request("POST", "/v5/mail/send", {
-                "from": {"email": "news@example.com"}, "subject": "Hello",
-                "content": [{"type": "text/plain", "value": "Hi"}],
-                "personalizations": [{"to": [{"email": "you@example.org"}]}]},
-                headers={"Authorization": "Bearer " + key})
+            status, body = request("POST", "/v5/mail/send",
+                                   send_body("news@example.com", to="you@example.org"),
+                                   headers={"Authorization": "Bearer " + key})
             self.assertEqual(status, 200, body)
             eml = os.path.join(tree, "var", "outbox", body["data"]["message_id"] + ".eml")
             self.assertTrue(wait_until(lambda: os.path.exists(eml)), "no outbox file")

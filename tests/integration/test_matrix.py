@@ -12,7 +12,7 @@ import re
 import time
 import unittest
 
-from harness import PASSWORD, Client, Gateway, cli, main, must, wait_until
+from harness import PASSWORD, Client, Gateway, cli, main, must, send_body, wait_until
 
 ROLES = ("admin", "technical", "analytics", "marketing")
 ACCOUNTS = ("acme", "globex")
@@ -122,9 +122,7 @@ def email(account, role):
 
 
 def message_body(account):
-    return {"from": {"email": f"news@mail.{account}.test", "name": "News"},
-            "subject": "Hello", "content": [{"type": "text/plain", "value": "Hi there"}],
-            "personalizations": [{"to": [{"email": "bob@example.com"}]}]}
+    return send_body(f"news@mail.{account}.test", name="News", text="Hi there")
 
 
 def load_routes():

@@ -5,19 +5,16 @@ import gzip
 import json
 import unittest
 
-from harness import POSTGRES, Gateway, cli, main, must, raw_http, wait_until
+from harness import POSTGRES, Gateway, cli, main, must, raw_http, send_body, wait_until
 
 NETCORE = "/v5/mail/send"
 SENDGRID = "/v3/mail/send"
 
 
-def body(sender="news@acme.test", **extra):
-    b = {"from": {"email": sender, "name": "Acme News"}, "subject": "Hello",
-         "content": [{"type": "text/plain", "value": "Hi there"},
-                     {"type": "text/html", "value": "<p>Hi there</p>"}],
-         "personalizations": [{"to": [{"email": "bob@example.com", "name": "Bob"}]}]}
-    b.update(extra)
-    return b
+def body(sender="news@acme.test", **fields):
+    """This suite's request: both parties named, a text and an HTML part."""
+    return send_body(sender, name="Acme News", to_name="Bob", text="Hi there",
+                     html="<p>Hi there</p>", **fields)
 
 
 class SendCase(unittest.TestCase):

@@ -3,9 +3,9 @@
 remove), normalization, verification batches in the database, sending domains set by the
 CLI, account isolation, the role matrix and the audit trail."""
 import re
-import unittest
 
-from harness import PASSWORD, Gateway, audit_events, cli, last_audit_id, main, must
+from harness import (PASSWORD, ROLE_EMAILS, RolesCase, audit_events, cli, last_audit_id, main,
+                     must)
 
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 SETTINGS = "/api/settings/sender-auth"
@@ -18,26 +18,13 @@ def events_since(admin, since, action=None, actor=None):
             and (actor is None or e["actor"] == actor)]
 
 
-class SenderAuthSettingsTest(unittest.TestCase):
+class SenderAuthSettingsTest(RolesCase):
     """The account-wide switch: every toggle re-checks the acting user's own password."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.gw = Gateway().init("acme", "admin@acme.test")
-        cls.gw.add_user("acme", "tech@acme.test", "technical")
-        cls.gw.add_user("acme", "ana@acme.test", "analytics")
-        cls.gw.add_user("acme", "mkt@acme.test", "marketing")
+    def more_setup(cls):
         cls.gw.add_user("acme", "lock@acme.test", "technical")  # only the lockout test
         cls.gw.add_account("globex", "admin@globex.test")  # never changed by this class
-        cls.gw.start()
-        cls.admin = cls.gw.logged_in("admin@acme.test")
-        cls.tech = cls.gw.logged_in("tech@acme.test")
-        cls.ana = cls.gw.logged_in("ana@acme.test")
-        cls.mkt = cls.gw.logged_in("mkt@acme.test")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.cleanup()
 
 
     def settings(self, client=None):
@@ -47,13 +34,6 @@ class SenderAuthSettingsTest(unittest.TestCase):
 
     def toggle(self, client, enabled, password=PASSWORD, **kw):
         return client.request("PUT", SETTINGS, {"enabled": enabled, "password": password}, **kw)
-
-    def assertError(self, r, status, code, field=None):
-        self.assertEqual(r.status, status, r.raw)
-        self.assertEqual(r.code, code, r.raw)
-        self.assertTrue(r.json["error"]["message"])
-        if field is not None:
-            self.assertEqual(r.json["error"].get("field"), field, r.raw)
 
     def test_a_new_account_has_the_switch_off_and_no_senders(self):
         globex = self.gw.logged_in("admin@globex.test")
@@ -231,25 +211,18 @@ class SenderAuthSettingsTest(unittest.TestCase):
             self.assertNotIn(PASSWORD, e["detail"])
 
 
-class SendersTest(unittest.TestCase):
+class SendersTest(RolesCase):
     """The sender list: adding, normalizing, verifying, removing, and what each leaves."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.gw = Gateway().init("acme", "admin@acme.test")
-        cls.gw.add_user("acme", "tech@acme.test", "technical")
-        cls.gw.add_user("acme", "mkt@acme.test", "marketing")
+    def more_setup(cls):
         cls.gw.add_account("globex", "admin@globex.test")
         cls.gw.add_account("bulk", "admin@bulk.test")
-        cls.gw.start()
-        cls.admin = cls.gw.logged_in("admin@acme.test")
-        cls.tech = cls.gw.logged_in("tech@acme.test")
-        cls.mkt = cls.gw.logged_in("mkt@acme.test")
-        cls.globex = cls.gw.logged_in("admin@globex.test")
 
     @classmethod
-    def tearDownClass(cls):
-        cls.gw.cleanup()
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.globex = cls.gw.logged_in("admin@globex.test")
 
 
     def add(self, client, *addresses):
@@ -550,32 +523,12 @@ MATRIX = {
     "analytics": (200,    200,    200,    201, 403,   204,   200,  200,  200),
     "marketing": (200,    403,    200,    201, 403,   403,   200,  200,  200),
 }
-EMAILS = {"admin": "admin@acme.test", "technical": "tech@acme.test",
-          "analytics": "ana@acme.test", "marketing": "mkt@acme.test"}
 
 
-class SenderPermissionMatrixTest(unittest.TestCase):
+class SenderPermissionMatrixTest(RolesCase):
     """Every role against every sender and settings endpoint; every denial is audited."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.gw = Gateway().init("acme", EMAILS["admin"])
-        for role, email in EMAILS.items():
-            if role != "admin":
-                cls.gw.add_user("acme", email, role)
-        cls.gw.start()
-        cls.clients = {}
-        for role, email in EMAILS.items():
-            c = cls.gw.client()
-            r = c.login(email)
-            assert r.status == 200, r.raw
-            cls.clients[role] = c
-        cls.admin = cls.clients["admin"]
-        cls.serial = 0
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.cleanup()
+    serial = 0
 
     def fresh_sender(self):
         SenderPermissionMatrixTest.serial += 1
@@ -616,7 +569,7 @@ class SenderPermissionMatrixTest(unittest.TestCase):
 
         def check(ok, r):
             self.assertEqual([a["address"] for a in r.json["added"]], [address])
-            self.assertEqual(self.listed()[address]["added_by"], EMAILS[role])
+            self.assertEqual(self.listed()[address]["added_by"], ROLE_EMAILS[role])
         return "POST", "/api/senders", {"addresses": [address]}, check
 
     def verify_sender(self, role):
@@ -625,7 +578,7 @@ class SenderPermissionMatrixTest(unittest.TestCase):
         def check(ok, r):
             s = self.listed()[address]
             self.assertEqual(s["status"], "verified" if ok else "pending")
-            self.assertEqual(s["verified_by"], EMAILS[role] if ok else None)
+            self.assertEqual(s["verified_by"], ROLE_EMAILS[role] if ok else None)
         return "POST", f"/api/senders/{sid}/verify", None, check
 
     def remove_sender(self, role):
@@ -660,37 +613,26 @@ class SenderPermissionMatrixTest(unittest.TestCase):
         self.assertEqual(r.status, expected, r.raw)
         denials = events_since(self.admin, since, "permission.denied")
         if expected == 403:
-            self.assertEqual(r.code, "forbidden", r.raw)
-            self.assertTrue(r.json["error"]["message"])
-            self.assertEqual(len(denials), 1, denials)
-            e = denials[0]
-            self.assertEqual(e["actor"], EMAILS[role])
-            self.assertEqual(e["target"], path)
-            self.assertIn(f"role={role}", e["detail"])
-            self.assertIn(f"{method} {path}", e["detail"])
-            self.assertEqual(e["ip"], "127.0.0.1")
+            self.assertError(r, 403, "forbidden")
+            self.assertOneDenial(denials, role, method, path)
             check(False, r)
         else:
             self.assertEqual(denials, [])
             check(True, r)
 
 
-class VerificationMailRateTest(unittest.TestCase):
+class VerificationMailRateTest(RolesCase):
     """Every verification email goes to all the Admins, and any role may ask for one: at
     most one per account per minute, counting the one sent when addresses were added."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.gw = Gateway().init("acme", "admin@acme.test")
-        cls.gw.add_user("acme", "mkt@acme.test", "marketing")
+    def more_setup(cls):
         cls.gw.add_account("globex", "admin@globex.test")
-        cls.gw.start()
-        cls.mkt = cls.gw.logged_in("mkt@acme.test")
-        cls.globex = cls.gw.logged_in("admin@globex.test")
 
     @classmethod
-    def tearDownClass(cls):
-        cls.gw.cleanup()
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.globex = cls.gw.logged_in("admin@globex.test")
 
     def batches(self, account):
         return self.gw.sql("SELECT COUNT(*) FROM verification_tokens t JOIN accounts a "
@@ -747,6 +689,7 @@ class VerificationMailRateTest(unittest.TestCase):
         # An add that adds nothing says nothing of email.
         r = self.mkt.request("POST", "/api/senders", {"addresses": ["n0@acme.test"]})
         self.assertNotIn("verification_email", r.json)
+
 
 if __name__ == "__main__":
     main()

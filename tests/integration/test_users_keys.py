@@ -1,58 +1,34 @@
 """Users (GET/POST /api/users, PATCH/DELETE /api/users/{id}) and API keys (GET/POST
 /api/keys, DELETE /api/keys/{id}) over real HTTP: who may manage them, what the answers
 hold, the last-Admin rule, account isolation, and a revoked key refused by the send API."""
-import unittest
-
-from harness import PASSWORD, Gateway, audit_events, last_audit_id, main
+from harness import PASSWORD, ROLE_EMAILS, RolesCase, audit_events, last_audit_id, main
 
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 KEY_RE = r"^pst_[A-Za-z0-9_-]{43}$"
-EMAILS = {"admin": "admin@acme.test", "technical": "tech@acme.test",
-          "analytics": "ana@acme.test", "marketing": "mkt@acme.test"}
 
 
-
-class RoleCase(unittest.TestCase):
-    """One gateway per class with the four roles of acme logged in once."""
+class RoleCase(RolesCase):
+    """The four roles of acme, and globex with an Analytics user."""
 
     @classmethod
     def setUpClass(cls):
-        cls.gw = Gateway().init("acme", EMAILS["admin"])
-        for role, email in EMAILS.items():
-            if role != "admin":
-                cls.gw.add_user("acme", email, role)
-        cls.gw.add_account("globex", "admin@globex.test")
-        cls.gw.add_user("globex", "ana@globex.test", "analytics")
-        cls.more_setup()
-        cls.gw.start()
-        cls.clients = {role: cls.gw.logged_in(email) for role, email in EMAILS.items()}
-        cls.admin = cls.clients["admin"]
+        super().setUpClass()
         cls.globex = cls.gw.logged_in("admin@globex.test")
         cls.serial = 0
 
     @classmethod
     def more_setup(cls):
-        pass
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.gw.cleanup()
+        cls.gw.add_account("globex", "admin@globex.test")
+        cls.gw.add_user("globex", "ana@globex.test", "analytics")
 
     def next_serial(self):
         type(self).serial += 1
         return type(self).serial
 
-    def assertError(self, r, status, code, field=None):
-        self.assertEqual(r.status, status, r.raw)
-        self.assertEqual(r.code, code, r.raw)
-        self.assertTrue(r.json["error"]["message"])
-        if field is not None:
-            self.assertEqual(r.json["error"].get("field"), field, r.raw)
-
     def check_matrix(self, endpoints, matrix):
         """Runs every (role, endpoint) of matrix; each endpoint method returns
         (method, path, body, check) and check(allowed, response) asserts the effect."""
-        self.assertEqual(set(matrix), set(EMAILS))
+        self.assertEqual(set(matrix), set(ROLE_EMAILS))
         for role, row in matrix.items():
             self.assertEqual(len(row), len(endpoints))
             for endpoint, expected in zip(endpoints, row):
@@ -65,13 +41,7 @@ class RoleCase(unittest.TestCase):
                                if e["id"] > since and e["action"] == "permission.denied"]
                     if expected == 403:
                         self.assertError(r, 403, "forbidden")
-                        self.assertEqual(len(denials), 1, denials)
-                        e = denials[0]
-                        self.assertEqual(e["actor"], EMAILS[role])
-                        self.assertEqual(e["target"], path)
-                        self.assertIn(f"role={role}", e["detail"])
-                        self.assertIn(f"{method} {path}", e["detail"])
-                        self.assertEqual(e["ip"], "127.0.0.1")
+                        self.assertOneDenial(denials, role, method, path)
                     else:
                         self.assertEqual(denials, [])
                     check(expected != 403, r)
@@ -91,6 +61,7 @@ USER_MATRIX = {
 class UsersTest(RoleCase):
     @classmethod
     def more_setup(cls):
+        super().more_setup()
         cls.gw.add_account("initech", "boss@initech.test")  # only the last-Admin test
 
     def users(self, client=None):
@@ -108,7 +79,7 @@ class UsersTest(RoleCase):
     # The matrix endpoints; fresh users for every case that changes one.
     def list_users(self, role):
         def check(ok, r):  # a denied caller sees no list
-            self.assertEqual(EMAILS["admin"] in {u["email"] for u in r.json.get("users", [])},
+            self.assertEqual(ROLE_EMAILS["admin"] in {u["email"] for u in r.json.get("users", [])},
                              ok)
         return "GET", "/api/users", None, check
 
@@ -139,13 +110,13 @@ class UsersTest(RoleCase):
 
     def test_the_list_shows_this_accounts_users_with_their_roles(self):
         users = self.users()
-        for role, email in EMAILS.items():
+        for role, email in ROLE_EMAILS.items():
             self.assertEqual(users[email]["role"], role)
         for u in users.values():
             self.assertEqual(set(u), {"id", "email", "role", "created_at"})
             self.assertIsInstance(u["id"], int)
             self.assertRegex(u["created_at"], ISO)
-        self.assertEqual(users[EMAILS["technical"]]["id"], self.clients["technical"].user_id)
+        self.assertEqual(users[ROLE_EMAILS["technical"]]["id"], self.clients["technical"].user_id)
         self.assertFalse([e for e in users if e.endswith("globex.test")])
         self.assertFalse([e for e in users if e.endswith("initech.test")])
 
@@ -190,14 +161,14 @@ class UsersTest(RoleCase):
 
     def test_a_duplicate_email_is_409(self):
         before = self.users()
-        for email in (EMAILS["technical"], "TECH@Acme.Test"):
+        for email in (ROLE_EMAILS["technical"], "TECH@Acme.Test"):
             with self.subTest(email=email):
                 r = self.admin.request("POST", "/api/users", {"email": email, "role": "admin",
                                                               "password": "another password"})
                 self.assertError(r, 409, "already_exists")
         self.assertEqual(self.users(), before)
         # The existing user keeps its role and its password.
-        self.assertEqual(self.users()[EMAILS["technical"]]["role"], "technical")
+        self.assertEqual(self.users()[ROLE_EMAILS["technical"]]["role"], "technical")
 
     def test_an_email_used_in_another_account_is_added_without_revealing_it(self):
         # globex's Admin adds an email acme has: no 409 that would tell them it exists

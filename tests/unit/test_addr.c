@@ -1,13 +1,6 @@
 /* Unit tests for addr: how addresses and domains are normalized before Postern compares
  * them, and which forms it refuses with a reason the user can act on. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <stdio.h>
-#include <string.h>
+#include "testutil.h"
 
 #include "addr.h"
 
@@ -22,12 +15,6 @@ static void make_domain(char *out, const int *lens)
 		p += lens[i];
 	}
 	*p = '\0';
-}
-
-static void make_local(char *out, size_t n)
-{
-	memset(out, 'x', n);
-	out[n] = '\0';
 }
 
 /* A failure reason is shown to users, so it must be a sentence. */
@@ -190,11 +177,11 @@ static void normalize_limits_local_part_to_64_characters(void **state)
 	(void)state;
 	char local[80], in[ADDR_MAX + 16];
 
-	make_local(local, 64);
+	tu_repeat(local, 'x', 64);
 	snprintf(in, sizeof(in), "%s@example.com", local);
 	assert_normalizes(in, in);
 
-	make_local(local, 65);
+	tu_repeat(local, 'x', 65);
 	snprintf(in, sizeof(in), "%s@example.com", local);
 	assert_rejected(in);
 }
@@ -205,7 +192,7 @@ static void normalize_limits_address_to_254_characters(void **state)
 	char local[80], domain[ADDR_DOMAIN_MAX + 16], in[sizeof(local) + sizeof(domain) + 1];
 
 	/* 64 + "@" + 189 = 254 characters: the longest address allowed. */
-	make_local(local, 64);
+	tu_repeat(local, 'x', 64);
 	make_domain(domain, (const int[]){63, 63, 61, -1});
 	assert_int_equal(strlen(domain), 189);
 	snprintf(in, sizeof(in), "%s@%s", local, domain);

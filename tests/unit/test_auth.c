@@ -1,14 +1,6 @@
 /* Unit tests for auth: argon2id password hashes, password length bounds, random tokens and
  * API keys, token hashes and derivations, constant-time comparison and token shape checks. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <stdbool.h>
-#include <stdlib.h>
-#include <string.h>
+#include "testutil.h"
 
 #include "auth.h"
 
@@ -73,21 +65,17 @@ static void password_hash_is_salted(void **state)
 static void password_acceptable_requires_8_to_1024_characters(void **state)
 {
 	(void)state;
+	static const struct {
+		size_t len;
+		bool acceptable;
+	} cases[] = {{0, false}, {7, false}, {8, true}, {1024, true}, {1025, false}};
 	char pw[AUTH_PASSWORD_MAX + 2];
-
-	assert_false(auth_password_acceptable(""));
-	memset(pw, 'p', sizeof(pw));
-	pw[7] = '\0';
-	assert_false(auth_password_acceptable(pw));
-	memset(pw, 'p', sizeof(pw));
-	pw[8] = '\0';
-	assert_true(auth_password_acceptable(pw));
-	memset(pw, 'p', sizeof(pw));
-	pw[1024] = '\0';
-	assert_true(auth_password_acceptable(pw));
-	memset(pw, 'p', sizeof(pw));
-	pw[1025] = '\0';
-	assert_false(auth_password_acceptable(pw));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		tu_repeat(pw, 'p', cases[i].len);
+		if (auth_password_acceptable(pw) != cases[i].acceptable)
+			fail_msg("a password of %zu characters: expected %s", cases[i].len,
+				 cases[i].acceptable ? "acceptable" : "refused");
+	}
 }
 
 static void token_new_is_43_base64url_characters(void **state)

@@ -1,16 +1,9 @@
 /* Unit tests for compose: each payload is composed, then parsed back with GMime to check what
  * a recipient would see (decoded headers, part order, attachment bytes), and the raw text is
  * checked for what a relay would object to (bare LF, long lines, 8-bit bytes, a Bcc line). */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testutil.h"
 
 #include <sodium.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <gmime/gmime.h>
 
@@ -25,22 +18,6 @@
 #define TO_ANN	   "'to':[{'email':'ann@example.test'}]"
 #define ONE_PERSON "'personalizations':[{" TO_ANN "}]"
 #define BASE	   FROM "," SUBJECT "," TEXT
-
-/* Payloads are written with ' for " so they read like JSON; json() swaps the quotes back.
- * No payload here needs an apostrophe. */
-static cJSON *json(const char *text)
-{
-	char *s = strdup(text);
-	assert_non_null(s);
-	for (char *p = s; *p; p++)
-		if (*p == '\'')
-			*p = '"';
-	cJSON *payload = cJSON_Parse(s);
-	if (!payload)
-		fail_msg("test payload is not JSON: %s", s);
-	free(s);
-	return payload;
-}
 
 /* The composed message of one personalization, with its length. */
 struct composed {
@@ -87,7 +64,7 @@ static struct composed compose_ok(const char *text, int part)
 {
 	struct composed c = {0};
 	const char *why = "unset";
-	cJSON *payload = json(text);
+	cJSON *payload = tu_json(text);
 	int rc = compose_message(payload, part, MSGID, DATE, &c.raw, &c.len, &why);
 	cJSON_Delete(payload);
 	if (rc != 0)
@@ -121,7 +98,7 @@ static void expect_refused_payload(const cJSON *payload, int part, const char *f
 
 static void expect_refused(const char *text, const char *fragment)
 {
-	cJSON *payload = json(text);
+	cJSON *payload = tu_json(text);
 	expect_refused_payload(payload, 0, fragment);
 	cJSON_Delete(payload);
 }
@@ -308,7 +285,7 @@ static cJSON *payload_with_attachment(const unsigned char *bytes, size_t len, co
 	}
 	wrapped[w] = '\0';
 
-	cJSON *payload = json("{" BASE "," ONE_PERSON ",'attachments':[]}");
+	cJSON *payload = tu_json("{" BASE "," ONE_PERSON ",'attachments':[]}");
 	cJSON *a = cJSON_CreateObject();
 	cJSON_AddStringToObject(a, "filename", name);
 	cJSON_AddStringToObject(a, "type", type);
@@ -416,11 +393,11 @@ static void set_name(cJSON *mailbox, const char *name)
 static void test_encoded_words_stay_literal(void **state)
 {
 	(void)state;
-	cJSON *payload = json("{" FROM ",'reply_to':{'email':'help@acme.test'}," TEXT ","
-			      "'personalizations':[{'to':[{'email':'ann@example.test'}],"
-			      "'cc':[{'email':'carl@example.test'}],'headers':{}}],"
-			      "'headers':{},'attachments':[{'type':'application/pdf',"
-			      "'content':'aGVsbG8=','disposition':'attachment'}]}");
+	cJSON *payload = tu_json("{" FROM ",'reply_to':{'email':'help@acme.test'}," TEXT ","
+				 "'personalizations':[{'to':[{'email':'ann@example.test'}],"
+				 "'cc':[{'email':'carl@example.test'}],'headers':{}}],"
+				 "'headers':{},'attachments':[{'type':'application/pdf',"
+				 "'content':'aGVsbG8=','disposition':'attachment'}]}");
 	cJSON *p = cJSON_GetArrayItem(cJSON_GetObjectItem(payload, "personalizations"), 0);
 	cJSON_ReplaceItemInObject(cJSON_GetObjectItem(payload, "from"), "name",
 				  cJSON_CreateString(EW_FROM));
@@ -473,7 +450,7 @@ static void test_names_with_equals_signs_stay_literal(void **state)
 		"1+1=2",
 	};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		cJSON *payload = json("{" BASE "," ONE_PERSON "}");
+		cJSON *payload = tu_json("{" BASE "," ONE_PERSON "}");
 		cJSON_ReplaceItemInObject(cJSON_GetObjectItem(payload, "from"), "name",
 					  cJSON_CreateString(names[i]));
 		struct composed c = compose_payload_ok(payload);
@@ -488,7 +465,7 @@ static void test_bare_cr_and_lf_become_crlf(void **state)
 {
 	(void)state;
 	/* "\r.\r" ends DATA for a lax relay; what follows would be read as SMTP commands. */
-	cJSON *payload = json("{" FROM "," SUBJECT "," ONE_PERSON ",'content':{}}");
+	cJSON *payload = tu_json("{" FROM "," SUBJECT "," ONE_PERSON ",'content':{}}");
 	cJSON *content = cJSON_GetObjectItem(payload, "content");
 	cJSON_AddStringToObject(content, "text",
 				"line1\r.\rMAIL FROM:<ceo@bank.com>\rRCPT TO:<x@y.test>\r\nok\n\n");
@@ -576,10 +553,10 @@ static void test_part_selects_personalization(void **state)
 static void test_recipients_order_and_count(void **state)
 {
 	(void)state;
-	cJSON *payload = json("{" BASE ",'personalizations':["
-			      "{'to':[{'email':'a@x.test'},{'email':'b@x.test','name':'B'}],"
-			      "'cc':[{'email':'c@x.test'}],'bcc':[{'email':'d@x.test'}]},"
-			      "{'bcc':[{'email':'e@x.test'}],'to':[{'email':'f@x.test'}]}]}");
+	cJSON *payload = tu_json("{" BASE ",'personalizations':["
+				 "{'to':[{'email':'a@x.test'},{'email':'b@x.test','name':'B'}],"
+				 "'cc':[{'email':'c@x.test'}],'bcc':[{'email':'d@x.test'}]},"
+				 "{'bcc':[{'email':'e@x.test'}],'to':[{'email':'f@x.test'}]}]}");
 	const char *out[8] = {0};
 
 	assert_int_equal(compose_parts(payload), 2);
@@ -610,11 +587,11 @@ static void test_recipients_order_and_count(void **state)
 static void test_part_out_of_range(void **state)
 {
 	(void)state;
-	cJSON *payload = json("{" BASE "," ONE_PERSON "}");
+	cJSON *payload = tu_json("{" BASE "," ONE_PERSON "}");
 	expect_refused_payload(payload, 1, "no such personalization");
 	expect_refused_payload(payload, -1, "no such personalization");
 	cJSON_Delete(payload);
-	payload = json("{" BASE "}");
+	payload = tu_json("{" BASE "}");
 	assert_int_equal(compose_parts(payload), 0);
 	expect_refused_payload(payload, 0, "no such personalization");
 	cJSON_Delete(payload);
@@ -708,7 +685,7 @@ static void test_hostile_inputs_refused(void **state)
 static void test_hostile_message_id_refused(void **state)
 {
 	(void)state;
-	cJSON *payload = json("{" BASE "," ONE_PERSON "}");
+	cJSON *payload = tu_json("{" BASE "," ONE_PERSON "}");
 	char *out = NULL;
 	size_t len = 0;
 	const char *why = NULL;

@@ -1,22 +1,13 @@
 /* Unit tests for config: the defaults, loading an INI file (and the one-line errors that
  * name file, line and key), command-line flags over it, and the derived public URL. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+#include "testutil.h"
 
 #include "config.h"
 
 /* Each test writes at most one configuration file at a time; teardown removes it even
  * when an assertion fails half-way. */
 struct fixture {
-	char path[64];
+	char path[TU_PATH_MAX];
 };
 
 static int setup_fixture(void **state)
@@ -45,19 +36,8 @@ static int teardown_fixture(void **state)
 static const char *write_file(struct fixture *fx, const char *body)
 {
 	remove_file(fx);
-	strcpy(fx->path, "/tmp/postern-test-config-XXXXXX");
-	int fd = mkstemp(fx->path);
-	assert_true(fd >= 0);
-	size_t n = strlen(body);
-	assert_int_equal(write(fd, body, n), (ssize_t)n);
-	assert_int_equal(close(fd), 0);
+	tu_temp_file(fx->path, body);
 	return fx->path;
-}
-
-static void assert_contains(const char *hay, const char *needle)
-{
-	if (!strstr(hay, needle))
-		fail_msg("\"%s\" does not contain \"%s\"", hay, needle);
 }
 
 /* Loads body, expects failure and an error naming the file, the line and each needle. */
@@ -70,11 +50,47 @@ static void assert_load_fails(struct fixture *fx, const char *body, int line, co
 	const char *path = write_file(fx, body);
 	if (config_load(&cfg, path, err, sizeof(err)) != -1)
 		fail_msg("this configuration was accepted:\n%s", body);
-	assert_contains(err, path);
+	tu_assert_contains(err, path);
 	snprintf(at, sizeof(at), ":%d:", line);
-	assert_contains(err, at);
-	assert_contains(err, needle);
+	tu_assert_contains(err, at);
+	tu_assert_contains(err, needle);
 	remove_file(fx);
+}
+
+/* What a configuration holds, in the order of struct config. */
+struct expected {
+	const char *listen, *public_url;
+	int threads;
+	const char *store_path, *store_postgres, *relay_url, *relay_username, *relay_password;
+	bool relay_starttls;
+	const char *dns_servers, *system_from;
+};
+
+static const struct expected defaults = {"127.0.0.1:8025",
+					 "",
+					 32,
+					 "var/postern.db",
+					 "",
+					 "outbox:var/outbox",
+					 "",
+					 "",
+					 false,
+					 "",
+					 "postern@localhost.localdomain"};
+
+static void assert_config(const struct config *cfg, const struct expected *e)
+{
+	assert_string_equal(cfg->listen, e->listen);
+	assert_string_equal(cfg->public_url, e->public_url);
+	assert_int_equal(cfg->threads, e->threads);
+	assert_string_equal(cfg->store_path, e->store_path);
+	assert_string_equal(cfg->store_postgres, e->store_postgres);
+	assert_string_equal(cfg->relay_url, e->relay_url);
+	assert_string_equal(cfg->relay_username, e->relay_username);
+	assert_string_equal(cfg->relay_password, e->relay_password);
+	assert_int_equal(cfg->relay_starttls, e->relay_starttls);
+	assert_string_equal(cfg->dns_servers, e->dns_servers);
+	assert_string_equal(cfg->system_from, e->system_from);
 }
 
 static void defaults_listen_locally_with_outbox_relay(void **state)
@@ -83,17 +99,7 @@ static void defaults_listen_locally_with_outbox_relay(void **state)
 	struct config cfg;
 	memset(&cfg, 0x5a, sizeof(cfg));
 	config_defaults(&cfg);
-	assert_string_equal(cfg.listen, "127.0.0.1:8025");
-	assert_string_equal(cfg.public_url, "");
-	assert_int_equal(cfg.threads, 32);
-	assert_string_equal(cfg.store_path, "var/postern.db");
-	assert_string_equal(cfg.store_postgres, "");
-	assert_string_equal(cfg.relay_url, "outbox:var/outbox");
-	assert_string_equal(cfg.relay_username, "");
-	assert_string_equal(cfg.relay_password, "");
-	assert_false(cfg.relay_starttls);
-	assert_string_equal(cfg.dns_servers, "");
-	assert_string_equal(cfg.system_from, "postern@localhost.localdomain");
+	assert_config(&cfg, &defaults);
 }
 
 static void load_sets_every_key_of_a_valid_file(void **state)
@@ -126,18 +132,12 @@ static void load_sets_every_key_of_a_valid_file(void **state)
 	config_defaults(&cfg);
 	if (config_load(&cfg, path, err, sizeof(err)) != 0)
 		fail_msg("load failed: %s", err);
-	assert_string_equal(cfg.listen, "0.0.0.0:9025");
-	assert_string_equal(cfg.public_url, "https://mail.example.com");
-	assert_int_equal(cfg.threads, 8);
-	assert_string_equal(cfg.store_path, "/tmp/postern-test.db");
-	assert_string_equal(cfg.store_postgres, "postgresql://db.example.com/postern");
-	assert_string_equal(cfg.relay_url, "smtp://smtp.example.com:587");
-	assert_string_equal(cfg.relay_username, "relay-user");
-	assert_string_equal(cfg.relay_password, "s3cret-Pass");
-	assert_true(cfg.relay_starttls);
-	assert_string_equal(cfg.dns_servers, "127.0.0.1:5353, [::1]:53");
 	/* The system sender is stored normalized, like every address Postern compares. */
-	assert_string_equal(cfg.system_from, "postern@example.com");
+	assert_config(&cfg, &(struct expected){
+				    "0.0.0.0:9025", "https://mail.example.com", 8,
+				    "/tmp/postern-test.db", "postgresql://db.example.com/postern",
+				    "smtp://smtp.example.com:587", "relay-user", "s3cret-Pass",
+				    true, "127.0.0.1:5353, [::1]:53", "postern@example.com"});
 }
 
 static void load_keeps_defaults_for_keys_not_in_file(void **state)
@@ -148,10 +148,9 @@ static void load_keeps_defaults_for_keys_not_in_file(void **state)
 
 	config_defaults(&cfg);
 	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), 0);
-	assert_int_equal(cfg.threads, 2);
-	assert_string_equal(cfg.listen, "127.0.0.1:8025");
-	assert_string_equal(cfg.relay_url, "outbox:var/outbox");
-	assert_string_equal(cfg.system_from, "postern@localhost.localdomain");
+	struct expected e = defaults;
+	e.threads = 2;
+	assert_config(&cfg, &e);
 }
 
 static void load_accepts_every_spelling_of_yes_and_no(void **state)
@@ -264,7 +263,7 @@ static void load_rejects_missing_file_naming_path(void **state)
 	remove_file(fx);
 	config_defaults(&cfg);
 	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), -1);
-	assert_contains(err, path);
+	tu_assert_contains(err, path);
 	assert_string_equal(cfg.listen, "127.0.0.1:8025");
 }
 
@@ -311,7 +310,7 @@ static void load_rejects_directory_naming_path(void **state)
 	char err[1024] = "";
 	config_defaults(&cfg);
 	assert_int_equal(config_load(&cfg, "/tmp", err, sizeof(err)), -1);
-	assert_contains(err, "/tmp");
+	tu_assert_contains(err, "/tmp");
 }
 
 static void flag_listen_applies_and_returns_1(void **state)
@@ -351,13 +350,13 @@ static void flag_malformed_value_returns_minus_1_with_message(void **state)
 	char err[256] = "";
 	config_defaults(&cfg);
 	assert_int_equal(config_flag(&cfg, "--listen", "nope", err, sizeof(err)), -1);
-	assert_contains(err, "--listen");
-	assert_contains(err, "nope");
+	tu_assert_contains(err, "--listen");
+	tu_assert_contains(err, "nope");
 	assert_string_equal(cfg.listen, "127.0.0.1:8025");
 
 	err[0] = '\0';
 	assert_int_equal(config_flag(&cfg, "--relay", "ftp://x", err, sizeof(err)), -1);
-	assert_contains(err, "--relay");
+	tu_assert_contains(err, "--relay");
 	assert_string_equal(cfg.relay_url, "outbox:var/outbox");
 }
 

@@ -1,22 +1,13 @@
 /* Unit tests for dkimkey and signer: the master key file, key generation checked by OpenSSL,
  * sealing, and signatures checked the way a receiver would, by libopendkim in verify mode
  * (keys read from a file instead of DNS), including what tampering breaks and what it does not. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testutil.h"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <opendkim/dkim.h>
 #include <sodium.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "dkimkey.h"
 #include "signer.h"
@@ -48,8 +39,8 @@
 /* Shared by every test: one key pair (generating one takes tens of milliseconds), a signer, a
  * verifier reading its key from keys_path, and a directory for master key files. */
 static struct {
-	char dir[64];
-	char keys_path[96];
+	char dir[TU_PATH_MAX];
+	char keys_path[TU_PATH_MAX + 8];
 	char *pem, *pub, *record;
 	struct signer *signer;
 	DKIM_LIB *verifier;
@@ -57,29 +48,9 @@ static struct {
 
 static char *path_in_dir(const char *name)
 {
-	static char path[128];
+	static char path[2 * TU_PATH_MAX];
 	snprintf(path, sizeof(path), "%s/%s", fx.dir, name);
 	return path;
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	assert_int_equal(fputs(text, f) >= 0, 1);
-	assert_int_equal(fclose(f), 0);
-	assert_int_equal(chmod(path, mode), 0);
-}
-
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	static char buf[256];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
 }
 
 /* A copy of the message with the first `from` replaced by `to`. */
@@ -149,12 +120,6 @@ static char *unfolded_signature(const char *signed_msg)
 	return buf;
 }
 
-static void assert_contains(const char *haystack, const char *needle)
-{
-	if (!strstr(haystack, needle))
-		fail_msg("\"%s\" not found in:\n%s", needle, haystack);
-}
-
 /* The value of tag name in an unfolded DKIM-Signature, with folding white space removed. */
 static const char *tag(const char *sig, const char *name)
 {
@@ -192,7 +157,7 @@ static void test_master_create_and_load(void **state)
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
-	const char *text = read_file(path);
+	const char *text = tu_read_file(path);
 	assert_int_equal(strlen(text), 65);
 	assert_int_equal(text[64], '\n');
 	assert_int_equal(strspn(text, "0123456789abcdef"), 64);
@@ -205,7 +170,8 @@ static void test_master_create_and_load(void **state)
 
 	/* No trailing newline is fine too, and upper-case hex reads the same. */
 	const char *bare = path_in_dir("bare.key");
-	write_file(bare, "000102030405060708090A0B0C0D0E0F101112131415161718191a1b1c1d1e1f", 0600);
+	tu_write_file(bare, "000102030405060708090A0B0C0D0E0F101112131415161718191a1b1c1d1e1f",
+		      0600);
 	assert_int_equal(dkimkey_master_load(bare, false, key, err, sizeof(err)), 0);
 	for (int i = 0; i < DKIMKEY_MASTER_LEN; i++)
 		assert_int_equal(key[i], i);
@@ -218,7 +184,7 @@ static void test_master_missing_without_create(void **state)
 	char err[256] = "";
 	const char *path = path_in_dir("absent.key");
 	assert_int_equal(dkimkey_master_load(path, false, key, err, sizeof(err)), -1);
-	assert_contains(err, path);
+	tu_assert_contains(err, path);
 	assert_int_equal(access(path, F_OK), -1);
 }
 
@@ -231,11 +197,11 @@ static void test_master_refuses_loose_mode(void **state)
 	for (size_t i = 0; i < ARRAY_LEN(loose); i++) {
 		char err[256] = "";
 		const char *path = path_in_dir("loose.key");
-		write_file(path, hex, loose[i]);
+		tu_write_file(path, hex, loose[i]);
 		assert_int_equal(dkimkey_master_load(path, false, key, err, sizeof(err)), -1);
-		assert_contains(err, path);
-		assert_contains(err, "group or others");
-		assert_contains(err, "chmod 600");
+		tu_assert_contains(err, path);
+		tu_assert_contains(err, "group or others");
+		tu_assert_contains(err, "chmod 600");
 	}
 }
 
@@ -257,11 +223,11 @@ static void test_master_refuses_malformed(void **state)
 		unsigned char key[DKIMKEY_MASTER_LEN];
 		char err[256] = "";
 		const char *path = path_in_dir("malformed.key");
-		write_file(path, bad[i], 0600);
+		tu_write_file(path, bad[i], 0600);
 		print_message("malformed key %zu\n", i);
 		assert_int_equal(dkimkey_master_load(path, true, key, err, sizeof(err)), -1);
-		assert_contains(err, path);
-		assert_contains(err, "malformed");
+		tu_assert_contains(err, path);
+		tu_assert_contains(err, "malformed");
 	}
 }
 
@@ -422,7 +388,7 @@ static void test_signature_verifies(void **state)
 	for (size_t i = 0; i < ARRAY_LEN(want); i++) {
 		char item[32];
 		snprintf(item, sizeof(item), ":%s:", want[i]);
-		assert_contains(hlist, item);
+		tu_assert_contains(hlist, item);
 	}
 	assert_null(strstr(hlist, "x-foo"));
 
@@ -487,41 +453,39 @@ static void test_identity_header_added_after_signing_fails(void **state)
 	free(out);
 }
 
+/* Checks that a signed message, with the first `from` replaced by `to`, verifies or not. */
+static void expect_edit(const char *signed_msg, const char *from, const char *to,
+			bool still_verifies)
+{
+	size_t alen;
+	char *altered = replaced(signed_msg, from, to, &alen);
+	if (verifies(altered, alen) != still_verifies)
+		fail_msg("\"%s\" changed to \"%s\": expected the signature to %s", from, to,
+			 still_verifies ? "verify" : "fail");
+	free(altered);
+}
+
 static void test_altered_body_fails(void **state)
 {
 	(void)state;
-	size_t len, alen;
+	size_t len;
 	char *out = sign(MESSAGE, &len);
-	char *altered = replaced(out, "left our warehouse", "left our wareh0use", &alen);
-	assert_false(verifies(altered, alen));
-	free(altered);
-	altered = replaced(out, "today.\r\n", "today.\r\nP.S. click here\r\n", &alen);
-	assert_false(verifies(altered, alen));
-	free(altered);
+	expect_edit(out, "left our warehouse", "left our wareh0use", false);
+	expect_edit(out, "today.\r\n", "today.\r\nP.S. click here\r\n", false);
 	free(out);
 }
 
 static void test_headers_outside_the_list_may_change(void **state)
 {
 	(void)state;
-	size_t len, alen;
+	size_t len;
 	char *out = sign(MESSAGE, &len);
-
-	char *altered = replaced(out, "X-Foo: one", "X-Foo: two", &alen);
-	assert_true(verifies(altered, alen));
-	free(altered);
+	expect_edit(out, "X-Foo: one", "X-Foo: two", true);
 	/* Relaxed canonicalization: whitespace changes in a signed header do not matter. */
-	altered = replaced(out, "MIME-Version: 1.0", "MIME-Version:    1.0", &alen);
-	assert_true(verifies(altered, alen));
-	free(altered);
-
-	altered = replaced(out, "From: Acme News <news@acme.test>",
-			   "From: Acme News <ceo@acme.test>", &alen);
-	assert_false(verifies(altered, alen));
-	free(altered);
-	altered = replaced(out, "Your order has shipped", "Your order was cancelled", &alen);
-	assert_false(verifies(altered, alen));
-	free(altered);
+	expect_edit(out, "MIME-Version: 1.0", "MIME-Version:    1.0", true);
+	expect_edit(out, "From: Acme News <news@acme.test>", "From: Acme News <ceo@acme.test>",
+		    false);
+	expect_edit(out, "Your order has shipped", "Your order was cancelled", false);
 	free(out);
 }
 
@@ -571,7 +535,7 @@ static void test_refusals(void **state)
 				     &out, &len, err, sizeof(err)),
 			 -1);
 	assert_null(out);
-	assert_contains(err, "CRLF");
+	tu_assert_contains(err, "CRLF");
 
 	const char *no_colon = "From: news@acme.test\r\nnot a header\r\n\r\nHi\r\n";
 	err[0] = '\0';
@@ -615,9 +579,7 @@ static int setup(void **state)
 	(void)state;
 	if (sodium_init() < 0)
 		return -1;
-	strcpy(fx.dir, "/tmp/postern-dkim-XXXXXX");
-	if (!mkdtemp(fx.dir))
-		return -1;
+	tu_temp_dir(fx.dir);
 	if (dkimkey_generate(&fx.pem, &fx.pub) != 0)
 		return -1;
 	fx.record = dkimkey_record(fx.pub);

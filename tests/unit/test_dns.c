@@ -1,23 +1,15 @@
 /* Tests for the DNS adapter against a real dnsmasq on loopback: exact TXT values, values split
  * into several strings coming back joined, several records per name, NXDOMAIN and NODATA as
  * not found, and REFUSED, dead and silent servers as errors within the timeout. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
+#include "testutil.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "dns.h"
 

@@ -1,12 +1,6 @@
 /* Unit tests for err: every error value has a stable snake_case code, an HTTP status and a
  * sentence to show, and values outside the table fall back to internal_error. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <string.h>
+#include "testutil.h"
 
 #include "err.h"
 

@@ -1,12 +1,6 @@
 /* Unit tests for log_escape: whatever a request or a stored name carries, a log line stays
  * one line of text, and what was escaped can be read back. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <string.h>
+#include "testutil.h"
 
 #include "log.h"
 

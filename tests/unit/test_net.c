@@ -1,14 +1,7 @@
 /* Unit tests for net: which networks a trusted-proxy list holds, and which address of
  * X-Forwarded-For is the client's, so a client behind our proxy is told from the proxy
  * and no client can name an address of its choosing. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <stdio.h>
-#include <string.h>
+#include "testutil.h"
 
 #include "net.h"
 
@@ -102,15 +95,17 @@ static void test_loopback(void **state)
 static void test_client_net(void **state)
 {
 	(void)state;
+	static const char *const cases[][2] = {
+		{"2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::"},
+		{"2001:db8:1:2::9", "2001:db8:1:2::"},
+		{"198.51.100.7", "198.51.100.7"},
+		{"-", "-"},
+	};
 	char out[64];
-	net_client_net("2001:db8:1:2:aaaa:bbbb:cccc:dddd", out, sizeof(out));
-	assert_string_equal(out, "2001:db8:1:2::");
-	net_client_net("2001:db8:1:2::9", out, sizeof(out));
-	assert_string_equal(out, "2001:db8:1:2::");
-	net_client_net("198.51.100.7", out, sizeof(out));
-	assert_string_equal(out, "198.51.100.7");
-	net_client_net("-", out, sizeof(out));
-	assert_string_equal(out, "-");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		net_client_net(cases[i][0], out, sizeof(out));
+		assert_string_equal(out, cases[i][1]);
+	}
 }
 
 int main(void)

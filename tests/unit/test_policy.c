@@ -1,14 +1,6 @@
 /* Unit tests for policy: the one sender decision, in the order of DESIGN.md, over addresses
  * normalized as users type them, and the stable reason codes the API and drop log show. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <stdbool.h>
-#include <stdio.h>
-#include <string.h>
+#include "testutil.h"
 
 #include "addr.h"
 #include "policy.h"
@@ -49,313 +41,205 @@ static void assert_decision(const struct policy *p, const char *from, enum polic
 			 policy_reason_code(got));
 }
 
-/* An account with the feature on, acme.test approved, verified and active, and one
- * verified sender on it. */
-static struct policy *enabled_acme(void)
+/* A scenario is a script over one policy: a new policy (the switch on or off), domains and
+ * senders added as users type them (or as the store keeps them), and the decisions expected
+ * for From addresses, in order. */
+enum step_kind {
+	STEP_END,
+	STEP_NEW,
+	STEP_DOMAIN,
+	STEP_SENDER,
+	STEP_STORED_DOMAIN,
+	STEP_STORED_SENDER,
+	STEP_EXPECT
+};
+
+struct step {
+	enum step_kind kind;
+	const char *name;
+	int value;
+	bool flag;
+};
+
+/* clang-format would spread the braces of each step over four lines. */
+/* clang-format off */
+#define NEW_POLICY(enabled)                   {STEP_NEW, NULL, 0, enabled}
+#define ADD_DOMAIN(domain, status, active)    {STEP_DOMAIN, domain, status, active}
+#define ADD_SENDER(address, verified)         {STEP_SENDER, address, 0, verified}
+#define STORED_DOMAIN(domain, status, active) {STEP_STORED_DOMAIN, domain, status, active}
+#define STORED_SENDER(address, verified)      {STEP_STORED_SENDER, address, 0, verified}
+#define EXPECT(from, reason)                  {STEP_EXPECT, from, reason, false}
+/* clang-format on */
+
+/* An account with the feature on and acme.test approved, verified and active; and the same
+ * with one verified sender on it. */
+#define ACME_ON	     NEW_POLICY(true), ADD_DOMAIN("acme.test", POLICY_DOMAIN_VERIFIED, true)
+#define ENABLED_ACME ACME_ON, ADD_SENDER("news@acme.test", true)
+
+struct scenario {
+	const char *name;
+	struct step steps[12];
+};
+
+static const struct scenario scenarios[] = {
+	{"enabled_without_senders_drops_everything",
+	 {ACME_ON, EXPECT("news@acme.test", POLICY_NO_SENDERS),
+	  /* Even where the domain would be refused, the empty list is the reason given. */
+	  EXPECT("news@unknown.test", POLICY_NO_SENDERS), NEW_POLICY(true),
+	  EXPECT("news@acme.test", POLICY_NO_SENDERS)}},
+	{"enabled_with_only_pending_senders_drops_everything",
+	 {ACME_ON, ADD_SENDER("news@acme.test", false), ADD_SENDER("billing@acme.test", false),
+	  EXPECT("news@acme.test", POLICY_NO_SENDERS), EXPECT("other@acme.test", POLICY_NO_SENDERS),
+	  EXPECT("news@unknown.test", POLICY_NO_SENDERS)}},
+	{"disabled_without_senders_allows_approved_domain",
+	 {NEW_POLICY(false), ADD_DOMAIN("acme.test", POLICY_DOMAIN_VERIFIED, true),
+	  EXPECT("anyone@acme.test", POLICY_ALLOW), EXPECT("news+promo@acme.test", POLICY_ALLOW)}},
+	{"disabled_with_only_pending_senders_is_not_no_senders",
+	 {NEW_POLICY(false), ADD_DOMAIN("acme.test", POLICY_DOMAIN_VERIFIED, true),
+	  ADD_SENDER("news@acme.test", false), EXPECT("news@acme.test", POLICY_ALLOW),
+	  EXPECT("other@acme.test", POLICY_ALLOW),
+	  EXPECT("news@unknown.test", POLICY_DOMAIN_NOT_APPROVED)}},
+	{"disabled_does_not_consult_senders",
+	 {NEW_POLICY(false), ADD_DOMAIN("acme.test", POLICY_DOMAIN_VERIFIED, true),
+	  ADD_SENDER("news@acme.test", true), ADD_SENDER("pending@acme.test", false),
+	  EXPECT("news@acme.test", POLICY_ALLOW), EXPECT("pending@acme.test", POLICY_ALLOW),
+	  EXPECT("unlisted@acme.test", POLICY_ALLOW)}},
+	{"disabled_still_checks_domains",
+	 {NEW_POLICY(false), ADD_DOMAIN("pending.test", POLICY_DOMAIN_PENDING, true),
+	  ADD_DOMAIN("failed.test", POLICY_DOMAIN_FAILED, true),
+	  ADD_DOMAIN("off.test", POLICY_DOMAIN_VERIFIED, false),
+	  EXPECT("news@unknown.test", POLICY_DOMAIN_NOT_APPROVED),
+	  EXPECT("news@pending.test", POLICY_DOMAIN_NOT_VERIFIED),
+	  EXPECT("news@failed.test", POLICY_DOMAIN_NOT_VERIFIED),
+	  EXPECT("news@off.test", POLICY_DOMAIN_INACTIVE)}},
+	{"unlisted_domain_is_not_approved",
+	 {ENABLED_ACME, EXPECT("news@other.test", POLICY_DOMAIN_NOT_APPROVED),
+	  /* A verified address is still refused when its domain is not approved. */
+	  ADD_SENDER("news@other.test", true),
+	  EXPECT("news@other.test", POLICY_DOMAIN_NOT_APPROVED)}},
+	{"pending_or_failed_domain_is_not_verified",
+	 {ENABLED_ACME, ADD_DOMAIN("pending.test", POLICY_DOMAIN_PENDING, true),
+	  ADD_DOMAIN("failed.test", POLICY_DOMAIN_FAILED, true),
+	  ADD_SENDER("news@pending.test", true), ADD_SENDER("news@failed.test", true),
+	  EXPECT("news@pending.test", POLICY_DOMAIN_NOT_VERIFIED),
+	  EXPECT("news@failed.test", POLICY_DOMAIN_NOT_VERIFIED)}},
+	{"not_verified_wins_over_inactive",
+	 {ENABLED_ACME, ADD_DOMAIN("pending.test", POLICY_DOMAIN_PENDING, false),
+	  ADD_DOMAIN("failed.test", POLICY_DOMAIN_FAILED, false),
+	  ADD_SENDER("news@pending.test", true),
+	  EXPECT("news@pending.test", POLICY_DOMAIN_NOT_VERIFIED),
+	  EXPECT("news@failed.test", POLICY_DOMAIN_NOT_VERIFIED)}},
+	{"verified_but_switched_off_domain_is_inactive",
+	 {ENABLED_ACME, ADD_DOMAIN("off.test", POLICY_DOMAIN_VERIFIED, false),
+	  ADD_SENDER("news@off.test", true), EXPECT("news@off.test", POLICY_DOMAIN_INACTIVE)}},
+	{"domain_is_checked_before_sender",
+	 {ENABLED_ACME, ADD_DOMAIN("off.test", POLICY_DOMAIN_VERIFIED, false),
+	  ADD_DOMAIN("pending.test", POLICY_DOMAIN_PENDING, true),
+	  /* Unlisted or pending addresses on a bad domain get the domain's reason. */
+	  EXPECT("unlisted@other.test", POLICY_DOMAIN_NOT_APPROVED),
+	  EXPECT("unlisted@pending.test", POLICY_DOMAIN_NOT_VERIFIED),
+	  EXPECT("unlisted@off.test", POLICY_DOMAIN_INACTIVE),
+	  ADD_SENDER("waiting@off.test", false),
+	  EXPECT("waiting@off.test", POLICY_DOMAIN_INACTIVE)}},
+	{"enabled_refuses_unlisted_address",
+	 {ENABLED_ACME, EXPECT("billing@acme.test", POLICY_SENDER_NOT_AUTHORIZED)}},
+	{"enabled_refuses_pending_address",
+	 {ENABLED_ACME, ADD_SENDER("billing@acme.test", false),
+	  EXPECT("billing@acme.test", POLICY_SENDER_PENDING)}},
+	{"enabled_allows_verified_address_on_good_domain",
+	 {ENABLED_ACME, EXPECT("news@acme.test", POLICY_ALLOW)}},
+	{"address_matches_regardless_of_case",
+	 {NEW_POLICY(true), ADD_DOMAIN("ACME.Test", POLICY_DOMAIN_VERIFIED, true),
+	  ADD_SENDER("news@acme.test", true), ADD_SENDER("Billing@Acme.TEST", false),
+	  EXPECT("News@ACME.Test", POLICY_ALLOW), EXPECT("NEWS@acme.test", POLICY_ALLOW),
+	  EXPECT("news@acme.test", POLICY_ALLOW),
+	  EXPECT("billing@ACME.test", POLICY_SENDER_PENDING)}},
+	{"idn_address_matches_its_a_label",
+	 {NEW_POLICY(true),
+	  /* Stored as the store keeps them: A-labels. */
+	  STORED_DOMAIN("xn--bcher-kva.example", POLICY_DOMAIN_VERIFIED, true),
+	  STORED_SENDER("user@xn--bcher-kva.example", true),
+	  EXPECT("user@bücher.example", POLICY_ALLOW), EXPECT("User@BÜCHER.example", POLICY_ALLOW),
+	  EXPECT("user@xn--bcher-kva.example", POLICY_ALLOW),
+	  EXPECT("other@bücher.example", POLICY_SENDER_NOT_AUTHORIZED),
+	  /* The U-label's ASCII look-alike is a different domain. */
+	  EXPECT("user@bucher.example", POLICY_DOMAIN_NOT_APPROVED)}},
+	{"idn_domain_added_as_u_label_matches",
+	 {NEW_POLICY(true), ADD_DOMAIN("bücher.example", POLICY_DOMAIN_VERIFIED, true),
+	  ADD_SENDER("user@bücher.example", true),
+	  EXPECT("user@xn--bcher-kva.example", POLICY_ALLOW),
+	  EXPECT("user@bücher.example", POLICY_ALLOW)}},
+	{"plus_address_is_a_different_sender",
+	 {ENABLED_ACME, EXPECT("news+x@acme.test", POLICY_SENDER_NOT_AUTHORIZED),
+	  EXPECT("News+X@acme.test", POLICY_SENDER_NOT_AUTHORIZED), ACME_ON,
+	  ADD_SENDER("news+x@acme.test", true), EXPECT("news+x@acme.test", POLICY_ALLOW),
+	  EXPECT("news@acme.test", POLICY_SENDER_NOT_AUTHORIZED),
+	  EXPECT("news+y@acme.test", POLICY_SENDER_NOT_AUTHORIZED)}},
+	{"parent_domain_does_not_cover_subdomain",
+	 {ENABLED_ACME, ADD_SENDER("news@mail.acme.test", true),
+	  EXPECT("news@mail.acme.test", POLICY_DOMAIN_NOT_APPROVED),
+	  ADD_DOMAIN("mail.acme.test", POLICY_DOMAIN_VERIFIED, true),
+	  EXPECT("news@mail.acme.test", POLICY_ALLOW)}},
+	{"subdomain_does_not_cover_parent_domain",
+	 {NEW_POLICY(true), ADD_DOMAIN("mail.acme.test", POLICY_DOMAIN_VERIFIED, true),
+	  ADD_SENDER("news@mail.acme.test", true), ADD_SENDER("news@acme.test", true),
+	  EXPECT("news@mail.acme.test", POLICY_ALLOW),
+	  EXPECT("news@acme.test", POLICY_DOMAIN_NOT_APPROVED),
+	  EXPECT("news@x.mail.acme.test", POLICY_DOMAIN_NOT_APPROVED)}},
+	{"sender_pending_then_verified_is_verified",
+	 {ACME_ON, ADD_SENDER("news@acme.test", false), EXPECT("news@acme.test", POLICY_NO_SENDERS),
+	  ADD_SENDER("news@acme.test", true), EXPECT("news@acme.test", POLICY_ALLOW)}},
+	{"sender_verified_then_pending_stays_verified",
+	 {ACME_ON, ADD_SENDER("news@acme.test", true), ADD_SENDER("News@Acme.test", false),
+	  EXPECT("news@acme.test", POLICY_ALLOW),
+	  EXPECT("other@acme.test", POLICY_SENDER_NOT_AUTHORIZED)}},
+	{"sender_verified_twice_still_allows",
+	 {ACME_ON, ADD_SENDER("news@acme.test", true), ADD_SENDER("news@acme.test", true),
+	  EXPECT("news@acme.test", POLICY_ALLOW),
+	  EXPECT("other@acme.test", POLICY_SENDER_NOT_AUTHORIZED),
+	  EXPECT("news@unknown.test", POLICY_DOMAIN_NOT_APPROVED)}},
+	/* One address listed pending, then verified (or the other way round) is one verified
+	 * sender: the flag is kept, and it is counted once. */
+	{"sender_pending_and_verified_is_one_verified_sender",
+	 {ACME_ON, ADD_SENDER("news@acme.test", false), EXPECT("news@acme.test", POLICY_NO_SENDERS),
+	  ADD_SENDER("news@acme.test", true), EXPECT("news@acme.test", POLICY_ALLOW),
+	  ADD_SENDER("news@acme.test", false), EXPECT("news@acme.test", POLICY_ALLOW),
+	  ADD_SENDER("pending@acme.test", false),
+	  EXPECT("pending@acme.test", POLICY_SENDER_PENDING)}},
+};
+
+#define SCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
+
+static void run_scenario(void **state)
 {
-	struct policy *p = policy_new(true);
-	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "news@acme.test", true);
-	return p;
-}
-
-static void enabled_without_senders_drops_everything(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(true);
-	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
-	assert_decision(p, "news@acme.test", POLICY_NO_SENDERS);
-	/* Even where the domain would be refused, the empty list is the reason given. */
-	assert_decision(p, "news@unknown.test", POLICY_NO_SENDERS);
-	policy_free(p);
-
-	p = policy_new(true);
-	assert_decision(p, "news@acme.test", POLICY_NO_SENDERS);
-	policy_free(p);
-}
-
-static void enabled_with_only_pending_senders_drops_everything(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(true);
-	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "news@acme.test", false);
-	add_sender(p, "billing@acme.test", false);
-	assert_decision(p, "news@acme.test", POLICY_NO_SENDERS);
-	assert_decision(p, "other@acme.test", POLICY_NO_SENDERS);
-	assert_decision(p, "news@unknown.test", POLICY_NO_SENDERS);
-	policy_free(p);
-}
-
-static void disabled_without_senders_allows_approved_domain(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(false);
-	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
-	assert_decision(p, "anyone@acme.test", POLICY_ALLOW);
-	assert_decision(p, "news+promo@acme.test", POLICY_ALLOW);
-	policy_free(p);
-}
-
-static void disabled_with_only_pending_senders_is_not_no_senders(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(false);
-	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "news@acme.test", false);
-	assert_decision(p, "news@acme.test", POLICY_ALLOW);
-	assert_decision(p, "other@acme.test", POLICY_ALLOW);
-	assert_decision(p, "news@unknown.test", POLICY_DOMAIN_NOT_APPROVED);
-	policy_free(p);
-}
-
-static void disabled_does_not_consult_senders(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(false);
-	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "news@acme.test", true);
-	add_sender(p, "pending@acme.test", false);
-	assert_decision(p, "news@acme.test", POLICY_ALLOW);
-	assert_decision(p, "pending@acme.test", POLICY_ALLOW);
-	assert_decision(p, "unlisted@acme.test", POLICY_ALLOW);
-	policy_free(p);
-}
-
-static void disabled_still_checks_domains(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(false);
-	add_domain(p, "pending.test", POLICY_DOMAIN_PENDING, true);
-	add_domain(p, "failed.test", POLICY_DOMAIN_FAILED, true);
-	add_domain(p, "off.test", POLICY_DOMAIN_VERIFIED, false);
-	assert_decision(p, "news@unknown.test", POLICY_DOMAIN_NOT_APPROVED);
-	assert_decision(p, "news@pending.test", POLICY_DOMAIN_NOT_VERIFIED);
-	assert_decision(p, "news@failed.test", POLICY_DOMAIN_NOT_VERIFIED);
-	assert_decision(p, "news@off.test", POLICY_DOMAIN_INACTIVE);
-	policy_free(p);
-}
-
-static void unlisted_domain_is_not_approved(void **state)
-{
-	(void)state;
-	struct policy *p = enabled_acme();
-	assert_decision(p, "news@other.test", POLICY_DOMAIN_NOT_APPROVED);
-	/* A verified address is still refused when its domain is not approved. */
-	add_sender(p, "news@other.test", true);
-	assert_decision(p, "news@other.test", POLICY_DOMAIN_NOT_APPROVED);
-	policy_free(p);
-}
-
-static void pending_or_failed_domain_is_not_verified(void **state)
-{
-	(void)state;
-	struct policy *p = enabled_acme();
-	add_domain(p, "pending.test", POLICY_DOMAIN_PENDING, true);
-	add_domain(p, "failed.test", POLICY_DOMAIN_FAILED, true);
-	add_sender(p, "news@pending.test", true);
-	add_sender(p, "news@failed.test", true);
-	assert_decision(p, "news@pending.test", POLICY_DOMAIN_NOT_VERIFIED);
-	assert_decision(p, "news@failed.test", POLICY_DOMAIN_NOT_VERIFIED);
-	policy_free(p);
-}
-
-static void not_verified_wins_over_inactive(void **state)
-{
-	(void)state;
-	struct policy *p = enabled_acme();
-	add_domain(p, "pending.test", POLICY_DOMAIN_PENDING, false);
-	add_domain(p, "failed.test", POLICY_DOMAIN_FAILED, false);
-	add_sender(p, "news@pending.test", true);
-	assert_decision(p, "news@pending.test", POLICY_DOMAIN_NOT_VERIFIED);
-	assert_decision(p, "news@failed.test", POLICY_DOMAIN_NOT_VERIFIED);
-	policy_free(p);
-}
-
-static void verified_but_switched_off_domain_is_inactive(void **state)
-{
-	(void)state;
-	struct policy *p = enabled_acme();
-	add_domain(p, "off.test", POLICY_DOMAIN_VERIFIED, false);
-	add_sender(p, "news@off.test", true);
-	assert_decision(p, "news@off.test", POLICY_DOMAIN_INACTIVE);
-	policy_free(p);
-}
-
-static void domain_is_checked_before_sender(void **state)
-{
-	(void)state;
-	struct policy *p = enabled_acme();
-	add_domain(p, "off.test", POLICY_DOMAIN_VERIFIED, false);
-	add_domain(p, "pending.test", POLICY_DOMAIN_PENDING, true);
-	/* Unlisted or pending addresses on a bad domain get the domain's reason. */
-	assert_decision(p, "unlisted@other.test", POLICY_DOMAIN_NOT_APPROVED);
-	assert_decision(p, "unlisted@pending.test", POLICY_DOMAIN_NOT_VERIFIED);
-	assert_decision(p, "unlisted@off.test", POLICY_DOMAIN_INACTIVE);
-	add_sender(p, "waiting@off.test", false);
-	assert_decision(p, "waiting@off.test", POLICY_DOMAIN_INACTIVE);
-	policy_free(p);
-}
-
-static void enabled_refuses_unlisted_address(void **state)
-{
-	(void)state;
-	struct policy *p = enabled_acme();
-	assert_decision(p, "billing@acme.test", POLICY_SENDER_NOT_AUTHORIZED);
-	policy_free(p);
-}
-
-static void enabled_refuses_pending_address(void **state)
-{
-	(void)state;
-	struct policy *p = enabled_acme();
-	add_sender(p, "billing@acme.test", false);
-	assert_decision(p, "billing@acme.test", POLICY_SENDER_PENDING);
-	policy_free(p);
-}
-
-static void enabled_allows_verified_address_on_good_domain(void **state)
-{
-	(void)state;
-	struct policy *p = enabled_acme();
-	assert_decision(p, "news@acme.test", POLICY_ALLOW);
-	policy_free(p);
-}
-
-static void address_matches_regardless_of_case(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(true);
-	add_domain(p, "ACME.Test", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "news@acme.test", true);
-	add_sender(p, "Billing@Acme.TEST", false);
-	assert_decision(p, "News@ACME.Test", POLICY_ALLOW);
-	assert_decision(p, "NEWS@acme.test", POLICY_ALLOW);
-	assert_decision(p, "news@acme.test", POLICY_ALLOW);
-	assert_decision(p, "billing@ACME.test", POLICY_SENDER_PENDING);
-	policy_free(p);
-}
-
-static void idn_address_matches_its_a_label(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(true);
-	/* Stored as the store keeps them: A-labels. */
-	policy_add_domain(p, "xn--bcher-kva.example", POLICY_DOMAIN_VERIFIED, true);
-	policy_add_sender(p, "user@xn--bcher-kva.example", true);
-	assert_decision(p, "user@bücher.example", POLICY_ALLOW);
-	assert_decision(p, "User@BÜCHER.example", POLICY_ALLOW);
-	assert_decision(p, "user@xn--bcher-kva.example", POLICY_ALLOW);
-	assert_decision(p, "other@bücher.example", POLICY_SENDER_NOT_AUTHORIZED);
-	/* The U-label's ASCII look-alike is a different domain. */
-	assert_decision(p, "user@bucher.example", POLICY_DOMAIN_NOT_APPROVED);
-	policy_free(p);
-}
-
-static void idn_domain_added_as_u_label_matches(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(true);
-	add_domain(p, "bücher.example", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "user@bücher.example", true);
-	assert_decision(p, "user@xn--bcher-kva.example", POLICY_ALLOW);
-	assert_decision(p, "user@bücher.example", POLICY_ALLOW);
-	policy_free(p);
-}
-
-static void plus_address_is_a_different_sender(void **state)
-{
-	(void)state;
-	struct policy *p = enabled_acme();
-	assert_decision(p, "news+x@acme.test", POLICY_SENDER_NOT_AUTHORIZED);
-	assert_decision(p, "News+X@acme.test", POLICY_SENDER_NOT_AUTHORIZED);
-	policy_free(p);
-
-	p = policy_new(true);
-	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "news+x@acme.test", true);
-	assert_decision(p, "news+x@acme.test", POLICY_ALLOW);
-	assert_decision(p, "news@acme.test", POLICY_SENDER_NOT_AUTHORIZED);
-	assert_decision(p, "news+y@acme.test", POLICY_SENDER_NOT_AUTHORIZED);
-	policy_free(p);
-}
-
-static void parent_domain_does_not_cover_subdomain(void **state)
-{
-	(void)state;
-	struct policy *p = enabled_acme();
-	add_sender(p, "news@mail.acme.test", true);
-	assert_decision(p, "news@mail.acme.test", POLICY_DOMAIN_NOT_APPROVED);
-	add_domain(p, "mail.acme.test", POLICY_DOMAIN_VERIFIED, true);
-	assert_decision(p, "news@mail.acme.test", POLICY_ALLOW);
-	policy_free(p);
-}
-
-static void subdomain_does_not_cover_parent_domain(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(true);
-	add_domain(p, "mail.acme.test", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "news@mail.acme.test", true);
-	add_sender(p, "news@acme.test", true);
-	assert_decision(p, "news@mail.acme.test", POLICY_ALLOW);
-	assert_decision(p, "news@acme.test", POLICY_DOMAIN_NOT_APPROVED);
-	assert_decision(p, "news@x.mail.acme.test", POLICY_DOMAIN_NOT_APPROVED);
-	policy_free(p);
-}
-
-static void sender_pending_then_verified_is_verified(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(true);
-	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "news@acme.test", false);
-	assert_decision(p, "news@acme.test", POLICY_NO_SENDERS);
-	add_sender(p, "news@acme.test", true);
-	assert_decision(p, "news@acme.test", POLICY_ALLOW);
-	policy_free(p);
-}
-
-static void sender_verified_then_pending_stays_verified(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(true);
-	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "news@acme.test", true);
-	add_sender(p, "News@Acme.test", false);
-	assert_decision(p, "news@acme.test", POLICY_ALLOW);
-	assert_decision(p, "other@acme.test", POLICY_SENDER_NOT_AUTHORIZED);
-	policy_free(p);
-}
-
-static void sender_verified_twice_still_allows(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(true);
-	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "news@acme.test", true);
-	add_sender(p, "news@acme.test", true);
-	assert_decision(p, "news@acme.test", POLICY_ALLOW);
-	assert_decision(p, "other@acme.test", POLICY_SENDER_NOT_AUTHORIZED);
-	assert_decision(p, "news@unknown.test", POLICY_DOMAIN_NOT_APPROVED);
-	policy_free(p);
-}
-
-/* One address listed pending, then verified (or the other way round) is one verified
- * sender: the flag is kept, and it is counted once. */
-static void sender_pending_and_verified_is_one_verified_sender(void **state)
-{
-	(void)state;
-	struct policy *p = policy_new(true);
-	add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
-	add_sender(p, "news@acme.test", false);
-	assert_decision(p, "news@acme.test", POLICY_NO_SENDERS);
-	add_sender(p, "news@acme.test", true);
-	assert_decision(p, "news@acme.test", POLICY_ALLOW);
-	add_sender(p, "news@acme.test", false);
-	assert_decision(p, "news@acme.test", POLICY_ALLOW);
-	add_sender(p, "pending@acme.test", false);
-	assert_decision(p, "pending@acme.test", POLICY_SENDER_PENDING);
+	const struct scenario *s = *state;
+	struct policy *p = NULL;
+	for (const struct step *st = s->steps; st->kind != STEP_END; st++) {
+		switch (st->kind) {
+		case STEP_NEW:
+			policy_free(p);
+			p = policy_new(st->flag);
+			break;
+		case STEP_DOMAIN:
+			add_domain(p, st->name, (enum policy_domain_status)st->value, st->flag);
+			break;
+		case STEP_SENDER:
+			add_sender(p, st->name, st->flag);
+			break;
+		case STEP_STORED_DOMAIN:
+			policy_add_domain(p, st->name, (enum policy_domain_status)st->value,
+					  st->flag);
+			break;
+		case STEP_STORED_SENDER:
+			policy_add_sender(p, st->name, st->flag);
+			break;
+		case STEP_EXPECT:
+			assert_decision(p, st->name, (enum policy_reason)st->value);
+			break;
+		case STEP_END:
+			break;
+		}
+	}
 	policy_free(p);
 }
 
@@ -428,35 +312,14 @@ static void decision_stays_correct_with_100000_senders(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(enabled_without_senders_drops_everything),
-		cmocka_unit_test(enabled_with_only_pending_senders_drops_everything),
-		cmocka_unit_test(disabled_without_senders_allows_approved_domain),
-		cmocka_unit_test(disabled_with_only_pending_senders_is_not_no_senders),
-		cmocka_unit_test(disabled_does_not_consult_senders),
-		cmocka_unit_test(disabled_still_checks_domains),
-		cmocka_unit_test(unlisted_domain_is_not_approved),
-		cmocka_unit_test(pending_or_failed_domain_is_not_verified),
-		cmocka_unit_test(not_verified_wins_over_inactive),
-		cmocka_unit_test(verified_but_switched_off_domain_is_inactive),
-		cmocka_unit_test(domain_is_checked_before_sender),
-		cmocka_unit_test(enabled_refuses_unlisted_address),
-		cmocka_unit_test(enabled_refuses_pending_address),
-		cmocka_unit_test(enabled_allows_verified_address_on_good_domain),
-		cmocka_unit_test(address_matches_regardless_of_case),
-		cmocka_unit_test(idn_address_matches_its_a_label),
-		cmocka_unit_test(idn_domain_added_as_u_label_matches),
-		cmocka_unit_test(plus_address_is_a_different_sender),
-		cmocka_unit_test(parent_domain_does_not_cover_subdomain),
-		cmocka_unit_test(subdomain_does_not_cover_parent_domain),
-		cmocka_unit_test(sender_pending_then_verified_is_verified),
-		cmocka_unit_test(sender_verified_then_pending_stays_verified),
-		cmocka_unit_test(sender_verified_twice_still_allows),
-		cmocka_unit_test(sender_pending_and_verified_is_one_verified_sender),
-		cmocka_unit_test(reason_codes_are_exact),
-		cmocka_unit_test(reason_codes_parse_back),
-		cmocka_unit_test(unknown_reason_code_parses_to_minus_one),
-		cmocka_unit_test(decision_stays_correct_with_100000_senders),
+	/* One test a scenario, named as the scenario, then the rest. */
+	struct CMUnitTest tests[SCENARIOS + 4] = {
+		[SCENARIOS + 0] = cmocka_unit_test(reason_codes_are_exact),
+		[SCENARIOS + 1] = cmocka_unit_test(reason_codes_parse_back),
+		[SCENARIOS + 2] = cmocka_unit_test(unknown_reason_code_parses_to_minus_one),
+		[SCENARIOS + 3] = cmocka_unit_test(decision_stays_correct_with_100000_senders),
 	};
+	for (size_t i = 0; i < SCENARIOS; i++)
+		tests[i] = tu_row_test(scenarios[i].name, run_scenario, &scenarios[i]);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

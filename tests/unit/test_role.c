@@ -1,28 +1,10 @@
 /* Unit tests for role: the permission matrix against the product design's table, role
  * names in both directions, and refusals for values outside the enums. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <stdbool.h>
-#include <string.h>
+#include "testutil.h"
 
 #include "role.h"
 
 static const enum role all_roles[] = {ROLE_ADMIN, ROLE_TECHNICAL, ROLE_ANALYTICS, ROLE_MARKETING};
-
-/* Checks one row of the matrix: which of admin, technical, analytics, marketing may do p. */
-static void assert_row(enum perm p, bool admin, bool technical, bool analytics, bool marketing)
-{
-	const bool expected[] = {admin, technical, analytics, marketing};
-	for (size_t i = 0; i < 4; i++) {
-		if (role_can(all_roles[i], p) != expected[i])
-			fail_msg("role %s %s be allowed %s", role_name(all_roles[i]),
-				 expected[i] ? "should" : "should not", perm_name(p));
-	}
-}
 
 static void matrix_covers_four_roles_and_nine_permissions(void **state)
 {
@@ -32,53 +14,36 @@ static void matrix_covers_four_roles_and_nine_permissions(void **state)
 	assert_int_equal(PERM_COUNT, 9);
 }
 
-static void every_role_may_add_senders(void **state)
-{
-	(void)state;
-	assert_row(PERM_SENDER_ADD, true, true, true, true);
-}
+/* The matrix, as the product design states it: which of admin, technical, analytics and
+ * marketing may use each permission. Each row runs as a test of its own, under its name. */
+static const struct matrix_row {
+	const char *name;
+	enum perm perm;
+	bool allowed[4]; /* in the order of all_roles */
+} matrix[] = {
+	{"every_role_may_add_senders", PERM_SENDER_ADD, {true, true, true, true}},
+	{"marketing_may_not_toggle_sender_authorization",
+	 PERM_SENDER_TOGGLE,
+	 {true, true, true, false}},
+	{"marketing_may_not_remove_senders", PERM_SENDER_REMOVE, {true, true, true, false}},
+	{"only_admin_may_verify_senders", PERM_SENDER_VERIFY, {true, false, false, false}},
+	{"admin_and_technical_may_manage_domains", PERM_DOMAIN_MANAGE, {true, true, false, false}},
+	{"only_admin_may_manage_users", PERM_USER_MANAGE, {true, false, false, false}},
+	{"admin_and_technical_may_manage_keys", PERM_KEY_MANAGE, {true, true, false, false}},
+	{"every_role_may_read", PERM_READ, {true, true, true, true}},
+	{"every_role_may_use_unrestricted_actions", PERM_NONE, {true, true, true, true}},
+};
 
-static void marketing_may_not_toggle_sender_authorization(void **state)
-{
-	(void)state;
-	assert_row(PERM_SENDER_TOGGLE, true, true, true, false);
-}
+#define MATRIX_ROWS (sizeof(matrix) / sizeof(matrix[0]))
 
-static void marketing_may_not_remove_senders(void **state)
+static void assert_row(void **state)
 {
-	(void)state;
-	assert_row(PERM_SENDER_REMOVE, true, true, true, false);
-}
-
-static void only_admin_may_verify_senders(void **state)
-{
-	(void)state;
-	assert_row(PERM_SENDER_VERIFY, true, false, false, false);
-}
-
-static void admin_and_technical_may_manage_domains(void **state)
-{
-	(void)state;
-	assert_row(PERM_DOMAIN_MANAGE, true, true, false, false);
-}
-
-static void only_admin_may_manage_users(void **state)
-{
-	(void)state;
-	assert_row(PERM_USER_MANAGE, true, false, false, false);
-}
-
-static void admin_and_technical_may_manage_keys(void **state)
-{
-	(void)state;
-	assert_row(PERM_KEY_MANAGE, true, true, false, false);
-}
-
-static void every_role_may_read_and_use_unrestricted_actions(void **state)
-{
-	(void)state;
-	assert_row(PERM_READ, true, true, true, true);
-	assert_row(PERM_NONE, true, true, true, true);
+	const struct matrix_row *row = *state;
+	for (size_t i = 0; i < 4; i++) {
+		if (role_can(all_roles[i], row->perm) != row->allowed[i])
+			fail_msg("role %s %s be allowed %s", role_name(all_roles[i]),
+				 row->allowed[i] ? "should" : "should not", perm_name(row->perm));
+	}
 }
 
 static void role_parse_and_name_round_trip(void **state)
@@ -141,21 +106,17 @@ static void perm_names_are_distinct_and_out_of_range_is_unknown(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(matrix_covers_four_roles_and_nine_permissions),
-		cmocka_unit_test(every_role_may_add_senders),
-		cmocka_unit_test(marketing_may_not_toggle_sender_authorization),
-		cmocka_unit_test(marketing_may_not_remove_senders),
-		cmocka_unit_test(only_admin_may_verify_senders),
-		cmocka_unit_test(admin_and_technical_may_manage_domains),
-		cmocka_unit_test(only_admin_may_manage_users),
-		cmocka_unit_test(admin_and_technical_may_manage_keys),
-		cmocka_unit_test(every_role_may_read_and_use_unrestricted_actions),
-		cmocka_unit_test(role_parse_and_name_round_trip),
-		cmocka_unit_test(role_parse_rejects_unknown_names),
-		cmocka_unit_test(role_name_of_out_of_range_role_is_unknown),
-		cmocka_unit_test(role_can_refuses_out_of_range_role_or_permission),
-		cmocka_unit_test(perm_names_are_distinct_and_out_of_range_is_unknown),
+	struct CMUnitTest tests[1 + MATRIX_ROWS + 5] = {
+		[0] = cmocka_unit_test(matrix_covers_four_roles_and_nine_permissions),
+		[1 + MATRIX_ROWS + 0] = cmocka_unit_test(role_parse_and_name_round_trip),
+		[1 + MATRIX_ROWS + 1] = cmocka_unit_test(role_parse_rejects_unknown_names),
+		[1 + MATRIX_ROWS + 2] = cmocka_unit_test(role_name_of_out_of_range_role_is_unknown),
+		[1 + MATRIX_ROWS + 3] =
+			cmocka_unit_test(role_can_refuses_out_of_range_role_or_permission),
+		[1 + MATRIX_ROWS + 4] =
+			cmocka_unit_test(perm_names_are_distinct_and_out_of_range_is_unknown),
 	};
+	for (size_t i = 0; i < MATRIX_ROWS; i++)
+		tests[1 + i] = tu_row_test(matrix[i].name, assert_row, &matrix[i]);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

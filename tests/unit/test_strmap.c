@@ -1,14 +1,6 @@
 /* Unit tests for strmap: the hash map behind policy snapshots and drop counters keeps every
  * key's value through growth, visits each key once and can be freed and used again. */
-#include <stdarg.h>
-#include <stddef.h>
-#include <setjmp.h>
-#include <stdint.h>
-#include <cmocka.h>
-
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
+#include "testutil.h"
 
 #include "strmap.h"
 

@@ -63,7 +63,7 @@ fuzz: fuzz-build
 	scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 format:
-	clang-format -i src/*.c src/*.h tests/unit/*.c fuzz/*.c fuzz/*.h
+	clang-format -i src/*.c src/*.h tests/unit/*.c tests/unit/*.h fuzz/*.c fuzz/*.h
 
 lint: build
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

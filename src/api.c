@@ -69,6 +69,7 @@ static const struct api_route routes[] = {
 	MGMT("POST", "/api/domains/{id}/dkim/rotate", api_domain_rotate, PERM_DOMAIN_MANAGE),
 	MGMT("GET", "/api/messages", api_messages_list, PERM_READ),
 	MGMT("GET", "/api/messages/{id}", api_message_get, PERM_READ),
+	MGMT("POST", "/api/messages/{id}/cancel", api_message_cancel, PERM_MESSAGE_CANCEL),
 	{"GET", "/verify/{id}", api_verify_show, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	{"POST", "/verify/{id}", api_verify_confirm, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	/* Last: the panel's files, one path segment each. */

@@ -113,6 +113,7 @@ enum err api_domain_delete(struct api_call *c);
 enum err api_domain_rotate(struct api_call *c);
 enum err api_messages_list(struct api_call *c);
 enum err api_message_get(struct api_call *c);
+enum err api_message_cancel(struct api_call *c);
 enum err api_static(struct api_call *c);
 enum err api_verify_show(struct api_call *c);
 enum err api_verify_confirm(struct api_call *c);

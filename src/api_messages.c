@@ -1,10 +1,12 @@
-/* The queue as users see it: GET /api/messages and GET /api/messages/{id}. */
+/* The queue as users see it: GET /api/messages and GET /api/messages/{id}; and
+ * POST /api/messages/{id}/cancel, for a message not sent yet. */
 #include <string.h>
 
 #include "api.h"
 #include "util.h"
 
-static const char *const statuses[] = {"queued", "deferred", "sent", "failed", "dropped"};
+static const char *const statuses[] = {"queued", "scheduled", "deferred", "sent",
+				       "failed", "dropped",   "cancelled"};
 
 static void add_text_or_null(cJSON *o, const char *name, const char *text)
 {
@@ -25,8 +27,10 @@ static cJSON *message_json(const struct store_message_info *m)
 	cJSON_AddNumberToObject(o, "recipients", m->recipients);
 	api_add_time(o, "created_at", m->created_at);
 	api_add_time(o, "updated_at", m->updated_at);
-	bool waiting = strcmp(m->status, "queued") == 0 || strcmp(m->status, "deferred") == 0;
+	bool waiting = strcmp(m->status, "queued") == 0 || strcmp(m->status, "deferred") == 0 ||
+		       strcmp(m->status, "scheduled") == 0;
 	api_add_time(o, "next_attempt_at", waiting ? m->next_attempt_at : 0);
+	api_add_time(o, "send_at", m->send_at);
 	add_text_or_null(o, "reason", m->reason);
 	add_text_or_null(o, "last_reply", m->last_reply);
 	cJSON *rejected = m->rejected[0] ? cJSON_Parse(m->rejected) : NULL;
@@ -54,7 +58,8 @@ enum err api_messages_list(struct api_call *c)
 		if (i == ARRAY_LEN(statuses))
 			return api_invalid(
 				c, "status",
-				"status must be queued, deferred, sent, failed or dropped.");
+				"status must be queued, scheduled, deferred, sent, failed, dropped "
+				"or cancelled.");
 	} else {
 		status = NULL;
 	}
@@ -80,4 +85,22 @@ enum err api_message_get(struct api_call *c)
 		return e;
 	c->reply = message_json(&m);
 	return ERR_OK;
+}
+
+enum err api_message_cancel(struct api_call *c)
+{
+	if (!c->param || strlen(c->param) >= sizeof(((struct store_message_info *)0)->uid))
+		return ERR_NOT_FOUND;
+	int rc = store_message_cancel(c->ctx->store, c->who.account.id, c->param, util_now());
+	if (rc == STORE_CONFLICT)
+		return ERR_NOT_CANCELLABLE;
+	if (rc != STORE_OK)
+		return api_store_err(rc);
+	api_audit(c, "message.cancelled", c->param, NULL);
+	struct store_message_info m;
+	enum err e =
+		api_store_err(store_message_get(c->ctx->store, c->who.account.id, c->param, &m));
+	if (e == ERR_OK)
+		c->reply = message_json(&m);
+	return e;
 }

@@ -84,7 +84,7 @@ static enum err send_mail(struct api_call *c, enum send_dialect d)
 
 	if (!c->body)
 		return api_invalid(c, NULL, "The request body must be a JSON object.");
-	if (send_parse(d, c->body, &r, &why) < 0)
+	if (send_parse(d, c->body, &r, &why) < 0 || send_schedule(&r, util_now(), &why) < 0)
 		return api_invalid(c, why.field, why.message);
 	enum err e = submit_check(c->ctx->policies, c->ctx->drops, &c->key, &r);
 	if (e == ERR_OK)

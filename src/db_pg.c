@@ -613,6 +613,13 @@ static const char *const pg_migrations[] = {
 	"  key_hash TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_at BIGINT NOT NULL,"
 	"  blocked_until BIGINT NOT NULL);"
 	"CREATE INDEX login_throttle_last ON login_throttle(last_at);",
+	/* 4: scheduled sending (issue 15): the statuses scheduled and cancelled, and the send
+	 * time asked for. */
+	"ALTER TABLE messages DROP CONSTRAINT messages_status_check;"
+	"ALTER TABLE messages ADD CONSTRAINT messages_status_check"
+	"  CHECK (status IN ('queued','scheduled','deferred','sending','sent','failed',"
+	"    'dropped','cancelled'));"
+	"ALTER TABLE messages ADD COLUMN send_at BIGINT;",
 };
 
 static const struct db_driver pg_driver = {

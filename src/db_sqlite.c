@@ -196,6 +196,27 @@ static const char *const migrations[] = {
 	"  key_hash TEXT PRIMARY KEY, failures INTEGER NOT NULL, last_at INTEGER NOT NULL,"
 	"  blocked_until INTEGER NOT NULL);"
 	"CREATE INDEX login_throttle_last ON login_throttle(last_at);",
+	/* 5: scheduled sending (issue 15): the statuses scheduled and cancelled, and the send
+	 * time asked for. SQLite cannot change a check, so messages is rebuilt; no table
+	 * points at it. SELECT * fails loudly should a column have been added before this. */
+	"CREATE TABLE messages_new ("
+	"  id INTEGER PRIMARY KEY, uid TEXT NOT NULL UNIQUE,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  api_key_id INTEGER REFERENCES api_keys(id) ON DELETE SET NULL,"
+	"  system INTEGER NOT NULL DEFAULT 0, from_addr TEXT NOT NULL,"
+	"  status TEXT NOT NULL DEFAULT 'queued'"
+	"    CHECK (status IN ('queued','scheduled','deferred','sending','sent','failed',"
+	"      'dropped','cancelled')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
+	"  lease_until INTEGER, parts_done INTEGER NOT NULL DEFAULT 0,"
+	"  recipients INTEGER NOT NULL, payload TEXT NOT NULL, reason TEXT, last_reply TEXT,"
+	"  rejected TEXT, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+	"  send_at INTEGER);"
+	"INSERT INTO messages_new SELECT *, NULL FROM messages;"
+	"DROP TABLE messages;"
+	"ALTER TABLE messages_new RENAME TO messages;"
+	"CREATE INDEX messages_due ON messages(status, next_attempt_at);"
+	"CREATE INDEX messages_account ON messages(account_id, id);",
 };
 
 /* A statement: kept in the cache (reset when done) or prepared for one use (finalized). */

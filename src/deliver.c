@@ -1,8 +1,8 @@
 /* The delivery side of the queue. Each worker owns one relay connection and loops: claim
  * a batch of due messages, decide again with the current policy (a sender that lost its
  * authorization while the message waited is dropped, not sent), then relay each
- * personalization, recording progress so a retry never resends an accepted part. The
- * outcomes of a batch are written together: one commit for many messages. */
+ * personalization once it is due, recording progress so a retry never resends an accepted
+ * part. The outcomes of a batch are written together: one commit for many messages. */
 #include "deliver.h"
 
 #include <cjson/cJSON.h>
@@ -22,7 +22,9 @@
 #include "util.h"
 #include "worker.h"
 
-#define LEASE_SECONDS  600
+#define LEASE_SECONDS 600
+/* Send times are whole seconds, so polling each second also wakes a worker by the time a
+ * scheduled message is due, whoever moved the clock. */
 #define IDLE_WAIT_MS   1000
 #define RECIPIENTS_MAX 1000
 /* Messages a worker claims at once. A crash re-sends at most this many per worker (their
@@ -312,6 +314,15 @@ static void record_refused_part(cJSON *rejected, const cJSON *payload, int part,
 	}
 }
 
+/* When a personalization is due: its "send_at" (send_schedule keeps them in order), or 0. */
+static int64_t part_due(const cJSON *payload, int part)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "personalizations");
+	const cJSON *at =
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, part), "send_at");
+	return cJSON_IsNumber(at) ? (int64_t)at->valuedouble : 0;
+}
+
 static void process(struct courier *w, struct store_queued *m)
 {
 	struct deliver *d = w->d;
@@ -332,9 +343,20 @@ static void process(struct courier *w, struct store_queued *m)
 		finish(w, m, "failed", "link_unreadable", NULL, NULL, 0);
 		goto out;
 	}
+	merge_rejected(rejected, m->rejected); /* by parts sent in earlier runs */
 	int parts = compose_parts(payload);
 	for (int part = m->parts_done; part < parts; part++) {
 		const char *reason = NULL;
+		int64_t due = part_due(payload, part);
+		if (due > util_now()) { /* a later personalization waits for its own time */
+			json = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected)
+							    : NULL;
+			finish(w, m, "scheduled", NULL, res.reply[0] ? res.reply : NULL, json, due);
+			goto out;
+		}
+		/* A scheduled part is written (Date) and given up on as of its send time. */
+		if (due > m->created_at)
+			m->created_at = due;
 		enum relay_outcome o = send_part(w, m, payload, part, &res, &reason);
 		merge_rejected(rejected, res.rejected);
 		if (reason) { /* the message itself cannot be made: no retry will help */
@@ -388,6 +410,7 @@ static void work(void *arg, struct worker *self)
 			else
 				process(w, &m[i]);
 			free(m[i].payload);
+			free(m[i].rejected);
 		}
 		flush(w, self);
 	}

@@ -73,6 +73,11 @@ static const struct err_info err_table[ERR_COUNT] = {
 	[ERR_BUSY] = {"busy", 503,
 		      "Too many password checks are running at once. Nothing was changed; retry "
 		      "after the seconds in the Retry-After header."},
+	[ERR_NOT_CANCELLABLE] =
+		{"not_cancellable", 409,
+		 "This message can no longer be cancelled: it is being sent or is "
+		 "done. Only queued, scheduled and deferred messages can be; see its "
+		 "status with GET /api/messages/{id}."},
 	[ERR_SENDER_AUTH_NO_SENDERS] =
 		{"sender_auth_no_senders", 403,
 		 "Authorized sender email ID is on and no sender address is "

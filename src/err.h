@@ -30,6 +30,7 @@ enum err {
 	ERR_MALFORMED_REQUEST,
 	ERR_RATE_LIMITED,
 	ERR_BUSY,
+	ERR_NOT_CANCELLABLE,
 	/* The sender policy's refusals, in the order DESIGN.md checks them. */
 	ERR_SENDER_AUTH_NO_SENDERS,
 	ERR_DOMAIN_NOT_APPROVED,

@@ -1,6 +1,6 @@
 /* Validation of send requests in both dialects into the canonical payload:
  *   {"from":{email,name}, "reply_to":{email,name}?, "subject", "content":{text,html,amp},
- *    "personalizations":[{to,cc,bcc,subject?,headers}], "headers", "attachments":
+ *    "personalizations":[{to,cc,bcc,subject?,headers,send_at?}], "headers", "attachments":
  *    [{filename,type,content,disposition,content_id?}], "tags"}
  * Each check names the field at fault, so a client learns exactly what to fix. */
 #include "send.h"
@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -53,7 +54,7 @@ bool send_header_reserved(const char *name)
 }
 
 /* SendGrid features Postern does not offer: refused rather than silently ignored. */
-static const char *const unsupported_sendgrid[] = {"template_id", "send_at", "batch_id"};
+static const char *const unsupported_sendgrid[] = {"template_id", "batch_id"};
 
 static int fail(struct send_problem *why, const char *message, const char *field_fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -284,9 +285,6 @@ static int parse_personalizations(const cJSON *body, cJSON *out, int *count, boo
 		snprintf(sub, sizeof(sub), "%s.headers", path);
 		if (parse_headers(cJSON_GetObjectItemCaseSensitive(p, "headers"), o, why, sub) < 0)
 			return -1;
-		if (cJSON_GetObjectItemCaseSensitive(p, "send_at"))
-			return fail(why, "Scheduled sending is not supported; send when due.",
-				    "%s.send_at", path);
 	}
 	return 0;
 }
@@ -456,6 +454,114 @@ static int parse_tags(enum send_dialect d, const cJSON *body, cJSON *out, struct
 	return 0;
 }
 
+/* A send time: Unix seconds as a whole JSON number. Returns 1 with *at set, 0 when absent
+ * (or null), -1 with why filled. */
+static int parse_send_time(const cJSON *v, int64_t *at, struct send_problem *why, const char *field)
+{
+	*at = 0;
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	/* Up to 2^53: every such number is exact, and far beyond any time allowed. */
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740992.0 ||
+	    (double)(int64_t)v->valuedouble != v->valuedouble)
+		return fail(why,
+			    "Give the send time as Unix seconds, a whole number such as "
+			    "1767225600, or leave it out to send now.",
+			    "%s", field);
+	*at = (int64_t)v->valuedouble;
+	return 1;
+}
+
+static void note_send_time(struct send_request *out, int64_t at, const char *field)
+{
+	if (at > out->latest_send_at) {
+		out->latest_send_at = at;
+		util_copy(out->latest_field, sizeof(out->latest_field), field);
+	}
+}
+
+/* Scheduled sending: Netcore's "schedule" for the whole request; SendGrid's "send_at", which
+ * a personalization's own "send_at" overrides. Each personalization's time goes into its
+ * canonical form; send_schedule applies them once the time of acceptance is known. */
+static int parse_schedule(enum send_dialect d, const cJSON *body, struct send_request *out,
+			  struct send_problem *why)
+{
+	const char *top_field = d == SEND_NETCORE ? "schedule" : "send_at";
+	int64_t top, own;
+	int top_set = parse_send_time(cJSON_GetObjectItemCaseSensitive(body, top_field), &top, why,
+				      top_field);
+	if (top_set < 0)
+		return -1;
+	note_send_time(out, top, top_field);
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "personalizations"), *p;
+	cJSON *o = cJSON_GetObjectItemCaseSensitive(out->payload, "personalizations")->child;
+	char field[48];
+	int i = 0;
+	cJSON_ArrayForEach(p, list)
+	{
+		snprintf(field, sizeof(field), "personalizations[%d].send_at", i++);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, "send_at");
+		if (d == SEND_NETCORE && v && !cJSON_IsNull(v))
+			return fail(why,
+				    "Netcore schedules a whole request: give \"schedule\" at the "
+				    "top level instead.",
+				    "%s", field);
+		int own_set = parse_send_time(v, &own, why, field);
+		if (own_set < 0)
+			return -1;
+		note_send_time(out, own, field);
+		if (own_set || top_set)
+			cJSON_AddNumberToObject(o, "send_at", (double)(own_set ? own : top));
+		o = o->next;
+	}
+	return 0;
+}
+
+struct due_part {
+	int64_t at;
+	int index;
+	cJSON *part;
+};
+
+static int due_cmp(const void *a, const void *b)
+{
+	const struct due_part *x = a, *y = b;
+	if (x->at != y->at)
+		return x->at < y->at ? -1 : 1;
+	return x->index - y->index;
+}
+
+int send_schedule(struct send_request *r, int64_t now, struct send_problem *why)
+{
+	memset(why, 0, sizeof(*why));
+	if (r->latest_send_at > now + SEND_SCHEDULE_MAX) {
+		fail(why,
+		     "A send time may be at most 72 hours ahead. Send the message later, or "
+		     "give a nearer time.",
+		     "%s", r->latest_field);
+		send_request_free(r);
+		return -1;
+	}
+	cJSON *list = cJSON_GetObjectItemCaseSensitive(r->payload, "personalizations");
+	int n = cJSON_GetArraySize(list);
+	struct due_part *parts = xcalloc((size_t)n, sizeof(*parts));
+	for (int i = 0; i < n; i++) {
+		cJSON *p = cJSON_DetachItemFromArray(list, 0);
+		const cJSON *at = cJSON_GetObjectItemCaseSensitive(p, "send_at");
+		parts[i] = (struct due_part){at ? (int64_t)at->valuedouble : 0, i, p};
+		if (parts[i].at <= now + SEND_SLACK) {
+			parts[i].at = 0;
+			cJSON_DeleteItemFromObjectCaseSensitive(p, "send_at");
+		}
+	}
+	qsort(parts, (size_t)n, sizeof(*parts), due_cmp);
+	for (int i = 0; i < n; i++)
+		cJSON_AddItemToArray(list, parts[i].part);
+	r->send_at = n ? parts[0].at : 0;
+	free(parts);
+	return 0;
+}
+
 static int parse_body(enum send_dialect d, const cJSON *body, struct send_request *out,
 		      struct send_problem *why)
 {
@@ -490,7 +596,8 @@ static int parse_body(enum send_dialect d, const cJSON *body, struct send_reques
 	if (parse_content(body, p, why) < 0 ||
 	    parse_headers(cJSON_GetObjectItemCaseSensitive(body, "headers"), p, why, "headers") <
 		    0 ||
-	    parse_attachments(d, body, p, why) < 0 || parse_tags(d, body, p, why) < 0)
+	    parse_attachments(d, body, p, why) < 0 || parse_tags(d, body, p, why) < 0 ||
+	    parse_schedule(d, body, out, why) < 0)
 		return -1;
 	return 0;
 }

@@ -7,12 +7,17 @@
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "addr.h"
 
 #define SEND_MAX_RECIPIENTS 1000
 #define SEND_SUBJECT_MAX    998
 #define SEND_NAME_MAX	    256
+/* Scheduled sending: a send time at most this far ahead (seconds), and one at most
+ * SEND_SLACK ahead is now. */
+#define SEND_SCHEDULE_MAX (72 * 3600)
+#define SEND_SLACK	  5
 
 enum send_dialect { SEND_NETCORE, SEND_SENDGRID };
 
@@ -20,6 +25,11 @@ struct send_request {
 	char from[ADDR_MAX]; /* normalized From address */
 	int recipients;	     /* to + cc + bcc over all personalizations */
 	cJSON *payload;	     /* canonical form; owned */
+	/* The latest send time asked for and the field that asks for it (send_schedule's
+	 * bound); then, from send_schedule, the first personalization's send time, 0 for now. */
+	int64_t latest_send_at;
+	char latest_field[48];
+	int64_t send_at;
 };
 
 /* What was wrong: the field's path ("personalizations[0].to[1].email") and what to do. */
@@ -32,6 +42,12 @@ struct send_problem {
 int send_parse(enum send_dialect d, const cJSON *body, struct send_request *out,
 	       struct send_problem *why);
 void send_request_free(struct send_request *r);
+/* Applies a parsed request's send times at now (kept apart so that send_parse needs no
+ * clock): a time more than SEND_SCHEDULE_MAX ahead is refused naming its field; one at most
+ * SEND_SLACK ahead, or past, means now and leaves the payload. Personalizations are ordered
+ * by due time (stably, those due now first), each later one keeping its "send_at", and
+ * r->send_at is the first one's. Returns 0, or -1 with why filled and r freed. */
+int send_schedule(struct send_request *r, int64_t now, struct send_problem *why);
 /* True when a custom header may not be set by a client: identity (From, Sender,
  * Return-Path, Resent-*, Received, X-Original-From), what receivers trust from earlier hops
  * (DKIM-*, ARC-*, DomainKey-Signature, Authentication-Results, Received-SPF), the blind

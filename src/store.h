@@ -100,7 +100,8 @@ struct store_apikey {
 	int64_t last_used_at; /* 0 when never used */
 };
 
-/* A message accepted by the send API (or Postern's own mail), stored as queued. */
+/* A message accepted by the send API (or Postern's own mail), stored as queued, or as
+ * scheduled until send_at. */
 struct store_message {
 	const char *uid;
 	int64_t account_id;
@@ -109,6 +110,7 @@ struct store_message {
 	const char *from;
 	const char *payload; /* canonical JSON (send.h) */
 	int recipients;
+	int64_t send_at; /* when its first personalization is due; 0 for now */
 	int64_t now;
 };
 
@@ -120,16 +122,18 @@ struct store_queued {
 	int64_t api_key_id;
 	bool system;
 	char from[ADDR_MAX];
-	char *payload; /* malloc'd; the claimer frees it */
-	int attempts;  /* including the one just claimed */
+	char *payload;	/* malloc'd; the claimer frees it */
+	char *rejected; /* malloc'd JSON of the recipients refused so far, or "" */
+	int attempts;	/* including the one just claimed */
 	int parts_done;
 	int64_t created_at;
 };
 
-/* What became of a delivery attempt. status: "sent", "deferred", "failed" or "dropped". */
+/* What became of a delivery attempt. status: "sent", "deferred", "failed", "dropped", or
+ * "scheduled" when its next personalization is not due yet. */
 struct store_outcome {
 	const char *status;
-	int64_t next_attempt_at; /* for "deferred" */
+	int64_t next_attempt_at; /* for "deferred" and "scheduled" */
 	const char *reason;	 /* a stable code, or NULL */
 	const char *last_reply;	 /* the relay's last reply, or NULL */
 	const char *rejected;	 /* JSON array of refused recipients, or NULL */
@@ -153,6 +157,7 @@ struct store_message_info {
 	int64_t created_at;
 	int64_t updated_at;
 	int64_t next_attempt_at;
+	int64_t send_at; /* the send time asked for, 0 when none */
 	char reason[40];
 	char last_reply[512];
 	char rejected[16384]; /* JSON; lists that do not fit read as [] */
@@ -360,9 +365,9 @@ int store_messages_add(struct store *s, const struct store_message *m, size_t n)
  * one (one daemon per file), on PostgreSQL those whose lease has run out (other nodes may
  * be delivering the rest). */
 int store_messages_recover(struct store *s);
-/* Claims up to max due messages for delivery until lease_until, in one transaction: queued
- * or deferred ones whose time has come, or ones whose deliverer's lease ran out. Two nodes
- * never claim the same message. *n is 0 when none is due. */
+/* Claims up to max due messages for delivery until lease_until, in one transaction: queued,
+ * scheduled or deferred ones whose time has come, or ones whose deliverer's lease ran out. Two
+ * nodes never claim the same message. *n is 0 when none is due. */
 int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
 			 struct store_queued *out, size_t max, size_t *n);
 /* Records that the first parts_done personalizations were accepted by the relay. */
@@ -374,6 +379,11 @@ int store_messages_list(struct store *s, int64_t account_id, const char *status,
 			store_message_fn fn, void *arg);
 int store_message_get(struct store *s, int64_t account_id, const char *uid,
 		      struct store_message_info *out);
+/* Cancels a queued, scheduled or deferred message, in one conditional update, so a worker
+ * that claims it at the same moment (on any node) either wins or finds it cancelled.
+ * STORE_CONFLICT when the message is being sent or is done; STORE_NOT_FOUND when the
+ * account has no such message. */
+int store_message_cancel(struct store *s, int64_t account_id, const char *uid, int64_t now);
 /* Makes a new verification batch b of every pending sender of the account, calling fn for
  * each; STORE_NOT_FOUND when nothing is pending. When the account's last batch is younger
  * than b->gap seconds, makes none and returns STORE_TOO_SOON with b->wait the seconds left. */

@@ -100,11 +100,15 @@ int store_messages_add(struct store *s, const struct store_message *m, size_t n)
 		rc = sq_exec(
 			&c, NULL,
 			"INSERT INTO messages (uid, account_id, api_key_id, system, from_addr, "
-			"status, next_attempt_at, recipients, payload, created_at, updated_at) "
-			"VALUES (?, ?, NULLIF(?, 0), ?, ?, 'queued', ?, ?, ?, ?, ?)",
-			"siidsidsii", m[i].uid, m[i].account_id, m[i].api_key_id,
-			m[i].system ? 1 : 0, m[i].from, m[i].now, m[i].recipients, m[i].payload,
-			m[i].now, m[i].now);
+			"status, next_attempt_at, send_at, recipients, payload, created_at, "
+			"updated_at) VALUES (?, ?, NULLIF(?, 0), ?, ?, "
+			"CASE WHEN ? > 0 THEN 'scheduled' ELSE 'queued' END, ?, NULLIF(?, 0), ?, "
+			"?, "
+			"?, ?)",
+			"siidsiiidsii", m[i].uid, m[i].account_id, m[i].api_key_id,
+			m[i].system ? 1 : 0, m[i].from, m[i].send_at,
+			m[i].send_at > m[i].now ? m[i].send_at : m[i].now, m[i].send_at,
+			m[i].recipients, m[i].payload, m[i].now, m[i].now);
 	/* The commit is the fsync that makes every message of the batch durable at once. */
 	rc = sq_end_batch(&c, rc);
 	sq_release(&c);
@@ -122,7 +126,7 @@ int store_messages_recover(struct store *s)
 			"di", s->db->drv->shared ? 1 : 0, util_now());
 }
 
-/* The next due messages: queued or deferred and their time come, or left "sending" by a
+/* The next due messages: queued, scheduled or deferred and their time come, or left "sending" by a
  * deliverer whose lease ran out. On a shared database the rows are locked, and rows other
  * nodes are claiming that moment are skipped (the driver's skip_locked), so two nodes never
  * take the same message. */
@@ -130,11 +134,11 @@ int store_messages_recover(struct store *s)
 	"UPDATE messages SET status = 'sending', lease_until = ?, "                                \
 	"  attempts = attempts + 1, updated_at = ? "                                               \
 	"WHERE id IN (SELECT id FROM messages WHERE "                                              \
-	"  ((status IN ('queued','deferred') AND next_attempt_at <= ?) OR "                        \
+	"  ((status IN ('queued','scheduled','deferred') AND next_attempt_at <= ?) OR "            \
 	"   (status = 'sending' AND lease_until < ?)) "                                            \
 	"  ORDER BY next_attempt_at, id LIMIT ?%s) "                                               \
 	"RETURNING id, uid, account_id, COALESCE(api_key_id, 0), system, from_addr, "              \
-	"  payload, attempts, parts_done, created_at"
+	"  payload, attempts, parts_done, created_at, COALESCE(rejected, '')"
 
 char *sq_claim_sql(const struct db_driver *drv)
 {
@@ -157,6 +161,8 @@ static void read_queued(const struct sq_res *r, struct store_queued *out)
 	out->attempts = (int)sq_int(r, 7);
 	out->parts_done = (int)sq_int(r, 8);
 	out->created_at = sq_int(r, 9);
+	const char *rejected = sq_text(r, 10);
+	out->rejected = xstrdup(rejected ? rejected : "");
 }
 
 int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
@@ -175,8 +181,10 @@ int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
 		rc = rc == STORE_FAIL ? (sq_done(&r), STORE_FAIL) : sq_finish(&r);
 	}
 	if (rc != STORE_OK && rc != STORE_NOT_FOUND) {
-		for (size_t i = 0; i < *n; i++)
+		for (size_t i = 0; i < *n; i++) {
 			free(out[i].payload);
+			free(out[i].rejected);
+		}
 		*n = 0;
 	}
 	sq_release(&c);
@@ -217,7 +225,7 @@ int store_messages_finish(struct store *s, const struct store_finish *f, size_t 
 #define MESSAGE_COLUMNS                                                                            \
 	"uid, from_addr, CASE status WHEN 'sending' THEN 'queued' ELSE status END, system, "       \
 	"attempts, recipients, created_at, updated_at, next_attempt_at, reason, last_reply, "      \
-	"rejected"
+	"rejected, send_at"
 
 static void read_message(const struct sq_res *r, void *row)
 {
@@ -234,6 +242,7 @@ static void read_message(const struct sq_res *r, void *row)
 	sq_col_text(r, 9, m->reason, sizeof(m->reason));
 	sq_col_text(r, 10, m->last_reply, sizeof(m->last_reply));
 	sq_col_text(r, 11, m->rejected, sizeof(m->rejected));
+	m->send_at = sq_int(r, 12);
 }
 
 int store_messages_list(struct store *s, int64_t account_id, const char *status, int limit,
@@ -254,4 +263,22 @@ int store_message_get(struct store *s, int64_t account_id, const char *uid,
 	return sq_get(s, read_message, out,
 		      "SELECT " MESSAGE_COLUMNS " FROM messages WHERE account_id = ? AND uid = ?",
 		      "is", account_id, uid);
+}
+
+int store_message_cancel(struct store *s, int64_t account_id, const char *uid, int64_t now)
+{
+	/* The status test is the lock: a claim moves the row to 'sending' in one statement,
+	 * so exactly one of the two changes it. A verification email's link goes with it. */
+	int rc = sq_update(
+		s, false,
+		"UPDATE messages SET status = 'cancelled', lease_until = NULL, "
+		"  updated_at = ?, payload = CASE WHEN system = 1 THEN '' ELSE payload END "
+		"WHERE account_id = ? AND uid = ? "
+		"  AND status IN ('queued','scheduled','deferred')",
+		"iis", now, account_id, uid);
+	if (rc != STORE_NOT_FOUND)
+		return rc;
+	struct store_message_info m;
+	rc = store_message_get(s, account_id, uid, &m);
+	return rc == STORE_OK ? STORE_CONFLICT : rc;
 }

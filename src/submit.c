@@ -68,6 +68,7 @@ void submit_queue(struct queue *q, const struct store_apikey *key, const struct 
 		.from = out->from,
 		.payload = out->payload,
 		.recipients = r->recipients,
+		.send_at = r->send_at,
 		.now = util_now(),
 	};
 	queue_put_async(q, &out->m, done, arg);

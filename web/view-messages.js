@@ -1,6 +1,6 @@
 // Monitoring › Messages: totals, recent messages with their status, and refused requests.
 import { api } from './http.js';
-import { h, replace, uid, time, table, badge, wrapEmail } from './dom.js';
+import { h, replace, uid, time, table, badge, wrapEmail, messageSlot } from './dom.js';
 
 export const REASONS = {
   sender_auth_no_senders: 'No verified sender (all mail dropped)',
@@ -15,17 +15,22 @@ export const REASONS = {
 };
 const STATUS = {
   queued: ['Queued', 'info'],
+  scheduled: ['Scheduled', 'info'],
   deferred: ['Deferred', 'warn'],
   sent: ['Sent', 'ok'],
   failed: ['Failed', 'bad'],
   dropped: ['Dropped', 'bad'],
+  cancelled: ['Cancelled', 'neutral'],
 };
+const CANCELLABLE = new Set(['queued', 'scheduled', 'deferred']);
 
 function reasonText(code) {
   return REASONS[code] || code;
 }
 
-export async function renderMessages(body) {
+export async function renderMessages(body, session) {
+  const canCancel = session && session.can('message.cancel');
+  const listMsg = messageSlot();
   const statusSelect = h('select', { id: uid('status') },
     h('option', { value: '', text: 'All statuses' }),
     Object.entries(STATUS).map(([v, [l]]) => h('option', { value: v, text: l })));
@@ -58,10 +63,12 @@ export async function renderMessages(body) {
 
     replace(messagesSlot, table({
       caption: 'Recent messages',
-      columns: [{ label: 'Created' }, { label: 'From' }, { label: 'Status' }, { label: 'Recipients', className: 'num' }, { label: 'Attempts', className: 'num' }, { label: 'Details' }],
+      columns: [{ label: 'Created' }, { label: 'From' }, { label: 'Status' }, { label: 'Recipients', className: 'num' }, { label: 'Attempts', className: 'num' }, { label: 'Details' }, ...(canCancel ? [{ label: 'Actions' }] : [])],
       rows: messages.messages.map((m) => {
         const [label, tone] = STATUS[m.status] || [m.status, 'neutral'];
         const details = [];
+        if (m.send_at) details.push(h('span', { class: 'detail-line' }, 'Send at ', time(m.send_at)));
+        if (m.status === 'scheduled' && m.next_attempt_at && m.next_attempt_at !== m.send_at) details.push(h('span', { class: 'detail-line' }, 'Next part at ', time(m.next_attempt_at)));
         if (m.reason) details.push(h('span', { class: 'detail-line', text: reasonText(m.reason) }));
         if (m.last_reply) details.push(h('span', { class: 'detail-line mono', text: m.last_reply }));
         if (m.rejected && m.rejected.length) details.push(h('span', { class: 'detail-line', text: `${m.rejected.length} recipient(s) refused by the relay` }));
@@ -73,6 +80,7 @@ export async function renderMessages(body) {
           String(m.recipients),
           String(m.attempts),
           details.length ? h('span', { class: 'details' }, details) : h('span', { class: 'muted', text: '—' }),
+          ...(canCancel ? [CANCELLABLE.has(m.status) ? cancelButton(m) : ''] : []),
         ];
       }),
       empty: statusSelect.value ? 'No message with this status.' : 'No messages yet.',
@@ -90,6 +98,22 @@ export async function renderMessages(body) {
       ]),
       empty: 'No request was refused.',
     }));
+  }
+
+  function cancelButton(m) {
+    const btn = h('button', { type: 'button', class: 'btn btn-ghost-danger btn-small', 'aria-label': `Cancel message ${m.id}` }, 'Cancel');
+    btn.addEventListener('click', async () => {
+      listMsg.clear();
+      btn.disabled = true;
+      try {
+        await api('POST', `/api/messages/${encodeURIComponent(m.id)}/cancel`);
+        listMsg.show('The message was cancelled; it will not be sent.', 'success');
+      } catch (err) {
+        if (!err.sessionEnded) listMsg.show(err.message, 'error');
+      }
+      await load().catch(() => {});
+    });
+    return btn;
   }
 
   statusSelect.addEventListener('change', () => load().catch(() => {}));
@@ -116,6 +140,7 @@ export async function renderMessages(body) {
       h('div', { class: 'card-head card-head-row' },
         h('h2', { id: 'recent-title', text: 'Recent messages' }),
         h('div', { class: 'field field-inline' }, h('label', { for: statusSelect.id, text: 'Status' }), statusSelect)),
+      listMsg.el,
       messagesSlot),
     h('section', { class: 'card', 'aria-labelledby': 'drops-title' },
       h('h2', { id: 'drops-title', text: 'Refused send requests' }),

@@ -37,11 +37,12 @@ DOCUMENTED_ROLES = {
     "domain.manage": {"admin", "technical"},
     "user.manage": {"admin"},
     "key.manage": {"admin", "technical"},
+    "message.cancel": {"admin", "technical"},
 }
 
 # Ids that exist in no account, per kind of object.
 MISSING = {"sender": "999999", "user": "999999", "key": "999999", "domain": "999999",
-           "message": "0" * 32}
+           "message": "0" * 32, "scheduled": "0" * 32}
 
 # How each kind of object is listed by its account's Admin: (path, field of the answer).
 VIEWS = {"sender": ("/api/senders", "senders"), "user": ("/api/users", "users"),
@@ -114,6 +115,7 @@ ROWS = {
     ("POST", "/api/domains/{id}/dkim/rotate"): Row(200, obj="domain", fresh=True),
     ("GET", "/api/messages"): Row(200),
     ("GET", "/api/messages/{id}"): Row(200, obj="message"),
+    ("POST", "/api/messages/{id}/cancel"): Row(200, obj="scheduled", fresh=True),
 }
 
 
@@ -182,6 +184,14 @@ class MatrixTest(unittest.TestCase):
         admin = self.admins[account]
         if kind == "message":
             return self.messages[account]
+        if kind == "scheduled":  # a message waiting a day for its send time
+            offset = int(open(self.gw.clock_path).read() or 0) \
+                if os.path.exists(self.gw.clock_path) else 0
+            body = dict(message_body(account), schedule=int(time.time()) + offset + 86400)
+            r = self.gw.client().request("POST", "/v5/mail/send", body,
+                                         headers={"Authorization": "Bearer " + self.keys[account]})
+            self.assertEqual(r.status, 200, r.raw)
+            return r.json["data"]["message_id"]
         if kind == "sender":
             r = admin.request("POST", "/api/senders",
                               {"addresses": [self.unique(f"o{{}}@mail.{account}.test")]})
@@ -224,7 +234,7 @@ class MatrixTest(unittest.TestCase):
     def snapshot(self, kind, account, oid):
         """The object as its account's Admin sees it, or None when it is gone."""
         admin = self.admins[account]
-        if kind == "message":
+        if kind in ("message", "scheduled"):
             r = admin.request("GET", f"/api/messages/{oid}")
             self.assertEqual(r.status, 200, r.raw)
             return r.json

@@ -279,7 +279,7 @@ class ValidationTest(SendCase):
 
     def test_unsupported_sendgrid_features_are_refused_not_ignored(self):
         self.check(body(template_id="d-123"), "template_id", paths=(SENDGRID,))
-        self.check(body(send_at=1700000000), "send_at", paths=(SENDGRID,))
+        self.check(body(send_at="tomorrow"), "send_at", paths=(SENDGRID,))  # not Unix seconds
 
     def test_body_over_10_mib_is_413_in_the_dialect(self):
         for path, shape in ((NETCORE, '"status":"error"'), (SENDGRID, '"errors":[')):

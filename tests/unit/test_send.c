@@ -964,14 +964,13 @@ static const struct refusals attachment_needs_its_dialects_name_field = {{
 	{BOTH_DIALECTS, "{" BASE ",'attachments':['a.txt']}", "attachments[0]"},
 }};
 
-static const struct refusals sendgrid_refuses_templates_scheduling_and_batches = {{
+static const struct refusals sendgrid_refuses_templates_and_batches = {{
 	{SEND_SENDGRID, "{" BASE ",'template_id':'d-123'}", "template_id"},
-	{SEND_SENDGRID, "{" BASE ",'send_at':1700000000}", "send_at"},
 	{SEND_SENDGRID, "{" BASE ",'batch_id':'b-1'}", "batch_id"},
 }};
 
-static const struct refusals personalization_send_at_is_refused = {{
-	{BOTH_DIALECTS,
+static const struct refusals netcore_personalization_send_at_is_refused = {{
+	{SEND_NETCORE,
 	 "{" FROM "," SUBJECT "," CONTENT ",'personalizations':[{'to':[{'email':'a@x.test'}],"
 	 "'send_at':1700000000}]}",
 	 "personalizations[0].send_at"},
@@ -996,6 +995,125 @@ static const struct refusals refusal_late_in_the_body_leaves_no_payload = {{
 	{SEND_NETCORE, LATE_BODY("'tags':['a\\r\\n']"), "tags[0]"},
 	{SEND_SENDGRID, LATE_BODY("'categories':['a\\r\\n']"), "categories[0]"},
 }};
+
+/* Scheduled sending. NOW is the time of acceptance send_schedule is given. */
+#define NOW 1800000000LL
+
+static const struct refusals send_times_of_the_wrong_type_are_refused = {{
+	{SEND_NETCORE, "{" BASE ",'schedule':'tomorrow'}", "schedule"},
+	{SEND_NETCORE, "{" BASE ",'schedule':1800000000.5}", "schedule"},
+	{SEND_SENDGRID, "{" BASE ",'send_at':-1}", "send_at"},
+	{SEND_SENDGRID, "{" BASE ",'send_at':true}", "send_at"},
+	{SEND_SENDGRID,
+	 "{" FROM "," SUBJECT "," CONTENT ",'personalizations':[{'to':[{'email':'a@x.test'}]},"
+	 "{'to':[{'email':'b@x.test'}],'send_at':'1800000000'}]}",
+	 "personalizations[1].send_at"},
+}};
+
+/* Parses text in dialect d and applies its send times at NOW. */
+static void schedule_ok(enum send_dialect d, const char *text, struct send_request *out)
+{
+	struct send_problem why;
+	parse_ok(d, text, out);
+	if (send_schedule(out, NOW, &why) != 0)
+		fail_msg("refused at \"%s\": %s", why.field, why.message);
+}
+
+static int64_t part_send_at(const struct send_request *r, int i, const char **to)
+{
+	const cJSON *p = cJSON_GetArrayItem(tu_get(r->payload, "personalizations"), i);
+	*to = tu_get(cJSON_GetArrayItem(tu_get(p, "to"), 0), "email")->valuestring;
+	const cJSON *at = cJSON_GetObjectItemCaseSensitive(p, "send_at");
+	return at ? (int64_t)at->valuedouble : 0;
+}
+
+static void null_send_times_are_absent(void **state)
+{
+	(void)state;
+	struct send_request r;
+	schedule_ok(SEND_NETCORE, "{" BASE ",'schedule':null}", &r);
+	assert_int_equal(r.send_at, 0);
+	send_request_free(&r);
+	schedule_ok(SEND_SENDGRID,
+		    "{" FROM "," SUBJECT "," CONTENT ",'send_at':null,"
+		    "'personalizations':[{'to':[{'email':'a@x.test'}],'send_at':null}]}",
+		    &r);
+	const char *to;
+	assert_int_equal(part_send_at(&r, 0, &to), 0);
+	assert_int_equal(r.send_at, 0);
+	send_request_free(&r);
+}
+
+static void sendgrid_personalizations_are_ordered_by_their_send_times(void **state)
+{
+	(void)state;
+	struct send_request r;
+	const char *to;
+	/* Own times win over the request's; past and within 5 s mean now and go first. */
+	schedule_ok(SEND_SENDGRID,
+		    "{" FROM "," SUBJECT "," CONTENT ",'send_at':1800003600,'personalizations':["
+		    "{'to':[{'email':'late@x.test'}],'send_at':1800007200},"
+		    "{'to':[{'email':'top@x.test'}]},"
+		    "{'to':[{'email':'past@x.test'}],'send_at':0},"
+		    "{'to':[{'email':'soon@x.test'}],'send_at':1800000005}]}",
+		    &r);
+	static const struct {
+		const char *to;
+		int64_t at;
+	} want[] = {{"past@x.test", 0},
+		    {"soon@x.test", 0},
+		    {"top@x.test", NOW + 3600},
+		    {"late@x.test", NOW + 7200}};
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(part_send_at(&r, i, &to), want[i].at);
+		assert_string_equal(to, want[i].to);
+	}
+	assert_int_equal(r.send_at, 0);
+	assert_int_equal(r.recipients, 4);
+	send_request_free(&r);
+}
+
+static void netcore_schedule_sets_the_send_time(void **state)
+{
+	(void)state;
+	struct send_request r;
+	const char *to;
+	schedule_ok(SEND_NETCORE, "{" BASE ",'schedule':1800000006}", &r);
+	assert_int_equal(r.send_at, NOW + 6);
+	assert_int_equal(part_send_at(&r, 0, &to), NOW + 6);
+	send_request_free(&r);
+}
+
+static void send_times_beyond_72_hours_are_refused_naming_the_field(void **state)
+{
+	(void)state;
+	static const struct {
+		enum send_dialect d;
+		const char *text, *field;
+	} cases[] = {
+		{SEND_NETCORE, "{" BASE ",'schedule':1800259201}", "schedule"},
+		{SEND_SENDGRID, "{" BASE ",'send_at':1800259201}", "send_at"},
+		{SEND_SENDGRID,
+		 "{" FROM "," SUBJECT "," CONTENT ",'send_at':1800003600,'personalizations':["
+		 "{'to':[{'email':'a@x.test'}]},"
+		 "{'to':[{'email':'b@x.test'}],'send_at':1800259201}]}",
+		 "personalizations[1].send_at"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct send_request r;
+		struct send_problem why;
+		parse_ok(cases[i].d, cases[i].text, &r);
+		assert_int_equal(send_schedule(&r, NOW, &why), -1);
+		assert_string_equal(why.field, cases[i].field);
+		assert_true(why.message[0] != '\0');
+		assert_null(r.payload);
+	}
+	/* Exactly 72 hours ahead is allowed. */
+	struct send_request r;
+	schedule_ok(SEND_SENDGRID, "{" BASE ",'send_at':1800259200}", &r);
+	assert_int_equal(r.send_at, NOW + SEND_SCHEDULE_MAX);
+	send_request_free(&r);
+}
 
 int main(void)
 {
@@ -1047,11 +1165,16 @@ int main(void)
 		REFUSALS(attachment_disposition_must_be_attachment_or_inline),
 		REFUSALS(line_break_in_attachment_filename_is_refused),
 		REFUSALS(attachment_needs_its_dialects_name_field),
-		REFUSALS(sendgrid_refuses_templates_scheduling_and_batches),
-		REFUSALS(personalization_send_at_is_refused),
+		REFUSALS(sendgrid_refuses_templates_and_batches),
+		REFUSALS(netcore_personalization_send_at_is_refused),
 		REFUSALS(bad_tags_are_refused),
 		REFUSALS(refusal_late_in_the_body_leaves_no_payload),
 		cmocka_unit_test(text_that_is_not_utf8_is_refused),
+		REFUSALS(send_times_of_the_wrong_type_are_refused),
+		cmocka_unit_test(null_send_times_are_absent),
+		cmocka_unit_test(sendgrid_personalizations_are_ordered_by_their_send_times),
+		cmocka_unit_test(netcore_schedule_sets_the_send_time),
+		cmocka_unit_test(send_times_beyond_72_hours_are_refused_naming_the_field),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@ enum send_dialect { SEND_NETCORE, SEND_SENDGRID };
 struct send_request {
 	char from[ADDR_MAX]; /* normalized From address */
 	int recipients;	     /* to + cc + bcc over all personalizations */
+	bool sandbox;	     /* SendGrid's sandbox mode: check everything, send nothing */
 	cJSON *payload;	     /* canonical form; owned */
 };
 

@@ -16,6 +16,7 @@
 #include "compose.h"
 #include "fuzz.h"
 #include "send.h"
+#include "subst.h"
 
 /* 2026-01-01T00:00:00Z */
 #define DATE  INT64_C(1767225600)
@@ -139,7 +140,8 @@ static void check_fields(const cJSON *payload, const cJSON *p, const struct fiel
 	bool to = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(p, "to")) > 0;
 	bool cc = cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(p, "cc")) > 0;
 	const cJSON *reply_to = cJSON_GetObjectItemCaseSensitive(payload, "reply_to");
-	bool reply = cJSON_IsObject(reply_to);
+	const cJSON *reply_list = cJSON_GetObjectItemCaseSensitive(payload, "reply_to_list");
+	bool reply = cJSON_IsObject(reply_to) || cJSON_GetArraySize(reply_list) > 0;
 	const struct field std[] = {
 		{"From", 1, 1},		{"To", to, 1},
 		{"Cc", cc, cc},		{"Subject", 1, 1},
@@ -280,8 +282,11 @@ static void check_texts(GMimeMessage *msg, const cJSON *payload, const cJSON *p,
 	check_name("From", g_mime_message_get_from(msg),
 		   cJSON_GetObjectItemCaseSensitive(payload, "from"));
 	const cJSON *reply_to = cJSON_GetObjectItemCaseSensitive(payload, "reply_to");
-	if (cJSON_IsObject(reply_to))
+	const cJSON *reply_list = cJSON_GetObjectItemCaseSensitive(payload, "reply_to_list");
+	if (cJSON_IsObject(reply_to) && !reply_list)
 		check_name("Reply-To", g_mime_message_get_reply_to(msg), reply_to);
+	else if (cJSON_IsArray(reply_list) && !reply_to)
+		check_names("Reply-To", g_mime_message_get_reply_to(msg), reply_list);
 	check_names("To", g_mime_message_get_to(msg), cJSON_GetObjectItemCaseSensitive(p, "to"));
 	check_names("Cc", g_mime_message_get_cc(msg), cJSON_GetObjectItemCaseSensitive(p, "cc"));
 
@@ -360,10 +365,17 @@ static void compose_part(const cJSON *payload, int part)
 	check_line_ends(raw, len);
 	struct fields *f = malloc(sizeof(*f));
 	split_header(raw, f);
+	/* With values to substitute, the message reads as the view compose made it from. */
+	cJSON *view = subst_needed(payload, part) ? subst_view(payload, part, false, &why) : NULL;
+	if (view) {
+		payload = view;
+		part = 0;
+	}
 	const cJSON *p = cJSON_GetArrayItem(
 		cJSON_GetObjectItemCaseSensitive(payload, "personalizations"), part);
 	check_fields(payload, p, f);
 	check_parsed(raw, len, payload, p, f);
+	cJSON_Delete(view);
 	free(f);
 	free(raw);
 }

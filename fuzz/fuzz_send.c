@@ -1,8 +1,9 @@
 /* send_parse on arbitrary request bodies in both dialects. What it accepts is the canonical
  * payload the queue stores and compose turns into headers, so on success: the From address
  * is normalized, every address is, the recipient count is right, no string that can reach a
- * header holds a control character (CR, LF, DEL, C1...), no custom header is one receivers
- * trust, every content id is a msg-id and no file name spells an encoded word. */
+ * header holds a control character (CR, LF, DEL, C1...), also once a personalization's
+ * values are substituted, no custom header is one receivers trust, every content id is a
+ * msg-id, no file name spells an encoded word, and only SendGrid's dialect has a sandbox. */
 #include <cjson/cJSON.h>
 #include <glib.h>
 #include <stdint.h>
@@ -12,6 +13,7 @@
 #include "addr.h"
 #include "fuzz.h"
 #include "send.h"
+#include "subst.h"
 
 static const char *dialect_name(enum send_dialect d)
 {
@@ -95,6 +97,8 @@ static void check_headers(const cJSON *headers, const char *where)
 	}
 }
 
+static void check_attachments(const cJSON *list);
+
 static void check_payload(const struct send_request *req)
 {
 	const cJSON *p = req->payload, *item;
@@ -125,12 +129,48 @@ static void check_payload(const struct send_request *req)
 		check_header_text(item, "subject", "personalization");
 		check_headers(cJSON_GetObjectItemCaseSensitive(item, "headers"),
 			      "personalization.headers");
+		check_attachments(cJSON_GetObjectItemCaseSensitive(item, "attachments"));
+	}
+	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(p, "reply_to_list"))
+	{
+		check_mailbox(item, "reply_to_list");
 	}
 	FUZZ_CHECK(recipients == req->recipients, "counted %d recipients, send_parse said %d",
 		   recipients, req->recipients);
 	FUZZ_CHECK(recipients <= SEND_MAX_RECIPIENTS, "%d recipients", recipients);
 
-	cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(p, "attachments"))
+	check_attachments(cJSON_GetObjectItemCaseSensitive(p, "attachments"));
+}
+
+/* What compose builds each personalization from: its values substituted. */
+static void check_views(const struct send_request *req)
+{
+	const cJSON *item, *box;
+	int parts = cJSON_GetArraySize(
+		cJSON_GetObjectItemCaseSensitive(req->payload, "personalizations"));
+	for (int i = 0; i < parts; i++) {
+		const char *why = NULL;
+		FUZZ_CHECK(!subst_needed(req->payload, i) ||
+				   cJSON_GetObjectItemCaseSensitive(req->payload, "tag_syntax"),
+			   "substitutions without a tag_syntax");
+		cJSON *view = subst_view(req->payload, i, false, &why);
+		FUZZ_CHECK(view, "personalization %d has no view: %s", i, why);
+		check_header_text(view, "subject", "view");
+		item = cJSON_GetObjectItemCaseSensitive(view, "reply_to");
+		if (item)
+			check_mailbox(item, "view.reply_to");
+		cJSON_ArrayForEach(box, cJSON_GetObjectItemCaseSensitive(view, "reply_to_list"))
+		{
+			check_mailbox(box, "view.reply_to_list");
+		}
+		cJSON_Delete(view);
+	}
+}
+
+static void check_attachments(const cJSON *list)
+{
+	const cJSON *item;
+	cJSON_ArrayForEach(item, list)
 	{
 		FUZZ_CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(item, "filename")),
 			   "attachment without a filename");
@@ -166,6 +206,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct send_problem why;
 		if (send_parse(dialects[i], body, &out, &why) == 0) {
 			check_payload(&out);
+			check_views(&out);
+			FUZZ_CHECK(!out.sandbox || dialects[i] == SEND_SENDGRID,
+				   "a netcore sandbox");
 			send_request_free(&out);
 		} else {
 			FUZZ_CHECK(out.payload == NULL, "%s: refused but payload kept",

@@ -1,5 +1,6 @@
 /* The queue as users see it: GET /api/messages and GET /api/messages/{id}; and
  * POST /api/messages/{id}/cancel, for a message not sent yet. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
@@ -36,6 +37,41 @@ static cJSON *message_json(const struct store_message_info *m)
 	cJSON *rejected = m->rejected[0] ? cJSON_Parse(m->rejected) : NULL;
 	cJSON_AddItemToObject(o, "rejected", rejected ? rejected : cJSON_CreateArray());
 	return o;
+}
+
+/* from[key], taken out of from, when is_type says it has the right type; made() if not. */
+static cJSON *take(cJSON *from, const char *key, cJSON_bool (*is_type)(const cJSON *),
+		   cJSON *(*made)(void))
+{
+	cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(from, key);
+	if (is_type(v))
+		return v;
+	cJSON_Delete(v);
+	return made();
+}
+
+/* What the client labelled the message with, read back from its payload: tags (Netcore's
+ * tags, SendGrid's categories) and custom_args (SendGrid's), empty when none were given;
+ * with personalization_custom_args, one object per personalization, when any has its own. */
+static void add_labels(cJSON *o, const char *payload)
+{
+	cJSON *p = cJSON_Parse(payload), *each;
+	cJSON_AddItemToObject(o, "tags", take(p, "tags", cJSON_IsArray, cJSON_CreateArray));
+	cJSON_AddItemToObject(o, "custom_args",
+			      take(p, "custom_args", cJSON_IsObject, cJSON_CreateObject));
+	cJSON *own = cJSON_CreateArray();
+	bool any = false;
+	cJSON_ArrayForEach(each, cJSON_GetObjectItemCaseSensitive(p, "personalizations"))
+	{
+		any |= cJSON_HasObjectItem(each, "custom_args");
+		cJSON_AddItemToArray(own,
+				     take(each, "custom_args", cJSON_IsObject, cJSON_CreateObject));
+	}
+	if (any)
+		cJSON_AddItemToObject(o, "personalization_custom_args", own);
+	else
+		cJSON_Delete(own);
+	cJSON_Delete(p);
 }
 
 static int add_message(void *arg, const struct store_message_info *m)
@@ -83,7 +119,14 @@ enum err api_message_get(struct api_call *c)
 		api_store_err(store_message_get(c->ctx->store, c->who.account.id, c->param, &m));
 	if (e != ERR_OK)
 		return e;
+	char *payload;
+	e = api_store_err(
+		store_message_payload(c->ctx->store, c->who.account.id, c->param, &payload));
+	if (e != ERR_OK)
+		return e;
 	c->reply = message_json(&m);
+	add_labels(c->reply, payload);
+	free(payload);
 	return ERR_OK;
 }
 

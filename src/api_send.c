@@ -1,7 +1,8 @@
 /* The send APIs: POST /v5/mail/send and /v6/mail/send (Netcore's dialect) and
  * /v3/mail/send (SendGrid's). Parse the request, then hand it to the send service, which
  * asks the sender policy and queues the message or counts the refusal as a drop, in the
- * order of DESIGN.md; the request waits for its commit suspended. */
+ * order of DESIGN.md; the request waits for its commit suspended. A SendGrid request in
+ * sandbox mode is checked just as completely, then counted instead of queued. */
 #include <stdlib.h>
 
 #include "api.h"
@@ -87,10 +88,16 @@ static enum err send_mail(struct api_call *c, enum send_dialect d)
 	if (send_parse(d, c->body, &r, &why) < 0 || send_schedule(&r, util_now(), &why) < 0)
 		return api_invalid(c, why.field, why.message);
 	enum err e = submit_check(c->ctx->policies, c->ctx->drops, &c->key, &r);
-	if (e == ERR_OK)
+	if (e == ERR_OK && r.sandbox) {
+		/* SendGrid's sandbox: everything checked, nothing stored or sent; it answers
+		 * 200 with no body. */
+		submit_sandbox(c->ctx->drops, &c->key, &r);
+		c->status = 200;
+	} else if (e == ERR_OK) {
 		queue(c, &r, d);
-	else if (e != ERR_STORE_UNAVAILABLE && e != ERR_SENDER_AUTH_NO_SENDERS)
+	} else if (e != ERR_STORE_UNAVAILABLE && e != ERR_SENDER_AUTH_NO_SENDERS) {
 		util_copy(c->err_field, sizeof(c->err_field), "from.email");
+	}
 	send_request_free(&r);
 	return e;
 }

@@ -1,5 +1,6 @@
-/* What the policy stopped and what went through: GET /api/drops and GET /api/stats. Both
- * flush the drop counter first, so a refusal is visible as soon as it was answered. */
+/* What the policy stopped and what went through: GET /api/drops and GET /api/stats (which
+ * also counts SendGrid sandbox requests). Both flush the drop counter first, so a refusal is
+ * visible as soon as it was answered. */
 #include "api.h"
 #include "util.h"
 
@@ -60,8 +61,13 @@ enum err api_stats_get(struct api_call *c)
 		cJSON_Delete(dropped);
 		return ERR_STORE_UNAVAILABLE;
 	}
+	/* Sandbox requests ride on the drop counter but were not refused: they get a count of
+	 * their own. */
+	cJSON *sandbox = cJSON_DetachItemFromObjectCaseSensitive(dropped, DROPS_SANDBOX);
 	c->reply = cJSON_CreateObject();
 	cJSON_AddNumberToObject(c->reply, "accepted", (double)accepted);
+	cJSON_AddNumberToObject(c->reply, "sandbox", sandbox ? sandbox->valuedouble : 0);
 	cJSON_AddItemToObject(c->reply, "dropped", dropped);
+	cJSON_Delete(sandbox);
 	return ERR_OK;
 }

@@ -12,6 +12,7 @@
 #include <gmime/gmime.h>
 
 #include "send.h"
+#include "subst.h"
 #include "util.h"
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
@@ -218,7 +219,8 @@ static int check_message(const cJSON *payload, const cJSON *p, const char *messa
 			 const char **why)
 {
 	const cJSON *from = cJSON_GetObjectItemCaseSensitive(payload, "from");
-	const cJSON *reply_to = cJSON_GetObjectItemCaseSensitive(payload, "reply_to");
+	const cJSON *reply_to = cJSON_GetObjectItemCaseSensitive(payload, "reply_to"), *box;
+	const cJSON *reply_list = cJSON_GetObjectItemCaseSensitive(payload, "reply_to_list");
 
 	if (!message_id || !*message_id || strpbrk(message_id, "\r\n <>"))
 		return refuse(why, "The message id is empty or malformed.");
@@ -226,13 +228,21 @@ static int check_message(const cJSON *payload, const cJSON *p, const char *messa
 		return -1;
 	if (reply_to && !cJSON_IsNull(reply_to) && check_mailbox(reply_to, why) < 0)
 		return -1;
+	if (reply_list && !cJSON_IsArray(reply_list))
+		return refuse(why, "The reply-to list is not a list.");
+	cJSON_ArrayForEach(box, reply_list)
+	{
+		if (check_mailbox(box, why) < 0)
+			return -1;
+	}
 	if (!header_safe(p, "subject") || !header_safe(payload, "subject"))
 		return refuse(why, "The subject contains a control character or is not a string.");
 	if (check_recipients(p, why) < 0 ||
 	    check_headers(cJSON_GetObjectItemCaseSensitive(payload, "headers"), why) < 0 ||
 	    check_headers(cJSON_GetObjectItemCaseSensitive(p, "headers"), why) < 0 ||
 	    check_content(cJSON_GetObjectItemCaseSensitive(payload, "content"), why) < 0 ||
-	    check_attachments(cJSON_GetObjectItemCaseSensitive(payload, "attachments"), why) < 0)
+	    check_attachments(cJSON_GetObjectItemCaseSensitive(payload, "attachments"), why) < 0 ||
+	    check_attachments(cJSON_GetObjectItemCaseSensitive(p, "attachments"), why) < 0)
 		return -1;
 	return 0;
 }
@@ -480,26 +490,36 @@ static GMimeObject *attachment_part(const cJSON *a, const char **why)
 	return GMIME_OBJECT(part);
 }
 
-/* The body alone, or multipart/mixed with the body first and then each attachment. */
-static GMimeObject *mime_tree(const cJSON *payload, const char **why)
+static int add_attachments(GMimeMultipart *mixed, const cJSON *list, const char **why)
 {
-	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "attachments"), *a;
+	const cJSON *a;
+	cJSON_ArrayForEach(a, list)
+	{
+		GMimeObject *att = attachment_part(a, why);
+		if (!att)
+			return -1;
+		g_mime_multipart_add(mixed, att);
+		g_object_unref(att);
+	}
+	return 0;
+}
+
+/* The body alone, or multipart/mixed with the body first, then each attachment of the
+ * message, then each of the personalization p. */
+static GMimeObject *mime_tree(const cJSON *payload, const cJSON *p, const char **why)
+{
+	const cJSON *all = cJSON_GetObjectItemCaseSensitive(payload, "attachments");
+	const cJSON *own = cJSON_GetObjectItemCaseSensitive(p, "attachments");
 	GMimeObject *body = body_part(cJSON_GetObjectItemCaseSensitive(payload, "content"));
 
-	if (cJSON_GetArraySize(list) == 0)
+	if (cJSON_GetArraySize(all) + cJSON_GetArraySize(own) == 0)
 		return body;
 	GMimeMultipart *mixed = g_mime_multipart_new_with_subtype("mixed");
 	g_mime_multipart_add(mixed, body);
 	g_object_unref(body);
-	cJSON_ArrayForEach(a, list)
-	{
-		GMimeObject *att = attachment_part(a, why);
-		if (!att) {
-			g_object_unref(mixed);
-			return NULL;
-		}
-		g_mime_multipart_add(mixed, att);
-		g_object_unref(att);
+	if (add_attachments(mixed, all, why) < 0 || add_attachments(mixed, own, why) < 0) {
+		g_object_unref(mixed);
+		return NULL;
 	}
 	return GMIME_OBJECT(mixed);
 }
@@ -522,10 +542,13 @@ static GMimeMessage *build_message(const cJSON *payload, const cJSON *p, const c
 	g_mime_object_set_header(GMIME_OBJECT(msg), "MIME-Version", "1.0", NULL);
 	if (cJSON_IsObject(reply_to))
 		add_mailbox(msg, GMIME_ADDRESS_TYPE_REPLY_TO, reply_to);
+	/* SendGrid's reply_to_list: every address in the one Reply-To. */
+	add_recipients(msg, GMIME_ADDRESS_TYPE_REPLY_TO,
+		       cJSON_GetObjectItemCaseSensitive(payload, "reply_to_list"));
 	add_custom_headers(msg, cJSON_GetObjectItemCaseSensitive(payload, "headers"),
 			   cJSON_GetObjectItemCaseSensitive(p, "headers"));
 
-	GMimeObject *tree = mime_tree(payload, why);
+	GMimeObject *tree = mime_tree(payload, p, why);
 	if (!tree) {
 		g_object_unref(msg);
 		return NULL;
@@ -558,16 +581,9 @@ static int serialize(GMimeMessage *msg, char **out, size_t *len, const char **wh
 	return rc;
 }
 
-int compose_message(const cJSON *payload, int part, const char *message_id, int64_t date,
-		    char **out, size_t *len, const char **why)
+static int compose_checked(const cJSON *payload, const cJSON *p, const char *message_id,
+			   int64_t date, char **out, size_t *len, const char **why)
 {
-	const cJSON *p = personalization(payload, part);
-
-	*out = NULL;
-	*len = 0;
-	*why = NULL;
-	if (!p)
-		return refuse(why, "There is no such personalization.");
 	if (check_message(payload, p, message_id, why) < 0)
 		return -1;
 	GDateTime *when = g_date_time_new_from_unix_utc(date);
@@ -581,5 +597,29 @@ int compose_message(const cJSON *payload, int part, const char *message_id, int6
 		return -1;
 	int rc = serialize(msg, out, len, why);
 	g_object_unref(msg);
+	return rc;
+}
+
+int compose_message(const cJSON *payload, int part, const char *message_id, int64_t date,
+		    char **out, size_t *len, const char **why)
+{
+	const cJSON *p = personalization(payload, part);
+
+	*out = NULL;
+	*len = 0;
+	*why = NULL;
+	if (!p)
+		return refuse(why, "There is no such personalization.");
+	/* A personalization with values is composed from its view, which has them in. */
+	cJSON *view = NULL;
+	if (subst_needed(payload, part)) {
+		view = subst_view(payload, part, false, why);
+		if (!view)
+			return -1;
+		payload = view;
+		p = personalization(view, 0);
+	}
+	int rc = compose_checked(payload, p, message_id, date, out, len, why);
+	cJSON_Delete(view);
 	return rc;
 }

@@ -20,7 +20,8 @@ int compose_parts(const cJSON *payload);
  * max (only the first max are stored then); -1 if part is out of range. */
 int compose_recipients(const cJSON *payload, int part, const char **out, int max);
 
-/* Composes personalization part into an RFC 5322 message with CRLF line endings. message_id
+/* Composes personalization part into an RFC 5322 message with CRLF line endings: its values
+ * substituted (subst.h), the message's attachments and then its own. message_id
  * is without angle brackets ("3f2a...@acme.test"); date is seconds since the epoch (UTC).
  * Returns 0 with *out (malloc'd, NUL-terminated, *len bytes before the NUL), or -1 with *why
  * set to a sentence (a static string). Refuses control characters in anything bound for a header,

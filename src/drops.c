@@ -25,17 +25,28 @@ struct drops {
 	struct worker *flusher;
 };
 
-void drops_record(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
-		  enum policy_reason reason)
+static void record(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
+		   const char *reason)
 {
 	char key[ADDR_MAX + 128];
 	int64_t minute = util_now() / 60 * 60;
 
 	snprintf(key, sizeof(key), "%" PRId64 ":%" PRId64 ":%" PRId64 ":%s:%s", account_id,
-		 api_key_id, minute, policy_reason_code(reason), from);
+		 api_key_id, minute, reason, from);
 	pthread_mutex_lock(&d->lock);
 	(*strmap_put(&d->pending, key))++;
 	pthread_mutex_unlock(&d->lock);
+}
+
+void drops_record(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
+		  enum policy_reason reason)
+{
+	record(d, account_id, api_key_id, from, policy_reason_code(reason));
+}
+
+void drops_record_sandbox(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from)
+{
+	record(d, account_id, api_key_id, from, DROPS_SANDBOX);
 }
 
 struct batch {

@@ -1,7 +1,8 @@
 /* Drops: every refusal of the sender policy, counted per account, API key, From address,
- * reason and minute. Recording is an in-memory increment; a background thread writes the
- * counts in one transaction every 250 ms, so a flood of refusals costs neither an fsync
- * each nor a row each, and no refusal is missing from the counts. */
+ * reason and minute, and every SendGrid sandbox request (reason "sandbox"). Recording is an
+ * in-memory increment; a background thread writes the counts in one transaction every 250 ms, so a
+ * flood of refusals costs neither an fsync each nor a row each, and no refusal is missing from the
+ * counts. */
 #ifndef POSTERN_DROPS_H
 #define POSTERN_DROPS_H
 
@@ -19,6 +20,11 @@ struct drops *drops_start(struct store *s, char *err, size_t errlen);
 void drops_stop(struct drops *d);
 void drops_record(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
 		  enum policy_reason reason);
+/* The reason a SendGrid sandbox request is counted under: checked and allowed, not sent. */
+#define DROPS_SANDBOX "sandbox"
+/* Counts a sandbox request the policy allowed, as a drop of reason DROPS_SANDBOX. */
+void drops_record_sandbox(struct drops *d, int64_t account_id, int64_t api_key_id,
+			  const char *from);
 /* Writes what is pending now, so a read that follows sees every refusal so far. */
 int drops_flush(struct drops *d);
 

@@ -1,9 +1,16 @@
 /* Validation of send requests in both dialects into the canonical payload:
- *   {"from":{email,name}, "reply_to":{email,name}?, "subject", "content":{text,html,amp},
- *    "personalizations":[{to,cc,bcc,subject?,headers,send_at?}], "headers", "attachments":
- *    [{filename,type,content,disposition,content_id?}], "tags"}
- * Each check names the field at fault, so a client learns exactly what to fix. */
-#include "send.h"
+ *   {"from":{email,name}, "reply_to":{email,name}?, "reply_to_list":[{email,name}]?,
+ *    "subject", "content":{text,html,amp},
+ *    "personalizations":[{to,cc,bcc,subject?,headers,send_at?,substitutions?,
+ *    attachments?}],
+ *    "headers", "attachments":[{filename,type,content,disposition,content_id?}], "tags",
+ *    "custom_args"?, "tag_syntax"?}
+ * A top-level bcc is in every personalization's bcc; "substitutions" are a personalization's
+ * values (Netcore's attributes, SendGrid's substitutions), put into its message at delivery
+ * in the payload's "tag_syntax" (subst.h). The fields beyond the message itself, and those
+ * refused, are in send_fields.c. Each check names the field at fault, so a client learns
+ * exactly what to fix. */
+#include "send_int.h"
 
 #include <glib.h>
 #include <sodium.h>
@@ -53,13 +60,7 @@ bool send_header_reserved(const char *name)
 	return false;
 }
 
-/* SendGrid features Postern does not offer: refused rather than silently ignored. */
-static const char *const unsupported_sendgrid[] = {"template_id", "batch_id"};
-
-static int fail(struct send_problem *why, const char *message, const char *field_fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(struct send_problem *why, const char *message, const char *field_fmt, ...)
+int send_fail(struct send_problem *why, const char *message, const char *field_fmt, ...)
 {
 	va_list ap;
 	va_start(ap, field_fmt);
@@ -125,34 +126,30 @@ bool send_content_id_ok(const char *cid)
 	"Control characters (line breaks such as CR or LF, NUL, DEL and the like) are not "        \
 	"allowed here; only TAB is."
 
-/* A string field that may go into a header: present (unless optional), UTF-8 without control
- * characters, not longer than max. Returns 0 with *out set (NULL when absent and optional). */
-static int header_text(const cJSON *parent, const char *name, bool optional, size_t max,
-		       const char **out, struct send_problem *why, const char *path)
+int send_header_text(const cJSON *parent, const char *name, bool optional, size_t max,
+		     const char **out, struct send_problem *why, const char *path)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(parent, name);
 	*out = NULL;
 	if (!v || cJSON_IsNull(v)) {
 		if (optional)
 			return 0;
-		return fail(why, "This field is required.", "%s%s", path, name);
+		return send_fail(why, "This field is required.", "%s%s", path, name);
 	}
 	if (!cJSON_IsString(v))
-		return fail(why, "This field must be a string.", "%s%s", path, name);
+		return send_fail(why, "This field must be a string.", "%s%s", path, name);
 	if (!util_utf8(v->valuestring))
-		return fail(why, NOT_UTF8, "%s%s", path, name);
+		return send_fail(why, NOT_UTF8, "%s%s", path, name);
 	if (!send_text_clean(v->valuestring))
-		return fail(why, CONTROL, "%s%s", path, name);
+		return send_fail(why, CONTROL, "%s%s", path, name);
 	if (strlen(v->valuestring) > max)
-		return fail(why, "This value is too long.", "%s%s", path, name);
+		return send_fail(why, "This value is too long.", "%s%s", path, name);
 	*out = v->valuestring;
 	return 0;
 }
 
-/* An address as {"email","name"} (or a bare string where allowed) into {"email","name"},
- * with the email normalized into norm. */
-static int parse_address(const cJSON *v, bool string_ok, cJSON *out, char norm[ADDR_MAX],
-			 struct send_problem *why, const char *path)
+int send_parse_address(const cJSON *v, bool string_ok, cJSON *out, char norm[ADDR_MAX],
+		       struct send_problem *why, const char *path)
 {
 	const char *email, *name = NULL, *reason;
 	char sub[200];
@@ -162,24 +159,24 @@ static int parse_address(const cJSON *v, bool string_ok, cJSON *out, char norm[A
 		snprintf(sub, sizeof(sub), "%s", path);
 	} else if (cJSON_IsObject(v)) {
 		snprintf(sub, sizeof(sub), "%s.", path);
-		if (header_text(v, "email", false, ADDR_MAX, &email, why, sub) < 0 ||
-		    header_text(v, "name", true, SEND_NAME_MAX, &name, why, sub) < 0)
+		if (send_header_text(v, "email", false, ADDR_MAX, &email, why, sub) < 0 ||
+		    send_header_text(v, "name", true, SEND_NAME_MAX, &name, why, sub) < 0)
 			return -1;
 		snprintf(sub, sizeof(sub), "%s.email", path);
 	} else {
-		return fail(why, "Give an object with \"email\" (and optionally \"name\").", "%s",
-			    path);
+		return send_fail(why, "Give an object with \"email\" (and optionally \"name\").",
+				 "%s", path);
 	}
 	if (addr_normalize(email, norm, &reason) < 0)
-		return fail(why, reason, "%s", sub);
+		return send_fail(why, reason, "%s", sub);
 	cJSON_AddStringToObject(out, "email", norm);
 	if (name && *name)
 		cJSON_AddStringToObject(out, "name", name);
 	return 0;
 }
 
-static int parse_recipients(const cJSON *p, const char *kind, bool required, cJSON *out, int *count,
-			    struct send_problem *why, const char *path)
+int send_parse_recipients(const cJSON *p, const char *kind, bool required, cJSON *out, int *count,
+			  struct send_problem *why, const char *path)
 {
 	const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, kind);
 	cJSON *arr = cJSON_AddArrayToObject(out, kind);
@@ -188,22 +185,22 @@ static int parse_recipients(const cJSON *p, const char *kind, bool required, cJS
 
 	if (!list || cJSON_IsNull(list)) {
 		if (required)
-			return fail(why, "At least one recipient is required.", "%s.%s", path,
-				    kind);
+			return send_fail(why, "At least one recipient is required.", "%s%s", path,
+					 kind);
 		return 0;
 	}
 	if (!cJSON_IsArray(list) || (required && cJSON_GetArraySize(list) == 0))
-		return fail(why, "Give a non-empty list of recipients.", "%s.%s", path, kind);
+		return send_fail(why, "Give a non-empty list of recipients.", "%s%s", path, kind);
 	const cJSON *r;
 	cJSON_ArrayForEach(r, list)
 	{
-		snprintf(sub, sizeof(sub), "%s.%s[%d]", path, kind, i++);
+		snprintf(sub, sizeof(sub), "%s%s[%d]", path, kind, i++);
 		if (++*count > SEND_MAX_RECIPIENTS)
-			return fail(why, "A request may have at most 1000 recipients in all.", "%s",
-				    sub);
+			return send_fail(why, "A request may have at most 1000 recipients in all.",
+					 "%s", sub);
 		cJSON *a = cJSON_CreateObject();
 		cJSON_AddItemToArray(arr, a);
-		if (parse_address(r, false, a, norm, why, sub) < 0)
+		if (send_parse_address(r, false, a, norm, why, sub) < 0)
 			return -1;
 	}
 	return 0;
@@ -225,33 +222,34 @@ static int parse_headers(const cJSON *h, cJSON *out, struct send_problem *why, c
 	if (!h || cJSON_IsNull(h))
 		return 0;
 	if (!cJSON_IsObject(h))
-		return fail(why, "Give headers as an object of name: value strings.", "%s", path);
+		return send_fail(why, "Give headers as an object of name: value strings.", "%s",
+				 path);
 	const cJSON *v;
 	cJSON_ArrayForEach(v, h)
 	{
 		if (!header_name_ok(v->string))
-			return fail(why,
-				    "A header name is printable ASCII without spaces or colons.",
-				    "%s.%s", path, v->string);
+			return send_fail(
+				why, "A header name is printable ASCII without spaces or colons.",
+				"%s.%s", path, v->string);
 		if (send_header_reserved(v->string))
-			return fail(why,
-				    "This header is set by Postern from the request's own "
-				    "fields; remove it from headers.",
-				    "%s.%s", path, v->string);
+			return send_fail(why,
+					 "This header is set by Postern from the request's own "
+					 "fields; remove it from headers.",
+					 "%s.%s", path, v->string);
 		if (!cJSON_IsString(v))
-			return fail(why, "A header value must be a string.", "%s.%s", path,
-				    v->string);
+			return send_fail(why, "A header value must be a string.", "%s.%s", path,
+					 v->string);
 		if (!util_utf8(v->valuestring))
-			return fail(why, NOT_UTF8, "%s.%s", path, v->string);
+			return send_fail(why, NOT_UTF8, "%s.%s", path, v->string);
 		if (!send_text_clean(v->valuestring))
-			return fail(why, CONTROL, "%s.%s", path, v->string);
+			return send_fail(why, CONTROL, "%s.%s", path, v->string);
 		cJSON_AddStringToObject(obj, v->string, v->valuestring);
 	}
 	return 0;
 }
 
-static int parse_personalizations(const cJSON *body, cJSON *out, int *count, bool *all_have_subject,
-				  struct send_problem *why)
+static int parse_personalizations(enum send_dialect d, const cJSON *body, cJSON *out, int *count,
+				  bool *all_have_subject, struct send_problem *why)
 {
 	const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "personalizations");
 	cJSON *arr = cJSON_AddArrayToObject(out, "personalizations");
@@ -259,24 +257,26 @@ static int parse_personalizations(const cJSON *body, cJSON *out, int *count, boo
 	int i = 0;
 
 	if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
-		return fail(why, "Give at least one personalization with a \"to\" list.", "%s",
-			    "personalizations");
+		return send_fail(why, "Give at least one personalization with a \"to\" list.", "%s",
+				 "personalizations");
 	*all_have_subject = true;
 	const cJSON *p;
 	cJSON_ArrayForEach(p, list)
 	{
 		snprintf(path, sizeof(path), "personalizations[%d]", i++);
 		if (!cJSON_IsObject(p))
-			return fail(why, "Each personalization is an object.", "%s", path);
+			return send_fail(why, "Each personalization is an object.", "%s", path);
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddItemToArray(arr, o);
 		const char *subject;
 		char sub[80];
 		snprintf(sub, sizeof(sub), "%s.", path);
-		if (parse_recipients(p, "to", true, o, count, why, path) < 0 ||
-		    parse_recipients(p, "cc", false, o, count, why, path) < 0 ||
-		    parse_recipients(p, "bcc", false, o, count, why, path) < 0 ||
-		    header_text(p, "subject", true, SEND_SUBJECT_MAX, &subject, why, sub) < 0)
+		if (send_parse_recipients(p, "to", true, o, count, why, sub) < 0 ||
+		    send_parse_recipients(p, "cc", false, o, count, why, sub) < 0 ||
+		    send_parse_recipients(p, "bcc", false, o, count, why, sub) < 0 ||
+		    send_header_text(p, "subject", true, SEND_SUBJECT_MAX, &subject, why, sub) <
+			    0 ||
+		    send_personalization_fields(d, p, o, why, sub) < 0)
 			return -1;
 		if (subject)
 			cJSON_AddStringToObject(o, "subject", subject);
@@ -311,8 +311,8 @@ static int parse_content(const cJSON *body, cJSON *out, struct send_problem *why
 	int i = 0;
 
 	if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0)
-		return fail(why, "Give content as a list of {\"type\",\"value\"} objects.", "%s",
-			    "content");
+		return send_fail(why, "Give content as a list of {\"type\",\"value\"} objects.",
+				 "%s", "content");
 	const cJSON *c;
 	cJSON_ArrayForEach(c, list)
 	{
@@ -320,22 +320,25 @@ static int parse_content(const cJSON *body, cJSON *out, struct send_problem *why
 		const cJSON *value = cJSON_GetObjectItemCaseSensitive(c, "value");
 		const char *slot = cJSON_IsString(type) ? content_slot(type->valuestring) : NULL;
 		if (!slot)
-			return fail(why, "The type must be text/plain, text/html, html or amp.",
-				    "content[%d].type", i);
+			return send_fail(why,
+					 "The type must be text/plain, text/html, html or amp.",
+					 "content[%d].type", i);
 		if (!cJSON_IsString(value))
-			return fail(why, "The value must be a string.", "content[%d].value", i);
+			return send_fail(why, "The value must be a string.", "content[%d].value",
+					 i);
 		if (!util_utf8(value->valuestring))
-			return fail(why, NOT_UTF8, "content[%d].value", i);
+			return send_fail(why, NOT_UTF8, "content[%d].value", i);
 		if (cJSON_GetObjectItemCaseSensitive(obj, slot))
-			return fail(why, "Each type of content may appear once.",
-				    "content[%d].type", i);
+			return send_fail(why, "Each type of content may appear once.",
+					 "content[%d].type", i);
 		cJSON_AddStringToObject(obj, slot, value->valuestring);
 		i++;
 	}
 	if (!cJSON_GetObjectItemCaseSensitive(obj, "text") &&
 	    !cJSON_GetObjectItemCaseSensitive(obj, "html"))
-		return fail(why, "Give a text/plain or text/html part (amp alone cannot be shown).",
-			    "%s", "content");
+		return send_fail(why,
+				 "Give a text/plain or text/html part (amp alone cannot be shown).",
+				 "%s", "content");
 	return 0;
 }
 
@@ -366,36 +369,37 @@ static bool mime_type_ok(const char *t)
 	return true;
 }
 
-static int parse_attachments(enum send_dialect d, const cJSON *body, cJSON *out,
-			     struct send_problem *why)
+int send_parse_attachments(enum send_dialect d, const cJSON *parent, cJSON *out,
+			   struct send_problem *why, const char *prefix)
 {
-	const cJSON *list = cJSON_GetObjectItemCaseSensitive(body, "attachments");
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(parent, "attachments");
 	cJSON *arr = cJSON_AddArrayToObject(out, "attachments");
 	const char *name_key = d == SEND_NETCORE ? "name" : "filename";
-	char path[64];
+	char path[128];
 	int i = 0;
 
 	if (!list || cJSON_IsNull(list))
 		return 0;
 	if (!cJSON_IsArray(list))
-		return fail(why, "Give attachments as a list.", "%s", "attachments");
+		return send_fail(why, "Give attachments as a list.", "%sattachments", prefix);
 	const cJSON *a;
 	cJSON_ArrayForEach(a, list)
 	{
 		const char *name, *type, *content, *disposition, *cid;
-		snprintf(path, sizeof(path), "attachments[%d].", i++);
+		snprintf(path, sizeof(path), "%sattachments[%d].", prefix, i++);
 		if (!cJSON_IsObject(a))
-			return fail(why, "Each attachment is an object.", "attachments[%d]", i - 1);
-		if (header_text(a, name_key, false, 255, &name, why, path) < 0 ||
-		    header_text(a, "type", true, 127, &type, why, path) < 0 ||
-		    header_text(a, "disposition", true, 16, &disposition, why, path) < 0 ||
-		    header_text(a, "content_id", true, 255, &cid, why, path) < 0)
+			return send_fail(why, "Each attachment is an object.", "%sattachments[%d]",
+					 prefix, i - 1);
+		if (send_header_text(a, name_key, false, 255, &name, why, path) < 0 ||
+		    send_header_text(a, "type", true, 127, &type, why, path) < 0 ||
+		    send_header_text(a, "disposition", true, 16, &disposition, why, path) < 0 ||
+		    send_header_text(a, "content_id", true, 255, &cid, why, path) < 0)
 			return -1;
 		/* GMime quotes an ASCII file name as it is, and readers (GMime's among them)
 		 * decode encoded words inside it, even twice; RFC 2231, which they would not
 		 * decode further, is GMime's choice only for long or non-ASCII names. */
 		if (strstr(name, "=?"))
-			return fail(
+			return send_fail(
 				why,
 				"A file name may not contain \"=?\": mail programs would decode "
 				"it as an encoded word.",
@@ -403,22 +407,23 @@ static int parse_attachments(enum send_dialect d, const cJSON *body, cJSON *out,
 		const cJSON *c = cJSON_GetObjectItemCaseSensitive(a, "content");
 		content = cJSON_IsString(c) ? c->valuestring : NULL;
 		if (!content || !base64_ok(content))
-			return fail(why,
-				    "The content must be base64 (RFC 4648, standard alphabet).",
-				    "%scontent", path);
+			return send_fail(
+				why, "The content must be base64 (RFC 4648, standard alphabet).",
+				"%scontent", path);
 		if (type && !mime_type_ok(type))
-			return fail(why, "The type must be a MIME type like application/pdf.",
-				    "%stype", path);
+			return send_fail(why, "The type must be a MIME type like application/pdf.",
+					 "%stype", path);
 		if (disposition && strcmp(disposition, "attachment") != 0 &&
 		    strcmp(disposition, "inline") != 0)
-			return fail(why, "The disposition must be attachment or inline.",
-				    "%sdisposition", path);
+			return send_fail(why, "The disposition must be attachment or inline.",
+					 "%sdisposition", path);
 		if (cid && *cid && !send_content_id_ok(cid))
-			return fail(why,
-				    "The content_id must be a message id like logo@example.com "
-				    "(letters, digits and !#$%&'*+-/=?^_`{|}~, dot-separated, one "
-				    "optional @), optionally in <>.",
-				    "%scontent_id", path);
+			return send_fail(
+				why,
+				"The content_id must be a message id like logo@example.com "
+				"(letters, digits and !#$%&'*+-/=?^_`{|}~, dot-separated, one "
+				"optional @), optionally in <>.",
+				"%scontent_id", path);
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddItemToArray(arr, o);
 		cJSON_AddStringToObject(o, "filename", name);
@@ -441,13 +446,13 @@ static int parse_tags(enum send_dialect d, const cJSON *body, cJSON *out, struct
 	if (!list || cJSON_IsNull(list))
 		return 0;
 	if (!cJSON_IsArray(list))
-		return fail(why, "Give a list of strings.", "%s", key);
+		return send_fail(why, "Give a list of strings.", "%s", key);
 	const cJSON *t;
 	cJSON_ArrayForEach(t, list)
 	{
 		if (!cJSON_IsString(t) || strlen(t->valuestring) > 255 || has_crlf(t->valuestring))
-			return fail(why, "Each entry is a string of at most 255 characters.",
-				    "%s[%d]", key, i);
+			return send_fail(why, "Each entry is a string of at most 255 characters.",
+					 "%s[%d]", key, i);
 		cJSON_AddItemToArray(arr, cJSON_CreateString(t->valuestring));
 		i++;
 	}
@@ -464,10 +469,10 @@ static int parse_send_time(const cJSON *v, int64_t *at, struct send_problem *why
 	/* Up to 2^53: every such number is exact, and far beyond any time allowed. */
 	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740992.0 ||
 	    (double)(int64_t)v->valuedouble != v->valuedouble)
-		return fail(why,
-			    "Give the send time as Unix seconds, a whole number such as "
-			    "1767225600, or leave it out to send now.",
-			    "%s", field);
+		return send_fail(why,
+				 "Give the send time as Unix seconds, a whole number such as "
+				 "1767225600, or leave it out to send now.",
+				 "%s", field);
 	*at = (int64_t)v->valuedouble;
 	return 1;
 }
@@ -502,10 +507,11 @@ static int parse_schedule(enum send_dialect d, const cJSON *body, struct send_re
 		snprintf(field, sizeof(field), "personalizations[%d].send_at", i++);
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, "send_at");
 		if (d == SEND_NETCORE && v && !cJSON_IsNull(v))
-			return fail(why,
-				    "Netcore schedules a whole request: give \"schedule\" at the "
-				    "top level instead.",
-				    "%s", field);
+			return send_fail(
+				why,
+				"Netcore schedules a whole request: give \"schedule\" at the "
+				"top level instead.",
+				"%s", field);
 		int own_set = parse_send_time(v, &own, why, field);
 		if (own_set < 0)
 			return -1;
@@ -535,10 +541,10 @@ int send_schedule(struct send_request *r, int64_t now, struct send_problem *why)
 {
 	memset(why, 0, sizeof(*why));
 	if (r->latest_send_at > now + SEND_SCHEDULE_MAX) {
-		fail(why,
-		     "A send time may be at most 72 hours ahead. Send the message later, or "
-		     "give a nearer time.",
-		     "%s", r->latest_field);
+		send_fail(why,
+			  "A send time may be at most 72 hours ahead. Send the message later, or "
+			  "give a nearer time.",
+			  "%s", r->latest_field);
 		send_request_free(r);
 		return -1;
 	}
@@ -570,34 +576,28 @@ static int parse_body(enum send_dialect d, const cJSON *body, struct send_reques
 	bool all_have_subject = false;
 	const char *subject;
 
-	if (d == SEND_SENDGRID)
-		for (size_t i = 0; i < ARRAY_LEN(unsupported_sendgrid); i++)
-			if (cJSON_GetObjectItemCaseSensitive(body, unsupported_sendgrid[i]))
-				return fail(why,
-					    "Postern does not support this field; send the "
-					    "content itself, now.",
-					    "%s", unsupported_sendgrid[i]);
 	const cJSON *from = cJSON_GetObjectItemCaseSensitive(body, "from");
 	if (!from)
-		return fail(why, "A From address is required.", "%s", "from");
-	if (parse_address(from, false, cJSON_AddObjectToObject(p, "from"), out->from, why, "from") <
-	    0)
+		return send_fail(why, "A From address is required.", "%s", "from");
+	if (send_parse_address(from, false, cJSON_AddObjectToObject(p, "from"), out->from, why,
+			       "from") < 0)
 		return -1;
 	const cJSON *reply_to = cJSON_GetObjectItemCaseSensitive(body, "reply_to");
 	if (reply_to && !cJSON_IsNull(reply_to) &&
-	    parse_address(reply_to, true, cJSON_AddObjectToObject(p, "reply_to"), norm, why,
-			  "reply_to") < 0)
+	    send_parse_address(reply_to, true, cJSON_AddObjectToObject(p, "reply_to"), norm, why,
+			       "reply_to") < 0)
 		return -1;
-	if (parse_personalizations(body, p, &out->recipients, &all_have_subject, why) < 0)
+	if (parse_personalizations(d, body, p, &out->recipients, &all_have_subject, why) < 0)
 		return -1;
-	if (header_text(body, "subject", all_have_subject, SEND_SUBJECT_MAX, &subject, why, "") < 0)
+	if (send_header_text(body, "subject", all_have_subject, SEND_SUBJECT_MAX, &subject, why,
+			     "") < 0)
 		return -1;
 	cJSON_AddStringToObject(p, "subject", subject ? subject : "");
 	if (parse_content(body, p, why) < 0 ||
 	    parse_headers(cJSON_GetObjectItemCaseSensitive(body, "headers"), p, why, "headers") <
 		    0 ||
-	    parse_attachments(d, body, p, why) < 0 || parse_tags(d, body, p, why) < 0 ||
-	    parse_schedule(d, body, out, why) < 0)
+	    send_parse_attachments(d, body, p, why, "") < 0 || parse_tags(d, body, p, why) < 0 ||
+	    send_fields(d, body, out, why) < 0 || parse_schedule(d, body, out, why) < 0)
 		return -1;
 	return 0;
 }
@@ -608,7 +608,7 @@ int send_parse(enum send_dialect d, const cJSON *body, struct send_request *out,
 	memset(out, 0, sizeof(*out));
 	memset(why, 0, sizeof(*why));
 	if (!cJSON_IsObject(body))
-		return fail(why, "The request body must be a JSON object.", "%s", "");
+		return send_fail(why, "The request body must be a JSON object.", "%s", "");
 	out->payload = cJSON_CreateObject();
 	if (parse_body(d, body, out, why) < 0) {
 		send_request_free(out);

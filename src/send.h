@@ -24,6 +24,7 @@ enum send_dialect { SEND_NETCORE, SEND_SENDGRID };
 struct send_request {
 	char from[ADDR_MAX]; /* normalized From address */
 	int recipients;	     /* to + cc + bcc over all personalizations */
+	bool sandbox;	     /* SendGrid's sandbox mode: check everything, send nothing */
 	cJSON *payload;	     /* canonical form; owned */
 	/* The latest send time asked for and the field that asks for it (send_schedule's
 	 * bound); then, from send_schedule, the first personalization's send time, 0 for now. */

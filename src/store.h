@@ -384,6 +384,9 @@ int store_message_get(struct store *s, int64_t account_id, const char *uid,
  * STORE_CONFLICT when the message is being sent or is done; STORE_NOT_FOUND when the
  * account has no such message. */
 int store_message_cancel(struct store *s, int64_t account_id, const char *uid, int64_t now);
+/* The canonical payload of a message (send.h), *out malloc'd; "" once Postern's own mail is
+ * done. */
+int store_message_payload(struct store *s, int64_t account_id, const char *uid, char **out);
 /* Makes a new verification batch b of every pending sender of the account, calling fn for
  * each; STORE_NOT_FOUND when nothing is pending. When the account's last batch is younger
  * than b->gap seconds, makes none and returns STORE_TOO_SOON with b->wait the seconds left. */

@@ -282,3 +282,17 @@ int store_message_cancel(struct store *s, int64_t account_id, const char *uid, i
 	rc = store_message_get(s, account_id, uid, &m);
 	return rc == STORE_OK ? STORE_CONFLICT : rc;
 }
+
+static void read_payload(const struct sq_res *r, void *row)
+{
+	const char *payload = sq_text(r, 0);
+	*(char **)row = xstrdup(payload ? payload : "");
+}
+
+int store_message_payload(struct store *s, int64_t account_id, const char *uid, char **out)
+{
+	*out = NULL;
+	return sq_get(s, read_payload, out,
+		      "SELECT payload FROM messages WHERE account_id = ? AND uid = ?", "is",
+		      account_id, uid);
+}

@@ -47,6 +47,12 @@ enum err submit_check(struct policy_cache *policies, struct drops *drops,
 	return reason_errs[reason];
 }
 
+void submit_sandbox(struct drops *drops, const struct store_apikey *key,
+		    const struct send_request *r)
+{
+	drops_record_sandbox(drops, key->account_id, key->id, r->from);
+}
+
 static char *serialize(const cJSON *payload)
 {
 	char *json = cJSON_PrintUnformatted(payload);

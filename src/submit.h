@@ -1,7 +1,8 @@
 /* The send service: what every front end that accepts mail (the HTTP send APIs, the coming
  * SMTP submission) calls with a parsed request and the API key that sent it. Check, then
  * proceed: submit_check asks the sender policy and counts a refusal as a drop;
- * submit_queue hands an allowed message to the queue. Postern's own mail enters through
+ * submit_queue hands an allowed message to the queue, or submit_sandbox counts one that is
+ * only being tried out. Postern's own mail enters through
  * submit_system. All of them name messages with submit_message_id. */
 #ifndef POSTERN_SUBMIT_H
 #define POSTERN_SUBMIT_H
@@ -25,6 +26,10 @@ void submit_message_id(char id[SUBMIT_ID_LEN]);
  * drop, or ERR_STORE_UNAVAILABLE when the policy cannot be read. */
 enum err submit_check(struct policy_cache *policies, struct drops *drops,
 		      const struct store_apikey *key, const struct send_request *r);
+
+/* A SendGrid sandbox request that submit_check allowed: counted, never queued. */
+void submit_sandbox(struct drops *drops, const struct store_apikey *key,
+		    const struct send_request *r);
 
 /* A message on its way into the queue, named; it must live until its commit lands. */
 struct submit {

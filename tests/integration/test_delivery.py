@@ -170,6 +170,94 @@ class ArrivalTest(Delivery):
         self.wait_status(mid, "sent")
 
 
+class FieldsArrivalTest(Delivery):
+    """What each field of the send request does to the message the relay receives."""
+
+    def send_sendgrid(self, payload):
+        r = self.gw.client().request("POST", "/v3/mail/send", payload,
+                                     headers={"Authorization": "Bearer " + self.key})
+        self.assertEqual(r.status, 202, r.raw)
+        return r.header("X-Message-Id")
+
+    def by_to(self, count):
+        msgs = self.sink.wait_for(lambda m: len(m) >= count)
+        self.assertEqual(len(msgs), count)
+        return {m["To"].addresses[0].addr_spec: m for m in msgs}
+
+    def test_netcore_attributes_bcc_and_own_attachments(self):
+        self.sink.start()
+        self.gw.start()
+        payload = send_body(subject="Hello [% name %]",
+                            text="Hi [%name%], you have [% points %] points.[%missing%]",
+                            html="<p>[%name%] &amp; [% html %]</p>",
+                            bcc=[{"email": "audit@acme.test", "name": "Audit"}],
+                            attachments=[{"name": "terms.txt",
+                                          "content": base64.b64encode(b"terms").decode()}])
+        payload["personalizations"] = [
+            {"to": [{"email": "ann@example.com"}],
+             "attributes": {"name": "Ann", "points": 42, "html": "<b>bold</b>"},
+             "attachments": [{"name": "ann.txt",
+                              "content": base64.b64encode(b"for Ann").decode()}]},
+            {"to": [{"email": "bob@example.com"}], "attributes": {"name": "Bob"}}]
+        mid = self.send(payload)
+        msgs = self.by_to(2)
+        ann, bob = msgs["ann@example.com"], msgs["bob@example.com"]
+        self.assertEqual(ann["Subject"], "Hello Ann")
+        self.assertEqual(ann.get_body(("plain",)).get_content().strip(),
+                         "Hi Ann, you have 42 points.")
+        # Values go in as given: HTML stays HTML.
+        self.assertEqual(ann.get_body(("html",)).get_content().strip(),
+                         "<p>Ann &amp; <b>bold</b></p>")
+        self.assertEqual(bob["Subject"], "Hello Bob")
+        self.assertEqual(bob.get_body(("plain",)).get_content().strip(),
+                         "Hi Bob, you have  points.")
+        # The top-level bcc is on every message's envelope, never in a header.
+        for m in (ann, bob):
+            self.assertIn("<audit@acme.test>", m.get_all("X-Rcpt-Args"))
+            self.assertIsNone(m["Bcc"])
+            self.assertNotIn("audit@acme.test", str(m).split("Received:")[-1])
+        # A personalization's attachments follow the shared ones, on its message only.
+        self.assertEqual([a.get_filename() for a in ann.iter_attachments()],
+                         ["terms.txt", "ann.txt"])
+        self.assertEqual(list(ann.iter_attachments())[1].get_content(), b"for Ann")
+        self.assertEqual([a.get_filename() for a in bob.iter_attachments()], ["terms.txt"])
+        self.assertEqual(self.wait_status(mid, "sent")["recipients"], 4)
+
+    def test_sendgrid_substitutions_and_reply_to_list(self):
+        self.sink.start()
+        self.gw.start()
+        payload = send_body(subject="Order {{order}} for -name-", text="Dear -name-, {{order}}.",
+                            to="ann@example.com",
+                            reply_to={"email": "help@acme.test", "name": "Help for -name-"})
+        payload["personalizations"][0]["substitutions"] = {"-name-": "Ann", "{{order}}": "A-7"}
+        self.send_sendgrid(payload)
+        m, = self.sink.wait_for(lambda m: len(m) >= 1)
+        self.assertEqual(m["Subject"], "Order A-7 for Ann")
+        self.assertEqual(m.get_body(("plain",)).get_content().strip(), "Dear Ann, A-7.")
+        self.assertEqual(m["Reply-To"].addresses[0].display_name, "Help for Ann")
+
+        payload = send_body(to="bob@example.com", reply_to_list=[
+            {"email": "sales@acme.test", "name": "Sales"}, {"email": "support@acme.test"}])
+        self.send_sendgrid(payload)
+        m = self.by_to(2)["bob@example.com"]
+        self.assertEqual(len(m.get_all("Reply-To")), 1)
+        self.assertEqual([a.addr_spec for a in m["Reply-To"].addresses],
+                         ["sales@acme.test", "support@acme.test"])
+        self.assertEqual(m["Reply-To"].addresses[0].display_name, "Sales")
+
+    def test_a_sandbox_request_is_not_delivered(self):
+        self.sink.start()
+        self.gw.start()
+        r = self.gw.client().request(
+            "POST", "/v3/mail/send",
+            send_body(to="sandbox@example.com", mail_settings={"sandbox_mode": {"enable": True}}),
+            headers={"Authorization": "Bearer " + self.key})
+        self.assertEqual((r.status, r.raw), (200, b""))
+        self.send(send_body(to="real@example.com"))
+        msgs = self.sink.wait_for(lambda m: len(m) >= 1)
+        self.assertEqual([m["To"].addresses[0].addr_spec for m in msgs], ["real@example.com"])
+
+
 class RetryTest(Delivery):
     def test_4xx_defers_and_a_later_attempt_succeeds(self):
         self.sink.start("-r", "MAIL")

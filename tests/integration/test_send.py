@@ -82,6 +82,15 @@ class SendCase(unittest.TestCase):
         self.assertRegex(mid, r"^[0-9a-f]{32}$")
         return mid
 
+    def check(self, payload, field, paths=(NETCORE, SENDGRID)):
+        """payload is refused as invalid at field on each path, and nothing is queued."""
+        before = self.messages()
+        for path in paths:
+            with self.subTest(path=path, field=field):
+                self.assertRefused(self.send(path, payload), path, 400, "invalid_request",
+                                   field)
+        self.assertEqual(self.messages(), before, "a refused request was queued")
+
     def db(self, sql, *args):
         return self.gw.sql(sql, *args)
 
@@ -170,14 +179,6 @@ class AcceptTest(SendCase):
 
 
 class ValidationTest(SendCase):
-    def check(self, payload, field, paths=(NETCORE, SENDGRID)):
-        before = self.messages()
-        for path in paths:
-            with self.subTest(path=path, field=field):
-                self.assertRefused(self.send(path, payload), path, 400, "invalid_request",
-                                   field)
-        self.assertEqual(self.messages(), before, "a refused request was queued")
-
     def test_fields_at_fault_are_named(self):
         self.check({k: v for k, v in body().items() if k != "from"}, "from")
         self.check(body("not-an-address"), "from.email")
@@ -523,6 +524,130 @@ class Utf8Test(SendCase):
                 self.assertIn("not valid UTF-8", r.stderr)
         self.assertEqual(self.db("SELECT COUNT(*) FROM accounts WHERE name LIKE 'n%me'"),
                          [(0,)])
+
+
+class FieldsTest(SendCase):
+    """Every field is honoured or refused: a 2xx means nothing was ignored."""
+
+    def stats(self):
+        return self.admins["acme"].request("GET", "/api/stats").json
+
+    def message(self, mid):
+        r = self.admins["acme"].request("GET", "/api/messages/" + mid)
+        self.assertEqual(r.status, 200, r.raw)
+        return r.json
+
+    def test_the_python_clients_nulls_are_absent(self):
+        b = body(reply_to=None, template_id=None, attachments=None, tags=None, schedule=None,
+                 lint_payload=None, bcc=None, settings={"footer": None, "click_track": None,
+                                                        "open_track": False,
+                                                        "unsubscribe_track": None,
+                                                        "hepf": None})
+        b["from"]["name"] = None
+        b["personalizations"][0].update(attributes=None, headers=None, attachments=None,
+                                        cc=None, bcc=None, token_to=None, token_cc=None,
+                                        token_bcc=None)
+        b["personalizations"][0]["to"][0]["name"] = None
+        self.assertAccepted(self.send(NETCORE, b), NETCORE)
+
+    def test_unknown_fields_are_refused_in_both_dialects(self):
+        self.check(body(priority="high"), "priority")
+        b = body()
+        b["personalizations"][0]["dynamic_data"] = {"a": "b"}
+        self.check(b, "personalizations[0].dynamic_data")
+        # A field of the other dialect is unknown too.
+        self.check(body(custom_args={"a": "b"}), "custom_args", paths=(NETCORE,))
+        self.check(body(settings={"footer": False}), "settings", paths=(SENDGRID,))
+
+    def test_netcore_fields_postern_cannot_honour_are_refused(self):
+        self.check(body(template_id=12), "template_id", paths=(NETCORE,))
+        for name in ("footer", "click_track", "open_track", "unsubscribe_track", "hepf"):
+            self.check(body(settings={name: True}), f"settings.{name}", paths=(NETCORE,))
+        self.check(body(lint_payload=True), "lint_payload", paths=(NETCORE,))
+        b = body()
+        b["personalizations"][0]["token_to"] = "x"
+        self.check(b, "personalizations[0].token_to", paths=(NETCORE,))
+        b = body()
+        b["personalizations"][0]["attributes"] = {"name": ["Ann"]}
+        self.check(b, "personalizations[0].attributes.name", paths=(NETCORE,))
+        self.check(body(bcc=[{"email": "not an address"}]), "bcc[0].email", paths=(NETCORE,))
+
+    def test_sendgrid_fields_postern_cannot_honour_are_refused(self):
+        for field, value in (("template_id", "d-1"), ("sections", {"-s-": "x"}),
+                             ("batch_id", "b"), ("asm", {"group_id": 1}),
+                             ("ip_pool_name", "main")):
+            self.check(body(**{field: value}), field, paths=(SENDGRID,))
+        b = body()
+        b["personalizations"][0]["dynamic_template_data"] = {"a": 1}
+        self.check(b, "personalizations[0].dynamic_template_data", paths=(SENDGRID,))
+        for name in ("click_tracking", "open_tracking", "subscription_tracking", "ganalytics"):
+            self.check(body(tracking_settings={name: {"enable": True}}),
+                       f"tracking_settings.{name}.enable", paths=(SENDGRID,))
+        for name in ("bypass_list_management", "bypass_spam_management", "footer"):
+            self.check(body(mail_settings={name: {"enable": True}}),
+                       f"mail_settings.{name}.enable", paths=(SENDGRID,))
+        self.check(body(reply_to={"email": "a@acme.test"},
+                        reply_to_list=[{"email": "b@acme.test"}]), "reply_to_list",
+                   paths=(SENDGRID,))
+        self.check(body(reply_to_list=[]), "reply_to_list", paths=(SENDGRID,))
+        self.check(body(reply_to_list=[{"email": f"r{i}@acme.test"} for i in range(1001)]),
+                   "reply_to_list", paths=(SENDGRID,))
+        b = body()
+        b["personalizations"][0]["substitutions"] = {"-a-": "x" * 6000, "-b-": "y" * 4000}
+        self.check(b, "personalizations[0].substitutions", paths=(SENDGRID,))
+        b = body(subject="Hi -name-")
+        b["personalizations"][0]["substitutions"] = {"-name-": "Ann\r\nBcc: x@evil.test"}
+        self.check(b, "personalizations[0].substitutions", paths=(SENDGRID,))
+
+    def test_top_level_bcc_counts_toward_the_recipient_limit(self):
+        b = body(bcc=[{"email": "audit@acme.test"}])
+        b["personalizations"] = [{"to": [{"email": f"r{i}@example.com"} for i in range(500)]},
+                                 {"to": [{"email": f"s{i}@example.com"} for i in range(499)]}]
+        self.check(b, "bcc", paths=(NETCORE,))
+        b["personalizations"][1]["to"].pop()
+        mid = self.assertAccepted(self.send(NETCORE, b), NETCORE)
+        self.assertEqual(self.message(mid)["recipients"], 1000)
+
+    def test_tags_categories_and_custom_args_are_shown_with_the_message(self):
+        mid = self.assertAccepted(self.send(NETCORE, body(tags=["welcome", "spring"])), NETCORE)
+        m = self.message(mid)
+        self.assertEqual((m["tags"], m["custom_args"]), (["welcome", "spring"], {}))
+        self.assertNotIn("personalization_custom_args", m)
+        b = body(categories=["receipts"], custom_args={"order": "42"})
+        b["personalizations"].append({"to": [{"email": "carol@example.com"}],
+                                      "custom_args": {"user": "7"}})
+        mid = self.assertAccepted(self.send(SENDGRID, b), SENDGRID)
+        m = self.message(mid)
+        self.assertEqual(m["tags"], ["receipts"])
+        self.assertEqual(m["custom_args"], {"order": "42"})
+        self.assertEqual(m["personalization_custom_args"], [{}, {"user": "7"}])
+        mid = self.assertAccepted(self.send(SENDGRID, body()), SENDGRID)
+        self.assertEqual((self.message(mid)["tags"], self.message(mid)["custom_args"]), ([], {}))
+
+    def test_sandbox_is_checked_completely_and_sends_nothing(self):
+        sandbox = {"sandbox_mode": {"enable": True}}
+        before, count = self.stats(), self.messages()
+        r = self.send(SENDGRID, body(mail_settings=sandbox))
+        self.assertEqual(r.status, 200, r.raw)
+        self.assertEqual(r.raw, b"")
+        self.assertIsNone(r.header("X-Message-Id"))
+        # A request that would be refused is refused, and counted as the drop it is.
+        self.assertRefused(self.send(SENDGRID, body("a@other.test", mail_settings=sandbox)),
+                           SENDGRID, 403, "domain_not_approved", "from.email")
+        self.check(body(mail_settings=sandbox, template_id="d-1"), "template_id",
+                   paths=(SENDGRID,))
+        self.assertRefused(self.send(SENDGRID, body(mail_settings=sandbox), key="pst_nope"),
+                           SENDGRID, 401, "invalid_api_key")
+        after = self.stats()
+        self.assertEqual(self.messages(), count)
+        self.assertEqual(after["sandbox"], before["sandbox"] + 1)
+        self.assertEqual(after["accepted"], before["accepted"])
+        self.assertEqual(after["dropped"]["domain_not_approved"],
+                         before["dropped"]["domain_not_approved"] + 1)
+        self.assertNotIn("sandbox", after["dropped"])
+        # Sandbox off is an ordinary send.
+        self.assertAccepted(self.send(SENDGRID, body(
+            mail_settings={"sandbox_mode": {"enable": False}})), SENDGRID)
 
 
 class GzipTest(SendCase):

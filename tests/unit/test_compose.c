@@ -531,6 +531,96 @@ static void test_personalization_overrides(void **state)
 	composed_free(&c);
 }
 
+/* The text body of a message without attachments or alternatives. */
+static void assert_text_body(GMimeMessage *msg, const char *expected)
+{
+	GMimeObject *body = g_mime_message_get_mime_part(msg);
+	assert_type(body, "text", "plain");
+	assert_decoded(body, expected);
+}
+
+static void test_values_are_substituted_per_personalization(void **state)
+{
+	(void)state;
+	const char *payload =
+		"{" FROM ",'subject':'Hi [% name %]','content':{'text':'Dear [%name%], [%n%].\n'},"
+		"'reply_to':{'email':'help@acme.test','name':'[%name%]'},'tag_syntax':'netcore',"
+		"'personalizations':[{" TO_ANN ",'substitutions':{'name':'Ann','n':'42'}},"
+		"{'to':[{'email':'bob@example.test'}]}]}";
+	struct composed c = compose_ok(payload, 0);
+	assert_string_equal(g_mime_message_get_subject(c.msg), "Hi Ann");
+	assert_text_body(c.msg, "Dear Ann, 42.\r\n");
+	/* Netcore's attributes are not put into names. */
+	assert_string_equal(internet_address_get_name(INTERNET_ADDRESS(
+				    only_mailbox(g_mime_message_get_reply_to(c.msg)))),
+			    "[%name%]");
+	composed_free(&c);
+
+	/* A personalization without values gets the tags emptied by nothing: as written. */
+	c = compose_ok(payload, 1);
+	assert_string_equal(g_mime_message_get_subject(c.msg), "Hi [% name %]");
+	composed_free(&c);
+}
+
+static void test_literal_substitutions_reach_the_reply_to_name(void **state)
+{
+	(void)state;
+	struct composed c = compose_ok(
+		"{" FROM ",'subject':'For -n-','content':{'text':'-n-','html':'<b>-n-</b>'},"
+		"'reply_to':{'email':'help@acme.test','name':'Help for -n-'},"
+		"'tag_syntax':'literal','personalizations':[{" TO_ANN
+		",'substitutions':{'-n-':'Ann'}}]}",
+		0);
+	assert_string_equal(g_mime_message_get_subject(c.msg), "For Ann");
+	assert_string_equal(internet_address_get_name(INTERNET_ADDRESS(
+				    only_mailbox(g_mime_message_get_reply_to(c.msg)))),
+			    "Help for Ann");
+	GMimeMultipart *alt = GMIME_MULTIPART(g_mime_message_get_mime_part(c.msg));
+	assert_decoded(g_mime_multipart_get_part(alt, 0), "Ann\r\n");
+	assert_decoded(g_mime_multipart_get_part(alt, 1), "<b>Ann</b>\r\n");
+	composed_free(&c);
+}
+
+static void test_reply_to_list_is_one_header(void **state)
+{
+	(void)state;
+	struct composed c = compose_ok("{" BASE ",'reply_to_list':[{'email':'a@acme.test','name':"
+				       "'A'},{'email':'b@acme.test'}]," ONE_PERSON "}",
+				       0);
+	InternetAddressList *list = g_mime_message_get_reply_to(c.msg);
+	assert_int_equal(internet_address_list_length(list), 2);
+	assert_string_equal(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(
+				    internet_address_list_get_address(list, 1))),
+			    "b@acme.test");
+	assert_int_equal(count_header_lines(c.raw, "reply-to:"), 1);
+	composed_free(&c);
+}
+
+static void test_personalization_attachments_follow_the_shared_ones(void **state)
+{
+	(void)state;
+	const char *payload =
+		"{" BASE ",'attachments':[{'filename':'all.txt','type':'text/plain','content':'"
+		"YWxs'}],'personalizations':[{" TO_ANN ",'attachments':[{'filename':'ann.txt',"
+		"'type':'text/plain','content':'YW5u'}]},{'to':[{'email':'bob@example.test'}]}]}";
+	struct composed c = compose_ok(payload, 0);
+	GMimeMultipart *mixed = GMIME_MULTIPART(g_mime_message_get_mime_part(c.msg));
+	assert_int_equal(g_mime_multipart_get_count(mixed), 3);
+	assert_string_equal(
+		g_mime_part_get_filename(GMIME_PART(g_mime_multipart_get_part(mixed, 1))),
+		"all.txt");
+	GMimeObject *own = g_mime_multipart_get_part(mixed, 2);
+	assert_string_equal(g_mime_part_get_filename(GMIME_PART(own)), "ann.txt");
+	assert_decoded(own, "ann");
+	composed_free(&c);
+
+	c = compose_ok(payload, 1);
+	mixed = GMIME_MULTIPART(g_mime_message_get_mime_part(c.msg));
+	assert_int_equal(g_mime_multipart_get_count(mixed), 2);
+	assert_null(strstr(c.raw, "ann.txt"));
+	composed_free(&c);
+}
+
 static void test_part_selects_personalization(void **state)
 {
 	(void)state;
@@ -719,6 +809,10 @@ int main(void)
 		cmocka_unit_test(test_content_ids_of_real_clients_are_kept),
 		cmocka_unit_test(test_personalization_overrides),
 		cmocka_unit_test(test_part_selects_personalization),
+		cmocka_unit_test(test_values_are_substituted_per_personalization),
+		cmocka_unit_test(test_literal_substitutions_reach_the_reply_to_name),
+		cmocka_unit_test(test_reply_to_list_is_one_header),
+		cmocka_unit_test(test_personalization_attachments_follow_the_shared_ones),
 		cmocka_unit_test(test_recipients_order_and_count),
 		cmocka_unit_test(test_part_out_of_range),
 		cmocka_unit_test(test_hostile_inputs_refused),

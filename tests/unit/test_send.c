@@ -15,15 +15,19 @@
 /* A valid base64 attachment body ("hello"). */
 #define B64 "aGVsbG8="
 
-static void parse_ok(enum send_dialect d, const char *text, struct send_request *out)
+static void parse_ok_body(enum send_dialect d, const cJSON *body, struct send_request *out)
 {
 	struct send_problem why;
-	cJSON *body = tu_json(text);
-	int rc = send_parse(d, body, out, &why);
-	cJSON_Delete(body);
-	if (rc != 0)
+	if (send_parse(d, body, out, &why) != 0)
 		fail_msg("refused at \"%s\": %s", why.field, why.message);
 	assert_non_null(out->payload);
+}
+
+static void parse_ok(enum send_dialect d, const char *text, struct send_request *out)
+{
+	cJSON *body = tu_json(text);
+	parse_ok_body(d, body, out);
+	cJSON_Delete(body);
 }
 
 /* Parses a body that must be refused at field, leaving no payload behind. */
@@ -421,18 +425,154 @@ static void subject_may_come_from_every_personalization(void **state)
 	send_request_free(&r);
 }
 
-static void sendgrid_ignores_unknown_top_level_fields(void **state)
+static void sendgrid_custom_args_are_kept_and_settings_off_are_accepted(void **state)
 {
 	(void)state;
 	struct send_request r;
 	parse_ok(SEND_SENDGRID,
-		 "{" BASE ",'custom_args':{'order':'42'},"
-		 "'tracking_settings':{'click_tracking':{'enable':true}},"
-		 "'mail_settings':{'sandbox_mode':{'enable':false}},'ip_pool_name':'main'}",
+		 "{" BASE ",'custom_args':{'order':'42','none':null},"
+		 "'tracking_settings':{'click_tracking':{'enable':false,'enable_text':true},"
+		 "'open_tracking':null},'mail_settings':{'sandbox_mode':{'enable':false},"
+		 "'footer':{'enable':false,'text':'x'}},'asm':null,'ip_pool_name':null}",
 		 &r);
-	assert_absent(r.payload, "custom_args");
+	const cJSON *args = tu_get(r.payload, "custom_args");
+	assert_string_equal(tu_text(args, "order"), "42");
+	assert_absent(args, "none");
 	assert_absent(r.payload, "tracking_settings");
-	assert_string_equal(r.from, "news@acme.test");
+	assert_absent(r.payload, "mail_settings");
+	assert_false(r.sandbox);
+	send_request_free(&r);
+}
+
+static void sendgrid_sandbox_mode_is_flagged(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_SENDGRID, "{" BASE ",'mail_settings':{'sandbox_mode':{'enable':true}}}", &r);
+	assert_true(r.sandbox);
+	send_request_free(&r);
+	parse_ok(SEND_NETCORE, "{" BASE "}", &r);
+	assert_false(r.sandbox);
+	send_request_free(&r);
+}
+
+static void netcore_attributes_become_substitutions(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_NETCORE,
+		 "{" FROM ",'subject':'Hi [% name %]'," CONTENT ",'personalizations':["
+		 "{'to':[{'email':'a@x.test'}],'attributes':{'name':'Ann','n':42,'f':2.5,"
+		 "'gone':null}},{'to':[{'email':'b@x.test'}]}]}",
+		 &r);
+	assert_string_equal(tu_text(r.payload, "tag_syntax"), "netcore");
+	const cJSON *ps = tu_get(r.payload, "personalizations");
+	const cJSON *subs = tu_get(tu_nth(ps, 0), "substitutions");
+	assert_string_equal(tu_text(subs, "name"), "Ann");
+	assert_string_equal(tu_text(subs, "n"), "42");
+	assert_string_equal(tu_text(subs, "f"), "2.5");
+	assert_absent(subs, "gone");
+	assert_absent(tu_nth(ps, 1), "substitutions");
+	/* The payload keeps the tags: they are filled in per message at delivery. */
+	assert_string_equal(tu_text(r.payload, "subject"), "Hi [% name %]");
+	send_request_free(&r);
+}
+
+static void sendgrid_substitutions_are_literal(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_SENDGRID,
+		 "{" FROM "," SUBJECT "," CONTENT
+		 ",'personalizations':[{'to':[{'email':'a@x.test'}],"
+		 "'substitutions':{'-name-':'Ann','{{city}}':'Köln'}}]}",
+		 &r);
+	assert_string_equal(tu_text(r.payload, "tag_syntax"), "literal");
+	const cJSON *subs =
+		tu_get(tu_nth(tu_get(r.payload, "personalizations"), 0), "substitutions");
+	assert_string_equal(tu_text(subs, "-name-"), "Ann");
+	assert_string_equal(tu_text(subs, "{{city}}"), "Köln");
+	send_request_free(&r);
+	parse_ok(SEND_SENDGRID, "{" BASE "}", &r);
+	assert_absent(r.payload, "tag_syntax");
+	send_request_free(&r);
+}
+
+static void netcore_top_level_bcc_goes_to_every_personalization(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_NETCORE,
+		 "{" FROM "," SUBJECT "," CONTENT ",'personalizations':["
+		 "{'to':[{'email':'a@x.test'}],'bcc':[{'email':'own@x.test'}]},"
+		 "{'to':[{'email':'b@x.test'}]}],"
+		 "'bcc':[{'email':'Audit@Acme.Test','name':'Audit'},{'email':'log@acme.test'}]}",
+		 &r);
+	assert_int_equal(r.recipients, 3 + 2 * 2);
+	const cJSON *ps = tu_get(r.payload, "personalizations");
+	const cJSON *b0 = tu_get(tu_nth(ps, 0), "bcc"), *b1 = tu_get(tu_nth(ps, 1), "bcc");
+	assert_int_equal(cJSON_GetArraySize(b0), 3);
+	assert_mailbox(tu_nth(b0, 0), "own@x.test", NULL);
+	assert_mailbox(tu_nth(b0, 1), "audit@acme.test", "Audit");
+	assert_int_equal(cJSON_GetArraySize(b1), 2);
+	assert_mailbox(tu_nth(b1, 1), "log@acme.test", NULL);
+	assert_absent(r.payload, "bcc");
+	send_request_free(&r);
+}
+
+static void netcore_personalization_attachments_are_its_own(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_NETCORE,
+		 "{" FROM "," SUBJECT "," CONTENT
+		 ",'attachments':[{'name':'all.txt','content':'" B64
+		 "'}],'personalizations':[{'to':[{'email':'a@x.test'}],"
+		 "'attachments':[{'name':'a.txt','content':'" B64 "'}]},"
+		 "{'to':[{'email':'b@x.test'}],'attachments':null}]}",
+		 &r);
+	const cJSON *ps = tu_get(r.payload, "personalizations");
+	const cJSON *own = tu_get(tu_nth(ps, 0), "attachments");
+	assert_int_equal(cJSON_GetArraySize(own), 1);
+	assert_string_equal(tu_text(tu_nth(own, 0), "filename"), "a.txt");
+	assert_string_equal(tu_text(tu_nth(own, 0), "type"), "application/octet-stream");
+	assert_absent(tu_nth(ps, 1), "attachments");
+	assert_int_equal(cJSON_GetArraySize(tu_get(r.payload, "attachments")), 1);
+	send_request_free(&r);
+}
+
+static void sendgrid_reply_to_list_is_kept(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_SENDGRID,
+		 "{" BASE ",'reply_to':null,'reply_to_list':[{'email':'A@Acme.Test','name':'A'},"
+		 "{'email':'b@acme.test'}]}",
+		 &r);
+	const cJSON *list = tu_get(r.payload, "reply_to_list");
+	assert_int_equal(cJSON_GetArraySize(list), 2);
+	assert_mailbox(tu_nth(list, 0), "a@acme.test", "A");
+	assert_mailbox(tu_nth(list, 1), "b@acme.test", NULL);
+	assert_absent(r.payload, "reply_to");
+	send_request_free(&r);
+}
+
+/* Pepipost's Python library sends every field it has, null when unset. */
+static void nulls_count_as_absent(void **state)
+{
+	(void)state;
+	struct send_request r;
+	parse_ok(SEND_NETCORE,
+		 "{" FROM "," SUBJECT "," CONTENT ",'reply_to':null,'template_id':null,"
+		 "'attachments':null,'settings':{'footer':null,'click_track':false,"
+		 "'open_track':null,'unsubscribe_track':null,'hepf':false},'tags':null,"
+		 "'lint_payload':null,'schedule':null,'bcc':null,'personalizations':[{"
+		 "'to':[{'email':'a@x.test','name':null}],'attributes':null,'headers':null,"
+		 "'attachments':null,'cc':null,'bcc':null,'token_to':null,'token_cc':null,"
+		 "'token_bcc':null}]}",
+		 &r);
+	assert_int_equal(r.recipients, 1);
+	assert_absent(r.payload, "tag_syntax");
 	send_request_free(&r);
 }
 
@@ -445,6 +585,45 @@ static void exactly_1000_recipients_are_accepted(void **state)
 	assert_int_equal(r.recipients, 1000);
 	send_request_free(&r);
 	free(body);
+}
+
+static void substitutions_over_10000_bytes_are_refused(void **state)
+{
+	(void)state;
+	char value[9000];
+	tu_repeat(value, 'v', sizeof(value) - 1);
+	cJSON *body = tu_json("{" BASE "}");
+	cJSON *subs = cJSON_AddObjectToObject(
+		cJSON_GetArrayItem(cJSON_GetObjectItem(body, "personalizations"), 0),
+		"substitutions");
+	cJSON_AddStringToObject(subs, "-a-", value);
+	struct send_request r;
+	parse_ok_body(SEND_SENDGRID, body, &r);
+	send_request_free(&r);
+	cJSON_AddStringToObject(subs, "-b-", value);
+	expect_invalid_body(SEND_SENDGRID, body, "personalizations[0].substitutions");
+	cJSON_Delete(body);
+}
+
+static void top_level_bcc_counts_toward_the_limit(void **state)
+{
+	(void)state;
+	char *text = body_with_recipients((const int[]){499, 499, -1});
+	cJSON *body = tu_json(text);
+	free(text);
+	cJSON *bcc = cJSON_AddArrayToObject(body, "bcc");
+	cJSON *a = cJSON_CreateObject();
+	cJSON_AddStringToObject(a, "email", "audit@acme.test");
+	cJSON_AddItemToArray(bcc, a);
+	struct send_request r;
+	parse_ok_body(SEND_NETCORE, body, &r);
+	assert_int_equal(r.recipients, 1000);
+	send_request_free(&r);
+	a = cJSON_CreateObject();
+	cJSON_AddStringToObject(a, "email", "log@acme.test");
+	cJSON_AddItemToArray(bcc, a);
+	expect_invalid_body(SEND_NETCORE, body, "bcc");
+	cJSON_Delete(body);
 }
 
 static void body_that_is_not_an_object_is_refused(void **state)
@@ -976,6 +1155,77 @@ static const struct refusals netcore_personalization_send_at_is_refused = {{
 	 "personalizations[0].send_at"},
 }};
 
+#define ONE_TO "'personalizations':[{'to':[{'email':'a@x.test'}],"
+
+static const struct refusals unknown_fields_are_refused = {{
+	{BOTH_DIALECTS, "{" BASE ",'tracking':{'opens':true}}", "tracking"},
+	{BOTH_DIALECTS, "{" FROM "," SUBJECT "," CONTENT "," ONE_TO "'priority':'high'}]}",
+	 "personalizations[0].priority"},
+	{SEND_NETCORE, "{" BASE ",'custom_args':{'a':'b'}}", "custom_args"},
+	{SEND_SENDGRID, "{" BASE ",'settings':{'footer':false}}", "settings"},
+	{SEND_SENDGRID, "{" FROM "," SUBJECT "," CONTENT "," ONE_TO "'attributes':{'a':'b'}}]}",
+	 "personalizations[0].attributes"},
+	{SEND_NETCORE, "{" FROM "," SUBJECT "," CONTENT "," ONE_TO "'substitutions':{'a':'b'}}]}",
+	 "personalizations[0].substitutions"},
+}};
+
+static const struct refusals netcore_features_postern_lacks_are_refused = {{
+	{SEND_NETCORE, "{" BASE ",'template_id':12}", "template_id"},
+	{SEND_NETCORE, "{" BASE ",'settings':{'click_track':true}}", "settings.click_track"},
+	{SEND_NETCORE, "{" BASE ",'settings':{'open_track':false,'footer':1}}", "settings.footer"},
+	{SEND_NETCORE, "{" BASE ",'settings':{'hepf':true}}", "settings.hepf"},
+	{SEND_NETCORE, "{" BASE ",'settings':true}", "settings"},
+	{SEND_NETCORE, "{" BASE ",'lint_payload':true}", "lint_payload"},
+	{SEND_NETCORE, "{" FROM "," SUBJECT "," CONTENT "," ONE_TO "'token_to':'x'}]}",
+	 "personalizations[0].token_to"},
+}};
+
+static const struct refusals sendgrid_features_postern_lacks_are_refused = {{
+	{SEND_SENDGRID, "{" BASE ",'sections':{'-s-':'x'}}", "sections"},
+	{SEND_SENDGRID, "{" BASE ",'asm':{'group_id':1}}", "asm"},
+	{SEND_SENDGRID, "{" BASE ",'ip_pool_name':'main'}", "ip_pool_name"},
+	{SEND_SENDGRID, "{" FROM "," SUBJECT "," CONTENT "," ONE_TO "'dynamic_template_data':{}}]}",
+	 "personalizations[0].dynamic_template_data"},
+	{SEND_SENDGRID, "{" BASE ",'tracking_settings':{'open_tracking':{'enable':true}}}",
+	 "tracking_settings.open_tracking.enable"},
+	{SEND_SENDGRID, "{" BASE ",'mail_settings':{'bypass_list_management':{'enable':true}}}",
+	 "mail_settings.bypass_list_management.enable"},
+	{SEND_SENDGRID, "{" BASE ",'mail_settings':{'footer':{'enable':'yes'}}}",
+	 "mail_settings.footer.enable"},
+}};
+
+static const struct refusals sendgrid_bad_new_fields_are_refused = {{
+	{SEND_SENDGRID,
+	 "{" BASE ",'reply_to':{'email':'a@acme.test'},"
+	 "'reply_to_list':[{'email':'b@acme.test'}]}",
+	 "reply_to_list"},
+	{SEND_SENDGRID, "{" BASE ",'reply_to_list':[]}", "reply_to_list"},
+	{SEND_SENDGRID, "{" BASE ",'reply_to_list':[{'email':'nope'}]}", "reply_to_list[0].email"},
+	{SEND_SENDGRID, "{" BASE ",'custom_args':{'n':1}}", "custom_args.n"},
+	{SEND_SENDGRID, "{" FROM "," SUBJECT "," CONTENT "," ONE_TO "'custom_args':{'a':[]}}]}",
+	 "personalizations[0].custom_args.a"},
+	{SEND_SENDGRID, "{" FROM "," SUBJECT "," CONTENT "," ONE_TO "'substitutions':{'':'x'}}]}",
+	 "personalizations[0].substitutions."},
+	{SEND_SENDGRID, "{" FROM "," SUBJECT "," CONTENT "," ONE_TO "'substitutions':{'a':1}}]}",
+	 "personalizations[0].substitutions.a"},
+}};
+
+static const struct refusals substituted_header_fields_are_checked = {{
+	{SEND_SENDGRID,
+	 "{" FROM ",'subject':'Hi -n-'," CONTENT "," ONE_TO
+	 "'substitutions':{'-n-':'a\\r\\nBcc: x'}}]}",
+	 "personalizations[0].substitutions"},
+	{SEND_NETCORE,
+	 "{" FROM ",'subject':'Hi [%n%]'," CONTENT "," ONE_TO "'attributes':{'n':'a\\nb'}}]}",
+	 "personalizations[0].attributes"},
+	{SEND_SENDGRID,
+	 "{" FROM "," SUBJECT "," CONTENT ",'reply_to':{'email':'r@acme.test','name':'-n-'}," ONE_TO
+	 "'substitutions':{'-n-':'a\\rb'}}]}",
+	 "personalizations[0].substitutions"},
+	{SEND_NETCORE, "{" FROM "," SUBJECT "," CONTENT "," ONE_TO "'attributes':{'n':true}}]}",
+	 "personalizations[0].attributes.n"},
+}};
+
 static const struct refusals bad_tags_are_refused = {{
 	{SEND_NETCORE, "{" BASE ",'tags':['ok','a\\r\\nb']}", "tags[1]"},
 	{SEND_NETCORE, "{" BASE ",'tags':'welcome'}", "tags"},
@@ -1131,7 +1381,16 @@ int main(void)
 		cmocka_unit_test(sendgrid_attachment_keeps_type_disposition_and_content_id),
 		cmocka_unit_test(netcore_tags_and_sendgrid_categories_become_tags),
 		cmocka_unit_test(subject_may_come_from_every_personalization),
-		cmocka_unit_test(sendgrid_ignores_unknown_top_level_fields),
+		cmocka_unit_test(sendgrid_custom_args_are_kept_and_settings_off_are_accepted),
+		cmocka_unit_test(sendgrid_sandbox_mode_is_flagged),
+		cmocka_unit_test(netcore_attributes_become_substitutions),
+		cmocka_unit_test(sendgrid_substitutions_are_literal),
+		cmocka_unit_test(netcore_top_level_bcc_goes_to_every_personalization),
+		cmocka_unit_test(netcore_personalization_attachments_are_its_own),
+		cmocka_unit_test(sendgrid_reply_to_list_is_kept),
+		cmocka_unit_test(nulls_count_as_absent),
+		cmocka_unit_test(substitutions_over_10000_bytes_are_refused),
+		cmocka_unit_test(top_level_bcc_counts_toward_the_limit),
 		cmocka_unit_test(exactly_1000_recipients_are_accepted),
 		cmocka_unit_test(body_that_is_not_an_object_is_refused),
 		REFUSALS(missing_from_is_refused),
@@ -1167,6 +1426,11 @@ int main(void)
 		REFUSALS(attachment_needs_its_dialects_name_field),
 		REFUSALS(sendgrid_refuses_templates_and_batches),
 		REFUSALS(netcore_personalization_send_at_is_refused),
+		REFUSALS(unknown_fields_are_refused),
+		REFUSALS(netcore_features_postern_lacks_are_refused),
+		REFUSALS(sendgrid_features_postern_lacks_are_refused),
+		REFUSALS(sendgrid_bad_new_fields_are_refused),
+		REFUSALS(substituted_header_fields_are_checked),
 		REFUSALS(bad_tags_are_refused),
 		REFUSALS(refusal_late_in_the_body_leaves_no_payload),
 		cmocka_unit_test(text_that_is_not_utf8_is_refused),

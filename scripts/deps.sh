@@ -55,13 +55,16 @@ if [ -n "$missing" ]; then
 	fi
 fi
 
-# The panel's end-to-end test needs playwright-core (no browser download: it drives
-# Debian's Chromium), pinned by tests/e2e/package-lock.json.
+# The Node tests' npm packages, each pinned by its package-lock.json: the panel's
+# end-to-end test needs playwright-core (no browser download: it drives Debian's
+# Chromium), the clients' test the official Netcore and SendGrid clients and mailparser.
 if [ "$set_name" = test ]; then
-	e2e="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e"
-	if [ ! -d "$e2e/node_modules" ]; then
-		echo "postern: installing the panel test's npm packages in $e2e" >&2
-		(cd "$e2e" && npm ci --no-audit --no-fund)
-	fi
+	tests="$(cd "$(dirname "$0")/.." && pwd)/tests"
+	for dir in "$tests/e2e" "$tests/clients"; do
+		if [ ! -d "$dir/node_modules" ]; then
+			echo "postern: installing the npm packages of $dir" >&2
+			(cd "$dir" && npm ci --no-audit --no-fund)
+		fi
+	done
 fi
 exit 0

@@ -67,11 +67,14 @@ function withTimeout(promise, ms, what) {
 /**
  * A gateway started by the integration tests' launcher (`harness.py serve`), so that the
  * panel test runs the daemon the way every Python suite does. dir and db exist before
- * start(), for the CLI fixtures; the launcher stops the daemon by PID when its standard
- * input closes or it gets SIGTERM.
+ * start(), for the CLI fixtures; serveArgs are further launcher options (--sink, --account
+ * ...), and info is the launcher's JSON line once started. The launcher stops the daemon by
+ * PID when its standard input closes or it gets SIGTERM.
  */
 class Gateway {
-  constructor() {
+  constructor(serveArgs = []) {
+    this.serveArgs = serveArgs;
+    this.info = null;
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'postern-e2e-'));
     this.db = path.join(this.dir, 'postern.db');
     this.logPath = path.join(this.dir, 'serve.log');
@@ -87,7 +90,7 @@ class Gateway {
     // The fixtures are made with --db: the launcher must use SQLite whatever the caller's
     // environment says.
     const env = { ...process.env, POSTERN_BIN: BIN, POSTERN_TEST_BACKEND: 'sqlite' };
-    this.proc = spawn('python3', [LAUNCHER, 'serve', '--dir', this.dir],
+    this.proc = spawn('python3', [LAUNCHER, 'serve', '--dir', this.dir, ...this.serveArgs],
       { env, stdio: ['pipe', 'pipe', 'inherit'] });
     const info = await withTimeout(new Promise((resolve, reject) => {
       let out = '';
@@ -105,6 +108,7 @@ class Gateway {
         reject(new Error(`harness.py serve exited (${code ?? signal}):\n${this.log()}`));
       });
     }), timeoutMs, 'harness.py serve');
+    this.info = info;
     this.port = info.port;
     return this;
   }

@@ -806,8 +806,8 @@ class PgCluster:
 def serve_main(argv):
     """`harness.py serve`: a gateway (and, with --sink, the smtp-sink it relays to) for a
     test written in another language, e.g. tests/e2e/harness.js. Prints one JSON line
-    (port, url, directory, database, log, password, PIDs), then runs until its standard
-    input closes or it gets SIGTERM, and stops everything by PID."""
+    (port, url, directory, database, log, clock file, password, PIDs), then runs until its
+    standard input closes or it gets SIGTERM, and stops everything by PID."""
     import argparse
     import sys
     ap = argparse.ArgumentParser(prog="harness.py serve", description=serve_main.__doc__)
@@ -817,9 +817,13 @@ def serve_main(argv):
                     help="relay to an smtp-sink that keeps each message in DIR/sink")
     ap.add_argument("--account", help="make this account (with --admin) and an API key")
     ap.add_argument("--admin", help="the account's Admin (login email)")
+    ap.add_argument("--domain", action="append", default=[],
+                    help="a verified domain of the account, so its addresses may send")
     opts = ap.parse_args(argv)
     if bool(opts.account) != bool(opts.admin):
         ap.error("--account and --admin go together")
+    if opts.domain and not opts.account:
+        ap.error("--domain needs --account")
     if opts.dir:
         os.makedirs(opts.dir, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -827,11 +831,13 @@ def serve_main(argv):
     sink = None
     try:
         info = {"dir": gw.tmp, "db": gw.db, "conninfo": gw.conninfo, "log": gw.log_path,
-                "password": PASSWORD}
+                "clock": gw.clock_path, "password": PASSWORD}
         if opts.account:
             gw.init(opts.account, opts.admin)
             info.update(account=opts.account, admin=opts.admin,
                         api_key=gw.create_key(opts.account, "serve"))
+            for domain in opts.domain:
+                gw.add_domain(opts.account, domain, "--verified")
         if opts.sink:
             sink = SmtpSink(os.path.join(gw.tmp, "sink")).start()
             gw.relay = f"smtp://127.0.0.1:{sink.port}"
@@ -853,5 +859,5 @@ if __name__ == "__main__":
     import sys
     if sys.argv[1:2] != ["serve"]:
         raise SystemExit("usage: harness.py serve [--dir DIR] [--sink] "
-                         "[--account NAME --admin EMAIL]")
+                         "[--account NAME --admin EMAIL [--domain NAME]...]")
     serve_main(sys.argv[2:])

@@ -109,9 +109,10 @@ class SessionTest(unittest.TestCase):
         every = ["read", "sender.add"]
         want = {
             "admin@acme.test": every + ["sender_auth.toggle", "sender.remove", "sender.verify",
-                                        "domain.manage", "user.manage", "key.manage"],
+                                        "domain.manage", "user.manage", "key.manage",
+                                        "message.cancel"],
             "perms-tech@acme.test": every + ["sender_auth.toggle", "sender.remove",
-                                             "domain.manage", "key.manage"],
+                                             "domain.manage", "key.manage", "message.cancel"],
             "perms-analytics@acme.test": every + ["sender_auth.toggle", "sender.remove"],
             "mkt@acme.test": every,
         }

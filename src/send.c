@@ -227,6 +227,8 @@ static int parse_headers(const cJSON *h, cJSON *out, struct send_problem *why, c
 	const cJSON *v;
 	cJSON_ArrayForEach(v, h)
 	{
+		if (cJSON_IsNull(v))
+			continue;
 		if (!header_name_ok(v->string))
 			return send_fail(
 				why, "A header name is printable ASCII without spaces or colons.",

@@ -11,8 +11,12 @@
 #include "subst.h"
 #include "util.h"
 
-/* SendGrid's bound on a personalization's substitutions, keys and values together. */
+/* The bound on a personalization's values, names and values together, in both dialects
+ * (SendGrid's own for substitutions), which keeps substituting them cheap. */
 #define SUBSTITUTIONS_MAX 10000
+#define TOO_MANY_VALUES                                                                            \
+	"At most 10,000 bytes of names and values together per personalization; send fewer or "    \
+	"shorter values."
 
 #define UNKNOWN	      "Postern does not know this field and would not honour it; leave it out (or null)."
 #define NO_TEMPLATES  "Postern has no stored templates; send the content itself."
@@ -77,6 +81,9 @@ static const struct refusal sendgrid_refused_top[] = {
 };
 static const struct refusal sendgrid_refused_own[] = {
 	{"dynamic_template_data", NO_TEMPLATES},
+	/* @sendgrid/mail 8 sends it when the caller sets a personalization's from. */
+	{"from", "A request has one From: give it at the top level, and send one request per "
+		 "From."},
 	{NULL, NULL},
 };
 
@@ -182,10 +189,12 @@ static int check_setting_group(const cJSON *body, const char *group, const char 
 	return 0;
 }
 
-/* Netcore's attributes: strings or numbers, a number in JSON's shortest spelling. */
+/* Netcore's attributes: strings or numbers, a number in JSON's shortest spelling, at most
+ * SUBSTITUTIONS_MAX bytes of names and values together. */
 static int parse_attributes(const cJSON *p, cJSON *o, struct send_problem *why, const char *prefix)
 {
 	const cJSON *attrs = get(p, "attributes"), *v;
+	size_t total = 0;
 	if (!attrs)
 		return 0;
 	if (!cJSON_IsObject(attrs))
@@ -194,20 +203,26 @@ static int parse_attributes(const cJSON *p, cJSON *o, struct send_problem *why, 
 	cJSON *subs = cJSON_AddObjectToObject(o, "substitutions");
 	cJSON_ArrayForEach(v, attrs)
 	{
-		if (cJSON_IsString(v) && !util_utf8(v->valuestring)) {
+		char *number = NULL;
+		const char *value;
+		if (cJSON_IsNull(v))
+			continue;
+		if (cJSON_IsString(v) && !util_utf8(v->valuestring))
 			return send_fail(why,
 					 "This text is not valid UTF-8; send it UTF-8 encoded.",
 					 "%sattributes.%s", prefix, v->string);
-		} else if (cJSON_IsString(v)) {
-			cJSON_AddStringToObject(subs, v->string, v->valuestring);
-		} else if (cJSON_IsNumber(v)) {
-			char *n = cJSON_PrintUnformatted(v);
-			cJSON_AddStringToObject(subs, v->string, n);
-			cJSON_free(n);
-		} else if (!cJSON_IsNull(v)) {
+		if (cJSON_IsString(v))
+			value = v->valuestring;
+		else if (cJSON_IsNumber(v))
+			value = number = cJSON_PrintUnformatted(v);
+		else
 			return send_fail(why, "An attribute is a string or a number.",
 					 "%sattributes.%s", prefix, v->string);
-		}
+		total += strlen(v->string) + strlen(value);
+		cJSON_AddStringToObject(subs, v->string, value);
+		cJSON_free(number);
+		if (total > SUBSTITUTIONS_MAX)
+			return send_fail(why, TOO_MANY_VALUES, "%sattributes", prefix);
 	}
 	return 0;
 }
@@ -234,10 +249,7 @@ static int parse_strings(const cJSON *parent, const char *key, size_t max, cJSON
 					 "%s%s.%s", prefix, key, v->string);
 		total += strlen(v->string) + strlen(v->valuestring);
 		if (total > max)
-			return send_fail(why,
-					 "At most 10,000 bytes of names and values together, per "
-					 "personalization.",
-					 "%s%s", prefix, key);
+			return send_fail(why, TOO_MANY_VALUES, "%s%s", prefix, key);
 		cJSON_AddStringToObject(out, v->string, v->valuestring);
 	}
 	return 0;
@@ -327,17 +339,18 @@ static int check_substituted(enum send_dialect d, cJSON *payload, struct send_pr
 	const char *field = d == SEND_NETCORE ? "attributes" : "substitutions", *sentence;
 	int parts =
 		cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(payload, "personalizations"));
-	bool any = false;
+	/* Netcore's tags become "" even without attributes: every Netcore payload is marked. */
+	bool marked = d == SEND_NETCORE;
 
+	if (marked)
+		cJSON_AddStringToObject(payload, "tag_syntax", subst_syntax_name(SUBST_NETCORE));
 	for (int i = 0; i < parts; i++) {
 		if (!subst_needed(payload, i))
 			continue;
-		if (!any)
+		if (!marked)
 			cJSON_AddStringToObject(payload, "tag_syntax",
-						subst_syntax_name(d == SEND_NETCORE
-									  ? SUBST_NETCORE
-									  : SUBST_LITERAL));
-		any = true;
+						subst_syntax_name(SUBST_LITERAL));
+		marked = true;
 		cJSON *view = subst_view(payload, i, true, &sentence);
 		if (!view)
 			return send_fail(why, sentence, "personalizations[%d].%s", i, field);

@@ -30,7 +30,8 @@ enum subst_syntax subst_syntax_of(const cJSON *payload);
 int subst_apply(const char *text, const cJSON *subs, enum subst_syntax syntax, size_t max,
 		char **out, size_t *len);
 
-/* True when personalization part of payload has values to substitute. */
+/* True when personalization part of payload is to be substituted: it has values, or the
+ * payload is Netcore's (whose tags without a value become ""). */
 bool subst_needed(const cJSON *payload, int part);
 
 /* A payload of one personalization, part of payload with its values substituted, for

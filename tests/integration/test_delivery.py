@@ -731,5 +731,52 @@ class RelayCredentialsTest(Delivery):
         self.assertTrue(wait_until(lambda: b"AUTH PLAIN" in bytes(self.tap.sent).upper()))
 
 
+class SubstitutionArrivalTest(Delivery):
+    """Substitution as the relay receives it: Netcore's tags emptied without attributes
+    (through /v6/mail/send), SendGrid's values in every Reply-To name."""
+
+    send_sendgrid = FieldsArrivalTest.send_sendgrid
+    by_to = FieldsArrivalTest.by_to
+
+    def send_v6(self, payload):
+        r = self.gw.client().request("POST", "/v6/mail/send", payload,
+                                     headers={"Authorization": "Bearer " + self.key})
+        self.assertEqual(r.status, 200, r.raw)
+        return r.json["data"]["message_id"]
+
+    def test_netcore_tags_without_an_attribute_become_empty(self):
+        self.sink.start()
+        self.gw.start()
+        payload = send_body(subject="Hello [% name %]", text="Hi [%name%].")
+        payload["personalizations"] = [
+            {"to": [{"email": "ann@example.com"}], "attributes": {"name": "Ann"}},
+            {"to": [{"email": "bob@example.com"}]},
+            {"to": [{"email": "carol@example.com"}], "attributes": {}},
+            {"to": [{"email": "dave@example.com"}], "attributes": {"name": None}}]
+        self.send_v6(payload)
+        # No personalization has attributes at all.
+        self.send_v6(send_body(subject="Hello [% name %]", text="Hi [%name%].",
+                               to="erin@example.com"))
+        msgs = self.by_to(5)
+        self.assertEqual(msgs["ann@example.com"]["Subject"], "Hello Ann")
+        for to in ("bob", "carol", "dave", "erin"):
+            m = msgs[to + "@example.com"]
+            self.assertEqual(m["Subject"].strip(), "Hello", to)
+            self.assertEqual(m.get_body(("plain",)).get_content().strip(), "Hi .", to)
+
+    def test_sendgrid_substitutions_reach_every_reply_to_name(self):
+        self.sink.start()
+        self.gw.start()
+        payload = send_body(to="ann@example.com", reply_to_list=[
+            {"email": "sales@acme.test", "name": "Sales for -name-"},
+            {"email": "support@acme.test", "name": "-team- support"}])
+        payload["personalizations"][0]["substitutions"] = {"-name-": "Ann", "-team-": "Blue"}
+        self.send_sendgrid(payload)
+        m, = self.sink.wait_for(lambda m: len(m) >= 1)
+        self.assertEqual([(a.display_name, a.addr_spec) for a in m["Reply-To"].addresses],
+                         [("Sales for Ann", "sales@acme.test"),
+                          ("Blue support", "support@acme.test")])
+
+
 if __name__ == "__main__":
     main()

@@ -550,6 +550,12 @@ class FieldsTest(SendCase):
         b["personalizations"][0]["to"][0]["name"] = None
         self.assertAccepted(self.send(NETCORE, b), NETCORE)
 
+    def test_null_header_values_are_absent(self):
+        b = body(headers={"X-A": None, "X-B": "b"})
+        b["personalizations"][0]["headers"] = {"X-C": None}
+        for path in (NETCORE, SENDGRID):
+            self.assertAccepted(self.send(path, b), path)
+
     def test_unknown_fields_are_refused_in_both_dialects(self):
         self.check(body(priority="high"), "priority")
         b = body()
@@ -570,6 +576,11 @@ class FieldsTest(SendCase):
         b = body()
         b["personalizations"][0]["attributes"] = {"name": ["Ann"]}
         self.check(b, "personalizations[0].attributes.name", paths=(NETCORE,))
+        # Attributes are bounded as SendGrid's substitutions are.
+        b["personalizations"][0]["attributes"] = {"a": "x" * 6000, "b": "y" * 4000}
+        self.check(b, "personalizations[0].attributes", paths=(NETCORE,))
+        b["personalizations"][0]["attributes"] = {"a": "x" * 6000, "b": "y" * 3998}
+        self.assertAccepted(self.send(NETCORE, b), NETCORE)
         self.check(body(bcc=[{"email": "not an address"}]), "bcc[0].email", paths=(NETCORE,))
 
     def test_sendgrid_fields_postern_cannot_honour_are_refused(self):
@@ -580,6 +591,9 @@ class FieldsTest(SendCase):
         b = body()
         b["personalizations"][0]["dynamic_template_data"] = {"a": 1}
         self.check(b, "personalizations[0].dynamic_template_data", paths=(SENDGRID,))
+        b = body()
+        b["personalizations"][0]["from"] = {"email": "other@acme.test"}
+        self.check(b, "personalizations[0].from", paths=(SENDGRID,))
         for name in ("click_tracking", "open_tracking", "subscription_tracking", "ganalytics"):
             self.check(body(tracking_settings={name: {"enable": True}}),
                        f"tracking_settings.{name}.enable", paths=(SENDGRID,))
@@ -645,6 +659,10 @@ class FieldsTest(SendCase):
         self.assertEqual(after["dropped"]["domain_not_approved"],
                          before["dropped"]["domain_not_approved"] + 1)
         self.assertNotIn("sandbox", after["dropped"])
+        # It was not refused: the list of refusals does not show it.
+        drops = self.admins["acme"].request("GET", "/api/drops?limit=1000").json["drops"]
+        self.assertNotIn("sandbox", [d["reason"] for d in drops])
+        self.assertIn("domain_not_approved", [d["reason"] for d in drops])
         # Sandbox off is an ordinary send.
         self.assertAccepted(self.send(SENDGRID, body(
             mail_settings={"sandbox_mode": {"enable": False}})), SENDGRID)

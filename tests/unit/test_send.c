@@ -572,8 +572,28 @@ static void nulls_count_as_absent(void **state)
 		 "'token_bcc':null}]}",
 		 &r);
 	assert_int_equal(r.recipients, 1);
-	assert_absent(r.payload, "tag_syntax");
+	/* Netcore's tags without attributes still become "". */
+	assert_string_equal(tu_text(r.payload, "tag_syntax"), "netcore");
 	send_request_free(&r);
+}
+
+/* A header whose value is null is left out, in both dialects and at both levels. */
+static void null_header_values_are_left_out(void **state)
+{
+	(void)state;
+	struct send_request r;
+	for (int d = SEND_NETCORE; d <= SEND_SENDGRID; d++) {
+		parse_ok((enum send_dialect)d,
+			 "{" FROM "," SUBJECT "," CONTENT ",'headers':{'X-A':null,'X-B':'b'},"
+			 "'personalizations':[{'to':[{'email':'a@x.test'}],"
+			 "'headers':{'X-C':null,'Reply-To':null}}]}",
+			 &r);
+		const cJSON *headers = tu_get(r.payload, "headers");
+		assert_absent(headers, "X-A");
+		assert_string_equal(tu_text(headers, "X-B"), "b");
+		assert_empty_object(tu_nth(tu_get(r.payload, "personalizations"), 0), "headers");
+		send_request_free(&r);
+	}
 }
 
 static void exactly_1000_recipients_are_accepted(void **state)
@@ -587,22 +607,35 @@ static void exactly_1000_recipients_are_accepted(void **state)
 	free(body);
 }
 
+/* A personalization's values (field: substitutions or attributes) are accepted up to 10,000
+ * bytes of names and values, and refused beyond. */
+static void expect_values_bounded(enum send_dialect d, const char *field)
+{
+	char value[9000], path[64];
+	tu_repeat(value, 'v', sizeof(value) - 1);
+	cJSON *body = tu_json("{" BASE "}");
+	cJSON *values = cJSON_AddObjectToObject(
+		cJSON_GetArrayItem(cJSON_GetObjectItem(body, "personalizations"), 0), field);
+	cJSON_AddStringToObject(values, "-a-", value);
+	struct send_request r;
+	parse_ok_body(d, body, &r);
+	send_request_free(&r);
+	cJSON_AddStringToObject(values, "-b-", value);
+	snprintf(path, sizeof(path), "personalizations[0].%s", field);
+	expect_invalid_body(d, body, path);
+	cJSON_Delete(body);
+}
+
 static void substitutions_over_10000_bytes_are_refused(void **state)
 {
 	(void)state;
-	char value[9000];
-	tu_repeat(value, 'v', sizeof(value) - 1);
-	cJSON *body = tu_json("{" BASE "}");
-	cJSON *subs = cJSON_AddObjectToObject(
-		cJSON_GetArrayItem(cJSON_GetObjectItem(body, "personalizations"), 0),
-		"substitutions");
-	cJSON_AddStringToObject(subs, "-a-", value);
-	struct send_request r;
-	parse_ok_body(SEND_SENDGRID, body, &r);
-	send_request_free(&r);
-	cJSON_AddStringToObject(subs, "-b-", value);
-	expect_invalid_body(SEND_SENDGRID, body, "personalizations[0].substitutions");
-	cJSON_Delete(body);
+	expect_values_bounded(SEND_SENDGRID, "substitutions");
+}
+
+static void netcore_attributes_over_10000_bytes_are_refused(void **state)
+{
+	(void)state;
+	expect_values_bounded(SEND_NETCORE, "attributes");
 }
 
 static void top_level_bcc_counts_toward_the_limit(void **state)
@@ -1029,7 +1062,7 @@ static const struct refusals malformed_header_names_are_refused = {{
 static void non_string_header_value_is_refused(void **state)
 {
 	(void)state;
-	const char *values[] = {"42", "true", "null", "{'a':'b'}", "['v']"};
+	const char *values[] = {"42", "true", "{'a':'b'}", "['v']"};
 	char body[256];
 	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
 		snprintf(body, sizeof(body), "{" BASE ",'headers':{'X-Count':%s}}", values[i]);
@@ -1389,6 +1422,8 @@ int main(void)
 		cmocka_unit_test(netcore_personalization_attachments_are_its_own),
 		cmocka_unit_test(sendgrid_reply_to_list_is_kept),
 		cmocka_unit_test(nulls_count_as_absent),
+		cmocka_unit_test(null_header_values_are_left_out),
+		cmocka_unit_test(netcore_attributes_over_10000_bytes_are_refused),
 		cmocka_unit_test(substitutions_over_10000_bytes_are_refused),
 		cmocka_unit_test(top_level_bcc_counts_toward_the_limit),
 		cmocka_unit_test(exactly_1000_recipients_are_accepted),

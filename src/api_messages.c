@@ -59,13 +59,24 @@ static void add_labels(cJSON *o, const char *payload)
 	cJSON_AddItemToObject(o, "tags", take(p, "tags", cJSON_IsArray, cJSON_CreateArray));
 	cJSON_AddItemToObject(o, "custom_args",
 			      take(p, "custom_args", cJSON_IsObject, cJSON_CreateObject));
+	cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "personalizations");
+	int n = cJSON_GetArraySize(list);
 	cJSON *own = cJSON_CreateArray();
 	bool any = false;
-	cJSON_ArrayForEach(each, cJSON_GetObjectItemCaseSensitive(p, "personalizations"))
+	for (int i = 0; i < n; i++)
+		cJSON_AddItemToArray(own, cJSON_CreateObject());
+	/* In the request's order: scheduled sending may have reordered them ("index"). */
+	int at = 0;
+	cJSON_ArrayForEach(each, list)
 	{
+		const cJSON *index = cJSON_GetObjectItemCaseSensitive(each, "index");
+		int i = cJSON_IsNumber(index) && index->valueint >= 0 && index->valueint < n
+				? index->valueint
+				: at;
 		any |= cJSON_HasObjectItem(each, "custom_args");
-		cJSON_AddItemToArray(own,
-				     take(each, "custom_args", cJSON_IsObject, cJSON_CreateObject));
+		cJSON_ReplaceItemInArray(
+			own, i, take(each, "custom_args", cJSON_IsObject, cJSON_CreateObject));
+		at++;
 	}
 	if (any)
 		cJSON_AddItemToObject(o, "personalization_custom_args", own);

@@ -132,38 +132,49 @@ static void flush(struct courier *w, struct worker *self)
 	w->ndone = 0;
 }
 
-static void finish(struct courier *w, const struct store_queued *m, const char *status,
-		   const char *reason, const char *reply, const char *rejected, int64_t next)
+/* rejected is every refusal so far, parts sent in earlier runs included (NULL keeps what
+ * the store holds); the outcome is returned for the caller to mark it not an attempt. */
+static struct store_outcome *finish(struct courier *w, const struct store_queued *m,
+				    const char *status, const char *reason, const char *reply,
+				    const cJSON *rejected, int64_t next)
 {
 	/* status is one of the literals below; the others are copied until the flush. */
 	struct outcome *out = &w->done[w->ndone++];
 	*out = (struct outcome){.id = m->id, .attempts = m->attempts};
 	util_copy(out->uid, sizeof(out->uid), m->uid);
-	out->o = (struct store_outcome){status,	     next,	     copy(reason),
-					copy(reply), copy(rejected), util_now()};
+	out->o = (struct store_outcome){
+		.status = status,
+		.next_attempt_at = next,
+		.reason = copy(reason),
+		.last_reply = copy(reply),
+		.rejected = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected) : NULL,
+		.now = util_now(),
+	};
+	return &out->o;
 }
 
-/* Records a retry, or the end when the message has waited give_up already. */
-static void defer(struct courier *w, const struct store_queued *m, const char *reply,
-		  const char *rejected)
+/* Records a retry, or the end when the message has waited give_up already (counted from
+ * its due part's send time: process moves created_at there). */
+static struct store_outcome *defer(struct courier *w, const struct store_queued *m,
+				   const char *reply, const cJSON *rejected)
 {
 	int64_t now = util_now();
 	const struct config *cfg = w->d->cfg;
 	if (now - m->created_at >= cfg->relay_give_up)
-		finish(w, m, "failed", "gave_up", reply, rejected, 0);
-	else
-		finish(w, m, "deferred", NULL, reply, rejected, now + backoff(cfg, m->attempts));
+		return finish(w, m, "failed", "gave_up", reply, rejected, 0);
+	return finish(w, m, "deferred", NULL, reply, rejected, now + backoff(cfg, m->attempts));
 }
 
 /* The delivery-time re-check. Returns true when the message may still be sent. */
-static bool still_allowed(struct courier *w, const struct store_queued *m)
+static bool still_allowed(struct courier *w, const struct store_queued *m, const cJSON *rejected)
 {
 	struct deliver *d = w->d;
 	if (m->system)
 		return true; /* Postern's own mail is not the account's to authorize */
 	struct policy_ref *ref = policy_cache_get(d->policies, m->account_id);
 	if (!ref) {
-		defer(w, m, "the policy could not be read", NULL);
+		/* The relay was not asked: no delivery attempt to count. */
+		defer(w, m, "the policy could not be read", rejected)->not_attempted = true;
 		return false;
 	}
 	enum policy_reason r = policy_decide(policy_ref_policy(ref), m->from);
@@ -171,16 +182,55 @@ static bool still_allowed(struct courier *w, const struct store_queued *m)
 	if (r == POLICY_ALLOW)
 		return true;
 	drops_record(d->drops, m->account_id, m->api_key_id, m->from, r);
-	finish(w, m, "dropped", policy_reason_code(r), NULL, NULL, 0);
+	finish(w, m, "dropped", policy_reason_code(r), NULL, rejected, 0);
 	return false;
 }
 
-static void merge_rejected(cJSON *all, const char *json)
+static int part_of(const cJSON *r)
+{
+	const cJSON *part = cJSON_GetObjectItemCaseSensitive(r, "part");
+	return cJSON_IsNumber(part) ? part->valueint : -1;
+}
+
+/* Adds a refused recipient to all, numbered by its part (part >= 0), unless all has it:
+ * a part tried again after a deferral reports the same refusals again. */
+static void add_rejected(cJSON *all, cJSON *r, int part)
+{
+	if (part >= 0)
+		cJSON_AddNumberToObject(r, "part", part);
+	const char *email = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "email"));
+	const cJSON *x;
+	cJSON_ArrayForEach(x, all)
+	{
+		const char *e = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(x, "email"));
+		if (part_of(x) == part_of(r) && e && email && strcmp(e, email) == 0) {
+			cJSON_Delete(r);
+			return;
+		}
+	}
+	cJSON_AddItemToArray(all, r);
+}
+
+/* A part tried again answers for its recipients anew: what its earlier attempt was told
+ * (a 4xx for a recipient since accepted) goes. */
+static void forget_part(cJSON *all, int part)
+{
+	cJSON *r = all->child;
+	while (r) {
+		cJSON *next = r->next;
+		if (part_of(r) == part)
+			cJSON_Delete(cJSON_DetachItemViaPointer(all, r));
+		r = next;
+	}
+}
+
+/* Adds the refusals of a JSON list: a part's, or (part -1) those of earlier runs. */
+static void merge_rejected(cJSON *all, const char *json, int part)
 {
 	cJSON *list = json[0] ? cJSON_Parse(json) : NULL;
 	cJSON *r;
 	while (list && (r = cJSON_DetachItemFromArray(list, 0)))
-		cJSON_AddItemToArray(all, r);
+		add_rejected(all, r, part);
 	cJSON_Delete(list);
 }
 
@@ -257,8 +307,8 @@ static int sign(struct courier *w, const struct store_queued *m, char **data, si
 
 /* Relays one personalization. Returns its outcome; res holds the relay's words. */
 static enum relay_outcome send_part(struct courier *w, const struct store_queued *m,
-				    const cJSON *payload, int part, struct relay_result *res,
-				    const char **reason)
+				    const cJSON *payload, int part, int index,
+				    struct relay_result *res, const char **reason)
 {
 	const char *rcpts[RECIPIENTS_MAX];
 	char msgid[128], name[64], *data = NULL;
@@ -268,10 +318,11 @@ static enum relay_outcome send_part(struct courier *w, const struct store_queued
 	int n = compose_recipients(payload, part, rcpts, RECIPIENTS_MAX);
 	if (n > RECIPIENTS_MAX)
 		n = RECIPIENTS_MAX; /* send.c allows no more in a whole request */
-	/* The first part carries the id the client was given; later ones add their index. */
-	if (part) {
-		snprintf(msgid, sizeof(msgid), "%s.%d@%s", m->uid, part, addr_domain(m->from));
-		snprintf(name, sizeof(name), "%s.%d.eml", m->uid, part);
+	/* The first part as the client gave them carries the id the client was given; later
+	 * ones add their index. */
+	if (index) {
+		snprintf(msgid, sizeof(msgid), "%s.%d@%s", m->uid, index, addr_domain(m->from));
+		snprintf(name, sizeof(name), "%s.%d.eml", m->uid, index);
 	} else {
 		snprintf(msgid, sizeof(msgid), "%s@%s", m->uid, addr_domain(m->from));
 		snprintf(name, sizeof(name), "%s.eml", m->uid);
@@ -299,7 +350,7 @@ static enum relay_outcome send_part(struct courier *w, const struct store_queued
 
 /* A part the relay refused as a whole: its recipients are listed with the reply, unless
  * the relay already answered for each of them. */
-static void record_refused_part(cJSON *rejected, const cJSON *payload, int part,
+static void record_refused_part(cJSON *rejected, const cJSON *payload, int part, int index,
 				const struct relay_result *res)
 {
 	const char *rcpts[RECIPIENTS_MAX];
@@ -310,17 +361,29 @@ static void record_refused_part(cJSON *rejected, const cJSON *payload, int part,
 		cJSON *r = cJSON_CreateObject();
 		cJSON_AddStringToObject(r, "email", rcpts[i]);
 		cJSON_AddStringToObject(r, "reply", res->reply);
-		cJSON_AddItemToArray(rejected, r);
+		add_rejected(rejected, r, index);
 	}
+}
+
+static const cJSON *part_field(const cJSON *payload, int part, const char *name)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "personalizations");
+	return cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, part), name);
 }
 
 /* When a personalization is due: its "send_at" (send_schedule keeps them in order), or 0. */
 static int64_t part_due(const cJSON *payload, int part)
 {
-	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "personalizations");
-	const cJSON *at =
-		cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, part), "send_at");
+	const cJSON *at = part_field(payload, part, "send_at");
 	return cJSON_IsNumber(at) ? (int64_t)at->valuedouble : 0;
+}
+
+/* A personalization's place in the request as the client wrote it ("index", kept by
+ * send_schedule when it reorders them), for its Message-ID and its refusals. */
+static int part_index(const cJSON *payload, int part)
+{
+	const cJSON *index = part_field(payload, part, "index");
+	return cJSON_IsNumber(index) ? index->valueint : part;
 }
 
 static void process(struct courier *w, struct store_queued *m)
@@ -329,61 +392,64 @@ static void process(struct courier *w, struct store_queued *m)
 	cJSON *payload = cJSON_Parse(m->payload);
 	cJSON *rejected = cJSON_CreateArray();
 	struct relay_result res = {0};
-	char *json = NULL;
 	int refused = 0;
 
+	merge_rejected(rejected, m->rejected, -1); /* by parts sent in earlier runs */
 	if (!payload) {
-		finish(w, m, "failed", "payload_unreadable", NULL, NULL, 0);
+		finish(w, m, "failed", "payload_unreadable", NULL, rejected, 0);
 		goto out;
 	}
-	if (!still_allowed(w, m))
+	/* A scheduled part is written (Date) and given up on as of its send time, also when
+	 * the re-check below defers it. */
+	int64_t first_due = part_due(payload, m->parts_done);
+	if (first_due > m->created_at)
+		m->created_at = first_due;
+	if (!still_allowed(w, m, rejected))
 		goto out;
 	/* A verification email is queued without its body: the link is opened only now. */
 	if (m->system && notify_render(payload, d->cfg) < 0) {
-		finish(w, m, "failed", "link_unreadable", NULL, NULL, 0);
+		finish(w, m, "failed", "link_unreadable", NULL, rejected, 0);
 		goto out;
 	}
-	merge_rejected(rejected, m->rejected); /* by parts sent in earlier runs */
 	int parts = compose_parts(payload);
 	for (int part = m->parts_done; part < parts; part++) {
 		const char *reason = NULL;
+		int index = part_index(payload, part);
 		int64_t due = part_due(payload, part);
 		if (due > util_now()) { /* a later personalization waits for its own time */
-			json = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected)
-							    : NULL;
-			finish(w, m, "scheduled", NULL, res.reply[0] ? res.reply : NULL, json, due);
+			struct store_outcome *o =
+				finish(w, m, "scheduled", NULL, res.reply[0] ? res.reply : NULL,
+				       rejected, due);
+			/* A wake-up that sent nothing is no delivery attempt. */
+			o->not_attempted = part == m->parts_done;
 			goto out;
 		}
-		/* A scheduled part is written (Date) and given up on as of its send time. */
 		if (due > m->created_at)
 			m->created_at = due;
-		enum relay_outcome o = send_part(w, m, payload, part, &res, &reason);
-		merge_rejected(rejected, res.rejected);
+		enum relay_outcome o = send_part(w, m, payload, part, index, &res, &reason);
+		forget_part(rejected, index);
+		merge_rejected(rejected, res.rejected, index);
 		if (reason) { /* the message itself cannot be made: no retry will help */
-			finish(w, m, "failed", reason, res.reply, NULL, 0);
+			finish(w, m, "failed", reason, res.reply, rejected, 0);
 			goto out;
 		}
 		if (o == RELAY_DEFERRED) {
-			json = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected)
-							    : NULL;
-			defer(w, m, res.reply, json);
+			defer(w, m, res.reply, rejected);
 			goto out;
 		}
 		/* A refused part is done too: the others still go, and a retry skips it. */
 		if (o == RELAY_FAILED) {
-			record_refused_part(rejected, payload, part, &res);
+			record_refused_part(rejected, payload, part, index, &res);
 			refused++;
 		}
 		if (part + 1 < parts)
 			store_message_progress(d->store, m->id, part + 1);
 	}
-	json = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected) : NULL;
 	if (refused && refused == parts - m->parts_done && !m->parts_done)
-		finish(w, m, "failed", "relay_rejected", res.reply, json, 0);
+		finish(w, m, "failed", "relay_rejected", res.reply, rejected, 0);
 	else
-		finish(w, m, "sent", NULL, res.reply, json, 0);
+		finish(w, m, "sent", NULL, res.reply, rejected, 0);
 out:
-	free(json);
 	cJSON_Delete(rejected);
 	cJSON_Delete(payload);
 }
@@ -406,7 +472,8 @@ static void work(void *arg, struct worker *self)
 			 * than waiting for its lease to end. */
 			if (worker_stopping(self))
 				finish(w, &m[i], "deferred", NULL,
-				       "not attempted: the gateway was stopping", NULL, util_now());
+				       "not attempted: the gateway was stopping", NULL, util_now())
+					->not_attempted = true;
 			else
 				process(w, &m[i]);
 			free(m[i].payload);

@@ -563,8 +563,16 @@ int send_schedule(struct send_request *r, int64_t now, struct send_problem *why)
 		}
 	}
 	qsort(parts, (size_t)n, sizeof(*parts), due_cmp);
+	bool moved = false;
 	for (int i = 0; i < n; i++)
+		moved |= parts[i].index != i;
+	/* Reordered ones keep their place in the request as "index": Message-IDs, refusals and
+	 * GET /api/messages/{id} number personalizations as the client wrote them. */
+	for (int i = 0; i < n; i++) {
+		if (moved)
+			cJSON_AddNumberToObject(parts[i].part, "index", parts[i].index);
 		cJSON_AddItemToArray(list, parts[i].part);
+	}
 	r->send_at = n ? parts[0].at : 0;
 	free(parts);
 	return 0;

@@ -136,8 +136,10 @@ struct store_outcome {
 	int64_t next_attempt_at; /* for "deferred" and "scheduled" */
 	const char *reason;	 /* a stable code, or NULL */
 	const char *last_reply;	 /* the relay's last reply, or NULL */
-	const char *rejected;	 /* JSON array of refused recipients, or NULL */
+	const char *rejected;	 /* JSON array of every refusal so far; NULL keeps the stored one */
 	int64_t now;
+	bool not_attempted; /* the relay was not asked (a wake-up that only re-schedules, a
+			     * stop, an unreadable policy): the claim's attempt is taken back */
 };
 
 /* The outcome of one claimed message, for store_messages_finish. */

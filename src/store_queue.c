@@ -130,9 +130,10 @@ int store_messages_recover(struct store *s)
 }
 
 /* The next due messages: queued, scheduled or deferred and their time come, or left "sending" by a
- * deliverer whose lease ran out. On a shared database the rows are locked, and rows other
- * nodes are claiming that moment are skipped (the driver's skip_locked), so two nodes never
- * take the same message. */
+ * deliverer whose lease ran out. The attempt is counted at the claim, so that one cut off by
+ * a crash counts too; the finish takes it back when the relay was not asked. On a shared
+ * database the rows are locked, and rows other nodes are claiming that moment are skipped
+ * (the driver's skip_locked), so two nodes never take the same message. */
 #define CLAIM_SQL                                                                                  \
 	"UPDATE messages SET status = 'sending', lease_until = ?, "                                \
 	"  attempts = attempts + 1, updated_at = ? "                                               \
@@ -210,15 +211,16 @@ int store_messages_finish(struct store *s, const struct store_finish *f, size_t 
 			&c, NULL,
 			"UPDATE messages SET status = ?, "
 			"  next_attempt_at = CASE WHEN ? > 0 THEN ? ELSE next_attempt_at END, "
-			"  reason = ?, last_reply = ?, rejected = ?, lease_until = NULL, "
-			"  updated_at = ?, "
+			"  reason = ?, last_reply = ?, rejected = COALESCE(?, rejected), "
+			"  lease_until = NULL, updated_at = ?, attempts = attempts - ?, "
 			/* Postern's own mail carries a Verify All link: keep it no longer than
 			 * needed once the message is done. */
 			"  payload = CASE WHEN system = 1 AND ? IN ('sent','failed','dropped') "
 			"    THEN '' ELSE payload END "
 			"WHERE id = ?",
-			"siisssisi", o->status, o->next_attempt_at, o->next_attempt_at, o->reason,
-			o->last_reply, o->rejected, o->now, o->status, f[i].id);
+			"siisssidsi", o->status, o->next_attempt_at, o->next_attempt_at, o->reason,
+			o->last_reply, o->rejected, o->now, o->not_attempted ? 1 : 0, o->status,
+			f[i].id);
 	}
 	rc = sq_end_batch(&c, rc);
 	sq_release(&c);

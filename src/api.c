@@ -14,6 +14,7 @@
 #include "audit.h"
 #include "gz.h"
 #include "html.h"
+#include "keys.h"
 #include "log.h"
 #include "policy_cache.h"
 #include "session.h"
@@ -240,28 +241,15 @@ static int allowed_methods(const char *path, char *out, size_t outlen)
  * "api_key" header (Netcore's clients). Only its hash is looked up. */
 static enum err authenticate_key(struct api_call *c)
 {
-	char hash[AUTH_HASH_HEX];
 	const char *key = http_header(c->req, "api_key");
 	const char *authz = http_header(c->req, "Authorization");
 
 	if (!key && authz && strncasecmp(authz, "Bearer ", 7) == 0)
 		key = authz + 7 + strspn(authz + 7, " ");
-	size_t prefix = strlen(AUTH_KEY_PREFIX);
-	if (!key || strncmp(key, AUTH_KEY_PREFIX, prefix) != 0 ||
-	    !auth_token_wellformed(key + prefix, AUTH_KEY_LEN - 1 - prefix))
-		return ERR_INVALID_API_KEY;
-	auth_token_hash(key, hash);
-	int rc = policy_cache_apikey(c->ctx->policies, hash, &c->key);
-	if (rc == STORE_NOT_FOUND)
-		return ERR_INVALID_API_KEY;
-	if (rc != STORE_OK)
-		return ERR_STORE_UNAVAILABLE;
-	c->req->account_id = c->key.account_id;
-	/* last_used_at is a hint for the panel; writing it once a minute is enough. */
-	int64_t now = util_now();
-	if (now - c->key.last_used_at >= 60)
-		policy_cache_apikey_touch(c->ctx->policies, c->key.id, now);
-	return ERR_OK;
+	enum err e = keys_authenticate(c->ctx->policies, key, &c->key);
+	if (e == ERR_OK)
+		c->req->account_id = c->key.account_id;
+	return e;
 }
 
 static enum err authenticate(struct api_call *c, const struct api_route *r)

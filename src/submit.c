@@ -33,18 +33,24 @@ void submit_message_id(char id[SUBMIT_ID_LEN])
 	auth_unique_hex(id + 12, (SUBMIT_ID_LEN - 1 - 12) / 2);
 }
 
-enum err submit_check(struct policy_cache *policies, struct drops *drops,
-		      const struct store_apikey *key, const struct send_request *r)
+enum err submit_check_address(struct policy_cache *policies, struct drops *drops,
+			      const struct store_apikey *key, const char *address)
 {
 	struct policy_ref *ref = policy_cache_get(policies, key->account_id);
 	if (!ref)
 		return ERR_STORE_UNAVAILABLE;
-	enum policy_reason reason = policy_decide(policy_ref_policy(ref), r->from);
+	enum policy_reason reason = policy_decide(policy_ref_policy(ref), address);
 	policy_ref_release(ref);
 	/* Every refusal is counted, so operators see what the policy stopped. */
 	if (reason != POLICY_ALLOW)
-		drops_record(drops, key->account_id, key->id, r->from, reason);
+		drops_record(drops, key->account_id, key->id, address, reason);
 	return reason_errs[reason];
+}
+
+enum err submit_check(struct policy_cache *policies, struct drops *drops,
+		      const struct store_apikey *key, const struct send_request *r)
+{
+	return submit_check_address(policies, drops, key, r->from);
 }
 
 void submit_sandbox(struct drops *drops, const struct store_apikey *key,
@@ -101,4 +107,31 @@ int submit_system(struct queue *q, int64_t account_id, const char *from, const c
 	int rc = queue_put(q, &m);
 	free(json);
 	return rc;
+}
+
+/* TEMPORARY minimal form until the SMTP message work lands: the envelope only, a
+ * placeholder payload. See submit.h for the contract. */
+enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drops *drops,
+		     const struct store_apikey *key, const struct submit_smtp_in *in,
+		     struct submit *out, char *why, size_t whylen, void (*done)(void *arg, int rc),
+		     void *arg)
+{
+	(void)policies;
+	(void)drops;
+	(void)why;
+	(void)whylen;
+	submit_message_id(out->id);
+	util_copy(out->from, sizeof(out->from), in->mail_from);
+	out->payload = xstrdup("{\"smtp\":{}}");
+	out->m = (struct store_message){
+		.uid = out->id,
+		.account_id = key->account_id,
+		.api_key_id = key->id,
+		.from = out->from,
+		.payload = out->payload,
+		.recipients = in->nrcpts,
+		.now = util_now(),
+	};
+	queue_put_async(q, &out->m, done, arg);
+	return ERR_OK;
 }

@@ -27,6 +27,11 @@ void submit_message_id(char id[SUBMIT_ID_LEN]);
 enum err submit_check(struct policy_cache *policies, struct drops *drops,
 		      const struct store_apikey *key, const struct send_request *r);
 
+/* The same for one normalized address (SMTP's envelope sender at MAIL FROM, the header
+ * From and Sender at the end of DATA). */
+enum err submit_check_address(struct policy_cache *policies, struct drops *drops,
+			      const struct store_apikey *key, const char *address);
+
 /* A SendGrid sandbox request that submit_check allowed: counted, never queued. */
 void submit_sandbox(struct drops *drops, const struct store_apikey *key,
 		    const struct send_request *r);
@@ -43,6 +48,26 @@ struct submit {
 void submit_queue(struct queue *q, const struct store_apikey *key, const struct send_request *r,
 		  struct submit *out, void (*done)(void *arg, int rc), void *arg);
 void submit_free(struct submit *m);
+
+/* An SMTP transaction at the end of DATA. */
+struct submit_smtp_in {
+	const char *mail_from;	   /* normalized; already allowed at MAIL FROM */
+	const char *const *rcpts;  /* normalized envelope recipients */
+	int nrcpts;
+	const char *data; /* the message as received: dot-stuffing undone, CRLF line ends */
+	size_t len;
+};
+/* Submission: reads the message's headers (GMime); it must have exactly one From with one
+ * address, which is judged like the envelope sender, and so is a Sender header if present.
+ * Then adds what a submission server adds (Bcc removed, Date and Message-ID when missing)
+ * and queues it as sent by key with source "smtp". ERR_OK: queued, done(arg, rc) runs on
+ * the queue's writer thread once its commit has landed (or failed), out->id is its id.
+ * Otherwise nothing was queued: ERR_INVALID_REQUEST with why filled (a malformed message),
+ * a policy refusal (counted as a drop), or ERR_STORE_UNAVAILABLE. */
+enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drops *drops,
+		     const struct store_apikey *key, const struct submit_smtp_in *in,
+		     struct submit *out, char *why, size_t whylen, void (*done)(void *arg, int rc),
+		     void *arg);
 
 /* Queues Postern's own mail (a canonical payload, see send.h; never subject to the
  * account's policy) and waits for its commit. id gets its id. A store_rc. */

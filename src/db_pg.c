@@ -620,6 +620,14 @@ static const char *const pg_migrations[] = {
 	"  CHECK (status IN ('queued','scheduled','deferred','sending','sent','failed',"
 	"    'dropped','cancelled'));"
 	"ALTER TABLE messages ADD COLUMN send_at BIGINT;",
+	/* 5: SMTP submission (issue 16): where a message came in (api, smtp or system), and
+	 * the networks a key may send from over SMTP without AUTH. A key made with networks
+	 * moves the policy stamp, so every cache sees it at once. */
+	"ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT 'api';"
+	"UPDATE messages SET source = 'system' WHERE system = 1;"
+	"ALTER TABLE api_keys ADD COLUMN smtp_ips TEXT NOT NULL DEFAULT '';"
+	"CREATE TRIGGER api_keys_policy_i AFTER INSERT ON api_keys"
+	"  FOR EACH ROW WHEN (NEW.smtp_ips <> '') EXECUTE FUNCTION postern_policy_changed();",
 };
 
 static const struct db_driver pg_driver = {

@@ -217,6 +217,14 @@ static const char *const migrations[] = {
 	"ALTER TABLE messages_new RENAME TO messages;"
 	"CREATE INDEX messages_due ON messages(status, next_attempt_at);"
 	"CREATE INDEX messages_account ON messages(account_id, id);",
+	/* 6: SMTP submission (issue 16): where a message came in (api, smtp or system), and
+	 * the networks a key may send from over SMTP without AUTH. A key made with networks
+	 * moves the policy stamp, so every cache sees it at once. */
+	"ALTER TABLE messages ADD COLUMN source TEXT NOT NULL DEFAULT 'api';"
+	"UPDATE messages SET source = 'system' WHERE system = 1;"
+	"ALTER TABLE api_keys ADD COLUMN smtp_ips TEXT NOT NULL DEFAULT '';"
+	"CREATE TRIGGER api_keys_policy_i AFTER INSERT ON api_keys WHEN NEW.smtp_ips <> ''"
+	"  BEGIN " BUMP " END;",
 };
 
 /* A statement: kept in the cache (reset when done) or prepared for one use (finalized). */

@@ -24,6 +24,7 @@ static cJSON *message_json(const struct store_message_info *m)
 	cJSON_AddStringToObject(o, "from", m->from);
 	cJSON_AddStringToObject(o, "status", m->status);
 	cJSON_AddStringToObject(o, "kind", m->system ? "system" : "api");
+	cJSON_AddStringToObject(o, "source", m->source);
 	cJSON_AddNumberToObject(o, "attempts", m->attempts);
 	cJSON_AddNumberToObject(o, "recipients", m->recipients);
 	api_add_time(o, "created_at", m->created_at);

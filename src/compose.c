@@ -53,8 +53,66 @@ static const char *subject_of(const cJSON *payload, const cJSON *p)
 	return s ? s : "";
 }
 
+/* ---- submitted messages ---- */
+
+static const cJSON *smtp_of(const cJSON *payload)
+{
+	const cJSON *smtp = cJSON_GetObjectItemCaseSensitive(payload, "smtp");
+	return cJSON_IsObject(smtp) ? smtp : NULL;
+}
+
+char *compose_smtp_payload(const char *mail_from, const char *const *rcpts, int nrcpts,
+			   const char *sender, const char *data, size_t len)
+{
+	cJSON *payload = cJSON_CreateObject();
+	cJSON *smtp = cJSON_AddObjectToObject(payload, "smtp");
+	cJSON_AddStringToObject(smtp, "mail_from", mail_from);
+	cJSON_AddItemToObject(smtp, "rcpt", cJSON_CreateStringArray(rcpts, nrcpts));
+	if (sender && *sender)
+		cJSON_AddStringToObject(smtp, "sender", sender);
+	size_t n = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	char *b64 = xmalloc(n);
+	sodium_bin2base64(b64, n, (const unsigned char *)data, len, sodium_base64_VARIANT_ORIGINAL);
+	cJSON_AddStringToObject(smtp, "mime", b64);
+	free(b64);
+	char *json = cJSON_PrintUnformatted(payload);
+	cJSON_Delete(payload);
+	if (!json)
+		fatal("cannot serialize a message");
+	return json;
+}
+
+const char *compose_mail_from(const cJSON *payload)
+{
+	return str_of(smtp_of(payload), "mail_from");
+}
+
+const char *compose_sender(const cJSON *payload)
+{
+	return str_of(smtp_of(payload), "sender");
+}
+
+static int smtp_recipients(const cJSON *smtp, int part, const char **out, int max)
+{
+	const cJSON *r;
+	int n = 0;
+	if (part != 0)
+		return -1;
+	cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(smtp, "rcpt"))
+	{
+		if (!cJSON_IsString(r))
+			continue;
+		if (n < max)
+			out[n] = r->valuestring;
+		n++;
+	}
+	return n;
+}
+
 int compose_parts(const cJSON *payload)
 {
+	if (smtp_of(payload))
+		return 1;
 	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "personalizations");
 	return cJSON_IsArray(list) ? cJSON_GetArraySize(list) : 0;
 }
@@ -65,6 +123,8 @@ int compose_recipients(const cJSON *payload, int part, const char **out, int max
 	const cJSON *p = personalization(payload, part);
 	int n = 0;
 
+	if (smtp_of(payload))
+		return smtp_recipients(smtp_of(payload), part, out, max);
 	if (!p)
 		return -1;
 	for (size_t k = 0; k < ARRAY_LEN(kinds); k++) {
@@ -600,6 +660,22 @@ static int compose_checked(const cJSON *payload, const cJSON *p, const char *mes
 	return rc;
 }
 
+/* A submitted message's stored bytes, NUL-terminated like a composed one. */
+static int smtp_message(const cJSON *smtp, int part, char **out, size_t *len, const char **why)
+{
+	const char *mime = str_of(smtp, "mime");
+	if (part != 0)
+		return refuse(why, "There is no such personalization.");
+	unsigned char *bytes = mime ? decode_base64(mime, len) : NULL;
+	if (!bytes)
+		return refuse(why, "The submitted message is not valid base64.");
+	*out = xmalloc(*len + 1);
+	memcpy(*out, bytes, *len);
+	(*out)[*len] = '\0';
+	free(bytes);
+	return 0;
+}
+
 int compose_message(const cJSON *payload, int part, const char *message_id, int64_t date,
 		    char **out, size_t *len, const char **why)
 {
@@ -608,6 +684,8 @@ int compose_message(const cJSON *payload, int part, const char *message_id, int6
 	*out = NULL;
 	*len = 0;
 	*why = NULL;
+	if (smtp_of(payload))
+		return smtp_message(smtp_of(payload), part, out, len, why);
 	if (!p)
 		return refuse(why, "There is no such personalization.");
 	/* A personalization with values is composed from its view, which has them in. */

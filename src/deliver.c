@@ -165,8 +165,19 @@ static struct store_outcome *defer(struct courier *w, const struct store_queued 
 	return finish(w, m, "deferred", NULL, reply, rejected, now + backoff(cfg, m->attempts));
 }
 
-/* The delivery-time re-check. Returns true when the message may still be sent. */
-static bool still_allowed(struct courier *w, const struct store_queued *m, const cJSON *rejected)
+/* Every identity a message shows: its From, and for a submitted one the envelope sender
+ * and the Sender header too (NULL when absent). */
+static void identities(const struct store_queued *m, const cJSON *payload, const char *out[3])
+{
+	out[0] = m->from;
+	out[1] = compose_mail_from(payload);
+	out[2] = compose_sender(payload);
+}
+
+/* The delivery-time re-check of every identity. Returns true when the message may still be
+ * sent; otherwise it is dropped with the first refusal's reason. */
+static bool still_allowed(struct courier *w, const struct store_queued *m, const cJSON *payload,
+			  const cJSON *rejected)
 {
 	struct deliver *d = w->d;
 	if (m->system)
@@ -177,11 +188,15 @@ static bool still_allowed(struct courier *w, const struct store_queued *m, const
 		defer(w, m, "the policy could not be read", rejected)->not_attempted = true;
 		return false;
 	}
-	enum policy_reason r = policy_decide(policy_ref_policy(ref), m->from);
+	const char *who[3];
+	enum policy_reason r = POLICY_ALLOW;
+	identities(m, payload, who);
+	for (size_t i = 0; i < ARRAY_LEN(who) && r == POLICY_ALLOW; i++)
+		if (who[i] && (r = policy_decide(policy_ref_policy(ref), who[i])) != POLICY_ALLOW)
+			drops_record(d->drops, m->account_id, m->api_key_id, who[i], r);
 	policy_ref_release(ref);
 	if (r == POLICY_ALLOW)
 		return true;
-	drops_record(d->drops, m->account_id, m->api_key_id, m->from, r);
 	finish(w, m, "dropped", policy_reason_code(r), NULL, rejected, 0);
 	return false;
 }
@@ -343,7 +358,9 @@ static enum relay_outcome send_part(struct courier *w, const struct store_queued
 		snprintf(res->reply, sizeof(res->reply), "not signed: %s", why_sign);
 		return RELAY_DEFERRED;
 	}
-	relay_send(w->relay, name, m->from, rcpts, n, data, len, res);
+	/* A submitted message goes from its envelope sender, as its client asked. */
+	const char *mail_from = compose_mail_from(payload);
+	relay_send(w->relay, name, mail_from ? mail_from : m->from, rcpts, n, data, len, res);
 	free(data);
 	return res->outcome;
 }
@@ -404,7 +421,7 @@ static void process(struct courier *w, struct store_queued *m)
 	int64_t first_due = part_due(payload, m->parts_done);
 	if (first_due > m->created_at)
 		m->created_at = first_due;
-	if (!still_allowed(w, m, rejected))
+	if (!still_allowed(w, m, payload, rejected))
 		goto out;
 	/* A verification email is queued without its body: the link is opened only now. */
 	if (m->system && notify_render(payload, d->cfg) < 0) {

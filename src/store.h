@@ -107,8 +107,9 @@ struct store_message {
 	int64_t account_id;
 	int64_t api_key_id; /* 0 for Postern's own mail */
 	bool system;	    /* Postern's own mail: never subject to the account's policy */
+	const char *source; /* how it came: "api" (also when NULL), "smtp" or "system" */
 	const char *from;
-	const char *payload; /* canonical JSON (send.h) */
+	const char *payload; /* canonical JSON (send.h), or a submitted message's (compose.h) */
 	int recipients;
 	int64_t send_at; /* when its first personalization is due; 0 for now */
 	int64_t now;
@@ -154,6 +155,7 @@ struct store_message_info {
 	char from[ADDR_MAX];
 	char status[16];
 	bool system;
+	char source[8]; /* "api", "smtp" or "system" */
 	int attempts;
 	int recipients;
 	int64_t created_at;

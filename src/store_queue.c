@@ -102,16 +102,16 @@ int store_messages_add(struct store *s, const struct store_message *m, size_t n)
 	for (size_t i = 0; i < n && rc == STORE_OK; i++)
 		rc = sq_exec(
 			&c, NULL,
-			"INSERT INTO messages (uid, account_id, api_key_id, system, from_addr, "
-			"status, next_attempt_at, send_at, recipients, payload, created_at, "
-			"updated_at) VALUES (?, ?, NULLIF(?, 0), ?, ?, "
+			"INSERT INTO messages (uid, account_id, api_key_id, system, source, "
+			"from_addr, status, next_attempt_at, send_at, recipients, payload, "
+			"created_at, updated_at) VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, "
 			"CASE WHEN ? > 0 THEN 'scheduled' ELSE 'queued' END, ?, NULLIF(?, 0), ?, "
 			"?, "
 			"?, ?)",
-			"siidsiiidsii", m[i].uid, m[i].account_id, m[i].api_key_id,
-			m[i].system ? 1 : 0, m[i].from, m[i].send_at,
-			m[i].send_at > m[i].now ? m[i].send_at : m[i].now, m[i].send_at,
-			m[i].recipients, m[i].payload, m[i].now, m[i].now);
+			"siidssiiidsii", m[i].uid, m[i].account_id, m[i].api_key_id,
+			m[i].system ? 1 : 0, m[i].source ? m[i].source : "api", m[i].from,
+			m[i].send_at, m[i].send_at > m[i].now ? m[i].send_at : m[i].now,
+			m[i].send_at, m[i].recipients, m[i].payload, m[i].now, m[i].now);
 	/* The commit is the fsync that makes every message of the batch durable at once. */
 	rc = sq_end_batch(&c, rc);
 	sq_release(&c);
@@ -230,7 +230,7 @@ int store_messages_finish(struct store *s, const struct store_finish *f, size_t 
 #define MESSAGE_COLUMNS                                                                            \
 	"uid, from_addr, CASE status WHEN 'sending' THEN 'queued' ELSE status END, system, "       \
 	"attempts, recipients, created_at, updated_at, next_attempt_at, reason, last_reply, "      \
-	"rejected, send_at"
+	"rejected, send_at, source"
 
 static void read_message(const struct sq_res *r, void *row)
 {
@@ -248,6 +248,7 @@ static void read_message(const struct sq_res *r, void *row)
 	sq_col_text(r, 10, m->last_reply, sizeof(m->last_reply));
 	sq_col_text(r, 11, m->rejected, sizeof(m->rejected));
 	m->send_at = sq_int(r, 12);
+	sq_col_text(r, 13, m->source, sizeof(m->source));
 }
 
 int store_messages_list(struct store *s, int64_t account_id, const char *status, int limit,

@@ -7,7 +7,9 @@
 #include <time.h>
 
 #include "auth.h"
+#include "compose.h"
 #include "log.h"
+#include "submission.h"
 #include "util.h"
 
 static const enum err reason_errs[POLICY_REASON_COUNT] = {
@@ -100,6 +102,7 @@ int submit_system(struct queue *q, int64_t account_id, const char *from, const c
 	struct store_message m = {.uid = id,
 				  .account_id = account_id,
 				  .system = true,
+				  .source = "system",
 				  .from = from,
 				  .payload = json,
 				  .recipients = recipients,
@@ -109,28 +112,48 @@ int submit_system(struct queue *q, int64_t account_id, const char *from, const c
 	return rc;
 }
 
-/* TEMPORARY minimal form until the SMTP message work lands: the envelope only, a
- * placeholder payload. See submit.h for the contract. */
+/* Both header identities must pass, as the envelope sender did at MAIL FROM; the first
+ * refusal is the answer. */
+static enum err check_headers(struct policy_cache *policies, struct drops *drops,
+			      const struct store_apikey *key, const struct submission *s)
+{
+	enum err e = submit_check_address(policies, drops, key, s->from);
+	if (e == ERR_OK && s->sender[0])
+		e = submit_check_address(policies, drops, key, s->sender);
+	return e;
+}
+
 enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drops *drops,
 		     const struct store_apikey *key, const struct submit_smtp_in *in,
 		     struct submit *out, char *why, size_t whylen, void (*done)(void *arg, int rc),
 		     void *arg)
 {
-	(void)policies;
-	(void)drops;
-	(void)why;
-	(void)whylen;
+	struct submission s;
+	int64_t now = util_now();
 	submit_message_id(out->id);
-	util_copy(out->from, sizeof(out->from), in->mail_from);
-	out->payload = xstrdup("{\"smtp\":{}}");
+	out->payload = NULL;
+	if (submission_make(in->data, in->len, out->id, now, &s, why, whylen) < 0)
+		return ERR_INVALID_REQUEST;
+	enum err e = check_headers(policies, drops, key, &s);
+	if (e != ERR_OK) {
+		submission_free(&s);
+		return e;
+	}
+	/* The header From is the message's from: DKIM signs for its domain, and the
+	 * delivery-time re-check starts with it. */
+	util_copy(out->from, sizeof(out->from), s.from);
+	out->payload =
+		compose_smtp_payload(in->mail_from, in->rcpts, in->nrcpts, s.sender, s.data, s.len);
+	submission_free(&s);
 	out->m = (struct store_message){
 		.uid = out->id,
 		.account_id = key->account_id,
 		.api_key_id = key->id,
+		.source = "smtp",
 		.from = out->from,
 		.payload = out->payload,
 		.recipients = in->nrcpts,
-		.now = util_now(),
+		.now = now,
 	};
 	queue_put_async(q, &out->m, done, arg);
 	return ERR_OK;

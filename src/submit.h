@@ -1,5 +1,5 @@
-/* The send service: what every front end that accepts mail (the HTTP send APIs, the coming
- * SMTP submission) calls with a parsed request and the API key that sent it. Check, then
+/* The send service: what every front end that accepts mail (the HTTP send APIs, SMTP
+ * submission) calls with a parsed request and the API key that sent it. Check, then
  * proceed: submit_check asks the sender policy and counts a refusal as a drop;
  * submit_queue hands an allowed message to the queue, or submit_sandbox counts one that is
  * only being tried out. Postern's own mail enters through
@@ -51,8 +51,8 @@ void submit_free(struct submit *m);
 
 /* An SMTP transaction at the end of DATA. */
 struct submit_smtp_in {
-	const char *mail_from;	   /* normalized; already allowed at MAIL FROM */
-	const char *const *rcpts;  /* normalized envelope recipients */
+	const char *mail_from;	  /* normalized; already allowed at MAIL FROM */
+	const char *const *rcpts; /* normalized envelope recipients */
 	int nrcpts;
 	const char *data; /* the message as received: dot-stuffing undone, CRLF line ends */
 	size_t len;

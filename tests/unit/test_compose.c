@@ -788,6 +788,69 @@ static void test_hostile_message_id_refused(void **state)
 	cJSON_Delete(payload);
 }
 
+/* A submitted message: one part, its envelope, its bytes back exactly (8-bit included). */
+static void test_smtp_form_round_trips(void **state)
+{
+	(void)state;
+	static const char data[] = "From: a@acme.test\r\nSubject: Gr\xc3\xbc\xc3\x9f"
+				   "e\r\n\r\n\xe9t\xe9 \xff\r\n";
+	const char *rcpts[] = {"bob@example.test", "cy@example.test"};
+	char *json = compose_smtp_payload("bounce@acme.test", rcpts, 2, "ops@acme.test", data,
+					  sizeof(data) - 1);
+	cJSON *payload = cJSON_Parse(json);
+	assert_non_null(payload);
+	free(json);
+	assert_int_equal(compose_parts(payload), 1);
+	assert_string_equal(compose_mail_from(payload), "bounce@acme.test");
+	assert_string_equal(compose_sender(payload), "ops@acme.test");
+	const char *out[4];
+	assert_int_equal(compose_recipients(payload, 0, out, 4), 2);
+	assert_string_equal(out[0], "bob@example.test");
+	assert_string_equal(out[1], "cy@example.test");
+	assert_int_equal(compose_recipients(payload, 1, out, 4), -1);
+
+	char *raw;
+	size_t len;
+	const char *why;
+	assert_int_equal(compose_message(payload, 0, MSGID, DATE, &raw, &len, &why), 0);
+	assert_int_equal(len, sizeof(data) - 1);
+	assert_memory_equal(raw, data, len);
+	assert_int_equal(raw[len], '\0');
+	free(raw);
+	assert_int_equal(compose_message(payload, 1, MSGID, DATE, &raw, &len, &why), -1);
+	cJSON_Delete(payload);
+}
+
+static void test_smtp_form_without_sender(void **state)
+{
+	(void)state;
+	const char *rcpts[] = {"bob@example.test"};
+	char *json = compose_smtp_payload("a@acme.test", rcpts, 1, NULL, "x", 1);
+	cJSON *payload = cJSON_Parse(json);
+	free(json);
+	assert_null(compose_sender(payload));
+	cJSON_Delete(payload);
+	/* A composed message has no envelope of its own. */
+	payload = tu_json("{" BASE "," ONE_PERSON "}");
+	assert_null(compose_mail_from(payload));
+	assert_null(compose_sender(payload));
+	cJSON_Delete(payload);
+}
+
+static void test_smtp_form_bad_base64_refused(void **state)
+{
+	(void)state;
+	cJSON *payload = tu_json("{'smtp':{'mail_from':'a@acme.test','rcpt':['b@example.test'],"
+				 "'mime':'@@@'}}");
+	char *raw;
+	size_t len;
+	const char *why;
+	assert_int_equal(compose_message(payload, 0, MSGID, DATE, &raw, &len, &why), -1);
+	assert_null(raw);
+	tu_assert_contains(why, "base64");
+	cJSON_Delete(payload);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -818,6 +881,9 @@ int main(void)
 		cmocka_unit_test(test_part_out_of_range),
 		cmocka_unit_test(test_hostile_inputs_refused),
 		cmocka_unit_test(test_hostile_message_id_refused),
+		cmocka_unit_test(test_smtp_form_round_trips),
+		cmocka_unit_test(test_smtp_form_without_sender),
+		cmocka_unit_test(test_smtp_form_bad_base64_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -1,0 +1,197 @@
+/* Submission fix-ups on a message's own bytes: GMime finds the header fields and where each
+ * begins; the result is the original with Bcc fields cut out and missing fields prepended,
+ * never a re-serialization (which would rewrite folding, encodings and 8-bit text). */
+#include "submission.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gmime/gmime.h>
+
+#include "compose.h"
+#include "util.h"
+
+/* A byte range of the message, to be left out. */
+struct cut {
+	size_t begin, end;
+};
+
+static int refuse(char *why, size_t whylen, const char *sentence)
+{
+	snprintf(why, whylen, "%s", sentence);
+	return -1;
+}
+
+/* The end of the field starting at offset: after its last line, continuation lines
+ * (starting with a space or a tab) included. */
+static size_t field_end(const char *data, size_t len, size_t offset)
+{
+	for (size_t i = offset; i + 1 < len; i++)
+		if (data[i] == '\r' && data[i + 1] == '\n' &&
+		    (i + 2 >= len || (data[i + 2] != ' ' && data[i + 2] != '\t')))
+			return i + 2;
+	return len;
+}
+
+/* The one mailbox of an address field, normalized into out. -1 when the field holds no
+ * address, several or a group; -2 with *bad set when its address is not usable. */
+static int one_mailbox(GMimeHeader *h, char out[ADDR_MAX], const char **bad)
+{
+	/* The raw value: decoding the display names first could turn "=?utf-8?q?a=2C_b?="
+	 * into a comma, and one address into two. */
+	InternetAddressList *list =
+		internet_address_list_parse(NULL, g_mime_header_get_raw_value(h));
+	int rc = -1;
+	if (list && internet_address_list_length(list) == 1) {
+		InternetAddress *ia = internet_address_list_get_address(list, 0);
+		if (INTERNET_ADDRESS_IS_MAILBOX(ia))
+			rc = addr_normalize(internet_address_mailbox_get_addr(
+						    INTERNET_ADDRESS_MAILBOX(ia)),
+					    out, bad) == 0
+				     ? 0
+				     : -2;
+	}
+	if (list)
+		g_object_unref(list);
+	return rc;
+}
+
+/* What the header fields say: the identities, which fields are missing, what to cut. */
+struct fields {
+	int nfrom, nsender;
+	bool has_date, has_msgid;
+	struct cut *cuts;
+	int ncuts;
+};
+
+static bool named(GMimeHeader *h, const char *name)
+{
+	return strcasecmp(g_mime_header_get_name(h), name) == 0;
+}
+
+/* An identity field (From, Sender): the first one is read into out, a second refused. */
+static int read_identity(GMimeHeader *h, const char *name, int *count, char out[ADDR_MAX],
+			 char *why, size_t whylen)
+{
+	const char *bad = NULL;
+	if ((*count)++) {
+		snprintf(why, whylen, "the message must have %s %s header",
+			 strcmp(name, "From") == 0 ? "exactly one" : "at most one", name);
+		return -1;
+	}
+	int rc = one_mailbox(h, out, &bad);
+	if (rc == -1)
+		snprintf(why, whylen, "the %s header must hold exactly one address", name);
+	else if (rc == -2)
+		snprintf(why, whylen, "the %s header's address cannot be used: %s", name, bad);
+	return rc < 0 ? -1 : 0;
+}
+
+static int read_field(GMimeHeaderList *list, int i, const char *data, size_t len, struct fields *f,
+		      struct submission *out, char *why, size_t whylen)
+{
+	GMimeHeader *h = g_mime_header_list_get_header_at(list, i);
+	if (named(h, "From") && read_identity(h, "From", &f->nfrom, out->from, why, whylen) < 0)
+		return -1;
+	if (named(h, "Sender") &&
+	    read_identity(h, "Sender", &f->nsender, out->sender, why, whylen) < 0)
+		return -1;
+	f->has_date |= named(h, "Date");
+	f->has_msgid |= named(h, "Message-ID");
+	if (named(h, "Bcc")) {
+		size_t begin = (size_t)g_mime_header_get_offset(h);
+		size_t end = i + 1 < g_mime_header_list_get_count(list)
+				     ? (size_t)g_mime_header_get_offset(
+					       g_mime_header_list_get_header_at(list, i + 1))
+				     : field_end(data, len, begin);
+		f->cuts[f->ncuts++] = (struct cut){begin, end};
+	}
+	return 0;
+}
+
+static int read_fields(GMimeHeaderList *list, const char *data, size_t len, struct fields *f,
+		       struct submission *out, char *why, size_t whylen)
+{
+	int n = g_mime_header_list_get_count(list);
+	f->cuts = xmalloc(sizeof(*f->cuts) * (size_t)(n ? n : 1));
+	for (int i = 0; i < n; i++)
+		if (read_field(list, i, data, len, f, out, why, whylen) < 0)
+			return -1;
+	if (!f->nfrom)
+		return refuse(why, whylen, "the message has no From header");
+	return 0;
+}
+
+/* The fields a submission server adds, as lines to prepend. */
+static GString *added_fields(const struct fields *f, const char *id, const char *from, int64_t date)
+{
+	GString *s = g_string_new(NULL);
+	if (!f->has_date) {
+		GDateTime *when = g_date_time_new_from_unix_utc(date);
+		char *text = g_mime_utils_header_format_date(when);
+		g_string_append_printf(s, "Date: %s\r\n", text);
+		g_free(text);
+		g_date_time_unref(when);
+	}
+	if (!f->has_msgid)
+		g_string_append_printf(s, "Message-ID: <%s@%s>\r\n", id, addr_domain(from));
+	return s;
+}
+
+/* The added fields, then data without the cut ranges. */
+static void assemble(const char *data, size_t len, const struct fields *f, GString *added,
+		     struct submission *out)
+{
+	out->data = xmalloc(added->len + len + 1);
+	memcpy(out->data, added->str, added->len);
+	out->len = added->len;
+	size_t at = 0;
+	for (int i = 0; i < f->ncuts; i++) {
+		memcpy(out->data + out->len, data + at, f->cuts[i].begin - at);
+		out->len += f->cuts[i].begin - at;
+		at = f->cuts[i].end;
+	}
+	memcpy(out->data + out->len, data + at, len - at);
+	out->len += len - at;
+	out->data[out->len] = '\0';
+}
+
+static GMimeMessage *parse(const char *data, size_t len)
+{
+	compose_init();
+	GMimeStream *stream = g_mime_stream_mem_new_with_buffer(data, len);
+	GMimeParser *parser = g_mime_parser_new_with_stream(stream);
+	GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
+	g_object_unref(parser);
+	g_object_unref(stream);
+	return msg;
+}
+
+int submission_make(const char *data, size_t len, const char *id, int64_t date,
+		    struct submission *out, char *why, size_t whylen)
+{
+	*out = (struct submission){0};
+	GMimeMessage *msg = parse(data, len);
+	if (!msg)
+		return refuse(why, whylen, "the message cannot be parsed: no header fields found");
+	struct fields f = {0};
+	int rc = read_fields(g_mime_object_get_header_list(GMIME_OBJECT(msg)), data, len, &f, out,
+			     why, whylen);
+	if (rc == 0) {
+		GString *added = added_fields(&f, id, out->from, date);
+		assemble(data, len, &f, added, out);
+		g_string_free(added, TRUE);
+	}
+	free(f.cuts);
+	g_object_unref(msg);
+	return rc;
+}
+
+void submission_free(struct submission *s)
+{
+	free(s->data);
+	s->data = NULL;
+}

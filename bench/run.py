@@ -14,7 +14,8 @@ Figures, one file each (bench/figN_*.py, a run(ctx) function): 1 accepted sends 
 2 refused sends vs nginx, 3 policy decision microbenchmark, 4 DKIM-signed delivery vs
 smtp-source, 5 memory, 6 latency at half the maximum rate, 7 scaling (HTTP threads, relay
 connections), 8 accepted sends on PostgreSQL (issue #9) with one node and with two nodes
-sharing the database, vs nginx. bench/common.py holds what they share, bench/report.py the
+sharing the database, vs nginx, 9 SMTP intake (issue #16) vs a private Postfix and
+smtp-sink. bench/common.py holds what they share, bench/report.py the
 charts and results.md.
 
 Python 3 standard library only, plus the integration tests' harness
@@ -39,10 +40,12 @@ import fig5_memory
 import fig6_latency
 import fig7_scaling
 import fig8_postgres
+import fig9_smtp
 import report
 
 FIGURES = {1: fig1_accepted, 2: fig2_refused, 3: fig3_policy, 4: fig4_delivery,
-           5: fig5_memory, 6: fig6_latency, 7: fig7_scaling, 8: fig8_postgres}
+           5: fig5_memory, 6: fig6_latency, 7: fig7_scaling, 8: fig8_postgres,
+           9: fig9_smtp}
 
 
 def options():

@@ -69,7 +69,9 @@ function withTimeout(promise, ms, what) {
  * panel test runs the daemon the way every Python suite does. dir and db exist before
  * start(), for the CLI fixtures; serveArgs are further launcher options (--sink, --account
  * ...), and info is the launcher's JSON line once started. The launcher stops the daemon by
- * PID when its standard input closes or it gets SIGTERM.
+ * PID when its standard input closes or it gets SIGTERM. With '--smtp' among serveArgs the
+ * daemon also takes SMTP (STARTTLS offered, a self-signed certificate): the launcher's line
+ * then carries smtp_port, which smtpPort gives.
  */
 class Gateway {
   constructor(serveArgs = []) {
@@ -84,6 +86,10 @@ class Gateway {
 
   get base() {
     return `http://127.0.0.1:${this.port}`;
+  }
+
+  get smtpPort() {
+    return this.info && this.info.smtp_port;
   }
 
   async start(timeoutMs = 30000) {
@@ -110,6 +116,10 @@ class Gateway {
     }), timeoutMs, 'harness.py serve');
     this.info = info;
     this.port = info.port;
+    if (this.serveArgs.includes('--smtp') && !info.smtp_port) {
+      await this.stop();
+      throw new Error(`harness.py serve --smtp printed no smtp_port: ${JSON.stringify(info)}`);
+    }
     return this;
   }
 

@@ -87,6 +87,31 @@ static int check_utf8(const struct cli_cmd *cmd)
 	return 0;
 }
 
+/* Options of these kinds may be given several times; their value is every value given,
+ * one a line. A command has at most one of them. */
+static const char *const repeated_args[] = {"CIDR"};
+
+static bool repeated(const struct cli_opt *o)
+{
+	for (size_t i = 0; o->arg && i < ARRAY_LEN(repeated_args); i++)
+		if (strcmp(o->arg, repeated_args[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Adds value to the repeated option o's values; NULL when they no longer fit. */
+static const char *join(const struct cli_opt *o, const char *value)
+{
+	static char values[4096];
+	if (!o->value)
+		values[0] = '\0';
+	size_t had = strlen(values);
+	if (had + strlen(value) + 2 > sizeof(values))
+		return NULL;
+	snprintf(values + had, sizeof(values) - had, "%s%s", had ? "\n" : "", value);
+	return values;
+}
+
 /* Parses "--name value" and "--name=value". Returns 0, HELP_SHOWN or EXIT_USAGE. */
 static int parse_opts(struct cli_cmd *cmd, int argc, char **argv)
 {
@@ -135,7 +160,11 @@ static int parse_opts(struct cli_cmd *cmd, int argc, char **argv)
 				o->arg);
 			return EXIT_USAGE;
 		}
-		o->value = value;
+		o->value = repeated(o) ? join(o, value) : value;
+		if (!o->value) {
+			fprintf(stderr, "postern %s: too many %s values\n", cmd->words, name);
+			return EXIT_USAGE;
+		}
 	}
 	for (const struct cli_opt *o = cmd->opts; o->name; o++) {
 		if (o->required && !o->value) {
@@ -404,10 +433,32 @@ static int cmd_user_add(struct cli_opt *o)
 	return code;
 }
 
+/* Reads the --smtp-ip values (one a line) into l; 0, or EXIT_USAGE naming the bad one. */
+static int read_networks(const char *values, struct net_list *l)
+{
+	char buf[4096];
+	l->n = 0;
+	util_copy(buf, sizeof(buf), values ? values : "");
+	/* Split by hand, not with strtok: an empty value is a mistake to name, not skip. */
+	for (char *w = buf; values && w;) {
+		char *end = strchr(w, '\n');
+		if (end)
+			*end++ = '\0';
+		const char *why = keys_network_add(l, w);
+		if (why) {
+			fprintf(stderr, "postern: --smtp-ip '%s': %s\n", w, why);
+			return EXIT_USAGE;
+		}
+		w = end;
+	}
+	return 0;
+}
+
 static int cmd_key_create(struct cli_opt *o)
 {
 	struct store_account acct;
 	struct store_apikey made;
+	struct net_list nets;
 	char key[AUTH_KEY_LEN];
 	const char *name = opt(o, "--name");
 
@@ -416,10 +467,12 @@ static int cmd_key_create(struct cli_opt *o)
 			STORE_NAME_MAX - 1);
 		return EXIT_USAGE;
 	}
+	if (read_networks(opt(o, "--smtp-ip"), &nets) != 0)
+		return EXIT_USAGE;
 	struct store *s = open_account(o, &acct);
 	if (!s)
 		return EXIT_FAIL;
-	int rc = keys_create(s, &audit_cli, acct.id, name, &made, key);
+	int rc = keys_create(s, &audit_cli, acct.id, name, &nets, &made, key);
 	if (rc == STORE_OK) {
 		/* The key itself is shown this once; only its hash is kept. */
 		printf("%s\n", key);
@@ -427,6 +480,9 @@ static int cmd_key_create(struct cli_opt *o)
 			"postern: API key '%s' created for account %s; store it now, it "
 			"cannot be shown again\n",
 			name, acct.name);
+		if (*made.smtp_ips)
+			fprintf(stderr, "postern: it may send over SMTP without AUTH from %s\n",
+				made.smtp_ips);
 	} else {
 		fprintf(stderr, "postern: cannot store the API key\n");
 	}
@@ -609,7 +665,12 @@ static struct cli_cmd commands[] = {
 	{"key create",
 	 cmd_key_create,
 	 "Create an API key for an account and print it once",
-	 {DB_OPT, ACCOUNT_OPT, {"--name", "LABEL", "a label to recognise the key by", true, NULL}}},
+	 {DB_OPT,
+	  ACCOUNT_OPT,
+	  {"--name", "LABEL", "a label to recognise the key by", true, NULL},
+	  {"--smtp-ip", "CIDR",
+	   "a network that may send over SMTP as this key without AUTH (repeatable)", false,
+	   NULL}}},
 	{"domain add",
 	 cmd_domain_add,
 	 "Add an approved sending domain to an account (pending unless --verified)",

@@ -1,27 +1,81 @@
 /* API keys: made from fresh random bytes, stored as a hash with their first characters to
- * recognise them by, and audited in one spelling whoever asks. */
+ * recognise them by, and audited in one spelling whoever asks. Over SMTP a key is the AUTH
+ * password, or is implied by the network a client connects from. */
 #include "keys.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "util.h"
 
+static const char network_form[] =
+	"Give a network as an IPv4 or IPv6 address with an optional /prefix, like 10.0.0.0/8 "
+	"or ::1.";
+
+/* One network as a key keeps it: the address in its canonical spelling, and the prefix. */
+static void network_text(const struct net *n, char *out, size_t len)
+{
+	char addr[INET6_ADDRSTRLEN];
+	if (!inet_ntop(n->family, n->addr, addr, sizeof(addr)))
+		addr[0] = '\0';
+	snprintf(out, len, "%s/%d", addr, n->prefix);
+}
+
+void keys_networks_text(const struct net_list *l, char out[STORE_SMTP_IPS_MAX])
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; l && i < l->n; i++) {
+		char one[INET6_ADDRSTRLEN + 8];
+		network_text(&l->nets[i], one, sizeof(one));
+		if (used + strlen(one) + 1 >= STORE_SMTP_IPS_MAX)
+			break; /* keys_network_add keeps lists short enough */
+		used += (size_t)snprintf(out + used, STORE_SMTP_IPS_MAX - used, "%s%s",
+					 i ? "," : "", one);
+	}
+}
+
+const char *keys_network_add(struct net_list *l, const char *text)
+{
+	struct net_list one;
+	char bad[64];
+	/* net_parse_list splits at commas and spaces: one entry must be one network. */
+	if (!text || net_parse_list(text, &one, bad, sizeof(bad)) < 0 || one.n != 1)
+		return network_form;
+	if (l->n == NET_MAX)
+		return "A key lists at most 32 networks.";
+	/* Long IPv6 spellings could outgrow what a key keeps before 32 networks do. */
+	char now[STORE_SMTP_IPS_MAX], added[INET6_ADDRSTRLEN + 8];
+	keys_networks_text(l, now);
+	network_text(&one.nets[0], added, sizeof(added));
+	if (strlen(now) + strlen(added) + 1 >= STORE_SMTP_IPS_MAX)
+		return "The networks of a key fit in 1000 characters.";
+	l->nets[l->n++] = one.nets[0];
+	return NULL;
+}
+
 int keys_create(struct store *s, const struct actor *who, int64_t account_id, const char *name,
-		struct store_apikey *out, char text[AUTH_KEY_LEN])
+		const struct net_list *smtp_ips, struct store_apikey *out, char text[AUTH_KEY_LEN])
 {
 	char hash[AUTH_HASH_HEX];
 
 	*out = (struct store_apikey){.account_id = account_id, .created_at = util_now()};
 	util_copy(out->name, sizeof(out->name), name);
+	keys_networks_text(smtp_ips, out->smtp_ips);
 	auth_api_key_new(text);
 	auth_token_hash(text, hash);
 	memcpy(out->shown, text, AUTH_KEY_SHOWN);
 	out->shown[AUTH_KEY_SHOWN] = '\0';
-	int rc = store_apikey_create(s, account_id, out->name, out->shown, hash, out->created_at,
-				     &out->id);
-	if (rc == STORE_OK)
+	int rc = store_apikey_create(s, account_id, out->name, out->shown, hash, out->smtp_ips,
+				     out->created_at, &out->id);
+	if (rc != STORE_OK)
+		return rc;
+	if (*out->smtp_ips)
+		audit_write(s, who, account_id, "key.created", out->shown, "name=%s smtp_ips=%s",
+			    out->name, out->smtp_ips);
+	else
 		audit_write(s, who, account_id, "key.created", out->shown, "name=%s", out->name);
 	return rc;
 }
@@ -57,26 +111,57 @@ enum err keys_authenticate(struct policy_cache *pc, const char *text, struct sto
 	return ERR_OK;
 }
 
-/* TEMPORARY minimal form (user "apikey" only, no lockout) until the SMTP credentials work
- * lands; see keys.h for the contract. */
+/* The throttle failed SMTP AUTHs count under: per client, whatever user and key it tries.
+ * A hash, so the table holds no address. */
+static struct store_throttle smtp_throttle(const char *ip)
+{
+	struct store_throttle t = {.free = KEYS_SMTP_FREE_FAILURES,
+				   .wait = SESSION_FIRST_WAIT,
+				   .wait_max = SESSION_LONGEST_WAIT};
+	char client[INET6_ADDRSTRLEN + 1], name[INET6_ADDRSTRLEN + 32];
+	net_client_net(ip ? ip : "", client, sizeof(client));
+	snprintf(name, sizeof(name), "smtp-auth %zu:%s", strlen(client), client);
+	auth_token_hash(name, t.key);
+	return t;
+}
+
+/* A wrong user or key: counted against the client, who may now have to wait. */
+static enum err smtp_auth_failed(struct store *s, const struct store_throttle *t,
+				 int64_t *retry_after)
+{
+	int64_t now = util_now();
+	int failures;
+	if (store_login_attempt(s, t, 1, now, now - SESSION_FORGET, &failures, retry_after) !=
+	    STORE_OK)
+		return ERR_STORE_UNAVAILABLE;
+	return *retry_after > 0 ? ERR_TOO_MANY_ATTEMPTS : ERR_INVALID_CREDENTIALS;
+}
+
 enum err keys_smtp_auth(struct store *s, struct policy_cache *pc, const char *user,
 			const char *password, const char *ip, struct store_apikey *out,
 			int64_t *retry_after)
 {
-	(void)s;
-	(void)ip;
+	struct store_throttle t = smtp_throttle(ip);
 	*retry_after = 0;
-	if (strcasecmp(user, "apikey") != 0)
-		return ERR_INVALID_CREDENTIALS;
+	/* The key is looked up whatever the user, so a wrong user costs what a wrong key does. */
 	enum err e = keys_authenticate(pc, password, out);
-	return e == ERR_INVALID_API_KEY ? ERR_INVALID_CREDENTIALS : e;
+	if (e == ERR_STORE_UNAVAILABLE)
+		return e;
+	bool user_ok = user && (strcasecmp(user, "apikey") == 0 ||
+				(e == ERR_OK && strcmp(user, out->account_name) == 0));
+	if (e != ERR_OK || !user_ok)
+		return smtp_auth_failed(s, &t, retry_after);
+	/* Right credentials: only read whether the client must still wait, so a busy sender's
+	 * AUTHs write nothing. */
+	if (store_login_blocked(s, &t, util_now(), retry_after) != STORE_OK)
+		return ERR_STORE_UNAVAILABLE;
+	return *retry_after > 0 ? ERR_TOO_MANY_ATTEMPTS : ERR_OK;
 }
 
-/* TEMPORARY: no key has networks yet. */
 enum err keys_smtp_ip(struct policy_cache *pc, const char *ip, struct store_apikey *out)
 {
-	(void)pc;
-	(void)ip;
-	(void)out;
-	return ERR_NOT_FOUND;
+	int rc = policy_cache_smtp_ip(pc, ip, out);
+	if (rc == STORE_NOT_FOUND)
+		return ERR_NOT_FOUND;
+	return rc == STORE_OK ? ERR_OK : ERR_STORE_UNAVAILABLE;
 }

@@ -1,5 +1,7 @@
 /* API keys, the service: making one (its text shown once, only its hash and first
- * characters kept) and revoking one, each audited. HTTP and the CLI both call it. */
+ * characters kept, with the networks it may send from over SMTP without AUTH) and revoking
+ * one, each audited; and recognising one, over HTTP and SMTP. HTTP and the CLI both call
+ * it. */
 #ifndef POSTERN_KEYS_H
 #define POSTERN_KEYS_H
 
@@ -8,13 +10,28 @@
 #include "audit.h"
 #include "auth.h"
 #include "err.h"
+#include "net.h"
 #include "policy_cache.h"
+#include "session.h"
 #include "store.h"
 
-/* Makes a key named name (checked by the caller) in the account. out gets the stored key;
- * text, the key itself, to be shown this once. A store_rc. */
+/* Failed SMTP AUTHs from one client before each further one makes it wait (from
+ * SESSION_FIRST_WAIT, doubling, up to SESSION_LONGEST_WAIT; forgotten after
+ * SESSION_FORGET, like the login's). A client is net_client_net of its address. */
+#define KEYS_SMTP_FREE_FAILURES 10
+
+/* Adds one network to l: "10.0.0.0/8", "fd00::/8", or a bare address (/32 or /128).
+ * NULL, or why it cannot be added, as a sentence for the user. */
+const char *keys_network_add(struct net_list *l, const char *text);
+/* Writes l as a key keeps it ("10.0.0.0/8,::1/128"), "" for none. */
+void keys_networks_text(const struct net_list *l, char out[STORE_SMTP_IPS_MAX]);
+
+/* Makes a key named name (checked by the caller) in the account, allowed to send over SMTP
+ * without AUTH from the networks of smtp_ips (NULL or empty for none; built with
+ * keys_network_add). out gets the stored key; text, the key itself, to be shown this once.
+ * A store_rc. */
 int keys_create(struct store *s, const struct actor *who, int64_t account_id, const char *name,
-		struct store_apikey *out, char text[AUTH_KEY_LEN]);
+		const struct net_list *smtp_ips, struct store_apikey *out, char text[AUTH_KEY_LEN]);
 /* A store_rc; STORE_NOT_FOUND when the account has no such live key. */
 int keys_revoke(struct store *s, const struct actor *who, int64_t account_id, int64_t id);
 
@@ -24,18 +41,19 @@ int keys_revoke(struct store *s, const struct actor *who, int64_t account_id, in
  * ERR_INVALID_API_KEY, or ERR_STORE_UNAVAILABLE. */
 enum err keys_authenticate(struct policy_cache *pc, const char *text, struct store_apikey *out);
 
-/* SMTP AUTH: user is "apikey" (as SendGrid's relay expects) or the name of the key's
- * account, password an API key. Failures count toward a per-client lockout like the
- * login's. ERR_OK with out filled; ERR_INVALID_CREDENTIALS (535 5.7.8);
- * ERR_TOO_MANY_ATTEMPTS (421 4.7.0), *retry_after the seconds to wait;
- * ERR_STORE_UNAVAILABLE. */
+/* SMTP AUTH: user is "apikey" (as SendGrid's relay expects, any case) or the name of the
+ * key's account, password an API key. Failures count toward a per-client lockout like the
+ * login's; a success writes nothing (it reads whether the client must wait). ERR_OK with
+ * out filled; ERR_INVALID_CREDENTIALS (535 5.7.8); ERR_TOO_MANY_ATTEMPTS (421 4.7.0),
+ * *retry_after the seconds to wait; ERR_STORE_UNAVAILABLE. */
 enum err keys_smtp_auth(struct store *s, struct policy_cache *pc, const char *user,
 			const char *password, const char *ip, struct store_apikey *out,
 			int64_t *retry_after);
 
 /* SMTP-IP credentials: the live key whose smtp_ips networks hold ip (text), for clients
- * that cannot authenticate. ERR_OK with out filled, ERR_NOT_FOUND, or
- * ERR_STORE_UNAVAILABLE. */
+ * that cannot authenticate, from memory (policy_cache_smtp_ip). When several do, the most
+ * specific network wins, then the oldest key (lowest id). ERR_OK with out filled,
+ * ERR_NOT_FOUND, or ERR_STORE_UNAVAILABLE. */
 enum err keys_smtp_ip(struct policy_cache *pc, const char *ip, struct store_apikey *out);
 
 #endif

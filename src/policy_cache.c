@@ -2,13 +2,15 @@
  * dropped and rebuilt lazily. Policy changes are rare next to sends, so this is cheap, and
  * it cannot miss a change. Snapshots are reference-counted so a request still deciding
  * with an old one is never left with freed memory. Beside them, the API keys found, each
- * valid while the stamp it was read under holds. */
+ * valid while the stamp it was read under holds, and the table of keys with networks
+ * (SMTP-IP credentials), reloaded whole when the stamp moves. */
 #include "policy_cache.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
 #include "util.h"
@@ -35,6 +37,16 @@ struct key_entry {
 	struct store_apikey key;
 };
 
+/* Every live key with networks, one row per network, ordered by policy_ip_sort. */
+struct ip_table {
+	bool loaded;
+	uint64_t stamp;
+	struct policy_ip_row *rows;
+	size_t n, rows_cap;
+	struct store_apikey *keys;
+	size_t nkeys, keys_cap;
+};
+
 struct policy_cache {
 	struct store *store;
 	pthread_mutex_t lock;
@@ -43,6 +55,8 @@ struct policy_cache {
 	struct cache_entry *buckets[BUCKETS];
 	pthread_mutex_t keys_lock; /* not held while the store is asked */
 	struct key_entry keys[KEYS];
+	pthread_mutex_t ips_lock; /* held while the table reloads: one reload, not a crowd */
+	struct ip_table ips;
 };
 
 struct policy_cache *policy_cache_new(struct store *s)
@@ -51,6 +65,7 @@ struct policy_cache *policy_cache_new(struct store *s)
 	c->store = s;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->keys_lock, NULL);
+	pthread_mutex_init(&c->ips_lock, NULL);
 	return c;
 }
 
@@ -84,8 +99,11 @@ void policy_cache_free(struct policy_cache *c)
 	if (!c)
 		return;
 	clear(c);
+	free(c->ips.rows);
+	free(c->ips.keys);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->keys_lock);
+	pthread_mutex_destroy(&c->ips_lock);
 	free(c);
 }
 
@@ -177,4 +195,93 @@ int policy_cache_apikey_touch(struct policy_cache *c, int64_t id, int64_t now)
 			c->keys[i].key.last_used_at = now;
 	pthread_mutex_unlock(&c->keys_lock);
 	return store_apikey_touch(c->store, id, now);
+}
+
+static int ip_row_cmp(const void *a, const void *b)
+{
+	const struct policy_ip_row *x = a, *y = b;
+	int px = x->net.nets[0].prefix, py = y->net.nets[0].prefix;
+	if (px != py)
+		return px > py ? -1 : 1;
+	return (x->key_id > y->key_id) - (x->key_id < y->key_id);
+}
+
+void policy_ip_sort(struct policy_ip_row *rows, size_t n)
+{
+	qsort(rows, n, sizeof(*rows), ip_row_cmp);
+}
+
+ssize_t policy_ip_find(const struct policy_ip_row *rows, size_t n, const char *ip)
+{
+	for (size_t i = 0; i < n; i++)
+		if (net_contains(&rows[i].net, ip))
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Adds a key and one row per network of it. The text was written by keys_create, so it
+ * parses; a row that does not is left out, never read as "anywhere". */
+static int ip_add(void *arg, const struct store_apikey *k)
+{
+	struct ip_table *t = arg;
+	struct net_list l;
+	char bad[64];
+	if (net_parse_list(k->smtp_ips, &l, bad, sizeof(bad)) < 0) {
+		log_error("smtp: key %lld has a malformed network '%s'", (long long)k->id, bad);
+		return 0;
+	}
+	if (t->nkeys == t->keys_cap) {
+		t->keys_cap = t->keys_cap ? 2 * t->keys_cap : 8;
+		t->keys = xrealloc(t->keys, t->keys_cap * sizeof(*t->keys));
+	}
+	t->keys[t->nkeys] = *k;
+	for (size_t i = 0; i < l.n; i++) {
+		if (t->n == t->rows_cap) {
+			t->rows_cap = t->rows_cap ? 2 * t->rows_cap : 16;
+			t->rows = xrealloc(t->rows, t->rows_cap * sizeof(*t->rows));
+		}
+		t->rows[t->n] = (struct policy_ip_row){.key_id = k->id, .key = t->nkeys};
+		t->rows[t->n].net.nets[0] = l.nets[i];
+		t->rows[t->n].net.n = 1;
+		t->n++;
+	}
+	t->nkeys++;
+	return 0;
+}
+
+/* Reads the table afresh, replacing the one held only when the read succeeds. */
+static int ip_reload(struct policy_cache *c, uint64_t stamp)
+{
+	struct ip_table t = {.loaded = true, .stamp = stamp};
+	int rc = store_apikey_smtp_list(c->store, ip_add, &t);
+	if (rc != STORE_OK) {
+		free(t.rows);
+		free(t.keys);
+		return rc;
+	}
+	policy_ip_sort(t.rows, t.n);
+	free(c->ips.rows);
+	free(c->ips.keys);
+	c->ips = t;
+	return STORE_OK;
+}
+
+int policy_cache_smtp_ip(struct policy_cache *c, const char *ip, struct store_apikey *out)
+{
+	uint64_t stamp;
+	int rc = store_policy_stamp(c->store, &stamp);
+	if (rc != STORE_OK)
+		return rc;
+	pthread_mutex_lock(&c->ips_lock);
+	if (!c->ips.loaded || c->ips.stamp != stamp)
+		rc = ip_reload(c, stamp);
+	if (rc == STORE_OK) {
+		ssize_t i = policy_ip_find(c->ips.rows, c->ips.n, ip);
+		if (i < 0)
+			rc = STORE_NOT_FOUND;
+		else
+			*out = c->ips.keys[c->ips.rows[i].key];
+	}
+	pthread_mutex_unlock(&c->ips_lock);
+	return rc;
 }

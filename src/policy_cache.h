@@ -5,7 +5,9 @@
 #define POSTERN_POLICY_CACHE_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
+#include "net.h"
 #include "policy.h"
 #include "store.h"
 
@@ -23,5 +25,22 @@ void policy_ref_release(struct policy_ref *r);
 int policy_cache_apikey(struct policy_cache *c, const char *key_hash, struct store_apikey *out);
 /* store_apikey_touch, and the kept key's last use with it. */
 int policy_cache_apikey_touch(struct policy_cache *c, int64_t id, int64_t now);
+/* SMTP-IP credentials: the live key with a network that holds ip, out of a table of every
+ * such key kept while the stamp holds, so a connection costs no query. STORE_OK with out
+ * filled, STORE_NOT_FOUND, or STORE_FAIL. */
+int policy_cache_smtp_ip(struct policy_cache *c, const char *ip, struct store_apikey *out);
+
+/* One network of a key, a row of the SMTP-IP table. */
+struct policy_ip_row {
+	struct net_list net; /* this one network */
+	int64_t key_id;
+	size_t key; /* the key's index in the table's keys */
+};
+
+/* Orders the rows so that the first one holding an address is the key it sends as: the
+ * most specific network (the longest prefix) first, then the lowest key id. Pure. */
+void policy_ip_sort(struct policy_ip_row *rows, size_t n);
+/* The index of the first row whose network holds ip, -1 when none. Pure. */
+ssize_t policy_ip_find(const struct policy_ip_row *rows, size_t n, const char *ip);
 
 #endif

@@ -91,13 +91,17 @@ struct store_sender {
 	char verified_via[8]; /* "panel", "link", or "" while pending */
 };
 
+#define STORE_SMTP_IPS_MAX 1024 /* the text of a key's networks, with its NUL */
+
 struct store_apikey {
 	int64_t id;
 	int64_t account_id;
 	char name[STORE_NAME_MAX];
 	char shown[AUTH_KEY_SHOWN + 1];
 	int64_t created_at;
-	int64_t last_used_at; /* 0 when never used */
+	int64_t last_used_at;		   /* 0 when never used */
+	char smtp_ips[STORE_SMTP_IPS_MAX]; /* "10.0.0.0/8,::1/128", "" when none */
+	char account_name[STORE_NAME_MAX]; /* for SMTP AUTH's user name */
 };
 
 /* A message accepted by the send API (or Postern's own mail), stored as queued, or as
@@ -307,13 +311,19 @@ int store_login_attempt(struct store *s, const struct store_throttle *t, size_t 
 int store_login_forgive(struct store *s, const struct store_throttle *t, bool all);
 /* Stamps t's key with the time of a failed check, in a transaction of its own. */
 int store_login_failed(struct store *s, const struct store_throttle *t, int64_t now);
+/* Reads, without counting anything, whether t's key must wait: *retry_after gets the
+ * seconds left, 0 when it need not. */
+int store_login_blocked(struct store *s, const struct store_throttle *t, int64_t now,
+			int64_t *retry_after);
 int store_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 			 int64_t expires_at);
 int store_session_get(struct store *s, const char *token_hash, int64_t now,
 		      struct store_session *out);
 int store_session_delete(struct store *s, const char *token_hash);
+/* smtp_ips is the key's networks as text ("" for none); a key with networks moves the
+ * policy stamp, as the SMTP-IP table is kept while it holds. */
 int store_apikey_create(struct store *s, int64_t account_id, const char *name, const char *shown,
-			const char *key_hash, int64_t now, int64_t *id);
+			const char *key_hash, const char *smtp_ips, int64_t now, int64_t *id);
 int store_audit_append(struct store *s, const struct store_audit *ev);
 int store_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn, void *arg);
 int store_sender_auth_get(struct store *s, int64_t account_id, struct store_sender_auth *out);
@@ -358,6 +368,8 @@ int store_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, v
 /* Finds a key that is not revoked by the hash of its text, in the database: sends look keys
  * up through policy_cache_apikey, which keeps the keys found. */
 int store_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out);
+/* Every live key that lists networks (smtp_ips), in the order of their ids. */
+int store_apikey_smtp_list(struct store *s, store_apikey_fn fn, void *arg);
 int store_apikey_touch(struct store *s, int64_t id, int64_t now);
 int store_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now);
 /* Adds the counts of drops to the stored ones, in one transaction. */

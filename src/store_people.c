@@ -170,6 +170,21 @@ int store_login_failed(struct store *s, const struct store_throttle *t, int64_t 
 			now, t->key);
 }
 
+static void read_blocked_until(const struct sq_res *r, void *row)
+{
+	*(int64_t *)row = sq_int(r, 0);
+}
+
+int store_login_blocked(struct store *s, const struct store_throttle *t, int64_t now,
+			int64_t *retry_after)
+{
+	int64_t until = 0;
+	int rc = sq_get(s, read_blocked_until, &until,
+			"SELECT blocked_until FROM login_throttle WHERE key_hash = ?", "s", t->key);
+	*retry_after = until > now ? until - now : 0;
+	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+}
+
 int store_session_create(struct store *s, const char *token_hash, int64_t user_id, int64_t now,
 			 int64_t expires_at)
 {
@@ -211,12 +226,16 @@ int store_session_delete(struct store *s, const char *token_hash)
 }
 
 int store_apikey_create(struct store *s, int64_t account_id, const char *name, const char *shown,
-			const char *key_hash, int64_t now, int64_t *id)
+			const char *key_hash, const char *smtp_ips, int64_t now, int64_t *id)
 {
-	return sq_write(s, id,
-			"INSERT INTO api_keys (account_id, name, shown, key_hash, created_at) "
-			"VALUES (?, ?, ?, ?, ?) RETURNING id",
-			"isssi", account_id, name, shown, key_hash, now);
+	/* The insert trigger moves the stamp for other processes; this, for ours. */
+	int rc = sq_write(s, id,
+			  "INSERT INTO api_keys (account_id, name, shown, key_hash, smtp_ips, "
+			  "created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+			  "issssi", account_id, name, shown, key_hash, smtp_ips, now);
+	if (rc == STORE_OK && *smtp_ips)
+		sq_policy_changed(s);
+	return rc;
 }
 
 int store_audit_append(struct store *s, const struct store_audit *ev)
@@ -315,7 +334,9 @@ int store_user_delete(struct store *s, int64_t account_id, int64_t id)
 	return user_change(s, account_id, id, NULL);
 }
 
-#define APIKEY_COLUMNS "id, account_id, name, shown, created_at, last_used_at"
+#define APIKEY_COLUMNS                                                                             \
+	"k.id, k.account_id, k.name, k.shown, k.created_at, k.last_used_at, k.smtp_ips, a.name "   \
+	"FROM api_keys k JOIN accounts a ON a.id = k.account_id"
 
 static void read_apikey(const struct sq_res *r, void *row)
 {
@@ -326,23 +347,34 @@ static void read_apikey(const struct sq_res *r, void *row)
 	sq_col_text(r, 3, k->shown, sizeof(k->shown));
 	k->created_at = sq_int(r, 4);
 	k->last_used_at = sq_int(r, 5);
+	sq_col_text(r, 6, k->smtp_ips, sizeof(k->smtp_ips));
+	sq_col_text(r, 7, k->account_name, sizeof(k->account_name));
 }
 
 int store_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg)
 {
 	struct store_apikey row;
 	return sq_list(s, read_apikey, &row, (sq_row_fn)fn, arg,
-		       "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE account_id = ? AND "
-		       "revoked_at IS NULL ORDER BY id",
+		       "SELECT " APIKEY_COLUMNS " WHERE k.account_id = ? AND "
+		       "k.revoked_at IS NULL ORDER BY k.id",
 		       "i", account_id);
 }
 
 int store_apikey_lookup(struct store *s, const char *key_hash, struct store_apikey *out)
 {
 	return sq_get(s, read_apikey, out,
-		      "SELECT " APIKEY_COLUMNS " FROM api_keys WHERE key_hash = ? AND "
-		      "revoked_at IS NULL",
+		      "SELECT " APIKEY_COLUMNS " WHERE k.key_hash = ? AND "
+		      "k.revoked_at IS NULL",
 		      "s", key_hash);
+}
+
+int store_apikey_smtp_list(struct store *s, store_apikey_fn fn, void *arg)
+{
+	struct store_apikey row;
+	return sq_list(s, read_apikey, &row, (sq_row_fn)fn, arg,
+		       "SELECT " APIKEY_COLUMNS " WHERE k.smtp_ips <> '' AND "
+		       "k.revoked_at IS NULL ORDER BY k.id",
+		       "");
 }
 
 int store_apikey_touch(struct store *s, int64_t id, int64_t now)

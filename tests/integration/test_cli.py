@@ -149,6 +149,29 @@ class CliTest(unittest.TestCase):
         second = cli("key", "create", *self.store, "--account", "acme", "--name", "x")
         self.assertNotEqual(second.stdout.strip(), key)
 
+    def test_key_create_takes_smtp_networks(self):
+        self.init()
+        r = cli("key", "create", *self.store, "--account", "acme", "--name", "printer",
+                "--smtp-ip", "127.0.0.1/32", "--smtp-ip=10.0.0.0/8", "--smtp-ip", "::1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout.strip(), r"^pst_[A-Za-z0-9_-]{43}$")
+        self.assertIn("127.0.0.1/32,10.0.0.0/8,::1/128", r.stderr)
+        self.assertEqual(self.query("SELECT name, smtp_ips FROM api_keys"),
+                         [("printer", "127.0.0.1/32,10.0.0.0/8,::1/128")])
+        must(cli("key", "create", *self.store, "--account", "acme", "--name", "plain"))
+        self.assertEqual(self.query("SELECT smtp_ips FROM api_keys WHERE name = 'plain'"),
+                         [("",)])
+        self.assertIn("--smtp-ip", cli("key", "create", "--help").stdout)
+        # A bad network is named and nothing is stored; one value is one network.
+        for bad in ("10.0.0.0/33", "printer.local", "10.0.0.0/8,10.1.0.0/16", ""):
+            with self.subTest(bad=bad):
+                r = cli("key", "create", *self.store, "--account", "acme", "--name", "bad",
+                        "--smtp-ip", "127.0.0.1", "--smtp-ip", bad)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(f"'{bad}'", r.stderr)
+                self.assertIn("10.0.0.0/8", r.stderr)  # the form, with an example
+        self.assertEqual(len(self.query("SELECT * FROM api_keys")), 2)
+
     def test_migrations_are_applied_once(self):
         self.init()
         must(cli("key", "create", *self.store, "--account", "acme", "--name", "a"))

@@ -73,6 +73,17 @@ class ServicesCase(unittest.TestCase):
         self.assertSameOperation(by_cli, by_api)
         self.assertEqual(operation(by_cli), ("key.created", "name=deploy"))
 
+    def test_creating_a_key_with_networks(self):
+        text = self.cli("key", "create", "--name", "printer", "--smtp-ip", "10.0.0.0/8",
+                        "--smtp-ip", "::1").stdout.strip()
+        made = self.api("POST", "/api/keys",
+                        {"name": "printer", "smtp_ips": ["10.0.0.0/8", "::1"]}, 201)
+        by_cli = self.row("key.created", text[:len(made["prefix"])])
+        by_api = self.row("key.created", made["prefix"])
+        self.assertSameOperation(by_cli, by_api)
+        self.assertEqual(operation(by_cli),
+                         ("key.created", "name=printer smtp_ips=10.0.0.0/8,::1/128"))
+
     def test_adding_a_domain(self):
         self.cli("domain", "add", *self.gw.key_args, "cli.example")
         self.api("POST", "/api/domains", {"domain": "api.example"}, 201)

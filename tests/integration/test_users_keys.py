@@ -1,6 +1,7 @@
 """Users (GET/POST /api/users, PATCH/DELETE /api/users/{id}) and API keys (GET/POST
 /api/keys, DELETE /api/keys/{id}) over real HTTP: who may manage them, what the answers
-hold, the last-Admin rule, account isolation, and a revoked key refused by the send API."""
+hold (a key's SMTP networks too), the last-Admin rule, account isolation, and a revoked key
+refused by the send API."""
 from harness import PASSWORD, ROLE_EMAILS, RolesCase, audit_events, last_audit_id, main
 
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
@@ -357,7 +358,8 @@ class KeysTest(RoleCase):
 
     def test_a_new_key_is_shown_once_and_only_its_prefix_is_kept(self):
         made = self.create("ci deploy", client=self.clients["technical"])
-        self.assertEqual(set(made), {"id", "name", "prefix", "key"})
+        self.assertEqual(set(made), {"id", "name", "prefix", "smtp_ips", "key"})
+        self.assertEqual(made["smtp_ips"], [])
         key = made["key"]
         self.assertTrue(key.startswith("pst_"))
         self.assertRegex(key, KEY_RE)
@@ -366,8 +368,10 @@ class KeysTest(RoleCase):
 
         r = self.admin.request("GET", "/api/keys")
         listed = {k["id"]: k for k in r.json["keys"]}[made["id"]]
-        self.assertEqual(set(listed), {"id", "name", "prefix", "created_at", "last_used_at"})
+        self.assertEqual(set(listed),
+                         {"id", "name", "prefix", "smtp_ips", "created_at", "last_used_at"})
         self.assertEqual(listed["name"], "ci deploy")
+        self.assertEqual(listed["smtp_ips"], [])
         self.assertEqual(listed["prefix"], key[:12])
         self.assertRegex(listed["created_at"], ISO)
         self.assertIsNone(listed["last_used_at"])
@@ -389,6 +393,62 @@ class KeysTest(RoleCase):
                 r = self.admin.request("POST", "/api/keys", body)
                 self.assertError(r, 400, "invalid_request", "name")
         self.assertEqual(self.keys(), before)
+
+    def test_a_key_lists_the_networks_it_may_send_from_over_smtp(self):
+        r = self.clients["technical"].request("POST", "/api/keys", {
+            "name": "printer", "smtp_ips": ["127.0.0.1/32", "10.0.0.0/8", "::1",
+                                            "192.168.1.7", "2001:DB8::/32"]})
+        self.assertEqual(r.status, 201, r.raw)
+        # Kept and shown in one spelling: a bare address is its /32 or /128.
+        spelled = ["127.0.0.1/32", "10.0.0.0/8", "::1/128", "192.168.1.7/32", "2001:db8::/32"]
+        self.assertEqual(r.json["smtp_ips"], spelled)
+        self.assertEqual(self.keys()[r.json["id"]]["smtp_ips"], spelled)
+        created = [e for e in audit_events(self.admin)
+                   if e["action"] == "key.created" and e["target"] == r.json["prefix"]]
+        self.assertEqual(len(created), 1)
+        self.assertTrue(created[0]["detail"].endswith(
+            "name=printer smtp_ips=" + ",".join(spelled)), created)
+        # No networks, or an explicit empty list: a key for AUTH and HTTP only.
+        for body in ({"name": "plain"}, {"name": "plain", "smtp_ips": []},
+                     {"name": "plain", "smtp_ips": None}):
+            with self.subTest(body=body):
+                made = self.admin.request("POST", "/api/keys", body)
+                self.assertEqual(made.status, 201, made.raw)
+                self.assertEqual(made.json["smtp_ips"], [])
+
+    def test_networks_are_checked_entry_by_entry(self):
+        before = self.keys()
+        cases = [
+            ("10.0.0.0/8", "smtp_ips"),
+            ({"a": 1}, "smtp_ips"),
+            (["10.0.0.0/33"], "smtp_ips[0]"),
+            (["127.0.0.1", "printer.local"], "smtp_ips[1]"),
+            (["::1", "10.0.0.0/8", "10.0.0.0/8, 10.1.0.0/16"], "smtp_ips[2]"),
+            (["1.2.3"], "smtp_ips[0]"),
+            (["::1/129"], "smtp_ips[0]"),
+            (["1.2.3.4/"], "smtp_ips[0]"),
+            ([""], "smtp_ips[0]"),
+            ([7], "smtp_ips[0]"),
+            ([None], "smtp_ips[0]"),
+            ([f"10.0.{i}.0/24" for i in range(33)], "smtp_ips[32]"),
+        ]
+        for smtp_ips, field in cases:
+            with self.subTest(smtp_ips=smtp_ips):
+                r = self.admin.request("POST", "/api/keys",
+                                       {"name": "bad networks", "smtp_ips": smtp_ips})
+                self.assertError(r, 400, "invalid_request", field)
+        r = self.admin.request("POST", "/api/keys",
+                               {"name": "bad", "smtp_ips": ["10.0.0.0/8", "10.0.0.0/33"]})
+        self.assertIn("10.0.0.0/8", r.json["error"]["message"])  # the form, with an example
+        self.assertEqual(self.keys(), before)
+
+    def test_networks_are_managed_by_the_roles_that_manage_keys(self):
+        body = {"name": "net key", "smtp_ips": ["127.0.0.1"]}
+        for role, status in (("admin", 201), ("technical", 201), ("analytics", 403),
+                             ("marketing", 403)):
+            with self.subTest(role=role):
+                r = self.clients[role].request("POST", "/api/keys", body)
+                self.assertEqual(r.status, status, r.raw)
 
     def test_a_revoked_key_is_refused_from_the_next_request(self):
         self.assertKeyRefused("pst_" + "A" * 43)  # a well-formed key that does not exist

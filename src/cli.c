@@ -708,7 +708,8 @@ static struct cli_cmd commands[] = {
 	   false, NULL},
 	  {"--public-url", "URL", "URL users reach the gateway at ([server] public_url)", false,
 	   NULL},
-	  {"--dns", "IP[:PORT],...", "DNS servers for domain checks ([dns] servers)", false,
+	  {"--dns", "IP[:PORT],...", "DNS servers for domain checks ([dns] servers)", false, NULL},
+	  {"--smtp", "HOST:PORT", "address to take SMTP submission on ([smtp] listen)", false,
 	   NULL}}},
 };
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 
 #include "addr.h"
@@ -25,7 +26,8 @@ enum cfg_type {
 	CFG_URL,
 	CFG_RELAY,
 	CFG_DNS,
-	CFG_EMAIL
+	CFG_EMAIL,
+	CFG_LIMIT
 };
 
 struct cfg_key {
@@ -70,6 +72,15 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("dkim", "master_key_file", CFG_STRING, dkim_master_key_file, NULL),
 	KEY("mail", "system_from", CFG_EMAIL, system_from, NULL),
 	KEY("mail", "verify_ttl", CFG_DURATION, verify_ttl, NULL),
+	KEY("smtp", "listen", CFG_LISTEN, smtp_listen, "--smtp"),
+	KEY("smtp", "tls_listen", CFG_LISTEN, smtp_tls_listen, NULL),
+	KEY("smtp", "tls_cert", CFG_STRING, smtp_tls_cert, NULL),
+	KEY("smtp", "tls_key", CFG_STRING, smtp_tls_key, NULL),
+	KEY("smtp", "hostname", CFG_STRING, smtp_hostname, NULL),
+	KEY("smtp", "max_size", CFG_LIMIT, smtp_max_size, NULL),
+	KEY("smtp", "max_recipients", CFG_LIMIT, smtp_max_recipients, NULL),
+	KEY("smtp", "max_connections", CFG_LIMIT, smtp_max_connections, NULL),
+	KEY("smtp", "auth_without_tls", CFG_BOOL, smtp_auth_without_tls, NULL),
 };
 
 void config_defaults(struct config *cfg)
@@ -90,6 +101,9 @@ void config_defaults(struct config *cfg)
 	cfg->dns_grace = 24 * 3600;
 	cfg->dns_check_pending = 5 * 60;
 	cfg->dns_check_verified = 24 * 3600;
+	cfg->smtp_max_size = 25 * 1024 * 1024;
+	cfg->smtp_max_recipients = 1000;
+	cfg->smtp_max_connections = 1000;
 }
 
 static bool parse_port(const char *s, long *port)
@@ -206,12 +220,13 @@ static int set_bool(bool *dst, const char *v)
 	return -1;
 }
 
-static int set_int(int *dst, const char *v)
+/* A whole number from 1 to max. */
+static int set_whole(int *dst, const char *v, long max)
 {
 	char *end;
 	errno = 0;
 	long n = strtol(v, &end, 10);
-	if (errno || !*v || *end || n < 1 || n > 1024)
+	if (errno || !*v || *end || n < 1 || n > max)
 		return -1;
 	*dst = (int)n;
 	return 0;
@@ -255,7 +270,13 @@ static const char *cfg_set(struct config *cfg, const struct cfg_key *k, const ch
 	case CFG_BOOL:
 		return set_bool((bool *)field, v) < 0 ? "yes or no" : NULL;
 	case CFG_INT:
-		return set_int((int *)field, v) < 0 ? "a whole number from 1 to 1024" : NULL;
+		return set_whole((int *)field, v, 1024) < 0 ? "a whole number from 1 to 1024"
+							    : NULL;
+	case CFG_LIMIT:
+		/* Sizes and counts that may well pass 1024. */
+		return set_whole((int *)field, v, 1L << 30) < 0
+			       ? "a whole number from 1 to 1073741824"
+			       : NULL;
 	case CFG_DURATION:
 		return set_duration((int *)field, v) < 0 ? "a duration like 90s, 15m, 48h or 7d"
 							 : NULL;
@@ -395,6 +416,9 @@ void config_finish(struct config *cfg)
 	if (!cfg->dkim_master_key_file[0] && !cfg->store_postgres[0])
 		config_default_master_key(cfg->store_path, cfg->dkim_master_key_file,
 					  sizeof(cfg->dkim_master_key_file));
+	if (!cfg->smtp_hostname[0] &&
+	    gethostname(cfg->smtp_hostname, sizeof(cfg->smtp_hostname) - 1) < 0)
+		strcpy(cfg->smtp_hostname, "localhost");
 }
 
 /* The host of an smtp:// or smtps:// URL, without brackets or port; "" for an outbox. */
@@ -435,6 +459,15 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "[dkim] master_key_file is required with PostgreSQL: give every node the "
 			 "same DKIM master key file");
+		return -1;
+	}
+	/* Implicit TLS has nothing to offer without them; STARTTLS is just not offered. */
+	if (cfg->smtp_tls_listen[0] && (!cfg->smtp_tls_cert[0] || !cfg->smtp_tls_key[0])) {
+		snprintf(err, errlen, "[smtp] tls_listen needs [smtp] tls_cert and tls_key");
+		return -1;
+	}
+	if (!cfg->smtp_tls_cert[0] != !cfg->smtp_tls_key[0]) {
+		snprintf(err, errlen, "[smtp] tls_cert and tls_key go together: set both");
 		return -1;
 	}
 	return 0;

@@ -32,7 +32,16 @@ struct config {
 	char spf_include[256];	   /* [dns] spf_include: advised in SPF records, if set */
 	char dkim_master_key_file[1024]; /* [dkim] master_key_file: seals DKIM private keys */
 	char system_from[256];		 /* [mail] system_from: sender of verification mail */
-	int verify_ttl; /* [mail] verify_ttl: how long a Verify All link works, seconds */
+	int verify_ttl;	       /* [mail] verify_ttl: how long a Verify All link works, seconds */
+	char smtp_listen[128]; /* [smtp] listen: SMTP submission with STARTTLS; "" off */
+	char smtp_tls_listen[128];  /* [smtp] tls_listen: implicit TLS (as port 465); "" off */
+	char smtp_tls_cert[1024];   /* [smtp] tls_cert: PEM certificate chain */
+	char smtp_tls_key[1024];    /* [smtp] tls_key: PEM private key */
+	char smtp_hostname[256];    /* [smtp] hostname: greeting and EHLO; default the host's */
+	int smtp_max_size;	    /* [smtp] max_size: bytes of one message */
+	int smtp_max_recipients;    /* [smtp] max_recipients: per message */
+	int smtp_max_connections;   /* [smtp] max_connections: at once; more get 421 */
+	bool smtp_auth_without_tls; /* [smtp] auth_without_tls: AUTH before STARTTLS */
 };
 
 /* Fills cfg with the defaults. */
@@ -43,10 +52,12 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
  * and was applied, 0 if it is not one, -1 with err when the value is malformed. */
 int config_flag(struct config *cfg, const char *flag, const char *value, char *err, size_t errlen);
 /* Fills what depends on other keys: public_url from listen, the DKIM master key path
- * from the database's directory (SQLite only: PostgreSQL nodes must name a shared one). */
+ * from the database's directory (SQLite only: PostgreSQL nodes must name a shared one),
+ * [smtp] hostname from the host's name. */
 void config_finish(struct config *cfg);
 /* Refuses combinations of keys, after config_finish: plaintext_auth with a relay that is
- * not on loopback, PostgreSQL without [dkim] master_key_file. 0, or -1 with one line in
+ * not on loopback, PostgreSQL without [dkim] master_key_file, [smtp] tls_listen without a
+ * certificate and key. 0, or -1 with one line in
  * err naming the key. */
 int config_check(const struct config *cfg, char *err, size_t errlen);
 /* The master key file used when [dkim] master_key_file is not set, for database db. */

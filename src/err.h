@@ -1,5 +1,6 @@
 /* Errors as values. Every rejection Postern gives has one row in the table in err.c:
- * a stable snake_case code, the HTTP status, and a message that says what to do. */
+ * a stable snake_case code, the HTTP status, a message that says what to do, and the SMTP
+ * reply codes. */
 #ifndef POSTERN_ERR_H
 #define POSTERN_ERR_H
 
@@ -45,8 +46,12 @@ struct err_info {
 	const char *code;
 	int http_status;
 	const char *message;
+	int smtp_code;		   /* SMTP's reply code */
+	const char *smtp_enhanced; /* and its enhanced status code (RFC 3463) */
 };
 
 const struct err_info *err_info(enum err e);
+/* The SMTP reply code and enhanced status code for e. */
+void err_smtp(enum err e, int *code, const char **enhanced);
 
 #endif

@@ -1,5 +1,6 @@
-/* The daemon: opens the store, starts the HTTP server, waits for SIGTERM or SIGINT, then
- * lets in-flight requests finish before closing the store. Signals are blocked in every
+/* The daemon: opens the store, starts the HTTP server (and the SMTP server when
+ * configured), waits for SIGTERM or SIGINT, then lets in-flight requests finish before
+ * closing the store; SIGHUP re-reads the SMTP certificate. Signals are blocked in every
  * thread and taken synchronously by the main thread, so no handler runs in signal context. */
 #include "serve.h"
 
@@ -21,6 +22,7 @@
 #include "http.h"
 #include "log.h"
 #include "notify.h"
+#include "smtpd.h"
 #include "store.h"
 
 /* Creates DIR and its parents, like mkdir -p. */
@@ -78,6 +80,7 @@ static int run(const struct config *cfg)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	/* Its thread starts with the stop signals blocked, like every other. A thread that
@@ -117,6 +120,7 @@ static int run(const struct config *cfg)
 	struct deliver *deliver = NULL;
 	struct domains *domains = NULL;
 	struct http_server *http = NULL;
+	struct smtpd *smtp = NULL;
 	int status = -1;
 
 	/* The master key is made on first start when the file does not exist yet; it must be
@@ -156,20 +160,38 @@ static int run(const struct config *cfg)
 		log_error("%s", err);
 		goto out;
 	}
+	if (cfg->smtp_listen[0] || cfg->smtp_tls_listen[0]) {
+		smtp = smtpd_start(cfg, store, ctx.policies, ctx.drops, ctx.queue, err,
+				   sizeof(err));
+		if (!smtp) {
+			log_error("%s", err);
+			goto out;
+		}
+		log_info("SMTP submission on %s%s%s%s", cfg->smtp_listen[0] ? cfg->smtp_listen : "",
+			 cfg->smtp_listen[0] && cfg->smtp_tls_listen[0] ? " and " : "",
+			 cfg->smtp_tls_listen[0] ? cfg->smtp_tls_listen : "",
+			 cfg->smtp_tls_listen[0] ? " (implicit TLS)" : "");
+	}
 	/* A conninfo may hold a password: PostgreSQL is named, not shown. */
 	log_info("postern serving on %s (port %d), public_url %s, store %s, relay %s", cfg->listen,
 		 http_port(http), cfg->public_url,
 		 cfg->store_postgres[0] ? "PostgreSQL" : cfg->store_path, cfg->relay_url);
 
-	while (sigwait(&stop, &sig) != 0)
-		;
+	for (;;) {
+		if (sigwait(&stop, &sig) != 0)
+			continue;
+		if (sig != SIGHUP)
+			break;
+		smtpd_reload(smtp); /* new SMTP connections get the certificate on disk now */
+	}
 	log_info("received %s: finishing in-flight requests",
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	status = 0;
 out:
-	/* In order: no new requests, then every accepted message committed, then delivery
-	 * stops after the message in hand, then the counters are written. */
+	/* In order: no new requests or SMTP sessions, then every accepted message committed, then
+	 * delivery stops after the message in hand, then the counters are written. */
 	http_stop(http);
+	smtpd_stop(smtp);
 	domains_stop(domains);
 	queue_stop(ctx.queue);
 	deliver_stop(deliver);

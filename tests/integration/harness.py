@@ -196,10 +196,13 @@ class Gateway:
     second node of the same installation (PostgreSQL only). postgres: the conninfo of a
     database the caller owns, with master_key its DKIM master key file (the benchmark's
     cluster). relay: the relay URL instead of the outbox; config: {section: {key: value}},
-    an ini given with --config; test_clock=False: no POSTERN_TEST_CLOCK in its environment."""
+    an ini given with --config; test_clock=False: no POSTERN_TEST_CLOCK in its environment.
+    smtp=True: SMTP submission on gw.smtp_port (--smtp); smtp_tls=True: also implicit TLS on
+    gw.smtps_port, with a fresh self-signed certificate (gw.tls_cert, gw.tls_key) that
+    STARTTLS offers too."""
 
     def __init__(self, extra_args=(), tmp=None, shares=None, *, relay=None, config=None,
-                 postgres=None, master_key=None, test_clock=True):
+                 postgres=None, master_key=None, test_clock=True, smtp=False, smtp_tls=False):
         self.tmp = tmp or tempfile.mkdtemp(prefix="postern-it-")
         self.backend = BACKEND
         self.port = None
@@ -235,6 +238,12 @@ class Gateway:
         self.relay = relay or "outbox:" + os.path.join(self.tmp, "outbox")
         self.config = config
         self.test_clock = test_clock
+        self.smtp = smtp or smtp_tls
+        self.smtp_tls = smtp_tls
+        self.smtp_port = self.smtps_port = None
+        self.tls_cert = self.tls_key = None
+        if smtp_tls:
+            self.tls_cert, self.tls_key = tls_pair(self.tmp)
 
     def init(self, account="acme", admin="admin@acme.test"):
         must(cli("init", *self.store_args, "--account", account, "--admin", admin))
@@ -324,12 +333,13 @@ class Gateway:
         # DNS goes to a loopback port where nothing answers unless a test brings its own
         # server: domain checks never leave the machine.
         config = []
-        if self.config:
+        sections, smtp_args = self._smtp_config()
+        if sections:
             config = ["--config", write_config(os.path.join(self.tmp, "gateway.ini"),
-                                               self.config)]
+                                               sections)]
         args = self.serve_command("--listen", f"127.0.0.1:{self.port}", "--relay", self.relay,
                                   "--dns", f"127.0.0.1:{self.dns_port}", *config,
-                                  *self.extra_args)
+                                  *smtp_args, *self.extra_args)
         self.log = open(self.log_path, "ab")
         env = dict(os.environ)
         if self.test_clock:
@@ -341,14 +351,31 @@ class Gateway:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 log = self.read_log()
-                if f"cannot listen on 127.0.0.1:{self.port}" in log:
+                ports = [p for p in (self.port, self.smtp_port, self.smtps_port) if p]
+                if any(f"cannot listen on 127.0.0.1:{p}" in log for p in ports):
                     raise PortTaken()
                 raise AssertionError(f"postern serve exited {self.proc.returncode}:\n" + log)
-            if listening(self.port):
+            if listening(self.port) and all(
+                    listening(p) for p in (self.smtp_port, self.smtps_port) if p):
                 return self
             time.sleep(0.05)
         self.stop()
         raise AssertionError("postern serve did not start listening:\n" + self.read_log())
+
+    def _smtp_config(self):
+        """The ini sections (self.config with the TLS keys added) and the flags for SMTP,
+        on freshly chosen ports."""
+        sections = {k: dict(v) for k, v in (self.config or {}).items()}
+        args = []
+        if self.smtp:
+            self.smtp_port = free_port()
+            args = ["--smtp", f"127.0.0.1:{self.smtp_port}"]
+        if self.smtp_tls:
+            self.smtps_port = free_port()
+            sections.setdefault("smtp", {}).update(
+                {"tls_cert": self.tls_cert, "tls_key": self.tls_key,
+                 "tls_listen": f"127.0.0.1:{self.smtps_port}"})
+        return sections, args
 
     def stop(self, timeout=15):
         """SIGTERM, then SIGKILL if it does not exit in time. Returns the exit code."""
@@ -749,6 +776,18 @@ def wait_until(fn, timeout=20, interval=0.1):
         if value or time.monotonic() > deadline:
             return value
         time.sleep(interval)
+
+
+def tls_pair(tmpdir, name="smtp"):
+    """A fresh self-signed certificate for localhost (openssl CLI): (cert_path, key_path)
+    in tmpdir, named after name."""
+    cert, key = os.path.join(tmpdir, name + ".crt"), os.path.join(tmpdir, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                    "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True,
+                   stdin=subprocess.DEVNULL, timeout=60)
+    return cert, key
 
 
 def write_config(path, sections):

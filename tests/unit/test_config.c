@@ -448,6 +448,58 @@ static void check_wants_the_master_key_with_postgres(void **state)
 	assert_int_equal(config_check(&cfg, err, sizeof(err)), 0);
 }
 
+static void smtp_keys_default_load_and_flag(void **state)
+{
+	struct fixture *fx = *state;
+	struct config cfg;
+	char err[512] = "";
+	config_defaults(&cfg);
+	assert_string_equal(cfg.smtp_listen, "");
+	assert_int_equal(cfg.smtp_max_size, 26214400);
+	assert_int_equal(cfg.smtp_max_recipients, 1000);
+	assert_int_equal(cfg.smtp_max_connections, 1000);
+	assert_false(cfg.smtp_auth_without_tls);
+	config_finish(&cfg);
+	assert_true(cfg.smtp_hostname[0] != '\0'); /* the host's name */
+
+	const char *path = write_file(fx, "[smtp]\nlisten = 127.0.0.1:2525\nmax_size = 52428800\n"
+					  "max_connections = 5000\nauth_without_tls = yes\n"
+					  "hostname = mx.example.com\n");
+	config_defaults(&cfg);
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_string_equal(cfg.smtp_listen, "127.0.0.1:2525");
+	assert_int_equal(cfg.smtp_max_size, 52428800);
+	assert_int_equal(cfg.smtp_max_connections, 5000);
+	assert_true(cfg.smtp_auth_without_tls);
+	config_finish(&cfg);
+	assert_string_equal(cfg.smtp_hostname, "mx.example.com");
+	assert_int_equal(config_flag(&cfg, "--smtp", "[::1]:587", err, sizeof(err)), 1);
+	assert_string_equal(cfg.smtp_listen, "[::1]:587");
+	assert_int_equal(config_flag(&cfg, "--smtp", "587", err, sizeof(err)), -1);
+	assert_load_fails(fx, "[smtp]\nmax_size = 0\n", 2, "[smtp] max_size");
+	assert_load_fails(fx, "[smtp]\nmax_recipients = lots\n", 2, "[smtp] max_recipients");
+}
+
+static void check_wants_certificate_for_implicit_tls(void **state)
+{
+	(void)state;
+	struct config cfg;
+	char err[512] = "";
+	config_defaults(&cfg);
+	strcpy(cfg.smtp_tls_listen, "127.0.0.1:465");
+	config_finish(&cfg);
+	assert_int_equal(config_check(&cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "[smtp] tls_listen"));
+	strcpy(cfg.smtp_tls_cert, "cert.pem");
+	assert_int_equal(config_check(&cfg, err, sizeof(err)), -1);
+	strcpy(cfg.smtp_tls_key, "key.pem");
+	assert_int_equal(config_check(&cfg, err, sizeof(err)), 0);
+	cfg.smtp_tls_listen[0] = '\0';
+	cfg.smtp_tls_key[0] = '\0';
+	assert_int_equal(config_check(&cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "[smtp] tls_cert and tls_key"));
+}
+
 #define FIXTURE_TEST(f) cmocka_unit_test_setup_teardown(f, setup_fixture, teardown_fixture)
 
 int main(void)
@@ -475,6 +527,8 @@ int main(void)
 		cmocka_unit_test(finish_keeps_public_url_that_was_set),
 		cmocka_unit_test(check_allows_plaintext_auth_only_on_loopback),
 		cmocka_unit_test(check_wants_the_master_key_with_postgres),
+		FIXTURE_TEST(smtp_keys_default_load_and_flag),
+		cmocka_unit_test(check_wants_certificate_for_implicit_tls),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,712 @@
+/* The SMTP submission server's I/O: one libevent loop per thread, an acceptor in the first
+ * that hands each connection to the loops in turn, bufferevent_openssl for TLS. The
+ * protocol is smtp_proto.c's; this file performs its actions (TLS, AUTH, the sender check,
+ * submission) and turns the services' errors into replies through err.c's table. A session
+ * waiting for its commit holds no thread: the queue's writer wakes it in its own loop. */
+#include "smtpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <unistd.h>
+
+#include "keys.h"
+#include "log.h"
+#include "smtp_proto.h"
+#include "submit.h"
+#include "util.h"
+#include "worker.h"
+
+#define SMTPD_LOOPS_MAX	   8
+#define SMTPD_CMD_TIMEOUT  300 /* seconds: RFC 5321 4.5.3.2.7 */
+#define SMTPD_DATA_TIMEOUT 600
+#define SMTPD_DRAIN_WAIT   60 /* seconds a stop waits for commits in flight */
+
+struct smtpd_session;
+LIST_HEAD(session_list, smtpd_session);
+
+struct smtpd_loop {
+	struct smtpd *d;
+	struct event_base *base;
+	struct worker *worker;
+	struct session_list sessions;
+};
+
+struct smtpd_listener {
+	struct smtpd *d;
+	struct evconnlistener *l;
+	bool tls; /* implicit TLS */
+};
+
+struct smtpd {
+	const struct config *cfg;
+	struct store *store;
+	struct policy_cache *policies;
+	struct drops *drops;
+	struct queue *queue;
+	struct smtp_limits lim;
+	pthread_mutex_t tls_lock; /* guards tls: SIGHUP swaps it */
+	SSL_CTX *tls;
+	struct smtpd_loop loops[SMTPD_LOOPS_MAX];
+	int nloops;
+	unsigned next; /* the loop the next connection goes to */
+	struct smtpd_listener plain, implicit;
+	atomic_int connections;
+	atomic_int pending; /* sessions between submit_smtp and their reply */
+	atomic_bool draining;
+};
+
+struct smtpd_session {
+	LIST_ENTRY(smtpd_session) link;
+	struct smtpd_loop *loop;
+	struct bufferevent *bev; /* NULL once the client is gone */
+	struct smtp_session *proto;
+	struct event *resume; /* made active by the queue's writer thread */
+	struct event *closer; /* polls until the last reply is out */
+	char ip[INET6_ADDRSTRLEN];
+	bool have_key; /* authenticated with AUTH */
+	struct store_apikey key;
+	struct store_apikey txn_key; /* the key of the transaction in progress */
+	bool in_data;		     /* the DATA timeout applies */
+	bool waiting;		     /* its message's commit is pending */
+	bool closing;
+	int close_polls;
+	struct submit sub;
+	const char **rcpts;
+	int rc;
+};
+
+/* ---- TLS ---- */
+
+static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t errlen)
+{
+	ERR_clear_error();
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *what = NULL;
+	if (!ctx)
+		what = "cannot make a TLS context";
+	else if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+		what = "cannot require TLS 1.2";
+	else if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
+		what = "cannot load [smtp] tls_cert";
+	else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)
+		what = "cannot load [smtp] tls_key";
+	else if (SSL_CTX_check_private_key(ctx) != 1)
+		what = "[smtp] tls_key does not match tls_cert";
+	if (!what)
+		return ctx;
+	unsigned long e = ERR_get_error();
+	snprintf(err, errlen, "%s (%s, %s): %s", what, cert, key,
+		 e ? ERR_reason_error_string(e) : "unknown error");
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+static SSL *tls_new(struct smtpd *d)
+{
+	pthread_mutex_lock(&d->tls_lock);
+	SSL *ssl = d->tls ? SSL_new(d->tls) : NULL; /* holds its own reference to the ctx */
+	pthread_mutex_unlock(&d->tls_lock);
+	return ssl;
+}
+
+void smtpd_reload(struct smtpd *d)
+{
+	char err[600];
+	if (!d || !d->cfg->smtp_tls_cert[0])
+		return;
+	SSL_CTX *ctx = tls_context(d->cfg->smtp_tls_cert, d->cfg->smtp_tls_key, err, sizeof(err));
+	if (!ctx) {
+		log_error("SMTP certificate not reloaded, the old one stays: %s", err);
+		return;
+	}
+	pthread_mutex_lock(&d->tls_lock);
+	SSL_CTX *old = d->tls;
+	d->tls = ctx;
+	pthread_mutex_unlock(&d->tls_lock);
+	SSL_CTX_free(old);
+	log_info("SMTP certificate reloaded from %s", d->cfg->smtp_tls_cert);
+}
+
+/* ---- Sessions ---- */
+
+static void session_run(struct smtpd_session *s);
+static void session_set_callbacks(struct smtpd_session *s);
+
+static void session_free(struct smtpd_session *s)
+{
+	LIST_REMOVE(s, link);
+	if (s->bev)
+		bufferevent_free(s->bev);
+	event_free(s->resume);
+	event_free(s->closer);
+	smtp_session_free(s->proto);
+	submit_free(&s->sub);
+	free(s->rcpts);
+	explicit_bzero(&s->key, sizeof(s->key));
+	atomic_fetch_sub(&s->loop->d->connections, 1);
+	free(s);
+}
+
+static size_t output_pending(struct smtpd_session *s)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(s->bev));
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	return n + (under ? evbuffer_get_length(bufferevent_get_output(under)) : 0);
+}
+
+/* Frees the session once its last reply has left (a TLS filter holds it in two buffers,
+ * so this polls), or after about two seconds. */
+static void session_close_poll(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct smtpd_session *s = arg;
+	bool done = !s->bev || output_pending(s) == 0 || ++s->close_polls > 200;
+	if (done && s->waiting) { /* its commit's callback still needs it: session_resume frees */
+		if (s->bev)
+			bufferevent_free(s->bev);
+		s->bev = NULL;
+		return;
+	}
+	if (done)
+		return session_free(s);
+	struct timeval tick = {0, 10000};
+	evtimer_add(s->closer, &tick);
+}
+
+static void session_close(struct smtpd_session *s)
+{
+	s->closing = true;
+	if (s->bev)
+		bufferevent_disable(s->bev, EV_READ);
+	event_active(s->closer, EV_TIMEOUT, 0);
+}
+
+static void session_flush(struct smtpd_session *s)
+{
+	GString *out = s->proto->out;
+	if (out->len && s->bev)
+		bufferevent_write(s->bev, out->str, out->len);
+	g_string_truncate(out, 0);
+}
+
+/* Timeouts: 5 minutes per command, 10 for DATA; writes get the command's. */
+static void session_timeouts(struct smtpd_session *s, bool force)
+{
+	bool data = s->proto->state == SMTP_S_DATA;
+	if (!force && data == s->in_data)
+		return;
+	s->in_data = data;
+	struct timeval rd = {data ? SMTPD_DATA_TIMEOUT : SMTPD_CMD_TIMEOUT, 0};
+	struct timeval wr = {SMTPD_CMD_TIMEOUT, 0};
+	bufferevent_set_timeouts(s->bev, &rd, &wr);
+}
+
+/* One reply for an error of a service: "<smtp code> <enhanced> <code>: <text>". */
+static void err_reply(char *out, size_t n, enum err e, const char *detail)
+{
+	int code;
+	const char *enh;
+	err_smtp(e, &code, &enh);
+	const struct err_info *i = err_info(e);
+	snprintf(out, n, "%d %s %s: %s", code, enh, i->code, detail ? detail : i->message);
+}
+
+/* STARTTLS: the reply goes out in plaintext, then anything the client sent behind the
+ * command is thrown away before the handshake (CVE-2011-0411), and the protocol starts
+ * over. */
+static void do_starttls(struct smtpd_session *s)
+{
+	session_flush(s);
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	SSL *ssl = tls_new(s->loop->d);
+	struct bufferevent *tls = ssl ? bufferevent_openssl_filter_new(s->loop->base, s->bev, ssl,
+								       BUFFEREVENT_SSL_ACCEPTING,
+								       BEV_OPT_CLOSE_ON_FREE)
+				      : NULL;
+	if (!tls) {
+		if (ssl)
+			SSL_free(ssl);
+		s->proto->action = SMTP_ACT_NONE;
+		return session_close(s);
+	}
+	s->bev = tls;
+	s->have_key = false;
+	smtp_tls_started(s->proto);
+	session_set_callbacks(s);
+	session_timeouts(s, true);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+static void do_auth(struct smtpd_session *s)
+{
+	struct smtpd *d = s->loop->d;
+	struct smtp_session *p = s->proto;
+	struct store_apikey key;
+	int64_t retry = 0;
+	char reply[400], detail[120];
+	enum err e = keys_smtp_auth(d->store, d->policies, p->user, p->pass, s->ip, &key, &retry);
+	if (e == ERR_OK) {
+		s->key = key;
+		s->have_key = true;
+		snprintf(reply, sizeof(reply), "235 2.7.0 Authentication successful");
+	} else if (e == ERR_STORE_UNAVAILABLE) {
+		/* RFC 4954's temporary authentication failure, not the generic 451. */
+		snprintf(reply, sizeof(reply), "454 4.7.0 %s: %s", err_info(e)->code,
+			 err_info(e)->message);
+	} else if (e == ERR_TOO_MANY_ATTEMPTS) {
+		snprintf(detail, sizeof(detail),
+			 "Too many failed AUTH attempts; try again in %lld seconds.",
+			 (long long)retry);
+		err_reply(reply, sizeof(reply), e, detail);
+	} else {
+		err_reply(reply, sizeof(reply), e,
+			  "The user name (apikey or the account's name) or the API key is wrong.");
+	}
+	if (e != ERR_OK)
+		log_info("smtp auth refused ip=%s (%s)", s->ip, err_info(e)->code);
+	smtp_auth_done(p, e == ERR_OK, reply, e == ERR_TOO_MANY_ATTEMPTS);
+}
+
+/* The key a transaction is sent as: AUTH's, else the key whose smtp_ips hold the client. */
+static enum err transaction_key(struct smtpd_session *s)
+{
+	if (s->have_key) {
+		s->txn_key = s->key;
+		return ERR_OK;
+	}
+	enum err e = keys_smtp_ip(s->loop->d->policies, s->ip, &s->txn_key);
+	return e == ERR_NOT_FOUND ? ERR_NOT_AUTHENTICATED : e;
+}
+
+static void do_mail(struct smtpd_session *s)
+{
+	struct smtpd *d = s->loop->d;
+	char reply[600];
+	enum err e = transaction_key(s);
+	if (e == ERR_NOT_AUTHENTICATED) {
+		err_reply(reply, sizeof(reply), e,
+			  "Authentication required: AUTH with an API key, or send from a network "
+			  "listed in a key's smtp_ips.");
+		return smtp_mail_done(s->proto, false, reply);
+	}
+	if (e == ERR_OK)
+		e = submit_check_address(d->policies, d->drops, &s->txn_key, s->proto->mail_from);
+	if (e == ERR_OK)
+		snprintf(reply, sizeof(reply), "250 2.1.0 Ok");
+	else
+		err_reply(reply, sizeof(reply), e, NULL);
+	smtp_mail_done(s->proto, e == ERR_OK, reply);
+}
+
+/* Runs on the queue's writer thread once the commit holding the message has landed. */
+static void committed(void *arg, int rc)
+{
+	struct smtpd_session *s = arg;
+	s->rc = rc;
+	event_active(s->resume, EV_TIMEOUT, 0);
+}
+
+static void session_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct smtpd_session *s = arg;
+	struct smtpd *d = s->loop->d;
+	char reply[200];
+	s->waiting = false;
+	if (s->rc == STORE_OK) {
+		log_info("message %s queued account=%lld key=%lld from=%s recipients=%d "
+			 "source=smtp",
+			 s->sub.id, (long long)s->sub.m.account_id, (long long)s->sub.m.api_key_id,
+			 s->sub.from, s->sub.m.recipients);
+		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", s->sub.id);
+	} else {
+		err_reply(reply, sizeof(reply), ERR_STORE_UNAVAILABLE, NULL);
+	}
+	submit_free(&s->sub);
+	free(s->rcpts);
+	s->rcpts = NULL;
+	smtp_submit_done(s->proto, reply);
+	if (!s->bev || s->closing) { /* the client left (or timed out) while it waited */
+		session_free(s);
+	} else {
+		bufferevent_enable(s->bev, EV_READ);
+		session_run(s);
+	}
+	atomic_fetch_sub(&d->pending, 1);
+}
+
+static void do_submit(struct smtpd_session *s)
+{
+	struct smtpd *d = s->loop->d;
+	struct smtp_session *p = s->proto;
+	char reply[600], why[300];
+	atomic_fetch_add(&d->pending, 1);
+	if (atomic_load(&d->draining)) {
+		atomic_fetch_sub(&d->pending, 1);
+		return smtp_submit_done(p, "421 4.3.2 Postern is shutting down; try again later");
+	}
+	s->rcpts = xcalloc((size_t)p->nrcpts, sizeof(*s->rcpts));
+	for (int i = 0; i < p->nrcpts; i++)
+		s->rcpts[i] = p->rcpts[i];
+	struct submit_smtp_in in = {.mail_from = p->mail_from,
+				    .rcpts = s->rcpts,
+				    .nrcpts = p->nrcpts,
+				    .data = p->body->str,
+				    .len = p->body->len};
+	s->waiting = true;
+	bufferevent_disable(s->bev, EV_READ); /* pipelined commands wait for the reply */
+	why[0] = '\0';
+	enum err e = submit_smtp(d->queue, d->policies, d->drops, &s->txn_key, &in, &s->sub, why,
+				 sizeof(why), committed, s);
+	if (e == ERR_OK)
+		return;
+	s->waiting = false;
+	free(s->rcpts);
+	s->rcpts = NULL;
+	submit_free(&s->sub);
+	err_reply(reply, sizeof(reply), e, e == ERR_INVALID_REQUEST && why[0] ? why : NULL);
+	smtp_submit_done(p, reply);
+	bufferevent_enable(s->bev, EV_READ);
+	atomic_fetch_sub(&d->pending, 1);
+}
+
+/* Performs the protocol's pending action. */
+static void session_act(struct smtpd_session *s)
+{
+	switch (s->proto->action) {
+	case SMTP_ACT_STARTTLS:
+		return do_starttls(s);
+	case SMTP_ACT_AUTH:
+		return do_auth(s);
+	case SMTP_ACT_MAIL:
+		return do_mail(s);
+	case SMTP_ACT_SUBMIT:
+		return do_submit(s);
+	case SMTP_ACT_CLOSE:
+		session_flush(s);
+		return session_close(s);
+	case SMTP_ACT_NONE:
+		return;
+	}
+}
+
+/* Feeds what the client sent to the protocol, acting on what it asks, until the input is
+ * used up or the session waits (a commit) or ends. */
+static void session_run(struct smtpd_session *s)
+{
+	while (s->bev && !s->waiting && !s->closing) {
+		if (s->proto->action != SMTP_ACT_NONE) {
+			session_act(s);
+			continue;
+		}
+		struct evbuffer *in = bufferevent_get_input(s->bev);
+		struct evbuffer_iovec v;
+		if (evbuffer_get_length(in) == 0 || evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		evbuffer_drain(in, smtp_feed(s->proto, v.iov_base, v.iov_len));
+	}
+	session_flush(s);
+	if (s->bev && !s->closing)
+		session_timeouts(s, false);
+}
+
+static void session_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	session_run(arg);
+}
+
+static void session_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct smtpd_session *s = arg;
+	if ((what & BEV_EVENT_TIMEOUT) && !s->closing) {
+		GString *out = s->proto->out;
+		smtp_reply(out, 421, "4.4.2", "Timeout exceeded, closing the connection");
+		session_flush(s);
+		return session_close(s);
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+		return;
+	if (s->waiting) { /* freed when its commit lands */
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+		return;
+	}
+	if (!s->closing)
+		session_free(s);
+	else if (s->bev) { /* the close poll frees it */
+		bufferevent_free(s->bev);
+		s->bev = NULL;
+	}
+}
+
+static void session_set_callbacks(struct smtpd_session *s)
+{
+	bufferevent_setcb(s->bev, session_read, NULL, session_event, s);
+}
+
+struct handoff {
+	struct smtpd_loop *loop;
+	evutil_socket_t fd;
+	bool tls;
+	char ip[INET6_ADDRSTRLEN];
+};
+
+/* Runs in the chosen loop: makes the session and greets (or turns away) the client. */
+static void session_open(evutil_socket_t unused, short what, void *arg)
+{
+	(void)unused;
+	(void)what;
+	struct handoff *h = arg;
+	struct smtpd_loop *loop = h->loop;
+	struct smtpd *d = loop->d;
+	SSL *ssl = h->tls ? tls_new(d) : NULL;
+	struct bufferevent *bev =
+		h->tls ? (ssl ? bufferevent_openssl_socket_new(loop->base, h->fd, ssl,
+							       BUFFEREVENT_SSL_ACCEPTING,
+							       BEV_OPT_CLOSE_ON_FREE)
+			      : NULL)
+		       : bufferevent_socket_new(loop->base, h->fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		if (ssl)
+			SSL_free(ssl);
+		evutil_closesocket(h->fd);
+		free(h);
+		return;
+	}
+	struct smtpd_session *s = xcalloc(1, sizeof(*s));
+	s->loop = loop;
+	s->bev = bev;
+	snprintf(s->ip, sizeof(s->ip), "%s", h->ip);
+	s->proto = smtp_session_new(&d->lim, h->tls);
+	s->resume = event_new(loop->base, -1, 0, session_resume, s);
+	s->closer = evtimer_new(loop->base, session_close_poll, s);
+	LIST_INSERT_HEAD(&loop->sessions, s, link);
+	free(h);
+	session_set_callbacks(s);
+	session_timeouts(s, true);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	if (atomic_fetch_add(&d->connections, 1) >= d->cfg->smtp_max_connections) {
+		g_string_truncate(s->proto->out, 0);
+		smtp_reply(s->proto->out, 421, "4.7.0", "Too many connections; try again later");
+		session_flush(s);
+		return session_close(s);
+	}
+	session_flush(s);
+}
+
+/* Runs in the first loop: hands the connection to the next loop in turn. */
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		      void *arg)
+{
+	(void)l;
+	(void)salen;
+	struct smtpd_listener *li = arg;
+	struct smtpd *d = li->d;
+	struct handoff *h = xcalloc(1, sizeof(*h));
+	h->loop = &d->loops[d->next++ % (unsigned)d->nloops];
+	h->fd = fd;
+	h->tls = li->tls;
+	const void *a = sa->sa_family == AF_INET6
+				? (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr
+				: (const void *)&((struct sockaddr_in *)sa)->sin_addr;
+	if (!inet_ntop(sa->sa_family, a, h->ip, sizeof(h->ip)))
+		snprintf(h->ip, sizeof(h->ip), "unknown");
+	struct timeval now = {0, 0};
+	if (event_base_once(h->loop->base, -1, EV_TIMEOUT, session_open, h, &now) < 0) {
+		evutil_closesocket(fd);
+		free(h);
+	}
+}
+
+/* ---- Start and stop ---- */
+
+static int listen_on(struct smtpd *d, struct smtpd_listener *li, const char *hostport, bool tls,
+		     char *err, size_t errlen)
+{
+	char host[128];
+	const char *colon = strrchr(hostport, ':');
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
+	char *h = host;
+	if (h[0] == '[') { /* [IPv6]:PORT */
+		h++;
+		h[strcspn(h, "]")] = '\0';
+	}
+	struct evutil_addrinfo hints = {
+		.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = EVUTIL_AI_PASSIVE};
+	struct evutil_addrinfo *ai = NULL;
+	if (evutil_getaddrinfo(h, colon + 1, &hints, &ai) != 0 || !ai) {
+		snprintf(err, errlen, "cannot listen on %s: cannot resolve %s", hostport, h);
+		return -1;
+	}
+	li->d = d;
+	li->tls = tls;
+	li->l = evconnlistener_new_bind(d->loops[0].base, on_accept, li,
+					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+						LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_THREADSAFE,
+					-1, ai->ai_addr, (int)ai->ai_addrlen);
+	int saved = errno;
+	evutil_freeaddrinfo(ai);
+	if (!li->l) {
+		snprintf(err, errlen, "cannot listen on %s: %s", hostport, strerror(saved));
+		return -1;
+	}
+	return 0;
+}
+
+static void loop_run(void *arg, struct worker *w)
+{
+	(void)w;
+	struct smtpd_loop *loop = arg;
+	event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
+}
+
+static void loop_break(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopbreak(arg);
+}
+
+/* One loop per core, up to SMTPD_LOOPS_MAX: an SMTP session costs little CPU between
+ * its reads, and the policy checks it calls are in memory. */
+static int loops_wanted(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > SMTPD_LOOPS_MAX ? SMTPD_LOOPS_MAX : (int)n;
+}
+
+static void smtpd_free(struct smtpd *d)
+{
+	if (d->plain.l)
+		evconnlistener_free(d->plain.l);
+	if (d->implicit.l)
+		evconnlistener_free(d->implicit.l);
+	for (int i = 0; i < d->nloops; i++) {
+		struct smtpd_loop *loop = &d->loops[i];
+		while (!LIST_EMPTY(&loop->sessions))
+			session_free(LIST_FIRST(&loop->sessions));
+		event_base_free(loop->base);
+	}
+	SSL_CTX_free(d->tls);
+	pthread_mutex_destroy(&d->tls_lock);
+	free(d);
+}
+
+static void loops_stop(struct smtpd *d)
+{
+	struct timeval now = {0, 0};
+	for (int i = 0; i < d->nloops; i++) {
+		if (!d->loops[i].worker)
+			continue;
+		/* An event, not a flag: a break asked before the loop runs is not lost. */
+		event_base_once(d->loops[i].base, -1, EV_TIMEOUT, loop_break, d->loops[i].base,
+				&now);
+		worker_stop(d->loops[i].worker);
+		d->loops[i].worker = NULL;
+	}
+}
+
+static int loops_start(struct smtpd *d, char *err, size_t errlen)
+{
+	d->nloops = loops_wanted();
+	for (int i = 0; i < d->nloops; i++) {
+		d->loops[i].d = d;
+		LIST_INIT(&d->loops[i].sessions);
+		d->loops[i].base = event_base_new();
+		if (!d->loops[i].base) {
+			d->nloops = i;
+			snprintf(err, errlen, "cannot make an event loop for SMTP");
+			return -1;
+		}
+	}
+	for (int i = 0; i < d->nloops; i++) {
+		d->loops[i].worker = worker_start("smtp loop", loop_run, &d->loops[i], err, errlen);
+		if (!d->loops[i].worker)
+			return -1;
+	}
+	return 0;
+}
+
+static void use_threads(void)
+{
+	evthread_use_pthreads();
+}
+
+struct smtpd *smtpd_start(const struct config *cfg, struct store *store,
+			  struct policy_cache *policies, struct drops *drops, struct queue *queue,
+			  char *err, size_t errlen)
+{
+	static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
+	/* The queue's writer thread wakes sessions: the loops need libevent's locks. */
+	pthread_once(&threads_once, use_threads);
+	struct smtpd *d = xcalloc(1, sizeof(*d));
+	*d = (struct smtpd){.cfg = cfg,
+			    .store = store,
+			    .policies = policies,
+			    .drops = drops,
+			    .queue = queue,
+			    .lim = {.hostname = cfg->smtp_hostname,
+				    .max_size = (size_t)cfg->smtp_max_size,
+				    .max_recipients = cfg->smtp_max_recipients,
+				    .tls_available = cfg->smtp_tls_cert[0] != '\0',
+				    .auth_without_tls = cfg->smtp_auth_without_tls}};
+	pthread_mutex_init(&d->tls_lock, NULL);
+	if (cfg->smtp_tls_cert[0]) {
+		d->tls = tls_context(cfg->smtp_tls_cert, cfg->smtp_tls_key, err, errlen);
+		if (!d->tls)
+			goto fail;
+	}
+	if (loops_start(d, err, errlen) < 0 ||
+	    (cfg->smtp_listen[0] &&
+	     listen_on(d, &d->plain, cfg->smtp_listen, false, err, errlen) < 0) ||
+	    (cfg->smtp_tls_listen[0] &&
+	     listen_on(d, &d->implicit, cfg->smtp_tls_listen, true, err, errlen) < 0))
+		goto fail;
+	return d;
+fail:
+	loops_stop(d);
+	smtpd_free(d);
+	return NULL;
+}
+
+void smtpd_stop(struct smtpd *d)
+{
+	if (!d)
+		return;
+	if (d->plain.l)
+		evconnlistener_disable(d->plain.l);
+	if (d->implicit.l)
+		evconnlistener_disable(d->implicit.l);
+	/* Messages handed to the queue get their commit and their reply first. */
+	atomic_store(&d->draining, true);
+	for (int i = 0; i < SMTPD_DRAIN_WAIT * 100 && atomic_load(&d->pending) > 0; i++)
+		usleep(10000);
+	int left = atomic_load(&d->pending);
+	loops_stop(d);
+	if (left > 0) {
+		/* Their commits may still call back into the loops: leave them be. */
+		log_warn("SMTP: %d sessions still waiting for their commit at stop", left);
+		return;
+	}
+	smtpd_free(d);
+}

@@ -144,10 +144,10 @@ void smtpd_reload(struct smtpd *d)
 
 /* ---- Sessions ---- */
 
-static void session_run(struct smtpd_session *s);
-static void session_set_callbacks(struct smtpd_session *s);
+static void conn_run(struct smtpd_session *s);
+static void conn_set_callbacks(struct smtpd_session *s);
 
-static void session_free(struct smtpd_session *s)
+static void conn_free(struct smtpd_session *s)
 {
 	LIST_REMOVE(s, link);
 	if (s->bev)
@@ -171,25 +171,25 @@ static size_t output_pending(struct smtpd_session *s)
 
 /* Frees the session once its last reply has left (a TLS filter holds it in two buffers,
  * so this polls), or after about two seconds. */
-static void session_close_poll(evutil_socket_t fd, short what, void *arg)
+static void conn_close_poll(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct smtpd_session *s = arg;
 	bool done = !s->bev || output_pending(s) == 0 || ++s->close_polls > 200;
-	if (done && s->waiting) { /* its commit's callback still needs it: session_resume frees */
+	if (done && s->waiting) { /* its commit's callback still needs it: conn_resume frees */
 		if (s->bev)
 			bufferevent_free(s->bev);
 		s->bev = NULL;
 		return;
 	}
 	if (done)
-		return session_free(s);
+		return conn_free(s);
 	struct timeval tick = {0, 10000};
 	evtimer_add(s->closer, &tick);
 }
 
-static void session_close(struct smtpd_session *s)
+static void conn_close(struct smtpd_session *s)
 {
 	s->closing = true;
 	if (s->bev)
@@ -197,7 +197,7 @@ static void session_close(struct smtpd_session *s)
 	event_active(s->closer, EV_TIMEOUT, 0);
 }
 
-static void session_flush(struct smtpd_session *s)
+static void conn_flush(struct smtpd_session *s)
 {
 	GString *out = s->proto->out;
 	if (out->len && s->bev)
@@ -206,7 +206,7 @@ static void session_flush(struct smtpd_session *s)
 }
 
 /* Timeouts: 5 minutes per command, 10 for DATA; writes get the command's. */
-static void session_timeouts(struct smtpd_session *s, bool force)
+static void conn_timeouts(struct smtpd_session *s, bool force)
 {
 	bool data = s->proto->state == SMTP_S_DATA;
 	if (!force && data == s->in_data)
@@ -232,7 +232,7 @@ static void err_reply(char *out, size_t n, enum err e, const char *detail)
  * over. */
 static void do_starttls(struct smtpd_session *s)
 {
-	session_flush(s);
+	conn_flush(s);
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
 	SSL *ssl = tls_new(s->loop->d);
@@ -244,13 +244,13 @@ static void do_starttls(struct smtpd_session *s)
 		if (ssl)
 			SSL_free(ssl);
 		s->proto->action = SMTP_ACT_NONE;
-		return session_close(s);
+		return conn_close(s);
 	}
 	s->bev = tls;
 	s->have_key = false;
 	smtp_tls_started(s->proto);
-	session_set_callbacks(s);
-	session_timeouts(s, true);
+	conn_set_callbacks(s);
+	conn_timeouts(s, true);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
@@ -323,7 +323,7 @@ static void committed(void *arg, int rc)
 	event_active(s->resume, EV_TIMEOUT, 0);
 }
 
-static void session_resume(evutil_socket_t fd, short what, void *arg)
+static void conn_resume(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
@@ -345,10 +345,10 @@ static void session_resume(evutil_socket_t fd, short what, void *arg)
 	s->rcpts = NULL;
 	smtp_submit_done(s->proto, reply);
 	if (!s->bev || s->closing) { /* the client left (or timed out) while it waited */
-		session_free(s);
+		conn_free(s);
 	} else {
 		bufferevent_enable(s->bev, EV_READ);
-		session_run(s);
+		conn_run(s);
 	}
 	atomic_fetch_sub(&d->pending, 1);
 }
@@ -389,7 +389,7 @@ static void do_submit(struct smtpd_session *s)
 }
 
 /* Performs the protocol's pending action. */
-static void session_act(struct smtpd_session *s)
+static void conn_act(struct smtpd_session *s)
 {
 	switch (s->proto->action) {
 	case SMTP_ACT_STARTTLS:
@@ -401,8 +401,8 @@ static void session_act(struct smtpd_session *s)
 	case SMTP_ACT_SUBMIT:
 		return do_submit(s);
 	case SMTP_ACT_CLOSE:
-		session_flush(s);
-		return session_close(s);
+		conn_flush(s);
+		return conn_close(s);
 	case SMTP_ACT_NONE:
 		return;
 	}
@@ -410,11 +410,11 @@ static void session_act(struct smtpd_session *s)
 
 /* Feeds what the client sent to the protocol, acting on what it asks, until the input is
  * used up or the session waits (a commit) or ends. */
-static void session_run(struct smtpd_session *s)
+static void conn_run(struct smtpd_session *s)
 {
 	while (s->bev && !s->waiting && !s->closing) {
 		if (s->proto->action != SMTP_ACT_NONE) {
-			session_act(s);
+			conn_act(s);
 			continue;
 		}
 		struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -423,26 +423,26 @@ static void session_run(struct smtpd_session *s)
 			break;
 		evbuffer_drain(in, smtp_feed(s->proto, v.iov_base, v.iov_len));
 	}
-	session_flush(s);
+	conn_flush(s);
 	if (s->bev && !s->closing)
-		session_timeouts(s, false);
+		conn_timeouts(s, false);
 }
 
-static void session_read(struct bufferevent *bev, void *arg)
+static void conn_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
-	session_run(arg);
+	conn_run(arg);
 }
 
-static void session_event(struct bufferevent *bev, short what, void *arg)
+static void conn_event(struct bufferevent *bev, short what, void *arg)
 {
 	(void)bev;
 	struct smtpd_session *s = arg;
 	if ((what & BEV_EVENT_TIMEOUT) && !s->closing) {
 		GString *out = s->proto->out;
 		smtp_reply(out, 421, "4.4.2", "Timeout exceeded, closing the connection");
-		session_flush(s);
-		return session_close(s);
+		conn_flush(s);
+		return conn_close(s);
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
 		return;
@@ -452,16 +452,16 @@ static void session_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (!s->closing)
-		session_free(s);
+		conn_free(s);
 	else if (s->bev) { /* the close poll frees it */
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 	}
 }
 
-static void session_set_callbacks(struct smtpd_session *s)
+static void conn_set_callbacks(struct smtpd_session *s)
 {
-	bufferevent_setcb(s->bev, session_read, NULL, session_event, s);
+	bufferevent_setcb(s->bev, conn_read, NULL, conn_event, s);
 }
 
 struct handoff {
@@ -472,7 +472,7 @@ struct handoff {
 };
 
 /* Runs in the chosen loop: makes the session and greets (or turns away) the client. */
-static void session_open(evutil_socket_t unused, short what, void *arg)
+static void conn_open(evutil_socket_t unused, short what, void *arg)
 {
 	(void)unused;
 	(void)what;
@@ -498,20 +498,20 @@ static void session_open(evutil_socket_t unused, short what, void *arg)
 	s->bev = bev;
 	snprintf(s->ip, sizeof(s->ip), "%s", h->ip);
 	s->proto = smtp_session_new(&d->lim, h->tls);
-	s->resume = event_new(loop->base, -1, 0, session_resume, s);
-	s->closer = evtimer_new(loop->base, session_close_poll, s);
+	s->resume = event_new(loop->base, -1, 0, conn_resume, s);
+	s->closer = evtimer_new(loop->base, conn_close_poll, s);
 	LIST_INSERT_HEAD(&loop->sessions, s, link);
 	free(h);
-	session_set_callbacks(s);
-	session_timeouts(s, true);
+	conn_set_callbacks(s);
+	conn_timeouts(s, true);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	if (atomic_fetch_add(&d->connections, 1) >= d->cfg->smtp_max_connections) {
 		g_string_truncate(s->proto->out, 0);
 		smtp_reply(s->proto->out, 421, "4.7.0", "Too many connections; try again later");
-		session_flush(s);
-		return session_close(s);
+		conn_flush(s);
+		return conn_close(s);
 	}
-	session_flush(s);
+	conn_flush(s);
 }
 
 /* Runs in the first loop: hands the connection to the next loop in turn. */
@@ -532,7 +532,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (!inet_ntop(sa->sa_family, a, h->ip, sizeof(h->ip)))
 		snprintf(h->ip, sizeof(h->ip), "unknown");
 	struct timeval now = {0, 0};
-	if (event_base_once(h->loop->base, -1, EV_TIMEOUT, session_open, h, &now) < 0) {
+	if (event_base_once(h->loop->base, -1, EV_TIMEOUT, conn_open, h, &now) < 0) {
 		evutil_closesocket(fd);
 		free(h);
 	}
@@ -604,7 +604,7 @@ static void smtpd_free(struct smtpd *d)
 	for (int i = 0; i < d->nloops; i++) {
 		struct smtpd_loop *loop = &d->loops[i];
 		while (!LIST_EMPTY(&loop->sessions))
-			session_free(LIST_FIRST(&loop->sessions));
+			conn_free(LIST_FIRST(&loop->sessions));
 		event_base_free(loop->base);
 	}
 	SSL_CTX_free(d->tls);

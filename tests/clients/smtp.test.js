@@ -22,11 +22,15 @@ const STRANGER = 'stranger@acme.test'; // in the verified domain, but not author
 
 let gw = null;
 let cookie = null;
+let csrf = null;
 
 async function api(method, urlPath, body) {
   const r = await fetch(gw.base + urlPath, {
     method,
-    headers: { 'Content-Type': 'application/json', ...(cookie ? { Cookie: cookie } : {}) },
+    headers: {
+      'Content-Type': 'application/json',
+      ...(cookie ? { Cookie: cookie, 'X-CSRF-Token': csrf } : {}),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await r.text();
@@ -38,6 +42,7 @@ async function authorizeOnlyFrom() {
   const login = await api('POST', '/api/session', { account: ACCOUNT, email: ADMIN, password: PASSWORD });
   assert.equal(login.status, 200, JSON.stringify(login.json));
   cookie = login.headers.get('set-cookie').split(';', 1)[0];
+  csrf = login.json.csrf_token;
   const added = await api('POST', '/api/senders', { addresses: [FROM] });
   assert.equal(added.status, 201, JSON.stringify(added.json));
   const verified = await api('POST', `/api/senders/${added.json.added[0].id}/verify`);

@@ -858,6 +858,9 @@ def serve_main(argv):
     ap.add_argument("--admin", help="the account's Admin (login email)")
     ap.add_argument("--domain", action="append", default=[],
                     help="a verified domain of the account, so its addresses may send")
+    ap.add_argument("--smtp", action="store_true",
+                    help="SMTP submission too: STARTTLS with a self-signed certificate, AUTH "
+                    "only after it; smtp_port (and smtps_port, implicit TLS) in the JSON line")
     opts = ap.parse_args(argv)
     if bool(opts.account) != bool(opts.admin):
         ap.error("--account and --admin go together")
@@ -866,7 +869,7 @@ def serve_main(argv):
     if opts.dir:
         os.makedirs(opts.dir, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    gw = Gateway(tmp=opts.dir and os.path.abspath(opts.dir))
+    gw = Gateway(tmp=opts.dir and os.path.abspath(opts.dir), smtp_tls=opts.smtp)
     sink = None
     try:
         info = {"dir": gw.tmp, "db": gw.db, "conninfo": gw.conninfo, "log": gw.log_path,
@@ -883,6 +886,8 @@ def serve_main(argv):
             info.update(sink_port=sink.port, sink_pid=sink.proc.pid, sink_dir=sink.dir)
         gw.start()
         info.update(port=gw.port, url=f"http://127.0.0.1:{gw.port}", pid=gw.proc.pid)
+        if opts.smtp:
+            info.update(smtp_port=gw.smtp_port, smtps_port=gw.smtps_port)
         print(json.dumps(info), flush=True)
         sys.stdin.read()
     finally:
@@ -898,5 +903,5 @@ if __name__ == "__main__":
     import sys
     if sys.argv[1:2] != ["serve"]:
         raise SystemExit("usage: harness.py serve [--dir DIR] [--sink] "
-                         "[--account NAME --admin EMAIL [--domain NAME]...]")
+                         "[--account NAME --admin EMAIL [--domain NAME]...] [--smtp]")
     serve_main(sys.argv[2:])

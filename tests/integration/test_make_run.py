@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import smtplib
 import socket
 import subprocess
 import tempfile
@@ -17,13 +18,15 @@ from harness import ROOT, login_body, main, send_body, wait_until
 
 SRC = os.environ.get("POSTERN_SRC", ROOT)
 PORT = 8025
+SMTP_PORT = 2525
 
 
 class MakeRunTest(unittest.TestCase):
     def test_make_run_serves_on_8025(self):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", PORT)) == 0:
-                self.fail("port 8025 is already in use; stop the other postern first")
+        for port in (PORT, SMTP_PORT):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    self.fail(f"port {port} is already in use; stop the other postern first")
         tmp = tempfile.mkdtemp(prefix="postern-make-run-")
         tree = os.path.join(tmp, "postern")
         shutil.copytree(SRC, tree, ignore=shutil.ignore_patterns(
@@ -56,6 +59,19 @@ class MakeRunTest(unittest.TestCase):
             self.assertEqual(status, 200, body)
             eml = os.path.join(tree, "var", "outbox", body["data"]["message_id"] + ".eml")
             self.assertTrue(wait_until(lambda: os.path.exists(eml)), "no outbox file")
+            # The printed swaks example's listener: SMTP on 2525 with the same key.
+            self.assertIn("swaks --server 127.0.0.1:2525", log)
+            with smtplib.SMTP("127.0.0.1", SMTP_PORT, timeout=30) as smtp:
+                smtp.login("apikey", key)
+                refused = smtp.sendmail("news@example.com", ["you@example.org"],
+                                        "From: news@example.com\r\nTo: you@example.org\r\n"
+                                        "Subject: Over SMTP\r\n\r\nHi\r\n")
+                self.assertEqual(refused, {})
+                code, text = smtp.noop()
+                self.assertEqual(code, 250)
+            self.assertTrue(wait_until(lambda: any(
+                "Subject: Over SMTP" in read(os.path.join(tree, "var", "outbox", f))
+                for f in os.listdir(os.path.join(tree, "var", "outbox")))), "no SMTP outbox file")
         finally:
             # make, the shell and postern share the session started above.
             try:

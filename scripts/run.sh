@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make run`: the gateway on the embedded defaults. The first run creates ./var/ with a
 # SQLite database, a demo account, its Admin and an API key, and prints the credentials
-# once; later runs reuse them. Mail goes to ./var/outbox, one .eml file per message.
+# once; later runs reuse them. Mail goes to ./var/outbox, one .eml file per message. SMTP
+# submission listens on 127.0.0.1:2525, taking AUTH without TLS (loopback only).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,16 @@ url = outbox:$var/outbox
 system_from = postern@localhost.localdomain
 INI
 fi
+# An ini written before SMTP submission existed gets its section too.
+if ! grep -q '^\[smtp\]' "$ini"; then
+	cat >>"$ini" <<INI
+
+[smtp]
+listen = 127.0.0.1:2525
+; Loopback only: a real deployment offers STARTTLS (tls_cert, tls_key) and keeps this no.
+auth_without_tls = yes
+INI
+fi
 
 if [ ! -f "$db" ]; then
 	password=$(head -c 15 /dev/urandom | base64 | tr '+/' '-_')
@@ -54,7 +65,14 @@ if [ ! -f "$db" ]; then
            "personalizations":[{"to":[{"email":"you@example.org"}]}]}' \\
       http://127.0.0.1:8025/v5/mail/send
 
+  Or over SMTP (user apikey, password the API key):
+    swaks --server 127.0.0.1:2525 --auth PLAIN --auth-user apikey \\
+      --auth-password '$key' --from news@example.com --to you@example.org
+
 MSG
+else
+	echo "postern: HTTP on http://127.0.0.1:8025, SMTP on 127.0.0.1:2525 (AUTH user apikey," \
+		"password an API key of the demo account)"
 fi
 
 exec $bin serve --config "$ini"

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "keys.h"
@@ -78,6 +79,7 @@ struct smtpd_session {
 	struct event *resume; /* made active by the queue's writer thread */
 	struct event *closer; /* polls until the last reply is out */
 	char ip[INET6_ADDRSTRLEN];
+	bool tls;      /* implicit TLS, or after STARTTLS */
 	bool have_key; /* authenticated with AUTH */
 	struct store_apikey key;
 	struct store_apikey txn_key; /* the key of the transaction in progress */
@@ -200,8 +202,21 @@ static void conn_close(struct smtpd_session *s)
 static void conn_flush(struct smtpd_session *s)
 {
 	GString *out = s->proto->out;
-	if (out->len && s->bev)
-		bufferevent_write(s->bev, out->str, out->len);
+	size_t sent = 0;
+	if (!out->len || !s->bev)
+		goto done;
+	/* Plaintext with nothing queued before it: straight to the socket. A buffered write
+	 * costs a loop turn and two epoll changes per reply, a third of the system calls of a
+	 * whole session. What does not fit (or an error) takes the buffered way. */
+	if (!s->tls && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		ssize_t n = send(bufferevent_getfd(s->bev), out->str, out->len,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0)
+			sent = (size_t)n;
+	}
+	if (sent < out->len)
+		bufferevent_write(s->bev, out->str + sent, out->len - sent);
+done:
 	g_string_truncate(out, 0);
 }
 
@@ -247,6 +262,7 @@ static void do_starttls(struct smtpd_session *s)
 		return conn_close(s);
 	}
 	s->bev = tls;
+	s->tls = true;
 	s->have_key = false;
 	smtp_tls_started(s->proto);
 	conn_set_callbacks(s);
@@ -496,6 +512,7 @@ static void conn_open(evutil_socket_t unused, short what, void *arg)
 	struct smtpd_session *s = xcalloc(1, sizeof(*s));
 	s->loop = loop;
 	s->bev = bev;
+	s->tls = h->tls;
 	snprintf(s->ip, sizeof(s->ip), "%s", h->ip);
 	s->proto = smtp_session_new(&d->lim, h->tls);
 	s->resume = event_new(loop->base, -1, 0, conn_resume, s);
@@ -626,13 +643,26 @@ static void loops_stop(struct smtpd *d)
 	}
 }
 
+/* A loop whose epoll changes are gathered per turn: a reply enables writing and its drain
+ * disables it again, which would otherwise be two epoll_ctl calls per reply. */
+static struct event_base *new_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	if (!cfg)
+		return NULL;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	struct event_base *base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 static int loops_start(struct smtpd *d, char *err, size_t errlen)
 {
 	d->nloops = loops_wanted();
 	for (int i = 0; i < d->nloops; i++) {
 		d->loops[i].d = d;
 		LIST_INIT(&d->loops[i].sessions);
-		d->loops[i].base = event_base_new();
+		d->loops[i].base = new_base();
 		if (!d->loops[i].base) {
 			d->nloops = i;
 			snprintf(err, errlen, "cannot make an event loop for SMTP");

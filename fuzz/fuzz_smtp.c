@@ -42,23 +42,28 @@ static void check_body(const struct smtp_session *s)
 	FUZZ_CHECK(s->nrcpts >= 1 && s->mail_from[0], "submission without an envelope");
 }
 
-/* Answers the pending action; returns false once the session is closed. */
-static bool act(struct smtp_session *s, bool yes)
+/* Answers the pending action with the verdict byte v (bit 0: yes; bit 1: a refusal
+ * closes, as AUTH's lockout and a stop's 421 do); returns false once the session is
+ * closed. */
+static bool act(struct smtp_session *s, uint8_t v)
 {
+	bool yes = v & 1, close = !yes && (v & 2);
 	switch (s->action) {
 	case SMTP_ACT_STARTTLS:
 		check_replies(s->out);
 		smtp_tls_started(s);
 		return true;
 	case SMTP_ACT_AUTH:
-		smtp_auth_done(s, yes, yes ? "235 2.7.0 Ok" : "535 5.7.8 no", false);
+		smtp_auth_done(s, yes, yes ? "235 2.7.0 Ok" : "535 5.7.8 no", close);
 		return true;
 	case SMTP_ACT_MAIL:
+		/* smtpd refuses the null sender always */
+		yes = yes && s->mail_from[0];
 		smtp_mail_done(s, yes, yes ? "250 2.1.0 Ok" : "550 5.7.1 no");
 		return true;
 	case SMTP_ACT_SUBMIT:
 		check_body(s);
-		smtp_submit_done(s, "250 2.0.0 Ok: queued as x");
+		smtp_submit_done(s, close ? "421 4.3.2 bye" : "250 2.0.0 Ok: queued as x", close);
 		return true;
 	case SMTP_ACT_CLOSE:
 		return false;
@@ -91,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (s->action != SMTP_ACT_NONE) {
 			FUZZ_CHECK(smtp_feed(s, in + off, len - off) == 0 || off == len,
 				   "input consumed while an action is pending");
-			open = act(s, (data[verdict++ % size] & 1) != 0);
+			open = act(s, data[verdict++ % size]);
 			check_replies(s->out);
 		} else {
 			FUZZ_CHECK(used == n, "stopped without an action");

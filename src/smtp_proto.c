@@ -36,11 +36,25 @@ static void reply_raw(struct smtp_session *s, const char *reply)
 	g_string_append(s->out, "\r\n");
 }
 
+/* Buffers a large transaction grew past this are given back at its end: an idle session
+ * would otherwise keep up to max_size. */
+#define SMTP_KEEP_MAX (64 * 1024)
+
 static void reset_transaction(struct smtp_session *s)
 {
 	s->mail_from[0] = '\0';
 	s->nrcpts = 0;
-	g_string_truncate(s->body, 0);
+	if (s->body->allocated_len > SMTP_KEEP_MAX) {
+		g_string_free(s->body, TRUE);
+		s->body = g_string_new(NULL);
+	} else {
+		g_string_truncate(s->body, 0);
+	}
+	if ((size_t)s->rcpts_cap * sizeof(*s->rcpts) > SMTP_KEEP_MAX) {
+		free(s->rcpts);
+		s->rcpts = NULL;
+		s->rcpts_cap = 0;
+	}
 	s->data_bare = false;
 	s->data_too_big = false;
 	if (s->state != SMTP_S_INIT && s->state != SMTP_S_CLOSED)
@@ -172,9 +186,15 @@ static void auth_plain(struct smtp_session *s, const char *text)
 	bool ok = pass && pass <= buf + len && strlen(pass) == (size_t)(buf + len - pass) &&
 		  util_copy(s->user, sizeof(s->user), user + 1) == 0 &&
 		  util_copy(s->pass, sizeof(s->pass), pass) == 0;
+	/* RFC 4616: an authorization identity other than the user would act as someone else,
+	 * which no key may do. */
+	bool as_self = ok && (buf[0] == '\0' || strcmp(buf, s->user) == 0);
 	explicit_bzero(buf, sizeof(buf));
 	if (!ok)
 		return auth_fail(s, 501, "5.5.2", "Malformed AUTH PLAIN response");
+	if (!as_self)
+		return auth_fail(s, 535, "5.7.8",
+				 "The authorization identity must be empty or the user name");
 	s->state = SMTP_S_READY;
 	s->action = SMTP_ACT_AUTH;
 }
@@ -304,10 +324,13 @@ static void cmd_mail(struct smtp_session *s, const char *arg)
 		if (bad)
 			return reply_raw(s, bad);
 	}
-	if (!path[0])
-		return smtp_reply(s->out, 550, "5.7.1",
-				  "The null sender <> is refused: the sender policy needs an "
-				  "authorized sender address");
+	/* The null sender goes to the adapter too: an unauthenticated client hears 530 first,
+	 * like any MAIL of its, and only then that <> cannot be authorized. */
+	if (!path[0]) {
+		s->mail_from[0] = '\0';
+		s->action = SMTP_ACT_MAIL;
+		return;
+	}
 	if (addr_normalize(path, s->mail_from, &why) < 0)
 		return smtp_reply(s->out, 501, "5.1.7", "Bad sender address syntax");
 	s->action = SMTP_ACT_MAIL;
@@ -612,10 +635,10 @@ void smtp_mail_done(struct smtp_session *s, bool ok, const char *reply)
 	}
 }
 
-void smtp_submit_done(struct smtp_session *s, const char *reply)
+void smtp_submit_done(struct smtp_session *s, const char *reply, bool close)
 {
 	reply_raw(s, reply);
-	s->action = SMTP_ACT_NONE;
-	s->state = SMTP_S_READY;
+	s->action = close ? SMTP_ACT_CLOSE : SMTP_ACT_NONE;
+	s->state = close ? SMTP_S_CLOSED : SMTP_S_READY;
 	reset_transaction(s);
 }

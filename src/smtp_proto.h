@@ -29,7 +29,7 @@ enum smtp_action {
 	SMTP_ACT_NONE,	   /* go on feeding */
 	SMTP_ACT_STARTTLS, /* flush the output, forget unread input, start TLS, smtp_tls_started */
 	SMTP_ACT_AUTH,	   /* check user and password, then smtp_auth_done */
-	SMTP_ACT_MAIL,	   /* judge mail_from, then smtp_mail_done */
+	SMTP_ACT_MAIL,	   /* judge mail_from ("" for the null sender), then smtp_mail_done */
 	SMTP_ACT_SUBMIT,   /* submit the envelope and body, then smtp_submit_done */
 	SMTP_ACT_CLOSE,	   /* flush the output, then close */
 };
@@ -87,7 +87,7 @@ void smtp_tls_started(struct smtp_session *s);
  * CRLF. close: the adapter closes the connection after it (SMTP_ACT_CLOSE follows). */
 void smtp_auth_done(struct smtp_session *s, bool ok, const char *reply, bool close);
 void smtp_mail_done(struct smtp_session *s, bool ok, const char *reply);
-void smtp_submit_done(struct smtp_session *s, const char *reply);
+void smtp_submit_done(struct smtp_session *s, const char *reply, bool close);
 
 /* Appends one reply: code, enhanced status (or NULL) and text, CRLF-terminated. */
 void smtp_reply(GString *out, int code, const char *enhanced, const char *text);

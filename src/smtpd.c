@@ -2,7 +2,8 @@
  * that hands each connection to the loops in turn, bufferevent_openssl for TLS. The
  * protocol is smtp_proto.c's; this file performs its actions (TLS, AUTH, the sender check,
  * submission) and turns the services' errors into replies through err.c's table. A session
- * waiting for its commit holds no thread: the queue's writer wakes it in its own loop. */
+ * waiting for its commit or its AUTH check holds no loop: the queue's writer or the auth
+ * worker wakes it in its own loop. */
 #include "smtpd.h"
 
 #include <arpa/inet.h>
@@ -22,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keys.h"
@@ -35,7 +38,10 @@
 #define SMTPD_LOOPS_MAX	   8
 #define SMTPD_CMD_TIMEOUT  300 /* seconds: RFC 5321 4.5.3.2.7 */
 #define SMTPD_DATA_TIMEOUT 600
-#define SMTPD_DRAIN_WAIT   60 /* seconds a stop waits for commits in flight */
+#define SMTPD_DRAIN_WAIT   60	       /* seconds a stop waits for commits in flight */
+#define SMTPD_OUT_MAX	   (64 * 1024) /* replies a client leaves unread before reading stops */
+#define SMTPD_FD_RESERVE   64	       /* descriptors beyond the sessions: store, HTTP, logs */
+#define SMTPD_ACCEPT_PAUSE 100000      /* microseconds the listener rests when out of fds */
 
 struct smtpd_session;
 LIST_HEAD(session_list, smtpd_session);
@@ -50,8 +56,12 @@ struct smtpd_loop {
 struct smtpd_listener {
 	struct smtpd *d;
 	struct evconnlistener *l;
-	bool tls; /* implicit TLS */
+	struct event *pause; /* re-enables accepting after an accept error */
+	bool tls;	     /* implicit TLS */
+	bool failing;	     /* an accept error was logged; the next success clears it */
 };
+
+STAILQ_HEAD(auth_queue, smtpd_session);
 
 struct smtpd {
 	const struct config *cfg;
@@ -67,16 +77,20 @@ struct smtpd {
 	unsigned next; /* the loop the next connection goes to */
 	struct smtpd_listener plain, implicit;
 	atomic_int connections;
-	atomic_int pending; /* sessions between submit_smtp and their reply */
+	atomic_int pending; /* sessions waiting off their loop: a commit or an AUTH check */
 	atomic_bool draining;
+	struct worker *auth; /* checks credentials: they touch the store, the loops must not */
+	pthread_mutex_t auth_lock;
+	struct auth_queue auth_queue; /* sessions waiting for their check, oldest first */
 };
 
 struct smtpd_session {
 	LIST_ENTRY(smtpd_session) link;
+	STAILQ_ENTRY(smtpd_session) auth_link;
 	struct smtpd_loop *loop;
 	struct bufferevent *bev; /* NULL once the client is gone */
 	struct smtp_session *proto;
-	struct event *resume; /* made active by the queue's writer thread */
+	struct event *resume; /* made active by the queue's writer or the auth worker */
 	struct event *closer; /* polls until the last reply is out */
 	char ip[INET6_ADDRSTRLEN];
 	bool tls;      /* implicit TLS, or after STARTTLS */
@@ -84,12 +98,18 @@ struct smtpd_session {
 	struct store_apikey key;
 	struct store_apikey txn_key; /* the key of the transaction in progress */
 	bool in_data;		     /* the DATA timeout applies */
-	bool waiting;		     /* its message's commit is pending */
+	bool waiting;		     /* a commit or an AUTH check holds it (auth says which) */
+	bool auth;		     /* the auth worker holds it */
+	bool blocked;		     /* reading stopped until the client reads its replies */
 	bool closing;
 	int close_polls;
 	struct submit sub;
 	const char **rcpts;
 	int rc;
+	/* The auth worker's verdict. */
+	enum err auth_e;
+	struct store_apikey auth_key;
+	int64_t auth_retry;
 };
 
 /* ---- TLS ---- */
@@ -109,8 +129,11 @@ static SSL_CTX *tls_context(const char *cert, const char *key, char *err, size_t
 		what = "cannot load [smtp] tls_key";
 	else if (SSL_CTX_check_private_key(ctx) != 1)
 		what = "[smtp] tls_key does not match tls_cert";
-	if (!what)
+	if (!what) {
+		/* A client-started renegotiation costs the server a handshake per request. */
+		SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 		return ctx;
+	}
 	unsigned long e = ERR_get_error();
 	snprintf(err, errlen, "%s (%s, %s): %s", what, cert, key,
 		 e ? ERR_reason_error_string(e) : "unknown error");
@@ -160,6 +183,7 @@ static void conn_free(struct smtpd_session *s)
 	submit_free(&s->sub);
 	free(s->rcpts);
 	explicit_bzero(&s->key, sizeof(s->key));
+	explicit_bzero(&s->auth_key, sizeof(s->auth_key));
 	atomic_fetch_sub(&s->loop->d->connections, 1);
 	free(s);
 }
@@ -251,13 +275,16 @@ static void do_starttls(struct smtpd_session *s)
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
 	SSL *ssl = tls_new(s->loop->d);
-	struct bufferevent *tls = ssl ? bufferevent_openssl_filter_new(s->loop->base, s->bev, ssl,
-								       BUFFEREVENT_SSL_ACCEPTING,
-								       BEV_OPT_CLOSE_ON_FREE)
-				      : NULL;
+	if (!ssl) {
+		s->proto->action = SMTP_ACT_NONE;
+		return conn_close(s);
+	}
+	struct bufferevent *tls = bufferevent_openssl_filter_new(
+		s->loop->base, s->bev, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!tls) {
-		if (ssl)
-			SSL_free(ssl);
+		/* libevent 2.1 has freed the SSL and, through the half-made filter, the
+		 * plaintext bufferevent with its socket: neither is ours to free again. */
+		s->bev = NULL;
 		s->proto->action = SMTP_ACT_NONE;
 		return conn_close(s);
 	}
@@ -270,16 +297,72 @@ static void do_starttls(struct smtpd_session *s)
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
+/* Counts a session about to wait off its loop, unless a stop has begun. The count comes
+ * before the look: a stop sets draining and then reads the count, so either it sees this
+ * session or this sees the stop. */
+static bool conn_may_hold(struct smtpd *d)
+{
+	atomic_fetch_add(&d->pending, 1);
+	if (!atomic_load(&d->draining))
+		return true;
+	atomic_fetch_sub(&d->pending, 1);
+	return false;
+}
+
+/* Holds a session off its loop: reading stops and only its resume event (or the client
+ * leaving, a timeout, the stop) touches it until then. */
+static void conn_hold(struct smtpd_session *s)
+{
+	s->waiting = true;
+	bufferevent_disable(s->bev, EV_READ); /* pipelined commands wait for the reply */
+}
+
+/* AUTH: the check reads and writes the store (the failure throttle, last use), so the
+ * auth worker makes it and conn_resume answers in the loop. */
 static void do_auth(struct smtpd_session *s)
 {
 	struct smtpd *d = s->loop->d;
+	if (!conn_may_hold(d)) /* RFC 5321 3.8: a 421 closes the connection */
+		return smtp_auth_done(s->proto, false,
+				      "421 4.3.2 Postern is shutting down; try again later", true);
+	conn_hold(s);
+	s->auth = true;
+	pthread_mutex_lock(&d->auth_lock);
+	STAILQ_INSERT_TAIL(&d->auth_queue, s, auth_link);
+	pthread_mutex_unlock(&d->auth_lock);
+	worker_wake(d->auth);
+}
+
+static void auth_run(void *arg, struct worker *w)
+{
+	struct smtpd *d = arg;
+	while (worker_wait(w, WORKER_FOREVER)) {
+		for (;;) {
+			pthread_mutex_lock(&d->auth_lock);
+			struct smtpd_session *s = STAILQ_FIRST(&d->auth_queue);
+			if (s)
+				STAILQ_REMOVE_HEAD(&d->auth_queue, auth_link);
+			pthread_mutex_unlock(&d->auth_lock);
+			if (!s)
+				break;
+			s->auth_retry = 0;
+			s->auth_e =
+				keys_smtp_auth(d->store, d->policies, s->proto->user,
+					       s->proto->pass, s->ip, &s->auth_key, &s->auth_retry);
+			event_active(s->resume, EV_TIMEOUT, 0);
+		}
+	}
+}
+
+/* The auth worker's verdict, as the reply: 235, 454 (store down), 535 or 421 and close. */
+static void auth_answer(struct smtpd_session *s)
+{
 	struct smtp_session *p = s->proto;
-	struct store_apikey key;
-	int64_t retry = 0;
+	enum err e = s->auth_e;
+	int64_t retry = s->auth_retry;
 	char reply[400], detail[120];
-	enum err e = keys_smtp_auth(d->store, d->policies, p->user, p->pass, s->ip, &key, &retry);
 	if (e == ERR_OK) {
-		s->key = key;
+		s->key = s->auth_key;
 		s->have_key = true;
 		snprintf(reply, sizeof(reply), "235 2.7.0 Authentication successful");
 	} else if (e == ERR_STORE_UNAVAILABLE) {
@@ -297,6 +380,7 @@ static void do_auth(struct smtpd_session *s)
 	}
 	if (e != ERR_OK)
 		log_info("smtp auth refused ip=%s (%s)", s->ip, err_info(e)->code);
+	explicit_bzero(&s->auth_key, sizeof(s->auth_key));
 	smtp_auth_done(p, e == ERR_OK, reply, e == ERR_TOO_MANY_ATTEMPTS);
 }
 
@@ -322,6 +406,12 @@ static void do_mail(struct smtpd_session *s)
 			  "listed in a key's smtp_ips.");
 		return smtp_mail_done(s->proto, false, reply);
 	}
+	if (e == ERR_OK && !s->proto->mail_from[0]) {
+		err_reply(reply, sizeof(reply), ERR_SENDER_NOT_AUTHORIZED,
+			  "The null sender <> cannot be authorized; send from an authorized "
+			  "address.");
+		return smtp_mail_done(s->proto, false, reply);
+	}
 	if (e == ERR_OK)
 		e = submit_check_address(d->policies, d->drops, &s->txn_key, s->proto->mail_from);
 	if (e == ERR_OK)
@@ -339,14 +429,10 @@ static void committed(void *arg, int rc)
 	event_active(s->resume, EV_TIMEOUT, 0);
 }
 
-static void conn_resume(evutil_socket_t fd, short what, void *arg)
+/* The commit's outcome, as the reply to DATA. */
+static void commit_answer(struct smtpd_session *s)
 {
-	(void)fd;
-	(void)what;
-	struct smtpd_session *s = arg;
-	struct smtpd *d = s->loop->d;
 	char reply[200];
-	s->waiting = false;
 	if (s->rc == STORE_OK) {
 		log_info("message %s queued account=%lld key=%lld from=%s recipients=%d "
 			 "source=smtp",
@@ -359,7 +445,22 @@ static void conn_resume(evutil_socket_t fd, short what, void *arg)
 	submit_free(&s->sub);
 	free(s->rcpts);
 	s->rcpts = NULL;
-	smtp_submit_done(s->proto, reply);
+	smtp_submit_done(s->proto, reply, false);
+}
+
+/* Runs in the session's loop once its commit landed or its AUTH check is made. */
+static void conn_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct smtpd_session *s = arg;
+	struct smtpd *d = s->loop->d;
+	s->waiting = false;
+	if (s->auth)
+		auth_answer(s);
+	else
+		commit_answer(s);
+	s->auth = false;
 	if (!s->bev || s->closing) { /* the client left (or timed out) while it waited */
 		conn_free(s);
 	} else {
@@ -374,11 +475,9 @@ static void do_submit(struct smtpd_session *s)
 	struct smtpd *d = s->loop->d;
 	struct smtp_session *p = s->proto;
 	char reply[600], why[300];
-	atomic_fetch_add(&d->pending, 1);
-	if (atomic_load(&d->draining)) {
-		atomic_fetch_sub(&d->pending, 1);
-		return smtp_submit_done(p, "421 4.3.2 Postern is shutting down; try again later");
-	}
+	if (!conn_may_hold(d)) /* RFC 5321 3.8: a 421 closes the connection */
+		return smtp_submit_done(p, "421 4.3.2 Postern is shutting down; try again later",
+					true);
 	s->rcpts = xcalloc((size_t)p->nrcpts, sizeof(*s->rcpts));
 	for (int i = 0; i < p->nrcpts; i++)
 		s->rcpts[i] = p->rcpts[i];
@@ -387,8 +486,7 @@ static void do_submit(struct smtpd_session *s)
 				    .nrcpts = p->nrcpts,
 				    .data = p->body->str,
 				    .len = p->body->len};
-	s->waiting = true;
-	bufferevent_disable(s->bev, EV_READ); /* pipelined commands wait for the reply */
+	conn_hold(s);
 	why[0] = '\0';
 	enum err e = submit_smtp(d->queue, d->policies, d->drops, &s->txn_key, &in, &s->sub, why,
 				 sizeof(why), committed, s);
@@ -399,7 +497,7 @@ static void do_submit(struct smtpd_session *s)
 	s->rcpts = NULL;
 	submit_free(&s->sub);
 	err_reply(reply, sizeof(reply), e, e == ERR_INVALID_REQUEST && why[0] ? why : NULL);
-	smtp_submit_done(p, reply);
+	smtp_submit_done(p, reply, false);
 	bufferevent_enable(s->bev, EV_READ);
 	atomic_fetch_sub(&d->pending, 1);
 }
@@ -424,11 +522,27 @@ static void conn_act(struct smtpd_session *s)
 	}
 }
 
+/* True when the client leaves too many replies unread: reading stops until conn_drained.
+ * Only while the bufferevent's own output holds some, so that its drain calls back (a
+ * TLS filter's socket side is held to SMTPD_OUT_MAX by its write watermark). */
+static bool conn_backed_up(struct smtpd_session *s)
+{
+	if (s->proto->out->len > SMTPD_OUT_MAX / 4)
+		conn_flush(s);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 ||
+	    output_pending(s) <= SMTPD_OUT_MAX)
+		return false;
+	s->blocked = true;
+	bufferevent_disable(s->bev, EV_READ);
+	return true;
+}
+
 /* Feeds what the client sent to the protocol, acting on what it asks, until the input is
- * used up or the session waits (a commit) or ends. */
+ * used up, the client's unread replies pile up, or the session waits (a commit, an AUTH
+ * check) or ends. */
 static void conn_run(struct smtpd_session *s)
 {
-	while (s->bev && !s->waiting && !s->closing) {
+	while (s->bev && !s->waiting && !s->closing && !conn_backed_up(s)) {
 		if (s->proto->action != SMTP_ACT_NONE) {
 			conn_act(s);
 			continue;
@@ -448,6 +562,17 @@ static void conn_read(struct bufferevent *bev, void *arg)
 {
 	(void)bev;
 	conn_run(arg);
+}
+
+/* The output drained: a session that stopped reading for it reads on. */
+static void conn_drained(struct bufferevent *bev, void *arg)
+{
+	struct smtpd_session *s = arg;
+	if (!s->blocked || s->waiting || s->closing)
+		return;
+	s->blocked = false;
+	bufferevent_enable(bev, EV_READ);
+	conn_run(s);
 }
 
 static void conn_event(struct bufferevent *bev, short what, void *arg)
@@ -477,7 +602,10 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
 
 static void conn_set_callbacks(struct smtpd_session *s)
 {
-	bufferevent_setcb(s->bev, conn_read, NULL, conn_event, s);
+	bufferevent_setcb(s->bev, conn_read, conn_drained, conn_event, s);
+	struct bufferevent *under = bufferevent_get_underlying(s->bev);
+	if (under) /* TLS records wait in the filter, where conn_backed_up sees them */
+		bufferevent_setwatermark(under, EV_WRITE, 0, SMTPD_OUT_MAX);
 }
 
 struct handoff {
@@ -503,9 +631,10 @@ static void conn_open(evutil_socket_t unused, short what, void *arg)
 			      : NULL)
 		       : bufferevent_socket_new(loop->base, h->fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!bev) {
-		if (ssl)
-			SSL_free(ssl);
-		evutil_closesocket(h->fd);
+		/* A failed bufferevent_openssl_socket_new has freed the SSL and closed the
+		 * socket already (BEV_OPT_CLOSE_ON_FREE, libevent 2.1). */
+		if (!h->tls || !ssl)
+			evutil_closesocket(h->fd);
 		free(h);
 		return;
 	}
@@ -539,6 +668,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	(void)salen;
 	struct smtpd_listener *li = arg;
 	struct smtpd *d = li->d;
+	li->failing = false;
 	struct handoff *h = xcalloc(1, sizeof(*h));
 	h->loop = &d->loops[d->next++ % (unsigned)d->nloops];
 	h->fd = fd;
@@ -553,6 +683,64 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		free(h);
 	}
+}
+
+/* An accept that fails (out of descriptors, mostly) fails again at once while the
+ * connection waits in the backlog: the listener rests a moment instead of spinning, and
+ * says so once until an accept succeeds again. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct smtpd_listener *li = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+	evconnlistener_disable(l);
+	if (!li->failing)
+		log_warn("SMTP: cannot accept connections: %s%s; pausing the listener", strerror(e),
+			 e == EMFILE || e == ENFILE ? " (raise the descriptor limit, or lower "
+						      "[smtp] max_connections)"
+						    : "");
+	li->failing = true;
+	struct timeval pause = {0, SMTPD_ACCEPT_PAUSE};
+	evtimer_add(li->pause, &pause);
+}
+
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct smtpd_listener *li = arg;
+	if (!atomic_load(&li->d->draining))
+		evconnlistener_enable(li->l);
+}
+
+/* libevent's own warnings go to the log, at most one a second: a failing socket call can
+ * repeat one many times a second. */
+static void libevent_log(int severity, const char *msg)
+{
+	static _Atomic time_t last;
+	time_t now = time(NULL), seen = atomic_load(&last);
+	if (severity < EVENT_LOG_WARN || now == seen ||
+	    !atomic_compare_exchange_strong(&last, &seen, now))
+		return;
+	log_warn("libevent: %s", msg);
+}
+
+/* Each session is a descriptor (two while it relays nothing else): the soft limit goes up
+ * to the hard one, and a limit that still cannot hold max_connections is said at start. */
+static void raise_fd_limit(int max_connections)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	rlim_t want = (rlim_t)max_connections + SMTPD_FD_RESERVE;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+		log_warn("SMTP: the descriptor limit (%llu) is below [smtp] max_connections (%d) "
+			 "plus %d in reserve; connections past it wait until descriptors free up",
+			 (unsigned long long)rl.rlim_cur, max_connections, SMTPD_FD_RESERVE);
 }
 
 /* ---- Start and stop ---- */
@@ -587,6 +775,8 @@ static int listen_on(struct smtpd *d, struct smtpd_listener *li, const char *hos
 		snprintf(err, errlen, "cannot listen on %s: %s", hostport, strerror(saved));
 		return -1;
 	}
+	li->pause = evtimer_new(d->loops[0].base, accept_resume, li);
+	evconnlistener_set_error_cb(li->l, on_accept_error);
 	return 0;
 }
 
@@ -612,12 +802,18 @@ static int loops_wanted(void)
 	return n < 1 ? 1 : n > SMTPD_LOOPS_MAX ? SMTPD_LOOPS_MAX : (int)n;
 }
 
+static void listener_free(struct smtpd_listener *li)
+{
+	if (li->l)
+		evconnlistener_free(li->l);
+	if (li->pause)
+		event_free(li->pause);
+}
+
 static void smtpd_free(struct smtpd *d)
 {
-	if (d->plain.l)
-		evconnlistener_free(d->plain.l);
-	if (d->implicit.l)
-		evconnlistener_free(d->implicit.l);
+	listener_free(&d->plain);
+	listener_free(&d->implicit);
 	for (int i = 0; i < d->nloops; i++) {
 		struct smtpd_loop *loop = &d->loops[i];
 		while (!LIST_EMPTY(&loop->sessions))
@@ -626,6 +822,7 @@ static void smtpd_free(struct smtpd *d)
 	}
 	SSL_CTX_free(d->tls);
 	pthread_mutex_destroy(&d->tls_lock);
+	pthread_mutex_destroy(&d->auth_lock);
 	free(d);
 }
 
@@ -680,6 +877,7 @@ static int loops_start(struct smtpd *d, char *err, size_t errlen)
 static void use_threads(void)
 {
 	evthread_use_pthreads();
+	event_set_log_callback(libevent_log);
 }
 
 struct smtpd *smtpd_start(const struct config *cfg, struct store *store,
@@ -701,12 +899,16 @@ struct smtpd *smtpd_start(const struct config *cfg, struct store *store,
 				    .tls_available = cfg->smtp_tls_cert[0] != '\0',
 				    .auth_without_tls = cfg->smtp_auth_without_tls}};
 	pthread_mutex_init(&d->tls_lock, NULL);
+	pthread_mutex_init(&d->auth_lock, NULL);
+	STAILQ_INIT(&d->auth_queue);
+	raise_fd_limit(cfg->smtp_max_connections);
 	if (cfg->smtp_tls_cert[0]) {
 		d->tls = tls_context(cfg->smtp_tls_cert, cfg->smtp_tls_key, err, errlen);
 		if (!d->tls)
 			goto fail;
 	}
-	if (loops_start(d, err, errlen) < 0 ||
+	d->auth = worker_start("smtp auth", auth_run, d, err, errlen);
+	if (!d->auth || loops_start(d, err, errlen) < 0 ||
 	    (cfg->smtp_listen[0] &&
 	     listen_on(d, &d->plain, cfg->smtp_listen, false, err, errlen) < 0) ||
 	    (cfg->smtp_tls_listen[0] &&
@@ -715,6 +917,7 @@ struct smtpd *smtpd_start(const struct config *cfg, struct store *store,
 	return d;
 fail:
 	loops_stop(d);
+	worker_stop(d->auth);
 	smtpd_free(d);
 	return NULL;
 }
@@ -723,16 +926,22 @@ void smtpd_stop(struct smtpd *d)
 {
 	if (!d)
 		return;
+	/* Draining first: a listener's pause timer no longer re-enables it. */
+	atomic_store(&d->draining, true);
 	if (d->plain.l)
 		evconnlistener_disable(d->plain.l);
 	if (d->implicit.l)
 		evconnlistener_disable(d->implicit.l);
-	/* Messages handed to the queue get their commit and their reply first. */
-	atomic_store(&d->draining, true);
+	/* Messages handed to the queue get their commit and their reply first, AUTH checks
+	 * under way their answer; new ones are refused with 421. */
 	for (int i = 0; i < SMTPD_DRAIN_WAIT * 100 && atomic_load(&d->pending) > 0; i++)
 		usleep(10000);
 	int left = atomic_load(&d->pending);
 	loops_stop(d);
+	/* The loops take no input now, so no AUTH is queued; this waits for a check under
+	 * way, after which no thread but the queue's writer touches a session. */
+	worker_stop(d->auth);
+	d->auth = NULL;
 	if (left > 0) {
 		/* Their commits may still call back into the loops: leave them be. */
 		log_warn("SMTP: %d sessions still waiting for their commit at stop", left);

@@ -2,12 +2,17 @@
 AUTH PLAIN and LOGIN, implicit TLS), swaks (pipelining, TLS) and raw sockets where a client
 library would tidy up what is being tested (STARTTLS command injection, bare CR and LF in
 DATA). Also the limits (size, recipients, connections), AUTH refusals, and the certificate
-re-read on SIGHUP.
+re-read on SIGHUP; and what a hostile or unlucky client cannot do: make unread replies pile up
+in memory, make the accept loop spin when descriptors run out, or stall other sessions while
+its AUTH waits on the store.
 
 AUTH before STARTTLS (auth_without_tls = no) is neither advertised nor accepted: the reply is
 530 5.7.0 "Must issue a STARTTLS command first" (RFC 3207 section 4, which RFC 4954 section
 4 defers to; 538 is for a mechanism that needs encryption, and none here differs)."""
+import base64
 import os
+import resource
+import select
 import signal
 import smtplib
 import socket
@@ -142,12 +147,23 @@ class SmtpCase(unittest.TestCase):
 
     def test_null_sender_and_unapproved_domain_refused(self):
         s = self.starttls()
+        code, text = s.mail("")  # not authenticated: that comes first
+        self.assertEqual(code, 530)
+        self.assertTrue(text.startswith(b"5.7.0 not_authenticated: "), text)
         s.login("apikey", self.key)
         code, text = s.mail("")
-        self.assertEqual((code, text[:5]), (550, b"5.7.1"))
+        self.assertEqual((code, text), (550, b"5.7.1 sender_not_authorized: The null sender "
+                                             b"<> cannot be authorized; send from an "
+                                             b"authorized address."))
         code, text = s.mail("someone@elsewhere.test")
         self.assertEqual(code, 550)
         self.assertTrue(text.startswith(b"5.7.1 domain_not_approved: "), text)
+
+    def test_unread_replies_stop_reading_over_tls(self):
+        raw = socket.create_connection(("127.0.0.1", self.gw.smtps_port), timeout=30)
+        c = tls_client().wrap_socket(raw)
+        self.addCleanup(c.close)
+        flood_unread(self, self.gw.proc.pid, c)
 
     def test_swaks_pipelining_and_tls(self):
         out = subprocess.run(
@@ -281,6 +297,76 @@ class LimitsCase(unittest.TestCase):
         self.assertEqual((code, text[:6]), (552, b"5.3.4 "))
         self.assertEqual(s.noop()[0], 250)
 
+    def test_auth_plain_as_someone_else_refused(self):
+        s = smtplib.SMTP("127.0.0.1", self.gw.smtp_port, timeout=30)
+        self.addCleanup(s.close)
+        s.ehlo("client.test")
+        other = base64.b64encode(f"admin\0apikey\0{self.key}".encode()).decode()
+        code, text = s.docmd("AUTH", "PLAIN " + other)
+        self.assertEqual((code, text[:6]), (535, b"5.7.8 "))
+        own = base64.b64encode(f"apikey\0apikey\0{self.key}".encode()).decode()
+        self.assertEqual(s.docmd("AUTH", "PLAIN " + own)[0], 235)
+
+    def test_auth_answered_off_the_loop(self):
+        """AUTH is checked on a thread of its own: a refused AUTH and a NOOP on another
+        connection are both answered, and commands pipelined behind an AUTH wait for its
+        reply and are then read."""
+        a = socket.create_connection(("127.0.0.1", self.gw.smtp_port), timeout=30)
+        b = socket.create_connection(("127.0.0.1", self.gw.smtp_port), timeout=30)
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        ra, rb = a.makefile("rb"), b.makefile("rb")
+        for sock, r in ((a, ra), (b, rb)):
+            self.assertTrue(r.readline().startswith(b"220 "))
+        wrong = base64.b64encode(b"\0apikey\0wrong-key").decode()
+        a.sendall(f"EHLO a\r\nAUTH PLAIN {wrong}\r\nNOOP\r\n".encode())
+        b.sendall(b"NOOP\r\n")
+        self.assertEqual(rb.readline(), b"250 2.0.0 Ok\r\n")
+        while ra.readline().startswith(b"250-"):
+            pass  # EHLO's lines; the loop ends on its last
+        self.assertTrue(ra.readline().startswith(b"535 5.7.8 "))
+        self.assertEqual(ra.readline(), b"250 2.0.0 Ok\r\n")
+
+    def test_auth_waiting_on_the_store_stalls_no_other_session(self):
+        """A wrong AUTH writes its failure to the store; while another writer holds the
+        SQLite database, sessions on every loop still get their NOOPs answered at once."""
+        if self.gw.conninfo:
+            self.skipTest("holds a SQLite lock")
+        import sqlite3
+        lock = sqlite3.connect(self.gw.db, timeout=30, isolation_level=None)
+        self.addCleanup(lock.close)
+        a = socket.create_connection(("127.0.0.1", self.gw.smtp_port), timeout=30)
+        self.addCleanup(a.close)
+        ra = a.makefile("rb")
+        self.assertTrue(ra.readline().startswith(b"220 "))
+        others = []
+        for _ in range(8):  # one at least shares a's loop: connections go round the loops
+            c = socket.create_connection(("127.0.0.1", self.gw.smtp_port), timeout=30)
+            self.addCleanup(c.close)
+            others.append((c, c.makefile("rb")))
+            self.assertTrue(others[-1][1].readline().startswith(b"220 "))
+        a.sendall(b"HELO a\r\n")
+        self.assertTrue(ra.readline().startswith(b"250 "))
+        lock.execute("BEGIN EXCLUSIVE")
+        wrong = base64.b64encode(b"\0apikey\0wrong-key").decode()
+        a.sendall(f"AUTH PLAIN {wrong}\r\n".encode())
+        time.sleep(0.3)  # the AUTH is waiting on the lock now
+        start = time.monotonic()
+        for c, r in others:
+            c.sendall(b"NOOP\r\n")
+            self.assertEqual(r.readline(), b"250 2.0.0 Ok\r\n")
+        self.assertLess(time.monotonic() - start, 1.0)
+        lock.execute("COMMIT")
+        self.assertRegex(ra.readline(), rb"^(535 5\.7\.8|454 4\.7\.0) ")
+
+    def test_unread_replies_stop_reading(self):
+        """A client that pipelines commands without reading the replies: the daemon stops
+        reading once replies pile up (its memory stays flat), and the session goes on once
+        the client reads."""
+        c = socket.create_connection(("127.0.0.1", self.gw.smtp_port), timeout=30)
+        self.addCleanup(c.close)
+        flood_unread(self, self.gw.proc.pid, c)
+
     def test_too_many_recipients(self):
         s = self.session()
         self.assertEqual(s.mail(SENDER)[0], 250)
@@ -289,6 +375,70 @@ class LimitsCase(unittest.TestCase):
         code, text = s.rcpt("r3@example.com")
         self.assertEqual((code, text[:5]), (452, b"4.5.3"))
         queued_id(s.data(MESSAGE))
+
+
+def flood_unread(case, pid, c):
+    """Sends NOOPs on c without reading until the daemon stops reading them (RSS checked),
+    then reads every reply and QUITs."""
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    case.assertTrue(c.recv(1000).startswith(b"220 "))
+    before = vm_rss_kb(pid)
+    chunk = b"NOOP\r\n" * 1000  # within one TLS record
+    sent, off, unsent = 0, 0, None
+    c.settimeout(2)
+    while sent < 4000:
+        try:
+            off += c.send(chunk[off:])
+        except (socket.timeout, ssl.SSLWantWriteError):
+            # The rest of the chunk; TLS tries a blocked write again with the same bytes.
+            unsent = chunk[off:]
+            break
+        if off == len(chunk):
+            sent, off = sent + 1, 0
+    grown = vm_rss_kb(pid) - before
+    case.assertIsNotNone(unsent, "the daemon read 24 MB of commands sent unread")
+    case.assertLess(grown, 30 * 1024, f"RSS grew {grown} kB for {sent * 6000} bytes sent")
+    commands = (sent + 1) * 1000
+    c.setblocking(False)
+    got = bytearray()
+    deadline = time.monotonic() + 60
+    todo = [unsent, b"QUIT\r\n"]
+    want = b"221 2.0.0 Bye\r\n"
+    while not got.endswith(want) and time.monotonic() < deadline:
+        select.select([c], [c] if todo else [], [], 0.5)
+        try:
+            while True:
+                data = c.recv(1 << 20)
+                if not data:
+                    break
+                got += data
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+        try:
+            if todo:
+                todo[0] = todo[0][c.send(todo[0]):]
+                if not todo[0]:
+                    todo.pop(0)
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass
+    case.assertTrue(got.endswith(want), bytes(got[-200:]))
+    case.assertEqual(got.count(b"250 2.0.0 Ok\r\n"), commands)
+
+
+def greeted(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        return c.makefile("rb").readline().startswith(b"220 ")
+
+
+def vm_rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
 
 
 class StartCase(unittest.TestCase):
@@ -329,10 +479,41 @@ class ConnectionsCase(unittest.TestCase):
         for c in held:
             c.close()
         # Once they are gone, a new client is served again.
-        def greeted():
-            with socket.create_connection(("127.0.0.1", self.gw.smtp_port), timeout=30) as c:
-                return c.makefile("rb").readline().startswith(b"220 ")
-        self.assertTrue(wait_until(greeted, 10))
+        self.assertTrue(wait_until(lambda: greeted(self.gw.smtp_port), 10))
+
+
+class DescriptorsCase(unittest.TestCase):
+    """Out of file descriptors: the listener rests instead of spinning on accept."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = Gateway(smtp=True).init()
+        cls.gw.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.cleanup()
+
+    def test_out_of_descriptors_neither_spins_nor_floods_the_log(self):
+        pid = self.gw.proc.pid
+        limit = len(os.listdir(f"/proc/{pid}/fd")) + 16
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+        log_before = len(self.gw.read_log().splitlines())
+        held = []
+        for _ in range(100):
+            held.append(socket.create_connection(("127.0.0.1", self.gw.smtp_port), timeout=30))
+            self.addCleanup(held[-1].close)
+        time.sleep(0.5)
+        ticks = cpu_ticks(pid)
+        time.sleep(2)
+        spent = cpu_ticks(pid) - ticks
+        self.assertLess(spent, 40, f"{spent} ticks of CPU in 2 s with accept failing")
+        new_lines = self.gw.read_log().splitlines()[log_before:]
+        self.assertLess(len(new_lines), 10, "\n".join(new_lines[:20]))
+        self.assertTrue(any("cannot accept connections" in l for l in new_lines), new_lines)
+        for c in held:
+            c.close()
+        self.assertTrue(wait_until(lambda: greeted(self.gw.smtp_port), 10))
 
 
 if __name__ == "__main__":

@@ -660,6 +660,26 @@ static void conn_open(evutil_socket_t unused, short what, void *arg)
 	conn_flush(s);
 }
 
+/* The client's address as text. An IPv4 client of a dual-stack listener ([::]) arrives as
+ * ::ffff:a.b.c.d; it is written as a.b.c.d, so SMTP-IP networks and the AUTH lockout see
+ * the address every other part of Postern sees (as an IPv6 /64, every IPv4 client would
+ * share one lockout). */
+static void client_ip(const struct sockaddr *sa, char *out, size_t n)
+{
+	const void *a = &((const struct sockaddr_in *)sa)->sin_addr;
+	int family = sa->sa_family;
+	if (family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		a = a6;
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			family = AF_INET;
+			a = &a6->s6_addr[12];
+		}
+	}
+	if (!inet_ntop(family, a, out, (socklen_t)n))
+		snprintf(out, n, "unknown");
+}
+
 /* Runs in the first loop: hands the connection to the next loop in turn. */
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		      void *arg)
@@ -673,11 +693,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	h->loop = &d->loops[d->next++ % (unsigned)d->nloops];
 	h->fd = fd;
 	h->tls = li->tls;
-	const void *a = sa->sa_family == AF_INET6
-				? (const void *)&((struct sockaddr_in6 *)sa)->sin6_addr
-				: (const void *)&((struct sockaddr_in *)sa)->sin_addr;
-	if (!inet_ntop(sa->sa_family, a, h->ip, sizeof(h->ip)))
-		snprintf(h->ip, sizeof(h->ip), "unknown");
+	client_ip(sa, h->ip, sizeof(h->ip));
 	struct timeval now = {0, 0};
 	if (event_base_once(h->loop->base, -1, EV_TIMEOUT, conn_open, h, &now) < 0) {
 		evutil_closesocket(fd);

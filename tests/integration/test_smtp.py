@@ -21,7 +21,7 @@ import subprocess
 import time
 import unittest
 
-from harness import Gateway, main, tls_pair, wait_until
+from harness import Gateway, cli, free_port, listening, main, must, tls_pair, wait_until
 
 SENDER = "news@acme.test"
 MESSAGE = (f"From: {SENDER}\r\nTo: bob@example.com\r\nSubject: Hi\r\n\r\nHello over SMTP\r\n")
@@ -514,6 +514,25 @@ class DescriptorsCase(unittest.TestCase):
         for c in held:
             c.close()
         self.assertTrue(wait_until(lambda: greeted(self.gw.smtp_port), 10))
+
+
+class DualStackCase(unittest.TestCase):
+    """An IPv6 listener that takes IPv4 clients (as on [::]:587): they arrive as
+    ::ffff:a.b.c.d and must be judged as a.b.c.d. Bound to the mapped loopback address, so
+    the test stays on loopback."""
+
+    def test_ipv4_clients_of_an_ipv6_listener_keep_their_address(self):
+        port = free_port()
+        gw = Gateway(config={"smtp": {"listen": f"[::ffff:127.0.0.1]:{port}"}}).init()
+        self.addCleanup(gw.cleanup)
+        gw.add_domain("acme", "acme.test", "--verified")
+        must(cli("key", "create", *gw.store_args, "--account", "acme", "--name", "device",
+                 "--smtp-ip", "127.0.0.1/32"))
+        gw.start()
+        self.assertTrue(wait_until(lambda: listening(port), 10))
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+            smtp.ehlo("device.test")
+            self.assertEqual(smtp.mail("news@acme.test")[0], 250)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@
 #include "keys.h"
 #include "util.h"
 
-/* The key's networks, as the list they were given as ("a,b" kept), [] when none. */
+/* The key's networks as a list, each in its canonical spelling with its prefix ("10.0.0.1"
+ * given reads "10.0.0.1/32"), [] when none. */
 static void add_smtp_ips(cJSON *o, const struct store_apikey *k)
 {
 	char text[STORE_SMTP_IPS_MAX], *save = NULL;

@@ -99,16 +99,21 @@ static bool repeated(const struct cli_opt *o)
 	return false;
 }
 
-/* Adds value to the repeated option o's values; NULL when they no longer fit. */
+/* Adds value to the repeated option o's values, one a line; NULL when they no longer fit.
+ * Counted, not guessed from the text so far: an empty first value is still a line, for
+ * the reader to name. */
 static const char *join(const struct cli_opt *o, const char *value)
 {
 	static char values[4096];
-	if (!o->value)
+	static size_t count;
+	if (!o->value) {
 		values[0] = '\0';
+		count = 0;
+	}
 	size_t had = strlen(values);
 	if (had + strlen(value) + 2 > sizeof(values))
 		return NULL;
-	snprintf(values + had, sizeof(values) - had, "%s%s", had ? "\n" : "", value);
+	snprintf(values + had, sizeof(values) - had, "%s%s", count++ ? "\n" : "", value);
 	return values;
 }
 

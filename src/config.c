@@ -15,6 +15,7 @@
 
 #include "addr.h"
 #include "net.h"
+#include "send.h"
 #include "util.h"
 
 enum cfg_type {
@@ -27,7 +28,8 @@ enum cfg_type {
 	CFG_RELAY,
 	CFG_DNS,
 	CFG_EMAIL,
-	CFG_LIMIT
+	CFG_LIMIT,
+	CFG_RECIPIENTS
 };
 
 struct cfg_key {
@@ -78,7 +80,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("smtp", "tls_key", CFG_STRING, smtp_tls_key, NULL),
 	KEY("smtp", "hostname", CFG_STRING, smtp_hostname, NULL),
 	KEY("smtp", "max_size", CFG_LIMIT, smtp_max_size, NULL),
-	KEY("smtp", "max_recipients", CFG_LIMIT, smtp_max_recipients, NULL),
+	KEY("smtp", "max_recipients", CFG_RECIPIENTS, smtp_max_recipients, NULL),
 	KEY("smtp", "max_connections", CFG_LIMIT, smtp_max_connections, NULL),
 	KEY("smtp", "auth_without_tls", CFG_BOOL, smtp_auth_without_tls, NULL),
 };
@@ -276,6 +278,12 @@ static const char *cfg_set(struct config *cfg, const struct cfg_key *k, const ch
 		/* Sizes and counts that may well pass 1024. */
 		return set_whole((int *)field, v, 1L << 30) < 0
 			       ? "a whole number from 1 to 1073741824"
+			       : NULL;
+	case CFG_RECIPIENTS:
+		/* Delivery relays at most this many per message (send.h): more would be
+		 * accepted and silently never sent. */
+		return set_whole((int *)field, v, SEND_MAX_RECIPIENTS) < 0
+			       ? "a whole number from 1 to 1000"
 			       : NULL;
 	case CFG_DURATION:
 		return set_duration((int *)field, v) < 0 ? "a duration like 90s, 15m, 48h or 7d"

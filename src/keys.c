@@ -4,6 +4,7 @@
 #include "keys.h"
 
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -13,6 +14,20 @@
 static const char network_form[] =
 	"Give a network as an IPv4 or IPv6 address with an optional /prefix, like 10.0.0.0/8 "
 	"or ::1.";
+
+/* The widest networks a key may list, per family: anyone in them sends as the key without
+ * AUTH, and 0.0.0.0/0 or ::/0 would mean anyone at all. */
+static const struct {
+	int family, shortest;
+} widest[] = {{AF_INET, 8}, {AF_INET6, 16}};
+
+static bool too_wide(const struct net *n)
+{
+	for (size_t i = 0; i < ARRAY_LEN(widest); i++)
+		if (n->family == widest[i].family)
+			return n->prefix < widest[i].shortest;
+	return false;
+}
 
 /* One network as a key keeps it: the address in its canonical spelling, and the prefix. */
 static void network_text(const struct net *n, char *out, size_t len)
@@ -44,6 +59,9 @@ const char *keys_network_add(struct net_list *l, const char *text)
 	/* net_parse_list splits at commas and spaces: one entry must be one network. */
 	if (!text || net_parse_list(text, &one, bad, sizeof(bad)) < 0 || one.n != 1)
 		return network_form;
+	if (too_wide(&one.nets[0]))
+		return "A network may be at most a /8 (IPv4) or a /16 (IPv6): every address in it "
+		       "sends as the key without AUTH.";
 	if (l->n == NET_MAX)
 		return "A key lists at most 32 networks.";
 	/* Long IPv6 spellings could outgrow what a key keeps before 32 networks do. */
@@ -90,7 +108,8 @@ int keys_revoke(struct store *s, const struct actor *who, int64_t account_id, in
 	return rc;
 }
 
-enum err keys_authenticate(struct policy_cache *pc, const char *text, struct store_apikey *out)
+/* The key whose text this is, through the cache; nothing written. */
+static enum err find_key(struct policy_cache *pc, const char *text, struct store_apikey *out)
 {
 	char hash[AUTH_HASH_HEX];
 	size_t prefix = strlen(AUTH_KEY_PREFIX);
@@ -102,13 +121,23 @@ enum err keys_authenticate(struct policy_cache *pc, const char *text, struct sto
 	int rc = policy_cache_apikey(pc, hash, out);
 	if (rc == STORE_NOT_FOUND)
 		return ERR_INVALID_API_KEY;
-	if (rc != STORE_OK)
-		return ERR_STORE_UNAVAILABLE;
-	/* last_used_at is a hint for the panel; writing it once a minute is enough. */
+	return rc == STORE_OK ? ERR_OK : ERR_STORE_UNAVAILABLE;
+}
+
+/* A key used: last_used_at is a hint for the panel; writing it once a minute is enough. */
+static void used(struct policy_cache *pc, const struct store_apikey *k)
+{
 	int64_t now = util_now();
-	if (now - out->last_used_at >= 60)
-		policy_cache_apikey_touch(pc, out->id, now);
-	return ERR_OK;
+	if (now - k->last_used_at >= 60)
+		policy_cache_apikey_touch(pc, k->id, now);
+}
+
+enum err keys_authenticate(struct policy_cache *pc, const char *text, struct store_apikey *out)
+{
+	enum err e = find_key(pc, text, out);
+	if (e == ERR_OK)
+		used(pc, out);
+	return e;
 }
 
 /* The throttle failed SMTP AUTHs count under: per client, whatever user and key it tries.
@@ -144,7 +173,7 @@ enum err keys_smtp_auth(struct store *s, struct policy_cache *pc, const char *us
 	struct store_throttle t = smtp_throttle(ip);
 	*retry_after = 0;
 	/* The key is looked up whatever the user, so a wrong user costs what a wrong key does. */
-	enum err e = keys_authenticate(pc, password, out);
+	enum err e = find_key(pc, password, out);
 	if (e == ERR_STORE_UNAVAILABLE)
 		return e;
 	bool user_ok = user && (strcasecmp(user, "apikey") == 0 ||
@@ -152,10 +181,13 @@ enum err keys_smtp_auth(struct store *s, struct policy_cache *pc, const char *us
 	if (e != ERR_OK || !user_ok)
 		return smtp_auth_failed(s, &t, retry_after);
 	/* Right credentials: only read whether the client must still wait, so a busy sender's
-	 * AUTHs write nothing. */
+	 * AUTHs write nothing but the key's last use, once a minute. */
 	if (store_login_blocked(s, &t, util_now(), retry_after) != STORE_OK)
 		return ERR_STORE_UNAVAILABLE;
-	return *retry_after > 0 ? ERR_TOO_MANY_ATTEMPTS : ERR_OK;
+	if (*retry_after > 0)
+		return ERR_TOO_MANY_ATTEMPTS;
+	used(pc, out);
+	return ERR_OK;
 }
 
 enum err keys_smtp_ip(struct policy_cache *pc, const char *ip, struct store_apikey *out)
@@ -163,5 +195,16 @@ enum err keys_smtp_ip(struct policy_cache *pc, const char *ip, struct store_apik
 	int rc = policy_cache_smtp_ip(pc, ip, out);
 	if (rc == STORE_NOT_FOUND)
 		return ERR_NOT_FOUND;
+	if (rc != STORE_OK)
+		return ERR_STORE_UNAVAILABLE;
+	used(pc, out);
+	return ERR_OK;
+}
+
+enum err keys_recheck(struct policy_cache *pc, struct store_apikey *key)
+{
+	int rc = policy_cache_apikey_live(pc, key);
+	if (rc == STORE_NOT_FOUND)
+		return ERR_INVALID_CREDENTIALS;
 	return rc == STORE_OK ? ERR_OK : ERR_STORE_UNAVAILABLE;
 }

@@ -20,8 +20,9 @@
  * SESSION_FORGET, like the login's). A client is net_client_net of its address. */
 #define KEYS_SMTP_FREE_FAILURES 10
 
-/* Adds one network to l: "10.0.0.0/8", "fd00::/8", or a bare address (/32 or /128).
- * NULL, or why it cannot be added, as a sentence for the user. */
+/* Adds one network to l: "10.0.0.0/8", "fd00::/16", or a bare address (/32 or /128); no
+ * wider than /8 (IPv4) or /16 (IPv6). NULL, or why it cannot be added, as a sentence for
+ * the user. */
 const char *keys_network_add(struct net_list *l, const char *text);
 /* Writes l as a key keeps it ("10.0.0.0/8,::1/128"), "" for none. */
 void keys_networks_text(const struct net_list *l, char out[STORE_SMTP_IPS_MAX]);
@@ -43,7 +44,8 @@ enum err keys_authenticate(struct policy_cache *pc, const char *text, struct sto
 
 /* SMTP AUTH: user is "apikey" (as SendGrid's relay expects, any case) or the name of the
  * key's account, password an API key. Failures count toward a per-client lockout like the
- * login's; a success writes nothing (it reads whether the client must wait). ERR_OK with
+ * login's; a success writes only the key's last use, at most once a minute (it reads
+ * whether the client must wait). ERR_OK with
  * out filled; ERR_INVALID_CREDENTIALS (535 5.7.8); ERR_TOO_MANY_ATTEMPTS (421 4.7.0),
  * *retry_after the seconds to wait; ERR_STORE_UNAVAILABLE. */
 enum err keys_smtp_auth(struct store *s, struct policy_cache *pc, const char *user,
@@ -52,8 +54,14 @@ enum err keys_smtp_auth(struct store *s, struct policy_cache *pc, const char *us
 
 /* SMTP-IP credentials: the live key whose smtp_ips networks hold ip (text), for clients
  * that cannot authenticate, from memory (policy_cache_smtp_ip). When several do, the most
- * specific network wins, then the oldest key (lowest id). ERR_OK with out filled,
- * ERR_NOT_FOUND, or ERR_STORE_UNAVAILABLE. */
+ * specific network wins, then the oldest key (lowest id). Its last use is written at most
+ * once a minute. ERR_OK with out filled, ERR_NOT_FOUND, or ERR_STORE_UNAVAILABLE. */
 enum err keys_smtp_ip(struct policy_cache *pc, const char *ip, struct store_apikey *out);
+
+/* Whether a key an SMTP session found (keys_smtp_auth, keys_smtp_ip) is still live, asked at
+ * each MAIL so a revocation ends its use: a memory read until the policy stamp moves, then
+ * the key found again by its hash or network. ERR_OK; ERR_INVALID_CREDENTIALS when it was
+ * revoked; ERR_STORE_UNAVAILABLE. */
+enum err keys_recheck(struct policy_cache *pc, struct store_apikey *key);
 
 #endif

@@ -177,6 +177,8 @@ int policy_cache_apikey(struct policy_cache *c, const char *key_hash, struct sto
 		return STORE_OK;
 	rc = store_apikey_lookup(c->store, key_hash, out);
 	if (rc == STORE_OK) {
+		util_copy(out->hash, sizeof(out->hash), key_hash);
+		out->stamp = stamp;
 		/* Stamped with the stamp read before the lookup: a revocation in between
 		 * leaves the entry stale, never a revoked key valid. */
 		pthread_mutex_lock(&c->keys_lock);
@@ -194,6 +196,13 @@ int policy_cache_apikey_touch(struct policy_cache *c, int64_t id, int64_t now)
 		if (c->keys[i].key.id == id)
 			c->keys[i].key.last_used_at = now;
 	pthread_mutex_unlock(&c->keys_lock);
+	/* The SMTP-IP table's copy too, or a key used by network would be written on every
+	 * connection once its first minute has passed. */
+	pthread_mutex_lock(&c->ips_lock);
+	for (size_t i = 0; i < c->ips.nkeys; i++)
+		if (c->ips.keys[i].id == id)
+			c->ips.keys[i].last_used_at = now;
+	pthread_mutex_unlock(&c->ips_lock);
 	return store_apikey_touch(c->store, id, now);
 }
 
@@ -260,28 +269,75 @@ static int ip_reload(struct policy_cache *c, uint64_t stamp)
 		return rc;
 	}
 	policy_ip_sort(t.rows, t.n);
+	for (size_t i = 0; i < t.nkeys; i++)
+		t.keys[i].stamp = stamp;
 	free(c->ips.rows);
 	free(c->ips.keys);
 	c->ips = t;
 	return STORE_OK;
 }
 
+/* Reads the store's stamp into *stamp and, with ips_lock held, makes the table current. */
+static int ips_current(struct policy_cache *c, uint64_t *stamp)
+{
+	int rc = store_policy_stamp(c->store, stamp);
+	if (rc != STORE_OK)
+		return rc;
+	pthread_mutex_lock(&c->ips_lock);
+	if (!c->ips.loaded || c->ips.stamp != *stamp)
+		rc = ip_reload(c, *stamp);
+	if (rc != STORE_OK)
+		pthread_mutex_unlock(&c->ips_lock);
+	return rc;
+}
+
 int policy_cache_smtp_ip(struct policy_cache *c, const char *ip, struct store_apikey *out)
+{
+	uint64_t stamp;
+	int rc = ips_current(c, &stamp);
+	if (rc != STORE_OK)
+		return rc;
+	ssize_t i = policy_ip_find(c->ips.rows, c->ips.n, ip);
+	if (i < 0)
+		rc = STORE_NOT_FOUND;
+	else
+		*out = c->ips.keys[c->ips.rows[i].key];
+	pthread_mutex_unlock(&c->ips_lock);
+	return rc;
+}
+
+/* A key found by network is still live when the current table still has it. */
+static int smtp_key_live(struct policy_cache *c, int64_t id, struct store_apikey *out)
+{
+	uint64_t stamp;
+	int rc = ips_current(c, &stamp);
+	if (rc != STORE_OK)
+		return rc;
+	rc = STORE_NOT_FOUND;
+	for (size_t i = 0; i < c->ips.nkeys && rc != STORE_OK; i++)
+		if (c->ips.keys[i].id == id) {
+			*out = c->ips.keys[i];
+			rc = STORE_OK;
+		}
+	pthread_mutex_unlock(&c->ips_lock);
+	return rc;
+}
+
+int policy_cache_apikey_live(struct policy_cache *c, struct store_apikey *key)
 {
 	uint64_t stamp;
 	int rc = store_policy_stamp(c->store, &stamp);
 	if (rc != STORE_OK)
 		return rc;
-	pthread_mutex_lock(&c->ips_lock);
-	if (!c->ips.loaded || c->ips.stamp != stamp)
-		rc = ip_reload(c, stamp);
-	if (rc == STORE_OK) {
-		ssize_t i = policy_ip_find(c->ips.rows, c->ips.n, ip);
-		if (i < 0)
-			rc = STORE_NOT_FOUND;
-		else
-			*out = c->ips.keys[c->ips.rows[i].key];
-	}
-	pthread_mutex_unlock(&c->ips_lock);
+	/* Nothing that could revoke it has happened since the key was read. */
+	if (key->stamp && key->stamp == stamp)
+		return STORE_OK;
+	struct store_apikey now;
+	rc = key->hash[0] ? policy_cache_apikey(c, key->hash, &now)
+			  : smtp_key_live(c, key->id, &now);
+	if (rc == STORE_OK && now.id != key->id)
+		rc = STORE_NOT_FOUND;
+	if (rc == STORE_OK)
+		key->stamp = now.stamp;
 	return rc;
 }

@@ -102,6 +102,11 @@ struct store_apikey {
 	int64_t last_used_at;		   /* 0 when never used */
 	char smtp_ips[STORE_SMTP_IPS_MAX]; /* "10.0.0.0/8,::1/128", "" when none */
 	char account_name[STORE_NAME_MAX]; /* for SMTP AUTH's user name */
+	/* Filled by the policy cache when it finds the key, so a session holding the key can
+	 * ask again whether it is live (keys_recheck): the key's hash ("" when it was found
+	 * by network), and the policy stamp it was read under (0: unknown). */
+	char hash[AUTH_HASH_HEX];
+	uint64_t stamp;
 };
 
 /* A message accepted by the send API (or Postern's own mail), stored as queued, or as

@@ -349,6 +349,8 @@ static void read_apikey(const struct sq_res *r, void *row)
 	k->last_used_at = sq_int(r, 5);
 	sq_col_text(r, 6, k->smtp_ips, sizeof(k->smtp_ips));
 	sq_col_text(r, 7, k->account_name, sizeof(k->account_name));
+	k->hash[0] = '\0'; /* the policy cache's, set when it finds the key */
+	k->stamp = 0;
 }
 
 int store_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg)

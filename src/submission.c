@@ -36,16 +36,33 @@ static size_t field_end(const char *data, size_t len, size_t offset)
 	return len;
 }
 
+/* Set by the parser when text of an address field is left over or malformed. */
+static void address_warning(gint64 offset, GMimeParserWarning what, const gchar *item,
+			    gpointer leftover)
+{
+	(void)offset;
+	(void)item;
+	if (what == GMIME_WARN_INVALID_ADDRESS_LIST)
+		*(bool *)leftover = true;
+}
+
 /* The one mailbox of an address field, normalized into out. -1 when the field holds no
- * address, several or a group; -2 with *bad set when its address is not usable. */
+ * address, several, a group, or anything beyond its mailbox and comments; -2 with *bad set
+ * when its address is not usable. */
 static int one_mailbox(GMimeHeader *h, char out[ADDR_MAX], const char **bad)
 {
 	/* The raw value: decoding the display names first could turn "=?utf-8?q?a=2C_b?="
-	 * into a comma, and one address into two. */
-	InternetAddressList *list =
-		internet_address_list_parse(NULL, g_mime_header_get_raw_value(h));
+	 * into a comma, and one address into two. Strict, and any text GMime skips refused:
+	 * leniently "a@x.test; b@y.test" reads as a@x.test, and the header would say more
+	 * than was checked. */
+	bool leftover = false;
+	GMimeParserOptions *o = g_mime_parser_options_new();
+	g_mime_parser_options_set_address_compliance_mode(o, GMIME_RFC_COMPLIANCE_STRICT);
+	g_mime_parser_options_set_warning_callback(o, address_warning, &leftover);
+	InternetAddressList *list = internet_address_list_parse(o, g_mime_header_get_raw_value(h));
+	g_mime_parser_options_free(o);
 	int rc = -1;
-	if (list && internet_address_list_length(list) == 1) {
+	if (list && !leftover && internet_address_list_length(list) == 1) {
 		InternetAddress *ia = internet_address_list_get_address(list, 0);
 		if (INTERNET_ADDRESS_IS_MAILBOX(ia))
 			rc = addr_normalize(internet_address_mailbox_get_addr(
@@ -102,12 +119,10 @@ static int read_field(GMimeHeaderList *list, int i, const char *data, size_t len
 	f->has_date |= named(h, "Date");
 	f->has_msgid |= named(h, "Message-ID");
 	if (named(h, "Bcc")) {
+		/* Where its own lines end, never where the next field of the list begins: GMime
+		 * keeps Content-* fields in the MIME part, out of the message's list. */
 		size_t begin = (size_t)g_mime_header_get_offset(h);
-		size_t end = i + 1 < g_mime_header_list_get_count(list)
-				     ? (size_t)g_mime_header_get_offset(
-					       g_mime_header_list_get_header_at(list, i + 1))
-				     : field_end(data, len, begin);
-		f->cuts[f->ncuts++] = (struct cut){begin, end};
+		f->cuts[f->ncuts++] = (struct cut){begin, field_end(data, len, begin)};
 	}
 	return 0;
 }
@@ -159,6 +174,45 @@ static void assemble(const char *data, size_t len, const struct fields *f, GStri
 	out->data[out->len] = '\0';
 }
 
+/* The length of the header section: up to the empty line, or everything. */
+static size_t header_section(const char *data, size_t len)
+{
+	if (len >= 2 && data[0] == '\r' && data[1] == '\n')
+		return 0;
+	const char *blank = memmem(data, len, "\r\n\r\n", 4);
+	return blank ? (size_t)(blank - data) + 2 : len;
+}
+
+/* A byte the header section may not hold: a control character other than TAB, or CR and
+ * LF other than as a CRLF line end. Parsers disagree on them (GMime stops a value at a NUL),
+ * so the value checked could differ from the one a recipient reads. */
+static bool header_control(const char *data, size_t len, size_t i)
+{
+	unsigned char c = (unsigned char)data[i];
+	if (c == '\r')
+		return i + 1 >= len || data[i + 1] != '\n';
+	if (c == '\n')
+		return i == 0 || data[i - 1] != '\r';
+	return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* Refuses bytes no header reader must be left to interpret: a NUL anywhere, any other
+ * control character in the header section. */
+static int check_bytes(const char *data, size_t len, char *why, size_t whylen)
+{
+	if (memchr(data, '\0', len))
+		return refuse(why, whylen, "the message holds a NUL byte");
+	size_t end = header_section(data, len);
+	for (size_t i = 0; i < end; i++)
+		if (header_control(data, end, i)) {
+			snprintf(why, whylen,
+				 "the message's header holds a control character (byte 0x%02x)",
+				 (unsigned char)data[i]);
+			return -1;
+		}
+	return 0;
+}
+
 static GMimeMessage *parse(const char *data, size_t len)
 {
 	compose_init();
@@ -174,6 +228,8 @@ int submission_make(const char *data, size_t len, const char *id, int64_t date,
 		    struct submission *out, char *why, size_t whylen)
 {
 	*out = (struct submission){0};
+	if (check_bytes(data, len, why, whylen) < 0)
+		return -1;
 	GMimeMessage *msg = parse(data, len);
 	if (!msg)
 		return refuse(why, whylen, "the message cannot be parsed: no header fields found");

@@ -18,9 +18,10 @@ struct submission {
 };
 
 /* Reads the message data (CRLF line ends): exactly one From header with one mailbox, at
- * most one Sender with one mailbox. Then fixes it up: every Bcc removed, and when missing
- * "Date:" (date, seconds since the epoch) and "Message-ID: <id@from-domain>" added.
- * Returns 0 with out filled (free it with submission_free), or -1 with why saying what the
+ * most one Sender with one mailbox, each value nothing beyond it and comments; no NUL byte
+ * anywhere, no other control character in the header section. Then fixes it up: every Bcc removed,
+ * and when missing "Date:" (date, seconds since the epoch) and "Message-ID: <id@from-domain>"
+ * added. Returns 0 with out filled (free it with submission_free), or -1 with why saying what the
  * client should fix. */
 int submission_make(const char *data, size_t len, const char *id, int64_t date,
 		    struct submission *out, char *why, size_t whylen);

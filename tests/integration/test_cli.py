@@ -170,7 +170,25 @@ class CliTest(unittest.TestCase):
                 self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertIn(f"'{bad}'", r.stderr)
                 self.assertIn("10.0.0.0/8", r.stderr)  # the form, with an example
+        # An empty value first, or alone, is named too, never dropped.
+        for values in (("", "10.0.0.1"), ("",)):
+            with self.subTest(values=values):
+                args = [a for v in values for a in ("--smtp-ip", v)]
+                r = cli("key", "create", *self.store, "--account", "acme", "--name", "bad",
+                        *args)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn("--smtp-ip ''", r.stderr)
+        # Wider than a /8 or a /16, a network would let nearly anyone send as the key.
+        for wide in ("0.0.0.0/0", "10.0.0.0/7", "::/0", "2001::/15"):
+            with self.subTest(wide=wide):
+                r = cli("key", "create", *self.store, "--account", "acme", "--name", "bad",
+                        "--smtp-ip", wide)
+                self.assertEqual(r.returncode, 2, r.stderr)
+                self.assertIn(f"'{wide}'", r.stderr)
+                self.assertIn("/8", r.stderr)
         self.assertEqual(len(self.query("SELECT * FROM api_keys")), 2)
+        must(cli("key", "create", *self.store, "--account", "acme", "--name", "widest",
+                 "--smtp-ip", "10.0.0.0/8", "--smtp-ip", "2001::/16"))
 
     def test_migrations_are_applied_once(self):
         self.init()

@@ -2,7 +2,8 @@
 the password and "apikey" or the account's name as the user, 535 for anything else, the
 per-client lockout (421 and close, lifted when the wait has passed), and SMTP-IP
 credentials: a key whose networks hold the client sends without AUTH, the most specific
-network first, and a revoked key stops at once."""
+network first, and a revoked key stops at once, also in a session that already used it; a
+key's last use is recorded on success only, by AUTH and by network alike."""
 import re
 import smtplib
 import unittest
@@ -127,6 +128,43 @@ class AuthTest(SmtpCase):
         self.assertRefused(auth(s, "apikey", "pst_" + "B" * 43), 535, "5.7.8")
         self.assertEqual(auth(s, "apikey", self.key)[0], 235)
         self.send(s)
+
+
+class RevocationTest(SmtpCase):
+    """Keys revoked or misused under a session's feet (a gateway of its own: a wrong user
+    counts toward the lockout)."""
+
+    def last_used(self, key_id):
+        keys = {k["id"]: k for k in self.api("GET", "/api/keys")["keys"]}
+        return keys[key_id]["last_used_at"]
+
+    def test_a_session_stops_sending_once_its_key_is_revoked(self):
+        made = self.api("POST", "/api/keys", {"name": "session"}, 201)
+        s = self.connect()
+        self.assertEqual(auth(s, "apikey", made["key"])[0], 235)
+        self.send(s)
+        self.api("DELETE", f"/api/keys/{made['id']}", status=204)
+        # The session's AUTH is forgotten: the next MAIL is refused as unauthenticated.
+        self.assertRefused(s.mail(SENDER), 530, "5.7.0")
+
+    def test_a_failed_auth_leaves_the_key_unused(self):
+        made = self.api("POST", "/api/keys", {"name": "unused"}, 201)
+        s = self.connect()
+        self.assertRefused(auth(s, "bob", made["key"]), 535, "5.7.8")
+        self.assertIsNone(self.last_used(made["id"]))
+        s = self.connect()
+        self.assertEqual(auth(s, "apikey", made["key"])[0], 235)
+        self.assertIsNotNone(self.last_used(made["id"]))
+
+    def test_a_key_used_by_network_is_marked_used_and_stops_when_revoked(self):
+        made = self.api("POST", "/api/keys", {"name": "device", "smtp_ips": ["127.0.0.1"]},
+                        201)
+        self.assertIsNone(self.last_used(made["id"]))
+        s = self.connect()
+        self.assertEqual(self.sent_as(self.send(s)), made["id"])
+        self.assertIsNotNone(self.last_used(made["id"]))
+        self.api("DELETE", f"/api/keys/{made['id']}", status=204)
+        self.assertRefused(s.mail(SENDER), 530, "5.7.0")
 
 
 class LockoutTest(SmtpCase):

@@ -199,7 +199,11 @@ class PolicyTest(SmtpCase):
                 ("a group", message("Team: a@acme.test;")),
                 ("an empty From", message("")),
                 ("two Sender", message("a@acme.test", "Sender: a@acme.test",
-                                       "Sender: b@acme.test"))):
+                                       "Sender: b@acme.test")),
+                # What a lenient reader skips, a recipient's may show.
+                ("text after the address", message("a@acme.test; evil@other.test")),
+                ("a NUL in the From", message("a@acme.test\0 <evil@other.test>")),
+                ("a control character", message("a@acme.test\x01 <evil@other.test>"))):
             with self.subTest(name):
                 self.assertInvalid(self.submit(key, "a@acme.test", data))
         self.assertEqual(self.count(), before, "a malformed message was queued")
@@ -290,6 +294,7 @@ class DeliveryTest(SmtpCase):
                        "Bcc: secret@example.com,\r\n\thidden@example.com",
                        "Content-Type: text/plain; charset=utf-8",
                        "Content-Transfer-Encoding: 8bit",
+                       "MIME-Version: 1.0", "X-Campaign: after the MIME fields",
                        subject="Gr\u00fc\u00dfe", body=body)
         mid = self.assertQueued(self.submit(
             self.key, "bounce@acme.test", data,
@@ -307,6 +312,11 @@ class DeliveryTest(SmtpCase):
         fields = signed.partition(b"\r\n\r\n")[0]
         self.assertNotRegex(fields, rb"(?im)^bcc:")
         self.assertNotIn(b"hidden@example.com", signed)
+        # Only the Bcc's own lines are cut, also when MIME fields (which GMime files under
+        # the body part, not the message) sit between it and the next field.
+        self.assertIn(b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                      b"Content-Transfer-Encoding: 8bit\r\nMIME-Version: 1.0\r\n"
+                      b"X-Campaign: after the MIME fields", fields)
         self.assertRegex(fields, rb"(?m)^Date: ")
         self.assertIn(f"\r\nMessage-ID: <{mid}@acme.test>\r\n".encode(), signed)
         self.assertIn(b"d=acme.test", fields)

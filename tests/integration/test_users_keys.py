@@ -431,6 +431,10 @@ class KeysTest(RoleCase):
             ([7], "smtp_ips[0]"),
             ([None], "smtp_ips[0]"),
             ([f"10.0.{i}.0/24" for i in range(33)], "smtp_ips[32]"),
+            (["0.0.0.0/0"], "smtp_ips[0]"),
+            (["::1", "::/0"], "smtp_ips[1]"),
+            (["10.0.0.0/7"], "smtp_ips[0]"),
+            (["2001::/15"], "smtp_ips[0]"),
         ]
         for smtp_ips, field in cases:
             with self.subTest(smtp_ips=smtp_ips):
@@ -440,7 +444,17 @@ class KeysTest(RoleCase):
         r = self.admin.request("POST", "/api/keys",
                                {"name": "bad", "smtp_ips": ["10.0.0.0/8", "10.0.0.0/33"]})
         self.assertIn("10.0.0.0/8", r.json["error"]["message"])  # the form, with an example
+        # Too wide: the message says why (anyone in it would send without AUTH).
+        r = self.admin.request("POST", "/api/keys", {"name": "bad", "smtp_ips": ["0.0.0.0/0"]})
+        self.assertError(r, 400, "invalid_request", "smtp_ips[0]")
+        self.assertIn("/8", r.json["error"]["message"])
+        self.assertIn("without AUTH", r.json["error"]["message"])
         self.assertEqual(self.keys(), before)
+        # The widest allowed are kept.
+        r = self.admin.request("POST", "/api/keys", {"name": "widest",
+                                                     "smtp_ips": ["10.0.0.0/8", "2001::/16"]})
+        self.assertEqual(r.status, 201, r.raw)
+        self.assertEqual(r.json["smtp_ips"], ["10.0.0.0/8", "2001::/16"])
 
     def test_networks_are_managed_by_the_roles_that_manage_keys(self):
         body = {"name": "net key", "smtp_ips": ["127.0.0.1"]}

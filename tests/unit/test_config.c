@@ -480,6 +480,23 @@ static void smtp_keys_default_load_and_flag(void **state)
 	assert_load_fails(fx, "[smtp]\nmax_recipients = lots\n", 2, "[smtp] max_recipients");
 }
 
+/* Delivery relays at most SEND_MAX_RECIPIENTS per message: a larger limit would accept
+ * recipients that are never sent to. */
+static void smtp_max_recipients_is_at_most_what_delivery_sends(void **state)
+{
+	struct fixture *fx = *state;
+	struct config cfg;
+	char err[512] = "";
+	const char *path = write_file(fx, "[smtp]\nmax_recipients = 1000\n");
+	config_defaults(&cfg);
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(cfg.smtp_max_recipients, 1000);
+	remove_file(fx);
+	assert_load_fails(fx, "[smtp]\nmax_recipients = 1001\n", 2, "[smtp] max_recipients");
+	assert_load_fails(fx, "[smtp]\nmax_recipients = 1073741824\n", 2,
+			  "a whole number from 1 to 1000");
+}
+
 static void check_wants_certificate_for_implicit_tls(void **state)
 {
 	(void)state;
@@ -507,6 +524,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults_listen_locally_with_outbox_relay),
 		FIXTURE_TEST(load_sets_every_key_of_a_valid_file),
+		FIXTURE_TEST(smtp_max_recipients_is_at_most_what_delivery_sends),
 		FIXTURE_TEST(load_keeps_defaults_for_keys_not_in_file),
 		FIXTURE_TEST(load_accepts_every_spelling_of_yes_and_no),
 		FIXTURE_TEST(load_rejects_unknown_key_naming_file_line_and_key),

@@ -1,7 +1,10 @@
 /* Unit tests for SMTP-IP credentials' pure parts: which key an address sends as when
  * several keys list networks holding it (the most specific network, then the oldest key),
- * and how a key's networks are checked and spelled. */
+ * and how a key's networks are checked and spelled; and, on a real SQLite store, that a key
+ * an SMTP session holds is found revoked (keys_recheck). */
 #include "testutil.h"
+
+#include <stdio.h>
 
 #include "keys.h"
 #include "policy_cache.h"
@@ -85,12 +88,97 @@ static void test_the_longest_spellings_still_fit_what_a_key_keeps(void **state)
 	assert_int_equal(back.n, l.n);
 }
 
+/* 0.0.0.0/0 or ::/0 would let anyone send as the key without AUTH. */
+static void test_networks_wider_than_a_slash_8_or_16_are_refused(void **state)
+{
+	(void)state;
+	struct net_list l = {.n = 0};
+	const char *wide[] = {"0.0.0.0/0", "10.0.0.0/7", "::/0", "2001::/15", "::0/1"};
+	for (size_t i = 0; i < sizeof(wide) / sizeof(*wide); i++) {
+		const char *why = keys_network_add(&l, wide[i]);
+		assert_non_null(why);
+		tu_assert_contains(why, "without AUTH");
+	}
+	assert_int_equal(l.n, 0);
+	assert_null(keys_network_add(&l, "10.0.0.0/8"));
+	assert_null(keys_network_add(&l, "2001::/16"));
+	assert_int_equal(l.n, 2);
+}
+
+/* A store in a fresh directory with account acme, and a cache on it. */
+struct world {
+	char dir[TU_PATH_MAX], path[TU_PATH_MAX + 16];
+	struct store *store;
+	struct policy_cache *pc;
+	int64_t account;
+};
+
+static void world_open(struct world *w)
+{
+	char err[256];
+	tu_temp_dir(w->dir);
+	snprintf(w->path, sizeof(w->path), "%s/p.db", w->dir);
+	w->store = store_sqlite_open(w->path, err, sizeof(err));
+	if (!w->store)
+		fail_msg("%s", err);
+	assert_int_equal(store_account_create(w->store, "acme", 1000, &w->account), STORE_OK);
+	w->pc = policy_cache_new(w->store);
+}
+
+static void world_close(struct world *w)
+{
+	char side[TU_PATH_MAX + 32];
+	policy_cache_free(w->pc);
+	store_close(w->store);
+	remove(w->path);
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(side, sizeof(side), "%s%s", w->path, i ? "-shm" : "-wal");
+		remove(side);
+	}
+	rmdir(w->dir);
+}
+
+static void test_a_session_key_is_found_revoked(void **state)
+{
+	(void)state;
+	struct world w;
+	world_open(&w);
+	struct store_apikey made, other, authed, by_ip;
+	struct net_list nets = {.n = 0};
+	char text[AUTH_KEY_LEN], text2[AUTH_KEY_LEN];
+	int64_t retry;
+	assert_null(keys_network_add(&nets, "127.0.0.1"));
+	assert_int_equal(keys_create(w.store, &audit_cli, w.account, "k", &nets, &made, text),
+			 STORE_OK);
+	assert_int_equal(keys_create(w.store, &audit_cli, w.account, "o", NULL, &other, text2),
+			 STORE_OK);
+	assert_int_equal(
+		keys_smtp_auth(w.store, w.pc, "apikey", text, "127.0.0.2", &authed, &retry),
+		ERR_OK);
+	assert_int_equal(keys_smtp_ip(w.pc, "127.0.0.1", &by_ip), ERR_OK);
+	assert_int_equal(by_ip.id, made.id);
+	/* Nothing moved: live, from memory. */
+	assert_int_equal(keys_recheck(w.pc, &authed), ERR_OK);
+	assert_int_equal(keys_recheck(w.pc, &by_ip), ERR_OK);
+	/* Another key revoked moves the stamp: both found again, still live. */
+	assert_int_equal(keys_revoke(w.store, &audit_cli, w.account, other.id), STORE_OK);
+	assert_int_equal(keys_recheck(w.pc, &authed), ERR_OK);
+	assert_int_equal(keys_recheck(w.pc, &by_ip), ERR_OK);
+	/* This key revoked: refused, whichever way the session found it. */
+	assert_int_equal(keys_revoke(w.store, &audit_cli, w.account, made.id), STORE_OK);
+	assert_int_equal(keys_recheck(w.pc, &authed), ERR_INVALID_CREDENTIALS);
+	assert_int_equal(keys_recheck(w.pc, &by_ip), ERR_INVALID_CREDENTIALS);
+	world_close(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_the_most_specific_network_wins_then_the_oldest_key),
 		cmocka_unit_test(test_networks_are_checked_one_by_one_and_kept_canonical),
 		cmocka_unit_test(test_the_longest_spellings_still_fit_what_a_key_keeps),
+		cmocka_unit_test(test_networks_wider_than_a_slash_8_or_16_are_refused),
+		cmocka_unit_test(test_a_session_key_is_found_revoked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

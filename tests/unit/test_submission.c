@@ -158,6 +158,84 @@ static void test_8bit_and_utf8_unchanged(void **state)
 	submission_free(&s);
 }
 
+/* GMime keeps Content-* fields out of the message's header list (they belong to its MIME
+ * part): a Bcc before them must still lose only its own lines. */
+static void test_bcc_before_content_fields_keeps_them(void **state)
+{
+	(void)state;
+	assert_made("From: a@acme.test\r\nBcc: x@example.test,\r\n y@example.test\r\n"
+		    "Content-Type: text/plain; charset=utf-8\r\n"
+		    "Content-Transfer-Encoding: 8bit\r\nMIME-Version: 1.0\r\nSubject: hi\r\n" DATED
+			    BODY,
+		    "From: a@acme.test\r\nContent-Type: text/plain; charset=utf-8\r\n"
+		    "Content-Transfer-Encoding: 8bit\r\nMIME-Version: 1.0\r\nSubject: hi\r\n" DATED
+			    BODY);
+	assert_made("From: a@acme.test\r\nContent-Type: text/plain\r\nBcc: x@example.test\r\n"
+		    "Content-Transfer-Encoding: quoted-printable\r\nContent-Language: en\r\n" DATED
+			    BODY,
+		    "From: a@acme.test\r\nContent-Type: text/plain\r\n"
+		    "Content-Transfer-Encoding: quoted-printable\r\nContent-Language: en\r\n" DATED
+			    BODY);
+}
+
+static void test_bcc_before_multipart_content_type_keeps_boundary(void **state)
+{
+	(void)state;
+	assert_made("From: a@acme.test\r\nBcc: x@example.test\r\nContent-Type: multipart/mixed;"
+		    "\r\n boundary=\"b1\"\r\nMIME-Version: 1.0\r\n" DATED
+		    "\r\n--b1\r\nContent-Type: text/plain\r\n\r\npart\r\n--b1--\r\n",
+		    "From: a@acme.test\r\nContent-Type: multipart/mixed;\r\n boundary=\"b1\"\r\n"
+		    "MIME-Version: 1.0\r\n" DATED
+		    "\r\n--b1\r\nContent-Type: text/plain\r\n\r\npart\r\n--b1--\r\n");
+}
+
+/* A From or Sender says exactly one mailbox, or the message is refused: what GMime would
+ * skip leniently is text a recipient's reader may show as the sender. */
+static void test_from_with_leftover_text_refused(void **state)
+{
+	(void)state;
+	assert_refused("From: a@acme.test; evil@other.test\r\n" DATED BODY, "exactly one address");
+	assert_refused("From: a@acme.test evil@other.test\r\n" DATED BODY, "exactly one address");
+	assert_refused("From: a@acme.test>\r\n" DATED BODY, "exactly one address");
+	assert_refused("From: a@acme.test\r\nSender: o@acme.test; evil@other.test\r\n" DATED BODY,
+		       "Sender header must hold exactly one address");
+}
+
+static void assert_refused_n(const char *text, size_t len, const char *expected)
+{
+	struct submission s;
+	char why[256] = "";
+	assert_int_equal(submission_make(text, len, ID, DATE, &s, why, sizeof(why)), -1);
+	tu_assert_contains(why, expected);
+}
+
+static void test_nul_and_control_characters_refused(void **state)
+{
+	(void)state;
+	static const char nul_from[] = "From: a@acme.test\0 <evil@other.test>\r\n" DATED BODY;
+	assert_refused_n(nul_from, sizeof(nul_from) - 1, "NUL");
+	static const char nul_body[] = "From: a@acme.test\r\n" DATED "\r\nHel\0lo.\r\n";
+	assert_refused_n(nul_body, sizeof(nul_body) - 1, "NUL");
+	assert_refused("From: a@acme.test\x01 <evil@other.test>\r\n" DATED BODY, "byte 0x01");
+	assert_refused("From: a@acme.test\r\nSubject: a\x7f\r\n" DATED BODY, "byte 0x7f");
+	assert_refused("From: a@acme.test\rTo: b@other.test\r\n" DATED BODY, "byte 0x0d");
+	assert_refused("From: a@acme.test\r\nSubject: x\ny\r\n" DATED BODY, "byte 0x0a");
+	/* The body is the client's own business; a tab in a header is whitespace. */
+	assert_unchanged("From: a@acme.test\r\nSubject:\tx\r\n" DATED "\r\nbell \x07\x1b\r\n");
+}
+
+static void test_ordinary_from_forms_accepted(void **state)
+{
+	(void)state;
+	assert_identities("From: Name <a@acme.test>\r\n" DATED BODY, "a@acme.test", "");
+	assert_identities("From: a@acme.test (comment)\r\n" DATED BODY, "a@acme.test", "");
+	assert_identities("From: \"Smith, John\" <j@acme.test>\r\n" DATED BODY, "j@acme.test", "");
+	assert_identities("From: =?utf-8?q?Smith=2C_John?= <j@acme.test>\r\n" DATED BODY,
+			  "j@acme.test", "");
+	assert_identities("From: Ann (team) <a@acme.test> (c)\r\n" DATED BODY, "a@acme.test", "");
+	assert_identities("From:\r\n  Ann <a@acme.test>\r\n" DATED BODY, "a@acme.test", "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -170,6 +248,11 @@ int main(void)
 		cmocka_unit_test(test_missing_fields_added),
 		cmocka_unit_test(test_complete_message_unchanged),
 		cmocka_unit_test(test_8bit_and_utf8_unchanged),
+		cmocka_unit_test(test_bcc_before_content_fields_keeps_them),
+		cmocka_unit_test(test_bcc_before_multipart_content_type_keeps_boundary),
+		cmocka_unit_test(test_from_with_leftover_text_refused),
+		cmocka_unit_test(test_nul_and_control_characters_refused),
+		cmocka_unit_test(test_ordinary_from_forms_accepted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

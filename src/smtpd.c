@@ -388,8 +388,15 @@ static void auth_answer(struct smtpd_session *s)
 static enum err transaction_key(struct smtpd_session *s)
 {
 	if (s->have_key) {
-		s->txn_key = s->key;
-		return ERR_OK;
+		/* A key revoked since AUTH stops this session too, at its next MAIL: the
+		 * AUTH is forgotten and the client must authenticate anew. */
+		enum err r = keys_recheck(s->loop->d->policies, &s->key);
+		if (r != ERR_INVALID_CREDENTIALS) {
+			s->txn_key = s->key;
+			return r;
+		}
+		s->have_key = false;
+		s->proto->authenticated = false;
 	}
 	enum err e = keys_smtp_ip(s->loop->d->policies, s->ip, &s->txn_key);
 	return e == ERR_NOT_FOUND ? ERR_NOT_AUTHENTICATED : e;

@@ -400,5 +400,46 @@ class DeliveryTest(SmtpCase):
         self.assertEqual(got, [f"<{mid}@acme.test>"])
 
 
+class StoreFaultTest(SmtpCase):
+    """The store failing under a session: a 4xx the client retries, never a 2xx."""
+
+    def setUp(self):
+        self.gw = Gateway(smtp=True, config={"smtp": SMTP}).init("acme", "admin@acme.test")
+        self.addCleanup(self.gw.cleanup)
+        self.gw.add_domain("acme", "acme.test", "--verified")
+        self.key = self.gw.create_key("acme", "smtp")
+        self.gw.start()
+
+    def rename(self, table, to):
+        self.gw.sql(f"ALTER TABLE {table} RENAME TO {to}")
+        # The stamp moves, so cached policies are read again at once.
+        self.gw.sql("UPDATE policy_version SET v = v + 1 WHERE id = 1")
+        time.sleep(1)
+
+    def assertUnavailable(self, answer):
+        self.assertEqual(answer[0], 451, answer)
+        self.assertTrue(answer[1].startswith(b"4.3.0 store_unavailable: "), answer)
+
+    def test_policy_unreadable_at_mail_from_is_451(self):
+        s = self.smtp(self.key)
+        self.rename("senders", "senders_away")
+        self.assertUnavailable(s.mail("news@acme.test"))
+        self.rename("senders_away", "senders")
+        self.assertEqual(s.mail("news@acme.test")[0], 250)
+
+    def test_a_failed_commit_is_451_and_nothing_is_queued(self):
+        s = self.smtp(self.key)
+        self.assertEqual(s.mail("news@acme.test")[0], 250)
+        self.assertEqual(s.rcpt("bob@example.com")[0], 250)
+        self.rename("messages", "messages_away")
+        try:
+            self.assertUnavailable(s.data(message("news@acme.test")))
+        finally:
+            self.rename("messages_away", "messages")
+        self.assertEqual(self.gw.sql("SELECT count(*) FROM messages"), [(0,)])
+        # The session goes on: the client's retry is accepted.
+        self.assertQueued(self.submit(self.key, "news@acme.test", message("news@acme.test")))
+
+
 if __name__ == "__main__":
     main()

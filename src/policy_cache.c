@@ -217,7 +217,8 @@ static int ip_row_cmp(const void *a, const void *b)
 
 void policy_ip_sort(struct policy_ip_row *rows, size_t n)
 {
-	qsort(rows, n, sizeof(*rows), ip_row_cmp);
+	if (n > 1) /* an empty table may have no rows at all: qsort wants an array */
+		qsort(rows, n, sizeof(*rows), ip_row_cmp);
 }
 
 ssize_t policy_ip_find(const struct policy_ip_row *rows, size_t n, const char *ip)

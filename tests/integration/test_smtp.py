@@ -397,7 +397,10 @@ def flood_unread(case, pid, c):
             sent, off = sent + 1, 0
     grown = vm_rss_kb(pid) - before
     case.assertIsNotNone(unsent, "the daemon read 24 MB of commands sent unread")
-    case.assertLess(grown, 30 * 1024, f"RSS grew {grown} kB for {sent * 6000} bytes sent")
+    # Under AddressSanitizer (make test-asan) freed memory waits in its quarantine, so RSS
+    # tells nothing there; the send that blocked above is the check.
+    if not os.environ.get("ASAN_OPTIONS"):
+        case.assertLess(grown, 30 * 1024, f"RSS grew {grown} kB for {sent * 6000} bytes sent")
     commands = (sent + 1) * 1000
     c.setblocking(False)
     got = bytearray()

@@ -127,9 +127,8 @@ static enum err find_key(struct policy_cache *pc, const char *text, struct store
 /* A key used: last_used_at is a hint for the panel; writing it once a minute is enough. */
 static void used(struct policy_cache *pc, const struct store_apikey *k)
 {
-	int64_t now = util_now();
-	if (now - k->last_used_at >= 60)
-		policy_cache_apikey_touch(pc, k->id, now);
+	if (keys_use_due(k))
+		keys_touch(pc, k->id);
 }
 
 enum err keys_authenticate(struct policy_cache *pc, const char *text, struct store_apikey *out)
@@ -195,10 +194,17 @@ enum err keys_smtp_ip(struct policy_cache *pc, const char *ip, struct store_apik
 	int rc = policy_cache_smtp_ip(pc, ip, out);
 	if (rc == STORE_NOT_FOUND)
 		return ERR_NOT_FOUND;
-	if (rc != STORE_OK)
-		return ERR_STORE_UNAVAILABLE;
-	used(pc, out);
-	return ERR_OK;
+	return rc == STORE_OK ? ERR_OK : ERR_STORE_UNAVAILABLE;
+}
+
+bool keys_use_due(const struct store_apikey *k)
+{
+	return util_now() - k->last_used_at >= 60;
+}
+
+void keys_touch(struct policy_cache *pc, int64_t id)
+{
+	policy_cache_apikey_touch(pc, id, util_now());
 }
 
 enum err keys_recheck(struct policy_cache *pc, struct store_apikey *key)

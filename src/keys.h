@@ -5,6 +5,7 @@
 #ifndef POSTERN_KEYS_H
 #define POSTERN_KEYS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "audit.h"
@@ -54,9 +55,14 @@ enum err keys_smtp_auth(struct store *s, struct policy_cache *pc, const char *us
 
 /* SMTP-IP credentials: the live key whose smtp_ips networks hold ip (text), for clients
  * that cannot authenticate, from memory (policy_cache_smtp_ip). When several do, the most
- * specific network wins, then the oldest key (lowest id). Its last use is written at most
- * once a minute. ERR_OK with out filled, ERR_NOT_FOUND, or ERR_STORE_UNAVAILABLE. */
+ * specific network wins, then the oldest key (lowest id). Nothing is written: the caller
+ * records the use (keys_use_due, keys_touch). ERR_OK with out filled, ERR_NOT_FOUND, or
+ * ERR_STORE_UNAVAILABLE. */
 enum err keys_smtp_ip(struct policy_cache *pc, const char *ip, struct store_apikey *out);
+/* A key's last use is a hint for the panel, written at most once a minute: whether k's is
+ * due, and the write itself (a store write: SMTP's loops hand it to a worker). */
+bool keys_use_due(const struct store_apikey *k);
+void keys_touch(struct policy_cache *pc, int64_t id);
 
 /* Whether a key an SMTP session found (keys_smtp_auth, keys_smtp_ip) is still live, asked at
  * each MAIL so a revocation ends its use: a memory read until the policy stamp moves, then

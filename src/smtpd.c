@@ -38,6 +38,7 @@
 #define SMTPD_LOOPS_MAX	   8
 #define SMTPD_CMD_TIMEOUT  300 /* seconds: RFC 5321 4.5.3.2.7 */
 #define SMTPD_DATA_TIMEOUT 600
+#define SMTPD_TOUCHES_MAX  64
 #define SMTPD_DRAIN_WAIT   60	       /* seconds a stop waits for commits in flight */
 #define SMTPD_OUT_MAX	   (64 * 1024) /* replies a client leaves unread before reading stops */
 #define SMTPD_FD_RESERVE   64	       /* descriptors beyond the sessions: store, HTTP, logs */
@@ -82,6 +83,10 @@ struct smtpd {
 	struct worker *auth; /* checks credentials: they touch the store, the loops must not */
 	pthread_mutex_t auth_lock;
 	struct auth_queue auth_queue; /* sessions waiting for their check, oldest first */
+	/* Keys used through SMTP-IP whose last use is due to be written (under auth_lock): a
+	 * store write, so the auth worker makes it. A hint: when full, more wait a minute. */
+	int64_t touches[SMTPD_TOUCHES_MAX];
+	int ntouches;
 };
 
 struct smtpd_session {
@@ -333,10 +338,37 @@ static void do_auth(struct smtpd_session *s)
 	worker_wake(d->auth);
 }
 
+/* Hands a key's due last-use write to the auth worker, once. */
+static void touch_later(struct smtpd *d, int64_t id)
+{
+	pthread_mutex_lock(&d->auth_lock);
+	bool queued = false;
+	for (int i = 0; i < d->ntouches && !queued; i++)
+		queued = d->touches[i] == id;
+	if (!queued && d->ntouches < SMTPD_TOUCHES_MAX)
+		d->touches[d->ntouches++] = id;
+	pthread_mutex_unlock(&d->auth_lock);
+	if (!queued)
+		worker_wake(d->auth);
+}
+
+static void touch_now(struct smtpd *d)
+{
+	int64_t ids[SMTPD_TOUCHES_MAX];
+	pthread_mutex_lock(&d->auth_lock);
+	int n = d->ntouches;
+	memcpy(ids, d->touches, sizeof(ids[0]) * (size_t)n);
+	d->ntouches = 0;
+	pthread_mutex_unlock(&d->auth_lock);
+	for (int i = 0; i < n; i++)
+		keys_touch(d->policies, ids[i]);
+}
+
 static void auth_run(void *arg, struct worker *w)
 {
 	struct smtpd *d = arg;
 	while (worker_wait(w, WORKER_FOREVER)) {
+		touch_now(d);
 		for (;;) {
 			pthread_mutex_lock(&d->auth_lock);
 			struct smtpd_session *s = STAILQ_FIRST(&d->auth_queue);
@@ -399,6 +431,8 @@ static enum err transaction_key(struct smtpd_session *s)
 		s->proto->authenticated = false;
 	}
 	enum err e = keys_smtp_ip(s->loop->d->policies, s->ip, &s->txn_key);
+	if (e == ERR_OK && keys_use_due(&s->txn_key))
+		touch_later(s->loop->d, s->txn_key.id);
 	return e == ERR_NOT_FOUND ? ERR_NOT_AUTHENTICATED : e;
 }
 

@@ -183,9 +183,10 @@ static size_t header_section(const char *data, size_t len)
 	return blank ? (size_t)(blank - data) + 2 : len;
 }
 
-/* A byte the header section may not hold: a control character other than TAB, or CR and
- * LF other than as a CRLF line end. Parsers disagree on them (GMime stops a value at a NUL),
- * so the value checked could differ from the one a recipient reads. */
+/* A byte the header section may not hold: a control character other than TAB and ESC, or
+ * CR and LF other than as a CRLF line end. Parsers disagree on them (GMime stops a value at
+ * a NUL), so the value checked could differ from the one a recipient reads. ESC passes:
+ * legacy Japanese mailers write ISO-2022-JP headers unencoded. */
 static bool header_control(const char *data, size_t len, size_t i)
 {
 	unsigned char c = (unsigned char)data[i];
@@ -193,7 +194,7 @@ static bool header_control(const char *data, size_t len, size_t i)
 		return i + 1 >= len || data[i + 1] != '\n';
 	if (c == '\n')
 		return i == 0 || data[i - 1] != '\r';
-	return (c < 0x20 && c != '\t') || c == 0x7f;
+	return (c < 0x20 && c != '\t' && c != 0x1b) || c == 0x7f;
 }
 
 /* Refuses bytes no header reader must be left to interpret: a NUL anywhere, any other

@@ -233,6 +233,13 @@ static void test_ordinary_from_forms_accepted(void **state)
 			  "j@acme.test", "");
 	assert_identities("From: Ann (team) <a@acme.test> (c)\r\n" DATED BODY, "a@acme.test", "");
 	assert_identities("From:\r\n  Ann <a@acme.test>\r\n" DATED BODY, "a@acme.test", "");
+	/* Forms hand-written scripts and appliances send: the address as its own name, a
+	 * stray bracket. Neither names another address. */
+	assert_identities("From: a@acme.test <a@acme.test>\r\n" DATED BODY, "a@acme.test", "");
+	assert_identities("From: a@acme.test>\r\n" DATED BODY, "a@acme.test", "");
+	/* A legacy ISO-2022-JP subject, unencoded: ESC is no header injection. */
+	assert_identities("From: a@acme.test\r\nSubject: \x1b$B$3$s\x1b(B\r\n" DATED BODY,
+			  "a@acme.test", "");
 }
 
 int main(void)

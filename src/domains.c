@@ -157,6 +157,8 @@ int domains_check(struct store *s, const struct config *cfg, struct dns *dns, in
 	char *json = cJSON_PrintUnformatted(records);
 	cJSON_Delete(records);
 	result.token = d->token;
+	result.read_status = d->status;
+	result.read_manual = d->manual;
 	result.status = v.status;
 	result.missing_since = v.missing_since;
 	result.error = c.error[0] ? c.error : NULL;

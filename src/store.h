@@ -222,6 +222,10 @@ struct store_domain_new {
 struct store_domain_check {
 	int64_t account_id;
 	const char *token;
+	/* The domain's state when the check read it: a change made while its lookups ran
+	 * (an operator's mark) wins, and the check's result is dropped as STORE_CONFLICT. */
+	const char *read_status;
+	bool read_manual;
 	int64_t now;
 	const char *status;
 	int64_t missing_since;

@@ -161,16 +161,21 @@ int store_domain_checked(struct store *s, int64_t id, const struct store_domain_
 	if (rc == STORE_OK)
 		rc = sq_lock(&c, "SELECT id FROM sending_domains WHERE id = ? FOR NO KEY UPDATE",
 			     "i", id);
-	/* The domain may have been removed, or replaced, while its lookups ran. */
+	/* The domain may have been removed, or replaced, while its lookups ran; or changed by
+	 * an operator (postern domain set --verified), whose mark a check must not undo. */
 	if (rc == STORE_OK)
-		rc = sq_step(
-			&c, &r,
-			"SELECT status <> ? FROM sending_domains WHERE id = ? AND account_id = ? "
-			"AND token = ?",
-			"siis", chk->status, id, chk->account_id, chk->token);
+		rc = sq_step(&c, &r,
+			     "SELECT status <> ?, status = ? AND manual = ? FROM sending_domains "
+			     "WHERE id = ? AND account_id = ? AND token = ?",
+			     "ssdiis", chk->status, chk->read_status, chk->read_manual ? 1 : 0, id,
+			     chk->account_id, chk->token);
 	if (rc == STORE_OK) {
 		changed = sq_int(&r, 0) != 0;
+		if (!sq_int(&r, 1))
+			rc = STORE_CONFLICT;
 		sq_done(&r);
+	}
+	if (rc == STORE_OK) {
 		rc = sq_exec(&c, NULL,
 			     "UPDATE sending_domains SET status = ?, checked_at = ?, "
 			     "  missing_since = NULLIF(?, 0), check_error = ?, records = ? "

@@ -5,10 +5,12 @@ opendkim's own verifier."""
 import json
 import os
 import re
+import socket
+import threading
 import time
 import unittest
 
-from harness import PASSWORD, Dnsmasq, Gateway, SmtpSink, main, send_body, wait_until
+from harness import PASSWORD, Dnsmasq, Gateway, SmtpSink, cli, main, must, send_body, wait_until
 
 NETCORE = "/v5/mail/send"
 DAY = 24 * 3600
@@ -342,6 +344,41 @@ class SigningTest(DomainCase):
         tampered = body.replace(b"Hello", b"Jello")
         ok, out = verify(tampered, records)
         self.assertFalse(ok, out)
+
+
+class MarkDuringCheckTest(unittest.TestCase):
+    """An operator's mark made while a check's lookups run is not overwritten by the check's
+    result (a lost update that showed as a domain flipping back to pending)."""
+
+    def test_a_mark_during_a_check_stands(self):
+        gw = Gateway().init("acme", "admin@acme.test")
+        self.addCleanup(gw.cleanup)
+        # A DNS server that takes every question and answers none: each lookup waits 3 s.
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(silent.close)
+        silent.bind(("127.0.0.1", 0))
+        gw.dns_port = silent.getsockname()[1]
+        ini = os.path.join(gw.tmp, "dns.ini")
+        with open(ini, "w") as f:
+            f.write("[dns]\ntimeout = 3s\ncheck_pending = 1h\n")
+        gw.extra_args = ["--config", ini]
+        gw.start()
+        admin = gw.logged_in("admin@acme.test")
+        r = admin.request("POST", "/api/domains", {"domain": "mark.example"})
+        self.assertEqual(r.status, 201, r.raw)
+        did = r.json["id"]
+        result = {}
+        t = threading.Thread(target=lambda: result.update(
+            r=admin.request("POST", f"/api/domains/{did}/check")))
+        t.start()
+        time.sleep(1)  # the check's lookups are waiting
+        must(cli("domain", "set", *gw.store_args, "--account", "acme", "mark.example",
+                 "--verified", password=None))
+        t.join(60)
+        self.assertFalse(t.is_alive())
+        got = [d for d in admin.request("GET", "/api/domains").json["domains"]
+               if d["id"] == did]
+        self.assertEqual(got[0]["status"], "verified", got)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@
 #include "send.h"
 #include "util.h"
 
+/* A number macro's value as a string literal, for messages that name a bound. */
+#define NUMBER_TEXT_(n) #n
+#define NUMBER_TEXT(n)	NUMBER_TEXT_(n)
+
 enum cfg_type {
 	CFG_STRING,
 	CFG_BOOL,
@@ -283,7 +287,7 @@ static const char *cfg_set(struct config *cfg, const struct cfg_key *k, const ch
 		/* Delivery relays at most this many per message (send.h): more would be
 		 * accepted and silently never sent. */
 		return set_whole((int *)field, v, SEND_MAX_RECIPIENTS) < 0
-			       ? "a whole number from 1 to 1000"
+			       ? "a whole number from 1 to " NUMBER_TEXT(SEND_MAX_RECIPIENTS)
 			       : NULL;
 	case CFG_DURATION:
 		return set_duration((int *)field, v) < 0 ? "a duration like 90s, 15m, 48h or 7d"

@@ -979,16 +979,25 @@ fail:
 	return NULL;
 }
 
+/* Turns a listener off for good at stop. A pause timer running now finishes first
+ * (event_del waits for a callback running on another thread), so it cannot turn the
+ * listener back on after this; later ones see draining. */
+static void listener_quiet(struct smtpd_listener *li)
+{
+	if (li->pause)
+		event_del(li->pause);
+	if (li->l)
+		evconnlistener_disable(li->l);
+}
+
 void smtpd_stop(struct smtpd *d)
 {
 	if (!d)
 		return;
 	/* Draining first: a listener's pause timer no longer re-enables it. */
 	atomic_store(&d->draining, true);
-	if (d->plain.l)
-		evconnlistener_disable(d->plain.l);
-	if (d->implicit.l)
-		evconnlistener_disable(d->implicit.l);
+	listener_quiet(&d->plain);
+	listener_quiet(&d->implicit);
 	/* Messages handed to the queue get their commit and their reply first, AUTH checks
 	 * under way their answer; new ones are refused with 421. */
 	for (int i = 0; i < SMTPD_DRAIN_WAIT * 100 && atomic_load(&d->pending) > 0; i++)
@@ -1001,7 +1010,8 @@ void smtpd_stop(struct smtpd *d)
 	d->auth = NULL;
 	if (left > 0) {
 		/* Their commits may still call back into the loops: leave them be. */
-		log_warn("SMTP: %d sessions still waiting for their commit at stop", left);
+		log_warn("SMTP: %d sessions still waiting for a commit or an AUTH check at stop",
+			 left);
 		return;
 	}
 	smtpd_free(d);

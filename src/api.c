@@ -71,6 +71,12 @@ static const struct api_route routes[] = {
 	MGMT("GET", "/api/messages", api_messages_list, PERM_READ),
 	MGMT("GET", "/api/messages/{id}", api_message_get, PERM_READ),
 	MGMT("POST", "/api/messages/{id}/cancel", api_message_cancel, PERM_MESSAGE_CANCEL),
+	MGMT("GET", "/api/events", api_events_list, PERM_READ),
+	MGMT("GET", "/api/webhooks", api_webhooks_list, PERM_WEBHOOK_MANAGE),
+	MGMT("POST", "/api/webhooks", api_webhooks_add, PERM_WEBHOOK_MANAGE),
+	MGMT("PATCH", "/api/webhooks/{id}", api_webhook_patch, PERM_WEBHOOK_MANAGE),
+	MGMT("DELETE", "/api/webhooks/{id}", api_webhook_delete, PERM_WEBHOOK_MANAGE),
+	MGMT("POST", "/api/webhooks/{id}/test", api_webhook_test, PERM_WEBHOOK_MANAGE),
 	{"GET", "/verify/{id}", api_verify_show, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	{"POST", "/verify/{id}", api_verify_confirm, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	/* Last: the panel's files, one path segment each. */

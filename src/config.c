@@ -87,6 +87,8 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("smtp", "max_recipients", CFG_RECIPIENTS, smtp_max_recipients, NULL),
 	KEY("smtp", "max_connections", CFG_LIMIT, smtp_max_connections, NULL),
 	KEY("smtp", "auth_without_tls", CFG_BOOL, smtp_auth_without_tls, NULL),
+	KEY("webhooks", "allow_private", CFG_BOOL, webhooks_allow_private, NULL),
+	KEY("webhooks", "workers", CFG_INT, webhooks_workers, NULL),
 };
 
 void config_defaults(struct config *cfg)
@@ -110,6 +112,7 @@ void config_defaults(struct config *cfg)
 	cfg->smtp_max_size = 25 * 1024 * 1024;
 	cfg->smtp_max_recipients = 1000;
 	cfg->smtp_max_connections = 1000;
+	cfg->webhooks_workers = 2;
 }
 
 static bool parse_port(const char *s, long *port)

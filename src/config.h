@@ -42,6 +42,10 @@ struct config {
 	int smtp_max_recipients;    /* [smtp] max_recipients: per message */
 	int smtp_max_connections;   /* [smtp] max_connections: at once; more get 421 */
 	bool smtp_auth_without_tls; /* [smtp] auth_without_tls: AUTH before STARTTLS */
+	/* [webhooks] allow_private: endpoints on loopback, private and link-local addresses
+	 * (for tests and make run; off in production, where such a URL is an SSRF) */
+	bool webhooks_allow_private;
+	int webhooks_workers; /* [webhooks] workers: threads posting events */
 };
 
 /* Fills cfg with the defaults. */

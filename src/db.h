@@ -23,6 +23,9 @@ struct db_driver {
 	const char *begin_write;
 	const char *begin_read;
 	const char *skip_locked;
+	/* The id the connection's last INSERT made, as an SQL expression, for a statement
+	 * that follows it in a batch without waiting for its answer. */
+	const char *last_id;
 	/* Several gateways may share the database and write at once: a transaction locks the
 	 * rows it counts before it writes, and a message "sending" may be another node's. */
 	bool shared;

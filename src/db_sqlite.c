@@ -225,6 +225,42 @@ static const char *const migrations[] = {
 	"ALTER TABLE api_keys ADD COLUMN smtp_ips TEXT NOT NULL DEFAULT '';"
 	"CREATE TRIGGER api_keys_policy_i AFTER INSERT ON api_keys WHEN NEW.smtp_ips <> ''"
 	"  BEGIN " BUMP " END;",
+	/* 7: events and signed webhooks (issue 17). An event is written in the transaction of
+	 * the change it reports, and so is one delivery row per endpoint that wants it (the
+	 * fan-out), so a crash neither loses nor invents one. A message keeps what its events
+	 * repeat (tags, custom_args) once, in meta. Deliveries are claimed like messages. */
+	"ALTER TABLE messages ADD COLUMN meta TEXT;"
+	"CREATE INDEX messages_uid_account ON messages(account_id, uid);"
+	"CREATE TABLE events ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  type TEXT NOT NULL, created_at INTEGER NOT NULL,"
+	"  message_uid TEXT, recipient TEXT, data TEXT NOT NULL DEFAULT '{}');"
+	"CREATE INDEX events_account ON events(account_id, id);"
+	"CREATE INDEX events_message ON events(message_uid, id) WHERE message_uid IS NOT NULL;"
+	"CREATE TABLE webhooks ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  url TEXT NOT NULL,"
+	"  format TEXT NOT NULL CHECK (format IN ('standard','sendgrid')),"
+	"  events TEXT NOT NULL,"	 /* ",message.delivered,sender.added," or "*" for all */
+	"  secret_sealed TEXT NOT NULL," /* the HMAC secret or the ECDSA private key, sealed */
+	"  public_key TEXT NOT NULL DEFAULT '',"
+	"  enabled INTEGER NOT NULL DEFAULT 1,"
+	"  created_at INTEGER NOT NULL, last_at INTEGER, last_status TEXT,"
+	"  last_success_at INTEGER, failing_since INTEGER, disabled_at INTEGER);"
+	"CREATE INDEX webhooks_account ON webhooks(account_id, enabled);"
+	"CREATE TABLE webhook_deliveries ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,"
+	"  event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,"
+	"  status TEXT NOT NULL DEFAULT 'pending'"
+	"    CHECK (status IN ('pending','sending','failed')),"
+	"  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
+	"  lease_until INTEGER, claim TEXT, created_at INTEGER NOT NULL, last_status TEXT);"
+	"CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);"
+	"CREATE INDEX webhook_deliveries_claim ON webhook_deliveries(claim);"
+	"CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id);",
 };
 
 /* A statement: kept in the cache (reset when done) or prepared for one use (finalized). */
@@ -619,6 +655,7 @@ static const struct db_driver sl_driver = {
 	.begin_write = "BEGIN IMMEDIATE",
 	.begin_read = "BEGIN",
 	.skip_locked = "",
+	.last_id = "last_insert_rowid()",
 	.shared = false,
 	.acquire = sl_acquire,
 	.acquire_read = sl_acquire_read,

@@ -460,7 +460,7 @@ static void process(struct courier *w, struct store_queued *m)
 			refused++;
 		}
 		if (part + 1 < parts)
-			store_message_progress(d->store, m->id, part + 1);
+			store_message_progress(d->store, m->id, part + 1, NULL, 0);
 	}
 	if (refused && refused == parts - m->parts_done && !m->parts_done)
 		finish(w, m, "failed", "relay_rejected", res.reply, rejected, 0);

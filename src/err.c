@@ -100,6 +100,12 @@ static const struct err_info err_table[ERR_COUNT] = {
 		 "done. Only queued, scheduled and deferred messages can be; see its "
 		 "status with GET /api/messages/{id}.",
 		 550, "5.5.0"},
+	[ERR_WEBHOOK_URL_NOT_ALLOWED] =
+		{"webhook_url_not_allowed", 400,
+		 "This webhook URL points at a loopback, private, link-local or multicast "
+		 "address (or its host does not resolve). Use a public http or https URL; an "
+		 "operator may allow private ones with [webhooks] allow_private = yes.",
+		 550, "5.7.1"},
 	[ERR_SENDER_AUTH_NO_SENDERS] =
 		{"sender_auth_no_senders", 403,
 		 "Authorized sender email ID is on and no sender address is "

@@ -32,6 +32,7 @@ enum err {
 	ERR_RATE_LIMITED,
 	ERR_BUSY,
 	ERR_NOT_CANCELLABLE,
+	ERR_WEBHOOK_URL_NOT_ALLOWED,
 	/* The sender policy's refusals, in the order DESIGN.md checks them. */
 	ERR_SENDER_AUTH_NO_SENDERS,
 	ERR_DOMAIN_NOT_APPROVED,

@@ -32,6 +32,7 @@ static const struct {
 	[PERM_USER_MANAGE] = {"user.manage", R(ROLE_ADMIN)},
 	[PERM_KEY_MANAGE] = {"key.manage", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
 	[PERM_MESSAGE_CANCEL] = {"message.cancel", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
+	[PERM_WEBHOOK_MANAGE] = {"webhook.manage", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
 };
 
 int role_parse(const char *s)

@@ -17,6 +17,7 @@ enum perm {
 	PERM_USER_MANAGE,    /* add and remove users, change roles */
 	PERM_KEY_MANAGE,     /* create and revoke API keys */
 	PERM_MESSAGE_CANCEL, /* cancel messages not sent yet */
+	PERM_WEBHOOK_MANAGE, /* add, test, enable and remove webhook endpoints */
 	PERM_COUNT
 };
 

@@ -109,6 +109,15 @@ struct store_apikey {
 	uint64_t stamp;
 };
 
+/* An event (event.h names the types), written in the transaction of the change it reports,
+ * with one delivery for each enabled webhook endpoint of the account that wants its type.
+ * A message's events take the account and message id from the message. */
+struct store_event {
+	const char *type;
+	const char *recipient; /* NULL when the event is about no one recipient */
+	const char *data;      /* JSON object text of the event's own fields; NULL for {} */
+};
+
 /* A message accepted by the send API (or Postern's own mail), stored as queued, or as
  * scheduled until send_at. */
 struct store_message {
@@ -122,6 +131,11 @@ struct store_message {
 	int recipients;
 	int64_t send_at; /* when its first personalization is due; 0 for now */
 	int64_t now;
+	/* What every event of the message repeats (event_meta: tags, custom_args), stored
+	 * once with it; NULL when none. */
+	const char *meta;
+	const struct store_event *events; /* message.processed, one per recipient */
+	size_t nevents;
 };
 
 /* A message claimed by a delivery worker. */
@@ -150,6 +164,8 @@ struct store_outcome {
 	int64_t now;
 	bool not_attempted; /* the relay was not asked (a wake-up that only re-schedules, a
 			     * stop, an unreadable policy): the claim's attempt is taken back */
+	const struct store_event *events; /* what became of each recipient */
+	size_t nevents;
 };
 
 /* The outcome of one claimed message, for store_messages_finish. */
@@ -171,6 +187,7 @@ struct store_message_info {
 	int64_t updated_at;
 	int64_t next_attempt_at;
 	int64_t send_at; /* the send time asked for, 0 when none */
+	int parts_done;	 /* personalizations the relay took already */
 	char reason[40];
 	char last_reply[512];
 	char rejected[16384]; /* JSON; lists that do not fit read as [] */
@@ -272,6 +289,57 @@ struct store_drop {
 	int64_t count;
 };
 
+#define STORE_EVENT_TYPE_MAX 40
+#define STORE_URL_MAX	     2048
+
+/* An event as GET /api/events and the webhook formats read it. data and meta are valid
+ * during the callback (store_events_list) or until store_deliveries_free (a claim). */
+struct store_event_info {
+	int64_t id;
+	char type[STORE_EVENT_TYPE_MAX];
+	int64_t created_at;
+	char message_uid[40];	  /* "" for an account event */
+	char recipient[ADDR_MAX]; /* "" when none */
+	char from[ADDR_MAX];	  /* the message's From, "" for an account event */
+	const char *data;	  /* JSON object text */
+	const char *meta;	  /* the message's meta JSON, "" when none */
+};
+
+/* A webhook endpoint; its signing secret is read only by a claim. */
+struct store_webhook {
+	int64_t id;
+	int64_t account_id;
+	char url[STORE_URL_MAX];
+	char format[16];      /* "standard" or "sendgrid" */
+	char events[1024];    /* "*" for every type, else ",type,type," */
+	char public_key[256]; /* sendgrid: base64 DER of the P-256 public key; "" otherwise */
+	bool enabled;
+	int64_t created_at;
+	int64_t last_at;       /* the last delivery attempt, 0 before one */
+	char last_status[160]; /* its result: "200", "timeout", "HTTP 500", ... */
+	int64_t last_success_at;
+	int64_t failing_since; /* the first failure since the last success, 0 when none */
+	int64_t disabled_at;   /* when failures disabled it; 0 when enabled by hand or never */
+};
+
+/* One event claimed for one endpoint. */
+struct store_delivery {
+	int64_t id;
+	int attempts;	    /* including the one just claimed */
+	int64_t created_at; /* when the delivery was made: its retries end 24 h later */
+	struct store_event_info ev;
+};
+
+/* What became of one POST of claimed deliveries to their endpoint. */
+struct store_webhook_result {
+	int64_t webhook_id;
+	bool ok;	    /* a 2xx: the deliveries are done and deleted */
+	const char *status; /* for the endpoint's last_status */
+	int64_t now;
+	/* An endpoint failing for this long without a success is disabled. */
+	int64_t disable_after;
+};
+
 typedef int (*store_audit_fn)(void *arg, const struct store_audit *ev);
 typedef int (*store_sender_fn)(void *arg, const struct store_sender *s);
 typedef int (*store_user_fn)(void *arg, const struct store_user *u);
@@ -281,6 +349,8 @@ typedef int (*store_count_fn)(void *arg, const char *reason, int64_t count);
 typedef int (*store_message_fn)(void *arg, const struct store_message_info *m);
 typedef int (*store_batch_fn)(void *arg, const char *address, enum store_batch_state state);
 typedef int (*store_domain_fn)(void *arg, const struct store_domain *d);
+typedef int (*store_event_fn)(void *arg, const struct store_event_info *e);
+typedef int (*store_webhook_fn)(void *arg, const struct store_webhook *w);
 typedef int (*store_due_fn)(void *arg, int64_t account_id, int64_t domain_id);
 /* True when a sealed DKIM private key opens (under the caller's master key). */
 typedef bool (*store_opens_fn)(void *arg, const char *sealed);
@@ -395,8 +465,10 @@ int store_messages_recover(struct store *s);
  * nodes never claim the same message. *n is 0 when none is due. */
 int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
 			 struct store_queued *out, size_t max, size_t *n);
-/* Records that the first parts_done personalizations were accepted by the relay. */
-int store_message_progress(struct store *s, int64_t id, int parts_done);
+/* Records that the first parts_done personalizations were accepted by the relay, with the
+ * events of the part just sent. */
+int store_message_progress(struct store *s, int64_t id, int parts_done,
+			   const struct store_event *ev, size_t nev);
 /* Records the outcomes of claimed messages, in one transaction. */
 int store_messages_finish(struct store *s, const struct store_finish *f, size_t n);
 /* Newest first; status NULL lists all. */
@@ -405,10 +477,13 @@ int store_messages_list(struct store *s, int64_t account_id, const char *status,
 int store_message_get(struct store *s, int64_t account_id, const char *uid,
 		      struct store_message_info *out);
 /* Cancels a queued, scheduled or deferred message, in one conditional update, so a worker
- * that claims it at the same moment (on any node) either wins or finds it cancelled.
- * STORE_CONFLICT when the message is being sent or is done; STORE_NOT_FOUND when the
- * account has no such message. */
-int store_message_cancel(struct store *s, int64_t account_id, const char *uid, int64_t now);
+ * that claims it at the same moment (on any node) either wins or finds it cancelled; the
+ * events (message.dropped for the recipients not sent to yet) are written with it. They
+ * were made for parts_done, read before: when a part was sent meanwhile, STORE_TOO_SOON and
+ * nothing changes (read again and retry). STORE_CONFLICT when the message is being sent or
+ * is done; STORE_NOT_FOUND when the account has no such message. */
+int store_message_cancel(struct store *s, int64_t account_id, const char *uid, int64_t now,
+			 int parts_done, const struct store_event *ev, size_t nev);
 /* The canonical payload of a message (send.h), *out malloc'd; "" once Postern's own mail is
  * done. */
 int store_message_payload(struct store *s, int64_t account_id, const char *uid, char **out);
@@ -450,5 +525,38 @@ int store_master_check(struct store *s, const char *check, store_opens_fn opens,
 /* Accepted messages and, per reason, dropped ones for an account. */
 int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
 		void *arg);
+
+/* Events, newest first: type and message_uid (NULL: any) filter, before_id (0: none) pages. */
+int store_events_list(struct store *s, int64_t account_id, const char *type,
+		      const char *message_uid, int64_t before_id, int limit, store_event_fn fn,
+		      void *arg);
+/* events is "*" or ",type,type,"; secret_sealed the endpoint's signing secret, sealed. */
+int store_webhook_create(struct store *s, int64_t account_id, const char *url, const char *format,
+			 const char *events, const char *secret_sealed, const char *public_key,
+			 int64_t now, int64_t *id);
+int store_webhooks_list(struct store *s, int64_t account_id, store_webhook_fn fn, void *arg);
+int store_webhook_get(struct store *s, int64_t account_id, int64_t id, struct store_webhook *out);
+/* Deletes an endpoint and its deliveries not made yet. */
+int store_webhook_delete(struct store *s, int64_t account_id, int64_t id);
+/* Enabling starts its failure count over; deliveries still due resume. */
+int store_webhook_set_enabled(struct store *s, int64_t account_id, int64_t id, bool enabled);
+/* Writes a webhook.test event (data: JSON) delivered to this endpoint only. */
+int store_webhook_test(struct store *s, int64_t account_id, int64_t id, const char *data,
+		       int64_t now, int64_t *event_id);
+/* Claims up to max due deliveries of one enabled endpoint (the one whose delivery has waited
+ * longest), oldest first, until lease_until: pending ones whose time has come, or ones whose
+ * claimer's lease ran out. Two nodes never claim the same delivery. The endpoint is read
+ * into hook and its sealed secret into *secret_sealed (malloc'd). *n is 0 when none is due.
+ * Free the deliveries with store_deliveries_free. */
+int store_webhook_claim(struct store *s, int64_t now, int64_t lease_until, size_t max,
+			struct store_webhook *hook, char **secret_sealed,
+			struct store_delivery *out, size_t *n);
+void store_deliveries_free(struct store_delivery *d, size_t n);
+/* Records the outcome of one POST of the claimed deliveries ids[0..n): on success they are
+ * deleted; otherwise each waits until next_at[i], or is marked failed when next_at[i] is 0.
+ * The endpoint's last status and time are set, and an endpoint failing for
+ * r->disable_after seconds without a success is disabled. */
+int store_webhook_done(struct store *s, const struct store_webhook_result *r, const int64_t *ids,
+		       const int64_t *next_at, size_t n);
 
 #endif

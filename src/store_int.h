@@ -96,6 +96,15 @@ int sq_end_batch(struct sq_conn *c, int rc);
  * and the statement does not run. */
 int sq_lock(struct sq_conn *c, const char *sql, const char *fmt, ...);
 
+/* store_events.c: writes an event on a held connection (in the caller's transaction), with
+ * one delivery for each enabled endpoint of the account that wants it. message_uid and
+ * recipient may be NULL; data is JSON object text (NULL for {}). */
+int sq_event(struct sq_conn *c, int64_t account_id, const char *type, const char *message_uid,
+	     const char *recipient, const char *data, int64_t now);
+/* The same for an event of the message with this row id (its account and uid). */
+int sq_message_event(struct sq_conn *c, int64_t message_id, const struct store_event *ev,
+		     int64_t now);
+
 /* store_queue.c: the delivery claim, in the dialect of drv (built once, at open). */
 char *sq_claim_sql(const struct db_driver *drv);
 

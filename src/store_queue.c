@@ -195,8 +195,11 @@ int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
 	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }
 
-int store_message_progress(struct store *s, int64_t id, int parts_done)
+int store_message_progress(struct store *s, int64_t id, int parts_done,
+			   const struct store_event *ev, size_t nev)
 {
+	(void)ev;
+	(void)nev;
 	return sq_write(s, NULL, "UPDATE messages SET parts_done = ? WHERE id = ?", "di",
 			parts_done, id);
 }
@@ -271,8 +274,12 @@ int store_message_get(struct store *s, int64_t account_id, const char *uid,
 		      "is", account_id, uid);
 }
 
-int store_message_cancel(struct store *s, int64_t account_id, const char *uid, int64_t now)
+int store_message_cancel(struct store *s, int64_t account_id, const char *uid, int64_t now,
+			 int parts_done, const struct store_event *ev, size_t nev)
 {
+	(void)parts_done;
+	(void)ev;
+	(void)nev;
 	/* The status test is the lock: a claim moves the row to 'sending' in one statement,
 	 * so exactly one of the two changes it. A verification email's link goes with it. */
 	int rc = sq_update(

@@ -1,0 +1,2 @@
+/* Being written: issue 17. */
+#include "whsig.h"

@@ -249,6 +249,12 @@ static void test_a_listed_event_carries_its_message(void **state)
 	world_close(&w);
 }
 
+static int batch_seen(void *arg, const char *address, enum store_batch_state state)
+{
+	(void)arg, (void)address, (void)state;
+	return 0;
+}
+
 static void test_account_events_are_written_by_the_store(void **state)
 {
 	(void)state;
@@ -273,6 +279,16 @@ static void test_account_events_are_written_by_the_store(void **state)
 	list(&w, w.acme, "sender.verified", NULL, 0, 50, &l);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.data[0], "{\"email\":\"a@example.com\",\"via\":\"panel\"}");
+	assert_int_equal(store_sender_verify(w.store, w.acme, ids[0], w.user, 3003), STORE_OK);
+
+	/* The batch's link verifies the one still pending, once. */
+	struct store_batch batch;
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(store_batch_use(w.store, "h1", 3004 + i, &batch, batch_seen, NULL),
+				 STORE_OK);
+	list(&w, w.acme, "sender.verified", NULL, 0, 50, &l);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.data[0], "{\"email\":\"b@example.com\",\"via\":\"link\"}");
 
 	/* The switch: set to what it is, nothing; changed, one event. */
 	struct store_sender_auth auth;
@@ -360,6 +376,15 @@ static void test_a_sender_removed_and_a_domain_verified_are_told(void **state)
 	world_close(&w);
 }
 
+static int list_hook(void *arg, const struct store_webhook *h)
+{
+	struct listed *l = arg;
+	size_t len = strlen(l->text);
+	snprintf(l->text + len, sizeof(l->text) - len, "%s%s %s %s", len ? "|" : "", h->format,
+		 h->events, h->enabled ? "on" : "off");
+	return 0;
+}
+
 static void test_the_fan_out_follows_filter_format_switch_and_account(void **state)
 {
 	(void)state;
@@ -385,6 +410,12 @@ static void test_the_fan_out_follows_filter_format_switch_and_account(void **sta
 		STORE_OK);
 	assert_int_equal(store_webhook_test(w.store, w.other, sg, NULL, 3000, &test_event),
 			 STORE_NOT_FOUND);
+
+	struct listed hooks = {.n = 0};
+	assert_int_equal(store_webhooks_list(w.store, w.acme, list_hook, &hooks), STORE_OK);
+	assert_string_equal(hooks.text,
+			    "standard * on|standard ,message.delivered,sender.added, on|"
+			    "sendgrid * on|standard * off");
 
 	/* Nothing is due before its time. */
 	assert_int_equal(claim_all(&w, 2999, got, sizeof(got)), 0);

@@ -153,6 +153,16 @@ static int add_message(struct world *w, const char *uid, int64_t now)
 	return store_messages_add(w->store, &m, 1);
 }
 
+/* Adds senders to acme at now, with a verification batch whose link's token hash is "h1"
+ * (the first time). */
+static void add_senders(struct world *w, int64_t now, const char *const *addresses, size_t n,
+			int64_t *ids)
+{
+	struct store_batch_new b = {.token_hash = "h1", .expires_at = 99999, .gap = 0};
+	assert_int_equal(store_senders_add(w->store, w->acme, w->user, now, addresses, n, &b, ids),
+			 STORE_OK);
+}
+
 static int64_t webhook(struct world *w, int64_t account, const char *format, const char *events)
 {
 	int64_t id = 0;
@@ -249,6 +259,12 @@ static void test_a_listed_event_carries_its_message(void **state)
 	world_close(&w);
 }
 
+static int batch_seen(void *arg, const char *address, enum store_batch_state state)
+{
+	(void)arg, (void)address, (void)state;
+	return 0;
+}
+
 static void test_account_events_are_written_by_the_store(void **state)
 {
 	(void)state;
@@ -257,13 +273,10 @@ static void test_account_events_are_written_by_the_store(void **state)
 	world_open(&w);
 	const char *addresses[] = {"a@example.com", "b@example.com"};
 	int64_t ids[2];
-	struct store_batch_new b = {.token_hash = "h1", .expires_at = 99999, .gap = 0};
-	assert_int_equal(store_senders_add(w.store, w.acme, w.user, 3000, addresses, 2, &b, ids),
-			 STORE_OK);
+	add_senders(&w, 3000, addresses, 2, ids);
 	/* Adding an address again adds nothing, and tells nothing. */
 	int64_t again[1];
-	assert_int_equal(store_senders_add(w.store, w.acme, w.user, 3001, addresses, 1, &b, again),
-			 STORE_OK);
+	add_senders(&w, 3001, addresses, 1, again);
 	assert_int_equal(again[0], 0);
 	assert_int_equal(store_sender_verify(w.store, w.acme, ids[0], w.user, 3002), STORE_OK);
 	list(&w, w.acme, "sender.added", NULL, 0, 50, &l);
@@ -273,6 +286,16 @@ static void test_account_events_are_written_by_the_store(void **state)
 	list(&w, w.acme, "sender.verified", NULL, 0, 50, &l);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.data[0], "{\"email\":\"a@example.com\",\"via\":\"panel\"}");
+	assert_int_equal(store_sender_verify(w.store, w.acme, ids[0], w.user, 3003), STORE_OK);
+
+	/* The batch's link verifies the one still pending, once. */
+	struct store_batch batch;
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(store_batch_use(w.store, "h1", 3004 + i, &batch, batch_seen, NULL),
+				 STORE_OK);
+	list(&w, w.acme, "sender.verified", NULL, 0, 50, &l);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.data[0], "{\"email\":\"b@example.com\",\"via\":\"link\"}");
 
 	/* The switch: set to what it is, nothing; changed, one event. */
 	struct store_sender_auth auth;
@@ -322,9 +345,7 @@ static void test_a_sender_removed_and_a_domain_verified_are_told(void **state)
 	world_open(&w);
 	const char *addresses[] = {"a@example.com"};
 	int64_t ids[1];
-	struct store_batch_new b = {.token_hash = "h1", .expires_at = 99999, .gap = 0};
-	assert_int_equal(store_senders_add(w.store, w.acme, w.user, 3000, addresses, 1, &b, ids),
-			 STORE_OK);
+	add_senders(&w, 3000, addresses, 1, ids);
 	assert_int_equal(store_sender_delete(w.store, w.acme, ids[0]), STORE_OK);
 	list(&w, w.acme, "sender.removed", NULL, 0, 50, &l);
 	assert_int_equal(l.n, 1);
@@ -360,6 +381,15 @@ static void test_a_sender_removed_and_a_domain_verified_are_told(void **state)
 	world_close(&w);
 }
 
+static int list_hook(void *arg, const struct store_webhook *h)
+{
+	struct listed *l = arg;
+	size_t len = strlen(l->text);
+	snprintf(l->text + len, sizeof(l->text) - len, "%s%s %s %s", len ? "|" : "", h->format,
+		 h->events, h->enabled ? "on" : "off");
+	return 0;
+}
+
 static void test_the_fan_out_follows_filter_format_switch_and_account(void **state)
 {
 	(void)state;
@@ -376,15 +406,19 @@ static void test_the_fan_out_follows_filter_format_switch_and_account(void **sta
 	assert_int_equal(add_message(&w, "m1", 3000), STORE_OK);
 	const char *addresses[] = {"a@example.com"};
 	int64_t ids[1];
-	struct store_batch_new b = {.token_hash = "h1", .expires_at = 99999, .gap = 0};
-	assert_int_equal(store_senders_add(w.store, w.acme, w.user, 3000, addresses, 1, &b, ids),
-			 STORE_OK);
+	add_senders(&w, 3000, addresses, 1, ids);
 	int64_t test_event;
 	assert_int_equal(
 		store_webhook_test(w.store, w.acme, sg, "{\"message\":\"hi\"}", 3000, &test_event),
 		STORE_OK);
 	assert_int_equal(store_webhook_test(w.store, w.other, sg, NULL, 3000, &test_event),
 			 STORE_NOT_FOUND);
+
+	struct listed hooks = {.n = 0};
+	assert_int_equal(store_webhooks_list(w.store, w.acme, list_hook, &hooks), STORE_OK);
+	assert_string_equal(hooks.text,
+			    "standard * on|standard ,message.delivered,sender.added, on|"
+			    "sendgrid * on|standard * off");
 
 	/* Nothing is due before its time. */
 	assert_int_equal(claim_all(&w, 2999, got, sizeof(got)), 0);
@@ -540,10 +574,7 @@ static void test_two_claimers_never_get_the_same_delivery(void **state)
 		snprintf(text[i], sizeof(text[i]), "s%d@example.com", i);
 		addresses[i] = text[i];
 	}
-	struct store_batch_new b = {.token_hash = "h1", .expires_at = 99999, .gap = 0};
-	assert_int_equal(store_senders_add(w.store, w.acme, w.user, 4000, addresses,
-					   RACE_EVENTS / 2, &b, ids),
-			 STORE_OK);
+	add_senders(&w, 4000, addresses, RACE_EVENTS / 2, ids);
 
 	/* Two stores on one database, as two nodes (or two processes) are. */
 	static struct claimer c[2];
@@ -581,9 +612,7 @@ static void test_events_list_filters_and_pages(void **state)
 	assert_int_equal(add_message(&w, "m2", 3001), STORE_OK);
 	const char *addresses[] = {"a@example.com"};
 	int64_t ids[1];
-	struct store_batch_new b = {.token_hash = "h1", .expires_at = 99999, .gap = 0};
-	assert_int_equal(store_senders_add(w.store, w.acme, w.user, 3002, addresses, 1, &b, ids),
-			 STORE_OK);
+	add_senders(&w, 3002, addresses, 1, ids);
 
 	list(&w, w.acme, NULL, NULL, 0, 50, &l);
 	assert_int_equal(l.n, 5);

@@ -625,7 +625,7 @@ static void run(struct poster *p, struct worker *self, struct batch *b)
 {
 	struct tally t = {.nok = 0};
 	char status[160];
-	char *secret = dkimkey_open(p->w->master, b->sealed);
+	char *secret = b->sealed ? dkimkey_open(p->w->master, b->sealed) : NULL;
 
 	if (!secret) {
 		tally_add(&t, false, "cannot open the signing secret", b->d, b->n, util_now());

@@ -334,6 +334,18 @@ int store_webhook_claim(struct store *s, int64_t now, int64_t lease_until, size_
 	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }
 
+int store_deliveries_recover(struct store *s)
+{
+	if (s->db->drv->shared)
+		return STORE_OK;
+	return sq_write(
+		s, NULL,
+		"UPDATE webhook_deliveries SET status = 'pending', lease_until = NULL, "
+		"  claim = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 "
+		"  END WHERE status = 'sending'",
+		"");
+}
+
 void store_deliveries_free(struct store_delivery *d, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {

@@ -698,6 +698,9 @@ struct webhooks *webhooks_start(struct store *s, const struct config *cfg,
 	w->store = s;
 	w->cfg = cfg;
 	memcpy(w->master, master, DKIMKEY_MASTER_LEN);
+	/* Events a stop or a crash cut off are posted at once, not after their lease. */
+	if (store_deliveries_recover(s) != STORE_OK)
+		log_warn("webhooks: could not put interrupted deliveries back in line");
 	w->posters = xcalloc((size_t)n + 1, sizeof(*w->posters));
 	for (int i = 0; i < n; i++) {
 		struct poster *p = &w->posters[i];

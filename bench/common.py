@@ -307,10 +307,14 @@ def sink(directory=None):
 
 
 class Nginx:
-    """nginx answering `return 202` on the send path: the HTTP ceiling."""
+    """nginx answering `return 202` on the send path: the HTTP ceiling. name and location
+    make another one (its directory d/name, its one location block), e.g. a receiver of
+    webhooks."""
 
-    def __init__(self, d):
-        self.dir = os.path.join(d, "nginx")
+    SEND = """location = /v5/mail/send { return 202 '{"ok":true}'; }"""
+
+    def __init__(self, d, name="nginx", location=SEND):
+        self.dir = os.path.join(d, name)
         os.makedirs(self.dir, exist_ok=True)
         self.port = harness.free_port()
         conf = f"""worker_processes 2;
@@ -328,7 +332,7 @@ http {{
     scgi_temp_path {self.dir}/scgi;
     server {{
         listen 127.0.0.1:{self.port};
-        location = /v5/mail/send {{ return 202 '{{"ok":true}}'; }}
+        {location}
     }}
 }}
 """
@@ -678,18 +682,25 @@ class Run:
         log(f"nginx ({label}): {r['rps']:,.0f} req/s")
         return r
 
-    def postern_wrk(self, name, bodies, threads=None, profile=False, expect_ok=True):
+    def postern_wrk(self, name, bodies, threads=None, profile=False, expect_ok=True,
+                    prepare=None, after=None):
         """wrk against a daemon on a fresh copy of the fixtures, after one warm-up send;
-        with the daemon's cores, its group commits, and what the queue and drops hold."""
+        with the daemon's cores, its group commits, and what the queue and drops hold.
+        prepare(node) runs once the daemon listens, after(node, r) once wrk is done, while
+        the daemon still runs."""
         _, key = self.base()
         node = Node(self.fresh(name), name, threads=threads).start()
         try:
+            if prepare:
+                prepare(node)
             status, _ = http_send(node.port, key, first_body(bodies))
             if status != (200 if expect_ok else 403):
                 raise RuntimeError(f"{name}: warm-up send answered {status}")
             cpu0, t0 = node.cpu_seconds(), time.monotonic()
             r = wrk(node.port, bodies, key, self.dur, profile=node if profile else None)
             r["cores"] = (node.cpu_seconds() - cpu0) / (time.monotonic() - t0)
+            if after:
+                after(node, r)
         finally:
             node.stop()
         self.check_log(node)

@@ -15,7 +15,8 @@ Figures, one file each (bench/figN_*.py, a run(ctx) function): 1 accepted sends 
 smtp-source, 5 memory, 6 latency at half the maximum rate, 7 scaling (HTTP threads, relay
 connections), 8 accepted sends on PostgreSQL (issue #9) with one node and with two nodes
 sharing the database, vs nginx, 9 SMTP intake (issue #16) vs a private Postfix and
-smtp-sink. bench/common.py holds what they share, bench/report.py the
+smtp-sink, 10 accepted sends with a webhook endpoint subscribed to every event vs without
+(issue 17). bench/common.py holds what they share, bench/report.py the
 charts and results.md.
 
 Python 3 standard library only, plus the integration tests' harness
@@ -41,11 +42,12 @@ import fig6_latency
 import fig7_scaling
 import fig8_postgres
 import fig9_smtp
+import fig10_webhooks
 import report
 
 FIGURES = {1: fig1_accepted, 2: fig2_refused, 3: fig3_policy, 4: fig4_delivery,
            5: fig5_memory, 6: fig6_latency, 7: fig7_scaling, 8: fig8_postgres,
-           9: fig9_smtp}
+           9: fig9_smtp, 10: fig10_webhooks}
 
 
 def options():

@@ -905,6 +905,134 @@ def serve_main(argv):
             gw.cleanup()
 
 
+
+class WebhookReceiver:
+    """A webhook endpoint for tests: a real HTTP/1.1 server (keep-alive, as libcurl uses it)
+    on a free 127.0.0.1 port, in threads of this process. It records every request (method,
+    path, headers, raw body, the status it answered) and answers each with the next status
+    of answer(...), else the default status. down() stops listening and drops the open
+    connections, so a POST finds the port closed; up() listens on the same port again;
+    stop() ends it for good."""
+
+    class Request:
+        def __init__(self, method, path, headers, body, status):
+            self.method, self.path, self.body, self.status = method, path, body, status
+            self.headers = headers  # {lower-case name: value}
+            self.at = time.time()
+
+        @property
+        def ok(self):
+            return 200 <= self.status < 300
+
+        def json(self):
+            return json.loads(self.body)
+
+        def __repr__(self):
+            return f"Request({self.method} {self.path} -> {self.status}, {self.body[:80]!r})"
+
+    def __init__(self, status=200, port=None):
+        self.port = port or free_port()
+        self.status = status
+        self.requests = []
+        self._answers = []
+        self._lock = threading.Lock()
+        self._server = self._thread = None
+        self._conns = set()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def answer(self, *statuses):
+        """The statuses of the next requests, in order; then the default again."""
+        with self._lock:
+            self._answers.extend(statuses)
+
+    def _next_status(self):
+        with self._lock:
+            return self._answers.pop(0) if self._answers else self.status
+
+    def _record(self, req):
+        with self._lock:
+            self.requests.append(req)
+
+    def start(self):
+        return self.up()
+
+    def up(self):
+        import http.server
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self):
+                super().setup()
+                with receiver._lock:
+                    receiver._conns.add(self.connection)
+
+            def finish(self):
+                with receiver._lock:
+                    receiver._conns.discard(self.connection)
+                super().finish()
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                status = receiver._next_status()
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                receiver._record(receiver.Request(self.command, self.path, headers, body,
+                                                  status))
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        class Server(http.server.ThreadingHTTPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", self.port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def down(self):
+        """Not listening, and no connection left open: a POST is refused."""
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._thread.join(10)
+            self._server = self._thread = None
+        with self._lock:
+            conns, self._conns = list(self._conns), set()
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.down()
+
+    def received(self):
+        """The requests answered with a 2xx so far, oldest first (a copy)."""
+        with self._lock:
+            return [r for r in self.requests if r.ok]
+
+    def all(self):
+        with self._lock:
+            return list(self.requests)
+
+    def wait_for(self, predicate, timeout=20):
+        """Waits (bounded) until predicate(received()) is true; returns received()."""
+        wait_until(lambda: predicate(self.received()), timeout, interval=0.05)
+        return self.received()
+
 if __name__ == "__main__":
     import sys
     if sys.argv[1:2] != ["serve"]:

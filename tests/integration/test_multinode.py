@@ -14,8 +14,8 @@ import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-from harness import (PASSWORD, POSTGRES, Client, Gateway, SmtpSink, audit_events, cli, main,
-                     must, send_body, wait_until)
+from harness import (PASSWORD, POSTGRES, Client, Gateway, SmtpSink, WebhookReceiver,
+                     audit_events, cli, main, must, send_body, wait_until)
 
 NETCORE = "/v5/mail/send"
 SETTINGS = "/api/settings/sender-auth"
@@ -482,6 +482,52 @@ class MasterKeyTest(unittest.TestCase):
         self.b.start()
         for gw in (self.a, self.b):
             self.assertEqual(gw.client().login("admin@acme.test").status, 200)
+
+
+class WebhooksAcrossNodesTest(TwoNodes):
+    """One webhook endpoint, sends split across both nodes, whose workers claim from the
+    deliveries they share: every event arrives, none twice (issue 17)."""
+
+    connections = {"a": 2, "b": 2}
+    TOTAL = 200
+
+    def test_every_event_arrives_once_whichever_node_made_it(self):
+        receiver = WebhookReceiver().start()
+        self.addCleanup(receiver.stop)
+        for gw in (self.a, self.b):  # the receiver is on loopback
+            with open(os.path.join(gw.tmp, "node.ini"), "a") as f:
+                f.write("[webhooks]\nallow_private = yes\n")
+        self.sink.start()
+        self.a.start()
+        self.b.start()
+        admin = self.a.logged_in("admin@acme.test")
+        r = admin.request("POST", "/api/webhooks", {"url": receiver.url, "format": "standard"})
+        self.assertEqual(r.status, 201, r.raw)
+        nodes = (self.a, self.b)
+
+        def one(i):
+            r = self.send(nodes[i % 2], send_body("news@acme.test", subject=f"wh-{i}",
+                                                  to=f"w{i}@example.com"))
+            return r.status, r.raw[:200]
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(one, range(self.TOTAL), timeout=300))
+        self.assertEqual([a for a in answers if a[0] != 200], [])
+        self.assertTrue(wait_until(lambda: self.statuses() == {"sent": self.TOTAL},
+                                   timeout=120, interval=0.5), self.statuses())
+        want = {f"evt_{i}" for (i,) in self.a.sql(
+            "SELECT id FROM events WHERE type IN ('message.processed', 'message.delivered')")}
+        self.assertEqual(len(want), 2 * self.TOTAL)
+        ids = lambda: [r.headers["webhook-id"] for r in receiver.received()]
+        arrived = wait_until(lambda: want <= set(ids()), timeout=120, interval=0.25)
+        time.sleep(1.5)  # room for a late duplicate to show up
+        got = ids()
+        twice = sorted({i for i in got if got.count(i) > 1})
+        print(f"\nwebhooks across nodes: {len(want)} events, {len(got)} POSTs answered "
+              f"200, {len(twice)} twice, {len(receiver.all()) - len(got)} not 2xx", end="")
+        self.assertTrue(arrived, f"{len(want - set(got))} events never arrived")
+        self.assertEqual(set(got), want)
+        self.assertEqual(twice, [], "an event posted twice")
 
 
 if __name__ == "__main__":

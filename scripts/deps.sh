@@ -56,12 +56,14 @@ if [ -n "$missing" ]; then
 	fi
 fi
 
-# The Node tests' npm packages, each pinned by its package-lock.json: the panel's
-# end-to-end test needs playwright-core (no browser download: it drives Debian's
-# Chromium), the clients' test the official Netcore and SendGrid clients and mailparser.
+# The Node tests' npm packages, each directory of tests/ with a package.json, pinned by its
+# package-lock.json: the panel's end-to-end test needs playwright-core (no browser download:
+# it drives Debian's Chromium), the clients' test the official Netcore and SendGrid clients
+# and mailparser, the webhook check the official standardwebhooks and @sendgrid/eventwebhook.
 if [ "$set_name" = test ]; then
 	tests="$(cd "$(dirname "$0")/.." && pwd)/tests"
-	for dir in "$tests/e2e" "$tests/clients"; do
+	for pkg in "$tests"/*/package.json; do
+		dir=$(dirname "$pkg")
 		if [ ! -d "$dir/node_modules" ]; then
 			echo "postern: installing the npm packages of $dir" >&2
 			(cd "$dir" && npm ci --no-audit --no-fund)

@@ -19,7 +19,8 @@ extern const size_t event_ntypes;
 bool event_type_known(const char *type);
 /* True for message.* types: the only ones the SendGrid format carries. */
 bool event_is_message(const char *type);
-/* SendGrid's name for a message event ("delivered", "bounce", ...), NULL when it has none. */
+/* SendGrid's name for a message event ("delivered", "bounce", ...) or "test" for
+ * webhook.test; NULL when it has none. */
 const char *event_sendgrid_name(const char *type);
 
 /* A JSON object of string fields, malloc'd: key, value, ..., NULL. A NULL value leaves its
@@ -30,8 +31,9 @@ char *event_json_num(const char *name, int64_t number, const char *key, ...)
 	__attribute__((sentinel));
 
 /* A message's meta for its events (store_message.meta), malloc'd: {"tags": [...],
- * "custom_args": {...}} from a canonical payload (send.h) when it has either; NULL when
- * it has neither. */
+ * "custom_args": {...}} from a canonical payload (send.h), with "recipient_custom_args":
+ * {email: {...}} for the recipients of personalizations that have custom_args of their own
+ * (they win over the message's in that recipient's events); NULL when it has none of them. */
 char *event_meta(const cJSON *payload);
 
 /* An event as GET /api/events shows it: {id, type, created_at (RFC 3339), message_id,
@@ -48,8 +50,8 @@ char *event_standard_body(const struct store_event_info *e);
 void event_standard_id(const struct store_event_info *e, char *out, size_t n);
 /* A SendGrid Event Webhook body, malloc'd: a JSON array of the message events of e[0..n)
  * in SendGrid's shape (email, timestamp, event, sg_event_id, sg_message_id, smtp-id,
- * reason, response, attempt, category, and custom_args as top-level keys). Other types
- * are left out. */
+ * reason, response, attempt, category, and custom_args as top-level keys), and
+ * webhook.test as "event": "test". Other types are left out. */
 char *event_sendgrid_body(const struct store_event_info *e, size_t n);
 
 #endif

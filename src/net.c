@@ -132,3 +132,73 @@ void net_client(const struct net_list *trusted, const char *peer, const char *fo
 		end = start > forwarded ? start - 1 : forwarded;
 	}
 }
+
+/* Where an address may not lead a request that a user's URL asks the gateway to make: the
+ * machine itself, networks behind it, and ranges that are not hosts on the Internet. */
+static const char *const not_public[] = {
+	"0.0.0.0/8",	   /* "this network", 0.0.0.0 included */
+	"10.0.0.0/8",	   /* private */
+	"100.64.0.0/10",   /* shared address space (carrier-grade NAT) */
+	"127.0.0.0/8",	   /* loopback */
+	"169.254.0.0/16",  /* link-local, cloud metadata services */
+	"172.16.0.0/12",   /* private */
+	"192.0.0.0/24",	   /* IETF protocol assignments */
+	"192.0.2.0/24",	   /* documentation */
+	"192.88.99.0/24",  /* 6to4 relay anycast (deprecated) */
+	"192.168.0.0/16",  /* private */
+	"198.18.0.0/15",   /* benchmarking */
+	"198.51.100.0/24", /* documentation */
+	"203.0.113.0/24",  /* documentation */
+	"224.0.0.0/4",	   /* multicast */
+	"240.0.0.0/4",	   /* reserved, broadcast */
+	"::/96",	   /* unspecified, loopback, IPv4-compatible (deprecated) */
+	"64:ff9b:1::/48",  /* local-use NAT64 */
+	"100::/64",	   /* discard-only */
+	"2001::/32",	   /* Teredo: the IPv4 inside is obfuscated */
+	"2001:db8::/32",   /* documentation */
+	"3fff::/20",	   /* documentation */
+	"fc00::/7",	   /* unique local */
+	"fe80::/10",	   /* link-local */
+	"fec0::/10",	   /* site-local (deprecated) */
+	"ff00::/8",	   /* multicast */
+};
+
+/* IPv6 ranges that carry an IPv4 address at a fixed place: what they reach is that address. */
+static const struct {
+	const char *net;
+	size_t at; /* the offset of the IPv4 address's bytes */
+} carries_ipv4[] = {
+	{"::ffff:0:0/96", 12}, /* IPv4-mapped */
+	{"64:ff9b::/96", 12},  /* NAT64, well-known prefix */
+	{"2002::/16", 2},      /* 6to4 */
+};
+
+/* The IPv4 address inside a, when a is of a range that carries one. */
+static void unwrap_ipv4(struct net *a)
+{
+	for (size_t i = 0; a->family == AF_INET6 && i < ARRAY_LEN(carries_ipv4); i++) {
+		struct net range;
+		if (net_parse(carries_ipv4[i].net, &range) == 0 && inside(&range, a)) {
+			uint8_t v4[4];
+			memcpy(v4, a->addr + carries_ipv4[i].at, sizeof(v4));
+			memset(a->addr, 0, sizeof(a->addr));
+			memcpy(a->addr, v4, sizeof(v4));
+			a->family = AF_INET;
+			a->prefix = 32;
+		}
+	}
+}
+
+bool net_public(const char *ip)
+{
+	struct net a;
+	if (!ip || strchr(ip, '/') || net_parse(ip, &a) < 0)
+		return false;
+	unwrap_ipv4(&a);
+	for (size_t i = 0; i < ARRAY_LEN(not_public); i++) {
+		struct net range;
+		if (net_parse(not_public[i], &range) < 0 || inside(&range, &a))
+			return false;
+	}
+	return true;
+}

@@ -27,6 +27,11 @@ int net_parse_list(const char *text, struct net_list *out, char *bad, size_t bad
 bool net_contains(const struct net_list *l, const char *ip);
 /* True for an address that never leaves the machine: 127.0.0.0/8, ::1, or "localhost". */
 bool net_loopback(const char *host);
+/* True when ip (text) is a public unicast address that a webhook may be sent to: false for
+ * loopback, unspecified, private, shared, link-local, multicast, reserved, documentation and
+ * benchmark ranges, and for anything that is not an address. An IPv6 address that carries an
+ * IPv4 one (::ffff:a.b.c.d, NAT64 64:ff9b::/96, 6to4 2002::/16) is judged by that IPv4. */
+bool net_public(const char *ip);
 /* What one client is counted as (written to out, of n bytes): an IPv4 address as it is, an
  * IPv6 address as its /64, since one host is commonly handed a whole /64 and could
  * otherwise come from a fresh address each time. */

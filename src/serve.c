@@ -24,6 +24,7 @@
 #include "notify.h"
 #include "smtpd.h"
 #include "store.h"
+#include "webhook.h"
 
 /* Creates DIR and its parents, like mkdir -p. */
 static int mkdirs(const char *dir)
@@ -118,6 +119,7 @@ static int run(const struct config *cfg)
 			      .policies = policy_cache_new(store),
 			      .secure_cookies = strncmp(cfg->public_url, "https://", 8) == 0};
 	struct deliver *deliver = NULL;
+	struct webhooks *webhooks = NULL;
 	struct domains *domains = NULL;
 	struct http_server *http = NULL;
 	struct smtpd *smtp = NULL;
@@ -140,6 +142,11 @@ static int run(const struct config *cfg)
 	deliver = deliver_start(store, cfg, ctx.policies, ctx.drops, ctx.master_key, err,
 				sizeof(err));
 	if (!deliver) {
+		log_error("%s", err);
+		goto out;
+	}
+	webhooks = webhooks_start(store, cfg, ctx.master_key, err, sizeof(err));
+	if (!webhooks) {
 		log_error("%s", err);
 		goto out;
 	}
@@ -189,12 +196,14 @@ static int run(const struct config *cfg)
 	status = 0;
 out:
 	/* In order: no new requests or SMTP sessions, then every accepted message committed, then
-	 * delivery stops after the message in hand, then the counters are written. */
+	 * delivery stops after the message in hand, webhooks after the POST in hand, then the
+	 * counters are written. */
 	http_stop(http);
 	smtpd_stop(smtp);
 	domains_stop(domains);
 	queue_stop(ctx.queue);
 	deliver_stop(deliver);
+	webhooks_stop(webhooks);
 	drops_stop(ctx.drops);
 	policy_cache_free(ctx.policies);
 	store_close(store);

@@ -329,6 +329,7 @@ void store_close(struct store *s)
 		return;
 	s->db->drv->close(s->db);
 	free(s->claim_sql);
+	sq_events_free(s);
 	free(s);
 }
 
@@ -338,6 +339,7 @@ struct store *store_sql_open(struct db *db, char *err, size_t errlen)
 	s->db = db;
 	atomic_init(&s->policy_writes, 0);
 	s->claim_sql = sq_claim_sql(db->drv);
+	sq_events_init(s);
 
 	struct sq_conn c = sq_acquire(s);
 	int rc = migrate(&c, err, errlen);

@@ -552,6 +552,10 @@ int store_webhook_claim(struct store *s, int64_t now, int64_t lease_until, size_
 			struct store_webhook *hook, char **secret_sealed,
 			struct store_delivery *out, size_t *n);
 void store_deliveries_free(struct store_delivery *d, size_t n);
+/* Puts deliveries left "sending" by a daemon that stopped back as pending, without counting
+ * the attempt: on SQLite every one (one daemon per file), on PostgreSQL none (other nodes
+ * may be posting them; a lapsed lease makes them due again). */
+int store_deliveries_recover(struct store *s);
 /* Records the outcome of one POST of the claimed deliveries ids[0..n): on success they are
  * deleted; otherwise each waits until next_at[i], or is marked failed when next_at[i] is 0.
  * The endpoint's last status and time are set, and an endpoint failing for

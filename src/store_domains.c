@@ -9,6 +9,22 @@
 #include "store_int.h"
 #include "util.h"
 
+/* domain.verified or domain.failed, when a domain's status becomes one of them (from was
+ * another status; NULL for a new domain). */
+static int domain_event(struct sq_conn *c, int64_t account_id, const char *name, const char *from,
+			const char *to, const char *error, int64_t now)
+{
+	if (!to || (from && strcmp(from, to) == 0))
+		return STORE_OK;
+	if (strcmp(to, "verified") == 0)
+		return sq_event_str(c, account_id, "domain.verified", now, "domain", name, NULL,
+				    NULL);
+	if (strcmp(to, "failed") == 0)
+		return sq_event_str(c, account_id, "domain.failed", now, "domain", name, "error",
+				    error ? error : "");
+	return STORE_OK;
+}
+
 int store_domain_create(struct store *s, int64_t account_id, const struct store_domain_new *d,
 			int64_t *id)
 {
@@ -27,6 +43,8 @@ int store_domain_create(struct store *s, int64_t account_id, const struct store_
 			"INSERT INTO dkim_keys (domain_id, selector, private_sealed, public_key, "
 			"state, created_at) VALUES (?, ?, ?, ?, 'active', ?)",
 			"isssi", *id, d->selector, d->private_sealed, d->public_key, d->now);
+	if (rc == STORE_OK)
+		rc = domain_event(&c, account_id, d->name, NULL, d->status, NULL, d->now);
 	rc = sq_end(&c, rc);
 	if (rc == STORE_OK)
 		sq_policy_changed(c.s);
@@ -37,13 +55,39 @@ int store_domain_create(struct store *s, int64_t account_id, const struct store_
 int store_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
 		     int active)
 {
-	return sq_update(s, true,
-			 "UPDATE sending_domains SET status = COALESCE(?, status),"
-			 "  manual = CASE WHEN ? IS NULL THEN manual "
-			 "    WHEN ? = 'verified' THEN 1 ELSE 0 END,"
-			 "  active = CASE WHEN ? < 0 THEN active ELSE ? END "
-			 "WHERE account_id = ? AND name = ?",
-			 "sssddis", status, status, status, active, active, account_id, name);
+	struct sq_conn c = sq_acquire(s);
+	struct sq_res r;
+	char was[16] = "";
+	int rc = sq_begin(&c);
+	if (rc == STORE_OK)
+		rc = sq_lock(&c,
+			     "SELECT id FROM sending_domains WHERE account_id = ? AND name = ? "
+			     "FOR NO KEY UPDATE",
+			     "is", account_id, name);
+	if (rc == STORE_OK)
+		rc = sq_step(&c, &r,
+			     "SELECT status FROM sending_domains WHERE account_id = ? AND name = ?",
+			     "is", account_id, name);
+	if (rc == STORE_OK) {
+		sq_col_text(&r, 0, was, sizeof(was));
+		sq_done(&r);
+		rc = sq_exec(&c, NULL,
+			     "UPDATE sending_domains SET status = COALESCE(?, status),"
+			     "  manual = CASE WHEN ? IS NULL THEN manual "
+			     "    WHEN ? = 'verified' THEN 1 ELSE 0 END,"
+			     "  active = CASE WHEN ? < 0 THEN active ELSE ? END "
+			     "WHERE account_id = ? AND name = ?",
+			     "sssddis", status, status, status, active, active, account_id, name);
+	}
+	/* An operator's mark: no lookup failed. */
+	if (rc == STORE_OK)
+		rc = domain_event(&c, account_id, name, was, status, "marked failed by an operator",
+				  util_now());
+	rc = sq_end(&c, rc);
+	if (rc == STORE_OK)
+		sq_policy_changed(s);
+	sq_release(&c);
+	return rc;
 }
 
 #define DOMAIN_COLUMNS                                                                             \
@@ -155,6 +199,7 @@ int store_domain_checked(struct store *s, int64_t id, const struct store_domain_
 	struct sq_res r;
 	bool changed = false;
 	int64_t promoted = 0;
+	char name[ADDR_DOMAIN_MAX] = "";
 	/* The domain's row is locked on PostgreSQL: a check and a rotation, or two checks on
 	 * two nodes, take turns. */
 	int rc = sq_begin(&c);
@@ -164,17 +209,22 @@ int store_domain_checked(struct store *s, int64_t id, const struct store_domain_
 	/* The domain may have been removed, or replaced, while its lookups ran; or changed by
 	 * an operator (postern domain set --verified), whose mark a check must not undo. */
 	if (rc == STORE_OK)
-		rc = sq_step(&c, &r,
-			     "SELECT status <> ?, status = ? AND manual = ? FROM sending_domains "
-			     "WHERE id = ? AND account_id = ? AND token = ?",
-			     "ssdiis", chk->status, chk->read_status, chk->read_manual ? 1 : 0, id,
-			     chk->account_id, chk->token);
+		rc = sq_step(
+			&c, &r,
+			"SELECT status <> ?, status = ? AND manual = ?, name FROM sending_domains "
+			"WHERE id = ? AND account_id = ? AND token = ?",
+			"ssdiis", chk->status, chk->read_status, chk->read_manual ? 1 : 0, id,
+			chk->account_id, chk->token);
 	if (rc == STORE_OK) {
 		changed = sq_int(&r, 0) != 0;
 		if (!sq_int(&r, 1))
 			rc = STORE_CONFLICT;
+		sq_col_text(&r, 2, name, sizeof(name));
 		sq_done(&r);
 	}
+	if (rc == STORE_OK && changed)
+		rc = domain_event(&c, chk->account_id, name, NULL, chk->status, chk->error,
+				  chk->now);
 	if (rc == STORE_OK) {
 		rc = sq_exec(&c, NULL,
 			     "UPDATE sending_domains SET status = ?, checked_at = ?, "

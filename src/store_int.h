@@ -12,6 +12,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include <cjson/cJSON.h>
+
 #include "db.h"
 #include "store.h"
 
@@ -19,6 +21,11 @@ struct store {
 	struct db *db;
 	_Atomic uint64_t policy_writes; /* bumped by every write that can change a policy */
 	char *claim_sql;		/* the delivery claim in the driver's dialect */
+	/* The same for events (store_events.c): the fan-out after an event's INSERT, and the
+	 * webhook deliveries' claim (the endpoint's pick, then its deliveries). */
+	char *fanout_sql;
+	char *hook_pick_sql;
+	char *hook_claim_sql;
 };
 
 /* A connection held for one call or one transaction, with the store it serves: a driver's
@@ -101,9 +108,20 @@ int sq_lock(struct sq_conn *c, const char *sql, const char *fmt, ...);
  * recipient may be NULL; data is JSON object text (NULL for {}). */
 int sq_event(struct sq_conn *c, int64_t account_id, const char *type, const char *message_uid,
 	     const char *recipient, const char *data, int64_t now);
-/* The same for an event of the message with this row id (its account and uid). */
+/* The same for an event of the message with this row id (its account and uid), and for
+ * n of them. Postern's own mail has none: its callers pass none. */
 int sq_message_event(struct sq_conn *c, int64_t message_id, const struct store_event *ev,
 		     int64_t now);
+int sq_message_events(struct sq_conn *c, int64_t message_id, const struct store_event *ev, size_t n,
+		      int64_t now);
+/* An account event whose data is the object data (taken and freed), and one whose data is
+ * one or two string fields (k2 NULL: one). */
+int sq_event_obj(struct sq_conn *c, int64_t account_id, const char *type, cJSON *data, int64_t now);
+int sq_event_str(struct sq_conn *c, int64_t account_id, const char *type, int64_t now,
+		 const char *k1, const char *v1, const char *k2, const char *v2);
+/* Builds the events' statements in the driver's dialect (at open), and frees them. */
+void sq_events_init(struct store *s);
+void sq_events_free(struct store *s);
 
 /* store_queue.c: the delivery claim, in the dialect of drv (built once, at open). */
 char *sq_claim_sql(const struct db_driver *drv);

@@ -31,10 +31,34 @@ int store_sender_auth_get(struct store *s, int64_t account_id, struct store_send
 int store_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
 			  int64_t now)
 {
-	return sq_update(s, true,
-			 "UPDATE settings SET sender_auth_enabled = ?, updated_at = ?, "
-			 "updated_by = ? WHERE account_id = ?",
-			 "diii", enabled ? 1 : 0, now, user_id, account_id);
+	struct sq_conn c = sq_acquire(s);
+	int64_t changed = 0;
+	/* The switch is set either way (its time and setter with it); only a change of it is an
+	 * event. */
+	int rc = sq_begin(&c);
+	if (rc == STORE_OK)
+		rc = sq_exec(&c, &changed,
+			     "UPDATE settings SET sender_auth_enabled = ?, updated_at = ?, "
+			     "updated_by = ? WHERE account_id = ? AND sender_auth_enabled <> ? "
+			     "RETURNING account_id",
+			     "diiid", enabled ? 1 : 0, now, user_id, account_id, enabled ? 1 : 0);
+	if (rc == STORE_OK) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddBoolToObject(data, "enabled", enabled);
+		rc = sq_event_obj(&c, account_id, "sender_auth.changed", data, now);
+	} else if (rc == STORE_NOT_FOUND) {
+		rc = sq_exec(&c, NULL,
+			     "UPDATE settings SET updated_at = ?, updated_by = ? "
+			     "WHERE account_id = ?",
+			     "iii", now, user_id, account_id);
+		if (rc == STORE_OK && sq_changes(&c) == 0)
+			rc = STORE_NOT_FOUND;
+	}
+	rc = sq_end(&c, rc);
+	if (rc == STORE_OK)
+		sq_policy_changed(s);
+	sq_release(&c);
+	return rc;
 }
 
 /* Sets b->wait to the seconds left before the account may have another batch (0 when it
@@ -78,6 +102,8 @@ int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int6
 			rc = STORE_OK;
 		} else if (rc == STORE_OK) {
 			added++;
+			rc = sq_event_str(&c, account_id, "sender.added", now, "email",
+					  addresses[i], NULL, NULL);
 		}
 	}
 	/* The senders are added whatever the rate; only their email may have to wait. */
@@ -142,24 +168,68 @@ int store_sender_get(struct store *s, int64_t account_id, int64_t id, struct sto
 		      "ii", account_id, id);
 }
 
+/* A sender verified now, and its event. */
+static int sender_verified(struct sq_conn *c, int64_t account_id, const char *address,
+			   const char *via, int64_t now)
+{
+	return sq_event_str(c, account_id, "sender.verified", now, "email", address, "via", via);
+}
+
 int store_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
 			int64_t now)
 {
-	/* Verifying twice keeps the first verifier and time. */
-	return sq_update(
-		s, true,
-		"UPDATE senders SET status = 'verified', "
-		"  verified_by = CASE status WHEN 'verified' THEN verified_by ELSE ? END,"
-		"  verified_at = CASE status WHEN 'verified' THEN verified_at ELSE ? END,"
-		"  verified_via = CASE status WHEN 'verified' THEN verified_via ELSE 'panel' END "
-		"WHERE account_id = ? AND id = ?",
-		"iiii", user_id, now, account_id, id);
+	struct sq_conn c = sq_acquire(s);
+	struct sq_res r;
+	/* Verifying twice keeps the first verifier and time, and makes no second event. */
+	int rc = sq_begin(&c);
+	if (rc == STORE_OK)
+		rc = sq_step(&c, &r,
+			     "UPDATE senders SET status = 'verified', verified_by = ?, "
+			     "  verified_at = ?, verified_via = 'panel' "
+			     "WHERE account_id = ? AND id = ? AND status <> 'verified' "
+			     "RETURNING address",
+			     "iiii", user_id, now, account_id, id);
+	if (rc == STORE_OK) {
+		char address[ADDR_MAX];
+		sq_col_text(&r, 0, address, sizeof(address));
+		rc = sq_finish(&r);
+		if (rc == STORE_OK)
+			rc = sender_verified(&c, account_id, address, "panel", now);
+	} else if (rc == STORE_NOT_FOUND) {
+		int64_t found;
+		rc = sq_exec(&c, &found, "SELECT id FROM senders WHERE account_id = ? AND id = ?",
+			     "ii", account_id, id);
+	}
+	rc = sq_end(&c, rc);
+	if (rc == STORE_OK)
+		sq_policy_changed(s);
+	sq_release(&c);
+	return rc;
 }
 
 int store_sender_delete(struct store *s, int64_t account_id, int64_t id)
 {
-	return sq_update(s, true, "DELETE FROM senders WHERE account_id = ? AND id = ?", "ii",
-			 account_id, id);
+	struct sq_conn c = sq_acquire(s);
+	struct sq_res r;
+	int rc = sq_begin(&c);
+	if (rc == STORE_OK)
+		rc = sq_step(
+			&c, &r,
+			"DELETE FROM senders WHERE account_id = ? AND id = ? RETURNING address",
+			"ii", account_id, id);
+	if (rc == STORE_OK) {
+		char address[ADDR_MAX];
+		sq_col_text(&r, 0, address, sizeof(address));
+		rc = sq_finish(&r);
+		if (rc == STORE_OK)
+			rc = sq_event_str(&c, account_id, "sender.removed", util_now(), "email",
+					  address, NULL, NULL);
+	}
+	rc = sq_end(&c, rc);
+	if (rc == STORE_OK)
+		sq_policy_changed(s);
+	sq_release(&c);
+	return rc;
 }
 
 static void read_policy_sender(const struct sq_res *r, void *policy)
@@ -355,6 +425,8 @@ static int use_one(void *arg, const char *address, enum store_batch_state state)
 				"  verified_via = 'link', verified_by = NULL "
 				"WHERE account_id = ? AND address = ? AND status = 'pending'",
 				"iis", u->now, u->account_id, address);
+		if (u->rc == STORE_OK && sq_changes(u->c) > 0)
+			u->rc = sender_verified(u->c, u->account_id, address, "link", u->now);
 		state = BATCH_VERIFIED_NOW;
 	}
 	return u->fn(u->arg, address, state);

@@ -8,12 +8,30 @@
 #include "store_int.h"
 #include "util.h"
 
+/* Each flushed row of refusals is one sender_policy.refused event, so an operator hears of
+ * a flood within seconds without an event per request; sandbox rows were not refused. */
+static int drop_event(struct sq_conn *c, const struct store_drop *d, int64_t now)
+{
+	if (strcmp(d->reason, "sandbox") == 0)
+		return STORE_OK;
+	char minute[21];
+	util_iso8601(d->minute, minute);
+	cJSON *data = cJSON_CreateObject();
+	cJSON_AddNumberToObject(data, "key_id", (double)d->api_key_id);
+	cJSON_AddStringToObject(data, "from", d->from);
+	cJSON_AddStringToObject(data, "reason", d->reason);
+	cJSON_AddNumberToObject(data, "count", (double)d->count);
+	cJSON_AddStringToObject(data, "minute", minute);
+	return sq_event_obj(c, d->account_id, "sender_policy.refused", data, now);
+}
+
 int store_drops_add(struct store *s, const struct store_drop *d, size_t n)
 {
 	struct sq_conn c = sq_acquire(s);
+	int64_t now = util_now();
 	int rc = sq_begin(&c);
 	/* The stored count is named by its table: on PostgreSQL a bare one is ambiguous. */
-	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
 		rc = sq_exec(
 			&c, NULL,
 			"INSERT INTO drops (account_id, api_key_id, from_addr, reason, minute, "
@@ -22,6 +40,9 @@ int store_drops_add(struct store *s, const struct store_drop *d, size_t n)
 			"DO UPDATE SET count = drops.count + excluded.count",
 			"iissii", d[i].account_id, d[i].api_key_id, d[i].from, d[i].reason,
 			d[i].minute, d[i].count);
+		if (rc == STORE_OK)
+			rc = drop_event(&c, &d[i], now);
+	}
 	rc = sq_end(&c, rc);
 	sq_release(&c);
 	return rc;
@@ -95,23 +116,33 @@ int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_co
 	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
 }
 
+/* One accepted message, with its meta and its events (message.processed, one per
+ * recipient), which take the account and uid from the message itself. */
+static int message_add(struct sq_conn *c, const struct store_message *m)
+{
+	int rc = sq_exec(
+		c, NULL,
+		"INSERT INTO messages (uid, account_id, api_key_id, system, source, from_addr, "
+		"status, next_attempt_at, send_at, recipients, payload, created_at, updated_at, "
+		"meta) VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, "
+		"CASE WHEN ? > 0 THEN 'scheduled' ELSE 'queued' END, ?, NULLIF(?, 0), ?, ?, ?, ?, "
+		"?)",
+		"siidssiiidsiis", m->uid, m->account_id, m->api_key_id, m->system ? 1 : 0,
+		m->source ? m->source : "api", m->from, m->send_at,
+		m->send_at > m->now ? m->send_at : m->now, m->send_at, m->recipients, m->payload,
+		m->now, m->now, m->meta);
+	for (size_t i = 0; i < m->nevents && rc == STORE_OK; i++)
+		rc = sq_event(c, m->account_id, m->events[i].type, m->uid, m->events[i].recipient,
+			      m->events[i].data, m->now);
+	return rc;
+}
+
 int store_messages_add(struct store *s, const struct store_message *m, size_t n)
 {
 	struct sq_conn c = sq_acquire(s);
 	int rc = sq_begin_batch(&c);
 	for (size_t i = 0; i < n && rc == STORE_OK; i++)
-		rc = sq_exec(
-			&c, NULL,
-			"INSERT INTO messages (uid, account_id, api_key_id, system, source, "
-			"from_addr, status, next_attempt_at, send_at, recipients, payload, "
-			"created_at, updated_at) VALUES (?, ?, NULLIF(?, 0), ?, ?, ?, "
-			"CASE WHEN ? > 0 THEN 'scheduled' ELSE 'queued' END, ?, NULLIF(?, 0), ?, "
-			"?, "
-			"?, ?)",
-			"siidssiiidsii", m[i].uid, m[i].account_id, m[i].api_key_id,
-			m[i].system ? 1 : 0, m[i].source ? m[i].source : "api", m[i].from,
-			m[i].send_at, m[i].send_at > m[i].now ? m[i].send_at : m[i].now,
-			m[i].send_at, m[i].recipients, m[i].payload, m[i].now, m[i].now);
+		rc = message_add(&c, &m[i]);
 	/* The commit is the fsync that makes every message of the batch durable at once. */
 	rc = sq_end_batch(&c, rc);
 	sq_release(&c);
@@ -198,10 +229,16 @@ int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
 int store_message_progress(struct store *s, int64_t id, int parts_done,
 			   const struct store_event *ev, size_t nev)
 {
-	(void)ev;
-	(void)nev;
-	return sq_write(s, NULL, "UPDATE messages SET parts_done = ? WHERE id = ?", "di",
-			parts_done, id);
+	struct sq_conn c = sq_acquire(s);
+	int rc = sq_begin_batch(&c);
+	if (rc == STORE_OK)
+		rc = sq_exec(&c, NULL, "UPDATE messages SET parts_done = ? WHERE id = ?", "di",
+			     parts_done, id);
+	if (rc == STORE_OK)
+		rc = sq_message_events(&c, id, ev, nev, util_now());
+	rc = sq_end_batch(&c, rc);
+	sq_release(&c);
+	return rc;
 }
 
 int store_messages_finish(struct store *s, const struct store_finish *f, size_t n)
@@ -224,6 +261,8 @@ int store_messages_finish(struct store *s, const struct store_finish *f, size_t 
 			"siisssidsi", o->status, o->next_attempt_at, o->next_attempt_at, o->reason,
 			o->last_reply, o->rejected, o->now, o->not_attempted ? 1 : 0, o->status,
 			f[i].id);
+		if (rc == STORE_OK)
+			rc = sq_message_events(&c, f[i].id, o->events, o->nevents, o->now);
 	}
 	rc = sq_end_batch(&c, rc);
 	sq_release(&c);
@@ -233,7 +272,7 @@ int store_messages_finish(struct store *s, const struct store_finish *f, size_t 
 #define MESSAGE_COLUMNS                                                                            \
 	"uid, from_addr, CASE status WHEN 'sending' THEN 'queued' ELSE status END, system, "       \
 	"attempts, recipients, created_at, updated_at, next_attempt_at, reason, last_reply, "      \
-	"rejected, send_at, source"
+	"rejected, send_at, source, parts_done"
 
 static void read_message(const struct sq_res *r, void *row)
 {
@@ -252,6 +291,7 @@ static void read_message(const struct sq_res *r, void *row)
 	sq_col_text(r, 11, m->rejected, sizeof(m->rejected));
 	m->send_at = sq_int(r, 12);
 	sq_col_text(r, 13, m->source, sizeof(m->source));
+	m->parts_done = (int)sq_int(r, 14);
 }
 
 int store_messages_list(struct store *s, int64_t account_id, const char *status, int limit,
@@ -274,26 +314,49 @@ int store_message_get(struct store *s, int64_t account_id, const char *uid,
 		      "is", account_id, uid);
 }
 
+/* Why a cancel changed nothing: the message is gone (STORE_NOT_FOUND), was sent a part
+ * of since its events were made, or was claimed and given back meanwhile (STORE_TOO_SOON:
+ * read it again), or is being sent or done (STORE_CONFLICT). */
+static int cancel_refused(struct sq_conn *c, int64_t account_id, const char *uid)
+{
+	struct sq_res r;
+	int rc = sq_step(c, &r,
+			 "SELECT status IN ('queued','scheduled','deferred') FROM messages "
+			 "WHERE account_id = ? AND uid = ?",
+			 "is", account_id, uid);
+	if (rc != STORE_OK)
+		return rc;
+	bool cancellable = sq_int(&r, 0) != 0;
+	sq_done(&r);
+	return cancellable ? STORE_TOO_SOON : STORE_CONFLICT;
+}
+
 int store_message_cancel(struct store *s, int64_t account_id, const char *uid, int64_t now,
 			 int parts_done, const struct store_event *ev, size_t nev)
 {
-	(void)parts_done;
-	(void)ev;
-	(void)nev;
+	struct sq_conn c = sq_acquire(s);
+	int64_t id = 0;
 	/* The status test is the lock: a claim moves the row to 'sending' in one statement,
-	 * so exactly one of the two changes it. A verification email's link goes with it. */
-	int rc = sq_update(
-		s, false,
-		"UPDATE messages SET status = 'cancelled', lease_until = NULL, "
-		"  updated_at = ?, payload = CASE WHEN system = 1 THEN '' ELSE payload END "
-		"WHERE account_id = ? AND uid = ? "
-		"  AND status IN ('queued','scheduled','deferred')",
-		"iis", now, account_id, uid);
-	if (rc != STORE_NOT_FOUND)
-		return rc;
-	struct store_message_info m;
-	rc = store_message_get(s, account_id, uid, &m);
-	return rc == STORE_OK ? STORE_CONFLICT : rc;
+	 * so exactly one of the two changes it. The events name the recipients not sent to
+	 * yet, so they hold only while parts_done has not moved (a cancel without events
+	 * does not ask). A verification email's link goes with it. */
+	int rc = sq_begin(&c);
+	if (rc == STORE_OK)
+		rc = sq_exec(
+			&c, &id,
+			"UPDATE messages SET status = 'cancelled', lease_until = NULL, "
+			"  updated_at = ?, payload = CASE WHEN system = 1 THEN '' ELSE payload "
+			"END WHERE account_id = ? AND uid = ? "
+			"  AND status IN ('queued','scheduled','deferred') "
+			"  AND (? < 0 OR parts_done = ?) RETURNING id",
+			"iisdd", now, account_id, uid, nev ? parts_done : -1, parts_done);
+	if (rc == STORE_OK)
+		rc = sq_message_events(&c, id, ev, nev, now);
+	if (rc == STORE_NOT_FOUND)
+		rc = cancel_refused(&c, account_id, uid);
+	rc = sq_end(&c, rc);
+	sq_release(&c);
+	return rc;
 }
 
 static void read_payload(const struct sq_res *r, void *row)

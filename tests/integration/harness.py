@@ -334,6 +334,10 @@ class Gateway:
         # server: domain checks never leave the machine.
         config = []
         sections, smtp_args = self._smtp_config()
+        # A test that brings its own ini keeps it whole (the daemon reads one); the
+        # harness's default alone is not worth replacing it.
+        if "--config" in self.extra_args and list(sections) == ["webhooks"]:
+            sections = {}
         if sections:
             config = ["--config", write_config(os.path.join(self.tmp, "gateway.ini"),
                                                sections)]

@@ -38,15 +38,17 @@ DOCUMENTED_ROLES = {
     "user.manage": {"admin"},
     "key.manage": {"admin", "technical"},
     "message.cancel": {"admin", "technical"},
+    "webhook.manage": {"admin", "technical"},
 }
 
 # Ids that exist in no account, per kind of object.
 MISSING = {"sender": "999999", "user": "999999", "key": "999999", "domain": "999999",
-           "message": "0" * 32, "scheduled": "0" * 32}
+           "message": "0" * 32, "scheduled": "0" * 32, "webhook": "999999"}
 
 # How each kind of object is listed by its account's Admin: (path, field of the answer).
 VIEWS = {"sender": ("/api/senders", "senders"), "user": ("/api/users", "users"),
-         "key": ("/api/keys", "keys"), "domain": ("/api/domains", "domains")}
+         "key": ("/api/keys", "keys"), "domain": ("/api/domains", "domains"),
+         "webhook": ("/api/webhooks", "webhooks")}
 
 
 class Row:
@@ -116,6 +118,15 @@ ROWS = {
     ("GET", "/api/messages"): Row(200),
     ("GET", "/api/messages/{id}"): Row(200, obj="message"),
     ("POST", "/api/messages/{id}/cancel"): Row(200, obj="scheduled", fresh=True),
+    ("GET", "/api/events"): Row(200),
+    ("GET", "/api/webhooks"): Row(200),
+    # Port 9 (discard) on loopback: nothing listens, so test events are simply refused.
+    ("POST", "/api/webhooks"): Row(
+        201, lambda t, a: {"url": t.unique("http://127.0.0.1:9/%s/{}" % a)},
+        created=("/api/webhooks", lambda b: b["url"])),
+    ("PATCH", "/api/webhooks/{id}"): Row(200, {"enabled": False}, obj="webhook", fresh=True),
+    ("DELETE", "/api/webhooks/{id}"): Row(204, obj="webhook", fresh=True),
+    ("POST", "/api/webhooks/{id}/test"): Row(202, obj="webhook", fresh=True),
 }
 
 
@@ -202,6 +213,9 @@ class MatrixTest(unittest.TestCase):
                                                      "role": "marketing", "password": PASSWORD})
         elif kind == "key":
             r = admin.request("POST", "/api/keys", {"name": self.unique(f"o{{}}.{account}.test")})
+        elif kind == "webhook":
+            r = admin.request("POST", "/api/webhooks",
+                              {"url": self.unique(f"http://127.0.0.1:9/o/{account}/{{}}")})
         elif kind == "domain":
             pool = self.domains.setdefault(account, [])
             if not pool:
@@ -241,7 +255,15 @@ class MatrixTest(unittest.TestCase):
         path, field = VIEWS[kind]
         r = admin.request("GET", path)
         self.assertEqual(r.status, 200, r.raw)
-        return next((o for o in r.json[field] if str(o["id"]) == oid), None)
+        found = next((o for o in r.json[field] if str(o["id"]) == oid), None)
+        if kind == "webhook" and found:
+            # Its test events are part of it; how its deliveries went changes on its own.
+            for volatile in ("last_delivery", "last_success_at", "failing_since"):
+                found.pop(volatile)
+            r = admin.request("GET", "/api/events?type=webhook.test&limit=1000")
+            found["test_events"] = [e["id"] for e in r.json["events"]
+                                    if e["data"]["webhook_id"] == int(oid)]
+        return found
 
     def listed(self, row, account, body):
         path, text = row.created

@@ -108,6 +108,46 @@ static void test_client_net(void **state)
 	}
 }
 
+/* Each word of list, as net_public judges it, is want. */
+static void assert_public(const char *list, bool want)
+{
+	char buf[256], *save = NULL;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save))
+		if (net_public(w) != want)
+			fail_msg("%s is %s", w, want ? "public" : "not public");
+}
+
+/* A webhook URL may lead only to hosts on the Internet: never to the gateway's own machine,
+ * the networks behind it, or a cloud's metadata service, however the address is written. */
+static void test_public(void **state)
+{
+	(void)state;
+	static const char *const public[] = {
+		"8.8.8.8 1.1.1.1 100.63.255.255 100.128.0.1 172.15.255.255 172.32.0.1 192.0.1.1",
+		"223.255.255.255 2606:4700::1 2a00:1450::200e",
+		"::ffff:8.8.8.8 64:ff9b::808:808 2002:808:808::1", /* carrying a public IPv4 */
+	};
+	static const char *const not_public[] = {
+		"127.0.0.1 127.255.0.1 ::1 0.0.0.0 0.1.2.3 ::", /* this machine */
+		"10.0.0.1 172.16.0.1 172.31.255.255 192.168.1.1 fc00::1 fd12:3456::1", /* private */
+		"100.64.0.1 100.127.255.255",					       /* shared */
+		"169.254.169.254 fe80::1 febf::1",			     /* link-local */
+		"224.0.0.1 239.255.255.250 ff02::1",			     /* multicast */
+		"240.0.0.1 255.255.255.255 192.0.0.8",			     /* reserved */
+		"192.0.2.1 198.18.0.1 198.51.100.7 203.0.113.9 2001:db8::1", /* documentation */
+		"::ffff:127.0.0.1 ::ffff:10.1.2.3 ::ffff:169.254.169.254 ::127.0.0.1", /* mapped */
+		"64:ff9b::7f00:1 64:ff9b::a00:1 2002:7f00:1:: 2002:a9fe:a9fe::1", /* NAT64, 6to4 */
+		"localhost example.com 1.2.3.4/32 fe80::1%eth0 1.2.3", /* not addresses */
+	};
+	for (size_t i = 0; i < sizeof(public) / sizeof(*public); i++)
+		assert_public(public[i], true);
+	for (size_t i = 0; i < sizeof(not_public) / sizeof(*not_public); i++)
+		assert_public(not_public[i], false);
+	assert_false(net_public(""));
+	assert_false(net_public(NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -116,6 +156,7 @@ int main(void)
 		cmocka_unit_test(test_the_client_is_the_first_hop_that_is_not_ours),
 		cmocka_unit_test(test_loopback),
 		cmocka_unit_test(test_client_net),
+		cmocka_unit_test(test_public),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

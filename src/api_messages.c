@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "messages.h"
 #include "util.h"
 
 static const char *const statuses[] = {"queued", "scheduled", "deferred", "sent",
@@ -146,8 +147,7 @@ enum err api_message_cancel(struct api_call *c)
 {
 	if (!c->param || strlen(c->param) >= sizeof(((struct store_message_info *)0)->uid))
 		return ERR_NOT_FOUND;
-	int rc = store_message_cancel(c->ctx->store, c->who.account.id, c->param, util_now(), 0,
-				      NULL, 0);
+	int rc = messages_cancel(c->ctx->store, c->who.account.id, c->param, util_now());
 	if (rc == STORE_CONFLICT)
 		return ERR_NOT_CANCELLABLE;
 	if (rc != STORE_OK)

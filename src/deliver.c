@@ -6,6 +6,7 @@
 #include "deliver.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -15,7 +16,9 @@
 
 #include "addr.h"
 #include "compose.h"
+#include "event.h"
 #include "log.h"
+#include "messages.h"
 #include "notify.h"
 #include "relay.h"
 #include "signer.h"
@@ -32,11 +35,13 @@
 #define BATCH	    16
 #define KEYS_CACHED 8
 
-/* An outcome waiting for the batch's commit; the strings are copies. */
+/* An outcome waiting for the batch's commit; the strings are copies, and the events (what
+ * became of each recipient) are written with it. */
 struct outcome {
 	int64_t id;
 	char uid[40];
 	int attempts;
+	struct messages_events ev;
 	struct store_outcome o;
 };
 
@@ -59,6 +64,8 @@ struct courier {
 	struct worker *thread;
 	struct outcome done[BATCH];
 	int ndone;
+	/* The events of the message being processed not written yet: its outcome takes them. */
+	struct messages_events ev;
 	struct cached_key keys[KEYS_CACHED];
 	int next_key;
 };
@@ -128,6 +135,7 @@ static void flush(struct courier *w, struct worker *self)
 		free((char *)o->reason);
 		free((char *)o->last_reply);
 		free((char *)o->rejected);
+		messages_events_clear(&w->done[i].ev);
 	}
 	w->ndone = 0;
 }
@@ -140,7 +148,8 @@ static struct store_outcome *finish(struct courier *w, const struct store_queued
 {
 	/* status is one of the literals below; the others are copied until the flush. */
 	struct outcome *out = &w->done[w->ndone++];
-	*out = (struct outcome){.id = m->id, .attempts = m->attempts};
+	*out = (struct outcome){.id = m->id, .attempts = m->attempts, .ev = w->ev};
+	w->ev = (struct messages_events){0};
 	util_copy(out->uid, sizeof(out->uid), m->uid);
 	out->o = (struct store_outcome){
 		.status = status,
@@ -149,19 +158,136 @@ static struct store_outcome *finish(struct courier *w, const struct store_queued
 		.last_reply = copy(reply),
 		.rejected = cJSON_GetArraySize(rejected) ? cJSON_PrintUnformatted(rejected) : NULL,
 		.now = util_now(),
+		.events = out->ev.ev,
+		.nevents = out->ev.n,
 	};
 	return &out->o;
 }
 
+static int part_of(const cJSON *r)
+{
+	const cJSON *part = cJSON_GetObjectItemCaseSensitive(r, "part");
+	return cJSON_IsNumber(part) ? part->valueint : -1;
+}
+
+static const cJSON *part_field(const cJSON *payload, int part, const char *name)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "personalizations");
+	return cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, part), name);
+}
+
+/* A personalization's place in the request as the client wrote it ("index", kept by
+ * send_schedule when it reorders them), for its Message-ID and its refusals. */
+static int part_index(const cJSON *payload, int part)
+{
+	const cJSON *index = part_field(payload, part, "index");
+	return cJSON_IsNumber(index) ? index->valueint : part;
+}
+
+/* The relay's own refusal of one recipient of the part numbered index, NULL when it
+ * refused no such recipient. */
+static const char *refusal(const cJSON *rejected, int index, const char *email)
+{
+	const cJSON *r;
+	cJSON_ArrayForEach(r, rejected)
+	{
+		const char *e = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "email"));
+		if (part_of(r) == index && e && strcmp(e, email) == 0)
+			return cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(r, "reply"));
+	}
+	return NULL;
+}
+
+/* The status a refusal reports: its enhanced code ("5.1.1", RFC 3463) when the reply has
+ * one, else its three-digit code; "" when the reply has neither. */
+static void reply_status(const char *reply, char *out, size_t n)
+{
+	out[0] = '\0';
+	if (!isdigit((unsigned char)reply[0]) || !isdigit((unsigned char)reply[1]) ||
+	    !isdigit((unsigned char)reply[2]))
+		return;
+	const char *x = reply + 3 + (reply[3] == ' ' || reply[3] == '-');
+	size_t len = strspn(x, "0123456789.");
+	int dots = 0;
+	for (size_t i = 0; i < len; i++)
+		dots += x[i] == '.';
+	if (len >= 5 && x[0] == reply[0] && x[1] == '.' && dots == 2 && x[len - 1] != '.')
+		snprintf(out, n, "%.*s", (int)len, x);
+	else
+		snprintf(out, n, "%.3s", reply);
+}
+
+/* message.dropped with reason for each recipient not sent to yet, from part on; attempt,
+ * when not 0, is the delivery attempt that ended it. Postern's own mail has no events. */
+static void dropped(struct courier *w, const struct store_queued *m, const cJSON *payload, int part,
+		    const char *reason, int attempt)
+{
+	if (m->system)
+		return;
+	char *data = attempt > 0 ? event_json_num("attempt", attempt, "reason", reason, NULL)
+				 : event_json("reason", reason, NULL);
+	messages_events_unsent(&w->ev, payload, part, "message.dropped", data);
+	free(data);
+}
+
+/* A recipient the relay refused and that is not tried again. With a 5xx it bounced. One
+ * refused with a 4xx in a part the relay took is not tried again either (the part is done,
+ * and sending it again would repeat it to the others), and the message's "rejected" lists
+ * it with that reply: the application hears it bounced too, as SendGrid's "blocked" (a
+ * refusal for a temporary reason), its 4.x.x status saying so. */
+static void bounced(struct courier *w, const struct store_queued *m, const char *rcpt,
+		    const char *reply)
+{
+	char status[16];
+	reply_status(reply, status, sizeof(status));
+	messages_events_add(&w->ev, "message.bounced", rcpt,
+			    event_json_num("attempt", m->attempts, "reply", reply, "type",
+					   reply[0] == '4' ? "blocked" : "bounce", "status",
+					   status[0] ? status : NULL, NULL));
+}
+
+/* What the relay said of each recipient of a part: deferred with the part when it is to be
+ * tried again; else delivered, or bounced when the relay refused it (or the whole part). */
+static void part_events(struct courier *w, const struct store_queued *m, const cJSON *payload,
+			int part, const cJSON *rejected, const struct relay_result *res)
+{
+	const char *rcpts[RECIPIENTS_MAX];
+	if (m->system)
+		return;
+	int index = part_index(payload, part);
+	int n = compose_recipients(payload, part, rcpts, RECIPIENTS_MAX);
+	for (int i = 0; i < n && i < RECIPIENTS_MAX; i++) {
+		const char *own = refusal(rejected, index, rcpts[i]);
+		const char *reply = own ? own : res->reply;
+		if (res->outcome == RELAY_DEFERRED)
+			messages_events_add(
+				&w->ev, "message.deferred", rcpts[i],
+				event_json_num("attempt", m->attempts, "reply", reply, NULL));
+		else if (res->outcome == RELAY_SENT && !own)
+			messages_events_add(
+				&w->ev, "message.delivered", rcpts[i],
+				event_json_num("attempt", m->attempts, "reply", reply, NULL));
+		else
+			bounced(w, m, rcpts[i], reply);
+	}
+}
+
 /* Records a retry, or the end when the message has waited give_up already (counted from
- * its due part's send time: process moves created_at there). */
+ * its due part's send time: process moves created_at there). res is what the relay said of
+ * the part, NULL when it was not asked: such a retry tells the application nothing. Giving
+ * up tells it each recipient not sent to was dropped. */
 static struct store_outcome *defer(struct courier *w, const struct store_queued *m,
-				   const char *reply, const cJSON *rejected)
+				   const cJSON *payload, int part, const char *reply,
+				   const cJSON *rejected, const struct relay_result *res)
 {
 	int64_t now = util_now();
 	const struct config *cfg = w->d->cfg;
-	if (now - m->created_at >= cfg->relay_give_up)
+	if (now - m->created_at >= cfg->relay_give_up) {
+		dropped(w, m, payload, part, "gave_up", m->attempts - !res);
 		return finish(w, m, "failed", "gave_up", reply, rejected, 0);
+	}
+	if (res)
+		part_events(w, m, payload, part, rejected, res);
 	return finish(w, m, "deferred", NULL, reply, rejected, now + backoff(cfg, m->attempts));
 }
 
@@ -185,7 +311,8 @@ static bool still_allowed(struct courier *w, const struct store_queued *m, const
 	struct policy_ref *ref = policy_cache_get(d->policies, m->account_id);
 	if (!ref) {
 		/* The relay was not asked: no delivery attempt to count. */
-		defer(w, m, "the policy could not be read", rejected)->not_attempted = true;
+		defer(w, m, payload, m->parts_done, "the policy could not be read", rejected, NULL)
+			->not_attempted = true;
 		return false;
 	}
 	const char *who[3];
@@ -197,14 +324,9 @@ static bool still_allowed(struct courier *w, const struct store_queued *m, const
 	policy_ref_release(ref);
 	if (r == POLICY_ALLOW)
 		return true;
+	dropped(w, m, payload, m->parts_done, policy_reason_code(r), 0);
 	finish(w, m, "dropped", policy_reason_code(r), NULL, rejected, 0);
 	return false;
-}
-
-static int part_of(const cJSON *r)
-{
-	const cJSON *part = cJSON_GetObjectItemCaseSensitive(r, "part");
-	return cJSON_IsNumber(part) ? part->valueint : -1;
 }
 
 /* Adds a refused recipient to all, numbered by its part (part >= 0), unless all has it:
@@ -382,25 +504,11 @@ static void record_refused_part(cJSON *rejected, const cJSON *payload, int part,
 	}
 }
 
-static const cJSON *part_field(const cJSON *payload, int part, const char *name)
-{
-	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "personalizations");
-	return cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, part), name);
-}
-
 /* When a personalization is due: its "send_at" (send_schedule keeps them in order), or 0. */
 static int64_t part_due(const cJSON *payload, int part)
 {
 	const cJSON *at = part_field(payload, part, "send_at");
 	return cJSON_IsNumber(at) ? (int64_t)at->valuedouble : 0;
-}
-
-/* A personalization's place in the request as the client wrote it ("index", kept by
- * send_schedule when it reorders them), for its Message-ID and its refusals. */
-static int part_index(const cJSON *payload, int part)
-{
-	const cJSON *index = part_field(payload, part, "index");
-	return cJSON_IsNumber(index) ? index->valueint : part;
 }
 
 static void process(struct courier *w, struct store_queued *m)
@@ -413,6 +521,7 @@ static void process(struct courier *w, struct store_queued *m)
 
 	merge_rejected(rejected, m->rejected, -1); /* by parts sent in earlier runs */
 	if (!payload) {
+		dropped(w, m, NULL, 0, "payload_unreadable", 0);
 		finish(w, m, "failed", "payload_unreadable", NULL, rejected, 0);
 		goto out;
 	}
@@ -447,20 +556,25 @@ static void process(struct courier *w, struct store_queued *m)
 		forget_part(rejected, index);
 		merge_rejected(rejected, res.rejected, index);
 		if (reason) { /* the message itself cannot be made: no retry will help */
+			dropped(w, m, payload, part, reason, m->attempts);
 			finish(w, m, "failed", reason, res.reply, rejected, 0);
 			goto out;
 		}
 		if (o == RELAY_DEFERRED) {
-			defer(w, m, res.reply, rejected);
+			defer(w, m, payload, part, res.reply, rejected, &res);
 			goto out;
 		}
+		part_events(w, m, payload, part, rejected, &res);
 		/* A refused part is done too: the others still go, and a retry skips it. */
 		if (o == RELAY_FAILED) {
 			record_refused_part(rejected, payload, part, index, &res);
 			refused++;
 		}
-		if (part + 1 < parts)
-			store_message_progress(d->store, m->id, part + 1, NULL, 0);
+		/* The part's events go with its progress; when that cannot be written they
+		 * wait for the message's next write. */
+		if (part + 1 < parts && store_message_progress(d->store, m->id, part + 1, w->ev.ev,
+							       w->ev.n) == STORE_OK)
+			messages_events_clear(&w->ev);
 	}
 	if (refused && refused == parts - m->parts_done && !m->parts_done)
 		finish(w, m, "failed", "relay_rejected", res.reply, rejected, 0);

@@ -4,10 +4,12 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "auth.h"
 #include "compose.h"
+#include "event.h"
 #include "log.h"
 #include "submission.h"
 #include "util.h"
@@ -69,12 +71,50 @@ static char *serialize(const cJSON *payload)
 	return json;
 }
 
+/* A message.processed event for each recipient, in out->events: the addresses are copied
+ * into the same block, since what they were read from may be gone before the commit. */
+static void processed(struct submit *out, const char *const *rcpts, int n)
+{
+	size_t len = 0;
+	out->events = NULL;
+	if (n <= 0)
+		return;
+	for (int i = 0; i < n; i++)
+		len += strlen(rcpts[i]) + 1;
+	struct store_event *ev = xmalloc((size_t)n * sizeof(*ev) + len);
+	char *at = (char *)(ev + n);
+	for (int i = 0; i < n; i++) {
+		size_t size = strlen(rcpts[i]) + 1;
+		memcpy(at, rcpts[i], size);
+		ev[i] = (struct store_event){.type = "message.processed", .recipient = at};
+		at += size;
+	}
+	out->events = ev;
+}
+
+/* Every personalization's to, cc and bcc, in order (a request has at most
+ * SEND_MAX_RECIPIENTS in all). */
+static int payload_recipients(const cJSON *payload, const char **out)
+{
+	int n = 0, parts = compose_parts(payload);
+	for (int part = 0; part < parts && n < SEND_MAX_RECIPIENTS; part++) {
+		int k = compose_recipients(payload, part, out + n, SEND_MAX_RECIPIENTS - n);
+		if (k > 0)
+			n += k < SEND_MAX_RECIPIENTS - n ? k : SEND_MAX_RECIPIENTS - n;
+	}
+	return n;
+}
+
 void submit_queue(struct queue *q, const struct store_apikey *key, const struct send_request *r,
 		  struct submit *out, void (*done)(void *arg, int rc), void *arg)
 {
+	const char *rcpts[SEND_MAX_RECIPIENTS];
+	int n = payload_recipients(r->payload, rcpts);
 	submit_message_id(out->id);
 	util_copy(out->from, sizeof(out->from), r->from);
 	out->payload = serialize(r->payload);
+	out->meta = event_meta(r->payload);
+	processed(out, rcpts, n);
 	out->m = (struct store_message){
 		.uid = out->id,
 		.account_id = key->account_id,
@@ -84,6 +124,9 @@ void submit_queue(struct queue *q, const struct store_apikey *key, const struct 
 		.recipients = r->recipients,
 		.send_at = r->send_at,
 		.now = util_now(),
+		.meta = out->meta,
+		.events = out->events,
+		.nevents = out->events ? (size_t)n : 0,
 	};
 	queue_put_async(q, &out->m, done, arg);
 }
@@ -91,7 +134,11 @@ void submit_queue(struct queue *q, const struct store_apikey *key, const struct 
 void submit_free(struct submit *m)
 {
 	free(m->payload);
+	free(m->meta);
+	free(m->events);
 	m->payload = NULL;
+	m->meta = NULL;
+	m->events = NULL;
 }
 
 int submit_system(struct queue *q, int64_t account_id, const char *from, const cJSON *payload,
@@ -132,6 +179,8 @@ enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drop
 	int64_t now = util_now();
 	submit_message_id(out->id);
 	out->payload = NULL;
+	out->meta = NULL; /* SMTP has no tags or custom_args */
+	out->events = NULL;
 	if (submission_make(in->data, in->len, out->id, now, &s, why, whylen) < 0)
 		return ERR_INVALID_REQUEST;
 	enum err e = check_headers(policies, drops, key, &s);
@@ -145,6 +194,7 @@ enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drop
 	out->payload =
 		compose_smtp_payload(in->mail_from, in->rcpts, in->nrcpts, s.sender, s.data, s.len);
 	submission_free(&s);
+	processed(out, in->rcpts, in->nrcpts);
 	out->m = (struct store_message){
 		.uid = out->id,
 		.account_id = key->account_id,
@@ -154,6 +204,8 @@ enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drop
 		.payload = out->payload,
 		.recipients = in->nrcpts,
 		.now = now,
+		.events = out->events,
+		.nevents = out->events ? (size_t)in->nrcpts : 0,
 	};
 	queue_put_async(q, &out->m, done, arg);
 	return ERR_OK;

@@ -36,11 +36,14 @@ enum err submit_check_address(struct policy_cache *policies, struct drops *drops
 void submit_sandbox(struct drops *drops, const struct store_apikey *key,
 		    const struct send_request *r);
 
-/* A message on its way into the queue, named; it must live until its commit lands. */
+/* A message on its way into the queue, named, with its message.processed event for each
+ * recipient; it must live until its commit lands. */
 struct submit {
 	char id[SUBMIT_ID_LEN];
 	char from[ADDR_MAX];
 	char *payload;
+	char *meta;
+	struct store_event *events; /* with the recipients' addresses after them */
 	struct store_message m;
 };
 /* Hands r, checked, to the queue as sent by key; done(arg, rc) runs on the queue's writer

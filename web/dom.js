@@ -74,6 +74,25 @@ export function time(iso, fallback = '—', { seconds = false } = {}) {
   return h('time', { datetime: iso, title: iso, text: fmt.format(d) });
 }
 
+/**
+ * A Refresh button that runs load(), disabled meanwhile. A failure goes to onError (the
+ * error), when given; a 401 has already returned to the login screen.
+ */
+export function refreshButton(load, onError) {
+  const btn = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Refresh');
+  btn.addEventListener('click', async () => {
+    btn.disabled = true;
+    try {
+      await load();
+    } catch (err) {
+      if (onError && !err.sessionEnded) onError(err);
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  return btn;
+}
+
 /** A status badge: tone is one of ok, warn, bad, info, neutral. */
 export function badge(text, tone = 'neutral') {
   return h('span', { class: `badge badge-${tone}`, text });

@@ -1,7 +1,7 @@
 // Monitoring › Messages: totals, recent messages with their status and, for each, the
 // timeline of its events; refused requests.
 import { api } from './http.js';
-import { h, replace, uid, time, table, badge, wrapEmail, messageSlot } from './dom.js';
+import { h, replace, uid, time, table, badge, wrapEmail, messageSlot, refreshButton } from './dom.js';
 import { modalForm, openModal } from './dialogs.js';
 
 export const REASONS = {
@@ -91,7 +91,8 @@ export async function renderMessages(body, session) {
   const statusSelect = h('select', { id: uid('status') },
     h('option', { value: '', text: 'All statuses' }),
     Object.entries(STATUS).map(([v, [l]]) => h('option', { value: v, text: l })));
-  const refresh = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Refresh');
+  // A failed refresh leaves the last view.
+  const refresh = refreshButton(() => load());
   const statsSlot = h('div');
   const messagesSlot = h('div');
   const dropsSlot = h('div');
@@ -204,16 +205,6 @@ export async function renderMessages(body, session) {
   }
 
   statusSelect.addEventListener('change', () => load().catch(() => {}));
-  refresh.addEventListener('click', async () => {
-    refresh.disabled = true;
-    try {
-      await load();
-    } catch {
-      // A 401 returns to the login screen; other errors leave the last view.
-    } finally {
-      refresh.disabled = false;
-    }
-  });
 
   await load();
   replace(body,

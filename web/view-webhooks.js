@@ -1,7 +1,7 @@
 // Settings › Webhooks (Admin and Technical Team): the endpoints Postern posts the account's
 // events to, signed. A new endpoint's signing secret is shown once, right after it is made.
 import { api } from './http.js';
-import { h, replace, uid, time, badge, messageSlot, field, table, copyButton } from './dom.js';
+import { h, replace, uid, time, badge, messageSlot, field, table, copyButton, refreshButton } from './dom.js';
 import { confirmDialog, modalForm, openModal } from './dialogs.js';
 
 /** The subscribable event types (src/event.c's event_types[]), grouped as the form shows them. */
@@ -202,7 +202,7 @@ export async function renderWebhooks(body) {
   const listMsg = messageSlot();
   const tableSlot = h('div');
   const add = h('button', { type: 'button', class: 'btn btn-primary' }, 'Add endpoint');
-  const refresh = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Refresh');
+  const refresh = refreshButton(() => load(), (err) => listMsg.show(err.message, 'error'));
 
   async function load() {
     hooks = (await api('GET', '/api/webhooks')).webhooks;
@@ -278,16 +278,6 @@ export async function renderWebhooks(body) {
       listMsg.show(`${made.url} was added.`, 'success');
     } catch (err) {
       if (!err.sessionEnded) listMsg.show(err.message, 'error');
-    }
-  });
-  refresh.addEventListener('click', async () => {
-    refresh.disabled = true;
-    try {
-      await load();
-    } catch (err) {
-      if (!err.sessionEnded) listMsg.show(err.message, 'error');
-    } finally {
-      refresh.disabled = false;
     }
   });
 

@@ -10,12 +10,14 @@ import { renderUsers } from './view-users.js';
 import { renderKeys } from './view-keys.js';
 import { renderActivity } from './view-activity.js';
 import { renderMessages } from './view-messages.js';
+import { renderWebhooks } from './view-webhooks.js';
 
 const ROUTES = [
   { path: '/mail-settings', title: 'Mail Settings', trail: ['Settings', 'General'], render: renderMailSettings },
   { path: '/domains', title: 'Approved Sending Domains', trail: ['Settings'], render: renderDomains },
   { path: '/users', title: 'Users', trail: ['Settings'], render: renderUsers, perm: 'user.manage' },
   { path: '/api-keys', title: 'API Keys', trail: ['Settings'], render: renderKeys, perm: 'key.manage' },
+  { path: '/webhooks', title: 'Webhooks', trail: ['Settings'], render: renderWebhooks, perm: 'webhook.manage' },
   { path: '/activity', title: 'Activity', trail: ['Monitoring'], render: renderActivity },
   { path: '/messages', title: 'Messages', trail: ['Monitoring'], render: renderMessages },
 ];
@@ -104,7 +106,8 @@ function buildShell() {
             h('ul', null, item('/mail-settings'))),
           item('/domains'),
           item('/users'),
-          item('/api-keys'))),
+          item('/api-keys'),
+          item('/webhooks'))),
       h('li', null,
         h('span', { class: 'nav-group', text: 'Monitoring' }),
         h('ul', null, item('/activity'), item('/messages')))));

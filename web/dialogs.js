@@ -2,7 +2,26 @@
 // inert, Escape closes, and focus goes back to whatever opened the dialog.
 import { h, uid, field, messageSlot } from './dom.js';
 
-function openModal(dialog, focusTarget) {
+/**
+ * The frame every dialog here shares: a titled form with an intro (the dialog's
+ * description), the given content, and the action buttons at the bottom. className adds to
+ * the dialog's class (modal-wide for tables).
+ */
+export function modalForm({ title, intro = [], content = [], actions, className = '' }) {
+  const titleId = uid('dlg-title');
+  const descId = uid('dlg-desc');
+  const form = h('form', { class: 'modal-body', novalidate: true },
+    h('h2', { id: titleId, class: 'modal-title', text: title }),
+    h('div', { id: descId, class: 'modal-intro' }, intro),
+    content,
+    h('div', { class: 'modal-actions' }, actions));
+  const dialog = h('dialog', { class: `modal ${className}`.trim(), 'aria-labelledby': titleId, 'aria-describedby': descId }, form);
+  return { dialog, form };
+}
+
+/** Shows a <dialog> modally, focusing focusTarget; on close it is removed and focus goes back
+ * to the element that opened it. */
+export function openModal(dialog, focusTarget) {
   const opener = document.activeElement;
   document.body.append(dialog);
   dialog.addEventListener('close', () => {
@@ -20,19 +39,11 @@ function openModal(dialog, focusTarget) {
  */
 export function passwordDialog({ title, intro = [], confirmLabel = 'Confirm', submit }) {
   return new Promise((resolve) => {
-    const titleId = uid('dlg-title');
-    const descId = uid('dlg-desc');
     const pw = field({ label: 'Password', type: 'password', name: 'password', autocomplete: 'current-password', required: true });
     const msg = messageSlot('dialog-msg');
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Cancel');
     const confirm = h('button', { type: 'submit', class: 'btn btn-primary' }, confirmLabel);
-    const form = h('form', { class: 'modal-body', novalidate: true },
-      h('h2', { id: titleId, class: 'modal-title', text: title }),
-      h('div', { id: descId, class: 'modal-intro' }, intro),
-      pw.wrap,
-      msg.el,
-      h('div', { class: 'modal-actions' }, cancel, confirm));
-    const dialog = h('dialog', { class: 'modal', 'aria-labelledby': titleId, 'aria-describedby': descId }, form);
+    const { dialog, form } = modalForm({ title, intro, content: [pw.wrap, msg.el], actions: [cancel, confirm] });
     let done = false;
 
     cancel.addEventListener('click', () => dialog.close());
@@ -77,15 +88,9 @@ export function passwordDialog({ title, intro = [], confirmLabel = 'Confirm', su
 /** A yes/no question. Resolves true when confirmed. */
 export function confirmDialog({ title, message, confirmLabel = 'Confirm', danger = false }) {
   return new Promise((resolve) => {
-    const titleId = uid('dlg-title');
-    const descId = uid('dlg-desc');
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Cancel');
     const confirm = h('button', { type: 'submit', class: `btn ${danger ? 'btn-danger' : 'btn-primary'}` }, confirmLabel);
-    const form = h('form', { class: 'modal-body', novalidate: true },
-      h('h2', { id: titleId, class: 'modal-title', text: title }),
-      h('div', { id: descId, class: 'modal-intro' }, message),
-      h('div', { class: 'modal-actions' }, cancel, confirm));
-    const dialog = h('dialog', { class: 'modal', 'aria-labelledby': titleId, 'aria-describedby': descId }, form);
+    const { dialog, form } = modalForm({ title, intro: message, actions: [cancel, confirm] });
     let answer = false;
     cancel.addEventListener('click', () => dialog.close());
     form.addEventListener('submit', (ev) => {
@@ -110,8 +115,6 @@ export const PASSWORD_MAX = 1024;
  */
 export function changePasswordDialog({ email, submit }) {
   return new Promise((resolve) => {
-    const titleId = uid('dlg-title');
-    const descId = uid('dlg-desc');
     // For password managers: which login the new password belongs to.
     const username = h('input', { type: 'text', name: 'username', autocomplete: 'username', value: email, readonly: true, hidden: true, tabindex: '-1' });
     const current = field({ label: 'Current password', type: 'password', name: 'current-password', autocomplete: 'current-password', required: true });
@@ -120,14 +123,12 @@ export function changePasswordDialog({ email, submit }) {
     const msg = messageSlot('dialog-msg');
     const cancel = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Cancel');
     const confirm = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Change password');
-    const form = h('form', { class: 'modal-body', novalidate: true },
-      h('h2', { id: titleId, class: 'modal-title', text: 'Change password' }),
-      h('div', { id: descId, class: 'modal-intro' },
-        h('p', { text: 'Your other sessions will be signed out. This one stays logged in.' })),
-      username, current.wrap, next.wrap, again.wrap,
-      msg.el,
-      h('div', { class: 'modal-actions' }, cancel, confirm));
-    const dialog = h('dialog', { class: 'modal', 'aria-labelledby': titleId, 'aria-describedby': descId }, form);
+    const { dialog, form } = modalForm({
+      title: 'Change password',
+      intro: h('p', { text: 'Your other sessions will be signed out. This one stays logged in.' }),
+      content: [username, current.wrap, next.wrap, again.wrap, msg.el],
+      actions: [cancel, confirm],
+    });
     let done = false;
     let busy = false;
 

@@ -58,15 +58,39 @@ const dateFmt = new Intl.DateTimeFormat(undefined, {
 const thisYearFmt = new Intl.DateTimeFormat(undefined, {
   month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
 });
+const secondsFmt = new Intl.DateTimeFormat(undefined, {
+  month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit',
+});
 
 /** A <time> for an ISO timestamp (local time, the year only when it is not this one; the
- * exact UTC time in the title), or the fallback text. */
-export function time(iso, fallback = '—') {
+ * exact UTC time in the title), or the fallback text. seconds: to the second (a timeline
+ * whose steps come seconds apart), the year left out. */
+export function time(iso, fallback = '—', { seconds = false } = {}) {
   if (!iso) return h('span', { class: 'muted', text: fallback });
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return h('span', { text: iso });
-  const fmt = d.getFullYear() === new Date().getFullYear() ? thisYearFmt : dateFmt;
+  let fmt = d.getFullYear() === new Date().getFullYear() ? thisYearFmt : dateFmt;
+  if (seconds) fmt = secondsFmt;
   return h('time', { datetime: iso, title: iso, text: fmt.format(d) });
+}
+
+/**
+ * A Refresh button that runs load(), disabled meanwhile. A failure goes to onError (the
+ * error), when given; a 401 has already returned to the login screen.
+ */
+export function refreshButton(load, onError) {
+  const btn = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Refresh');
+  btn.addEventListener('click', async () => {
+    btn.disabled = true;
+    try {
+      await load();
+    } catch (err) {
+      if (onError && !err.sessionEnded) onError(err);
+    } finally {
+      btn.disabled = false;
+    }
+  });
+  return btn;
 }
 
 /** A status badge: tone is one of ok, warn, bad, info, neutral. */
@@ -163,7 +187,10 @@ export function field({ label, type = 'text', name, autocomplete, hint, required
 
 /**
  * A table that scrolls sideways inside its own box on narrow screens (the page never
- * does). columns: [{label, className}], rows: arrays of cells (node or text).
+ * does). columns: [{label, className}], rows: arrays of cells (node or text), or
+ * {cells, className, onClick}: onClick runs on a click in the row that is not on one of its
+ * controls or text being selected (a mouse shortcut: the row must hold a button that does
+ * the same).
  */
 export function table({ caption, columns, rows, className = '', empty = 'Nothing here yet.', stack = true }) {
   const head = h('thead', null, h('tr', null, columns.map((c) => h('th', { scope: 'col', class: c.className }, c.label))));
@@ -174,6 +201,12 @@ export function table({ caption, columns, rows, className = '', empty = 'Nothing
   for (const row of rows) {
     const cells = row.cells || row;
     const tr = h('tr', { class: row.className });
+    if (row.onClick) {
+      tr.addEventListener('click', (ev) => {
+        if (ev.target.closest('button, a, input, select, textarea') || String(window.getSelection())) return;
+        row.onClick(ev);
+      });
+    }
     cells.forEach((cell, i) => {
       const col = columns[i] || {};
       tr.append(h('td', { class: col.className, 'data-label': col.label && typeof col.label === 'string' ? col.label : null }, cell));
@@ -222,11 +255,11 @@ export async function copyText(text) {
 }
 
 /**
- * A `Copy` button: visible text Copy, accessible name from `label`. On failure it
+ * A `Copy` button: visible text `text`, accessible name from `label`. On failure it
  * selects `selectTarget`'s text so the user can press Ctrl+C.
  */
-export function copyButton(getText, label, selectTarget) {
-  const btn = h('button', { type: 'button', class: 'btn btn-small btn-ghost copy', 'aria-label': label }, 'Copy');
+export function copyButton(getText, label, selectTarget, text = 'Copy') {
+  const btn = h('button', { type: 'button', class: 'btn btn-small btn-ghost copy', 'aria-label': label }, text);
   const live = h('span', { class: 'visually-hidden', role: 'status' });
   let timer = null;
   btn.addEventListener('click', async () => {
@@ -248,7 +281,7 @@ export function copyButton(getText, label, selectTarget) {
       live.textContent = 'Copying is blocked here. The text is selected: press Control C (or Command C) to copy.';
     }
     timer = setTimeout(() => {
-      btn.textContent = 'Copy';
+      btn.textContent = text;
       btn.classList.remove('copied');
       live.textContent = '';
     }, 2500);

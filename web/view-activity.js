@@ -1,12 +1,12 @@
 // Monitoring › Activity: the account's audit log, newest first, filterable.
 import { api } from './http.js';
-import { h, replace, uid, time, table, wrapEmail } from './dom.js';
+import { h, replace, uid, time, table, wrapEmail, refreshButton } from './dom.js';
 
 export async function renderActivity(body) {
   let events = [];
   const actionSelect = h('select', { id: uid('action') });
   const search = h('input', { id: uid('search'), type: 'search', autocomplete: 'off', placeholder: 'Actor, target or detail' });
-  const refresh = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Refresh');
+  const refresh = refreshButton(() => load());
   const count = h('p', { class: 'counts', role: 'status', 'aria-live': 'polite' });
   const tableSlot = h('div');
 
@@ -44,14 +44,6 @@ export async function renderActivity(body) {
 
   actionSelect.addEventListener('change', render);
   search.addEventListener('input', render);
-  refresh.addEventListener('click', async () => {
-    refresh.disabled = true;
-    try {
-      await load();
-    } finally {
-      refresh.disabled = false;
-    }
-  });
 
   await load();
   replace(body,

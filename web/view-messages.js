@@ -1,6 +1,8 @@
-// Monitoring › Messages: totals, recent messages with their status, and refused requests.
+// Monitoring › Messages: totals, recent messages with their status and, for each, the
+// timeline of its events; refused requests.
 import { api } from './http.js';
-import { h, replace, uid, time, table, badge, wrapEmail, messageSlot } from './dom.js';
+import { h, replace, uid, time, table, badge, wrapEmail, messageSlot, refreshButton } from './dom.js';
+import { modalForm, openModal } from './dialogs.js';
 
 export const REASONS = {
   sender_auth_no_senders: 'No verified sender (all mail dropped)',
@@ -12,6 +14,8 @@ export const REASONS = {
   relay_rejected: 'Relay rejected',
   gave_up: 'Gave up retrying',
   payload_unreadable: 'Stored message unreadable',
+  compose_failed: 'Message could not be built',
+  cancelled: 'Cancelled',
 };
 const STATUS = {
   queued: ['Queued', 'info'],
@@ -23,9 +27,62 @@ const STATUS = {
   cancelled: ['Cancelled', 'neutral'],
 };
 const CANCELLABLE = new Set(['queued', 'scheduled', 'deferred']);
+// A message event's type (message.<name>) as the timeline shows it.
+const EVENTS = {
+  processed: ['Processed', 'info'],
+  deferred: ['Deferred', 'warn'],
+  delivered: ['Delivered', 'ok'],
+  bounced: ['Bounced', 'bad'],
+  dropped: ['Dropped', 'bad'],
+};
+const TIMELINE_LIMIT = 1000;
 
 function reasonText(code) {
   return REASONS[code] || code;
+}
+
+/** What the relay answered or why the message was dropped, as one event's details. */
+function eventDetails(d) {
+  const lines = [];
+  if (d.reason) lines.push(h('span', { class: 'detail-line' }, reasonText(d.reason), ' ', h('code', { class: 'mono muted', text: d.reason })));
+  if (d.status) lines.push(h('span', { class: 'detail-line' }, 'Status ', h('code', { class: 'mono', text: d.status })));
+  if (d.reply) lines.push(h('span', { class: 'detail-line mono', text: d.reply }));
+  return lines.length ? h('span', { class: 'details' }, lines) : h('span', { class: 'muted', text: '—' });
+}
+
+/** The events of one message (GET /api/events?message_id=), oldest first, in a dialog. */
+async function timelineDialog(m) {
+  const events = (await api('GET', `/api/events?message_id=${encodeURIComponent(m.id)}&limit=${TIMELINE_LIMIT}`)).events.slice().reverse();
+  const rows = events.map((e) => {
+    const name = e.type.replace(/^message\./, '');
+    const [label, tone] = EVENTS[name] || [e.type, 'neutral'];
+    const d = e.data || {};
+    return [
+      time(e.created_at, '—', { seconds: true }),
+      badge(label, tone),
+      h('span', { class: 'address' }, e.recipient ? wrapEmail(e.recipient) : '—'),
+      eventDetails(d),
+      d.attempt === undefined || d.attempt === null ? h('span', { class: 'muted', text: '—' }) : String(d.attempt),
+    ];
+  });
+  const close = h('button', { type: 'submit', class: 'btn btn-primary' }, 'Close');
+  const { dialog, form } = modalForm({
+    title: `Timeline of message ${m.id}`,
+    intro: h('p', null, 'From ', h('span', { class: 'address' }, wrapEmail(m.from)), ', created ', time(m.created_at), '. One event per recipient and attempt, oldest first.'),
+    content: table({
+      caption: 'Events of this message',
+      columns: [{ label: 'Time' }, { label: 'Event' }, { label: 'Recipient' }, { label: 'Reply or reason' }, { label: 'Attempt', className: 'num' }],
+      rows,
+      empty: m.kind === 'system' ? 'Postern’s own mail has no events.' : 'No events for this message yet.',
+    }),
+    actions: [close],
+    className: 'modal-wide',
+  });
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    dialog.close();
+  });
+  openModal(dialog, close);
 }
 
 export async function renderMessages(body, session) {
@@ -34,7 +91,8 @@ export async function renderMessages(body, session) {
   const statusSelect = h('select', { id: uid('status') },
     h('option', { value: '', text: 'All statuses' }),
     Object.entries(STATUS).map(([v, [l]]) => h('option', { value: v, text: l })));
-  const refresh = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Refresh');
+  // A failed refresh leaves the last view.
+  const refresh = refreshButton(() => load());
   const statsSlot = h('div');
   const messagesSlot = h('div');
   const dropsSlot = h('div');
@@ -63,26 +121,8 @@ export async function renderMessages(body, session) {
 
     replace(messagesSlot, table({
       caption: 'Recent messages',
-      columns: [{ label: 'Created' }, { label: 'From' }, { label: 'Status' }, { label: 'Recipients', className: 'num' }, { label: 'Attempts', className: 'num' }, { label: 'Details' }, ...(canCancel ? [{ label: 'Actions' }] : [])],
-      rows: messages.messages.map((m) => {
-        const [label, tone] = STATUS[m.status] || [m.status, 'neutral'];
-        const details = [];
-        if (m.send_at) details.push(h('span', { class: 'detail-line' }, 'Send at ', time(m.send_at)));
-        if (m.status === 'scheduled' && m.next_attempt_at && m.next_attempt_at !== m.send_at) details.push(h('span', { class: 'detail-line' }, 'Next part at ', time(m.next_attempt_at)));
-        if (m.reason) details.push(h('span', { class: 'detail-line', text: reasonText(m.reason) }));
-        if (m.last_reply) details.push(h('span', { class: 'detail-line mono', text: m.last_reply }));
-        if (m.rejected && m.rejected.length) details.push(h('span', { class: 'detail-line', text: `${m.rejected.length} recipient(s) refused by the relay` }));
-        if (m.kind === 'system') details.push(h('span', { class: 'detail-line muted', text: 'Postern’s own mail (verification email)' }));
-        return [
-          time(m.created_at),
-          h('span', { class: 'address' }, wrapEmail(m.from)),
-          badge(label, tone),
-          String(m.recipients),
-          String(m.attempts),
-          details.length ? h('span', { class: 'details' }, details) : h('span', { class: 'muted', text: '—' }),
-          ...(canCancel ? [CANCELLABLE.has(m.status) ? cancelButton(m) : ''] : []),
-        ];
-      }),
+      columns: [{ label: 'Created' }, { label: 'From' }, { label: 'Status' }, { label: 'Recipients', className: 'num' }, { label: 'Attempts', className: 'num' }, { label: 'Details' }, { label: 'Actions', className: 'col-actions' }],
+      rows: messages.messages.map(messageRow),
       empty: statusSelect.value ? 'No message with this status.' : 'No messages yet.',
     }));
 
@@ -98,6 +138,54 @@ export async function renderMessages(body, session) {
       ]),
       empty: 'No request was refused.',
     }));
+  }
+
+  /** A row of Recent messages; a click on it opens the message's timeline. */
+  function messageRow(m) {
+    const [label, tone] = STATUS[m.status] || [m.status, 'neutral'];
+    const details = [];
+    if (m.send_at) details.push(h('span', { class: 'detail-line' }, 'Send at ', time(m.send_at)));
+    if (m.status === 'scheduled' && m.next_attempt_at && m.next_attempt_at !== m.send_at) details.push(h('span', { class: 'detail-line' }, 'Next part at ', time(m.next_attempt_at)));
+    if (m.reason) details.push(h('span', { class: 'detail-line', text: reasonText(m.reason) }));
+    if (m.last_reply) details.push(h('span', { class: 'detail-line mono', text: m.last_reply }));
+    if (m.rejected && m.rejected.length) details.push(h('span', { class: 'detail-line', text: `${m.rejected.length} recipient(s) refused by the relay` }));
+    if (m.kind === 'system') details.push(h('span', { class: 'detail-line muted', text: 'Postern’s own mail (verification email)' }));
+    const timeline = timelineButton(m);
+    return {
+      className: 'row-clickable',
+      onClick: () => {
+        timeline.focus();
+        timeline.click();
+      },
+      cells: [
+        time(m.created_at),
+        h('span', { class: 'address' }, wrapEmail(m.from)),
+        badge(label, tone),
+        String(m.recipients),
+        String(m.attempts),
+        details.length ? h('span', { class: 'details' }, details) : h('span', { class: 'muted', text: '—' }),
+        h('div', { class: 'row-actions' }, timeline, canCancel && CANCELLABLE.has(m.status) ? cancelButton(m) : null),
+      ],
+    };
+  }
+
+  function timelineButton(m) {
+    const btn = h('button', { type: 'button', class: 'btn btn-secondary btn-small', 'aria-label': `Timeline of message ${m.id}` }, 'Timeline');
+    // Not disabled while the events load: the dialog gives focus back to this button.
+    let busy = false;
+    btn.addEventListener('click', async () => {
+      if (busy) return;
+      listMsg.clear();
+      busy = true;
+      try {
+        await timelineDialog(m);
+      } catch (err) {
+        if (!err.sessionEnded) listMsg.show(err.message, 'error');
+      } finally {
+        busy = false;
+      }
+    });
+    return btn;
   }
 
   function cancelButton(m) {
@@ -117,16 +205,6 @@ export async function renderMessages(body, session) {
   }
 
   statusSelect.addEventListener('change', () => load().catch(() => {}));
-  refresh.addEventListener('click', async () => {
-    refresh.disabled = true;
-    try {
-      await load();
-    } catch {
-      // A 401 returns to the login screen; other errors leave the last view.
-    } finally {
-      refresh.disabled = false;
-    }
-  });
 
   await load();
   replace(body,

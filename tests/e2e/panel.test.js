@@ -8,7 +8,9 @@
 // Saves screenshots of the main screens to docs/screenshots/. Exits non-zero on failure.
 
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http = require('node:http');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 const { BIN, ROOT, PASSWORD, CHROMIUM_ARGS, Gateway, cli, until, withTimeout } = require('./harness.js');
@@ -28,6 +30,7 @@ const results = [];
 let gw = null;
 let browser = null;
 let failureShot = null;
+let receiver = null;
 
 async function step(name, fn) {
   const t0 = Date.now();
@@ -475,10 +478,207 @@ async function run() {
     await mobile.close();
   });
 
+  await webhookSteps(context, page, apiKey, problems);
+
   assert.deepEqual(problems, [], 'no script errors or CSP violations');
 }
 
+// --- Webhooks and message timelines ---------------------------------------------------
+
+const ANALYST = 'analyst@acme.test';
+
+/**
+ * A webhook receiver on 127.0.0.1: answers 204 to every request and keeps each one
+ * ({method, url, headers, body}) in requests. Closed by cleanup() through its handle.
+ */
+function startReceiver() {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      requests.push({ method: req.method, url: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.writeHead(204);
+      res.end();
+    });
+  });
+  return withTimeout(new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve({ server, requests, url: `http://127.0.0.1:${server.address().port}/hooks/postern` }));
+  }), 5000, 'the webhook receiver to listen');
+}
+
+function stopReceiver() {
+  if (!receiver) return Promise.resolve();
+  const { server } = receiver;
+  receiver = null;
+  server.closeAllConnections();
+  return withTimeout(new Promise((resolve) => server.close(() => resolve())), 5000, 'receiver close').catch(() => {});
+}
+
+/** True when a Standard Webhooks request carries a valid v1 signature made with secret. */
+function standardSignatureValid(req, secret) {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const signed = `${req.headers['webhook-id']}.${req.headers['webhook-timestamp']}.${req.body}`;
+  const want = crypto.createHmac('sha256', key).update(signed).digest('base64');
+  return (req.headers['webhook-signature'] || '').split(' ').some((s) => s === `v1,${want}`);
+}
+
+function webhookRow(page, url) {
+  return page.getByRole('row').filter({ hasText: url });
+}
+
+async function webhookSteps(context, page, apiKey, problems) {
+  receiver = await startReceiver();
+  const hookUrl = receiver.url;
+  let secret;
+
+  await step('Admin adds a webhook endpoint: the API\'s refusal is shown, then the secret once with Copy', async () => {
+    await page.goto(`${gw.base}/#/webhooks`);
+    await page.getByRole('heading', { name: 'Webhooks', level: 1 }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Webhooks', exact: true }).waitFor();
+    await page.getByText('No endpoints yet.', { exact: false }).waitFor();
+    await page.getByRole('button', { name: 'Add endpoint' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Add a webhook endpoint' });
+    await dialog.waitFor();
+    const url = dialog.getByLabel('URL', { exact: true });
+    assert.ok(await url.evaluate((el) => el === document.activeElement), 'focus in the URL field');
+    assert.ok(await dialog.getByRole('checkbox', { name: 'All events' }).isChecked(), 'All events by default');
+    assert.ok(await dialog.getByRole('checkbox', { name: 'message.delivered' }).isDisabled(), 'single events wait for All events to be unchecked');
+
+    // Only http and https: the API's 400 is shown at the field, the dialog stays open.
+    await url.fill('ftp://127.0.0.1/hooks');
+    const [refused] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/webhooks') && r.request().method() === 'POST'),
+      dialog.getByRole('button', { name: 'Add endpoint' }).click(),
+    ]);
+    assert.equal(refused.status(), 400);
+    await until(async () => (await url.getAttribute('aria-invalid')) === 'true', 'the URL marked invalid');
+
+    // SendGrid's format takes message events only.
+    await dialog.getByLabel('Format', { exact: true }).selectOption('sendgrid');
+    await dialog.getByRole('checkbox', { name: 'All events' }).uncheck();
+    assert.ok(await dialog.getByRole('checkbox', { name: 'sender.added' }).isDisabled(), 'no account events for sendgrid');
+    assert.ok(await dialog.getByRole('checkbox', { name: 'message.bounced' }).isEnabled());
+    await dialog.getByLabel('Format', { exact: true }).selectOption('standard');
+    await dialog.getByRole('checkbox', { name: 'All events' }).check();
+
+    await url.fill(hookUrl);
+    const [made] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/webhooks') && r.request().method() === 'POST'),
+      dialog.getByRole('button', { name: 'Add endpoint' }).click(),
+    ]);
+    assert.equal(made.status(), 201);
+    const shown = page.getByRole('dialog', { name: 'Endpoint added' });
+    await shown.getByText('it will not be shown again', { exact: false }).waitFor();
+    secret = (await shown.locator('code.secret').textContent()).trim();
+    assert.match(secret, /^whsec_[A-Za-z0-9+/=]{20,}$/);
+    const copy = shown.getByRole('button', { name: 'Copy signing secret' });
+    await copy.click();
+    await until(async () => /Copied|Ctrl\+C/.test(await copy.textContent()), 'the Copy button to answer');
+    await shown.getByRole('button', { name: 'Done' }).click();
+    await shown.waitFor({ state: 'detached' });
+
+    const row = webhookRow(page, hookUrl);
+    await row.waitFor();
+    assert.match(await row.textContent(), /Standard Webhooks/);
+    assert.match(await row.textContent(), /All events/);
+    await row.getByText('Enabled', { exact: true }).waitFor();
+    assert.equal(await page.getByText(secret).count(), 0, 'the secret is not shown again');
+    await page.reload();
+    await webhookRow(page, hookUrl).waitFor();
+    assert.ok(!(await page.content()).includes(secret), 'nor after a reload');
+  });
+
+  await step('Send test event: the receiver gets a signed webhook.test; Last delivery shows 2xx', async () => {
+    await page.getByRole('button', { name: `Send a test event to ${hookUrl}` }).click();
+    await page.getByText('A test event is on its way', { exact: false }).waitFor();
+    const got = await until(() => receiver.requests.find((r) => r.body.includes('webhook.test')), 'the test event at the receiver', 20000);
+    assert.equal(got.method, 'POST');
+    assert.equal(got.url, '/hooks/postern');
+    assert.equal(JSON.parse(got.body).type, 'webhook.test');
+    assert.match(got.headers['webhook-id'], /^evt_\d+$/);
+    assert.ok(standardSignatureValid(got, secret), 'signed with the secret the panel showed');
+    const row = webhookRow(page, hookUrl);
+    await until(async () => {
+      await page.getByRole('button', { name: 'Refresh' }).click();
+      return /^204(?!\d)/.test((await row.getByRole('cell').nth(4).textContent()).trim());
+    }, 'Last delivery to show 204', 15000, 300);
+    await shot(page, 'webhooks.png');
+  });
+
+  await step('Admin disables and enables the endpoint, then deletes it after confirming', async () => {
+    const row = webhookRow(page, hookUrl);
+    await page.getByRole('button', { name: `Disable ${hookUrl}` }).click();
+    await row.getByText('Disabled', { exact: true }).waitFor();
+    await page.getByRole('button', { name: `Enable ${hookUrl}` }).click();
+    await row.getByText('Enabled', { exact: true }).waitFor();
+
+    await page.getByRole('button', { name: `Delete ${hookUrl}` }).click();
+    const confirm = page.getByRole('dialog', { name: 'Delete this endpoint?' });
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    await row.waitFor();
+    await page.getByRole('button', { name: `Delete ${hookUrl}` }).click();
+    await confirm.getByRole('button', { name: 'Delete' }).click();
+    await page.getByText(`${hookUrl} was deleted.`).waitFor();
+    assert.equal(await webhookRow(page, hookUrl).count(), 0);
+    await page.getByText('No endpoints yet.', { exact: false }).waitFor();
+  });
+
+  await step('an Analytics user sees no Webhooks in the navigation and cannot open it', async () => {
+    await cli(['user', 'add', '--db', gw.db, '--account', ACCOUNT, '--email', ANALYST, '--role', 'analytics']);
+    const other = await context.browser().newContext({ viewport: { width: 1280, height: 800 } });
+    other.setDefaultTimeout(10000);
+    const p = await other.newPage();
+    watch(p, problems);
+    failureShot = p;
+    await logInToMailSettings(p, ANALYST);
+    const nav = p.getByRole('navigation', { name: 'Main' });
+    await nav.getByRole('link', { name: 'Messages', exact: true }).waitFor();
+    assert.equal(await nav.getByRole('link', { name: 'Webhooks' }).count(), 0);
+    await p.goto(`${gw.base}/#/webhooks`);
+    await p.getByText('Your role (Analytics) cannot open Webhooks.', { exact: false }).waitFor();
+    await other.close();
+    failureShot = page;
+  });
+
+  await step('Messages: a message\'s timeline lists processed, then delivered, oldest first', async () => {
+    const sent = await send('news@acme.test', apiKey);
+    assert.ok(sent.status >= 200 && sent.status < 300, `send answered ${sent.status}`);
+    const id = sent.body.data.message_id;
+    await until(async () => {
+      const r = await page.evaluate(async (mid) => (await fetch(`/api/events?message_id=${encodeURIComponent(mid)}`)).json(), id);
+      return r.events && r.events.some((e) => e.type === 'message.delivered');
+    }, 'the message to be delivered', 30000, 200);
+
+    await page.goto(`${gw.base}/#/messages`);
+    const open = page.getByRole('button', { name: `Timeline of message ${id}` });
+    await open.click();
+    const dialog = page.getByRole('dialog', { name: `Timeline of message ${id}` });
+    await dialog.waitFor();
+    const rows = dialog.getByRole('row');
+    await until(async () => (await rows.count()) >= 3, 'a header and two events');
+    const types = await rows.evaluateAll((trs) => trs.slice(1).map((tr) => tr.cells[1].textContent.trim()));
+    assert.deepEqual(types, ['Processed', 'Delivered']);
+    const delivered = rows.nth(2);
+    assert.match(await delivered.textContent(), /bob@example\.com/);
+    assert.equal((await delivered.getByRole('cell').nth(4).textContent()).trim(), '1', 'the first attempt');
+    await shot(page, 'message-timeline.png');
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    assert.ok(await open.evaluate((el) => el === document.activeElement), 'focus returns to the Timeline button');
+
+    // A click anywhere on the row opens it too.
+    await page.getByRole('row').filter({ has: open }).getByRole('cell').first().click();
+    await dialog.waitFor();
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+  });
+}
+
 async function cleanup() {
+  await stopReceiver();
   if (browser) await withTimeout(browser.close(), 15000, 'browser close').catch(() => {});
   browser = null;
   if (gw) {

@@ -168,9 +168,10 @@ static const struct {
 	const char *net;
 	size_t at; /* the offset of the IPv4 address's bytes */
 } carries_ipv4[] = {
-	{"::ffff:0:0/96", 12}, /* IPv4-mapped */
-	{"64:ff9b::/96", 12},  /* NAT64, well-known prefix */
-	{"2002::/16", 2},      /* 6to4 */
+	{"::ffff:0:0/96", 12},	 /* IPv4-mapped */
+	{"::ffff:0:0:0/96", 12}, /* IPv4-translated (SIIT), ::ffff:0:a.b.c.d */
+	{"64:ff9b::/96", 12},	 /* NAT64, well-known prefix */
+	{"2002::/16", 2},	 /* 6to4 */
 };
 
 /* The IPv4 address inside a, when a is of a range that carries one. */

@@ -127,6 +127,7 @@ static void test_public(void **state)
 		"8.8.8.8 1.1.1.1 100.63.255.255 100.128.0.1 172.15.255.255 172.32.0.1 192.0.1.1",
 		"223.255.255.255 2606:4700::1 2a00:1450::200e",
 		"::ffff:8.8.8.8 64:ff9b::808:808 2002:808:808::1", /* carrying a public IPv4 */
+		"::ffff:0:808:808 ::ffff:0:8.8.8.8",		   /* IPv4-translated */
 	};
 	static const char *const not_public[] = {
 		"127.0.0.1 127.255.0.1 ::1 0.0.0.0 0.1.2.3 ::", /* this machine */
@@ -138,7 +139,8 @@ static void test_public(void **state)
 		"192.0.2.1 198.18.0.1 198.51.100.7 203.0.113.9 2001:db8::1", /* documentation */
 		"::ffff:127.0.0.1 ::ffff:10.1.2.3 ::ffff:169.254.169.254 ::127.0.0.1", /* mapped */
 		"64:ff9b::7f00:1 64:ff9b::a00:1 2002:7f00:1:: 2002:a9fe:a9fe::1", /* NAT64, 6to4 */
-		"localhost example.com 1.2.3.4/32 fe80::1%eth0 1.2.3", /* not addresses */
+		"::ffff:0:7f00:1 ::ffff:0:a00:1 ::ffff:0:169.254.169.254", /* IPv4-translated */
+		"localhost example.com 1.2.3.4/32 fe80::1%eth0 1.2.3",	   /* not addresses */
 	};
 	for (size_t i = 0; i < sizeof(public) / sizeof(*public); i++)
 		assert_public(public[i], true);

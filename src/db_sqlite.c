@@ -228,9 +228,11 @@ static const char *const migrations[] = {
 	/* 7: events and signed webhooks (issue 17). An event is written in the transaction of
 	 * the change it reports, and so is one delivery row per endpoint that wants it (the
 	 * fan-out), so a crash neither loses nor invents one. A message keeps what its events
-	 * repeat (tags, custom_args) once, in meta. Deliveries are claimed like messages. */
+	 * repeat (tags, custom_args) once, in meta. Deliveries are claimed like messages; a
+	 * disabled endpoint's pending ones are parked at next_attempt_at 2^62 (store_events.c),
+	 * so no claim walks past them. The claim finds the oldest due delivery through _due
+	 * and an endpoint's through _hook, both in index order (the rowid ends each key). */
 	"ALTER TABLE messages ADD COLUMN meta TEXT;"
-	"CREATE INDEX messages_uid_account ON messages(account_id, uid);"
 	"CREATE TABLE events ("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
@@ -248,7 +250,8 @@ static const char *const migrations[] = {
 	"  public_key TEXT NOT NULL DEFAULT '',"
 	"  enabled INTEGER NOT NULL DEFAULT 1,"
 	"  created_at INTEGER NOT NULL, last_at INTEGER, last_status TEXT,"
-	"  last_success_at INTEGER, failing_since INTEGER, disabled_at INTEGER);"
+	"  last_success_at INTEGER, failing_since INTEGER, disabled_at INTEGER,"
+	"  retry_at INTEGER);" /* after a failed POST: new deliveries wait until then */
 	"CREATE INDEX webhooks_account ON webhooks(account_id, enabled);"
 	"CREATE TABLE webhook_deliveries ("
 	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -259,7 +262,10 @@ static const char *const migrations[] = {
 	"  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
 	"  lease_until INTEGER, claim TEXT, created_at INTEGER NOT NULL, last_status TEXT);"
 	"CREATE INDEX webhook_deliveries_due ON webhook_deliveries(status, next_attempt_at);"
-	"CREATE INDEX webhook_deliveries_claim ON webhook_deliveries(claim);"
+	"CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, status, "
+	"  next_attempt_at);"
+	"CREATE INDEX webhook_deliveries_claim ON webhook_deliveries(claim)"
+	"  WHERE claim IS NOT NULL;"
 	"CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id);",
 };
 

@@ -330,12 +330,19 @@ struct store_delivery {
 	struct store_event_info ev;
 };
 
+/* A claim's token: 32 hex digits and the NUL. */
+#define STORE_CLAIM_LEN 33
+
 /* What became of one POST of claimed deliveries to their endpoint. */
 struct store_webhook_result {
 	int64_t webhook_id;
+	const char *claim;  /* the token of the claim that took them */
 	bool ok;	    /* a 2xx: the deliveries are done and deleted */
 	const char *status; /* for the endpoint's last_status */
 	int64_t now;
+	/* On failure, the endpoint's other pending deliveries due before this, and those made
+	 * until its next result, wait until it (0: none waits). */
+	int64_t retry_at;
 	/* An endpoint failing for this long without a success is disabled. */
 	int64_t disable_after;
 };
@@ -538,28 +545,37 @@ int store_webhooks_list(struct store *s, int64_t account_id, store_webhook_fn fn
 int store_webhook_get(struct store *s, int64_t account_id, int64_t id, struct store_webhook *out);
 /* Deletes an endpoint and its deliveries not made yet. */
 int store_webhook_delete(struct store *s, int64_t account_id, int64_t id);
-/* Enabling starts its failure count over; deliveries still due resume. */
+/* Disabling parks the endpoint's pending deliveries; enabling starts its failure count over
+ * and makes them due at once (each still gives up 24 hours after it was made). */
 int store_webhook_set_enabled(struct store *s, int64_t account_id, int64_t id, bool enabled);
 /* Writes a webhook.test event (data: JSON) delivered to this endpoint only. */
 int store_webhook_test(struct store *s, int64_t account_id, int64_t id, const char *data,
 		       int64_t now, int64_t *event_id);
-/* Claims up to max due deliveries of one enabled endpoint (the one whose delivery has waited
- * longest), oldest first, until lease_until: pending ones whose time has come, or ones whose
- * claimer's lease ran out. Two nodes never claim the same delivery. The endpoint is read
- * into hook and its sealed secret into *secret_sealed (malloc'd). *n is 0 when none is due.
- * Free the deliveries with store_deliveries_free. */
+/* Claims due deliveries of one enabled endpoint (one whose claimer's lease ran out, else
+ * the one whose pending delivery has waited longest), oldest first, until lease_until: up to
+ * max for a standard endpoint, max_sendgrid for a SendGrid one (out holds the larger). Two
+ * nodes never claim the same delivery. The endpoint is read into hook, its sealed secret
+ * into *secret_sealed (malloc'd) and the claim's token into claim. *n is 0 when none is
+ * due. Free the deliveries with store_deliveries_free. */
 int store_webhook_claim(struct store *s, int64_t now, int64_t lease_until, size_t max,
-			struct store_webhook *hook, char **secret_sealed,
-			struct store_delivery *out, size_t *n);
+			size_t max_sendgrid, struct store_webhook *hook, char **secret_sealed,
+			char claim[STORE_CLAIM_LEN], struct store_delivery *out, size_t *n);
 void store_deliveries_free(struct store_delivery *d, size_t n);
 /* Puts deliveries left "sending" by a daemon that stopped back as pending, without counting
  * the attempt: on SQLite every one (one daemon per file), on PostgreSQL none (other nodes
  * may be posting them; a lapsed lease makes them due again). */
 int store_deliveries_recover(struct store *s);
-/* Records the outcome of one POST of the claimed deliveries ids[0..n): on success they are
- * deleted; otherwise each waits until next_at[i], or is marked failed when next_at[i] is 0.
- * The endpoint's last status and time are set, and an endpoint failing for
- * r->disable_after seconds without a success is disabled. */
+/* Hands back claimed deliveries ids[0..n) of the endpoint that were not posted (a worker
+ * stopping): pending and due at once, their attempt not counted. Only those still under
+ * this claim change. */
+int store_webhook_release(struct store *s, int64_t webhook_id, const char *claim,
+			  const int64_t *ids, size_t n);
+/* Records the outcome of one POST of the claimed deliveries ids[0..n), those still under
+ * r->claim (a late result after the lease ran out changes nothing another claim took): on
+ * success they are deleted; otherwise each waits until next_at[i], or is marked failed when
+ * next_at[i] is 0, and the endpoint's other pending deliveries wait until r->retry_at. The
+ * endpoint's last status and time are set, and an endpoint failing for r->disable_after
+ * seconds without a success is disabled, its pending deliveries parked. */
 int store_webhook_done(struct store *s, const struct store_webhook_result *r, const int64_t *ids,
 		       const int64_t *next_at, size_t n);
 

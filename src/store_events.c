@@ -14,32 +14,49 @@
  * (PostgreSQL's pipeline), so the event is found by the connection's last new id; the scalar
  * subquery is evaluated once, before the first delivery row moves that id on. The type and
  * time are checked too, so an INSERT that made no row cannot pass another row off as the
- * event. SendGrid's format carries message events only. */
+ * event. SendGrid's format carries message events only. A delivery to an endpoint whose
+ * last POST failed waits for its next try (retry_at), with the rest of its backlog. */
 #define FANOUT_SQL                                                                                 \
 	"INSERT INTO webhook_deliveries (webhook_id, event_id, next_attempt_at, created_at) "      \
-	"SELECT w.id, e.id, e.created_at, e.created_at FROM events e "                             \
+	"SELECT w.id, e.id, "                                                                      \
+	"  CASE WHEN w.retry_at > e.created_at THEN w.retry_at ELSE e.created_at END, "            \
+	"  e.created_at FROM events e "                                                            \
 	"JOIN webhooks w ON w.account_id = e.account_id "                                          \
 	"WHERE e.id = (SELECT %s) AND e.type = ? AND e.created_at = ? AND w.enabled = 1 "          \
 	"  AND (w.events = '*' OR w.events LIKE '%%,' || e.type || ',%%') "                        \
 	"  AND (w.format = 'standard' OR e.type LIKE 'message.%%')"
 
-/* Due: pending and its time come, or left "sending" by a worker whose lease ran out. */
-#define DUE                                                                                        \
-	"((d.status = 'pending' AND d.next_attempt_at <= ?) OR "                                   \
-	"(d.status = 'sending' AND d.lease_until < ?))"
+/* A disabled endpoint's pending deliveries wait at this time (2^62 s), after any time a claim
+ * asks about, so the pick never walks past them; enabling the endpoint makes them due. */
+#define PARKED "4611686018427387904"
 
-/* The endpoint whose due delivery has waited longest. Only that delivery is locked, so
- * another node picks the next one and both share an endpoint's backlog. */
+/* Correlated, so that it is checked per delivery and never drives the plan. */
+#define ENABLED "EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.enabled = 1)"
+
+/* The endpoint of a due delivery, in two statements that each read one index range in its
+ * order, never sorting the backlog: one left "sending" by a worker whose lease ran out (few
+ * are ever sending), else the pending one that has waited longest. Only that delivery is
+ * locked, so another node picks the next one and both share an endpoint's backlog. */
+#define PICK_LAPSED_SQL                                                                            \
+	"SELECT d.webhook_id FROM webhook_deliveries d WHERE d.status = 'sending' "                \
+	"  AND d.lease_until < ? AND " ENABLED " LIMIT 1%s"
 #define PICK_SQL                                                                                   \
-	"SELECT d.webhook_id FROM webhook_deliveries d WHERE " DUE " AND d.webhook_id IN "         \
-	"  (SELECT id FROM webhooks WHERE enabled = 1) "                                           \
+	"SELECT d.webhook_id FROM webhook_deliveries d WHERE d.status = 'pending' "                \
+	"  AND d.next_attempt_at <= ? AND " ENABLED " "                                            \
 	"ORDER BY d.next_attempt_at, d.id LIMIT 1%s"
 
-#define CLAIM_SQL                                                                                  \
+/* The endpoint's due deliveries, through webhook_deliveries_hook: lapsed ones first, then
+ * pending ones, oldest first. */
+#define CLAIM_SET                                                                                  \
 	"UPDATE webhook_deliveries SET status = 'sending', lease_until = ?, "                      \
-	"  attempts = attempts + 1, claim = ? "                                                    \
-	"WHERE id IN (SELECT d.id FROM webhook_deliveries d WHERE d.webhook_id = ? AND " DUE       \
-	"  ORDER BY d.id LIMIT ?%s)"
+	"  attempts = attempts + 1, claim = ? WHERE id IN (SELECT d.id FROM webhook_deliveries d " \
+	"  WHERE d.webhook_id = ? AND "
+#define CLAIM_LAPSED_SQL                                                                           \
+	CLAIM_SET "d.status = 'sending' AND d.lease_until < ? "                                    \
+		  "  ORDER BY d.next_attempt_at, d.id LIMIT ?%s)"
+#define CLAIM_SQL                                                                                  \
+	CLAIM_SET "d.status = 'pending' AND d.next_attempt_at <= ? "                               \
+		  "  ORDER BY d.next_attempt_at, d.id LIMIT ?%s)"
 
 static char *sql_with(const char *fmt, const char *part)
 {
@@ -53,15 +70,19 @@ void sq_events_init(struct store *s)
 {
 	const struct db_driver *drv = s->db->drv;
 	s->fanout_sql = sql_with(FANOUT_SQL, drv->last_id);
-	s->hook_pick_sql = sql_with(PICK_SQL, drv->skip_locked);
-	s->hook_claim_sql = sql_with(CLAIM_SQL, drv->skip_locked);
+	s->hook_pick_sql[0] = sql_with(PICK_LAPSED_SQL, drv->skip_locked);
+	s->hook_pick_sql[1] = sql_with(PICK_SQL, drv->skip_locked);
+	s->hook_claim_sql[0] = sql_with(CLAIM_LAPSED_SQL, drv->skip_locked);
+	s->hook_claim_sql[1] = sql_with(CLAIM_SQL, drv->skip_locked);
 }
 
 void sq_events_free(struct store *s)
 {
 	free(s->fanout_sql);
-	free(s->hook_pick_sql);
-	free(s->hook_claim_sql);
+	for (size_t i = 0; i < 2; i++) {
+		free(s->hook_pick_sql[i]);
+		free(s->hook_claim_sql[i]);
+	}
 }
 
 /* webhook.test goes to the one endpoint it tests (store_webhook_test), never to all. */
@@ -151,18 +172,33 @@ static void read_event(const struct sq_res *r, void *row)
 	read_event_at(r, 0, row);
 }
 
+/* One statement per filter, each with its index in mind: a message's timeline reads
+ * events_message, the rest walk events_account back from before_id (ordered by its whole
+ * key, or SQLite would rather walk every account's events by id). */
+#define EVENTS_SQL(where, order)                                                                   \
+	"SELECT " EVENT_COLUMNS " FROM events e " EVENT_JOIN " WHERE " where                       \
+	" AND e.id < ? ORDER BY " order " LIMIT ?"
+#define BY_ACCOUNT "e.account_id DESC, e.id DESC"
+
 int store_events_list(struct store *s, int64_t account_id, const char *type,
 		      const char *message_uid, int64_t before_id, int limit, store_event_fn fn,
 		      void *arg)
 {
 	struct store_event_info row;
+	int64_t before = before_id > 0 ? before_id : INT64_MAX;
+	if (message_uid)
+		return sq_list(s, read_event, &row, (sq_row_fn)fn, arg,
+			       EVENTS_SQL("e.message_uid = ? AND e.account_id = ? "
+					  "AND (? IS NULL OR e.type = ?)",
+					  "e.id DESC"),
+			       "sissid", message_uid, account_id, type, type, before, limit);
+	if (type)
+		return sq_list(s, read_event, &row, (sq_row_fn)fn, arg,
+			       EVENTS_SQL("e.account_id = ? AND e.type = ?", BY_ACCOUNT), "isid",
+			       account_id, type, before, limit);
 	return sq_list(s, read_event, &row, (sq_row_fn)fn, arg,
-		       "SELECT " EVENT_COLUMNS " FROM events e " EVENT_JOIN " "
-		       "WHERE e.account_id = ? AND (? IS NULL OR e.type = ?) "
-		       "AND (? IS NULL OR e.message_uid = ?) AND (? = 0 OR e.id < ?) "
-		       "ORDER BY e.id DESC LIMIT ?",
-		       "issssiid", account_id, type, type, message_uid, message_uid, before_id,
-		       before_id, limit);
+		       EVENTS_SQL("e.account_id = ?", BY_ACCOUNT), "iid", account_id, before,
+		       limit);
 }
 
 int store_webhook_create(struct store *s, int64_t account_id, const char *url, const char *format,
@@ -222,17 +258,49 @@ int store_webhook_delete(struct store *s, int64_t account_id, int64_t id)
 			 account_id, id);
 }
 
+/* Parks the pending deliveries of endpoint id when it is disabled (by hand or by failures,
+ * maybe while this transaction ran), so that they are not due until it is enabled. */
+static int park(struct sq_conn *c, int64_t id)
+{
+	return sq_exec(c, NULL,
+		       "UPDATE webhook_deliveries SET next_attempt_at = " PARKED " "
+		       "WHERE webhook_id = ? AND status = 'pending' AND next_attempt_at < " PARKED
+		       "  AND (SELECT enabled FROM webhooks WHERE id = ?) = 0",
+		       "ii", id, id);
+}
+
+/* Makes the parked deliveries of endpoint id due; each still gives up 24 hours after it
+ * was made (created_at), and the oldest goes first. */
+static int unpark(struct sq_conn *c, int64_t id)
+{
+	return sq_exec(c, NULL,
+		       "UPDATE webhook_deliveries SET next_attempt_at = created_at "
+		       "WHERE webhook_id = ? AND status = 'pending' AND next_attempt_at = " PARKED,
+		       "i", id);
+}
+
 int store_webhook_set_enabled(struct store *s, int64_t account_id, int64_t id, bool enabled)
 {
-	/* Enabled by hand, an endpoint starts its failure count over; disabled by hand, it was
-	 * not disabled by failures. */
-	return sq_update(s, false,
-			 "UPDATE webhooks SET enabled = ?, "
-			 "  failing_since = CASE WHEN ? = 1 THEN NULL ELSE failing_since END, "
-			 "  disabled_at = CASE WHEN ? = 1 THEN NULL ELSE disabled_at END "
-			 "WHERE account_id = ? AND id = ?",
-			 "dddii", enabled ? 1 : 0, enabled ? 1 : 0, enabled ? 1 : 0, account_id,
-			 id);
+	struct sq_conn c = sq_acquire(s);
+	int on = enabled ? 1 : 0;
+	int rc = sq_begin(&c);
+	/* Enabled by hand, an endpoint starts its failure count over and is tried at once;
+	 * disabled by hand, it was not disabled by failures. */
+	if (rc == STORE_OK)
+		rc = sq_exec(&c, NULL,
+			     "UPDATE webhooks SET enabled = ?, "
+			     "  failing_since = CASE WHEN ? = 1 THEN NULL ELSE failing_since END, "
+			     "  disabled_at = CASE WHEN ? = 1 THEN NULL ELSE disabled_at END, "
+			     "  retry_at = CASE WHEN ? = 1 THEN NULL ELSE retry_at END "
+			     "WHERE account_id = ? AND id = ?",
+			     "ddddii", on, on, on, on, account_id, id);
+	if (rc == STORE_OK && sq_changes(&c) == 0)
+		rc = STORE_NOT_FOUND;
+	if (rc == STORE_OK)
+		rc = enabled ? unpark(&c, id) : park(&c, id);
+	rc = sq_end(&c, rc);
+	sq_release(&c);
+	return rc;
 }
 
 int store_webhook_test(struct store *s, int64_t account_id, int64_t id, const char *data,
@@ -303,26 +371,48 @@ static int claim_read(struct sq_conn *c, const char *token, struct store_deliver
 	return rc == STORE_NOT_FOUND || rc == STORE_OK ? STORE_OK : rc;
 }
 
+/* The endpoint of a due delivery: one whose lease lapsed, else the oldest pending one. */
+static int claim_pick(struct sq_conn *c, int64_t now, int64_t *hook_id)
+{
+	int rc = sq_exec(c, hook_id, c->s->hook_pick_sql[0], "i", now);
+	if (rc == STORE_NOT_FOUND)
+		rc = sq_exec(c, hook_id, c->s->hook_pick_sql[1], "i", now);
+	return rc;
+}
+
+/* Claims up to max of the endpoint's due deliveries under token: lapsed ones, then pending. */
+static int claim_rows(struct sq_conn *c, int64_t hook_id, int64_t now, int64_t lease_until,
+		      const char *token, size_t max)
+{
+	int64_t left = (int64_t)max;
+	int rc = STORE_OK;
+	for (size_t i = 0; i < 2 && rc == STORE_OK && left > 0; i++) {
+		rc = sq_exec(c, NULL, c->s->hook_claim_sql[i], "isiid", lease_until, token, hook_id,
+			     now, (int)left);
+		left -= rc == STORE_OK ? sq_changes(c) : 0;
+	}
+	return rc;
+}
+
 int store_webhook_claim(struct store *s, int64_t now, int64_t lease_until, size_t max,
-			struct store_webhook *hook, char **secret_sealed,
-			struct store_delivery *out, size_t *n)
+			size_t max_sendgrid, struct store_webhook *hook, char **secret_sealed,
+			char claim[STORE_CLAIM_LEN], struct store_delivery *out, size_t *n)
 {
 	struct sq_conn c = sq_acquire(s);
-	char token[33];
 	int64_t hook_id = 0;
 	*n = 0;
 	*secret_sealed = NULL;
-	auth_random_hex(token, 16);
+	auth_random_hex(claim, (STORE_CLAIM_LEN - 1) / 2);
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
-		rc = sq_exec(&c, &hook_id, s->hook_pick_sql, "ii", now, now);
-	if (rc == STORE_OK)
-		rc = sq_exec(&c, NULL, s->hook_claim_sql, "isiiid", lease_until, token, hook_id,
-			     now, now, (int)max);
+		rc = claim_pick(&c, now, &hook_id);
 	if (rc == STORE_OK)
 		rc = claim_hook(&c, hook_id, hook, secret_sealed);
 	if (rc == STORE_OK)
-		rc = claim_read(&c, token, out, max, n);
+		rc = claim_rows(&c, hook_id, now, lease_until, claim,
+				strcmp(hook->format, "sendgrid") == 0 ? max_sendgrid : max);
+	if (rc == STORE_OK)
+		rc = claim_read(&c, claim, out, max > max_sendgrid ? max : max_sendgrid, n);
 	rc = sq_end(&c, rc);
 	sq_release(&c);
 	if (rc != STORE_OK) {
@@ -334,16 +424,45 @@ int store_webhook_claim(struct store *s, int64_t now, int64_t lease_until, size_
 	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }
 
+/* A claimed delivery given back, its attempt not counted. */
+#define HAND_BACK                                                                                  \
+	"UPDATE webhook_deliveries SET status = 'pending', lease_until = NULL, claim = NULL, "     \
+	"  attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END "
+
 int store_deliveries_recover(struct store *s)
 {
 	if (s->db->drv->shared)
 		return STORE_OK;
-	return sq_write(
-		s, NULL,
-		"UPDATE webhook_deliveries SET status = 'pending', lease_until = NULL, "
-		"  claim = NULL, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 "
-		"  END WHERE status = 'sending'",
-		"");
+	struct sq_conn c = sq_acquire(s);
+	int rc = sq_begin(&c);
+	if (rc == STORE_OK)
+		rc = sq_exec(&c, NULL, HAND_BACK "WHERE status = 'sending'", "");
+	/* Those of an endpoint disabled while they were out wait with its others. */
+	if (rc == STORE_OK)
+		rc = sq_exec(&c, NULL,
+			     "UPDATE webhook_deliveries SET next_attempt_at = " PARKED " "
+			     "WHERE status = 'pending' AND next_attempt_at < " PARKED
+			     "  AND webhook_id IN (SELECT id FROM webhooks WHERE enabled = 0)",
+			     "");
+	rc = sq_end(&c, rc);
+	sq_release(&c);
+	return rc;
+}
+
+int store_webhook_release(struct store *s, int64_t webhook_id, const char *claim,
+			  const int64_t *ids, size_t n)
+{
+	struct sq_conn c = sq_acquire(s);
+	int rc = sq_begin_batch(&c);
+	/* Still due (a claim leaves next_attempt_at as it was), and not attempted. */
+	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = sq_exec(&c, NULL, HAND_BACK "WHERE id = ? AND webhook_id = ? AND claim = ?",
+			     "iis", ids[i], webhook_id, claim);
+	if (rc == STORE_OK)
+		rc = park(&c, webhook_id);
+	rc = sq_end_batch(&c, rc);
+	sq_release(&c);
+	return rc;
 }
 
 void store_deliveries_free(struct store_delivery *d, size_t n)
@@ -362,29 +481,34 @@ static int delivery_done(struct sq_conn *c, const struct store_webhook_result *r
 {
 	if (r->ok)
 		return sq_exec(c, NULL,
-			       "DELETE FROM webhook_deliveries WHERE id = ? AND webhook_id = ?",
-			       "ii", id, r->webhook_id);
+			       "DELETE FROM webhook_deliveries "
+			       "WHERE id = ? AND webhook_id = ? AND claim = ?",
+			       "iis", id, r->webhook_id, r->claim);
 	return sq_exec(c, NULL,
 		       "UPDATE webhook_deliveries SET "
 		       "  status = CASE WHEN ? > 0 THEN 'pending' ELSE 'failed' END, "
 		       "  next_attempt_at = CASE WHEN ? > 0 THEN ? ELSE next_attempt_at END, "
 		       "  lease_until = NULL, claim = NULL, last_status = ? "
-		       "WHERE id = ? AND webhook_id = ?",
-		       "iiisii", next_at, next_at, next_at, r->status, id, r->webhook_id);
+		       "WHERE id = ? AND webhook_id = ? AND claim = ?",
+		       "iiisiis", next_at, next_at, next_at, r->status, id, r->webhook_id,
+		       r->claim);
 }
 
 /* The endpoint's last result; failing since the first failure after a success, and
- * disabled once that has lasted r->disable_after. */
+ * disabled once that has lasted r->disable_after; after a failure, its next try. */
 static int endpoint_done(struct sq_conn *c, const struct store_webhook_result *r)
 {
 	int ok = r->ok ? 1 : 0;
+	int64_t retry_at = r->ok ? 0 : r->retry_at;
 	int rc = sq_exec(c, NULL,
 			 "UPDATE webhooks SET last_at = ?, last_status = ?, "
 			 "  last_success_at = CASE WHEN ? = 1 THEN ? ELSE last_success_at END, "
 			 "  failing_since = CASE WHEN ? = 1 THEN NULL "
-			 "    ELSE COALESCE(failing_since, ?) END "
+			 "    ELSE COALESCE(failing_since, ?) END, "
+			 "  retry_at = CASE WHEN ? > 0 THEN ? ELSE NULL END "
 			 "WHERE id = ?",
-			 "isdidii", r->now, r->status, ok, r->now, ok, r->now, r->webhook_id);
+			 "isdidiiii", r->now, r->status, ok, r->now, ok, r->now, retry_at, retry_at,
+			 r->webhook_id);
 	if (rc == STORE_OK && !r->ok && r->disable_after > 0)
 		rc = sq_exec(c, NULL,
 			     "UPDATE webhooks SET enabled = 0, disabled_at = ? "
@@ -393,15 +517,34 @@ static int endpoint_done(struct sq_conn *c, const struct store_webhook_result *r
 	return rc;
 }
 
+/* After a failed POST the endpoint's other pending deliveries wait with it until
+ * r->retry_at (and new ones too: the fan-out reads webhooks.retry_at), so a dead endpoint
+ * is tried once per backoff step however long its backlog; and should it be disabled now,
+ * they wait until it is enabled again. */
+static int endpoint_wait(struct sq_conn *c, const struct store_webhook_result *r)
+{
+	int rc = STORE_OK;
+	if (r->retry_at > 0)
+		rc = sq_exec(c, NULL,
+			     "UPDATE webhook_deliveries SET next_attempt_at = ? "
+			     "WHERE webhook_id = ? AND status = 'pending' AND next_attempt_at < ?",
+			     "iii", r->retry_at, r->webhook_id, r->retry_at);
+	return rc == STORE_OK ? park(c, r->webhook_id) : rc;
+}
+
 int store_webhook_done(struct store *s, const struct store_webhook_result *r, const int64_t *ids,
 		       const int64_t *next_at, size_t n)
 {
 	struct sq_conn c = sq_acquire(s);
 	int rc = sq_begin_batch(&c);
-	for (size_t i = 0; i < n && rc == STORE_OK; i++)
-		rc = delivery_done(&c, r, ids[i], next_at ? next_at[i] : 0);
+	/* The endpoint's row first: a concurrent store_webhook_set_enabled, which writes it
+	 * before the deliveries too, waits for this one or this one for it (PostgreSQL). */
 	if (rc == STORE_OK)
 		rc = endpoint_done(&c, r);
+	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = delivery_done(&c, r, ids[i], next_at ? next_at[i] : 0);
+	if (rc == STORE_OK && !r->ok)
+		rc = endpoint_wait(&c, r);
 	rc = sq_end_batch(&c, rc);
 	sq_release(&c);
 	return rc;

@@ -22,10 +22,11 @@ struct store {
 	_Atomic uint64_t policy_writes; /* bumped by every write that can change a policy */
 	char *claim_sql;		/* the delivery claim in the driver's dialect */
 	/* The same for events (store_events.c): the fan-out after an event's INSERT, and the
-	 * webhook deliveries' claim (the endpoint's pick, then its deliveries). */
+	 * webhook deliveries' claim (the endpoint's pick, then its deliveries), each for
+	 * deliveries whose lease lapsed [0] and for pending ones [1]. */
 	char *fanout_sql;
-	char *hook_pick_sql;
-	char *hook_claim_sql;
+	char *hook_pick_sql[2];
+	char *hook_claim_sql[2];
 };
 
 /* A connection held for one call or one transaction, with the store it serves: a driver's

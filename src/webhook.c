@@ -310,7 +310,7 @@ enum err webhook_test(struct store *s, const struct actor *who, int64_t account_
 /* The workers. */
 
 /* Events claimed at once: a standard endpoint gets one POST each, a SendGrid one all of them
- * in one POST (a full claim is topped up to WEBHOOK_BATCH). */
+ * (up to WEBHOOK_BATCH) in one POST. */
 #define STANDARD_BATCH 20
 /* A POST is bounded by WEBHOOK_TIMEOUT, and a round of standard POSTs stops while there is
  * time left, so a batch ends inside its lease: a delivery comes back to another worker only
@@ -327,6 +327,7 @@ static const int64_t backoff[] = {5, 30, 120, 600, 1800, 3600};
 struct batch {
 	struct store_webhook hook;
 	char *sealed; /* the endpoint's signing secret, sealed */
+	char claim[STORE_CLAIM_LEN];
 	struct store_delivery d[WEBHOOK_BATCH];
 	size_t n;
 	int64_t lease_until;
@@ -338,7 +339,7 @@ struct poster {
 	struct worker *thread;
 	int64_t logged_at; /* the last failure logged */
 	int unlogged;	   /* failures not logged since */
-	struct batch batch, more;
+	struct batch batch;
 };
 
 struct webhooks {
@@ -350,7 +351,7 @@ struct webhooks {
 };
 
 /* What one batch came to: the deliveries done, and those to try again (next_at, 0: given
- * up), each with the status of the POST that decided it. */
+ * up), each with the status of the POST that decided it; and those not posted. */
 struct tally {
 	int64_t ok_ids[WEBHOOK_BATCH];
 	size_t nok;
@@ -358,6 +359,8 @@ struct tally {
 	int64_t failed_ids[WEBHOOK_BATCH], next_at[WEBHOOK_BATCH];
 	size_t nfailed;
 	char failed_status[160];
+	int64_t unposted_ids[WEBHOOK_BATCH];
+	size_t nunposted;
 };
 
 /* When a delivery whose attempt just failed is tried again; 0 once its time is up. */
@@ -570,14 +573,27 @@ static void log_disabled(const struct store_webhook *hook, const struct tally *t
 		 (long long)hook->id, shown, (long long)hook->id);
 }
 
+/* When the endpoint is tried again after a failed POST: when the latest of its deliveries
+ * is, or after the first backoff step when all of them gave up. */
+static int64_t endpoint_retry_at(const struct tally *t, int64_t now)
+{
+	int64_t at = 0;
+	for (size_t i = 0; i < t->nfailed; i++)
+		at = t->next_at[i] > at ? t->next_at[i] : at;
+	return at ? at : now + backoff[0];
+}
+
 /* Writes the batch's outcome: the successes in one call, then the failures, so the
- * endpoint's last status is its latest POST's. */
-static void record(struct poster *p, const struct store_webhook *hook, const struct tally *t)
+ * endpoint's last status is its latest POST's; then hands back what was not posted. */
+static void record(struct poster *p, const struct batch *b, const struct tally *t)
 {
 	static const int64_t no_retry[WEBHOOK_BATCH];
+	const struct store_webhook *hook = &b->hook;
 	int64_t now = util_now();
-	struct store_webhook_result r = {
-		.webhook_id = hook->id, .now = now, .disable_after = WEBHOOK_RETRY_FOR};
+	struct store_webhook_result r = {.webhook_id = hook->id,
+					 .claim = b->claim,
+					 .now = now,
+					 .disable_after = WEBHOOK_RETRY_FOR};
 	int rc = STORE_OK;
 	if (t->nok) {
 		r.ok = true;
@@ -587,12 +603,16 @@ static void record(struct poster *p, const struct store_webhook *hook, const str
 	if (t->nfailed) {
 		r.ok = false;
 		r.status = t->failed_status;
+		r.retry_at = endpoint_retry_at(t, now);
 		if (store_webhook_done(p->w->store, &r, t->failed_ids, t->next_at, t->nfailed) !=
 		    STORE_OK)
 			rc = STORE_FAIL;
 		log_failure(p, hook, t, now);
 		log_disabled(hook, t, now);
 	}
+	if (t->nunposted && store_webhook_release(p->w->store, hook->id, b->claim, t->unposted_ids,
+						  t->nunposted) != STORE_OK)
+		rc = STORE_FAIL;
 	/* Unrecorded deliveries come back when their lease ends: sent again, never lost. */
 	if (rc != STORE_OK)
 		log_warn("webhook %lld: could not record a delivery's outcome",
@@ -602,14 +622,15 @@ static void record(struct poster *p, const struct store_webhook *hook, const str
 /* Posts the claimed deliveries of one standard endpoint, one event per POST, oldest first.
  * A failure ends the round: the endpoint is taken to be down, and the rest wait with the
  * failed one rather than each waiting out its own timeout. Stopping ends it too, after the
- * POST in hand, and so does a lease about to run out; the deliveries not posted then come
- * back when their lease ends. */
+ * POST in hand, and so does a lease about to run out; the deliveries not posted then are
+ * handed back, due at once and their attempt not counted. */
 static void run_standard(struct poster *p, struct worker *self, const struct batch *b,
 			 const char *secret, struct tally *t)
 {
 	char status[160];
-	for (size_t i = 0; i < b->n && !worker_stopping(self) &&
-			   util_now() < b->lease_until - 2 * WEBHOOK_TIMEOUT;
+	size_t i = 0;
+	for (; i < b->n && !worker_stopping(self) &&
+	       util_now() < b->lease_until - 2 * WEBHOOK_TIMEOUT;
 	     i++) {
 		bool ok = post_standard(p, &b->hook, secret, &b->d[i], status, sizeof(status));
 		tally_add(t, ok, status, &b->d[i], 1, util_now());
@@ -618,6 +639,8 @@ static void run_standard(struct poster *p, struct worker *self, const struct bat
 			return;
 		}
 	}
+	for (; i < b->n; i++)
+		t->unposted_ids[t->nunposted++] = b->d[i].id;
 }
 
 /* Posts a claimed batch and records what became of it. */
@@ -636,48 +659,29 @@ static void run(struct poster *p, struct worker *self, struct batch *b)
 		run_standard(p, self, b, secret, &t);
 	}
 	dkimkey_free_pem(secret);
-	record(p, &b->hook, &t);
+	record(p, b, &t);
 	store_deliveries_free(b->d, b->n);
 	free(b->sealed);
 	b->sealed = NULL;
 	b->n = 0;
 }
 
-/* Claims up to max due deliveries of the endpoint whose delivery waited longest. */
-static bool claim(struct poster *p, size_t max, struct batch *b)
+/* Claims due deliveries of the endpoint whose delivery waited longest and posts them. false
+ * when none was due. */
+static bool deliver_due(struct poster *p, struct worker *self)
 {
+	struct batch *b = &p->batch;
 	int64_t now = util_now();
 	b->n = 0;
 	b->lease_until = now + LEASE_SECONDS;
-	if (store_webhook_claim(p->w->store, now, b->lease_until, max, &b->hook, &b->sealed, b->d,
-				&b->n) == STORE_OK &&
-	    b->n > 0)
-		return true;
-	free(b->sealed);
-	b->sealed = NULL;
-	b->n = 0;
-	return false;
-}
-
-/* Claims due deliveries and posts them. false when none was due. A full claim for a
- * SendGrid endpoint is topped up from the same endpoint, to fill its one POST; a top-up
- * that comes from another endpoint is that endpoint's own batch. */
-static bool deliver_due(struct poster *p, struct worker *self)
-{
-	struct batch *b = &p->batch, *more = &p->more;
-	if (!claim(p, STANDARD_BATCH, b))
+	if (store_webhook_claim(p->w->store, now, b->lease_until, STANDARD_BATCH, WEBHOOK_BATCH,
+				&b->hook, &b->sealed, b->claim, b->d, &b->n) != STORE_OK ||
+	    b->n == 0) {
+		free(b->sealed);
+		b->sealed = NULL;
 		return false;
-	if (strcmp(b->hook.format, "sendgrid") == 0 && b->n == STANDARD_BATCH &&
-	    claim(p, WEBHOOK_BATCH - b->n, more) && more->hook.id == b->hook.id) {
-		memcpy(&b->d[b->n], more->d, more->n * sizeof(more->d[0]));
-		b->n += more->n;
-		more->n = 0;
-		free(more->sealed);
-		more->sealed = NULL;
 	}
 	run(p, self, b);
-	if (more->n)
-		run(p, self, more);
 	return true;
 }
 

@@ -17,7 +17,8 @@ struct world {
 	char dbname[64], conninfo[512]; /* PostgreSQL */
 	struct store *store;
 	int64_t acme, other;
-	int64_t user; /* acme's Admin */
+	int64_t user;		     /* acme's Admin */
+	char claim[STORE_CLAIM_LEN]; /* the token of the last claim() */
 };
 
 static bool on_postgres(void)
@@ -177,13 +178,13 @@ static size_t claim_all(struct world *w, int64_t now, char *out, size_t n)
 {
 	struct store_delivery d[16];
 	struct store_webhook hook;
-	char *secret;
+	char *secret, token[STORE_CLAIM_LEN];
 	size_t got, total = 0;
 	out[0] = '\0';
 	for (;;) {
-		assert_int_equal(
-			store_webhook_claim(w->store, now, now + 60, 16, &hook, &secret, d, &got),
-			STORE_OK);
+		assert_int_equal(store_webhook_claim(w->store, now, now + 60, 16, 16, &hook,
+						     &secret, token, d, &got),
+				 STORE_OK);
 		if (!got)
 			return total;
 		assert_string_equal(secret, "sealed");
@@ -443,8 +444,9 @@ static size_t claim(struct world *w, int64_t now, int64_t *ids, int *attempts)
 	struct store_webhook hook;
 	char *secret;
 	size_t n;
-	assert_int_equal(store_webhook_claim(w->store, now, now + 60, 8, &hook, &secret, d, &n),
-			 STORE_OK);
+	assert_int_equal(
+		store_webhook_claim(w->store, now, now + 60, 8, 8, &hook, &secret, w->claim, d, &n),
+		STORE_OK);
 	for (size_t i = 0; i < n; i++) {
 		ids[i] = d[i].id;
 		if (attempts)
@@ -475,6 +477,7 @@ static void test_a_delivery_is_retried_then_failed_and_its_endpoint_disabled(voi
 
 	next[0] = next[1] = 3070;
 	struct store_webhook_result r = {.webhook_id = id,
+					 .claim = w.claim,
 					 .ok = false,
 					 .status = "HTTP 500",
 					 .now = 3065,
@@ -510,6 +513,7 @@ static void test_a_delivery_is_retried_then_failed_and_its_endpoint_disabled(voi
 	assert_int_equal(hook.failing_since, 0);
 	assert_int_equal(claim(&w, 3065 + 86400 + 10, ids, NULL), 1);
 	r = (struct store_webhook_result){.webhook_id = id,
+					  .claim = w.claim,
 					  .ok = true,
 					  .status = "204",
 					  .now = 3065 + 86400 + 11,
@@ -524,6 +528,157 @@ static void test_a_delivery_is_retried_then_failed_and_its_endpoint_disabled(voi
 	assert_int_equal(store_webhook_delete(w.store, w.other, id), STORE_NOT_FOUND);
 	assert_int_equal(store_webhook_delete(w.store, w.acme, id), STORE_OK);
 	assert_int_equal(store_webhook_get(w.store, w.acme, id, &hook), STORE_NOT_FOUND);
+	world_close(&w);
+}
+
+/* Five messages of acme, each to two recipients: ten message.processed events at 3000. */
+static void add_messages(struct world *w)
+{
+	char uid[16];
+	for (int i = 0; i < 5; i++) {
+		snprintf(uid, sizeof(uid), "m%d", i);
+		assert_int_equal(add_message(w, uid, 3000), STORE_OK);
+	}
+}
+
+/* An endpoint of acme for message.processed with those ten due, eight of them claimed at 3000
+ * (their ids into ids). */
+static int64_t backlog(struct world *w, int64_t *ids)
+{
+	int64_t id = webhook(w, w->acme, "standard", ",message.processed,");
+	add_messages(w);
+	assert_int_equal(claim(w, 3000, ids, NULL), 8);
+	return id;
+}
+
+static struct store_webhook_result failed(int64_t id, const char *claim, int64_t now,
+					  int64_t retry_at)
+{
+	return (struct store_webhook_result){.webhook_id = id,
+					     .claim = claim,
+					     .ok = false,
+					     .status = "timeout",
+					     .now = now,
+					     .retry_at = retry_at,
+					     .disable_after = 86400};
+}
+
+static void test_a_disabled_endpoints_deliveries_wait_until_it_is_enabled(void **state)
+{
+	(void)state;
+	struct world w;
+	int64_t ids[8], next[8];
+	char got[2048];
+	world_open(&w);
+	int64_t id = webhook(&w, w.acme, "standard", ",message.processed,");
+	add_messages(&w);
+
+	/* Disabled by hand: none is due, ever; enabled, all are due at once. */
+	assert_int_equal(store_webhook_set_enabled(w.store, w.acme, id, false), STORE_OK);
+	assert_int_equal(claim(&w, 3000 + 86400 * 365, ids, NULL), 0);
+	assert_int_equal(store_webhook_set_enabled(w.store, w.acme, id, true), STORE_OK);
+	assert_int_equal(claim(&w, 3001, ids, NULL), 8);
+
+	/* Disabled by failures: the failed ones and the two not claimed wait with it. */
+	for (int i = 0; i < 8; i++)
+		next[i] = 3010;
+	struct store_webhook_result r = failed(id, w.claim, 3002, 0);
+	r.disable_after = 1;
+	assert_int_equal(store_webhook_done(w.store, &r, ids, next, 8), STORE_OK);
+	r.now = 3003;
+	assert_int_equal(store_webhook_done(w.store, &r, ids, next, 0), STORE_OK);
+	struct store_webhook hook;
+	assert_int_equal(store_webhook_get(w.store, w.acme, id, &hook), STORE_OK);
+	assert_false(hook.enabled);
+	assert_int_equal(claim_all(&w, 3000 + 86400 * 365, got, sizeof(got)), 0);
+	assert_int_equal(store_webhook_set_enabled(w.store, w.acme, id, true), STORE_OK);
+	assert_int_equal(claim_all(&w, 3004, got, sizeof(got)), 10);
+	world_close(&w);
+}
+
+static void test_a_failing_endpoint_is_tried_once_per_backoff_step(void **state)
+{
+	(void)state;
+	struct world w;
+	int64_t ids[8], next[8];
+	char got[2048];
+	world_open(&w);
+	int64_t dead = backlog(&w, ids);
+	int64_t alive = webhook(&w, w.acme, "standard", "*");
+	assert_int_equal(add_message(&w, "late", 3001), STORE_OK);
+
+	/* The POST fails: its backlog (the two not claimed, the later one, and one made
+	 * after the failure) waits with it until 3100; another endpoint's deliveries do not. */
+	for (int i = 0; i < 8; i++)
+		next[i] = 3010;
+	struct store_webhook_result r = failed(dead, w.claim, 3005, 3100);
+	assert_int_equal(store_webhook_done(w.store, &r, ids, next, 8), STORE_OK);
+	assert_int_equal(add_message(&w, "later", 3006), STORE_OK);
+	char want[128];
+	snprintf(want, sizeof(want), "%lld:message.processed %lld:message.processed",
+		 (long long)alive, (long long)alive);
+	assert_int_equal(claim_all(&w, 3099, got, sizeof(got)), 4);
+	assert_string_equal(got + strlen(got) - strlen(want), want);
+	assert_int_equal(claim(&w, 3100, ids, NULL), 8);
+	assert_int_equal(claim(&w, 3100, ids, NULL), 6);
+
+	/* A success ends the wait: what comes next is due at once. */
+	r = (struct store_webhook_result){
+		.webhook_id = dead, .claim = w.claim, .ok = true, .status = "200", .now = 3101};
+	assert_int_equal(store_webhook_done(w.store, &r, ids, NULL, 6), STORE_OK);
+	assert_int_equal(add_message(&w, "after", 3102), STORE_OK);
+	assert_int_equal(claim(&w, 3102, ids, NULL), 2);
+	world_close(&w);
+}
+
+static void test_a_stopped_worker_hands_back_what_it_did_not_post(void **state)
+{
+	(void)state;
+	struct world w;
+	int64_t ids[8], again[8];
+	int attempts[8];
+	world_open(&w);
+	int64_t id = backlog(&w, ids);
+	char token[STORE_CLAIM_LEN];
+	memcpy(token, w.claim, sizeof(token));
+
+	/* Another claim's token changes nothing; this one's hands back three, due at once and
+	 * not counted as tried. */
+	assert_int_equal(store_webhook_release(w.store, id, "0123", ids + 5, 3), STORE_OK);
+	assert_int_equal(claim(&w, 3001, again, NULL), 2);
+	assert_int_equal(store_webhook_release(w.store, id, token, ids + 5, 3), STORE_OK);
+	assert_int_equal(claim(&w, 3001, again, attempts), 3);
+	assert_int_equal(again[0], ids[5]);
+	assert_int_equal(attempts[0], 1);
+	world_close(&w);
+}
+
+static void test_a_late_result_leaves_another_claim_alone(void **state)
+{
+	(void)state;
+	struct world w;
+	int64_t ids[8], again[8];
+	world_open(&w);
+	int64_t id = webhook(&w, w.acme, "standard", ",message.processed,");
+	assert_int_equal(add_message(&w, "m1", 3000), STORE_OK);
+	assert_int_equal(claim(&w, 3000, ids, NULL), 2);
+	char stale[STORE_CLAIM_LEN];
+	memcpy(stale, w.claim, sizeof(stale));
+	/* The lease runs out and another worker claims them; then the first one's result. */
+	assert_int_equal(claim(&w, 3061, again, NULL), 2);
+	char current[STORE_CLAIM_LEN];
+	memcpy(current, w.claim, sizeof(current));
+	struct store_webhook_result r = {
+		.webhook_id = id, .claim = stale, .ok = true, .status = "200", .now = 3062};
+	assert_int_equal(store_webhook_done(w.store, &r, ids, NULL, 2), STORE_OK);
+	int64_t next[2] = {3070, 3070};
+	r = failed(id, stale, 3063, 0);
+	assert_int_equal(store_webhook_done(w.store, &r, ids, next, 2), STORE_OK);
+	/* Still the second claim's: not due, and its own result counts. */
+	assert_int_equal(claim(&w, 3070, again, NULL), 0);
+	r = failed(id, current, 3064, 0);
+	assert_int_equal(store_webhook_done(w.store, &r, again, next, 2), STORE_OK);
+	assert_int_equal(claim(&w, 3070, again, NULL), 2);
 	world_close(&w);
 }
 
@@ -542,10 +697,11 @@ static void *claim_race(void *arg)
 	struct claimer *c = arg;
 	struct store_delivery d[7];
 	struct store_webhook hook;
-	char *secret;
+	char *secret, token[STORE_CLAIM_LEN];
 	size_t n;
 	do {
-		c->rc = store_webhook_claim(c->store, 5000, 5060, 7, &hook, &secret, d, &n);
+		c->rc = store_webhook_claim(c->store, 5000, 5060, 7, 7, &hook, &secret, token, d,
+					    &n);
 		for (size_t i = 0; i < n && c->n < RACE_EVENTS; i++)
 			c->ids[c->n++] = d[i].id;
 		store_deliveries_free(d, n);
@@ -622,6 +778,15 @@ static void test_events_list_filters_and_pages(void **state)
 	assert_int_equal(l.n, 2);
 	list(&w, w.acme, NULL, "nope", 0, 50, &l);
 	assert_int_equal(l.n, 0);
+	list(&w, w.acme, NULL, "m2", 0, 50, &l);
+	assert_int_equal(l.n, 2);
+	list(&w, w.acme, NULL, "m2", l.ids[0], 50, &page);
+	assert_int_equal(page.n, 1);
+	assert_int_equal(page.ids[0], l.ids[1]);
+	list(&w, w.other, NULL, "m2", 0, 50, &l);
+	assert_int_equal(l.n, 0);
+	list(&w, w.acme, "sender.added", NULL, 0, 50, &l);
+	assert_int_equal(l.n, 1);
 	list(&w, w.acme, NULL, NULL, 0, 2, &page);
 	assert_string_equal(page.text, "sender.added|message.processed b@example.net");
 	list(&w, w.acme, NULL, NULL, page.ids[1], 2, &page);
@@ -688,6 +853,10 @@ int main(void)
 		cmocka_unit_test(test_a_sender_removed_and_a_domain_verified_are_told),
 		cmocka_unit_test(test_the_fan_out_follows_filter_format_switch_and_account),
 		cmocka_unit_test(test_a_delivery_is_retried_then_failed_and_its_endpoint_disabled),
+		cmocka_unit_test(test_a_disabled_endpoints_deliveries_wait_until_it_is_enabled),
+		cmocka_unit_test(test_a_failing_endpoint_is_tried_once_per_backoff_step),
+		cmocka_unit_test(test_a_stopped_worker_hands_back_what_it_did_not_post),
+		cmocka_unit_test(test_a_late_result_leaves_another_claim_alone),
 		cmocka_unit_test(test_two_claimers_never_get_the_same_delivery),
 		cmocka_unit_test(test_events_list_filters_and_pages),
 		cmocka_unit_test(test_a_cancel_made_for_a_stale_part_changes_nothing),

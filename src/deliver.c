@@ -176,14 +176,6 @@ static const cJSON *part_field(const cJSON *payload, int part, const char *name)
 	return cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, part), name);
 }
 
-/* A personalization's place in the request as the client wrote it ("index", kept by
- * send_schedule when it reorders them), for its Message-ID and its refusals. */
-static int part_index(const cJSON *payload, int part)
-{
-	const cJSON *index = part_field(payload, part, "index");
-	return cJSON_IsNumber(index) ? index->valueint : part;
-}
-
 /* The relay's own refusal of one recipient of the part numbered index, NULL when it
  * refused no such recipient. */
 static const char *refusal(const cJSON *rejected, int index, const char *email)
@@ -222,12 +214,8 @@ static void reply_status(const char *reply, char *out, size_t n)
 static void dropped(struct courier *w, const struct store_queued *m, const cJSON *payload, int part,
 		    const char *reason, int attempt)
 {
-	if (m->system)
-		return;
-	char *data = attempt > 0 ? event_json_num("attempt", attempt, "reason", reason, NULL)
-				 : event_json("reason", reason, NULL);
-	messages_events_unsent(&w->ev, payload, part, "message.dropped", data);
-	free(data);
+	if (!m->system)
+		messages_events_dropped(&w->ev, m->uid, m->from, payload, part, reason, attempt);
 }
 
 /* A recipient the relay refused and that is not tried again. With a 5xx it bounced. One
@@ -236,39 +224,47 @@ static void dropped(struct courier *w, const struct store_queued *m, const cJSON
  * it with that reply: the application hears it bounced too, as SendGrid's "blocked" (a
  * refusal for a temporary reason), its 4.x.x status saying so. */
 static void bounced(struct courier *w, const struct store_queued *m, const char *rcpt,
-		    const char *reply)
+		    const char *reply, const char *smtp_id)
 {
 	char status[16];
 	reply_status(reply, status, sizeof(status));
 	messages_events_add(&w->ev, "message.bounced", rcpt,
 			    event_json_num("attempt", m->attempts, "reply", reply, "type",
 					   reply[0] == '4' ? "blocked" : "bounce", "status",
-					   status[0] ? status : NULL, NULL));
+					   status[0] ? status : NULL, "smtp_id", smtp_id, NULL));
+}
+
+/* A recipient the relay took (delivered) or is to be tried again (deferred). */
+static void relayed(struct courier *w, const struct store_queued *m, const char *type,
+		    const char *rcpt, const char *reply, const char *smtp_id)
+{
+	messages_events_add(
+		&w->ev, type, rcpt,
+		event_json_num("attempt", m->attempts, "reply", reply, "smtp_id", smtp_id, NULL));
 }
 
 /* What the relay said of each recipient of a part: deferred with the part when it is to be
- * tried again; else delivered, or bounced when the relay refused it (or the whole part). */
+ * tried again; else delivered, or bounced when the relay refused it (or the whole part).
+ * Each names the Message-ID the part carries. */
 static void part_events(struct courier *w, const struct store_queued *m, const cJSON *payload,
 			int part, const cJSON *rejected, const struct relay_result *res)
 {
 	const char *rcpts[RECIPIENTS_MAX];
+	char smtp_id[MESSAGES_MSGID_MAX];
 	if (m->system)
 		return;
-	int index = part_index(payload, part);
+	int index = messages_part_index(payload, part);
+	const char *id = messages_smtp_id(m->uid, m->from, payload, part, smtp_id);
 	int n = compose_recipients(payload, part, rcpts, RECIPIENTS_MAX);
 	for (int i = 0; i < n && i < RECIPIENTS_MAX; i++) {
 		const char *own = refusal(rejected, index, rcpts[i]);
 		const char *reply = own ? own : res->reply;
 		if (res->outcome == RELAY_DEFERRED)
-			messages_events_add(
-				&w->ev, "message.deferred", rcpts[i],
-				event_json_num("attempt", m->attempts, "reply", reply, NULL));
+			relayed(w, m, "message.deferred", rcpts[i], reply, id);
 		else if (res->outcome == RELAY_SENT && !own)
-			messages_events_add(
-				&w->ev, "message.delivered", rcpts[i],
-				event_json_num("attempt", m->attempts, "reply", reply, NULL));
+			relayed(w, m, "message.delivered", rcpts[i], reply, id);
 		else
-			bounced(w, m, rcpts[i], reply);
+			bounced(w, m, rcpts[i], reply, id);
 	}
 }
 
@@ -448,22 +444,18 @@ static enum relay_outcome send_part(struct courier *w, const struct store_queued
 				    struct relay_result *res, const char **reason)
 {
 	const char *rcpts[RECIPIENTS_MAX];
-	char msgid[128], name[64], *data = NULL;
+	char msgid[MESSAGES_MSGID_MAX], name[64], *data = NULL;
 	size_t len = 0;
 	const char *why;
 
 	int n = compose_recipients(payload, part, rcpts, RECIPIENTS_MAX);
 	if (n > RECIPIENTS_MAX)
 		n = RECIPIENTS_MAX; /* send.c allows no more in a whole request */
-	/* The first part as the client gave them carries the id the client was given; later
-	 * ones add their index. */
-	if (index) {
-		snprintf(msgid, sizeof(msgid), "%s.%d@%s", m->uid, index, addr_domain(m->from));
+	messages_msgid(m->uid, m->from, index, msgid, sizeof(msgid));
+	if (index)
 		snprintf(name, sizeof(name), "%s.%d.eml", m->uid, index);
-	} else {
-		snprintf(msgid, sizeof(msgid), "%s@%s", m->uid, addr_domain(m->from));
+	else
 		snprintf(name, sizeof(name), "%s.eml", m->uid);
-	}
 	if (n <= 0 || compose_message(payload, part, msgid, m->created_at, &data, &len, &why) < 0) {
 		memset(res, 0, sizeof(*res));
 		res->outcome = RELAY_FAILED;
@@ -540,7 +532,7 @@ static void process(struct courier *w, struct store_queued *m)
 	int parts = compose_parts(payload);
 	for (int part = m->parts_done; part < parts; part++) {
 		const char *reason = NULL;
-		int index = part_index(payload, part);
+		int index = messages_part_index(payload, part);
 		int64_t due = part_due(payload, part);
 		if (due > util_now()) { /* a later personalization waits for its own time */
 			struct store_outcome *o =

@@ -21,24 +21,26 @@ const size_t event_ntypes = ARRAY_LEN(event_types);
 
 /* The events the SendGrid format carries, under its names; reply_as is where the relay's
  * reply goes (SendGrid puts a bounce's in "reason", a delivery's or deferral's in
- * "response"). */
+ * "response"), attempt whether the attempt number goes too (SendGrid sends it with
+ * deferrals only). webhook.test goes as a sample processed event (sendgrid_test_item). */
 static const struct {
 	const char *type;
 	const char *name;
 	const char *reply_as;
+	bool attempt;
 } sendgrid_kinds[] = {
-	{"message.processed", "processed", NULL},
-	{"message.deferred", "deferred", "response"},
-	{"message.delivered", "delivered", "response"},
-	{"message.bounced", "bounce", "reason"},
-	{"message.dropped", "dropped", NULL},
-	{"webhook.test", "test", NULL},
+	{"message.processed", "processed", NULL, false},
+	{"message.deferred", "deferred", "response", true},
+	{"message.delivered", "delivered", "response", false},
+	{"message.bounced", "bounce", "reason", false},
+	{"message.dropped", "dropped", NULL, false},
+	{"webhook.test", "processed", NULL, false},
 };
 
-/* The fields that event_data adds to a message event's own, and that a SendGrid item
- * writes under names of its own. */
-static const char *const message_fields[] = {"message_id", "recipient", "from", "tags",
-					     "custom_args"};
+/* The fields that event_data adds to a message event's own (smtp_id from the message's
+ * meta when the event has none), and that a SendGrid item writes under names of its own. */
+static const char *const message_fields[] = {"message_id", "recipient",	  "from",
+					     "tags",	   "custom_args", "smtp_id"};
 
 bool event_type_known(const char *type)
 {
@@ -231,6 +233,10 @@ cJSON *event_data(const struct store_event_info *e)
 	cJSON_AddItemToObject(data, "custom_args", custom_args_of(meta, e->recipient));
 	while ((v = own->child)) /* what the message says of itself wins */
 		add_new(data, v->string, cJSON_DetachItemViaPointer(own, v));
+	/* A submitted message has one Message-ID, its own: its meta holds it for every event. */
+	const cJSON *smtp_id = cJSON_GetObjectItemCaseSensitive(meta, "smtp_id");
+	if (cJSON_IsString(smtp_id))
+		add_new(data, "smtp_id", cJSON_CreateString(smtp_id->valuestring));
 	cJSON_Delete(own);
 	cJSON_Delete(meta);
 	return data;
@@ -282,11 +288,20 @@ static bool is_message_field(const char *key)
 	return false;
 }
 
-/* The event's own fields under SendGrid's names: the reply where the kind puts it (or
- * nowhere), the attempt as a string (as SendGrid sends it), the rest as they are; none
- * takes the place of a fixed field. */
-static void add_own_fields(cJSON *item, const cJSON *data, const char *reply_as)
+/* An attempt number as SendGrid writes it: a string. */
+static cJSON *attempt_text(const cJSON *n)
 {
+	char text[24];
+	snprintf(text, sizeof(text), "%" PRId64, (int64_t)n->valuedouble);
+	return cJSON_CreateString(text);
+}
+
+/* The event's own fields under SendGrid's names: the reply where the kind puts it (or
+ * nowhere), the attempt as a string (as SendGrid sends it) where the kind has one, the rest
+ * as they are; none takes the place of a fixed field. */
+static void add_own_fields(cJSON *item, const cJSON *data, int kind)
+{
+	const char *reply_as = sendgrid_kinds[kind].reply_as;
 	const cJSON *v;
 	cJSON_ArrayForEach(v, data)
 	{
@@ -295,42 +310,81 @@ static void add_own_fields(cJSON *item, const cJSON *data, const char *reply_as)
 		if (strcmp(v->string, "reply") == 0) {
 			if (reply_as)
 				add_new(item, reply_as, cJSON_Duplicate(v, true));
-		} else if (strcmp(v->string, "attempt") == 0 && cJSON_IsNumber(v)) {
-			char text[24];
-			snprintf(text, sizeof(text), "%" PRId64, (int64_t)v->valuedouble);
-			add_new(item, "attempt", cJSON_CreateString(text));
+		} else if (strcmp(v->string, "attempt") == 0) {
+			if (sendgrid_kinds[kind].attempt && cJSON_IsNumber(v))
+				add_new(item, "attempt", attempt_text(v));
 		} else {
 			add_new(item, v->string, cJSON_Duplicate(v, true));
 		}
 	}
 }
 
-/* One event in SendGrid's shape: its fixed fields, its own, its tags as "category", and the
- * custom_args at the top level where they take no name already used. */
-static cJSON *sendgrid_item(const struct store_event_info *e, int kind)
+/* The fields a SendGrid item opens with; email and message_id are left out when empty. */
+static cJSON *sendgrid_head(const struct store_event_info *e, int kind, const char *email,
+			    const char *message_id, const char *smtp_id)
 {
-	cJSON *item = cJSON_CreateObject(), *data = event_data(e);
+	cJSON *item = cJSON_CreateObject();
 	char id[32];
 	event_standard_id(e, id, sizeof(id));
-	if (e->recipient[0])
-		cJSON_AddStringToObject(item, "email", e->recipient);
+	if (email[0])
+		cJSON_AddStringToObject(item, "email", email);
 	add_int(item, "timestamp", e->created_at);
 	cJSON_AddStringToObject(item, "event", sendgrid_kinds[kind].name);
 	cJSON_AddStringToObject(item, "sg_event_id", id);
-	if (e->message_uid[0]) {
-		char smtp_id[40 + ADDR_DOMAIN_MAX + 3];
-		snprintf(smtp_id, sizeof(smtp_id), "<%s@%s>", e->message_uid, addr_domain(e->from));
-		cJSON_AddStringToObject(item, "sg_message_id", e->message_uid);
+	if (message_id[0]) {
+		cJSON_AddStringToObject(item, "sg_message_id", message_id);
 		cJSON_AddStringToObject(item, "smtp-id", smtp_id);
 	}
-	add_own_fields(item, data, sendgrid_kinds[kind].reply_as);
-	const cJSON *tags = cJSON_GetObjectItemCaseSensitive(data, "tags"), *v;
-	if (cJSON_GetArraySize(tags) > 0)
-		add_new(item, "category", cJSON_Duplicate(tags, true));
+	return item;
+}
+
+/* The tags as SendGrid sends categories: one as a string, several as an array; NULL for
+ * none. */
+static cJSON *category_of(const cJSON *tags)
+{
+	int n = cJSON_GetArraySize(tags);
+	if (n == 1)
+		return cJSON_Duplicate(tags->child, true);
+	return n > 1 ? cJSON_Duplicate(tags, true) : NULL;
+}
+
+/* One event in SendGrid's shape: its fixed fields (smtp-id the Message-ID its recipient's
+ * copy carried, or the first personalization's for events written without one), its own,
+ * its tags as "category", and the custom_args at the top level where they take no name
+ * already used. */
+static cJSON *sendgrid_item(const struct store_event_info *e, int kind)
+{
+	cJSON *data = event_data(e);
+	const char *smtp_id =
+		cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(data, "smtp_id"));
+	char first[40 + ADDR_DOMAIN_MAX + 3];
+	if (!smtp_id) {
+		snprintf(first, sizeof(first), "<%s@%s>", e->message_uid, addr_domain(e->from));
+		smtp_id = first;
+	}
+	cJSON *item = sendgrid_head(e, kind, e->recipient, e->message_uid, smtp_id);
+	add_own_fields(item, data, kind);
+	cJSON *category = category_of(cJSON_GetObjectItemCaseSensitive(data, "tags")), *v;
+	if (category)
+		add_new(item, "category", category);
 	cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(data, "custom_args"))
 	{
 		add_new(item, v->string, cJSON_Duplicate(v, true));
 	}
+	cJSON_Delete(data);
+	return item;
+}
+
+/* webhook.test as a sample of what a receiver reads: a processed event, marked as the test
+ * and naming the endpoint it tests, so code written for SendGrid's events takes it as one. */
+static cJSON *sendgrid_test_item(const struct store_event_info *e, int kind)
+{
+	cJSON *data = parse_object(e->data);
+	cJSON *item = sendgrid_head(e, kind, "example@test.com", "test", "<test@postern.invalid>");
+	cJSON_AddTrueToObject(item, "postern_test");
+	cJSON *hook = cJSON_DetachItemFromObjectCaseSensitive(data, "webhook_id");
+	if (hook)
+		cJSON_AddItemToObject(item, "webhook_id", hook);
 	cJSON_Delete(data);
 	return item;
 }
@@ -341,7 +395,9 @@ char *event_sendgrid_body(const struct store_event_info *e, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		int kind = sendgrid_kind(e[i].type);
 		if (kind >= 0)
-			cJSON_AddItemToArray(list, sendgrid_item(&e[i], kind));
+			cJSON_AddItemToArray(list, event_is_message(e[i].type)
+							   ? sendgrid_item(&e[i], kind)
+							   : sendgrid_test_item(&e[i], kind));
 	}
 	return print(list);
 }

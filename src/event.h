@@ -19,8 +19,8 @@ extern const size_t event_ntypes;
 bool event_type_known(const char *type);
 /* True for message.* types: the only ones the SendGrid format carries. */
 bool event_is_message(const char *type);
-/* SendGrid's name for a message event ("delivered", "bounce", ...) or "test" for
- * webhook.test; NULL when it has none. */
+/* SendGrid's name for a message event ("delivered", "bounce", ...), and "processed" for
+ * webhook.test (sent as a sample processed event); NULL when it has none. */
 const char *event_sendgrid_name(const char *type);
 
 /* A JSON object of string fields, malloc'd: key, value, ..., NULL. A NULL value leaves its
@@ -38,7 +38,9 @@ char *event_meta(const cJSON *payload);
 
 /* An event as GET /api/events shows it: {id, type, created_at (RFC 3339), message_id,
  * recipient, data}, data being the event's own fields with, for a message event,
- * message_id, recipient, from, tags and custom_args. NULL for fields that do not apply. */
+ * message_id, recipient, from, tags and custom_args, and smtp_id (the Message-ID the
+ * recipient's copy carries: the event's own, else its meta's, a submitted message's). NULL
+ * for fields that do not apply. */
 cJSON *event_render(const struct store_event_info *e);
 /* The data object alone, as event_render puts it (caller frees). */
 cJSON *event_data(const struct store_event_info *e);
@@ -49,9 +51,11 @@ char *event_standard_body(const struct store_event_info *e);
 /* The webhook-id of an event: the same for every retry ("evt_<id>"). */
 void event_standard_id(const struct store_event_info *e, char *out, size_t n);
 /* A SendGrid Event Webhook body, malloc'd: a JSON array of the message events of e[0..n)
- * in SendGrid's shape (email, timestamp, event, sg_event_id, sg_message_id, smtp-id,
- * reason, response, attempt, category, and custom_args as top-level keys), and
- * webhook.test as "event": "test". Other types are left out. */
+ * in SendGrid's shape (email, timestamp, event, sg_event_id, sg_message_id, smtp-id (the
+ * data's smtp_id, else "<message_id@from-domain>"), reason, response, attempt (deferrals
+ * only), category (a string for one tag, an array for several), and custom_args as
+ * top-level keys), and webhook.test as a sample processed event for example@test.com with
+ * "postern_test": true and its webhook_id. Other types are left out. */
 char *event_sendgrid_body(const struct store_event_info *e, size_t n);
 
 #endif

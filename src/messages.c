@@ -2,9 +2,11 @@
  * the delivery workers write with each change of a message. */
 #include "messages.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "compose.h"
 #include "event.h"
 #include "send.h"
@@ -13,6 +15,34 @@
 /* A message's recipients not sent to yet are read again at most this many times when its
  * parts keep going out while it is being cancelled. */
 #define CANCEL_TRIES 5
+
+int messages_part_index(const cJSON *payload, int part)
+{
+	const cJSON *list = cJSON_GetObjectItemCaseSensitive(payload, "personalizations");
+	const cJSON *index =
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(list, part), "index");
+	return cJSON_IsNumber(index) ? index->valueint : part;
+}
+
+void messages_msgid(const char *uid, const char *from, int index, char *out, size_t n)
+{
+	if (index)
+		snprintf(out, n, "%s.%d@%s", uid, index, addr_domain(from));
+	else
+		snprintf(out, n, "%s@%s", uid, addr_domain(from));
+}
+
+const char *messages_smtp_id(const char *uid, const char *from, const cJSON *payload, int part,
+			     char out[MESSAGES_MSGID_MAX])
+{
+	if (!payload || compose_mail_from(payload))
+		return NULL;
+	out[0] = '<';
+	messages_msgid(uid, from, messages_part_index(payload, part), out + 1,
+		       MESSAGES_MSGID_MAX - 2);
+	strcat(out, ">");
+	return out;
+}
 
 void messages_events_add(struct messages_events *l, const char *type, const char *recipient,
 			 char *data)
@@ -28,19 +58,31 @@ void messages_events_add(struct messages_events *l, const char *type, const char
 	};
 }
 
-void messages_events_unsent(struct messages_events *l, const cJSON *payload, int from_part,
-			    const char *type, const char *data)
+/* The data of a message.dropped event; smtp_id may be NULL. */
+static char *dropped_data(const char *reason, int attempt, const char *smtp_id)
+{
+	return attempt > 0 ? event_json_num("attempt", attempt, "reason", reason, "smtp_id",
+					    smtp_id, NULL)
+			   : event_json("reason", reason, "smtp_id", smtp_id, NULL);
+}
+
+void messages_events_dropped(struct messages_events *l, const char *uid, const char *from,
+			     const cJSON *payload, int from_part, const char *reason, int attempt)
 {
 	const char *rcpts[SEND_MAX_RECIPIENTS];
+	char smtp_id[MESSAGES_MSGID_MAX];
 	if (!payload) {
-		messages_events_add(l, type, NULL, data ? xstrdup(data) : NULL);
+		messages_events_add(l, "message.dropped", NULL,
+				    dropped_data(reason, attempt, NULL));
 		return;
 	}
 	int parts = compose_parts(payload);
 	for (int part = from_part; part < parts; part++) {
+		const char *id = messages_smtp_id(uid, from, payload, part, smtp_id);
 		int n = compose_recipients(payload, part, rcpts, SEND_MAX_RECIPIENTS);
 		for (int i = 0; i < n && i < SEND_MAX_RECIPIENTS; i++)
-			messages_events_add(l, type, rcpts[i], data ? xstrdup(data) : NULL);
+			messages_events_add(l, "message.dropped", rcpts[i],
+					    dropped_data(reason, attempt, id));
 	}
 }
 
@@ -66,9 +108,7 @@ static int cancel_once(struct store *s, int64_t account_id, const char *uid, int
 		rc = store_message_payload(s, account_id, uid, &payload);
 	if (rc == STORE_OK && !m->system) {
 		cJSON *p = cJSON_Parse(payload);
-		char *data = event_json("reason", "cancelled", NULL);
-		messages_events_unsent(&ev, p, m->parts_done, "message.dropped", data);
-		free(data);
+		messages_events_dropped(&ev, m->uid, m->from, p, m->parts_done, "cancelled", 0);
 		cJSON_Delete(p);
 	}
 	if (rc == STORE_OK)

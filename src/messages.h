@@ -9,6 +9,24 @@
 
 #include "store.h"
 
+/* Room for a Message-ID: the message's id, a personalization's index and its From's
+ * domain, in angle brackets. */
+#define MESSAGES_MSGID_MAX 320
+
+/* A personalization's place in the request as the client wrote it ("index", kept by
+ * send_schedule when it reorders them): what its Message-ID and its refusals go by. */
+int messages_part_index(const cJSON *payload, int part);
+/* The Message-ID Postern writes into the personalization numbered index of message uid
+ * from `from`, without angle brackets, in out (n bytes; MESSAGES_MSGID_MAX - 2 hold it):
+ * "<uid>@<from's domain>" for the request's first, which carries the id the client was
+ * given, "<uid>.<index>@<domain>" for the others. */
+void messages_msgid(const char *uid, const char *from, int index, char *out, size_t n);
+/* The events' smtp_id for the recipients of personalization part: its Message-ID in angle
+ * brackets, in out. NULL for a message submitted over SMTP, which carries its own (its
+ * meta holds it: submit.h), and for a payload that could not be read. */
+const char *messages_smtp_id(const char *uid, const char *from, const cJSON *payload, int part,
+			     char out[MESSAGES_MSGID_MAX]);
+
 /* Events being made for one message, to hand to one store call; the list owns their
  * recipients and data (types are literals). */
 struct messages_events {
@@ -20,11 +38,12 @@ struct messages_events {
  * is taken. */
 void messages_events_add(struct messages_events *l, const char *type, const char *recipient,
 			 char *data);
-/* Adds one event with a copy of data for each recipient of the personalizations from
- * from_part on: the recipients a message has not been sent to yet. A payload that could
+/* Adds a message.dropped event with reason (and attempt, when not 0) for each recipient
+ * of the personalizations from from_part on: the recipients message uid from `from` has
+ * not been sent to yet, each with the smtp_id of its personalization. A payload that could
  * not be read (NULL) gets one event naming no recipient. */
-void messages_events_unsent(struct messages_events *l, const cJSON *payload, int from_part,
-			    const char *type, const char *data);
+void messages_events_dropped(struct messages_events *l, const char *uid, const char *from,
+			     const cJSON *payload, int from_part, const char *reason, int attempt);
 /* Frees what the list holds and empties it. */
 void messages_events_clear(struct messages_events *l);
 

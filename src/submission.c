@@ -84,6 +84,21 @@ struct fields {
 	int ncuts;
 };
 
+/* The msg-id of a Message-ID field's value ("<id@host>" without comments around it), or the
+ * value as it is when it has none in brackets. */
+static char *msg_id_of(const char *value)
+{
+	const char *open = value ? strchr(value, '<') : NULL;
+	const char *close = open ? strchr(open, '>') : NULL;
+	if (!close)
+		return xstrdup(value ? value : "");
+	size_t n = (size_t)(close - open) + 1;
+	char *id = xmalloc(n + 1);
+	memcpy(id, open, n);
+	id[n] = '\0';
+	return id;
+}
+
 static bool named(GMimeHeader *h, const char *name)
 {
 	return strcasecmp(g_mime_header_get_name(h), name) == 0;
@@ -117,7 +132,10 @@ static int read_field(GMimeHeaderList *list, int i, const char *data, size_t len
 	    read_identity(h, "Sender", &f->nsender, out->sender, why, whylen) < 0)
 		return -1;
 	f->has_date |= named(h, "Date");
-	f->has_msgid |= named(h, "Message-ID");
+	if (named(h, "Message-ID") && !f->has_msgid) { /* the first one is what readers show */
+		f->has_msgid = true;
+		out->message_id = msg_id_of(g_mime_header_get_value(h));
+	}
 	if (named(h, "Bcc")) {
 		/* Where its own lines end, never where the next field of the list begins: GMime
 		 * keeps Content-* fields in the MIME part, out of the message's list. */
@@ -140,8 +158,10 @@ static int read_fields(GMimeHeaderList *list, const char *data, size_t len, stru
 	return 0;
 }
 
-/* The fields a submission server adds, as lines to prepend. */
-static GString *added_fields(const struct fields *f, const char *id, const char *from, int64_t date)
+/* The fields a submission server adds, as lines to prepend; the Message-ID added is the
+ * message's. */
+static GString *added_fields(const struct fields *f, const char *id, struct submission *out,
+			     int64_t date)
 {
 	GString *s = g_string_new(NULL);
 	if (!f->has_date) {
@@ -151,8 +171,12 @@ static GString *added_fields(const struct fields *f, const char *id, const char 
 		g_free(text);
 		g_date_time_unref(when);
 	}
-	if (!f->has_msgid)
-		g_string_append_printf(s, "Message-ID: <%s@%s>\r\n", id, addr_domain(from));
+	if (!f->has_msgid) {
+		size_t n = strlen(id) + ADDR_DOMAIN_MAX + 4;
+		out->message_id = xmalloc(n);
+		snprintf(out->message_id, n, "<%s@%s>", id, addr_domain(out->from));
+		g_string_append_printf(s, "Message-ID: %s\r\n", out->message_id);
+	}
 	return s;
 }
 
@@ -238,9 +262,11 @@ int submission_make(const char *data, size_t len, const char *id, int64_t date,
 	int rc = read_fields(g_mime_object_get_header_list(GMIME_OBJECT(msg)), data, len, &f, out,
 			     why, whylen);
 	if (rc == 0) {
-		GString *added = added_fields(&f, id, out->from, date);
+		GString *added = added_fields(&f, id, out, date);
 		assemble(data, len, &f, added, out);
 		g_string_free(added, TRUE);
+	} else {
+		submission_free(out);
 	}
 	free(f.cuts);
 	g_object_unref(msg);
@@ -250,5 +276,7 @@ int submission_make(const char *data, size_t len, const char *id, int64_t date,
 void submission_free(struct submission *s)
 {
 	free(s->data);
+	free(s->message_id);
 	s->data = NULL;
+	s->message_id = NULL;
 }

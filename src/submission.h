@@ -15,14 +15,17 @@ struct submission {
 	char sender[ADDR_MAX]; /* the header Sender, normalized; "" when there is none */
 	char *data;	       /* the fixed-up message, malloc'd */
 	size_t len;
+	/* The Message-ID its recipients see ("<…>": the first if several, or the one added),
+	 * malloc'd. */
+	char *message_id;
 };
 
 /* Reads the message data (CRLF line ends): exactly one From header with one mailbox, at
  * most one Sender with one mailbox, each value nothing beyond it and comments; no NUL byte
  * anywhere, no other control character in the header section. Then fixes it up: every Bcc removed,
  * and when missing "Date:" (date, seconds since the epoch) and "Message-ID: <id@from-domain>"
- * added. Returns 0 with out filled (free it with submission_free), or -1 with why saying what the
- * client should fix. */
+ * added, out->message_id saying which Message-ID its recipients see. Returns 0 with out filled
+ * (free it with submission_free), or -1 with why saying what the client should fix. */
 int submission_make(const char *data, size_t len, const char *id, int64_t date,
 		    struct submission *out, char *why, size_t whylen);
 void submission_free(struct submission *s);

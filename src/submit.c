@@ -11,6 +11,7 @@
 #include "compose.h"
 #include "event.h"
 #include "log.h"
+#include "messages.h"
 #include "submission.h"
 #include "util.h"
 
@@ -71,36 +72,50 @@ static char *serialize(const cJSON *payload)
 	return json;
 }
 
-/* A message.processed event for each recipient, in out->events: the addresses are copied
- * into the same block, since what they were read from may be gone before the commit. */
-static void processed(struct submit *out, const char *const *rcpts, int n)
+/* s copied to *at, which moves past it. */
+static const char *put(char **at, const char *s)
+{
+	size_t size = strlen(s) + 1;
+	char *copy = memcpy(*at, s, size);
+	*at += size;
+	return copy;
+}
+
+/* A message.processed event for each recipient rcpts[i] with its data[i] (JSON or NULL;
+ * data is NULL when none has any), in out->events: the strings are copied into the same
+ * block, since what they were read from may be gone before the commit. */
+static void processed(struct submit *out, const char *const *rcpts, char *const *data, int n)
 {
 	size_t len = 0;
 	out->events = NULL;
 	if (n <= 0)
 		return;
 	for (int i = 0; i < n; i++)
-		len += strlen(rcpts[i]) + 1;
+		len += strlen(rcpts[i]) + 1 + (data && data[i] ? strlen(data[i]) + 1 : 0);
 	struct store_event *ev = xmalloc((size_t)n * sizeof(*ev) + len);
 	char *at = (char *)(ev + n);
-	for (int i = 0; i < n; i++) {
-		size_t size = strlen(rcpts[i]) + 1;
-		memcpy(at, rcpts[i], size);
-		ev[i] = (struct store_event){.type = "message.processed", .recipient = at};
-		at += size;
-	}
+	for (int i = 0; i < n; i++)
+		ev[i] = (struct store_event){.type = "message.processed",
+					     .recipient = put(&at, rcpts[i]),
+					     .data = data && data[i] ? put(&at, data[i]) : NULL};
 	out->events = ev;
 }
 
 /* Every personalization's to, cc and bcc, in order (a request has at most
- * SEND_MAX_RECIPIENTS in all). */
-static int payload_recipients(const cJSON *payload, const char **out)
+ * SEND_MAX_RECIPIENTS in all), each with its event's data, malloc'd: the smtp_id of its
+ * personalization (messages.h), as message uid from `from` will carry it. */
+static int payload_recipients(const char *uid, const char *from, const cJSON *payload,
+			      const char **out, char **data)
 {
+	char smtp_id[MESSAGES_MSGID_MAX];
 	int n = 0, parts = compose_parts(payload);
 	for (int part = 0; part < parts && n < SEND_MAX_RECIPIENTS; part++) {
 		int k = compose_recipients(payload, part, out + n, SEND_MAX_RECIPIENTS - n);
-		if (k > 0)
-			n += k < SEND_MAX_RECIPIENTS - n ? k : SEND_MAX_RECIPIENTS - n;
+		if (k > SEND_MAX_RECIPIENTS - n)
+			k = SEND_MAX_RECIPIENTS - n;
+		const char *id = messages_smtp_id(uid, from, payload, part, smtp_id);
+		for (int i = 0; i < k; i++)
+			data[n++] = event_json("smtp_id", id, NULL);
 	}
 	return n;
 }
@@ -109,12 +124,15 @@ void submit_queue(struct queue *q, const struct store_apikey *key, const struct 
 		  struct submit *out, void (*done)(void *arg, int rc), void *arg)
 {
 	const char *rcpts[SEND_MAX_RECIPIENTS];
-	int n = payload_recipients(r->payload, rcpts);
+	char *data[SEND_MAX_RECIPIENTS];
 	submit_message_id(out->id);
 	util_copy(out->from, sizeof(out->from), r->from);
+	int n = payload_recipients(out->id, out->from, r->payload, rcpts, data);
 	out->payload = serialize(r->payload);
 	out->meta = event_meta(r->payload);
-	processed(out, rcpts, n);
+	processed(out, rcpts, data, n);
+	for (int i = 0; i < n; i++)
+		free(data[i]);
 	out->m = (struct store_message){
 		.uid = out->id,
 		.account_id = key->account_id,
@@ -179,7 +197,7 @@ enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drop
 	int64_t now = util_now();
 	submit_message_id(out->id);
 	out->payload = NULL;
-	out->meta = NULL; /* SMTP has no tags or custom_args */
+	out->meta = NULL;
 	out->events = NULL;
 	if (submission_make(in->data, in->len, out->id, now, &s, why, whylen) < 0)
 		return ERR_INVALID_REQUEST;
@@ -193,8 +211,11 @@ enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drop
 	util_copy(out->from, sizeof(out->from), s.from);
 	out->payload =
 		compose_smtp_payload(in->mail_from, in->rcpts, in->nrcpts, s.sender, s.data, s.len);
+	/* SMTP has no tags or custom_args. Its one Message-ID is the client's or the one added:
+	 * every event of the message repeats it (event_data), the delivery's too. */
+	out->meta = event_json("smtp_id", s.message_id, NULL);
 	submission_free(&s);
-	processed(out, in->rcpts, in->nrcpts);
+	processed(out, in->rcpts, NULL, in->nrcpts);
 	out->m = (struct store_message){
 		.uid = out->id,
 		.account_id = key->account_id,
@@ -204,6 +225,7 @@ enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drop
 		.payload = out->payload,
 		.recipients = in->nrcpts,
 		.now = now,
+		.meta = out->meta,
 		.events = out->events,
 		.nevents = out->events ? (size_t)in->nrcpts : 0,
 	};

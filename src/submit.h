@@ -37,7 +37,9 @@ void submit_sandbox(struct drops *drops, const struct store_apikey *key,
 		    const struct send_request *r);
 
 /* A message on its way into the queue, named, with its message.processed event for each
- * recipient; it must live until its commit lands. */
+ * recipient, which names the Message-ID the recipient's copy carries (smtp_id: its
+ * personalization's, see messages_smtp_id; for a submitted message, its meta's); it must
+ * live until its commit lands. */
 struct submit {
 	char id[SUBMIT_ID_LEN];
 	char from[ADDR_MAX];
@@ -63,7 +65,8 @@ struct submit_smtp_in {
 /* Submission: reads the message's headers (GMime); it must have exactly one From with one
  * address, which is judged like the envelope sender, and so is a Sender header if present.
  * Then adds what a submission server adds (Bcc removed, Date and Message-ID when missing)
- * and queues it as sent by key with source "smtp". ERR_OK: queued, done(arg, rc) runs on
+ * and queues it as sent by key with source "smtp", with its Message-ID (the client's or the
+ * one added) in its meta as smtp_id for all its events. ERR_OK: queued, done(arg, rc) runs on
  * the queue's writer thread once its commit has landed (or failed), out->id is its id.
  * Otherwise nothing was queued: ERR_INVALID_REQUEST with why filled (a malformed message),
  * a policy refusal (counted as a drop), or ERR_STORE_UNAVAILABLE. */

@@ -33,6 +33,7 @@ class Relay(socketserver.ThreadingTCPServer):
         self.port = self.server_address[1]
         self.after_data = None
         self.received = []  # the RCPT lists of the messages it took
+        self.message_ids = {}  # recipient -> the Message-ID of the copy it took for them
         self.lock = threading.Lock()
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -82,12 +83,16 @@ class RelaySession(socketserver.StreamRequestHandler):
 
     def data(self, rcpts):
         self.say("354 End data with <CR><LF>.<CR><LF>")
-        while self.rfile.readline() not in (b".\r\n", b""):
-            pass
+        message_id, in_header = None, True
+        while (line := self.rfile.readline()) not in (b".\r\n", b""):
+            in_header = in_header and line != b"\r\n"
+            if in_header and message_id is None and line.lower().startswith(b"message-id:"):
+                message_id = line.split(b":", 1)[1].strip().decode()
         if any(r.startswith("spam") for r in rcpts):
             return self.say("554 Message refused as spam")
         with self.server.lock:
             self.server.received.append(list(rcpts))
+            self.server.message_ids.update((r, message_id) for r in rcpts)
         self.say("250 2.0.0 Ok: queued as 4XYZ")
         hook, self.server.after_data = self.server.after_data, None
         if hook:
@@ -190,6 +195,12 @@ class AcceptTest(EventsCase):
         for data in delivered.values():
             self.assertEqual(data["attempt"], 1)
             self.assertEqual(data["reply"], "250 2.0.0 Ok: queued as 4XYZ")
+        # Each event names the Message-ID its recipient's copy carried: the second
+        # personalization's has its index.
+        for e in events:
+            self.assertEqual(e["data"]["smtp_id"], self.relay.message_ids[e["recipient"]])
+        self.assertEqual(self.relay.message_ids["carol@example.com"], f"<{mid}@acme.test>")
+        self.assertEqual(self.relay.message_ids["erin@example.com"], f"<{mid}.1@acme.test>")
         self.assertEqual(len(events), 8)
         # Each recipient hears of its acceptance before its delivery.
         order = [(e["recipient"], e["type"]) for e in events]
@@ -197,25 +208,43 @@ class AcceptTest(EventsCase):
             self.assertLess(order.index((who, "message.processed")),
                             order.index((who, "message.delivered")))
 
-    def test_every_envelope_recipient_of_an_smtp_submission_is_processed(self):
+    def submit(self, rcpts, message):
+        """Submits message over SMTP to rcpts; returns its id."""
         ctx = ssl.create_default_context()
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
         with smtplib.SMTP("127.0.0.1", self.gw.smtp_port, timeout=30) as s:
             s.starttls(context=ctx)
             s.login("apikey", self.key)
             s.mail("news@acme.test")
-            for rcpt in ("bob@example.com", "carol@example.com"):
+            for rcpt in rcpts:
                 self.assertEqual(s.rcpt(rcpt)[0], 250)
-            code, text = s.data(b"From: news@acme.test\r\nTo: bob@example.com\r\n"
-                                b"Subject: Hi\r\n\r\nHello over SMTP\r\n")
+            code, text = s.data(message)
         self.assertEqual(code, 250)
-        mid = text.decode().rsplit(" ", 1)[1]
+        return text.decode().rsplit(" ", 1)[1]
+
+    def test_every_envelope_recipient_of_an_smtp_submission_is_processed(self):
+        mid = self.submit(("bob@example.com", "carol@example.com"),
+                          b"From: news@acme.test\r\nTo: bob@example.com\r\n"
+                          b"Subject: Hi\r\n\r\nHello over SMTP\r\n")
         events = self.wait_kind(mid, "message.delivered", 2)
         self.assertEqual(sorted(self.by_recipient(events, "message.processed")),
                          ["bob@example.com", "carol@example.com"])
         for e in events:
             self.assertEqual((e["data"]["tags"], e["data"]["custom_args"]), ([], {}))
+            # The Message-ID Postern added.
+            self.assertEqual(e["data"]["smtp_id"], f"<{mid}@acme.test>")
+        self.assertEqual(self.relay.message_ids["bob@example.com"], f"<{mid}@acme.test>")
         self.assertEqual(len(events), 4)
+
+    def test_a_submitted_message_keeps_its_own_message_id_in_its_events(self):
+        mid = self.submit(("dan@example.com",),
+                          b"From: news@acme.test\r\nTo: dan@example.com\r\n"
+                          b"Message-ID: <order-7.x@shop.example>\r\n"
+                          b"Subject: Hi\r\n\r\nHello over SMTP\r\n")
+        events = self.wait_kind(mid, "message.delivered", 1)
+        self.assertEqual([e["data"]["smtp_id"] for e in events],
+                         ["<order-7.x@shop.example>"] * 2)
+        self.assertEqual(self.relay.message_ids["dan@example.com"], "<order-7.x@shop.example>")
 
     def test_posterns_own_mail_has_no_events(self):
         r = self.admin.request("POST", "/api/senders", {"addresses": ["ops@acme.test"]})
@@ -251,6 +280,14 @@ class RelayAnswerTest(EventsCase):
                           bounced["grey@example.com"]["status"]), ("blocked", "4.2.0"))
         self.assertEqual(bounced["bounce2@example.com"]["status"], "5.1.1")
         self.assertEqual(bounced["bounce2@example.com"]["attempt"], 1)
+        # The Message-ID each part went out with (the relay refused the second's recipient).
+        for who in ("ok@example.com", "grey@example.com", "bounce@example.com"):
+            self.assertEqual(self.by_recipient(events, "message.processed")[who]["smtp_id"],
+                             f"<{mid}@acme.test>")
+        self.assertEqual(self.relay.message_ids["ok@example.com"], f"<{mid}@acme.test>")
+        self.assertEqual(delivered["ok@example.com"]["smtp_id"], f"<{mid}@acme.test>")
+        self.assertEqual(bounced["grey@example.com"]["smtp_id"], f"<{mid}@acme.test>")
+        self.assertEqual(bounced["bounce2@example.com"]["smtp_id"], f"<{mid}.1@acme.test>")
         self.assertEqual(self.message(mid)["status"], "sent")
         self.assertEqual(self.relay.received, [["ok@example.com"]])
 
@@ -267,6 +304,7 @@ class RelayAnswerTest(EventsCase):
         events = self.wait_kind(mid, "message.deferred", 2)
         deferred = self.by_recipient(events, "message.deferred")
         self.assertEqual(deferred["grey@example.com"]["attempt"], 1)
+        self.assertEqual(deferred["grey@example.com"]["smtp_id"], f"<{mid}@acme.test>")
         self.assertRegex(deferred["grey2@example.com"]["reply"], r"^450 4\.2\.0 <grey2@")
         self.gw.advance_clock(3601)  # past give_up
         events = self.wait_events(mid, lambda e: self.by_recipient(e, "message.dropped"))
@@ -274,6 +312,7 @@ class RelayAnswerTest(EventsCase):
         self.assertEqual(sorted(dropped), ["grey2@example.com", "grey@example.com"])
         for data in dropped.values():
             self.assertEqual(data["reason"], "gave_up")
+            self.assertEqual(data["smtp_id"], f"<{mid}@acme.test>")
             self.assertGreaterEqual(data["attempt"], 2)
         self.assertEqual(self.message(mid)["reason"], "gave_up")
         self.assertEqual(self.events(mid)[-2:], events[-2:])  # nothing after the end
@@ -300,8 +339,10 @@ class DroppedTest(EventsCase):
         self.assertEqual(r.status, 204)
         self.restart()
         events = self.wait_kind(mid, "message.dropped", 2)
-        for data in self.by_recipient(events, "message.dropped").values():
+        for who, data in self.by_recipient(events, "message.dropped").items():
             self.assertEqual(data["reason"], "sender_not_authorized")
+            self.assertEqual(data["smtp_id"], f"<{mid}.1@acme.test>" if who.startswith("carol")
+                             else f"<{mid}@acme.test>")
         self.assertEqual([e["type"] for e in events],
                          ["message.processed"] * 2 + ["message.dropped"] * 2)
         self.assertEqual(self.message(mid)["status"], "dropped")
@@ -318,6 +359,11 @@ class DroppedTest(EventsCase):
         self.assertEqual(sorted(dropped), ["bob@example.com", "carol@example.com",
                                            "dan@example.com"])
         self.assertEqual({d["reason"] for d in dropped.values()}, {"cancelled"})
+        # Each with the Message-ID its personalization would have carried.
+        self.assertEqual({who: d["smtp_id"] for who, d in dropped.items()},
+                         {"bob@example.com": f"<{mid}@acme.test>",
+                          "dan@example.com": f"<{mid}@acme.test>",
+                          "carol@example.com": f"<{mid}.1@acme.test>"})
         r = self.admin.request("POST", f"/api/messages/{mid}/cancel")
         self.assertEqual(r.status, 409, r.raw)
         self.assertEqual(self.events(mid), events)  # a refused cancel writes nothing

@@ -52,7 +52,7 @@ static void test_vocabulary(void **state)
 	static const char *const sendgrid[][2] = {
 		{"message.processed", "processed"}, {"message.deferred", "deferred"},
 		{"message.delivered", "delivered"}, {"message.bounced", "bounce"},
-		{"message.dropped", "dropped"},	    {"webhook.test", "test"},
+		{"message.dropped", "dropped"},	    {"webhook.test", "processed"},
 	};
 	assert_int_equal(event_ntypes, 12);
 	assert_string_equal(event_types[0], "message.processed");
@@ -149,6 +149,19 @@ static void test_message_events_carry_their_message(void **state)
 	assert_item_json(d, "{'message_id': 'm-uid-1', 'recipient': 'c@y.example', "
 			    "'from': 'news@acme.example', 'tags': [], 'custom_args': {}}");
 	cJSON_Delete(d);
+	/* The Message-ID the recipient's copy carried: the event's own, else the message's. */
+	e = event(10, "message.deferred", "c@y.example", "{'smtp_id': '<m-uid-1.1@acme.example>'}",
+		  "");
+	d = event_data(&e);
+	assert_string_equal(tu_text(d, "smtp_id"), "<m-uid-1.1@acme.example>");
+	cJSON_Delete(d);
+	e = event(11, "message.delivered", "c@y.example", "{'attempt': 1}",
+		  "{'smtp_id': '<own@client.example>'}");
+	d = event_data(&e);
+	assert_item_json(d, "{'message_id': 'm-uid-1', 'recipient': 'c@y.example', "
+			    "'from': 'news@acme.example', 'attempt': 1, 'tags': [], "
+			    "'custom_args': {}, 'smtp_id': '<own@client.example>'}");
+	cJSON_Delete(d);
 	/* An event cannot claim another message. */
 	e = event(9, "message.dropped", "c@y.example",
 		  "{'reason': 'cancelled', 'from': 'x@z', 'tags': ['forged']}", "{'tags': ['t']}");
@@ -229,19 +242,19 @@ static void test_sendgrid_body(void **state)
 	assert_item_json(tu_nth(list, 0),
 			 "{'email': 'b@y.example', 'timestamp': 1764833400, 'event': 'processed', "
 			 "'sg_event_id': 'evt_1', 'sg_message_id': 'm-uid-1', "
-			 "'smtp-id': '<m-uid-1@acme.example>', 'category': ['welcome'], "
+			 "'smtp-id': '<m-uid-1@acme.example>', 'category': 'welcome', "
 			 "'user': '42', 'reason': 'r'}");
-	assert_item_json(
-		tu_nth(list, 1),
-		"{'email': 'b@y.example', 'timestamp': 1764833400, 'event': 'delivered', "
-		"'sg_event_id': 'evt_3', 'sg_message_id': 'm-uid-1', "
-		"'smtp-id': '<m-uid-1@acme.example>', 'response': '250 ok', 'attempt': '1', "
-		"'category': ['welcome'], 'user': '42', 'reason': 'r'}");
+	/* The attempt goes with deferrals only, as SendGrid sends it. */
+	assert_item_json(tu_nth(list, 1),
+			 "{'email': 'b@y.example', 'timestamp': 1764833400, 'event': 'delivered', "
+			 "'sg_event_id': 'evt_3', 'sg_message_id': 'm-uid-1', "
+			 "'smtp-id': '<m-uid-1@acme.example>', 'response': '250 ok', "
+			 "'category': 'welcome', 'user': '42', 'reason': 'r'}");
 	assert_item_json(
 		tu_nth(list, 2),
 		"{'email': 'c@y.example', 'timestamp': 1764833400, 'event': 'bounce', "
 		"'sg_event_id': 'evt_4', 'sg_message_id': 'm-uid-1', "
-		"'smtp-id': '<m-uid-1@acme.example>', 'attempt': '3', "
+		"'smtp-id': '<m-uid-1@acme.example>', "
 		"'reason': '550 5.1.1 no such user', 'type': 'bounce', 'status': '5.1.1'}");
 	assert_item_json(tu_nth(list, 3),
 			 "{'email': 'd@y.example', 'timestamp': 1764833400, 'event': 'dropped', "
@@ -256,14 +269,52 @@ static void test_sendgrid_body(void **state)
 	free(body);
 }
 
+static void test_sendgrid_smtp_id_and_category(void **state)
+{
+	(void)state;
+	struct store_event_info e[] = {
+		/* A later personalization: its own Message-ID. */
+		event(1, "message.delivered", "b@y.example",
+		      "{'attempt': 1, 'reply': '250 ok', 'smtp_id': '<m-uid-1.2@acme.example>'}",
+		      "{'tags': ['welcome', 'eu'], 'custom_args': {}}"),
+		/* A submitted message: the client's Message-ID, from its meta. */
+		event(2, "message.dropped", "c@y.example", "{'reason': 'cancelled'}",
+		      "{'smtp_id': '<own@client.example>'}"),
+		/* Its first try at the relay deferred: the attempt, a string. */
+		event(3, "message.deferred", "d@y.example",
+		      "{'attempt': 1, 'reply': '451 later', 'smtp_id': '<m-uid-1@acme.example>'}",
+		      "{'tags': [], 'custom_args': {}}"),
+	};
+	char *body = event_sendgrid_body(e, sizeof(e) / sizeof(*e));
+	cJSON *list = cJSON_Parse(body);
+	const cJSON *sent = tu_nth(list, 0), *dropped = tu_nth(list, 1),
+		    *deferred = tu_nth(list, 2);
+	assert_string_equal(tu_text(sent, "smtp-id"), "<m-uid-1.2@acme.example>");
+	assert_string_equal(tu_text(dropped, "smtp-id"), "<own@client.example>");
+	assert_string_equal(tu_text(deferred, "smtp-id"), "<m-uid-1@acme.example>");
+	assert_false(cJSON_HasObjectItem(sent, "smtp_id")); /* under SendGrid's name only */
+	/* Several tags: an array; none: no category. */
+	assert_item_json(tu_get(sent, "category"), "['welcome', 'eu']");
+	assert_false(cJSON_HasObjectItem(dropped, "category"));
+	assert_false(cJSON_HasObjectItem(deferred, "category"));
+	/* The attempt with a deferral only, as a string. */
+	assert_false(cJSON_HasObjectItem(sent, "attempt"));
+	assert_string_equal(tu_text(deferred, "attempt"), "1");
+	cJSON_Delete(list);
+	free(body);
+}
+
 static void test_sendgrid_test_event_and_empty_bodies(void **state)
 {
 	(void)state;
 	struct store_event_info t =
 		event(9, "webhook.test", "", "{'webhook_id': 3, 'message': 'A test event.'}", "");
 	char *body = event_sendgrid_body(&t, 1);
-	assert_json(body, "[{'timestamp': 1764833400, 'event': 'test', 'sg_event_id': 'evt_9', "
-			  "'webhook_id': 3, 'message': 'A test event.'}]");
+	/* A sample of what a receiver reads, marked as the test. */
+	assert_json(body, "[{'email': 'example@test.com', 'timestamp': 1764833400, "
+			  "'event': 'processed', 'sg_event_id': 'evt_9', 'sg_message_id': 'test', "
+			  "'smtp-id': '<test@postern.invalid>', 'postern_test': true, "
+			  "'webhook_id': 3}]");
 	free(body);
 	struct store_event_info a = event(10, "sender.removed", "", "{'email': 'a@x'}", "");
 	body = event_sendgrid_body(&a, 1);
@@ -284,6 +335,7 @@ int main(void)
 		cmocka_unit_test(test_rendered_events),
 		cmocka_unit_test(test_standard_body_and_id),
 		cmocka_unit_test(test_sendgrid_body),
+		cmocka_unit_test(test_sendgrid_smtp_id_and_category),
 		cmocka_unit_test(test_sendgrid_test_event_and_empty_bodies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -129,6 +129,28 @@ static void test_missing_fields_added(void **state)
 		    "+0100\r\nFrom: a@acme.test\r\n" BODY);
 }
 
+/* The Message-ID its recipients see, for its events' smtp_id. */
+static void assert_message_id(const char *text, const char *want)
+{
+	struct submission s;
+	char why[256] = "";
+	if (make(text, &s, why) < 0)
+		fail_msg("refused: %s", why);
+	assert_string_equal(s.message_id, want);
+	submission_free(&s);
+}
+
+static void test_message_id_reported(void **state)
+{
+	(void)state;
+	assert_message_id("From: a@Acme.test\r\n" BODY, "<" ID "@acme.test>");
+	assert_message_id("From: a@acme.test\r\nmessage-id: <own@client>\r\n" BODY, "<own@client>");
+	/* Folded, with a comment; the first of two. */
+	assert_message_id("From: a@acme.test\r\nMessage-ID:\r\n <own@client> (mine)\r\n"
+			  "Message-ID: <second@client>\r\n" BODY,
+			  "<own@client>");
+}
+
 static void test_complete_message_unchanged(void **state)
 {
 	(void)state;
@@ -252,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_folded_bcc_removed),
 		cmocka_unit_test(test_last_bcc_removed),
 		cmocka_unit_test(test_missing_fields_added),
+		cmocka_unit_test(test_message_id_reported),
 		cmocka_unit_test(test_complete_message_unchanged),
 		cmocka_unit_test(test_8bit_and_utf8_unchanged),
 		cmocka_unit_test(test_bcc_before_content_fields_keeps_them),

@@ -26,6 +26,12 @@ struct db_driver {
 	/* The id the connection's last INSERT made, as an SQL expression, for a statement
 	 * that follows it in a batch without waiting for its answer. */
 	const char *last_id;
+	/* A write transaction whose commit need not reach the disk before the next one that
+	 * does (a lost one is redone): relax_before and relax_after run around it (NULL: none),
+	 * relax_inside right after its BEGIN. */
+	const char *relax_before;
+	const char *relax_after;
+	const char *relax_inside;
 	/* Several gateways may share the database and write at once: a transaction locks the
 	 * rows it counts before it writes, and a message "sending" may be another node's. */
 	bool shared;

@@ -671,6 +671,7 @@ static const struct db_driver pg_driver = {
 	.begin_read = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
 	.skip_locked = " FOR UPDATE SKIP LOCKED",
 	.last_id = "lastval()",
+	.relax_inside = "SET LOCAL synchronous_commit = off",
 	.shared = true,
 	.acquire = pg_acquire,
 	.release = pg_release,

@@ -662,6 +662,9 @@ static const struct db_driver sl_driver = {
 	.begin_read = "BEGIN",
 	.skip_locked = "",
 	.last_id = "last_insert_rowid()",
+	/* WAL frames reach the disk in order: the next FULL commit's fsync carries these. */
+	.relax_before = "PRAGMA synchronous=NORMAL",
+	.relax_after = "PRAGMA synchronous=FULL",
 	.shared = false,
 	.acquire = sl_acquire,
 	.acquire_read = sl_acquire_read,

@@ -159,6 +159,28 @@ int sq_end_batch(struct sq_conn *c, int rc)
 	return sq_end(c, rc == STORE_OK ? sent : rc);
 }
 
+int sq_begin_relaxed(struct sq_conn *c, bool batch)
+{
+	const struct db_driver *drv = c->s->db->drv;
+	int rc = drv->relax_before ? sq_exec(c, NULL, drv->relax_before, "") : STORE_OK;
+	if (rc == STORE_OK)
+		rc = sq_begin(c);
+	if (rc == STORE_OK && drv->relax_inside)
+		rc = sq_exec(c, NULL, drv->relax_inside, "");
+	if (rc == STORE_OK && batch)
+		rc = sq_pipeline(c, true);
+	return rc;
+}
+
+int sq_end_relaxed(struct sq_conn *c, int rc, bool batch)
+{
+	const struct db_driver *drv = c->s->db->drv;
+	rc = batch ? sq_end_batch(c, rc) : sq_end(c, rc);
+	if (drv->relax_after && sq_exec(c, NULL, drv->relax_after, "") != STORE_OK)
+		log_error("store: cannot make commits durable again on this connection");
+	return rc;
+}
+
 int sq_lock(struct sq_conn *c, const char *sql, const char *fmt, ...)
 {
 	if (!c->s->db->drv->shared)

@@ -403,7 +403,7 @@ int store_webhook_claim(struct store *s, int64_t now, int64_t lease_until, size_
 	*n = 0;
 	*secret_sealed = NULL;
 	auth_random_hex(claim, (STORE_CLAIM_LEN - 1) / 2);
-	int rc = sq_begin(&c);
+	int rc = sq_begin_relaxed(&c, false);
 	if (rc == STORE_OK)
 		rc = claim_pick(&c, now, &hook_id);
 	if (rc == STORE_OK)
@@ -413,7 +413,7 @@ int store_webhook_claim(struct store *s, int64_t now, int64_t lease_until, size_
 				strcmp(hook->format, "sendgrid") == 0 ? max_sendgrid : max);
 	if (rc == STORE_OK)
 		rc = claim_read(&c, claim, out, max > max_sendgrid ? max : max_sendgrid, n);
-	rc = sq_end(&c, rc);
+	rc = sq_end_relaxed(&c, rc, false);
 	sq_release(&c);
 	if (rc != STORE_OK) {
 		store_deliveries_free(out, *n);
@@ -453,14 +453,14 @@ int store_webhook_release(struct store *s, int64_t webhook_id, const char *claim
 			  const int64_t *ids, size_t n)
 {
 	struct sq_conn c = sq_acquire(s);
-	int rc = sq_begin_batch(&c);
+	int rc = sq_begin_relaxed(&c, true);
 	/* Still due (a claim leaves next_attempt_at as it was), and not attempted. */
 	for (size_t i = 0; i < n && rc == STORE_OK; i++)
 		rc = sq_exec(&c, NULL, HAND_BACK "WHERE id = ? AND webhook_id = ? AND claim = ?",
 			     "iis", ids[i], webhook_id, claim);
 	if (rc == STORE_OK)
 		rc = park(&c, webhook_id);
-	rc = sq_end_batch(&c, rc);
+	rc = sq_end_relaxed(&c, rc, true);
 	sq_release(&c);
 	return rc;
 }
@@ -536,7 +536,7 @@ int store_webhook_done(struct store *s, const struct store_webhook_result *r, co
 		       const int64_t *next_at, size_t n)
 {
 	struct sq_conn c = sq_acquire(s);
-	int rc = sq_begin_batch(&c);
+	int rc = sq_begin_relaxed(&c, true);
 	/* The endpoint's row first: a concurrent store_webhook_set_enabled, which writes it
 	 * before the deliveries too, waits for this one or this one for it (PostgreSQL). */
 	if (rc == STORE_OK)
@@ -545,7 +545,7 @@ int store_webhook_done(struct store *s, const struct store_webhook_result *r, co
 		rc = delivery_done(&c, r, ids[i], next_at ? next_at[i] : 0);
 	if (rc == STORE_OK && !r->ok)
 		rc = endpoint_wait(&c, r);
-	rc = sq_end_batch(&c, rc);
+	rc = sq_end_relaxed(&c, rc, true);
 	sq_release(&c);
 	return rc;
 }

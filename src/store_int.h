@@ -98,6 +98,11 @@ int sq_end(struct sq_conn *c, int rc);
  * (PostgreSQL); sq_end_batch collects the answers, and the first failure rolls back. */
 int sq_begin_batch(struct sq_conn *c);
 int sq_end_batch(struct sq_conn *c, int rc);
+/* A write transaction (a batch when batch) that may be lost in a crash, though never after a
+ * later commit survives: for writes that are done again when lost (a webhook claim, a
+ * result that only saves a repeated POST), so they do not wait for the disk. */
+int sq_begin_relaxed(struct sq_conn *c, bool batch);
+int sq_end_relaxed(struct sq_conn *c, int rc, bool batch);
 /* Locks the rows a transaction counts before it writes (a SELECT ... FOR NO KEY UPDATE, or a
  * LOCK TABLE, in PostgreSQL's syntax), where several gateways write at once (the driver's
  * `shared`); elsewhere the write transaction's begin already keeps every other writer out,

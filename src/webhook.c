@@ -340,6 +340,13 @@ struct poster {
 	int64_t logged_at; /* the last failure logged */
 	int unlogged;	   /* failures not logged since */
 	struct batch batch;
+	/* The last URL checked, its verdict and the second it was given: the POSTs of one
+	 * batch follow each other within it, and one lookup serves them all. */
+	char checked_url[STORE_URL_MAX];
+	int64_t checked_at;
+	enum err checked;
+	const char *checked_why;
+	struct webhook_url approved;
 };
 
 struct webhooks {
@@ -427,7 +434,16 @@ static bool post(struct poster *p, const char *url, const char *body, struct cur
 	size_t seen = 0;
 	long code = 0;
 
-	if (url_parts(url, p->w->cfg->webhooks_allow_private, &u, &why) != ERR_OK) {
+	int64_t now = util_now();
+	if (p->checked_at != now || strcmp(p->checked_url, url) != 0) {
+		p->checked = url_parts(url, p->w->cfg->webhooks_allow_private, &p->approved,
+				       &p->checked_why);
+		p->checked_at = now;
+		util_copy(p->checked_url, sizeof(p->checked_url), url);
+	}
+	u = p->approved;
+	why = p->checked_why;
+	if (p->checked != ERR_OK) {
 		util_copy(status, n,
 			  why == unresolved ? "cannot resolve host" : "webhook_url_not_allowed");
 		return false;

@@ -110,9 +110,10 @@ class SessionTest(unittest.TestCase):
         want = {
             "admin@acme.test": every + ["sender_auth.toggle", "sender.remove", "sender.verify",
                                         "domain.manage", "user.manage", "key.manage",
-                                        "message.cancel"],
+                                        "message.cancel", "webhook.manage"],
             "perms-tech@acme.test": every + ["sender_auth.toggle", "sender.remove",
-                                             "domain.manage", "key.manage", "message.cancel"],
+                                             "domain.manage", "key.manage", "message.cancel",
+                                             "webhook.manage"],
             "perms-analytics@acme.test": every + ["sender_auth.toggle", "sender.remove"],
             "mkt@acme.test": every,
         }

@@ -33,7 +33,8 @@ enum cfg_type {
 	CFG_DNS,
 	CFG_EMAIL,
 	CFG_LIMIT,
-	CFG_RECIPIENTS
+	CFG_RECIPIENTS,
+	CFG_DOMAIN
 };
 
 struct cfg_key {
@@ -89,6 +90,10 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("smtp", "auth_without_tls", CFG_BOOL, smtp_auth_without_tls, NULL),
 	KEY("webhooks", "allow_private", CFG_BOOL, webhooks_allow_private, NULL),
 	KEY("webhooks", "workers", CFG_INT, webhooks_workers, NULL),
+	KEY("bounces", "domain", CFG_DOMAIN, bounces_domain, NULL),
+	KEY("bounces", "listen", CFG_LISTEN, bounces_listen, NULL),
+	KEY("bounces", "max_size", CFG_LIMIT, bounces_max_size, NULL),
+	KEY("bounces", "rate", CFG_LIMIT, bounces_rate, NULL),
 };
 
 void config_defaults(struct config *cfg)
@@ -113,6 +118,8 @@ void config_defaults(struct config *cfg)
 	cfg->smtp_max_recipients = 1000;
 	cfg->smtp_max_connections = 1000;
 	cfg->webhooks_workers = 2;
+	cfg->bounces_max_size = 1024 * 1024;
+	cfg->bounces_rate = 60;
 }
 
 static bool parse_port(const char *s, long *port)
@@ -316,6 +323,11 @@ static const char *cfg_set(struct config *cfg, const struct cfg_key *k, const ch
 			return "an email address, like postern@example.com";
 		v = norm;
 		break;
+	case CFG_DOMAIN:
+		if (addr_domain_normalize(v, norm, &why) < 0)
+			return "a domain name, like bounces.example.net";
+		v = norm;
+		break;
 	case CFG_STRING:
 		break;
 	}
@@ -483,6 +495,13 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (!cfg->smtp_tls_cert[0] != !cfg->smtp_tls_key[0]) {
 		snprintf(err, errlen, "[smtp] tls_cert and tls_key go together: set both");
+		return -1;
+	}
+	/* The listener takes reports only for VERP addresses of the bounce domain. */
+	if (cfg->bounces_listen[0] && !cfg->bounces_domain[0]) {
+		snprintf(err, errlen,
+			 "[bounces] listen needs [bounces] domain: the listener accepts reports "
+			 "only for the bounce domain's return-path addresses");
 		return -1;
 	}
 	return 0;

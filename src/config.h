@@ -46,6 +46,13 @@ struct config {
 	 * (for tests and make run; off in production, where such a URL is an SSRF) */
 	bool webhooks_allow_private;
 	int webhooks_workers; /* [webhooks] workers: threads posting events */
+	/* [bounces] domain: the return-path domain (its MX points at the gateway); set, every
+	 * message goes out from b-<message id>-<tag>@domain (VERP); "" leaves the envelope
+	 * sender as it was (the From, or a submitted message's own). Lower case, A-label. */
+	char bounces_domain[256];
+	char bounces_listen[128]; /* [bounces] listen: the inbound listener for reports; "" off */
+	int bounces_max_size;	  /* [bounces] max_size: bytes of one report (1 MiB) */
+	int bounces_rate;	  /* [bounces] rate: reports a client address may send a minute */
 };
 
 /* Fills cfg with the defaults. */

@@ -267,6 +267,32 @@ static const char *const migrations[] = {
 	"CREATE INDEX webhook_deliveries_claim ON webhook_deliveries(claim)"
 	"  WHERE claim IS NOT NULL;"
 	"CREATE INDEX webhook_deliveries_event ON webhook_deliveries(event_id);",
+	/* 8: bounces, complaints and the suppression list (issue 18). A report is kept as it
+	 * arrived (base64: it may hold any byte) from before the listener's 250 until parsed;
+	 * then only its first 64 KiB stay, for the operator to read. Reports are claimed like
+	 * messages. A suppression is one (account, address), the address in lower case. */
+	"CREATE TABLE suppressions ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  email TEXT NOT NULL,"
+	"  reason TEXT NOT NULL CHECK (reason IN ('hard_bounce','complaint','manual')),"
+	"  created_at INTEGER NOT NULL, message_uid TEXT, detail TEXT NOT NULL DEFAULT '',"
+	"  UNIQUE (account_id, email));"
+	"CREATE INDEX suppressions_account ON suppressions(account_id, id);"
+	"CREATE TABLE bounce_reports ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  received_at INTEGER NOT NULL, client_ip TEXT NOT NULL,"
+	"  mail_from TEXT NOT NULL, rcpt TEXT NOT NULL,"
+	"  message_uid TEXT NOT NULL," /* from the VERP address */
+	"  account_id INTEGER REFERENCES accounts(id) ON DELETE CASCADE," /* once parsed */
+	"  status TEXT NOT NULL DEFAULT 'new'"
+	"    CHECK (status IN ('new','parsing','done','unparsed','orphan')),"
+	"  kind TEXT," /* 'dsn', 'arf' or 'text' once parsed */
+	"  size INTEGER NOT NULL, raw TEXT NOT NULL, detail TEXT NOT NULL DEFAULT '{}',"
+	"  lease_until INTEGER, claim TEXT, parsed_at INTEGER);"
+	"CREATE INDEX bounce_reports_due ON bounce_reports(status, id);"
+	"CREATE INDEX bounce_reports_account ON bounce_reports(account_id, id)"
+	"  WHERE account_id IS NOT NULL;",
 };
 
 /* A statement: kept in the cache (reset when done) or prepared for one use (finalized). */

@@ -33,6 +33,7 @@ static const struct {
 	[PERM_KEY_MANAGE] = {"key.manage", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
 	[PERM_MESSAGE_CANCEL] = {"message.cancel", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
 	[PERM_WEBHOOK_MANAGE] = {"webhook.manage", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
+	[PERM_SUPPRESSION_MANAGE] = {"suppression.manage", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
 };
 
 int role_parse(const char *s)

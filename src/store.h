@@ -155,6 +155,17 @@ struct store_queued {
 
 /* What became of a delivery attempt. status: "sent", "deferred", "failed", "dropped", or
  * "scheduled" when its next personalization is not due yet. */
+/* An entry of an account's suppression list (suppress.h). */
+#define STORE_SUPPRESS_DETAIL_MAX 512
+struct store_suppression {
+	int64_t id;
+	char email[ADDR_MAX]; /* suppress_normalize'd */
+	const char *reason;   /* "hard_bounce", "complaint" or "manual" (a literal) */
+	int64_t created_at;   /* read; a write takes the call's now */
+	char message_uid[40]; /* the message that bounced or was complained of; "" */
+	char detail[STORE_SUPPRESS_DETAIL_MAX]; /* the status and diagnostic, or "" */
+};
+
 struct store_outcome {
 	const char *status;
 	int64_t next_attempt_at; /* for "deferred" and "scheduled" */
@@ -166,6 +177,10 @@ struct store_outcome {
 			     * stop, an unreadable policy): the claim's attempt is taken back */
 	const struct store_event *events; /* what became of each recipient */
 	size_t nevents;
+	/* Recipients the relay refused as addresses that do not exist (hard bounces): added to
+	 * the account's suppression list with the outcome, reason hard_bounce. */
+	const struct store_suppression *suppress;
+	size_t nsuppress;
 };
 
 /* The outcome of one claimed message, for store_messages_finish. */
@@ -578,5 +593,89 @@ int store_webhook_release(struct store *s, int64_t webhook_id, const char *claim
  * seconds without a success is disabled, its pending deliveries parked. */
 int store_webhook_done(struct store *s, const struct store_webhook_result *r, const int64_t *ids,
 		       const int64_t *next_at, size_t n);
+
+/* The suppression list. Listed newest first (by id): email (NULL: any) is an exact,
+ * normalized address, reason (NULL: any) one of the three; before_id (0: none) pages. */
+typedef int (*store_suppression_fn)(void *arg, const struct store_suppression *e);
+int store_suppressions_list(struct store *s, int64_t account_id, const char *email,
+			    const char *reason, int64_t before_id, int limit,
+			    store_suppression_fn fn, void *arg);
+/* Adds entries (e[i].reason, message_uid and detail as given, created_at = now); one the
+ * account lists already stays as it is. *added (may be NULL) counts the new ones. */
+int store_suppressions_add(struct store *s, int64_t account_id, const struct store_suppression *e,
+			   size_t n, int64_t now, int *added);
+int store_suppression_delete(struct store *s, int64_t account_id, const char *email);
+/* For each of emails[0..n) (normalized), whether the account suppresses it: out[i]. One
+ * read for the lot; an account with no entry costs one indexed probe. */
+int store_suppressed(struct store *s, int64_t account_id, const char *const *emails, size_t n,
+		     bool *out);
+
+/* Reports received at the return path (bounces.h). */
+#define STORE_REPORT_KEEP (64 * 1024) /* bytes of a report kept once parsed */
+struct store_report_in {
+	const char *client_ip;
+	const char *mail_from; /* "" for the null sender */
+	const char *rcpt;      /* the VERP address */
+	const char *message_uid;
+	const char *data; /* the report as received, any bytes */
+	size_t len;
+	int64_t now;
+};
+/* Stores a new report, committed to disk (a full commit, never a relaxed one). */
+int store_report_add(struct store *s, const struct store_report_in *r, int64_t *id);
+
+/* A report claimed for parsing, or listed. */
+struct store_report {
+	int64_t id;
+	int64_t received_at;
+	char client_ip[64];
+	char mail_from[ADDR_MAX];
+	char rcpt[ADDR_MAX];
+	char message_uid[40];
+	int64_t account_id; /* 0 until parsed, and when the message is unknown */
+	char status[12];    /* new, parsing, done, unparsed, orphan */
+	char kind[12];	    /* dsn, arf, text; "" until parsed */
+	int64_t size;	    /* bytes as received */
+	char *data;	    /* the report (its first STORE_REPORT_KEEP bytes once parsed),
+			     * malloc'd; len bytes */
+	size_t len;
+	char *detail; /* JSON object, malloc'd */
+	int64_t parsed_at;
+};
+/* Claims up to max reports that are new, or 'parsing' with their lease run out, oldest
+ * first, until lease_until; claim gets the token. Free with store_reports_free. */
+int store_reports_claim(struct store *s, int64_t now, int64_t lease_until,
+			char claim[STORE_CLAIM_LEN], struct store_report *out, size_t max,
+			size_t *n);
+void store_reports_free(struct store_report *r, size_t n);
+/* What parsing made of a claimed report: all written in one transaction, only while the
+ * report is still under claim (else STORE_CONFLICT and nothing is written). */
+struct store_report_result {
+	int64_t id;
+	const char *claim;
+	const char *status; /* done, unparsed (kept for a person) or orphan (message unknown) */
+	const char *kind;   /* dsn, arf, text; NULL when unparsed */
+	int64_t account_id; /* the message's account; 0 for an orphan */
+	const char *detail; /* JSON object: what was read (recipients, statuses), NULL {} */
+	const char *message_uid;	  /* the events' message */
+	const struct store_event *events; /* message.bounced, .deferred, .complained */
+	size_t nevents;
+	const struct store_suppression *suppress; /* hard bounces and complaints */
+	size_t nsuppress;
+	int64_t now;
+};
+int store_report_done(struct store *s, const struct store_report_result *r);
+/* Puts reports left 'parsing' by a daemon that stopped back as new (SQLite only, as
+ * store_deliveries_recover). */
+int store_reports_recover(struct store *s);
+/* An account's reports, newest first: status (NULL: any) filters, before_id pages. data is
+ * valid during the callback. */
+typedef int (*store_report_fn)(void *arg, const struct store_report *r);
+int store_reports_list(struct store *s, int64_t account_id, const char *status, int64_t before_id,
+		       int limit, store_report_fn fn, void *arg);
+/* A message's account and payload (malloc'd, free it), for applying a report to it.
+ * STORE_NOT_FOUND when no message has that uid. */
+int store_message_for_report(struct store *s, const char *uid, int64_t *account_id, char **payload,
+			     bool *system);
 
 #endif

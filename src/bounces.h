@@ -1,0 +1,32 @@
+/* Reports that come back to the return path: received by the SMTP front end's inbound
+ * listener (smtpd.c) and stored durably before its 250 (bounces_receive), then parsed by a
+ * worker (report.c) and applied to the message they are about: message.bounced,
+ * .deferred or .complained events for its recipients, and suppressions for hard bounces
+ * and complaints, in one transaction with the report's new status. */
+#ifndef POSTERN_BOUNCES_H
+#define POSTERN_BOUNCES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "dkimkey.h"
+#include "store.h"
+
+struct bounces;
+
+/* Stores a report as received: the client's address, the envelope (mail_from "" for the
+ * null sender; rcpt the VERP address, uid the message id it names) and the data. Durable
+ * when it returns STORE_OK: the listener may answer 250. */
+int bounces_receive(struct store *s, const char *client_ip, const char *mail_from, const char *rcpt,
+		    const char *uid, const char *data, size_t len, int64_t *id);
+
+/* Starts the worker that parses stored reports (also those a crash left 'parsing'). NULL
+ * with err when it cannot start. */
+struct bounces *bounces_start(struct store *s, const struct config *cfg, char *err, size_t errlen);
+/* Tells the worker a report is waiting. */
+void bounces_wake(struct bounces *b);
+/* Lets the worker finish the report in hand, then stops it. b may be NULL. */
+void bounces_stop(struct bounces *b);
+
+#endif

@@ -129,6 +129,12 @@ int sq_event_str(struct sq_conn *c, int64_t account_id, const char *type, int64_
 void sq_events_init(struct store *s);
 void sq_events_free(struct store *s);
 
+/* store_suppress.c: adds entries to the account's suppression list on a held connection
+ * (in the caller's transaction); one listed already stays. *added (may be NULL) counts the
+ * new ones. */
+int sq_suppress_add(struct sq_conn *c, int64_t account_id, const struct store_suppression *e,
+		    size_t n, int64_t now, int *added);
+
 /* store_queue.c: the delivery claim, in the dialect of drv (built once, at open). */
 char *sq_claim_sql(const struct db_driver *drv);
 

@@ -11,6 +11,8 @@ import { renderKeys } from './view-keys.js';
 import { renderActivity } from './view-activity.js';
 import { renderMessages } from './view-messages.js';
 import { renderWebhooks } from './view-webhooks.js';
+import { renderSuppressions } from './view-suppressions.js';
+import { renderReports } from './view-reports.js';
 
 const ROUTES = [
   { path: '/mail-settings', title: 'Mail Settings', trail: ['Settings', 'General'], render: renderMailSettings },
@@ -20,6 +22,8 @@ const ROUTES = [
   { path: '/webhooks', title: 'Webhooks', trail: ['Settings'], render: renderWebhooks, perm: 'webhook.manage' },
   { path: '/activity', title: 'Activity', trail: ['Monitoring'], render: renderActivity },
   { path: '/messages', title: 'Messages', trail: ['Monitoring'], render: renderMessages },
+  { path: '/suppressions', title: 'Suppressions', trail: ['Monitoring'], render: renderSuppressions },
+  { path: '/reports', title: 'Returned reports', trail: ['Monitoring'], render: renderReports },
 ];
 const DEFAULT_ROUTE = '/mail-settings';
 
@@ -28,9 +32,17 @@ let session = null; // {user, account, role, roleLabel, can(perm)}
 let shell = null; // {main, nav, flash}
 let firstRoute = true;
 
+/** The route's path: the hash up to its query ("#/messages?id=…" is /messages). */
 function currentPath() {
-  const hash = window.location.hash.replace(/^#/, '');
+  const hash = window.location.hash.replace(/^#/, '').split('?')[0];
   return ROUTES.some((r) => r.path === hash) ? hash : DEFAULT_ROUTE;
+}
+
+/** The hash's query, for a view opened on one item ("#/messages?id=…"). */
+function currentParams() {
+  const hash = window.location.hash;
+  const q = hash.indexOf('?');
+  return new URLSearchParams(q < 0 ? '' : hash.slice(q + 1));
 }
 
 function startSession(data) {
@@ -110,7 +122,7 @@ function buildShell() {
           item('/webhooks'))),
       h('li', null,
         h('span', { class: 'nav-group', text: 'Monitoring' }),
-        h('ul', null, item('/activity'), item('/messages')))));
+        h('ul', null, item('/activity'), item('/messages'), item('/suppressions'), item('/reports')))));
 
   const menuButton = h('button', {
     type: 'button', class: 'btn btn-secondary menu-toggle', 'aria-expanded': 'false', 'aria-controls': 'sidenav',
@@ -209,7 +221,7 @@ async function route() {
     return;
   }
   try {
-    await r.render(body, session);
+    await r.render(body, session, currentParams());
   } catch (err) {
     if (err && err.sessionEnded) return;
     const retry = h('button', { type: 'button', class: 'btn btn-secondary' }, 'Try again');
@@ -222,7 +234,7 @@ async function route() {
 function showApp() {
   shell = buildShell();
   firstRoute = true;
-  if (!window.location.hash || currentPath() !== window.location.hash.slice(1)) {
+  if (!window.location.hash || currentPath() !== window.location.hash.slice(1).split('?')[0]) {
     window.history.replaceState(null, '', `#${currentPath()}`);
   }
   route();

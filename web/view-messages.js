@@ -16,6 +16,7 @@ export const REASONS = {
   payload_unreadable: 'Stored message unreadable',
   compose_failed: 'Message could not be built',
   cancelled: 'Cancelled',
+  recipient_suppressed: 'Suppressed recipient',
 };
 const STATUS = {
   queued: ['Queued', 'info'],
@@ -34,6 +35,18 @@ const EVENTS = {
   delivered: ['Delivered', 'ok'],
   bounced: ['Bounced', 'bad'],
   dropped: ['Dropped', 'bad'],
+  complained: ['Complained', 'bad'],
+};
+// message.bounced's type: a hard bounce suppresses the address, a blocked one does not.
+const BOUNCE_TYPES = {
+  bounce: 'Hard bounce: the address is now suppressed',
+  blocked: 'Blocked: not suppressed',
+};
+// Where an event learnt of a bounce, deferral or complaint that came back after delivery.
+const SOURCES = {
+  dsn: 'a delivery status report',
+  arf: 'a feedback report',
+  text: 'a returned message',
 };
 const TIMELINE_LIMIT = 1000;
 
@@ -41,12 +54,18 @@ function reasonText(code) {
   return REASONS[code] || code;
 }
 
-/** What the relay answered or why the message was dropped, as one event's details. */
+/** What the relay or a returned report said, or why the message was dropped, as one
+ * event's details. */
 function eventDetails(d) {
   const lines = [];
+  const line = (...parts) => lines.push(h('span', { class: 'detail-line' }, parts));
+  if (BOUNCE_TYPES[d.type]) line(BOUNCE_TYPES[d.type], ' ', h('code', { class: 'mono muted', text: d.type }));
+  if (d.feedback_type) line('Complaint, feedback type ', h('code', { class: 'mono', text: d.feedback_type }));
   if (d.reason) lines.push(h('span', { class: 'detail-line' }, reasonText(d.reason), ' ', h('code', { class: 'mono muted', text: d.reason })));
   if (d.status) lines.push(h('span', { class: 'detail-line' }, 'Status ', h('code', { class: 'mono', text: d.status })));
+  if (d.diagnostic) lines.push(h('span', { class: 'detail-line mono', text: d.diagnostic }));
   if (d.reply) lines.push(h('span', { class: 'detail-line mono', text: d.reply }));
+  if (SOURCES[d.source]) line(h('span', { class: 'muted', text: `From ${SOURCES[d.source]}${d.reporting_mta ? ` by ${d.reporting_mta}` : ''}` }));
   return lines.length ? h('span', { class: 'details' }, lines) : h('span', { class: 'muted', text: '—' });
 }
 
@@ -71,7 +90,7 @@ async function timelineDialog(m) {
     intro: h('p', null, 'From ', h('span', { class: 'address' }, wrapEmail(m.from)), ', created ', time(m.created_at), '. One event per recipient and attempt, oldest first.'),
     content: table({
       caption: 'Events of this message',
-      columns: [{ label: 'Time' }, { label: 'Event' }, { label: 'Recipient' }, { label: 'Reply or reason' }, { label: 'Attempt', className: 'num' }],
+      columns: [{ label: 'Time' }, { label: 'Event' }, { label: 'Recipient' }, { label: 'Details' }, { label: 'Attempt', className: 'num' }],
       rows,
       empty: m.kind === 'system' ? 'Postern’s own mail has no events.' : 'No events for this message yet.',
     }),
@@ -85,7 +104,13 @@ async function timelineDialog(m) {
   openModal(dialog, close);
 }
 
-export async function renderMessages(body, session) {
+/** Opens the timeline of the message the page was opened on (#/messages?id=…). */
+async function openMessage(id) {
+  const m = await api('GET', `/api/messages/${encodeURIComponent(id)}`);
+  await timelineDialog(m);
+}
+
+export async function renderMessages(body, session, params) {
   const canCancel = session && session.can('message.cancel');
   const listMsg = messageSlot();
   const statusSelect = h('select', { id: uid('status') },
@@ -224,4 +249,11 @@ export async function renderMessages(body, session) {
       h('h2', { id: 'drops-title', text: 'Refused send requests' }),
       h('p', { class: 'hint', text: 'Counted per API key, From address, reason and minute.' }),
       dropsSlot));
+
+  const id = params && params.get('id');
+  if (id) {
+    await openMessage(id).catch((err) => {
+      if (!err.sessionEnded) listMsg.show(err.status === 404 ? `Message ${id} was not found.` : err.message, 'error');
+    });
+  }
 }

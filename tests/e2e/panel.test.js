@@ -85,7 +85,7 @@ async function shot(page, name, options = {}) {
   await page.screenshot({ path: path.join(SHOTS, name), ...options });
 }
 
-async function send(from, key) {
+async function send(from, key, to = 'bob@example.com') {
   const res = await fetch(`${gw.base}/v5/mail/send`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
@@ -93,11 +93,25 @@ async function send(from, key) {
       from: { email: from },
       subject: 'Hi',
       content: [{ type: 'text/plain', value: 'Hello' }],
-      personalizations: [{ to: [{ email: 'bob@example.com' }] }],
+      personalizations: [{ to: [{ email: to }] }],
     }),
     signal: AbortSignal.timeout(15000),
   });
   return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+/**
+ * Another user's browser: a new context (its own cookies) whose page is logged in as email
+ * on Mail Settings. The caller closes `other` and sets failureShot back.
+ */
+async function loggedInElsewhere(context, email, problems) {
+  const other = await context.browser().newContext({ viewport: { width: 1280, height: 800 } });
+  other.setDefaultTimeout(10000);
+  const p = await other.newPage();
+  watch(p, problems);
+  failureShot = p;
+  await logInToMailSettings(p, email);
+  return { other, p };
 }
 
 /** Fails the test on script errors and CSP violations seen in any page. */
@@ -479,6 +493,7 @@ async function run() {
   });
 
   await webhookSteps(context, page, apiKey, problems);
+  await suppressionSteps(context, page, apiKey, problems);
 
   assert.deepEqual(problems, [], 'no script errors or CSP violations');
 }
@@ -628,12 +643,7 @@ async function webhookSteps(context, page, apiKey, problems) {
 
   await step('an Analytics user sees no Webhooks in the navigation and cannot open it', async () => {
     await cli(['user', 'add', '--db', gw.db, '--account', ACCOUNT, '--email', ANALYST, '--role', 'analytics']);
-    const other = await context.browser().newContext({ viewport: { width: 1280, height: 800 } });
-    other.setDefaultTimeout(10000);
-    const p = await other.newPage();
-    watch(p, problems);
-    failureShot = p;
-    await logInToMailSettings(p, ANALYST);
+    const { other, p } = await loggedInElsewhere(context, ANALYST, problems);
     const nav = p.getByRole('navigation', { name: 'Main' });
     await nav.getByRole('link', { name: 'Messages', exact: true }).waitFor();
     assert.equal(await nav.getByRole('link', { name: 'Webhooks' }).count(), 0);
@@ -674,6 +684,122 @@ async function webhookSteps(context, page, apiKey, problems) {
     await dialog.waitFor();
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });
+  });
+}
+
+// --- Suppressions -----------------------------------------------------------------------
+
+const GONE = 'gone@example.org';
+const TRAP = 'spam.trap@example.net';
+
+function suppressionRow(page, email) {
+  return page.getByRole('row').filter({ hasText: email });
+}
+
+/** The events of a message through the panel's session, newest first. */
+function messageEvents(page, id) {
+  return page.evaluate(async (mid) => (await fetch(`/api/events?message_id=${encodeURIComponent(mid)}`)).json(), id);
+}
+
+async function suppressionSteps(context, page, apiKey, problems) {
+  await step('Admin adds two addresses to the suppression list, filters it, removes one after confirming', async () => {
+    await page.goto(`${gw.base}/#/suppressions`);
+    await page.getByRole('heading', { name: 'Suppressions', level: 1 }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Suppressions', exact: true }).waitFor();
+    await page.getByText('No suppressed address.', { exact: false }).waitFor();
+
+    const box = page.getByLabel('Addresses to suppress');
+    await page.getByRole('button', { name: 'Add', exact: true }).click();
+    assert.equal(await box.getAttribute('aria-invalid'), 'true', 'an empty box is refused here');
+    // The API's refusal of a bad address is shown at the field, naming it.
+    await box.fill(`${GONE}, not-an-address`);
+    const [refused] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith('/api/suppressions') && r.request().method() === 'POST'),
+      page.getByRole('button', { name: 'Add', exact: true }).click(),
+    ]);
+    assert.equal(refused.status(), 400);
+    await page.locator('.field-error').filter({ hasText: 'not-an-address' }).waitFor();
+
+    await box.fill(`${GONE},\nSpam.Trap@Example.NET`);
+    await page.getByRole('button', { name: 'Add', exact: true }).click();
+    await page.getByText('2 added.', { exact: true }).waitFor();
+    assert.equal(await box.inputValue(), '');
+    for (const email of [GONE, TRAP]) {
+      const row = suppressionRow(page, email);
+      await row.waitFor();
+      assert.equal((await row.getByRole('cell').nth(1).textContent()).trim(), 'Manual', email);
+    }
+    // Listed once, whatever the case it is typed in.
+    await box.fill('GONE@example.org');
+    await page.getByRole('button', { name: 'Add', exact: true }).click();
+    await page.getByText('0 added. 1 was already listed.', { exact: true }).waitFor();
+    assert.equal(await suppressionRow(page, GONE).count(), 1);
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await shot(page, 'suppressions.png');
+
+    const reason = page.getByLabel('Reason', { exact: true });
+    await reason.selectOption('hard_bounce');
+    await page.getByText('No suppressed address matches the filter.').waitFor();
+    await reason.selectOption('manual');
+    await suppressionRow(page, TRAP).waitFor();
+    assert.equal(await suppressionRow(page, GONE).count(), 1);
+    await reason.selectOption('');
+    await page.getByLabel('Email address', { exact: true }).fill(TRAP);
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await until(async () => (await suppressionRow(page, GONE).count()) === 0, 'the search to leave one address');
+    assert.equal(await suppressionRow(page, TRAP).count(), 1);
+
+    await page.getByRole('button', { name: `Remove ${TRAP}` }).click();
+    const confirm = page.getByRole('dialog', { name: `Remove ${TRAP} from the suppression list?` });
+    await confirm.getByRole('button', { name: 'Cancel' }).click();
+    await confirm.waitFor({ state: 'detached' });
+    await page.getByRole('button', { name: `Remove ${TRAP}` }).click();
+    const [removed] = await Promise.all([
+      page.waitForResponse((r) => r.request().method() === 'DELETE'),
+      confirm.getByRole('button', { name: 'Remove' }).click(),
+    ]);
+    assert.equal(removed.status(), 204);
+    assert.match(removed.url(), /\/api\/suppressions\/spam\.trap%40example\.net$/);
+    await page.getByText(`${TRAP} was removed`, { exact: false }).waitFor();
+    await page.getByText('No suppressed address matches the filter.').waitFor();
+    await page.getByLabel('Email address', { exact: true }).fill('');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await suppressionRow(page, GONE).waitFor();
+    assert.equal(await suppressionRow(page, TRAP).count(), 0);
+  });
+
+  await step('a message to a suppressed address is dropped; its timeline reads "Suppressed recipient"', async () => {
+    const sent = await send('news@acme.test', apiKey, GONE);
+    assert.ok(sent.status >= 200 && sent.status < 300, `send answered ${sent.status}`);
+    const id = sent.body.data.message_id;
+    await until(async () => (await messageEvents(page, id)).events.some((e) => e.type === 'message.dropped'),
+      'the message to be dropped at delivery', 30000, 200);
+
+    // A message link (#/messages?id=…) opens its timeline.
+    await page.goto(`${gw.base}/#/messages?id=${id}`);
+    const dialog = page.getByRole('dialog', { name: `Timeline of message ${id}` });
+    await dialog.waitFor();
+    const dropped = dialog.getByRole('row').filter({ hasText: 'Dropped' });
+    await dropped.waitFor();
+    assert.match(await dropped.textContent(), /gone@example\.org/);
+    assert.match(await dropped.getByRole('cell').nth(3).textContent(), /Suppressed recipient/);
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await dialog.waitFor({ state: 'detached' });
+    const row = page.getByRole('row').filter({ has: page.getByRole('button', { name: `Timeline of message ${id}` }) });
+    await row.getByText('Dropped', { exact: true }).waitFor();
+    await row.getByText('Suppressed recipient', { exact: true }).waitFor();
+  });
+
+  await step('a Marketing user sees the suppression list without Add or Remove', async () => {
+    const { other, p } = await loggedInElsewhere(context, MKT, problems);
+    await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Suppressions', exact: true }).click();
+    await p.getByRole('heading', { name: 'Suppressions', level: 1 }).waitFor();
+    await suppressionRow(p, GONE).waitFor();
+    assert.equal(await p.getByLabel('Addresses to suppress').count(), 0);
+    assert.equal(await p.getByRole('button', { name: `Remove ${GONE}` }).count(), 0);
+    assert.equal(await p.getByRole('columnheader', { name: 'Actions' }).count(), 0);
+    await other.close();
+    failureShot = page;
   });
 }
 

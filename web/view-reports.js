@@ -5,11 +5,13 @@ import { api } from './http.js';
 import { h, replace, uid, time, badge, messageSlot, table, wrapEmail, refreshButton } from './dom.js';
 import { messageLink } from './view-suppressions.js';
 
+// The statuses the filter offers; a report waiting for the worker is new or parsing.
 const STATUSES = {
   unparsed: ['Unparsed', 'warn'],
   done: ['Read', 'ok'],
   orphan: ['Orphan', 'neutral'],
 };
+const WAITING = { new: ['New', 'info'], parsing: ['Being read', 'info'] };
 const KINDS = { dsn: 'Delivery status (DSN)', arf: 'Complaint (ARF)', text: 'Plain text' };
 const PAGE = 50;
 
@@ -70,7 +72,7 @@ export async function renderReports(body) {
       className: 'reports',
       columns: [{ label: 'Received' }, { label: 'From' }, { label: 'Status' }, { label: 'Message' }, { label: 'Size', className: 'num' }, { label: 'Report' }],
       rows: reports.map((r) => {
-        const [label, tone] = STATUSES[r.status] || [r.status, 'neutral'];
+        const [label, tone] = STATUSES[r.status] || WAITING[r.status] || [r.status, 'neutral'];
         return [
           time(r.received_at),
           fromCell(r.from),

@@ -11,6 +11,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
+const net = require('node:net');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 const { BIN, ROOT, PASSWORD, CHROMIUM_ARGS, Gateway, cli, until, withTimeout } = require('./harness.js');
@@ -31,6 +32,7 @@ let gw = null;
 let browser = null;
 let failureShot = null;
 let receiver = null;
+let returnGw = null;
 
 async function step(name, fn) {
   const t0 = Date.now();
@@ -85,8 +87,8 @@ async function shot(page, name, options = {}) {
   await page.screenshot({ path: path.join(SHOTS, name), ...options });
 }
 
-async function send(from, key, to = 'bob@example.com') {
-  const res = await fetch(`${gw.base}/v5/mail/send`, {
+async function send(from, key, to = 'bob@example.com', base = gw.base) {
+  const res = await fetch(`${base}/v5/mail/send`, {
     method: 'POST',
     headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
     body: JSON.stringify({
@@ -494,6 +496,7 @@ async function run() {
 
   await webhookSteps(context, page, apiKey, problems);
   await suppressionSteps(context, page, apiKey, problems);
+  await returnPathSteps(problems);
 
   assert.deepEqual(problems, [], 'no script errors or CSP violations');
 }
@@ -803,13 +806,185 @@ async function suppressionSteps(context, page, apiKey, problems) {
   });
 }
 
+// --- The return path: a hard bounce and an unreadable report ---------------------------
+
+const BOUNCES = 'bounces.test';
+const BOUNCED = 'nobody@example.com';
+const VERP = /^X-Mail-Args:\s*(?:FROM:)?<?(b-([0-9a-f]{32})-[0-9a-f]+@bounces\.test)>?/im;
+
+/** Dot-stuffs a message for DATA, its lines ended with CRLF. */
+function smtpData(text) {
+  return text.split(/\r?\n/).map((l) => (l.startsWith('.') ? `.${l}` : l)).join('\r\n');
+}
+
+/**
+ * Sends one report to the bounce listener as an MTA would (null sender, one recipient);
+ * resolves to the reply to the end of DATA, rejects on any other unexpected reply.
+ */
+function smtpReport(port, rcpt, text) {
+  const script = [
+    [null, 220], ['EHLO relay.test', 250], ['MAIL FROM:<>', 250], [`RCPT TO:<${rcpt}>`, 250],
+    ['DATA', 354], [`${smtpData(text)}\r\n.`, 250], ['QUIT', 221],
+  ];
+  return withTimeout(new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1');
+    let buf = '';
+    let i = 0;
+    let stored = null;
+    sock.setEncoding('utf8');
+    sock.on('error', reject);
+    sock.on('close', () => (stored ? resolve(stored) : reject(new Error(`the listener closed after: ${buf}`))));
+    sock.on('data', (chunk) => {
+      buf += chunk;
+      // A reply is complete at its line "NNN text" (the lines before it are "NNN-text").
+      for (let m = /^(\d{3}) .*\r\n/m.exec(buf); m; m = /^(\d{3}) .*\r\n/m.exec(buf)) {
+        const reply = buf.slice(0, m.index + m[0].length);
+        buf = buf.slice(m.index + m[0].length);
+        if (Number(m[1]) !== script[i][1]) {
+          sock.destroy();
+          reject(new Error(`${script[i][0] || 'the greeting'} was answered ${reply.trim()}`));
+          return;
+        }
+        if (i === 5) stored = reply.trim();
+        i += 1;
+        if (i < script.length) sock.write(`${script[i][0]}\r\n`);
+        else sock.end();
+      }
+    });
+  }), 20000, 'a report over SMTP');
+}
+
+/** A delivery status notification of a hard bounce, laid out as Postfix writes one. */
+function hardBounceDsn(verp, rcpt) {
+  const diagnostic = `550 5.1.1 <${rcpt}>: Recipient address rejected: User unknown`;
+  return [
+    'From: MAILER-DAEMON@relay.test (Mail Delivery System)', 'Subject: Undelivered Mail Returned to Sender',
+    `To: ${verp}`, 'Auto-Submitted: auto-replied', 'MIME-Version: 1.0',
+    'Content-Type: multipart/report; report-type=delivery-status;', '\tboundary="4XYZ.1/relay.test"', '',
+    '--4XYZ.1/relay.test', 'Content-Type: text/plain; charset=us-ascii', '',
+    `<${rcpt}>: host mx.example.com[192.0.2.1] said: ${diagnostic}`, '',
+    '--4XYZ.1/relay.test', 'Content-Type: message/delivery-status', '',
+    'Reporting-MTA: dns; relay.test', '',
+    `Final-Recipient: rfc822; ${rcpt}`, 'Action: failed', 'Status: 5.1.1',
+    `Diagnostic-Code: smtp; ${diagnostic}`, '',
+    '--4XYZ.1/relay.test--', '',
+  ].join('\r\n');
+}
+
+/** An auto-reply: nothing in it says what became of the message; markup in it is text. */
+const AUTO_REPLY = [
+  'From: Alex <alex@example.com>', 'Subject: Away: Hi', 'Auto-Submitted: auto-replied', '',
+  'I am away and will read your message when I am back.',
+  '<script>document.title = "owned"</script>', '',
+].join('\r\n');
+
+/** The VERP address the message to `to` left with, from the sink's copy; null if none. */
+function verpOf(sinkDir, to) {
+  for (const name of fs.readdirSync(sinkDir)) {
+    const text = fs.readFileSync(path.join(sinkDir, name), 'utf8');
+    if (!text.includes(to)) continue;
+    const m = VERP.exec(text);
+    if (m) return { address: m[1], id: m[2] };
+  }
+  return null;
+}
+
+async function returnPathSteps(problems) {
+  returnGw = new Gateway(['--sink', '--bounces', BOUNCES, '--account', ACCOUNT, '--admin', ADMIN, '--domain', 'acme.test']);
+  await step('a second gateway with a return path (bounces.test) relaying to an SMTP sink', () => returnGw.start());
+  const { api_key: key, sink_dir: sinkDir, bounces_port: bouncesPort } = returnGw.info;
+
+  const sent = await send('news@acme.test', key, BOUNCED, returnGw.base);
+  assert.ok(sent.status >= 200 && sent.status < 300, `send answered ${sent.status}`);
+  const id = sent.body.data.message_id;
+  let verp = null;
+  await until(() => {
+    verp = verpOf(sinkDir, BOUNCED);
+    return verp || fs.readdirSync(sinkDir).length;
+  }, 'the message at the sink', 30000, 200);
+  await until(() => (verp = verpOf(sinkDir, BOUNCED)), 'the sink to have the whole message', 2000, 100).catch(() => {});
+  if (!verp) {
+    // deliver.c's VERP has not landed: nothing can come back to the return path yet.
+    console.log('skip the return path steps: the envelope sender is not a VERP address yet');
+    return;
+  }
+  assert.equal(verp.id, id);
+
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  ctx.setDefaultTimeout(10000);
+  const p = await ctx.newPage();
+  watch(p, problems);
+  failureShot = p;
+
+  await step('a hard bounce that came back is a Hard bounce entry whose message link opens its timeline', async () => {
+    assert.match(await smtpReport(bouncesPort, verp.address, hardBounceDsn(verp.address, BOUNCED)), /^250 /);
+    await p.goto(`${returnGw.base}/#/suppressions`);
+    await logIn(p, ADMIN);
+    await p.getByRole('heading', { name: 'Suppressions', level: 1 }).waitFor();
+    const row = suppressionRow(p, BOUNCED);
+    await until(async () => {
+      if (await row.count()) return true;
+      await p.getByRole('button', { name: 'Search', exact: true }).click();
+      return false;
+    }, 'the bounce to suppress its recipient', 20000, 300);
+    assert.equal((await row.getByRole('cell').nth(1).textContent()).trim(), 'Hard bounce');
+    assert.match(await row.getByRole('cell').nth(4).textContent(), /5\.1\.1/);
+    await p.getByLabel('Reason', { exact: true }).selectOption('hard_bounce');
+    await row.waitFor();
+    await p.getByLabel('Reason', { exact: true }).selectOption('manual');
+    await p.getByText('No suppressed address matches the filter.').waitFor();
+    await p.getByLabel('Reason', { exact: true }).selectOption('');
+
+    await row.getByRole('link', { name: `Message ${id}` }).click();
+    const dialog = p.getByRole('dialog', { name: `Timeline of message ${id}` });
+    await dialog.waitFor();
+    const bounced = dialog.getByRole('row').filter({ hasText: 'Bounced' });
+    await bounced.waitFor();
+    const details = await bounced.getByRole('cell').nth(3).textContent();
+    assert.match(details, /Hard bounce/);
+    assert.match(details, /5\.1\.1/);
+    assert.match(details, /Recipient address rejected: User unknown/);
+    assert.match(details, /delivery status report by relay\.test/);
+    await dialog.getByRole('button', { name: 'Close' }).click();
+    await dialog.waitFor({ state: 'detached' });
+  });
+
+  await step('Returned reports lists an unreadable report; its text, collapsed, is shown as text', async () => {
+    assert.match(await smtpReport(bouncesPort, verp.address, AUTO_REPLY), /^250 /);
+    await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Returned reports', exact: true }).click();
+    await p.getByRole('heading', { name: 'Returned reports', level: 1 }).waitFor();
+    const row = p.getByRole('row').filter({ hasText: 'Unparsed' });
+    await until(async () => {
+      if (await row.count()) return true;
+      await p.getByRole('button', { name: 'Refresh' }).click();
+      return false;
+    }, 'the auto-reply to be kept unparsed', 20000, 300);
+    assert.match(await row.textContent(), /Null sender/);
+    const pre = row.locator('pre');
+    assert.equal(await pre.isVisible(), false, 'collapsed by default');
+    await row.getByText('Show the report', { exact: false }).click();
+    await pre.waitFor({ state: 'visible' });
+    const text = await pre.textContent();
+    assert.match(text, /I am away and will read your message/);
+    assert.match(text, /<script>document\.title = "owned"<\/script>/);
+    assert.equal(await p.locator('pre script').count(), 0, 'no markup from a report');
+    assert.notEqual(await p.title(), 'owned');
+    await row.getByRole('link', { name: `Message ${id}` }).waitFor();
+    await shot(p, 'reports.png');
+    await p.getByLabel('Status', { exact: true }).selectOption('done');
+    await p.getByRole('row').filter({ hasText: 'Delivery status (DSN)' }).waitFor();
+  });
+  await ctx.close();
+}
+
 async function cleanup() {
   await stopReceiver();
   if (browser) await withTimeout(browser.close(), 15000, 'browser close').catch(() => {});
   browser = null;
-  if (gw) {
-    await gw.stop();
-    if (!process.env.POSTERN_E2E_KEEP) gw.cleanup();
+  for (const g of [gw, returnGw]) {
+    if (!g) continue;
+    await g.stop();
+    if (!process.env.POSTERN_E2E_KEEP) g.cleanup();
   }
 }
 

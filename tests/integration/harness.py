@@ -867,6 +867,9 @@ def serve_main(argv):
     ap.add_argument("--smtp", action="store_true",
                     help="SMTP submission too: STARTTLS with a self-signed certificate, AUTH "
                     "only after it; smtp_port (and smtps_port, implicit TLS) in the JSON line")
+    ap.add_argument("--bounces", metavar="DOMAIN",
+                    help="a return path: [bounces] domain DOMAIN and its inbound listener on a "
+                    "free loopback port, bounces_port in the JSON line")
     opts = ap.parse_args(argv)
     if bool(opts.account) != bool(opts.admin):
         ap.error("--account and --admin go together")
@@ -890,7 +893,14 @@ def serve_main(argv):
             sink = SmtpSink(os.path.join(gw.tmp, "sink")).start()
             gw.relay = f"smtp://127.0.0.1:{sink.port}"
             info.update(sink_port=sink.port, sink_pid=sink.proc.pid, sink_dir=sink.dir)
+        if opts.bounces:
+            bounces_port = free_port()
+            gw.config = {"bounces": {"domain": opts.bounces,
+                                     "listen": f"127.0.0.1:{bounces_port}"}}
+            info.update(bounces_port=bounces_port)
         gw.start()
+        if opts.bounces and not wait_until(lambda: listening(bounces_port), 10):
+            raise AssertionError("the bounce listener did not start:\n" + gw.read_log())
         info.update(port=gw.port, url=f"http://127.0.0.1:{gw.port}", pid=gw.proc.pid)
         if opts.smtp:
             info.update(smtp_port=gw.smtp_port, smtps_port=gw.smtps_port)

@@ -106,14 +106,21 @@ async function send(from, key, to = 'bob@example.com', base = gw.base) {
  * Another user's browser: a new context (its own cookies) whose page is logged in as email
  * on Mail Settings. The caller closes `other` and sets failureShot back.
  */
-async function loggedInElsewhere(context, email, problems) {
-  const other = await context.browser().newContext({ viewport: { width: 1280, height: 800 } });
-  other.setDefaultTimeout(10000);
-  const p = await other.newPage();
-  watch(p, problems);
-  failureShot = p;
+async function loggedInElsewhere(email, problems) {
+  const { ctx: other, p } = await openPage(problems);
   await logInToMailSettings(p, email);
   return { other, p };
+}
+
+/** A browser context of its own (its cookies) and its page, watched for script errors;
+ * a failure's screenshot is taken of this page from now on. */
+async function openPage(problems) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  ctx.setDefaultTimeout(10000);
+  const p = await ctx.newPage();
+  watch(p, problems);
+  failureShot = p;
+  return { ctx, p };
 }
 
 /** Fails the test on script errors and CSP violations seen in any page. */
@@ -149,11 +156,7 @@ async function run() {
 
   browser = await withTimeout(chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, timeout: 30000 }), 40000, 'chromium launch');
   const problems = [];
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  context.setDefaultTimeout(10000);
-  const page = await context.newPage();
-  watch(page, problems);
-  failureShot = page;
+  const { ctx: context, p: page } = await openPage(problems);
 
   await step('login screen: labelled fields, wrong password shows the inline error', async () => {
     await page.goto(`${gw.base}/`);
@@ -494,8 +497,8 @@ async function run() {
     await mobile.close();
   });
 
-  await webhookSteps(context, page, apiKey, problems);
-  await suppressionSteps(context, page, apiKey, problems);
+  await webhookSteps(page, apiKey, problems);
+  await suppressionSteps(page, apiKey, problems);
   await returnPathSteps(problems);
 
   assert.deepEqual(problems, [], 'no script errors or CSP violations');
@@ -546,7 +549,7 @@ function webhookRow(page, url) {
   return page.getByRole('row').filter({ hasText: url });
 }
 
-async function webhookSteps(context, page, apiKey, problems) {
+async function webhookSteps(page, apiKey, problems) {
   receiver = await startReceiver();
   const hookUrl = receiver.url;
   let secret;
@@ -646,7 +649,7 @@ async function webhookSteps(context, page, apiKey, problems) {
 
   await step('an Analytics user sees no Webhooks in the navigation and cannot open it', async () => {
     await cli(['user', 'add', '--db', gw.db, '--account', ACCOUNT, '--email', ANALYST, '--role', 'analytics']);
-    const { other, p } = await loggedInElsewhere(context, ANALYST, problems);
+    const { other, p } = await loggedInElsewhere(ANALYST, problems);
     const nav = p.getByRole('navigation', { name: 'Main' });
     await nav.getByRole('link', { name: 'Messages', exact: true }).waitFor();
     assert.equal(await nav.getByRole('link', { name: 'Webhooks' }).count(), 0);
@@ -704,7 +707,7 @@ function messageEvents(page, id) {
   return page.evaluate(async (mid) => (await fetch(`/api/events?message_id=${encodeURIComponent(mid)}`)).json(), id);
 }
 
-async function suppressionSteps(context, page, apiKey, problems) {
+async function suppressionSteps(page, apiKey, problems) {
   await step('Admin adds two addresses to the suppression list, filters it, removes one after confirming', async () => {
     await page.goto(`${gw.base}/#/suppressions`);
     await page.getByRole('heading', { name: 'Suppressions', level: 1 }).waitFor();
@@ -794,7 +797,7 @@ async function suppressionSteps(context, page, apiKey, problems) {
   });
 
   await step('a Marketing user sees the suppression list without Add or Remove', async () => {
-    const { other, p } = await loggedInElsewhere(context, MKT, problems);
+    const { other, p } = await loggedInElsewhere(MKT, problems);
     await p.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Suppressions', exact: true }).click();
     await p.getByRole('heading', { name: 'Suppressions', level: 1 }).waitFor();
     await suppressionRow(p, GONE).waitFor();
@@ -910,11 +913,7 @@ async function returnPathSteps(problems) {
   }
   assert.equal(verp.id, id);
 
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  ctx.setDefaultTimeout(10000);
-  const p = await ctx.newPage();
-  watch(p, problems);
-  failureShot = p;
+  const { ctx, p } = await openPage(problems);
 
   await step('a hard bounce that came back is a Hard bounce entry whose message link opens its timeline', async () => {
     assert.match(await smtpReport(bouncesPort, verp.address, hardBounceDsn(verp.address, BOUNCED)), /^250 /);

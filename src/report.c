@@ -12,6 +12,7 @@
 
 #include "compose.h"
 #include "util.h"
+#include "verp.h"
 
 #define DEPTH_MAX    8		  /* MIME nesting the walk descends */
 #define PART_MAX     (256 * 1024) /* decoded bytes read from one report part */
@@ -368,7 +369,7 @@ struct parts {
 	char msgid[REPORT_MSGID_MAX]; /* the original's, from the first part that has one */
 	char to[ADDR_MAX];	      /* the original's To, when it is one mailbox */
 	bool original;		      /* an original (message or headers) was found */
-	bool feedback_type;	      /* report-type=feedback-report */
+	bool feedback_report;	      /* report-type=feedback-report */
 };
 
 /* A leaf part's content, transfer encoding undone, NUL-terminated; at most max bytes. */
@@ -480,7 +481,7 @@ static void walk(GMimeObject *o, int depth, struct parts *p)
 	if (GMIME_IS_MULTIPART(o)) {
 		const char *rt = ct ? g_mime_content_type_get_parameter(ct, "report-type") : NULL;
 		if (rt && g_ascii_strcasecmp(rt, "feedback-report") == 0)
-			p->feedback_type = true;
+			p->feedback_report = true;
 		GMimeMultipart *mp = GMIME_MULTIPART(o);
 		int n = g_mime_multipart_get_count(mp);
 		for (int i = 0; i < n; i++)
@@ -586,7 +587,21 @@ static bool domain_char(char c)
 	return g_ascii_isalnum(c) || c == '-' || c == '.' || (unsigned char)c >= 0x80;
 }
 
-/* The first address in l[0, n) that normalizes, into out; false when none does. */
+/* A return path's shape ("b-<hex>-<tag>@..."): a bounce often quotes the sender, which is
+ * never the recipient. */
+static bool return_path(const char *addr)
+{
+	static const char hex[] = "0123456789abcdef";
+	if (strncmp(addr, "b-", 2) != 0)
+		return false;
+	size_t u = strspn(addr + 2, hex);
+	const char *t = addr + 2 + u;
+	return u > 0 && u < VERP_UID_MAX && *t == '-' && strspn(t + 1, hex) == VERP_TAG_LEN &&
+	       t[1 + VERP_TAG_LEN] == '@';
+}
+
+/* The first address in l[0, n) that normalizes and is not a return path, into out; false
+ * when there is none. */
 static bool address_in(const char *l, size_t n, char out[ADDR_MAX])
 {
 	for (const char *at = memchr(l, '@', n); at; at = memchr(at + 1, '@', l + n - at - 1)) {
@@ -603,7 +618,7 @@ static bool address_in(const char *l, size_t n, char out[ADDR_MAX])
 		const char *why;
 		memcpy(buf, a, (size_t)(z - a));
 		buf[z - a] = '\0';
-		if (addr_normalize(buf, out, &why) == 0)
+		if (addr_normalize(buf, out, &why) == 0 && !return_path(out))
 			return true;
 		if (at + 1 >= end)
 			break;
@@ -679,7 +694,7 @@ static bool text_read(const char *t, size_t len, struct report *out)
 static void classify(const struct parts *p, struct report *out)
 {
 	memcpy(out->message_id, p->msgid, sizeof(out->message_id));
-	if (p->feedback && (p->feedback_type || !p->status)) {
+	if (p->feedback && (p->feedback_report || !p->status)) {
 		out->kind = REPORT_ARF;
 		arf_read(p->feedback, p->feedback_len, p, out);
 		return;

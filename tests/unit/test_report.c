@@ -327,6 +327,16 @@ static void test_text_status_is_a_failure_code(void **state)
 	assert_string_equal(r.rcpts[0].email, "sam@example.org");
 	assert_string_equal(r.rcpts[0].diagnostic, "Sorry, no mailbox here by that name. (#5.1.1)");
 	report_free(&r);
+	/* The return path quoted as the sender is never taken for the recipient. */
+	parse_text("Subject: x\n\nFrom <B-0123abcd-0123456789@bounces.example.net> to "
+		   "<kim@example.org>: 550 5.1.1 unknown\n",
+		   &r);
+	assert_string_equal(r.rcpts[0].email, "kim@example.org");
+	report_free(&r);
+	parse_text("Subject: x\n\n<b-0123abcd-0123456789@bounces.example.net>:\n550 5.1.1 no\n",
+		   &r);
+	assert_string_equal(r.rcpts[0].email, "");
+	report_free(&r);
 }
 
 static void test_nothing_to_read_is_unparsed(void **state)

@@ -334,7 +334,12 @@ static void cmd_mail(struct smtp_session *s, const char *arg)
 		s->action = SMTP_ACT_MAIL;
 		return;
 	}
-	if (addr_normalize(path, s->mail_from, &why) < 0)
+	if (addr_normalize(path, s->mail_from, &why) == 0) {
+		s->action = SMTP_ACT_MAIL;
+		return;
+	}
+	/* A report is read whoever sent it: its sender is only recorded, as given. */
+	if (!s->lim->inbound || util_copy(s->mail_from, sizeof(s->mail_from), path) < 0)
 		return smtp_reply(s->out, 501, "5.1.7", "Bad sender address syntax");
 	s->action = SMTP_ACT_MAIL;
 }

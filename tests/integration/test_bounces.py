@@ -310,13 +310,13 @@ class ReportTest(BouncesCase):
         path = os.path.join(self.gw.tmp, "swaks.eml")
         with open(path, "w", newline="") as f:
             f.write(dsn(verp, mid, "swaks@example.com"))
-        r = subprocess.run(["swaks", "--server", f"127.0.0.1:{self.bport}", "--from", "",
+        r = subprocess.run(["swaks", "--server", f"127.0.0.1:{self.bport}", "--from", "<>",
                             "--to", verp, "--helo", "relay.test", "--data", "@" + path,
                             "--local-interface", "127.0.0.7", "--timeout", "30"],
                            capture_output=True, text=True, timeout=60,
                            stdin=subprocess.DEVNULL)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        self.assertRegex(r.stdout, r"<~ +250 2\.0\.0 Ok: report \d+ stored")
+        self.assertRegex(r.stdout, r"<- +250 2\.0\.0 Ok: report \d+ stored")
         self.wait_events(mid, "message.bounced")
         self.assertEqual(self.suppression("swaks@example.com")[0]["reason"], "hard_bounce")
 

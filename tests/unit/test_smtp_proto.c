@@ -491,6 +491,11 @@ static void inbound_null_sender_and_return_paths_only(void **state)
 	assert_int_equal(s->action, SMTP_ACT_SUBMIT);
 	assert_string_equal(s->mail_from, "");
 	assert_string_equal(s->rcpts[0], "b-ab-cd@bounces.test");
+	smtp_submit_done(s, "250 2.0.0 Ok: report 1 stored", false);
+	/* A sender submission would refuse is only recorded here. */
+	g_string_truncate(s->out, 0);
+	assert_string_equal(feed(s, "MAIL FROM:<MAILER-DAEMON@localhost>\r\n"), "250 2.1.0 Ok\r\n");
+	assert_string_equal(s->mail_from, "MAILER-DAEMON@localhost");
 	smtp_session_free(s);
 }
 

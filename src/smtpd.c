@@ -347,20 +347,27 @@ static void conn_hold(struct smtpd_session *s)
 	bufferevent_disable(s->bev, EV_READ); /* pipelined commands wait for the reply */
 }
 
-/* AUTH: the check reads and writes the store (the failure throttle, last use), so the
- * auth worker makes it and conn_resume answers in the loop. */
-static void do_auth(struct smtpd_session *s)
+/* Hands a held session to the auth worker, which works on the store for it (an AUTH
+ * check, a report to store) and wakes it in its loop. */
+static void conn_to_worker(struct smtpd_session *s)
 {
 	struct smtpd *d = s->loop->d;
-	if (!conn_may_hold(d)) /* RFC 5321 3.8: a 421 closes the connection */
-		return smtp_auth_done(s->proto, false,
-				      "421 4.3.2 Postern is shutting down; try again later", true);
 	conn_hold(s);
 	s->auth = true;
 	pthread_mutex_lock(&d->auth_lock);
 	STAILQ_INSERT_TAIL(&d->auth_queue, s, auth_link);
 	pthread_mutex_unlock(&d->auth_lock);
 	worker_wake(d->auth);
+}
+
+/* AUTH: the check reads and writes the store (the failure throttle, last use), so the
+ * auth worker makes it and conn_resume answers in the loop. */
+static void do_auth(struct smtpd_session *s)
+{
+	if (!conn_may_hold(s->loop->d)) /* RFC 5321 3.8: a 421 closes the connection */
+		return smtp_auth_done(s->proto, false,
+				      "421 4.3.2 Postern is shutting down; try again later", true);
+	conn_to_worker(s);
 }
 
 /* Hands a key's due last-use write to the auth worker, once. */
@@ -446,16 +453,29 @@ static void inbound_mail(struct smtpd_session *s)
 	smtp_mail_done(s->proto, true, "250 2.1.0 Ok");
 }
 
-/* On the store worker: the report, once for each return path it was sent to, stored
- * durably before the 250. */
+/* True when an earlier recipient of the report names the message uid too. */
+static bool report_uid_seen(struct smtpd *d, const struct smtp_session *p, int upto,
+			    const char *uid)
+{
+	char other[VERP_UID_MAX];
+	for (int i = 0; i < upto; i++)
+		if (verp_parse(d->verp_key, d->cfg->bounces_domain, p->rcpts[i], other) &&
+		    strcmp(other, uid) == 0)
+			return true;
+	return false;
+}
+
+/* On the store worker: the report, once for each message whose return path it was sent
+ * to (a return path spelt twice, in two cases, is one), stored durably before the 250. */
 static void report_store(struct smtpd *d, struct smtpd_session *s)
 {
 	const struct smtp_session *p = s->proto;
 	s->report_rc = STORE_OK;
 	for (int i = 0; i < p->nrcpts && s->report_rc == STORE_OK; i++) {
 		char uid[VERP_UID_MAX];
-		if (!verp_parse(d->verp_key, d->cfg->bounces_domain, p->rcpts[i], uid))
-			continue; /* accepted at RCPT: cannot happen */
+		if (!verp_parse(d->verp_key, d->cfg->bounces_domain, p->rcpts[i], uid) ||
+		    report_uid_seen(d, p, i, uid))
+			continue;
 		s->report_rc = bounces_receive(d->store, s->ip, p->mail_from, p->rcpts[i], uid,
 					       p->body->str, p->body->len, &s->report_id);
 		if (s->report_rc == STORE_OK)
@@ -468,16 +488,10 @@ static void report_store(struct smtpd *d, struct smtpd_session *s)
 /* End of DATA on the inbound listener: the store worker stores the report. */
 static void inbound_submit(struct smtpd_session *s)
 {
-	struct smtpd *d = s->loop->d;
-	if (!conn_may_hold(d))
+	if (!conn_may_hold(s->loop->d))
 		return smtp_submit_done(
 			s->proto, "421 4.3.2 Postern is shutting down; try again later", true);
-	conn_hold(s);
-	s->auth = true;
-	pthread_mutex_lock(&d->auth_lock);
-	STAILQ_INSERT_TAIL(&d->auth_queue, s, auth_link);
-	pthread_mutex_unlock(&d->auth_lock);
-	worker_wake(d->auth);
+	conn_to_worker(s);
 }
 
 /* The store worker's answer on a report: 250 with its id, or 451 to be sent again. */

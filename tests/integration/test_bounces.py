@@ -12,6 +12,7 @@ import base64
 import os
 import re
 import smtplib
+import ssl
 import subprocess
 import unittest
 
@@ -372,6 +373,26 @@ class RefusalTest(BouncesCase):
                                               b"again later"))
         # Another address is not held back by it.
         self.stored(self.report("127.0.0.10", verp, "Subject: x\r\n\r\nnothing\r\n"))
+
+
+class TlsTest(unittest.TestCase):
+    def test_starttls_is_offered_when_a_certificate_is_set(self):
+        gw = Gateway(smtp_tls=True).init("acme", "admin@acme.test")
+        self.addCleanup(gw.cleanup)
+        port = free_port()
+        gw.config = {"bounces": {"domain": "bounces.test", "listen": f"127.0.0.1:{port}"}}
+        gw.start()
+        self.assertTrue(wait_until(lambda: listening(port), 10), gw.read_log())
+        c = smtplib.SMTP("127.0.0.1", port, timeout=30)
+        self.addCleanup(c.close)
+        c.ehlo("relay.test")
+        self.assertTrue(c.has_extn("starttls"))
+        c.starttls(context=ssl._create_unverified_context())
+        c.ehlo("relay.test")
+        self.assertFalse(c.has_extn("starttls"))
+        self.assertFalse(c.has_extn("auth"))
+        self.assertEqual(c.mail("<>")[0], 250)
+        self.assertEqual(c.rcpt("<someone@acme.test>")[0], 550)
 
 
 class RestartTest(BouncesCase):

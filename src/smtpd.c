@@ -34,6 +34,7 @@
 #include "keys.h"
 #include "log.h"
 #include "smtp_proto.h"
+#include "smtpd_rate.h"
 #include "submit.h"
 #include "util.h"
 #include "verp.h"
@@ -71,13 +72,6 @@ struct smtpd_listener {
 
 STAILQ_HEAD(auth_queue, smtpd_session);
 
-/* Reports a client address had accepted in one minute (util_now() / 60). */
-struct rate_slot {
-	char ip[INET6_ADDRSTRLEN];
-	int64_t minute;
-	int count;
-};
-
 struct smtpd {
 	const struct config *cfg;
 	struct store *store;
@@ -105,9 +99,7 @@ struct smtpd {
 	 * store write, so the auth worker makes it. A hint: when full, more wait a minute. */
 	int64_t touches[SMTPD_TOUCHES_MAX];
 	int ntouches;
-	pthread_mutex_t rate_lock;
-	struct rate_slot rates[SMTPD_RATE_SLOTS];
-	unsigned rate_next; /* the slot taken when every one is in use this minute */
+	struct smtpd_rate *rate; /* reports accepted per client address */
 };
 
 struct smtpd_session {
@@ -406,47 +398,10 @@ static bool verp_rcpt_ok(void *arg, const char *address)
 	return verp_parse(d->verp_key, d->cfg->bounces_domain, address, uid);
 }
 
-/* The client's slot in the rate table (under rate_lock): its own, else one no client used
- * this minute, else the next in turn (a flood of addresses evicts the oldest in turn). */
-static struct rate_slot *rate_slot(struct smtpd *d, const char *ip, int64_t minute)
-{
-	struct rate_slot *stale = NULL;
-	for (int i = 0; i < SMTPD_RATE_SLOTS; i++) {
-		struct rate_slot *r = &d->rates[i];
-		if (r->ip[0] && strcmp(r->ip, ip) == 0)
-			return r;
-		if (!stale && r->minute != minute)
-			stale = r;
-	}
-	if (!stale)
-		stale = &d->rates[d->rate_next++ % SMTPD_RATE_SLOTS];
-	snprintf(stale->ip, sizeof(stale->ip), "%s", ip);
-	stale->minute = minute;
-	stale->count = 0;
-	return stale;
-}
-
-/* True while the client may send another report this minute; count adds that many
- * accepted ones first. */
-static bool rate_allows(struct smtpd *d, const char *ip, int count)
-{
-	int64_t minute = util_now() / 60;
-	pthread_mutex_lock(&d->rate_lock);
-	struct rate_slot *r = rate_slot(d, ip, minute);
-	if (r->minute != minute) {
-		r->minute = minute;
-		r->count = 0;
-	}
-	r->count += count;
-	bool ok = r->count < d->cfg->bounces_rate;
-	pthread_mutex_unlock(&d->rate_lock);
-	return ok;
-}
-
 /* MAIL on the inbound listener: any sender, the null one above all; only the rate. */
 static void inbound_mail(struct smtpd_session *s)
 {
-	if (!rate_allows(s->loop->d, s->ip, 0))
+	if (!smtpd_rate_allows(s->loop->d->rate, s->ip, util_now(), 0))
 		return smtp_mail_done(s->proto, false,
 				      "450 4.7.1 too many reports from your address, try again "
 				      "later");
@@ -500,7 +455,7 @@ static void report_answer(struct smtpd_session *s)
 	struct smtpd *d = s->loop->d;
 	char reply[120];
 	if (s->report_rc == STORE_OK) {
-		rate_allows(d, s->ip, 1);
+		smtpd_rate_allows(d->rate, s->ip, util_now(), 1);
 		bounces_wake(d->bounces);
 		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: report %lld stored",
 			 (long long)s->report_id);
@@ -1039,7 +994,7 @@ static void smtpd_free(struct smtpd *d)
 	SSL_CTX_free(d->tls);
 	pthread_mutex_destroy(&d->tls_lock);
 	pthread_mutex_destroy(&d->auth_lock);
-	pthread_mutex_destroy(&d->rate_lock);
+	smtpd_rate_free(d->rate);
 	sodium_memzero(d->verp_key, sizeof(d->verp_key));
 	free(d);
 }
@@ -1150,7 +1105,7 @@ struct smtpd *smtpd_start(const struct config *cfg, struct store *store,
 				    .auth_without_tls = cfg->smtp_auth_without_tls}};
 	pthread_mutex_init(&d->tls_lock, NULL);
 	pthread_mutex_init(&d->auth_lock, NULL);
-	pthread_mutex_init(&d->rate_lock, NULL);
+	d->rate = smtpd_rate_new(cfg->bounces_rate, SMTPD_RATE_SLOTS);
 	inbound_limits(d, master);
 	STAILQ_INIT(&d->auth_queue);
 	raise_fd_limit(cfg->smtp_max_connections);

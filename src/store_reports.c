@@ -11,9 +11,12 @@
 #include "store_int.h"
 #include "util.h"
 
-#define REPORT_COLUMNS                                                                             \
+/* A report's columns, its bytes (raw) between the others. */
+#define REPORT_HEAD                                                                                \
 	"id, received_at, client_ip, mail_from, rcpt, message_uid, COALESCE(account_id, 0), "      \
-	"status, COALESCE(kind, ''), size, raw, detail, COALESCE(parsed_at, 0)"
+	"status, COALESCE(kind, ''), size, "
+#define REPORT_TAIL    ", detail, COALESCE(parsed_at, 0)"
+#define REPORT_COLUMNS REPORT_HEAD "raw" REPORT_TAIL
 
 /* Base64 characters that hold whole bytes and at most STORE_REPORT_KEEP of them. */
 #define REPORT_KEEP_B64 (STORE_REPORT_KEEP / 3 * 4)
@@ -169,17 +172,20 @@ static int report_row(void *arg, const void *row)
 	return stop;
 }
 
+/* An account's reports; only an unparsed one's text is shown, so the others' stay unread. */
+#define REPORTS_LIST_SQL                                                                           \
+	"SELECT " REPORT_HEAD "CASE WHEN status = 'unparsed' THEN raw ELSE '' END" REPORT_TAIL     \
+	" FROM bounce_reports WHERE account_id = ? AND (? IS NULL OR status = ?) AND id < ? "      \
+	"ORDER BY id DESC LIMIT ?"
+
 int store_reports_list(struct store *s, int64_t account_id, const char *status, int64_t before_id,
 		       int limit, store_report_fn fn, void *arg)
 {
 	struct store_report row = {0};
 	struct report_call call = {fn, arg};
 	int64_t before = before_id > 0 ? before_id : INT64_MAX;
-	int rc = sq_list(s, read_report, &row, report_row, &call,
-			 "SELECT " REPORT_COLUMNS " FROM bounce_reports "
-			 "WHERE account_id = ? AND (? IS NULL OR status = ?) AND id < ? "
-			 "ORDER BY id DESC LIMIT ?",
-			 "issid", account_id, status, status, before, limit);
+	int rc = sq_list(s, read_report, &row, report_row, &call, REPORTS_LIST_SQL, "issid",
+			 account_id, status, status, before, limit);
 	store_reports_free(&row, 1);
 	return rc;
 }

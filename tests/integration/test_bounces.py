@@ -3,11 +3,11 @@ bounces.test relays to a real SMTP server (Postfix's smtp-sink), whose capture g
 message's envelope sender, its VERP address; reports are then sent to that address on the
 inbound listener with smtplib (and swaks once) as an MTA would: a Postfix-layout DSN of a
 hard bounce (the recipient suppressed, message.bounced, the next message to it dropped), a
-delayed DSN (message.deferred, nothing suppressed), an ARF complaint, garbage (kept
-unparsed for the operator), a report about someone who was not a recipient, and the
-refusals: a forged tag, another domain, AUTH, an oversized report, too many reports from one
-address. Reports stored before a restart, or left half-parsed by kill -9, are parsed after
-it."""
+delayed DSN (message.deferred, nothing suppressed), an ARF complaint, a text bounce that
+names no one (about the message's only recipient), garbage (kept unparsed for the
+operator), a report about someone who was not a recipient, and the refusals: a forged tag,
+another domain, AUTH, an oversized report, too many reports from one address; STARTTLS.
+Reports stored before a restart, or left half-parsed by kill -9, are parsed after it."""
 import base64
 import os
 import re
@@ -292,6 +292,25 @@ class ReportTest(BouncesCase):
         self.assertEqual(self.events(mid, "message.bounced"), [])
         self.assertEqual(self.suppression("other@example.com"), [])
         self.assertEqual(self.suppression("kept@example.com"), [])
+
+    def test_a_text_bounce_naming_no_one_is_about_the_only_recipient(self):
+        mid, verp = self.sent("lone@example.com")
+        text = ("From: postmaster@legacy.example\r\n"
+                f"To: {verp}\r\n"
+                "Subject: Returned mail\r\n"
+                "Content-Type: text/plain; charset=us-ascii\r\n"
+                "\r\n"
+                "Delivery to the following recipient failed permanently.\r\n"
+                "\r\n"
+                "    550 5.1.1 User unknown\r\n")
+        rid = self.stored(self.report("127.0.0.13", verp, text,
+                                      mail_from="postmaster@legacy.example"))
+        bounced, = self.wait_events(mid, "message.bounced")
+        self.assertEqual(bounced["recipient"], "lone@example.com")
+        self.assertEqual(bounced["data"]["source"], "text")
+        self.assertEqual(bounced["data"]["status"], "5.1.1")
+        self.assertEqual(self.suppression("lone@example.com")[0]["reason"], "hard_bounce")
+        self.assertEqual(self.parsed(rid)["kind"], "text")
 
     def test_garbage_is_kept_for_the_operator(self):
         mid, verp = self.sent("garbage@example.com")

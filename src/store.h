@@ -187,6 +187,7 @@ struct store_outcome {
 struct store_finish {
 	int64_t id;
 	const struct store_outcome *outcome;
+	int64_t account_id; /* the message's: whose list outcome->suppress goes on */
 };
 
 /* A message as GET /api/messages shows it. */

@@ -137,6 +137,12 @@ static const struct store_event processed[] = {
 };
 
 /* A message of acme from hello@example.com to two recipients, accepted at now. */
+static int keep_suppression(void *arg, const struct store_suppression *e)
+{
+	*(struct store_suppression *)arg = *e;
+	return 0;
+}
+
 static int add_message(struct world *w, const char *uid, int64_t now)
 {
 	struct store_message m = {
@@ -228,9 +234,38 @@ static void test_message_events_come_and_go_with_their_change(void **state)
 		{"message.delivered", "a@example.net", "{\"attempt\":1,\"reply\":\"250 ok\"}"},
 		{"message.bounced", "b@example.net", "{\"attempt\":1,\"reply\":\"550 5.1.1 no\"}"},
 	};
-	struct store_outcome o = {.status = "sent", .now = 3020, .events = outcome, .nevents = 2};
-	struct store_finish f = {q.id, &o};
+	/* The refused one does not exist: suppressed with the outcome, for the message's
+	 * account (one listed already stays as it was). */
+	struct store_suppression gone[] = {
+		{.email = "b@example.net",
+		 .reason = "hard_bounce",
+		 .message_uid = "m1",
+		 .detail = "5.1.1 550 5.1.1 no"},
+		{.email = "b@example.net", .reason = "hard_bounce", .detail = "again"},
+	};
+	struct store_outcome o = {.status = "sent",
+				  .now = 3020,
+				  .events = outcome,
+				  .nevents = 2,
+				  .suppress = gone,
+				  .nsuppress = 2};
+	struct store_finish f = {q.id, &o, w.acme};
 	assert_int_equal(store_messages_finish(w.store, &f, 1), STORE_OK);
+	const char *asked[] = {"a@example.net", "b@example.net"};
+	bool listed[2];
+	assert_int_equal(store_suppressed(w.store, w.acme, asked, 2, listed), STORE_OK);
+	assert_false(listed[0]);
+	assert_true(listed[1]);
+	assert_int_equal(store_suppressed(w.store, w.other, asked, 2, listed), STORE_OK);
+	assert_false(listed[1]);
+	struct store_suppression got = {0};
+	assert_int_equal(store_suppressions_list(w.store, w.acme, "b@example.net", NULL, 0, 5,
+						 keep_suppression, &got),
+			 STORE_OK);
+	assert_string_equal(got.reason, "hard_bounce");
+	assert_string_equal(got.message_uid, "m1");
+	assert_string_equal(got.detail, "5.1.1 550 5.1.1 no");
+	assert_int_equal(got.created_at, 3020);
 	list(&w, w.acme, NULL, "m1", 0, 50, &l);
 	assert_string_equal(l.text, "message.bounced b@example.net|"
 				    "message.delivered a@example.net|"
@@ -818,7 +853,7 @@ static void test_a_cancel_made_for_a_stale_part_changes_nothing(void **state)
 	const struct store_event sent[] = {{"message.delivered", "a@example.net", NULL}};
 	assert_int_equal(store_message_progress(w.store, q.id, 1, sent, 1), STORE_OK);
 	struct store_outcome o = {.status = "deferred", .next_attempt_at = 4000, .now = 3020};
-	struct store_finish f = {q.id, &o};
+	struct store_finish f = {q.id, &o, w.acme};
 	assert_int_equal(store_messages_finish(w.store, &f, 1), STORE_OK);
 
 	const struct store_event dropped[] = {

@@ -740,8 +740,6 @@ async function suppressionSteps(page, apiKey, problems) {
     await page.getByRole('button', { name: 'Add', exact: true }).click();
     await page.getByText('0 added. 1 was already listed.', { exact: true }).waitFor();
     assert.equal(await suppressionRow(page, GONE).count(), 1);
-    await page.evaluate(() => window.scrollTo(0, 0));
-    await shot(page, 'suppressions.png');
 
     const reason = page.getByLabel('Reason', { exact: true });
     await reason.selectOption('hard_bounce');
@@ -928,9 +926,17 @@ async function returnPathSteps(problems) {
     }, 'the bounce to suppress its recipient', 20000, 300);
     assert.equal((await row.getByRole('cell').nth(1).textContent()).trim(), 'Hard bounce');
     assert.match(await row.getByRole('cell').nth(4).textContent(), /5\.1\.1/);
-    await p.getByLabel('Reason', { exact: true }).selectOption('hard_bounce');
+    // A manual entry beside it, for the screenshot.
+    await p.getByLabel('Addresses to suppress').fill('carol@example.net');
+    await p.getByRole('button', { name: 'Add', exact: true }).click();
+    await p.getByText('1 added.', { exact: true }).waitFor();
+    await suppressionRow(p, 'carol@example.net').waitFor();
+    await shot(p, 'suppressions.png', { fullPage: true });
+    const reason = p.getByLabel('Reason', { exact: true });
+    await reason.selectOption('hard_bounce');
+    await until(async () => (await suppressionRow(p, 'carol@example.net').count()) === 0, 'the manual entry to leave');
     await row.waitFor();
-    await p.getByLabel('Reason', { exact: true }).selectOption('manual');
+    await reason.selectOption('complaint');
     await p.getByText('No suppressed address matches the filter.').waitFor();
     await p.getByLabel('Reason', { exact: true }).selectOption('');
 

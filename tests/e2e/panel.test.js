@@ -978,6 +978,39 @@ async function returnPathSteps(problems) {
     await shot(p, 'reports.png');
     await p.getByLabel('Status', { exact: true }).selectOption('done');
     await p.getByRole('row').filter({ hasText: 'Delivery status (DSN)' }).waitFor();
+    await p.getByLabel('Status', { exact: true }).selectOption('unparsed');
+    await p.getByText('Show the report', { exact: false }).click();
+    await p.locator('pre').waitFor();
+
+    // At 390 px the report's text scrolls inside its box, not the page.
+    await p.setViewportSize({ width: 390, height: 844 });
+    const width = await p.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `Returned reports scrollWidth ${width} > 390`);
+    await p.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  await step('Suppressions pages with Load more, the next page after the last entry shown', async () => {
+    await p.goto(`${returnGw.base}/#/suppressions`);
+    const many = Array.from({ length: 55 }, (_, i) => `user${i}@example.net`);
+    await p.getByLabel('Addresses to suppress').fill(many.join('\n'));
+    await p.getByRole('button', { name: 'Add', exact: true }).click();
+    await p.getByText('55 added.', { exact: true }).waitFor();
+    const rows = p.locator('table.suppressions tbody tr');
+    await until(async () => (await rows.count()) === 50, 'the first page of 50');
+    await p.getByText('Showing 50 addresses; there are more', { exact: false }).waitFor();
+    const [next] = await Promise.all([
+      p.waitForResponse((r) => r.url().includes('/api/suppressions?') && r.url().includes('before=')),
+      p.getByRole('button', { name: 'Load more' }).click(),
+    ]);
+    assert.equal(next.status(), 200);
+    await until(async () => (await rows.count()) === 57, 'the rest: 55 + carol + the bounce');
+    assert.equal(await p.getByRole('button', { name: 'Load more' }).isVisible(), false);
+    await suppressionRow(p, BOUNCED).waitFor();
+    const width = await p.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 1280, `Suppressions scrollWidth ${width} > 1280`);
+    await p.setViewportSize({ width: 390, height: 844 });
+    const narrow = await p.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(narrow <= 390, `Suppressions scrollWidth ${narrow} > 390`);
   });
   await ctx.close();
 }

@@ -72,6 +72,7 @@ static const struct api_route routes[] = {
 	MGMT("GET", "/api/messages/{id}", api_message_get, PERM_READ),
 	MGMT("POST", "/api/messages/{id}/cancel", api_message_cancel, PERM_MESSAGE_CANCEL),
 	MGMT("GET", "/api/events", api_events_list, PERM_READ),
+	MGMT("GET", "/api/reports", api_reports_list, PERM_READ),
 	MGMT("GET", "/api/webhooks", api_webhooks_list, PERM_WEBHOOK_MANAGE),
 	MGMT("POST", "/api/webhooks", api_webhooks_add, PERM_WEBHOOK_MANAGE),
 	MGMT("PATCH", "/api/webhooks/{id}", api_webhook_patch, PERM_WEBHOOK_MANAGE),

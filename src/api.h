@@ -124,6 +124,7 @@ enum err api_messages_list(struct api_call *c);
 enum err api_message_get(struct api_call *c);
 enum err api_message_cancel(struct api_call *c);
 enum err api_events_list(struct api_call *c);
+enum err api_reports_list(struct api_call *c);
 enum err api_webhooks_list(struct api_call *c);
 enum err api_webhooks_add(struct api_call *c);
 enum err api_webhook_patch(struct api_call *c);

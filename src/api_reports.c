@@ -1,7 +1,6 @@
 /* The reports that came back to the return path about the caller's account's messages
  * (GET /api/reports, every role): the operator's window on bounces and complaints, with
  * the text of those no parser could read. */
-#include <errno.h>
 #include <glib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +20,7 @@ static cJSON *report_json(const struct store_report *r)
 	api_add_time(o, "received_at", r->received_at);
 	cJSON_AddStringToObject(o, "message_id", r->message_uid);
 	cJSON_AddStringToObject(o, "status", r->status);
-	if (r->kind[0])
-		cJSON_AddStringToObject(o, "kind", r->kind);
-	else
-		cJSON_AddNullToObject(o, "kind");
+	api_add_text(o, "kind", r->kind);
 	cJSON_AddStringToObject(o, "from", r->mail_from);
 	cJSON_AddStringToObject(o, "rcpt", r->rcpt);
 	cJSON_AddNumberToObject(o, "size", (double)r->size);
@@ -46,18 +42,6 @@ static int add_report(void *arg, const struct store_report *r)
 	return 0;
 }
 
-/* ?limit= from 1 to REPORTS_LIMIT_MAX, REPORTS_LIMIT when absent. */
-static enum err reports_limit(struct api_call *c, int *limit)
-{
-	const char *q = http_query(c->req, "limit");
-	char *end;
-	long n = q ? strtol(q, &end, 10) : REPORTS_LIMIT;
-	if (q && (!*q || *end || n < 1 || n > REPORTS_LIMIT_MAX))
-		return api_invalid(c, "limit", "limit must be a whole number from 1 to 500.");
-	*limit = (int)n;
-	return ERR_OK;
-}
-
 static bool status_known(const char *status)
 {
 	for (size_t i = 0; i < ARRAY_LEN(report_statuses); i++)
@@ -69,24 +53,17 @@ static bool status_known(const char *status)
 enum err api_reports_list(struct api_call *c)
 {
 	const char *status = http_query(c->req, "status");
-	const char *before = http_query(c->req, "before");
-	long long before_id = 0;
-	int limit = REPORTS_LIMIT;
-	char *end;
+	int64_t before_id;
+	int limit;
 
 	if (status && !*status)
 		status = NULL;
 	if (status && !status_known(status))
 		return api_invalid(c, "status",
 				   "status is one of new, parsing, done, unparsed or orphan.");
-	if (before) {
-		errno = 0;
-		before_id = strtoll(before, &end, 10);
-		if (!*before || *end || errno || before_id < 1)
-			return api_invalid(c, "before",
-					   "before is a report id, a positive number.");
-	}
-	enum err e = reports_limit(c, &limit);
+	enum err e = api_before(c, "before is a report id, a positive number.", &before_id);
+	if (e == ERR_OK)
+		e = api_limit_in(c, REPORTS_LIMIT, REPORTS_LIMIT_MAX, &limit);
 	if (e != ERR_OK)
 		return e;
 	cJSON *list = cJSON_CreateArray();

@@ -275,8 +275,9 @@ static int report_process(struct bounces *b, const struct store_report *sr, cons
 	return rc;
 }
 
-/* Claims and applies reports until none is left; false when the store failed. */
-static bool bounces_pass(struct bounces *b, struct worker *w)
+/* Claims and applies reports until none is left (or the store fails: the next pass tries
+ * again). */
+static void bounces_pass(struct bounces *b, struct worker *w)
 {
 	struct store_report batch[BOUNCES_BATCH];
 	char claim[STORE_CLAIM_LEN];
@@ -285,7 +286,7 @@ static bool bounces_pass(struct bounces *b, struct worker *w)
 		int64_t now = util_now();
 		if (store_reports_claim(b->store, now, now + BOUNCES_LEASE, claim, batch,
 					BOUNCES_BATCH, &n) != STORE_OK)
-			return false;
+			return;
 		for (size_t i = 0; i < n; i++) {
 			/* A failure leaves the report claimed: its lease runs out and it is
 			 * parsed again then. */
@@ -298,7 +299,6 @@ static bool bounces_pass(struct bounces *b, struct worker *w)
 		}
 		store_reports_free(batch, n);
 	} while (n == BOUNCES_BATCH && !worker_stopping(w));
-	return true;
 }
 
 static void bounces_run(void *arg, struct worker *w)

@@ -122,6 +122,7 @@ ROWS = {
     ("GET", "/api/messages/{id}"): Row(200, obj="message"),
     ("POST", "/api/messages/{id}/cancel"): Row(200, obj="scheduled", fresh=True),
     ("GET", "/api/events"): Row(200),
+    ("GET", "/api/reports"): Row(200),
     ("GET", "/api/webhooks"): Row(200),
     # Port 9 (discard) on loopback: nothing listens, so test events are simply refused.
     ("POST", "/api/webhooks"): Row(

@@ -10,7 +10,7 @@ import unittest
 from urllib.parse import quote
 
 from harness import Gateway, RolesCase, audit_events, main, send_body, wait_until
-from test_events import Relay, RelaySession
+from test_events import AcceptTest, Relay, RelaySession
 
 NETCORE = "/v5/mail/send"
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
@@ -171,9 +171,10 @@ class EnvelopeRelay(Relay):
 
 class DeliveryCase(unittest.TestCase):
     """A gateway relaying to the scripted relay; fresh for each test. bounces: the
-    [bounces] domain, or None."""
+    [bounces] domain, or None; smtp: SMTP submission too (with STARTTLS)."""
 
     bounces = None
+    smtp = False
 
     def setUp(self):
         self.relay = EnvelopeRelay()
@@ -181,7 +182,8 @@ class DeliveryCase(unittest.TestCase):
         config = {"relay": {"retry_base": "1s", "retry_max": "2s", "give_up": "1h"}}
         if self.bounces:
             config["bounces"] = {"domain": self.bounces}
-        self.gw = Gateway(relay=f"smtp://127.0.0.1:{self.relay.port}", config=config)
+        self.gw = Gateway(relay=f"smtp://127.0.0.1:{self.relay.port}", config=config,
+                          smtp_tls=self.smtp)
         self.gw.extra_args = ["--public-url", "http://127.0.0.1:1"]
         self.gw.init("acme", "admin@acme.test")
         self.addCleanup(self.gw.cleanup)
@@ -312,6 +314,8 @@ class ReturnPathTest(DeliveryCase):
 
 class VerpTest(DeliveryCase):
     bounces = "bounces.test"
+    smtp = True
+    submit = AcceptTest.submit
 
     def test_each_message_leaves_from_its_own_return_path(self):
         mids = [self.send("bob@example.com"), self.send("carol@example.com")]
@@ -325,6 +329,15 @@ class VerpTest(DeliveryCase):
             got[m.group(1)] = m.group(2)
         self.assertEqual(set(got), set(mids))
         self.assertNotEqual(got[mids[0]], got[mids[1]])  # a tag of its own
+
+    def test_a_submitted_message_leaves_from_its_return_path_too(self):
+        mid = self.submit(("bob@example.com",),
+                          b"From: news@acme.test\r\nTo: bob@example.com\r\n"
+                          b"Subject: Hi\r\n\r\nHello over SMTP\r\n")
+        self.assertEqual(self.wait_done(mid)["status"], "sent")
+        m = VERP.match(self.relay.senders[0])
+        self.assertTrue(m, self.relay.senders)
+        self.assertEqual(m.group(1), mid)
 
     def test_posterns_own_mail_keeps_its_from(self):
         r = self.admin.request("POST", "/api/senders", {"addresses": ["ops@acme.test"]})

@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "store.h"
+#include "suppress.h"
 
 /* A store with accounts acme and other. */
 struct world {
@@ -136,13 +137,13 @@ static const struct store_event processed[] = {
 	{"message.processed", "b@example.net", NULL},
 };
 
-/* A message of acme from hello@example.com to two recipients, accepted at now. */
 static int keep_suppression(void *arg, const struct store_suppression *e)
 {
 	*(struct store_suppression *)arg = *e;
 	return 0;
 }
 
+/* A message of acme from hello@example.com to two recipients, accepted at now. */
 static int add_message(struct world *w, const char *uid, int64_t now)
 {
 	struct store_message m = {
@@ -879,6 +880,56 @@ static void test_a_cancel_made_for_a_stale_part_changes_nothing(void **state)
 	world_close(&w);
 }
 
+/* The check at delivery: who of a part's recipients the account lists (addresses compared
+ * as the list keeps them), and who an earlier run of the message told so already. */
+static void test_the_delivery_check_reads_the_list_and_who_was_told(void **state)
+{
+	(void)state;
+	struct world w;
+	world_open(&w);
+	char norm[ADDR_MAX];
+	assert_int_equal(suppress_normalize("Foo.Bar@Example.COM", norm), 0);
+	assert_string_equal(norm, "foo.bar@example.com");
+	assert_int_equal(suppress_normalize("no address", norm), -1);
+
+	assert_int_equal(add_message(&w, "m1", 3000), STORE_OK);
+	struct store_suppression e[] = {
+		{.email = "a@example.net", .reason = "manual"},
+		{.email = "b@example.net", .reason = "complaint"},
+	};
+	assert_int_equal(store_suppressions_add(w.store, w.acme, e, 2, 3000, NULL), STORE_OK);
+	struct store_queued q;
+	size_t n;
+	assert_int_equal(store_messages_claim(w.store, 3010, 3070, &q, 1, &n), STORE_OK);
+	free(q.payload);
+	free(q.rejected);
+	/* An earlier run told a@ it was suppressed, and b@ only that it was given up on. */
+	const struct store_event earlier[] = {
+		{"message.dropped", "a@example.net", "{\"reason\":\"recipient_suppressed\"}"},
+		{"message.dropped", "B@example.net", "{\"reason\":\"gave_up\"}"},
+	};
+	assert_int_equal(store_message_progress(w.store, q.id, 1, earlier, 2), STORE_OK);
+
+	const char *rcpts[] = {"a@example.net", "B@example.net", "c@example.net", "bad"};
+	bool listed[4], told[4];
+	assert_int_equal(suppress_check(w.store, w.acme, "m1", true, rcpts, 4, listed, told),
+			 STORE_OK);
+	assert_true(listed[0] && listed[1]);
+	assert_false(listed[2] || listed[3]);
+	assert_true(told[0]);
+	assert_false(told[1] || told[2] || told[3]);
+	/* The message's first run reads no events. */
+	assert_int_equal(suppress_check(w.store, w.acme, "m1", false, rcpts, 4, listed, told),
+			 STORE_OK);
+	assert_true(listed[0] && listed[1]);
+	assert_false(told[0]);
+	/* Another account lists nobody. */
+	assert_int_equal(suppress_check(w.store, w.other, "m1", true, rcpts, 4, listed, told),
+			 STORE_OK);
+	assert_false(listed[0] || listed[1] || told[0]);
+	world_close(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -895,6 +946,7 @@ int main(void)
 		cmocka_unit_test(test_two_claimers_never_get_the_same_delivery),
 		cmocka_unit_test(test_events_list_filters_and_pages),
 		cmocka_unit_test(test_a_cancel_made_for_a_stale_part_changes_nothing),
+		cmocka_unit_test(test_the_delivery_check_reads_the_list_and_who_was_told),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,11 +5,11 @@ import { api } from './http.js';
 import { h, replace, uid, time, badge, messageSlot, table, wrapEmail, refreshButton } from './dom.js';
 import { messageLink } from './view-suppressions.js';
 
-// The statuses the filter offers; a report waiting for the worker is new or parsing.
+// The statuses the filter offers; a report waiting for the worker is new or parsing. (One
+// whose message is gone, orphan, belongs to no account: no one is shown it.)
 const STATUSES = {
   unparsed: ['Unparsed', 'warn'],
   done: ['Read', 'ok'],
-  orphan: ['Orphan', 'neutral'],
 };
 const WAITING = { new: ['New', 'info'], parsing: ['Being read', 'info'] };
 const KINDS = { dsn: 'Delivery status (DSN)', arf: 'Complaint (ARF)', text: 'Plain text' };

@@ -47,7 +47,7 @@ test-valgrind: test-build
 	scripts/test-valgrind.sh
 
 # libFuzzer targets (clang, ASan, UBSan) in their own tree; see fuzz/README.md.
-FUZZ_TARGETS := addr send config compose tokens smtp
+FUZZ_TARGETS := addr send config compose tokens smtp dsn
 FUZZ_SECONDS ?= 300
 
 fuzz-build:

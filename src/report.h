@@ -45,10 +45,12 @@ struct report_rcpt {
 struct report {
 	enum report_kind kind;
 	/* The original message's Message-ID without angle brackets, from the embedded
-	 * message/rfc822 or text/rfc822-headers part (or, for a text report, a Message-ID
-	 * header line found in the text); "" when none. */
+	 * message/rfc822 or text/rfc822-headers part (else a DSN's X-Original-Message-ID, as
+	 * Gmail writes it, or, for a text report, a Message-ID header line found in the text);
+	 * "" when none. */
 	char message_id[REPORT_MSGID_MAX];
-	char reporting_mta[256];   /* Reporting-MTA (DSN) or Reported-Domain/User-Agent (ARF) */
+	/* Reporting-MTA without its type; for ARF, else User-Agent, else Reported-Domain. */
+	char reporting_mta[256];
 	char feedback_type[32];	   /* ARF's Feedback-Type ("abuse", ...); "" otherwise */
 	struct report_rcpt *rcpts; /* malloc'd; n of them */
 	size_t n;

@@ -72,11 +72,15 @@ static const struct api_route routes[] = {
 	MGMT("GET", "/api/messages/{id}", api_message_get, PERM_READ),
 	MGMT("POST", "/api/messages/{id}/cancel", api_message_cancel, PERM_MESSAGE_CANCEL),
 	MGMT("GET", "/api/events", api_events_list, PERM_READ),
+	MGMT("GET", "/api/reports", api_reports_list, PERM_READ),
 	MGMT("GET", "/api/webhooks", api_webhooks_list, PERM_WEBHOOK_MANAGE),
 	MGMT("POST", "/api/webhooks", api_webhooks_add, PERM_WEBHOOK_MANAGE),
 	MGMT("PATCH", "/api/webhooks/{id}", api_webhook_patch, PERM_WEBHOOK_MANAGE),
 	MGMT("DELETE", "/api/webhooks/{id}", api_webhook_delete, PERM_WEBHOOK_MANAGE),
 	MGMT("POST", "/api/webhooks/{id}/test", api_webhook_test, PERM_WEBHOOK_MANAGE),
+	MGMT("GET", "/api/suppressions", api_suppressions_list, PERM_READ),
+	MGMT("POST", "/api/suppressions", api_suppressions_add, PERM_SUPPRESSION_MANAGE),
+	MGMT("DELETE", "/api/suppressions/{id}", api_suppression_delete, PERM_SUPPRESSION_MANAGE),
 	{"GET", "/verify/{id}", api_verify_show, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	{"POST", "/verify/{id}", api_verify_confirm, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	/* Last: the panel's files, one path segment each. */
@@ -531,14 +535,52 @@ enum err api_store_err(int rc)
 	}
 }
 
-enum err api_limit(struct api_call *c, int *limit)
+enum err api_limit_in(struct api_call *c, int fallback, int max, int *limit)
 {
 	const char *q = http_query(c->req, "limit");
-	char *end;
-	long n = q ? strtol(q, &end, 10) : 100;
-	if (q && (!*q || *end || n < 1 || n > 1000))
-		return api_invalid(c, "limit", "limit must be a whole number from 1 to 1000.");
+	char *end, message[80];
+	long n = q ? strtol(q, &end, 10) : fallback;
+	if (q && (!*q || *end || n < 1 || n > max)) {
+		snprintf(message, sizeof(message), "limit must be a whole number from 1 to %d.",
+			 max);
+		return api_invalid(c, "limit", message);
+	}
 	*limit = (int)n;
+	return ERR_OK;
+}
+
+enum err api_limit(struct api_call *c, int *limit)
+{
+	return api_limit_in(c, 100, 1000, limit);
+}
+
+enum err api_before(struct api_call *c, const char *message, int64_t *before_id)
+{
+	const char *q = http_query(c->req, "before");
+	char *end;
+	*before_id = 0;
+	if (!q)
+		return ERR_OK;
+	errno = 0;
+	long long n = strtoll(q, &end, 10);
+	if (!*q || *end || errno || n < 1)
+		return api_invalid(c, "before", message);
+	*before_id = (int64_t)n;
+	return ERR_OK;
+}
+
+enum err api_only_fields(struct api_call *c, const char *const *allowed)
+{
+	char message[sizeof(c->err_message)];
+	for (const cJSON *f = c->body ? c->body->child : NULL; f; f = f->next) {
+		size_t i = 0;
+		while (allowed[i] && strcmp(allowed[i], f->string) != 0)
+			i++;
+		if (allowed[i])
+			continue;
+		snprintf(message, sizeof(message), "Unknown field '%.100s'.", f->string);
+		return api_invalid(c, f->string, message);
+	}
 	return ERR_OK;
 }
 
@@ -588,6 +630,14 @@ void api_add_time(cJSON *o, const char *name, int64_t t)
 	}
 	util_iso8601(t, iso);
 	cJSON_AddStringToObject(o, name, iso);
+}
+
+void api_add_text(cJSON *o, const char *name, const char *text)
+{
+	if (text[0])
+		cJSON_AddStringToObject(o, name, text);
+	else
+		cJSON_AddNullToObject(o, name);
 }
 
 cJSON *api_user_json(const struct store_user *u)

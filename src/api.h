@@ -67,12 +67,21 @@ enum err api_invalid(struct api_call *c, const char *field, const char *message)
 enum err api_store_err(int rc);
 /* Reads ?limit= (1 to 1000, default 100); 400 naming "limit" when malformed. */
 enum err api_limit(struct api_call *c, int *limit);
+/* The same from 1 to max, fallback when absent. */
+enum err api_limit_in(struct api_call *c, int fallback, int max, int *limit);
+/* Reads ?before= (a positive id; 0 when absent); 400 naming "before" with message when
+ * malformed. */
+enum err api_before(struct api_call *c, const char *message, int64_t *before_id);
+/* Refuses a body field the route does not take, naming it: a misspelt field would
+ * otherwise be ignored without a word. allowed ends with NULL. */
+enum err api_only_fields(struct api_call *c, const char *const *allowed);
 /* The numeric {id} of the path; -1 when it is not a positive number (answer 404). */
 int64_t api_param_id(struct api_call *c);
 /* An audit entry for the calling user: actor, role and client address included. */
 void api_audit(struct api_call *c, const char *action, const char *target, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-void api_add_time(cJSON *o, const char *name, int64_t t); /* ISO 8601, null when 0 */
+void api_add_time(cJSON *o, const char *name, int64_t t);	 /* ISO 8601, null when 0 */
+void api_add_text(cJSON *o, const char *name, const char *text); /* null when "" */
 /* Answers {name: list} when rc, the store's answer that filled list, is STORE_OK. */
 enum err api_reply_list(struct api_call *c, const char *name, cJSON *list, int rc);
 /* Answers with an HTML page (malloc'd, taken over). */
@@ -115,11 +124,15 @@ enum err api_messages_list(struct api_call *c);
 enum err api_message_get(struct api_call *c);
 enum err api_message_cancel(struct api_call *c);
 enum err api_events_list(struct api_call *c);
+enum err api_reports_list(struct api_call *c);
 enum err api_webhooks_list(struct api_call *c);
 enum err api_webhooks_add(struct api_call *c);
 enum err api_webhook_patch(struct api_call *c);
 enum err api_webhook_delete(struct api_call *c);
 enum err api_webhook_test(struct api_call *c);
+enum err api_suppressions_list(struct api_call *c);
+enum err api_suppressions_add(struct api_call *c);
+enum err api_suppression_delete(struct api_call *c);
 enum err api_static(struct api_call *c);
 enum err api_verify_show(struct api_call *c);
 enum err api_verify_confirm(struct api_call *c);

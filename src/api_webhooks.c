@@ -1,7 +1,6 @@
 /* The event log (GET /api/events, every role) and the webhook endpoints of the caller's
  * account (GET/POST /api/webhooks, PATCH/DELETE /api/webhooks/{id}, POST
  * /api/webhooks/{id}/test). An endpoint's secret is shown once, when it is made. */
-#include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,23 +17,6 @@ static const char events_help[] =
 	"events is a list of event types, like [\"message.delivered\", \"message.bounced\"] "
 	"(message.* types only for the sendgrid format); leave it out for every type.";
 
-/* Refuses a body field the route does not take, naming it: a misspelt field would
- * otherwise be ignored without a word. allowed ends with NULL. */
-static enum err only_fields(struct api_call *c, const char *const *allowed)
-{
-	char message[sizeof(c->err_message)];
-	for (const cJSON *f = c->body ? c->body->child : NULL; f; f = f->next) {
-		size_t i = 0;
-		while (allowed[i] && strcmp(allowed[i], f->string) != 0)
-			i++;
-		if (allowed[i])
-			continue;
-		snprintf(message, sizeof(message), "Unknown field '%.100s'.", f->string);
-		return api_invalid(c, f->string, message);
-	}
-	return ERR_OK;
-}
-
 static int add_event(void *arg, const struct store_event_info *e)
 {
 	cJSON_AddItemToArray(arg, event_render(e));
@@ -45,10 +27,8 @@ enum err api_events_list(struct api_call *c)
 {
 	const char *type = http_query(c->req, "type");
 	const char *message = http_query(c->req, "message_id");
-	const char *before = http_query(c->req, "before");
-	long long before_id = 0;
+	int64_t before_id;
 	int limit;
-	char *end;
 
 	if (type && !*type)
 		type = NULL;
@@ -56,14 +36,9 @@ enum err api_events_list(struct api_call *c)
 		return api_invalid(c, "type", "type is one of the event types, or webhook.test.");
 	if (message && !*message)
 		message = NULL;
-	if (before) {
-		errno = 0;
-		before_id = strtoll(before, &end, 10);
-		if (!*before || *end || errno || before_id < 1)
-			return api_invalid(c, "before",
-					   "before is an event id, a positive number.");
-	}
-	enum err e = api_limit(c, &limit);
+	enum err e = api_before(c, "before is an event id, a positive number.", &before_id);
+	if (e == ERR_OK)
+		e = api_limit(c, &limit);
 	if (e != ERR_OK)
 		return e;
 	cJSON *list = cJSON_CreateArray();
@@ -177,7 +152,7 @@ enum err api_webhooks_add(struct api_call *c)
 	struct webhook_new made;
 	size_t nevents;
 
-	enum err e = only_fields(c, fields);
+	enum err e = api_only_fields(c, fields);
 	if (e == ERR_OK)
 		e = read_string(c, "url", &url);
 	if (e == ERR_OK && !url)
@@ -211,7 +186,7 @@ enum err api_webhook_patch(struct api_call *c)
 
 	if (id < 0)
 		return ERR_NOT_FOUND;
-	enum err e = only_fields(c, fields);
+	enum err e = api_only_fields(c, fields);
 	if (e != ERR_OK)
 		return e;
 	if (!cJSON_IsBool(enabled))

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "dkimkey.h"
+#include "report.h"
 #include "store.h"
 
 struct bounces;
@@ -20,6 +21,23 @@ struct bounces;
  * when it returns STORE_OK: the listener may answer 250. */
 int bounces_receive(struct store *s, const char *client_ip, const char *mail_from, const char *rcpt,
 		    const char *uid, const char *data, size_t len, int64_t *id);
+
+/* What a parsed report does to the message it is about (pure): the events and the
+ * suppressions to write with the report's new status, and the report's detail (JSON: each
+ * recipient it names, what it said, and whether it was applied). */
+struct bounces_plan {
+	struct store_event *events; /* data malloc'd; recipient points into rcpts */
+	size_t nevents;
+	struct store_suppression *suppress;
+	size_t nsuppress;
+	char *detail; /* malloc'd */
+};
+/* Decides for the report r about message uid, whose recipients are rcpts[0..n)
+ * (suppress_normalize'd): only those may be bounced or suppressed by it; a report naming
+ * no recipient is about the only one when there is one. Free with bounces_plan_free. */
+void bounces_plan(const struct report *r, const char *uid, const char *const *rcpts, size_t n,
+		  struct bounces_plan *out);
+void bounces_plan_free(struct bounces_plan *p);
 
 /* Starts the worker that parses stored reports (also those a crash left 'parsing'). NULL
  * with err when it cannot start. */

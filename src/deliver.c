@@ -1,7 +1,8 @@
 /* The delivery side of the queue. Each worker owns one relay connection and loops: claim
  * a batch of due messages, decide again with the current policy (a sender that lost its
  * authorization while the message waited is dropped, not sent), then relay each
- * personalization once it is due, recording progress so a retry never resends an accepted
+ * personalization once it is due, without the recipients the account suppresses and from
+ * the message's return path, recording progress so a retry never resends an accepted
  * part. The outcomes of a batch are written together: one commit for many messages. */
 #include "deliver.h"
 
@@ -21,8 +22,11 @@
 #include "messages.h"
 #include "notify.h"
 #include "relay.h"
+#include "report.h"
 #include "signer.h"
+#include "suppress.h"
 #include "util.h"
+#include "verp.h"
 #include "worker.h"
 
 #define LEASE_SECONDS 600
@@ -35,14 +39,31 @@
 #define BATCH	    16
 #define KEYS_CACHED 8
 
+/* Hard bounces of one message, to suppress with its outcome. */
+struct suppressions {
+	struct store_suppression *e;
+	size_t n, cap;
+};
+
 /* An outcome waiting for the batch's commit; the strings are copies, and the events (what
- * became of each recipient) are written with it. */
+ * became of each recipient) and the suppressions of hard bounces are written with it. */
 struct outcome {
 	int64_t id;
+	int64_t account_id;
 	char uid[40];
 	int attempts;
 	struct messages_events ev;
+	struct suppressions sup;
 	struct store_outcome o;
+};
+
+/* A personalization's envelope recipients, and those taken out of it because the account
+ * suppresses them (its headers stay as composed). */
+struct envelope {
+	int n;
+	const char *rcpt[RECIPIENTS_MAX];
+	bool suppressed[RECIPIENTS_MAX];
+	int kept;
 };
 
 /* A DKIM key opened for signing, kept while the policy stamp stays the same: every change
@@ -64,8 +85,10 @@ struct courier {
 	struct worker *thread;
 	struct outcome done[BATCH];
 	int ndone;
-	/* The events of the message being processed not written yet: its outcome takes them. */
+	/* The events of the message being processed not written yet, and its hard bounces:
+	 * its outcome takes them. */
 	struct messages_events ev;
+	struct suppressions sup;
 	struct cached_key keys[KEYS_CACHED];
 	int next_key;
 };
@@ -76,6 +99,7 @@ struct deliver {
 	struct policy_cache *policies;
 	struct drops *drops;
 	unsigned char master[DKIMKEY_MASTER_LEN];
+	unsigned char verp[VERP_KEY_LEN]; /* tags the return paths ([bounces] domain) */
 	int nworkers;
 	struct courier *workers;
 };
@@ -107,7 +131,7 @@ static void flush(struct courier *w, struct worker *self)
 {
 	struct store_finish f[BATCH];
 	for (int i = 0; i < w->ndone; i++)
-		f[i] = (struct store_finish){w->done[i].id, &w->done[i].o};
+		f[i] = (struct store_finish){w->done[i].id, &w->done[i].o, w->done[i].account_id};
 	int tries = 0;
 	bool recorded = true;
 	while (w->ndone && store_messages_finish(w->d->store, f, (size_t)w->ndone) != STORE_OK) {
@@ -136,6 +160,7 @@ static void flush(struct courier *w, struct worker *self)
 		free((char *)o->last_reply);
 		free((char *)o->rejected);
 		messages_events_clear(&w->done[i].ev);
+		free(w->done[i].sup.e);
 	}
 	w->ndone = 0;
 }
@@ -148,8 +173,13 @@ static struct store_outcome *finish(struct courier *w, const struct store_queued
 {
 	/* status is one of the literals below; the others are copied until the flush. */
 	struct outcome *out = &w->done[w->ndone++];
-	*out = (struct outcome){.id = m->id, .attempts = m->attempts, .ev = w->ev};
+	*out = (struct outcome){.id = m->id,
+				.account_id = m->account_id,
+				.attempts = m->attempts,
+				.ev = w->ev,
+				.sup = w->sup};
 	w->ev = (struct messages_events){0};
+	w->sup = (struct suppressions){0};
 	util_copy(out->uid, sizeof(out->uid), m->uid);
 	out->o = (struct store_outcome){
 		.status = status,
@@ -160,6 +190,8 @@ static struct store_outcome *finish(struct courier *w, const struct store_queued
 		.now = util_now(),
 		.events = out->ev.ev,
 		.nevents = out->ev.n,
+		.suppress = out->sup.e,
+		.nsuppress = out->sup.n,
 	};
 	return &out->o;
 }
@@ -218,20 +250,48 @@ static void dropped(struct courier *w, const struct store_queued *m, const cJSON
 		messages_events_dropped(&w->ev, m->uid, m->from, payload, part, reason, attempt);
 }
 
-/* A recipient the relay refused and that is not tried again. With a 5xx it bounced. One
- * refused with a 4xx in a part the relay took is not tried again either (the part is done,
- * and sending it again would repeat it to the others), and the message's "rejected" lists
- * it with that reply: the application hears it bounced too, as SendGrid's "blocked" (a
- * refusal for a temporary reason), its 4.x.x status saying so. */
+/* A hard bounce: the recipient goes on the account's suppression list with the message's
+ * outcome, the status and the relay's reply saying why. */
+static void suppress_later(struct courier *w, const struct store_queued *m, const char *rcpt,
+			   const char *status, const char *reply)
+{
+	struct suppressions *l = &w->sup;
+	char email[ADDR_MAX];
+	if (suppress_normalize(rcpt, email) < 0)
+		return;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 4;
+		l->e = xrealloc(l->e, l->cap * sizeof(*l->e));
+	}
+	struct store_suppression *e = &l->e[l->n++];
+	*e = (struct store_suppression){.reason = "hard_bounce"};
+	util_copy(e->email, sizeof(e->email), email);
+	util_copy(e->message_uid, sizeof(e->message_uid), m->uid);
+	/* The status first, so a long reply cut short still says why. */
+	size_t n = (size_t)snprintf(e->detail, sizeof(e->detail), "%s ", status);
+	size_t len = strnlen(reply, sizeof(e->detail) - n - 1);
+	memcpy(e->detail + n, reply, len);
+	e->detail[n + len] = '\0';
+}
+
+/* A recipient the relay refused and that is not tried again: it bounced. A 5xx whose status
+ * says the address does not exist is a bounce, and the address is suppressed; any other
+ * refusal is a block (a policy, a spam filter), which suppresses nothing. One refused with
+ * a 4xx in a part the relay took is not tried again either (the part is done, and sending
+ * it again would repeat it to the others), and the message's "rejected" lists it with that
+ * reply: a block too, its 4.x.x status saying so. */
 static void bounced(struct courier *w, const struct store_queued *m, const char *rcpt,
 		    const char *reply, const char *smtp_id)
 {
 	char status[16];
 	reply_status(reply, status, sizeof(status));
+	bool hard = reply[0] == '5' && report_status_hard(status);
 	messages_events_add(&w->ev, "message.bounced", rcpt,
 			    event_json_num("attempt", m->attempts, "reply", reply, "type",
-					   reply[0] == '4' ? "blocked" : "bounce", "status",
+					   hard ? "bounce" : "blocked", "status",
 					   status[0] ? status : NULL, "smtp_id", smtp_id, NULL));
+	if (hard)
+		suppress_later(w, m, rcpt, status, reply);
 }
 
 /* A recipient the relay took (delivered) or is to be tried again (deferred). */
@@ -243,47 +303,81 @@ static void relayed(struct courier *w, const struct store_queued *m, const char 
 		event_json_num("attempt", m->attempts, "reply", reply, "smtp_id", smtp_id, NULL));
 }
 
-/* What the relay said of each recipient of a part: deferred with the part when it is to be
- * tried again; else delivered, or bounced when the relay refused it (or the whole part).
- * Each names the Message-ID the part carries. */
+/* What the relay said of each recipient of a part it was asked to take (the suppressed ones
+ * were told already): deferred with the part when it is to be tried again; else delivered,
+ * or bounced when the relay refused it (or the whole part). Each names the Message-ID the
+ * part carries. */
 static void part_events(struct courier *w, const struct store_queued *m, const cJSON *payload,
-			int part, const cJSON *rejected, const struct relay_result *res)
+			int part, const struct envelope *env, const cJSON *rejected,
+			const struct relay_result *res)
 {
-	const char *rcpts[RECIPIENTS_MAX];
 	char smtp_id[MESSAGES_MSGID_MAX];
 	if (m->system)
 		return;
 	int index = messages_part_index(payload, part);
 	const char *id = messages_smtp_id(m->uid, m->from, payload, part, smtp_id);
-	int n = compose_recipients(payload, part, rcpts, RECIPIENTS_MAX);
-	for (int i = 0; i < n && i < RECIPIENTS_MAX; i++) {
-		const char *own = refusal(rejected, index, rcpts[i]);
+	for (int i = 0; i < env->n; i++) {
+		if (env->suppressed[i])
+			continue;
+		const char *own = refusal(rejected, index, env->rcpt[i]);
 		const char *reply = own ? own : res->reply;
 		if (res->outcome == RELAY_DEFERRED)
-			relayed(w, m, "message.deferred", rcpts[i], reply, id);
+			relayed(w, m, "message.deferred", env->rcpt[i], reply, id);
 		else if (res->outcome == RELAY_SENT && !own)
-			relayed(w, m, "message.delivered", rcpts[i], reply, id);
+			relayed(w, m, "message.delivered", env->rcpt[i], reply, id);
 		else
-			bounced(w, m, rcpts[i], reply, id);
+			bounced(w, m, env->rcpt[i], reply, id);
 	}
+}
+
+/* Takes back the message.dropped events made since from for the recipients of env that
+ * were suppressed: messages_events_dropped lists the part's recipients first, in env's
+ * order, and those were told already why they were not sent to. */
+static void untell_suppressed(struct messages_events *l, size_t from, const struct envelope *env)
+{
+	size_t keep = from;
+	for (size_t i = from; i < l->n; i++) {
+		size_t k = i - from;
+		if (k < (size_t)env->n && env->suppressed[k] && l->ev[i].recipient &&
+		    strcmp(l->ev[i].recipient, env->rcpt[k]) == 0) {
+			free((char *)l->ev[i].recipient);
+			free((char *)l->ev[i].data);
+			continue;
+		}
+		l->ev[keep++] = l->ev[i];
+	}
+	l->n = keep;
+}
+
+/* message.dropped for each recipient not sent to, from part on, but for those of part that
+ * env (NULL: none) took out as suppressed: they were told. */
+static void drop_rest(struct courier *w, const struct store_queued *m, const cJSON *payload,
+		      int part, const struct envelope *env, const char *reason, int attempt)
+{
+	size_t from = w->ev.n;
+	dropped(w, m, payload, part, reason, attempt);
+	if (env)
+		untell_suppressed(&w->ev, from, env);
 }
 
 /* Records a retry, or the end when the message has waited give_up already (counted from
  * its due part's send time: process moves created_at there). res is what the relay said of
- * the part, NULL when it was not asked: such a retry tells the application nothing. Giving
- * up tells it each recipient not sent to was dropped. */
+ * the part, NULL when it was not asked (env too: its recipients were not read): such a retry
+ * tells the application nothing. Giving up tells it each recipient not sent to was dropped,
+ * but for those the suppression list took out. */
 static struct store_outcome *defer(struct courier *w, const struct store_queued *m,
-				   const cJSON *payload, int part, const char *reply,
-				   const cJSON *rejected, const struct relay_result *res)
+				   const cJSON *payload, int part, const struct envelope *env,
+				   const char *reply, const cJSON *rejected,
+				   const struct relay_result *res)
 {
 	int64_t now = util_now();
 	const struct config *cfg = w->d->cfg;
 	if (now - m->created_at >= cfg->relay_give_up) {
-		dropped(w, m, payload, part, "gave_up", m->attempts - !res);
+		drop_rest(w, m, payload, part, env, "gave_up", m->attempts - !res);
 		return finish(w, m, "failed", "gave_up", reply, rejected, 0);
 	}
 	if (res)
-		part_events(w, m, payload, part, rejected, res);
+		part_events(w, m, payload, part, env, rejected, res);
 	return finish(w, m, "deferred", NULL, reply, rejected, now + backoff(cfg, m->attempts));
 }
 
@@ -307,7 +401,8 @@ static bool still_allowed(struct courier *w, const struct store_queued *m, const
 	struct policy_ref *ref = policy_cache_get(d->policies, m->account_id);
 	if (!ref) {
 		/* The relay was not asked: no delivery attempt to count. */
-		defer(w, m, payload, m->parts_done, "the policy could not be read", rejected, NULL)
+		defer(w, m, payload, m->parts_done, NULL, "the policy could not be read", rejected,
+		      NULL)
 			->not_attempted = true;
 		return false;
 	}
@@ -438,19 +533,36 @@ static int sign(struct courier *w, const struct store_queued *m, char **data, si
 	return 0;
 }
 
-/* Relays one personalization. Returns its outcome; res holds the relay's words. */
+/* The envelope sender: the message's own return path at the bounce domain when one is set
+ * (VERP: what comes back names the message); else a submitted message's envelope sender,
+ * as its client asked, or the From. Postern's own mail keeps its From: nothing of it is
+ * the account's to hear about. */
+static const char *return_path(struct courier *w, const struct store_queued *m,
+			       const cJSON *payload, char out[ADDR_MAX])
+{
+	const char *domain = w->d->cfg->bounces_domain;
+	if (domain[0] && !m->system && verp_address(w->d->verp, domain, m->uid, out, ADDR_MAX) == 0)
+		return out;
+	const char *mail_from = compose_mail_from(payload);
+	return mail_from ? mail_from : m->from;
+}
+
+/* Relays one personalization to the recipients env keeps. Returns its outcome; res holds
+ * the relay's words. */
 static enum relay_outcome send_part(struct courier *w, const struct store_queued *m,
 				    const cJSON *payload, int part, int index,
-				    struct relay_result *res, const char **reason)
+				    const struct envelope *env, struct relay_result *res,
+				    const char **reason)
 {
 	const char *rcpts[RECIPIENTS_MAX];
-	char msgid[MESSAGES_MSGID_MAX], name[64], *data = NULL;
+	char msgid[MESSAGES_MSGID_MAX], name[64], sender[ADDR_MAX], *data = NULL;
 	size_t len = 0;
 	const char *why;
+	int n = 0;
 
-	int n = compose_recipients(payload, part, rcpts, RECIPIENTS_MAX);
-	if (n > RECIPIENTS_MAX)
-		n = RECIPIENTS_MAX; /* send.c allows no more in a whole request */
+	for (int i = 0; i < env->n; i++)
+		if (!env->suppressed[i])
+			rcpts[n++] = env->rcpt[i];
 	messages_msgid(m->uid, m->from, index, msgid, sizeof(msgid));
 	if (index)
 		snprintf(name, sizeof(name), "%s.%d.eml", m->uid, index);
@@ -472,28 +584,60 @@ static enum relay_outcome send_part(struct courier *w, const struct store_queued
 		snprintf(res->reply, sizeof(res->reply), "not signed: %s", why_sign);
 		return RELAY_DEFERRED;
 	}
-	/* A submitted message goes from its envelope sender, as its client asked. */
-	const char *mail_from = compose_mail_from(payload);
-	relay_send(w->relay, name, mail_from ? mail_from : m->from, rcpts, n, data, len, res);
+	relay_send(w->relay, name, return_path(w, m, payload, sender), rcpts, n, data, len, res);
 	free(data);
 	return res->outcome;
 }
 
-/* A part the relay refused as a whole: its recipients are listed with the reply, unless
- * the relay already answered for each of them. */
-static void record_refused_part(cJSON *rejected, const cJSON *payload, int part, int index,
+/* A part the relay refused as a whole: the recipients it was asked to take are listed with
+ * the reply, unless the relay already answered for each of them. */
+static void record_refused_part(cJSON *rejected, const struct envelope *env, int index,
 				const struct relay_result *res)
 {
-	const char *rcpts[RECIPIENTS_MAX];
 	if (res->rejected[0])
 		return;
-	int n = compose_recipients(payload, part, rcpts, RECIPIENTS_MAX);
-	for (int i = 0; i < n && i < RECIPIENTS_MAX; i++) {
+	for (int i = 0; i < env->n; i++) {
+		if (env->suppressed[i])
+			continue;
 		cJSON *r = cJSON_CreateObject();
-		cJSON_AddStringToObject(r, "email", rcpts[i]);
+		cJSON_AddStringToObject(r, "email", env->rcpt[i]);
 		cJSON_AddStringToObject(r, "reply", res->reply);
 		add_rejected(rejected, r, index);
 	}
+}
+
+/* Reads the part's recipients into env and takes out those the account suppresses, each
+ * with message.dropped (reason recipient_suppressed) unless an earlier run of the message
+ * told it so already. -1 when the list cannot be read. Postern's own mail is not
+ * screened. */
+static int screen(struct courier *w, const struct store_queued *m, const cJSON *payload, int part,
+		  struct envelope *env)
+{
+	char smtp_id[MESSAGES_MSGID_MAX];
+	bool told[RECIPIENTS_MAX];
+
+	env->n = compose_recipients(payload, part, env->rcpt, RECIPIENTS_MAX);
+	if (env->n > RECIPIENTS_MAX)
+		env->n = RECIPIENTS_MAX; /* send.c allows no more in a whole request */
+	memset(env->suppressed, 0, sizeof(env->suppressed));
+	env->kept = env->n < 0 ? 0 : env->n;
+	if (m->system || env->n <= 0)
+		return 0;
+	/* The message's first run has no earlier events to read. */
+	if (suppress_check(w->d->store, m->account_id, m->uid, m->attempts > 1, env->rcpt,
+			   (size_t)env->n, env->suppressed, told) != STORE_OK)
+		return -1;
+	const char *id = messages_smtp_id(m->uid, m->from, payload, part, smtp_id);
+	for (int i = 0; i < env->n; i++) {
+		if (!env->suppressed[i])
+			continue;
+		env->kept--;
+		if (!told[i])
+			messages_events_add(
+				&w->ev, "message.dropped", env->rcpt[i],
+				event_json("reason", SUPPRESS_DROPPED, "smtp_id", id, NULL));
+	}
+	return 0;
 }
 
 /* When a personalization is due: its "send_at" (send_schedule keeps them in order), or 0. */
@@ -503,13 +647,70 @@ static int64_t part_due(const cJSON *payload, int part)
 	return cJSON_IsNumber(at) ? (int64_t)at->valuedouble : 0;
 }
 
+/* How a due personalization ended: the relay took it (some recipients may have been
+ * refused), refused it whole, or it had no recipient left to send to; PART_ENDED when the
+ * message's outcome is made already (deferred, failed). */
+enum part_end { PART_SENT, PART_REFUSED, PART_SUPPRESSED, PART_ENDED };
+
+/* Screens one due personalization against the suppression list, relays it and makes its
+ * events. An unreadable list is a retry that did not ask the relay. */
+static enum part_end deliver_part(struct courier *w, const struct store_queued *m,
+				  const cJSON *payload, int part, cJSON *rejected,
+				  struct relay_result *res)
+{
+	struct envelope env;
+	const char *reason = NULL;
+	int index = messages_part_index(payload, part);
+
+	if (screen(w, m, payload, part, &env) < 0) {
+		defer(w, m, payload, part, NULL, "the suppression list could not be read", rejected,
+		      NULL)
+			->not_attempted = part == m->parts_done;
+		return PART_ENDED;
+	}
+	if (env.n > 0 && env.kept == 0)
+		return PART_SUPPRESSED;
+	enum relay_outcome o = send_part(w, m, payload, part, index, &env, res, &reason);
+	forget_part(rejected, index);
+	merge_rejected(rejected, res->rejected, index);
+	if (reason) { /* the message itself cannot be made: no retry will help */
+		drop_rest(w, m, payload, part, &env, reason, m->attempts);
+		finish(w, m, "failed", reason, res->reply, rejected, 0);
+		return PART_ENDED;
+	}
+	if (o == RELAY_DEFERRED) {
+		defer(w, m, payload, part, &env, res->reply, rejected, res);
+		return PART_ENDED;
+	}
+	part_events(w, m, payload, part, &env, rejected, res);
+	if (o == RELAY_SENT)
+		return PART_SENT;
+	record_refused_part(rejected, &env, index, res);
+	return PART_REFUSED;
+}
+
+/* The outcome of a message whose remaining parts were all done: when this run did all of
+ * them, it is dropped if the suppression list left no recipient at all, failed if the relay
+ * refused every part it was given; otherwise sent. */
+static void conclude(struct courier *w, const struct store_queued *m, int parts, int refused,
+		     int suppressed, const struct relay_result *res, const cJSON *rejected)
+{
+	int all = parts - m->parts_done;
+	if (!m->parts_done && suppressed && suppressed == all)
+		finish(w, m, "dropped", SUPPRESS_DROPPED, NULL, rejected, 0);
+	else if (!m->parts_done && refused && refused + suppressed == all)
+		finish(w, m, "failed", "relay_rejected", res->reply, rejected, 0);
+	else
+		finish(w, m, "sent", NULL, res->reply, rejected, 0);
+}
+
 static void process(struct courier *w, struct store_queued *m)
 {
 	struct deliver *d = w->d;
 	cJSON *payload = cJSON_Parse(m->payload);
 	cJSON *rejected = cJSON_CreateArray();
 	struct relay_result res = {0};
-	int refused = 0;
+	int refused = 0, suppressed = 0;
 
 	merge_rejected(rejected, m->rejected, -1); /* by parts sent in earlier runs */
 	if (!payload) {
@@ -531,8 +732,6 @@ static void process(struct courier *w, struct store_queued *m)
 	}
 	int parts = compose_parts(payload);
 	for (int part = m->parts_done; part < parts; part++) {
-		const char *reason = NULL;
-		int index = messages_part_index(payload, part);
 		int64_t due = part_due(payload, part);
 		if (due > util_now()) { /* a later personalization waits for its own time */
 			struct store_outcome *o =
@@ -544,34 +743,19 @@ static void process(struct courier *w, struct store_queued *m)
 		}
 		if (due > m->created_at)
 			m->created_at = due;
-		enum relay_outcome o = send_part(w, m, payload, part, index, &res, &reason);
-		forget_part(rejected, index);
-		merge_rejected(rejected, res.rejected, index);
-		if (reason) { /* the message itself cannot be made: no retry will help */
-			dropped(w, m, payload, part, reason, m->attempts);
-			finish(w, m, "failed", reason, res.reply, rejected, 0);
+		enum part_end end = deliver_part(w, m, payload, part, rejected, &res);
+		if (end == PART_ENDED)
 			goto out;
-		}
-		if (o == RELAY_DEFERRED) {
-			defer(w, m, payload, part, res.reply, rejected, &res);
-			goto out;
-		}
-		part_events(w, m, payload, part, rejected, &res);
 		/* A refused part is done too: the others still go, and a retry skips it. */
-		if (o == RELAY_FAILED) {
-			record_refused_part(rejected, payload, part, index, &res);
-			refused++;
-		}
+		refused += end == PART_REFUSED;
+		suppressed += end == PART_SUPPRESSED;
 		/* The part's events go with its progress; when that cannot be written they
 		 * wait for the message's next write. */
 		if (part + 1 < parts && store_message_progress(d->store, m->id, part + 1, w->ev.ev,
 							       w->ev.n) == STORE_OK)
 			messages_events_clear(&w->ev);
 	}
-	if (refused && refused == parts - m->parts_done && !m->parts_done)
-		finish(w, m, "failed", "relay_rejected", res.reply, rejected, 0);
-	else
-		finish(w, m, "sent", NULL, res.reply, rejected, 0);
+	conclude(w, m, parts, refused, suppressed, &res, rejected);
 out:
 	cJSON_Delete(rejected);
 	cJSON_Delete(payload);
@@ -619,6 +803,7 @@ struct deliver *deliver_start(struct store *s, const struct config *cfg,
 	d->policies = policies;
 	d->drops = drops;
 	memcpy(d->master, master, DKIMKEY_MASTER_LEN);
+	verp_key(master, d->verp);
 	compose_init();
 	if (store_messages_recover(s) != STORE_OK)
 		log_warn("deliver: could not put interrupted messages back in the queue");
@@ -669,5 +854,6 @@ void deliver_stop(struct deliver *d)
 	}
 	free(d->workers);
 	sodium_memzero(d->master, sizeof(d->master));
+	sodium_memzero(d->verp, sizeof(d->verp));
 	free(d);
 }

@@ -13,16 +13,19 @@
 #include "util.h"
 
 const char *const event_types[] = {
-	"message.processed",   "message.deferred", "message.delivered", "message.bounced",
-	"message.dropped",     "sender.added",	   "sender.verified",	"sender.removed",
-	"sender_auth.changed", "domain.verified",  "domain.failed",	"sender_policy.refused",
+	"message.processed",	 "message.deferred",	"message.delivered", "message.bounced",
+	"message.dropped",	 "message.complained",	"sender.added",	     "sender.verified",
+	"sender.removed",	 "sender_auth.changed", "domain.verified",   "domain.failed",
+	"sender_policy.refused",
 };
 const size_t event_ntypes = ARRAY_LEN(event_types);
 
 /* The events the SendGrid format carries, under its names; reply_as is where the relay's
  * reply goes (SendGrid puts a bounce's in "reason", a delivery's or deferral's in
- * "response"), attempt whether the attempt number goes too (SendGrid sends it with
- * deferrals only). webhook.test goes as a sample processed event (sendgrid_test_item). */
+ * "response"), and a returned report's diagnostic when there is no reply; attempt whether
+ * the attempt number goes too (SendGrid sends it with deferrals only). A complaint is
+ * SendGrid's spamreport. webhook.test goes as a sample processed event
+ * (sendgrid_test_item). */
 static const struct {
 	const char *type;
 	const char *name;
@@ -34,6 +37,7 @@ static const struct {
 	{"message.delivered", "delivered", "response", false},
 	{"message.bounced", "bounce", "reason", false},
 	{"message.dropped", "dropped", NULL, false},
+	{"message.complained", "spamreport", NULL, false},
 	{"webhook.test", "processed", NULL, false},
 };
 
@@ -297,17 +301,19 @@ static cJSON *attempt_text(const cJSON *n)
 }
 
 /* The event's own fields under SendGrid's names: the reply where the kind puts it (or
- * nowhere), the attempt as a string (as SendGrid sends it) where the kind has one, the rest
- * as they are; none takes the place of a fixed field. */
+ * nowhere), else a report's diagnostic there, the attempt as a string (as SendGrid sends
+ * it) where the kind has one, the rest as they are; none takes the place of a fixed field. */
 static void add_own_fields(cJSON *item, const cJSON *data, int kind)
 {
 	const char *reply_as = sendgrid_kinds[kind].reply_as;
+	bool has_reply = cJSON_GetObjectItemCaseSensitive(data, "reply") != NULL;
 	const cJSON *v;
 	cJSON_ArrayForEach(v, data)
 	{
 		if (is_message_field(v->string))
 			continue;
-		if (strcmp(v->string, "reply") == 0) {
+		if (strcmp(v->string, "reply") == 0 ||
+		    (strcmp(v->string, "diagnostic") == 0 && !has_reply)) {
 			if (reply_as)
 				add_new(item, reply_as, cJSON_Duplicate(v, true));
 		} else if (strcmp(v->string, "attempt") == 0) {

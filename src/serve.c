@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "auth.h"
+#include "bounces.h"
 #include "deliver.h"
 #include "domains.h"
 #include "http.h"
@@ -123,6 +124,7 @@ static int run(const struct config *cfg)
 	struct domains *domains = NULL;
 	struct http_server *http = NULL;
 	struct smtpd *smtp = NULL;
+	struct bounces *bounces = NULL;
 	int status = -1;
 
 	/* The master key is made on first start when the file does not exist yet; it must be
@@ -161,23 +163,34 @@ static int run(const struct config *cfg)
 		log_error("%s", err);
 		goto out;
 	}
+	/* Always: reports stored by any node get parsed, with or without a listener here. */
+	bounces = bounces_start(store, cfg, err, sizeof(err));
+	if (!bounces) {
+		log_error("%s", err);
+		goto out;
+	}
 	http = http_start(cfg->listen, cfg->threads, cfg->trusted_proxies, api_handle, &ctx, err,
 			  sizeof(err));
 	if (!http) {
 		log_error("%s", err);
 		goto out;
 	}
-	if (cfg->smtp_listen[0] || cfg->smtp_tls_listen[0]) {
-		smtp = smtpd_start(cfg, store, ctx.policies, ctx.drops, ctx.queue, err,
-				   sizeof(err));
+	if (cfg->smtp_listen[0] || cfg->smtp_tls_listen[0] || cfg->bounces_listen[0]) {
+		smtp = smtpd_start(cfg, store, ctx.policies, ctx.drops, ctx.queue, ctx.master_key,
+				   bounces, err, sizeof(err));
 		if (!smtp) {
 			log_error("%s", err);
 			goto out;
 		}
-		log_info("SMTP submission on %s%s%s%s", cfg->smtp_listen[0] ? cfg->smtp_listen : "",
-			 cfg->smtp_listen[0] && cfg->smtp_tls_listen[0] ? " and " : "",
-			 cfg->smtp_tls_listen[0] ? cfg->smtp_tls_listen : "",
-			 cfg->smtp_tls_listen[0] ? " (implicit TLS)" : "");
+		if (cfg->smtp_listen[0] || cfg->smtp_tls_listen[0])
+			log_info("SMTP submission on %s%s%s%s",
+				 cfg->smtp_listen[0] ? cfg->smtp_listen : "",
+				 cfg->smtp_listen[0] && cfg->smtp_tls_listen[0] ? " and " : "",
+				 cfg->smtp_tls_listen[0] ? cfg->smtp_tls_listen : "",
+				 cfg->smtp_tls_listen[0] ? " (implicit TLS)" : "");
+		if (cfg->bounces_listen[0])
+			log_info("reports for %s received on %s", cfg->bounces_domain,
+				 cfg->bounces_listen);
 	}
 	/* A conninfo may hold a password: PostgreSQL is named, not shown. */
 	log_info("postern serving on %s (port %d), public_url %s, store %s, relay %s", cfg->listen,
@@ -196,10 +209,11 @@ static int run(const struct config *cfg)
 	status = 0;
 out:
 	/* In order: no new requests or SMTP sessions, then every accepted message committed, then
-	 * delivery stops after the message in hand, webhooks after the POST in hand, then the
-	 * counters are written. */
+	 * reports stop after the one in hand, delivery after the message in hand, webhooks
+	 * after the POST in hand, then the counters are written. */
 	http_stop(http);
 	smtpd_stop(smtp);
+	bounces_stop(bounces);
 	domains_stop(domains);
 	queue_stop(ctx.queue);
 	deliver_stop(deliver);

@@ -1,8 +1,8 @@
-/* SMTP submission's protocol as a pure state machine (RFC 5321, 6409, 3207, 4954, 2920):
- * command lines in, replies and actions out. Each command is one row of a table: what it
- * needs (a greeting, no transaction) is checked there, then its handler proceeds. DATA goes
- * through a decoder that undoes dot-stuffing, ends only at CRLF.CRLF and notes any bare CR
- * or LF, so a message smuggled behind a lone LF is refused rather than split. */
+/* SMTP's protocol as a pure state machine (RFC 5321, 6409, 3207, 4954, 2920): command
+ * lines in, replies and actions out; submission, or the return path's inbound mode. Each command is
+ * one row of a table: what it needs (a greeting, no transaction) is checked there, then its handler
+ * proceeds. DATA goes through a decoder that undoes dot-stuffing, ends only at CRLF.CRLF and notes
+ * any bare CR or LF, so a message smuggled behind a lone LF is refused rather than split. */
 #include "smtp_proto.h"
 
 #include <stdio.h>
@@ -99,7 +99,7 @@ static bool in_transaction(const struct smtp_session *s)
 
 static bool auth_offered(const struct smtp_session *s)
 {
-	return s->tls || s->lim->auth_without_tls;
+	return !s->lim->inbound && (s->tls || s->lim->auth_without_tls);
 }
 
 /* ---- Commands ---- */
@@ -215,6 +215,9 @@ static bool auth_login_value(struct smtp_session *s, const char *text, char *fie
 
 static void cmd_auth(struct smtp_session *s, const char *arg)
 {
+	/* Reports come from any MTA, unauthenticated: there is nothing to log in to. */
+	if (s->lim->inbound)
+		return smtp_reply(s->out, 502, "5.5.1", "AUTH not available here");
 	if (!auth_offered(s))
 		return smtp_reply(s->out, 530, "5.7.0", "Must issue a STARTTLS command first");
 	if (s->authenticated)
@@ -331,9 +334,22 @@ static void cmd_mail(struct smtp_session *s, const char *arg)
 		s->action = SMTP_ACT_MAIL;
 		return;
 	}
-	if (addr_normalize(path, s->mail_from, &why) < 0)
+	if (addr_normalize(path, s->mail_from, &why) == 0) {
+		s->action = SMTP_ACT_MAIL;
+		return;
+	}
+	/* A report is read whoever sent it: its sender is only recorded, as given. */
+	if (!s->lim->inbound || util_copy(s->mail_from, sizeof(s->mail_from), path) < 0)
 		return smtp_reply(s->out, 501, "5.1.7", "Bad sender address syntax");
 	s->action = SMTP_ACT_MAIL;
+}
+
+/* Inbound: the listener takes reports for its return paths only, and never relays. */
+static void rcpt_refuse(struct smtp_session *s, const char *address)
+{
+	char text[ADDR_MAX + 40];
+	snprintf(text, sizeof(text), "<%s>: no such return path here", address);
+	smtp_reply(s->out, 550, "5.1.1", text);
 }
 
 static void cmd_rcpt(struct smtp_session *s, const char *arg)
@@ -346,6 +362,8 @@ static void cmd_rcpt(struct smtp_session *s, const char *arg)
 		return smtp_reply(s->out, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 	if (addr_normalize(path, norm, &why) < 0)
 		return smtp_reply(s->out, 501, "5.1.3", "Bad recipient address syntax");
+	if (s->lim->inbound && !s->lim->rcpt_ok(s->lim->rcpt_arg, norm))
+		return rcpt_refuse(s, norm);
 	if (s->nrcpts >= s->lim->max_recipients)
 		return smtp_reply(s->out, 452, "4.5.3", "Too many recipients");
 	if (s->nrcpts == s->rcpts_cap) {

@@ -1,4 +1,5 @@
-/* SMTP submission's protocol, pure: no I/O, no clock. The adapter (smtpd.c) feeds it the
+/* SMTP's protocol, pure: no I/O, no clock; submission, or the inbound mode of the return
+ * path's listener. The adapter (smtpd.c) feeds it the
  * bytes a client sent; it parses commands, keeps the session's state, decodes DATA and
  * writes replies into an output buffer, and stops at each step that needs the outside
  * world (an action: start TLS, check credentials, judge the envelope sender, submit the
@@ -23,6 +24,11 @@ struct smtp_limits {
 	int max_recipients;
 	bool tls_available;    /* a certificate is configured: STARTTLS can be offered */
 	bool auth_without_tls; /* AUTH offered and accepted on a plaintext connection */
+	/* Inbound mode (the return path's listener): no AUTH, any sender (the null one
+	 * included), and only recipients rcpt_ok accepts; the rest hear 550 5.1.1. */
+	bool inbound;
+	bool (*rcpt_ok)(void *arg, const char *address); /* pure: no I/O */
+	void *rcpt_arg;
 };
 
 enum smtp_action {

@@ -1,8 +1,9 @@
-/* The SMTP submission server's I/O: one libevent loop per thread, an acceptor in the first
- * that hands each connection to the loops in turn, bufferevent_openssl for TLS. The
- * protocol is smtp_proto.c's; this file performs its actions (TLS, AUTH, the sender check,
- * submission) and turns the services' errors into replies through err.c's table. A session
- * waiting for its commit or its AUTH check holds no loop: the queue's writer or the auth
+/* The SMTP server's I/O: one libevent loop per thread, an acceptor in the first that hands
+ * each connection to the loops in turn, bufferevent_openssl for TLS. The protocol is
+ * smtp_proto.c's; this file performs its actions (TLS, AUTH, the sender check, submission;
+ * on the return path's inbound listener the rate limit and a report's storing) and turns
+ * the services' errors into replies through err.c's table. A session waiting for its commit,
+ * its AUTH check or its report's storing holds no loop: the queue's writer or the store
  * worker wakes it in its own loop. */
 #include "smtpd.h"
 
@@ -18,6 +19,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,21 +30,26 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bounces.h"
 #include "keys.h"
 #include "log.h"
 #include "smtp_proto.h"
+#include "smtpd_rate.h"
 #include "submit.h"
 #include "util.h"
+#include "verp.h"
 #include "worker.h"
 
-#define SMTPD_LOOPS_MAX	   8
-#define SMTPD_CMD_TIMEOUT  300 /* seconds: RFC 5321 4.5.3.2.7 */
-#define SMTPD_DATA_TIMEOUT 600
-#define SMTPD_TOUCHES_MAX  64
-#define SMTPD_DRAIN_WAIT   60	       /* seconds a stop waits for commits in flight */
-#define SMTPD_OUT_MAX	   (64 * 1024) /* replies a client leaves unread before reading stops */
-#define SMTPD_FD_RESERVE   64	       /* descriptors beyond the sessions: store, HTTP, logs */
-#define SMTPD_ACCEPT_PAUSE 100000      /* microseconds the listener rests when out of fds */
+#define SMTPD_LOOPS_MAX	    8
+#define SMTPD_CMD_TIMEOUT   300 /* seconds: RFC 5321 4.5.3.2.7 */
+#define SMTPD_DATA_TIMEOUT  600
+#define SMTPD_TOUCHES_MAX   64
+#define SMTPD_DRAIN_WAIT    60		/* seconds a stop waits for commits in flight */
+#define SMTPD_OUT_MAX	    (64 * 1024) /* replies a client leaves unread before reading stops */
+#define SMTPD_FD_RESERVE    64		/* descriptors beyond the sessions: store, HTTP, logs */
+#define SMTPD_ACCEPT_PAUSE  100000	/* microseconds the listener rests when out of fds */
+#define SMTPD_INBOUND_RCPTS 5		/* return paths one report may be sent to */
+#define SMTPD_RATE_SLOTS    4096	/* client addresses the report rate limit tracks */
 
 struct smtpd_session;
 LIST_HEAD(session_list, smtpd_session);
@@ -59,6 +66,7 @@ struct smtpd_listener {
 	struct evconnlistener *l;
 	struct event *pause; /* re-enables accepting after an accept error */
 	bool tls;	     /* implicit TLS */
+	bool inbound;	     /* the return path's listener */
 	bool failing;	     /* an accept error was logged; the next success clears it */
 };
 
@@ -71,22 +79,27 @@ struct smtpd {
 	struct drops *drops;
 	struct queue *queue;
 	struct smtp_limits lim;
+	struct smtp_limits lim_in; /* the inbound listener's */
+	unsigned char verp_key[VERP_KEY_LEN];
+	struct bounces *bounces;  /* woken for each report stored */
 	pthread_mutex_t tls_lock; /* guards tls: SIGHUP swaps it */
 	SSL_CTX *tls;
 	struct smtpd_loop loops[SMTPD_LOOPS_MAX];
 	int nloops;
 	unsigned next; /* the loop the next connection goes to */
-	struct smtpd_listener plain, implicit;
+	struct smtpd_listener plain, implicit, inbound;
 	atomic_int connections;
 	atomic_int pending; /* sessions waiting off their loop: a commit or an AUTH check */
 	atomic_bool draining;
-	struct worker *auth; /* checks credentials: they touch the store, the loops must not */
+	/* Checks credentials and stores reports: they touch the store, the loops must not. */
+	struct worker *auth;
 	pthread_mutex_t auth_lock;
 	struct auth_queue auth_queue; /* sessions waiting for their check, oldest first */
 	/* Keys used through SMTP-IP whose last use is due to be written (under auth_lock): a
 	 * store write, so the auth worker makes it. A hint: when full, more wait a minute. */
 	int64_t touches[SMTPD_TOUCHES_MAX];
 	int ntouches;
+	struct smtpd_rate *rate; /* reports accepted per client address */
 };
 
 struct smtpd_session {
@@ -99,12 +112,13 @@ struct smtpd_session {
 	struct event *closer; /* polls until the last reply is out */
 	char ip[INET6_ADDRSTRLEN];
 	bool tls;      /* implicit TLS, or after STARTTLS */
+	bool inbound;  /* on the return path's listener: its report goes to the store worker */
 	bool have_key; /* authenticated with AUTH */
 	struct store_apikey key;
 	struct store_apikey txn_key; /* the key of the transaction in progress */
 	bool in_data;		     /* the DATA timeout applies */
 	bool waiting;		     /* a commit or an AUTH check holds it (auth says which) */
-	bool auth;		     /* the auth worker holds it */
+	bool auth;		     /* the store worker holds it (AUTH, or a report) */
 	bool blocked;		     /* reading stopped until the client reads its replies */
 	bool closing;
 	int close_polls;
@@ -115,6 +129,9 @@ struct smtpd_session {
 	enum err auth_e;
 	struct store_apikey auth_key;
 	int64_t auth_retry;
+	/* The store worker's answer on a report: a store_rc and the last report's id. */
+	int report_rc;
+	int64_t report_id;
 };
 
 /* ---- TLS ---- */
@@ -322,20 +339,27 @@ static void conn_hold(struct smtpd_session *s)
 	bufferevent_disable(s->bev, EV_READ); /* pipelined commands wait for the reply */
 }
 
-/* AUTH: the check reads and writes the store (the failure throttle, last use), so the
- * auth worker makes it and conn_resume answers in the loop. */
-static void do_auth(struct smtpd_session *s)
+/* Hands a held session to the auth worker, which works on the store for it (an AUTH
+ * check, a report to store) and wakes it in its loop. */
+static void conn_to_worker(struct smtpd_session *s)
 {
 	struct smtpd *d = s->loop->d;
-	if (!conn_may_hold(d)) /* RFC 5321 3.8: a 421 closes the connection */
-		return smtp_auth_done(s->proto, false,
-				      "421 4.3.2 Postern is shutting down; try again later", true);
 	conn_hold(s);
 	s->auth = true;
 	pthread_mutex_lock(&d->auth_lock);
 	STAILQ_INSERT_TAIL(&d->auth_queue, s, auth_link);
 	pthread_mutex_unlock(&d->auth_lock);
 	worker_wake(d->auth);
+}
+
+/* AUTH: the check reads and writes the store (the failure throttle, last use), so the
+ * auth worker makes it and conn_resume answers in the loop. */
+static void do_auth(struct smtpd_session *s)
+{
+	if (!conn_may_hold(s->loop->d)) /* RFC 5321 3.8: a 421 closes the connection */
+		return smtp_auth_done(s->proto, false,
+				      "421 4.3.2 Postern is shutting down; try again later", true);
+	conn_to_worker(s);
 }
 
 /* Hands a key's due last-use write to the auth worker, once. */
@@ -364,6 +388,85 @@ static void touch_now(struct smtpd *d)
 		keys_touch(d->policies, ids[i]);
 }
 
+/* ---- The return path's listener ---- */
+
+/* The protocol's RCPT check: a return path of the bounce domain with a good tag. */
+static bool verp_rcpt_ok(void *arg, const char *address)
+{
+	const struct smtpd *d = arg;
+	char uid[VERP_UID_MAX];
+	return verp_parse(d->verp_key, d->cfg->bounces_domain, address, uid);
+}
+
+/* MAIL on the inbound listener: any sender, the null one above all; only the rate. */
+static void inbound_mail(struct smtpd_session *s)
+{
+	if (!smtpd_rate_allows(s->loop->d->rate, s->ip, util_now(), 0))
+		return smtp_mail_done(s->proto, false,
+				      "450 4.7.1 too many reports from your address, try again "
+				      "later");
+	smtp_mail_done(s->proto, true, "250 2.1.0 Ok");
+}
+
+/* True when an earlier recipient of the report names the message uid too. */
+static bool report_uid_seen(struct smtpd *d, const struct smtp_session *p, int upto,
+			    const char *uid)
+{
+	char other[VERP_UID_MAX];
+	for (int i = 0; i < upto; i++)
+		if (verp_parse(d->verp_key, d->cfg->bounces_domain, p->rcpts[i], other) &&
+		    strcmp(other, uid) == 0)
+			return true;
+	return false;
+}
+
+/* On the store worker: the report, once for each message whose return path it was sent
+ * to (a return path spelt twice, in two cases, is one), stored durably before the 250. */
+static void report_store(struct smtpd *d, struct smtpd_session *s)
+{
+	const struct smtp_session *p = s->proto;
+	s->report_rc = STORE_OK;
+	for (int i = 0; i < p->nrcpts && s->report_rc == STORE_OK; i++) {
+		char uid[VERP_UID_MAX];
+		if (!verp_parse(d->verp_key, d->cfg->bounces_domain, p->rcpts[i], uid) ||
+		    report_uid_seen(d, p, i, uid))
+			continue;
+		s->report_rc = bounces_receive(d->store, s->ip, p->mail_from, p->rcpts[i], uid,
+					       p->body->str, p->body->len, &s->report_id);
+		if (s->report_rc == STORE_OK)
+			log_info("report %lld stored ip=%s from=<%s> rcpt=%s size=%zu",
+				 (long long)s->report_id, s->ip, p->mail_from, p->rcpts[i],
+				 p->body->len);
+	}
+}
+
+/* End of DATA on the inbound listener: the store worker stores the report. */
+static void inbound_submit(struct smtpd_session *s)
+{
+	if (!conn_may_hold(s->loop->d))
+		return smtp_submit_done(
+			s->proto, "421 4.3.2 Postern is shutting down; try again later", true);
+	conn_to_worker(s);
+}
+
+/* The store worker's answer on a report: 250 with its id, or 451 to be sent again. */
+static void report_answer(struct smtpd_session *s)
+{
+	struct smtpd *d = s->loop->d;
+	char reply[120];
+	if (s->report_rc == STORE_OK) {
+		smtpd_rate_allows(d->rate, s->ip, util_now(), 1);
+		bounces_wake(d->bounces);
+		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: report %lld stored",
+			 (long long)s->report_id);
+	} else {
+		log_error("report from ip=%s not stored: the store failed", s->ip);
+		snprintf(reply, sizeof(reply),
+			 "451 4.3.0 the report could not be stored; try again later");
+	}
+	smtp_submit_done(s->proto, reply, false);
+}
+
 static void auth_run(void *arg, struct worker *w)
 {
 	struct smtpd *d = arg;
@@ -377,10 +480,14 @@ static void auth_run(void *arg, struct worker *w)
 			pthread_mutex_unlock(&d->auth_lock);
 			if (!s)
 				break;
-			s->auth_retry = 0;
-			s->auth_e =
-				keys_smtp_auth(d->store, d->policies, s->proto->user,
-					       s->proto->pass, s->ip, &s->auth_key, &s->auth_retry);
+			if (s->inbound) {
+				report_store(d, s);
+			} else {
+				s->auth_retry = 0;
+				s->auth_e = keys_smtp_auth(d->store, d->policies, s->proto->user,
+							   s->proto->pass, s->ip, &s->auth_key,
+							   &s->auth_retry);
+			}
 			event_active(s->resume, EV_TIMEOUT, 0);
 		}
 	}
@@ -497,7 +604,9 @@ static void conn_resume(evutil_socket_t fd, short what, void *arg)
 	struct smtpd_session *s = arg;
 	struct smtpd *d = s->loop->d;
 	s->waiting = false;
-	if (s->auth)
+	if (s->auth && s->inbound)
+		report_answer(s);
+	else if (s->auth)
 		auth_answer(s);
 	else
 		commit_answer(s);
@@ -552,9 +661,9 @@ static void conn_act(struct smtpd_session *s)
 	case SMTP_ACT_AUTH:
 		return do_auth(s);
 	case SMTP_ACT_MAIL:
-		return do_mail(s);
+		return s->inbound ? inbound_mail(s) : do_mail(s);
 	case SMTP_ACT_SUBMIT:
-		return do_submit(s);
+		return s->inbound ? inbound_submit(s) : do_submit(s);
 	case SMTP_ACT_CLOSE:
 		conn_flush(s);
 		return conn_close(s);
@@ -653,6 +762,7 @@ struct handoff {
 	struct smtpd_loop *loop;
 	evutil_socket_t fd;
 	bool tls;
+	bool inbound;
 	char ip[INET6_ADDRSTRLEN];
 };
 
@@ -683,8 +793,9 @@ static void conn_open(evutil_socket_t unused, short what, void *arg)
 	s->loop = loop;
 	s->bev = bev;
 	s->tls = h->tls;
+	s->inbound = h->inbound;
 	snprintf(s->ip, sizeof(s->ip), "%s", h->ip);
-	s->proto = smtp_session_new(&d->lim, h->tls);
+	s->proto = smtp_session_new(h->inbound ? &d->lim_in : &d->lim, h->tls);
 	s->resume = event_new(loop->base, -1, 0, conn_resume, s);
 	s->closer = evtimer_new(loop->base, conn_close_poll, s);
 	LIST_INSERT_HEAD(&loop->sessions, s, link);
@@ -734,6 +845,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	h->loop = &d->loops[d->next++ % (unsigned)d->nloops];
 	h->fd = fd;
 	h->tls = li->tls;
+	h->inbound = li->inbound;
 	client_ip(sa, h->ip, sizeof(h->ip));
 	struct timeval now = {0, 0};
 	if (event_base_once(h->loop->base, -1, EV_TIMEOUT, conn_open, h, &now) < 0) {
@@ -803,7 +915,7 @@ static void raise_fd_limit(int max_connections)
 /* ---- Start and stop ---- */
 
 static int listen_on(struct smtpd *d, struct smtpd_listener *li, const char *hostport, bool tls,
-		     char *err, size_t errlen)
+		     bool inbound, char *err, size_t errlen)
 {
 	char host[128];
 	const char *colon = strrchr(hostport, ':');
@@ -822,6 +934,7 @@ static int listen_on(struct smtpd *d, struct smtpd_listener *li, const char *hos
 	}
 	li->d = d;
 	li->tls = tls;
+	li->inbound = inbound;
 	li->l = evconnlistener_new_bind(d->loops[0].base, on_accept, li,
 					LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
 						LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_THREADSAFE,
@@ -871,6 +984,7 @@ static void smtpd_free(struct smtpd *d)
 {
 	listener_free(&d->plain);
 	listener_free(&d->implicit);
+	listener_free(&d->inbound);
 	for (int i = 0; i < d->nloops; i++) {
 		struct smtpd_loop *loop = &d->loops[i];
 		while (!LIST_EMPTY(&loop->sessions))
@@ -880,6 +994,8 @@ static void smtpd_free(struct smtpd *d)
 	SSL_CTX_free(d->tls);
 	pthread_mutex_destroy(&d->tls_lock);
 	pthread_mutex_destroy(&d->auth_lock);
+	smtpd_rate_free(d->rate);
+	sodium_memzero(d->verp_key, sizeof(d->verp_key));
 	free(d);
 }
 
@@ -937,8 +1053,39 @@ static void use_threads(void)
 	event_set_log_callback(libevent_log);
 }
 
+/* The inbound listener's limits: reports of [bounces] max_size to a few return paths. */
+static void inbound_limits(struct smtpd *d, const unsigned char master[DKIMKEY_MASTER_LEN])
+{
+	const struct config *cfg = d->cfg;
+	verp_key(master, d->verp_key);
+	d->lim_in = (struct smtp_limits){.hostname = cfg->smtp_hostname,
+					 .max_size = (size_t)cfg->bounces_max_size,
+					 .max_recipients = SMTPD_INBOUND_RCPTS,
+					 .tls_available = cfg->smtp_tls_cert[0] != '\0',
+					 .inbound = true,
+					 .rcpt_ok = verp_rcpt_ok,
+					 .rcpt_arg = d};
+}
+
+/* Each configured listener. */
+static int listeners_start(struct smtpd *d, char *err, size_t errlen)
+{
+	const struct config *cfg = d->cfg;
+	if (cfg->smtp_listen[0] &&
+	    listen_on(d, &d->plain, cfg->smtp_listen, false, false, err, errlen) < 0)
+		return -1;
+	if (cfg->smtp_tls_listen[0] &&
+	    listen_on(d, &d->implicit, cfg->smtp_tls_listen, true, false, err, errlen) < 0)
+		return -1;
+	if (cfg->bounces_listen[0] &&
+	    listen_on(d, &d->inbound, cfg->bounces_listen, false, true, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
 struct smtpd *smtpd_start(const struct config *cfg, struct store *store,
 			  struct policy_cache *policies, struct drops *drops, struct queue *queue,
+			  const unsigned char master[DKIMKEY_MASTER_LEN], struct bounces *bounces,
 			  char *err, size_t errlen)
 {
 	static pthread_once_t threads_once = PTHREAD_ONCE_INIT;
@@ -950,6 +1097,7 @@ struct smtpd *smtpd_start(const struct config *cfg, struct store *store,
 			    .policies = policies,
 			    .drops = drops,
 			    .queue = queue,
+			    .bounces = bounces,
 			    .lim = {.hostname = cfg->smtp_hostname,
 				    .max_size = (size_t)cfg->smtp_max_size,
 				    .max_recipients = cfg->smtp_max_recipients,
@@ -957,6 +1105,8 @@ struct smtpd *smtpd_start(const struct config *cfg, struct store *store,
 				    .auth_without_tls = cfg->smtp_auth_without_tls}};
 	pthread_mutex_init(&d->tls_lock, NULL);
 	pthread_mutex_init(&d->auth_lock, NULL);
+	d->rate = smtpd_rate_new(cfg->bounces_rate, SMTPD_RATE_SLOTS);
+	inbound_limits(d, master);
 	STAILQ_INIT(&d->auth_queue);
 	raise_fd_limit(cfg->smtp_max_connections);
 	if (cfg->smtp_tls_cert[0]) {
@@ -965,11 +1115,7 @@ struct smtpd *smtpd_start(const struct config *cfg, struct store *store,
 			goto fail;
 	}
 	d->auth = worker_start("smtp auth", auth_run, d, err, errlen);
-	if (!d->auth || loops_start(d, err, errlen) < 0 ||
-	    (cfg->smtp_listen[0] &&
-	     listen_on(d, &d->plain, cfg->smtp_listen, false, err, errlen) < 0) ||
-	    (cfg->smtp_tls_listen[0] &&
-	     listen_on(d, &d->implicit, cfg->smtp_tls_listen, true, err, errlen) < 0))
+	if (!d->auth || loops_start(d, err, errlen) < 0 || listeners_start(d, err, errlen) < 0)
 		goto fail;
 	return d;
 fail:
@@ -998,6 +1144,7 @@ void smtpd_stop(struct smtpd *d)
 	atomic_store(&d->draining, true);
 	listener_quiet(&d->plain);
 	listener_quiet(&d->implicit);
+	listener_quiet(&d->inbound);
 	/* Messages handed to the queue get their commit and their reply first, AUTH checks
 	 * under way their answer; new ones are refused with 421. */
 	for (int i = 0; i < SMTPD_DRAIN_WAIT * 100 && atomic_load(&d->pending) > 0; i++)

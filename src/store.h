@@ -187,6 +187,7 @@ struct store_outcome {
 struct store_finish {
 	int64_t id;
 	const struct store_outcome *outcome;
+	int64_t account_id; /* the message's: whose list outcome->suppress goes on */
 };
 
 /* A message as GET /api/messages shows it. */
@@ -669,7 +670,7 @@ int store_report_done(struct store *s, const struct store_report_result *r);
  * store_deliveries_recover). */
 int store_reports_recover(struct store *s);
 /* An account's reports, newest first: status (NULL: any) filters, before_id pages. data is
- * valid during the callback. */
+ * valid during the callback, and read for an unparsed report only (empty for the others). */
 typedef int (*store_report_fn)(void *arg, const struct store_report *r);
 int store_reports_list(struct store *s, int64_t account_id, const char *status, int64_t before_id,
 		       int limit, store_report_fn fn, void *arg);

@@ -263,6 +263,9 @@ int store_messages_finish(struct store *s, const struct store_finish *f, size_t 
 			f[i].id);
 		if (rc == STORE_OK)
 			rc = sq_message_events(&c, f[i].id, o->events, o->nevents, o->now);
+		if (rc == STORE_OK && o->nsuppress)
+			rc = sq_suppress_add(&c, f[i].account_id, o->suppress, o->nsuppress, o->now,
+					     NULL);
 	}
 	rc = sq_end_batch(&c, rc);
 	sq_release(&c);

@@ -294,9 +294,10 @@ class RelayAnswerTest(EventsCase):
     def test_a_message_refused_after_its_data_bounces_for_each_recipient(self):
         mid = self.send_to("spam1@example.com", "spam2@example.com")
         events = self.wait_kind(mid, "message.bounced", 2)
+        # A refusal that does not say the address is bad is a block.
         for data in self.by_recipient(events, "message.bounced").values():
             self.assertEqual((data["type"], data["status"], data["attempt"], data["reply"]),
-                             ("bounce", "554", 1, "554 Message refused as spam"))
+                             ("blocked", "554", 1, "554 Message refused as spam"))
         self.assertEqual(self.message(mid)["reason"], "relay_rejected")
 
     def test_a_deferral_is_told_per_attempt_until_it_is_given_up(self):

@@ -39,16 +39,19 @@ DOCUMENTED_ROLES = {
     "key.manage": {"admin", "technical"},
     "message.cancel": {"admin", "technical"},
     "webhook.manage": {"admin", "technical"},
+    "suppression.manage": {"admin", "technical"},
 }
 
 # Ids that exist in no account, per kind of object.
 MISSING = {"sender": "999999", "user": "999999", "key": "999999", "domain": "999999",
-           "message": "0" * 32, "scheduled": "0" * 32, "webhook": "999999"}
+           "message": "0" * 32, "scheduled": "0" * 32, "webhook": "999999",
+           "suppression": "nobody@nowhere.test"}
 
 # How each kind of object is listed by its account's Admin: (path, field of the answer).
 VIEWS = {"sender": ("/api/senders", "senders"), "user": ("/api/users", "users"),
          "key": ("/api/keys", "keys"), "domain": ("/api/domains", "domains"),
-         "webhook": ("/api/webhooks", "webhooks")}
+         "webhook": ("/api/webhooks", "webhooks"),
+         "suppression": ("/api/suppressions", "suppressions")}
 
 
 class Row:
@@ -119,6 +122,7 @@ ROWS = {
     ("GET", "/api/messages/{id}"): Row(200, obj="message"),
     ("POST", "/api/messages/{id}/cancel"): Row(200, obj="scheduled", fresh=True),
     ("GET", "/api/events"): Row(200),
+    ("GET", "/api/reports"): Row(200),
     ("GET", "/api/webhooks"): Row(200),
     # Port 9 (discard) on loopback: nothing listens, so test events are simply refused.
     ("POST", "/api/webhooks"): Row(
@@ -127,6 +131,12 @@ ROWS = {
     ("PATCH", "/api/webhooks/{id}"): Row(200, {"enabled": False}, obj="webhook", fresh=True),
     ("DELETE", "/api/webhooks/{id}"): Row(204, obj="webhook", fresh=True),
     ("POST", "/api/webhooks/{id}/test"): Row(202, obj="webhook", fresh=True),
+    ("GET", "/api/suppressions"): Row(200),
+    ("POST", "/api/suppressions"): Row(
+        200, lambda t, a: {"emails": [t.unique("gone{}@%s.example" % a)]},
+        created=("/api/suppressions", lambda b: b["emails"][0])),
+    # {id} is the address itself.
+    ("DELETE", "/api/suppressions/{id}"): Row(204, obj="suppression", fresh=True),
 }
 
 
@@ -216,6 +226,11 @@ class MatrixTest(unittest.TestCase):
         elif kind == "webhook":
             r = admin.request("POST", "/api/webhooks",
                               {"url": self.unique(f"http://127.0.0.1:9/o/{account}/{{}}")})
+        elif kind == "suppression":
+            address = self.unique(f"s{{}}@{account}.example")
+            r = admin.request("POST", "/api/suppressions", {"emails": [address]})
+            self.assertEqual((r.status, r.json), (200, {"added": 1}), r.raw)
+            return address
         elif kind == "domain":
             pool = self.domains.setdefault(account, [])
             if not pool:
@@ -255,7 +270,8 @@ class MatrixTest(unittest.TestCase):
         path, field = VIEWS[kind]
         r = admin.request("GET", path)
         self.assertEqual(r.status, 200, r.raw)
-        found = next((o for o in r.json[field] if str(o["id"]) == oid), None)
+        key = "email" if kind == "suppression" else "id"  # a suppression goes by its address
+        found = next((o for o in r.json[field] if str(o[key]) == oid), None)
         if kind == "webhook" and found:
             # Its test events are part of it; how its deliveries went changes on its own.
             for volatile in ("last_delivery", "last_success_at", "failing_since"):

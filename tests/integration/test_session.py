@@ -110,10 +110,11 @@ class SessionTest(unittest.TestCase):
         want = {
             "admin@acme.test": every + ["sender_auth.toggle", "sender.remove", "sender.verify",
                                         "domain.manage", "user.manage", "key.manage",
-                                        "message.cancel", "webhook.manage"],
+                                        "message.cancel", "webhook.manage",
+                                        "suppression.manage"],
             "perms-tech@acme.test": every + ["sender_auth.toggle", "sender.remove",
                                              "domain.manage", "key.manage", "message.cancel",
-                                             "webhook.manage"],
+                                             "webhook.manage", "suppression.manage"],
             "perms-analytics@acme.test": every + ["sender_auth.toggle", "sender.remove"],
             "mkt@acme.test": every,
         }

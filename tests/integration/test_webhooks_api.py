@@ -19,8 +19,8 @@ from harness import Gateway, RolesCase, audit_events, main, wait_until
 
 ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 EVENT_TYPES = ["message.processed", "message.deferred", "message.delivered", "message.bounced",
-               "message.dropped", "sender.added", "sender.verified", "sender.removed",
-               "sender_auth.changed", "domain.verified", "domain.failed",
+               "message.dropped", "message.complained", "sender.added", "sender.verified",
+               "sender.removed", "sender_auth.changed", "domain.verified", "domain.failed",
                "sender_policy.refused"]
 
 
@@ -161,7 +161,7 @@ class WebhooksApi(RolesCase):
         self.assertEqual(hook_of(self.admin, made["id"])["public_key"], made["public_key"])
         # The format carries message events only: that is what "every type" means for it,
         # and an account event cannot be asked for.
-        self.assertEqual(self.add(format="sendgrid")["events"], EVENT_TYPES[:5])
+        self.assertEqual(self.add(format="sendgrid")["events"], EVENT_TYPES[:6])
         r = self.admin.request("POST", "/api/webhooks", {
             "url": self.receiver.url("/sg"), "format": "sendgrid",
             "events": ["message.delivered", "sender.added"]})

@@ -52,22 +52,25 @@ static void test_vocabulary(void **state)
 	static const char *const sendgrid[][2] = {
 		{"message.processed", "processed"}, {"message.deferred", "deferred"},
 		{"message.delivered", "delivered"}, {"message.bounced", "bounce"},
-		{"message.dropped", "dropped"},	    {"webhook.test", "processed"},
+		{"message.dropped", "dropped"},	    {"message.complained", "spamreport"},
+		{"webhook.test", "processed"},
 	};
-	assert_int_equal(event_ntypes, 12);
+	assert_int_equal(event_ntypes, 13);
 	assert_string_equal(event_types[0], "message.processed");
-	assert_string_equal(event_types[11], "sender_policy.refused");
+	/* A complaint is subscribable, after the drops. */
+	assert_string_equal(event_types[5], "message.complained");
+	assert_string_equal(event_types[12], "sender_policy.refused");
 	for (size_t i = 0; i < event_ntypes; i++) {
 		assert_true(event_type_known(event_types[i]));
-		assert_int_equal(event_is_message(event_types[i]), i < 5);
-		assert_int_equal(event_sendgrid_name(event_types[i]) != NULL, i < 5);
+		assert_int_equal(event_is_message(event_types[i]), i < 6);
+		assert_int_equal(event_sendgrid_name(event_types[i]) != NULL, i < 6);
 	}
 	for (size_t i = 0; i < sizeof(sendgrid) / sizeof(*sendgrid); i++)
 		assert_string_equal(event_sendgrid_name(sendgrid[i][0]), sendgrid[i][1]);
 	/* The test event is sent, never subscribed to. */
 	assert_false(event_type_known("webhook.test"));
 	assert_false(event_is_message("webhook.test"));
-	const char *unknown[] = {"message.complained", "message.", "MESSAGE.delivered", "", NULL};
+	const char *unknown[] = {"message.spamreport", "message.", "MESSAGE.delivered", "", NULL};
 	for (size_t i = 0; i < sizeof(unknown) / sizeof(*unknown); i++) {
 		assert_false(event_type_known(unknown[i]));
 		assert_false(event_is_message(unknown[i]));
@@ -304,6 +307,58 @@ static void test_sendgrid_smtp_id_and_category(void **state)
 	free(body);
 }
 
+/* What came back to the return path, in SendGrid's shape: a DSN's bounce (its diagnostic
+ * as the reason, since there is no relay reply), a block, a delayed DSN's deferral, and a
+ * complaint as a spamreport. */
+static void test_sendgrid_reports(void **state)
+{
+	(void)state;
+	struct store_event_info e[] = {
+		event(1, "message.bounced", "b@y.example",
+		      "{'type': 'bounce', 'status': '5.1.1', 'diagnostic': '550 5.1.1 no such "
+		      "user', 'source': 'dsn', 'reporting_mta': 'mx.y.example'}",
+		      ""),
+		event(2, "message.bounced", "c@y.example",
+		      "{'attempt': 1, 'reply': '550 5.7.1 blocked by policy', 'type': 'blocked', "
+		      "'status': '5.7.1'}",
+		      ""),
+		event(3, "message.deferred", "d@y.example",
+		      "{'status': '4.4.1', 'diagnostic': 'connection timed out', 'source': 'dsn'}",
+		      ""),
+		event(4, "message.complained", "e@y.example",
+		      "{'feedback_type': 'abuse', 'source': 'arf', 'reporting_mta': "
+		      "'fbl.y.example'}",
+		      "{'tags': ['news'], 'custom_args': {}}"),
+	};
+	char *body = event_sendgrid_body(e, sizeof(e) / sizeof(*e));
+	cJSON *list = cJSON_Parse(body);
+	assert_int_equal(cJSON_GetArraySize(list), 4);
+	assert_item_json(tu_nth(list, 0),
+			 "{'email': 'b@y.example', 'timestamp': 1764833400, 'event': 'bounce', "
+			 "'sg_event_id': 'evt_1', 'sg_message_id': 'm-uid-1', "
+			 "'smtp-id': '<m-uid-1@acme.example>', 'type': 'bounce', "
+			 "'status': '5.1.1', 'reason': '550 5.1.1 no such user', 'source': 'dsn', "
+			 "'reporting_mta': 'mx.y.example'}");
+	/* SendGrid's blocked is a bounce event of type blocked. */
+	const cJSON *blocked = tu_nth(list, 1);
+	assert_string_equal(tu_text(blocked, "event"), "bounce");
+	assert_string_equal(tu_text(blocked, "type"), "blocked");
+	assert_string_equal(tu_text(blocked, "status"), "5.7.1");
+	assert_string_equal(tu_text(blocked, "reason"), "550 5.7.1 blocked by policy");
+	assert_false(cJSON_HasObjectItem(blocked, "diagnostic"));
+	const cJSON *deferred = tu_nth(list, 2);
+	assert_string_equal(tu_text(deferred, "event"), "deferred");
+	assert_string_equal(tu_text(deferred, "response"), "connection timed out");
+	assert_false(cJSON_HasObjectItem(deferred, "attempt"));
+	assert_item_json(tu_nth(list, 3),
+			 "{'email': 'e@y.example', 'timestamp': 1764833400, 'event': 'spamreport', "
+			 "'sg_event_id': 'evt_4', 'sg_message_id': 'm-uid-1', "
+			 "'smtp-id': '<m-uid-1@acme.example>', 'feedback_type': 'abuse', "
+			 "'source': 'arf', 'reporting_mta': 'fbl.y.example', 'category': 'news'}");
+	cJSON_Delete(list);
+	free(body);
+}
+
 static void test_sendgrid_test_event_and_empty_bodies(void **state)
 {
 	(void)state;
@@ -336,6 +391,7 @@ int main(void)
 		cmocka_unit_test(test_standard_body_and_id),
 		cmocka_unit_test(test_sendgrid_body),
 		cmocka_unit_test(test_sendgrid_smtp_id_and_category),
+		cmocka_unit_test(test_sendgrid_reports),
 		cmocka_unit_test(test_sendgrid_test_event_and_empty_bodies),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,9 @@
 /* Unit tests for smtp_proto: SMTP sessions driven without sockets, as a client would speak
  * them: greeting and capabilities before and after TLS, AUTH PLAIN and LOGIN, the envelope,
  * the DATA decoder (dot-stuffing, the end split across chunks, bare CR and LF, the size
- * limit), the recipient limit, pipelining, and the replies to bad syntax and sequence. */
+ * limit), the recipient limit, pipelining, and the replies to bad syntax and sequence; and
+ * the inbound mode of the return path's listener (no AUTH, the null sender, return paths
+ * only, its size limit). */
 #include "testutil.h"
 
 #include "smtp_proto.h"
@@ -54,21 +56,29 @@ static const char *feed(struct smtp_session *s, const char *text)
 	return replies;
 }
 
-static struct smtp_session *session(bool tls)
+static struct smtp_session *session_with(const struct smtp_limits *lim, bool tls)
 {
-	struct smtp_session *s = smtp_session_new(&limits, tls);
+	struct smtp_session *s = smtp_session_new(lim, tls);
 	assert_string_equal(s->out->str, "220 mx.test ESMTP Postern\r\n");
 	g_string_truncate(s->out, 0);
 	return s;
 }
 
+static struct smtp_session *session(bool tls)
+{
+	return session_with(&limits, tls);
+}
+
+/* EHLO's answer on a plaintext connection before AUTH may be offered. */
+#define PLAIN_CAPABILITIES                                                                         \
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100\r\n250-8BITMIME\r\n"                        \
+	"250-SMTPUTF8\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n"
+
 static void ehlo_lists_capabilities_starttls_before_tls(void **state)
 {
 	(void)state;
 	struct smtp_session *s = session(false);
-	assert_string_equal(feed(s, "EHLO client.test\r\n"),
-			    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100\r\n250-8BITMIME\r\n"
-			    "250-SMTPUTF8\r\n250-STARTTLS\r\n250 ENHANCEDSTATUSCODES\r\n");
+	assert_string_equal(feed(s, "EHLO client.test\r\n"), PLAIN_CAPABILITIES);
 	smtp_session_free(s);
 }
 
@@ -251,16 +261,22 @@ static void data_bare_cr_refused(void **state)
 	smtp_session_free(s);
 }
 
-static void data_over_max_size_read_to_the_end(void **state)
+/* In DATA: 300 bytes, three times the limit, are read to the end of DATA, then 552. */
+static void data_too_big(struct smtp_session *s)
 {
-	(void)state;
-	struct smtp_session *s = in_data();
 	char big[300];
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	assert_string_equal(feed(s, big), "");
 	assert_string_equal(feed(s, "\r\n.\r\n"),
 			    "552 5.3.4 Message size exceeds the limit of 100 bytes\r\n");
+}
+
+static void data_over_max_size_read_to_the_end(void **state)
+{
+	(void)state;
+	struct smtp_session *s = in_data();
+	data_too_big(s);
 	assert_string_equal(feed(s, "NOOP\r\n"), "250 2.0.0 Ok\r\n");
 	smtp_session_free(s);
 }
@@ -430,6 +446,82 @@ static void rset_ends_the_transaction(void **state)
 	smtp_session_free(s);
 }
 
+/* ---- Inbound mode: the return path's listener ---- */
+
+/* A pure stand-in for the VERP check: only b-...@bounces.test addresses. */
+static bool return_path(void *arg, const char *address)
+{
+	(void)arg;
+	size_t n = strlen(address);
+	return strncmp(address, "b-", 2) == 0 && n > 13 &&
+	       strcmp(address + n - 13, "@bounces.test") == 0;
+}
+
+static struct smtp_limits inbound = {.hostname = "mx.test",
+				     .max_size = 100,
+				     .max_recipients = 2,
+				     .tls_available = true,
+				     .inbound = true,
+				     .rcpt_ok = return_path};
+
+static struct smtp_session *inbound_session(bool tls)
+{
+	return session_with(&inbound, tls);
+}
+
+static void inbound_offers_starttls_never_auth(void **state)
+{
+	(void)state;
+	struct smtp_session *s = inbound_session(false);
+	/* As submission's before TLS, and never AUTH, with TLS or without. */
+	assert_string_equal(feed(s, "EHLO mta.test\r\n"), PLAIN_CAPABILITIES);
+	assert_string_equal(feed(s, "AUTH PLAIN AGFwaWtleQBzZWNyZXQ=\r\n"),
+			    "502 5.5.1 AUTH not available here\r\n");
+	smtp_session_free(s);
+	s = inbound_session(true);
+	assert_null(strstr(feed(s, "EHLO mta.test\r\n"), "AUTH"));
+	assert_string_equal(feed(s, "AUTH LOGIN\r\n"), "502 5.5.1 AUTH not available here\r\n");
+	assert_int_equal(s->action, SMTP_ACT_NONE);
+	smtp_session_free(s);
+}
+
+static void inbound_null_sender_and_return_paths_only(void **state)
+{
+	(void)state;
+	struct smtp_session *s = inbound_session(false);
+	feed(s, "EHLO mta.test\r\n");
+	assert_string_equal(feed(s, "MAIL FROM:<>\r\n"), "250 2.1.0 Ok\r\n");
+	assert_string_equal(feed(s, "RCPT TO:<someone@example.test>\r\n"),
+			    "550 5.1.1 <someone@example.test>: no such return path here\r\n");
+	assert_string_equal(feed(s, "RCPT TO:<b-ab-cd@other.test>\r\n"),
+			    "550 5.1.1 <b-ab-cd@other.test>: no such return path here\r\n");
+	assert_string_equal(feed(s, "DATA\r\n"), "503 5.5.1 Need RCPT before DATA\r\n");
+	assert_string_equal(feed(s, "RCPT TO:<b-ab-cd@bounces.test>\r\n"), "250 2.1.5 Ok\r\n");
+	assert_string_equal(feed(s, "DATA\r\n"), "354 End data with <CR><LF>.<CR><LF>\r\n");
+	smtp_feed(s, "Subject: x\r\n\r\nfailed\r\n.\r\n", 27);
+	assert_int_equal(s->action, SMTP_ACT_SUBMIT);
+	assert_string_equal(s->mail_from, "");
+	assert_string_equal(s->rcpts[0], "b-ab-cd@bounces.test");
+	smtp_submit_done(s, "250 2.0.0 Ok: report 1 stored", false);
+	/* A sender submission would refuse is only recorded here. */
+	g_string_truncate(s->out, 0);
+	assert_string_equal(feed(s, "MAIL FROM:<MAILER-DAEMON@localhost>\r\n"), "250 2.1.0 Ok\r\n");
+	assert_string_equal(s->mail_from, "MAILER-DAEMON@localhost");
+	smtp_session_free(s);
+}
+
+static void inbound_size_limit(void **state)
+{
+	(void)state;
+	struct smtp_session *s = inbound_session(false);
+	feed(s, "EHLO mta.test\r\n");
+	assert_string_equal(feed(s, "MAIL FROM:<> SIZE=101\r\n"),
+			    "552 5.3.4 Message size exceeds the limit of 100 bytes\r\n");
+	feed(s, "MAIL FROM:<> SIZE=50\r\nRCPT TO:<b-1-2@bounces.test>\r\nDATA\r\n");
+	data_too_big(s);
+	smtp_session_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -454,6 +546,9 @@ int main(void)
 		cmocka_unit_test(sequence_syntax_and_unknown),
 		cmocka_unit_test(long_line_refused),
 		cmocka_unit_test(rset_ends_the_transaction),
+		cmocka_unit_test(inbound_offers_starttls_never_auth),
+		cmocka_unit_test(inbound_null_sender_and_return_paths_only),
+		cmocka_unit_test(inbound_size_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "store.h"
+#include "suppress.h"
 
 /* A store with accounts acme and other. */
 struct world {
@@ -136,6 +137,12 @@ static const struct store_event processed[] = {
 	{"message.processed", "b@example.net", NULL},
 };
 
+static int keep_suppression(void *arg, const struct store_suppression *e)
+{
+	*(struct store_suppression *)arg = *e;
+	return 0;
+}
+
 /* A message of acme from hello@example.com to two recipients, accepted at now. */
 static int add_message(struct world *w, const char *uid, int64_t now)
 {
@@ -228,9 +235,38 @@ static void test_message_events_come_and_go_with_their_change(void **state)
 		{"message.delivered", "a@example.net", "{\"attempt\":1,\"reply\":\"250 ok\"}"},
 		{"message.bounced", "b@example.net", "{\"attempt\":1,\"reply\":\"550 5.1.1 no\"}"},
 	};
-	struct store_outcome o = {.status = "sent", .now = 3020, .events = outcome, .nevents = 2};
-	struct store_finish f = {q.id, &o};
+	/* The refused one does not exist: suppressed with the outcome, for the message's
+	 * account (one listed already stays as it was). */
+	struct store_suppression gone[] = {
+		{.email = "b@example.net",
+		 .reason = "hard_bounce",
+		 .message_uid = "m1",
+		 .detail = "5.1.1 550 5.1.1 no"},
+		{.email = "b@example.net", .reason = "hard_bounce", .detail = "again"},
+	};
+	struct store_outcome o = {.status = "sent",
+				  .now = 3020,
+				  .events = outcome,
+				  .nevents = 2,
+				  .suppress = gone,
+				  .nsuppress = 2};
+	struct store_finish f = {q.id, &o, w.acme};
 	assert_int_equal(store_messages_finish(w.store, &f, 1), STORE_OK);
+	const char *asked[] = {"a@example.net", "b@example.net"};
+	bool listed[2];
+	assert_int_equal(store_suppressed(w.store, w.acme, asked, 2, listed), STORE_OK);
+	assert_false(listed[0]);
+	assert_true(listed[1]);
+	assert_int_equal(store_suppressed(w.store, w.other, asked, 2, listed), STORE_OK);
+	assert_false(listed[1]);
+	struct store_suppression got = {0};
+	assert_int_equal(store_suppressions_list(w.store, w.acme, "b@example.net", NULL, 0, 5,
+						 keep_suppression, &got),
+			 STORE_OK);
+	assert_string_equal(got.reason, "hard_bounce");
+	assert_string_equal(got.message_uid, "m1");
+	assert_string_equal(got.detail, "5.1.1 550 5.1.1 no");
+	assert_int_equal(got.created_at, 3020);
 	list(&w, w.acme, NULL, "m1", 0, 50, &l);
 	assert_string_equal(l.text, "message.bounced b@example.net|"
 				    "message.delivered a@example.net|"
@@ -818,7 +854,7 @@ static void test_a_cancel_made_for_a_stale_part_changes_nothing(void **state)
 	const struct store_event sent[] = {{"message.delivered", "a@example.net", NULL}};
 	assert_int_equal(store_message_progress(w.store, q.id, 1, sent, 1), STORE_OK);
 	struct store_outcome o = {.status = "deferred", .next_attempt_at = 4000, .now = 3020};
-	struct store_finish f = {q.id, &o};
+	struct store_finish f = {q.id, &o, w.acme};
 	assert_int_equal(store_messages_finish(w.store, &f, 1), STORE_OK);
 
 	const struct store_event dropped[] = {
@@ -844,6 +880,56 @@ static void test_a_cancel_made_for_a_stale_part_changes_nothing(void **state)
 	world_close(&w);
 }
 
+/* The check at delivery: who of a part's recipients the account lists (addresses compared
+ * as the list keeps them), and who an earlier run of the message told so already. */
+static void test_the_delivery_check_reads_the_list_and_who_was_told(void **state)
+{
+	(void)state;
+	struct world w;
+	world_open(&w);
+	char norm[ADDR_MAX];
+	assert_int_equal(suppress_normalize("Foo.Bar@Example.COM", norm), 0);
+	assert_string_equal(norm, "foo.bar@example.com");
+	assert_int_equal(suppress_normalize("no address", norm), -1);
+
+	assert_int_equal(add_message(&w, "m1", 3000), STORE_OK);
+	struct store_suppression e[] = {
+		{.email = "a@example.net", .reason = "manual"},
+		{.email = "b@example.net", .reason = "complaint"},
+	};
+	assert_int_equal(store_suppressions_add(w.store, w.acme, e, 2, 3000, NULL), STORE_OK);
+	struct store_queued q;
+	size_t n;
+	assert_int_equal(store_messages_claim(w.store, 3010, 3070, &q, 1, &n), STORE_OK);
+	free(q.payload);
+	free(q.rejected);
+	/* An earlier run told a@ it was suppressed, and b@ only that it was given up on. */
+	const struct store_event earlier[] = {
+		{"message.dropped", "a@example.net", "{\"reason\":\"recipient_suppressed\"}"},
+		{"message.dropped", "B@example.net", "{\"reason\":\"gave_up\"}"},
+	};
+	assert_int_equal(store_message_progress(w.store, q.id, 1, earlier, 2), STORE_OK);
+
+	const char *rcpts[] = {"a@example.net", "B@example.net", "c@example.net", "bad"};
+	bool listed[4], told[4];
+	assert_int_equal(suppress_check(w.store, w.acme, "m1", true, rcpts, 4, listed, told),
+			 STORE_OK);
+	assert_true(listed[0] && listed[1]);
+	assert_false(listed[2] || listed[3]);
+	assert_true(told[0]);
+	assert_false(told[1] || told[2] || told[3]);
+	/* The message's first run reads no events. */
+	assert_int_equal(suppress_check(w.store, w.acme, "m1", false, rcpts, 4, listed, told),
+			 STORE_OK);
+	assert_true(listed[0] && listed[1]);
+	assert_false(told[0]);
+	/* Another account lists nobody. */
+	assert_int_equal(suppress_check(w.store, w.other, "m1", true, rcpts, 4, listed, told),
+			 STORE_OK);
+	assert_false(listed[0] || listed[1] || told[0]);
+	world_close(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -860,6 +946,7 @@ int main(void)
 		cmocka_unit_test(test_two_claimers_never_get_the_same_delivery),
 		cmocka_unit_test(test_events_list_filters_and_pages),
 		cmocka_unit_test(test_a_cancel_made_for_a_stale_part_changes_nothing),
+		cmocka_unit_test(test_the_delivery_check_reads_the_list_and_who_was_told),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

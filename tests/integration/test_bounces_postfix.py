@@ -18,7 +18,7 @@ import threading
 import unittest
 import uuid
 
-from harness import main, wait_until
+from harness import Gateway, free_port, listening, main, send_body, wait_until
 from postfix import Postfix
 
 NEEDS_ROOT = unittest.skipUnless(os.geteuid() == 0, "a private Postfix needs root")
@@ -150,6 +150,113 @@ class PeerTest(unittest.TestCase):
         self.assertTrue(self.relay.wait_log(qid, "to=<live@example.org>", "status=sent"))
         self.assertTrue(wait_until(lambda: self.nexthop.queued() == 1, WAIT))
         self.assertTrue(self.relay.wait_log(qid, "to=<dead@example.org>", "status=bounced"))
+
+
+@NEEDS_ROOT
+class PosternThroughPostfixTest(unittest.TestCase):
+    """Postern ([bounces] domain bounces.test, its listener on loopback) relaying to the two
+    hops, whose DSNs come back to that listener."""
+
+    @classmethod
+    def setUpClass(cls):
+        bounce_port = free_port()
+        cls.relay, cls.nexthop = two_hops(cls, bounce_port)
+        gw = cls.gw = Gateway(relay=f"smtp://127.0.0.1:{cls.relay.port}", config={
+            "bounces": {"domain": BOUNCE_DOMAIN, "listen": f"127.0.0.1:{bounce_port}"}})
+        cls.addClassCleanup(gw.cleanup)
+        gw.init("acme", "admin@acme.test")
+        gw.add_domain("acme", "acme.test", "--verified")
+        cls.key = gw.create_key("acme")
+        gw.start()
+        assert wait_until(lambda: listening(bounce_port), 15), gw.read_log()
+        cls.admin = gw.logged_in("admin@acme.test")
+
+    def send(self, to, *cc):
+        body = send_body(to=to, subject="Your order has shipped")
+        if cc:
+            body["personalizations"][0]["cc"] = [{"email": a} for a in cc]
+        r = self.gw.client().request("POST", "/v5/mail/send", body,
+                                     headers={"Authorization": "Bearer " + self.key})
+        self.assertIn(r.status, (200, 202), r.raw)
+        return r.json["data"]["message_id"]
+
+    def get(self, path):
+        r = self.admin.request("GET", path)
+        self.assertEqual(r.status, 200, r.raw)
+        return r.json
+
+    def events(self, mid, type):
+        """{recipient: data} of the message's events of type."""
+        got = self.get(f"/api/events?limit=1000&message_id={mid}&type={type}")["events"]
+        return {e["recipient"]: e["data"] for e in got}
+
+    def wait(self, what, fn):
+        got = wait_until(fn, WAIT, interval=0.2)
+        self.assertTrue(got, f"no {what} after {WAIT}s\n--- postern\n"
+                        f"{self.gw.read_log()[-3000:]}\n--- relay\n{self.relay.maillog()}")
+        return got
+
+    def relayed(self, rcpt):
+        """The relay's delivery lines for rcpt: each copy Postern handed it."""
+        return [l for l in self.relay.maillog().splitlines()
+                if f"to=<{rcpt}>" in l and "status=" in l]
+
+    def test_a_real_dsn_suppresses_the_recipient_and_the_next_message_is_dropped(self):
+        mid = self.send("live@example.org", "dead@example.org")
+        # Postern hands both to the relay from the message's return path.
+        self.wait("message.delivered", lambda: len(self.events(mid, "message.delivered")) == 2)
+        senders = self.relay.wait_log("from=<b-", f"@{BOUNCE_DOMAIN}>", timeout=WAIT)
+        verp = VERP.match(re.search(r"from=<([^>]*)>", senders[0]).group(1))
+        self.assertTrue(verp, senders[0])
+        self.assertEqual(verp.group(1), mid)
+        # The next hop took one and refused the other; Postfix bounced it and sent its DSN.
+        self.assertTrue(self.relay.wait_log("to=<live@example.org>", "status=sent",
+                                            timeout=WAIT))
+        self.assertTrue(self.relay.wait_log("to=<dead@example.org>", "status=bounced",
+                                            "550 5.1.1", timeout=WAIT))
+        self.assertTrue(self.relay.wait_log("from=<>", timeout=WAIT))
+        self.assertTrue(wait_until(lambda: self.nexthop.queued() == 1, WAIT))
+
+        listed = self.wait("suppression", lambda: self.get(
+            "/api/suppressions?email=dead@example.org")["suppressions"])
+        self.assertEqual(len(listed), 1, listed)
+        self.assertEqual(listed[0]["email"], "dead@example.org")
+        self.assertEqual(listed[0]["reason"], "hard_bounce")
+        self.assertEqual(listed[0]["message_id"], mid)
+        self.assertIn("5.1.1", listed[0]["detail"])
+        self.assertEqual(self.get("/api/suppressions?email=live@example.org")["suppressions"],
+                         [])
+        bounced = self.wait("message.bounced", lambda: self.events(mid, "message.bounced"))
+        self.assertEqual(list(bounced), ["dead@example.org"])
+        data = bounced["dead@example.org"]
+        self.assertEqual((data["type"], data["status"], data["source"]),
+                         ("bounce", "5.1.1", "dsn"))
+        self.assertIn("Recipient address rejected", data["diagnostic"])
+        self.assertIn("relay.provider.test", data["reporting_mta"])
+        self.assertEqual(set(self.events(mid, "message.delivered")),
+                         {"live@example.org", "dead@example.org"})
+        reports = [r for r in self.get("/api/reports")["reports"] if r["message_id"] == mid]
+        self.assertEqual(len(reports), 1, reports)
+        self.assertEqual((reports[0]["status"], reports[0]["kind"], reports[0]["from"],
+                          reports[0]["rcpt"]), ("done", "dsn", "", verp.group(0)))
+
+        # The next message to the bounced address is dropped before it reaches Postfix.
+        again = self.send("dead@example.org")
+        dropped = self.wait("message.dropped", lambda: self.events(again, "message.dropped"))
+        self.assertEqual({r: d["reason"] for r, d in dropped.items()},
+                         {"dead@example.org": "recipient_suppressed"})
+        msg = self.wait("dropped status", lambda: (lambda m: m if m["status"] == "dropped"
+                                                   else None)(self.get("/api/messages/" + again)))
+        self.assertEqual(msg["reason"], "recipient_suppressed")
+        # With another recipient beside it, only that one goes.
+        mixed = self.send("dead@example.org", "other@example.org")
+        self.wait("delivery of the other", lambda: self.events(mixed, "message.delivered"))
+        self.assertEqual(set(self.events(mixed, "message.delivered")), {"other@example.org"})
+        self.assertEqual(set(self.events(mixed, "message.dropped")), {"dead@example.org"})
+        self.assertTrue(self.relay.wait_log("to=<other@example.org>", "status=sent",
+                                            timeout=WAIT))
+        self.assertEqual(len(self.relayed("dead@example.org")), 1, self.relay.maillog())
+        self.assertTrue(wait_until(lambda: self.nexthop.queued() == 2, WAIT))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,27 @@
 """A private Postfix instance on loopback, as a peer of Postern's SMTP front end (the recipe
 of shared/PEERS-postfix.md): its own temporary directory (main.cf, master.cf, queue, maillog),
 free ports, started and stopped by the master's PID, with a check that no daemon of it is
-left behind. Needs root (Postfix's master) and the postfix package; SASL (relay mode and
-the submission port) needs sasl2-bin and libsasl2-modules.
+left behind. Needs root (Postfix's master) and the postfix package; SASL (relay mode with
+credentials and the submission port) needs sasl2-bin and libsasl2-modules.
 
 Modes:
 - hold: intake only. Every message is accepted into an fsync'd queue file in queue/hold,
   which qmgr never sees (Postfix's own intake, for the benchmark).
-- relay: everything goes to relayhost HOST:PORT with SASL credentials (user, password) over
-  TLS that is required but not verified (a loopback peer with a self-signed certificate), as
-  an application's local Postfix relays through a provider.
+- relay: everything goes to relayhost HOST:PORT. With sasl=(user, password): SASL
+  credentials over TLS that is required but not verified (a loopback peer with a
+  self-signed certificate), as an application's local Postfix relays through a provider.
+  Without: plain SMTP, as a provider's MTA hands mail to the next hop; a 5xx from it is a
+  bounce at once, and Postfix sends its DSN to the envelope sender.
 
-submit=True adds a submission port (STARTTLS required, AUTH PLAIN/LOGIN against a sasldb
-with user SASL_USER, password SASL_PASSWORD), so one instance can be another's relayhost."""
+Options for any mode:
+- submit=True adds a submission port (STARTTLS required, AUTH PLAIN/LOGIN against a sasldb
+  with user SASL_USER, password SASL_PASSWORD), so one instance can be another's relayhost.
+- transport={domain: "HOST:PORT"} routes mail for those domains there (transport_maps),
+  whatever the relayhost: how a DSN reaches a bounce listener on loopback.
+- refuse={address: reply} refuses those recipients at RCPT with reply ("550 5.1.1 User
+  unknown" when given a list): the next hop that makes a relay bounce.
+- hostname: its myhostname. Two instances that talk to each other need different ones, or
+  the client takes the other's greeting for its own and calls it a mail loop."""
 import os
 import shutil
 import smtplib
@@ -65,19 +74,33 @@ def _stat_cpu(pid, children=True):
     return sum(int(x) for x in fields[11:15 if children else 13]) / os.sysconf("SC_CLK_TCK")
 
 
-class Postfix:
-    """One private instance; mode "hold" or "relay" (with relayhost "HOST:PORT" and
-    sasl=(user, password)); submit=True adds the SASL+STARTTLS submission port
-    (self.submit_port). self.port is its plain smtpd, open to 127.0.0.0/8 (mynetworks)."""
+DEFAULT_REFUSAL = "550 5.1.1 User unknown"
+# A relay's failures show at once in the maillog instead of waiting in deferred, and a
+# temporary failure (a DSN whose listener is not up yet) is retried within seconds.
+QUICK_RETRIES = ("minimal_backoff_time = 5s", "maximal_backoff_time = 10s",
+                 "queue_run_delay = 5s")
 
-    def __init__(self, mode="hold", relayhost=None, sasl=None, submit=False, tmp=None):
+
+class Postfix:
+    """One private instance; mode "hold" or "relay" (with relayhost "HOST:PORT", and
+    sasl=(user, password) or None); submit=True adds the SASL+STARTTLS submission port
+    (self.submit_port); transport, refuse and hostname as the module says. self.port is its
+    plain smtpd, open to 127.0.0.0/8 (mynetworks)."""
+
+    def __init__(self, mode="hold", relayhost=None, sasl=None, submit=False, tmp=None, *,
+                 transport=None, refuse=None, hostname="peer.bench.test"):
         if mode not in ("hold", "relay"):
             raise ValueError(f"mode {mode}: hold or relay")
-        if mode == "relay" and not (relayhost and sasl):
-            raise ValueError("relay mode needs relayhost and sasl")
+        if mode == "relay" and not relayhost:
+            raise ValueError("relay mode needs relayhost")
         if os.geteuid() != 0:
             raise PostfixError("a private Postfix needs root (its master)")
         self.mode, self.relayhost, self.sasl, self.submit_enabled = mode, relayhost, sasl, submit
+        self.transport = dict(transport or {})
+        if refuse is not None and not isinstance(refuse, dict):
+            refuse = {a: DEFAULT_REFUSAL for a in refuse}
+        self.refuse = dict(refuse or {})
+        self.hostname = hostname
         self.dir = tmp or tempfile.mkdtemp(prefix="postern-postfix-")
         os.chmod(self.dir, 0o755)  # its daemons run as user postfix
         self.etc = os.path.join(self.dir, "etc")
@@ -103,7 +126,7 @@ class Postfix:
             "data_directory": os.path.join(self.dir, "data"),
             "maillog_file": self.maillog_path,
             "maillog_file_prefixes": self.dir,  # outside it, the maillog is silently fatal
-            "myhostname": "peer.bench.test",
+            "myhostname": self.hostname,
             "mydestination": "", "local_recipient_maps": "", "alias_maps": "",
             "alias_database": "",
             "inet_interfaces": "127.0.0.1", "inet_protocols": "ipv4",
@@ -117,8 +140,14 @@ class Postfix:
             f.writelines(s + "\n" for s in SERVICES)
         if self.mode == "hold":
             self._postconf("smtpd_end_of_data_restrictions = check_client_access static:HOLD")
-        else:
+        elif self.sasl:
             self._relay_config()
+        else:
+            self._plain_relay_config()
+        if self.transport:
+            self._transport_config()
+        if self.refuse:
+            self._refuse_config()
         if self.submit_enabled:
             self._submission_config()
 
@@ -140,10 +169,28 @@ class Postfix:
             "smtp_sasl_tls_security_options = noanonymous",
             # Required but not verified: the relayhost's certificate is self-signed, on loopback.
             "smtp_tls_security_level = encrypt",
-            "smtp_tls_loglevel = 1",
-            # Failures show at once in the maillog instead of waiting in deferred.
-            "minimal_backoff_time = 5s", "maximal_backoff_time = 10s",
-            "queue_run_delay = 5s")
+            "smtp_tls_loglevel = 1", *QUICK_RETRIES)
+
+    def _plain_relay_config(self):
+        host, port = self.relayhost.rsplit(":", 1)
+        self._postconf(f"relayhost = [{host}]:{port}", *QUICK_RETRIES)
+
+    def _transport_config(self):
+        # texthash: read as it is, no postmap; [HOST] so that smtp looks up no MX.
+        maps = os.path.join(self.etc, "transport")
+        with open(maps, "w") as f:
+            for domain, hostport in self.transport.items():
+                host, port = hostport.rsplit(":", 1)
+                f.write(f"{domain} smtp:[{host}]:{port}\n")
+        self._postconf(f"transport_maps = texthash:{maps}")
+
+    def _refuse_config(self):
+        # An access map's "5NN X.Y.Z text" is the reply itself: Postfix answers
+        # "550 5.1.1 <address>: Recipient address rejected: text".
+        maps = os.path.join(self.etc, "refuse")
+        with open(maps, "w") as f:
+            f.writelines(f"{address} {reply}\n" for address, reply in self.refuse.items())
+        self._postconf(f"smtpd_recipient_restrictions = check_recipient_access texthash:{maps}")
 
     def _submission_config(self):
         self.submit_port = free_port()

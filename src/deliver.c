@@ -749,11 +749,15 @@ static void process(struct courier *w, struct store_queued *m)
 		/* A refused part is done too: the others still go, and a retry skips it. */
 		refused += end == PART_REFUSED;
 		suppressed += end == PART_SUPPRESSED;
-		/* The part's events go with its progress; when that cannot be written they
-		 * wait for the message's next write. */
-		if (part + 1 < parts && store_message_progress(d->store, m->id, part + 1, w->ev.ev,
-							       w->ev.n) == STORE_OK)
+		/* The part's events and hard bounces go with its progress; when that cannot be
+		 * written they wait for the message's next write. */
+		if (part + 1 < parts &&
+		    store_message_progress(d->store, m->id, m->account_id, part + 1, w->ev.ev,
+					   w->ev.n, w->sup.e, w->sup.n) == STORE_OK) {
 			messages_events_clear(&w->ev);
+			free(w->sup.e);
+			w->sup = (struct suppressions){0};
+		}
 	}
 	conclude(w, m, parts, refused, suppressed, &res, rejected);
 out:

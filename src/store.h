@@ -489,9 +489,11 @@ int store_messages_recover(struct store *s);
 int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
 			 struct store_queued *out, size_t max, size_t *n);
 /* Records that the first parts_done personalizations were accepted by the relay, with the
- * events of the part just sent. */
-int store_message_progress(struct store *s, int64_t id, int parts_done,
-			   const struct store_event *ev, size_t nev);
+ * events of the part just sent and the hard bounces it met (added to the suppression list
+ * of account_id, the message's account). */
+int store_message_progress(struct store *s, int64_t id, int64_t account_id, int parts_done,
+			   const struct store_event *ev, size_t nev,
+			   const struct store_suppression *sup, size_t nsup);
 /* Records the outcomes of claimed messages, in one transaction. */
 int store_messages_finish(struct store *s, const struct store_finish *f, size_t n);
 /* Newest first; status NULL lists all. */

@@ -226,8 +226,9 @@ int store_messages_claim(struct store *s, int64_t now, int64_t lease_until,
 	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }
 
-int store_message_progress(struct store *s, int64_t id, int parts_done,
-			   const struct store_event *ev, size_t nev)
+int store_message_progress(struct store *s, int64_t id, int64_t account_id, int parts_done,
+			   const struct store_event *ev, size_t nev,
+			   const struct store_suppression *sup, size_t nsup)
 {
 	struct sq_conn c = sq_acquire(s);
 	int rc = sq_begin_batch(&c);
@@ -236,6 +237,8 @@ int store_message_progress(struct store *s, int64_t id, int parts_done,
 			     parts_done, id);
 	if (rc == STORE_OK)
 		rc = sq_message_events(&c, id, ev, nev, util_now());
+	if (rc == STORE_OK && nsup)
+		rc = sq_suppress_add(&c, account_id, sup, nsup, util_now(), NULL);
 	rc = sq_end_batch(&c, rc);
 	sq_release(&c);
 	return rc;

@@ -852,7 +852,14 @@ static void test_a_cancel_made_for_a_stale_part_changes_nothing(void **state)
 	free(q.payload);
 	free(q.rejected);
 	const struct store_event sent[] = {{"message.delivered", "a@example.net", NULL}};
-	assert_int_equal(store_message_progress(w.store, q.id, 1, sent, 1), STORE_OK);
+	/* The part's hard bounce is suppressed with its progress, not at the message's end. */
+	struct store_suppression gone = {.email = "gone@example.net", .reason = "hard_bounce"};
+	assert_int_equal(store_message_progress(w.store, q.id, w.acme, 1, sent, 1, &gone, 1),
+			 STORE_OK);
+	const char *asked[] = {"gone@example.net"};
+	bool listed[1];
+	assert_int_equal(store_suppressed(w.store, w.acme, asked, 1, listed), STORE_OK);
+	assert_true(listed[0]);
 	struct store_outcome o = {.status = "deferred", .next_attempt_at = 4000, .now = 3020};
 	struct store_finish f = {q.id, &o, w.acme};
 	assert_int_equal(store_messages_finish(w.store, &f, 1), STORE_OK);
@@ -908,7 +915,8 @@ static void test_the_delivery_check_reads_the_list_and_who_was_told(void **state
 		{"message.dropped", "a@example.net", "{\"reason\":\"recipient_suppressed\"}"},
 		{"message.dropped", "B@example.net", "{\"reason\":\"gave_up\"}"},
 	};
-	assert_int_equal(store_message_progress(w.store, q.id, 1, earlier, 2), STORE_OK);
+	assert_int_equal(store_message_progress(w.store, q.id, w.acme, 1, earlier, 2, NULL, 0),
+			 STORE_OK);
 
 	const char *rcpts[] = {"a@example.net", "B@example.net", "c@example.net", "bad"};
 	bool listed[4], told[4];

@@ -42,6 +42,16 @@ static const struct expect fixtures[] = {
 	 {{"nobody@shop.example", REPORT_FAILED, "5.1.1",
 	   "550 5.1.1 <nobody@shop.example>: Recipient address rejected: User unknown in "
 	   "virtual mailbox table"}}},
+	/* Written by a private Postfix 3.7 (tests/integration/test_bounces_postfix.py): its
+	 * notification in quoted-printable, the whole original returned. */
+	{"postfix-real.eml",
+	 REPORT_DSN,
+	 "ef049d829781404a99e3c6732d02975e@acme.test",
+	 "relay.provider.test",
+	 "",
+	 1,
+	 {{"dead@example.org", REPORT_FAILED, "5.1.1",
+	   "550 5.1.1 <dead@example.org>: Recipient address rejected: User unknown"}}},
 	{"postfix-delayed.eml",
 	 REPORT_DSN,
 	 "c9f0f895fb98ab9159f51fd0297e236d@example.net",

@@ -274,18 +274,19 @@ static void suppress_later(struct courier *w, const struct store_queued *m, cons
 	e->detail[n + len] = '\0';
 }
 
-/* A recipient the relay refused and that is not tried again: it bounced. A 5xx whose status
- * says the address does not exist is a bounce, and the address is suppressed; any other
- * refusal is a block (a policy, a spam filter), which suppresses nothing. One refused with
+/* A recipient the relay refused and that is not tried again: it bounced. A 5xx to its own
+ * RCPT (own) whose status says the address does not exist is a bounce, and the address is
+ * suppressed; any other refusal is a block (a policy, a spam filter, or a refusal of the
+ * whole part after DATA, which names no one recipient), which suppresses nothing. One refused with
  * a 4xx in a part the relay took is not tried again either (the part is done, and sending
  * it again would repeat it to the others), and the message's "rejected" lists it with that
  * reply: a block too, its 4.x.x status saying so. */
 static void bounced(struct courier *w, const struct store_queued *m, const char *rcpt,
-		    const char *reply, const char *smtp_id)
+		    const char *reply, const char *smtp_id, bool own)
 {
 	char status[16];
 	reply_status(reply, status, sizeof(status));
-	bool hard = reply[0] == '5' && report_status_hard(status);
+	bool hard = own && reply[0] == '5' && report_status_hard(status);
 	messages_events_add(&w->ev, "message.bounced", rcpt,
 			    event_json_num("attempt", m->attempts, "reply", reply, "type",
 					   hard ? "bounce" : "blocked", "status",
@@ -326,7 +327,7 @@ static void part_events(struct courier *w, const struct store_queued *m, const c
 		else if (res->outcome == RELAY_SENT && !own)
 			relayed(w, m, "message.delivered", env->rcpt[i], reply, id);
 		else
-			bounced(w, m, env->rcpt[i], reply, id);
+			bounced(w, m, env->rcpt[i], reply, id, own != NULL);
 	}
 }
 

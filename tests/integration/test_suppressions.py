@@ -157,6 +157,13 @@ class EnvelopeRelaySession(RelaySession):
             super().rcpt(line, rcpts)
 
     def data(self, rcpts):
+        if any(r.startswith("late") for r in rcpts):
+            # A filter after DATA refusing the whole message with an address status: it
+            # names no one recipient.
+            self.say("354 End data with <CR><LF>.<CR><LF>")
+            while self.rfile.readline() not in (b".\r\n", b""):
+                pass
+            return self.say("550 5.1.1 Recipient refused by the content filter")
         with self.server.lock:
             self.server.senders.append(self.mail_from)
         super().data(rcpts)
@@ -218,7 +225,11 @@ class DeliveryCase(unittest.TestCase):
         return list(reversed(r.json["events"]))
 
     def of_type(self, mid, type):
-        return {e["recipient"]: e["data"] for e in self.events(mid) if e["type"] == type}
+        """The events of a type by recipient; a recipient told twice fails the test."""
+        events = [e for e in self.events(mid) if e["type"] == type]
+        by_rcpt = {e["recipient"]: e["data"] for e in events}
+        self.assertEqual(len(by_rcpt), len(events), events)
+        return by_rcpt
 
     def suppressions(self, query=""):
         r = self.admin.request("GET", "/api/suppressions" + query)
@@ -294,6 +305,15 @@ class RelayRefusalTest(DeliveryCase):
         self.assertEqual((s["reason"], s["message_id"]), ("hard_bounce", mid))
         self.assertRegex(s["detail"], r"^5\.1\.1 550 5\.1\.1 <bounce@example\.com>: .*unknown")
         self.assertEqual(self.suppressions("?reason=hard_bounce"), listed)
+        # A refusal of the whole message after DATA names no one recipient: a block for
+        # each, whatever its status says, and nobody is suppressed.
+        late = self.send("late@example.com", "later@example.com")
+        self.assertEqual(self.wait_done(late)["status"], "failed", self.message(late))
+        bounced = self.of_type(late, "message.bounced")
+        self.assertEqual(sorted(bounced), ["late@example.com", "later@example.com"])
+        self.assertEqual({(b["type"], b["status"]) for b in bounced.values()},
+                         {("blocked", "5.1.1")})
+        self.assertEqual([s["email"] for s in self.suppressions()], ["bounce@example.com"])
         # The next message to it is not sent to it; the relay refuses the rest.
         mid = self.send("bounce@example.com", "block@example.com")
         m = self.wait_done(mid)

@@ -6,12 +6,12 @@
 
 static const enum role all_roles[] = {ROLE_ADMIN, ROLE_TECHNICAL, ROLE_ANALYTICS, ROLE_MARKETING};
 
-static void matrix_covers_four_roles_and_ten_permissions(void **state)
+static void matrix_covers_four_roles_and_twelve_permissions(void **state)
 {
 	(void)state;
 	/* A new role or permission needs a row or column in the tests below. */
 	assert_int_equal(ROLE_COUNT, 4);
-	assert_int_equal(PERM_COUNT, 11);
+	assert_int_equal(PERM_COUNT, 12);
 }
 
 /* The matrix, as the product design states it: which of admin, technical, analytics and
@@ -32,6 +32,12 @@ static const struct matrix_row {
 	{"admin_and_technical_may_manage_keys", PERM_KEY_MANAGE, {true, true, false, false}},
 	{"admin_and_technical_may_cancel_messages",
 	 PERM_MESSAGE_CANCEL,
+	 {true, true, false, false}},
+	{"admin_and_technical_may_manage_webhooks",
+	 PERM_WEBHOOK_MANAGE,
+	 {true, true, false, false}},
+	{"admin_and_technical_may_manage_suppressions",
+	 PERM_SUPPRESSION_MANAGE,
 	 {true, true, false, false}},
 	{"every_role_may_read", PERM_READ, {true, true, true, true}},
 	{"every_role_may_use_unrestricted_actions", PERM_NONE, {true, true, true, true}},
@@ -110,7 +116,7 @@ static void perm_names_are_distinct_and_out_of_range_is_unknown(void **state)
 int main(void)
 {
 	struct CMUnitTest tests[1 + MATRIX_ROWS + 5] = {
-		[0] = cmocka_unit_test(matrix_covers_four_roles_and_ten_permissions),
+		[0] = cmocka_unit_test(matrix_covers_four_roles_and_twelve_permissions),
 		[1 + MATRIX_ROWS + 0] = cmocka_unit_test(role_parse_and_name_round_trip),
 		[1 + MATRIX_ROWS + 1] = cmocka_unit_test(role_parse_rejects_unknown_names),
 		[1 + MATRIX_ROWS + 2] = cmocka_unit_test(role_name_of_out_of_range_role_is_unknown),

@@ -12,14 +12,15 @@
 
 #include "compose.h"
 #include "log.h"
+#include "send.h"
 #include "suppress.h"
 #include "util.h"
 #include "worker.h"
 
-#define BOUNCES_BATCH	  8    /* reports one claim takes */
-#define BOUNCES_LEASE	  300  /* seconds a claimed report is the parser's */
-#define BOUNCES_POLL	  5000 /* ms between looks for reports another node stored */
-#define BOUNCES_RCPTS_MAX 1000 /* a message's recipients read to match a report */
+#define BOUNCES_BATCH	  8		      /* reports one claim takes */
+#define BOUNCES_LEASE	  300		      /* seconds a claimed report is the parser's */
+#define BOUNCES_POLL	  5000		      /* ms between looks for reports another node stored */
+#define BOUNCES_RCPTS_MAX SEND_MAX_RECIPIENTS /* a message's recipients, all read to match */
 
 struct bounces {
 	struct store *store;
@@ -81,11 +82,22 @@ static void plan_suppress(struct bounces_plan *p, const char *rcpt, const char *
 	snprintf(e->detail, sizeof(e->detail), "%s", detail);
 }
 
+/* A hard bounce (report_hard), which suppresses. A text report's needs more, since free
+ * text is guessed at: an address named in it and a status that says the address is bad
+ * (report_status_hard); one that names no one may make an event for a message's only
+ * recipient, never a suppression. */
+static bool plan_hard(const struct report *r, const struct report_rcpt *rr)
+{
+	if (r->kind == REPORT_TEXT)
+		return rr->email[0] && report_hard(rr) && report_status_hard(rr->status);
+	return report_hard(rr);
+}
+
 /* A failed delivery: a hard bounce suppresses, anything else is "blocked". */
 static void plan_failed(struct bounces_plan *p, const struct report *r,
 			const struct report_rcpt *rr, const char *rcpt, const char *uid)
 {
-	bool hard = report_hard(rr);
+	bool hard = plan_hard(r, rr);
 	cJSON *d = cJSON_CreateObject();
 	cJSON_AddStringToObject(d, "type", hard ? "bounce" : "blocked");
 	cJSON_AddStringToObject(d, "status", rr->status);
@@ -191,20 +203,20 @@ void bounces_plan_free(struct bounces_plan *p)
 
 /* ---- The worker ---- */
 
-/* Every envelope recipient of the message, over all its personalizations, normalized as
- * the suppression list keeps them (at most max; rcpts[i] are max × ADDR_MAX). */
-static size_t message_rcpts(const char *payload, char (*rcpts)[ADDR_MAX], size_t max)
+size_t bounces_message_rcpts(const char *payload, char (*rcpts)[ADDR_MAX], size_t max)
 {
 	cJSON *p = cJSON_Parse(payload);
 	size_t n = 0;
 	int parts = p ? compose_parts(p) : 0;
-	const char *got[64];
+	/* A personalization may hold every recipient the message may have. */
+	const char **got = xcalloc(SEND_MAX_RECIPIENTS, sizeof(*got));
 	for (int part = 0; part < parts && n < max; part++) {
-		int k = compose_recipients(p, part, got, (int)ARRAY_LEN(got));
-		for (int i = 0; i < k && i < (int)ARRAY_LEN(got) && n < max; i++)
+		int k = compose_recipients(p, part, got, SEND_MAX_RECIPIENTS);
+		for (int i = 0; i < k && i < SEND_MAX_RECIPIENTS && n < max; i++)
 			if (suppress_normalize(got[i], rcpts[n]) == 0)
 				n++;
 	}
+	free(got);
 	cJSON_Delete(p);
 	return n;
 }
@@ -217,7 +229,7 @@ static int report_apply(struct bounces *b, const struct store_report *sr, const 
 {
 	char(*rcpts)[ADDR_MAX] = xcalloc(BOUNCES_RCPTS_MAX, sizeof(*rcpts));
 	const char **ptrs = xcalloc(BOUNCES_RCPTS_MAX, sizeof(*ptrs));
-	size_t n = system ? 0 : message_rcpts(payload, rcpts, BOUNCES_RCPTS_MAX);
+	size_t n = system ? 0 : bounces_message_rcpts(payload, rcpts, BOUNCES_RCPTS_MAX);
 	for (size_t i = 0; i < n; i++)
 		ptrs[i] = rcpts[i];
 	struct bounces_plan plan;

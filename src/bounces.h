@@ -34,10 +34,14 @@ struct bounces_plan {
 };
 /* Decides for the report r about message uid, whose recipients are rcpts[0..n)
  * (suppress_normalize'd): only those may be bounced or suppressed by it; a report naming
- * no recipient is about the only one when there is one. Free with bounces_plan_free. */
+ * no recipient is about the only one when there is one. A text report suppresses only a
+ * recipient it names, with a status report_status_hard holds. Free with bounces_plan_free. */
 void bounces_plan(const struct report *r, const char *uid, const char *const *rcpts, size_t n,
 		  struct bounces_plan *out);
 void bounces_plan_free(struct bounces_plan *p);
+/* Every envelope recipient of a stored message's payload (JSON), over all its
+ * personalizations, suppress_normalize'd into rcpts[0..max); returns how many. */
+size_t bounces_message_rcpts(const char *payload, char (*rcpts)[ADDR_MAX], size_t max);
 
 /* Starts the worker that parses stored reports (also those a crash left 'parsing'). NULL
  * with err when it cannot start. */

@@ -367,9 +367,13 @@ struct parts {
 	size_t feedback_len;
 	GString *text;		      /* the text parts, up to TEXT_MAX bytes */
 	char msgid[REPORT_MSGID_MAX]; /* the original's, from the first part that has one */
-	char to[ADDR_MAX];	      /* the original's To, when it is one mailbox */
 	bool original;		      /* an original (message or headers) was found */
 	bool feedback_report;	      /* report-type=feedback-report */
+	bool report;		      /* a multipart/report was found */
+	/* Auto-Submitted says the message is automatic (RFC 3834: auto-replied, ...), as an
+	 * out-of-office reply's is: outside a multipart/report, only a status after an SMTP
+	 * reply code counts then. */
+	bool auto_submitted;
 };
 
 /* A leaf part's content, transfer encoding undone, NUL-terminated; at most max bytes. */
@@ -392,19 +396,6 @@ static char *part_bytes(GMimePart *part, size_t max, size_t *len)
 	return out;
 }
 
-static void to_of(InternetAddressList *list, char out[ADDR_MAX])
-{
-	const char *why;
-	if (!list || internet_address_list_length(list) != 1)
-		return;
-	InternetAddress *ia = internet_address_list_get_address(list, 0);
-	if (!INTERNET_ADDRESS_IS_MAILBOX(ia))
-		return;
-	const char *addr = internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(ia));
-	if (addr && addr_normalize(addr, out, &why) < 0)
-		out[0] = '\0';
-}
-
 static void original_message(GMimeMessagePart *mp, struct parts *p)
 {
 	GMimeMessage *m = g_mime_message_part_get_message(mp);
@@ -414,7 +405,6 @@ static void original_message(GMimeMessagePart *mp, struct parts *p)
 	const char *id = g_mime_object_get_header(GMIME_OBJECT(m), "Message-ID");
 	if (id)
 		msgid_copy(p->msgid, id);
-	to_of(g_mime_message_get_to(m), p->to);
 }
 
 static void original_headers(GMimePart *part, struct parts *p)
@@ -428,15 +418,9 @@ static void original_headers(GMimePart *part, struct parts *p)
 	p->original = true;
 	struct block *b = xmalloc(sizeof(*b));
 	block_read(h, len, 0, b);
-	const char *id = field(b, "Message-ID"), *to = field(b, "To");
+	const char *id = field(b, "Message-ID");
 	if (id)
 		msgid_copy(p->msgid, id);
-	if (to) {
-		InternetAddressList *list = internet_address_list_parse(NULL, to);
-		to_of(list, p->to);
-		if (list)
-			g_object_unref(list);
-	}
 	free(b);
 	free(h);
 }
@@ -482,6 +466,8 @@ static void walk(GMimeObject *o, int depth, struct parts *p)
 		const char *rt = ct ? g_mime_content_type_get_parameter(ct, "report-type") : NULL;
 		if (rt && g_ascii_strcasecmp(rt, "feedback-report") == 0)
 			p->feedback_report = true;
+		if (ct && g_mime_content_type_is_type(ct, "multipart", "report"))
+			p->report = true;
 		GMimeMultipart *mp = GMIME_MULTIPART(o);
 		int n = g_mime_multipart_get_count(mp);
 		for (int i = 0; i < n; i++)
@@ -550,7 +536,10 @@ static void dsn_read(const char *s, size_t len, struct report *out)
 
 /* ---- feedback reports (ARF, RFC 5965) ---- */
 
-static void arf_read(const char *s, size_t len, const struct parts *p, struct report *out)
+/* The complainer is the Original-Rcpt-To only: the embedded message's To may well be
+ * someone else (the complainer was a Cc or Bcc), and suppressing the wrong person is worse
+ * than suppressing no one. */
+static void arf_read(const char *s, size_t len, struct report *out)
 {
 	struct block *b = xmalloc(sizeof(*b));
 	block_read(s, len, 0, b);
@@ -569,7 +558,7 @@ static void arf_read(const char *s, size_t len, const struct parts *p, struct re
 			clean_str(out->reporting_mta, sizeof(out->reporting_mta),
 				  strip_type(by[i]));
 	if (!rcpt || !address_of(rcpt, r.email))
-		memcpy(r.email, p->to, sizeof(r.email));
+		r.email[0] = '\0';
 	memcpy(r.diagnostic, out->feedback_type, sizeof(out->feedback_type));
 	rcpt_add(out, &r);
 	free(b);
@@ -667,11 +656,70 @@ static void text_msgid(const char *t, size_t len, char out[REPORT_MSGID_MAX])
 	}
 }
 
-static bool text_read(const char *t, size_t len, struct report *out)
+/* The labels after which a status in free text is one: "Status: 5.1.1",
+ * "Diagnostic-Code: smtp; 5.1.1", "host mx.example said: 5.1.1". */
+static const char *const status_labels[] = {"status:", "diagnostic-code:", "said:"};
+
+/* True when the status at l[i] follows an SMTP reply code of its class: "550 5.1.1",
+ * "550-5.1.1", "550 #5.1.1". */
+static bool after_reply_code(const char *l, size_t i)
+{
+	size_t j = i;
+	if (j > 0 && l[j - 1] == '#')
+		j--;
+	if (j < 4 || (l[j - 1] != ' ' && l[j - 1] != '-'))
+		return false;
+	const char *c = l + j - 4;
+	return c[0] == l[i] && is_digit(c[1]) && is_digit(c[2]) &&
+	       (c == l || (!g_ascii_isalnum(c[-1]) && c[-1] != '.'));
+}
+
+/* True when the status at l[i] follows one of status_labels (a type such as "smtp;"
+ * between them allowed), or is qmail's "(#5.1.1)". */
+static bool after_label(const char *l, size_t i)
+{
+	if (i >= 2 && l[i - 1] == '#' && l[i - 2] == '(')
+		return true;
+	size_t k = i;
+	while (k > 0 && (l[k - 1] == ' ' || l[k - 1] == '\t'))
+		k--;
+	if (k > 0 && l[k - 1] == ';') {
+		k--;
+		while (k > 0 && (g_ascii_isalnum(l[k - 1]) || l[k - 1] == '-'))
+			k--;
+		while (k > 0 && (l[k - 1] == ' ' || l[k - 1] == '\t'))
+			k--;
+	}
+	for (size_t n = 0; n < ARRAY_LEN(status_labels); n++) {
+		size_t len = strlen(status_labels[n]);
+		if (k >= len && g_ascii_strncasecmp(l + k - len, status_labels[n], len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The first status code on the line l[0, len) that reads as one: a failure code (strict)
+ * right after an SMTP reply code of its class, or (unless smtp_only) after a label. A bare
+ * "5.1.27" is a date or a version as often as not: never. NULL when there is none. */
+static const char *text_status(const char *l, size_t len, bool smtp_only, size_t *n)
+{
+	for (size_t i = 0; i < len; i++) {
+		if (i > 0 && (g_ascii_isalnum(l[i - 1]) || l[i - 1] == '.'))
+			continue;
+		*n = status_at(l + i, true);
+		if (*n == 0 || i + *n > len)
+			continue;
+		if (after_reply_code(l, i) || (!smtp_only && after_label(l, i)))
+			return l + i;
+	}
+	return NULL;
+}
+
+static bool text_read(const char *t, size_t len, bool smtp_only, struct report *out)
 {
 	for (size_t pos = 0; pos < len;) {
 		size_t e = line_end(t, len, pos), n;
-		const char *s = status_find(t + pos, e - pos, true, &n);
+		const char *s = text_status(t + pos, e - pos, smtp_only, &n);
 		if (s) {
 			struct report_rcpt r = {.action =
 							*s == '5' ? REPORT_FAILED : REPORT_DELAYED};
@@ -696,7 +744,7 @@ static void classify(const struct parts *p, struct report *out)
 	memcpy(out->message_id, p->msgid, sizeof(out->message_id));
 	if (p->feedback && (p->feedback_report || !p->status)) {
 		out->kind = REPORT_ARF;
-		arf_read(p->feedback, p->feedback_len, p, out);
+		arf_read(p->feedback, p->feedback_len, out);
 		return;
 	}
 	if (p->status) {
@@ -706,8 +754,21 @@ static void classify(const struct parts *p, struct report *out)
 			return;
 		}
 	}
-	if (!text_read(p->text->str, p->text->len, out))
+	/* An automatic reply that is no report (an out-of-office one, say) is read only for
+	 * an SMTP reply in its text. A real report may carry Auto-Submitted too (Postfix's
+	 * do): within a multipart/report it changes nothing. */
+	if (!text_read(p->text->str, p->text->len, p->auto_submitted && !p->report, out))
 		out->kind = REPORT_UNPARSED;
+}
+
+/* An Auto-Submitted value other than "no" (RFC 3834 5.1): the message is automatic. */
+static bool automatic(const char *v)
+{
+	if (!v)
+		return false;
+	v = skip_space(v);
+	size_t n = strcspn(v, " \t\r\n;(");
+	return n > 0 && !(n == 2 && g_ascii_strncasecmp(v, "no", 2) == 0);
 }
 
 void report_parse(const char *data, size_t len, struct report *out)
@@ -719,6 +780,9 @@ void report_parse(const char *data, size_t len, struct report *out)
 	GMimeMessage *msg = g_mime_parser_construct_message(parser, NULL);
 	GMimeObject *body = msg ? g_mime_message_get_mime_part(msg) : NULL;
 	struct parts p = {.text = g_string_new(NULL)};
+	if (msg)
+		p.auto_submitted =
+			automatic(g_mime_object_get_header(GMIME_OBJECT(msg), "Auto-Submitted"));
 	if (body)
 		walk(body, 0, &p);
 	if (msg)
@@ -741,7 +805,11 @@ void report_free(struct report *r)
 
 bool report_hard(const struct report_rcpt *r)
 {
-	return r->action == REPORT_FAILED && strncmp(r->status, "5.", 2) == 0;
+	/* 5.0.x, 5.1.x, 5.2.x, 5.5.x: about the address or the mailbox, or unspecified;
+	 * 5.3.x, 5.4.x, 5.6.x, 5.7.x (system, network, content, policy) say nothing about it. */
+	const char *st = r->status;
+	return r->action == REPORT_FAILED && strncmp(st, "5.", 2) == 0 && st[2] != '\0' &&
+	       strchr("0125", st[2]) && st[3] == '.';
 }
 
 bool report_status_hard(const char *status)

@@ -2,7 +2,8 @@
  * lines in, replies and actions out; submission, or the return path's inbound mode. Each command is
  * one row of a table: what it needs (a greeting, no transaction) is checked there, then its handler
  * proceeds. DATA goes through a decoder that undoes dot-stuffing, ends only at CRLF.CRLF and notes
- * any bare CR or LF, so a message smuggled behind a lone LF is refused rather than split. */
+ * any bare CR or LF, so a message smuggled behind a lone LF is refused rather than split (a report
+ * at the inbound listener is kept: it is never relayed). */
 #include "smtp_proto.h"
 
 #include <stdio.h>
@@ -344,10 +345,18 @@ static void cmd_mail(struct smtp_session *s, const char *arg)
 	s->action = SMTP_ACT_MAIL;
 }
 
-/* Inbound: the listener takes reports for its return paths only, and never relays. */
+/* Inbound: the listener takes reports for its return paths only, and never relays. A
+ * return path's tag is short enough to be guessed online, so a session that tries too
+ * many is closed. */
 static void rcpt_refuse(struct smtp_session *s, const char *address)
 {
 	char text[ADDR_MAX + 40];
+	if (++s->rcpt_refused > SMTP_INBOUND_REFUSED_MAX) {
+		smtp_reply(s->out, 421, "4.7.0", "too many invalid return paths, closing");
+		s->state = SMTP_S_CLOSED;
+		s->action = SMTP_ACT_CLOSE;
+		return;
+	}
 	snprintf(text, sizeof(text), "<%s>: no such return path here", address);
 	smtp_reply(s->out, 550, "5.1.1", text);
 }
@@ -560,7 +569,8 @@ static void data_char(struct smtp_session *s, char c)
 
 static void data_end(struct smtp_session *s)
 {
-	if (s->data_bare) {
+	/* A report is never relayed: one from a sloppy MTA is kept as it came. */
+	if (s->data_bare && !s->lim->inbound) {
 		smtp_reply(s->out, 550, "5.5.2",
 			   "Message refused: it holds a bare CR or LF; lines must end with CRLF");
 		return reset_transaction(s);

@@ -17,6 +17,8 @@
 #define SMTP_AUTH_LINE_MAX 12288 /* an AUTH response line (RFC 4954 4) */
 #define SMTP_USER_MAX	   256
 #define SMTP_PASS_MAX	   256
+/* Inbound: refused recipients one session may try; the next one closes it (421). */
+#define SMTP_INBOUND_REFUSED_MAX 5
 
 struct smtp_limits {
 	const char *hostname; /* greeting and EHLO */
@@ -25,7 +27,9 @@ struct smtp_limits {
 	bool tls_available;    /* a certificate is configured: STARTTLS can be offered */
 	bool auth_without_tls; /* AUTH offered and accepted on a plaintext connection */
 	/* Inbound mode (the return path's listener): no AUTH, any sender (the null one
-	 * included), and only recipients rcpt_ok accepts; the rest hear 550 5.1.1. */
+	 * included), and only recipients rcpt_ok accepts; the rest hear 550 5.1.1, and
+	 * after SMTP_INBOUND_REFUSED_MAX of them the session ends with 421 4.7.0. A bare
+	 * CR or LF in DATA is accepted (a report is never relayed). */
 	bool inbound;
 	bool (*rcpt_ok)(void *arg, const char *address); /* pure: no I/O */
 	void *rcpt_arg;
@@ -77,6 +81,7 @@ struct smtp_session {
 	int data_state;
 	bool data_bare; /* a CR or LF that is not part of a CRLF */
 	bool data_too_big;
+	int rcpt_refused; /* inbound: recipients refused in this session */
 };
 
 /* A session with the greeting in its output. tls: the connection is TLS from the start. */

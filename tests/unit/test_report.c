@@ -117,6 +117,7 @@ static const struct expect fixtures[] = {
 	 2,
 	 {{"info@xn--bcher-kva.example", REPORT_FAILED, "5.1.1", "unknown user: \"info\""},
 	  {"post@xn--bcher-kva.example", REPORT_DELIVERED, "2.0.0", ""}}},
+	/* Parsed as before; since the review no hard bounce (a policy refusal: report_hard). */
 	{"policy-5.7.1.eml",
 	 REPORT_DSN,
 	 "",
@@ -148,14 +149,20 @@ static const struct expect fixtures[] = {
 	 "abuse",
 	 1,
 	 {{"grace.hopper@yahoo.example", REPORT_COMPLAINT, "", "abuse"}}},
+	/* No Original-Rcpt-To: the embedded message's To may not be the complainer (a Cc or
+	 * Bcc), so the report names no one (bounces.c: the only recipient, if one). */
 	{"arf-microsoft.eml",
 	 REPORT_ARF,
 	 "a5771bce93e200c36f7cd9dfd0e5deaa@example.net",
 	 "Hotmail FBL",
 	 "abuse",
 	 1,
-	 {{"heidi@outlook.example", REPORT_COMPLAINT, "", "abuse"}}},
+	 {{"", REPORT_COMPLAINT, "", "abuse"}}},
 	{"autoreply.eml", REPORT_UNPARSED, "", "", "", 0, {{0}}},
+	/* Out-of-office replies: dates that look like status codes ("bis 5.1.27", "until
+	 * 4.1.26"), one after a "Status:" in an Auto-Submitted reply. */
+	{"ooo-de.eml", REPORT_UNPARSED, "", "", "", 0, {{0}}},
+	{"ooo-en.eml", REPORT_UNPARSED, "", "", "", 0, {{0}}},
 	{"garbage.eml", REPORT_UNPARSED, "", "", "", 0, {{0}}},
 };
 
@@ -349,6 +356,59 @@ static void test_text_status_is_a_failure_code(void **state)
 	report_free(&r);
 }
 
+/* A status in free text counts after an SMTP reply code of its class or a label, never
+ * bare; an automatic reply that is no report counts only one after a reply code. */
+static void test_text_status_needs_a_reply_code_or_label(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		const char *status; /* NULL: unparsed */
+	} cases[] = {
+		{"Subject: x\n\n<a@b.test>: 550 #5.1.1 unknown\n", "5.1.1"},
+		{"Subject: x\n\n<a@b.test>: Status: 5.2.1\n", "5.2.1"},
+		{"Subject: x\n\n<a@b.test>: Diagnostic-Code: smtp; 5.1.1 no\n", "5.1.1"},
+		{"Subject: x\n\nhost mx.b.test said: 5.1.1 <a@b.test> unknown\n", "5.1.1"},
+		{"Subject: x\n\nerror 5.1.1 unknown user <a@b.test>\n", NULL},
+		{"Subject: x\n\n<a@b.test>: 450 5.1.1 mixed classes\n", NULL},
+		{"Subject: x\n\n<a@b.test>: 1550 5.1.1 not a reply code\n", NULL},
+		{"Subject: x\n\nIch bin bis 5.1.27 nicht im Buero.\n", NULL},
+		{"Subject: x\nAuto-Submitted: auto-replied\n\n<a@b.test>: Status: 5.1.1\n", NULL},
+		{"Subject: x\nAuto-Submitted: No\n\n<a@b.test>: Status: 5.1.1\n", "5.1.1"},
+		/* Exim's text bounces are Auto-Submitted, with the reply quoted. */
+		{"Subject: x\nAuto-Submitted: auto-replied\n\n  a@b.test\n    SMTP error from "
+		 "remote mail server after RCPT TO:<a@b.test>:\n    550 5.1.1 unknown\n",
+		 "5.1.1"},
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct report r;
+		parse_text(cases[i].text, &r);
+		if (!cases[i].status) {
+			assert_int_equal(r.kind, REPORT_UNPARSED);
+		} else {
+			assert_int_equal(r.kind, REPORT_TEXT);
+			assert_string_equal(r.rcpts[0].status, cases[i].status);
+			assert_string_equal(r.rcpts[0].email, "a@b.test");
+		}
+		report_free(&r);
+	}
+}
+
+/* A multipart/report is read whatever Auto-Submitted says (Postfix's DSNs carry it). */
+static void test_auto_submitted_report_still_read(void **state)
+{
+	(void)state;
+	struct report r;
+	parse_text("From: x@mx.example\nAuto-Submitted: auto-replied\nContent-Type: "
+		   "multipart/report; report-type=delivery-status; boundary=B\n\n--B\n"
+		   "Content-Type: text/plain\n\n<kim@example.org>: Status: 5.1.1\n--B\n"
+		   "Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx\n--B--\n",
+		   &r);
+	assert_int_equal(r.kind, REPORT_TEXT);
+	assert_string_equal(r.rcpts[0].status, "5.1.1");
+	report_free(&r);
+}
+
 static void test_nothing_to_read_is_unparsed(void **state)
 {
 	(void)state;
@@ -368,8 +428,16 @@ static void test_hard_bounces(void **state)
 {
 	(void)state;
 	struct report_rcpt r = {.action = REPORT_FAILED};
-	strcpy(r.status, "5.7.1");
-	assert_true(report_hard(&r));
+	const char *hard_dsn[] = {"5.0.0", "5.1.1", "5.1.10", "5.2.2", "5.5.0"};
+	const char *blocked[] = {"5.3.0", "5.4.4", "5.6.0", "5.7.1", "5.7.26", "5.10.1", "5."};
+	for (size_t i = 0; i < ARRAY_LEN(hard_dsn); i++) {
+		strcpy(r.status, hard_dsn[i]);
+		assert_true(report_hard(&r));
+	}
+	for (size_t i = 0; i < ARRAY_LEN(blocked); i++) {
+		strcpy(r.status, blocked[i]);
+		assert_false(report_hard(&r));
+	}
 	strcpy(r.status, "4.2.2");
 	assert_false(report_hard(&r));
 	strcpy(r.status, "");
@@ -407,6 +475,8 @@ int main(void)
 		cmocka_unit_test(test_diagnostics_are_clean_and_capped),
 		cmocka_unit_test(test_empty_status_part_falls_back_to_the_text),
 		cmocka_unit_test(test_text_status_is_a_failure_code),
+		cmocka_unit_test(test_text_status_needs_a_reply_code_or_label),
+		cmocka_unit_test(test_auto_submitted_report_still_read),
 		cmocka_unit_test(test_nothing_to_read_is_unparsed),
 		cmocka_unit_test(test_hard_bounces),
 		cmocka_unit_test(test_kind_names),

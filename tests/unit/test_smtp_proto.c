@@ -522,6 +522,48 @@ static void inbound_size_limit(void **state)
 	smtp_session_free(s);
 }
 
+/* A report from a sloppy MTA, bare LF and CR in it, is kept: reports are never relayed.
+ * The message still ends only at CRLF.CRLF. */
+static void inbound_keeps_bare_line_ends(void **state)
+{
+	(void)state;
+	struct smtp_session *s = inbound_session(false);
+	feed(s, "EHLO mta.test\r\nMAIL FROM:<>\r\nRCPT TO:<b-1-2@bounces.test>\r\nDATA\r\n");
+	g_string_truncate(s->out, 0);
+	assert_string_equal(feed(s, "a\n.\nb\rc\r\n"), "");
+	assert_int_equal(s->state, SMTP_S_DATA);
+	smtp_feed(s, ".\r\n", 3);
+	assert_int_equal(s->action, SMTP_ACT_SUBMIT);
+	assert_int_equal(s->body->len, 9);
+	assert_memory_equal(s->body->str, "a\n.\nb\rc\r\n", 9);
+	smtp_session_free(s);
+}
+
+/* Guessing return paths: after SMTP_INBOUND_REFUSED_MAX refused recipients in a session,
+ * RSET and good ones in between, the next refusal closes it. */
+static void inbound_refused_recipients_close_the_session(void **state)
+{
+	(void)state;
+	struct smtp_session *s = inbound_session(false);
+	feed(s, "EHLO mta.test\r\nMAIL FROM:<>\r\n");
+	for (int i = 0; i < SMTP_INBOUND_REFUSED_MAX; i++) {
+		char cmd[64];
+		snprintf(cmd, sizeof(cmd), "RCPT TO:<b-1-%d@bounces.example>\r\n", i);
+		assert_true(strncmp(feed(s, cmd), "550 5.1.1 ", 10) == 0);
+		if (i == 2)
+			assert_string_equal(feed(s, "RSET\r\nMAIL FROM:<>\r\nRCPT "
+						    "TO:<b-1-2@bounces.test>\r\n"),
+					    "250 2.0.0 Ok\r\n250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+	}
+	assert_int_equal(s->action, SMTP_ACT_NONE);
+	/* Pipelined: nothing after the closing reply is read. */
+	assert_string_equal(feed(s, "RCPT TO:<b-1-9@bounces.example>\r\nNOOP\r\n"),
+			    "421 4.7.0 too many invalid return paths, closing\r\n");
+	assert_int_equal(s->action, SMTP_ACT_CLOSE);
+	assert_int_equal(s->state, SMTP_S_CLOSED);
+	smtp_session_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -549,6 +591,8 @@ int main(void)
 		cmocka_unit_test(inbound_offers_starttls_never_auth),
 		cmocka_unit_test(inbound_null_sender_and_return_paths_only),
 		cmocka_unit_test(inbound_size_limit),
+		cmocka_unit_test(inbound_keeps_bare_line_ends),
+		cmocka_unit_test(inbound_refused_recipients_close_the_session),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,17 +27,18 @@ struct bounces {
 	struct worker *worker;
 };
 
-int bounces_receive(struct store *s, const char *client_ip, const char *mail_from, const char *rcpt,
-		    const char *uid, const char *data, size_t len, int64_t *id)
+int bounces_receive(struct store *s, const char *client_ip, const char *mail_from,
+		    const struct store_report_path *paths, size_t n, const char *data, size_t len,
+		    int64_t *ids)
 {
 	struct store_report_in in = {.client_ip = client_ip,
 				     .mail_from = mail_from,
-				     .rcpt = rcpt,
-				     .message_uid = uid,
+				     .paths = paths,
+				     .npaths = n,
 				     .data = data,
 				     .len = len,
 				     .now = util_now()};
-	return store_report_add(s, &in, id);
+	return store_report_add(s, &in, ids);
 }
 
 /* ---- Deciding (pure) ---- */

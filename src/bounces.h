@@ -17,10 +17,12 @@
 struct bounces;
 
 /* Stores a report as received: the client's address, the envelope (mail_from "" for the
- * null sender; rcpt the VERP address, uid the message id it names) and the data. Durable
- * when it returns STORE_OK: the listener may answer 250. */
-int bounces_receive(struct store *s, const char *client_ip, const char *mail_from, const char *rcpt,
-		    const char *uid, const char *data, size_t len, int64_t *id);
+ * null sender; paths[0..n) the return paths it was sent to, one per message) and the data,
+ * once for each path, ids[0..n) getting their ids. All durable when it returns STORE_OK
+ * (the listener may answer 250), none stored otherwise. */
+int bounces_receive(struct store *s, const char *client_ip, const char *mail_from,
+		    const struct store_report_path *paths, size_t n, const char *data, size_t len,
+		    int64_t *ids);
 
 /* What a parsed report does to the message it is about (pure): the events and the
  * suppressions to write with the report's new status, and the report's detail (JSON: each

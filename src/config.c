@@ -94,6 +94,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("bounces", "listen", CFG_LISTEN, bounces_listen, NULL),
 	KEY("bounces", "max_size", CFG_LIMIT, bounces_max_size, NULL),
 	KEY("bounces", "rate", CFG_LIMIT, bounces_rate, NULL),
+	KEY("bounces", "max_connections", CFG_LIMIT, bounces_max_connections, NULL),
 };
 
 void config_defaults(struct config *cfg)
@@ -120,6 +121,7 @@ void config_defaults(struct config *cfg)
 	cfg->webhooks_workers = 2;
 	cfg->bounces_max_size = 1024 * 1024;
 	cfg->bounces_rate = 60;
+	cfg->bounces_max_connections = 100;
 }
 
 static bool parse_port(const char *s, long *port)

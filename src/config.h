@@ -53,6 +53,9 @@ struct config {
 	char bounces_listen[128]; /* [bounces] listen: the inbound listener for reports; "" off */
 	int bounces_max_size;	  /* [bounces] max_size: bytes of one report (1 MiB) */
 	int bounces_rate;	  /* [bounces] rate: reports a client address may send a minute */
+	/* [bounces] max_connections: the inbound listener's at once, apart from [smtp]'s;
+	 * more get 421 */
+	int bounces_max_connections;
 };
 
 /* Fills cfg with the defaults. */

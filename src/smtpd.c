@@ -3,8 +3,9 @@
  * smtp_proto.c's; this file performs its actions (TLS, AUTH, the sender check, submission;
  * on the return path's inbound listener the rate limit and a report's storing) and turns
  * the services' errors into replies through err.c's table. A session waiting for its commit,
- * its AUTH check or its report's storing holds no loop: the queue's writer or the store
- * worker wakes it in its own loop. */
+ * its AUTH check or its report's storing holds no loop: the queue's writer, the AUTH worker
+ * or the reports worker wakes it in its own loop. The inbound listener has a connection cap
+ * and a worker of its own, so a flood of reports never holds up submission. */
 #include "smtpd.h"
 
 #include <arpa/inet.h>
@@ -70,7 +71,15 @@ struct smtpd_listener {
 	bool failing;	     /* an accept error was logged; the next success clears it */
 };
 
-STAILQ_HEAD(auth_queue, smtpd_session);
+STAILQ_HEAD(session_queue, smtpd_session);
+
+/* A thread doing store work for sessions held off their loop, oldest first: it wakes each
+ * in its loop when done. */
+struct smtpd_jobs {
+	struct worker *worker;
+	pthread_mutex_t lock;
+	struct session_queue queue;
+};
 
 struct smtpd {
 	const struct config *cfg;
@@ -88,14 +97,14 @@ struct smtpd {
 	int nloops;
 	unsigned next; /* the loop the next connection goes to */
 	struct smtpd_listener plain, implicit, inbound;
-	atomic_int connections;
-	atomic_int pending; /* sessions waiting off their loop: a commit or an AUTH check */
+	atomic_int connections;		/* submission's, up to [smtp] max_connections */
+	atomic_int inbound_connections; /* the inbound listener's, up to [bounces]' */
+	atomic_int pending; /* sessions waiting off their loop: a commit, an AUTH check, a report */
 	atomic_bool draining;
-	/* Checks credentials and stores reports: they touch the store, the loops must not. */
-	struct worker *auth;
-	pthread_mutex_t auth_lock;
-	struct auth_queue auth_queue; /* sessions waiting for their check, oldest first */
-	/* Keys used through SMTP-IP whose last use is due to be written (under auth_lock): a
+	/* AUTH checks, and reports to store (only with an inbound listener): they touch the
+	 * store, the loops must not; a report's fsync never delays an AUTH reply. */
+	struct smtpd_jobs auth, reports;
+	/* Keys used through SMTP-IP whose last use is due to be written (under auth.lock): a
 	 * store write, so the auth worker makes it. A hint: when full, more wait a minute. */
 	int64_t touches[SMTPD_TOUCHES_MAX];
 	int ntouches;
@@ -112,13 +121,13 @@ struct smtpd_session {
 	struct event *closer; /* polls until the last reply is out */
 	char ip[INET6_ADDRSTRLEN];
 	bool tls;      /* implicit TLS, or after STARTTLS */
-	bool inbound;  /* on the return path's listener: its report goes to the store worker */
+	bool inbound;  /* on the return path's listener: its report goes to the reports worker */
 	bool have_key; /* authenticated with AUTH */
 	struct store_apikey key;
 	struct store_apikey txn_key; /* the key of the transaction in progress */
 	bool in_data;		     /* the DATA timeout applies */
-	bool waiting;		     /* a commit or an AUTH check holds it (auth says which) */
-	bool auth;		     /* the store worker holds it (AUTH, or a report) */
+	bool waiting;		     /* held off its loop: by a commit, or a worker (auth) */
+	bool auth;		     /* a worker holds it (AUTH, or a report if inbound) */
 	bool blocked;		     /* reading stopped until the client reads its replies */
 	bool closing;
 	int close_polls;
@@ -129,9 +138,10 @@ struct smtpd_session {
 	enum err auth_e;
 	struct store_apikey auth_key;
 	int64_t auth_retry;
-	/* The store worker's answer on a report: a store_rc and the last report's id. */
+	/* The reports worker's answer: a store_rc and the id stored for each return path. */
 	int report_rc;
-	int64_t report_id;
+	int64_t report_ids[SMTPD_INBOUND_RCPTS];
+	size_t nreports;
 };
 
 /* ---- TLS ---- */
@@ -206,7 +216,8 @@ static void conn_free(struct smtpd_session *s)
 	free(s->rcpts);
 	explicit_bzero(&s->key, sizeof(s->key));
 	explicit_bzero(&s->auth_key, sizeof(s->auth_key));
-	atomic_fetch_sub(&s->loop->d->connections, 1);
+	struct smtpd *d = s->loop->d;
+	atomic_fetch_sub(s->inbound ? &d->inbound_connections : &d->connections, 1);
 	free(s);
 }
 
@@ -339,17 +350,29 @@ static void conn_hold(struct smtpd_session *s)
 	bufferevent_disable(s->bev, EV_READ); /* pipelined commands wait for the reply */
 }
 
-/* Hands a held session to the auth worker, which works on the store for it (an AUTH
- * check, a report to store) and wakes it in its loop. */
+/* The oldest session waiting for j's worker, or NULL. */
+static struct smtpd_session *jobs_next(struct smtpd_jobs *j)
+{
+	pthread_mutex_lock(&j->lock);
+	struct smtpd_session *s = STAILQ_FIRST(&j->queue);
+	if (s)
+		STAILQ_REMOVE_HEAD(&j->queue, auth_link);
+	pthread_mutex_unlock(&j->lock);
+	return s;
+}
+
+/* Hands a held session to its worker, which works on the store for it (the auth worker an
+ * AUTH check, the reports worker a report to store) and wakes it in its loop. */
 static void conn_to_worker(struct smtpd_session *s)
 {
 	struct smtpd *d = s->loop->d;
+	struct smtpd_jobs *j = s->inbound ? &d->reports : &d->auth;
 	conn_hold(s);
 	s->auth = true;
-	pthread_mutex_lock(&d->auth_lock);
-	STAILQ_INSERT_TAIL(&d->auth_queue, s, auth_link);
-	pthread_mutex_unlock(&d->auth_lock);
-	worker_wake(d->auth);
+	pthread_mutex_lock(&j->lock);
+	STAILQ_INSERT_TAIL(&j->queue, s, auth_link);
+	pthread_mutex_unlock(&j->lock);
+	worker_wake(j->worker);
 }
 
 /* AUTH: the check reads and writes the store (the failure throttle, last use), so the
@@ -365,25 +388,25 @@ static void do_auth(struct smtpd_session *s)
 /* Hands a key's due last-use write to the auth worker, once. */
 static void touch_later(struct smtpd *d, int64_t id)
 {
-	pthread_mutex_lock(&d->auth_lock);
+	pthread_mutex_lock(&d->auth.lock);
 	bool queued = false;
 	for (int i = 0; i < d->ntouches && !queued; i++)
 		queued = d->touches[i] == id;
 	if (!queued && d->ntouches < SMTPD_TOUCHES_MAX)
 		d->touches[d->ntouches++] = id;
-	pthread_mutex_unlock(&d->auth_lock);
+	pthread_mutex_unlock(&d->auth.lock);
 	if (!queued)
-		worker_wake(d->auth);
+		worker_wake(d->auth.worker);
 }
 
 static void touch_now(struct smtpd *d)
 {
 	int64_t ids[SMTPD_TOUCHES_MAX];
-	pthread_mutex_lock(&d->auth_lock);
+	pthread_mutex_lock(&d->auth.lock);
 	int n = d->ntouches;
 	memcpy(ids, d->touches, sizeof(ids[0]) * (size_t)n);
 	d->ntouches = 0;
-	pthread_mutex_unlock(&d->auth_lock);
+	pthread_mutex_unlock(&d->auth.lock);
 	for (int i = 0; i < n; i++)
 		keys_touch(d->policies, ids[i]);
 }
@@ -408,39 +431,42 @@ static void inbound_mail(struct smtpd_session *s)
 	smtp_mail_done(s->proto, true, "250 2.1.0 Ok");
 }
 
-/* True when an earlier recipient of the report names the message uid too. */
-static bool report_uid_seen(struct smtpd *d, const struct smtp_session *p, int upto,
-			    const char *uid)
+/* True when uids[0..n) holds uid: a return path spelt twice, in two cases, is one. */
+static bool report_uid_seen(char (*uids)[VERP_UID_MAX], size_t n, const char *uid)
 {
-	char other[VERP_UID_MAX];
-	for (int i = 0; i < upto; i++)
-		if (verp_parse(d->verp_key, d->cfg->bounces_domain, p->rcpts[i], other) &&
-		    strcmp(other, uid) == 0)
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(uids[i], uid) == 0)
 			return true;
 	return false;
 }
 
-/* On the store worker: the report, once for each message whose return path it was sent
- * to (a return path spelt twice, in two cases, is one), stored durably before the 250. */
+/* On the reports worker: the report, once for each message whose return path it was sent
+ * to, stored durably before the 250, all in one commit: after a 451 none is stored, so
+ * the client's next try stores (and applies) each once. */
 static void report_store(struct smtpd *d, struct smtpd_session *s)
 {
 	const struct smtp_session *p = s->proto;
-	s->report_rc = STORE_OK;
-	for (int i = 0; i < p->nrcpts && s->report_rc == STORE_OK; i++) {
-		char uid[VERP_UID_MAX];
-		if (!verp_parse(d->verp_key, d->cfg->bounces_domain, p->rcpts[i], uid) ||
-		    report_uid_seen(d, p, i, uid))
+	char uids[SMTPD_INBOUND_RCPTS][VERP_UID_MAX];
+	struct store_report_path paths[SMTPD_INBOUND_RCPTS];
+	size_t n = 0;
+	for (int i = 0; i < p->nrcpts && n < SMTPD_INBOUND_RCPTS; i++) {
+		if (!verp_parse(d->verp_key, d->cfg->bounces_domain, p->rcpts[i], uids[n]) ||
+		    report_uid_seen(uids, n, uids[n]))
 			continue;
-		s->report_rc = bounces_receive(d->store, s->ip, p->mail_from, p->rcpts[i], uid,
-					       p->body->str, p->body->len, &s->report_id);
-		if (s->report_rc == STORE_OK)
-			log_info("report %lld stored ip=%s from=<%s> rcpt=%s size=%zu",
-				 (long long)s->report_id, s->ip, p->mail_from, p->rcpts[i],
-				 p->body->len);
+		paths[n] = (struct store_report_path){.rcpt = p->rcpts[i], .message_uid = uids[n]};
+		n++;
 	}
+	s->nreports = n;
+	s->report_rc = n ? bounces_receive(d->store, s->ip, p->mail_from, paths, n, p->body->str,
+					   p->body->len, s->report_ids)
+			 : STORE_OK;
+	for (size_t i = 0; i < n && s->report_rc == STORE_OK; i++)
+		log_info("report %lld stored ip=%s from=<%s> rcpt=%s size=%zu",
+			 (long long)s->report_ids[i], s->ip, p->mail_from, paths[i].rcpt,
+			 p->body->len);
 }
 
-/* End of DATA on the inbound listener: the store worker stores the report. */
+/* End of DATA on the inbound listener: the reports worker stores the report. */
 static void inbound_submit(struct smtpd_session *s)
 {
 	if (!conn_may_hold(s->loop->d))
@@ -449,16 +475,26 @@ static void inbound_submit(struct smtpd_session *s)
 	conn_to_worker(s);
 }
 
-/* The store worker's answer on a report: 250 with its id, or 451 to be sent again. */
+/* "250 2.0.0 Ok: report 7 stored", or "reports 7, 8 stored" for several return paths. */
+static void report_stored_reply(const struct smtpd_session *s, char *out, size_t n)
+{
+	int len = snprintf(out, n, "250 2.0.0 Ok: report%s", s->nreports > 1 ? "s" : "");
+	for (size_t i = 0; i < s->nreports && len > 0 && (size_t)len < n; i++)
+		len += snprintf(out + len, n - (size_t)len, "%s %lld", i ? "," : "",
+				(long long)s->report_ids[i]);
+	if (len > 0 && (size_t)len < n)
+		snprintf(out + len, n - (size_t)len, " stored");
+}
+
+/* The reports worker's answer: 250 with the reports' ids, or 451 to be sent again. */
 static void report_answer(struct smtpd_session *s)
 {
 	struct smtpd *d = s->loop->d;
-	char reply[120];
+	char reply[200];
 	if (s->report_rc == STORE_OK) {
 		smtpd_rate_allows(d->rate, s->ip, util_now(), 1);
 		bounces_wake(d->bounces);
-		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: report %lld stored",
-			 (long long)s->report_id);
+		report_stored_reply(s, reply, sizeof(reply));
 	} else {
 		log_error("report from ip=%s not stored: the store failed", s->ip);
 		snprintf(reply, sizeof(reply),
@@ -472,22 +508,26 @@ static void auth_run(void *arg, struct worker *w)
 	struct smtpd *d = arg;
 	while (worker_wait(w, WORKER_FOREVER)) {
 		touch_now(d);
-		for (;;) {
-			pthread_mutex_lock(&d->auth_lock);
-			struct smtpd_session *s = STAILQ_FIRST(&d->auth_queue);
-			if (s)
-				STAILQ_REMOVE_HEAD(&d->auth_queue, auth_link);
-			pthread_mutex_unlock(&d->auth_lock);
-			if (!s)
-				break;
-			if (s->inbound) {
-				report_store(d, s);
-			} else {
-				s->auth_retry = 0;
-				s->auth_e = keys_smtp_auth(d->store, d->policies, s->proto->user,
-							   s->proto->pass, s->ip, &s->auth_key,
-							   &s->auth_retry);
-			}
+		struct smtpd_session *s;
+		while ((s = jobs_next(&d->auth))) {
+			s->auth_retry = 0;
+			s->auth_e =
+				keys_smtp_auth(d->store, d->policies, s->proto->user,
+					       s->proto->pass, s->ip, &s->auth_key, &s->auth_retry);
+			event_active(s->resume, EV_TIMEOUT, 0);
+		}
+	}
+}
+
+/* Stores reports on a thread of its own: a report's commit waits for the disk, which an
+ * AUTH reply must not. */
+static void reports_run(void *arg, struct worker *w)
+{
+	struct smtpd *d = arg;
+	while (worker_wait(w, WORKER_FOREVER)) {
+		struct smtpd_session *s;
+		while ((s = jobs_next(&d->reports))) {
+			report_store(d, s);
 			event_active(s->resume, EV_TIMEOUT, 0);
 		}
 	}
@@ -803,7 +843,9 @@ static void conn_open(evutil_socket_t unused, short what, void *arg)
 	conn_set_callbacks(s);
 	conn_timeouts(s, true);
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
-	if (atomic_fetch_add(&d->connections, 1) >= d->cfg->smtp_max_connections) {
+	atomic_int *count = s->inbound ? &d->inbound_connections : &d->connections;
+	int cap = s->inbound ? d->cfg->bounces_max_connections : d->cfg->smtp_max_connections;
+	if (atomic_fetch_add(count, 1) >= cap) {
 		g_string_truncate(s->proto->out, 0);
 		smtp_reply(s->proto->out, 421, "4.7.0", "Too many connections; try again later");
 		conn_flush(s);
@@ -894,9 +936,13 @@ static void libevent_log(int severity, const char *msg)
 }
 
 /* Each session is a descriptor (two while it relays nothing else): the soft limit goes up
- * to the hard one, and a limit that still cannot hold max_connections is said at start. */
-static void raise_fd_limit(int max_connections)
+ * to the hard one, and a limit that still cannot hold the listeners' max_connections is
+ * said at start. */
+static void raise_fd_limit(const struct config *cfg)
 {
+	bool inbound = cfg->bounces_listen[0] != '\0';
+	int max_connections =
+		cfg->smtp_max_connections + (inbound ? cfg->bounces_max_connections : 0);
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return;
@@ -907,9 +953,12 @@ static void raise_fd_limit(int max_connections)
 	}
 	rlim_t want = (rlim_t)max_connections + SMTPD_FD_RESERVE;
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
-		log_warn("SMTP: the descriptor limit (%llu) is below [smtp] max_connections (%d) "
-			 "plus %d in reserve; connections past it wait until descriptors free up",
-			 (unsigned long long)rl.rlim_cur, max_connections, SMTPD_FD_RESERVE);
+		log_warn("SMTP: the descriptor limit (%llu) is below [smtp] max_connections%s "
+			 "(%d) plus %d in reserve; connections past it wait until descriptors "
+			 "free up",
+			 (unsigned long long)rl.rlim_cur,
+			 inbound ? " and [bounces] max_connections" : "", max_connections,
+			 SMTPD_FD_RESERVE);
 }
 
 /* ---- Start and stop ---- */
@@ -993,7 +1042,8 @@ static void smtpd_free(struct smtpd *d)
 	}
 	SSL_CTX_free(d->tls);
 	pthread_mutex_destroy(&d->tls_lock);
-	pthread_mutex_destroy(&d->auth_lock);
+	pthread_mutex_destroy(&d->auth.lock);
+	pthread_mutex_destroy(&d->reports.lock);
 	smtpd_rate_free(d->rate);
 	sodium_memzero(d->verp_key, sizeof(d->verp_key));
 	free(d);
@@ -1083,6 +1133,25 @@ static int listeners_start(struct smtpd *d, char *err, size_t errlen)
 	return 0;
 }
 
+/* The AUTH worker, and the reports worker when there is an inbound listener. */
+static int workers_start(struct smtpd *d, char *err, size_t errlen)
+{
+	d->auth.worker = worker_start("smtp auth", auth_run, d, err, errlen);
+	if (!d->auth.worker)
+		return -1;
+	if (!d->cfg->bounces_listen[0])
+		return 0;
+	d->reports.worker = worker_start("smtp reports", reports_run, d, err, errlen);
+	return d->reports.worker ? 0 : -1;
+}
+
+static void workers_stop(struct smtpd *d)
+{
+	worker_stop(d->auth.worker);
+	worker_stop(d->reports.worker);
+	d->auth.worker = d->reports.worker = NULL;
+}
+
 struct smtpd *smtpd_start(const struct config *cfg, struct store *store,
 			  struct policy_cache *policies, struct drops *drops, struct queue *queue,
 			  const unsigned char master[DKIMKEY_MASTER_LEN], struct bounces *bounces,
@@ -1104,23 +1173,25 @@ struct smtpd *smtpd_start(const struct config *cfg, struct store *store,
 				    .tls_available = cfg->smtp_tls_cert[0] != '\0',
 				    .auth_without_tls = cfg->smtp_auth_without_tls}};
 	pthread_mutex_init(&d->tls_lock, NULL);
-	pthread_mutex_init(&d->auth_lock, NULL);
+	pthread_mutex_init(&d->auth.lock, NULL);
+	pthread_mutex_init(&d->reports.lock, NULL);
 	d->rate = smtpd_rate_new(cfg->bounces_rate, SMTPD_RATE_SLOTS);
 	inbound_limits(d, master);
-	STAILQ_INIT(&d->auth_queue);
-	raise_fd_limit(cfg->smtp_max_connections);
+	STAILQ_INIT(&d->auth.queue);
+	STAILQ_INIT(&d->reports.queue);
+	raise_fd_limit(cfg);
 	if (cfg->smtp_tls_cert[0]) {
 		d->tls = tls_context(cfg->smtp_tls_cert, cfg->smtp_tls_key, err, errlen);
 		if (!d->tls)
 			goto fail;
 	}
-	d->auth = worker_start("smtp auth", auth_run, d, err, errlen);
-	if (!d->auth || loops_start(d, err, errlen) < 0 || listeners_start(d, err, errlen) < 0)
+	if (workers_start(d, err, errlen) < 0 || loops_start(d, err, errlen) < 0 ||
+	    listeners_start(d, err, errlen) < 0)
 		goto fail;
 	return d;
 fail:
 	loops_stop(d);
-	worker_stop(d->auth);
+	workers_stop(d);
 	smtpd_free(d);
 	return NULL;
 }
@@ -1151,13 +1222,14 @@ void smtpd_stop(struct smtpd *d)
 		usleep(10000);
 	int left = atomic_load(&d->pending);
 	loops_stop(d);
-	/* The loops take no input now, so no AUTH is queued; this waits for a check under
-	 * way, after which no thread but the queue's writer touches a session. */
-	worker_stop(d->auth);
-	d->auth = NULL;
+	/* The loops take no input now, so no AUTH or report is queued; this waits for a
+	 * check or a report under way, after which no thread but the queue's writer touches
+	 * a session. */
+	workers_stop(d);
 	if (left > 0) {
 		/* Their commits may still call back into the loops: leave them be. */
-		log_warn("SMTP: %d sessions still waiting for a commit or an AUTH check at stop",
+		log_warn("SMTP: %d sessions still waiting for a commit, an AUTH check or a report "
+			 "at stop",
 			 left);
 		return;
 	}

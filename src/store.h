@@ -615,17 +615,24 @@ int store_suppressed(struct store *s, int64_t account_id, const char *const *ema
 
 /* Reports received at the return path (bounces.h). */
 #define STORE_REPORT_KEEP (64 * 1024) /* bytes of a report kept once parsed */
+/* A return path a report was sent to: the VERP address and the message uid it names. */
+struct store_report_path {
+	const char *rcpt;
+	const char *message_uid;
+};
 struct store_report_in {
 	const char *client_ip;
-	const char *mail_from; /* "" for the null sender */
-	const char *rcpt;      /* the VERP address */
-	const char *message_uid;
+	const char *mail_from;		       /* "" for the null sender */
+	const struct store_report_path *paths; /* one stored report each */
+	size_t npaths;
 	const char *data; /* the report as received, any bytes */
 	size_t len;
 	int64_t now;
 };
-/* Stores a new report, committed to disk (a full commit, never a relaxed one). */
-int store_report_add(struct store *s, const struct store_report_in *r, int64_t *id);
+/* Stores a new report once for each of its paths, ids[0..npaths) getting their ids, in one
+ * transaction committed to disk (a full commit, never a relaxed one): all or none, so a
+ * client told to send it again never has part of it stored twice. */
+int store_report_add(struct store *s, const struct store_report_in *r, int64_t *ids);
 
 /* A report claimed for parsing, or listed. */
 struct store_report {

@@ -21,19 +21,24 @@
 /* Base64 characters that hold whole bytes and at most STORE_REPORT_KEEP of them. */
 #define REPORT_KEEP_B64 (STORE_REPORT_KEEP / 3 * 4)
 
-int store_report_add(struct store *s, const struct store_report_in *r, int64_t *id)
+int store_report_add(struct store *s, const struct store_report_in *r, int64_t *ids)
 {
 	size_t n = sodium_base64_ENCODED_LEN(r->len, sodium_base64_VARIANT_ORIGINAL);
 	char *raw = xmalloc(n);
 	sodium_bin2base64(raw, n, (const unsigned char *)r->data, r->len,
 			  sodium_base64_VARIANT_ORIGINAL);
-	/* Alone, outside any relaxed transaction: the commit waits for the disk, so the 250
-	 * that follows it never promises a report a crash can lose. */
-	int rc = sq_write(s, id,
-			  "INSERT INTO bounce_reports (received_at, client_ip, mail_from, rcpt, "
-			  "message_uid, size, raw) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-			  "issssis", r->now, r->client_ip, r->mail_from, r->rcpt, r->message_uid,
-			  (int64_t)r->len, raw);
+	/* Outside any relaxed transaction: the commit waits for the disk, so the 250 that
+	 * follows it never promises a report a crash can lose. */
+	struct sq_conn c = sq_acquire(s);
+	int rc = sq_begin(&c);
+	for (size_t i = 0; i < r->npaths && rc == STORE_OK; i++)
+		rc = sq_exec(&c, &ids[i],
+			     "INSERT INTO bounce_reports (received_at, client_ip, mail_from, rcpt, "
+			     "message_uid, size, raw) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+			     "issssis", r->now, r->client_ip, r->mail_from, r->paths[i].rcpt,
+			     r->paths[i].message_uid, (int64_t)r->len, raw);
+	rc = sq_end(&c, rc);
+	sq_release(&c);
 	free(raw);
 	return rc;
 }

@@ -7,11 +7,14 @@ delayed DSN (message.deferred, nothing suppressed), an ARF complaint, a text bou
 names no one (about the message's only recipient), garbage (kept unparsed for the
 operator), a report about someone who was not a recipient, and the refusals: a forged tag,
 another domain, AUTH, an oversized report, too many reports from one address; STARTTLS.
-Reports stored before a restart, or left half-parsed by kill -9, are parsed after it."""
+A report sent to two messages' return paths in one transaction is stored and applied once
+for each. Reports stored before a restart, or left half-parsed by kill -9, are parsed after
+it. The listener's connection cap is its own: full, it leaves submission's AUTH alone."""
 import base64
 import os
 import re
 import smtplib
+import socket
 import ssl
 import subprocess
 import time
@@ -392,6 +395,48 @@ class ReportTest(BouncesCase):
         self.assertEqual(r.status, 400, r.raw)
 
 
+def dsn_two(verp, mid, rcpt, other):
+    """A DSN of two hard-bounced recipients, rcpt and other."""
+    block = ("Final-Recipient: rfc822; {0}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+             "Diagnostic-Code: smtp; 550 5.1.1 <{0}>: User unknown\r\n\r\n").format(other)
+    headers = "--4XYZ.1733320000/relay.test\r\nContent-Description: Undelivered Message"
+    return dsn(verp, mid, rcpt).replace(headers, block + headers)
+
+
+class TwoReturnPathsTest(BouncesCase):
+    def test_one_report_to_two_return_paths_is_stored_and_applied_once_for_each(self):
+        mid1, verp1 = self.sent("first@example.com")
+        mid2, verp2 = self.sent("second@example.com")
+        c = self.smtp("127.0.0.18")
+        self.assertEqual(c.mail("<>")[0], 250)
+        # The same return path spelt again in capitals is the same message: one report.
+        for verp in (verp1, verp2, verp1.upper()):
+            self.assertEqual(c.rcpt(f"<{verp}>")[0], 250)
+        code, text = c.data(dsn_two(verp1, mid1, "first@example.com",
+                                    "second@example.com").encode())
+        self.assertEqual(code, 250, text)
+        m = re.match(rb"2\.0\.0 Ok: reports (\d+), (\d+) stored$", text)
+        self.assertTrue(m, text)
+        rid1, rid2 = int(m.group(1)), int(m.group(2))
+        for rid, mid, verp in ((rid1, mid1, verp1), (rid2, mid2, verp2)):
+            report = self.parsed(rid)
+            self.assertEqual((report["status"], report["message_id"], report["rcpt"]),
+                             ("done", mid, verp))
+        # Each message's report applies to its own recipient only, once.
+        for mid, who in ((mid1, "first@example.com"), (mid2, "second@example.com")):
+            bounced, = self.wait_events(mid, "message.bounced")
+            self.assertEqual(bounced["recipient"], who)
+            self.assertEqual(self.suppression(who)[0]["reason"], "hard_bounce")
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            for mid in (mid1, mid2):
+                self.assertEqual(len(self.events(mid, "message.bounced")), 1)
+            time.sleep(0.25)
+        stored = self.gw.sql("SELECT message_uid FROM bounce_reports WHERE client_ip = "
+                             "'127.0.0.18' ORDER BY id")
+        self.assertEqual(stored, [(mid1,), (mid2,)])
+
+
 class RefusalTest(BouncesCase):
     def test_anything_but_a_return_path_is_refused(self):
         c = self.smtp("127.0.0.8")
@@ -466,6 +511,58 @@ class TlsTest(unittest.TestCase):
         self.assertFalse(c.has_extn("auth"))
         self.assertEqual(c.mail("<>")[0], 250)
         self.assertEqual(c.rcpt("<someone@acme.test>")[0], 550)
+
+
+def greeting(sock):
+    return sock.makefile("rb").readline()
+
+
+def greeted(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as c:
+        return greeting(c).startswith(b"220 ")
+
+
+class ConnectionsTest(unittest.TestCase):
+    """[bounces] max_connections = 2 and [smtp] max_connections = 2: two connections fill
+    the inbound listener, and submission still takes an AUTH."""
+
+    def test_a_full_inbound_listener_leaves_submission_alone(self):
+        gw = Gateway(smtp=True).init("acme", "admin@acme.test")
+        self.addCleanup(gw.cleanup)
+        key = gw.create_key("acme")
+        port = free_port()
+        gw.config = {"smtp": {"max_connections": "2", "auth_without_tls": "yes"},
+                     "bounces": {"domain": "bounces.test", "listen": f"127.0.0.1:{port}",
+                                 "max_connections": "2"}}
+        gw.start()
+        self.assertTrue(wait_until(lambda: listening(port), 10), gw.read_log())
+
+        def hold():
+            """Two greeted connections, once the probes' are gone."""
+            socks = [socket.create_connection(("127.0.0.1", port), timeout=30)
+                     for _ in range(2)]
+            if all(greeting(s).startswith(b"220 ") for s in socks):
+                return socks
+            for s in socks:
+                s.close()
+            return None
+
+        held = wait_until(hold, 10)
+        self.assertTrue(held)
+        for s in held:
+            self.addCleanup(s.close)
+        extra = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.addCleanup(extra.close)
+        self.assertEqual(greeting(extra), b"421 4.7.0 Too many connections; try again later\r\n")
+
+        s = smtplib.SMTP("127.0.0.1", gw.smtp_port, timeout=30)
+        self.addCleanup(s.close)
+        s.ehlo("client.test")
+        code, text = s.login("apikey", key)
+        self.assertEqual((code, text[:5]), (235, b"2.7.0"))
+        # Once one inbound client leaves, the listener takes a new one.
+        held[0].close()
+        self.assertTrue(wait_until(lambda: greeted(port), 10))
 
 
 class RestartTest(BouncesCase):

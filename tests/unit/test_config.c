@@ -497,6 +497,22 @@ static void smtp_max_recipients_is_at_most_what_delivery_sends(void **state)
 			  "a whole number from 1 to 1000");
 }
 
+/* The inbound listener's connections are capped apart from submission's. */
+static void bounces_max_connections_default_and_load(void **state)
+{
+	struct fixture *fx = *state;
+	struct config cfg;
+	char err[512] = "";
+	config_defaults(&cfg);
+	assert_int_equal(cfg.bounces_max_connections, 100);
+	const char *path = write_file(fx, "[bounces]\nmax_connections = 7\n");
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_int_equal(cfg.bounces_max_connections, 7);
+	assert_int_equal(cfg.smtp_max_connections, 1000);
+	remove_file(fx);
+	assert_load_fails(fx, "[bounces]\nmax_connections = 0\n", 2, "[bounces] max_connections");
+}
+
 static void check_wants_certificate_for_implicit_tls(void **state)
 {
 	(void)state;
@@ -525,6 +541,7 @@ int main(void)
 		cmocka_unit_test(defaults_listen_locally_with_outbox_relay),
 		FIXTURE_TEST(load_sets_every_key_of_a_valid_file),
 		FIXTURE_TEST(smtp_max_recipients_is_at_most_what_delivery_sends),
+		FIXTURE_TEST(bounces_max_connections_default_and_load),
 		FIXTURE_TEST(load_keeps_defaults_for_keys_not_in_file),
 		FIXTURE_TEST(load_accepts_every_spelling_of_yes_and_no),
 		FIXTURE_TEST(load_rejects_unknown_key_naming_file_line_and_key),

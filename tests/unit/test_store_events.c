@@ -3,7 +3,8 @@
  * cluster whose conninfo POSTERN_TEST_PG_FILE holds). Events are written with the change they
  * report and rolled back with it; the fan-out follows each endpoint's filter, format and
  * switch; deliveries are claimed, retried, failed and their endpoint disabled; two claimers
- * never get the same delivery. */
+ * never get the same delivery. A report sent to several return paths is stored whole or not
+ * at all. */
 #include "testutil.h"
 
 #include <libpq-fe.h>
@@ -938,6 +939,51 @@ static void test_the_delivery_check_reads_the_list_and_who_was_told(void **state
 	world_close(&w);
 }
 
+/* A report sent to two return paths is stored once for each in one transaction: a path
+ * that cannot be stored leaves none of them, so the client's next try stores each once. */
+static void test_a_report_to_two_return_paths_is_stored_whole_or_not_at_all(void **state)
+{
+	(void)state;
+	struct world w;
+	world_open(&w);
+	const char *data = "Subject: Undelivered\r\n\r\n550 5.1.1 no such user\r\n";
+	struct store_report_path paths[] = {
+		{"b-aaaa-1111@bounces.example.org", "aaaa"},
+		{"b-bbbb-2222@bounces.example.org", "bbbb"},
+	};
+	struct store_report_in in = {.client_ip = "192.0.2.7",
+				     .mail_from = "",
+				     .paths = paths,
+				     .npaths = 2,
+				     .data = data,
+				     .len = strlen(data),
+				     .now = 4000};
+	int64_t ids[2] = {0, 0};
+	assert_int_equal(store_report_add(w.store, &in, ids), STORE_OK);
+	assert_true(ids[0] > 0 && ids[1] > ids[0]);
+	struct store_report r[4];
+	char claim[STORE_CLAIM_LEN];
+	size_t n;
+	assert_int_equal(store_reports_claim(w.store, 4001, 4300, claim, r, 4, &n), STORE_OK);
+	assert_int_equal(n, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(r[i].id, ids[i]);
+		assert_string_equal(r[i].rcpt, paths[i].rcpt);
+		assert_string_equal(r[i].message_uid, paths[i].message_uid);
+		assert_string_equal(r[i].client_ip, "192.0.2.7");
+		assert_int_equal(r[i].len, strlen(data));
+		assert_memory_equal(r[i].data, data, strlen(data));
+	}
+	store_reports_free(r, n);
+
+	/* The second path cannot be stored (no message uid): the first is not either. */
+	paths[1].message_uid = NULL;
+	assert_int_not_equal(store_report_add(w.store, &in, ids), STORE_OK);
+	assert_int_equal(store_reports_claim(w.store, 4100, 4400, claim, r, 4, &n), STORE_OK);
+	assert_int_equal(n, 0);
+	world_close(&w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -955,6 +1001,7 @@ int main(void)
 		cmocka_unit_test(test_events_list_filters_and_pages),
 		cmocka_unit_test(test_a_cancel_made_for_a_stale_part_changes_nothing),
 		cmocka_unit_test(test_the_delivery_check_reads_the_list_and_who_was_told),
+		cmocka_unit_test(test_a_report_to_two_return_paths_is_stored_whole_or_not_at_all),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

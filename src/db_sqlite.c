@@ -293,6 +293,47 @@ static const char *const migrations[] = {
 	"CREATE INDEX bounce_reports_due ON bounce_reports(status, id);"
 	"CREATE INDEX bounce_reports_account ON bounce_reports(account_id, id)"
 	"  WHERE account_id IS NOT NULL;",
+	/* 9: sender authorization beyond the original (issue 19). Monitor mode beside the switch
+	 * (it counts only while the switch is off); how senders are confirmed, by an Admin, by
+	 * their owner through a link mailed to the address itself, or both; keys scoped to
+	 * senders, domains, networks and purposes (a key's scope moves the policy stamp, as its
+	 * revocation does); domains an operator must approve; and sends counted per From and
+	 * day (aggregated like drops) with monitored would-be refusals, for the preflight. */
+	"ALTER TABLE settings ADD COLUMN sender_auth_monitor INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE settings ADD COLUMN sender_confirmation TEXT NOT NULL DEFAULT 'admin'"
+	"  CHECK (sender_confirmation IN ('admin','owner','both'));"
+	"ALTER TABLE senders ADD COLUMN admin_verified_at INTEGER;"
+	"ALTER TABLE senders ADD COLUMN owner_confirmed_at INTEGER;"
+	"UPDATE senders SET admin_verified_at = verified_at WHERE status = 'verified';"
+	"CREATE TABLE owner_tokens ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  sender_id INTEGER NOT NULL REFERENCES senders(id) ON DELETE CASCADE,"
+	"  token_hash TEXT NOT NULL UNIQUE,"
+	"  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER);"
+	"CREATE INDEX owner_tokens_sender ON owner_tokens(sender_id);"
+	"ALTER TABLE api_keys ADD COLUMN senders TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE api_keys ADD COLUMN domains TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE api_keys ADD COLUMN allowed_ips TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE api_keys ADD COLUMN scopes TEXT NOT NULL DEFAULT 'mail.send';"
+	"ALTER TABLE api_keys ADD COLUMN role TEXT"
+	"  CHECK (role IN ('technical','analytics','marketing'));"
+	"CREATE TRIGGER api_keys_scope_u AFTER UPDATE OF senders, domains, allowed_ips, scopes,"
+	"  role, smtp_ips ON api_keys BEGIN " BUMP " END;"
+	"ALTER TABLE sending_domains ADD COLUMN approval TEXT NOT NULL DEFAULT 'approved'"
+	"  CHECK (approval IN ('required','approved','rejected'));"
+	"CREATE TABLE from_counts ("
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  from_addr TEXT NOT NULL, day INTEGER NOT NULL,"
+	"  sends INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+	"  PRIMARY KEY (account_id, from_addr, day));"
+	"CREATE TABLE monitored ("
+	"  id INTEGER PRIMARY KEY,"
+	"  account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+	"  api_key_id INTEGER NOT NULL, from_addr TEXT NOT NULL, reason TEXT NOT NULL,"
+	"  minute INTEGER NOT NULL, count INTEGER NOT NULL,"
+	"  UNIQUE (account_id, api_key_id, from_addr, reason, minute));"
+	"CREATE INDEX monitored_account ON monitored(account_id, minute);",
 };
 
 /* A statement: kept in the cache (reset when done) or prepared for one use (finalized). */

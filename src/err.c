@@ -106,6 +106,19 @@ static const struct err_info err_table[ERR_COUNT] = {
 		 "address (or its host does not resolve). Use a public http or https URL; an "
 		 "operator may allow private ones with [webhooks] allow_private = yes.",
 		 550, "5.7.1"},
+	[ERR_SENDER_NOT_ALLOWED_FOR_KEY] =
+		{"sender_not_allowed_for_key", 403,
+		 "This API key may not send from this From address: it is limited to some "
+		 "senders and domains. Use an address it lists, or a key without that limit.",
+		 550, "5.7.1"},
+	[ERR_IP_NOT_ALLOWED] = {"ip_not_allowed", 403,
+				"This API key may not be used from this address: it is limited "
+				"to some networks (allowed_ips). Use it from one of them.",
+				550, "5.7.1"},
+	[ERR_INTERACTIVE_ONLY] = {"interactive_only", 403,
+				  "Only a person logged in to the panel may do this, not an API "
+				  "key. Log in and do it there.",
+				  550, "5.7.1"},
 	[ERR_SENDER_AUTH_NO_SENDERS] =
 		{"sender_auth_no_senders", 403,
 		 "Authorized sender email ID is on and no sender address is "

@@ -33,6 +33,9 @@ enum err {
 	ERR_BUSY,
 	ERR_NOT_CANCELLABLE,
 	ERR_WEBHOOK_URL_NOT_ALLOWED,
+	ERR_SENDER_NOT_ALLOWED_FOR_KEY, /* a scoped key, From outside its senders and domains */
+	ERR_IP_NOT_ALLOWED,		/* a key used from outside its allowed_ips */
+	ERR_INTERACTIVE_ONLY,		/* an action a manage key may not take: people only */
 	/* The sender policy's refusals, in the order DESIGN.md checks them. */
 	ERR_SENDER_AUTH_NO_SENDERS,
 	ERR_DOMAIN_NOT_APPROVED,

@@ -86,8 +86,8 @@ int keys_create(struct store *s, const struct actor *who, int64_t account_id, co
 	auth_token_hash(text, hash);
 	memcpy(out->shown, text, AUTH_KEY_SHOWN);
 	out->shown[AUTH_KEY_SHOWN] = '\0';
-	int rc = store_apikey_create(s, account_id, out->name, out->shown, hash, out->smtp_ips,
-				     out->created_at, &out->id);
+	util_copy(out->scopes, sizeof(out->scopes), "mail.send");
+	int rc = store_apikey_create(s, out, hash, out->created_at, &out->id);
 	if (rc != STORE_OK)
 		return rc;
 	if (*out->smtp_ips)

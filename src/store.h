@@ -92,6 +92,7 @@ struct store_sender {
 };
 
 #define STORE_SMTP_IPS_MAX 1024 /* the text of a key's networks, with its NUL */
+#define STORE_KEY_LIST_MAX 4096 /* the text of a key's senders or domains, with its NUL */
 
 struct store_apikey {
 	int64_t id;
@@ -102,6 +103,16 @@ struct store_apikey {
 	int64_t last_used_at;		   /* 0 when never used */
 	char smtp_ips[STORE_SMTP_IPS_MAX]; /* "10.0.0.0/8,::1/128", "" when none */
 	char account_name[STORE_NAME_MAX]; /* for SMTP AUTH's user name */
+	/* What the key may do (issue 19), as stored: the From addresses and domains it may
+	 * send from ("a@x.example,b@x.example", "x.example"; "" for account-wide), the
+	 * networks it may be used from ("" for anywhere), its scopes ("mail.send",
+	 * "manage" or "mail.send,manage") and, with manage, the role it acts with ("" for
+	 * none). */
+	char senders[STORE_KEY_LIST_MAX];
+	char domains[STORE_KEY_LIST_MAX];
+	char allowed_ips[STORE_SMTP_IPS_MAX];
+	char scopes[32];
+	char role[16];
 	/* Filled by the policy cache when it finds the key, so a session holding the key can
 	 * ask again whether it is live (keys_recheck): the key's hash ("" when it was found
 	 * by network), and the policy stamp it was read under (0: unknown). */
@@ -422,10 +433,15 @@ int store_session_create(struct store *s, const char *token_hash, int64_t user_i
 int store_session_get(struct store *s, const char *token_hash, int64_t now,
 		      struct store_session *out);
 int store_session_delete(struct store *s, const char *token_hash);
-/* smtp_ips is the key's networks as text ("" for none); a key with networks moves the
- * policy stamp, as the SMTP-IP table is kept while it holds. */
-int store_apikey_create(struct store *s, int64_t account_id, const char *name, const char *shown,
-			const char *key_hash, const char *smtp_ips, int64_t now, int64_t *id);
+/* Stores k (its account_id, name, shown, smtp_ips, senders, domains, allowed_ips, scopes
+ * and role; "" scopes are stored as "mail.send") with its hash; a key with networks moves
+ * the policy stamp, as the SMTP-IP table is kept while it holds. */
+int store_apikey_create(struct store *s, const struct store_apikey *k, const char *key_hash,
+			int64_t now, int64_t *id);
+/* Writes a live key's name, smtp_ips, senders, domains, allowed_ips, scopes and role from
+ * k (found by k->account_id and k->id), moving the policy stamp so every cache sees the
+ * new scope at once. STORE_NOT_FOUND when the account has no such live key. */
+int store_apikey_update(struct store *s, const struct store_apikey *k);
 int store_audit_append(struct store *s, const struct store_audit *ev);
 int store_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn, void *arg);
 int store_sender_auth_get(struct store *s, int64_t account_id, struct store_sender_auth *out);

@@ -225,17 +225,30 @@ int store_session_delete(struct store *s, const char *token_hash)
 	return sq_write(s, NULL, "DELETE FROM sessions WHERE token_hash = ?", "s", token_hash);
 }
 
-int store_apikey_create(struct store *s, int64_t account_id, const char *name, const char *shown,
-			const char *key_hash, const char *smtp_ips, int64_t now, int64_t *id)
+int store_apikey_create(struct store *s, const struct store_apikey *k, const char *key_hash,
+			int64_t now, int64_t *id)
 {
 	/* The insert trigger moves the stamp for other processes; this, for ours. */
 	int rc = sq_write(s, id,
 			  "INSERT INTO api_keys (account_id, name, shown, key_hash, smtp_ips, "
-			  "created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-			  "issssi", account_id, name, shown, key_hash, smtp_ips, now);
-	if (rc == STORE_OK && *smtp_ips)
+			  "senders, domains, allowed_ips, scopes, role, created_at) "
+			  "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, ''), ?) RETURNING id",
+			  "isssssssssi", k->account_id, k->name, k->shown, key_hash, k->smtp_ips,
+			  k->senders, k->domains, k->allowed_ips,
+			  *k->scopes ? k->scopes : "mail.send", k->role, now);
+	if (rc == STORE_OK && *k->smtp_ips)
 		sq_policy_changed(s);
 	return rc;
+}
+
+int store_apikey_update(struct store *s, const struct store_apikey *k)
+{
+	return sq_update(s, true,
+			 "UPDATE api_keys SET name = ?, smtp_ips = ?, senders = ?, domains = ?, "
+			 "allowed_ips = ?, scopes = ?, role = NULLIF(?, '') "
+			 "WHERE account_id = ? AND id = ? AND revoked_at IS NULL",
+			 "sssssssii", k->name, k->smtp_ips, k->senders, k->domains, k->allowed_ips,
+			 *k->scopes ? k->scopes : "mail.send", k->role, k->account_id, k->id);
 }
 
 int store_audit_append(struct store *s, const struct store_audit *ev)
@@ -335,7 +348,8 @@ int store_user_delete(struct store *s, int64_t account_id, int64_t id)
 }
 
 #define APIKEY_COLUMNS                                                                             \
-	"k.id, k.account_id, k.name, k.shown, k.created_at, k.last_used_at, k.smtp_ips, a.name "   \
+	"k.id, k.account_id, k.name, k.shown, k.created_at, k.last_used_at, k.smtp_ips, a.name, "  \
+	"k.senders, k.domains, k.allowed_ips, k.scopes, k.role "                                   \
 	"FROM api_keys k JOIN accounts a ON a.id = k.account_id"
 
 static void read_apikey(const struct sq_res *r, void *row)
@@ -349,6 +363,11 @@ static void read_apikey(const struct sq_res *r, void *row)
 	k->last_used_at = sq_int(r, 5);
 	sq_col_text(r, 6, k->smtp_ips, sizeof(k->smtp_ips));
 	sq_col_text(r, 7, k->account_name, sizeof(k->account_name));
+	sq_col_text(r, 8, k->senders, sizeof(k->senders));
+	sq_col_text(r, 9, k->domains, sizeof(k->domains));
+	sq_col_text(r, 10, k->allowed_ips, sizeof(k->allowed_ips));
+	sq_col_text(r, 11, k->scopes, sizeof(k->scopes));
+	sq_col_text(r, 12, k->role, sizeof(k->role));
 	k->hash[0] = '\0'; /* the policy cache's, set when it finds the key */
 	k->stamp = 0;
 }

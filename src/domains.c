@@ -140,8 +140,9 @@ static cJSON *lookups(struct check *c, const struct store_domain *d, const struc
 	return records;
 }
 
-int domains_check(struct store *s, const struct config *cfg, struct dns *dns, int64_t account_id,
-		  int64_t id, const char *actor, const char *ip, struct store_domain *out)
+static int check_once(struct store *s, const struct config *cfg, struct dns *dns,
+		      int64_t account_id, int64_t id, const char *actor, const char *ip,
+		      struct store_domain *out)
 {
 	struct store_domain *d = xmalloc(sizeof(*d));
 	struct check c = {.dns = dns, .answer = xmalloc(sizeof(struct dns_txt)), .all_ok = true};
@@ -180,6 +181,18 @@ int domains_check(struct store *s, const struct config *cfg, struct dns *dns, in
 out:
 	free(c.answer);
 	free(d);
+	return rc;
+}
+
+int domains_check(struct store *s, const struct config *cfg, struct dns *dns, int64_t account_id,
+		  int64_t id, const char *actor, const char *ip, struct store_domain *out)
+{
+	/* Another check (the scheduler's, another node's, an operator's mark) may land between
+	 * this one's read and its write; the row is then not what was read (STORE_CONFLICT),
+	 * and the check starts over from what it is now rather than failing the caller. */
+	int rc = STORE_CONFLICT;
+	for (int tries = 0; tries < 3 && rc == STORE_CONFLICT; tries++)
+		rc = check_once(s, cfg, dns, account_id, id, actor, ip, out);
 	return rc;
 }
 

@@ -211,6 +211,27 @@ class CheckTest(DomainCase):
         self.assertEqual(self.check(d)["status"], "verified")
         self.assertEqual(self.send("a@grace.example.test").status, 200)
 
+    def test_checks_at_the_same_time_all_answer(self):
+        """Checks of one domain that overlap (a user's, the scheduler's, another node's)
+        each answer with the domain as it is: one landing between another's read and write
+        makes that one look again, not fail."""
+        clients = [self.gw.logged_in("admin@acme.test") for _ in range(4)]
+        answers = []
+        for i in range(3):
+            d = self.add(f"overlap{i}.example.test")
+            self.publish(d)
+            threads = [threading.Thread(target=lambda c=c, d=d: answers.append(
+                c.request("POST", f"/api/domains/{d['id']}/check"))) for c in clients]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+        self.assertEqual(len(answers), 12)
+        for r in answers:
+            self.assertEqual(r.status, 200, r.raw)
+            if not r.json["check_error"]:
+                self.assertEqual(r.json["status"], "verified")
+
     def test_records_back_within_the_grace_period_start_over(self):
         d = self.add("blip.example.test")
         self.publish(d)

@@ -269,9 +269,9 @@ int store_domain_checked(struct store *s, int64_t id, const struct store_domain_
 	 * an operator (postern domain set --verified), whose mark a check must not undo. */
 	if (rc == STORE_OK)
 		rc = sq_step(&c, &r,
-			     "SELECT status <> ?, status = ? AND manual = ?, name, approval = "
-			     "'approved' "
-			     "FROM sending_domains WHERE id = ? AND account_id = ? AND token = ?",
+			     "SELECT status <> ?, status = ? AND manual = ?, name, "
+			     "approval = 'approved' FROM sending_domains "
+			     "WHERE id = ? AND account_id = ? AND token = ?",
 			     "ssdiis", chk->status, chk->read_status, chk->read_manual ? 1 : 0, id,
 			     chk->account_id, chk->token);
 	if (rc == STORE_OK) {

@@ -274,14 +274,13 @@ int store_policy_load(struct store *s, int64_t account_id, struct policy **out)
 			"SELECT address, status = 'verified' FROM senders WHERE account_id = ?",
 			"i", account_id);
 	}
+	/* A domain that awaits, or was refused, the operator's approval is not verified. */
 	if (rc == STORE_OK)
-		rc = sq_each(&c, read_policy_domain, p, sq_row_done, NULL,
-			     /* One that awaits or was refused the operator's approval is not
-				verified. */
-			     "SELECT name, CASE approval WHEN 'approved' THEN status ELSE "
-			     "'pending' END, "
-			     "active FROM sending_domains WHERE account_id = ?",
-			     "i", account_id);
+		rc = sq_each(
+			&c, read_policy_domain, p, sq_row_done, NULL,
+			"SELECT name, CASE approval WHEN 'approved' THEN status ELSE 'pending' "
+			"END, active FROM sending_domains WHERE account_id = ?",
+			"i", account_id);
 	sq_exec(&c, NULL, rc == STORE_OK ? "COMMIT" : "ROLLBACK", "");
 	sq_release(&c);
 	if (rc != STORE_OK) {

@@ -257,7 +257,7 @@ struct store_domain_new {
 	const char *status;
 	bool active;
 	bool manual;
-	const char *approval; /* "approved" or "required" */
+	const char *approval; /* "approved" (or NULL) or "required" */
 	const char *token;
 	const char *selector;
 	const char *private_sealed;

@@ -28,6 +28,7 @@ static int domain_event(struct sq_conn *c, int64_t account_id, const char *name,
 int store_domain_create(struct store *s, int64_t account_id, const struct store_domain_new *d,
 			int64_t *id)
 {
+	const char *approval = d->approval ? d->approval : "approved";
 	struct sq_conn c = sq_acquire(s);
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
@@ -36,7 +37,7 @@ int store_domain_create(struct store *s, int64_t account_id, const struct store_
 			"INSERT INTO sending_domains (account_id, name, status, active, manual, "
 			"approval, token, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
 			"issddssi", account_id, d->name, d->status, d->active ? 1 : 0,
-			d->manual ? 1 : 0, d->approval, d->token, d->now);
+			d->manual ? 1 : 0, approval, d->token, d->now);
 	if (rc == STORE_OK)
 		rc = sq_exec(
 			&c, NULL,
@@ -44,7 +45,7 @@ int store_domain_create(struct store *s, int64_t account_id, const struct store_
 			"state, created_at) VALUES (?, ?, ?, ?, 'active', ?)",
 			"isssi", *id, d->selector, d->private_sealed, d->public_key, d->now);
 	/* One that waits for the operator is not usable yet: no event. */
-	if (rc == STORE_OK && strcmp(d->approval, "approved") == 0)
+	if (rc == STORE_OK && strcmp(approval, "approved") == 0)
 		rc = domain_event(&c, account_id, d->name, NULL, d->status, NULL, d->now);
 	rc = sq_end(&c, rc);
 	if (rc == STORE_OK)

@@ -13,9 +13,10 @@ static cJSON *domain_json(const struct api_call *c, const struct store_domain *d
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "id", (double)d->id);
 	cJSON_AddStringToObject(o, "name", d->name);
-	cJSON_AddStringToObject(o, "status", d->status);
+	cJSON_AddStringToObject(o, "status", domain_shown_status(d->status, d->approval));
 	cJSON_AddBoolToObject(o, "active", d->active);
 	cJSON_AddBoolToObject(o, "manual", d->manual);
+	cJSON_AddStringToObject(o, "approval", d->approval);
 	cJSON_AddItemToObject(o, "records", domain_records(d, c->ctx->cfg->spf_include));
 	api_add_time(o, "created_at", d->created_at);
 	api_add_time(o, "checked_at", d->checked_at);
@@ -76,8 +77,11 @@ enum err api_domains_add(struct api_call *c)
 		return ERR_INVALID_DOMAIN;
 	}
 	struct actor who = audit_user(&c->who.user, c->req->ip);
+	/* With [domains] approval = manual, the operator decides once the records check out. */
+	const char *approval = c->ctx->cfg->domains_manual_approval ? "required" : "approved";
 	enum err e = api_store_err(domains_create(c->ctx->store, c->ctx->master_key, &who,
-						  c->who.account.id, name, "pending", true, &id));
+						  c->who.account.id, name, "pending", true,
+						  approval, &id));
 	if (e != ERR_OK)
 		return e;
 	c->status = 201;

@@ -548,7 +548,9 @@ static int cmd_domain_add(struct cli_opt *o)
 		store_close(s);
 		return EXIT_FAIL;
 	}
-	int rc = domains_create(s, master, &audit_cli, acct.id, name, status, active, &id);
+	/* The operator adds it: their word needs no approval of their own. */
+	int rc = domains_create(s, master, &audit_cli, acct.id, name, status, active, "approved",
+				&id);
 	sodium_memzero(master, sizeof(master));
 	if (rc == STORE_OK) {
 		printf("domain %s added to account %s (%s, %s)\n", name, acct.name, status,
@@ -596,6 +598,49 @@ static int cmd_domain_set(struct cli_opt *o)
 	}
 	store_close(s);
 	return rc == STORE_OK ? EXIT_OK : EXIT_FAIL;
+}
+
+/* postern domain approve|reject: the operator's decision on a domain ([domains] approval). */
+static int domain_decide(struct cli_opt *o, bool approve)
+{
+	struct store_account acct;
+	struct store_domain_was was = {0};
+	char name[ADDR_DOMAIN_MAX];
+	const char *done = approve ? "approved" : "rejected";
+
+	if (domain_arg(o, name) < 0)
+		return EXIT_USAGE;
+	struct store *s = open_account(o, &acct);
+	if (!s)
+		return EXIT_FAIL;
+	int rc = domains_approve(s, &audit_cli, acct.id, name, approve, &was);
+	bool sends = strcmp(was.status, "verified") == 0;
+	if (rc == STORE_OK && approve)
+		printf("domain %s of account %s approved: mail from it %s\n", name, acct.name,
+		       sends ? "may be sent" : "may be sent once its DNS records check out");
+	else if (rc == STORE_OK)
+		printf("domain %s of account %s rejected: mail from it is refused until "
+		       "'postern domain approve'\n",
+		       name, acct.name);
+	else if (rc == STORE_NOT_FOUND)
+		fprintf(stderr, "postern: account %s has no domain %s\n", acct.name, name);
+	else if (rc == STORE_CONFLICT)
+		fprintf(stderr, "postern: domain %s of account %s is already %s\n", name, acct.name,
+			done);
+	else
+		fprintf(stderr, "postern: cannot update the domain\n");
+	store_close(s);
+	return rc == STORE_OK ? EXIT_OK : EXIT_FAIL;
+}
+
+static int cmd_domain_approve(struct cli_opt *o)
+{
+	return domain_decide(o, true);
+}
+
+static int cmd_domain_reject(struct cli_opt *o)
+{
+	return domain_decide(o, false);
 }
 
 static int cmd_routes(struct cli_opt *o)
@@ -696,6 +741,14 @@ static struct cli_cmd commands[] = {
 	  {"--pending", NULL, "mark it pending verification", false, NULL},
 	  {"--active", NULL, "switch it on", false, NULL},
 	  {"--inactive", NULL, "switch it off", false, NULL}}},
+	{"domain approve",
+	 cmd_domain_approve,
+	 "Approve a sending domain held for the operator ([domains] approval = manual)",
+	 {DB_OPT, ACCOUNT_OPT, {"DOMAIN", NULL, "the sending domain", true, NULL}}},
+	{"domain reject",
+	 cmd_domain_reject,
+	 "Reject a sending domain: mail from it is refused until it is approved",
+	 {DB_OPT, ACCOUNT_OPT, {"DOMAIN", NULL, "the sending domain", true, NULL}}},
 	{"routes",
 	 cmd_routes,
 	 "Print the HTTP routes with the roles allowed on each, one JSON object per line",

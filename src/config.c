@@ -34,7 +34,8 @@ enum cfg_type {
 	CFG_EMAIL,
 	CFG_LIMIT,
 	CFG_RECIPIENTS,
-	CFG_DOMAIN
+	CFG_DOMAIN,
+	CFG_APPROVAL
 };
 
 struct cfg_key {
@@ -76,6 +77,7 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("dns", "check_pending", CFG_DURATION, dns_check_pending, NULL),
 	KEY("dns", "check_verified", CFG_DURATION, dns_check_verified, NULL),
 	KEY("dns", "spf_include", CFG_STRING, spf_include, NULL),
+	KEY("domains", "approval", CFG_APPROVAL, domains_manual_approval, NULL),
 	KEY("dkim", "master_key_file", CFG_STRING, dkim_master_key_file, NULL),
 	KEY("mail", "system_from", CFG_EMAIL, system_from, NULL),
 	KEY("mail", "verify_ttl", CFG_DURATION, verify_ttl, NULL),
@@ -277,6 +279,15 @@ static int set_duration(int *dst, const char *v)
 	return 0;
 }
 
+/* [domains] approval: "manual" holds domains whose records check out for the operator. */
+static int set_approval(bool *dst, const char *v)
+{
+	if (strcasecmp(v, "auto") != 0 && strcasecmp(v, "manual") != 0)
+		return -1;
+	*dst = strcasecmp(v, "manual") == 0;
+	return 0;
+}
+
 /* Validates and stores one value. Returns NULL, or what was expected. */
 static const char *cfg_set(struct config *cfg, const struct cfg_key *k, const char *v)
 {
@@ -330,6 +341,8 @@ static const char *cfg_set(struct config *cfg, const struct cfg_key *k, const ch
 			return "a domain name, like bounces.example.net";
 		v = norm;
 		break;
+	case CFG_APPROVAL:
+		return set_approval((bool *)field, v) < 0 ? "auto or manual" : NULL;
 	case CFG_STRING:
 		break;
 	}

@@ -30,6 +30,9 @@ struct config {
 	int dns_check_pending;	   /* [dns] check_pending: re-check pending and failed domains */
 	int dns_check_verified;	   /* [dns] check_verified: re-check verified domains */
 	char spf_include[256];	   /* [dns] spf_include: advised in SPF records, if set */
+	/* [domains] approval = manual: a domain added over the API whose records check out
+	 * waits for `postern domain approve` before mail from it is sent (auto: it does not) */
+	bool domains_manual_approval;
 	char dkim_master_key_file[1024]; /* [dkim] master_key_file: seals DKIM private keys */
 	char system_from[256];		 /* [mail] system_from: sender of verification mail */
 	int verify_ttl;	       /* [mail] verify_ttl: how long a Verify All link works, seconds */

@@ -167,6 +167,15 @@ void domain_next(const char *status, int64_t missing_since, bool all_ok, bool an
 		out->status = "failed";
 }
 
+const char *domain_shown_status(const char *status, const char *approval)
+{
+	if (strcmp(approval, "rejected") == 0)
+		return "rejected";
+	if (strcmp(approval, "required") == 0 && strcmp(status, "verified") == 0)
+		return "awaiting_approval";
+	return status;
+}
+
 /* The status the last check gave to the record name=value, "unknown" when none did. */
 static const char *last_status(const cJSON *last, const char *name, const char *value)
 {

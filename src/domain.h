@@ -42,6 +42,11 @@ struct domain_verdict {
 void domain_next(const char *status, int64_t missing_since, bool all_ok, bool any_error,
 		 int64_t now, int64_t grace, struct domain_verdict *out);
 
+/* The status the API shows for a domain's DNS status and the operator's approval: its
+ * DNS status, except "rejected" once an operator refused it, and "awaiting_approval" when
+ * its records check out but it waits for the operator ([domains] approval = manual). */
+const char *domain_shown_status(const char *status, const char *approval);
+
 /* The records to publish for d, as the API shows them, with each status taken from the
  * last check (d->records), "unknown" otherwise. spf_include "" leaves SPF out. */
 cJSON *domain_records(const struct store_domain *d, const char *spf_include);

@@ -41,7 +41,7 @@ static int new_key(const unsigned char master[DKIMKEY_MASTER_LEN], char **sealed
 
 int domains_create(struct store *s, const unsigned char master[DKIMKEY_MASTER_LEN],
 		   const struct actor *who, int64_t account_id, const char *name,
-		   const char *status, bool active, int64_t *id)
+		   const char *status, bool active, const char *approval, int64_t *id)
 {
 	char token[AUTH_TOKEN_LEN], selector[STORE_SELECTOR_MAX], *sealed, *public_key;
 	if (new_key(master, &sealed, &public_key) != STORE_OK)
@@ -52,6 +52,7 @@ int domains_create(struct store *s, const unsigned char master[DKIMKEY_MASTER_LE
 				     .status = status,
 				     .active = active,
 				     .manual = strcmp(status, "verified") == 0,
+				     .approval = approval,
 				     .token = token,
 				     .selector = selector,
 				     .private_sealed = sealed,
@@ -60,13 +61,28 @@ int domains_create(struct store *s, const unsigned char master[DKIMKEY_MASTER_LE
 	int rc = store_domain_create(s, account_id, &d, id);
 	free(sealed);
 	free(public_key);
-	/* Only an operator's word (verified, or switched off) is worth a detail. */
+	/* Only an operator's word (verified, or switched off) is worth a detail, and a domain
+	 * that will wait for the operator's approval. */
 	bool usual = strcmp(status, "pending") == 0 && active;
-	if (rc == STORE_OK && usual)
+	bool held = strcmp(approval, "approved") != 0;
+	if (rc == STORE_OK && usual && !held)
 		audit_write(s, who, account_id, "domain.added", name, NULL);
+	else if (rc == STORE_OK && usual)
+		audit_write(s, who, account_id, "domain.added", name, "approval=%s", approval);
 	else if (rc == STORE_OK)
 		audit_write(s, who, account_id, "domain.added", name, "status=%s active=%s", status,
 			    active ? "yes" : "no");
+	return rc;
+}
+
+int domains_approve(struct store *s, const struct actor *who, int64_t account_id, const char *name,
+		    bool approve, struct store_domain_was *was)
+{
+	const char *to = approve ? "approved" : "rejected";
+	int rc = store_domain_approve(s, account_id, name, to, was);
+	if (rc == STORE_OK)
+		audit_write(s, who, account_id, approve ? "domain.approved" : "domain.rejected",
+			    name, "was=%s", domain_shown_status(was->status, was->approval));
 	return rc;
 }
 
@@ -140,6 +156,16 @@ static cJSON *lookups(struct check *c, const struct store_domain *d, const struc
 	return records;
 }
 
+/* The audit action of a check that changed the status. Records that check out on a domain
+ * held for the operator make it wait, not send. */
+static const char *check_action(const char *status, const char *approval)
+{
+	if (status[0] == 'v')
+		return strcmp(approval, "required") == 0 ? "domain.awaiting_approval"
+							 : "domain.verified";
+	return status[0] == 'f' ? "domain.failed" : "domain.pending";
+}
+
 static int check_once(struct store *s, const struct config *cfg, struct dns *dns,
 		      int64_t account_id, int64_t id, const char *actor, const char *ip,
 		      struct store_domain *out)
@@ -169,13 +195,11 @@ static int check_once(struct store *s, const struct config *cfg, struct dns *dns
 	if (rc != STORE_OK)
 		goto out;
 	if (strcmp(v.status, d->status) != 0)
-		audit_record(s, account_id, actor,
-			     v.status[0] == 'v'	  ? "domain.verified"
-			     : v.status[0] == 'f' ? "domain.failed"
-						  : "domain.pending",
-			     d->name, ip, "was=%s", d->status);
+		audit_record(s, account_id, actor, check_action(v.status, d->approval), d->name, ip,
+			     "was=%s", d->status);
 	log_info("domain %s of account %lld checked: %s%s%s", d->name, (long long)account_id,
-		 v.status, c.error[0] ? ", lookup error: " : "", c.error);
+		 domain_shown_status(v.status, d->approval), c.error[0] ? ", lookup error: " : "",
+		 c.error);
 	if (out)
 		rc = store_domain_get(s, account_id, id, out);
 out:

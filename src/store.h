@@ -82,7 +82,7 @@ struct store_sender {
 	char address[ADDR_MAX];
 	bool verified;
 	char domain[ADDR_DOMAIN_MAX];
-	char domain_status[16]; /* "" when the domain is not an approved sending domain */
+	char domain_status[20]; /* "" when the domain is not an approved sending domain */
 	bool domain_active;
 	char added_by[ADDR_MAX]; /* "" when the user is gone */
 	int64_t added_at;
@@ -239,6 +239,9 @@ struct store_domain {
 	char status[16]; /* pending, verified, failed */
 	bool active;
 	bool manual; /* verified by an operator, not re-checked on schedule */
+	/* The operator's word ([domains] approval): "approved" (the default), "required"
+	 * (waits for `postern domain approve`) or "rejected"; only approved ones send. */
+	char approval[12];
 	char token[AUTH_TOKEN_LEN];
 	int64_t created_at;
 	int64_t checked_at;    /* 0 before the first check */
@@ -254,6 +257,7 @@ struct store_domain_new {
 	const char *status;
 	bool active;
 	bool manual;
+	const char *approval; /* "approved" (or NULL) or "required" */
 	const char *token;
 	const char *selector;
 	const char *private_sealed;
@@ -468,6 +472,16 @@ int store_domain_create(struct store *s, int64_t account_id, const struct store_
  * anything else hands it back to the scheduler. */
 int store_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
 		     int active);
+/* What a domain was before an operator's approval decision. */
+struct store_domain_was {
+	char status[16];
+	char approval[12];
+};
+/* Sets a domain's approval to "approved" or "rejected" (postern domain approve|reject);
+ * was gets its status and approval before. STORE_NOT_FOUND when the account has no such
+ * domain, STORE_CONFLICT when its approval is that already. */
+int store_domain_approve(struct store *s, int64_t account_id, const char *name,
+			 const char *approval, struct store_domain_was *was);
 /* Builds the account's policy snapshot from its switch, senders and domains. */
 int store_policy_load(struct store *s, int64_t account_id, struct policy **out);
 /* A value that changes whenever any account's policy may have changed, in this process or

@@ -28,22 +28,24 @@ static int domain_event(struct sq_conn *c, int64_t account_id, const char *name,
 int store_domain_create(struct store *s, int64_t account_id, const struct store_domain_new *d,
 			int64_t *id)
 {
+	const char *approval = d->approval ? d->approval : "approved";
 	struct sq_conn c = sq_acquire(s);
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
 		rc = sq_exec(
 			&c, id,
 			"INSERT INTO sending_domains (account_id, name, status, active, manual, "
-			"token, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-			"issddsi", account_id, d->name, d->status, d->active ? 1 : 0,
-			d->manual ? 1 : 0, d->token, d->now);
+			"approval, token, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+			"issddssi", account_id, d->name, d->status, d->active ? 1 : 0,
+			d->manual ? 1 : 0, approval, d->token, d->now);
 	if (rc == STORE_OK)
 		rc = sq_exec(
 			&c, NULL,
 			"INSERT INTO dkim_keys (domain_id, selector, private_sealed, public_key, "
 			"state, created_at) VALUES (?, ?, ?, ?, 'active', ?)",
 			"isssi", *id, d->selector, d->private_sealed, d->public_key, d->now);
-	if (rc == STORE_OK)
+	/* One that waits for the operator is not usable yet: no event. */
+	if (rc == STORE_OK && strcmp(approval, "approved") == 0)
 		rc = domain_event(&c, account_id, d->name, NULL, d->status, NULL, d->now);
 	rc = sq_end(&c, rc);
 	if (rc == STORE_OK)
@@ -57,7 +59,7 @@ int store_domain_set(struct store *s, int64_t account_id, const char *name, cons
 {
 	struct sq_conn c = sq_acquire(s);
 	struct sq_res r;
-	char was[16] = "";
+	char was[16] = "", approval[12] = "";
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
 		rc = sq_lock(&c,
@@ -65,11 +67,14 @@ int store_domain_set(struct store *s, int64_t account_id, const char *name, cons
 			     "FOR NO KEY UPDATE",
 			     "is", account_id, name);
 	if (rc == STORE_OK)
-		rc = sq_step(&c, &r,
-			     "SELECT status FROM sending_domains WHERE account_id = ? AND name = ?",
-			     "is", account_id, name);
+		rc = sq_step(
+			&c, &r,
+			"SELECT status, approval FROM sending_domains WHERE account_id = ? AND "
+			"name = ?",
+			"is", account_id, name);
 	if (rc == STORE_OK) {
 		sq_col_text(&r, 0, was, sizeof(was));
+		sq_col_text(&r, 1, approval, sizeof(approval));
 		sq_done(&r);
 		rc = sq_exec(&c, NULL,
 			     "UPDATE sending_domains SET status = COALESCE(?, status),"
@@ -79,8 +84,8 @@ int store_domain_set(struct store *s, int64_t account_id, const char *name, cons
 			     "WHERE account_id = ? AND name = ?",
 			     "sssddis", status, status, status, active, active, account_id, name);
 	}
-	/* An operator's mark: no lookup failed. */
-	if (rc == STORE_OK)
+	/* An operator's mark: no lookup failed. Events tell of domains that may send. */
+	if (rc == STORE_OK && strcmp(approval, "approved") == 0)
 		rc = domain_event(&c, account_id, name, was, status, "marked failed by an operator",
 				  util_now());
 	rc = sq_end(&c, rc);
@@ -90,9 +95,63 @@ int store_domain_set(struct store *s, int64_t account_id, const char *name, cons
 	return rc;
 }
 
+/* The events of an approval decision: approving a verified domain makes it usable;
+ * rejecting a usable one ends that. */
+static int approval_event(struct sq_conn *c, int64_t account_id, const char *name, const char *to,
+			  const struct store_domain_was *was)
+{
+	if (strcmp(was->status, "verified") != 0)
+		return STORE_OK;
+	if (strcmp(to, "approved") == 0)
+		return domain_event(c, account_id, name, NULL, "verified", NULL, util_now());
+	if (strcmp(was->approval, "approved") == 0)
+		return domain_event(c, account_id, name, NULL, "failed", "rejected by the operator",
+				    util_now());
+	return STORE_OK;
+}
+
+int store_domain_approve(struct store *s, int64_t account_id, const char *name,
+			 const char *approval, struct store_domain_was *was)
+{
+	struct sq_conn c = sq_acquire(s);
+	struct sq_res r;
+	int rc = sq_begin(&c);
+	if (rc == STORE_OK)
+		rc = sq_lock(&c,
+			     "SELECT id FROM sending_domains WHERE account_id = ? AND name = ? "
+			     "FOR NO KEY UPDATE",
+			     "is", account_id, name);
+	if (rc == STORE_OK)
+		rc = sq_step(
+			&c, &r,
+			"SELECT status, approval FROM sending_domains WHERE account_id = ? AND "
+			"name = ?",
+			"is", account_id, name);
+	if (rc == STORE_OK) {
+		sq_col_text(&r, 0, was->status, sizeof(was->status));
+		sq_col_text(&r, 1, was->approval, sizeof(was->approval));
+		sq_done(&r);
+		if (strcmp(was->approval, approval) == 0)
+			rc = STORE_CONFLICT;
+	}
+	if (rc == STORE_OK)
+		rc = sq_exec(&c, NULL,
+			     "UPDATE sending_domains SET approval = ? WHERE account_id = ? AND "
+			     "name = ?",
+			     "sis", approval, account_id, name);
+	if (rc == STORE_OK)
+		rc = approval_event(&c, account_id, name, approval, was);
+	rc = sq_end(&c, rc);
+	if (rc == STORE_OK)
+		sq_policy_changed(s);
+	sq_release(&c);
+	return rc;
+}
+
 #define DOMAIN_COLUMNS                                                                             \
 	"id, account_id, name, status, active, token, created_at, COALESCE(checked_at, 0), "       \
-	"COALESCE(missing_since, 0), COALESCE(check_error, ''), COALESCE(records, ''), manual"
+	"COALESCE(missing_since, 0), COALESCE(check_error, ''), COALESCE(records, ''), manual, "   \
+	"approval"
 
 static void read_domain(const struct sq_res *r, void *row)
 {
@@ -110,6 +169,7 @@ static void read_domain(const struct sq_res *r, void *row)
 	sq_col_text(r, 9, d->check_error, sizeof(d->check_error));
 	sq_col_text(r, 10, d->records, sizeof(d->records));
 	d->manual = sq_int(r, 11) != 0;
+	sq_col_text(r, 12, d->approval, sizeof(d->approval));
 }
 
 static void read_key(const struct sq_res *r, void *row)
@@ -197,7 +257,7 @@ int store_domain_checked(struct store *s, int64_t id, const struct store_domain_
 {
 	struct sq_conn c = sq_acquire(s);
 	struct sq_res r;
-	bool changed = false;
+	bool changed = false, usable = false;
 	int64_t promoted = 0;
 	char name[ADDR_DOMAIN_MAX] = "";
 	/* The domain's row is locked on PostgreSQL: a check and a rotation, or two checks on
@@ -209,20 +269,23 @@ int store_domain_checked(struct store *s, int64_t id, const struct store_domain_
 	/* The domain may have been removed, or replaced, while its lookups ran; or changed by
 	 * an operator (postern domain set --verified), whose mark a check must not undo. */
 	if (rc == STORE_OK)
-		rc = sq_step(
-			&c, &r,
-			"SELECT status <> ?, status = ? AND manual = ?, name FROM sending_domains "
-			"WHERE id = ? AND account_id = ? AND token = ?",
-			"ssdiis", chk->status, chk->read_status, chk->read_manual ? 1 : 0, id,
-			chk->account_id, chk->token);
+		rc = sq_step(&c, &r,
+			     "SELECT status <> ?, status = ? AND manual = ?, name, "
+			     "approval = 'approved' FROM sending_domains "
+			     "WHERE id = ? AND account_id = ? AND token = ?",
+			     "ssdiis", chk->status, chk->read_status, chk->read_manual ? 1 : 0, id,
+			     chk->account_id, chk->token);
 	if (rc == STORE_OK) {
 		changed = sq_int(&r, 0) != 0;
 		if (!sq_int(&r, 1))
 			rc = STORE_CONFLICT;
 		sq_col_text(&r, 2, name, sizeof(name));
+		usable = sq_int(&r, 3) != 0;
 		sq_done(&r);
 	}
-	if (rc == STORE_OK && changed)
+	/* A domain waiting for (or refused) the operator's approval sends nothing either way:
+	 * its events come when it is approved. */
+	if (rc == STORE_OK && changed && usable)
 		rc = domain_event(&c, chk->account_id, name, NULL, chk->status, chk->error,
 				  chk->now);
 	if (rc == STORE_OK) {
@@ -291,6 +354,7 @@ int store_domains_due(struct store *s, int64_t pending_before, int64_t verified_
 	struct due_list due = {0};
 	int rc = sq_list(s, read_due, &row, keep_due, &due,
 			 "SELECT account_id, id FROM sending_domains WHERE manual = 0 AND "
+			 "approval <> 'rejected' AND "
 			 "((status IN ('pending','failed') AND COALESCE(checked_at, 0) <= ?) OR "
 			 "(status = 'verified' AND COALESCE(checked_at, 0) <= ?)) "
 			 "ORDER BY COALESCE(checked_at, 0) LIMIT 1000",
@@ -359,7 +423,7 @@ int store_dkim_signing_key(struct store *s, int64_t account_id, const char *doma
 		      "SELECT k.selector, k.private_sealed FROM sending_domains d "
 		      "JOIN dkim_keys k ON k.domain_id = d.id AND k.state = 'active' "
 		      "WHERE d.account_id = ? AND d.name = ? AND d.status = 'verified' "
-		      "AND d.active = 1",
+		      "AND d.active = 1 AND d.approval = 'approved'",
 		      "is", account_id, domain);
 }
 

@@ -129,8 +129,16 @@ int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int6
 	return rc;
 }
 
+/* The domain's status as GET /api/domains shows it (domain_shown_status). */
+#define SENDER_DOMAIN_STATUS                                                                       \
+	"CASE WHEN d.approval = 'rejected' THEN 'rejected' "                                       \
+	"  WHEN d.approval = 'required' AND d.status = 'verified' THEN 'awaiting_approval' "       \
+	"  ELSE d.status END"
+
 #define SENDER_SELECT                                                                              \
-	"SELECT s.id, s.address, s.status, s.domain, d.status, d.active, ua.email, s.added_at, "   \
+	"SELECT s.id, s.address, s.status, s.domain, " SENDER_DOMAIN_STATUS                        \
+	", d.active, ua.email, "                                                                   \
+	"  s.added_at, "                                                                           \
 	"  uv.email, s.verified_at, s.verified_via "                                               \
 	"FROM senders s "                                                                          \
 	"LEFT JOIN sending_domains d ON d.account_id = s.account_id AND d.name = s.domain "        \
@@ -266,10 +274,12 @@ int store_policy_load(struct store *s, int64_t account_id, struct policy **out)
 			"SELECT address, status = 'verified' FROM senders WHERE account_id = ?",
 			"i", account_id);
 	}
+	/* A domain that awaits, or was refused, the operator's approval is not verified. */
 	if (rc == STORE_OK)
 		rc = sq_each(
 			&c, read_policy_domain, p, sq_row_done, NULL,
-			"SELECT name, status, active FROM sending_domains WHERE account_id = ?",
+			"SELECT name, CASE approval WHEN 'approved' THEN status ELSE 'pending' "
+			"END, active FROM sending_domains WHERE account_id = ?",
 			"i", account_id);
 	sq_exec(&c, NULL, rc == STORE_OK ? "COMMIT" : "ROLLBACK", "");
 	sq_release(&c);

@@ -1,5 +1,5 @@
 // Settings › Approved Sending Domains: add a domain, publish its DNS records, check them,
-// switch a domain on or off, rotate its DKIM key, remove it.
+// switch a domain on or off, rotate its DKIM key, remove it; one held for the operator says so.
 import { api } from './http.js';
 import { h, replace, uid, badge, time, switchButton, setSwitch, messageSlot, field, copyButton } from './dom.js';
 import { confirmDialog } from './dialogs.js';
@@ -8,6 +8,8 @@ const DOMAIN_STATUS = {
   verified: ['Verified', 'ok'],
   pending: ['Verification Pending', 'warn'],
   failed: ['Failed', 'bad'],
+  awaiting_approval: ['Awaiting Approval', 'warn'],
+  rejected: ['Rejected', 'bad'],
 };
 const RECORD_STATUS = {
   ok: ['OK', 'ok'],
@@ -35,7 +37,11 @@ const STATUS_HELP = {
   pending: 'Publish the required records at your DNS host, then check them. Mail from this domain is refused until it is verified.',
   failed: 'A required record has been missing for longer than the grace period. Mail from this domain is refused until the records are found again.',
   verified: 'Mail from this domain may be sent, and is DKIM-signed. Keep the records published: Postern checks them again every day.',
+  awaiting_approval: 'The records check out. An operator of this Postern installation must approve the domain before mail from it is sent; until then it is refused. Ask your Postern operator to approve it.',
+  rejected: 'An operator of this Postern installation rejected this domain: mail from it is refused. Ask your Postern operator if you think this is a mistake.',
 };
+// Under the status help of a domain held for the operator whose records do not check out yet.
+const APPROVAL_NEXT = 'Once the records check out, an operator of this Postern installation must also approve the domain before mail from it is sent.';
 
 export async function renderDomains(body, session) {
   const canManage = session.can('domain.manage');
@@ -70,7 +76,8 @@ export async function renderDomains(body, session) {
       name.input.value = '';
       domains = (await api('GET', '/api/domains')).domains;
       renderList();
-      addMsg.show(`${d.name} was added. Publish its records below, then choose Check DNS records.`, 'success');
+      const approval = d.approval === 'required' ? ' An operator must then approve it before mail from it is sent.' : '';
+      addMsg.show(`${d.name} was added. Publish its records below, then choose Check DNS records.${approval}`, 'success');
       list.querySelector(`[data-domain-id="${d.id}"] h2`)?.focus();
     } catch (err) {
       if (err.sessionEnded) return;
@@ -243,6 +250,7 @@ export async function renderDomains(body, session) {
         h('span', { class: 'sep', 'aria-hidden': 'true', text: '·' }),
         h('span', null, 'Last checked ', time(d.checked_at, 'never'))),
       h('p', { class: 'domain-help', text: STATUS_HELP[d.status] || '' }),
+      d.approval === 'required' && d.status !== 'awaiting_approval' ? h('p', { class: 'domain-help', text: APPROVAL_NEXT }) : null,
       d.check_error ? h('p', { class: 'notice notice-warn', text: `The last lookup did not finish: ${d.check_error}` }) : null,
       msg.el,
       h('h3', { class: 'records-title', text: 'DNS records to publish' }),

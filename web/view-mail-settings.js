@@ -8,6 +8,8 @@ const DOMAIN_STATUS = {
   verified: ['Verified', 'ok'],
   pending: ['Verification Pending', 'warn'],
   failed: ['Failed', 'bad'],
+  awaiting_approval: ['Awaiting Approval', 'warn'],
+  rejected: ['Rejected', 'bad'],
 };
 
 /** Splits what was typed into addresses: commas, semicolons, spaces and new lines. */

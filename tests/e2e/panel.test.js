@@ -473,6 +473,21 @@ async function run() {
     assert.equal(await card.getByRole('row').filter({ hasText: /next key/ }).count(), 1, 'still one next key');
   });
 
+  await step('a domain the operator rejects reads Rejected and why; approved again it is Verified', async () => {
+    const decide = (verb) => cli(['domain', verb, '--db', gw.db, '--account', 'acme', 'ops.acme.test']);
+    await cli(['domain', 'add', '--db', gw.db, '--account', 'acme', 'ops.acme.test', '--verified']);
+    await decide('reject');
+    await page.goto(`${gw.base}/#/domains`);
+    await page.reload();
+    const card = page.locator('article').filter({ has: page.getByRole('heading', { name: 'ops.acme.test' }) });
+    await card.getByText('Rejected', { exact: true }).waitFor();
+    await card.getByText('An operator of this Postern installation rejected this domain', { exact: false }).waitFor();
+    await decide('approve');
+    await page.reload();
+    await card.getByText('Verified', { exact: true }).waitFor();
+    assert.equal(await card.getByText('Rejected', { exact: true }).count(), 0);
+  });
+
   await step('at 390 px the Mail Settings screen has no horizontal page overflow', async () => {
     const mobile = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 1, isMobile: false });
     mobile.setDefaultTimeout(10000);

@@ -513,6 +513,28 @@ static void bounces_max_connections_default_and_load(void **state)
 	assert_load_fails(fx, "[bounces]\nmax_connections = 0\n", 2, "[bounces] max_connections");
 }
 
+/* [domains] approval: auto by default; manual holds domains for the operator; nothing
+ * else is taken, so a typo cannot quietly leave approval off. */
+static void domains_approval_default_load_and_refusal(void **state)
+{
+	struct fixture *fx = *state;
+	struct config cfg;
+	char err[512] = "";
+	config_defaults(&cfg);
+	assert_false(cfg.domains_manual_approval);
+	const char *path = write_file(fx, "[domains]\napproval = manual\n");
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_true(cfg.domains_manual_approval);
+	remove_file(fx);
+	path = write_file(fx, "[domains]\napproval = Auto\n");
+	assert_int_equal(config_load(&cfg, path, err, sizeof(err)), 0);
+	assert_false(cfg.domains_manual_approval);
+	remove_file(fx);
+	assert_load_fails(fx, "[domains]\napproval = yes\n", 2, "[domains] approval");
+	remove_file(fx);
+	assert_load_fails(fx, "[domains]\napproval = manually\n", 2, "auto or manual");
+}
+
 static void check_wants_certificate_for_implicit_tls(void **state)
 {
 	(void)state;
@@ -542,6 +564,7 @@ int main(void)
 		FIXTURE_TEST(load_sets_every_key_of_a_valid_file),
 		FIXTURE_TEST(smtp_max_recipients_is_at_most_what_delivery_sends),
 		FIXTURE_TEST(bounces_max_connections_default_and_load),
+		FIXTURE_TEST(domains_approval_default_load_and_refusal),
 		FIXTURE_TEST(load_keeps_defaults_for_keys_not_in_file),
 		FIXTURE_TEST(load_accepts_every_spelling_of_yes_and_no),
 		FIXTURE_TEST(load_rejects_unknown_key_naming_file_line_and_key),

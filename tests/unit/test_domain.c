@@ -317,6 +317,21 @@ static bool required(const cJSON *r)
 	return cJSON_IsTrue(v);
 }
 
+/* Approval only ever holds a domain back: a verified one waits, a rejected one is refused
+ * whatever DNS says, and an approved one shows its DNS status as it is. */
+static void shown_status_puts_approval_over_dns(void **state)
+{
+	(void)state;
+	static const char *const cases[][3] = {
+		{"verified", "approved", "verified"}, {"pending", "approved", "pending"},
+		{"failed", "approved", "failed"},     {"verified", "required", "awaiting_approval"},
+		{"pending", "required", "pending"},   {"failed", "required", "failed"},
+		{"verified", "rejected", "rejected"}, {"pending", "rejected", "rejected"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		assert_string_equal(domain_shown_status(cases[i][0], cases[i][1]), cases[i][2]);
+}
+
 static void records_without_spf_are_ownership_and_dkim(void **state)
 {
 	(void)state;
@@ -452,6 +467,7 @@ int main(void)
 		cmocka_unit_test(verified_first_miss_starts_grace),
 		cmocka_unit_test(verified_miss_within_grace_stays_verified),
 		cmocka_unit_test(verified_miss_lasting_grace_fails),
+		cmocka_unit_test(shown_status_puts_approval_over_dns),
 		cmocka_unit_test(records_without_spf_are_ownership_and_dkim),
 		cmocka_unit_test(records_with_spf_add_an_optional_spf_record),
 		cmocka_unit_test(records_show_next_key_as_optional),

@@ -419,6 +419,55 @@ static void test_a_sender_removed_and_a_domain_verified_are_told(void **state)
 	world_close(&w);
 }
 
+/* A domain held for the operator's approval is told of only when it may send: approved
+ * with its records found; and when a rejection stops it. */
+static void test_a_held_domain_is_told_when_it_may_send(void **state)
+{
+	(void)state;
+	struct world w;
+	struct listed l;
+	struct store_domain_was was;
+	world_open(&w);
+	struct store_domain_new d = {.name = "held.example",
+				     .status = "pending",
+				     .approval = "required",
+				     .token = "t",
+				     .selector = "s1",
+				     .private_sealed = "k",
+				     .public_key = "p",
+				     .now = 3000};
+	int64_t id;
+	assert_int_equal(store_domain_create(w.store, w.acme, &d, &id), STORE_OK);
+	struct store_domain_check chk = {.account_id = w.acme,
+					 .token = "t",
+					 .read_status = "pending",
+					 .now = 3100,
+					 .status = "verified",
+					 .records = "{}"};
+	assert_int_equal(store_domain_checked(w.store, id, &chk), STORE_OK);
+	list(&w, w.acme, NULL, NULL, 0, 50, &l);
+	assert_int_equal(l.n, 0); /* its records check out, but it waits */
+
+	assert_int_equal(store_domain_approve(w.store, w.acme, "held.example", "approved", &was),
+			 STORE_OK);
+	assert_string_equal(was.status, "verified");
+	assert_string_equal(was.approval, "required");
+	assert_int_equal(store_domain_approve(w.store, w.acme, "held.example", "approved", &was),
+			 STORE_CONFLICT);
+	assert_int_equal(store_domain_approve(w.store, w.acme, "held.example", "rejected", &was),
+			 STORE_OK);
+	assert_int_equal(store_domain_approve(w.store, w.acme, "other.example", "approved", &was),
+			 STORE_NOT_FOUND);
+	assert_int_equal(store_domain_approve(w.store, w.other, "held.example", "approved", &was),
+			 STORE_NOT_FOUND);
+	list(&w, w.acme, NULL, NULL, 0, 50, &l);
+	assert_string_equal(l.text, "domain.failed|domain.verified");
+	assert_string_equal(l.data[0],
+			    "{\"domain\":\"held.example\",\"error\":\"rejected by the operator\"}");
+	assert_string_equal(l.data[1], "{\"domain\":\"held.example\"}");
+	world_close(&w);
+}
+
 static int list_hook(void *arg, const struct store_webhook *h)
 {
 	struct listed *l = arg;
@@ -991,6 +1040,7 @@ int main(void)
 		cmocka_unit_test(test_a_listed_event_carries_its_message),
 		cmocka_unit_test(test_account_events_are_written_by_the_store),
 		cmocka_unit_test(test_a_sender_removed_and_a_domain_verified_are_told),
+		cmocka_unit_test(test_a_held_domain_is_told_when_it_may_send),
 		cmocka_unit_test(test_the_fan_out_follows_filter_format_switch_and_account),
 		cmocka_unit_test(test_a_delivery_is_retried_then_failed_and_its_endpoint_disabled),
 		cmocka_unit_test(test_a_disabled_endpoints_deliveries_wait_until_it_is_enabled),

@@ -344,7 +344,8 @@ static enum err authenticate(struct api_call *c, const struct api_route *r)
 	if (r->auth == AUTH_KEY)
 		return authenticate_sender(c);
 	c->session_token = http_cookie(c->req, SESSION_COOKIE);
-	/* A session cookie wins: the panel may hold a Bearer header for other reasons. */
+	/* A session cookie wins, so whatever else a browser's request carries, it is judged as
+	 * the session's, CSRF token included. */
 	if (!c->session_token && has_bearer(c))
 		return authenticate_manager(c, r);
 	enum err e = session_resume(c->ctx->store, c->session_token, &c->who);

@@ -1,6 +1,7 @@
 /* Routing and the checks every management request goes through, in order: route, body
- * size, authentication, CSRF, permission, JSON; then the handler; then one place that
- * turns its result into a response. Handlers never build error bodies themselves. */
+ * size, authentication (a session with CSRF, or a manage key), permission, JSON; then the
+ * handler; then one place that turns its result into a response. Handlers never build
+ * error bodies themselves. */
 #include "api.h"
 
 #include <ctype.h>
@@ -20,7 +21,9 @@
 #include "session.h"
 #include "util.h"
 
-enum api_auth { AUTH_NONE, AUTH_SESSION, AUTH_KEY };
+/* AUTH_SESSION routes take a session or a manage key; AUTH_PERSON ones only a session
+ * (a manage key gets 403 interactive_only); AUTH_KEY ones, the send routes, a key. */
+enum api_auth { AUTH_NONE, AUTH_SESSION, AUTH_KEY, AUTH_PERSON };
 
 /* How errors are written: the management API's shape, the send dialect's own, or a page
  * for what people open in a browser: the verify links and the panel's files. */
@@ -39,20 +42,26 @@ struct api_route {
 	{                                                                                          \
 		method, pattern, fn, AUTH_SESSION, perm, DIALECT_MGMT                              \
 	}
+/* A session route no manage key may call: what needs a person (their session, their
+ * password) or what the issue keeps with people (the switch, verifying senders). */
+#define PERSON(method, pattern, fn, perm)                                                          \
+	{                                                                                          \
+		method, pattern, fn, AUTH_PERSON, perm, DIALECT_MGMT                               \
+	}
 
 static const struct api_route routes[] = {
 	{"POST", "/api/session", api_session_create, AUTH_NONE, PERM_NONE, DIALECT_MGMT},
-	MGMT("GET", "/api/session", api_session_get, PERM_NONE),
-	MGMT("DELETE", "/api/session", api_session_delete, PERM_NONE),
+	PERSON("GET", "/api/session", api_session_get, PERM_NONE),
+	PERSON("DELETE", "/api/session", api_session_delete, PERM_NONE),
 	MGMT("GET", "/api/audit", api_audit_list, PERM_READ),
 	MGMT("GET", "/api/settings/sender-auth", api_sender_auth_get, PERM_READ),
-	MGMT("PUT", "/api/settings/sender-auth", api_sender_auth_put, PERM_SENDER_TOGGLE),
+	PERSON("PUT", "/api/settings/sender-auth", api_sender_auth_put, PERM_SENDER_TOGGLE),
 	MGMT("GET", "/api/senders", api_senders_list, PERM_READ),
 	MGMT("POST", "/api/senders", api_senders_add, PERM_SENDER_ADD),
 	MGMT("POST", "/api/senders/verification-email", api_senders_resend, PERM_SENDER_ADD),
-	MGMT("POST", "/api/senders/{id}/verify", api_sender_verify, PERM_SENDER_VERIFY),
+	PERSON("POST", "/api/senders/{id}/verify", api_sender_verify, PERM_SENDER_VERIFY),
 	MGMT("DELETE", "/api/senders/{id}", api_sender_delete, PERM_SENDER_REMOVE),
-	MGMT("PUT", "/api/users/me/password", api_user_password, PERM_NONE),
+	PERSON("PUT", "/api/users/me/password", api_user_password, PERM_NONE),
 	MGMT("GET", "/api/users", api_users_list, PERM_USER_MANAGE),
 	MGMT("POST", "/api/users", api_users_add, PERM_USER_MANAGE),
 	MGMT("PATCH", "/api/users/{id}", api_user_patch, PERM_USER_MANAGE),
@@ -262,13 +271,83 @@ static enum err authenticate_key(struct api_call *c)
 	return e;
 }
 
+/* A send route's key must hold mail.send. */
+static enum err authenticate_sender(struct api_call *c)
+{
+	enum err e = authenticate_key(c);
+	if (e != ERR_OK || keys_has_scope(&c->key, KEYS_SCOPE_SEND))
+		return e;
+	util_copy(c->err_message, sizeof(c->err_message),
+		  "This API key is not allowed to send mail (it lacks the mail.send scope). "
+		  "Send with a key that has it, or add mail.send to this key's scopes.");
+	return ERR_FORBIDDEN;
+}
+
+/* A refusal of a manage key's call, audited like a user's; message says what to do. */
+static enum err key_refused(struct api_call *c, enum err e, const char *why, const char *message)
+{
+	api_audit(c, "permission.denied", c->req->path, "%s %s %s", c->req->method, c->req->path,
+		  why);
+	if (message)
+		util_copy(c->err_message, sizeof(c->err_message), message);
+	return e;
+}
+
+/* The caller a manage key stands for: its account, no user, the key's role (ROLE_COUNT,
+ * which may do nothing, when it has none; never admin: keys are not given it). */
+static void key_caller(struct api_call *c)
+{
+	int role = c->key.role[0] ? role_parse(c->key.role) : -1;
+	c->by_key = true;
+	c->who = (struct store_session){0};
+	c->who.user.role = role < 0 || role == ROLE_ADMIN ? ROLE_COUNT : (enum role)role;
+	c->who.user.account_id = c->key.account_id;
+	c->who.account.id = c->key.account_id;
+	util_copy(c->who.account.name, sizeof(c->who.account.name), c->key.account_name);
+}
+
+/* A management route called with "Authorization: Bearer KEY" and no session cookie: the
+ * key must hold manage, the route be one keys may call, and the key's role allow it. No
+ * CSRF token: a browser never adds this header on its own. */
+static enum err authenticate_manager(struct api_call *c, const struct api_route *r)
+{
+	char why[80];
+	enum err e = authenticate_key(c);
+	if (e != ERR_OK)
+		return e;
+	key_caller(c);
+	if (!keys_has_scope(&c->key, KEYS_SCOPE_MANAGE))
+		return key_refused(c, ERR_FORBIDDEN, "needs the manage scope",
+				   "This API key may only send mail: it lacks the manage scope. "
+				   "Use a key with manage, or log in.");
+	if (r->auth == AUTH_PERSON)
+		return key_refused(c, ERR_INTERACTIVE_ONLY, "is for people only", NULL);
+	if (!role_can(c->who.user.role, r->perm)) {
+		snprintf(why, sizeof(why), "needs %s", perm_name(r->perm));
+		return key_refused(c, ERR_FORBIDDEN, why,
+				   "This API key's role does not allow this action. Use a key "
+				   "with a role that does, or ask an Admin.");
+	}
+	return ERR_OK;
+}
+
+static bool has_bearer(struct api_call *c)
+{
+	const char *authz = http_header(c->req, "Authorization");
+	return authz && strncasecmp(authz, "Bearer ", 7) == 0;
+}
+
 static enum err authenticate(struct api_call *c, const struct api_route *r)
 {
 	if (r->auth == AUTH_NONE)
 		return ERR_OK;
 	if (r->auth == AUTH_KEY)
-		return authenticate_key(c);
+		return authenticate_sender(c);
 	c->session_token = http_cookie(c->req, SESSION_COOKIE);
+	/* A session cookie wins, so whatever else a browser's request carries, it is judged as
+	 * the session's, CSRF token included. */
+	if (!c->session_token && has_bearer(c))
+		return authenticate_manager(c, r);
 	enum err e = session_resume(c->ctx->store, c->session_token, &c->who);
 	if (e != ERR_OK)
 		return e;
@@ -491,7 +570,7 @@ enum err api_invalid(struct api_call *c, const char *field, const char *message)
 
 void api_routes_print(FILE *out)
 {
-	static const char *const auths[] = {"none", "session", "api_key"};
+	static const char *const auths[] = {"none", "session", "api_key", "session"};
 	for (size_t i = 0; i < ARRAY_LEN(routes); i++) {
 		const struct api_route *r = &routes[i];
 		cJSON *o = cJSON_CreateObject();
@@ -499,8 +578,10 @@ void api_routes_print(FILE *out)
 		cJSON_AddStringToObject(o, "path", r->pattern);
 		cJSON_AddStringToObject(o, "auth", auths[r->auth]);
 		cJSON_AddStringToObject(o, "permission", perm_name(r->perm));
+		cJSON_AddBoolToObject(o, "interactive_only", r->auth == AUTH_PERSON);
 		cJSON *roles = cJSON_AddArrayToObject(o, "roles");
-		for (int role = 0; r->auth == AUTH_SESSION && role < ROLE_COUNT; role++)
+		bool people = r->auth == AUTH_SESSION || r->auth == AUTH_PERSON;
+		for (int role = 0; people && role < ROLE_COUNT; role++)
 			if (role_can((enum role)role, r->perm))
 				cJSON_AddItemToArray(roles, cJSON_CreateString(role_name(role)));
 		char *line = cJSON_PrintUnformatted(o);
@@ -594,9 +675,16 @@ int64_t api_param_id(struct api_call *c)
 	return errno || *end || id <= 0 ? -1 : (int64_t)id;
 }
 
+struct actor api_actor(struct api_call *c)
+{
+	if (c->by_key)
+		return audit_key(&c->key, role_name(c->who.user.role), c->req->ip, c->key_actor);
+	return audit_user(&c->who.user, c->req->ip);
+}
+
 void api_audit(struct api_call *c, const char *action, const char *target, const char *fmt, ...)
 {
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	va_list ap;
 	va_start(ap, fmt);
 	audit_vwrite(c->ctx->store, &who, c->who.account.id, action, target, fmt, ap);

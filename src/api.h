@@ -1,11 +1,13 @@
-/* The management API: a route table, authentication (session cookie and CSRF), the
- * permission check, JSON in and out, and the one mapping from enum err to an error body. */
+/* The management API: a route table, authentication (session cookie and CSRF, or a manage
+ * key), the permission check, JSON in and out, and the one mapping from enum err to an
+ * error body. */
 #ifndef POSTERN_API_H
 #define POSTERN_API_H
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 
+#include "audit.h"
 #include "config.h"
 #include "dkimkey.h"
 #include "drops.h"
@@ -33,9 +35,13 @@ struct api_call {
 	bool suspended;		  /* the handler parked the request and will answer later */
 	cJSON *body;		  /* the parsed JSON body, or NULL when there was none */
 	const char *param;	  /* the {id} segment of the path, when the route has one */
-	struct store_session who; /* routes behind a session */
+	struct store_session who; /* routes behind a session, or a manage key's account */
 	const char *session_token;
 	struct store_apikey key; /* routes behind an API key */
+	/* A management route called with a manage key instead of a session: who.user is then
+	 * empty (id 0) but for the key's role, and the key is the actor audit rows name. */
+	bool by_key;
+	char key_actor[AUDIT_KEY_NAME_MAX];
 	/* What the handler answers. On ERR_OK: status (200 unless set) and reply (NULL means
 	 * no body). On an error: optionally the field at fault and a more precise message. */
 	int status;
@@ -77,7 +83,9 @@ enum err api_before(struct api_call *c, const char *message, int64_t *before_id)
 enum err api_only_fields(struct api_call *c, const char *const *allowed);
 /* The numeric {id} of the path; -1 when it is not a positive number (answer 404). */
 int64_t api_param_id(struct api_call *c);
-/* An audit entry for the calling user: actor, role and client address included. */
+/* Who is calling, as services record it: the logged-in user, or the manage key. */
+struct actor api_actor(struct api_call *c);
+/* An audit entry for the caller (api_actor): actor, role and client address included. */
 void api_audit(struct api_call *c, const char *action, const char *target, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 void api_add_time(cJSON *o, const char *name, int64_t t);	 /* ISO 8601, null when 0 */

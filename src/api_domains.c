@@ -76,7 +76,7 @@ enum err api_domains_add(struct api_call *c)
 			    "under it, like example.com.");
 		return ERR_INVALID_DOMAIN;
 	}
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	/* With [domains] approval = manual, the operator decides once the records check out. */
 	const char *approval = c->ctx->cfg->domains_manual_approval ? "required" : "approved";
 	enum err e = api_store_err(domains_create(c->ctx->store, c->ctx->master_key, &who,
@@ -98,8 +98,9 @@ enum err api_domain_check(struct api_call *c)
 				  sizeof(err));
 	if (!dns)
 		return ERR_INTERNAL;
+	struct actor who = api_actor(c);
 	enum err e = api_store_err(domains_check(c->ctx->store, c->ctx->cfg, dns, c->who.account.id,
-						 id, c->who.user.email, c->req->ip, NULL));
+						 id, who.name, c->req->ip, NULL));
 	dns_free(dns);
 	return e == ERR_OK ? reply_domain(c, id) : e;
 }

@@ -68,7 +68,7 @@ enum err api_keys_list(struct api_call *c)
 enum err api_keys_add(struct api_call *c)
 {
 	const char *name = api_body_string(c, "name");
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	struct store_apikey k;
 	struct net_list nets;
 	char key[AUTH_KEY_LEN];
@@ -94,7 +94,7 @@ enum err api_keys_add(struct api_call *c)
 
 enum err api_key_delete(struct api_call *c)
 {
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	int64_t id = api_param_id(c);
 	if (id < 0)
 		return ERR_NOT_FOUND;

@@ -41,7 +41,7 @@ enum err api_sender_auth_put(struct api_call *c)
 	if (!password || !*password)
 		return api_invalid(c, "password",
 				   "Enter your login password to change this setting.");
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	bool on = cJSON_IsTrue(enabled);
 	enum err e = api_password_recheck(c, password);
 	if (e == ERR_INVALID_CREDENTIALS) {
@@ -173,7 +173,7 @@ enum err api_senders_add(struct api_call *c)
 {
 	const cJSON *list = c->body ? cJSON_GetObjectItemCaseSensitive(c->body, "addresses") : NULL;
 	int count = cJSON_GetArraySize(list);
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	int64_t wait;
 
 	if (!cJSON_IsArray(list) || count < 1 || count > SENDERS_PER_CALL)
@@ -202,7 +202,7 @@ enum err api_senders_add(struct api_call *c)
 
 enum err api_senders_resend(struct api_call *c)
 {
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	struct senders_batch b;
 	enum err e = api_store_err(senders_resend(c->ctx->store, c->ctx->queue, c->ctx->cfg, &who,
 						  &c->who.account, &b));
@@ -231,7 +231,7 @@ enum err api_senders_resend(struct api_call *c)
 
 enum err api_sender_verify(struct api_call *c)
 {
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	struct store_sender s;
 	int64_t id = api_param_id(c);
 	if (id < 0)
@@ -244,7 +244,7 @@ enum err api_sender_verify(struct api_call *c)
 
 enum err api_sender_delete(struct api_call *c)
 {
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	int64_t id = api_param_id(c);
 	if (id < 0)
 		return ERR_NOT_FOUND;

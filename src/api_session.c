@@ -43,6 +43,9 @@ static enum err retry_after(struct api_call *c, enum err e, int64_t seconds)
 enum err api_password_recheck(struct api_call *c, const char *password)
 {
 	int64_t wait = 0;
+	/* A key has no password: what asks for one is for people (routes mark it too). */
+	if (c->by_key)
+		return ERR_INTERACTIVE_ONLY;
 	enum err e = session_password_check(c->ctx->store, &c->who, password, c->req->ip, &wait);
 	return retry_after(c, e, wait);
 }

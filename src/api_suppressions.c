@@ -98,7 +98,7 @@ static enum err read_emails(struct api_call *c, char (*norm)[ADDR_MAX], const ch
 enum err api_suppressions_add(struct api_call *c)
 {
 	static const char *const fields[] = {"emails", NULL};
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	char(*norm)[ADDR_MAX] = xcalloc(SUPPRESS_ADD_MAX, sizeof(*norm));
 	const char **emails = xcalloc(SUPPRESS_ADD_MAX, sizeof(*emails));
 	size_t n = 0;
@@ -123,7 +123,7 @@ enum err api_suppressions_add(struct api_call *c)
  * cannot be listed: 404, like any address the account does not list. */
 enum err api_suppression_delete(struct api_call *c)
 {
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	char email[ADDR_MAX];
 	if (!c->param || suppress_normalize(c->param, email) < 0)
 		return ERR_NOT_FOUND;

@@ -40,7 +40,7 @@ enum err api_users_add(struct api_call *c)
 {
 	const char *email = api_body_string(c, "email");
 	const char *password = api_body_string(c, "password");
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	char norm[ADDR_MAX], hash[AUTH_PWHASH_LEN];
 	struct store_user u;
 	enum role role = ROLE_MARKETING;
@@ -71,7 +71,7 @@ enum err api_users_add(struct api_call *c)
 
 enum err api_user_patch(struct api_call *c)
 {
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	struct store_user u;
 	enum role role = ROLE_MARKETING;
 	int64_t id = api_param_id(c);
@@ -89,7 +89,7 @@ enum err api_user_patch(struct api_call *c)
 
 enum err api_user_delete(struct api_call *c)
 {
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	int64_t id = api_param_id(c);
 	if (id < 0)
 		return ERR_NOT_FOUND;
@@ -102,7 +102,7 @@ enum err api_user_password(struct api_call *c)
 {
 	const char *current = api_body_string(c, "current_password");
 	const char *next = api_body_string(c, "new_password");
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	char hash[AUTH_PWHASH_LEN], keep[AUTH_HASH_HEX];
 
 	if (!current || !*current)

@@ -147,7 +147,7 @@ static enum err refused(struct api_call *c, enum err e, const char *field)
 enum err api_webhooks_add(struct api_call *c)
 {
 	static const char *const fields[] = {"url", "events", "format", NULL};
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	const char *events[EVENTS_GIVEN_MAX], *url, *format, *field = NULL;
 	struct webhook_new made;
 	size_t nevents;
@@ -178,7 +178,7 @@ enum err api_webhooks_add(struct api_call *c)
 enum err api_webhook_patch(struct api_call *c)
 {
 	static const char *const fields[] = {"enabled", NULL};
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	const cJSON *enabled =
 		c->body ? cJSON_GetObjectItemCaseSensitive(c->body, "enabled") : NULL;
 	struct store_webhook hook;
@@ -201,7 +201,7 @@ enum err api_webhook_patch(struct api_call *c)
 
 enum err api_webhook_delete(struct api_call *c)
 {
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	int64_t id = api_param_id(c);
 	if (id < 0)
 		return ERR_NOT_FOUND;
@@ -210,7 +210,7 @@ enum err api_webhook_delete(struct api_call *c)
 
 enum err api_webhook_test(struct api_call *c)
 {
-	struct actor who = audit_user(&c->who.user, c->req->ip);
+	struct actor who = api_actor(c);
 	int64_t id = api_param_id(c), event_id = 0;
 	if (id < 0)
 		return ERR_NOT_FOUND;

@@ -15,6 +15,13 @@ struct actor audit_user(const struct store_user *u, const char *ip)
 		.name = u->email, .role = role_name(u->role), .ip = ip, .user_id = u->id};
 }
 
+struct actor audit_key(const struct store_apikey *k, const char *role, const char *ip,
+		       char name[AUDIT_KEY_NAME_MAX])
+{
+	snprintf(name, AUDIT_KEY_NAME_MAX, "key:%s (%s)", k->shown, k->name);
+	return (struct actor){.name = name, .role = role, .ip = ip, .key_id = k->id};
+}
+
 static void append(struct store *s, struct store_audit *ev)
 {
 	log_info("audit account=%lld actor=%s action=%s target=%s ip=%s detail=%s",

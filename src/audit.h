@@ -24,6 +24,14 @@ extern const struct actor audit_cli;
 /* A user of the panel, calling from ip. */
 struct actor audit_user(const struct store_user *u, const char *ip);
 
+/* The room a key's actor name takes: "key:<shown> (<name>)". */
+#define AUDIT_KEY_NAME_MAX (AUTH_KEY_SHOWN + STORE_NAME_MAX + 8)
+/* A manage key acting with role (a role's name) from ip; its name is written into name,
+ * which must outlive the actor. Named by the key's first characters and its name, the
+ * two things its account sees of it in GET /api/keys. */
+struct actor audit_key(const struct store_apikey *k, const char *role, const char *ip,
+		       char name[AUDIT_KEY_NAME_MAX]);
+
 /* Appends one event by who, in account_id. detail is a printf format (may be NULL); a
  * user's role goes first ("role=admin name=x"). A store failure is logged, not returned:
  * the action itself has already been decided. */

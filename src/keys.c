@@ -139,6 +139,19 @@ enum err keys_authenticate(struct policy_cache *pc, const char *text, struct sto
 	return e;
 }
 
+bool keys_has_scope(const struct store_apikey *k, const char *scope)
+{
+	size_t n = strlen(scope);
+	if (!k->scopes[0])
+		return strcmp(scope, KEYS_SCOPE_SEND) == 0;
+	for (const char *p = k->scopes; *p; p += strcspn(p, ",")) {
+		p += *p == ',';
+		if (strncmp(p, scope, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
 /* The throttle failed SMTP AUTHs count under: per client, whatever user and key it tries.
  * A hash, so the table holds no address. */
 static struct store_throttle smtp_throttle(const char *ip)

@@ -43,6 +43,13 @@ int keys_revoke(struct store *s, const struct actor *who, int64_t account_id, in
  * ERR_INVALID_API_KEY, or ERR_STORE_UNAVAILABLE. */
 enum err keys_authenticate(struct policy_cache *pc, const char *text, struct store_apikey *out);
 
+/* What a key may be used for (its scopes): sending mail (HTTP send routes, SMTP) and the
+ * management API with its role. */
+#define KEYS_SCOPE_SEND	  "mail.send"
+#define KEYS_SCOPE_MANAGE "manage"
+/* Whether k holds scope. A key stored before scopes existed holds mail.send. */
+bool keys_has_scope(const struct store_apikey *k, const char *scope);
+
 /* SMTP AUTH: user is "apikey" (as SendGrid's relay expects, any case) or the name of the
  * key's account, password an API key. Failures count toward a per-client lockout like the
  * login's; a success writes only the key's last use, at most once a minute (it reads

@@ -533,13 +533,20 @@ static void reports_run(void *arg, struct worker *w)
 	}
 }
 
-/* The auth worker's verdict, as the reply: 235, 454 (store down), 535 or 421 and close. */
+/* What a key without the mail.send scope is told, at AUTH and at MAIL (550 5.7.1). */
+static const char smtpd_no_send[] =
+	"This API key may not send mail: it lacks the mail.send scope. Use a key that has it.";
+
+/* The auth worker's verdict, as the reply: 235, 454 (store down), 535, 550 (a right key
+ * that may not send) or 421 and close. */
 static void auth_answer(struct smtpd_session *s)
 {
 	struct smtp_session *p = s->proto;
 	enum err e = s->auth_e;
 	int64_t retry = s->auth_retry;
 	char reply[400], detail[120];
+	if (e == ERR_OK && !keys_has_scope(&s->auth_key, KEYS_SCOPE_SEND))
+		e = ERR_FORBIDDEN;
 	if (e == ERR_OK) {
 		s->key = s->auth_key;
 		s->have_key = true;
@@ -553,6 +560,8 @@ static void auth_answer(struct smtpd_session *s)
 			 "Too many failed AUTH attempts; try again in %lld seconds.",
 			 (long long)retry);
 		err_reply(reply, sizeof(reply), e, detail);
+	} else if (e == ERR_FORBIDDEN) {
+		err_reply(reply, sizeof(reply), e, smtpd_no_send);
 	} else {
 		err_reply(reply, sizeof(reply), e,
 			  "The user name (apikey or the account's name) or the API key is wrong.");
@@ -592,6 +601,11 @@ static void do_mail(struct smtpd_session *s)
 		err_reply(reply, sizeof(reply), e,
 			  "Authentication required: AUTH with an API key, or send from a network "
 			  "listed in a key's smtp_ips.");
+		return smtp_mail_done(s->proto, false, reply);
+	}
+	/* SMTP-IP's key, or AUTH's whose scopes changed since. */
+	if (e == ERR_OK && !keys_has_scope(&s->txn_key, KEYS_SCOPE_SEND)) {
+		err_reply(reply, sizeof(reply), ERR_FORBIDDEN, smtpd_no_send);
 		return smtp_mail_done(s->proto, false, reply);
 	}
 	if (e == ERR_OK && !s->proto->mail_from[0]) {

@@ -84,7 +84,7 @@ struct store_sender {
 	char domain[ADDR_DOMAIN_MAX];
 	char domain_status[20]; /* "" when the domain is not an approved sending domain */
 	bool domain_active;
-	char added_by[ADDR_MAX]; /* "" when the user is gone */
+	char added_by[ADDR_MAX]; /* "" when the user is gone or a key added it */
 	int64_t added_at;
 	char verified_by[ADDR_MAX];
 	int64_t verified_at;  /* 0 while pending */
@@ -454,7 +454,8 @@ int store_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int
 /* Adds normalized addresses as pending, in one transaction. ids[i] is the new sender's id,
  * or 0 when the account has that address already. When at least one is added, a
  * verification batch b covering the added senders is stored too, unless the account's
- * last batch is younger than b->gap (then b->wait says for how long). */
+ * last batch is younger than b->gap (then b->wait says for how long). user_id 0: added by
+ * no user (a manage key), recorded as NULL. */
 int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int64_t now,
 		      const char *const *addresses, size_t n, struct store_batch_new *b,
 		      int64_t *ids);

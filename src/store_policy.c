@@ -94,7 +94,8 @@ int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int6
 		rc = sq_exec(
 			&c, &ids[i],
 			"INSERT INTO senders (account_id, address, domain, added_by, added_at) "
-			"VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, address) DO NOTHING "
+			"VALUES (?, ?, ?, NULLIF(?, 0), ?) ON CONFLICT (account_id, address) DO "
+			"NOTHING "
 			"RETURNING id",
 			"issii", account_id, addresses[i], addr_domain(addresses[i]), user_id, now);
 		if (rc == STORE_NOT_FOUND) {
@@ -112,10 +113,11 @@ int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int6
 		rc = batch_gap(&c, account_id, now, b);
 	bool mail = added && !b->wait;
 	if (rc == STORE_OK && mail)
-		rc = sq_exec(&c, &batch,
-			     "INSERT INTO verification_tokens (account_id, token_hash, created_by, "
-			     "created_at, expires_at) VALUES (?, ?, ?, ?, ?) RETURNING id",
-			     "isiii", account_id, b->token_hash, user_id, now, b->expires_at);
+		rc = sq_exec(
+			&c, &batch,
+			"INSERT INTO verification_tokens (account_id, token_hash, created_by, "
+			"created_at, expires_at) VALUES (?, ?, NULLIF(?, 0), ?, ?) RETURNING id",
+			"isiii", account_id, b->token_hash, user_id, now, b->expires_at);
 	for (size_t i = 0; i < n && rc == STORE_OK && mail; i++)
 		if (ids[i])
 			rc = sq_exec(&c, NULL,

@@ -4,7 +4,10 @@ expected effect, and another account's ids answering byte for byte like missing 
 route that `postern routes` prints without a row here fails the test. Also: only login,
 the verify pages and the panel's files answer without a session or key; CSRF on every
 state-changing cookie request; logout ends the session on the server; a revoked key is
-refused from the next request."""
+refused from the next request. Manage keys (issue 19): every endpoint x every role a key may
+have x both accounts, with exactly the role's permissions but for the routes that stay with
+people (403 interactive_only), sent as a Bearer header without CSRF token; a send-only key
+is 403 forbidden on every management route, a manage-only key on every send route."""
 import glob
 import json
 import os
@@ -12,9 +15,12 @@ import re
 import time
 import unittest
 
-from harness import PASSWORD, Client, Gateway, cli, main, must, send_body, wait_until
+from harness import (PASSWORD, Client, Gateway, KeyClient, cli, main, must, send_body,
+                     wait_until)
 
 ROLES = ("admin", "technical", "analytics", "marketing")
+# The roles a manage key may act with: never admin.
+KEY_ROLES = ("technical", "analytics", "marketing")
 ACCOUNTS = ("acme", "globex")
 OTHER = {"acme": "globex", "globex": "acme"}
 
@@ -41,6 +47,17 @@ DOCUMENTED_ROLES = {
     "webhook.manage": {"admin", "technical"},
     "suppression.manage": {"admin", "technical"},
 }
+
+# docs/api.md's "Interactive-only routes": what a manage key may never call, whatever its role.
+DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "api.md")
+
+
+def documented_interactive():
+    with open(DOCS) as f:
+        text = f.read()
+    section = text.split("### Interactive-only routes", 1)[1].split("\n#", 1)[0]
+    return set(re.findall(r"`(GET|POST|PUT|PATCH|DELETE) (/api/[^`]+)`", section))
+
 
 # Ids that exist in no account, per kind of object.
 MISSING = {"sender": "999999", "user": "999999", "key": "999999", "domain": "999999",
@@ -185,6 +202,13 @@ class MatrixTest(unittest.TestCase):
             listed = admin.request("GET", "/api/messages")
             assert mid in {m["id"] for m in listed.json["messages"]}, listed.raw
             cls.messages[account] = mid
+        # Manage keys: one per account and role a key may have, each made by the Admin.
+        cls.key_clients = {}
+        for account in ACCOUNTS:
+            for role in KEY_ROLES:
+                made = cls.gw.scoped_key(cls.admins[account], f"{role}.manage.{account}.test",
+                                         ("manage",), role)
+                cls.key_clients[(account, role)] = KeyClient(cls.gw.port, made["key"])
         # What one account's answers may never contain: the other account's names and ids.
         cls.foreign = {a: [f"{OTHER[a]}.test".encode(), cls.messages[OTHER[a]].encode()]
                        for a in ACCOUNTS}
@@ -386,8 +410,93 @@ class MatrixTest(unittest.TestCase):
               f"cases ({other // (len(ROLES) * len(ACCOUNTS)) if other else 0} routes with an "
               f"id); {own + other} in all, {time.monotonic() - started:.1f}s", flush=True)
 
-    def check_own(self, method, path, row, account, role, allowed):
-        who = f"{method} {path} as {role} of {account}"
+    def test_every_endpoint_for_every_manage_key_role_in_both_accounts(self):
+        """A manage key has exactly its role's permissions, without cookie or CSRF token,
+        except on the routes that stay with people."""
+        started = time.monotonic()
+        cases = 0
+        for route in self.session_routes():
+            method, path, roles = route["method"], route["path"], route["roles"]
+            row = ROWS.get((method, path))
+            if row is None:
+                with self.subTest(method=method, path=path):
+                    self.fail(f"new endpoint without a row in the matrix: {method} {path}")
+                continue
+            people = route["interactive_only"]
+            refusal = "interactive_only" if people else "forbidden"
+            for account in ACCOUNTS:
+                for role in KEY_ROLES:
+                    key = self.key_clients[(account, role)]
+                    allowed = role in roles and not people
+                    with self.subTest(method=method, path=path, key_role=role, account=account,
+                                      ids="own"):
+                        self.check_own(method, path, row, account, role, allowed, key, refusal)
+                    cases += 1
+                    if "{id}" in path:
+                        with self.subTest(method=method, path=path, key_role=role,
+                                          account=account, ids="other account's"):
+                            self.check_other(method, path, row, account, role, allowed, key,
+                                             refusal)
+                        cases += 1
+        print(f"\nmanage keys: {cases} cases, {time.monotonic() - started:.1f}s", flush=True)
+
+    def test_the_interactive_only_routes_are_the_documented_ones(self):
+        listed = {(r["method"], r["path"]) for r in self.routes if r["interactive_only"]}
+        self.assertEqual(listed, documented_interactive())
+        self.assertTrue({("PUT", "/api/settings/sender-auth"),
+                         ("POST", "/api/senders/{id}/verify")} <= listed, listed)
+        for r in self.routes:
+            if r["interactive_only"]:
+                self.assertEqual(r["auth"], "session", r)
+
+    def test_a_send_only_key_is_forbidden_on_every_management_route(self):
+        client = KeyClient(self.gw.port, self.keys["acme"])  # made without scopes: mail.send
+        for route in self.session_routes():
+            method, path = route["method"], route["path"]
+            row = ROWS.get((method, path)) or Row(200)
+            oid = self.make(row.obj, "acme") if row.obj else None
+            before = self.snapshot(row.obj, "acme", oid) if row.obj else None
+            body = row.make_body(self, "acme")
+            with self.subTest(method=method, path=path):
+                r = client.request(method, self.url(path, oid, row), body)
+                self.assertError(r, 403, "forbidden", f"{method} {path} with a send-only key")
+                self.assertIn("manage", r.json["error"]["message"])
+            if row.obj and method != "GET":
+                self.assertEqual(self.snapshot(row.obj, "acme", oid), before,
+                                 f"{method} {path} with a send-only key changed the {row.obj}")
+            if row.created:
+                self.assertFalse(self.listed(row, "acme", body),
+                                 f"{method} {path} with a send-only key added it")
+
+    def test_a_manage_only_key_is_forbidden_on_every_send_route(self):
+        key = self.key_clients[("acme", "technical")].key
+        anon = self.gw.client()
+        before = self.admins["acme"].request("GET", "/api/stats").json
+        for route in self.routes:
+            if route["auth"] != "api_key":
+                continue
+            method, path = route["method"], route["path"]
+            dialect = KEY_ROUTES.get((method, path))
+            for headers in ({"Authorization": "Bearer " + key}, {"api_key": key}):
+                with self.subTest(method=method, path=path, header=next(iter(headers))):
+                    self.assertIsNotNone(dialect, f"{method} {path} has no row")
+                    r = anon.request(method, path, message_body("acme"), headers=headers)
+                    self.assertEqual(r.status, 403, r.raw)
+                    if dialect == "sendgrid":
+                        err, = r.json["errors"]
+                        self.assertIsNone(err["help"], r.raw)
+                    else:
+                        self.assertEqual(r.json["status"], "error", r.raw)
+                        err, = r.json["error"]
+                    self.assertEqual(err["code"], "forbidden", r.raw)
+                    self.assertIn("mail.send", err["message"])
+        self.assertEqual(self.admins["acme"].request("GET", "/api/stats").json, before)
+
+    def check_own(self, method, path, row, account, role, allowed, key=None,
+                  refusal="forbidden"):
+        """key: the KeyClient to call with instead of the role's user; refusal: the code
+        the call is refused with when not allowed."""
+        who = f"{method} {path} as {role}{' key' if key else ''} of {account}"
         oid = None
         if row.obj:
             oid = self.make(row.obj, account) if row.fresh else self.make_shared(row.obj, account)
@@ -395,12 +504,12 @@ class MatrixTest(unittest.TestCase):
             row.prepare(self, account)
         before = self.snapshot(row.obj, account, oid) if row.obj and method != "GET" else None
         body = row.make_body(self, account)
-        caller = self.caller(row, account, role)
+        caller = key or self.caller(row, account, role)
         if row.tick:
             self.gw.advance_clock(2)
         r = caller.request(method, self.url(path, oid, row), body)
         if not allowed:
-            self.assertError(r, 403, "forbidden", f"{who}: the role is not allowed")
+            self.assertError(r, 403, refusal, f"{who}: not allowed")
         else:
             self.assertNotIn(r.status, (401, 403), f"{who}: the role is allowed: {r.raw!r}")
             self.assertEqual(r.status, row.ok, f"{who}: {r.raw!r}")
@@ -425,20 +534,22 @@ class MatrixTest(unittest.TestCase):
             self.shared[(kind, account)] = self.make(kind, account)
         return self.shared[(kind, account)]
 
-    def check_other(self, method, path, row, account, role, allowed):
+    def check_other(self, method, path, row, account, role, allowed, key=None,
+                    refusal="forbidden"):
         """Another account's id answers exactly like an id that exists nowhere: 404 for a
         role allowed on the route, 403 for one that is not; and changes nothing."""
-        who = f"{method} {path} as {role} of {account} with {OTHER[account]}'s id"
+        who = f"{method} {path} as {role}{' key' if key else ''} of {account} with " \
+              f"{OTHER[account]}'s id"
         theirs = OTHER[account]
         oid = self.make(row.obj, theirs) if row.fresh else self.make_shared(row.obj, theirs)
         before = self.snapshot(row.obj, theirs, oid)
-        caller = self.caller(row, account, role)
+        caller = key or self.caller(row, account, role)
         body = row.make_body(self, account)
         absent = caller.request(method, self.url(path, MISSING[row.obj], row), body)
         if allowed:
             self.assertError(absent, 404, "not_found", f"{who}: a missing id")
         else:
-            self.assertError(absent, 403, "forbidden", f"{who}: a missing id, role not allowed")
+            self.assertError(absent, 403, refusal, f"{who}: a missing id, not allowed")
         r = caller.request(method, self.url(path, oid, row), body)
         self.assertEqual(r.status, absent.status, f"{who}: {r.raw!r}")
         self.assertEqual(r.raw, absent.raw, f"{who}: answers unlike a missing id")
@@ -502,19 +613,25 @@ class MatrixTest(unittest.TestCase):
         unknown = self.gw.client()
         tail = "AAAA" if not admin.cookie.endswith("AAAA") else "BBBB"
         unknown.cookie, unknown.csrf = admin.cookie[:-4] + tail, admin.csrf
-        key = {"Authorization": "Bearer " + self.keys["acme"]}
-        variants = (("no cookie", anon, {}), ("an unknown cookie", unknown, {}),
-                    ("an API key instead of a session", anon, key))
+        unknown_key = {"Authorization": "Bearer pst_" + "A" * 43}
+        variants = (("no cookie", anon, {}, "not_authenticated"),
+                    ("an unknown cookie", unknown, {}, "not_authenticated"),
+                    ("an unknown Bearer key", anon, unknown_key, "invalid_api_key"),
+                    ("a malformed Bearer key", anon, {"Authorization": "Bearer nope"},
+                     "invalid_api_key"),
+                    # A send key in the api_key header is no Bearer: no session at all.
+                    ("an api_key header", anon, {"api_key": self.keys["acme"]},
+                     "not_authenticated"))
         for route in self.session_routes():
             method, path = route["method"], route["path"]
             row = ROWS.get((method, path)) or Row(200)
             oid = self.make(row.obj, "acme") if row.obj else None
             before = self.snapshot(row.obj, "acme", oid) if row.obj else None
             body = row.make_body(self, "acme")
-            for variant, client, headers in variants:
+            for variant, client, headers, code in variants:
                 with self.subTest(method=method, path=path, session=variant):
                     r = client.request(method, self.url(path, oid, row), body, headers=headers)
-                    self.assertError(r, 401, "not_authenticated", f"{method} {path} with {variant}")
+                    self.assertError(r, 401, code, f"{method} {path} with {variant}")
             if row.obj and method != "GET":
                 self.assertEqual(self.snapshot(row.obj, "acme", oid), before,
                                  f"{method} {path} without a session changed the {row.obj}")
@@ -631,6 +748,21 @@ class MatrixTest(unittest.TestCase):
         r = anon.request("POST", "/v5/mail/send", message_body("acme"),
                          headers={"Authorization": "Bearer " + self.keys["acme"]})
         self.assertEqual(r.status, 200, r.raw)
+
+    def test_a_revoked_manage_key_is_refused_on_the_next_request(self):
+        admin = self.admins["acme"]
+        made = self.gw.scoped_key(admin, "revoked.manage.acme.test", ("manage",), "technical")
+        key = KeyClient(self.gw.port, made["key"])
+        self.assertEqual(key.request("GET", "/api/senders").status, 200)
+        r = admin.request("DELETE", f"/api/keys/{made['id']}")
+        self.assertEqual(r.status, 204, r.raw)
+        for method, path, body in (("GET", "/api/senders", None),
+                                   ("POST", "/api/domains", {"domain": "revoked.acme.test"}),
+                                   ("GET", "/api/session", None)):
+            with self.subTest(method=method, path=path):
+                self.assertError(key.request(method, path, body), 401, "invalid_api_key",
+                                 f"the revoked key on {method} {path}")
+        self.assertNotIn(b"revoked.acme.test", admin.request("GET", "/api/domains").raw)
 
 
 if __name__ == "__main__":

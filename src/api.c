@@ -59,6 +59,7 @@ static const struct api_route routes[] = {
 	MGMT("DELETE", "/api/users/{id}", api_user_delete, PERM_USER_MANAGE),
 	MGMT("GET", "/api/keys", api_keys_list, PERM_KEY_MANAGE),
 	MGMT("POST", "/api/keys", api_keys_add, PERM_KEY_MANAGE),
+	MGMT("PATCH", "/api/keys/{id}", api_key_patch, PERM_KEY_MANAGE),
 	MGMT("DELETE", "/api/keys/{id}", api_key_delete, PERM_KEY_MANAGE),
 	MGMT("GET", "/api/drops", api_drops_list, PERM_READ),
 	MGMT("GET", "/api/stats", api_stats_get, PERM_READ),
@@ -259,7 +260,8 @@ static enum err authenticate_key(struct api_call *c)
 	enum err e = keys_authenticate(c->ctx->policies, key, &c->key);
 	if (e == ERR_OK)
 		c->req->account_id = c->key.account_id;
-	return e;
+	/* The client as http.c found it: behind a trusted proxy, from X-Forwarded-For. */
+	return e == ERR_OK ? keys_ip_allowed(&c->key, c->req->ip) : e;
 }
 
 static enum err authenticate(struct api_call *c, const struct api_route *r)

@@ -338,7 +338,8 @@ int policy_cache_apikey_live(struct policy_cache *c, struct store_apikey *key)
 			  : smtp_key_live(c, key->id, &now);
 	if (rc == STORE_OK && now.id != key->id)
 		rc = STORE_NOT_FOUND;
+	/* Found again as it now is: a change of its scope applies from this moment. */
 	if (rc == STORE_OK)
-		key->stamp = now.stamp;
+		*key = now;
 	return rc;
 }

@@ -555,7 +555,10 @@ static void auth_answer(struct smtpd_session *s)
 		err_reply(reply, sizeof(reply), e, detail);
 	} else {
 		err_reply(reply, sizeof(reply), e,
-			  "The user name (apikey or the account's name) or the API key is wrong.");
+			  e == ERR_IP_NOT_ALLOWED
+				  ? NULL
+				  : "The user name (apikey or the account's name) or the API key "
+				    "is wrong.");
 	}
 	if (e != ERR_OK)
 		log_info("smtp auth refused ip=%s (%s)", s->ip, err_info(e)->code);
@@ -569,7 +572,7 @@ static enum err transaction_key(struct smtpd_session *s)
 	if (s->have_key) {
 		/* A key revoked since AUTH stops this session too, at its next MAIL: the
 		 * AUTH is forgotten and the client must authenticate anew. */
-		enum err r = keys_recheck(s->loop->d->policies, &s->key);
+		enum err r = keys_recheck(s->loop->d->policies, &s->key, s->ip);
 		if (r != ERR_INVALID_CREDENTIALS) {
 			s->txn_key = s->key;
 			return r;

@@ -15,6 +15,7 @@
 #include "gz.h"
 #include "html.h"
 #include "keys.h"
+#include "keyscope.h"
 #include "log.h"
 #include "policy_cache.h"
 #include "session.h"
@@ -261,7 +262,7 @@ static enum err authenticate_key(struct api_call *c)
 	if (e == ERR_OK)
 		c->req->account_id = c->key.account_id;
 	/* The client as http.c found it: behind a trusted proxy, from X-Forwarded-For. */
-	return e == ERR_OK ? keys_ip_allowed(&c->key, c->req->ip) : e;
+	return e == ERR_OK ? keyscope_ip_allowed(&c->key, c->req->ip) : e;
 }
 
 static enum err authenticate(struct api_call *c, const struct api_route *r)

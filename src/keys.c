@@ -12,6 +12,7 @@
 
 #include "addr.h"
 #include "domain.h"
+#include "keyscope.h"
 #include "role.h"
 #include "util.h"
 
@@ -95,19 +96,6 @@ const char *keys_network_add(struct net_list *l, const char *text)
 
 /* ---- What a key may do ---- */
 
-/* Whether the comma-separated list holds item, exactly. */
-static bool list_has(const char *list, const char *item)
-{
-	size_t n = strlen(item);
-	for (const char *at = list; *at;) {
-		size_t len = strcspn(at, ",");
-		if (len == n && memcmp(at, item, n) == 0)
-			return true;
-		at += len + (at[len] == ',');
-	}
-	return false;
-}
-
 /* What a list of a key is refused with, per list. */
 struct list_kind {
 	const char *twice, *many, *too_long;
@@ -124,7 +112,7 @@ static const char *list_add(char list[STORE_KEY_LIST_MAX], int *n, const char *i
 			    const struct list_kind *kind)
 {
 	size_t used = strlen(list);
-	if (list_has(list, item))
+	if (keyscope_list_has(list, item))
 		return kind->twice;
 	if (*n == KEYS_LIST_MAX)
 		return kind->many;
@@ -253,7 +241,7 @@ static unsigned scopes_of(const char *text)
 {
 	unsigned bits = 0;
 	for (size_t i = 0; i < ARRAY_LEN(scope_names); i++)
-		if (list_has(text, scope_names[i].name))
+		if (keyscope_list_has(text, scope_names[i].name))
 			bits |= scope_names[i].bit;
 	return bits;
 }
@@ -404,25 +392,6 @@ enum err keys_update(struct store *s, const struct actor *who, int64_t account_i
 	return ERR_OK;
 }
 
-bool keys_sender_allowed(const struct store_apikey *k, const char *address)
-{
-	if (!*k->senders && !*k->domains)
-		return true;
-	return list_has(k->senders, address) || list_has(k->domains, addr_domain(address));
-}
-
-enum err keys_ip_allowed(const struct store_apikey *k, const char *ip)
-{
-	struct net_list l;
-	char bad[64];
-	if (!*k->allowed_ips)
-		return ERR_OK;
-	/* Text keys_create wrote; were it ever unreadable, the key is refused, not opened. */
-	if (net_parse_list(k->allowed_ips, &l, bad, sizeof(bad)) < 0)
-		return ERR_IP_NOT_ALLOWED;
-	return ip && net_contains(&l, ip) ? ERR_OK : ERR_IP_NOT_ALLOWED;
-}
-
 int keys_revoke(struct store *s, const struct actor *who, int64_t account_id, int64_t id)
 {
 	char target[24];
@@ -511,7 +480,7 @@ enum err keys_smtp_auth(struct store *s, struct policy_cache *pc, const char *us
 	if (*retry_after > 0)
 		return ERR_TOO_MANY_ATTEMPTS;
 	/* The right key from the wrong network is no guess to count: refused, not throttled. */
-	e = keys_ip_allowed(out, ip);
+	e = keyscope_ip_allowed(out, ip);
 	if (e == ERR_OK)
 		used(pc, out);
 	return e;
@@ -522,7 +491,7 @@ enum err keys_smtp_ip(struct policy_cache *pc, const char *ip, struct store_apik
 	int rc = policy_cache_smtp_ip(pc, ip, out);
 	if (rc == STORE_NOT_FOUND)
 		return ERR_NOT_FOUND;
-	return rc == STORE_OK ? keys_ip_allowed(out, ip) : ERR_STORE_UNAVAILABLE;
+	return rc == STORE_OK ? keyscope_ip_allowed(out, ip) : ERR_STORE_UNAVAILABLE;
 }
 
 bool keys_use_due(const struct store_apikey *k)
@@ -540,5 +509,5 @@ enum err keys_recheck(struct policy_cache *pc, struct store_apikey *key, const c
 	int rc = policy_cache_apikey_live(pc, key);
 	if (rc == STORE_NOT_FOUND)
 		return ERR_INVALID_CREDENTIALS;
-	return rc == STORE_OK ? keys_ip_allowed(key, ip) : ERR_STORE_UNAVAILABLE;
+	return rc == STORE_OK ? keyscope_ip_allowed(key, ip) : ERR_STORE_UNAVAILABLE;
 }

@@ -36,7 +36,7 @@ void keys_networks_text(const struct net_list *l, char out[STORE_SMTP_IPS_MAX]);
  * NULL, or why not, as a sentence for the user; the caller names the field or element);
  * what holds only for the whole (a role with manage) is checked by keys_create and
  * keys_update. given says which fields a change carries. */
-#define KEYS_LIST_MAX 100 /* senders, or domains, one key lists */
+#define KEYS_LIST_MAX STORE_KEY_ITEMS_MAX /* senders, or domains, one key lists */
 
 enum keys_field {
 	KEYS_NAME = 1 << 0,
@@ -94,14 +94,6 @@ enum err keys_create(struct store *s, const struct actor *who, int64_t account_i
  * ERR_INVALID_REQUEST with *no filled; ERR_STORE_UNAVAILABLE. */
 enum err keys_update(struct store *s, const struct actor *who, int64_t account_id, int64_t id,
 		     const struct keys_spec *sp, struct store_apikey *out, struct keys_refusal *no);
-
-/* Whether k may send from address (normalized): always when it lists no senders and no
- * domains; else when address is one it lists, or is on a domain it lists (that exact
- * domain: a subdomain is not covered, as for sending domains). Pure. */
-bool keys_sender_allowed(const struct store_apikey *k, const char *address);
-/* Whether k may be used by the client ip (text): ERR_OK when it lists no allowed_ips or one
- * holds ip, else ERR_IP_NOT_ALLOWED. Pure. */
-enum err keys_ip_allowed(const struct store_apikey *k, const char *ip);
 /* A store_rc; STORE_NOT_FOUND when the account has no such live key. */
 int keys_revoke(struct store *s, const struct actor *who, int64_t account_id, int64_t id);
 

@@ -10,7 +10,7 @@
 #include "auth.h"
 #include "compose.h"
 #include "event.h"
-#include "keys.h"
+#include "keyscope.h"
 #include "log.h"
 #include "messages.h"
 #include "submission.h"
@@ -43,7 +43,7 @@ void submit_message_id(char id[SUBMIT_ID_LEN])
  * their codes), in every mode; a refusal is counted as a drop like the policy's. */
 static enum err key_allows(struct drops *drops, const struct store_apikey *key, const char *address)
 {
-	if (keys_sender_allowed(key, address))
+	if (keyscope_sender_allowed(key, address))
 		return ERR_OK;
 	drops_record_code(drops, key->account_id, key->id, address,
 			  err_info(ERR_SENDER_NOT_ALLOWED_FOR_KEY)->code);

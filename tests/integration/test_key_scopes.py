@@ -241,6 +241,7 @@ class KeyScopesTest(unittest.TestCase):
                                    "domain_not_approved")
         r = self.send(key, "billing@acme.test", "/v3/mail/send")
         self.assertIn("senders and domains", r.json["errors"][0]["message"])
+        self.assertEqual(r.json["errors"][0]["field"], "from.email")
         drops = self.admin.request("GET", "/api/drops?limit=1000").json["drops"]
         counted = sum(d["count"] for d in drops if d["reason"] == "sender_not_allowed_for_key"
                       and d["key_id"] == made["id"] and d["from"] == "billing@acme.test")

@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include "keys.h"
+#include "keyscope.h"
 #include "policy_cache.h"
 
 static struct keys_spec sp;
@@ -91,31 +92,39 @@ static void test_scopes_and_roles(void **state)
 
 static void test_a_scoped_key_sends_from_its_addresses_and_exact_domains(void **state)
 {
-	(void)state;
 	struct store_apikey k = {.senders = "news@acme.test,ceo@other.test",
 				 .domains = "mail.acme.test"};
-	assert_true(keys_sender_allowed(&k, "news@acme.test"));
-	assert_true(keys_sender_allowed(&k, "ceo@other.test"));
-	assert_true(keys_sender_allowed(&k, "anyone@mail.acme.test"));
-	assert_false(keys_sender_allowed(&k, "billing@acme.test"));
-	assert_false(keys_sender_allowed(&k, "x@sub.mail.acme.test")); /* no subdomains */
-	assert_false(keys_sender_allowed(&k, "news@acme.test.evil"));
-	assert_false(keys_sender_allowed(&k, "ews@acme.test"));
+	/* As read from the text, and as the policy cache prepares it: the same answers. */
+	if (*(const bool *)*state)
+		keyscope_prepare(&k);
+	assert_int_equal(k.quick.ready, *(const bool *)*state);
+	assert_true(keyscope_sender_allowed(&k, "news@acme.test"));
+	assert_true(keyscope_sender_allowed(&k, "ceo@other.test"));
+	assert_true(keyscope_sender_allowed(&k, "anyone@mail.acme.test"));
+	assert_false(keyscope_sender_allowed(&k, "billing@acme.test"));
+	assert_false(keyscope_sender_allowed(&k, "x@sub.mail.acme.test")); /* no subdomains */
+	assert_false(keyscope_sender_allowed(&k, "news@acme.test.evil"));
+	assert_false(keyscope_sender_allowed(&k, "ews@acme.test"));
 	struct store_apikey wide = {.senders = ""};
-	assert_true(keys_sender_allowed(&wide, "anyone@anywhere.test"));
+	assert_true(keyscope_sender_allowed(&wide, "anyone@anywhere.test"));
 }
 
 static void test_allowed_ips_hold_the_client_or_refuse_it(void **state)
 {
-	(void)state;
 	struct store_apikey k = {.allowed_ips = "127.0.0.2/32,2001:db8::/32"};
-	assert_int_equal(keys_ip_allowed(&k, "127.0.0.2"), ERR_OK);
-	assert_int_equal(keys_ip_allowed(&k, "2001:db8::7"), ERR_OK);
-	assert_int_equal(keys_ip_allowed(&k, "127.0.0.1"), ERR_IP_NOT_ALLOWED);
-	assert_int_equal(keys_ip_allowed(&k, ""), ERR_IP_NOT_ALLOWED);
-	assert_int_equal(keys_ip_allowed(&k, NULL), ERR_IP_NOT_ALLOWED);
+	if (*(const bool *)*state)
+		keyscope_prepare(&k);
+	assert_int_equal(keyscope_ip_allowed(&k, "127.0.0.2"), ERR_OK);
+	assert_int_equal(keyscope_ip_allowed(&k, "2001:db8::7"), ERR_OK);
+	assert_int_equal(keyscope_ip_allowed(&k, "127.0.0.1"), ERR_IP_NOT_ALLOWED);
+	assert_int_equal(keyscope_ip_allowed(&k, ""), ERR_IP_NOT_ALLOWED);
+	assert_int_equal(keyscope_ip_allowed(&k, NULL), ERR_IP_NOT_ALLOWED);
+	/* The client remembered from the last question does not stick. */
+	assert_int_equal(keyscope_ip_allowed(&k, "127.0.0.2"), ERR_OK);
+	assert_int_equal(keyscope_ip_allowed(&k, "127.0.0.22"), ERR_IP_NOT_ALLOWED);
+	assert_int_equal(keyscope_ip_allowed(&k, "127.0.0.2/32"), ERR_IP_NOT_ALLOWED);
 	struct store_apikey open = {.allowed_ips = ""};
-	assert_int_equal(keys_ip_allowed(&open, "192.0.2.1"), ERR_OK);
+	assert_int_equal(keyscope_ip_allowed(&open, "192.0.2.1"), ERR_OK);
 }
 
 struct world {
@@ -210,7 +219,7 @@ static void test_a_change_reaches_a_session_holding_the_key_at_once(void **state
 	assert_int_equal(
 		keys_smtp_auth(w.store, w.pc, "apikey", text, "127.0.0.2", &authed, &retry),
 		ERR_OK);
-	assert_true(keys_sender_allowed(&authed, "anyone@acme.test"));
+	assert_true(keyscope_sender_allowed(&authed, "anyone@acme.test"));
 	keys_spec_init(&sp);
 	assert_null(keys_spec_sender(&sp, "news@acme.test"));
 	assert_null(keys_spec_allowed_ip(&sp, "127.0.0.3"));
@@ -219,8 +228,8 @@ static void test_a_change_reaches_a_session_holding_the_key_at_once(void **state
 	assert_string_equal(made.name, "smtp"); /* not given: kept */
 	assert_int_equal(keys_recheck(w.pc, &authed, "127.0.0.2"), ERR_IP_NOT_ALLOWED);
 	assert_int_equal(keys_recheck(w.pc, &authed, "127.0.0.3"), ERR_OK);
-	assert_false(keys_sender_allowed(&authed, "anyone@acme.test"));
-	assert_true(keys_sender_allowed(&authed, "news@acme.test"));
+	assert_false(keyscope_sender_allowed(&authed, "anyone@acme.test"));
+	assert_true(keyscope_sender_allowed(&authed, "news@acme.test"));
 	/* AUTH from outside allowed_ips: refused, and not counted as a guess. */
 	assert_int_equal(
 		keys_smtp_auth(w.store, w.pc, "apikey", text, "127.0.0.2", &authed, &retry),
@@ -235,6 +244,8 @@ static void test_a_change_reaches_a_session_holding_the_key_at_once(void **state
 	world_close(&w);
 }
 
+static const bool no = false, yes = true;
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,8 +254,14 @@ int main(void)
 		cmocka_unit_test(test_domains_are_a_labels_and_never_a_public_suffix),
 		cmocka_unit_test(test_allowed_ips_take_any_width_once_each),
 		cmocka_unit_test(test_scopes_and_roles),
-		cmocka_unit_test(test_a_scoped_key_sends_from_its_addresses_and_exact_domains),
-		cmocka_unit_test(test_allowed_ips_hold_the_client_or_refuse_it),
+		tu_row_test("sender scope, from the text",
+			    test_a_scoped_key_sends_from_its_addresses_and_exact_domains, &no),
+		tu_row_test("sender scope, prepared",
+			    test_a_scoped_key_sends_from_its_addresses_and_exact_domains, &yes),
+		tu_row_test("allowed_ips, from the text",
+			    test_allowed_ips_hold_the_client_or_refuse_it, &no),
+		tu_row_test("allowed_ips, prepared", test_allowed_ips_hold_the_client_or_refuse_it,
+			    &yes),
 		cmocka_unit_test(test_the_whole_key_needs_a_scope_and_a_role_exactly_with_manage),
 		cmocka_unit_test(test_a_change_reaches_a_session_holding_the_key_at_once),
 	};

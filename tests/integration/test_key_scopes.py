@@ -5,11 +5,13 @@ refused with sender_not_allowed_for_key on the three send dialects and over SMTP
 AUTH and SMTP-IP), after the account's own decision; allowed_ips refusing other clients
 over HTTP (X-Forwarded-For believed only from a trusted proxy) and SMTP; a change taking
 effect from the very next request, also in an SMTP session already open; every key in its
-own account."""
+own account; and, on PostgreSQL, a change made on one node holding on the other within a
+second."""
 import smtplib
+import time
 import unittest
 
-from harness import Gateway, audit_events, cli, main, must, send_body
+from harness import Gateway, audit_events, cli, main, must, postgres_only, send_body
 
 PROXY = "127.0.0.9"  # [server] trusted_proxies
 CONFIG = {"smtp": {"auth_without_tls": "yes"}, "server": {"trusted_proxies": PROXY}}
@@ -368,6 +370,62 @@ class KeyScopesTest(unittest.TestCase):
         help_text = cli("key", "create", "--help").stdout
         for option in ("--sender", "--domain", "--allowed-ip", "--scope", "--role"):
             self.assertIn(option, help_text)
+
+
+@postgres_only("two nodes share one database")
+class TwoNodesTest(unittest.TestCase):
+    """A change made through node A holds on node B within a second (the policy stamp moves
+    on every node), over HTTP and for an SMTP session B already authenticated."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.a = Gateway(smtp=True, config={"smtp": {"auth_without_tls": "yes"}}).init()
+        cls.a.add_domain("acme", "acme.test", "--verified")
+        cls.b = Gateway(shares=cls.a, smtp=True, config={"smtp": {"auth_without_tls": "yes"}})
+        cls.a.start()
+        cls.b.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.b.cleanup()
+        cls.a.cleanup()
+
+    def send(self, key, sender):
+        return self.b.client().request("POST", "/v3/mail/send", send_body(sender=sender),
+                                       headers={"Authorization": "Bearer " + key})
+
+    def until(self, probe, done, bound=1.0):
+        """probe() until done(its answer), every 10 ms, for at most bound seconds after the
+        change was answered; the last answer."""
+        t0 = time.monotonic()
+        while True:
+            r = probe()
+            if done(r) or time.monotonic() - t0 > bound:
+                return r
+            time.sleep(0.01)
+
+    def test_a_change_on_one_node_holds_on_the_other(self):
+        admin = self.a.logged_in("admin@acme.test")
+        r = admin.request("POST", "/api/keys", {"name": "two nodes"})
+        self.assertEqual(r.status, 201, r.raw)
+        made = r.json
+        self.assertEqual(self.send(made["key"], "billing@acme.test").status, 202)
+        s = smtplib.SMTP("127.0.0.1", self.b.smtp_port, timeout=30)
+        self.addCleanup(s.close)
+        s.ehlo("client.test")
+        s.login("apikey", made["key"])
+        self.assertEqual(s.mail("billing@acme.test")[0], 250)
+        s.rset()
+        r = admin.request("PATCH", f"/api/keys/{made['id']}", {"senders": ["news@acme.test"]})
+        self.assertEqual(r.status, 200, r.raw)
+        r = self.until(lambda: self.send(made["key"], "billing@acme.test"),
+                       lambda r: r.status == 403)
+        self.assertEqual((r.status, r.code), (403, "sender_not_allowed_for_key"), r.raw)
+        reply = s.mail("billing@acme.test")
+        self.assertEqual(reply[0], 550, reply)
+        self.assertIn(b"sender_not_allowed_for_key", reply[1])
+        s.rset()
+        self.assertEqual(self.send(made["key"], "news@acme.test").status, 202)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@
 #include "gz.h"
 #include "html.h"
 #include "keys.h"
-#include "keyscope.h"
 #include "log.h"
 #include "policy_cache.h"
 #include "session.h"
@@ -258,11 +257,11 @@ static enum err authenticate_key(struct api_call *c)
 
 	if (!key && authz && strncasecmp(authz, "Bearer ", 7) == 0)
 		key = authz + 7 + strspn(authz + 7, " ");
-	enum err e = keys_authenticate(c->ctx->policies, key, &c->key);
-	if (e == ERR_OK)
-		c->req->account_id = c->key.account_id;
 	/* The client as http.c found it: behind a trusted proxy, from X-Forwarded-For. */
-	return e == ERR_OK ? keyscope_ip_allowed(&c->key, c->req->ip) : e;
+	enum err e = keys_authenticate(c->ctx->policies, key, c->req->ip, &c->key);
+	if (e == ERR_OK || e == ERR_IP_NOT_ALLOWED)
+		c->req->account_id = c->key.account_id;
+	return e;
 }
 
 static enum err authenticate(struct api_call *c, const struct api_route *r)

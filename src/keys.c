@@ -425,9 +425,12 @@ static void used(struct policy_cache *pc, const struct store_apikey *k)
 		keys_touch(pc, k->id);
 }
 
-enum err keys_authenticate(struct policy_cache *pc, const char *text, struct store_apikey *out)
+enum err keys_authenticate(struct policy_cache *pc, const char *text, const char *ip,
+			   struct store_apikey *out)
 {
 	enum err e = find_key(pc, text, out);
+	if (e == ERR_OK)
+		e = keyscope_ip_allowed(out, ip);
 	if (e == ERR_OK)
 		used(pc, out);
 	return e;

@@ -97,11 +97,13 @@ enum err keys_update(struct store *s, const struct actor *who, int64_t account_i
 /* A store_rc; STORE_NOT_FOUND when the account has no such live key. */
 int keys_revoke(struct store *s, const struct actor *who, int64_t account_id, int64_t id);
 
-/* Recognises the text of an API key, wherever it was sent (HTTP's Authorization or api_key
- * header, SMTP's AUTH password): its form, then its hash, looked up through the cache; the
- * key's last use is written at most once a minute. ERR_OK with out filled,
- * ERR_INVALID_API_KEY, or ERR_STORE_UNAVAILABLE. */
-enum err keys_authenticate(struct policy_cache *pc, const char *text, struct store_apikey *out);
+/* Recognises the text of an API key sent over HTTP (the Authorization or api_key header)
+ * by the client ip: its form, then its hash, looked up through the cache, then whether its
+ * allowed_ips hold ip; the key's last use is written at most once a minute. ERR_OK with out
+ * filled; ERR_IP_NOT_ALLOWED with out filled (nothing written); ERR_INVALID_API_KEY;
+ * ERR_STORE_UNAVAILABLE. */
+enum err keys_authenticate(struct policy_cache *pc, const char *text, const char *ip,
+			   struct store_apikey *out);
 
 /* SMTP AUTH: user is "apikey" (as SendGrid's relay expects, any case) or the name of the
  * key's account, password an API key. Failures count toward a per-client lockout like the

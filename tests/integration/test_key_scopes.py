@@ -275,12 +275,18 @@ class KeyScopesTest(unittest.TestCase):
     # -- allowed_ips --------------------------------------------------------------------------
 
     def test_allowed_ips_refuse_other_clients_over_http(self):
-        key = self.create(allowed_ips=["127.0.0.2"])["key"]
+        made = self.create(allowed_ips=["127.0.0.2"])
+        key = made["key"]
         for path in DIALECTS:
             with self.subTest(path=path):
                 self.assertRefused(self.send(key, "news@acme.test", path), "ip_not_allowed")
+        # A refused use is no use.
+        self.assertIsNone(self.listed()[made["id"]]["last_used_at"])
+        for path in DIALECTS:
+            with self.subTest(path=path):
                 self.assertSent(self.send(key, "news@acme.test", path, source="127.0.0.2"),
                                 path)
+        self.assertIsNotNone(self.listed()[made["id"]]["last_used_at"])
         # Behind the trusted proxy the forwarded client counts; from anyone else the header
         # is not believed.
         self.assertSent(self.send(key, "news@acme.test", source=PROXY, forwarded="127.0.0.2"))

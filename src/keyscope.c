@@ -74,7 +74,7 @@ static bool listed(const char *list, const uint8_t *lens, uint8_t n, const char 
 {
 	const char *at = list;
 	for (uint8_t i = 0; i < n; at += lens[i++] + 1)
-		if (lens[i] == len && memcmp(at, item, len) == 0)
+		if (lens[i] == len && at[0] == item[0] && memcmp(at, item, len) == 0)
 			return true;
 	return false;
 }

@@ -15,13 +15,22 @@
  * repeats. Output: one line of JSON per size, then the last/first ratio, for bench/run.py
  * to read.
  *
- * Usage: bench_policy [--sizes 10,10000,1000000] [--queries N] [--repeats N] */
+ * With --key, each size runs twice, as a send request meets it: the key's own checks
+ * around the decision (keys_ip_allowed for the client, then policy_decide, then
+ * keys_sender_allowed), once with an unscoped key and once with a key whose senders,
+ * domains and allowed_ips are all set (the queries' four domains among them, so what the
+ * account allows the key allows too); the two take turns like the sizes, and the last line
+ * is the scoped/unscoped ratio of the median at each size (issue 19: within 10%).
+ *
+ * Usage: bench_policy [--sizes 10,10000,1000000] [--queries N] [--repeats N] [--key] */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "keyscope.h"
 #include "policy.h"
 
 #define DOMAINS 4
@@ -65,6 +74,18 @@ struct size_run {
 	char **q;
 	double *t; /* ns per decision, one per repeat */
 	size_t allowed;
+	const struct store_apikey *key; /* --key: the key the requests come with */
+};
+
+/* The client every --key request comes from, inside the scoped key's allowed_ips. */
+static const char client_ip[] = "198.51.100.7";
+
+/* --key's two keys: every field of the scoped one set, as a cautious customer would. */
+static struct store_apikey unscoped_key, scoped_key = {
+	.senders = "alerts@bench.test,billing@bench.test,ceo@news.example,noreply@shop.example,"
+		   "support@mail.bench.test",
+	.domains = "bench.test,mail.bench.test,news.example,shop.example",
+	.allowed_ips = "192.0.2.0/24,203.0.113.0/24,198.51.100.7/32,2001:db8::/32",
 };
 
 /* Builds the snapshot of n senders and its queries. */
@@ -106,8 +127,14 @@ static double pass(struct size_run *s, size_t nq)
 {
 	size_t ok = 0;
 	double t0 = now_ns();
-	for (size_t i = 0; i < nq; i++)
-		ok += policy_decide(s->p, s->q[i]) == POLICY_ALLOW;
+	if (s->key)
+		for (size_t i = 0; i < nq; i++)
+			ok += keyscope_ip_allowed(s->key, client_ip) == ERR_OK &&
+			      policy_decide(s->p, s->q[i]) == POLICY_ALLOW &&
+			      keyscope_sender_allowed(s->key, s->q[i]);
+	else
+		for (size_t i = 0; i < nq; i++)
+			ok += policy_decide(s->p, s->q[i]) == POLICY_ALLOW;
 	double ns = (now_ns() - t0) / (double)nq;
 	s->allowed = ok;
 	return ns;
@@ -128,8 +155,11 @@ int main(int argc, char **argv)
 	const char *sizes = "10,10000,1000000";
 	size_t nq = 1000000;
 	int repeats = 11;
+	bool key = false;
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], "--key") == 0)
+			key = true;
+		else if (strcmp(argv[i], "--sizes") == 0 && i + 1 < argc)
 			sizes = argv[++i];
 		else if (strcmp(argv[i], "--queries") == 0 && i + 1 < argc)
 			nq = strtoull(argv[++i], NULL, 10);
@@ -138,7 +168,7 @@ int main(int argc, char **argv)
 		else {
 			fprintf(stderr,
 				"usage: bench_policy [--sizes 10,10000,1000000] [--queries N] "
-				"[--repeats N]\n");
+				"[--repeats N] [--key]\n");
 			return 2;
 		}
 	}
@@ -147,6 +177,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* As the policy cache prepares every key it reads. */
+	keyscope_prepare(&unscoped_key);
+	keyscope_prepare(&scoped_key);
 	struct size_run runs[8];
 	int count = 0;
 	char *list = strdup(sizes);
@@ -158,11 +191,19 @@ int main(int argc, char **argv)
 			free(list);
 			return 2;
 		}
-		memset(&runs[count], 0, sizeof(runs[count]));
-		if (setup(&runs[count++], n, nq, repeats) != 0) {
-			fprintf(stderr, "bench_policy: out of memory\n");
-			free(list);
-			return 1;
+		uint64_t seed = rng_state;
+		for (int variant = 0; variant < (key ? 2 : 1); variant++) {
+			/* Both keys are asked the same queries. */
+			rng_state = seed;
+			memset(&runs[count], 0, sizeof(runs[count]));
+			if (setup(&runs[count], n, nq, repeats) != 0) {
+				fprintf(stderr, "bench_policy: out of memory\n");
+				free(list);
+				return 1;
+			}
+			if (key)
+				runs[count].key = variant ? &scoped_key : &unscoped_key;
+			count++;
 		}
 	}
 	free(list);
@@ -183,13 +224,20 @@ int main(int argc, char **argv)
 	for (int k = 0; k < count; k++) {
 		struct size_run *s = &runs[k];
 		qsort(s->t, (size_t)repeats, sizeof(*s->t), cmp_double);
-		printf("{\"senders\": %zu, \"ns_median\": %.2f, \"ns_min\": %.2f, \"ns_max\": "
-		       "%.2f, "
-		       "\"queries\": %zu, \"repeats\": %d, \"allowed\": %zu, \"refused\": %zu}\n",
-		       s->senders, s->t[repeats / 2], s->t[0], s->t[repeats - 1], nq, repeats,
-		       s->allowed, nq - s->allowed);
+		printf("{\"senders\": %zu, %s\"ns_median\": %.2f, \"ns_min\": %.2f, "
+		       "\"ns_max\": %.2f, \"queries\": %zu, \"repeats\": %d, \"allowed\": %zu, "
+		       "\"refused\": %zu}\n",
+		       s->senders,
+		       !s->key			   ? ""
+		       : s->key == &scoped_key ? "\"key\": \"scoped\", "
+					   : "\"key\": \"unscoped\", ",
+		       s->t[repeats / 2], s->t[0], s->t[repeats - 1], nq, repeats, s->allowed,
+		       nq - s->allowed);
 	}
-	if (count > 1)
+	for (int k = 0; key && k + 1 < count; k += 2)
+		printf("{\"senders\": %zu, \"scoped_ratio\": %.3f}\n", runs[k].senders,
+		       runs[k + 1].t[repeats / 2] / runs[k].t[repeats / 2]);
+	if (count > 1 && !key)
 		printf("{\"ratio\": %.3f, \"of\": %zu, \"to\": %zu}\n",
 		       runs[count - 1].t[repeats / 2] / runs[0].t[repeats / 2],
 		       runs[count - 1].senders, runs[0].senders);

@@ -68,6 +68,7 @@ static const struct api_route routes[] = {
 	MGMT("DELETE", "/api/users/{id}", api_user_delete, PERM_USER_MANAGE),
 	MGMT("GET", "/api/keys", api_keys_list, PERM_KEY_MANAGE),
 	MGMT("POST", "/api/keys", api_keys_add, PERM_KEY_MANAGE),
+	MGMT("PATCH", "/api/keys/{id}", api_key_patch, PERM_KEY_MANAGE),
 	MGMT("DELETE", "/api/keys/{id}", api_key_delete, PERM_KEY_MANAGE),
 	MGMT("GET", "/api/drops", api_drops_list, PERM_READ),
 	MGMT("GET", "/api/stats", api_stats_get, PERM_READ),
@@ -265,8 +266,9 @@ static enum err authenticate_key(struct api_call *c)
 
 	if (!key && authz && strncasecmp(authz, "Bearer ", 7) == 0)
 		key = authz + 7 + strspn(authz + 7, " ");
-	enum err e = keys_authenticate(c->ctx->policies, key, &c->key);
-	if (e == ERR_OK)
+	/* The client as http.c found it: behind a trusted proxy, from X-Forwarded-For. */
+	enum err e = keys_authenticate(c->ctx->policies, key, c->req->ip, &c->key);
+	if (e == ERR_OK || e == ERR_IP_NOT_ALLOWED)
 		c->req->account_id = c->key.account_id;
 	return e;
 }
@@ -275,7 +277,7 @@ static enum err authenticate_key(struct api_call *c)
 static enum err authenticate_sender(struct api_call *c)
 {
 	enum err e = authenticate_key(c);
-	if (e != ERR_OK || keys_has_scope(&c->key, KEYS_SCOPE_SEND))
+	if (e != ERR_OK || keys_has_scope(&c->key, KEYS_SCOPE_MAIL_SEND))
 		return e;
 	util_copy(c->err_message, sizeof(c->err_message),
 		  "This API key is not allowed to send mail (it lacks the mail.send scope). "

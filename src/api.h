@@ -118,6 +118,7 @@ enum err api_user_delete(struct api_call *c);
 enum err api_user_password(struct api_call *c);
 enum err api_keys_list(struct api_call *c);
 enum err api_keys_add(struct api_call *c);
+enum err api_key_patch(struct api_call *c);
 enum err api_key_delete(struct api_call *c);
 enum err api_drops_list(struct api_call *c);
 enum err api_stats_get(struct api_call *c);

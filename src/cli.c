@@ -39,7 +39,7 @@ struct cli_cmd {
 	const char *words; /* "account add" */
 	int (*fn)(struct cli_opt *opts);
 	const char *summary;
-	struct cli_opt opts[10];
+	struct cli_opt opts[12];
 };
 
 static bool positional(const struct cli_opt *o)
@@ -88,8 +88,8 @@ static int check_utf8(const struct cli_cmd *cmd)
 }
 
 /* Options of these kinds may be given several times; their value is every value given,
- * one a line. A command has at most one of them. */
-static const char *const repeated_args[] = {"CIDR"};
+ * one a line. */
+static const char *const repeated_args[] = {"CIDR", "ADDR", "DOMAIN", "SCOPE"};
 
 static bool repeated(const struct cli_opt *o)
 {
@@ -104,16 +104,27 @@ static bool repeated(const struct cli_opt *o)
  * the reader to name. */
 static const char *join(const struct cli_opt *o, const char *value)
 {
-	static char values[4096];
-	static size_t count;
+	static struct {
+		const struct cli_opt *o;
+		char values[4096];
+		size_t count;
+	} lists[8];
+	size_t i = 0;
+	while (i < ARRAY_LEN(lists) && lists[i].o && lists[i].o != o)
+		i++;
+	if (i == ARRAY_LEN(lists))
+		return NULL;
+	char *values = lists[i].values;
 	if (!o->value) {
+		lists[i].o = o;
 		values[0] = '\0';
-		count = 0;
+		lists[i].count = 0;
 	}
 	size_t had = strlen(values);
-	if (had + strlen(value) + 2 > sizeof(values))
+	if (had + strlen(value) + 2 > sizeof(lists[i].values))
 		return NULL;
-	snprintf(values + had, sizeof(values) - had, "%s%s", count++ ? "\n" : "", value);
+	snprintf(values + had, sizeof(lists[i].values) - had, "%s%s", lists[i].count++ ? "\n" : "",
+		 value);
 	return values;
 }
 
@@ -438,20 +449,21 @@ static int cmd_user_add(struct cli_opt *o)
 	return code;
 }
 
-/* Reads the --smtp-ip values (one a line) into l; 0, or EXIT_USAGE naming the bad one. */
-static int read_networks(const char *values, struct net_list *l)
+/* Gives each value of a repeated option (one a line) to add; 0, or EXIT_USAGE naming the
+ * bad one. */
+static int read_values(struct keys_spec *sp, const char *option, const char *values,
+		       const char *(*add)(struct keys_spec *, const char *))
 {
 	char buf[4096];
-	l->n = 0;
 	util_copy(buf, sizeof(buf), values ? values : "");
 	/* Split by hand, not with strtok: an empty value is a mistake to name, not skip. */
 	for (char *w = buf; values && w;) {
 		char *end = strchr(w, '\n');
 		if (end)
 			*end++ = '\0';
-		const char *why = keys_network_add(l, w);
+		const char *why = add(sp, w);
 		if (why) {
-			fprintf(stderr, "postern: --smtp-ip '%s': %s\n", w, why);
+			fprintf(stderr, "postern: %s '%s': %s\n", option, w, why);
 			return EXIT_USAGE;
 		}
 		w = end;
@@ -459,40 +471,83 @@ static int read_networks(const char *values, struct net_list *l)
 	return 0;
 }
 
+/* The options of key create, as the keys service takes them; the API's field names, for
+ * its refusals. */
+static const struct {
+	const char *option, *field;
+	const char *(*add)(struct keys_spec *, const char *);
+} key_options[] = {
+	{"--smtp-ip", "smtp_ips", keys_spec_smtp_ip},
+	{"--sender", "senders", keys_spec_sender},
+	{"--domain", "domains", keys_spec_domain},
+	{"--allowed-ip", "allowed_ips", keys_spec_allowed_ip},
+	{"--scope", "scopes", keys_spec_scope},
+	{"--role", "role", keys_spec_role},
+	{"--name", "name", keys_spec_name},
+};
+
+static int read_key_spec(struct cli_opt *o, struct keys_spec *sp)
+{
+	keys_spec_init(sp);
+	for (size_t i = 0; i < ARRAY_LEN(key_options); i++) {
+		const char *v = opt(o, key_options[i].option);
+		if (v && read_values(sp, key_options[i].option, v, key_options[i].add) != 0)
+			return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static const char *key_option(const char *field)
+{
+	for (size_t i = 0; i < ARRAY_LEN(key_options); i++)
+		if (strcmp(key_options[i].field, field) == 0)
+			return key_options[i].option;
+	return field;
+}
+
+static void key_created(const struct store_apikey *made, const struct store_account *acct)
+{
+	fprintf(stderr,
+		"postern: API key '%s' created for account %s; store it now, it cannot be shown "
+		"again\n",
+		made->name, acct->name);
+	if (*made->smtp_ips)
+		fprintf(stderr, "postern: it may send over SMTP without AUTH from %s\n",
+			made->smtp_ips);
+}
+
 static int cmd_key_create(struct cli_opt *o)
 {
 	struct store_account acct;
 	struct store_apikey made;
-	struct net_list nets;
+	struct keys_spec sp;
+	struct keys_refusal no;
 	char key[AUTH_KEY_LEN];
-	const char *name = opt(o, "--name");
 
-	if (!valid_account_name(name)) {
+	if (!valid_account_name(opt(o, "--name"))) {
 		fprintf(stderr, "postern: --name must be 1 to %d printable characters\n",
 			STORE_NAME_MAX - 1);
 		return EXIT_USAGE;
 	}
-	if (read_networks(opt(o, "--smtp-ip"), &nets) != 0)
+	if (read_key_spec(o, &sp) != 0)
 		return EXIT_USAGE;
 	struct store *s = open_account(o, &acct);
 	if (!s)
 		return EXIT_FAIL;
-	int rc = keys_create(s, &audit_cli, acct.id, name, &nets, &made, key);
-	if (rc == STORE_OK) {
-		/* The key itself is shown this once; only its hash is kept. */
-		printf("%s\n", key);
-		fprintf(stderr,
-			"postern: API key '%s' created for account %s; store it now, it "
-			"cannot be shown again\n",
-			name, acct.name);
-		if (*made.smtp_ips)
-			fprintf(stderr, "postern: it may send over SMTP without AUTH from %s\n",
-				made.smtp_ips);
-	} else {
-		fprintf(stderr, "postern: cannot store the API key\n");
-	}
+	enum err e = keys_create(s, &audit_cli, acct.id, &sp, &made, key, &no);
 	store_close(s);
-	return rc == STORE_OK ? EXIT_OK : EXIT_FAIL;
+	if (e == ERR_INVALID_REQUEST) {
+		fprintf(stderr, "postern: %s: %s\n", key_option(no.field), no.why);
+		return EXIT_USAGE;
+	}
+	if (e != ERR_OK) {
+		fprintf(stderr, "postern: cannot store the API key\n");
+		return EXIT_FAIL;
+	}
+	/* The key itself is shown this once; only its hash is kept. */
+	printf("%s\n", key);
+	key_created(&made, &acct);
+	return EXIT_OK;
 }
 
 /* Reads a flag pair like --verified/--pending: 1, 0, or -1 when neither was given. */
@@ -719,8 +774,12 @@ static struct cli_cmd commands[] = {
 	  ACCOUNT_OPT,
 	  {"--name", "LABEL", "a label to recognise the key by", true, NULL},
 	  {"--smtp-ip", "CIDR",
-	   "a network that may send over SMTP as this key without AUTH (repeatable)", false,
-	   NULL}}},
+	   "a network that may send over SMTP as this key without AUTH (repeatable)", false, NULL},
+	  {"--sender", "ADDR", "a From address the key may send from (repeatable)", false, NULL},
+	  {"--domain", "DOMAIN", "a domain the key may send from (repeatable)", false, NULL},
+	  {"--allowed-ip", "CIDR", "a network the key may be used from (repeatable)", false, NULL},
+	  {"--scope", "SCOPE", "mail.send (the default) or manage (repeatable)", false, NULL},
+	  {"--role", "ROLE", "with manage: technical, analytics or marketing", false, NULL}}},
 	{"domain add",
 	 cmd_domain_add,
 	 "Add an approved sending domain to an account (pending unless --verified)",

@@ -44,6 +44,12 @@ void drops_record(struct drops *d, int64_t account_id, int64_t api_key_id, const
 	record(d, account_id, api_key_id, from, policy_reason_code(reason));
 }
 
+void drops_record_code(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
+		       const char *code)
+{
+	record(d, account_id, api_key_id, from, code);
+}
+
 void drops_record_sandbox(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from)
 {
 	record(d, account_id, api_key_id, from, DROPS_SANDBOX);

@@ -20,6 +20,10 @@ struct drops *drops_start(struct store *s, char *err, size_t errlen);
 void drops_stop(struct drops *d);
 void drops_record(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
 		  enum policy_reason reason);
+/* Counts a refusal that is not the account policy's, by its error code (an API key's own
+ * scope: "sender_not_allowed_for_key"). */
+void drops_record_code(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
+		       const char *code);
 /* The reason a SendGrid sandbox request is counted under: checked and allowed, not sent. */
 #define DROPS_SANDBOX "sandbox"
 /* Counts a sandbox request the policy allowed, as a drop of reason DROPS_SANDBOX. */

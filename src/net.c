@@ -86,15 +86,23 @@ void net_client_net(const char *ip, char *out, size_t n)
 	}
 }
 
+bool net_address(const char *ip, struct net *out)
+{
+	return ip && !strchr(ip, '/') && net_parse(ip, out) == 0;
+}
+
+bool net_holds(const struct net_list *l, const struct net *a)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (inside(&l->nets[i], a))
+			return true;
+	return false;
+}
+
 bool net_contains(const struct net_list *l, const char *ip)
 {
 	struct net a;
-	if (!ip || strchr(ip, '/') || net_parse(ip, &a) < 0)
-		return false;
-	for (size_t i = 0; i < l->n; i++)
-		if (inside(&l->nets[i], &a))
-			return true;
-	return false;
+	return net_address(ip, &a) && net_holds(l, &a);
 }
 
 /* The entry of list that ends at end (exclusive), trimmed, into out; its start in *start. */

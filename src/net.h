@@ -25,6 +25,11 @@ struct net_list {
 int net_parse_list(const char *text, struct net_list *out, char *bad, size_t badlen);
 /* True when ip (text) is an address inside one of the list's networks. */
 bool net_contains(const struct net_list *l, const char *ip);
+/* ip (text, an address without /prefix) as a /32 or /128 network; false when it is none.
+ * With net_holds, for a caller that asks several lists about one address. */
+bool net_address(const char *ip, struct net *out);
+/* True when the address a (as net_address makes it) is inside one of the list's networks. */
+bool net_holds(const struct net_list *l, const struct net *a);
 /* True for an address that never leaves the machine: 127.0.0.0/8, ::1, or "localhost". */
 bool net_loopback(const char *host);
 /* True when ip (text) is a public unicast address that a webhook may be sent to: false for

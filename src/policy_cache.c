@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keyscope.h"
 #include "log.h"
 #include "util.h"
 
@@ -177,6 +178,7 @@ int policy_cache_apikey(struct policy_cache *c, const char *key_hash, struct sto
 		return STORE_OK;
 	rc = store_apikey_lookup(c->store, key_hash, out);
 	if (rc == STORE_OK) {
+		keyscope_prepare(out);
 		util_copy(out->hash, sizeof(out->hash), key_hash);
 		out->stamp = stamp;
 		/* Stamped with the stamp read before the lookup: a revocation in between
@@ -245,6 +247,7 @@ static int ip_add(void *arg, const struct store_apikey *k)
 		t->keys = xrealloc(t->keys, t->keys_cap * sizeof(*t->keys));
 	}
 	t->keys[t->nkeys] = *k;
+	keyscope_prepare(&t->keys[t->nkeys]);
 	for (size_t i = 0; i < l.n; i++) {
 		if (t->n == t->rows_cap) {
 			t->rows_cap = t->rows_cap ? 2 * t->rows_cap : 16;
@@ -338,7 +341,8 @@ int policy_cache_apikey_live(struct policy_cache *c, struct store_apikey *key)
 			  : smtp_key_live(c, key->id, &now);
 	if (rc == STORE_OK && now.id != key->id)
 		rc = STORE_NOT_FOUND;
+	/* Found again as it now is: a change of its scope applies from this moment. */
 	if (rc == STORE_OK)
-		key->stamp = now.stamp;
+		*key = now;
 	return rc;
 }

@@ -25,8 +25,8 @@ void policy_ref_release(struct policy_ref *r);
 int policy_cache_apikey(struct policy_cache *c, const char *key_hash, struct store_apikey *out);
 /* Whether key, found by policy_cache_apikey or policy_cache_smtp_ip, is still live: a
  * memory read while the stamp has not moved since it was read, else found again (by its
- * hash, or in the SMTP-IP table by id). STORE_OK (key->stamp renewed), STORE_NOT_FOUND
- * when revoked, or STORE_FAIL. */
+ * hash, or in the SMTP-IP table by id). STORE_OK (*key read anew, its scope as it now is),
+ * STORE_NOT_FOUND when revoked, or STORE_FAIL. */
 int policy_cache_apikey_live(struct policy_cache *c, struct store_apikey *key);
 /* store_apikey_touch, and the kept key's last use with it (SMTP-IP table included). */
 int policy_cache_apikey_touch(struct policy_cache *c, int64_t id, int64_t now);

@@ -545,7 +545,7 @@ static void auth_answer(struct smtpd_session *s)
 	enum err e = s->auth_e;
 	int64_t retry = s->auth_retry;
 	char reply[400], detail[120];
-	if (e == ERR_OK && !keys_has_scope(&s->auth_key, KEYS_SCOPE_SEND))
+	if (e == ERR_OK && !keys_has_scope(&s->auth_key, KEYS_SCOPE_MAIL_SEND))
 		e = ERR_FORBIDDEN;
 	if (e == ERR_OK) {
 		s->key = s->auth_key;
@@ -564,7 +564,10 @@ static void auth_answer(struct smtpd_session *s)
 		err_reply(reply, sizeof(reply), e, smtpd_no_send);
 	} else {
 		err_reply(reply, sizeof(reply), e,
-			  "The user name (apikey or the account's name) or the API key is wrong.");
+			  e == ERR_IP_NOT_ALLOWED
+				  ? NULL
+				  : "The user name (apikey or the account's name) or the API key "
+				    "is wrong.");
 	}
 	if (e != ERR_OK)
 		log_info("smtp auth refused ip=%s (%s)", s->ip, err_info(e)->code);
@@ -578,7 +581,7 @@ static enum err transaction_key(struct smtpd_session *s)
 	if (s->have_key) {
 		/* A key revoked since AUTH stops this session too, at its next MAIL: the
 		 * AUTH is forgotten and the client must authenticate anew. */
-		enum err r = keys_recheck(s->loop->d->policies, &s->key);
+		enum err r = keys_recheck(s->loop->d->policies, &s->key, s->ip);
 		if (r != ERR_INVALID_CREDENTIALS) {
 			s->txn_key = s->key;
 			return r;
@@ -604,7 +607,7 @@ static void do_mail(struct smtpd_session *s)
 		return smtp_mail_done(s->proto, false, reply);
 	}
 	/* SMTP-IP's key, or AUTH's whose scopes changed since. */
-	if (e == ERR_OK && !keys_has_scope(&s->txn_key, KEYS_SCOPE_SEND)) {
+	if (e == ERR_OK && !keys_has_scope(&s->txn_key, KEYS_SCOPE_MAIL_SEND)) {
 		err_reply(reply, sizeof(reply), ERR_FORBIDDEN, smtpd_no_send);
 		return smtp_mail_done(s->proto, false, reply);
 	}

@@ -12,6 +12,7 @@
 
 #include "addr.h"
 #include "auth.h"
+#include "net.h"
 #include "policy.h"
 #include "role.h"
 
@@ -91,8 +92,21 @@ struct store_sender {
 	char verified_via[8]; /* "panel", "link", or "" while pending */
 };
 
-#define STORE_SMTP_IPS_MAX 1024 /* the text of a key's networks, with its NUL */
-#define STORE_KEY_LIST_MAX 4096 /* the text of a key's senders or domains, with its NUL */
+#define STORE_SMTP_IPS_MAX  1024 /* the text of a key's networks, with its NUL */
+#define STORE_KEY_LIST_MAX  4096 /* the text of a key's senders or domains, with its NUL */
+#define STORE_KEY_ITEMS_MAX 100	 /* senders, or domains, one key lists */
+
+/* A key's senders, domains and allowed_ips made quick to ask on the send path, by
+ * keyscope_prepare (the policy cache runs it on every key it reads): the networks parsed
+ * (the IPv4 ones also as a number and a mask), and the length of each listed sender and
+ * domain, in order. ready false: asked from the text. */
+struct store_key_quick {
+	bool ready;
+	uint8_t nsenders, ndomains, nv4;
+	uint8_t sender_len[STORE_KEY_ITEMS_MAX], domain_len[STORE_KEY_ITEMS_MAX];
+	uint32_t v4_net[NET_MAX], v4_mask[NET_MAX];
+	struct net_list allowed;
+};
 
 struct store_apikey {
 	int64_t id;
@@ -113,6 +127,7 @@ struct store_apikey {
 	char allowed_ips[STORE_SMTP_IPS_MAX];
 	char scopes[32];
 	char role[16];
+	struct store_key_quick quick;
 	/* Filled by the policy cache when it finds the key, so a session holding the key can
 	 * ask again whether it is live (keys_recheck): the key's hash ("" when it was found
 	 * by network), and the policy stamp it was read under (0: unknown). */

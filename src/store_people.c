@@ -370,6 +370,7 @@ static void read_apikey(const struct sq_res *r, void *row)
 	sq_col_text(r, 12, k->role, sizeof(k->role));
 	k->hash[0] = '\0'; /* the policy cache's, set when it finds the key */
 	k->stamp = 0;
+	k->quick.ready = false; /* keyscope_prepare's */
 }
 
 int store_apikey_list(struct store *s, int64_t account_id, store_apikey_fn fn, void *arg)

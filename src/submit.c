@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "compose.h"
 #include "event.h"
+#include "keyscope.h"
 #include "log.h"
 #include "messages.h"
 #include "submission.h"
@@ -38,6 +39,17 @@ void submit_message_id(char id[SUBMIT_ID_LEN])
 	auth_unique_hex(id + 12, (SUBMIT_ID_LEN - 1 - 12) / 2);
 }
 
+/* A key's own scope, after the account allowed the address (so the account's refusals keep
+ * their codes), in every mode; a refusal is counted as a drop like the policy's. */
+static enum err key_allows(struct drops *drops, const struct store_apikey *key, const char *address)
+{
+	if (keyscope_sender_allowed(key, address))
+		return ERR_OK;
+	drops_record_code(drops, key->account_id, key->id, address,
+			  err_info(ERR_SENDER_NOT_ALLOWED_FOR_KEY)->code);
+	return ERR_SENDER_NOT_ALLOWED_FOR_KEY;
+}
+
 enum err submit_check_address(struct policy_cache *policies, struct drops *drops,
 			      const struct store_apikey *key, const char *address)
 {
@@ -49,7 +61,7 @@ enum err submit_check_address(struct policy_cache *policies, struct drops *drops
 	/* Every refusal is counted, so operators see what the policy stopped. */
 	if (reason != POLICY_ALLOW)
 		drops_record(drops, key->account_id, key->id, address, reason);
-	return reason_errs[reason];
+	return reason != POLICY_ALLOW ? reason_errs[reason] : key_allows(drops, key, address);
 }
 
 enum err submit_check(struct policy_cache *policies, struct drops *drops,

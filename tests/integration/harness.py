@@ -265,14 +265,13 @@ class Gateway:
                         name)).stdout.strip()
 
     def scoped_key(self, admin, name, scopes=("mail.send",), role=None, **fields):
-        """A new key of admin's account (POST /api/keys with name and fields) holding
-        scopes and, with manage, role. Its scopes and role are written with SQL until
-        POST /api/keys takes them (issue 19; the policy stamp trigger makes the caches see
-        them). The answer of POST /api/keys: {"id", "key", ...}."""
-        r = admin.request("POST", "/api/keys", dict(fields, name=name))
+        """A new key of admin's account (POST /api/keys with name, scopes, role and
+        fields). The answer of POST /api/keys: {"id", "key", ...}."""
+        body = dict(fields, name=name, scopes=list(scopes))
+        if role:
+            body["role"] = role
+        r = admin.request("POST", "/api/keys", body)
         assert r.status == 201, r.raw
-        self.sql("UPDATE api_keys SET scopes = ?, role = ? WHERE id = ?", ",".join(scopes),
-                 role, r.json["id"])
         return r.json
 
     def sql(self, query, *params):

@@ -174,8 +174,10 @@ class ManageKeysTest(unittest.TestCase):
                 self.assertError(r, 403, "forbidden")
                 self.assertIn("manage scope", r.json["error"]["message"])
         self.assertNotIn(b"so@acme.test", self.admin.request("GET", "/api/senders").raw)
-        # A manage key without a role may do nothing.
-        made = self.gw.scoped_key(self.admin, "no-role", ("manage",), None)
+        # A manage key without a role (the API refuses to make one; a row edited by hand)
+        # may do nothing.
+        made = self.gw.scoped_key(self.admin, "no-role", ("manage",), "marketing")
+        self.gw.sql("UPDATE api_keys SET role = NULL WHERE id = ?", made["id"])
         self.assertError(KeyClient(self.gw.port, made["key"]).request("GET", "/api/senders"),
                          403, "forbidden")
 
@@ -277,6 +279,74 @@ class ManageKeysTest(unittest.TestCase):
         self.assertTrue(wait_until(lambda: key.request("GET", "/api/keys").status == 403,
                                    timeout=10, interval=0.1), "the new scope was not seen")
         self.assertError(key.request("GET", "/api/keys"), 403, "forbidden")
+
+
+class NoBroaderThanItsMakerTest(unittest.TestCase):
+    """A manage key limited to some senders and networks cannot mint, or turn itself
+    into, a key without those limits: what it makes reaches no further than itself."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = Gateway().init("acme", "admin@acme.test")
+        cls.addClassCleanup(cls.gw.cleanup)
+        cls.gw.start()
+        cls.admin = cls.gw.logged_in("admin@acme.test")
+        cls.made = cls.gw.scoped_key(cls.admin, "ci", ("manage", "mail.send"), "technical",
+                                     senders=["a@acme.test"], domains=["mail.acme.test"],
+                                     allowed_ips=["127.0.0.0/8"])
+        cls.key = KeyClient(cls.gw.port, cls.made["key"])
+
+    def create(self, **body):
+        return self.key.request("POST", "/api/keys", dict(body, name="made"))
+
+    def assertRefused(self, r, field):
+        self.assertEqual((r.status, r.code), (403, "forbidden"), r.raw)
+        self.assertEqual(r.json["error"]["field"], field)
+
+    def test_what_it_makes_stays_inside_its_limits(self):
+        inside = {"senders": ["a@acme.test", "x@mail.acme.test"], "domains": ["mail.acme.test"],
+                  "allowed_ips": ["127.0.0.1"]}
+        count = lambda: len(self.admin.request("GET", "/api/keys").json["keys"])
+        before = count()
+        self.assertRefused(self.create(), "senders")
+        self.assertRefused(self.create(**dict(inside, senders=["b@acme.test"])), "senders")
+        self.assertRefused(self.create(**dict(inside, domains=["acme.test"])), "domains")
+        self.assertRefused(self.create(**dict(inside, allowed_ips=[])), "allowed_ips")
+        self.assertRefused(self.create(**dict(inside, allowed_ips=["10.0.0.0/8"])),
+                           "allowed_ips")
+        self.assertRefused(self.create(**dict(inside, allowed_ips=["0.0.0.0/0"])),
+                           "allowed_ips")
+        r = self.create(**inside)
+        self.assertEqual(r.status, 201, r.raw)
+        self.assertEqual(r.json["senders"], inside["senders"])
+        # Nothing refused was stored.
+        self.assertEqual(count(), before + 1)
+
+    def test_it_cannot_widen_itself(self):
+        r = self.key.request("PATCH", f"/api/keys/{self.made['id']}",
+                             {"senders": [], "domains": []})
+        self.assertRefused(r, "senders")
+        r = self.key.request("PATCH", f"/api/keys/{self.made['id']}", {"allowed_ips": []})
+        self.assertRefused(r, "allowed_ips")
+        keys = {k["id"]: k for k in self.admin.request("GET", "/api/keys").json["keys"]}
+        self.assertEqual(keys[self.made["id"]]["senders"], ["a@acme.test"])
+        self.assertEqual(keys[self.made["id"]]["allowed_ips"], ["127.0.0.0/8"])
+        # Narrowing itself is fine.
+        r = self.key.request("PATCH", f"/api/keys/{self.made['id']}",
+                             {"allowed_ips": ["127.0.0.0/9"]})
+        self.assertEqual(r.status, 200, r.raw)
+
+    def test_scopes_and_roles_it_does_not_have(self):
+        inside = {"senders": ["a@acme.test"], "allowed_ips": ["127.0.0.1"]}
+        # Technical holds every permission a key may be given: marketing is inside it.
+        for role in ("technical", "marketing"):
+            r = self.create(**dict(inside, scopes=["manage"], role=role))
+            self.assertEqual(r.status, 201, r.raw)
+        send_only = self.gw.scoped_key(self.admin, "send-only-maker", ("manage",),
+                                       "technical")
+        r = KeyClient(self.gw.port, send_only["key"]).request(
+            "POST", "/api/keys", {"name": "more", "scopes": ["mail.send"]})
+        self.assertRefused(r, "scopes")
 
 
 if __name__ == "__main__":

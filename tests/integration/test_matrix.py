@@ -125,6 +125,9 @@ ROWS = {
     ("GET", "/api/keys"): Row(200),
     ("POST", "/api/keys"): Row(201, lambda t, a: {"name": t.unique("k{}.%s.test" % a)},
                                created=("/api/keys", lambda b: b["name"])),
+    ("PATCH", "/api/keys/{id}"): Row(
+        200, lambda t, a: {"senders": [t.unique("p{}@mail.%s.test" % a)]}, obj="key",
+        fresh=True),
     ("DELETE", "/api/keys/{id}"): Row(204, obj="key", fresh=True),
     ("GET", "/api/drops"): Row(200),
     ("GET", "/api/stats"): Row(200),

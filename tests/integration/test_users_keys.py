@@ -358,7 +358,9 @@ class KeysTest(RoleCase):
 
     def test_a_new_key_is_shown_once_and_only_its_prefix_is_kept(self):
         made = self.create("ci deploy", client=self.clients["technical"])
-        self.assertEqual(set(made), {"id", "name", "prefix", "smtp_ips", "key"})
+        scope = {"smtp_ips", "senders", "domains", "allowed_ips", "scopes", "role"}
+        self.assertEqual(set(made), {"id", "name", "prefix", "key", "created_at",
+                                     "last_used_at"} | scope)
         self.assertEqual(made["smtp_ips"], [])
         key = made["key"]
         self.assertTrue(key.startswith("pst_"))
@@ -369,7 +371,7 @@ class KeysTest(RoleCase):
         r = self.admin.request("GET", "/api/keys")
         listed = {k["id"]: k for k in r.json["keys"]}[made["id"]]
         self.assertEqual(set(listed),
-                         {"id", "name", "prefix", "smtp_ips", "created_at", "last_used_at"})
+                         {"id", "name", "prefix", "created_at", "last_used_at"} | scope)
         self.assertEqual(listed["name"], "ci deploy")
         self.assertEqual(listed["smtp_ips"], [])
         self.assertEqual(listed["prefix"], key[:12])

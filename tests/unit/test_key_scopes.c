@@ -4,7 +4,7 @@
 
 #include "keys.h"
 
-static bool has(const char *scopes, const char *scope)
+static bool has(const char *scopes, enum keys_scope scope)
 {
 	struct store_apikey k = {0};
 	snprintf(k.scopes, sizeof(k.scopes), "%s", scopes);
@@ -14,20 +14,20 @@ static bool has(const char *scopes, const char *scope)
 static void test_each_stored_form_grants_exactly_its_scopes(void **state)
 {
 	(void)state;
-	assert_true(has("mail.send", KEYS_SCOPE_SEND));
+	assert_true(has("mail.send", KEYS_SCOPE_MAIL_SEND));
 	assert_false(has("mail.send", KEYS_SCOPE_MANAGE));
 	assert_true(has("manage", KEYS_SCOPE_MANAGE));
-	assert_false(has("manage", KEYS_SCOPE_SEND));
-	assert_true(has("mail.send,manage", KEYS_SCOPE_SEND));
+	assert_false(has("manage", KEYS_SCOPE_MAIL_SEND));
+	assert_true(has("mail.send,manage", KEYS_SCOPE_MAIL_SEND));
 	assert_true(has("mail.send,manage", KEYS_SCOPE_MANAGE));
-	assert_true(has("manage,mail.send", KEYS_SCOPE_SEND));
+	assert_true(has("manage,mail.send", KEYS_SCOPE_MAIL_SEND));
 }
 
 static void test_a_key_without_scopes_only_sends(void **state)
 {
 	(void)state;
 	/* Keys made before scopes existed were send keys. */
-	assert_true(has("", KEYS_SCOPE_SEND));
+	assert_true(has("", KEYS_SCOPE_MAIL_SEND));
 	assert_false(has("", KEYS_SCOPE_MANAGE));
 }
 
@@ -35,12 +35,12 @@ static void test_a_scope_matches_whole_entries_only(void **state)
 {
 	(void)state;
 	assert_false(has("manager", KEYS_SCOPE_MANAGE));
-	assert_false(has("mail.sender", KEYS_SCOPE_SEND));
-	assert_false(has("mail", KEYS_SCOPE_SEND));
+	assert_false(has("mail.sender", KEYS_SCOPE_MAIL_SEND));
+	assert_false(has("mail", KEYS_SCOPE_MAIL_SEND));
 	assert_false(has("xmanage,mail.sendx", KEYS_SCOPE_MANAGE));
-	assert_false(has("xmanage,mail.sendx", KEYS_SCOPE_SEND));
+	assert_false(has("xmanage,mail.sendx", KEYS_SCOPE_MAIL_SEND));
 	assert_true(has(",,manage,", KEYS_SCOPE_MANAGE));
-	assert_false(has(",,", KEYS_SCOPE_SEND));
+	assert_false(has(",,", KEYS_SCOPE_MAIL_SEND));
 }
 
 int main(void)

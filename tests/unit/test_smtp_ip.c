@@ -144,30 +144,34 @@ static void test_a_session_key_is_found_revoked(void **state)
 	struct world w;
 	world_open(&w);
 	struct store_apikey made, other, authed, by_ip;
-	struct net_list nets = {.n = 0};
+	struct keys_spec k, o;
+	struct keys_refusal no;
 	char text[AUTH_KEY_LEN], text2[AUTH_KEY_LEN];
 	int64_t retry;
-	assert_null(keys_network_add(&nets, "127.0.0.1"));
-	assert_int_equal(keys_create(w.store, &audit_cli, w.account, "k", &nets, &made, text),
-			 STORE_OK);
-	assert_int_equal(keys_create(w.store, &audit_cli, w.account, "o", NULL, &other, text2),
-			 STORE_OK);
+	keys_spec_init(&k);
+	keys_spec_init(&o);
+	assert_null(keys_spec_name(&k, "k"));
+	assert_null(keys_spec_name(&o, "o"));
+	assert_null(keys_spec_smtp_ip(&k, "127.0.0.1"));
+	assert_int_equal(keys_create(w.store, &audit_cli, w.account, &k, &made, text, &no), ERR_OK);
+	assert_int_equal(keys_create(w.store, &audit_cli, w.account, &o, &other, text2, &no),
+			 ERR_OK);
 	assert_int_equal(
 		keys_smtp_auth(w.store, w.pc, "apikey", text, "127.0.0.2", &authed, &retry),
 		ERR_OK);
 	assert_int_equal(keys_smtp_ip(w.pc, "127.0.0.1", &by_ip), ERR_OK);
 	assert_int_equal(by_ip.id, made.id);
 	/* Nothing moved: live, from memory. */
-	assert_int_equal(keys_recheck(w.pc, &authed), ERR_OK);
-	assert_int_equal(keys_recheck(w.pc, &by_ip), ERR_OK);
+	assert_int_equal(keys_recheck(w.pc, &authed, "127.0.0.2"), ERR_OK);
+	assert_int_equal(keys_recheck(w.pc, &by_ip, "127.0.0.1"), ERR_OK);
 	/* Another key revoked moves the stamp: both found again, still live. */
 	assert_int_equal(keys_revoke(w.store, &audit_cli, w.account, other.id), STORE_OK);
-	assert_int_equal(keys_recheck(w.pc, &authed), ERR_OK);
-	assert_int_equal(keys_recheck(w.pc, &by_ip), ERR_OK);
+	assert_int_equal(keys_recheck(w.pc, &authed, "127.0.0.2"), ERR_OK);
+	assert_int_equal(keys_recheck(w.pc, &by_ip, "127.0.0.1"), ERR_OK);
 	/* This key revoked: refused, whichever way the session found it. */
 	assert_int_equal(keys_revoke(w.store, &audit_cli, w.account, made.id), STORE_OK);
-	assert_int_equal(keys_recheck(w.pc, &authed), ERR_INVALID_CREDENTIALS);
-	assert_int_equal(keys_recheck(w.pc, &by_ip), ERR_INVALID_CREDENTIALS);
+	assert_int_equal(keys_recheck(w.pc, &authed, "127.0.0.2"), ERR_INVALID_CREDENTIALS);
+	assert_int_equal(keys_recheck(w.pc, &by_ip, "127.0.0.1"), ERR_INVALID_CREDENTIALS);
 	world_close(&w);
 }
 

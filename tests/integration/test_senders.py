@@ -39,12 +39,13 @@ class SenderAuthSettingsTest(RolesCase):
         globex = self.gw.logged_in("admin@globex.test")
         r = globex.request("GET", SETTINGS)
         self.assertEqual(r.status, 200, r.raw)
-        self.assertEqual(r.json, {"enabled": False, "verified": 0, "pending": 0})
+        self.assertEqual(r.json, {"enabled": False, "mode": "off", "verified": 0,
+                                  "pending": 0})
 
     def test_every_role_reads_the_setting(self):
         for client in (self.admin, self.tech, self.ana, self.mkt):
             s = self.settings(client)
-            self.assertEqual(set(s), {"enabled", "verified", "pending"})
+            self.assertEqual(set(s), {"enabled", "mode", "verified", "pending"})
             self.assertIsInstance(s["enabled"], bool)
             self.assertIsInstance(s["verified"], int)
             self.assertIsInstance(s["pending"], int)
@@ -53,13 +54,14 @@ class SenderAuthSettingsTest(RolesCase):
         # This is the only test of the class that adds senders to acme.
         r = self.toggle(self.admin, True)
         self.assertEqual(r.status, 200, r.raw)
-        self.assertEqual(r.json, {"enabled": True, "verified": 0, "pending": 0,
+        self.assertEqual(r.json, {"enabled": True, "mode": "on", "verified": 0, "pending": 0,
                                   "warning": "no_authorized_senders"})
         self.assertEqual(self.settings(), {"enabled": True, "verified": 0, "pending": 0})
 
         r = self.toggle(self.admin, False)
         self.assertEqual(r.status, 200, r.raw)
-        self.assertEqual(r.json, {"enabled": False, "verified": 0, "pending": 0})
+        self.assertEqual(r.json, {"enabled": False, "mode": "off", "verified": 0,
+                                  "pending": 0})
 
         r = self.admin.request("POST", "/api/senders",
                                {"addresses": ["one@count.example", "two@count.example"]})
@@ -549,7 +551,7 @@ class SenderPermissionMatrixTest(RolesCase):
     # what the caller would see afterwards. Data is fresh for every case.
     def get_settings(self, role):
         return "GET", SETTINGS, None, lambda ok, r: self.assertEqual(
-            set(r.json), {"enabled", "verified", "pending"})
+            set(r.json), {"enabled", "mode", "verified", "pending"})
 
     def put_settings(self, role):
         want = not self.enabled()

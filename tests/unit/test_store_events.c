@@ -338,14 +338,20 @@ static void test_account_events_are_written_by_the_store(void **state)
 	/* The switch: set to what it is, nothing; changed, one event. */
 	struct store_sender_auth auth;
 	assert_int_equal(store_sender_auth_get(w.store, w.acme, &auth), STORE_OK);
-	assert_int_equal(store_sender_auth_set(w.store, w.acme, auth.enabled, w.user, 3003),
+	assert_int_equal(store_sender_auth_set(w.store, w.acme,
+					       auth.enabled ? POLICY_MODE_ON : POLICY_MODE_OFF,
+					       w.user, 3003),
 			 STORE_OK);
-	assert_int_equal(store_sender_auth_set(w.store, w.acme, !auth.enabled, w.user, 3004),
+	assert_int_equal(store_sender_auth_set(w.store, w.acme,
+					       auth.enabled ? POLICY_MODE_OFF : POLICY_MODE_ON,
+					       w.user, 3004),
 			 STORE_OK);
 	list(&w, w.acme, "sender_auth.changed", NULL, 0, 50, &l);
 	assert_int_equal(l.n, 1);
-	assert_string_equal(l.data[0], auth.enabled ? "{\"enabled\":false}" : "{\"enabled\":true}");
-	assert_int_equal(store_sender_auth_set(w.store, 999, true, w.user, 3005), STORE_NOT_FOUND);
+	assert_string_equal(l.data[0], auth.enabled ? "{\"enabled\":false,\"mode\":\"off\"}"
+						    : "{\"enabled\":true,\"mode\":\"on\"}");
+	assert_int_equal(store_sender_auth_set(w.store, 999, POLICY_MODE_ON, w.user, 3005),
+			 STORE_NOT_FOUND);
 
 	assert_int_equal(store_sender_delete(w.store, w.acme, 999), STORE_NOT_FOUND);
 	list(&w, w.acme, "sender.removed", NULL, 0, 50, &l);

@@ -56,7 +56,8 @@ class SenderAuthSettingsTest(RolesCase):
         self.assertEqual(r.status, 200, r.raw)
         self.assertEqual(r.json, {"enabled": True, "mode": "on", "verified": 0, "pending": 0,
                                   "warning": "no_authorized_senders"})
-        self.assertEqual(self.settings(), {"enabled": True, "verified": 0, "pending": 0})
+        self.assertEqual(self.settings(),
+                         {"enabled": True, "mode": "on", "verified": 0, "pending": 0})
 
         r = self.toggle(self.admin, False)
         self.assertEqual(r.status, 200, r.raw)
@@ -67,21 +68,21 @@ class SenderAuthSettingsTest(RolesCase):
                                {"addresses": ["one@count.example", "two@count.example"]})
         self.assertEqual(r.status, 201, r.raw)
         self.assertEqual(self.settings(self.mkt),
-                         {"enabled": False, "verified": 0, "pending": 2})
+                         {"enabled": False, "mode": "off", "verified": 0, "pending": 2})
         first = r.json["added"][0]["id"]
         self.assertEqual(self.admin.request("POST", f"/api/senders/{first}/verify").status, 200)
         self.assertEqual(self.settings(self.mkt),
-                         {"enabled": False, "verified": 1, "pending": 1})
+                         {"enabled": False, "mode": "off", "verified": 1, "pending": 1})
 
         r = self.toggle(self.tech, True)
         self.assertEqual(r.status, 200, r.raw)
-        self.assertEqual(r.json, {"enabled": True, "verified": 1, "pending": 1})
+        self.assertEqual(r.json, {"enabled": True, "mode": "on", "verified": 1, "pending": 1})
         self.assertNotIn("warning", r.json)
 
         # Once the only verified sender is gone, enabling warns again.
         self.assertEqual(self.admin.request("DELETE", f"/api/senders/{first}").status, 204)
         r = self.toggle(self.tech, True)
-        self.assertEqual(r.json, {"enabled": True, "verified": 0, "pending": 1,
+        self.assertEqual(r.json, {"enabled": True, "mode": "on", "verified": 0, "pending": 1,
                                   "warning": "no_authorized_senders"})
         self.assertEqual(self.toggle(self.admin, False).status, 200)
 

@@ -508,6 +508,9 @@ async function run() {
 
     await page.goto(`${gw.base}/#/messages`);
     await page.getByRole('heading', { name: 'Totals' }).waitFor();
+    // The three sends Monitor mode let through, counted apart from the refusals.
+    const monitored = page.locator('.stat').filter({ hasText: 'Accepted in Monitor mode, would be refused' });
+    assert.equal((await monitored.locator('.stat-value').textContent()).trim(), '3');
     const pendingRow = page.getByRole('row').filter({ hasText: 'sender_pending_verification' }).first();
     await until(async () => (await pendingRow.getByRole('cell').nth(2).textContent()).trim() === '1', 'the refused send counted by reason');
     await page.getByRole('cell', { name: 'news@acme.test', exact: true }).first().waitFor();

@@ -80,15 +80,15 @@ static void landed(void *arg, int rc)
 	m->done(m->done_arg, rc); /* the last touch: the caller may free m now */
 }
 
-/* Sets what landed counts, and routes the commit's outcome through it. */
-static void count_on_landing(struct submit *out, struct drops *drops, enum policy_reason monitored,
-			     const char *monitored_from, void (*done)(void *arg, int rc), void *arg)
+/* Queues out->m with landed between the commit and done(arg, rc); out->monitored and
+ * out->monitored_from are set. */
+static void put_counted(struct queue *q, struct drops *drops, struct submit *out,
+			void (*done)(void *arg, int rc), void *arg)
 {
 	out->drops = drops;
-	out->monitored = monitored;
-	util_copy(out->monitored_from, sizeof(out->monitored_from), monitored_from);
 	out->done = done;
 	out->done_arg = arg;
+	queue_put_async(q, &out->m, landed, out);
 }
 
 void submit_sandbox(struct drops *drops, const struct store_apikey *key,
@@ -180,8 +180,9 @@ void submit_queue(struct queue *q, struct drops *drops, const struct store_apike
 		.events = out->events,
 		.nevents = out->events ? (size_t)n : 0,
 	};
-	count_on_landing(out, drops, monitored, r->from, done, arg);
-	queue_put_async(q, &out->m, landed, out);
+	out->monitored = monitored;
+	util_copy(out->monitored_from, sizeof(out->monitored_from), r->from);
+	put_counted(q, drops, out, done, arg);
 }
 
 void submit_free(struct submit *m)
@@ -274,9 +275,6 @@ enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drop
 		.events = out->events,
 		.nevents = out->events ? (size_t)in->nrcpts : 0,
 	};
-	char monitored_from[ADDR_MAX];
-	util_copy(monitored_from, sizeof(monitored_from), out->monitored_from);
-	count_on_landing(out, drops, out->monitored, monitored_from, done, arg);
-	queue_put_async(q, &out->m, landed, out);
+	put_counted(q, drops, out, done, arg); /* check_headers set what was monitored */
 	return ERR_OK;
 }

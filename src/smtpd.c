@@ -124,17 +124,18 @@ struct smtpd_session {
 	bool inbound;  /* on the return path's listener: its report goes to the reports worker */
 	bool have_key; /* authenticated with AUTH */
 	struct store_apikey key;
-	struct store_apikey txn_key;	   /* the key of the transaction in progress */
-	enum policy_reason mail_monitored; /* monitor mode's note on MAIL FROM's sender */
-	bool in_data;			   /* the DATA timeout applies */
-	bool waiting;			   /* held off its loop: by a commit, or a worker (auth) */
-	bool auth;			   /* a worker holds it (AUTH, or a report if inbound) */
-	bool blocked;			   /* reading stopped until the client reads its replies */
+	struct store_apikey txn_key; /* the key of the transaction in progress */
+	bool in_data;		     /* the DATA timeout applies */
+	bool waiting;		     /* held off its loop: by a commit, or a worker (auth) */
+	bool auth;		     /* a worker holds it (AUTH, or a report if inbound) */
+	bool blocked;		     /* reading stopped until the client reads its replies */
 	bool closing;
 	int close_polls;
 	struct submit sub;
 	const char **rcpts;
 	int rc;
+	/* Monitor mode's note on MAIL FROM's sender, for the 250 after DATA. */
+	enum policy_reason mail_monitored;
 	/* The auth worker's verdict. */
 	enum err auth_e;
 	struct store_apikey auth_key;

@@ -73,21 +73,22 @@ void submit_free(struct submit *m);
 
 /* An SMTP transaction at the end of DATA. */
 struct submit_smtp_in {
-	const char *mail_from;			/* normalized; already allowed at MAIL FROM */
-	enum policy_reason mail_from_monitored; /* what MAIL FROM's check named in monitor */
-	const char *const *rcpts;		/* normalized envelope recipients */
+	const char *mail_from;	  /* normalized; already allowed at MAIL FROM */
+	const char *const *rcpts; /* normalized envelope recipients */
 	int nrcpts;
 	const char *data; /* the message as received: dot-stuffing undone, CRLF line ends */
 	size_t len;
+	/* What MAIL FROM's check named in monitor mode (POLICY_ALLOW: nothing). */
+	enum policy_reason mail_from_monitored;
 };
 /* Submission: reads the message's headers (GMime); it must have exactly one From with one
  * address, which is judged like the envelope sender, and so is a Sender header if present.
  * Then adds what a submission server adds (Bcc removed, Date and Message-ID when missing)
  * and queues it as sent by key with source "smtp", with its Message-ID (the client's or the
- * one added) in its meta as smtp_id for all its events. In monitor mode, out->monitored
- * names the first would-be refusal (header From, Sender, then the envelope sender's from
- * MAIL FROM). ERR_OK: queued, done(arg, rc) runs on
- * the queue's writer thread once its commit has landed (or failed), out->id is its id.
+ * one added) in its meta as smtp_id for all its events. ERR_OK: queued, done(arg, rc) runs on
+ * the queue's writer thread once its commit has landed (or failed), out->id is its id; in
+ * monitor mode out->monitored names the first would-be refusal (the header From's, the
+ * Sender's, else the envelope sender's named at MAIL FROM).
  * Otherwise nothing was queued: ERR_INVALID_REQUEST with why filled (a malformed message),
  * a policy refusal (counted as a drop), or ERR_STORE_UNAVAILABLE. */
 enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drops *drops,

@@ -6,6 +6,7 @@ and as sender_policy.monitored events, domain refusals unaffected; and GET
 /api/senders/preflight: its numbers, statuses, window, validation and account scoping."""
 import os
 import smtplib
+import time
 import unittest
 
 from harness import (PASSWORD, ROLE_EMAILS, Gateway, audit_events, main, send_body,
@@ -356,6 +357,49 @@ class WindowTest(MonitorCase):
         # Off: the switch on would refuse both (nobody is listed).
         self.assertEqual((p["sends"], p["would_refuse"]), (2, 2))
         self.assertEqual({a["status"] for a in p["addresses"]}, {"unlisted"})
+
+
+class DeliveryRecheckTest(MonitorCase):
+    """The delivery-time re-check follows the mode at delivery: a scheduled message accepted
+    in monitor is sent while monitor holds, and dropped when the switch went on meanwhile."""
+
+    def gateway_now(self):
+        offset = 0
+        if os.path.exists(self.gw.clock_path):
+            with open(self.gw.clock_path) as f:
+                offset = int(f.read().strip() or 0)
+        return int(time.time()) + offset
+
+    def status(self, mid, *statuses):
+        get = lambda: self.admins["acme"].request("GET", "/api/messages/" + mid).json
+        m = wait_until(lambda: (lambda m: m if m["status"] in statuses else None)(get()),
+                       timeout=30)
+        self.assertTrue(m, f"{mid} never reached {statuses}: {get()}")
+        return m
+
+    def test_scheduled_monitored_mail_follows_the_mode_at_delivery(self):
+        self.add_senders("acme", "ok@acme.test", verify=("ok@acme.test",))
+        self.set_mode("acme", {"mode": "monitor"})
+        at = self.gateway_now() + 3600
+        kept = self.send("acme", "who@acme.test", schedule=at)
+        self.assertEqual(kept.status, 200, kept.raw)
+        self.assertEqual(kept.header(HEADER), "monitor; would-refuse=sender_not_authorized")
+        kept = kept.json["data"]["message_id"]
+        self.assertEqual(self.status(kept, "scheduled")["status"], "scheduled")
+        self.gw.advance_clock(3601)
+        self.admins["acme"] = self.gw.logged_in("admin@acme.test")
+        self.delivered(kept)
+        self.assertEqual(self.status(kept, "sent")["status"], "sent")
+
+        at = self.gateway_now() + 3600
+        r = self.send("acme", "who@acme.test", schedule=at)
+        self.assertEqual(r.status, 200, r.raw)
+        later = r.json["data"]["message_id"]
+        self.set_mode("acme", {"mode": "on"})
+        self.gw.advance_clock(3601)
+        self.admins["acme"] = self.gw.logged_in("admin@acme.test")
+        m = self.status(later, "dropped")
+        self.assertEqual(m["status"], "dropped", m)
 
 
 if __name__ == "__main__":

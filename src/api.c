@@ -59,6 +59,8 @@ static const struct api_route routes[] = {
 	MGMT("GET", "/api/senders", api_senders_list, PERM_READ),
 	MGMT("POST", "/api/senders", api_senders_add, PERM_SENDER_ADD),
 	MGMT("POST", "/api/senders/verification-email", api_senders_resend, PERM_SENDER_ADD),
+	/* Before any /api/senders/{id} GET, which would take "preflight" for an id. */
+	MGMT("GET", "/api/senders/preflight", api_senders_preflight, PERM_READ),
 	PERSON("POST", "/api/senders/{id}/verify", api_sender_verify, PERM_SENDER_VERIFY),
 	MGMT("DELETE", "/api/senders/{id}", api_sender_delete, PERM_SENDER_REMOVE),
 	PERSON("PUT", "/api/users/me/password", api_user_password, PERM_NONE),
@@ -221,10 +223,15 @@ static void respond_error(struct http_request *req, enum api_dialect d, enum err
 
 static void respond_call(struct api_call *c, enum api_dialect d, enum err e)
 {
-	const char *headers[5] = {"Cache-Control", "no-store", NULL, NULL, NULL};
+	const char *headers[7] = {"Cache-Control", "no-store", NULL, NULL, NULL, NULL, NULL};
+	int h = 2;
 	if (c->reply_header) {
-		headers[2] = c->reply_header;
-		headers[3] = c->reply_header_value;
+		headers[h++] = c->reply_header;
+		headers[h++] = c->reply_header_value;
+	}
+	if (c->extra_header) {
+		headers[h++] = c->extra_header;
+		headers[h++] = c->extra_header_value;
 	}
 	if (e != ERR_OK) {
 		cJSON_Delete(c->reply);

@@ -53,6 +53,8 @@ struct api_call {
 	char err_message[256];
 	const char *reply_header; /* one extra response header, e.g. Set-Cookie */
 	char reply_header_value[256];
+	const char *extra_header; /* and a second, e.g. X-Postern-Policy beside X-Message-Id */
+	char extra_header_value[128];
 };
 
 typedef enum err (*api_fn)(struct api_call *c);
@@ -123,6 +125,7 @@ enum err api_key_delete(struct api_call *c);
 enum err api_drops_list(struct api_call *c);
 enum err api_stats_get(struct api_call *c);
 enum err api_senders_resend(struct api_call *c);
+enum err api_senders_preflight(struct api_call *c);
 enum err api_domains_list(struct api_call *c);
 enum err api_domains_add(struct api_call *c);
 enum err api_domain_check(struct api_call *c);

@@ -22,6 +22,15 @@ struct pending {
 	int rc;
 };
 
+/* Monitor mode's would-be refusal, told on the 2xx so a sender sees it before the switch. */
+static void monitor_header(struct api_call *c, enum policy_reason monitored)
+{
+	if (monitored == POLICY_ALLOW)
+		return;
+	c->extra_header = "X-Postern-Policy";
+	submit_monitor_note(monitored, c->extra_header_value, sizeof(c->extra_header_value));
+}
+
 static enum err reply_accepted(struct api_call *c, enum send_dialect d, const char *id)
 {
 	if (d == SEND_SENDGRID) {
@@ -50,6 +59,7 @@ static void answer(struct http_request *req)
 			 (long long)p->sub.m.account_id, (long long)p->sub.m.api_key_id,
 			 p->sub.from, p->sub.m.recipients);
 		e = reply_accepted(&c, p->d, p->sub.id);
+		monitor_header(&c, p->sub.monitored);
 	}
 	api_respond(&c, e);
 	submit_free(&p->sub);
@@ -65,7 +75,8 @@ static void committed(void *arg, int rc)
 }
 
 /* Hands the message to the queue and parks the request until its commit. */
-static void queue(struct api_call *c, const struct send_request *r, enum send_dialect d)
+static void queue(struct api_call *c, const struct send_request *r, enum send_dialect d,
+		  enum policy_reason monitored)
 {
 	struct pending *p = xcalloc(1, sizeof(*p));
 	p->ctx = c->ctx;
@@ -75,7 +86,7 @@ static void queue(struct api_call *c, const struct send_request *r, enum send_di
 	/* Suspended first: the commit may land before this thread returns. */
 	http_suspend(c->req, answer, p);
 	c->suspended = true;
-	submit_queue(c->ctx->queue, &c->key, r, &p->sub, committed, p);
+	submit_queue(c->ctx->queue, c->ctx->drops, &c->key, r, monitored, &p->sub, committed, p);
 }
 
 static enum err send_mail(struct api_call *c, enum send_dialect d)
@@ -87,14 +98,16 @@ static enum err send_mail(struct api_call *c, enum send_dialect d)
 		return api_invalid(c, NULL, "The request body must be a JSON object.");
 	if (send_parse(d, c->body, &r, &why) < 0 || send_schedule(&r, util_now(), &why) < 0)
 		return api_invalid(c, why.field, why.message);
-	enum err e = submit_check(c->ctx->policies, c->ctx->drops, &c->key, &r);
+	enum policy_reason monitored = POLICY_ALLOW;
+	enum err e = submit_check(c->ctx->policies, c->ctx->drops, &c->key, &r, &monitored);
 	if (e == ERR_OK && r.sandbox) {
 		/* SendGrid's sandbox: everything checked, nothing stored or sent; it answers
-		 * 200 with no body. */
+		 * 200 with no body (and the monitor header, which only informs). */
 		submit_sandbox(c->ctx->drops, &c->key, &r);
+		monitor_header(c, monitored);
 		c->status = 200;
 	} else if (e == ERR_OK) {
-		queue(c, &r, d);
+		queue(c, &r, d, monitored);
 	} else if (e != ERR_STORE_UNAVAILABLE && e != ERR_SENDER_AUTH_NO_SENDERS) {
 		util_copy(c->err_field, sizeof(c->err_field), "from.email");
 	}

@@ -18,6 +18,8 @@ static enum err sender_auth_reply(struct api_call *c, bool warn_if_empty)
 		return ERR_STORE_UNAVAILABLE;
 	c->reply = cJSON_CreateObject();
 	cJSON_AddBoolToObject(c->reply, "enabled", sa.enabled);
+	cJSON_AddStringToObject(c->reply, "mode",
+				policy_mode_name(policy_mode_of(sa.enabled, sa.monitor)));
 	cJSON_AddNumberToObject(c->reply, "verified", sa.verified);
 	cJSON_AddNumberToObject(c->reply, "pending", sa.pending);
 	if (warn_if_empty && sa.enabled && sa.verified == 0)
@@ -30,29 +32,59 @@ enum err api_sender_auth_get(struct api_call *c)
 	return sender_auth_reply(c, false);
 }
 
-enum err api_sender_auth_put(struct api_call *c)
+/* The mode asked for: {"mode": "off"|"monitor"|"on"}, or the older {"enabled": bool}
+ * meaning on or off. -1 (with the refusal set) when neither is well formed. */
+static int wanted_mode(struct api_call *c, enum err *e)
 {
+	static const char *const fields[] = {"mode", "enabled", "password", NULL};
+	const cJSON *mode = c->body ? cJSON_GetObjectItemCaseSensitive(c->body, "mode") : NULL;
 	const cJSON *enabled =
 		c->body ? cJSON_GetObjectItemCaseSensitive(c->body, "enabled") : NULL;
+	if ((*e = api_only_fields(c, fields)) != ERR_OK)
+		return -1;
+	if (mode && enabled) {
+		*e = api_invalid(c, "mode", "Send mode or enabled, not both.");
+		return -1;
+	}
+	if (mode) {
+		int m = policy_mode_parse(cJSON_GetStringValue(mode));
+		if (m < 0)
+			*e = api_invalid(c, "mode", "mode must be \"off\", \"monitor\" or \"on\".");
+		return m;
+	}
+	if (!cJSON_IsBool(enabled)) {
+		*e = api_invalid(
+			c, "enabled",
+			"enabled must be true or false (or send mode: off, monitor or on).");
+		return -1;
+	}
+	return cJSON_IsTrue(enabled) ? POLICY_MODE_ON : POLICY_MODE_OFF;
+}
+
+enum err api_sender_auth_put(struct api_call *c)
+{
+	enum err e = ERR_OK;
+	int mode = wanted_mode(c, &e);
 	const char *password = api_body_string(c, "password");
 
-	if (!cJSON_IsBool(enabled))
-		return api_invalid(c, "enabled", "enabled must be true or false.");
+	if (mode < 0)
+		return e;
 	if (!password || !*password)
 		return api_invalid(c, "password",
 				   "Enter your login password to change this setting.");
 	struct actor who = api_actor(c);
-	bool on = cJSON_IsTrue(enabled);
-	enum err e = api_password_recheck(c, password);
+	e = api_password_recheck(c, password);
 	if (e == ERR_INVALID_CREDENTIALS) {
-		senders_switch_refused(c->ctx->store, &who, c->who.account.id, on);
+		senders_switch_refused(c->ctx->store, &who, c->who.account.id,
+				       (enum policy_mode)mode);
 		return ERR_PASSWORD_INCORRECT;
 	}
 	if (e != ERR_OK)
 		return e;
-	if (senders_switch(c->ctx->store, &who, c->who.account.id, on) != STORE_OK)
+	if (senders_switch(c->ctx->store, &who, c->who.account.id, (enum policy_mode)mode) !=
+	    STORE_OK)
 		return ERR_STORE_UNAVAILABLE;
-	return sender_auth_reply(c, on);
+	return sender_auth_reply(c, mode == POLICY_MODE_ON);
 }
 
 static void add_or_null(cJSON *o, const char *name, const char *text)

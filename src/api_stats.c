@@ -47,6 +47,21 @@ static int add_count(void *arg, const char *reason, int64_t count)
 	return 0;
 }
 
+/* Monitor mode's would-be refusals per sender reason, each with 0 when none; NULL when the
+ * store cannot be read. The counters were flushed by the caller. */
+static cJSON *monitored_counts(struct api_call *c)
+{
+	cJSON *m = cJSON_CreateObject();
+	for (int r = POLICY_ALLOW + 1; r < POLICY_REASON_COUNT; r++)
+		if (policy_reason_is_sender((enum policy_reason)r))
+			cJSON_AddNumberToObject(m, policy_reason_code((enum policy_reason)r), 0);
+	if (store_monitored_stats(c->ctx->store, c->who.account.id, add_count, m) != STORE_OK) {
+		cJSON_Delete(m);
+		return NULL;
+	}
+	return m;
+}
+
 enum err api_stats_get(struct api_call *c)
 {
 	int64_t accepted = 0;
@@ -64,10 +79,17 @@ enum err api_stats_get(struct api_call *c)
 	/* Sandbox requests ride on the drop counter but were not refused: they get a count of
 	 * their own. */
 	cJSON *sandbox = cJSON_DetachItemFromObjectCaseSensitive(dropped, DROPS_SANDBOX);
+	cJSON *monitored = monitored_counts(c);
+	if (!monitored) {
+		cJSON_Delete(dropped);
+		cJSON_Delete(sandbox);
+		return ERR_STORE_UNAVAILABLE;
+	}
 	c->reply = cJSON_CreateObject();
 	cJSON_AddNumberToObject(c->reply, "accepted", (double)accepted);
 	cJSON_AddNumberToObject(c->reply, "sandbox", sandbox ? sandbox->valuedouble : 0);
 	cJSON_AddItemToObject(c->reply, "dropped", dropped);
+	cJSON_AddItemToObject(c->reply, "monitored", monitored);
 	cJSON_Delete(sandbox);
 	return ERR_OK;
 }

@@ -1,6 +1,7 @@
-/* The drop counter. Pending counts live in a string map keyed by
- * "account:key:minute:reason:from"; a flush swaps the map out under the lock and writes it
- * outside, putting the counts back if the store refuses them. */
+/* The drop counter. Pending counts live in string maps keyed by
+ * "account:key:minute:reason:from" (drops, monitored) and "account:day:from" (sends); a
+ * flush swaps the maps out under the lock and writes them outside in one transaction,
+ * putting the counts back if the store refuses them. */
 #include "drops.h"
 
 #include <inttypes.h>
@@ -22,20 +23,33 @@ struct drops {
 	pthread_mutex_t lock;
 	pthread_mutex_t flushing; /* one flush at a time keeps put-backs simple */
 	struct strmap pending;
+	struct strmap monitored;
+	struct strmap sends;
 	struct worker *flusher;
 };
 
-static void record(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
-		   const char *reason)
+static void bump(struct drops *d, struct strmap *m, const char *key)
+{
+	pthread_mutex_lock(&d->lock);
+	(*strmap_put(m, key))++;
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void record_in(struct drops *d, struct strmap *m, int64_t account_id, int64_t api_key_id,
+		      const char *from, const char *reason)
 {
 	char key[ADDR_MAX + 128];
 	int64_t minute = util_now() / 60 * 60;
 
 	snprintf(key, sizeof(key), "%" PRId64 ":%" PRId64 ":%" PRId64 ":%s:%s", account_id,
 		 api_key_id, minute, reason, from);
-	pthread_mutex_lock(&d->lock);
-	(*strmap_put(&d->pending, key))++;
-	pthread_mutex_unlock(&d->lock);
+	bump(d, m, key);
+}
+
+static void record(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
+		   const char *reason)
+{
+	record_in(d, &d->pending, account_id, api_key_id, from, reason);
 }
 
 void drops_record(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from,
@@ -48,6 +62,20 @@ void drops_record_code(struct drops *d, int64_t account_id, int64_t api_key_id, 
 		       const char *code)
 {
 	record(d, account_id, api_key_id, from, code);
+}
+
+void drops_record_monitored(struct drops *d, int64_t account_id, int64_t api_key_id,
+			    const char *from, enum policy_reason reason)
+{
+	record_in(d, &d->monitored, account_id, api_key_id, from, policy_reason_code(reason));
+}
+
+void drops_record_send(struct drops *d, int64_t account_id, const char *from)
+{
+	char key[ADDR_MAX + 64];
+	snprintf(key, sizeof(key), "%" PRId64 ":%" PRId64 ":%s", account_id,
+		 util_now() / 86400 * 86400, from);
+	bump(d, &d->sends, key);
 }
 
 void drops_record_sandbox(struct drops *d, int64_t account_id, int64_t api_key_id, const char *from)
@@ -76,39 +104,105 @@ static void to_row(void *arg, const char *key, uint64_t count)
 	b->n++;
 }
 
-static void put_back(void *arg, const char *key, uint64_t count)
+struct send_batch {
+	struct store_from_count *rows;
+	size_t n;
+	int64_t now;
+};
+
+/* A send's last_seen is the flush's time: within FLUSH_INTERVAL_MS of the send. */
+static void to_send_row(void *arg, const char *key, uint64_t count)
 {
-	struct drops *d = arg;
-	*strmap_put(&d->pending, key) += count;
+	struct send_batch *b = arg;
+	struct store_from_count *r = &b->rows[b->n];
+	int from_at = 0;
+
+	if (sscanf(key, "%" SCNd64 ":%" SCNd64 ":%n", &r->account_id, &r->day, &from_at) < 2 ||
+	    !from_at)
+		return;
+	util_copy(r->from, sizeof(r->from), key + from_at);
+	r->sends = (int64_t)count;
+	r->last_seen = b->now;
+	b->n++;
+}
+
+/* The maps taken out for one flush, in the order of struct drops. */
+struct taken {
+	struct strmap drops, monitored, sends;
+};
+
+static void put_into(struct strmap *m, const char *key, uint64_t count)
+{
+	*strmap_put(m, key) += count;
+}
+
+static void put_back_drop(void *arg, const char *key, uint64_t count)
+{
+	put_into(&((struct drops *)arg)->pending, key, count);
+}
+
+static void put_back_monitored(void *arg, const char *key, uint64_t count)
+{
+	put_into(&((struct drops *)arg)->monitored, key, count);
+}
+
+static void put_back_send(void *arg, const char *key, uint64_t count)
+{
+	put_into(&((struct drops *)arg)->sends, key, count);
+}
+
+static void take(struct drops *d, struct taken *t)
+{
+	pthread_mutex_lock(&d->lock);
+	t->drops = d->pending;
+	t->monitored = d->monitored;
+	t->sends = d->sends;
+	memset(&d->pending, 0, sizeof(d->pending));
+	memset(&d->monitored, 0, sizeof(d->monitored));
+	memset(&d->sends, 0, sizeof(d->sends));
+	pthread_mutex_unlock(&d->lock);
+}
+
+static int write_taken(struct drops *d, struct taken *t)
+{
+	struct batch drops = {xcalloc(t->drops.used + 1, sizeof(struct store_drop)), 0};
+	struct batch mon = {xcalloc(t->monitored.used + 1, sizeof(struct store_drop)), 0};
+	struct send_batch sends = {xcalloc(t->sends.used + 1, sizeof(struct store_from_count)), 0,
+				   util_now()};
+	strmap_each(&t->drops, to_row, &drops);
+	strmap_each(&t->monitored, to_row, &mon);
+	strmap_each(&t->sends, to_send_row, &sends);
+	struct store_counts k = {drops.rows, drops.n, mon.rows, mon.n, sends.rows, sends.n};
+	int rc = store_counts_add(d->store, &k);
+	free(drops.rows);
+	free(mon.rows);
+	free(sends.rows);
+	return rc;
 }
 
 int drops_flush(struct drops *d)
 {
-	struct strmap taken;
+	struct taken t;
 	int rc = STORE_OK;
 
 	pthread_mutex_lock(&d->flushing);
-	pthread_mutex_lock(&d->lock);
-	taken = d->pending;
-	memset(&d->pending, 0, sizeof(d->pending));
-	pthread_mutex_unlock(&d->lock);
-
-	if (taken.used) {
-		struct batch b = {xcalloc(taken.used, sizeof(struct store_drop)), 0};
-		strmap_each(&taken, to_row, &b);
-		rc = store_drops_add(d->store, b.rows, b.n);
-		free(b.rows);
+	take(d, &t);
+	if (t.drops.used || t.monitored.used || t.sends.used) {
+		rc = write_taken(d, &t);
 		if (rc != STORE_OK) {
-			log_error(
-				"drops: cannot store %zu drop counters; keeping them for the next "
-				"flush",
-				taken.used);
+			log_error("drops: cannot store %zu drop, %zu monitored and %zu send "
+				  "counters; keeping them for the next flush",
+				  t.drops.used, t.monitored.used, t.sends.used);
 			pthread_mutex_lock(&d->lock);
-			strmap_each(&taken, put_back, d);
+			strmap_each(&t.drops, put_back_drop, d);
+			strmap_each(&t.monitored, put_back_monitored, d);
+			strmap_each(&t.sends, put_back_send, d);
 			pthread_mutex_unlock(&d->lock);
 		}
 	}
-	strmap_free(&taken);
+	strmap_free(&t.drops);
+	strmap_free(&t.monitored);
+	strmap_free(&t.sends);
 	pthread_mutex_unlock(&d->flushing);
 	return rc;
 }
@@ -139,6 +233,8 @@ void drops_stop(struct drops *d)
 	worker_stop(d->flusher);
 	drops_flush(d);
 	strmap_free(&d->pending);
+	strmap_free(&d->monitored);
+	strmap_free(&d->sends);
 	pthread_mutex_destroy(&d->flushing);
 	pthread_mutex_destroy(&d->lock);
 	free(d);

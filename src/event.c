@@ -13,10 +13,10 @@
 #include "util.h"
 
 const char *const event_types[] = {
-	"message.processed",	 "message.deferred",	"message.delivered", "message.bounced",
-	"message.dropped",	 "message.complained",	"sender.added",	     "sender.verified",
-	"sender.removed",	 "sender_auth.changed", "domain.verified",   "domain.failed",
-	"sender_policy.refused",
+	"message.processed",	 "message.deferred",	    "message.delivered", "message.bounced",
+	"message.dropped",	 "message.complained",	    "sender.added",	 "sender.verified",
+	"sender.removed",	 "sender_auth.changed",	    "domain.verified",	 "domain.failed",
+	"sender_policy.refused", "sender_policy.monitored",
 };
 const size_t event_ntypes = ARRAY_LEN(event_types);
 

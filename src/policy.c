@@ -17,7 +17,7 @@
 #define DOMAIN_ACTIVE 0x100u
 
 struct policy {
-	bool enabled;
+	enum policy_mode mode;
 	size_t verified;
 	struct fpset senders;
 	struct strmap domains;
@@ -33,11 +33,47 @@ static const char *const reason_codes[POLICY_REASON_COUNT] = {
 	[POLICY_SENDER_PENDING] = "sender_pending_verification",
 };
 
-struct policy *policy_new(bool enabled)
+static const char *const mode_names[POLICY_MODE_COUNT] = {
+	[POLICY_MODE_OFF] = "off",
+	[POLICY_MODE_MONITOR] = "monitor",
+	[POLICY_MODE_ON] = "on",
+};
+
+struct policy *policy_new_mode(enum policy_mode mode)
 {
 	struct policy *p = xcalloc(1, sizeof(*p));
-	p->enabled = enabled;
+	p->mode = mode;
 	return p;
+}
+
+struct policy *policy_new(bool enabled)
+{
+	return policy_new_mode(enabled ? POLICY_MODE_ON : POLICY_MODE_OFF);
+}
+
+enum policy_mode policy_mode(const struct policy *p)
+{
+	return p->mode;
+}
+
+enum policy_mode policy_mode_of(bool enabled, bool monitor)
+{
+	if (enabled)
+		return POLICY_MODE_ON;
+	return monitor ? POLICY_MODE_MONITOR : POLICY_MODE_OFF;
+}
+
+const char *policy_mode_name(enum policy_mode m)
+{
+	return (unsigned)m < POLICY_MODE_COUNT ? mode_names[m] : "unknown";
+}
+
+int policy_mode_parse(const char *name)
+{
+	for (int m = 0; name && m < POLICY_MODE_COUNT; m++)
+		if (strcmp(name, mode_names[m]) == 0)
+			return m;
+	return -1;
 }
 
 void policy_free(struct policy *p)
@@ -64,15 +100,16 @@ void policy_add_domain(struct policy *p, const char *domain, enum policy_domain_
 	*strmap_put(&p->domains, domain) = (uint64_t)status | (active ? DOMAIN_ACTIVE : 0);
 }
 
-enum policy_reason policy_decide(const struct policy *p, const char *from)
+/* The decision with the switch on (enabled) or off. */
+static enum policy_reason decide(const struct policy *p, const char *from, bool enabled)
 {
 	/* The product owner: with the feature on and no verified address, all mail is dropped. */
-	if (p->enabled && p->verified == 0)
+	if (enabled && p->verified == 0)
 		return POLICY_NO_SENDERS;
 
 	/* The sender's slot is fetched from memory while the domain is judged. */
 	struct fpset_fp fp = {0, 0};
-	if (p->enabled) {
+	if (enabled) {
 		fpset_fingerprint(from, &fp);
 		fpset_prefetch(&p->senders, &fp);
 	}
@@ -84,7 +121,7 @@ enum policy_reason policy_decide(const struct policy *p, const char *from)
 	if (!(*d & DOMAIN_ACTIVE))
 		return POLICY_DOMAIN_INACTIVE;
 
-	if (p->enabled) {
+	if (enabled) {
 		int verified = fpset_find(&p->senders, &fp);
 		if (verified < 0)
 			return POLICY_SENDER_NOT_AUTHORIZED;
@@ -92,6 +129,54 @@ enum policy_reason policy_decide(const struct policy *p, const char *from)
 			return POLICY_SENDER_PENDING;
 	}
 	return POLICY_ALLOW;
+}
+
+bool policy_reason_is_sender(enum policy_reason r)
+{
+	return r == POLICY_NO_SENDERS || r == POLICY_SENDER_NOT_AUTHORIZED ||
+	       r == POLICY_SENDER_PENDING;
+}
+
+enum policy_reason policy_judge(const struct policy *p, const char *from,
+				enum policy_reason *monitored)
+{
+	if (monitored)
+		*monitored = POLICY_ALLOW;
+	if (p->mode != POLICY_MODE_MONITOR)
+		return decide(p, from, p->mode == POLICY_MODE_ON);
+	/* Monitor judges as if on, so a domain refusal still wins over a sender one, and
+	 * lets only the sender's reason through, named. */
+	enum policy_reason r = decide(p, from, true);
+	if (!policy_reason_is_sender(r))
+		return r;
+	/* With no verified sender the domain was not judged yet: it still refuses. */
+	enum policy_reason domain = r == POLICY_NO_SENDERS ? decide(p, from, false) : POLICY_ALLOW;
+	if (domain != POLICY_ALLOW)
+		return domain;
+	if (monitored)
+		*monitored = r;
+	return POLICY_ALLOW;
+}
+
+enum policy_reason policy_decide(const struct policy *p, const char *from)
+{
+	/* Off and on, the hot paths, go straight to the decision. */
+	if (p->mode != POLICY_MODE_MONITOR)
+		return decide(p, from, p->mode == POLICY_MODE_ON);
+	return policy_judge(p, from, NULL);
+}
+
+enum policy_reason policy_decide_if_on(const struct policy *p, const char *from)
+{
+	return decide(p, from, true);
+}
+
+const char *policy_sender_status(const struct policy *p, const char *from)
+{
+	struct fpset_fp fp;
+	fpset_fingerprint(from, &fp);
+	int verified = fpset_find(&p->senders, &fp);
+	return verified < 0 ? "unlisted" : verified ? "verified" : "pending";
 }
 
 const char *policy_reason_code(enum policy_reason r)

@@ -10,20 +10,33 @@
 #include "notify.h"
 #include "util.h"
 
-int senders_switch(struct store *s, const struct actor *who, int64_t account_id, bool on)
+/* The audit's words for each mode: on and off keep the names they had before monitor. */
+static const char *const mode_actions[POLICY_MODE_COUNT] = {
+	[POLICY_MODE_OFF] = "sender_auth.disabled",
+	[POLICY_MODE_MONITOR] = "sender_auth.monitor",
+	[POLICY_MODE_ON] = "sender_auth.enabled",
+};
+static const char *const mode_wanted[POLICY_MODE_COUNT] = {
+	[POLICY_MODE_OFF] = "disabled",
+	[POLICY_MODE_MONITOR] = "monitor",
+	[POLICY_MODE_ON] = "enabled",
+};
+
+int senders_switch(struct store *s, const struct actor *who, int64_t account_id,
+		   enum policy_mode mode)
 {
-	int rc = store_sender_auth_set(s, account_id, on, who->user_id, util_now());
+	int rc = store_sender_auth_set(s, account_id, mode, who->user_id, util_now());
 	if (rc == STORE_OK)
-		audit_write(s, who, account_id, on ? "sender_auth.enabled" : "sender_auth.disabled",
-			    "sender-auth", NULL);
+		audit_write(s, who, account_id, mode_actions[mode], "sender-auth", "mode=%s",
+			    policy_mode_name(mode));
 	return rc;
 }
 
 void senders_switch_refused(struct store *s, const struct actor *who, int64_t account_id,
-			    bool wanted)
+			    enum policy_mode wanted)
 {
 	audit_write(s, who, account_id, "sender_auth.toggle_denied", "sender-auth", "wanted=%s",
-		    wanted ? "enabled" : "disabled");
+		    mode_wanted[wanted]);
 }
 
 /* A verification batch about to be stored: the token goes into the Verify All link, only

@@ -18,11 +18,12 @@
  * for addresses just added. */
 #define SENDERS_MAIL_GAP 60
 
-/* Turns the switch on or off; the caller has had the user's password confirmed. */
-int senders_switch(struct store *s, const struct actor *who, int64_t account_id, bool on);
+/* Sets the switch to off, monitor or on; the caller has had the user's password confirmed. */
+int senders_switch(struct store *s, const struct actor *who, int64_t account_id,
+		   enum policy_mode mode);
 /* Records a switch refused for a wrong password. */
 void senders_switch_refused(struct store *s, const struct actor *who, int64_t account_id,
-			    bool wanted);
+			    enum policy_mode wanted);
 
 /* Adds normalized addresses as pending. ids[i] is the new sender's id, or 0 when the
  * account had that address already. When any is added, its verification email goes to the

@@ -134,6 +134,8 @@ struct smtpd_session {
 	struct submit sub;
 	const char **rcpts;
 	int rc;
+	/* Monitor mode's note on MAIL FROM's sender, for the 250 after DATA. */
+	enum policy_reason mail_monitored;
 	/* The auth worker's verdict. */
 	enum err auth_e;
 	struct store_apikey auth_key;
@@ -617,8 +619,10 @@ static void do_mail(struct smtpd_session *s)
 			  "address.");
 		return smtp_mail_done(s->proto, false, reply);
 	}
+	s->mail_monitored = POLICY_ALLOW;
 	if (e == ERR_OK)
-		e = submit_check_address(d->policies, d->drops, &s->txn_key, s->proto->mail_from);
+		e = submit_check_address(d->policies, d->drops, &s->txn_key, s->proto->mail_from,
+					 &s->mail_monitored);
 	if (e == ERR_OK)
 		snprintf(reply, sizeof(reply), "250 2.1.0 Ok");
 	else
@@ -637,13 +641,17 @@ static void committed(void *arg, int rc)
 /* The commit's outcome, as the reply to DATA. */
 static void commit_answer(struct smtpd_session *s)
 {
-	char reply[200];
+	char reply[200], note[96] = "";
 	if (s->rc == STORE_OK) {
 		log_info("message %s queued account=%lld key=%lld from=%s recipients=%d "
 			 "source=smtp",
 			 s->sub.id, (long long)s->sub.m.account_id, (long long)s->sub.m.api_key_id,
 			 s->sub.from, s->sub.m.recipients);
-		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s", s->sub.id);
+		/* Monitor mode's would-be refusal rides on the 250, as the API's header does. */
+		if (s->sub.monitored != POLICY_ALLOW)
+			submit_monitor_note(s->sub.monitored, note, sizeof(note));
+		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %s%s%s%s", s->sub.id,
+			 note[0] ? " (" : "", note, note[0] ? ")" : "");
 	} else {
 		err_reply(reply, sizeof(reply), ERR_STORE_UNAVAILABLE, NULL);
 	}
@@ -689,6 +697,7 @@ static void do_submit(struct smtpd_session *s)
 	for (int i = 0; i < p->nrcpts; i++)
 		s->rcpts[i] = p->rcpts[i];
 	struct submit_smtp_in in = {.mail_from = p->mail_from,
+				    .mail_from_monitored = s->mail_monitored,
 				    .rcpts = s->rcpts,
 				    .nrcpts = p->nrcpts,
 				    .data = p->body->str,

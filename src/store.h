@@ -74,6 +74,7 @@ struct store_audit {
 
 struct store_sender_auth {
 	bool enabled;
+	bool monitor; /* stored beside the switch; counts only while it is off */
 	int verified;
 	int pending;
 };
@@ -335,6 +336,34 @@ struct store_drop {
 	int64_t count;
 };
 
+/* Sends per account, From and day (accepted or monitored), for the preflight. */
+struct store_from_count {
+	int64_t account_id;
+	char from[ADDR_MAX];
+	int64_t day;	   /* seconds since the epoch, a multiple of 86400 */
+	int64_t sends;	   /* added to the stored count */
+	int64_t last_seen; /* the stored one becomes the later of the two */
+};
+
+/* One flush of the counters (drops.h): refusals, monitored would-be refusals (same shape,
+ * in the table monitored) and sends per From. */
+struct store_counts {
+	const struct store_drop *drops;
+	size_t ndrops;
+	const struct store_drop *monitored;
+	size_t nmonitored;
+	const struct store_from_count *sends;
+	size_t nsends;
+};
+
+/* A From's sends over a window, and the last one's time. */
+struct store_from_total {
+	char from[ADDR_MAX];
+	int64_t sends;
+	int64_t last_seen;
+};
+typedef int (*store_from_total_fn)(void *arg, const struct store_from_total *t);
+
 #define STORE_EVENT_TYPE_MAX 40
 #define STORE_URL_MAX	     2048
 
@@ -464,8 +493,10 @@ int store_apikey_update(struct store *s, const struct store_apikey *k);
 int store_audit_append(struct store *s, const struct store_audit *ev);
 int store_audit_list(struct store *s, int64_t account_id, int limit, store_audit_fn fn, void *arg);
 int store_sender_auth_get(struct store *s, int64_t account_id, struct store_sender_auth *out);
-int store_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
-			  int64_t now);
+/* Sets the switch to mode (on: enabled; monitor: off with monitor set; off: neither); a
+ * change of mode is a sender_auth.changed event carrying it. */
+int store_sender_auth_set(struct store *s, int64_t account_id, enum policy_mode mode,
+			  int64_t user_id, int64_t now);
 /* Adds normalized addresses as pending, in one transaction. ids[i] is the new sender's id,
  * or 0 when the account has that address already. When at least one is added, a
  * verification batch b covering the added senders is stored too, unless the account's
@@ -522,6 +553,12 @@ int store_apikey_touch(struct store *s, int64_t id, int64_t now);
 int store_apikey_revoke(struct store *s, int64_t account_id, int64_t id, int64_t now);
 /* Adds the counts of drops to the stored ones, in one transaction. */
 int store_drops_add(struct store *s, const struct store_drop *d, size_t n);
+/* Adds a whole flush of counters in one transaction: each drop row is a
+ * sender_policy.refused event, each monitored row a sender_policy.monitored one. */
+int store_counts_add(struct store *s, const struct store_counts *c);
+/* The account's sends per From on the days from since_day on, most sent first. */
+int store_from_totals(struct store *s, int64_t account_id, int64_t since_day,
+		      store_from_total_fn fn, void *arg);
 int store_drops_list(struct store *s, int64_t account_id, int limit, store_drop_fn fn, void *arg);
 /* Stores messages as queued in one transaction: one fsync for the whole batch. */
 int store_messages_add(struct store *s, const struct store_message *m, size_t n);
@@ -596,6 +633,8 @@ int store_master_check(struct store *s, const char *check, store_opens_fn opens,
 /* Accepted messages and, per reason, dropped ones for an account. */
 int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_count_fn fn,
 		void *arg);
+/* Per reason, the account's monitored would-be refusals. */
+int store_monitored_stats(struct store *s, int64_t account_id, store_count_fn fn, void *arg);
 
 /* Events, newest first: type and message_uid (NULL: any) filter, before_id (0: none) pages. */
 int store_events_list(struct store *s, int64_t account_id, const char *type,

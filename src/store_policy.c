@@ -14,6 +14,7 @@ static void read_sender_auth(const struct sq_res *r, void *row)
 	a->enabled = sq_int(r, 0) != 0;
 	a->verified = (int)sq_int(r, 1);
 	a->pending = (int)sq_int(r, 2);
+	a->monitor = sq_int(r, 3) != 0;
 }
 
 int store_sender_auth_get(struct store *s, int64_t account_id, struct store_sender_auth *out)
@@ -23,28 +24,32 @@ int store_sender_auth_get(struct store *s, int64_t account_id, struct store_send
 		      "  (SELECT COUNT(*) FROM senders WHERE account_id = ? AND status = "
 		      "'verified'),"
 		      "  (SELECT COUNT(*) FROM senders WHERE account_id = ? AND status = "
-		      "'pending') "
+		      "'pending'), sender_auth_monitor "
 		      "FROM settings WHERE account_id = ?",
 		      "iii", account_id, account_id, account_id);
 }
 
-int store_sender_auth_set(struct store *s, int64_t account_id, bool enabled, int64_t user_id,
-			  int64_t now)
+int store_sender_auth_set(struct store *s, int64_t account_id, enum policy_mode mode,
+			  int64_t user_id, int64_t now)
 {
 	struct sq_conn c = sq_acquire(s);
 	int64_t changed = 0;
+	int on = mode == POLICY_MODE_ON, monitor = mode == POLICY_MODE_MONITOR;
 	/* The switch is set either way (its time and setter with it); only a change of it is an
-	 * event. */
+	 * event. Switching on clears monitor, so off after on is off, not monitor. */
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
-		rc = sq_exec(&c, &changed,
-			     "UPDATE settings SET sender_auth_enabled = ?, updated_at = ?, "
-			     "updated_by = ? WHERE account_id = ? AND sender_auth_enabled <> ? "
-			     "RETURNING account_id",
-			     "diiid", enabled ? 1 : 0, now, user_id, account_id, enabled ? 1 : 0);
+		rc = sq_exec(
+			&c, &changed,
+			"UPDATE settings SET sender_auth_enabled = ?, sender_auth_monitor = ?, "
+			"updated_at = ?, updated_by = ? WHERE account_id = ? AND "
+			"(sender_auth_enabled <> ? OR sender_auth_monitor <> ?) "
+			"RETURNING account_id",
+			"ddiiidd", on, monitor, now, user_id, account_id, on, monitor);
 	if (rc == STORE_OK) {
 		cJSON *data = cJSON_CreateObject();
-		cJSON_AddBoolToObject(data, "enabled", enabled);
+		cJSON_AddBoolToObject(data, "enabled", on);
+		cJSON_AddStringToObject(data, "mode", policy_mode_name(mode));
 		rc = sq_event_obj(&c, account_id, "sender_auth.changed", data, now);
 	} else if (rc == STORE_NOT_FOUND) {
 		rc = sq_exec(&c, NULL,
@@ -266,10 +271,11 @@ int store_policy_load(struct store *s, int64_t account_id, struct policy **out)
 	int rc = sq_begin_read(&c);
 	if (rc == STORE_OK)
 		rc = sq_step(&c, &r,
-			     "SELECT sender_auth_enabled FROM settings WHERE account_id = ?", "i",
-			     account_id);
+			     "SELECT sender_auth_enabled, sender_auth_monitor FROM settings "
+			     "WHERE account_id = ?",
+			     "i", account_id);
 	if (rc == STORE_OK) {
-		p = policy_new(sq_int(&r, 0) != 0);
+		p = policy_new_mode(policy_mode_of(sq_int(&r, 0) != 0, sq_int(&r, 1) != 0));
 		sq_done(&r);
 		rc = sq_each(
 			&c, read_policy_sender, p, sq_row_done, NULL,

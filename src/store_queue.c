@@ -1,5 +1,5 @@
 /* The store's queue: messages (claimed by several nodes at once on a shared database),
- * drops and stats. */
+ * drops, monitored would-be refusals, sends per From, and stats. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +8,10 @@
 #include "store_int.h"
 #include "util.h"
 
-/* Each flushed row of refusals is one sender_policy.refused event, so an operator hears of
- * a flood within seconds without an event per request; sandbox rows were not refused. */
-static int drop_event(struct sq_conn *c, const struct store_drop *d, int64_t now)
+/* Each flushed row of refusals is one sender_policy.refused event (of monitored would-be
+ * refusals, sender_policy.monitored), so an operator hears of a flood within seconds without
+ * an event per request; sandbox rows were not refused. */
+static int drop_event(struct sq_conn *c, const struct store_drop *d, const char *type, int64_t now)
 {
 	if (strcmp(d->reason, "sandbox") == 0)
 		return STORE_OK;
@@ -22,18 +23,16 @@ static int drop_event(struct sq_conn *c, const struct store_drop *d, int64_t now
 	cJSON_AddStringToObject(data, "reason", d->reason);
 	cJSON_AddNumberToObject(data, "count", (double)d->count);
 	cJSON_AddStringToObject(data, "minute", minute);
-	return sq_event_obj(c, d->account_id, "sender_policy.refused", data, now);
+	return sq_event_obj(c, d->account_id, type, data, now);
 }
 
-int store_drops_add(struct store *s, const struct store_drop *d, size_t n)
+/* The stored count is named by its table: on PostgreSQL a bare one is ambiguous. */
+static int drops_put(struct sq_conn *c, const struct store_drop *d, size_t n, int64_t now)
 {
-	struct sq_conn c = sq_acquire(s);
-	int64_t now = util_now();
-	int rc = sq_begin(&c);
-	/* The stored count is named by its table: on PostgreSQL a bare one is ambiguous. */
+	int rc = STORE_OK;
 	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
 		rc = sq_exec(
-			&c, NULL,
+			c, NULL,
 			"INSERT INTO drops (account_id, api_key_id, from_addr, reason, minute, "
 			"count) VALUES (?, ?, ?, ?, ?, ?) "
 			"ON CONFLICT (account_id, api_key_id, from_addr, reason, minute) "
@@ -41,11 +40,83 @@ int store_drops_add(struct store *s, const struct store_drop *d, size_t n)
 			"iissii", d[i].account_id, d[i].api_key_id, d[i].from, d[i].reason,
 			d[i].minute, d[i].count);
 		if (rc == STORE_OK)
-			rc = drop_event(&c, &d[i], now);
+			rc = drop_event(c, &d[i], "sender_policy.refused", now);
 	}
+	return rc;
+}
+
+static int monitored_put(struct sq_conn *c, const struct store_drop *d, size_t n, int64_t now)
+{
+	int rc = STORE_OK;
+	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
+		rc = sq_exec(
+			c, NULL,
+			"INSERT INTO monitored (account_id, api_key_id, from_addr, reason, minute, "
+			"count) VALUES (?, ?, ?, ?, ?, ?) "
+			"ON CONFLICT (account_id, api_key_id, from_addr, reason, minute) "
+			"DO UPDATE SET count = monitored.count + excluded.count",
+			"iissii", d[i].account_id, d[i].api_key_id, d[i].from, d[i].reason,
+			d[i].minute, d[i].count);
+		if (rc == STORE_OK)
+			rc = drop_event(c, &d[i], "sender_policy.monitored", now);
+	}
+	return rc;
+}
+
+static int sends_put(struct sq_conn *c, const struct store_from_count *f, size_t n)
+{
+	int rc = STORE_OK;
+	for (size_t i = 0; i < n && rc == STORE_OK; i++)
+		rc = sq_exec(
+			c, NULL,
+			"INSERT INTO from_counts (account_id, from_addr, day, sends, last_seen) "
+			"VALUES (?, ?, ?, ?, ?) ON CONFLICT (account_id, from_addr, day) "
+			"DO UPDATE SET sends = from_counts.sends + excluded.sends, "
+			"last_seen = CASE WHEN excluded.last_seen > from_counts.last_seen "
+			"THEN excluded.last_seen ELSE from_counts.last_seen END",
+			"isiii", f[i].account_id, f[i].from, f[i].day, f[i].sends, f[i].last_seen);
+	return rc;
+}
+
+int store_counts_add(struct store *s, const struct store_counts *k)
+{
+	struct sq_conn c = sq_acquire(s);
+	int64_t now = util_now();
+	int rc = sq_begin(&c);
+	if (rc == STORE_OK)
+		rc = drops_put(&c, k->drops, k->ndrops, now);
+	if (rc == STORE_OK)
+		rc = monitored_put(&c, k->monitored, k->nmonitored, now);
+	if (rc == STORE_OK)
+		rc = sends_put(&c, k->sends, k->nsends);
 	rc = sq_end(&c, rc);
 	sq_release(&c);
 	return rc;
+}
+
+int store_drops_add(struct store *s, const struct store_drop *d, size_t n)
+{
+	struct store_counts k = {.drops = d, .ndrops = n};
+	return store_counts_add(s, &k);
+}
+
+static void read_from_total(const struct sq_res *r, void *row)
+{
+	struct store_from_total *t = row;
+	sq_col_text(r, 0, t->from, sizeof(t->from));
+	t->sends = sq_int(r, 1);
+	t->last_seen = sq_int(r, 2);
+}
+
+int store_from_totals(struct store *s, int64_t account_id, int64_t since_day,
+		      store_from_total_fn fn, void *arg)
+{
+	struct store_from_total row;
+	return sq_list(s, read_from_total, &row, (sq_row_fn)fn, arg,
+		       "SELECT from_addr, SUM(sends), MAX(last_seen) FROM from_counts "
+		       "WHERE account_id = ? AND day >= ? GROUP BY from_addr "
+		       "ORDER BY SUM(sends) DESC, from_addr",
+		       "ii", account_id, since_day);
 }
 
 static void read_drop(const struct sq_res *r, void *row)
@@ -114,6 +185,19 @@ int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_co
 	}
 	sq_release(&c);
 	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
+}
+
+int store_monitored_stats(struct store *s, int64_t account_id, store_count_fn fn, void *arg)
+{
+	struct sq_conn c = sq_acquire_read(s);
+	struct reason_row row;
+	struct reason_fn rf = {fn, arg};
+	int rc = sq_each(&c, read_reason, &row, call_reason, &rf,
+			 "SELECT reason, SUM(count) FROM monitored WHERE account_id = ? "
+			 "GROUP BY reason ORDER BY reason",
+			 "i", account_id);
+	sq_release(&c);
+	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
 }
 
 /* One accepted message, with its meta and its events (message.processed, one per

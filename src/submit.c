@@ -51,12 +51,14 @@ static enum err key_allows(struct drops *drops, const struct store_apikey *key, 
 }
 
 enum err submit_check_address(struct policy_cache *policies, struct drops *drops,
-			      const struct store_apikey *key, const char *address)
+			      const struct store_apikey *key, const char *address,
+			      enum policy_reason *monitored)
 {
 	struct policy_ref *ref = policy_cache_get(policies, key->account_id);
 	if (!ref)
 		return ERR_STORE_UNAVAILABLE;
-	enum policy_reason reason = policy_decide(policy_ref_policy(ref), address);
+	/* Monitor mode lets a sender reason through, named in *monitored; domains still refuse. */
+	enum policy_reason reason = policy_judge(policy_ref_policy(ref), address, monitored);
 	policy_ref_release(ref);
 	/* Every refusal is counted, so operators see what the policy stopped. */
 	if (reason != POLICY_ALLOW)
@@ -65,9 +67,40 @@ enum err submit_check_address(struct policy_cache *policies, struct drops *drops
 }
 
 enum err submit_check(struct policy_cache *policies, struct drops *drops,
-		      const struct store_apikey *key, const struct send_request *r)
+		      const struct store_apikey *key, const struct send_request *r,
+		      enum policy_reason *monitored)
 {
-	return submit_check_address(policies, drops, key, r->from);
+	return submit_check_address(policies, drops, key, r->from, monitored);
+}
+
+void submit_monitor_note(enum policy_reason monitored, char *out, size_t n)
+{
+	snprintf(out, n, "monitor; would-refuse=%s", policy_reason_code(monitored));
+}
+
+/* Runs on the queue's writer thread: a message counts for the preflight (and its monitored
+ * would-be refusal for the stats) only once it is really accepted. */
+static void landed(void *arg, int rc)
+{
+	struct submit *m = arg;
+	if (rc == STORE_OK && m->drops) {
+		drops_record_send(m->drops, m->m.account_id, m->from);
+		if (m->monitored != POLICY_ALLOW)
+			drops_record_monitored(m->drops, m->m.account_id, m->m.api_key_id,
+					       m->monitored_from, m->monitored);
+	}
+	m->done(m->done_arg, rc); /* the last touch: the caller may free m now */
+}
+
+/* Queues out->m with landed between the commit and done(arg, rc); out->monitored and
+ * out->monitored_from are set. */
+static void put_counted(struct queue *q, struct drops *drops, struct submit *out,
+			void (*done)(void *arg, int rc), void *arg)
+{
+	out->drops = drops;
+	out->done = done;
+	out->done_arg = arg;
+	queue_put_async(q, &out->m, landed, out);
 }
 
 void submit_sandbox(struct drops *drops, const struct store_apikey *key,
@@ -132,8 +165,9 @@ static int payload_recipients(const char *uid, const char *from, const cJSON *pa
 	return n;
 }
 
-void submit_queue(struct queue *q, const struct store_apikey *key, const struct send_request *r,
-		  struct submit *out, void (*done)(void *arg, int rc), void *arg)
+void submit_queue(struct queue *q, struct drops *drops, const struct store_apikey *key,
+		  const struct send_request *r, enum policy_reason monitored, struct submit *out,
+		  void (*done)(void *arg, int rc), void *arg)
 {
 	const char *rcpts[SEND_MAX_RECIPIENTS];
 	char *data[SEND_MAX_RECIPIENTS];
@@ -158,7 +192,9 @@ void submit_queue(struct queue *q, const struct store_apikey *key, const struct 
 		.events = out->events,
 		.nevents = out->events ? (size_t)n : 0,
 	};
-	queue_put_async(q, &out->m, done, arg);
+	out->monitored = monitored;
+	util_copy(out->monitored_from, sizeof(out->monitored_from), r->from);
+	put_counted(q, drops, out, done, arg);
 }
 
 void submit_free(struct submit *m)
@@ -190,13 +226,23 @@ int submit_system(struct queue *q, int64_t account_id, const char *from, const c
 }
 
 /* Both header identities must pass, as the envelope sender did at MAIL FROM; the first
- * refusal is the answer. */
+ * refusal is the answer. In monitor mode out gets the first would-be refusal, the header
+ * From's, the Sender's, or else the envelope sender's named at MAIL FROM. */
 static enum err check_headers(struct policy_cache *policies, struct drops *drops,
-			      const struct store_apikey *key, const struct submission *s)
+			      const struct store_apikey *key, const struct submission *s,
+			      const struct submit_smtp_in *in, struct submit *out)
 {
-	enum err e = submit_check_address(policies, drops, key, s->from);
+	enum policy_reason from_m = POLICY_ALLOW, sender_m = POLICY_ALLOW;
+	enum err e = submit_check_address(policies, drops, key, s->from, &from_m);
 	if (e == ERR_OK && s->sender[0])
-		e = submit_check_address(policies, drops, key, s->sender);
+		e = submit_check_address(policies, drops, key, s->sender, &sender_m);
+	const char *who = from_m != POLICY_ALLOW     ? s->from
+			  : sender_m != POLICY_ALLOW ? s->sender
+						     : in->mail_from;
+	out->monitored = from_m != POLICY_ALLOW	    ? from_m
+			 : sender_m != POLICY_ALLOW ? sender_m
+						    : in->mail_from_monitored;
+	util_copy(out->monitored_from, sizeof(out->monitored_from), who);
 	return e;
 }
 
@@ -213,7 +259,7 @@ enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drop
 	out->events = NULL;
 	if (submission_make(in->data, in->len, out->id, now, &s, why, whylen) < 0)
 		return ERR_INVALID_REQUEST;
-	enum err e = check_headers(policies, drops, key, &s);
+	enum err e = check_headers(policies, drops, key, &s, in, out);
 	if (e != ERR_OK) {
 		submission_free(&s);
 		return e;
@@ -241,6 +287,6 @@ enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drop
 		.events = out->events,
 		.nevents = out->events ? (size_t)in->nrcpts : 0,
 	};
-	queue_put_async(q, &out->m, done, arg);
+	put_counted(q, drops, out, done, arg); /* check_headers set what was monitored */
 	return ERR_OK;
 }

@@ -1,5 +1,7 @@
-// Settings › General › Mail Settings: the Authorized sender email ID switch (confirmed with
-// the user's password), adding sender addresses, and the list of senders.
+// Settings › General › Mail Settings: the Authorized sender email ID switch and, while it is
+// off, Monitor mode (both confirmed with the user's password), the preflight (the From
+// addresses the switch would refuse, with Add these addresses), adding sender addresses,
+// and the list of senders.
 import { api } from './http.js';
 import { h, replace, uid, badge, time, switchButton, setSwitch, messageSlot, table, wrapEmail } from './dom.js';
 import { passwordDialog, confirmDialog } from './dialogs.js';
@@ -38,20 +40,56 @@ function personCell(email, at, fallback) {
     at ? h('span', { class: 'person-time' }, time(at)) : null);
 }
 
+const PREFLIGHT_DAYS = 7;
+
+const LIST_STATUS = {
+  verified: ['Verified', 'ok'],
+  pending: ['Verification Pending', 'warn'],
+  unlisted: ['Not listed', 'bad'],
+};
+
+/** Why the switch on would refuse an address, in words. */
+const WOULD_REFUSE = {
+  sender_not_authorized: 'Not a sender address',
+  sender_pending_verification: 'Not verified yet',
+  sender_auth_no_senders: 'No sender address is verified',
+  domain_not_approved: 'Domain not approved',
+  domain_not_verified: 'Domain not verified',
+  domain_inactive: 'Domain inactive',
+};
+
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** The sentence the switch's password dialog and the preflight card share. */
+function refusedSentence(p) {
+  if (!p.sends) return `nothing was sent in the last ${p.days} days, so nothing would have been refused.`;
+  return `${p.would_refuse} of the ${plural(p.sends, 'send', 'sends')} of the last ${p.days} days would have been refused.`;
+}
+
+function capitalized(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 export async function renderMailSettings(body, session) {
   const canToggle = session.can('sender_auth.toggle');
+  const canAdd = session.can('sender.add');
   const canVerify = session.can('sender.verify');
   const canRemove = session.can('sender.remove');
 
   let settings;
   let senders;
+  let preflight;
   async function load() {
-    const [s, list] = await Promise.all([
+    const [s, list, p] = await Promise.all([
       api('GET', '/api/settings/sender-auth'),
       api('GET', '/api/senders'),
+      api('GET', `/api/senders/preflight?days=${PREFLIGHT_DAYS}`),
     ]);
     settings = s;
     senders = list.senders;
+    preflight = p;
   }
   await load();
 
@@ -67,17 +105,35 @@ export async function renderMailSettings(body, session) {
   });
   const reason = canToggle ? null
     : h('p', { class: 'reason', id: reasonId, text: `Your role (${session.roleLabel}) cannot change this setting` });
+  // Monitor mode: a switch of its own, shown while the protection is off.
+  const monitorText = h('p', { class: 'switch-state', id: uid('mstate') });
+  const monitorSw = switchButton({
+    label: 'Monitor mode',
+    checked: settings.mode === 'monitor',
+    disabled: !canToggle,
+    describedBy: canToggle ? monitorText.id : `${monitorText.id} ${reasonId}`,
+    onToggle: (next) => setMonitor(next),
+  });
+  const monitorRow = h('div', { class: 'switch-row switch-row-sub' }, monitorSw, h('div', { class: 'switch-text' }, monitorText));
   const alertSlot = h('div', { class: 'alert-slot' });
   const counts = h('p', { class: 'counts' });
   const toggleMsg = messageSlot();
 
   function renderState() {
+    const monitoring = settings.mode === 'monitor';
     setSwitch(sw, settings.enabled);
     replace(stateText,
       h('strong', { text: settings.enabled ? 'On' : 'Off' }), ' — ',
       settings.enabled
         ? 'only verified sender addresses below may send.'
         : 'any address on an approved, verified and active sending domain may send.');
+    monitorRow.hidden = settings.enabled;
+    setSwitch(monitorSw, monitoring);
+    replace(monitorText,
+      h('strong', { text: monitoring ? 'Monitor mode is on' : 'Monitor mode is off' }), ' — ',
+      monitoring
+        ? 'nothing is refused; each send the switch would refuse is delivered, counted in the preflight below and flagged to the sender (X-Postern-Policy header, SMTP reply).'
+        : 'turn it on to see, without refusing anything, which sends Authorized sender email ID would refuse.');
     replace(counts,
       h('span', null, h('strong', { text: String(settings.verified) }), ' verified'),
       h('span', { class: 'sep', 'aria-hidden': 'true', text: '·' }),
@@ -93,15 +149,38 @@ export async function renderMailSettings(body, session) {
     }
   }
 
+  /** The password dialog's account of what switching on would have refused (a fresh
+   * preflight; when it cannot be read the dialog goes on without it). */
+  async function refusedNote() {
+    try {
+      preflight = await api('GET', `/api/senders/preflight?days=${PREFLIGHT_DAYS}`);
+    } catch (err) {
+      if (err.sessionEnded) throw err;
+      return null;
+    }
+    return h('div', { class: `notice ${preflight.would_refuse ? 'notice-warn' : 'notice-info'} preflight-note` },
+      h('p', { class: 'notice-title', text: capitalized(refusedSentence(preflight)) }),
+      preflight.would_refuse ? h('p', { text: 'Those addresses are listed under Preflight: add them and have them verified first, or their mail will be refused.' }) : null);
+  }
+
   async function toggle(next) {
     toggleMsg.clear();
     const noVerified = settings.verified === 0;
+    let note = null;
+    if (next) {
+      try {
+        note = await refusedNote();
+      } catch {
+        return;
+      }
+    }
     const intro = next
       ? [
         h('p', { text: 'From now on only verified sender addresses may send. Mail from any other address will be refused.' }),
+        note,
         noVerified ? h('div', { class: 'notice notice-error' },
           h('p', { class: 'notice-title', text: 'No sender address is verified yet.' }),
-          h('p', { text: 'All outgoing email will be dropped as soon as this is on, until an address is verified. Plan a short pause in sending (15–30 minutes) to add and verify your senders.' })) : null,
+          h('p', { text: 'All outgoing email will be dropped as soon as this is on, until an address is verified. Turn on Monitor mode first to see which addresses you send from, then add and verify them.' })) : null,
         h('p', { text: 'Enter your login password to confirm.' }),
       ]
       : [
@@ -113,19 +192,104 @@ export async function renderMailSettings(body, session) {
       intro,
       confirmLabel: 'Confirm',
       async submit(password) {
-        const r = await api('PUT', '/api/settings/sender-auth', { enabled: next, password });
-        settings = { enabled: r.enabled, verified: r.verified, pending: r.pending };
+        const r = await api('PUT', '/api/settings/sender-auth', { mode: next ? 'on' : 'off', password });
+        settings = { enabled: r.enabled, mode: r.mode, verified: r.verified, pending: r.pending };
       },
     });
     if (!ok) return;
     renderState();
+    renderPreflight();
     // While everything is being dropped the alert says all there is to say.
     if (!(settings.enabled && settings.verified === 0)) {
       toggleMsg.show(settings.enabled ? 'Authorized sender email ID is on.' : 'Authorized sender email ID is off.', 'success');
     }
   }
 
-  // --- Adding addresses -------------------------------------------------------------
+  async function setMonitor(next) {
+    toggleMsg.clear();
+    const ok = await passwordDialog({
+      title: next ? 'Turn on Monitor mode' : 'Turn off Monitor mode',
+      intro: [
+        h('p', {
+          text: next
+            ? 'Nothing will be refused. Each send that Authorized sender email ID would refuse is delivered and counted, so you can add and verify those addresses before switching on.'
+            : 'Sends are no longer checked against the sender addresses; nothing is refused either way.',
+        }),
+        h('p', { text: 'Enter your login password to confirm.' }),
+      ],
+      confirmLabel: 'Confirm',
+      async submit(password) {
+        const r = await api('PUT', '/api/settings/sender-auth', { mode: next ? 'monitor' : 'off', password });
+        settings = { enabled: r.enabled, mode: r.mode, verified: r.verified, pending: r.pending };
+      },
+    });
+    if (!ok) return;
+    renderState();
+    renderPreflight();
+    toggleMsg.show(next ? 'Monitor mode is on.' : 'Monitor mode is off.', 'success');
+  }
+
+  // --- The preflight ----------------------------------------------------------------
+  const preflightCard = h('section', { class: 'card preflight' });
+  const preflightMsg = messageSlot();
+  const preflightSummary = h('p', { class: 'preflight-summary' });
+  const preflightSlot = h('div', { class: 'table-slot' });
+  const addThese = h('button', { type: 'button', class: 'btn btn-primary' }, 'Add these addresses');
+
+  /** The addresses the switch would refuse that are not on the list yet. */
+  function unlisted() {
+    return preflight.addresses.filter((a) => a.would_refuse && a.status === 'unlisted').map((a) => a.email);
+  }
+
+  addThese.addEventListener('click', async () => {
+    preflightMsg.clear();
+    const addresses = unlisted().slice(0, 500);
+    if (!addresses.length) return;
+    addThese.disabled = true;
+    try {
+      const r = await api('POST', '/api/senders', { addresses });
+      const mail = r.verification_email;
+      let text = `${plural(r.added.length, 'address', 'addresses')} added as Verification Pending.`;
+      if (mail && mail.sent) text += ' A verification email with a Verify All Emails link went to the Admins.';
+      else if (mail) text += ` A verification email went to the Admins less than a minute ago; use Resend verification email in ${mail.retry_after} seconds.`;
+      await load();
+      renderState();
+      renderSenders();
+      renderPreflight();
+      preflightMsg.show(text, 'success');
+    } catch (err) {
+      if (!err.sessionEnded) preflightMsg.show(err.message, 'error');
+    } finally {
+      addThese.disabled = false;
+    }
+  });
+
+  function renderPreflight() {
+    preflightCard.hidden = settings.enabled;
+    replace(preflightSummary,
+      `${plural(preflight.addresses.length, 'From address', 'From addresses')} used. With Authorized sender email ID on, `,
+      h('strong', { text: refusedSentence(preflight) }));
+    const refused = preflight.addresses.filter((a) => a.would_refuse);
+    const rows = refused.map((a) => {
+      const [label, tone] = LIST_STATUS[a.status] || [a.status, 'neutral'];
+      return [
+        h('span', { class: 'address', text: a.email }),
+        h('span', { class: 'num', text: String(a.sends) }),
+        badge(label, tone),
+        h('span', { text: WOULD_REFUSE[a.would_refuse] || a.would_refuse }),
+        time(a.last_seen),
+      ];
+    });
+    const t = table({
+      caption: 'Addresses that would be refused',
+      columns: [{ label: 'Email' }, { label: 'Sends' }, { label: 'On the list' }, { label: 'Would be refused' }, { label: 'Last sent' }],
+      rows,
+      empty: preflight.sends ? 'None: every address sent from would still be accepted.' : 'No mail sent in this period yet.',
+    });
+    replace(preflightSlot, t);
+    addThese.hidden = !canAdd || unlisted().length === 0;
+  }
+
   const textareaId = uid('addresses');
   const hintId = uid('hint');
   const errorId = uid('err');
@@ -180,6 +344,7 @@ export async function renderMailSettings(body, session) {
       textarea.value = invalid.join('\n');
       await load();
       renderState();
+      renderPreflight();
       renderSenders();
     } catch (err) {
       if (!err.sessionEnded) {
@@ -254,6 +419,7 @@ export async function renderMailSettings(body, session) {
       await api('POST', `/api/senders/${sender.id}/verify`);
       await load();
       renderState();
+      renderPreflight();
       renderSenders(sender.id);
       listMsg.show(`${sender.address} is verified and may send.`, 'success');
     } catch (err) {
@@ -274,6 +440,7 @@ export async function renderMailSettings(body, session) {
       await api('DELETE', `/api/senders/${sender.id}`);
       await load();
       renderState();
+      renderPreflight();
       renderSenders();
       tableSlot.querySelector('table')?.focus();
       listMsg.show(`${sender.address} was removed.`, 'success');
@@ -324,8 +491,19 @@ export async function renderMailSettings(body, session) {
 
   renderState();
   renderSenders();
+  renderPreflight();
 
   const headingId = uid('h');
+  replace(preflightCard,
+    h('div', { class: 'card-head card-head-row' },
+      h('div', null,
+        h('h2', { id: `${headingId}-preflight`, text: 'Preflight' }),
+        h('p', { class: 'card-sub', text: `Every From address sent from in the last ${PREFLIGHT_DAYS} days (API and SMTP), and those Authorized sender email ID would refuse if it were on now.` })),
+      addThese),
+    preflightSummary,
+    preflightMsg.el,
+    preflightSlot);
+  preflightCard.setAttribute('aria-labelledby', `${headingId}-preflight`);
   replace(body,
     h('p', { class: 'page-intro', text: 'How mail sent through the API is checked before it leaves.' }),
     h('section', { class: 'card', 'aria-labelledby': headingId },
@@ -333,9 +511,11 @@ export async function renderMailSettings(body, session) {
         h('h2', { id: headingId, text: 'Authorized sender email ID' }),
         h('p', { class: 'card-sub', text: 'Holding an API key is not enough to send as any address: with this on, only sender addresses that were added here and verified by an Admin may appear as From. The From domain must also be an approved, verified and active sending domain.' })),
       h('div', { class: 'switch-row' }, sw, h('div', { class: 'switch-text' }, stateText, reason)),
+      monitorRow,
       alertSlot,
       toggleMsg.el,
       counts),
+    preflightCard,
     h('section', { class: 'card', 'aria-labelledby': `${headingId}-add` },
       h('h2', { id: `${headingId}-add`, text: 'Add sender addresses' }),
       addForm),

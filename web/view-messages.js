@@ -130,10 +130,13 @@ export async function renderMessages(body, session, params) {
       api('GET', '/api/drops?limit=100'),
     ]);
     const droppedTotal = Object.values(stats.dropped).reduce((a, b) => a + b, 0);
+    // Monitor mode's would-be refusals: accepted, shown once there are any.
+    const monitoredTotal = Object.values(stats.monitored || {}).reduce((a, b) => a + b, 0);
     replace(statsSlot, h('div', { class: 'totals' },
       h('div', { class: 'stat-cards' },
         h('div', { class: 'stat' }, h('p', { class: 'stat-label', text: 'Accepted' }), h('p', { class: 'stat-value', text: String(stats.accepted) })),
-        h('div', { class: 'stat stat-bad' }, h('p', { class: 'stat-label', text: 'Refused by the sender policy' }), h('p', { class: 'stat-value', text: String(droppedTotal) }))),
+        h('div', { class: 'stat stat-bad' }, h('p', { class: 'stat-label', text: 'Refused by the sender policy' }), h('p', { class: 'stat-value', text: String(droppedTotal) })),
+        monitoredTotal ? h('div', { class: 'stat' }, h('p', { class: 'stat-label', text: 'Accepted in Monitor mode, would be refused' }), h('p', { class: 'stat-value', text: String(monitoredTotal) })) : null),
       table({
         caption: 'Refused requests by reason',
         columns: [{ label: 'Reason' }, { label: 'Code', className: 'hide-narrow' }, { label: 'Count', className: 'num' }],

@@ -6,7 +6,7 @@ import { confirmDialog, modalForm, openModal } from './dialogs.js';
 
 /** The subscribable event types (src/event.c's event_types[]), grouped as the form shows them. */
 export const MESSAGE_EVENTS = ['message.processed', 'message.deferred', 'message.delivered', 'message.bounced', 'message.dropped', 'message.complained'];
-export const ACCOUNT_EVENTS = ['sender.added', 'sender.verified', 'sender.removed', 'sender_auth.changed', 'domain.verified', 'domain.failed', 'sender_policy.refused'];
+export const ACCOUNT_EVENTS = ['sender.added', 'sender.verified', 'sender.removed', 'sender_auth.changed', 'domain.verified', 'domain.failed', 'sender_policy.refused', 'sender_policy.monitored'];
 const ALL_EVENTS = [...MESSAGE_EVENTS, ...ACCOUNT_EVENTS];
 
 const FORMATS = {

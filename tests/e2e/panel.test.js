@@ -25,6 +25,7 @@ const TECH = 'tech@acme.test';
 const LOCKED = 'lock@acme.test';
 const TECH_NEW_PASSWORD = 'tech team new password';
 const SWITCH = { name: 'Authorized sender email ID' };
+const MONITOR = { name: 'Monitor mode' };
 
 const started = Date.now();
 const results = [];
@@ -67,7 +68,19 @@ async function logOut(page) {
 }
 
 function senderRow(page, address) {
-  return page.getByRole('row').filter({ hasText: address });
+  return page.getByRole('table', { name: 'Senders' }).getByRole('row').filter({ hasText: address });
+}
+
+function preflightRow(page, address) {
+  return page.getByRole('table', { name: 'Addresses that would be refused' }).getByRole('row').filter({ hasText: address });
+}
+
+/** Confirms the password dialog that is open with the right password. */
+async function confirmPassword(page) {
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Password', { exact: true }).fill(PASSWORD);
+  await dialog.getByRole('button', { name: 'Confirm' }).click();
+  await dialog.waitFor({ state: 'detached' });
 }
 
 /** The text of a sender's Status cell (the second column). */
@@ -99,7 +112,7 @@ async function send(from, key, to = 'bob@example.com', base = gw.base) {
     }),
     signal: AbortSignal.timeout(15000),
   });
-  return { status: res.status, body: await res.json().catch(() => null) };
+  return { status: res.status, policy: res.headers.get('x-postern-policy'), body: await res.json().catch(() => null) };
 }
 
 /**
@@ -215,6 +228,51 @@ async function run() {
     assert.match(verifiedBy, /admin@acme\.test/);
   });
 
+  await step('Monitor mode goes on with the password; unlisted senders are accepted and flagged', async () => {
+    const monitor = page.getByRole('switch', MONITOR);
+    assert.equal(await monitor.getAttribute('aria-checked'), 'false');
+    await monitor.click();
+    await page.getByRole('dialog', { name: 'Turn on Monitor mode' }).waitFor();
+    await confirmPassword(page);
+    await until(async () => (await monitor.getAttribute('aria-checked')) === 'true', 'monitor on');
+    assert.equal(await switchState(page), 'false', 'the protection itself stays off');
+    for (const from of ['alerts@acme.test', 'alerts@acme.test', 'hello@acme.test']) {
+      const r = await send(from, apiKey);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.policy, 'monitor; would-refuse=sender_not_authorized');
+    }
+  });
+
+  await step('the preflight lists the addresses that would be refused, with their sends', async () => {
+    await page.reload();
+    await page.getByRole('switch', MONITOR).waitFor();
+    await page.getByText('3 of the 3 sends of the last 7 days would have been refused.').waitFor();
+    const alerts = preflightRow(page, 'alerts@acme.test');
+    await alerts.waitFor();
+    assert.equal((await alerts.getByRole('cell').nth(1).textContent()).trim(), '2');
+    assert.match(await alerts.textContent(), /Not listed.*Not a sender address/);
+    assert.equal((await preflightRow(page, 'hello@acme.test').getByRole('cell').nth(1).textContent()).trim(), '1');
+    assert.equal(await preflightRow(page, 'news@acme.test').count(), 0, 'a verified address is not listed');
+    await page.getByRole('heading', { name: 'Preflight' }).scrollIntoViewIfNeeded();
+    await shot(page, 'preflight.png', { fullPage: true });
+  });
+
+  await step('Add these addresses adds them in one batch; the Admin verifies them; nothing would be refused', async () => {
+    await page.getByRole('button', { name: 'Add these addresses' }).click();
+    await page.getByText('2 addresses added as Verification Pending. A verification email', { exact: false }).waitFor();
+    for (const a of ['alerts@acme.test', 'hello@acme.test']) {
+      assert.equal(await senderStatus(page, a), 'Verification Pending', a);
+      assert.match(await preflightRow(page, a).textContent(), /Verification Pending.*Not verified yet/);
+    }
+    assert.equal(await page.getByRole('button', { name: 'Add these addresses' }).isVisible(), false);
+    for (const a of ['alerts@acme.test', 'hello@acme.test']) {
+      await page.getByRole('button', { name: `Verify ${a}` }).click();
+      await until(async () => (await senderStatus(page, a)) === 'Verified', `${a} to be Verified`);
+    }
+    await page.getByText('None: every address sent from would still be accepted.').waitFor();
+    await page.getByText('0 of the 3 sends of the last 7 days would have been refused.').waitFor();
+  });
+
   await step('the switch opens a password dialog; Escape closes it and nothing changes', async () => {
     const sw = page.getByRole('switch', SWITCH);
     await sw.focus();
@@ -245,10 +303,19 @@ async function run() {
   await step('the right password turns Authorized sender email ID on', async () => {
     await page.getByRole('switch', SWITCH).click();
     const dialog = page.getByRole('dialog');
+    // The dialog says what switching on would have refused.
+    await dialog.getByText('0 of the 3 sends of the last 7 days would have been refused.').waitFor();
     await dialog.getByLabel('Password', { exact: true }).fill(PASSWORD);
     await dialog.getByRole('button', { name: 'Confirm' }).click();
     await dialog.waitFor({ state: 'detached' });
     await until(async () => (await switchState(page)) === 'true', 'switch on');
+    assert.equal(await page.getByRole('switch', MONITOR).count(), 0, 'Monitor mode is shown only while off');
+    // What monitor mode reported, added and verified, is now accepted: zero refusals.
+    for (const from of ['alerts@acme.test', 'hello@acme.test']) {
+      const r = await send(from, apiKey);
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(r.policy, null);
+    }
     // One address is verified, so mail is not all being dropped.
     assert.equal(await page.getByRole('alert').filter({ hasText: 'All outgoing email is being dropped' }).count(), 0);
     await page.reload();
@@ -435,12 +502,15 @@ async function run() {
     await page.goto(`${gw.base}/#/activity`);
     await page.getByRole('cell', { name: 'sender_auth.enabled', exact: true }).first().waitFor();
     await page.getByLabel('Action', { exact: true }).selectOption('sender.verified');
-    await until(async () => (await page.getByRole('row').count()) === 2, 'one sender.verified row plus the header');
+    await until(async () => (await page.getByRole('row').count()) === 4, 'three sender.verified rows (news, alerts, hello) plus the header');
     await page.getByLabel('Action', { exact: true }).selectOption('');
     await shot(page, 'activity.png');
 
     await page.goto(`${gw.base}/#/messages`);
     await page.getByRole('heading', { name: 'Totals' }).waitFor();
+    // The three sends Monitor mode let through, counted apart from the refusals.
+    const monitored = page.locator('.stat').filter({ hasText: 'Accepted in Monitor mode, would be refused' });
+    assert.equal((await monitored.locator('.stat-value').textContent()).trim(), '3');
     const pendingRow = page.getByRole('row').filter({ hasText: 'sender_pending_verification' }).first();
     await until(async () => (await pendingRow.getByRole('cell').nth(2).textContent()).trim() === '1', 'the refused send counted by reason');
     await page.getByRole('cell', { name: 'news@acme.test', exact: true }).first().waitFor();

@@ -110,6 +110,7 @@ ROWS = {
         201, lambda t, a: {"addresses": [t.unique("s{}@mail.%s.test" % a)]},
         created=("/api/senders", lambda b: b["addresses"][0])),
     ("POST", "/api/senders/verification-email"): Row(200, prepare=_pending_sender),
+    ("GET", "/api/senders/preflight"): Row(200),
     ("POST", "/api/senders/{id}/verify"): Row(200, obj="sender", fresh=True),
     ("DELETE", "/api/senders/{id}"): Row(204, obj="sender", fresh=True),
     ("PUT", "/api/users/me/password"): Row(

@@ -39,12 +39,13 @@ class SenderAuthSettingsTest(RolesCase):
         globex = self.gw.logged_in("admin@globex.test")
         r = globex.request("GET", SETTINGS)
         self.assertEqual(r.status, 200, r.raw)
-        self.assertEqual(r.json, {"enabled": False, "verified": 0, "pending": 0})
+        self.assertEqual(r.json, {"enabled": False, "mode": "off", "verified": 0,
+                                  "pending": 0})
 
     def test_every_role_reads_the_setting(self):
         for client in (self.admin, self.tech, self.ana, self.mkt):
             s = self.settings(client)
-            self.assertEqual(set(s), {"enabled", "verified", "pending"})
+            self.assertEqual(set(s), {"enabled", "mode", "verified", "pending"})
             self.assertIsInstance(s["enabled"], bool)
             self.assertIsInstance(s["verified"], int)
             self.assertIsInstance(s["pending"], int)
@@ -53,33 +54,35 @@ class SenderAuthSettingsTest(RolesCase):
         # This is the only test of the class that adds senders to acme.
         r = self.toggle(self.admin, True)
         self.assertEqual(r.status, 200, r.raw)
-        self.assertEqual(r.json, {"enabled": True, "verified": 0, "pending": 0,
+        self.assertEqual(r.json, {"enabled": True, "mode": "on", "verified": 0, "pending": 0,
                                   "warning": "no_authorized_senders"})
-        self.assertEqual(self.settings(), {"enabled": True, "verified": 0, "pending": 0})
+        self.assertEqual(self.settings(),
+                         {"enabled": True, "mode": "on", "verified": 0, "pending": 0})
 
         r = self.toggle(self.admin, False)
         self.assertEqual(r.status, 200, r.raw)
-        self.assertEqual(r.json, {"enabled": False, "verified": 0, "pending": 0})
+        self.assertEqual(r.json, {"enabled": False, "mode": "off", "verified": 0,
+                                  "pending": 0})
 
         r = self.admin.request("POST", "/api/senders",
                                {"addresses": ["one@count.example", "two@count.example"]})
         self.assertEqual(r.status, 201, r.raw)
         self.assertEqual(self.settings(self.mkt),
-                         {"enabled": False, "verified": 0, "pending": 2})
+                         {"enabled": False, "mode": "off", "verified": 0, "pending": 2})
         first = r.json["added"][0]["id"]
         self.assertEqual(self.admin.request("POST", f"/api/senders/{first}/verify").status, 200)
         self.assertEqual(self.settings(self.mkt),
-                         {"enabled": False, "verified": 1, "pending": 1})
+                         {"enabled": False, "mode": "off", "verified": 1, "pending": 1})
 
         r = self.toggle(self.tech, True)
         self.assertEqual(r.status, 200, r.raw)
-        self.assertEqual(r.json, {"enabled": True, "verified": 1, "pending": 1})
+        self.assertEqual(r.json, {"enabled": True, "mode": "on", "verified": 1, "pending": 1})
         self.assertNotIn("warning", r.json)
 
         # Once the only verified sender is gone, enabling warns again.
         self.assertEqual(self.admin.request("DELETE", f"/api/senders/{first}").status, 204)
         r = self.toggle(self.tech, True)
-        self.assertEqual(r.json, {"enabled": True, "verified": 0, "pending": 1,
+        self.assertEqual(r.json, {"enabled": True, "mode": "on", "verified": 0, "pending": 1,
                                   "warning": "no_authorized_senders"})
         self.assertEqual(self.toggle(self.admin, False).status, 200)
 
@@ -549,7 +552,7 @@ class SenderPermissionMatrixTest(RolesCase):
     # what the caller would see afterwards. Data is fresh for every case.
     def get_settings(self, role):
         return "GET", SETTINGS, None, lambda ok, r: self.assertEqual(
-            set(r.json), {"enabled", "verified", "pending"})
+            set(r.json), {"enabled", "mode", "verified", "pending"})
 
     def put_settings(self, role):
         want = not self.enabled()

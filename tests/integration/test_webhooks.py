@@ -424,7 +424,7 @@ class AccountEventsTest(WebhookCase):
                          "Postern's own mail (the verification email) has no events")
         self.assertEqual(by_type["sender.added"], [{"email": "news@acme.test"}])
         self.assertEqual(by_type["sender.verified"], [{"email": "news@acme.test", "via": "panel"}])
-        self.assertEqual(by_type["sender_auth.changed"], [{"enabled": True}])
+        self.assertEqual(by_type["sender_auth.changed"], [{"enabled": True, "mode": "on"}])
         self.assertEqual(by_type["sender.removed"], [{"email": "news@acme.test"}])
         self.assertEqual(by_type["domain.verified"], [{"domain": "mark.acme.test"}])
         self.assertEqual(by_type["webhook.test"][0]["webhook_id"], hook["id"])

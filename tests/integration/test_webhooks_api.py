@@ -21,7 +21,7 @@ ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"
 EVENT_TYPES = ["message.processed", "message.deferred", "message.delivered", "message.bounced",
                "message.dropped", "message.complained", "sender.added", "sender.verified",
                "sender.removed", "sender_auth.changed", "domain.verified", "domain.failed",
-               "sender_policy.refused"]
+               "sender_policy.refused", "sender_policy.monitored"]
 
 
 class Receiver:

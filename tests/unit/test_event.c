@@ -55,11 +55,12 @@ static void test_vocabulary(void **state)
 		{"message.dropped", "dropped"},	    {"message.complained", "spamreport"},
 		{"webhook.test", "processed"},
 	};
-	assert_int_equal(event_ntypes, 13);
+	assert_int_equal(event_ntypes, 14);
 	assert_string_equal(event_types[0], "message.processed");
 	/* A complaint is subscribable, after the drops. */
 	assert_string_equal(event_types[5], "message.complained");
 	assert_string_equal(event_types[12], "sender_policy.refused");
+	assert_string_equal(event_types[13], "sender_policy.monitored");
 	for (size_t i = 0; i < event_ntypes; i++) {
 		assert_true(event_type_known(event_types[i]));
 		assert_int_equal(event_is_message(event_types[i]), i < 6);

@@ -310,10 +310,91 @@ static void decision_stays_correct_with_100000_senders(void **state)
 	policy_free(p);
 }
 
+/* Monitor mode: what on would refuse for a sender reason is let through and named; what
+ * it refuses for a domain reason is refused as in every mode. */
+static void assert_judged(const struct policy *p, const char *from, enum policy_reason verdict,
+			  enum policy_reason monitored)
+{
+	enum policy_reason m = POLICY_REASON_COUNT;
+	enum policy_reason got = policy_judge(p, from, &m);
+	if (got != verdict || m != monitored)
+		fail_msg("From %s: expected %s (monitored %s), got %s (monitored %s)", from,
+			 policy_reason_code(verdict), policy_reason_code(monitored),
+			 policy_reason_code(got), policy_reason_code(m));
+	assert_int_equal(policy_decide(p, from), verdict);
+}
+
+static void monitor_lets_sender_reasons_through_and_names_them(void **state)
+{
+	(void)state;
+	struct policy *p = policy_new_mode(POLICY_MODE_MONITOR);
+	assert_int_equal(policy_mode(p), POLICY_MODE_MONITOR);
+	policy_add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
+	policy_add_domain(p, "off.test", POLICY_DOMAIN_VERIFIED, false);
+	policy_add_domain(p, "new.test", POLICY_DOMAIN_PENDING, true);
+	/* Nothing verified yet: on would drop everything. */
+	assert_judged(p, "a@acme.test", POLICY_ALLOW, POLICY_NO_SENDERS);
+	assert_judged(p, "a@off.test", POLICY_DOMAIN_INACTIVE, POLICY_ALLOW);
+	assert_judged(p, "a@new.test", POLICY_DOMAIN_NOT_VERIFIED, POLICY_ALLOW);
+	assert_judged(p, "a@nowhere.test", POLICY_DOMAIN_NOT_APPROVED, POLICY_ALLOW);
+	policy_add_sender(p, "ok@acme.test", true);
+	policy_add_sender(p, "wait@acme.test", false);
+	assert_judged(p, "ok@acme.test", POLICY_ALLOW, POLICY_ALLOW);
+	assert_judged(p, "wait@acme.test", POLICY_ALLOW, POLICY_SENDER_PENDING);
+	assert_judged(p, "who@acme.test", POLICY_ALLOW, POLICY_SENDER_NOT_AUTHORIZED);
+	assert_judged(p, "who@off.test", POLICY_DOMAIN_INACTIVE, POLICY_ALLOW);
+	/* The preflight's question: on, now. */
+	assert_int_equal(policy_decide_if_on(p, "who@acme.test"), POLICY_SENDER_NOT_AUTHORIZED);
+	assert_int_equal(policy_decide_if_on(p, "ok@acme.test"), POLICY_ALLOW);
+	assert_string_equal(policy_sender_status(p, "ok@acme.test"), "verified");
+	assert_string_equal(policy_sender_status(p, "wait@acme.test"), "pending");
+	assert_string_equal(policy_sender_status(p, "who@acme.test"), "unlisted");
+	policy_free(p);
+}
+
+static void off_and_on_never_name_a_monitored_reason(void **state)
+{
+	(void)state;
+	for (int mode = POLICY_MODE_OFF; mode <= POLICY_MODE_ON; mode += 2) {
+		struct policy *p = policy_new_mode((enum policy_mode)mode);
+		policy_add_domain(p, "acme.test", POLICY_DOMAIN_VERIFIED, true);
+		policy_add_sender(p, "ok@acme.test", true);
+		assert_judged(p, "who@acme.test",
+			      mode == POLICY_MODE_ON ? POLICY_SENDER_NOT_AUTHORIZED : POLICY_ALLOW,
+			      POLICY_ALLOW);
+		assert_int_equal(policy_decide_if_on(p, "who@acme.test"),
+				 POLICY_SENDER_NOT_AUTHORIZED);
+		policy_free(p);
+	}
+}
+
+static void modes_map_the_stored_pair_and_names(void **state)
+{
+	(void)state;
+	assert_int_equal(policy_mode_of(false, false), POLICY_MODE_OFF);
+	assert_int_equal(policy_mode_of(false, true), POLICY_MODE_MONITOR);
+	/* Monitor means something only while the switch is off. */
+	assert_int_equal(policy_mode_of(true, true), POLICY_MODE_ON);
+	assert_int_equal(policy_mode_of(true, false), POLICY_MODE_ON);
+	for (int m = 0; m < POLICY_MODE_COUNT; m++)
+		assert_int_equal(policy_mode_parse(policy_mode_name((enum policy_mode)m)), m);
+	assert_string_equal(policy_mode_name(POLICY_MODE_MONITOR), "monitor");
+	assert_int_equal(policy_mode_parse("Monitor"), -1);
+	assert_int_equal(policy_mode_parse(""), -1);
+	assert_int_equal(policy_mode_parse(NULL), -1);
+	assert_true(policy_reason_is_sender(POLICY_SENDER_PENDING));
+	assert_false(policy_reason_is_sender(POLICY_DOMAIN_NOT_VERIFIED));
+	assert_false(policy_reason_is_sender(POLICY_ALLOW));
+}
+
 int main(void)
 {
 	/* One test a scenario, named as the scenario, then the rest. */
-	struct CMUnitTest tests[SCENARIOS + 4] = {
+	struct CMUnitTest tests[SCENARIOS + 7] = {
+		[SCENARIOS + 4] =
+			cmocka_unit_test(monitor_lets_sender_reasons_through_and_names_them),
+		[SCENARIOS + 5] = cmocka_unit_test(off_and_on_never_name_a_monitored_reason),
+		[SCENARIOS + 6] = cmocka_unit_test(modes_map_the_stored_pair_and_names),
 		[SCENARIOS + 0] = cmocka_unit_test(reason_codes_are_exact),
 		[SCENARIOS + 1] = cmocka_unit_test(reason_codes_parse_back),
 		[SCENARIOS + 2] = cmocka_unit_test(unknown_reason_code_parses_to_minus_one),

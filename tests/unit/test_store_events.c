@@ -303,6 +303,20 @@ static int batch_seen(void *arg, const char *address, enum store_batch_state sta
 	return 0;
 }
 
+/* What store_from_totals gave, in order. */
+struct totals {
+	struct store_from_total rows[4];
+	size_t n;
+};
+
+static int add_total(void *arg, const struct store_from_total *row)
+{
+	struct totals *t = arg;
+	if (t->n < sizeof(t->rows) / sizeof(t->rows[0]))
+		t->rows[t->n++] = *row;
+	return 0;
+}
+
 static void test_account_events_are_written_by_the_store(void **state)
 {
 	(void)state;
@@ -338,14 +352,20 @@ static void test_account_events_are_written_by_the_store(void **state)
 	/* The switch: set to what it is, nothing; changed, one event. */
 	struct store_sender_auth auth;
 	assert_int_equal(store_sender_auth_get(w.store, w.acme, &auth), STORE_OK);
-	assert_int_equal(store_sender_auth_set(w.store, w.acme, auth.enabled, w.user, 3003),
+	assert_int_equal(store_sender_auth_set(w.store, w.acme,
+					       auth.enabled ? POLICY_MODE_ON : POLICY_MODE_OFF,
+					       w.user, 3003),
 			 STORE_OK);
-	assert_int_equal(store_sender_auth_set(w.store, w.acme, !auth.enabled, w.user, 3004),
+	assert_int_equal(store_sender_auth_set(w.store, w.acme,
+					       auth.enabled ? POLICY_MODE_OFF : POLICY_MODE_ON,
+					       w.user, 3004),
 			 STORE_OK);
 	list(&w, w.acme, "sender_auth.changed", NULL, 0, 50, &l);
 	assert_int_equal(l.n, 1);
-	assert_string_equal(l.data[0], auth.enabled ? "{\"enabled\":false}" : "{\"enabled\":true}");
-	assert_int_equal(store_sender_auth_set(w.store, 999, true, w.user, 3005), STORE_NOT_FOUND);
+	assert_string_equal(l.data[0], auth.enabled ? "{\"enabled\":false,\"mode\":\"off\"}"
+						    : "{\"enabled\":true,\"mode\":\"on\"}");
+	assert_int_equal(store_sender_auth_set(w.store, 999, POLICY_MODE_ON, w.user, 3005),
+			 STORE_NOT_FOUND);
 
 	assert_int_equal(store_sender_delete(w.store, w.acme, 999), STORE_NOT_FOUND);
 	list(&w, w.acme, "sender.removed", NULL, 0, 50, &l);
@@ -372,6 +392,55 @@ static void test_account_events_are_written_by_the_store(void **state)
 	assert_string_equal(l.data[0], "{\"key_id\":7,\"from\":\"x@evil.example\",\"reason\":"
 				       "\"sender_not_authorized\",\"count\":12,"
 				       "\"minute\":\"1970-01-01T00:50:00Z\"}");
+
+	/* Monitor mode's would-be refusals: the same shape, their own event, and nothing
+	 * added to the refusals; sends per From summed over the days asked for. */
+	struct store_drop m = {.account_id = w.acme,
+			       .api_key_id = 7,
+			       .from = "y@example.com",
+			       .reason = "sender_pending_verification",
+			       .minute = 3000 - 3000 % 60,
+			       .count = 4};
+	struct store_from_count f[] = {
+		{.account_id = w.acme,
+		 .from = "y@example.com",
+		 .day = 0,
+		 .sends = 2,
+		 .last_seen = 50},
+		{.account_id = w.acme,
+		 .from = "y@example.com",
+		 .day = 86400,
+		 .sends = 3,
+		 .last_seen = 86500},
+		{.account_id = w.acme,
+		 .from = "z@example.com",
+		 .day = 86400,
+		 .sends = 9,
+		 .last_seen = 86400},
+	};
+	struct store_counts k = {.monitored = &m, .nmonitored = 1, .sends = f, .nsends = 3};
+	assert_int_equal(store_counts_add(w.store, &k), STORE_OK);
+	assert_int_equal(store_counts_add(w.store, &k), STORE_OK); /* counts add up */
+	list(&w, w.acme, "sender_policy.monitored", NULL, 0, 50, &l);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.data[0], "{\"key_id\":7,\"from\":\"y@example.com\",\"reason\":"
+				       "\"sender_pending_verification\",\"count\":4,"
+				       "\"minute\":\"1970-01-01T00:50:00Z\"}");
+	list(&w, w.acme, "sender_policy.refused", NULL, 0, 50, &l);
+	assert_int_equal(l.n, 1);
+	struct totals t = {0};
+	assert_int_equal(store_from_totals(w.store, w.acme, 0, add_total, &t), STORE_OK);
+	assert_int_equal(t.n, 2);
+	assert_string_equal(t.rows[0].from, "z@example.com"); /* the most used first */
+	assert_int_equal(t.rows[0].sends, 18);
+	assert_int_equal(t.rows[1].sends, 10);
+	assert_int_equal(t.rows[1].last_seen, 86500);
+	t.n = 0;
+	assert_int_equal(store_from_totals(w.store, w.acme, 86400, add_total, &t), STORE_OK);
+	assert_int_equal(t.rows[1].sends, 6); /* day 0 is outside the window */
+	t.n = 0;
+	assert_int_equal(store_from_totals(w.store, w.acme + 1000, 0, add_total, &t), STORE_OK);
+	assert_int_equal(t.n, 0);
 	world_close(&w);
 }
 

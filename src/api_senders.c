@@ -38,16 +38,11 @@ enum err api_sender_auth_put(struct api_call *c)
 
 	if (!cJSON_IsBool(enabled))
 		return api_invalid(c, "enabled", "enabled must be true or false.");
-	if (!password || !*password)
-		return api_invalid(c, "password",
-				   "Enter your login password to change this setting.");
 	struct actor who = audit_user(&c->who.user, c->req->ip);
 	bool on = cJSON_IsTrue(enabled);
-	enum err e = api_password_recheck(c, password);
-	if (e == ERR_INVALID_CREDENTIALS) {
+	enum err e = api_setting_password(c, password);
+	if (e == ERR_PASSWORD_INCORRECT)
 		senders_switch_refused(c->ctx->store, &who, c->who.account.id, on);
-		return ERR_PASSWORD_INCORRECT;
-	}
 	if (e != ERR_OK)
 		return e;
 	if (senders_switch(c->ctx->store, &who, c->who.account.id, on) != STORE_OK)
@@ -63,7 +58,19 @@ static void add_or_null(cJSON *o, const char *name, const char *text)
 		cJSON_AddNullToObject(o, name);
 }
 
-static cJSON *sender_json(const struct store_sender *s)
+/* The halves a pending sender still waits for, under its account's mode. */
+static void add_waiting_for(cJSON *o, const struct store_sender *s)
+{
+	cJSON *w = cJSON_AddArrayToObject(o, "waiting_for");
+	if (s->verified)
+		return;
+	if (strcmp(s->confirmation, "owner") != 0 && !s->admin_verified_at)
+		cJSON_AddItemToArray(w, cJSON_CreateString("admin"));
+	if (strcmp(s->confirmation, "admin") != 0 && !s->owner_confirmed_at)
+		cJSON_AddItemToArray(w, cJSON_CreateString("owner"));
+}
+
+cJSON *api_sender_json(const struct store_sender *s)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "id", (double)s->id);
@@ -82,12 +89,16 @@ static cJSON *sender_json(const struct store_sender *s)
 	add_or_null(o, "verified_by", s->verified_by);
 	api_add_time(o, "verified_at", s->verified_at);
 	add_or_null(o, "verified_via", s->verified_via);
+	api_add_time(o, "admin_verified_at", s->admin_verified_at);
+	api_add_time(o, "owner_confirmed_at", s->owner_confirmed_at);
+	api_add_time(o, "confirmation_sent_at", s->confirmation_sent_at);
+	add_waiting_for(o, s);
 	return o;
 }
 
 static int add_sender(void *arg, const struct store_sender *s)
 {
-	cJSON_AddItemToArray(arg, sender_json(s));
+	cJSON_AddItemToArray(arg, api_sender_json(s));
 	return 0;
 }
 
@@ -204,8 +215,9 @@ enum err api_senders_resend(struct api_call *c)
 {
 	struct actor who = audit_user(&c->who.user, c->req->ip);
 	struct senders_batch b;
-	enum err e = api_store_err(senders_resend(c->ctx->store, c->ctx->queue, c->ctx->cfg, &who,
-						  &c->who.account, &b));
+	int rc = senders_resend(c->ctx->store, c->ctx->queue, c->ctx->cfg, &who, &c->who.account,
+				&b);
+	enum err e = rc == STORE_CONFLICT ? ERR_OWNER_CONFIRMATION_REQUIRED : api_store_err(rc);
 	if (e == ERR_NOT_FOUND)
 		e = ERR_NO_PENDING_SENDERS;
 	if (e == ERR_RATE_LIMITED) {
@@ -236,9 +248,10 @@ enum err api_sender_verify(struct api_call *c)
 	int64_t id = api_param_id(c);
 	if (id < 0)
 		return ERR_NOT_FOUND;
-	enum err e = api_store_err(senders_verify(c->ctx->store, &who, c->who.account.id, id, &s));
+	int rc = senders_verify(c->ctx->store, &who, c->who.account.id, id, &s);
+	enum err e = rc == STORE_CONFLICT ? ERR_OWNER_CONFIRMATION_REQUIRED : api_store_err(rc);
 	if (e == ERR_OK)
-		c->reply = sender_json(&s);
+		c->reply = api_sender_json(&s);
 	return e;
 }
 

@@ -359,9 +359,12 @@ class OwnerLinkExpiryTest(Base):
             self.assertIn("token_expired", html)
         self.assertEqual(self.sender(a)["status"], "pending")
 
+        first_sent = self.sender(a)["confirmation_sent_at"]
+        self.assertTrue(first_sent)
         since = last_audit_id(self.admin)
         r = self.mkt.request("POST", f"/api/senders/{sid}/confirmation-email")
         self.assertEqual(r.status, 200, r.raw)
+        self.assertGreater(self.sender(a)["confirmation_sent_at"], first_sent)
         self.assertEqual(r.json["address"], a)
         self.assertTrue(r.json["expires_at"])
         again = self.mkt.request("POST", f"/api/senders/{sid}/confirmation-email")

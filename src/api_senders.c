@@ -148,6 +148,24 @@ static size_t collect(const cJSON *list, char (*norm)[ADDR_MAX], const char **gi
 	return n;
 }
 
+/* Which emails adding senders sent, by the account's confirmation mode: the Admins' (none in
+ * mode owner), and in modes owner and both each address's own link. */
+static void reply_mails(struct api_call *c, int64_t wait)
+{
+	char mode[STORE_CONFIRM_MODE_MAX];
+	if (store_confirmation_get(c->ctx->store, c->who.account.id, mode) != STORE_OK)
+		strcpy(mode, "admin");
+	if (strcmp(mode, "owner") != 0) {
+		cJSON *mail = cJSON_AddObjectToObject(c->reply, "verification_email");
+		cJSON_AddBoolToObject(mail, "sent", !wait);
+		if (wait)
+			cJSON_AddNumberToObject(mail, "retry_after", (double)wait);
+	}
+	if (strcmp(mode, "admin") != 0)
+		cJSON_AddBoolToObject(cJSON_AddObjectToObject(c->reply, "confirmation_email"),
+				      "sent", true);
+}
+
 /* What became of the added addresses: each one added or rejected, and whether the
  * verification email went. */
 static void reply_added(struct api_call *c, char (*norm)[ADDR_MAX], const char **given,
@@ -172,12 +190,8 @@ static void reply_added(struct api_call *c, char (*norm)[ADDR_MAX], const char *
 	cJSON_AddItemToObject(c->reply, "rejected", rejected);
 	/* Too soon after the last email, the addresses wait for the next one, which
 	 * POST /api/senders/verification-email sends once the minute is over. */
-	if (cJSON_GetArraySize(added)) {
-		cJSON *mail = cJSON_AddObjectToObject(c->reply, "verification_email");
-		cJSON_AddBoolToObject(mail, "sent", !wait);
-		if (wait)
-			cJSON_AddNumberToObject(mail, "retry_after", (double)wait);
-	}
+	if (cJSON_GetArraySize(added))
+		reply_mails(c, wait);
 }
 
 enum err api_senders_add(struct api_call *c)

@@ -228,7 +228,7 @@ int store_owner_token_use(struct store *s, const char *token_hash, int64_t now,
 			  struct store_owner_token *out)
 {
 	struct sq_conn c = sq_acquire(s);
-	struct store_owner_token after;
+	struct store_owner_token after = {0};
 	/* The token's row is locked on PostgreSQL, so two clicks on two nodes use it once. */
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)

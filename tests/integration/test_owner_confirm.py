@@ -56,6 +56,12 @@ class Base(RolesCase):
         self.gw.advance_clock(61)  # the Admins' email goes at most once a minute
         r = (client or self.tech).request("POST", "/api/senders", {"addresses": [address]})
         self.assertEqual(r.status, 201, r.raw)
+        mode = self.admin.request("GET", SETTING).json["mode"]
+        # The answer says which emails went: the Admins' unless owners alone confirm, and
+        # the owner's link unless Admins alone verify.
+        self.assertEqual("verification_email" in r.json, mode != "owner", r.raw)
+        self.assertEqual(r.json.get("confirmation_email"),
+                         None if mode == "admin" else {"sent": True}, r.raw)
         return r.json["added"][0]["id"]
 
     def sender(self, address):

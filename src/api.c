@@ -425,9 +425,12 @@ void api_handle(void *arg, struct http_request *req)
 	char param[256] = "";
 	const struct api_route *route = NULL;
 
-	/* A verify link's path is its token: whatever the answer, log the route, not it. */
+	/* A verify or confirm link's path is its token: whatever the answer, log the route,
+	 * not it. */
 	if (strncmp(req->path, "/verify/", 8) == 0)
 		req->log_path = "/verify/{token}";
+	if (strncmp(req->path, "/confirm/", 9) == 0)
+		req->log_path = "/confirm/{token}";
 	/* The rest of a request framed ambiguously cannot be told apart from the next one, so
 	 * the answer closes the connection. */
 	if (req->malformed) {

@@ -63,6 +63,11 @@ static const struct api_route routes[] = {
 	MGMT("GET", "/api/senders/preflight", api_senders_preflight, PERM_READ),
 	PERSON("POST", "/api/senders/{id}/verify", api_sender_verify, PERM_SENDER_VERIFY),
 	MGMT("DELETE", "/api/senders/{id}", api_sender_delete, PERM_SENDER_REMOVE),
+	MGMT("GET", "/api/settings/sender-confirmation", api_sender_confirmation_get, PERM_READ),
+	PERSON("PUT", "/api/settings/sender-confirmation", api_sender_confirmation_put,
+	       PERM_SENDER_CONFIRMATION),
+	MGMT("POST", "/api/senders/{id}/confirmation-email", api_sender_owner_link,
+	     PERM_SENDER_ADD),
 	PERSON("PUT", "/api/users/me/password", api_user_password, PERM_NONE),
 	MGMT("GET", "/api/users", api_users_list, PERM_USER_MANAGE),
 	MGMT("POST", "/api/users", api_users_add, PERM_USER_MANAGE),
@@ -95,6 +100,8 @@ static const struct api_route routes[] = {
 	MGMT("DELETE", "/api/suppressions/{id}", api_suppression_delete, PERM_SUPPRESSION_MANAGE),
 	{"GET", "/verify/{id}", api_verify_show, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	{"POST", "/verify/{id}", api_verify_confirm, AUTH_NONE, PERM_NONE, DIALECT_HTML},
+	{"GET", "/confirm/{id}", api_confirm_show, AUTH_NONE, PERM_NONE, DIALECT_HTML},
+	{"POST", "/confirm/{id}", api_confirm_use, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	/* Last: the panel's files, one path segment each. */
 	{"GET", "/", api_static, AUTH_NONE, PERM_NONE, DIALECT_PANEL},
 	{"GET", "/{id}", api_static, AUTH_NONE, PERM_NONE, DIALECT_PANEL},
@@ -506,9 +513,12 @@ void api_handle(void *arg, struct http_request *req)
 	char param[256] = "";
 	const struct api_route *route = NULL;
 
-	/* A verify link's path is its token: whatever the answer, log the route, not it. */
+	/* A verify or confirm link's path is its token: whatever the answer, log the route,
+	 * not it. */
 	if (strncmp(req->path, "/verify/", 8) == 0)
 		req->log_path = "/verify/{token}";
+	if (strncmp(req->path, "/confirm/", 9) == 0)
+		req->log_path = "/confirm/{token}";
 	/* The rest of a request framed ambiguously cannot be told apart from the next one, so
 	 * the answer closes the connection. */
 	if (req->malformed) {

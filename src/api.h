@@ -99,6 +99,11 @@ void api_page(struct api_call *c, char *html);
 /* Checks the caller's own password, re-entered before a sensitive change, as a login is
  * checked (same throttles and bound; Retry-After set when refused). */
 enum err api_password_recheck(struct api_call *c, const char *password);
+/* The password rule of a setting's change: a missing one is a 400 naming "password", a
+ * wrong one ERR_PASSWORD_INCORRECT (the caller audits it), throttled as api_password_recheck. */
+enum err api_setting_password(struct api_call *c, const char *password);
+/* A sender as every answer about one shows it. */
+cJSON *api_sender_json(const struct store_sender *s);
 cJSON *api_user_json(const struct store_user *u);
 cJSON *api_account_json(const struct store_account *a);
 
@@ -148,6 +153,11 @@ enum err api_suppression_delete(struct api_call *c);
 enum err api_static(struct api_call *c);
 enum err api_verify_show(struct api_call *c);
 enum err api_verify_confirm(struct api_call *c);
+enum err api_sender_confirmation_get(struct api_call *c);
+enum err api_sender_confirmation_put(struct api_call *c);
+enum err api_sender_owner_link(struct api_call *c);
+enum err api_confirm_show(struct api_call *c);
+enum err api_confirm_use(struct api_call *c);
 enum err api_send_netcore(struct api_call *c);
 enum err api_send_sendgrid(struct api_call *c);
 

@@ -69,16 +69,11 @@ enum err api_sender_auth_put(struct api_call *c)
 
 	if (mode < 0)
 		return e;
-	if (!password || !*password)
-		return api_invalid(c, "password",
-				   "Enter your login password to change this setting.");
 	struct actor who = api_actor(c);
-	e = api_password_recheck(c, password);
-	if (e == ERR_INVALID_CREDENTIALS) {
+	e = api_setting_password(c, password);
+	if (e == ERR_PASSWORD_INCORRECT)
 		senders_switch_refused(c->ctx->store, &who, c->who.account.id,
 				       (enum policy_mode)mode);
-		return ERR_PASSWORD_INCORRECT;
-	}
 	if (e != ERR_OK)
 		return e;
 	if (senders_switch(c->ctx->store, &who, c->who.account.id, (enum policy_mode)mode) !=
@@ -95,7 +90,19 @@ static void add_or_null(cJSON *o, const char *name, const char *text)
 		cJSON_AddNullToObject(o, name);
 }
 
-static cJSON *sender_json(const struct store_sender *s)
+/* The halves a pending sender still waits for, under its account's mode. */
+static void add_waiting_for(cJSON *o, const struct store_sender *s)
+{
+	cJSON *w = cJSON_AddArrayToObject(o, "waiting_for");
+	if (s->verified)
+		return;
+	if (strcmp(s->confirmation, "owner") != 0 && !s->admin_verified_at)
+		cJSON_AddItemToArray(w, cJSON_CreateString("admin"));
+	if (strcmp(s->confirmation, "admin") != 0 && !s->owner_confirmed_at)
+		cJSON_AddItemToArray(w, cJSON_CreateString("owner"));
+}
+
+cJSON *api_sender_json(const struct store_sender *s)
 {
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "id", (double)s->id);
@@ -114,12 +121,16 @@ static cJSON *sender_json(const struct store_sender *s)
 	add_or_null(o, "verified_by", s->verified_by);
 	api_add_time(o, "verified_at", s->verified_at);
 	add_or_null(o, "verified_via", s->verified_via);
+	api_add_time(o, "admin_verified_at", s->admin_verified_at);
+	api_add_time(o, "owner_confirmed_at", s->owner_confirmed_at);
+	api_add_time(o, "confirmation_sent_at", s->confirmation_sent_at);
+	add_waiting_for(o, s);
 	return o;
 }
 
 static int add_sender(void *arg, const struct store_sender *s)
 {
-	cJSON_AddItemToArray(arg, sender_json(s));
+	cJSON_AddItemToArray(arg, api_sender_json(s));
 	return 0;
 }
 
@@ -169,6 +180,24 @@ static size_t collect(const cJSON *list, char (*norm)[ADDR_MAX], const char **gi
 	return n;
 }
 
+/* Which emails adding senders sent, by the account's confirmation mode: the Admins' (none in
+ * mode owner), and in modes owner and both each address's own link. */
+static void reply_mails(struct api_call *c, int64_t wait)
+{
+	char mode[STORE_CONFIRM_MODE_MAX];
+	if (store_confirmation_get(c->ctx->store, c->who.account.id, mode) != STORE_OK)
+		strcpy(mode, "admin");
+	if (strcmp(mode, "owner") != 0) {
+		cJSON *mail = cJSON_AddObjectToObject(c->reply, "verification_email");
+		cJSON_AddBoolToObject(mail, "sent", !wait);
+		if (wait)
+			cJSON_AddNumberToObject(mail, "retry_after", (double)wait);
+	}
+	if (strcmp(mode, "admin") != 0)
+		cJSON_AddBoolToObject(cJSON_AddObjectToObject(c->reply, "confirmation_email"),
+				      "sent", true);
+}
+
 /* What became of the added addresses: each one added or rejected, and whether the
  * verification email went. */
 static void reply_added(struct api_call *c, char (*norm)[ADDR_MAX], const char **given,
@@ -193,12 +222,8 @@ static void reply_added(struct api_call *c, char (*norm)[ADDR_MAX], const char *
 	cJSON_AddItemToObject(c->reply, "rejected", rejected);
 	/* Too soon after the last email, the addresses wait for the next one, which
 	 * POST /api/senders/verification-email sends once the minute is over. */
-	if (cJSON_GetArraySize(added)) {
-		cJSON *mail = cJSON_AddObjectToObject(c->reply, "verification_email");
-		cJSON_AddBoolToObject(mail, "sent", !wait);
-		if (wait)
-			cJSON_AddNumberToObject(mail, "retry_after", (double)wait);
-	}
+	if (cJSON_GetArraySize(added))
+		reply_mails(c, wait);
 }
 
 enum err api_senders_add(struct api_call *c)
@@ -236,8 +261,9 @@ enum err api_senders_resend(struct api_call *c)
 {
 	struct actor who = api_actor(c);
 	struct senders_batch b;
-	enum err e = api_store_err(senders_resend(c->ctx->store, c->ctx->queue, c->ctx->cfg, &who,
-						  &c->who.account, &b));
+	int rc = senders_resend(c->ctx->store, c->ctx->queue, c->ctx->cfg, &who, &c->who.account,
+				&b);
+	enum err e = rc == STORE_CONFLICT ? ERR_OWNER_CONFIRMATION_REQUIRED : api_store_err(rc);
 	if (e == ERR_NOT_FOUND)
 		e = ERR_NO_PENDING_SENDERS;
 	if (e == ERR_RATE_LIMITED) {
@@ -268,9 +294,10 @@ enum err api_sender_verify(struct api_call *c)
 	int64_t id = api_param_id(c);
 	if (id < 0)
 		return ERR_NOT_FOUND;
-	enum err e = api_store_err(senders_verify(c->ctx->store, &who, c->who.account.id, id, &s));
+	int rc = senders_verify(c->ctx->store, &who, c->who.account.id, id, &s);
+	enum err e = rc == STORE_CONFLICT ? ERR_OWNER_CONFIRMATION_REQUIRED : api_store_err(rc);
 	if (e == ERR_OK)
-		c->reply = sender_json(&s);
+		c->reply = api_sender_json(&s);
 	return e;
 }
 

@@ -50,6 +50,15 @@ enum err api_password_recheck(struct api_call *c, const char *password)
 	return retry_after(c, e, wait);
 }
 
+enum err api_setting_password(struct api_call *c, const char *password)
+{
+	if (!password || !*password)
+		return api_invalid(c, "password",
+				   "Enter your login password to change this setting.");
+	enum err e = api_password_recheck(c, password);
+	return e == ERR_INVALID_CREDENTIALS ? ERR_PASSWORD_INCORRECT : e;
+}
+
 enum err api_session_create(struct api_call *c)
 {
 	struct session_login l = {

@@ -13,7 +13,7 @@
 struct listing {
 	struct store_batch b;
 	struct html items;
-	int counts[4];
+	int counts[BATCH_STATES];
 };
 
 static const char *const state_words[] = {
@@ -21,6 +21,8 @@ static const char *const state_words[] = {
 	[BATCH_VERIFIED_NOW] = "verified now",
 	[BATCH_ALREADY] = "already verified",
 	[BATCH_REMOVED] = "removed from the account since; not verified",
+	[BATCH_ADMIN_NOW] = "approved now; waiting for its owner to confirm",
+	[BATCH_AWAITS_OWNER] = "approved; waiting for its owner to confirm",
 };
 
 static int list_sender(void *arg, const char *address, enum store_batch_state state)
@@ -107,6 +109,10 @@ enum err api_verify_confirm(struct api_call *c)
 		 "%d removed from the account <strong>%s</strong> before this link was used.</p>",
 		 l.counts[BATCH_VERIFIED_NOW], l.counts[BATCH_ALREADY], l.counts[BATCH_REMOVED],
 		 l.b.account_name);
+	/* With owner confirmation on top, an Admin's approval is half of it. */
+	if (l.counts[BATCH_ADMIN_NOW])
+		html_fmt(&page, "<p>%d approved now and waiting for their owners to confirm.</p>",
+			 l.counts[BATCH_ADMIN_NOW]);
 	add_list(&page, &l);
 	api_page(c, html_page("Sender addresses verified", &page));
 	return ERR_OK;

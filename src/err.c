@@ -119,6 +119,17 @@ static const struct err_info err_table[ERR_COUNT] = {
 				  "Only a person logged in to the panel may do this, not an API "
 				  "key. Log in and do it there.",
 				  550, "5.7.1"},
+	[ERR_OWNER_CONFIRMATION_REQUIRED] =
+		{"owner_confirmation_required", 409,
+		 "This account's senders are confirmed by their owners alone (sender confirmation "
+		 "mode owner): the address itself must open the link mailed to it. Send the link "
+		 "again with POST /api/senders/{id}/confirmation-email.",
+		 550, "5.5.0"},
+	[ERR_NOT_AWAITING_OWNER] = {"not_awaiting_owner", 409,
+				    "This sender is not waiting for its owner: it is verified or "
+				    "confirmed already, or the account's sender confirmation mode "
+				    "is admin (Admins verify alone).",
+				    550, "5.5.0"},
 	[ERR_SENDER_AUTH_NO_SENDERS] =
 		{"sender_auth_no_senders", 403,
 		 "Authorized sender email ID is on and no sender address is "

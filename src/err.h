@@ -36,6 +36,10 @@ enum err {
 	ERR_SENDER_NOT_ALLOWED_FOR_KEY, /* a scoped key, From outside its senders and domains */
 	ERR_IP_NOT_ALLOWED,		/* a key used from outside its allowed_ips */
 	ERR_INTERACTIVE_ONLY,		/* an action a manage key may not take: people only */
+	/* An Admin's verification where only owners confirm; an owner's link asked for a
+	 * sender that needs none. */
+	ERR_OWNER_CONFIRMATION_REQUIRED,
+	ERR_NOT_AWAITING_OWNER,
 	/* The sender policy's refusals, in the order DESIGN.md checks them. */
 	ERR_SENDER_AUTH_NO_SENDERS,
 	ERR_DOMAIN_NOT_APPROVED,

@@ -1,6 +1,7 @@
 /* The verification email: plain text and HTML, one personalization per Admin so each
- * receives it addressed to themselves, queued as system mail. The link's token is a
- * credential, so the queue holds it sealed and the body is written at delivery. */
+ * receives it addressed to themselves, queued as system mail; and the owner's confirmation
+ * email, to a sender address itself. A link's token is a credential, so the queue holds it
+ * sealed and the body is written at delivery. */
 #include "notify.h"
 
 #include <cjson/cJSON.h>
@@ -103,8 +104,39 @@ static char *html_body(const char *account, const char *link, const char *until,
 	return html_page("Verify sender email addresses", &h);
 }
 
+static char *owner_text(const char *account, const char *link, const char *until,
+			const char *address)
+{
+	size_t cap = 1024 + strlen(link) + strlen(account) + strlen(address);
+	char *t = xmalloc(cap);
+	snprintf(t, cap,
+		 "Someone added %s as a sender email address of the Postern account \"%s\". "
+		 "Before mail can be sent from it, its owner must confirm.\n\nIf that is you "
+		 "and you agree, open this link and press \"Confirm\":\n\n  %s\n\nThe link "
+		 "works once, until %s.\n\nIf you did not expect this, ignore this email: "
+		 "nothing is sent from your address unless you confirm.\n",
+		 address, account, link, until);
+	return t;
+}
+
+static char *owner_html(const char *account, const char *link, const char *until,
+			const char *address)
+{
+	struct html h = {0};
+	html_fmt(&h,
+		 "<h1>Confirm your sender address</h1><p>Someone added <strong>%s</strong> as a "
+		 "sender email address of the Postern account <strong>%s</strong>. Before mail "
+		 "can be sent from it, its owner must confirm.</p><p><a href=\"%s\" "
+		 "style=\"display:inline-block;padding:.6em 1.2em;background:#0b5fff;color:#fff;"
+		 "border-radius:6px;text-decoration:none\">Confirm</a></p><p class=\"note\">The "
+		 "link works once, until %s. If you did not expect this, ignore this email: "
+		 "nothing is sent from your address unless you confirm.</p>",
+		 address, account, link, until);
+	return html_page("Confirm your sender address", &h);
+}
+
 /* What the body is written from at delivery: the account, the addresses, the link's
- * expiry, and the token sealed under the link key. */
+ * expiry, and the token sealed under the link key; owner for an owner's link. */
 static cJSON *sealed_batch(const char *account_name, const char *token, int64_t expires_at,
 			   const char *const *addresses, size_t n)
 {
@@ -124,13 +156,11 @@ static cJSON *sealed_batch(const char *account_name, const char *token, int64_t 
 
 /* The email as a send request (Netcore's dialect), made canonical by send_parse like any
  * client's. Its content is written at delivery; until then the text is empty. */
-static int request(const struct config *cfg, const char *account_name, cJSON *personalizations,
+static int request(const struct config *cfg, const char *subject, cJSON *personalizations,
 		   struct send_request *out)
 {
-	char subject[256];
 	struct send_problem why;
 
-	snprintf(subject, sizeof(subject), "Verify sender email addresses for %s", account_name);
 	cJSON *body = cJSON_CreateObject();
 	cJSON *from = cJSON_AddObjectToObject(body, "from");
 	cJSON_AddStringToObject(from, "email", cfg->system_from);
@@ -163,7 +193,9 @@ int notify_verification(struct store *s, struct queue *q, const struct config *c
 		cJSON_Delete(admins.personalizations);
 		return admins.count ? STORE_FAIL : STORE_NOT_FOUND;
 	}
-	if (request(cfg, account_name, admins.personalizations, &r) < 0)
+	char subject[256];
+	snprintf(subject, sizeof(subject), "Verify sender email addresses for %s", account_name);
+	if (request(cfg, subject, admins.personalizations, &r) < 0)
 		return STORE_FAIL;
 	cJSON *batch = sealed_batch(account_name, token, expires_at, addresses, n);
 	if (!batch) {
@@ -179,6 +211,45 @@ int notify_verification(struct store *s, struct queue *q, const struct config *c
 		log_info("message %s queued: verification email for %zu senders of account %lld "
 			 "to %d admins",
 			 uid, n, (long long)account_id, admins.count);
+	return rc;
+}
+
+/* The personalizations of an email to one address. */
+static cJSON *one_recipient(const char *address)
+{
+	cJSON *list = cJSON_CreateArray();
+	cJSON *p = cJSON_CreateObject();
+	cJSON *rcpt = cJSON_CreateObject();
+	cJSON_AddStringToObject(rcpt, "email", address);
+	cJSON_AddItemToArray(cJSON_AddArrayToObject(p, "to"), rcpt);
+	cJSON_AddItemToArray(list, p);
+	return list;
+}
+
+int notify_owner(struct queue *q, const struct config *cfg, int64_t account_id,
+		 const char *account_name, const char *token, int64_t expires_at,
+		 const char *address)
+{
+	struct send_request r;
+	char uid[SUBMIT_ID_LEN], subject[256];
+
+	snprintf(subject, sizeof(subject), "Confirm %s as a sender for %s", address, account_name);
+	if (request(cfg, subject, one_recipient(address), &r) < 0)
+		return STORE_FAIL;
+	cJSON *batch = sealed_batch(account_name, token, expires_at, &address, 1);
+	if (!batch) {
+		log_error("notify: cannot seal the confirmation link of account %lld",
+			  (long long)account_id);
+		send_request_free(&r);
+		return STORE_FAIL;
+	}
+	cJSON_AddBoolToObject(batch, "owner", true);
+	cJSON_AddItemToObject(r.payload, "verification", batch);
+	int rc = submit_system(q, account_id, r.from, r.payload, r.recipients, uid);
+	send_request_free(&r);
+	if (rc == STORE_OK)
+		log_info("message %s queued: owner confirmation email for a sender of account %lld",
+			 uid, (long long)account_id);
 	return rc;
 }
 
@@ -205,10 +276,14 @@ int notify_render(cJSON *payload, const struct config *cfg)
 		addresses[i] = cJSON_IsString(a) ? a->valuestring : "";
 	}
 	char link[600], until[21];
-	snprintf(link, sizeof(link), "%s/verify/%s", cfg->public_url, token);
+	bool owner = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(v, "owner")) && n == 1;
+	snprintf(link, sizeof(link), "%s/%s/%s", cfg->public_url, owner ? "confirm" : "verify",
+		 token);
 	util_iso8601((int64_t)expires->valuedouble, until);
-	char *text = text_body(account->valuestring, link, until, addresses, (size_t)n);
-	char *html = html_body(account->valuestring, link, until, addresses, (size_t)n);
+	char *text = owner ? owner_text(account->valuestring, link, until, addresses[0])
+			   : text_body(account->valuestring, link, until, addresses, (size_t)n);
+	char *html = owner ? owner_html(account->valuestring, link, until, addresses[0])
+			   : html_body(account->valuestring, link, until, addresses, (size_t)n);
 	cJSON_DeleteItemFromObjectCaseSensitive(payload, "content");
 	cJSON *content = cJSON_AddObjectToObject(payload, "content");
 	cJSON_AddStringToObject(content, "text", text);

@@ -1,6 +1,7 @@
 /* Postern's own mail to users: the "Verify All Emails" message sent to an account's Admins
- * for each batch of added senders. It goes through the same queue and relay as any
- * message, marked as system mail so the account's sender policy never applies to it. */
+ * for each batch of added senders, and the owner's confirmation link sent to a sender. It goes
+ * through the same queue and relay as any message, marked as system mail so the account's sender
+ * policy never applies to it. */
 #ifndef POSTERN_NOTIFY_H
 #define POSTERN_NOTIFY_H
 
@@ -23,6 +24,12 @@ void notify_end(void);
 int notify_verification(struct store *s, struct queue *q, const struct config *cfg,
 			int64_t account_id, const char *account_name, const char *token,
 			int64_t expires_at, const char *const *addresses, size_t n);
+
+/* Queues the owner's confirmation email for a sender, to the address itself, its link
+ * ({public_url}/confirm/TOKEN) sealed like the Admins'. Returns a store_rc. */
+int notify_owner(struct queue *q, const struct config *cfg, int64_t account_id,
+		 const char *account_name, const char *token, int64_t expires_at,
+		 const char *address);
 
 /* At delivery: writes the content of a queued verification email into payload, opening
  * its link. Other payloads are left as they are. 0, or -1 when the link cannot be opened

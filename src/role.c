@@ -34,6 +34,7 @@ static const struct {
 	[PERM_MESSAGE_CANCEL] = {"message.cancel", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
 	[PERM_WEBHOOK_MANAGE] = {"webhook.manage", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
 	[PERM_SUPPRESSION_MANAGE] = {"suppression.manage", R(ROLE_ADMIN) | R(ROLE_TECHNICAL)},
+	[PERM_SENDER_CONFIRMATION] = {"sender_confirmation.set", R(ROLE_ADMIN)},
 };
 
 int role_parse(const char *s)

@@ -19,6 +19,8 @@ enum perm {
 	PERM_MESSAGE_CANCEL,	 /* cancel messages not sent yet */
 	PERM_WEBHOOK_MANAGE,	 /* add, test, enable and remove webhook endpoints */
 	PERM_SUPPRESSION_MANAGE, /* add and remove entries of the suppression list */
+	/* choose who confirms senders: Admins, owners or both */
+	PERM_SENDER_CONFIRMATION,
 	PERM_COUNT
 };
 

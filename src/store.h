@@ -91,6 +91,12 @@ struct store_sender {
 	char verified_by[ADDR_MAX];
 	int64_t verified_at;  /* 0 while pending */
 	char verified_via[8]; /* "panel", "link", or "" while pending */
+	/* The halves of its verification (issue 19): an Admin's (panel or Verify All link)
+	 * and its owner's (the link mailed to the address); 0 while not given. */
+	int64_t admin_verified_at;
+	int64_t owner_confirmed_at;
+	char confirmation[8];	      /* its account's mode: "admin", "owner" or "both" */
+	int64_t confirmation_sent_at; /* its owner's last link; 0 when none */
 };
 
 #define STORE_SMTP_IPS_MAX  1024 /* the text of a key's networks, with its NUL */
@@ -324,6 +330,27 @@ enum store_batch_state {
 	BATCH_VERIFIED_NOW, /* verified by this use of the link */
 	BATCH_ALREADY,	    /* verified before, in the panel or by another link */
 	BATCH_REMOVED,	    /* removed from the account since the batch was made */
+	BATCH_ADMIN_NOW,    /* an Admin's half given by this use; its owner has yet to confirm */
+	BATCH_AWAITS_OWNER, /* an Admin's half given before; its owner has yet to confirm */
+	BATCH_STATES
+};
+
+/* The account's sender confirmation mode as stored: "admin", "owner" or "both". */
+#define STORE_CONFIRM_MODE_MAX 8
+
+/* An owner's confirmation link, with its sender's state. */
+struct store_owner_token {
+	int64_t id;
+	int64_t account_id;
+	char account_name[STORE_NAME_MAX];
+	int64_t sender_id;
+	char address[ADDR_MAX];
+	char mode[STORE_CONFIRM_MODE_MAX];
+	int64_t expires_at;
+	int64_t used_at; /* 0 while unused */
+	bool verified;
+	bool admin_verified;
+	bool owner_confirmed;
 };
 
 /* Refusals by the policy, counted per account, key, From, reason and minute. */
@@ -507,8 +534,28 @@ int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int6
 		      int64_t *ids);
 int store_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, void *arg);
 int store_sender_get(struct store *s, int64_t account_id, int64_t id, struct store_sender *out);
+/* Gives an Admin's half (admin_verified_at): the sender becomes verified when its account's
+ * mode asks nothing more (issue 19). */
 int store_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
 			int64_t now);
+/* The account's sender confirmation mode (STORE_CONFIRM_MODE_MAX). */
+int store_confirmation_get(struct store *s, int64_t account_id, char *mode);
+/* Sets it; *changed tells whether it was another. A change verifies the pending senders the
+ * new mode asks nothing more of (events via "mode"), calling fn for each. */
+int store_confirmation_set(struct store *s, int64_t account_id, const char *mode, int64_t user_id,
+			   int64_t now, bool *changed, store_batch_fn fn, void *arg);
+/* Stores an owner's link (as hash) for a sender waiting for its owner. STORE_CONFLICT when
+ * it is not (verified, confirmed already, or the account's mode is admin); STORE_TOO_SOON
+ * within gap seconds of the sender's last link, *wait the seconds left. */
+int store_owner_token_add(struct store *s, int64_t account_id, int64_t sender_id,
+			  const char *token_hash, int64_t now, int64_t expires_at, int64_t gap,
+			  int64_t *wait);
+int store_owner_token_get(struct store *s, const char *token_hash, struct store_owner_token *out);
+/* Uses an owner's link: records the owner's half, verifies the sender when its mode asks
+ * nothing more, marks the link used, in one transaction. out has the link as it was before
+ * (used_at set or expires_at past now: nothing changed) and the sender as it is after. */
+int store_owner_token_use(struct store *s, const char *token_hash, int64_t now,
+			  struct store_owner_token *out);
 int store_sender_delete(struct store *s, int64_t account_id, int64_t id);
 /* Adds a sending domain with its ownership token and first DKIM key. status is "pending",
  * "verified" or "failed". */

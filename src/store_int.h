@@ -109,6 +109,11 @@ int sq_end_relaxed(struct sq_conn *c, int rc, bool batch);
  * and the statement does not run. */
 int sq_lock(struct sq_conn *c, const char *sql, const char *fmt, ...);
 
+/* store_confirm.c: verifies a pending sender whose account's mode asks nothing more of it,
+ * with its sender.verified event (via: "panel", "link", "owner" or "mode"); *done tells. */
+int sq_sender_complete(struct sq_conn *c, int64_t account_id, int64_t id, const char *via,
+		       int64_t user_id, int64_t now, bool *done);
+
 /* store_events.c: writes an event on a held connection (in the caller's transaction), with
  * one delivery for each enabled endpoint of the account that wants it. message_uid and
  * recipient may be NULL; data is JSON object text (NULL for {}). */

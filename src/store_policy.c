@@ -112,11 +112,12 @@ int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int6
 					  addresses[i], NULL, NULL);
 		}
 	}
-	/* The senders are added whatever the rate; only their email may have to wait. */
+	/* The senders are added whatever the rate; only their email may have to wait. Without
+	 * a token (owner confirmation alone) the Admins get no batch. */
 	b->wait = 0;
-	if (rc == STORE_OK && added)
+	if (rc == STORE_OK && added && b->token_hash)
 		rc = batch_gap(&c, account_id, now, b);
-	bool mail = added && !b->wait;
+	bool mail = added && b->token_hash && !b->wait;
 	if (rc == STORE_OK && mail)
 		rc = sq_exec(
 			&c, &batch,
@@ -144,10 +145,11 @@ int store_senders_add(struct store *s, int64_t account_id, int64_t user_id, int6
 
 #define SENDER_SELECT                                                                              \
 	"SELECT s.id, s.address, s.status, s.domain, " SENDER_DOMAIN_STATUS                        \
-	", d.active, ua.email, "                                                                   \
-	"  s.added_at, "                                                                           \
-	"  uv.email, s.verified_at, s.verified_via "                                               \
-	"FROM senders s "                                                                          \
+	", d.active, ua.email, s.added_at, "                                                       \
+	"  uv.email, s.verified_at, s.verified_via, s.admin_verified_at, s.owner_confirmed_at, "   \
+	"  st.sender_confirmation, "                                                               \
+	"  (SELECT MAX(o.created_at) FROM owner_tokens o WHERE o.sender_id = s.id) "               \
+	"FROM senders s JOIN settings st ON st.account_id = s.account_id "                         \
 	"LEFT JOIN sending_domains d ON d.account_id = s.account_id AND d.name = s.domain "        \
 	"LEFT JOIN users ua ON ua.id = s.added_by "                                                \
 	"LEFT JOIN users uv ON uv.id = s.verified_by "
@@ -168,6 +170,10 @@ static void read_sender(const struct sq_res *r, void *row)
 	sq_col_text(r, 8, x->verified_by, sizeof(x->verified_by));
 	x->verified_at = sq_int(r, 9);
 	sq_col_text(r, 10, x->verified_via, sizeof(x->verified_via));
+	x->admin_verified_at = sq_int(r, 11);
+	x->owner_confirmed_at = sq_int(r, 12);
+	sq_col_text(r, 13, x->confirmation, sizeof(x->confirmation));
+	x->confirmation_sent_at = sq_int(r, 14);
 }
 
 int store_senders_list(struct store *s, int64_t account_id, store_sender_fn fn, void *arg)
@@ -183,38 +189,25 @@ int store_sender_get(struct store *s, int64_t account_id, int64_t id, struct sto
 		      "ii", account_id, id);
 }
 
-/* A sender verified now, and its event. */
-static int sender_verified(struct sq_conn *c, int64_t account_id, const char *address,
-			   const char *via, int64_t now)
-{
-	return sq_event_str(c, account_id, "sender.verified", now, "email", address, "via", via);
-}
-
 int store_sender_verify(struct store *s, int64_t account_id, int64_t id, int64_t user_id,
 			int64_t now)
 {
 	struct sq_conn c = sq_acquire(s);
-	struct sq_res r;
+	int64_t found;
+	bool done;
 	/* Verifying twice keeps the first verifier and time, and makes no second event. */
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
-		rc = sq_step(&c, &r,
-			     "UPDATE senders SET status = 'verified', verified_by = ?, "
-			     "  verified_at = ?, verified_via = 'panel' "
-			     "WHERE account_id = ? AND id = ? AND status <> 'verified' "
-			     "RETURNING address",
-			     "iiii", user_id, now, account_id, id);
-	if (rc == STORE_OK) {
-		char address[ADDR_MAX];
-		sq_col_text(&r, 0, address, sizeof(address));
-		rc = sq_finish(&r);
-		if (rc == STORE_OK)
-			rc = sender_verified(&c, account_id, address, "panel", now);
-	} else if (rc == STORE_NOT_FOUND) {
-		int64_t found;
 		rc = sq_exec(&c, &found, "SELECT id FROM senders WHERE account_id = ? AND id = ?",
 			     "ii", account_id, id);
-	}
+	if (rc == STORE_OK)
+		rc = sq_exec(&c, NULL,
+			     "UPDATE senders SET admin_verified_at = ?, verified_by = ? "
+			     "WHERE account_id = ? AND id = ? AND status <> 'verified' "
+			     "AND admin_verified_at IS NULL",
+			     "iiii", now, user_id, account_id, id);
+	if (rc == STORE_OK)
+		rc = sq_sender_complete(&c, account_id, id, "panel", user_id, now, &done);
 	rc = sq_end(&c, rc);
 	if (rc == STORE_OK)
 		sq_policy_changed(s);
@@ -334,6 +327,7 @@ static void read_batch_sender(const struct sq_res *r, void *row)
 	sq_col_text(r, 0, b->address, sizeof(b->address));
 	b->state = !status			     ? BATCH_REMOVED
 		   : strcmp(status, "verified") == 0 ? BATCH_ALREADY
+		   : sq_int(r, 2)		     ? BATCH_AWAITS_OWNER
 						     : BATCH_PENDING;
 }
 
@@ -365,7 +359,7 @@ int store_batch_pending(struct store *s, int64_t account_id, int64_t user_id, in
 			&c, NULL,
 			"INSERT INTO verification_token_senders (token_id, sender_id, address) "
 			"SELECT ?, id, address FROM senders WHERE account_id = ? AND "
-			"status = 'pending'",
+			"status = 'pending' AND admin_verified_at IS NULL",
 			"ii", batch, account_id);
 	if (rc == STORE_OK && sq_changes(&c) == 0)
 		rc = STORE_NOT_FOUND;
@@ -409,7 +403,8 @@ static int batch_read(struct sq_conn *c, const char *token_hash, struct store_ba
 		return STORE_OK;
 	struct batch_row row = {.fn = fn, .arg = arg};
 	return sq_each(c, read_batch_sender, &row, call_batch, NULL,
-		       "SELECT l.address, s.status FROM verification_token_senders l "
+		       "SELECT l.address, s.status, s.admin_verified_at IS NOT NULL "
+		       "FROM verification_token_senders l "
 		       "LEFT JOIN senders s ON s.id = l.sender_id WHERE l.token_id = ? "
 		       "ORDER BY l.address",
 		       "i", out->id);
@@ -437,15 +432,20 @@ struct batch_use {
 static int use_one(void *arg, const char *address, enum store_batch_state state)
 {
 	struct batch_use *u = arg;
+	int64_t id = 0;
+	bool done = false;
 	if (state == BATCH_PENDING && u->rc == STORE_OK) {
-		u->rc = sq_exec(u->c, NULL,
-				"UPDATE senders SET status = 'verified', verified_at = ?, "
-				"  verified_via = 'link', verified_by = NULL "
-				"WHERE account_id = ? AND address = ? AND status = 'pending'",
+		u->rc = sq_exec(u->c, &id,
+				"UPDATE senders SET admin_verified_at = ?, verified_by = NULL "
+				"WHERE account_id = ? AND address = ? AND status = 'pending' "
+				"AND admin_verified_at IS NULL RETURNING id",
 				"iis", u->now, u->account_id, address);
-		if (u->rc == STORE_OK && sq_changes(u->c) > 0)
-			u->rc = sender_verified(u->c, u->account_id, address, "link", u->now);
-		state = BATCH_VERIFIED_NOW;
+		if (u->rc == STORE_NOT_FOUND)
+			u->rc = STORE_OK;
+		if (u->rc == STORE_OK && id)
+			u->rc = sq_sender_complete(u->c, u->account_id, id, "link", 0, u->now,
+						   &done);
+		state = done ? BATCH_VERIFIED_NOW : id ? BATCH_ADMIN_NOW : state;
 	}
 	return u->fn(u->arg, address, state);
 }

@@ -19,8 +19,19 @@ export function parseAddresses(text) {
   return text.split(/[\s,;]+/).map((s) => s.trim()).filter(Boolean);
 }
 
+// With owner confirmation (issue 19) a pending sender may wait for an Admin, its owner or
+// both; the note says which. Verified by Admins alone, there is nothing more to say.
+function waitingNote(sender) {
+  const waits = sender.waiting_for || [];
+  if (sender.status === 'verified' || (!waits.includes('owner') && !sender.owner_confirmed_at)) return null;
+  const who = waits.map((w) => (w === 'admin' ? 'Admin' : 'owner')).join(' and ');
+  return h('span', { class: 'hint waiting', text: ` Waiting for ${who}` });
+}
+
 function statusBadge(sender) {
-  return sender.status === 'verified' ? badge('Verified', 'ok') : badge('Verification Pending', 'warn');
+  if (sender.status === 'verified') return badge('Verified', 'ok');
+  const note = waitingNote(sender);
+  return note ? h('span', null, badge('Verification Pending', 'warn'), note) : badge('Verification Pending', 'warn');
 }
 
 function domainCell(sender) {
@@ -427,6 +438,18 @@ export async function renderMailSettings(body, session) {
     }
   }
 
+  async function sendLink(sender) {
+    listMsg.clear();
+    try {
+      await api('POST', `/api/senders/${sender.id}/confirmation-email`);
+      await load();
+      renderSenders(sender.id);
+      listMsg.show(`A confirmation link went to ${sender.address}. It works once, for 48 hours.`, 'success');
+    } catch (err) {
+      if (!err.sessionEnded) listMsg.show(`Could not send the link to ${sender.address}: ${err.message}`, 'error');
+    }
+  }
+
   async function remove(sender) {
     listMsg.clear();
     const yes = await confirmDialog({
@@ -452,8 +475,11 @@ export async function renderMailSettings(body, session) {
   function renderSenders(focusId) {
     const rows = senders.map((s) => {
       const actions = h('div', { class: 'row-actions' });
-      if (canVerify && s.status !== 'verified') {
+      if (canVerify && s.status !== 'verified' && (s.waiting_for || ['admin']).includes('admin')) {
         actions.append(h('button', { type: 'button', class: 'btn btn-small btn-primary', 'aria-label': `Verify ${s.address}`, 'data-id': String(s.id), onclick: () => verify(s) }, 'Verify'));
+      }
+      if (session.can('sender.add') && (s.waiting_for || []).includes('owner')) {
+        actions.append(h('button', { type: 'button', class: 'btn btn-small', 'aria-label': `Send the confirmation link to ${s.address} again`, 'data-id': String(s.id), onclick: () => sendLink(s) }, 'Send link'));
       }
       if (canRemove) {
         actions.append(h('button', { type: 'button', class: 'btn btn-small btn-ghost-danger', 'aria-label': `Remove ${s.address}`, 'data-id': String(s.id), onclick: () => remove(s) }, 'Remove'));

@@ -149,6 +149,30 @@ function watch(page, problems) {
 
 // --- The scenario ---------------------------------------------------------------------
 
+/** A session of email's over plain HTTP, for what a step sets up without the panel. */
+async function apiSession(email) {
+  const login = await fetch(`${gw.base}/api/session`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ account: ACCOUNT, email, password: PASSWORD }),
+    signal: AbortSignal.timeout(15000),
+  });
+  assert.equal(login.status, 200);
+  const cookie = login.headers.get('set-cookie').split(';')[0];
+  const { csrf_token: csrf } = await login.json();
+  return {
+    async call(method, url, body) {
+      const res = await fetch(`${gw.base}${url}`, {
+        method,
+        headers: { Cookie: cookie, 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
+        body: body ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(15000),
+      });
+      return { status: res.status, body: await res.json().catch(() => null) };
+    },
+  };
+}
+
 async function run() {
   fs.mkdirSync(SHOTS, { recursive: true });
   assert.ok(fs.existsSync(BIN), `POSTERN_BIN ${BIN} does not exist; build first`);
@@ -226,6 +250,27 @@ async function run() {
     assert.equal(await senderStatus(page, 'billing@acme.test'), 'Verification Pending');
     const verifiedBy = await senderRow(page, 'news@acme.test').getByRole('cell').nth(4).textContent();
     assert.match(verifiedBy, /admin@acme\.test/);
+  });
+
+  await step('in mode both, a pending sender says which half it waits for (issue 19)', async () => {
+    const admin = await apiSession(ADMIN);
+    assert.equal((await admin.call('PUT', '/api/settings/sender-confirmation', { mode: 'both', password: PASSWORD })).status, 200);
+    await page.getByLabel('Sender email addresses').fill('owner@acme.test');
+    await page.getByRole('button', { name: 'Save', exact: true }).click();
+    await page.getByText('1 added.', { exact: false }).waitFor();
+    assert.match(await senderStatus(page, 'owner@acme.test'), /^Verification Pending\s*Waiting for Admin and owner$/);
+    await page.getByRole('button', { name: 'Verify owner@acme.test' }).click();
+    await until(async () => /Waiting for owner$/.test(await senderStatus(page, 'owner@acme.test')), 'the Admin half to be shown');
+    assert.equal(await page.getByRole('button', { name: 'Verify owner@acme.test' }).count(), 0);
+    // Adding it mailed its owner a link a moment ago: the next one must wait a minute.
+    await page.getByRole('button', { name: 'Send the confirmation link to owner@acme.test again' }).click();
+    await page.getByText('Could not send the link to owner@acme.test: A confirmation email went to this address less than a minute ago', { exact: false }).waitFor();
+    const listed = (await admin.call('GET', '/api/senders')).body.senders.find((s) => s.address === 'owner@acme.test');
+    assert.deepEqual(listed.waiting_for, ['owner']);
+    assert.equal((await admin.call('DELETE', `/api/senders/${listed.id}`)).status, 204);
+    assert.equal((await admin.call('PUT', '/api/settings/sender-confirmation', { mode: 'admin', password: PASSWORD })).status, 200);
+    await page.reload();
+    await senderRow(page, 'ops@acme.test').waitFor();
   });
 
   await step('Monitor mode goes on with the password; unlisted senders are accepted and flagged', async () => {

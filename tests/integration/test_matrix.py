@@ -26,6 +26,7 @@ OTHER = {"acme": "globex", "globex": "acme"}
 
 # The only routes that answer without a session or an API key.
 EXPECTED_PUBLIC = {("POST", "/api/session"), ("GET", "/verify/{id}"), ("POST", "/verify/{id}"),
+                   ("GET", "/confirm/{id}"), ("POST", "/confirm/{id}"),
                    ("GET", "/"), ("GET", "/{id}")}
 
 # The send API's routes and the dialect their errors are written in.
@@ -46,6 +47,7 @@ DOCUMENTED_ROLES = {
     "message.cancel": {"admin", "technical"},
     "webhook.manage": {"admin", "technical"},
     "suppression.manage": {"admin", "technical"},
+    "sender_confirmation.set": {"admin"},
 }
 
 # docs/api.md's "Interactive-only routes": what a manage key may never call, whatever its role.
@@ -113,6 +115,14 @@ ROWS = {
     ("GET", "/api/senders/preflight"): Row(200),
     ("POST", "/api/senders/{id}/verify"): Row(200, obj="sender", fresh=True),
     ("DELETE", "/api/senders/{id}"): Row(204, obj="sender", fresh=True),
+    ("GET", "/api/settings/sender-confirmation"): Row(200),
+    # Setting the mode it has (both, set up front) changes nothing; the caller's own
+    # password confirms it.
+    ("PUT", "/api/settings/sender-confirmation"): Row(200, {"mode": "both",
+                                                           "password": PASSWORD}),
+    # One owner's email per address per minute, and adding the sender sent one.
+    ("POST", "/api/senders/{id}/confirmation-email"): Row(
+        200, obj="sender", fresh=True, prepare=lambda t, a: t.gw.advance_clock(61)),
     ("PUT", "/api/users/me/password"): Row(
         204, {"current_password": PASSWORD, "new_password": "another horse battery"},
         caller="fresh"),
@@ -193,6 +203,11 @@ class MatrixTest(unittest.TestCase):
         cls.gw.start()
         cls.users = {(a, r): cls.login(email(a, r)) for a in ACCOUNTS for r in ROLES}
         cls.admins = {a: cls.users[(a, "admin")] for a in ACCOUNTS}
+        # Senders wait for an Admin and their owner, so each sender route has work to do.
+        for account in ACCOUNTS:
+            r = cls.admins[account].request("PUT", "/api/settings/sender-confirmation",
+                                            {"mode": "both", "password": PASSWORD})
+            assert r.status == 200, r.raw
         cls.keys, cls.messages = {}, {}
         for account in ACCOUNTS:
             admin = cls.admins[account]
@@ -567,6 +582,7 @@ class MatrixTest(unittest.TestCase):
         public = {(r["method"], r["path"]) for r in self.routes if r["auth"] == "none"}
         self.assertEqual(public, EXPECTED_PUBLIC)
         token = self.verify_token("acme")
+        owner_token = self.owner_token("acme")
         anon = self.gw.client()
         calls = {
             ("POST", "/api/session"): ("/api/session", {"account": "acme",
@@ -574,6 +590,8 @@ class MatrixTest(unittest.TestCase):
                                                         "password": PASSWORD}),
             ("GET", "/verify/{id}"): (f"/verify/{token}", None),
             ("POST", "/verify/{id}"): (f"/verify/{token}", None),
+            ("GET", "/confirm/{id}"): (f"/confirm/{owner_token}", None),
+            ("POST", "/confirm/{id}"): (f"/confirm/{owner_token}", None),
             ("GET", "/"): ("/", None),
             ("GET", "/{id}"): ("/app.js", None),
         }
@@ -600,6 +618,26 @@ class MatrixTest(unittest.TestCase):
             return None
         token = wait_until(find, timeout=20, interval=0.05)
         self.assertTrue(token, "no verification email in the outbox")
+        return token
+
+    def owner_token(self, account):
+        """An owner's confirmation link's token, from the email that adding a sender sends
+        to the address itself (the matrix's accounts are in mode both)."""
+        address = self.unique(f"c{{}}@mail.{account}.test")
+        r = self.admins[account].request("POST", "/api/senders", {"addresses": [address]})
+        self.assertEqual(r.status, 201, r.raw)
+        outbox = os.path.join(self.gw.tmp, "outbox")
+
+        def find():
+            for name in glob.glob(os.path.join(glob.escape(outbox), "*")):
+                with open(name, errors="replace") as f:
+                    text = f.read()
+                m = re.search(r"/confirm/([A-Za-z0-9_-]{20,})", text)
+                if address in text and m:
+                    return m.group(1)
+            return None
+        token = wait_until(find, timeout=20, interval=0.05)
+        self.assertTrue(token, "no confirmation email in the outbox")
         return token
 
     def make_address(self, account):

@@ -254,7 +254,9 @@ class SendersTest(RolesCase):
         sid = self.add_one(self.tech, "shape@list.example")
         s = self.senders(self.mkt)["shape@list.example"]
         self.assertEqual(set(s), {"id", "address", "status", "domain", "added_by",
-                                  "added_at", "verified_by", "verified_at", "verified_via"})
+                                  "added_at", "verified_by", "verified_at", "verified_via",
+                                  "admin_verified_at", "owner_confirmed_at", "waiting_for",
+                                  "confirmation_sent_at"})
         self.assertEqual(s["id"], sid)
         self.assertEqual(s["status"], "pending")
         self.assertIsNone(s["domain"])

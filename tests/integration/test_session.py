@@ -111,7 +111,7 @@ class SessionTest(unittest.TestCase):
             "admin@acme.test": every + ["sender_auth.toggle", "sender.remove", "sender.verify",
                                         "domain.manage", "user.manage", "key.manage",
                                         "message.cancel", "webhook.manage",
-                                        "suppression.manage"],
+                                        "suppression.manage", "sender_confirmation.set"],
             "perms-tech@acme.test": every + ["sender_auth.toggle", "sender.remove",
                                              "domain.manage", "key.manage", "message.cancel",
                                              "webhook.manage", "suppression.manage"],

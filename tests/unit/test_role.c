@@ -6,12 +6,12 @@
 
 static const enum role all_roles[] = {ROLE_ADMIN, ROLE_TECHNICAL, ROLE_ANALYTICS, ROLE_MARKETING};
 
-static void matrix_covers_four_roles_and_twelve_permissions(void **state)
+static void matrix_covers_four_roles_and_thirteen_permissions(void **state)
 {
 	(void)state;
 	/* A new role or permission needs a row or column in the tests below. */
 	assert_int_equal(ROLE_COUNT, 4);
-	assert_int_equal(PERM_COUNT, 12);
+	assert_int_equal(PERM_COUNT, 13);
 }
 
 /* The matrix, as the product design states it: which of admin, technical, analytics and
@@ -27,6 +27,9 @@ static const struct matrix_row {
 	 {true, true, true, false}},
 	{"marketing_may_not_remove_senders", PERM_SENDER_REMOVE, {true, true, true, false}},
 	{"only_admin_may_verify_senders", PERM_SENDER_VERIFY, {true, false, false, false}},
+	{"only_admin_may_set_sender_confirmation",
+	 PERM_SENDER_CONFIRMATION,
+	 {true, false, false, false}},
 	{"admin_and_technical_may_manage_domains", PERM_DOMAIN_MANAGE, {true, true, false, false}},
 	{"only_admin_may_manage_users", PERM_USER_MANAGE, {true, false, false, false}},
 	{"admin_and_technical_may_manage_keys", PERM_KEY_MANAGE, {true, true, false, false}},
@@ -116,7 +119,7 @@ static void perm_names_are_distinct_and_out_of_range_is_unknown(void **state)
 int main(void)
 {
 	struct CMUnitTest tests[1 + MATRIX_ROWS + 5] = {
-		[0] = cmocka_unit_test(matrix_covers_four_roles_and_twelve_permissions),
+		[0] = cmocka_unit_test(matrix_covers_four_roles_and_thirteen_permissions),
 		[1 + MATRIX_ROWS + 0] = cmocka_unit_test(role_parse_and_name_round_trip),
 		[1 + MATRIX_ROWS + 1] = cmocka_unit_test(role_parse_rejects_unknown_names),
 		[1 + MATRIX_ROWS + 2] = cmocka_unit_test(role_name_of_out_of_range_role_is_unknown),

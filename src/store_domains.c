@@ -54,28 +54,40 @@ int store_domain_create(struct store *s, int64_t account_id, const struct store_
 	return rc;
 }
 
-int store_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
-		     int active)
+/* Locks the account's domain of that name (its row, on PostgreSQL) for the rest of the
+ * transaction and reads its status and approval into was; STORE_NOT_FOUND without one. */
+static int domain_read_locked(struct sq_conn *c, int64_t account_id, const char *name,
+			      struct store_domain_was *was)
 {
-	struct sq_conn c = sq_acquire(s);
 	struct sq_res r;
-	char was[16] = "", approval[12] = "";
-	int rc = sq_begin(&c);
-	if (rc == STORE_OK)
-		rc = sq_lock(&c,
-			     "SELECT id FROM sending_domains WHERE account_id = ? AND name = ? "
-			     "FOR NO KEY UPDATE",
-			     "is", account_id, name);
+	int rc = sq_lock(c,
+			 "SELECT id FROM sending_domains WHERE account_id = ? AND name = ? "
+			 "FOR NO KEY UPDATE",
+			 "is", account_id, name);
 	if (rc == STORE_OK)
 		rc = sq_step(
-			&c, &r,
+			c, &r,
 			"SELECT status, approval FROM sending_domains WHERE account_id = ? AND "
 			"name = ?",
 			"is", account_id, name);
 	if (rc == STORE_OK) {
-		sq_col_text(&r, 0, was, sizeof(was));
-		sq_col_text(&r, 1, approval, sizeof(approval));
+		sq_col_text(&r, 0, was->status, sizeof(was->status));
+		sq_col_text(&r, 1, was->approval, sizeof(was->approval));
 		sq_done(&r);
+	}
+	return rc;
+}
+
+int store_domain_set(struct store *s, int64_t account_id, const char *name, const char *status,
+		     int active)
+{
+	struct sq_conn c = sq_acquire(s);
+	struct store_domain_was w = {0};
+	const char *was = w.status, *approval = w.approval;
+	int rc = sq_begin(&c);
+	if (rc == STORE_OK)
+		rc = domain_read_locked(&c, account_id, name, &w);
+	if (rc == STORE_OK) {
 		rc = sq_exec(&c, NULL,
 			     "UPDATE sending_domains SET status = COALESCE(?, status),"
 			     "  manual = CASE WHEN ? IS NULL THEN manual "
@@ -114,26 +126,11 @@ int store_domain_approve(struct store *s, int64_t account_id, const char *name,
 			 const char *approval, struct store_domain_was *was)
 {
 	struct sq_conn c = sq_acquire(s);
-	struct sq_res r;
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
-		rc = sq_lock(&c,
-			     "SELECT id FROM sending_domains WHERE account_id = ? AND name = ? "
-			     "FOR NO KEY UPDATE",
-			     "is", account_id, name);
-	if (rc == STORE_OK)
-		rc = sq_step(
-			&c, &r,
-			"SELECT status, approval FROM sending_domains WHERE account_id = ? AND "
-			"name = ?",
-			"is", account_id, name);
-	if (rc == STORE_OK) {
-		sq_col_text(&r, 0, was->status, sizeof(was->status));
-		sq_col_text(&r, 1, was->approval, sizeof(was->approval));
-		sq_done(&r);
-		if (strcmp(was->approval, approval) == 0)
-			rc = STORE_CONFLICT;
-	}
+		rc = domain_read_locked(&c, account_id, name, was);
+	if (rc == STORE_OK && strcmp(was->approval, approval) == 0)
+		rc = STORE_CONFLICT;
 	if (rc == STORE_OK)
 		rc = sq_exec(&c, NULL,
 			     "UPDATE sending_domains SET approval = ? WHERE account_id = ? AND "

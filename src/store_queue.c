@@ -26,39 +26,34 @@ static int drop_event(struct sq_conn *c, const struct store_drop *d, const char 
 	return sq_event_obj(c, d->account_id, type, data, now);
 }
 
-/* The stored count is named by its table: on PostgreSQL a bare one is ambiguous. */
-static int drops_put(struct sq_conn *c, const struct store_drop *d, size_t n, int64_t now)
-{
-	int rc = STORE_OK;
-	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
-		rc = sq_exec(
-			c, NULL,
-			"INSERT INTO drops (account_id, api_key_id, from_addr, reason, minute, "
-			"count) VALUES (?, ?, ?, ?, ?, ?) "
-			"ON CONFLICT (account_id, api_key_id, from_addr, reason, minute) "
-			"DO UPDATE SET count = drops.count + excluded.count",
-			"iissii", d[i].account_id, d[i].api_key_id, d[i].from, d[i].reason,
-			d[i].minute, d[i].count);
-		if (rc == STORE_OK)
-			rc = drop_event(c, &d[i], "sender_policy.refused", now);
-	}
-	return rc;
-}
+/* Refusals and monitored would-be refusals are counted alike, each in its own table with
+ * its own event type. The stored count is named by its table: on PostgreSQL a bare one is
+ * ambiguous. */
+struct counted {
+	const char *sql;
+	const char *event;
+};
 
-static int monitored_put(struct sq_conn *c, const struct store_drop *d, size_t n, int64_t now)
+static const struct counted counted_drops = {
+	"INSERT INTO drops (account_id, api_key_id, from_addr, reason, minute, count) "
+	"VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, api_key_id, from_addr, reason, "
+	"minute) DO UPDATE SET count = drops.count + excluded.count",
+	"sender_policy.refused"};
+static const struct counted counted_monitored = {
+	"INSERT INTO monitored (account_id, api_key_id, from_addr, reason, minute, count) "
+	"VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (account_id, api_key_id, from_addr, reason, "
+	"minute) DO UPDATE SET count = monitored.count + excluded.count",
+	"sender_policy.monitored"};
+
+static int counts_put(struct sq_conn *c, const struct counted *t, const struct store_drop *d,
+		      size_t n, int64_t now)
 {
 	int rc = STORE_OK;
 	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
-		rc = sq_exec(
-			c, NULL,
-			"INSERT INTO monitored (account_id, api_key_id, from_addr, reason, minute, "
-			"count) VALUES (?, ?, ?, ?, ?, ?) "
-			"ON CONFLICT (account_id, api_key_id, from_addr, reason, minute) "
-			"DO UPDATE SET count = monitored.count + excluded.count",
-			"iissii", d[i].account_id, d[i].api_key_id, d[i].from, d[i].reason,
-			d[i].minute, d[i].count);
+		rc = sq_exec(c, NULL, t->sql, "iissii", d[i].account_id, d[i].api_key_id, d[i].from,
+			     d[i].reason, d[i].minute, d[i].count);
 		if (rc == STORE_OK)
-			rc = drop_event(c, &d[i], "sender_policy.monitored", now);
+			rc = drop_event(c, &d[i], t->event, now);
 	}
 	return rc;
 }
@@ -84,9 +79,9 @@ int store_counts_add(struct store *s, const struct store_counts *k)
 	int64_t now = util_now();
 	int rc = sq_begin(&c);
 	if (rc == STORE_OK)
-		rc = drops_put(&c, k->drops, k->ndrops, now);
+		rc = counts_put(&c, &counted_drops, k->drops, k->ndrops, now);
 	if (rc == STORE_OK)
-		rc = monitored_put(&c, k->monitored, k->nmonitored, now);
+		rc = counts_put(&c, &counted_monitored, k->monitored, k->nmonitored, now);
 	if (rc == STORE_OK)
 		rc = sends_put(&c, k->sends, k->nsends);
 	rc = sq_end(&c, rc);

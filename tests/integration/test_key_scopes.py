@@ -7,7 +7,9 @@ over HTTP (X-Forwarded-For believed only from a trusted proxy) and SMTP; a chang
 effect from the very next request, also in an SMTP session already open; every key in its
 own account; and, on PostgreSQL, a change made on one node holding on the other within a
 second."""
+import json
 import smtplib
+import socket
 import time
 import unittest
 
@@ -299,6 +301,28 @@ class KeyScopesTest(unittest.TestCase):
         # A wrong key is still a wrong key, wherever it comes from.
         r = self.send("pst_" + "A" * 43, "news@acme.test", source="127.0.0.2")
         self.assertEqual(r.status, 401, r.raw)
+
+    def test_a_client_line_of_x_forwarded_for_before_the_proxys_is_not_believed(self):
+        """A proxy that adds its own X-Forwarded-For line (HAProxy's option forwardfor)
+        leaves the client's own line first: the two are one list (RFC 9110 5.3), read from
+        the right, so the client cannot pick an allowed address."""
+        key = self.create(allowed_ips=["127.0.0.2"])["key"]
+
+        def status(lines):
+            body = json.dumps(send_body(sender="news@acme.test")).encode()
+            head = ["POST /v3/mail/send HTTP/1.1", "Host: x", "Authorization: Bearer " + key,
+                    "Content-Type: application/json", f"Content-Length: {len(body)}",
+                    "Connection: close"] + [f"X-Forwarded-For: {v}" for v in lines]
+            with socket.create_connection(("127.0.0.1", self.gw.port), timeout=30,
+                                          source_address=(PROXY, 0)) as s:
+                s.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+                out = b""
+                while b := s.recv(65536):
+                    out += b
+            return int(out.split(b" ", 2)[1])
+
+        self.assertEqual(status(["127.0.0.2, 198.51.100.1"]), 403)
+        self.assertEqual(status(["127.0.0.2", "198.51.100.1"]), 403)
 
     def test_allowed_ips_refuse_other_clients_over_smtp(self):
         key = self.create(allowed_ips=["127.0.0.2"])["key"]

@@ -42,6 +42,31 @@ static void peer_ip(struct MHD_Connection *conn, char *out, size_t n)
 			  (socklen_t)n);
 }
 
+/* Every X-Forwarded-For line of a request, in order, joined as one list: a proxy may add
+ * a line of its own after the client's, and only the whole list read from its end tells
+ * which hops a trusted proxy vouches for. */
+struct forwarded {
+	char *text; /* malloc'd; NULL without a line */
+	size_t len;
+};
+
+static enum MHD_Result forwarded_line(void *arg, enum MHD_ValueKind kind, const char *key,
+				      const char *value)
+{
+	struct forwarded *f = arg;
+	(void)kind;
+	if (strcasecmp(key, "X-Forwarded-For") != 0 || !value)
+		return MHD_YES;
+	/* A request's headers fit in MHD's connection memory, so this stays bounded. */
+	size_t n = strlen(value);
+	f->text = xrealloc(f->text, f->len + n + 2);
+	if (f->len)
+		f->text[f->len++] = ',';
+	memcpy(f->text + f->len, value, n + 1);
+	f->len += n;
+	return MHD_YES;
+}
+
 /* The client: the peer, or behind a trusted proxy the address it says it was reached from. */
 static void client_ip(struct http_server *srv, struct MHD_Connection *conn, char *out, size_t n)
 {
@@ -51,8 +76,10 @@ static void client_ip(struct http_server *srv, struct MHD_Connection *conn, char
 		util_copy(out, n, peer);
 		return;
 	}
-	net_client(&srv->proxies, peer,
-		   MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For"), out, n);
+	struct forwarded f = {0};
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, forwarded_line, &f);
+	net_client(&srv->proxies, peer, f.text, out, n);
+	free(f.text);
 }
 
 static struct http_request *request_new(struct http_server *srv, struct MHD_Connection *conn,

@@ -71,7 +71,11 @@ bool net_loopback(const char *host)
 			 {.family = AF_INET6, .addr = {[15] = 1}, .prefix = 128}},
 		.n = 2,
 	};
-	return strcasecmp(host, "localhost") == 0 || net_contains(&loopbacks, host);
+	struct net a;
+	/* Taken as written: a relay named ::ffff:127.0.0.1 is not called loopback, so a
+	 * password goes in clear only to a plain loopback name or address. */
+	return strcasecmp(host, "localhost") == 0 ||
+	       (!strchr(host, '/') && net_parse(host, &a) == 0 && net_holds(&loopbacks, &a));
 }
 
 void net_client_net(const char *ip, char *out, size_t n)
@@ -88,7 +92,18 @@ void net_client_net(const char *ip, char *out, size_t n)
 
 bool net_address(const char *ip, struct net *out)
 {
-	return ip && !strchr(ip, '/') && net_parse(ip, out) == 0;
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	if (!ip || strchr(ip, '/') || net_parse(ip, out) != 0)
+		return false;
+	/* A dual-stack listener sees an IPv4 client as ::ffff:a.b.c.d: it is that IPv4
+	 * client, and IPv4 networks must hold it. */
+	if (out->family == AF_INET6 && memcmp(out->addr, mapped, sizeof(mapped)) == 0) {
+		memmove(out->addr, out->addr + 12, 4);
+		memset(out->addr + 4, 0, 12);
+		out->family = AF_INET;
+		out->prefix = 32;
+	}
+	return true;
 }
 
 bool net_holds(const struct net_list *l, const struct net *a)

@@ -85,6 +85,9 @@ static void landed(void *arg, int rc)
 	struct submit *m = arg;
 	if (rc == STORE_OK && m->drops) {
 		drops_record_send(m->drops, m->m.account_id, m->from);
+		for (size_t i = 0; i < ARRAY_LEN(m->also); i++)
+			if (m->also[i][0])
+				drops_record_send(m->drops, m->m.account_id, m->also[i]);
 		if (m->monitored != POLICY_ALLOW)
 			drops_record_monitored(m->drops, m->m.account_id, m->m.api_key_id,
 					       m->monitored_from, m->monitored);
@@ -194,6 +197,7 @@ void submit_queue(struct queue *q, struct drops *drops, const struct store_apike
 	};
 	out->monitored = monitored;
 	util_copy(out->monitored_from, sizeof(out->monitored_from), r->from);
+	out->also[0][0] = out->also[1][0] = '\0';
 	put_counted(q, drops, out, done, arg);
 }
 
@@ -267,6 +271,12 @@ enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drop
 	/* The header From is the message's from: DKIM signs for its domain, and the
 	 * delivery-time re-check starts with it. */
 	util_copy(out->from, sizeof(out->from), s.from);
+	/* The switch judges the Sender and the envelope sender too: the preflight counts them,
+	 * so what it calls safe to switch on is. */
+	util_copy(out->also[0], sizeof(out->also[0]), strcmp(s.sender, s.from) ? s.sender : "");
+	util_copy(out->also[1], sizeof(out->also[1]),
+		  strcmp(in->mail_from, s.from) && strcmp(in->mail_from, s.sender) ? in->mail_from
+										   : "");
 	out->payload =
 		compose_smtp_payload(in->mail_from, in->rcpts, in->nrcpts, s.sender, s.data, s.len);
 	/* SMTP has no tags or custom_args. Its one Message-ID is the client's or the one added:

@@ -55,8 +55,11 @@ struct submit {
 	char *meta;
 	struct store_event *events; /* with the recipients' addresses after them */
 	struct store_message m;
-	/* Counted once the commit lands: a send from `from`, and, when monitored is not
-	 * POLICY_ALLOW, the would-be refusal of monitored_from. */
+	/* Counted once the commit lands: a send from `from` and from each other identity the
+	 * switch judges (an SMTP message's Sender and envelope sender, "" when none or the
+	 * same), and, when monitored is not POLICY_ALLOW, the would-be refusal of
+	 * monitored_from. */
+	char also[2][ADDR_MAX];
 	struct drops *drops;
 	enum policy_reason monitored;
 	char monitored_from[ADDR_MAX];

@@ -134,10 +134,14 @@ ROWS = {
     ("PATCH", "/api/users/{id}"): Row(200, {"role": "analytics"}, obj="user", fresh=True),
     ("DELETE", "/api/users/{id}"): Row(204, obj="user", fresh=True),
     ("GET", "/api/keys"): Row(200),
-    ("POST", "/api/keys"): Row(201, lambda t, a: {"name": t.unique("k{}.%s.test" % a)},
+    # The matrix's manage keys hold manage only, and a key a manage key makes or changes may
+    # reach no further than its maker: so these keys hold manage only too.
+    ("POST", "/api/keys"): Row(201, lambda t, a: {"name": t.unique("k{}.%s.test" % a),
+                                                  "scopes": ["manage"], "role": "marketing"},
                                created=("/api/keys", lambda b: b["name"])),
     ("PATCH", "/api/keys/{id}"): Row(
-        200, lambda t, a: {"senders": [t.unique("p{}@mail.%s.test" % a)]}, obj="key",
+        200, lambda t, a: {"senders": [t.unique("p{}@mail.%s.test" % a)],
+                           "scopes": ["manage"], "role": "marketing"}, obj="key",
         fresh=True),
     ("DELETE", "/api/keys/{id}"): Row(204, obj="key", fresh=True),
     ("GET", "/api/drops"): Row(200),

@@ -282,17 +282,19 @@ class MonitorSendTest(MonitorCase):
             "GET", "/api/events?type=sender_policy.monitored").json["events"], [])
 
     def test_5_preflight_numbers_statuses_and_scoping(self):
-        # Accepted sends per From (SMTP's is the header's): who@ 3 (HTTP 2, SMTP 1), wait@ 1
-        # (HTTP), ok@ 3 (HTTP 1, SMTP 2); refusals and the sandbox request are not sends.
+        # Accepted sends per address the switch judges (SMTP's header From, and its envelope
+        # sender when that differs): who@ 3 (HTTP 2, SMTP 1), wait@ 2 (HTTP 1, SMTP's
+        # envelope 1), ok@ 4 (HTTP 1, SMTP header 2, SMTP envelope 1); refusals and the
+        # sandbox request are not sends.
         p = self.preflight("mon")
         rows = {a["email"]: a for a in p["addresses"]}
         self.assertEqual(p["days"], 7)
         self.assertEqual({e: (a["sends"], a["status"], a["would_refuse"])
                           for e, a in rows.items()},
                          {"who@mon.test": (3, "unlisted", "sender_not_authorized"),
-                          "wait@mon.test": (1, "pending", "sender_pending_verification"),
-                          "ok@mon.test": (3, "verified", None)})
-        self.assertEqual((p["sends"], p["would_refuse"]), (7, 4))
+                          "wait@mon.test": (2, "pending", "sender_pending_verification"),
+                          "ok@mon.test": (4, "verified", None)})
+        self.assertEqual((p["sends"], p["would_refuse"]), (9, 5))
         for a in p["addresses"]:
             self.assertRegex(a["last_seen"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
         # The most used first, then by address.

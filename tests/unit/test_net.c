@@ -45,6 +45,11 @@ static void test_contains_by_prefix(void **state)
 	assert_false(net_contains(&l, "127.0.0.2"));
 	assert_false(net_contains(&l, "not an address"));
 	assert_false(net_contains(&l, NULL));
+	/* An IPv4 client as a dual-stack listener sees it is that IPv4 client. */
+	assert_true(net_contains(&l, "::ffff:10.1.2.3"));
+	assert_true(net_contains(&l, "::ffff:127.0.0.1"));
+	assert_false(net_contains(&l, "::ffff:11.0.0.1"));
+	assert_false(net_contains(&l, "::ffff:2001:db8::1"));
 }
 
 static const char *client(const struct net_list *l, const char *peer, const char *xff)

@@ -469,6 +469,27 @@ def last_audit_id(admin):
     return events[0]["id"] if events else 0
 
 
+def add_senders(admin, *addresses, verify=()):
+    """Adds addresses as admin's account's senders (POST /api/senders), then verifies those
+    in verify one by one; their ids by address."""
+    r = admin.request("POST", "/api/senders", {"addresses": list(addresses)})
+    assert r.status == 201, r.raw
+    ids = {a["address"]: a["id"] for a in r.json["added"]}
+    for address in verify:
+        v = admin.request("POST", f"/api/senders/{ids[address]}/verify")
+        assert v.status == 200, v.raw
+    return ids
+
+
+def smtp_quit(s):
+    """Ends an smtplib session politely, or just closes it when the server is gone."""
+    import smtplib
+    try:
+        s.quit()
+    except (smtplib.SMTPException, OSError):
+        s.close()
+
+
 def account_of(email):
     """The account a test user belongs to, by the suite's convention USER@ACCOUNT.test
     (admin@acme.test is in account acme). A login names its account."""

@@ -13,7 +13,7 @@ import socket
 import time
 import unittest
 
-from harness import Gateway, audit_events, cli, main, must, postgres_only, send_body
+from harness import Gateway, audit_events, cli, main, must, postgres_only, send_body, smtp_quit
 
 PROXY = "127.0.0.9"  # [server] trusted_proxies
 CONFIG = {"smtp": {"auth_without_tls": "yes"}, "server": {"trusted_proxies": PROXY}}
@@ -91,16 +91,9 @@ class KeyScopesTest(unittest.TestCase):
     def smtp(self, source="127.0.0.1"):
         s = smtplib.SMTP("127.0.0.1", self.gw.smtp_port, timeout=30,
                          source_address=(source, 0))
-        self.addCleanup(self.close, s)
+        self.addCleanup(smtp_quit, s)
         s.ehlo("client.test")
         return s
-
-    @staticmethod
-    def close(s):
-        try:
-            s.quit()
-        except (smtplib.SMTPException, OSError):
-            s.close()
 
     @staticmethod
     def auth(s, key):

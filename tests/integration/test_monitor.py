@@ -9,8 +9,8 @@ import smtplib
 import time
 import unittest
 
-from harness import (PASSWORD, ROLE_EMAILS, Gateway, audit_events, main, send_body,
-                     wait_until)
+from harness import (PASSWORD, ROLE_EMAILS, Gateway, add_senders, audit_events, main,
+                     send_body, smtp_quit, wait_until)
 
 SETTINGS = "/api/settings/sender-auth"
 PREFLIGHT = "/api/senders/preflight"
@@ -55,14 +55,7 @@ class MonitorCase(unittest.TestCase):
         return r.json
 
     def add_senders(self, account, *addresses, verify=()):
-        admin = self.admins[account]
-        r = admin.request("POST", "/api/senders", {"addresses": list(addresses)})
-        self.assertEqual(r.status, 201, r.raw)
-        ids = {a["address"]: a["id"] for a in r.json["added"]}
-        for address in verify:
-            v = admin.request("POST", f"/api/senders/{ids[address]}/verify")
-            self.assertEqual(v.status, 200, v.raw)
-        return ids
+        return add_senders(self.admins[account], *addresses, verify=verify)
 
     def send(self, account, sender, path=NETCORE5, **fields):
         return self.gw.client().request("POST", path, send_body(sender, **fields),
@@ -83,17 +76,10 @@ class MonitorCase(unittest.TestCase):
 
     def smtp(self, account):
         s = smtplib.SMTP("127.0.0.1", self.gw.smtp_port, timeout=30)
-        self.addCleanup(self.close, s)
+        self.addCleanup(smtp_quit, s)
         code, reply = s.login("apikey", self.keys[account])
         self.assertEqual(code, 235, reply)
         return s
-
-    @staticmethod
-    def close(s):
-        try:
-            s.quit()
-        except (smtplib.SMTPException, OSError):
-            s.close()
 
     def submit(self, account, envelope, header):
         s = self.smtp(account)

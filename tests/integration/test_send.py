@@ -5,7 +5,8 @@ import gzip
 import json
 import unittest
 
-from harness import POSTGRES, Gateway, cli, main, must, raw_http, send_body, wait_until
+from harness import (POSTGRES, Gateway, add_senders, cli, main, must, raw_http, send_body,
+                     wait_until)
 
 NETCORE = "/v5/mail/send"
 SENDGRID = "/v3/mail/send"
@@ -104,14 +105,7 @@ class SendCase(unittest.TestCase):
         return r.json
 
     def add_senders(self, account, *addresses, verify=()):
-        admin = self.admins[account]
-        r = admin.request("POST", "/api/senders", {"addresses": list(addresses)})
-        self.assertEqual(r.status, 201, r.raw)
-        ids = {a["address"]: a["id"] for a in r.json["added"]}
-        for address in verify:
-            v = admin.request("POST", f"/api/senders/{ids[address]}/verify")
-            self.assertEqual(v.status, 200, v.raw)
-        return ids
+        return add_senders(self.admins[account], *addresses, verify=verify)
 
 
 class ApiKeyTest(SendCase):

@@ -8,7 +8,7 @@ import re
 import smtplib
 import unittest
 
-from harness import Gateway, cli, main, must
+from harness import Gateway, cli, main, must, smtp_quit
 
 SMTP_CONFIG = {"smtp": {"auth_without_tls": "yes"}}
 FIRST_WAIT = 60   # session.h's SESSION_FIRST_WAIT: the first wait of a locked-out client
@@ -48,16 +48,9 @@ class SmtpCase(unittest.TestCase):
 
     def connect(self):
         s = smtplib.SMTP("127.0.0.1", self.gw.smtp_port, timeout=30)
-        self.addCleanup(self.close, s)
+        self.addCleanup(smtp_quit, s)
         s.ehlo("client.test")
         return s
-
-    @staticmethod
-    def close(s):
-        try:
-            s.quit()
-        except (smtplib.SMTPException, OSError):
-            s.close()
 
     def api(self, method, path, body=None, status=200):
         r = self.admin.request(method, path, body)

@@ -11,7 +11,8 @@ import smtplib
 import time
 import unittest
 
-from harness import POSTGRES, PASSWORD, Gateway, SmtpSink, main, send_body, wait_until
+from harness import (
+    Gateway, PASSWORD, POSTGRES, SmtpSink, add_senders, main, send_body, smtp_quit, wait_until)
 
 NETCORE = "/v5/mail/send"
 LEASE = 600  # deliver.c LEASE_SECONDS
@@ -32,17 +33,10 @@ def message(sender, *more, to="bob@example.com", subject="Hello", body="Hi there
 class SmtpCase(unittest.TestCase):
     def smtp(self, key):
         s = smtplib.SMTP("127.0.0.1", self.gw.smtp_port, timeout=30)
-        self.addCleanup(self.close, s)
+        self.addCleanup(smtp_quit, s)
         code, reply = s.login("apikey", key)
         self.assertEqual(code, 235, reply)
         return s
-
-    @staticmethod
-    def close(s):
-        try:
-            s.quit()
-        except (smtplib.SMTPException, OSError):
-            s.close()
 
     def submit(self, key, mail_from, data, rcpts=("bob@example.com",), options=()):
         """One transaction on a new connection; returns the (code, text) of the reply that
@@ -111,14 +105,7 @@ class PolicyTest(SmtpCase):
 
     @classmethod
     def add_senders(cls, account, *addresses, verify=()):
-        admin = cls.admins[account]
-        r = admin.request("POST", "/api/senders", {"addresses": list(addresses)})
-        assert r.status == 201, r.raw
-        ids = {a["address"]: a["id"] for a in r.json["added"]}
-        for address in verify:
-            v = admin.request("POST", f"/api/senders/{ids[address]}/verify")
-            assert v.status == 200, v.raw
-        return ids
+        return add_senders(cls.admins[account], *addresses, verify=verify)
 
     def count(self):
         return self.gw.sql("SELECT COUNT(*) FROM messages")[0][0]

@@ -149,15 +149,9 @@ static void world_open(struct world *w)
 
 static void world_close(struct world *w)
 {
-	char side[TU_PATH_MAX + 32];
 	policy_cache_free(w->pc);
 	store_close(w->store);
-	remove(w->path);
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(side, sizeof(side), "%s%s", w->path, i ? "-shm" : "-wal");
-		remove(side);
-	}
-	rmdir(w->dir);
+	tu_remove_sqlite(w->path, w->dir);
 }
 
 static void test_the_whole_key_needs_a_scope_and_a_role_exactly_with_manage(void **state)

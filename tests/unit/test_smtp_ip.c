@@ -127,15 +127,9 @@ static void world_open(struct world *w)
 
 static void world_close(struct world *w)
 {
-	char side[TU_PATH_MAX + 32];
 	policy_cache_free(w->pc);
 	store_close(w->store);
-	remove(w->path);
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(side, sizeof(side), "%s%s", w->path, i ? "-shm" : "-wal");
-		remove(side);
-	}
-	rmdir(w->dir);
+	tu_remove_sqlite(w->path, w->dir);
 }
 
 static void test_a_session_key_is_found_revoked(void **state)

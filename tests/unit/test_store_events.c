@@ -94,13 +94,7 @@ static void world_close(struct world *w)
 		pg_run(server, sql);
 		return;
 	}
-	char side[TU_PATH_MAX + 32];
-	remove(w->path);
-	for (size_t i = 0; i < 2; i++) {
-		snprintf(side, sizeof(side), "%s%s", w->path, i ? "-shm" : "-wal");
-		remove(side);
-	}
-	rmdir(w->dir);
+	tu_remove_sqlite(w->path, w->dir);
 }
 
 /* Events as listed: "type recipient|..." newest first, and their ids. */

@@ -123,4 +123,17 @@ static inline void tu_temp_dir(char dir[TU_PATH_MAX])
 		fail_msg("cannot make a directory in /tmp");
 }
 
+/* Removes a SQLite database at path, its -wal and -shm files beside it, and then dir, the
+ * tu_temp_dir it was made in. */
+static inline void tu_remove_sqlite(const char *path, const char *dir)
+{
+	char side[TU_PATH_MAX + 32];
+	remove(path);
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(side, sizeof(side), "%s%s", path, i ? "-shm" : "-wal");
+		remove(side);
+	}
+	rmdir(dir);
+}
+
 #endif

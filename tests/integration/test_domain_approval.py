@@ -8,7 +8,7 @@ import smtplib
 import time
 import unittest
 
-from harness import Dnsmasq, Gateway, cli, main, send_body, wait_until
+from harness import Dnsmasq, DomainSteps, Gateway, cli, main, send_body, wait_until
 
 NETCORE = "/v5/mail/send"
 DAY = 24 * 3600
@@ -23,7 +23,7 @@ def dns_config(dns, approval=None):
     return config
 
 
-class ApprovalCase(unittest.TestCase):
+class ApprovalCase(DomainSteps, unittest.TestCase):
     """One gateway, one DNS server per class; each test uses domains of its own."""
     APPROVAL = "manual"
 
@@ -45,27 +45,6 @@ class ApprovalCase(unittest.TestCase):
         cls.dns.stop()
 
     # --- helpers ----------------------------------------------------------------------
-
-    def add(self, name):
-        r = self.admin.request("POST", "/api/domains", {"domain": name})
-        self.assertEqual(r.status, 201, r.raw)
-        return r.json
-
-    def check(self, domain):
-        """Checks now; a lookup that failed on a loaded machine is asked again (bounded)."""
-        for _ in range(5):
-            r = self.admin.request("POST", f"/api/domains/{domain['id']}/check")
-            self.assertEqual(r.status, 200, r.raw)
-            if not r.json["check_error"]:
-                break
-            time.sleep(0.5)
-        return r.json
-
-    def publish(self, domain):
-        for rec in domain["records"]:
-            if rec["purpose"] in ("ownership", "dkim"):
-                self.records[rec["name"]] = rec["value"]
-        self.dns.restart(self.records)
 
     def listed(self, name):
         domains = self.admin.request("GET", "/api/domains").json["domains"]

@@ -10,7 +10,8 @@ import threading
 import time
 import unittest
 
-from harness import PASSWORD, Dnsmasq, Gateway, SmtpSink, cli, main, must, send_body, wait_until
+from harness import (PASSWORD, Dnsmasq, DomainSteps, Gateway, SmtpSink, cli, main, must,
+                     send_body, wait_until)
 
 NETCORE = "/v5/mail/send"
 DAY = 24 * 3600
@@ -20,7 +21,7 @@ def message(sender):
     return send_body(sender, text="Hello")  # the DKIM test tampers with "Hello"
 
 
-class DomainCase(unittest.TestCase):
+class DomainCase(DomainSteps, unittest.TestCase):
     """One gateway and one DNS server per class; each test uses domains of its own."""
 
     @classmethod
@@ -52,35 +53,6 @@ class DomainCase(unittest.TestCase):
         cls.gw.cleanup()
         cls.dns.stop()
         cls.sink.stop()
-
-    def add(self, name, client=None):
-        r = (client or self.admin).request("POST", "/api/domains", {"domain": name})
-        self.assertEqual(r.status, 201, r.raw)
-        return r.json
-
-    def check(self, domain, retry_lookup_errors=True):
-        """Checks now. A lookup that failed (a loaded machine, dnsmasq just restarted)
-        concludes nothing, so it is asked again, a bounded number of times."""
-        for _ in range(5):
-            r = self.admin.request("POST", f"/api/domains/{domain['id']}/check")
-            self.assertEqual(r.status, 200, r.raw)
-            if not (retry_lookup_errors and r.json["check_error"]):
-                break
-            time.sleep(0.5)
-        return r.json
-
-    def publish(self, domain, **override):
-        """Serves the domain's required records (plus any already published)."""
-        for rec in domain["records"]:
-            if rec["purpose"] in ("ownership", "dkim", "dkim_next"):
-                self.records[rec["name"]] = rec["value"]
-        self.records.update(override)
-        self.dns.restart(self.records)
-
-    def unpublish(self, domain):
-        for rec in domain["records"]:
-            self.records.pop(rec["name"], None)
-        self.dns.restart(self.records)
 
     def send(self, sender):
         return self.gw.client().request("POST", NETCORE, message(sender),

@@ -9,10 +9,12 @@ set -eu
 RUN_PKGS="build-essential cmake pkg-config clang-format
 libmicrohttpd-dev libcjson-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev
 libsodium-dev libc-ares-dev libopendkim-dev libgmime-3.0-dev libidn2-dev libpsl-dev
-libinih-dev zlib1g-dev sqlite3 curl ca-certificates libssl-dev libevent-dev swaks"
+libinih-dev zlib1g-dev sqlite3 curl ca-certificates libssl-dev libevent-dev swaks
+libsystemd-dev python3 python3-yaml"
 TEST_PKGS="libcmocka-dev python3 postfix swaks dnsmasq-base opendkim-tools
 postgresql-15 postgresql-client-15 chromium wrk nginx-light clang libclang-rt-14-dev iproute2 libnet-ssleay-perl
-sasl2-bin libsasl2-modules"
+sasl2-bin libsasl2-modules
+prometheus lintian debhelper dpkg-dev fakeroot man-db groff-base python3-jsonschema"
 BENCH_PKGS="postfix wrk nginx-light gnuplot-nox sqlite3 python3 postgresql-15 postgresql-client-15"
 
 set_name="${1:-run}"

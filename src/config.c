@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 
 #include "addr.h"
+#include "log.h"
 #include "net.h"
 #include "send.h"
 #include "util.h"
@@ -35,7 +36,9 @@ enum cfg_type {
 	CFG_LIMIT,
 	CFG_RECIPIENTS,
 	CFG_DOMAIN,
-	CFG_APPROVAL
+	CFG_APPROVAL,
+	CFG_LOG_LEVEL,
+	CFG_LOG_FORMAT
 };
 
 struct cfg_key {
@@ -97,6 +100,12 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("bounces", "max_size", CFG_LIMIT, bounces_max_size, NULL),
 	KEY("bounces", "rate", CFG_LIMIT, bounces_rate, NULL),
 	KEY("bounces", "max_connections", CFG_LIMIT, bounces_max_connections, NULL),
+	KEY("metrics", "listen", CFG_LISTEN, metrics_listen, NULL),
+	KEY("retention", "messages", CFG_DURATION, retention_messages, NULL),
+	KEY("retention", "bodies", CFG_DURATION, retention_bodies, NULL),
+	KEY("retention", "drops", CFG_DURATION, retention_drops, NULL),
+	KEY("log", "format", CFG_LOG_FORMAT, log_format, NULL),
+	KEY("log", "level", CFG_LOG_LEVEL, log_level, NULL),
 };
 
 void config_defaults(struct config *cfg)
@@ -124,6 +133,11 @@ void config_defaults(struct config *cfg)
 	cfg->bounces_max_size = 1024 * 1024;
 	cfg->bounces_rate = 60;
 	cfg->bounces_max_connections = 100;
+	cfg->retention_messages = 30 * 86400;
+	cfg->retention_bodies = 7 * 86400;
+	cfg->retention_drops = 90 * 86400;
+	cfg->log_format = LOG_TEXT;
+	cfg->log_level = LOG_INFO;
 }
 
 static bool parse_port(const char *s, long *port)
@@ -288,6 +302,15 @@ static int set_approval(bool *dst, const char *v)
 	return 0;
 }
 
+/* One of names (compared without case): its index into dst. */
+static int set_choice(int *dst, const char *v, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(v, names[i]) == 0)
+			return *dst = (int)i, 0;
+	return -1;
+}
+
 /* Validates and stores one value. Returns NULL, or what was expected. */
 static const char *cfg_set(struct config *cfg, const struct cfg_key *k, const char *v)
 {
@@ -343,6 +366,14 @@ static const char *cfg_set(struct config *cfg, const struct cfg_key *k, const ch
 		break;
 	case CFG_APPROVAL:
 		return set_approval((bool *)field, v) < 0 ? "auto or manual" : NULL;
+	case CFG_LOG_LEVEL:
+		return set_choice((int *)field, v, log_level_names, LOG_LEVEL_COUNT) < 0
+			       ? "debug, info, warn or error"
+			       : NULL;
+	case CFG_LOG_FORMAT:
+		return set_choice((int *)field, v, log_format_names, LOG_FORMAT_COUNT) < 0
+			       ? "text or json"
+			       : NULL;
 	case CFG_STRING:
 		break;
 	}

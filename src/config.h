@@ -59,6 +59,13 @@ struct config {
 	/* [bounces] max_connections: the inbound listener's at once, apart from [smtp]'s;
 	 * more get 421 */
 	int bounces_max_connections;
+	char metrics_listen[128]; /* [metrics] listen: Prometheus /metrics, apart from the API; ""
+				     off */
+	int retention_messages;	  /* [retention] messages: message rows and their events, seconds */
+	int retention_bodies;	  /* [retention] bodies: payloads of finished messages, seconds */
+	int retention_drops;	  /* [retention] drops: drop and monitored counter rows, seconds */
+	int log_format;		  /* [log] format: enum log_format (text or json) */
+	int log_level;		  /* [log] level: enum log_level, the lowest level written */
 };
 
 /* Fills cfg with the defaults. */

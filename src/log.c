@@ -18,12 +18,21 @@
 
 #define FLUSH_MS 50
 
-static bool quiet;
+const char *const log_level_names[LOG_LEVEL_COUNT] = {"debug", "info", "warn", "error"};
+const char *const log_format_names[LOG_FORMAT_COUNT] = {"text", "json"};
+
+/* Read by every thread, set by the main thread on start and SIGHUP. */
+static _Atomic int min_level = LOG_INFO;
 static struct worker *flusher; /* set while lines are buffered */
+
+void log_set_level(enum log_level level)
+{
+	min_level = level;
+}
 
 void log_quiet(void)
 {
-	quiet = true;
+	min_level = LOG_WARN;
 }
 
 static void flush(void)
@@ -106,7 +115,7 @@ size_t log_escape(char *out, size_t n, const char *in)
 	return o;
 }
 
-static void log_line(const char *level, bool urgent, const char *fmt, va_list ap)
+static void log_line(enum log_level level, bool urgent, const char *fmt, va_list ap)
 {
 	struct timeval tv;
 	struct tm tm;
@@ -119,23 +128,25 @@ static void log_line(const char *level, bool urgent, const char *fmt, va_list ap
 	vsnprintf(line, sizeof(line), fmt, ap);
 	log_escape(safe, sizeof(safe), line);
 	flockfile(stderr);
-	fprintf(stderr, "%s.%03ldZ %s %s\n", stamp, (long)(tv.tv_usec / 1000), level, safe);
+	fprintf(stderr, "%s.%03ldZ %s %s\n", stamp, (long)(tv.tv_usec / 1000),
+		log_level_names[level], safe);
 	if (urgent)
 		fflush(stderr);
 	funlockfile(stderr);
 }
 
-#define LOG_FN(name, level, skip, urgent)                                                          \
+#define LOG_FN(name, level, urgent)                                                                \
 	void name(const char *fmt, ...)                                                            \
 	{                                                                                          \
 		va_list ap;                                                                        \
-		if (skip)                                                                          \
+		if (level < min_level)                                                             \
 			return;                                                                    \
 		va_start(ap, fmt);                                                                 \
 		log_line(level, urgent, fmt, ap);                                                  \
 		va_end(ap);                                                                        \
 	}
 
-LOG_FN(log_info, "info", quiet, false)
-LOG_FN(log_warn, "warn", false, false)
-LOG_FN(log_error, "error", false, true)
+LOG_FN(log_debug, LOG_DEBUG, false)
+LOG_FN(log_info, LOG_INFO, false)
+LOG_FN(log_warn, LOG_WARN, false)
+LOG_FN(log_error, LOG_ERROR, true)

@@ -4,6 +4,14 @@
 
 #include <stddef.h>
 
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_LEVEL_COUNT };
+enum log_format { LOG_TEXT, LOG_JSON, LOG_FORMAT_COUNT };
+/* Their names in [log] level and [log] format, indexed by the enums. */
+extern const char *const log_level_names[LOG_LEVEL_COUNT];
+extern const char *const log_format_names[LOG_FORMAT_COUNT];
+
+/* Lines below level are not written ([log] level, re-read on SIGHUP). */
+void log_set_level(enum log_level level);
 /* Below warnings nothing is written: the CLI tools keep their output for the user. */
 void log_quiet(void);
 /* The daemon's mode: lines are buffered and written every 50 ms, errors at once, until
@@ -15,6 +23,7 @@ void log_unbuffered(void);
  * not UTF-8 and backslashes written as \xNN or \\; returns the length written. Every log
  * line goes through it. */
 size_t log_escape(char *out, size_t n, const char *in);
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -682,6 +682,10 @@ int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_co
 		void *arg);
 /* Per reason, the account's monitored would-be refusals. */
 int store_monitored_stats(struct store *s, int64_t account_id, store_count_fn fn, void *arg);
+/* Messages per status as stored (queued, scheduled, sending, deferred, sent, failed,
+ * dropped, cancelled; a status with none is not called), for an account or, with
+ * account_id 0, all of them: the queue depth of the panel and the metrics' gauge. */
+int store_message_status_counts(struct store *s, int64_t account_id, store_count_fn fn, void *arg);
 
 /* Events, newest first: type and message_uid (NULL: any) filter, before_id (0: none) pages. */
 int store_events_list(struct store *s, int64_t account_id, const char *type,

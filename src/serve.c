@@ -86,6 +86,7 @@ static int run(const struct config *cfg)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	log_set_level((enum log_level)cfg->log_level);
+	log_set_format((enum log_format)cfg->log_format);
 	/* Its thread starts with the stop signals blocked, like every other. A thread that
 	 * cannot start stops start-up, with one line naming it. */
 	if (log_buffered(err, sizeof(err)) < 0) {

@@ -733,6 +733,9 @@ static const char *const pg_migrations[] = {
 	"  minute BIGINT NOT NULL, count BIGINT NOT NULL,"
 	"  UNIQUE (account_id, api_key_id, from_addr, reason, minute));"
 	"CREATE INDEX monitored_account ON monitored(account_id, minute);",
+	/* The SPF records a domain published at its last check: the advised SPF record is
+	 * merged with them, never a second one. */
+	"ALTER TABLE sending_domains ADD COLUMN spf_seen TEXT",
 };
 
 static const struct db_driver pg_driver = {

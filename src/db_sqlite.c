@@ -334,6 +334,9 @@ static const char *const migrations[] = {
 	"  minute INTEGER NOT NULL, count INTEGER NOT NULL,"
 	"  UNIQUE (account_id, api_key_id, from_addr, reason, minute));"
 	"CREATE INDEX monitored_account ON monitored(account_id, minute);",
+	/* The SPF records a domain published at its last check: the advised SPF record is
+	 * merged with them, never a second one. */
+	"ALTER TABLE sending_domains ADD COLUMN spf_seen TEXT",
 };
 
 /* A statement: kept in the cache (reset when done) or prepared for one use (finalized). */

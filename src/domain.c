@@ -3,6 +3,7 @@
 #include "domain.h"
 
 #include <ctype.h>
+#include <glib.h>
 #include <libpsl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -105,8 +106,18 @@ enum domain_record_state domain_judge_dkim(const struct dns_txt *a, const char *
 	return dkim ? DOMAIN_REC_MISMATCH : DOMAIN_REC_MISSING;
 }
 
+/* The all mechanism with or without a qualifier; its qualifier in *q. */
+static bool term_all(const char *term, size_t len, char *q)
+{
+	*q = *term && strchr("+-~?", *term) ? *term : '+';
+	if (*q != '+' || *term == '+')
+		term++, len--;
+	return len == 3 && strncasecmp(term, "all", 3) == 0;
+}
+
 /* True when an SPF record (its terms separated by spaces, compared without case) has the
- * term include:<include>, optionally with the "+" qualifier that means the same. */
+ * term include:<include>, optionally with the "+" qualifier that means the same, before
+ * any all (receivers never read past it). */
 static bool spf_includes(const char *record, const char *include)
 {
 	char needle[300];
@@ -115,6 +126,9 @@ static bool spf_includes(const char *record, const char *include)
 	for (const char *t = record; *t;) {
 		t += strspn(t, " \t");
 		size_t len = strcspn(t, " \t");
+		char q;
+		if (term_all(t, len, &q))
+			return false;
 		const char *term = *t == '+' ? t + 1 : t;
 		size_t term_len = *t == '+' ? len - 1 : len;
 		if (term_len == n && strncasecmp(term, needle, n) == 0)
@@ -124,20 +138,185 @@ static bool spf_includes(const char *record, const char *include)
 	return false;
 }
 
+bool domain_is_spf(const char *txt)
+{
+	return strncasecmp(txt, "v=spf1", 6) == 0 && (!txt[6] || isspace((unsigned char)txt[6]));
+}
+
+/* Receivers treat two SPF records as a permanent error: the include counts only in the one
+ * record a domain publishes. */
 enum domain_record_state domain_judge_spf(const struct dns_txt *a, const char *include)
 {
-	bool spf = false;
+	int spf = 0;
+	bool ours = false;
 	if (a->status == DNS_ERROR)
 		return DOMAIN_REC_UNKNOWN;
 	for (int i = 0; a->status == DNS_FOUND && i < a->count; i++) {
 		const char *r = a->records[i];
-		if (strncasecmp(r, "v=spf1", 6) != 0 || (r[6] && !isspace((unsigned char)r[6])))
+		if (!domain_is_spf(r))
 			continue;
-		spf = true;
-		if (spf_includes(r + 6, include))
-			return DOMAIN_REC_OK;
+		spf++;
+		ours = ours || spf_includes(r + 6, include);
 	}
-	return spf ? DOMAIN_REC_MISMATCH : DOMAIN_REC_MISSING;
+	if (!spf)
+		return DOMAIN_REC_MISSING;
+	return spf == 1 && ours ? DOMAIN_REC_OK : DOMAIN_REC_MISMATCH;
+}
+
+void domain_spf_seen(const struct dns_txt *a, char *out, size_t n)
+{
+	cJSON *seen = cJSON_CreateArray();
+	snprintf(out, n, "[]");
+	for (int i = 0; a->status == DNS_FOUND && i < a->count; i++) {
+		if (!domain_is_spf(a->records[i]))
+			continue;
+		cJSON_AddItemToArray(seen, cJSON_CreateString(a->records[i]));
+		/* Far past any sane SPF record: the records that fit are kept. */
+		if (!cJSON_PrintPreallocated(seen, out, (int)n - 5, false)) {
+			cJSON_DeleteItemFromArray(seen, cJSON_GetArraySize(seen) - 1);
+			cJSON_PrintPreallocated(seen, out, (int)n - 5, false);
+			break;
+		}
+	}
+	cJSON_Delete(seen);
+}
+
+/* ---- Merging Postern's include into the SPF record a domain already publishes ---- */
+
+/* The merged record's terms: the mechanisms and modifiers before the all (or all of them),
+ * the all, the modifiers after it, and a redirect that goes last. */
+struct spf_merge {
+	GPtrArray *head, *tail;
+	char all;	      /* the all's qualifier, '\0' for none */
+	const char *redirect; /* "redirect=..." */
+	bool has_exp;	      /* exp= may appear only once */
+};
+
+static bool term_is(const char *term, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+	return len >= n && strncasecmp(term, name, n) == 0;
+}
+
+/* A modifier is name=value, its name letters, digits and "-_." (RFC 7208, 4.6.1); a
+ * mechanism may hold "=" only after its ":" or "/". */
+static bool term_modifier(const char *term)
+{
+	size_t name = strspn(term, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				   "0123456789-_.");
+	return name > 0 && term[name] == '=';
+}
+
+/* Stricter first: a merge never weakens what the domain asked for. */
+static int all_rank(char q)
+{
+	return q == '-' ? 4 : q == '~' ? 3 : q == '?' ? 2 : q == '+' ? 1 : 0;
+}
+
+static bool has_term(GPtrArray *terms, const char *term)
+{
+	for (guint i = 0; i < terms->len; i++)
+		if (strcasecmp(g_ptr_array_index(terms, i), term) == 0)
+			return true;
+	return false;
+}
+
+static void add_term(struct spf_merge *m, GPtrArray *to, char *term)
+{
+	if (has_term(m->head, term) || has_term(m->tail, term))
+		g_free(term);
+	else
+		g_ptr_array_add(to, term);
+}
+
+/* Adds one published record's terms. Mechanisms after its all are never evaluated and are
+ * left out; a redirect next to an all is ignored by receivers and left out too. Another
+ * record's redirect becomes an include of the same domain, so its senders stay allowed. */
+static void merge_record(struct spf_merge *m, const char *record, const char *include)
+{
+	char q, first_all = '\0';
+	const char *t = record + 6;
+	GPtrArray *redirects = g_ptr_array_new();
+	while (*(t += strspn(t, " \t"))) {
+		size_t len = strcspn(t, " \t");
+		char *term = g_strndup(t, len);
+		bool modifier = term_modifier(term);
+		t += len;
+		if (term_all(term, len, &q)) {
+			first_all = first_all ? first_all : q;
+			g_free(term);
+		} else if (spf_includes(term, include)) {
+			g_free(term); /* added once, at its place */
+		} else if (term_is(term, len, "redirect=")) {
+			g_ptr_array_add(redirects, term);
+		} else if (term_is(term, len, "exp=")) {
+			if (m->has_exp)
+				g_free(term);
+			else
+				g_ptr_array_add(m->tail, term);
+			m->has_exp = true;
+		} else if (first_all && !modifier) {
+			g_free(term);
+		} else {
+			add_term(m, first_all ? m->tail : m->head, term);
+		}
+	}
+	if (all_rank(first_all) > all_rank(m->all))
+		m->all = first_all;
+	for (guint i = 0; i < redirects->len; i++) {
+		char *r = g_ptr_array_index(redirects, i);
+		if (first_all)
+			g_free(r);
+		else if (!m->redirect)
+			m->redirect = r;
+		else {
+			add_term(m, m->head, g_strdup_printf("include:%s", r + 9));
+			g_free(r);
+		}
+	}
+	g_ptr_array_free(redirects, TRUE);
+}
+
+static void append_terms(GString *out, GPtrArray *terms)
+{
+	for (guint i = 0; i < terms->len; i++)
+		g_string_append_printf(out, " %s", (const char *)g_ptr_array_index(terms, i));
+}
+
+char *domain_spf_merge(const char *const *published, int n, const char *include,
+		       enum domain_spf_advice *advice)
+{
+	if (n == 1 && spf_includes(published[0] + 6, include)) {
+		*advice = DOMAIN_SPF_AS_IS;
+		return xstrdup(published[0]);
+	}
+	struct spf_merge m = {.head = g_ptr_array_new_with_free_func(g_free),
+			      .tail = g_ptr_array_new_with_free_func(g_free)};
+	for (int i = 0; i < n; i++)
+		merge_record(&m, published[i], include);
+	/* With an all somewhere, a redirect would be ignored: its domain is included instead. */
+	if (m.redirect && m.all) {
+		add_term(&m, m.head, g_strdup_printf("include:%s", m.redirect + 9));
+		g_free((char *)m.redirect);
+		m.redirect = NULL;
+	}
+	GString *out = g_string_new("v=spf1");
+	append_terms(out, m.head);
+	g_string_append_printf(out, " include:%s", include);
+	if (m.all)
+		g_string_append_printf(out, " %call", m.all);
+	else if (!m.redirect)
+		g_string_append(out, " ~all");
+	append_terms(out, m.tail);
+	if (m.redirect)
+		g_string_append_printf(out, " %s", m.redirect);
+	g_free((char *)m.redirect);
+	g_ptr_array_free(m.head, TRUE);
+	g_ptr_array_free(m.tail, TRUE);
+	*advice = n ? DOMAIN_SPF_MERGED : DOMAIN_SPF_NEW;
+	char *value = xstrdup(out->str);
+	g_string_free(out, TRUE);
+	return value;
 }
 
 const char *domain_record_state_name(enum domain_record_state s)
@@ -192,8 +371,8 @@ static const char *last_status(const cJSON *last, const char *name, const char *
 	return "unknown";
 }
 
-static void add_record(cJSON *list, const cJSON *last, const char *name, const char *value,
-		       const char *purpose, bool required)
+static cJSON *new_record(const cJSON *last, const char *name, const char *value,
+			 const char *purpose, bool required)
 {
 	cJSON *r = cJSON_CreateObject();
 	cJSON_AddStringToObject(r, "type", "TXT");
@@ -202,7 +381,53 @@ static void add_record(cJSON *list, const cJSON *last, const char *name, const c
 	cJSON_AddStringToObject(r, "purpose", purpose);
 	cJSON_AddBoolToObject(r, "required", required);
 	cJSON_AddStringToObject(r, "status", last_status(last, name, value));
-	cJSON_AddItemToArray(list, r);
+	return r;
+}
+
+/* What the panel and an API client tell the user about the advised SPF record. */
+static void add_spf_note(cJSON *r, enum domain_spf_advice advice, int replaced)
+{
+	char note[256];
+	if (advice != DOMAIN_SPF_MERGED) {
+		cJSON_AddNullToObject(r, "note");
+		return;
+	}
+	if (replaced == 1)
+		snprintf(note, sizeof(note),
+			 "Replaces the SPF record the domain publishes now: change that record "
+			 "to this value rather than adding another; a domain with two SPF records "
+			 "fails SPF at every receiver.");
+	else
+		snprintf(note, sizeof(note),
+			 "Replaces the %d SPF records the domain publishes now: publish this one "
+			 "and remove the others; a domain with two SPF records fails SPF at every "
+			 "receiver.",
+			 replaced);
+	cJSON_AddStringToObject(r, "note", note);
+}
+
+cJSON *domain_spf_record(const char *domain, const char *seen, const char *include,
+			 const cJSON *last)
+{
+	const char *published[DNS_TXT_MAX] = {0};
+	int n = 0;
+	enum domain_spf_advice advice;
+	cJSON *list = seen[0] ? cJSON_Parse(seen) : NULL, *item;
+	cJSON *replaces = cJSON_CreateArray();
+	cJSON_ArrayForEach(item, list)
+	{
+		if (n < DNS_TXT_MAX && cJSON_IsString(item) && domain_is_spf(item->valuestring))
+			published[n++] = item->valuestring;
+	}
+	char *value = domain_spf_merge(published, n, include, &advice);
+	cJSON *r = new_record(last, domain, value, "spf", false);
+	for (int i = 0; advice == DOMAIN_SPF_MERGED && i < n; i++)
+		cJSON_AddItemToArray(replaces, cJSON_CreateString(published[i]));
+	cJSON_AddItemToObject(r, "replaces", replaces);
+	add_spf_note(r, advice, n);
+	free(value);
+	cJSON_Delete(list);
+	return r;
 }
 
 cJSON *domain_records(const struct store_domain *d, const char *spf_include)
@@ -213,7 +438,7 @@ cJSON *domain_records(const struct store_domain *d, const char *spf_include)
 
 	domain_ownership_name(d->name, name, sizeof(name));
 	domain_ownership_value(d->token, value, sizeof(value));
-	add_record(list, last, name, value, "ownership", true);
+	cJSON_AddItemToArray(list, new_record(last, name, value, "ownership", true));
 	for (int i = 0; i < d->nkeys; i++) {
 		const struct store_dkim_key *k = &d->keys[i];
 		char *record = dkimkey_record(k->public_key);
@@ -221,17 +446,17 @@ cJSON *domain_records(const struct store_domain *d, const char *spf_include)
 		/* The key in use must be published; a rotated-in key is needed before it signs;
 		 * a retired one is best kept a few days for mail still on its way. */
 		bool active = strcmp(k->state, "active") == 0;
-		add_record(list, last, name, record,
-			   active			   ? "dkim"
-			   : strcmp(k->state, "next") == 0 ? "dkim_next"
-							   : "dkim_retired",
-			   active);
+		cJSON_AddItemToArray(list,
+				     new_record(last, name, record,
+						active				? "dkim"
+						: strcmp(k->state, "next") == 0 ? "dkim_next"
+										: "dkim_retired",
+						active));
 		free(record);
 	}
-	if (spf_include[0]) {
-		snprintf(value, sizeof(value), "v=spf1 include:%s ~all", spf_include);
-		add_record(list, last, d->name, value, "spf", false);
-	}
+	if (spf_include[0])
+		cJSON_AddItemToArray(list,
+				     domain_spf_record(d->name, d->spf_seen, spf_include, last));
 	cJSON_Delete(last);
 	return list;
 }

@@ -28,6 +28,7 @@ void domain_dkim_name(const char *selector, const char *domain, char *out, size_
 /* Judging one lookup. An answer that is DNS_ERROR is never judged (UNKNOWN). */
 enum domain_record_state domain_judge_ownership(const struct dns_txt *a, const char *expected);
 enum domain_record_state domain_judge_dkim(const struct dns_txt *a, const char *public_key);
+/* OK only when the domain publishes one SPF record and it includes Postern's. */
 enum domain_record_state domain_judge_spf(const struct dns_txt *a, const char *include);
 const char *domain_record_state_name(enum domain_record_state s);
 
@@ -46,6 +47,31 @@ void domain_next(const char *status, int64_t missing_since, bool all_ok, bool an
  * DNS status, except "rejected" once an operator refused it, and "awaiting_approval" when
  * its records check out but it waits for the operator ([domains] approval = manual). */
 const char *domain_shown_status(const char *status, const char *approval);
+
+/* True when a TXT record is an SPF record ("v=spf1", alone or followed by a space). */
+bool domain_is_spf(const char *txt);
+/* The SPF records among an answer, as a JSON array of strings (out, n bytes; "[]" for none),
+ * as the store keeps them from the last check (store_domain.spf_seen). */
+void domain_spf_seen(const struct dns_txt *a, char *out, size_t n);
+
+/* What to advise for SPF given the SPF records a domain publishes. A domain must publish
+ * only one: two are a permanent error for receivers. */
+enum domain_spf_advice {
+	DOMAIN_SPF_NEW,	   /* none: "v=spf1 include:<include> ~all" */
+	DOMAIN_SPF_AS_IS,  /* one, which includes Postern's already: nothing to change */
+	DOMAIN_SPF_MERGED, /* the published one(s) and the include, to replace them all */
+};
+/* The one record to publish (malloc'd): the published records' mechanisms (duplicates once,
+ * those after an all left out, as receivers ignore them), include:<include>, then their all
+ * with its qualifier (the strictest of several; ~all when none has one, unless a redirect=
+ * takes its place), their modifiers, and a redirect= last. */
+char *domain_spf_merge(const char *const *published, int n, const char *include,
+		       enum domain_spf_advice *advice);
+/* The advised SPF record of domain, given seen (the JSON of domain_spf_seen, "" before a
+ * check), with "replaces" (the records it replaces) and a "note" (null unless it replaces
+ * some); status from last as in domain_records. */
+cJSON *domain_spf_record(const char *domain, const char *seen, const char *include,
+			 const cJSON *last);
 
 /* The records to publish for d, as the API shows them, with each status taken from the
  * last check (d->records), "unknown" otherwise. spf_include "" leaves SPF out. */

@@ -105,6 +105,7 @@ struct check {
 	struct dns_txt *answer;
 	bool all_ok, any_error;
 	char error[160];
+	char spf_seen[STORE_SPF_SEEN_MAX];
 };
 
 /* Looks name up and judges it; a failed lookup of a required record blocks any change. */
@@ -127,6 +128,22 @@ static void set_status(cJSON *record, enum domain_record_state st)
 {
 	cJSON_ReplaceItemInObject(record, "status",
 				  cJSON_CreateString(domain_record_state_name(st)));
+}
+
+/* Looks the domain's SPF up: the records found are kept, and the advice (r, in records) is
+ * made again from them, so it merges what is published now. A failed lookup keeps both. */
+static void look_spf(struct check *c, cJSON *records, cJSON *r, const char *domain,
+		     const char *include, struct store_domain_check *out)
+{
+	enum domain_record_state st = look(c, domain, false, domain_judge_spf, include);
+	if (c->answer->status != DNS_ERROR) {
+		domain_spf_seen(c->answer, c->spf_seen, sizeof(c->spf_seen));
+		out->spf_seen = c->spf_seen;
+		cJSON *fresh = domain_spf_record(domain, c->spf_seen, include, NULL);
+		cJSON_ReplaceItemViaPointer(records, r, fresh);
+		r = fresh;
+	}
+	set_status(r, st);
 }
 
 /* Runs the lookups for d; fills the records JSON and the selectors seen. */
@@ -152,7 +169,7 @@ static cJSON *lookups(struct check *c, const struct store_domain *d, const struc
 			out->verified_selectors[out->nverified++] = k->selector;
 	}
 	if (cfg->spf_include[0])
-		set_status(r->next, look(c, d->name, false, domain_judge_spf, cfg->spf_include));
+		look_spf(c, records, r->next, d->name, cfg->spf_include, out);
 	return records;
 }
 

@@ -244,6 +244,7 @@ struct store_message_info {
 
 #define STORE_DKIM_KEYS	   3
 #define STORE_SELECTOR_MAX 64
+#define STORE_SPF_SEEN_MAX 4096
 
 struct store_dkim_key {
 	char selector[STORE_SELECTOR_MAX];
@@ -270,6 +271,9 @@ struct store_domain {
 	int64_t missing_since; /* 0 unless a verified domain's records went missing */
 	char check_error[160];
 	char records[8192]; /* JSON of the last check's record statuses, "" before one */
+	/* JSON array of the SPF records the domain published at the last check that got an
+	 * answer, "" before one: the advised SPF record is merged with them. */
+	char spf_seen[STORE_SPF_SEEN_MAX];
 	int nkeys;
 	struct store_dkim_key keys[STORE_DKIM_KEYS];
 };
@@ -299,8 +303,9 @@ struct store_domain_check {
 	int64_t now;
 	const char *status;
 	int64_t missing_since;
-	const char *error;   /* NULL when every lookup answered */
-	const char *records; /* JSON */
+	const char *error;    /* NULL when every lookup answered */
+	const char *records;  /* JSON */
+	const char *spf_seen; /* JSON array; NULL keeps the last one (the lookup failed) */
 	const char *verified_selectors[STORE_DKIM_KEYS];
 	int nverified;
 };

@@ -148,7 +148,7 @@ int store_domain_approve(struct store *s, int64_t account_id, const char *name,
 #define DOMAIN_COLUMNS                                                                             \
 	"id, account_id, name, status, active, token, created_at, COALESCE(checked_at, 0), "       \
 	"COALESCE(missing_since, 0), COALESCE(check_error, ''), COALESCE(records, ''), manual, "   \
-	"approval"
+	"approval, COALESCE(spf_seen, '')"
 
 static void read_domain(const struct sq_res *r, void *row)
 {
@@ -167,6 +167,7 @@ static void read_domain(const struct sq_res *r, void *row)
 	sq_col_text(r, 10, d->records, sizeof(d->records));
 	d->manual = sq_int(r, 11) != 0;
 	sq_col_text(r, 12, d->approval, sizeof(d->approval));
+	sq_col_text(r, 13, d->spf_seen, sizeof(d->spf_seen));
 }
 
 static void read_key(const struct sq_res *r, void *row)
@@ -288,10 +289,11 @@ int store_domain_checked(struct store *s, int64_t id, const struct store_domain_
 	if (rc == STORE_OK) {
 		rc = sq_exec(&c, NULL,
 			     "UPDATE sending_domains SET status = ?, checked_at = ?, "
-			     "  missing_since = NULLIF(?, 0), check_error = ?, records = ? "
+			     "  missing_since = NULLIF(?, 0), check_error = ?, records = ?, "
+			     "  spf_seen = COALESCE(?, spf_seen) "
 			     "WHERE id = ?",
-			     "siissi", chk->status, chk->now, chk->missing_since, chk->error,
-			     chk->records, id);
+			     "siisssi", chk->status, chk->now, chk->missing_since, chk->error,
+			     chk->records, chk->spf_seen, id);
 	}
 	for (int i = 0; i < chk->nverified && rc == STORE_OK; i++)
 		rc = sq_exec(

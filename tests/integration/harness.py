@@ -715,8 +715,9 @@ def main():
 
 
 class Dnsmasq:
-    """dnsmasq on a loopback port serving TXT records for one zone; restart() with other
-    records to change them mid-test (dnsmasq reads them only at start)."""
+    """dnsmasq on a loopback port serving TXT records for one zone ({name: value, or a list
+    of values}); restart() with other records to change them mid-test (dnsmasq reads them
+    only at start)."""
 
     BIN = "/usr/sbin/dnsmasq"
 
@@ -731,11 +732,14 @@ class Dnsmasq:
                 "--bind-interfaces", f"--local=/{self.zone}/", "--pid-file="]
         if os.geteuid() == 0:
             args.append("--user=root")
-        for name, value in (records or {}).items():
-            # TXT strings are at most 255 bytes: longer values go as several strings. No
-            # shell here, so no quotes: dnsmasq would keep them. Values hold no commas.
-            parts = [value[i:i + 250] for i in range(0, len(value), 250)] or [""]
-            args.append(f"--txt-record={name}," + ",".join(parts))
+        for name, values in (records or {}).items():
+            # A list of values: as many TXT records under that name.
+            for value in values if isinstance(values, list) else [values]:
+                # TXT strings are at most 255 bytes: longer values go as several strings.
+                # No shell here, so no quotes: dnsmasq would keep them. Values hold no
+                # commas.
+                parts = [value[i:i + 250] for i in range(0, len(value), 250)] or [""]
+                args.append(f"--txt-record={name}," + ",".join(parts))
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         # Ready when it answers a query for the zone (bounded).

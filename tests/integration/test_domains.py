@@ -254,6 +254,66 @@ class CheckTest(DomainCase):
         self.assertEqual(self.admin.request("DELETE", f"/api/domains/{d['id']}").status, 404)
 
 
+class SpfAdviceTest(DomainCase):
+    """A domain that already publishes SPF is advised that record with Postern's include
+    merged in, never a second SPF record."""
+
+    INCLUDE = "include:_spf.postern.example"
+
+    def spf(self, domain):
+        return next(r for r in domain["records"] if r["purpose"] == "spf")
+
+    def listed(self, domain):
+        domains = self.admin.request("GET", "/api/domains").json["domains"]
+        return next(d for d in domains if d["id"] == domain["id"])
+
+    def test_an_existing_record_is_merged_then_verifies_once_published(self):
+        d = self.add("spf.example.test")
+        self.assertEqual((self.spf(d)["value"], self.spf(d)["replaces"], self.spf(d)["note"]),
+                         (f"v=spf1 {self.INCLUDE} ~all", [], None))
+        self.records["spf.example.test"] = "v=spf1 mx ip4:192.0.2.0/24 -all"
+        self.dns.restart(self.records)
+        d = self.check(d)
+        merged = f"v=spf1 mx ip4:192.0.2.0/24 {self.INCLUDE} -all"
+        for shown in (d, self.listed(d)):  # as the check answers, and as the list keeps it
+            spf = self.spf(shown)
+            self.assertEqual((spf["value"], spf["status"]), (merged, "mismatch"))
+            self.assertEqual(spf["replaces"], ["v=spf1 mx ip4:192.0.2.0/24 -all"])
+            self.assertIn("Replaces the SPF record", spf["note"])
+        self.assertEqual(d["status"], "pending")
+
+        # A lookup that fails keeps what was seen: the advice stays merged.
+        self.dns.stop()
+        try:
+            self.assertEqual(self.spf(self.check(d, retry_lookup_errors=False))["value"],
+                             merged)
+        finally:
+            self.dns.start(self.records)
+
+        self.publish(d, **{"spf.example.test": merged})
+        d = self.check(d)
+        self.assertEqual(d["status"], "verified")
+        self.assertEqual((self.spf(d)["value"], self.spf(d)["status"], self.spf(d)["replaces"],
+                          self.spf(d)["note"]), (merged, "ok", [], None))
+        self.assertEqual(self.spf(self.listed(d))["status"], "ok")
+
+    def test_two_records_are_advised_as_one(self):
+        d = self.add("two.example.test")
+        both = ["v=spf1 mx -all", "v=spf1 include:_spf.other.example ~all"]
+        self.publish(d, **{"two.example.test": both + [f"v=spf1 {self.INCLUDE} ~all"]})
+        d = self.check(d)
+        spf = self.spf(d)
+        # DNS answers in any order, and the merge keeps the order it found.
+        self.assertIn(spf["value"], (
+            f"v=spf1 mx include:_spf.other.example {self.INCLUDE} -all",
+            f"v=spf1 include:_spf.other.example mx {self.INCLUDE} -all"))
+        self.assertEqual(spf["status"], "mismatch")  # receivers fail a domain with two
+        self.assertEqual(sorted(spf["replaces"]), sorted(both + [f"v=spf1 {self.INCLUDE} ~all"]))
+        self.assertIn("remove the others", spf["note"])
+        self.publish(d, **{"two.example.test": spf["value"]})
+        self.assertEqual(self.spf(self.check(d))["status"], "ok")
+
+
 class SchedulerTest(DomainCase):
     def test_pending_domains_are_checked_on_their_own(self):
         d = self.add("sched.example.test")

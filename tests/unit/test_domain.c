@@ -213,6 +213,24 @@ static const struct judgement {
 	 {NULL},
 	 SPF_INCLUDE,
 	 DOMAIN_REC_MISSING},
+	{"spf_two_records_are_a_mismatch_even_with_our_include",
+	 domain_judge_spf,
+	 DNS_FOUND,
+	 {"v=spf1 include:" SPF_INCLUDE " ~all", "v=spf1 mx -all"},
+	 SPF_INCLUDE,
+	 DOMAIN_REC_MISMATCH},
+	{"spf_our_include_after_the_all_is_mismatch",
+	 domain_judge_spf,
+	 DNS_FOUND,
+	 {"v=spf1 -all include:" SPF_INCLUDE},
+	 SPF_INCLUDE,
+	 DOMAIN_REC_MISMATCH},
+	{"spf_lookalike_version_is_not_spf",
+	 domain_judge_spf,
+	 DNS_FOUND,
+	 {"v=spf10 include:" SPF_INCLUDE " ~all"},
+	 SPF_INCLUDE,
+	 DOMAIN_REC_MISSING},
 	{"spf_lookup_error_is_unknown",
 	 domain_judge_spf,
 	 DNS_ERROR,
@@ -451,6 +469,164 @@ static void records_reuse_last_status_only_for_the_same_value(void **state)
 	free(d);
 }
 
+/* One merge: the SPF records a domain publishes (up to three), the record advised. */
+struct spf_case {
+	const char *name;
+	const char *published[3];
+	const char *advised;
+	enum domain_spf_advice advice;
+};
+
+#define I "include:" SPF_INCLUDE
+static const struct spf_case spf_cases[] = {
+	{"spf_none_published_is_a_new_record", {NULL}, "v=spf1 " I " ~all", DOMAIN_SPF_NEW},
+	{"spf_merged_keeps_a_hard_fail",
+	 {"v=spf1 mx -all"},
+	 "v=spf1 mx " I " -all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_merged_keeps_mechanisms_in_order",
+	 {"v=spf1 a mx ip4:192.0.2.0/24 include:_spf.google.com ~all"},
+	 "v=spf1 a mx ip4:192.0.2.0/24 include:_spf.google.com " I " ~all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_merged_keeps_a_neutral_all",
+	 {"v=spf1 mx ?all"},
+	 "v=spf1 mx " I " ?all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_merged_without_all_gets_soft_fail",
+	 {"v=spf1 mx"},
+	 "v=spf1 mx " I " ~all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_merged_keeps_redirect_last_without_all",
+	 {"v=spf1 redirect=_spf.example.net mx"},
+	 "v=spf1 mx " I " redirect=_spf.example.net",
+	 DOMAIN_SPF_MERGED},
+	{"spf_merged_drops_a_redirect_an_all_overrides",
+	 {"v=spf1 mx ~all redirect=_spf.example.net"},
+	 "v=spf1 mx " I " ~all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_merged_keeps_modifiers_after_the_all",
+	 {"v=spf1 mx -all exp=explain._spf.example.com"},
+	 "v=spf1 mx " I " -all exp=explain._spf.example.com",
+	 DOMAIN_SPF_MERGED},
+	{"spf_merged_leaves_out_mechanisms_after_the_all",
+	 {"v=spf1 mx -all a"},
+	 "v=spf1 mx " I " -all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_merged_spaces_and_case_are_normalised",
+	 {"V=SPF1  mx\ta  -ALL "},
+	 "v=spf1 mx a " I " -all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_merged_keeps_a_lookalike_include",
+	 {"v=spf1 " I ".evil -all"},
+	 "v=spf1 " I ".evil " I " -all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_with_our_include_is_kept_as_is",
+	 {"v=spf1 mx " I " -all"},
+	 "v=spf1 mx " I " -all",
+	 DOMAIN_SPF_AS_IS},
+	{"spf_our_include_after_the_all_moves_before_it",
+	 {"v=spf1 mx -all " I},
+	 "v=spf1 mx " I " -all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_with_our_include_qualified_plus_is_kept_as_is",
+	 {"v=spf1 +" I " ~all"},
+	 "v=spf1 +" I " ~all",
+	 DOMAIN_SPF_AS_IS},
+	{"spf_two_records_merge_into_one_strictest_all",
+	 {"v=spf1 mx ~all", "v=spf1 include:_spf.google.com -all"},
+	 "v=spf1 mx include:_spf.google.com " I " -all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_two_records_one_with_our_include_still_merge",
+	 {"v=spf1 " I " ~all", "v=spf1 mx ~all"},
+	 "v=spf1 mx " I " ~all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_two_records_mechanisms_once",
+	 {"v=spf1 mx a ~all", "v=spf1 MX ip4:192.0.2.1 ~all"},
+	 "v=spf1 mx a ip4:192.0.2.1 " I " ~all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_two_redirects_keep_the_first_and_include_the_other",
+	 {"v=spf1 redirect=a.example", "v=spf1 redirect=b.example"},
+	 "v=spf1 include:b.example " I " redirect=a.example",
+	 DOMAIN_SPF_MERGED},
+	{"spf_a_redirect_beside_another_records_all_is_included",
+	 {"v=spf1 mx -all", "v=spf1 redirect=b.example"},
+	 "v=spf1 mx include:b.example " I " -all",
+	 DOMAIN_SPF_MERGED},
+	{"spf_two_records_one_exp",
+	 {"v=spf1 mx -all exp=a.example", "v=spf1 a ~all exp=b.example"},
+	 "v=spf1 mx a " I " -all exp=a.example",
+	 DOMAIN_SPF_MERGED},
+};
+#undef I
+
+#define SPF_CASES (sizeof(spf_cases) / sizeof(spf_cases[0]))
+
+static void assert_merged(void **state)
+{
+	const struct spf_case *c = *state;
+	int n = 0;
+	while (n < 3 && c->published[n])
+		n++;
+	enum domain_spf_advice advice = (enum domain_spf_advice) - 1;
+	char *value = domain_spf_merge(c->published, n, SPF_INCLUDE, &advice);
+	assert_string_equal(value, c->advised);
+	assert_int_equal(advice, c->advice);
+	free(value);
+}
+
+/* Only SPF records are kept from an answer, as a JSON array of strings. */
+static void spf_seen_keeps_the_spf_records(void **state)
+{
+	(void)state;
+	char seen[STORE_SPF_SEEN_MAX];
+	domain_spf_seen(
+		answer(DNS_FOUND, (const char *const[3]){"google-site-verification=x",
+							 "v=spf1 mx \"quoted\" -all", "v=spf1 a"}),
+		seen, sizeof(seen));
+	assert_string_equal(seen, "[\"v=spf1 mx \\\"quoted\\\" -all\",\"v=spf1 a\"]");
+	domain_spf_seen(answer(DNS_NOT_FOUND, (const char *const[3]){NULL}), seen, sizeof(seen));
+	assert_string_equal(seen, "[]");
+	/* Records that do not fit are left out, and what is kept is still JSON. */
+	char small[24];
+	domain_spf_seen(answer(DNS_FOUND, (const char *const[3]){"v=spf1 mx", "v=spf1 a -all"}),
+			small, sizeof(small));
+	assert_string_equal(small, "[\"v=spf1 mx\"]");
+}
+
+/* A domain that publishes an SPF record is advised that record merged, with a note and the
+ * record it replaces; one that publishes it already merged is told nothing more. */
+static void records_spf_merges_the_published_record(void **state)
+{
+	(void)state;
+	struct store_domain *d = new_domain();
+	snprintf(d->spf_seen, sizeof(d->spf_seen), "[\"v=spf1 mx -all\"]");
+	cJSON *list = domain_records(d, SPF_INCLUDE);
+	const cJSON *spf = tu_nth(list, 2);
+	assert_string_equal(tu_text(spf, "value"), "v=spf1 mx include:" SPF_INCLUDE " -all");
+	const cJSON *replaces = tu_get(spf, "replaces");
+	assert_int_equal(cJSON_GetArraySize(replaces), 1);
+	assert_string_equal(cJSON_GetArrayItem(replaces, 0)->valuestring, "v=spf1 mx -all");
+	assert_non_null(strstr(tu_text(spf, "note"), "Replaces the SPF record"));
+	cJSON_Delete(list);
+
+	snprintf(d->spf_seen, sizeof(d->spf_seen), "[\"v=spf1 mx -all\",\"v=spf1 a ~all\"]");
+	list = domain_records(d, SPF_INCLUDE);
+	spf = tu_nth(list, 2);
+	assert_string_equal(tu_text(spf, "value"), "v=spf1 mx a include:" SPF_INCLUDE " -all");
+	assert_int_equal(cJSON_GetArraySize(tu_get(spf, "replaces")), 2);
+	assert_non_null(strstr(tu_text(spf, "note"), "remove the others"));
+	cJSON_Delete(list);
+
+	snprintf(d->spf_seen, sizeof(d->spf_seen), "[\"v=spf1 include:" SPF_INCLUDE " -all\"]");
+	list = domain_records(d, SPF_INCLUDE);
+	spf = tu_nth(list, 2);
+	assert_string_equal(tu_text(spf, "value"), "v=spf1 include:" SPF_INCLUDE " -all");
+	assert_int_equal(cJSON_GetArraySize(tu_get(spf, "replaces")), 0);
+	assert_true(cJSON_IsNull(tu_get(spf, "note")));
+	cJSON_Delete(list);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest first[] = {
@@ -472,14 +648,18 @@ int main(void)
 		cmocka_unit_test(records_with_spf_add_an_optional_spf_record),
 		cmocka_unit_test(records_show_next_key_as_optional),
 		cmocka_unit_test(records_reuse_last_status_only_for_the_same_value),
+		cmocka_unit_test(spf_seen_keeps_the_spf_records),
+		cmocka_unit_test(records_spf_merges_the_published_record),
 	};
-	/* The tests in their order: the judgements after the record names. */
-	struct CMUnitTest tests[ARRAY_LEN(first) + JUDGEMENTS + ARRAY_LEN(rest)];
+	/* The tests in their order: the judgements and the SPF merges after the record names. */
+	struct CMUnitTest tests[ARRAY_LEN(first) + JUDGEMENTS + SPF_CASES + ARRAY_LEN(rest)];
 	size_t n = 0;
 	for (size_t i = 0; i < ARRAY_LEN(first); i++)
 		tests[n++] = first[i];
 	for (size_t i = 0; i < JUDGEMENTS; i++)
 		tests[n++] = tu_row_test(judgements[i].name, assert_judged, &judgements[i]);
+	for (size_t i = 0; i < SPF_CASES; i++)
+		tests[n++] = tu_row_test(spf_cases[i].name, assert_merged, &spf_cases[i]);
 	for (size_t i = 0; i < ARRAY_LEN(rest); i++)
 		tests[n++] = rest[i];
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,7 @@
 // Settings › Approved Sending Domains: add a domain, publish its DNS records, check them,
 // switch a domain on or off, rotate its DKIM key, remove it; one held for the operator says so.
+// An SPF record the domain already publishes is shown merged with Postern's include, with
+// the record(s) it replaces.
 import { api } from './http.js';
 import { h, replace, uid, badge, time, switchButton, setSwitch, messageSlot, field, copyButton } from './dom.js';
 import { confirmDialog } from './dialogs.js';
@@ -25,6 +27,8 @@ const PURPOSE = {
   dkim_retired: 'DKIM (retired key — keep a few days)',
   spf: 'SPF',
 };
+// An advised SPF record that merges the one the domain publishes: it replaces it.
+const PURPOSE_MERGED = 'SPF (replaces the SPF record published now)';
 // The same, short, for the Copy buttons' accessible names.
 const RECORD_NOUN = {
   ownership: 'Ownership',
@@ -113,18 +117,32 @@ export async function renderDomains(body, session) {
     return text.split(/(?<=\.)/).flatMap((part, i) => (i ? [h('wbr'), part] : [part]));
   }
 
+  /** Under an advised record that replaces what the domain publishes (SPF merged with
+   * an existing record): the API's note, and the records it replaces, so the user edits
+   * that record instead of adding a second one. */
+  function replacedNote(r, valueCode) {
+    const id = uid('replaces');
+    valueCode.setAttribute('aria-describedby', id);
+    return h('div', { class: 'record-note', id },
+      h('p', { text: r.note }),
+      h('p', { class: 'muted', text: r.replaces.length === 1 ? 'Published now:' : 'Published now (publish only the record above):' }),
+      h('ul', { class: 'record-replaced' }, r.replaces.map((v) => h('li', null, h('code', { class: 'dns-value dns-long', text: v })))));
+  }
+
   function recordTable(d) {
     const columns = ['Type', 'Name', 'Value', 'Status'];
     const rows = d.records.map((r) => {
       const nameCode = h('code', { class: 'dns-value dns-name' }, breakable(r.name));
       const valueCode = h('code', { class: 'dns-value dns-long', text: r.value });
-      const purpose = PURPOSE[r.purpose] || r.purpose;
-      const noun = RECORD_NOUN[r.purpose] || r.purpose;
+      const replaces = r.replaces?.length ? r.replaces : null;
+      const purpose = replaces ? PURPOSE_MERGED : PURPOSE[r.purpose] || r.purpose;
+      const noun = replaces ? `merged ${RECORD_NOUN[r.purpose]}` : RECORD_NOUN[r.purpose] || r.purpose;
       const [label, tone] = RECORD_STATUS[r.status] || [r.status, 'neutral'];
       return [
         h('span', { class: 'mono', text: r.type }),
         h('div', { class: 'copy-cell' }, nameCode, copyButton(() => r.name, `Copy name of the ${noun} record for ${d.name}`, nameCode)),
-        h('div', { class: 'copy-cell' }, valueCode, copyButton(() => r.value, `Copy value of the ${noun} record for ${d.name}`, valueCode)),
+        h('div', { class: 'copy-cell' }, valueCode, copyButton(() => r.value, `Copy value of the ${noun} record for ${d.name}`, valueCode),
+          replaces ? replacedNote(r, valueCode) : null),
         h('div', { class: 'req' },
           badge(label, tone),
           h('span', { class: r.required ? 'req-required' : 'req-advisory', text: r.required ? 'Required' : 'Advisory' }),

@@ -33,6 +33,13 @@ install: deps
 	cmake --build $(BUILD) -j $(JOBS)
 	DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
 
+# The Debian package (debian/): dpkg-buildpackage -us -uc -b on a copy of the tree, the
+# results in build-deb/ (postern_VERSION_ARCH.deb), then lintian, failing on an error.
+deb:
+	scripts/deps.sh deb
+	JOBS=$(JOBS) scripts/deb.sh build-deb
+	lintian --fail-on error build-deb/postern_*.changes
+
 deps:
 	scripts/deps.sh run
 

@@ -17,6 +17,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+from harness import free_port, main, stop_process  # noqa: E402
 
 
 def run(argv, timeout=120, **kw):
@@ -108,13 +109,6 @@ def step(name):
     print("step:", name, flush=True)
 
 
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def packaged_processes(root):
     """PIDs running the installed /usr/sbin/postern (not another session's postern: the
     same file, by device and inode)."""
@@ -157,13 +151,7 @@ def serve_once(root):
         with open(os.path.join(root.dir, "usr/share/postern/web/index.html"), "rb") as f:
             assert body == f.read(), f"GET / did not serve the packaged panel: {body!r:.200}"
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_process(proc)
         log.close()
     assert proc.returncode == 0, f"postern serve exited {proc.returncode}"
     # What it made belongs to the service's user, not to root.
@@ -225,5 +213,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--in-namespace":
         in_namespace(sys.argv[2], sys.argv[3])
     else:
-        from harness import main
         main()

@@ -25,20 +25,24 @@ class Manager:
         self.sock.bind(path)
         self.seen = []
 
+    def _next(self, deadline):
+        """The next message before deadline (monotonic), or None."""
+        self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+        try:
+            data = self.sock.recv(4096)
+        except socket.timeout:
+            return None
+        msg = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+        self.seen.append(msg)
+        return msg
+
     def wait_for(self, key, value, timeout=15):
         """The messages that arrive until one has key=value (included), bounded in time;
         fails when none does."""
         got = []
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                break
-            msg = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+        while time.monotonic() < deadline and (msg := self._next(deadline)) is not None:
             got.append(msg)
-            self.seen.append(msg)
             if msg.get(key) == value:
                 return got
         raise AssertionError(f"no {key}={value} from the daemon within {timeout}s; got {got}")
@@ -47,14 +51,8 @@ class Manager:
         """Every message of the next seconds."""
         got = []
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                break
-            got.append(dict(line.split("=", 1) for line in data.decode().splitlines()
-                            if "=" in line))
+        while time.monotonic() < deadline and (msg := self._next(deadline)) is not None:
+            got.append(msg)
         return got
 
     def close(self):

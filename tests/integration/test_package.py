@@ -55,6 +55,20 @@ class PackageTest(unittest.TestCase):
         with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
             self.assertIn(f"project(postern VERSION {r.stdout.strip()} ", f.read())
 
+    def test_service_across_upgrade_and_removal(self):
+        # Enabled but not started on install; an upgrade restarts it only if it runs
+        # (never stops it for good); removal stops it before the binary goes.
+        scripts = {}
+        for name in ("preinst", "postinst", "prerm"):
+            r = run(["dpkg-deb", "-I", self.debs[0], name])
+            scripts[name] = r.stdout if r.returncode == 0 else ""
+        self.assertIn("deb-systemd-helper enable 'postern.service'", scripts["postinst"])
+        self.assertIn("deb-systemd-invoke try-restart 'postern.service'", scripts["postinst"])
+        self.assertNotRegex(scripts["postinst"], r"deb-systemd-invoke (start|restart) ")
+        self.assertNotIn("deb-systemd-invoke stop", scripts["preinst"])
+        self.assertRegex(scripts["prerm"], r'"\$1" = remove .*\n\s*deb-systemd-invoke stop '
+                         r'postern\.service')
+
     def test_install_check_purge_in_a_throwaway_root(self):
         # The whole life in one namespace; the steps assert there and print what failed.
         r = run(["unshare", "--mount", "--propagation", "private", "--", sys.executable,
@@ -198,6 +212,17 @@ def in_namespace(tmp, deb):
 
     step("the packaged daemon serves the packaged panel")
     serve_once(root)
+
+    step("reinstalled (as an upgrade): the edited configuration and the store stay")
+    with open(root.dir + "/etc/postern/postern.ini", "a") as f:
+        f.write("; edited by the operator\n")
+    root.must("dpkg", "-i", "--force-confdef", "--force-confold", deb, timeout=300)
+    with open(root.dir + "/etc/postern/postern.ini") as f:
+        assert "; edited by the operator" in f.read()
+    assert root.stat("/etc/postern/postern.ini") == "root:postern 640"
+    assert root.stat("/var/lib/postern") == "postern:postern 750"
+    assert root.exists("/var/lib/postern/postern.db")
+    assert root.must("getent", "passwd", "postern").strip().split(":") == pw
 
     step("dpkg --purge")
     root.must("dpkg", "--purge", "postern", timeout=300)

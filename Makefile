@@ -3,7 +3,7 @@ MAKEFLAGS += --no-print-directory
 BUILD ?= build
 JOBS  ?= $(shell nproc)
 
-.PHONY: all build release-build test-build run test test-asan test-valgrind deps deps-test format lint clean fuzz-build fuzz-smoke fuzz
+.PHONY: all build release-build test-build run test test-asan test-valgrind deps deps-test format lint clean fuzz-build fuzz-smoke fuzz install deb
 
 CONFIGURE = cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
@@ -23,6 +23,22 @@ release-build: deps
 test-build: deps-test
 	$(CONFIGURE) -DPOSTERN_TESTS=ON -DPOSTERN_TEST_CLOCK=ON >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+# A release build configured for PREFIX (the unit and the panel's path depend on it), copied
+# under $(DESTDIR)$(PREFIX): sbin/postern, share/postern/web, the man pages, the example
+# configuration in share/doc/postern, and lib/systemd/system/postern.service.
+PREFIX ?= /usr/local
+install: deps
+	$(CONFIGURE) -DPOSTERN_TEST_CLOCK=OFF -DCMAKE_INSTALL_PREFIX=$(PREFIX) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD)
+
+# The Debian package (debian/): dpkg-buildpackage -us -uc -b on a copy of the tree, the
+# results in build-deb/ (postern_VERSION_ARCH.deb), then lintian, failing on an error.
+deb:
+	scripts/deps.sh deb
+	JOBS=$(JOBS) scripts/deb.sh build-deb
+	lintian --fail-on error build-deb/postern_*.changes
 
 deps:
 	scripts/deps.sh run

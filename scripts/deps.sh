@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages Postern builds, runs and tests with, only those missing.
-# Usage: scripts/deps.sh run|test|bench   (test installs the run set plus the test peers;
-# bench, the run set plus the benchmark peers of `make bench`)
+# Usage: scripts/deps.sh run|test|bench|deb   (test installs the run set plus the test peers;
+# bench, the run set plus the benchmark peers of `make bench`; deb, the run set plus the
+# Debian packaging tools of `make deb`)
 # Package scripts must not leave postfix, nginx or dnsmasq running as system services,
 # so installs happen behind a policy-rc.d that forbids starting daemons.
 set -eu
@@ -15,6 +16,7 @@ TEST_PKGS="libcmocka-dev python3 postfix swaks dnsmasq-base opendkim-tools
 postgresql-15 postgresql-client-15 chromium wrk nginx-light clang libclang-rt-14-dev iproute2 libnet-ssleay-perl
 sasl2-bin libsasl2-modules
 prometheus lintian debhelper dpkg-dev fakeroot man-db groff-base python3-jsonschema"
+DEB_PKGS="debhelper dpkg-dev fakeroot lintian"
 BENCH_PKGS="postfix wrk nginx-light gnuplot-nox sqlite3 python3 postgresql-15 postgresql-client-15"
 
 set_name="${1:-run}"
@@ -26,6 +28,9 @@ if [ "$set_name" = test ]; then
 fi
 if [ "$set_name" = bench ]; then
 	want="$RUN_PKGS $BENCH_PKGS"
+fi
+if [ "$set_name" = deb ]; then
+	want="$RUN_PKGS $DEB_PKGS"
 fi
 
 missing=""

@@ -1,7 +1,8 @@
 #!/bin/sh
 # `make test-asan`: the whole suite built with clang's AddressSanitizer and
 # UndefinedBehaviorSanitizer. Reports from any process (unit tests, the daemon the
-# integration tests start) go to files; any report fails the run.
+# integration tests start) go to files; any report fails the run. it_package builds and
+# tests the Debian package, which never contains this build's binary: it runs in make test.
 set -eu
 cd "$(dirname "$0")/.."
 build=build-asan
@@ -15,7 +16,7 @@ status=0
 (cd "$build" && ASAN_OPTIONS="detect_leaks=1:log_path=$PWD/sanitizer-logs/asan" \
 	LSAN_OPTIONS="suppressions=$PWD/../tests/lsan.supp:print_suppressions=0" \
 	UBSAN_OPTIONS="print_stacktrace=1:log_path=$PWD/sanitizer-logs/ubsan" \
-	ctest --output-on-failure -j 2 -E 'it_make_run|it_build_modes') || status=1
+	ctest --output-on-failure -j 2 -E 'it_make_run|it_build_modes|it_package') || status=1
 if [ -n "$(ls -A "$logs")" ]; then
 	echo "postern: sanitizer reports:" >&2
 	cat "$logs"/* >&2

@@ -734,7 +734,7 @@ static int cmd_serve(struct cli_opt *o)
 		fprintf(stderr, "postern serve: %s\n", err);
 		return EXIT_FAIL;
 	}
-	return serve_run(&cfg) == 0 ? EXIT_OK : EXIT_FAIL;
+	return serve_run(&cfg, opt(o, "--config")) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
 #define DB_OPT                                                                                     \

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,29 @@ static const struct cfg_key cfg_keys[] = {
 	KEY("log", "level", CFG_LOG_LEVEL, log_level, NULL),
 };
 
+/* The panel's files unless [server] web_root says otherwise: those installed with the
+ * running binary (POSTERN_WEB_FROM_BIN from its directory, so a package or make install
+ * needs no configuration), else the web/ directory of the source tree it was built from,
+ * so a build-tree binary serves the panel being worked on. */
+static void default_web_root(char *out, size_t n)
+{
+	char exe[1024], dir[1100], found[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash = len > 0 ? memrchr(exe, '/', (size_t)len) : NULL;
+	if (slash) {
+		snprintf(dir, sizeof(dir), "%.*s/%s", (int)(slash - exe), exe,
+			 POSTERN_WEB_FROM_BIN);
+		if (realpath(dir, found) && strlen(found) < n) {
+			snprintf(dir, sizeof(dir), "%s/index.html", found);
+			if (access(dir, R_OK) == 0) {
+				snprintf(out, n, "%s", found);
+				return;
+			}
+		}
+	}
+	snprintf(out, n, "%s", POSTERN_WEB_ROOT);
+}
+
 void config_defaults(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -116,7 +140,7 @@ void config_defaults(struct config *cfg)
 	strcpy(cfg->relay_url, "outbox:var/outbox");
 	strcpy(cfg->system_from, "postern@localhost.localdomain");
 	cfg->threads = 32;
-	strcpy(cfg->web_root, POSTERN_WEB_ROOT);
+	default_web_root(cfg->web_root, sizeof(cfg->web_root));
 	cfg->relay_connections = 4;
 	cfg->relay_retry_base = 60;
 	cfg->relay_retry_max = 3600;

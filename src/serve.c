@@ -1,7 +1,8 @@
 /* The daemon: opens the store, starts the HTTP server (and the SMTP server when
  * configured), waits for SIGTERM or SIGINT, then lets in-flight requests finish before
- * closing the store; SIGHUP re-reads the SMTP certificate. Signals are blocked in every
- * thread and taken synchronously by the main thread, so no handler runs in signal context. */
+ * closing the store; SIGHUP re-reads the SMTP certificate and [log] level. Signals are
+ * blocked in every thread and taken synchronously by the main thread, so no handler runs
+ * in signal context; the same loop pings systemd's watchdog. */
 #include "serve.h"
 
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -25,6 +27,8 @@
 #include "notify.h"
 #include "smtpd.h"
 #include "store.h"
+#include "sysd.h"
+#include "util.h"
 #include "webhook.h"
 
 /* Creates DIR and its parents, like mkdir -p. */
@@ -73,11 +77,82 @@ static int lock_database(const char *db)
 	return 0; /* fd stays open: the lock lasts as long as this process */
 }
 
-static int run(const struct config *cfg)
+/* The watchdog's question, asked before every WATCHDOG=1 ping: can this daemon still do
+ * its work? A false answer withholds the ping, and systemd restarts the service.
+ * Readiness (the store answers, the queue writer is alive) is to be asked here. */
+static bool alive(const struct api_ctx *ctx)
+{
+	(void)ctx;
+	return true;
+}
+
+/* SIGHUP's [log] level: read again from the file the daemon was started with. A file that
+ * no longer parses changes nothing, with one warning naming what is wrong in it. */
+static void reload_log_level(const char *config_path)
+{
+	static struct config fresh; /* large; only the main thread reloads */
+	char err[600];
+	if (!config_path)
+		return;
+	config_defaults(&fresh);
+	if (config_load(&fresh, config_path, err, sizeof(err)) < 0) {
+		log_warn("log level not reloaded, the old one stays: %s", err);
+		return;
+	}
+	log_set_level((enum log_level)fresh.log_level);
+	log_info("log level %s, from %s", log_level_names[fresh.log_level], config_path);
+}
+
+static void reload(const char *config_path, struct smtpd *smtp)
+{
+	sysd_reloading();
+	smtpd_reload(smtp); /* new SMTP connections get the certificate on disk now */
+	reload_log_level(config_path);
+	sysd_ready();
+}
+
+/* The next signal of set, or 0 when ms milliseconds pass first (ms 0: wait for ever). */
+static int next_signal(const sigset_t *set, uint64_t ms)
+{
+	int sig = 0;
+	if (!ms)
+		return sigwait(set, &sig) == 0 ? sig : 0;
+	struct timespec ts = {.tv_sec = (time_t)(ms / 1000),
+			      .tv_nsec = (long)(ms % 1000) * 1000000};
+	sig = sigtimedwait(set, NULL, &ts);
+	return sig > 0 ? sig : 0;
+}
+
+/* Until SIGTERM or SIGINT (returned): SIGHUP reloads, and while systemd's watchdog is on, a
+ * ping goes out every half interval as long as the daemon is alive. */
+static int wait_for_stop(const sigset_t *set, const char *config_path, struct smtpd *smtp,
+			 const struct api_ctx *ctx)
+{
+	uint64_t every = sysd_watchdog_interval_ms();
+	double next_ping = util_monotonic();
+	for (;;) {
+		uint64_t wait = 0;
+		if (every) {
+			double now = util_monotonic();
+			if (now >= next_ping) {
+				if (alive(ctx))
+					sysd_watchdog();
+				next_ping = now + (double)every / 1000;
+			}
+			wait = (uint64_t)((next_ping - now) * 1000) + 1;
+		}
+		int sig = next_signal(set, wait);
+		if (sig == SIGHUP)
+			reload(config_path, smtp);
+		else if (sig == SIGTERM || sig == SIGINT)
+			return sig;
+	}
+}
+
+static int run(const struct config *cfg, const char *config_path)
 {
 	sigset_t stop;
 	char err[600];
-	int sig = 0;
 
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
@@ -199,13 +274,10 @@ static int run(const struct config *cfg)
 		 http_port(http), cfg->public_url,
 		 cfg->store_postgres[0] ? "PostgreSQL" : cfg->store_path, cfg->relay_url);
 
-	for (;;) {
-		if (sigwait(&stop, &sig) != 0)
-			continue;
-		if (sig != SIGHUP)
-			break;
-		smtpd_reload(smtp); /* new SMTP connections get the certificate on disk now */
-	}
+	/* Every listener is bound and the store open: only now may systemd call us started. */
+	sysd_ready();
+	int sig = wait_for_stop(&stop, config_path, smtp, &ctx);
+	sysd_stopping();
 	log_info("received %s: finishing in-flight requests",
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	status = 0;
@@ -230,9 +302,9 @@ out:
 	return status;
 }
 
-int serve_run(const struct config *cfg)
+int serve_run(const struct config *cfg, const char *config_path)
 {
-	int status = run(cfg);
+	int status = run(cfg, config_path);
 	log_unbuffered();
 	return status;
 }

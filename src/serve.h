@@ -4,7 +4,9 @@
 
 #include "config.h"
 
-/* Runs until SIGTERM or SIGINT. Returns 0 after a clean stop, -1 when start-up failed. */
-int serve_run(const struct config *cfg);
+/* Runs until SIGTERM or SIGINT. config_path is the file cfg was read from (NULL: none):
+ * SIGHUP reads its [log] level again. Returns 0 after a clean stop, -1 when start-up
+ * failed. */
+int serve_run(const struct config *cfg, const char *config_path);
 
 #endif

@@ -42,11 +42,31 @@ function totalsCard(days) {
       SERIES.map((x) => stat(x.label, sum(x.key), x.key === 'refused' || x.key === 'bounced' ? 'stat-bad' : ''))));
 }
 
-function chartCard(id, heading, sub, chart) {
+// The two charts: which buckets of the answer, and how a bucket is named.
+const CHARTS = [
+  {
+    key: 'hours', heading: 'Last 24 hours', title: 'Mail per hour, last 24 hours', bucketLabel: 'Hour',
+    sub: 'Per hour, in your time zone; the last bar is the current hour.', long: hourLongFmt, short: hourFmt,
+  },
+  {
+    key: 'days', heading: 'Last 30 days', title: 'Mail per day, last 30 days', bucketLabel: 'Day (UTC)',
+    sub: 'Per day (UTC days); the last bar is today.', long: dayLongFmt, short: dayFmt,
+  },
+];
+
+function chartCard(c, buckets) {
+  const id = `ov-${c.key}`;
   return h('section', { class: 'card', 'aria-labelledby': id },
-    h('h2', { id, text: heading }),
-    h('p', { class: 'card-sub', text: sub }),
-    chart);
+    h('h2', { id, text: c.heading }),
+    h('p', { class: 'card-sub', text: c.sub }),
+    barChart({
+      title: c.title,
+      buckets,
+      series: SERIES,
+      label: (b) => c.long.format(new Date(b.start)),
+      tick: everyThird(c.short, buckets.length),
+      bucketLabel: c.bucketLabel,
+    }));
 }
 
 function queueCard(queue) {
@@ -102,28 +122,11 @@ export async function renderOverview(body) {
 
   async function load() {
     const o = await api('GET', '/api/overview');
-    const hours = o.hours;
-    const days = o.days;
     msg.clear();
     updated.textContent = `Updated ${clockFmt.format(new Date(o.generated_at))}.`;
     replace(slot,
-      totalsCard(days),
-      chartCard('ov-hours', 'Last 24 hours', 'Per hour, in your time zone; the last bar is the current hour.', barChart({
-        title: 'Mail per hour, last 24 hours',
-        buckets: hours,
-        series: SERIES,
-        label: (b) => hourLongFmt.format(new Date(b.start)),
-        tick: everyThird(hourFmt, hours.length),
-        bucketLabel: 'Hour',
-      })),
-      chartCard('ov-days', 'Last 30 days', 'Per day (UTC days); the last bar is today.', barChart({
-        title: 'Mail per day, last 30 days',
-        buckets: days,
-        series: SERIES,
-        label: (b) => dayLongFmt.format(new Date(b.start)),
-        tick: everyThird(dayFmt, days.length),
-        bucketLabel: 'Day (UTC)',
-      })),
+      totalsCard(o.days),
+      CHARTS.map((c) => chartCard(c, o[c.key])),
       h('div', { class: 'overview-pair' }, queueCard(o.queue), refusalsCard(o.refusals)),
       attentionCard(o.attention));
   }

@@ -30,11 +30,18 @@ struct tally {
 	cJSON *refusals; /* {reason: count} over the days */
 };
 
+/* Whether at falls in the days; a row stamped ahead of this node's clock (another node's)
+ * falls in none, and counts nowhere, so the refusals always add up to the days. */
+static bool in_days(const struct tally *t, int64_t at)
+{
+	return at >= t->day0 && at < t->day0 + OVERVIEW_DAYS * DAY;
+}
+
 static void tally_add(struct tally *t, int64_t at, enum tally_counter k, int64_t n)
 {
 	if (at >= t->hour0 && at < t->hour0 + OVERVIEW_HOURS * HOUR)
 		t->hours[(at - t->hour0) / HOUR][k] += n;
-	if (at >= t->day0 && at < t->day0 + OVERVIEW_DAYS * DAY)
+	if (in_days(t, at))
 		t->days[(at - t->day0) / DAY][k] += n;
 }
 
@@ -52,7 +59,7 @@ static int tally_hourly(void *arg, const struct store_hourly *h)
 	struct tally *t = arg;
 	if (h->refusal) {
 		tally_add(t, h->hour, T_REFUSED, h->count);
-		if (h->hour >= t->day0)
+		if (in_days(t, h->hour))
 			add_refusal(t->refusals, h->kind, h->count);
 		return 0;
 	}

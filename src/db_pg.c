@@ -733,9 +733,6 @@ static const char *const pg_migrations[] = {
 	"  minute BIGINT NOT NULL, count BIGINT NOT NULL,"
 	"  UNIQUE (account_id, api_key_id, from_addr, reason, minute));"
 	"CREATE INDEX monitored_account ON monitored(account_id, minute);",
-	/* 10: the panel's overview counts an account's message events per hour over 30 days
-	 * (store_overview.c): this index holds every column it reads, in the order it groups. */
-	"CREATE INDEX events_overview ON events(account_id, type, created_at);",
 };
 
 static const struct db_driver pg_driver = {

@@ -1,7 +1,7 @@
 // Bar charts as inline SVG, built with DOM APIs: a group of bars per bucket (an hour, a day),
 // one colour per series taken from CSS custom properties (so the light and dark schemes both
 // read), a y axis with grid lines, x labels, a legend, and the same numbers as a table.
-import { h, table } from './dom.js';
+import { h, table, srOnly } from './dom.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const WIDTH = 720;
@@ -82,5 +82,5 @@ export function barChart({ title, buckets, series, label, tick, bucketLabel }) {
     h('figcaption', { class: 'visually-hidden', text: title }),
     h('div', { class: 'chart-frame' }, svg),
     legend,
-    h('details', { class: 'chart-table' }, h('summary', { text: 'Show as table' }), numbers));
+    h('details', { class: 'chart-table' }, h('summary', null, 'Show as table', srOnly(`: ${title}`)), numbers));
 }

@@ -1283,12 +1283,14 @@ async function overviewSteps(problems) {
   await step('each chart\'s table alternative holds the numbers of every hour and day', async () => {
     const charts = p.locator('figure.chart');
     for (const [i, buckets] of [[0, data.hours], [1, data.days]]) {
-      await charts.nth(i).getByText('Show as table', { exact: true }).click();
+      // Each summary names its chart to a screen reader: two bare "Show as table" would not.
+      assert.match(await charts.nth(i).locator('summary').textContent(), /^Show as table: Mail per (hour|day)/);
+      await charts.nth(i).locator('summary', { hasText: 'Show as table' }).click();
       const rows = charts.nth(i).locator('tbody tr');
       assert.equal(await rows.count(), buckets.length);
       const cells = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.cells].slice(1).map((td) => Number(td.textContent.replace(/\D/g, '')))));
       assert.deepEqual(cells, buckets.map((b) => SERIES.map((k) => b[k])));
-      await charts.nth(i).getByText('Show as table', { exact: true }).click();
+      await charts.nth(i).locator('summary', { hasText: 'Show as table' }).click();
     }
   });
 
@@ -1332,6 +1334,14 @@ async function overviewSteps(problems) {
       for (const c of [...scheme.bars, scheme.label]) assert.ok(contrast(c, scheme.card) >= 3, `${c} on ${scheme.card}`);
     }
     assert.notDeepEqual(light.bars, dark.bars);
+  });
+
+  await step('at 390 px the Overview has no horizontal page overflow (a chart scrolls in its frame)', async () => {
+    await p.setViewportSize({ width: 390, height: 844 });
+    await p.reload();
+    await p.locator('figure.chart').nth(1).waitFor();
+    const width = await p.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `Overview scrollWidth ${width} > 390`);
   });
   await ctx.close();
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "domain.h"
 #include "util.h"
 
 #define OVERVIEW_HOURS 24
@@ -92,14 +93,17 @@ static int add_status(void *arg, const char *status, int64_t n)
 	return 0;
 }
 
+/* A domain by the status the domains page shows: one an operator must approve waits on the
+ * operator, and a rejected one was the operator's word; neither is its account's to fix. */
 static int add_domain(void *arg, const struct store_domain *d)
 {
-	if (strcmp(d->status, "pending") != 0 && strcmp(d->status, "failed") != 0)
+	const char *status = domain_shown_status(d->status, d->approval);
+	if (strcmp(status, "pending") != 0 && strcmp(status, "failed") != 0)
 		return 0;
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "id", (double)d->id);
 	cJSON_AddStringToObject(o, "name", d->name);
-	cJSON_AddStringToObject(o, "status", d->status);
+	cJSON_AddStringToObject(o, "status", status);
 	cJSON_AddItemToArray(arg, o);
 	return 0;
 }

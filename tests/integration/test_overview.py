@@ -43,6 +43,7 @@ class OverviewTest(unittest.TestCase):
         cls.gw.add_domain("acme", "acme.test", "--verified")
         cls.gw.add_domain("acme", "new.acme.test")
         cls.gw.add_domain("acme", "bad.acme.test")
+        cls.gw.add_domain("acme", "no.acme.test")  # pending, but an operator rejected it
         cls.gw.add_domain("other", "other.test", "--verified")
         cls.keys = {a: cls.gw.create_key(a, "k") for a in ("acme", "other")}
         cls.d0 = (int(time.time()) // DAY + 1) * DAY
@@ -134,9 +135,12 @@ class OverviewTest(unittest.TestCase):
         self.refuse("acme", 1)
 
         # What needs attention: a pending domain, a failed one (as a DNS check concludes;
-        # no DNS server answers here), and a sender not verified yet.
+        # no DNS server answers here), and a sender not verified yet; not a domain an
+        # operator rejected (the domains page says "rejected").
         self.gw.sql("UPDATE sending_domains SET status = 'failed' WHERE name = ?",
                     "bad.acme.test")
+        self.gw.sql("UPDATE sending_domains SET approval = 'rejected' WHERE name = ?",
+                    "no.acme.test")
         senders = add_senders(self.admin(), "pending@acme.test", "ok@acme.test",
                               verify=("ok@acme.test",))
 
@@ -168,6 +172,7 @@ class OverviewTest(unittest.TestCase):
 
         domains = {d["name"]: d for d in self.admin().request("GET", "/api/domains").json[
             "domains"]}
+        self.assertEqual(domains["no.acme.test"]["status"], "rejected")
         # In the order of the domains page: by name.
         self.assertEqual(got["attention"]["domains"], [
             {"id": domains["bad.acme.test"]["id"], "name": "bad.acme.test", "status": "failed"},

@@ -79,6 +79,7 @@ static const struct api_route routes[] = {
 	MGMT("DELETE", "/api/keys/{id}", api_key_delete, PERM_KEY_MANAGE),
 	MGMT("GET", "/api/drops", api_drops_list, PERM_READ),
 	MGMT("GET", "/api/stats", api_stats_get, PERM_READ),
+	MGMT("GET", "/api/overview", api_overview_get, PERM_READ),
 	MGMT("GET", "/api/domains", api_domains_list, PERM_READ),
 	MGMT("POST", "/api/domains", api_domains_add, PERM_DOMAIN_MANAGE),
 	MGMT("POST", "/api/domains/{id}/check", api_domain_check, PERM_DOMAIN_MANAGE),

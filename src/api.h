@@ -129,6 +129,7 @@ enum err api_key_patch(struct api_call *c);
 enum err api_key_delete(struct api_call *c);
 enum err api_drops_list(struct api_call *c);
 enum err api_stats_get(struct api_call *c);
+enum err api_overview_get(struct api_call *c);
 enum err api_senders_resend(struct api_call *c);
 enum err api_senders_preflight(struct api_call *c);
 enum err api_domains_list(struct api_call *c);

@@ -691,6 +691,19 @@ int store_monitored_stats(struct store *s, int64_t account_id, store_count_fn fn
  * dropped, cancelled; a status with none is not called), for an account or, with
  * account_id 0, all of them: the queue depth of the panel and the metrics' gauge. */
 int store_message_status_counts(struct store *s, int64_t account_id, store_count_fn fn, void *arg);
+/* One count of the overview in a UTC hour: the events of a type (message.processed,
+ * .delivered, .bounced, .dropped), or the requests the sender policy refused for a reason
+ * (refusal true; sandbox requests were not refused). */
+struct store_hourly {
+	int64_t hour; /* the hour's first second */
+	bool refusal;
+	const char *kind; /* the event type, or the refusal's reason */
+	int64_t count;
+};
+typedef int (*store_hourly_fn)(void *arg, const struct store_hourly *h);
+/* The account's counts per hour from since (an hour's first second) on, in one snapshot. */
+int store_overview_hours(struct store *s, int64_t account_id, int64_t since, store_hourly_fn fn,
+			 void *arg);
 
 /* Events, newest first: type and message_uid (NULL: any) filter, before_id (0: none) pages. */
 int store_events_list(struct store *s, int64_t account_id, const char *type,

@@ -13,6 +13,7 @@ import { renderMessages } from './view-messages.js';
 import { renderWebhooks } from './view-webhooks.js';
 import { renderSuppressions } from './view-suppressions.js';
 import { renderReports } from './view-reports.js';
+import { renderOverview } from './view-overview.js';
 
 const ROUTES = [
   { path: '/mail-settings', title: 'Mail Settings', trail: ['Settings', 'General'], render: renderMailSettings },
@@ -20,12 +21,14 @@ const ROUTES = [
   { path: '/users', title: 'Users', trail: ['Settings'], render: renderUsers, perm: 'user.manage' },
   { path: '/api-keys', title: 'API Keys', trail: ['Settings'], render: renderKeys, perm: 'key.manage' },
   { path: '/webhooks', title: 'Webhooks', trail: ['Settings'], render: renderWebhooks, perm: 'webhook.manage' },
+  { path: '/overview', title: 'Overview', trail: ['Monitoring'], render: renderOverview },
   { path: '/activity', title: 'Activity', trail: ['Monitoring'], render: renderActivity },
   { path: '/messages', title: 'Messages', trail: ['Monitoring'], render: renderMessages },
   { path: '/suppressions', title: 'Suppressions', trail: ['Monitoring'], render: renderSuppressions },
   { path: '/reports', title: 'Returned reports', trail: ['Monitoring'], render: renderReports },
 ];
-const DEFAULT_ROUTE = '/mail-settings';
+// The page after login: how the account's mail is doing.
+const DEFAULT_ROUTE = '/overview';
 
 const root = document.getElementById('app');
 let session = null; // {user, account, role, roleLabel, can(perm)}
@@ -122,7 +125,7 @@ function buildShell() {
           item('/webhooks'))),
       h('li', null,
         h('span', { class: 'nav-group', text: 'Monitoring' }),
-        h('ul', null, item('/activity'), item('/messages'), item('/suppressions'), item('/reports')))));
+        h('ul', null, item('/overview'), item('/activity'), item('/messages'), item('/suppressions'), item('/reports')))));
 
   const menuButton = h('button', {
     type: 'button', class: 'btn btn-secondary menu-toggle', 'aria-expanded': 'false', 'aria-controls': 'sidenav',

@@ -11,6 +11,7 @@ export const REASONS = {
   domain_inactive: 'Domain inactive',
   sender_not_authorized: 'Sender not authorized',
   sender_pending_verification: 'Sender pending verification',
+  sender_not_allowed_for_key: 'Sender not allowed for the API key',
   relay_rejected: 'Relay rejected',
   gave_up: 'Gave up retrying',
   payload_unreadable: 'Stored message unreadable',

@@ -17,7 +17,7 @@ const { chromium } = require('playwright-core');
 const { BIN, ROOT, PASSWORD, CHROMIUM_ARGS, Gateway, cli, until, withTimeout } = require('./harness.js');
 
 const SHOTS = path.join(ROOT, 'docs', 'screenshots');
-const WHOLE_TEST_MS = 240000;
+const WHOLE_TEST_MS = 360000;
 const ACCOUNT = 'acme';
 const ADMIN = 'admin@acme.test';
 const MKT = 'mkt@acme.test';
@@ -34,6 +34,7 @@ let browser = null;
 let failureShot = null;
 let receiver = null;
 let returnGw = null;
+let overviewGw = null;
 
 async function step(name, fn) {
   const t0 = Date.now();
@@ -150,8 +151,8 @@ function watch(page, problems) {
 // --- The scenario ---------------------------------------------------------------------
 
 /** A session of email's over plain HTTP, for what a step sets up without the panel. */
-async function apiSession(email) {
-  const login = await fetch(`${gw.base}/api/session`, {
+async function apiSession(email, base = gw.base) {
+  const login = await fetch(`${base}/api/session`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify({ account: ACCOUNT, email, password: PASSWORD }),
@@ -162,7 +163,7 @@ async function apiSession(email) {
   const { csrf_token: csrf } = await login.json();
   return {
     async call(method, url, body) {
-      const res = await fetch(`${gw.base}${url}`, {
+      const res = await fetch(`${base}${url}`, {
         method,
         headers: { Cookie: cookie, 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
         body: body ? JSON.stringify(body) : undefined,
@@ -217,14 +218,17 @@ async function run() {
     await page.getByLabel('Email', { exact: true }).fill('');
   });
 
-  await step('Admin logs in and lands on Settings › General › Mail Settings', async () => {
+  await step('Admin logs in and lands on Monitoring › Overview; Mail Settings is a click away', async () => {
     await logIn(page, ADMIN);
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    assert.match(await page.getByRole('navigation', { name: 'Breadcrumb' }).textContent(), /Monitoring.*Overview/);
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Mail Settings', exact: true }).click();
     await page.getByRole('heading', { name: 'Mail Settings', level: 1 }).waitFor();
     await page.getByRole('heading', { name: 'Authorized sender email ID' }).waitFor();
     const crumbs = await page.getByRole('navigation', { name: 'Breadcrumb' }).textContent();
     assert.match(crumbs, /Settings.*General.*Mail Settings/);
     const nav = page.getByRole('navigation', { name: 'Main' });
-    for (const link of ['Mail Settings', 'Approved Sending Domains', 'Users', 'API Keys', 'Activity', 'Messages']) {
+    for (const link of ['Mail Settings', 'Approved Sending Domains', 'Users', 'API Keys', 'Overview', 'Activity', 'Messages']) {
       await nav.getByRole('link', { name: link, exact: true }).waitFor();
     }
     assert.equal(await switchState(page), 'false');
@@ -630,6 +634,7 @@ async function run() {
   await webhookSteps(page, apiKey, problems);
   await suppressionSteps(page, apiKey, problems);
   await returnPathSteps(problems);
+  await overviewSteps(problems);
 
   assert.deepEqual(problems, [], 'no script errors or CSP violations');
 }
@@ -1145,11 +1150,207 @@ async function returnPathSteps(problems) {
   await ctx.close();
 }
 
+// --- Monitoring › Overview ---------------------------------------------------------------
+
+const HOUR_S = 3600;
+const DAY_S = 86400;
+const SERIES = ['accepted', 'delivered', 'bounced', 'dropped', 'refused'];
+
+/** Sets the daemon's clock (the launcher's clock file, an offset in seconds) to t. */
+function setClock(g, t) {
+  fs.writeFileSync(path.join(g.dir, 'clock'), String(Math.round(t - Date.now() / 1000)));
+}
+
+/** One send request from `from` to every address of `to` (one personalization). */
+async function sendMany(base, key, from, to, extra = {}, route = '/v5/mail/send') {
+  const res = await fetch(`${base}${route}`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      from: { email: from }, subject: 'Hi', content: [{ type: 'text/plain', value: 'Hello' }],
+      personalizations: [{ to: to.map((email) => ({ email })) }], ...extra,
+    }),
+    signal: AbortSignal.timeout(15000),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/**
+ * A month of mail on a gateway of its own, its clock moved from 29 days ago to now, hour by
+ * hour for the last day: per step some recipients accepted (all delivered by the sink), some
+ * requests refused (a From of no approved domain), now and then a suppressed recipient
+ * (dropped), and in the current hour two hard bounces that came back to the return path.
+ */
+async function overviewData(g, key, manageKey, now) {
+  const sinkDir = g.info.sink_dir;
+  const queued = async () => {
+    const res = await fetch(`${g.base}/api/messages?status=queued&limit=1`, { headers: { Authorization: `Bearer ${manageKey}` }, signal: AbortSignal.timeout(15000) });
+    return (await res.json()).messages.length === 0;
+  };
+  async function batch(t, accepted, refused, dropped) {
+    setClock(g, t);
+    const to = Array.from({ length: accepted }, (_, i) => `r${i}@example.com`);
+    assert.equal(await sendMany(g.base, key, 'news@acme.test', to), 200);
+    for (let i = 0; i < refused; i++) assert.equal(await sendMany(g.base, key, 'x@stranger.test', ['bob@example.com']), 403);
+    if (dropped) assert.equal(await sendMany(g.base, key, 'news@acme.test', ['gone@example.com']), 200);
+    // Each message done in this hour before the clock moves on (a jump of a day while one
+    // is being sent would let its lease lapse, and it would be sent twice).
+    await until(queued, 'the queue to empty', 20000, 20);
+  }
+  const today = Math.floor(now / DAY_S) * DAY_S;
+  for (let d = 29; d >= 2; d--) await batch(today - d * DAY_S + 9 * HOUR_S + (d % 5) * HOUR_S, 3 + ((d * 7) % 9), d % 3 ? 0 : 1 + (d % 4), d % 4 === 1);
+  const hour = Math.floor(now / HOUR_S) * HOUR_S;
+  for (let k = 23; k >= 1; k--) await batch(hour - k * HOUR_S + 300, 1 + ((k * 5) % 6), k % 4 ? 0 : 2, k % 6 === 2);
+  await batch(now, 4, 1, false);
+  for (const to of ['gone1@example.com', 'gone2@example.com']) {
+    assert.equal(await sendMany(g.base, key, 'news@acme.test', [to]), 200);
+    let verp = null;
+    await until(() => (verp = verpOf(sinkDir, to)), `the message to ${to} at the sink`, 20000, 50);
+    assert.match(await smtpReport(g.info.bounces_port, verp.address, hardBounceDsn(verp.address, to)), /^250 /);
+  }
+  // One left for tomorrow, so the queue is not empty.
+  assert.equal(await sendMany(g.base, key, 'news@acme.test', ['later@example.com'], { send_at: now + DAY_S }, '/v3/mail/send'), 202);
+}
+
+/** Per series, the bars a chart draws (only counts above zero) and the sum of their values. */
+async function barsOf(figure) {
+  return figure.locator('rect.chart-bar').evaluateAll((rects) => {
+    const out = {};
+    for (const r of rects) {
+      const k = r.dataset.series;
+      out[k] = out[k] || { bars: 0, sum: 0 };
+      out[k].bars += 1;
+      out[k].sum += Number(r.dataset.value);
+    }
+    return out;
+  });
+}
+
+function expectedBars(buckets) {
+  const out = {};
+  for (const k of SERIES) {
+    const nonzero = buckets.filter((b) => b[k] > 0);
+    if (nonzero.length) out[k] = { bars: nonzero.length, sum: nonzero.reduce((a, b) => a + b[k], 0) };
+  }
+  return out;
+}
+
+async function overviewSteps(problems) {
+  overviewGw = new Gateway(['--sink', '--bounces', BOUNCES, '--account', ACCOUNT, '--admin', ADMIN, '--domain', 'acme.test']);
+  // Twenty past the hour: the hour does not turn while the page and the API are compared.
+  const now = Math.floor(Date.now() / 1000 / HOUR_S) * HOUR_S + 20 * 60;
+  setClock(overviewGw, now - 29 * DAY_S);
+  await step('a third gateway for the overview: a return path, an SMTP sink, its clock 29 days back', () => overviewGw.start());
+  const g = overviewGw;
+
+  let data;
+  await step('a month of mail: accepted, delivered, refused, dropped, bounced at known hours', async () => {
+    const before = await apiSession(ADMIN, g.base);
+    assert.equal((await before.call('POST', '/api/suppressions', { emails: ['gone@example.com'] })).status, 200);
+    const manage = await before.call('POST', '/api/keys', { name: 'watch', scopes: ['manage'], role: 'analytics' });
+    assert.equal(manage.status, 201, JSON.stringify(manage.body));
+    await overviewData(g, g.info.api_key, manage.body.key, now);
+    const admin = await apiSession(ADMIN, g.base);
+    assert.equal((await admin.call('POST', '/api/domains', { domain: 'news.acme.test' })).status, 201);
+    assert.equal((await admin.call('POST', '/api/senders', { addresses: ['billing@acme.test'] })).status, 201);
+    data = await until(async () => {
+      const o = (await admin.call('GET', '/api/overview')).body;
+      return o.hours[23].bounced === 2 && o.queue.queued === 0 ? o : null;
+    }, 'the two bounces to be read and the queue to empty', 30000, 200);
+    assert.equal(data.queue.scheduled, 1);
+  });
+
+  const { ctx, p } = await openPage(problems);
+  await step('after login the Overview shows: charts of 24 hours and 30 days, as SVG, with a legend', async () => {
+    await p.emulateMedia({ colorScheme: 'light' });
+    await p.goto(`${g.base}/`);
+    await logIn(p, ADMIN);
+    await p.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    const charts = p.locator('figure.chart');
+    await charts.nth(1).waitFor();
+    assert.equal(await charts.count(), 2);
+    const svgs = p.getByRole('img', { name: /^Mail per (hour|day)/ });
+    assert.equal(await svgs.count(), 2);
+    assert.match(await svgs.nth(0).getAttribute('aria-label'), new RegExp(`^Mail per hour, last 24 hours: ${data.hours.reduce((a, b) => a + b.accepted, 0)} accepted`));
+    for (const [i, buckets] of [[0, data.hours], [1, data.days]]) {
+      assert.deepEqual(await barsOf(charts.nth(i)), expectedBars(buckets), `chart ${i}`);
+      const legend = await charts.nth(i).locator('.chart-legend li').allTextContents();
+      assert.deepEqual(legend, ['Accepted', 'Delivered', 'Bounced', 'Dropped', 'Refused']);
+    }
+  });
+
+  await step('each chart\'s table alternative holds the numbers of every hour and day', async () => {
+    const charts = p.locator('figure.chart');
+    for (const [i, buckets] of [[0, data.hours], [1, data.days]]) {
+      // Each summary names its chart to a screen reader: two bare "Show as table" would not.
+      assert.match(await charts.nth(i).locator('summary').textContent(), /^Show as table: Mail per (hour|day)/);
+      await charts.nth(i).locator('summary', { hasText: 'Show as table' }).click();
+      const rows = charts.nth(i).locator('tbody tr');
+      assert.equal(await rows.count(), buckets.length);
+      const cells = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.cells].slice(1).map((td) => Number(td.textContent.replace(/\D/g, '')))));
+      assert.deepEqual(cells, buckets.map((b) => SERIES.map((k) => b[k])));
+      await charts.nth(i).locator('summary', { hasText: 'Show as table' }).click();
+    }
+  });
+
+  await step('refusals by reason, the queue now and what needs attention, linked to their pages', async () => {
+    const refused = p.getByRole('table', { name: 'Refusals by reason, last 30 days' });
+    const row = refused.getByRole('row').filter({ hasText: 'domain_not_approved' });
+    assert.equal((await row.getByRole('cell').nth(1).textContent()).trim(), String(data.refusals.domain_not_approved));
+    const queue = p.getByRole('region', { name: 'Queue now' });
+    assert.equal((await queue.locator('.stat').filter({ hasText: 'Scheduled' }).locator('.stat-value').textContent()).trim(), '1');
+    const attention = p.getByRole('region', { name: 'Needs attention' });
+    assert.equal(await attention.getByRole('link', { name: 'news.acme.test' }).getAttribute('href'), '#/domains');
+    await attention.getByText('billing@acme.test').waitFor();
+    assert.equal(await attention.getByRole('link', { name: 'billing@acme.test' }).getAttribute('href'), '#/mail-settings');
+  });
+
+  await step('the charts read in the light and the dark scheme (colours from CSS custom properties)', async () => {
+    const look = () => p.evaluate(() => ({
+      page: getComputedStyle(document.body).backgroundColor,
+      card: getComputedStyle(document.querySelector('.card')).backgroundColor,
+      bars: ['accepted', 'delivered', 'bounced', 'dropped', 'refused'].map((k) => getComputedStyle(document.querySelector(`rect.bar-${k}`)).fill),
+      label: getComputedStyle(document.querySelector('.chart-label')).fill,
+    }));
+    await p.emulateMedia({ colorScheme: 'light' });
+    // The whole page in the window: a full-page capture would draw the sticky header midway.
+    await p.setViewportSize({ width: 1280, height: await p.evaluate(() => document.documentElement.scrollHeight) });
+    const light = await look();
+    await shot(p, 'overview-light.png');
+    await p.emulateMedia({ colorScheme: 'dark' });
+    const dark = await look();
+    await shot(p, 'overview-dark.png');
+    await p.emulateMedia({ colorScheme: 'light' });
+    const lum = (rgb) => {
+      const [r, gg, b] = rgb.match(/\d+/g).map(Number).map((c) => c / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+      return 0.2126 * r + 0.7152 * gg + 0.0722 * b;
+    };
+    const contrast = (a, b) => (Math.max(lum(a), lum(b)) + 0.05) / (Math.min(lum(a), lum(b)) + 0.05);
+    assert.ok(lum(light.page) > 0.8 && lum(dark.page) < 0.05, `page ${light.page} / ${dark.page}`);
+    for (const scheme of [light, dark]) {
+      assert.equal(new Set(scheme.bars).size, 5, `five distinct series colours: ${scheme.bars}`);
+      // Each bar and the axis labels stand out from the card they are drawn on (WCAG 1.4.11: 3:1).
+      for (const c of [...scheme.bars, scheme.label]) assert.ok(contrast(c, scheme.card) >= 3, `${c} on ${scheme.card}`);
+    }
+    assert.notDeepEqual(light.bars, dark.bars);
+  });
+
+  await step('at 390 px the Overview has no horizontal page overflow (a chart scrolls in its frame)', async () => {
+    await p.setViewportSize({ width: 390, height: 844 });
+    await p.reload();
+    await p.locator('figure.chart').nth(1).waitFor();
+    const width = await p.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `Overview scrollWidth ${width} > 390`);
+  });
+  await ctx.close();
+}
+
 async function cleanup() {
   await stopReceiver();
   if (browser) await withTimeout(browser.close(), 15000, 'browser close').catch(() => {});
   browser = null;
-  for (const g of [gw, returnGw]) {
+  for (const g of [gw, returnGw, overviewGw]) {
     if (!g) continue;
     await g.stop();
     if (!process.env.POSTERN_E2E_KEEP) g.cleanup();

@@ -146,6 +146,7 @@ ROWS = {
     ("DELETE", "/api/keys/{id}"): Row(204, obj="key", fresh=True),
     ("GET", "/api/drops"): Row(200),
     ("GET", "/api/stats"): Row(200),
+    ("GET", "/api/overview"): Row(200),
     ("GET", "/api/domains"): Row(200),
     ("POST", "/api/domains"): Row(201, lambda t, a: {"domain": t.unique("d{}.%s.test" % a)},
                                   created=("/api/domains", lambda b: b["domain"])),

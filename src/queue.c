@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "worker.h"
 
@@ -99,6 +100,8 @@ static void write_batch(struct queue *q, struct batch *b, size_t n)
 	size_t stored = 0;
 	for (size_t i = 0; i < n; i++)
 		stored += b->rcs[i] == STORE_OK;
+	if (stored)
+		metrics_commit_size(stored);
 	q->stats.commits += commits;
 	q->stats.messages += stored;
 	if (commits == 1 && stored > q->stats.largest)

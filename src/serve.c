@@ -22,6 +22,7 @@
 #include "domains.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "smtpd.h"
 #include "store.h"
@@ -124,6 +125,7 @@ static int run(const struct config *cfg)
 	struct webhooks *webhooks = NULL;
 	struct domains *domains = NULL;
 	struct http_server *http = NULL;
+	struct http_server *metrics = NULL;
 	struct smtpd *smtp = NULL;
 	struct bounces *bounces = NULL;
 	int status = -1;
@@ -176,6 +178,16 @@ static int run(const struct config *cfg)
 		log_error("%s", err);
 		goto out;
 	}
+	/* A listener of its own, so /metrics is never exposed with the API by accident. */
+	if (cfg->metrics_listen[0]) {
+		metrics = http_start(cfg->metrics_listen, 1, "", metrics_handle, store, err,
+				     sizeof(err));
+		if (!metrics) {
+			log_error("metrics: %s", err);
+			goto out;
+		}
+		log_info("metrics on %s (port %d)", cfg->metrics_listen, http_port(metrics));
+	}
 	if (cfg->smtp_listen[0] || cfg->smtp_tls_listen[0] || cfg->bounces_listen[0]) {
 		smtp = smtpd_start(cfg, store, ctx.policies, ctx.drops, ctx.queue, ctx.master_key,
 				   bounces, err, sizeof(err));
@@ -209,9 +221,10 @@ static int run(const struct config *cfg)
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	status = 0;
 out:
-	/* In order: no new requests or SMTP sessions, then every accepted message committed, then
-	 * reports stop after the one in hand, delivery after the message in hand, webhooks
-	 * after the POST in hand, then the counters are written. */
+	/* In order: no new scrapes, requests or SMTP sessions, then every accepted message
+	 * committed, then reports stop after the one in hand, delivery after the message in hand,
+	 * webhooks after the POST in hand, then the counters are written. */
+	http_stop(metrics);
 	http_stop(http);
 	smtpd_stop(smtp);
 	bounces_stop(bounces);

@@ -102,6 +102,9 @@ static const struct api_route routes[] = {
 	{"POST", "/verify/{id}", api_verify_confirm, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	{"GET", "/confirm/{id}", api_confirm_show, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	{"POST", "/confirm/{id}", api_confirm_use, AUTH_NONE, PERM_NONE, DIALECT_HTML},
+	/* Before the panel's "/{id}", which would take them for files. */
+	{"GET", "/healthz", api_healthz, AUTH_NONE, PERM_NONE, DIALECT_MGMT},
+	{"GET", "/readyz", api_readyz, AUTH_NONE, PERM_NONE, DIALECT_MGMT},
 	/* Last: the panel's files, one path segment each. */
 	{"GET", "/", api_static, AUTH_NONE, PERM_NONE, DIALECT_PANEL},
 	{"GET", "/{id}", api_static, AUTH_NONE, PERM_NONE, DIALECT_PANEL},

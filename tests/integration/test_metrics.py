@@ -15,14 +15,13 @@ import tempfile
 import time
 import unittest
 
-from harness import (OWN_CLUSTER, POSTGRES, Client, Gateway, SmtpSink, WebhookReceiver,
-                     free_port, main, pg_server, postgres_only, send_body, smtp_quit,
-                     wait_until)
+from harness import (POSTGRES, Client, Gateway, SmtpSink, WebhookReceiver, free_port, main,
+                     own_cluster_start, own_cluster_stop, pg_server, postgres_only, send_body,
+                     smtp_quit, wait_until)
 
 SAMPLE = re.compile(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-z_]+)="([^"]*)"')
 TYPE = "text/plain; version=0.0.4; charset=utf-8"
-PGBIN = "/usr/lib/postgresql/15/bin"
 
 
 def parse(text):
@@ -196,30 +195,18 @@ class MetricsTest(MetricsCase):
         port = dict(w.split("=", 1) for w in self.gw.conninfo.split())["port"]
         ready = lambda: Client(self.gw.port).request("GET", "/readyz")
         self.assertEqual(ready().status, 200)
-        pg_ctl("-m", "fast", "-w", "stop")
+        own_cluster_stop()
         try:
             r = ready()
             self.assertEqual((r.status, r.json), (503, {"status": "unavailable"}), r.raw)
             r = Client(self.gw.port).request("GET", "/healthz")
             self.assertEqual((r.status, r.json), (200, {"status": "ok"}))
         finally:
-            pg_ctl("-l", os.path.join(OWN_CLUSTER["dir"], "log"), "-w", "-t", "60", "-o",
-                   f"-p {port} -k {OWN_CLUSTER['dir']} -c listen_addresses=127.0.0.1",
-                   "start")
+            own_cluster_start(port)
         start = time.monotonic()
         self.assertTrue(wait_until(lambda: ready().status == 200, 20), self.gw.read_log()[-2000:])
         self.assertEqual(ready().json, {"status": "ready"})
         print(f"\nready again {time.monotonic() - start:.2f}s after the restart")
-
-
-def pg_ctl(*args):
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    r = subprocess.run([*as_owner, f"{PGBIN}/pg_ctl", "-D",
-                        os.path.join(OWN_CLUSTER["dir"], "data"), *args],
-                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=90,
-                       cwd="/")
-    if r.returncode != 0:
-        raise AssertionError(f"pg_ctl {args[-1]} failed: {r.stderr}")
 
 
 class BackgroundMetricsTest(MetricsCase):

@@ -133,7 +133,7 @@ void metrics_webhook(enum metrics_webhook outcome)
 	add(&m.webhooks[outcome]);
 }
 
-void metrics_dns_check(const char *status, int lookup_error)
+void metrics_dns_check(const char *status, bool lookup_error)
 {
 	int i = lookup_error ? (int)ARRAY_LEN(dns_checks) - 1
 			     : index_of(dns_checks, ARRAY_LEN(dns_checks), status);

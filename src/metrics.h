@@ -4,6 +4,7 @@
 #ifndef POSTERN_METRICS_H
 #define POSTERN_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,7 +47,7 @@ void metrics_commit_size(size_t messages);
 void metrics_webhook(enum metrics_webhook outcome);
 /* A DNS check of a domain: the status it left ("verified", "pending", "failed"), or
  * lookup_error true when a lookup failed. */
-void metrics_dns_check(const char *status, int lookup_error);
+void metrics_dns_check(const char *status, bool lookup_error);
 
 /* Messages per status, as the gauge shows them; filled by metrics_status_counts. */
 struct metrics_statuses {

@@ -43,8 +43,8 @@ static void counts_land_on_their_own_sample(void **state)
 	metrics_delivery("sent");
 	metrics_delivery("no such status");
 	metrics_webhook(METRICS_WEBHOOK_TIMEOUT);
-	metrics_dns_check("verified", 0);
-	metrics_dns_check("verified", 1);
+	metrics_dns_check("verified", false);
+	metrics_dns_check("verified", true);
 	char *text = render(NULL);
 	has_line(text, "postern_sends_accepted_total{front_end=\"smtp\"} 2");
 	has_line(text, "postern_sends_accepted_total{front_end=\"netcore\"} 0");

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -54,6 +55,7 @@ static struct {
 	counter dns[ARRAY_LEN(dns_checks)];
 	counter relay[ARRAY_LEN(relay_bounds) + 1], relay_sum, relay_n;
 	counter commit[ARRAY_LEN(commit_bounds) + 1], commit_sum, commit_n;
+	counter started; /* Unix seconds; 0 until serve says */
 } m;
 
 static const struct histogram relay_hist = {
@@ -99,6 +101,12 @@ static void observe(const struct histogram *h, double v)
 	add(&h->buckets[i]);
 	atomic_fetch_add_explicit(h->sum_us, (uint64_t)(v * 1e6 + 0.5), memory_order_relaxed);
 	add(h->observed);
+}
+
+/* The real clock, not the tests' moved one: Prometheus compares it with its own. */
+void metrics_started(void)
+{
+	atomic_store(&m.started, (uint64_t)time(NULL));
 }
 
 void metrics_accepted(enum metrics_front f)
@@ -233,6 +241,12 @@ char *metrics_render(const struct metrics_statuses *st, size_t *len)
 		fatal("cannot render the metrics");
 	header(f, "postern_build_info", "gauge", "Always 1; the version built, as a label.");
 	fprintf(f, "postern_build_info{version=\"%s\"} 1\n", POSTERN_VERSION);
+	if (get(&m.started)) {
+		header(f, "postern_process_start_time_seconds", "gauge",
+		       "When the process started, in seconds since the Unix epoch.");
+		fprintf(f, "postern_process_start_time_seconds %llu\n",
+			(unsigned long long)get(&m.started));
+	}
 	sends(f);
 	messages(f, st);
 	family(f, "postern_deliveries_total",

@@ -33,6 +33,8 @@ enum metrics_webhook {
 	METRICS_WEBHOOK_COUNT
 };
 
+/* The process started now (wall clock), for postern_process_start_time_seconds. */
+void metrics_started(void);
 /* A message accepted by a front end (counted once its commit landed). */
 void metrics_accepted(enum metrics_front f);
 /* A send refused by a front end, and why. */

@@ -151,6 +151,8 @@ class MetricsTest(MetricsCase):
         self.assertGreaterEqual(commits, 1)
         self.assertLessEqual(commits, 4)
         self.assertEqual(after[key("postern_build_info", version="0.1.0")], 1)
+        started = after[key("postern_process_start_time_seconds")]
+        self.assertLessEqual(abs(time.time() - started), 600)
 
     def test_promtool_finds_nothing_to_say(self):
         self.send("/v3/mail/send", send_body(subject="lint"))

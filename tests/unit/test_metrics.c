@@ -62,6 +62,8 @@ static void counts_land_on_their_own_sample(void **state)
 	has_line(text, "postern_webhook_posts_total{outcome=\"timeout\"} 1");
 	has_line(text, "postern_dns_checks_total{outcome=\"verified\"} 1");
 	has_line(text, "postern_dns_checks_total{outcome=\"lookup_error\"} 1");
+	/* Not started by serve: no start time rather than 1970. */
+	assert_null(strstr(text, "postern_process_start_time_seconds"));
 	/* The store did not answer: no gauge rather than a wrong one. */
 	assert_null(strstr(text, "postern_messages"));
 	free(text);

@@ -87,7 +87,6 @@ static int run(const struct config *cfg)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	log_set_level((enum log_level)cfg->log_level);
-	metrics_started();
 	/* Its thread starts with the stop signals blocked, like every other. A thread that
 	 * cannot start stops start-up, with one line naming it. */
 	if (log_buffered(err, sizeof(err)) < 0) {
@@ -245,6 +244,7 @@ out:
 
 int serve_run(const struct config *cfg)
 {
+	metrics_started();
 	int status = run(cfg);
 	log_unbuffered();
 	return status;

@@ -38,6 +38,9 @@ class PostgresRestartTest(unittest.TestCase):
 
     def test_down_means_503_and_back_means_accepted_and_delivered(self):
         self.assertEqual(self.send().status, 202)
+        # Delivered before the stop: a delivery the outage cuts is deferred with the usual
+        # backoff, longer than this test waits below.
+        self.assertTrue(wait_until(lambda: len(self.outbox()) == 1, 20))
         own_cluster_stop()
         try:
             for _ in range(3):

@@ -3,7 +3,7 @@
  * readiness decision is api_ready, which the service manager's watchdog asks too. */
 #include "api.h"
 
-bool api_ready(struct api_ctx *ctx)
+bool api_ready(const struct api_ctx *ctx)
 {
 	return store_ping(ctx->store) == STORE_OK && queue_alive(ctx->queue);
 }

@@ -13,7 +13,7 @@
 #include "util.h"
 
 #ifndef POSTERN_VERSION
-#define POSTERN_VERSION "unknown"
+#define POSTERN_VERSION ""
 #endif
 
 typedef atomic_uint_fast64_t counter;
@@ -236,7 +236,8 @@ char *metrics_render(const struct metrics_statuses *st, size_t *len)
 	if (!f)
 		fatal("cannot render the metrics");
 	header(f, "postern_build_info", "gauge", "Always 1; the version built, as a label.");
-	fprintf(f, "postern_build_info{version=\"%s\"} 1\n", POSTERN_VERSION);
+	fprintf(f, "postern_build_info{version=\"%s\"} 1\n",
+		POSTERN_VERSION[0] ? POSTERN_VERSION : "unknown");
 	if (get(&m.started)) {
 		header(f, "postern_process_start_time_seconds", "gauge",
 		       "When the process started, in seconds since the Unix epoch.");

@@ -178,6 +178,7 @@ static int run(const struct config *cfg)
 		log_error("%s", err);
 		goto out;
 	}
+	metrics_started();
 	/* A listener of its own, so /metrics is never exposed with the API by accident. */
 	if (cfg->metrics_listen[0]) {
 		metrics = http_start(cfg->metrics_listen, 1, "", metrics_handle, store, err,
@@ -244,7 +245,6 @@ out:
 
 int serve_run(const struct config *cfg)
 {
-	metrics_started();
 	int status = run(cfg);
 	log_unbuffered();
 	return status;

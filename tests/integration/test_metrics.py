@@ -15,13 +15,20 @@ import tempfile
 import time
 import unittest
 
-from harness import (POSTGRES, Client, Gateway, SmtpSink, WebhookReceiver, free_port, main,
-                     own_cluster_start, own_cluster_stop, pg_server, postgres_only, send_body,
-                     smtp_quit, wait_until)
+from harness import (POSTGRES, ROOT, Client, Gateway, SmtpSink, WebhookReceiver, free_port,
+                     main, own_cluster_start, own_cluster_stop, pg_server, postgres_only,
+                     send_body, smtp_quit, wait_until)
 
 SAMPLE = re.compile(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$')
 LABEL = re.compile(r'([a-z_]+)="([^"]*)"')
 TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def project_version():
+    """The version CMakeLists.txt gives the project, "unknown" when it gives none."""
+    with open(os.path.join(ROOT, "CMakeLists.txt")) as f:
+        m = re.search(r"project\(postern VERSION ([0-9.]+)", f.read())
+    return m.group(1) if m else "unknown"
 
 
 def parse(text):
@@ -150,7 +157,7 @@ class MetricsTest(MetricsCase):
         commits = after[key("postern_queue_commit_messages_count")]
         self.assertGreaterEqual(commits, 1)
         self.assertLessEqual(commits, 4)
-        self.assertEqual(after[key("postern_build_info", version="0.1.0")], 1)
+        self.assertEqual(after[key("postern_build_info", version=project_version())], 1)
         started = after[key("postern_process_start_time_seconds")]
         self.assertLessEqual(abs(time.time() - started), 600)
 

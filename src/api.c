@@ -103,6 +103,9 @@ static const struct api_route routes[] = {
 	{"POST", "/verify/{id}", api_verify_confirm, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	{"GET", "/confirm/{id}", api_confirm_show, AUTH_NONE, PERM_NONE, DIALECT_HTML},
 	{"POST", "/confirm/{id}", api_confirm_use, AUTH_NONE, PERM_NONE, DIALECT_HTML},
+	/* Before the panel's "/{id}", which would take them for files. */
+	{"GET", "/healthz", api_healthz, AUTH_NONE, PERM_NONE, DIALECT_MGMT},
+	{"GET", "/readyz", api_readyz, AUTH_NONE, PERM_NONE, DIALECT_MGMT},
 	/* Last: the panel's files, one path segment each. */
 	{"GET", "/", api_static, AUTH_NONE, PERM_NONE, DIALECT_PANEL},
 	{"GET", "/{id}", api_static, AUTH_NONE, PERM_NONE, DIALECT_PANEL},
@@ -555,9 +558,10 @@ void api_handle(void *arg, struct http_request *req)
 	c.dialect = route->dialect;
 	enum err e = authenticate(&c, route);
 	/* Logging in has no CSRF token yet; asking for a JSON body keeps plain cross-site
-	 * forms (which cannot send one) from logging a browser into someone else's account. */
+	 * forms (which cannot send one) from logging a browser into someone else's account.
+	 * A GET (the health checks) has no body to ask about. */
 	if (e == ERR_OK && route->auth == AUTH_NONE && route->dialect == DIALECT_MGMT &&
-	    !is_json(&c))
+	    strcmp(route->method, "GET") != 0 && !is_json(&c))
 		e = ERR_UNSUPPORTED_MEDIA_TYPE;
 	if (e == ERR_OK)
 		e = decode_body(&c);

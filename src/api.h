@@ -65,6 +65,10 @@ void api_handle(void *arg, struct http_request *req);
  * that must cover every route and for operators. */
 void api_routes_print(FILE *out);
 
+/* True when the daemon can take mail now: the store answers a trivial query and the
+ * queue's writer is alive. /readyz answers with it, and so may a watchdog. */
+bool api_ready(const struct api_ctx *ctx);
+
 /* Answers a call (used directly only by handlers that suspended their request). */
 void api_respond(struct api_call *c, enum err e);
 
@@ -159,6 +163,8 @@ enum err api_sender_confirmation_put(struct api_call *c);
 enum err api_sender_owner_link(struct api_call *c);
 enum err api_confirm_show(struct api_call *c);
 enum err api_confirm_use(struct api_call *c);
+enum err api_healthz(struct api_call *c);
+enum err api_readyz(struct api_call *c);
 enum err api_send_netcore(struct api_call *c);
 enum err api_send_sendgrid(struct api_call *c);
 

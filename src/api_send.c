@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "log.h"
+#include "metrics.h"
 #include "send.h"
 #include "submit.h"
 #include "util.h"
@@ -74,6 +75,11 @@ static void committed(void *arg, int rc)
 	http_resume(p->req);
 }
 
+static enum metrics_front front_of(enum send_dialect d)
+{
+	return d == SEND_SENDGRID ? METRICS_SENDGRID : METRICS_NETCORE;
+}
+
 /* Hands the message to the queue and parks the request until its commit. */
 static void queue(struct api_call *c, const struct send_request *r, enum send_dialect d,
 		  enum policy_reason monitored)
@@ -86,7 +92,16 @@ static void queue(struct api_call *c, const struct send_request *r, enum send_di
 	/* Suspended first: the commit may land before this thread returns. */
 	http_suspend(c->req, answer, p);
 	c->suspended = true;
-	submit_queue(c->ctx->queue, c->ctx->drops, &c->key, r, monitored, &p->sub, committed, p);
+	submit_queue(c->ctx->queue, c->ctx->drops, front_of(d), &c->key, r, monitored, &p->sub,
+		     committed, p);
+}
+
+/* A malformed request, counted among the refusals. */
+static enum err invalid(struct api_call *c, enum send_dialect d, const char *field,
+			const char *message)
+{
+	metrics_refused(front_of(d), METRICS_REFUSED_INVALID);
+	return api_invalid(c, field, message);
 }
 
 static enum err send_mail(struct api_call *c, enum send_dialect d)
@@ -95,11 +110,12 @@ static enum err send_mail(struct api_call *c, enum send_dialect d)
 	struct send_problem why;
 
 	if (!c->body)
-		return api_invalid(c, NULL, "The request body must be a JSON object.");
+		return invalid(c, d, NULL, "The request body must be a JSON object.");
 	if (send_parse(d, c->body, &r, &why) < 0 || send_schedule(&r, util_now(), &why) < 0)
-		return api_invalid(c, why.field, why.message);
+		return invalid(c, d, why.field, why.message);
 	enum policy_reason monitored = POLICY_ALLOW;
-	enum err e = submit_check(c->ctx->policies, c->ctx->drops, &c->key, &r, &monitored);
+	enum err e =
+		submit_check(c->ctx->policies, c->ctx->drops, front_of(d), &c->key, &r, &monitored);
 	if (e == ERR_OK && r.sandbox) {
 		/* SendGrid's sandbox: everything checked, nothing stored or sent; it answers
 		 * 200 with no body (and the monitor header, which only informs). */

@@ -19,6 +19,7 @@
 #include "compose.h"
 #include "event.h"
 #include "log.h"
+#include "metrics.h"
 #include "messages.h"
 #include "notify.h"
 #include "relay.h"
@@ -151,6 +152,8 @@ static void flush(struct courier *w, struct worker *self)
 		struct store_outcome *o = &w->done[i].o;
 		/* Logged once recorded: the log never says "sent" for a message that a crash
 		 * would send again. */
+		if (recorded)
+			metrics_delivery(o->status);
 		if (recorded)
 			log_info("message %s %s attempt=%d%s%s%s%s", w->done[i].uid, o->status,
 				 w->done[i].attempts, o->reason ? " reason=" : "",

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "domain.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "worker.h"
 
@@ -211,6 +212,7 @@ static int check_once(struct store *s, const struct config *cfg, struct dns *dns
 	free(json);
 	if (rc != STORE_OK)
 		goto out;
+	metrics_dns_check(v.status, c.any_error);
 	if (strcmp(v.status, d->status) != 0)
 		audit_record(s, account_id, actor, check_action(v.status, d->approval), d->name, ip,
 			     "was=%s", d->status);

@@ -5,11 +5,13 @@
 #include "queue.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "worker.h"
 
@@ -35,6 +37,7 @@ struct queue {
 	struct waiter *head, **tail;
 	struct worker *writer; /* once it is stopping, no more messages are taken */
 	struct queue_stats stats;
+	_Atomic double writing_since; /* monotonic start of the commit on its way; 0: none */
 };
 
 /* Takes up to BATCH_MAX waiters off the list; called with the lock held. */
@@ -93,12 +96,16 @@ static void write_batch(struct queue *q, struct batch *b, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		b->msgs[i] = *b->waiters[i]->m;
+	atomic_store(&q->writing_since, util_monotonic());
 	size_t commits = commit(q, b->msgs, b->rcs, n);
+	atomic_store(&q->writing_since, 0.0);
 
 	pthread_mutex_lock(&q->lock);
 	size_t stored = 0;
 	for (size_t i = 0; i < n; i++)
 		stored += b->rcs[i] == STORE_OK;
+	if (stored)
+		metrics_commit_size(stored);
 	q->stats.commits += commits;
 	q->stats.messages += stored;
 	if (commits == 1 && stored > q->stats.largest)
@@ -201,6 +208,13 @@ void queue_put_async(struct queue *q, const struct store_message *m,
 	q->tail = &w->next;
 	worker_wake(q->writer);
 	pthread_mutex_unlock(&q->lock);
+}
+
+bool queue_alive(struct queue *q)
+{
+	double since = atomic_load(&q->writing_since);
+	return !worker_stopping(q->writer) &&
+	       (since == 0 || util_monotonic() - since < QUEUE_STALL);
 }
 
 void queue_stats(struct queue *q, struct queue_stats *out)

@@ -5,6 +5,7 @@
 #ifndef POSTERN_QUEUE_H
 #define POSTERN_QUEUE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -27,6 +28,11 @@ int queue_put(struct queue *q, const struct store_message *m);
  * stopping, done runs at once with STORE_FAIL. */
 void queue_put_async(struct queue *q, const struct store_message *m,
 		     void (*done)(void *arg, int rc), void *arg);
+
+/* False once the writer is stopping, or when one commit has been on its way for longer
+ * than QUEUE_STALL seconds: accepted mail would wait. */
+#define QUEUE_STALL 30
+bool queue_alive(struct queue *q);
 
 struct queue_stats {
 	uint64_t commits;

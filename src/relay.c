@@ -16,6 +16,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 
 /* What the debug callback learns during one transaction. */
@@ -292,8 +293,10 @@ void relay_send(struct relay *r, const char *name, const char *from, const char 
 		int nrcpts, const char *data, size_t len, struct relay_result *out)
 {
 	memset(out, 0, sizeof(*out));
+	double started = util_monotonic();
 	if (r->outbox)
 		outbox_write(r, name, data, len, out);
 	else
 		smtp_send(r, from, rcpts, nrcpts, data, len, out);
+	metrics_relay_seconds(util_monotonic() - started);
 }

@@ -24,6 +24,7 @@
 #include "domains.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "smtpd.h"
 #include "store.h"
@@ -200,6 +201,7 @@ static int run(const struct config *cfg, const char *config_path)
 	struct webhooks *webhooks = NULL;
 	struct domains *domains = NULL;
 	struct http_server *http = NULL;
+	struct http_server *metrics = NULL;
 	struct smtpd *smtp = NULL;
 	struct bounces *bounces = NULL;
 	int status = -1;
@@ -252,6 +254,17 @@ static int run(const struct config *cfg, const char *config_path)
 		log_error("%s", err);
 		goto out;
 	}
+	metrics_started();
+	/* A listener of its own, so /metrics is never exposed with the API by accident. */
+	if (cfg->metrics_listen[0]) {
+		metrics = http_start(cfg->metrics_listen, 1, "", metrics_handle, store, err,
+				     sizeof(err));
+		if (!metrics) {
+			log_error("metrics: %s", err);
+			goto out;
+		}
+		log_info("metrics on %s (port %d)", cfg->metrics_listen, http_port(metrics));
+	}
 	if (cfg->smtp_listen[0] || cfg->smtp_tls_listen[0] || cfg->bounces_listen[0]) {
 		smtp = smtpd_start(cfg, store, ctx.policies, ctx.drops, ctx.queue, ctx.master_key,
 				   bounces, err, sizeof(err));
@@ -282,9 +295,10 @@ static int run(const struct config *cfg, const char *config_path)
 		 sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	status = 0;
 out:
-	/* In order: no new requests or SMTP sessions, then every accepted message committed, then
-	 * reports stop after the one in hand, delivery after the message in hand, webhooks
-	 * after the POST in hand, then the counters are written. */
+	/* In order: no new scrapes, requests or SMTP sessions, then every accepted message
+	 * committed, then reports stop after the one in hand, delivery after the message in hand,
+	 * webhooks after the POST in hand, then the counters are written. */
+	http_stop(metrics);
 	http_stop(http);
 	smtpd_stop(smtp);
 	bounces_stop(bounces);

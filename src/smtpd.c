@@ -621,8 +621,8 @@ static void do_mail(struct smtpd_session *s)
 	}
 	s->mail_monitored = POLICY_ALLOW;
 	if (e == ERR_OK)
-		e = submit_check_address(d->policies, d->drops, &s->txn_key, s->proto->mail_from,
-					 &s->mail_monitored);
+		e = submit_check_address(d->policies, d->drops, METRICS_SMTP, &s->txn_key,
+					 s->proto->mail_from, &s->mail_monitored);
 	if (e == ERR_OK)
 		snprintf(reply, sizeof(reply), "250 2.1.0 Ok");
 	else

@@ -345,6 +345,17 @@ static int migrate(struct sq_conn *c, char *err, size_t errlen)
 	return 0;
 }
 
+int store_ping(struct store *s)
+{
+	struct sq_res r;
+	struct sq_conn c = sq_acquire_read(s);
+	int rc = sq_step(&c, &r, "SELECT 1", "");
+	if (rc == STORE_OK)
+		sq_done(&r);
+	sq_release(&c);
+	return rc;
+}
+
 void store_close(struct store *s)
 {
 	if (!s)

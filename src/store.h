@@ -483,6 +483,8 @@ struct store *store_pg_open(const char *conninfo, char *err, size_t errlen);
 struct store *store_sql_open(struct db *db, char *err, size_t errlen);
 
 void store_close(struct store *s);
+/* STORE_OK when the database answers a trivial query now (readiness). */
+int store_ping(struct store *s);
 int store_account_create(struct store *s, const char *name, int64_t now, int64_t *id);
 int store_account_by_name(struct store *s, const char *name, struct store_account *out);
 /* How many accounts the database holds. */

@@ -13,6 +13,7 @@
 #include "keyscope.h"
 #include "log.h"
 #include "messages.h"
+#include "metrics.h"
 #include "submission.h"
 #include "util.h"
 
@@ -41,18 +42,20 @@ void submit_message_id(char id[SUBMIT_ID_LEN])
 
 /* A key's own scope, after the account allowed the address (so the account's refusals keep
  * their codes), in every mode; a refusal is counted as a drop like the policy's. */
-static enum err key_allows(struct drops *drops, const struct store_apikey *key, const char *address)
+static enum err key_allows(struct drops *drops, enum metrics_front front,
+			   const struct store_apikey *key, const char *address)
 {
 	if (keyscope_sender_allowed(key, address))
 		return ERR_OK;
+	metrics_refused(front, METRICS_REFUSED_KEY_SCOPE);
 	drops_record_code(drops, key->account_id, key->id, address,
 			  err_info(ERR_SENDER_NOT_ALLOWED_FOR_KEY)->code);
 	return ERR_SENDER_NOT_ALLOWED_FOR_KEY;
 }
 
 enum err submit_check_address(struct policy_cache *policies, struct drops *drops,
-			      const struct store_apikey *key, const char *address,
-			      enum policy_reason *monitored)
+			      enum metrics_front front, const struct store_apikey *key,
+			      const char *address, enum policy_reason *monitored)
 {
 	struct policy_ref *ref = policy_cache_get(policies, key->account_id);
 	if (!ref)
@@ -61,16 +64,19 @@ enum err submit_check_address(struct policy_cache *policies, struct drops *drops
 	enum policy_reason reason = policy_judge(policy_ref_policy(ref), address, monitored);
 	policy_ref_release(ref);
 	/* Every refusal is counted, so operators see what the policy stopped. */
-	if (reason != POLICY_ALLOW)
+	if (reason != POLICY_ALLOW) {
 		drops_record(drops, key->account_id, key->id, address, reason);
-	return reason != POLICY_ALLOW ? reason_errs[reason] : key_allows(drops, key, address);
+		metrics_refused(front, (enum metrics_refusal)reason);
+	}
+	return reason != POLICY_ALLOW ? reason_errs[reason]
+				      : key_allows(drops, front, key, address);
 }
 
-enum err submit_check(struct policy_cache *policies, struct drops *drops,
+enum err submit_check(struct policy_cache *policies, struct drops *drops, enum metrics_front front,
 		      const struct store_apikey *key, const struct send_request *r,
 		      enum policy_reason *monitored)
 {
-	return submit_check_address(policies, drops, key, r->from, monitored);
+	return submit_check_address(policies, drops, front, key, r->from, monitored);
 }
 
 void submit_monitor_note(enum policy_reason monitored, char *out, size_t n)
@@ -83,6 +89,8 @@ void submit_monitor_note(enum policy_reason monitored, char *out, size_t n)
 static void landed(void *arg, int rc)
 {
 	struct submit *m = arg;
+	if (rc == STORE_OK)
+		metrics_accepted(m->front);
 	if (rc == STORE_OK && m->drops) {
 		drops_record_send(m->drops, m->m.account_id, m->from);
 		for (size_t i = 0; i < ARRAY_LEN(m->also); i++)
@@ -168,9 +176,10 @@ static int payload_recipients(const char *uid, const char *from, const cJSON *pa
 	return n;
 }
 
-void submit_queue(struct queue *q, struct drops *drops, const struct store_apikey *key,
-		  const struct send_request *r, enum policy_reason monitored, struct submit *out,
-		  void (*done)(void *arg, int rc), void *arg)
+void submit_queue(struct queue *q, struct drops *drops, enum metrics_front front,
+		  const struct store_apikey *key, const struct send_request *r,
+		  enum policy_reason monitored, struct submit *out, void (*done)(void *arg, int rc),
+		  void *arg)
 {
 	const char *rcpts[SEND_MAX_RECIPIENTS];
 	char *data[SEND_MAX_RECIPIENTS];
@@ -196,6 +205,7 @@ void submit_queue(struct queue *q, struct drops *drops, const struct store_apike
 		.nevents = out->events ? (size_t)n : 0,
 	};
 	out->monitored = monitored;
+	out->front = front;
 	util_copy(out->monitored_from, sizeof(out->monitored_from), r->from);
 	out->also[0][0] = out->also[1][0] = '\0';
 	put_counted(q, drops, out, done, arg);
@@ -237,9 +247,9 @@ static enum err check_headers(struct policy_cache *policies, struct drops *drops
 			      const struct submit_smtp_in *in, struct submit *out)
 {
 	enum policy_reason from_m = POLICY_ALLOW, sender_m = POLICY_ALLOW;
-	enum err e = submit_check_address(policies, drops, key, s->from, &from_m);
+	enum err e = submit_check_address(policies, drops, METRICS_SMTP, key, s->from, &from_m);
 	if (e == ERR_OK && s->sender[0])
-		e = submit_check_address(policies, drops, key, s->sender, &sender_m);
+		e = submit_check_address(policies, drops, METRICS_SMTP, key, s->sender, &sender_m);
 	const char *who = from_m != POLICY_ALLOW     ? s->from
 			  : sender_m != POLICY_ALLOW ? s->sender
 						     : in->mail_from;
@@ -261,8 +271,11 @@ enum err submit_smtp(struct queue *q, struct policy_cache *policies, struct drop
 	out->payload = NULL;
 	out->meta = NULL;
 	out->events = NULL;
-	if (submission_make(in->data, in->len, out->id, now, &s, why, whylen) < 0)
+	out->front = METRICS_SMTP;
+	if (submission_make(in->data, in->len, out->id, now, &s, why, whylen) < 0) {
+		metrics_refused(METRICS_SMTP, METRICS_REFUSED_INVALID);
 		return ERR_INVALID_REQUEST;
+	}
 	enum err e = check_headers(policies, drops, key, &s, in, out);
 	if (e != ERR_OK) {
 		submission_free(&s);

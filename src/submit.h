@@ -12,6 +12,7 @@
 
 #include "drops.h"
 #include "err.h"
+#include "metrics.h"
 #include "policy_cache.h"
 #include "queue.h"
 #include "send.h"
@@ -23,18 +24,19 @@
 void submit_message_id(char id[SUBMIT_ID_LEN]);
 
 /* ERR_OK when key's account may send r now; otherwise the policy's refusal, counted as a
- * drop, or ERR_STORE_UNAVAILABLE when the policy cannot be read. In monitor mode a sender
- * reason does not refuse: ERR_OK, and *monitored (when not NULL) names it; POLICY_ALLOW
- * otherwise. The monitored count is made when the message is queued (submit_queue). */
-enum err submit_check(struct policy_cache *policies, struct drops *drops,
+ * drop (and in the metrics, for the front end front), or ERR_STORE_UNAVAILABLE when the policy
+ * cannot be read. In monitor mode a sender reason does not refuse: ERR_OK, and *monitored (when not
+ * NULL) names it; POLICY_ALLOW otherwise. The monitored count is made when the message is queued
+ * (submit_queue). */
+enum err submit_check(struct policy_cache *policies, struct drops *drops, enum metrics_front front,
 		      const struct store_apikey *key, const struct send_request *r,
 		      enum policy_reason *monitored);
 
 /* The same for one normalized address (SMTP's envelope sender at MAIL FROM, the header
  * From and Sender at the end of DATA). */
 enum err submit_check_address(struct policy_cache *policies, struct drops *drops,
-			      const struct store_apikey *key, const char *address,
-			      enum policy_reason *monitored);
+			      enum metrics_front front, const struct store_apikey *key,
+			      const char *address, enum policy_reason *monitored);
 
 /* The value of the X-Postern-Policy header and of SMTP's 250 note for a monitored message:
  * "monitor; would-refuse=sender_not_authorized". */
@@ -61,6 +63,7 @@ struct submit {
 	 * monitored_from. */
 	char also[2][ADDR_MAX];
 	struct drops *drops;
+	enum metrics_front front; /* counted as accepted there once the commit lands */
 	enum policy_reason monitored;
 	char monitored_from[ADDR_MAX];
 	void (*done)(void *arg, int rc);
@@ -69,9 +72,10 @@ struct submit {
 /* Hands r, checked (monitored: what submit_check said), to the queue as sent by key;
  * done(arg, rc) runs on the queue's writer thread once the commit holding it has landed (or
  * failed). out->id is its id from now. */
-void submit_queue(struct queue *q, struct drops *drops, const struct store_apikey *key,
-		  const struct send_request *r, enum policy_reason monitored, struct submit *out,
-		  void (*done)(void *arg, int rc), void *arg);
+void submit_queue(struct queue *q, struct drops *drops, enum metrics_front front,
+		  const struct store_apikey *key, const struct send_request *r,
+		  enum policy_reason monitored, struct submit *out, void (*done)(void *arg, int rc),
+		  void *arg);
 void submit_free(struct submit *m);
 
 /* An SMTP transaction at the end of DATA. */

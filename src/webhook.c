@@ -15,6 +15,7 @@
 
 #include "event.h"
 #include "log.h"
+#include "metrics.h"
 #include "net.h"
 #include "util.h"
 #include "worker.h"
@@ -419,6 +420,15 @@ static void failure_text(CURLcode rc, long code, char *out, size_t n)
 		util_copy(out, n, curl_easy_strerror(rc));
 }
 
+static enum metrics_webhook post_outcome(CURLcode rc, long code)
+{
+	if (rc == CURLE_OK)
+		return code >= 200 && code < 300 ? METRICS_WEBHOOK_SUCCESS
+						 : METRICS_WEBHOOK_HTTP_ERROR;
+	return rc == CURLE_OPERATION_TIMEDOUT ? METRICS_WEBHOOK_TIMEOUT
+					      : METRICS_WEBHOOK_NETWORK_ERROR;
+}
+
 /* Posts body to url, after checking the URL again: the connection is pinned to the
  * addresses just approved, so a name cannot resolve elsewhere between the check and the
  * connection.
@@ -446,6 +456,7 @@ static bool post(struct poster *p, const char *url, const char *body, struct cur
 	if (p->checked != ERR_OK) {
 		util_copy(status, n,
 			  why == unresolved ? "cannot resolve host" : "webhook_url_not_allowed");
+		metrics_webhook(METRICS_WEBHOOK_URL_REFUSED);
 		return false;
 	}
 	/* An IP literal is connected to as it is. */
@@ -468,6 +479,7 @@ static bool post(struct poster *p, const char *url, const char *body, struct cur
 	/* An answer longer than we read still has its status. */
 	if (rc == CURLE_WRITE_ERROR && seen > REPLY_MAX)
 		rc = CURLE_OK;
+	metrics_webhook(post_outcome(rc, code));
 	if (rc == CURLE_OK && code >= 200 && code < 300) {
 		snprintf(status, n, "%ld", code);
 		return true;

@@ -123,6 +123,31 @@ def _own_cluster():
     return cluster.conninfo
 
 
+PGBIN = "/usr/lib/postgresql/15/bin"
+
+
+def pg_ctl(*args):
+    """Runs pg_ctl on this process's own cluster (_own_cluster), as its owner."""
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    r = subprocess.run([*as_owner, f"{PGBIN}/pg_ctl", "-D", os.path.join(OWN_CLUSTER["dir"],
+                                                                        "data"), *args],
+                       capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=90,
+                       cwd="/")
+    if r.returncode != 0:
+        raise AssertionError(f"pg_ctl {args[-1]} failed: {r.stderr}")
+
+
+def own_cluster_stop():
+    """Stops this process's own cluster under whatever uses it (a restart or an outage)."""
+    pg_ctl("-m", "fast", "-w", "stop")
+
+
+def own_cluster_start(port):
+    """Starts it again on the same port, socket directory and log."""
+    pg_ctl("-l", os.path.join(OWN_CLUSTER["dir"], "log"), "-w", "-t", "60", "-o",
+           f"-p {port} -k {OWN_CLUSTER['dir']} -c listen_addresses=127.0.0.1", "start")
+
+
 def psql(conninfo, sql, timeout=60):
     """Runs sql through the psql client; returns its standard output (text)."""
     r = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", conninfo,

@@ -27,7 +27,7 @@ OTHER = {"acme": "globex", "globex": "acme"}
 # The only routes that answer without a session or an API key.
 EXPECTED_PUBLIC = {("POST", "/api/session"), ("GET", "/verify/{id}"), ("POST", "/verify/{id}"),
                    ("GET", "/confirm/{id}"), ("POST", "/confirm/{id}"),
-                   ("GET", "/"), ("GET", "/{id}")}
+                   ("GET", "/"), ("GET", "/{id}"), ("GET", "/healthz"), ("GET", "/readyz")}
 
 # The send API's routes and the dialect their errors are written in.
 KEY_ROUTES = {("POST", "/v5/mail/send"): "netcore", ("POST", "/v6/mail/send"): "netcore",
@@ -583,7 +583,7 @@ class MatrixTest(unittest.TestCase):
 
     # -- Without a session or key ----------------------------------------------------------
 
-    def test_only_login_the_verify_pages_and_the_panel_answer_without_a_session(self):
+    def test_only_login_the_verify_pages_the_panel_and_health_answer_without_a_session(self):
         public = {(r["method"], r["path"]) for r in self.routes if r["auth"] == "none"}
         self.assertEqual(public, EXPECTED_PUBLIC)
         token = self.verify_token("acme")
@@ -599,6 +599,8 @@ class MatrixTest(unittest.TestCase):
             ("POST", "/confirm/{id}"): (f"/confirm/{owner_token}", None),
             ("GET", "/"): ("/", None),
             ("GET", "/{id}"): ("/app.js", None),
+            ("GET", "/healthz"): ("/healthz", None),
+            ("GET", "/readyz"): ("/readyz", None),
         }
         for method, path in sorted(EXPECTED_PUBLIC):
             with self.subTest(method=method, path=path):

@@ -78,13 +78,14 @@ static int lock_database(const char *db)
 	return 0; /* fd stays open: the lock lasts as long as this process */
 }
 
-/* The watchdog's question, asked before every WATCHDOG=1 ping: can this daemon still do
- * its work? A false answer withholds the ping, and systemd restarts the service.
- * Readiness (the store answers, the queue writer is alive) is to be asked here. */
+/* The watchdog's question, asked before every WATCHDOG=1 ping: is this process still doing
+ * its work? A false answer withholds the ping, and systemd restarts the service. Liveness
+ * only: a store that is down makes /readyz answer 503 for the load balancer, but restarting
+ * the daemon would not bring the store back, so it does not stop the pings. A commit stuck
+ * for QUEUE_STALL seconds does. */
 static bool alive(const struct api_ctx *ctx)
 {
-	(void)ctx;
-	return true;
+	return queue_alive(ctx->queue);
 }
 
 /* SIGHUP's [log] level: read again from the file the daemon was started with. A file that

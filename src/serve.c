@@ -23,6 +23,7 @@
 #include "http.h"
 #include "log.h"
 #include "notify.h"
+#include "retention.h"
 #include "smtpd.h"
 #include "store.h"
 #include "webhook.h"
@@ -126,6 +127,7 @@ static int run(const struct config *cfg)
 	struct http_server *http = NULL;
 	struct smtpd *smtp = NULL;
 	struct bounces *bounces = NULL;
+	struct retention *retention = NULL;
 	int status = -1;
 
 	/* The master key is made on first start when the file does not exist yet; it must be
@@ -170,6 +172,11 @@ static int run(const struct config *cfg)
 		log_error("%s", err);
 		goto out;
 	}
+	retention = retention_start(store, cfg, err, sizeof(err));
+	if (!retention) {
+		log_error("%s", err);
+		goto out;
+	}
 	http = http_start(cfg->listen, cfg->threads, cfg->trusted_proxies, api_handle, &ctx, err,
 			  sizeof(err));
 	if (!http) {
@@ -211,7 +218,8 @@ static int run(const struct config *cfg)
 out:
 	/* In order: no new requests or SMTP sessions, then every accepted message committed, then
 	 * reports stop after the one in hand, delivery after the message in hand, webhooks
-	 * after the POST in hand, then the counters are written. */
+	 * after the POST in hand, then the counters are written; the purge stops after its
+	 * batch in hand, before the store closes. */
 	http_stop(http);
 	smtpd_stop(smtp);
 	bounces_stop(bounces);
@@ -220,6 +228,7 @@ out:
 	deliver_stop(deliver);
 	webhooks_stop(webhooks);
 	drops_stop(ctx.drops);
+	retention_stop(retention);
 	policy_cache_free(ctx.policies);
 	store_close(store);
 	sodium_memzero(ctx.master_key, sizeof(ctx.master_key));

@@ -33,7 +33,7 @@ static const struct {
 } purges[] = {
 	/* Messages first: a message that goes needs its body cleared no more. */
 	{STORE_PURGE_MESSAGES, offsetof(struct config, retention_messages), "messages"},
-	{STORE_PURGE_BODIES, offsetof(struct config, retention_bodies), "bodies cleared"},
+	{STORE_PURGE_BODIES, offsetof(struct config, retention_bodies), "bodies"},
 	{STORE_PURGE_EVENTS, offsetof(struct config, retention_messages), "account events"},
 	{STORE_PURGE_REPORTS, offsetof(struct config, retention_messages), "bounce reports"},
 	{STORE_PURGE_DROPS, offsetof(struct config, retention_drops), "drop counters"},

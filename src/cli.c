@@ -706,16 +706,25 @@ static int cmd_routes(struct cli_opt *o)
 	return EXIT_OK;
 }
 
+/* The defaults, then the file --config names (if any). */
+static int read_config(struct cli_opt *o, struct config *cfg)
+{
+	char err[600];
+	config_defaults(cfg);
+	if (opt(o, "--config") && config_load(cfg, opt(o, "--config"), err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern: %s\n", err);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
 static int cmd_serve(struct cli_opt *o)
 {
 	struct config cfg;
 	char err[600];
 
-	config_defaults(&cfg);
-	if (opt(o, "--config") && config_load(&cfg, opt(o, "--config"), err, sizeof(err)) < 0) {
-		fprintf(stderr, "postern: %s\n", err);
+	if (read_config(o, &cfg) != EXIT_OK)
 		return EXIT_FAIL;
-	}
 	/* The environment sits between the file and the flags. */
 	const char *pg = getenv("POSTERN_POSTGRES");
 	if (pg && *pg && config_flag(&cfg, "--postgres", pg, err, sizeof(err)) < 0) {
@@ -744,11 +753,8 @@ static int cmd_backup(struct cli_opt *o)
 {
 	struct config cfg;
 	char err[600];
-	config_defaults(&cfg);
-	if (opt(o, "--config") && config_load(&cfg, opt(o, "--config"), err, sizeof(err)) < 0) {
-		fprintf(stderr, "postern: %s\n", err);
+	if (read_config(o, &cfg) != EXIT_OK)
 		return EXIT_FAIL;
-	}
 	const char *db = opt(o, "--db")	      ? opt(o, "--db")
 			 : opt(o, "--config") ? cfg.store_path
 					      : NULL;

@@ -181,6 +181,17 @@ class BackupTest(Retention):
         finally:
             db.close()
 
+    def test_backup_is_in_the_help(self):
+        r = cli("--help")
+        self.assertIn("backup", r.stdout)
+        r = cli("backup", "--help")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for flag in ("--to", "--force", "--config", "--db"):
+            self.assertIn(flag, r.stdout)
+        r = cli("backup", "--to", os.path.join(self.gw.tmp, "y.db"))
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("--db PATH or --config FILE", r.stderr)
+
     @postgres_only("the refusal that points to pg_dump")
     def test_backup_of_postgres_points_to_pg_dump(self):
         r = cli("backup", *self.gw.store_args, "--to", os.path.join(self.gw.tmp, "x.db"))

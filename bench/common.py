@@ -715,22 +715,26 @@ class Run:
                                  "WHERE reason = 'sender_not_authorized'")
         return r
 
-    def alternate(self, fig, with_run):
-        """Figure fig's wrk runs without and with what it measures: without, with, with,
+    def alternate(self, label, with_run, plain_run=None):
+        """A figure's wrk runs without and with what it measures: without, with, with,
         without (once each when quick), so drift on the shared machine falls on both sides.
-        with_run(name) makes one run with it and returns (r, what it saw). Returns the runs
-        without, the runs with, and what each of those saw."""
+        with_run(name) makes one run with it and returns (r, what it saw); plain_run(name)
+        one without (default: figure 1's run). label ("fig10") begins every run's name.
+        Returns the runs without, the runs with, and what each of those saw."""
+        if plain_run is None:
+            def plain_run(name):
+                return self.postern_wrk(name, self.data["ok_bodies"])
         plain, ours, seen = [], [], []
         order = [False, True] if self.quick else [False, True, True, False]
         for i, with_it in enumerate(order):
             if with_it:
-                r, s = with_run(f"fig{fig}-with{i}")
+                r, s = with_run(f"{label}-with{i}")
                 ours.append(r)
                 seen.append(s)
             else:
-                r = self.postern_wrk(f"fig{fig}-plain{i}", self.data["ok_bodies"])
+                r = plain_run(f"{label}-plain{i}")
                 plain.append(r)
-            log(f"figure {fig} {'with' if with_it else 'without'}: {r['rps']:,.0f} sends/s")
+            log(f"{label} {'with' if with_it else 'without'}: {r['rps']:,.0f} sends/s")
         return plain, ours, seen
 
     def compare(self, fig, plain, ours):

@@ -59,7 +59,7 @@ def run(ctx):
         return ctx.postern_wrk(name, ctx.data["ok_bodies"], prepare=endpoint(url, s),
                                after=drain(s)), s
     try:
-        plain, hooked, seen = ctx.alternate(10, hooked_run)
+        plain, hooked, seen = ctx.alternate("fig10", hooked_run)
     finally:
         receiver.stop()
     base, ours, ratio = ctx.compare(10, plain, hooked)

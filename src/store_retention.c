@@ -4,13 +4,10 @@
  * query walks an index of the rows that can go (migration "retention"), never the table. On
  * a shared database the rows another node is purging are skipped, not waited for. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "store_int.h"
 #include "util.h"
-
-#define UID_LEN sizeof(((struct store_message_info *)0)->uid)
 
 /* The statuses a message ends in; the partial indexes of the retention migration say the
  * same words, which is how both databases know they may use them. */
@@ -29,8 +26,8 @@ static const struct purge purges[STORE_PURGE_N] = {
 				"messages WHERE " FINISHED " AND payload <> '' AND created_at < ? "
 				"LIMIT ?%s)",
 				0},
-	/* Events of a message go with it (store_purge_messages); these are the account's own
-	 * (a sender added, refusals counted) and any whose message went before them. */
+	/* Events of a message go with it (purge_messages); these are the account's own (a
+	 * sender added, refusals counted) and any whose message went before them. */
 	[STORE_PURGE_EVENTS] = {"DELETE FROM events WHERE id IN (SELECT id FROM events e "
 				"WHERE created_at < ? AND (message_uid IS NULL OR NOT EXISTS "
 				"(SELECT 1 FROM messages m WHERE m.uid = e.message_uid)) "
@@ -53,12 +50,6 @@ static const struct purge purges[STORE_PURGE_N] = {
 		 86400},
 };
 
-/* A message's rows go with their uids, read back in the same statement, so the events
- * deleted are those of the messages this node deleted, whatever another node purges. */
-#define MESSAGES_SQL                                                                               \
-	"DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE " FINISHED                \
-	" AND created_at < ? LIMIT ?%s) RETURNING uid"
-
 static int purge_one(struct sq_conn *c, enum store_purge what, int64_t before, int max, int64_t *n)
 {
 	char sql[512];
@@ -71,43 +62,27 @@ static int purge_one(struct sq_conn *c, enum store_purge what, int64_t before, i
 	return rc;
 }
 
-static int events_of(struct sq_conn *c, char (*uids)[UID_LEN], size_t n, int64_t *events)
-{
-	int rc = STORE_OK;
-	for (size_t i = 0; i < n && rc == STORE_OK; i++) {
-		rc = sq_exec(c, NULL, "DELETE FROM events WHERE message_uid = ?", "s", uids[i]);
-		if (rc == STORE_OK)
-			*events += sq_changes(c);
-	}
-	return rc;
-}
+/* A message's events go first, then the message, each picked by the same query, in one
+ * transaction: on SQLite both pick the same rows (no other writer runs between them); on a
+ * shared database the first locks the messages it read, and should the second pick others
+ * all the same, the events left without their message are the next EVENTS purge's strays. */
+#define BATCH_SQL     "(SELECT %s FROM messages WHERE " FINISHED " AND created_at < ? LIMIT ?%s)"
+#define EVENTS_OF_SQL "DELETE FROM events WHERE message_uid IN " BATCH_SQL
+#define MESSAGES_SQL  "DELETE FROM messages WHERE id IN " BATCH_SQL
 
 static int purge_messages(struct sq_conn *c, int64_t before, int max, struct store_purged *out)
 {
-	char sql[sizeof(MESSAGES_SQL) + 64];
-	snprintf(sql, sizeof(sql), MESSAGES_SQL, c->s->db->drv->skip_locked);
-	char(*uids)[UID_LEN] = xcalloc((size_t)max + 1, UID_LEN);
-	size_t n = 0;
-	struct sq_res r;
-	int rc = sq_step(c, &r, sql, "id", before, max);
+	const char *skip = c->s->db->drv->skip_locked;
+	char events[sizeof(EVENTS_OF_SQL) + 64], messages[sizeof(MESSAGES_SQL) + 64];
+	snprintf(events, sizeof(events), EVENTS_OF_SQL, "uid", skip);
+	snprintf(messages, sizeof(messages), MESSAGES_SQL, "id", skip);
+	int rc = sq_exec(c, NULL, events, "id", before, max);
 	if (rc == STORE_OK) {
-		do
-			sq_col_text(&r, 0, uids[n++], UID_LEN);
-		while (n < (size_t)max && (rc = sq_next(&r)) == STORE_OK);
-		/* Past its last row a statement must not be stepped again: SQLite would run the
-		 * DELETE once more. */
-		if (rc == STORE_OK)
-			rc = sq_finish(&r);
-		else
-			sq_done(&r);
+		out->events = sq_changes(c);
+		rc = sq_exec(c, NULL, messages, "id", before, max);
 	}
-	if (rc == STORE_NOT_FOUND)
-		rc = STORE_OK;
-	if (rc == STORE_OK) {
-		out->rows = (int64_t)n;
-		rc = events_of(c, uids, n, &out->events);
-	}
-	free(uids);
+	if (rc == STORE_OK)
+		out->rows = sq_changes(c);
 	return rc;
 }
 

@@ -133,7 +133,8 @@ def run(ctx):
     for s in seen:
         if s["left"] == n:
             ctx.notes.append("figure 11: the purge removed nothing while wrk ran")
-    ctx.row(11, f"Accepted sends while {n // 1000:,}k old messages are purged (req/s)",
+    size = f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k"
+    ctx.row(11, f"Accepted sends while {size} old messages are purged (req/s)",
             f"{base:,.0f} (no purge)", f"{ours:,.0f}", ratio, f"≥ {TARGET}×", ratio >= TARGET)
     pg_plain, pg_purging, pg_left = run_pg(ctx, n)
     # pg_nodes notes its own failed sends.

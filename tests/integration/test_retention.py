@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from harness import (POSTGRES, cli, main, postgres_only, send_body, sqlite_only,
+from harness import (Gateway, cli, main, postgres_only, send_body, sqlite_only,
                      wait_until)
 from test_delivery import Delivery
 from test_schedule import gateway_now
@@ -198,6 +198,42 @@ class BackupTest(Retention):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("pg_dump", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.gw.tmp, "x.db")))
+
+
+class NodesTest(Retention):
+    @postgres_only("several gateways on one database")
+    def test_two_nodes_purge_one_backlog_once_without_errors(self):
+        other = Gateway(shares=self.gw)
+        other.extra_args = list(self.gw.extra_args)
+        other.start()
+        try:
+            n, at = 3000, gateway_now(self.gw) - 3 * HOUR
+            self.gw.sql(
+                "INSERT INTO messages (uid, account_id, from_addr, status, attempts, "
+                "next_attempt_at, recipients, payload, created_at, updated_at) "
+                "SELECT 'old' || lpad(i::text, 6, '0'), a.id, 'news@acme.test', 'sent', 1, "
+                f"{at}, 1, '{{}}', {at}, {at} FROM generate_series(1, {n}) i, accounts a "
+                "WHERE a.name = 'acme'")
+            self.gw.sql("INSERT INTO events (account_id, type, created_at, message_uid, "
+                        "recipient) SELECT account_id, 'message.delivered', created_at, uid, "
+                        "'bob@example.com' FROM messages WHERE uid LIKE 'old%'")
+
+            def left():
+                return (self.gw.sql("SELECT count(*) FROM messages WHERE uid LIKE 'old%'")[0][0],
+                        self.gw.sql("SELECT count(*) FROM events "
+                                    "WHERE message_uid LIKE 'old%'")[0][0])
+            self.assertTrue(wait_until(lambda: left() == (0, 0), timeout=120), left())
+
+            # Each message was purged by one node only: the counts the two logged add up.
+            def purged():
+                return sum(int(x) for gw in (self.gw, other) for x in re.findall(
+                    r"retention: purged messages (\d+)", gw.read_log()))
+            self.assertTrue(wait_until(lambda: purged() == n, timeout=10), purged())
+            for gw in (self.gw, other):
+                self.assertNotRegex(gw.read_log(), r" (error|warn) ")
+        finally:
+            other.stop()
+            other.cleanup()
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@
 #include "util.h"
 #include "worker.h"
 
-#define SL_CACHE 256 /* statements kept prepared; any more are prepared for each use */
+#define SL_CACHE   256	/* statements kept prepared; any more are prepared for each use */
+#define SL_BUSY_MS 5000 /* how long a statement waits for a lock another connection holds */
 
 /* Each entry moves the schema from version i to i+1. Never edit a released entry; append.
  * Tables whose rows are deleted use AUTOINCREMENT: an id is never given to a new row, so a
@@ -414,8 +415,12 @@ static void sl_release(struct db *db, struct db_conn *c)
 	 * this copies the rest and starts the WAL over in about a millisecond. */
 	if (atomic_load(&d->restart_wanted) && sqlite3_get_autocommit(c->h)) {
 		atomic_store(&d->restart_wanted, false);
+		/* Without waiting for readers: a long one (postern backup's snapshot) would hold
+		 * every write for the busy timeout. Busy, the checkpoint thread asks again. */
+		sqlite3_busy_timeout(c->h, 0);
 		int rc = sqlite3_wal_checkpoint_v2(c->h, NULL, SQLITE_CHECKPOINT_RESTART, NULL,
 						   NULL);
+		sqlite3_busy_timeout(c->h, SL_BUSY_MS);
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			log_warn("store: restarting the WAL: %s", sqlite3_errmsg(c->h));
 	}
@@ -772,7 +777,7 @@ static int sl_connect(struct db_conn *c, const char *path, int flags, const char
 			 c->h ? sqlite3_errmsg(c->h) : "out of memory");
 		return -1;
 	}
-	sqlite3_busy_timeout(c->h, 5000);
+	sqlite3_busy_timeout(c->h, SL_BUSY_MS);
 	char *msg = NULL;
 	if (sqlite3_exec(c->h, setup, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, msg ? msg : "cannot configure database");

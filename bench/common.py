@@ -683,13 +683,18 @@ class Run:
         return r
 
     def postern_wrk(self, name, bodies, threads=None, profile=False, expect_ok=True,
-                    prepare=None, after=None):
-        """wrk against a daemon on a fresh copy of the fixtures, after one warm-up send;
+                    prepare=None, after=None, source=None):
+        """wrk against a daemon on a fresh copy of the fixtures (or of source, a directory
+        made from them), after one warm-up send;
         with the daemon's cores, its group commits, and what the queue and drops hold.
         prepare(node) runs once the daemon listens, after(node, r) once wrk is done, while
         the daemon still runs."""
         _, key = self.base()
-        node = Node(self.fresh(name), name, threads=threads).start()
+        d = self.fresh(name, source)
+        # The copy's pages reach the disk now, not during the run, where the kernel's
+        # writeback of a large copy would compete with the daemon's fsyncs.
+        os.sync()
+        node = Node(d, name, threads=threads).start()
         try:
             if prepare:
                 prepare(node)
@@ -709,6 +714,40 @@ class Run:
         r["dropped"] = db_scalar(node.db, "SELECT COALESCE(SUM(count), 0) FROM drops "
                                  "WHERE reason = 'sender_not_authorized'")
         return r
+
+    def alternate(self, label, with_run, plain_run=None):
+        """A figure's wrk runs without and with what it measures: without, with, with,
+        without (once each when quick), so drift on the shared machine falls on both sides.
+        with_run(name) makes one run with it and returns (r, what it saw); plain_run(name)
+        one without (default: figure 1's run). label ("fig10") begins every run's name.
+        Returns the runs without, the runs with, and what each of those saw."""
+        if plain_run is None:
+            def plain_run(name):
+                return self.postern_wrk(name, self.data["ok_bodies"])
+        plain, ours, seen = [], [], []
+        order = [False, True] if self.quick else [False, True, True, False]
+        for i, with_it in enumerate(order):
+            if with_it:
+                r, s = with_run(f"{label}-with{i}")
+                ours.append(r)
+                seen.append(s)
+            else:
+                r = plain_run(f"{label}-plain{i}")
+                plain.append(r)
+            log(f"{label} {'with' if with_it else 'without'}: {r['rps']:,.0f} sends/s")
+        return plain, ours, seen
+
+    def compare(self, fig, plain, ours):
+        """Figure fig's alternated wrk runs without (plain) and with (ours) what it measures:
+        (average without, average with, ratio), with a note for every run whose sends were
+        not all answered 200."""
+        for r in plain + ours:
+            bad = r["err_status"] + r["err_connect"] + r["err_read"] + r["err_timeout"]
+            if bad:
+                self.notes.append(f"figure {fig}: {bad} sends were not 200 or failed")
+        base = sum(r["rps"] for r in plain) / len(plain)
+        with_ = sum(r["rps"] for r in ours) / len(ours)
+        return base, with_, with_ / base
 
     @staticmethod
     def commit_note(r):

@@ -3,7 +3,7 @@ to every event (Standard Webhooks format, nginx on loopback answering 200 as the
 against the same run without an endpoint, back to back in one run (issue 17)."""
 import time
 
-from common import Nginx, db_scalar, log
+from common import Nginx, db_scalar
 import report
 
 TARGET = 0.9
@@ -52,32 +52,17 @@ def row(r, s):
 def run(ctx):
     ctx.base()
     receiver = Nginx(ctx.tmp, "webhook-receiver", "location / { return 200; }").start()
-    plain, hooked, seen = [], [], []
+    url = f"http://127.0.0.1:{receiver.port}/hook"
+
+    def hooked_run(name):
+        s = {}
+        return ctx.postern_wrk(name, ctx.data["ok_bodies"], prepare=endpoint(url, s),
+                               after=drain(s)), s
     try:
-        # Without, with, with, without: drift on the shared machine falls on both sides.
-        order = ["plain", "hooked"] if ctx.quick else ["plain", "hooked", "hooked", "plain"]
-        for i, kind in enumerate(order):
-            if kind == "plain":
-                r = ctx.postern_wrk(f"fig10-plain{i}", ctx.data["ok_bodies"])
-                plain.append(r)
-            else:
-                s = {}
-                r = ctx.postern_wrk(f"fig10-webhook{i}", ctx.data["ok_bodies"],
-                                    prepare=endpoint(f"http://127.0.0.1:{receiver.port}/hook",
-                                                     s),
-                                    after=drain(s))
-                hooked.append(r)
-                seen.append(s)
-            log(f"{kind}: {r['rps']:,.0f} sends/s")
+        plain, hooked, seen = ctx.alternate("fig10", hooked_run)
     finally:
         receiver.stop()
-    base = sum(r["rps"] for r in plain) / len(plain)
-    ours = sum(r["rps"] for r in hooked) / len(hooked)
-    ratio = ours / base
-    for r in plain + hooked:
-        bad = r["err_status"] + r["err_connect"] + r["err_read"] + r["err_timeout"]
-        if bad:
-            ctx.notes.append(f"figure 10: {bad} sends were not 200 or failed")
+    base, ours, ratio = ctx.compare(10, plain, hooked)
     for s in seen:
         if s["drained"] is None or s["failed"]:
             ctx.notes.append(f"figure 10: {s['failed']:,} deliveries failed or were left "

@@ -18,16 +18,17 @@ def conninfo(cluster, db):
     return harness.conninfo_with(cluster.conninfo, dbname=db)
 
 
-def pg_base(ctx, cluster):
+def pg_base(ctx, cluster, fig="fig8"):
     """Figure 1's fixtures in database bench_base of the cluster (make_account through the
     CLI with --postgres, then the 10,000 senders with one psql COPY); each run copies it
-    with CREATE DATABASE ... TEMPLATE. Returns (API key, master key file)."""
+    with CREATE DATABASE ... TEMPLATE. fig names the files it keeps in the work directory.
+    Returns (API key, master key file)."""
     log(f"PostgreSQL fixtures: account, Admin, API key, verified domain with DKIM, "
         f"{BASE_SENDERS:,} verified senders (psql COPY), sender authorization on")
     sql(cluster, "CREATE DATABASE bench_base")
-    d = os.path.join(ctx.tmp, "fig8-base")
+    d = os.path.join(ctx.tmp, f"{fig}-base")
     os.makedirs(d)
-    master_key = os.path.join(ctx.tmp, "fig8-dkim-master.key")
+    master_key = os.path.join(ctx.tmp, f"{fig}-dkim-master.key")
     key = make_account(harness.Gateway(tmp=d, postgres=conninfo(cluster, "bench_base"),
                                        master_key=master_key))
     account_id = int(sql(cluster, f"SELECT id FROM accounts WHERE name = '{ACCOUNT}'",
@@ -47,13 +48,14 @@ def pg_base(ctx, cluster):
     return key, master_key
 
 
-def pg_nodes(ctx, cluster, name, nodes, key, master_key):
-    """Accepted sends on PostgreSQL: a fresh copy of bench_base, `nodes` serve processes
-    on it (different ports), one warm-up send to each, then wrk: -t2 -c64 against the
-    only node, or one -t1 -c32 per node, all at once. CPU of the daemons, the cluster
-    and wrk is measured over the wrk run."""
+def pg_nodes(ctx, cluster, name, nodes, key, master_key, template="bench_base", after=None):
+    """Accepted sends on PostgreSQL: a fresh copy of bench_base (or template), `nodes`
+    serve processes on it (different ports), one warm-up send to each, then wrk: -t2 -c64
+    against the only node, or one -t1 -c32 per node, all at once. CPU of the daemons, the
+    cluster and wrk is measured over the wrk run. after(db), when given, runs once the
+    nodes stopped, before the copy is dropped; what it returns is the result's "after"."""
     db = name.replace("-", "_")
-    sql(cluster, f"CREATE DATABASE {db} TEMPLATE bench_base")
+    sql(cluster, f"CREATE DATABASE {db} TEMPLATE {template}")
     servers = []
     for i in range(nodes):
         d = os.path.join(ctx.tmp, name, f"node{i + 1}")
@@ -102,8 +104,10 @@ def pg_nodes(ctx, cluster, name, nodes, key, master_key):
     if queued < requests:
         ctx.notes.append(f"figure 8 ({name}): wrk saw {requests:,} answers but only "
                          f"{queued:,} messages are in the queue")
+    seen = after(db) if after else None
     sql(cluster, f"DROP DATABASE {db}")
     return {"rps": sum(r["rps"] for r in runs), "runs": runs, "requests": requests,
+            "after": seen,
             "queued": queued, "cores": cores, "pg_cores": pg_cores,
             "wrk_cores": ((kids1.children_user + kids1.children_system)
                           - (kids0.children_user + kids0.children_system)) / wall,

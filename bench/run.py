@@ -16,7 +16,8 @@ smtp-source, 5 memory, 6 latency at half the maximum rate, 7 scaling (HTTP threa
 connections), 8 accepted sends on PostgreSQL (issue #9) with one node and with two nodes
 sharing the database, vs nginx, 9 SMTP intake (issue #16) vs a private Postfix and
 smtp-sink, 10 accepted sends with a webhook endpoint subscribed to every event vs without
-(issue 17). bench/common.py holds what they share, bench/report.py the
+(issue 17), 11 accepted sends while the retention worker purges 1,000,000 old messages vs
+without (issue 20). bench/common.py holds what they share, bench/report.py the
 charts and results.md.
 
 Python 3 standard library only, plus the integration tests' harness
@@ -43,11 +44,12 @@ import fig7_scaling
 import fig8_postgres
 import fig9_smtp
 import fig10_webhooks
+import fig11_retention
 import report
 
 FIGURES = {1: fig1_accepted, 2: fig2_refused, 3: fig3_policy, 4: fig4_delivery,
            5: fig5_memory, 6: fig6_latency, 7: fig7_scaling, 8: fig8_postgres,
-           9: fig9_smtp, 10: fig10_webhooks}
+           9: fig9_smtp, 10: fig10_webhooks, 11: fig11_retention}
 
 
 def options():

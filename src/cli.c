@@ -13,6 +13,7 @@
 #include "api.h"
 #include "audit.h"
 #include "auth.h"
+#include "backup.h"
 #include "config.h"
 #include "domains.h"
 #include "keys.h"
@@ -705,16 +706,25 @@ static int cmd_routes(struct cli_opt *o)
 	return EXIT_OK;
 }
 
+/* The defaults, then the file --config names (if any). */
+static int read_config(struct cli_opt *o, struct config *cfg)
+{
+	char err[600];
+	config_defaults(cfg);
+	if (opt(o, "--config") && config_load(cfg, opt(o, "--config"), err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern: %s\n", err);
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
+}
+
 static int cmd_serve(struct cli_opt *o)
 {
 	struct config cfg;
 	char err[600];
 
-	config_defaults(&cfg);
-	if (opt(o, "--config") && config_load(&cfg, opt(o, "--config"), err, sizeof(err)) < 0) {
-		fprintf(stderr, "postern: %s\n", err);
+	if (read_config(o, &cfg) != EXIT_OK)
 		return EXIT_FAIL;
-	}
 	/* The environment sits between the file and the flags. */
 	const char *pg = getenv("POSTERN_POSTGRES");
 	if (pg && *pg && config_flag(&cfg, "--postgres", pg, err, sizeof(err)) < 0) {
@@ -735,6 +745,35 @@ static int cmd_serve(struct cli_opt *o)
 		return EXIT_FAIL;
 	}
 	return serve_run(&cfg, opt(o, "--config")) == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+/* The store to copy comes from --db, or from --config's [store]; a PostgreSQL one has
+ * pg_dump, which knows its own consistency. */
+static int cmd_backup(struct cli_opt *o)
+{
+	struct config cfg;
+	char err[600];
+	if (read_config(o, &cfg) != EXIT_OK)
+		return EXIT_FAIL;
+	const char *db = opt(o, "--db")	      ? opt(o, "--db")
+			 : opt(o, "--config") ? cfg.store_path
+					      : NULL;
+	if (opt(o, "--postgres") || (!opt(o, "--db") && cfg.store_postgres[0])) {
+		fprintf(stderr, "postern backup: the store is PostgreSQL: back it up with pg_dump "
+				"(see docs/operations.md)\n");
+		return EXIT_FAIL;
+	}
+	if (!db) {
+		fprintf(stderr, "postern backup: --db PATH or --config FILE is required "
+				"(see --help)\n");
+		return EXIT_USAGE;
+	}
+	if (backup_sqlite(db, opt(o, "--to"), opt(o, "--force") != NULL, err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern backup: %s\n", err);
+		return EXIT_FAIL;
+	}
+	printf("%s copied to %s\n", db, opt(o, "--to"));
+	return EXIT_OK;
 }
 
 #define DB_OPT                                                                                     \
@@ -812,6 +851,13 @@ static struct cli_cmd commands[] = {
 	 cmd_routes,
 	 "Print the HTTP routes with the roles allowed on each, one JSON object per line",
 	 {{NULL, NULL, NULL, false, NULL}}},
+	{"backup",
+	 cmd_backup,
+	 "Copy a live SQLite store to a file, consistently (PostgreSQL: use pg_dump)",
+	 {{"--to", "FILE", "where the copy goes (an existing FILE is refused)", true, NULL},
+	  {"--force", NULL, "replace FILE when it exists", false, NULL},
+	  {"--config", "FILE", "INI configuration file: copy its [store]", false, NULL},
+	  DB_OPT}},
 	{"serve",
 	 cmd_serve,
 	 "Run the gateway; flags override the configuration file",

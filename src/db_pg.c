@@ -733,9 +733,20 @@ static const char *const pg_migrations[] = {
 	"  minute BIGINT NOT NULL, count BIGINT NOT NULL,"
 	"  UNIQUE (account_id, api_key_id, from_addr, reason, minute));"
 	"CREATE INDEX monitored_account ON monitored(account_id, minute);",
-	/* The SPF records a domain published at its last check: the advised SPF record is
-	 * merged with them, never a second one. */
+	/* 9: the SPF records a domain published at its last check (issue 20): the advised
+	 * SPF record is merged with them, never a second one. */
 	"ALTER TABLE sending_domains ADD COLUMN spf_seen TEXT",
+	/* 10: retention (issue 20), as SQLite's migration 11. */
+	"CREATE INDEX messages_finished ON messages(status, created_at)"
+	"  WHERE status IN ('sent','failed','dropped','cancelled');"
+	"CREATE INDEX messages_bodies ON messages(status, created_at)"
+	"  WHERE status IN ('sent','failed','dropped','cancelled') AND payload <> '';"
+	"CREATE INDEX events_created ON events(created_at);"
+	"CREATE INDEX bounce_reports_finished ON bounce_reports(status, received_at)"
+	"  WHERE status IN ('done','unparsed','orphan');"
+	"CREATE INDEX drops_minute ON drops(minute);"
+	"CREATE INDEX monitored_minute ON monitored(minute);"
+	"CREATE INDEX from_counts_day ON from_counts(day);",
 };
 
 static const struct db_driver pg_driver = {

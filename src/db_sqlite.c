@@ -22,7 +22,8 @@
 #include "util.h"
 #include "worker.h"
 
-#define SL_CACHE 256 /* statements kept prepared; any more are prepared for each use */
+#define SL_CACHE   256	/* statements kept prepared; any more are prepared for each use */
+#define SL_BUSY_MS 5000 /* how long a statement waits for a lock another connection holds */
 
 /* Each entry moves the schema from version i to i+1. Never edit a released entry; append.
  * Tables whose rows are deleted use AUTOINCREMENT: an id is never given to a new row, so a
@@ -334,9 +335,24 @@ static const char *const migrations[] = {
 	"  minute INTEGER NOT NULL, count INTEGER NOT NULL,"
 	"  UNIQUE (account_id, api_key_id, from_addr, reason, minute));"
 	"CREATE INDEX monitored_account ON monitored(account_id, minute);",
-	/* The SPF records a domain published at its last check: the advised SPF record is
-	 * merged with them, never a second one. */
+	/* 10: the SPF records a domain published at its last check (issue 20): the advised
+	 * SPF record is merged with them, never a second one. */
 	"ALTER TABLE sending_domains ADD COLUMN spf_seen TEXT",
+	/* 11: retention (issue 20). Each purge walks an index of the rows that can go, oldest
+	 * first, so a round with nothing to do costs a probe and a purge never scans a table.
+	 * The partial ones hold finished messages only: a message enters them when it
+	 * finishes, not on the accept path, and leaves the bodies' once its payload is
+	 * cleared. Their conditions are spelled as store_retention.c's queries spell them. */
+	"CREATE INDEX messages_finished ON messages(status, created_at)"
+	"  WHERE status IN ('sent','failed','dropped','cancelled');"
+	"CREATE INDEX messages_bodies ON messages(status, created_at)"
+	"  WHERE status IN ('sent','failed','dropped','cancelled') AND payload <> '';"
+	"CREATE INDEX events_created ON events(created_at);"
+	"CREATE INDEX bounce_reports_finished ON bounce_reports(status, received_at)"
+	"  WHERE status IN ('done','unparsed','orphan');"
+	"CREATE INDEX drops_minute ON drops(minute);"
+	"CREATE INDEX monitored_minute ON monitored(minute);"
+	"CREATE INDEX from_counts_day ON from_counts(day);",
 };
 
 /* A statement: kept in the cache (reset when done) or prepared for one use (finalized). */
@@ -402,8 +418,12 @@ static void sl_release(struct db *db, struct db_conn *c)
 	 * this copies the rest and starts the WAL over in about a millisecond. */
 	if (atomic_load(&d->restart_wanted) && sqlite3_get_autocommit(c->h)) {
 		atomic_store(&d->restart_wanted, false);
+		/* Without waiting for readers: a long one (postern backup's snapshot) would hold
+		 * every write for the busy timeout. Busy, the checkpoint thread asks again. */
+		sqlite3_busy_timeout(c->h, 0);
 		int rc = sqlite3_wal_checkpoint_v2(c->h, NULL, SQLITE_CHECKPOINT_RESTART, NULL,
 						   NULL);
+		sqlite3_busy_timeout(c->h, SL_BUSY_MS);
 		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 			log_warn("store: restarting the WAL: %s", sqlite3_errmsg(c->h));
 	}
@@ -760,7 +780,7 @@ static int sl_connect(struct db_conn *c, const char *path, int flags, const char
 			 c->h ? sqlite3_errmsg(c->h) : "out of memory");
 		return -1;
 	}
-	sqlite3_busy_timeout(c->h, 5000);
+	sqlite3_busy_timeout(c->h, SL_BUSY_MS);
 	char *msg = NULL;
 	if (sqlite3_exec(c->h, setup, NULL, NULL, &msg) != SQLITE_OK) {
 		snprintf(err, errlen, "%s: %s", path, msg ? msg : "cannot configure database");

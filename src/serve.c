@@ -26,6 +26,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "retention.h"
 #include "smtpd.h"
 #include "store.h"
 #include "sysd.h"
@@ -205,6 +206,7 @@ static int run(const struct config *cfg, const char *config_path)
 	struct http_server *metrics = NULL;
 	struct smtpd *smtp = NULL;
 	struct bounces *bounces = NULL;
+	struct retention *retention = NULL;
 	int status = -1;
 
 	/* The master key is made on first start when the file does not exist yet; it must be
@@ -246,6 +248,11 @@ static int run(const struct config *cfg, const char *config_path)
 	/* Always: reports stored by any node get parsed, with or without a listener here. */
 	bounces = bounces_start(store, cfg, err, sizeof(err));
 	if (!bounces) {
+		log_error("%s", err);
+		goto out;
+	}
+	retention = retention_start(store, cfg, err, sizeof(err));
+	if (!retention) {
 		log_error("%s", err);
 		goto out;
 	}
@@ -298,7 +305,8 @@ static int run(const struct config *cfg, const char *config_path)
 out:
 	/* In order: no new scrapes, requests or SMTP sessions, then every accepted message
 	 * committed, then reports stop after the one in hand, delivery after the message in hand,
-	 * webhooks after the POST in hand, then the counters are written. */
+	 * webhooks after the POST in hand, then the counters are written; the purge stops after
+	 * its batch in hand, before the store closes. */
 	http_stop(metrics);
 	http_stop(http);
 	smtpd_stop(smtp);
@@ -308,6 +316,7 @@ out:
 	deliver_stop(deliver);
 	webhooks_stop(webhooks);
 	drops_stop(ctx.drops);
+	retention_stop(retention);
 	policy_cache_free(ctx.policies);
 	store_close(store);
 	sodium_memzero(ctx.master_key, sizeof(ctx.master_key));

@@ -844,4 +844,29 @@ int store_reports_list(struct store *s, int64_t account_id, const char *status, 
 int store_message_for_report(struct store *s, const char *uid, int64_t *account_id, char **payload,
 			     bool *system);
 
+/* Retention (store_retention.c): what a purge removes, each in small batches. Messages and
+ * bodies are those of finished messages (sent, failed, dropped, cancelled) accepted before the
+ * cut; events are the account's own and strays of messages gone; reports are those parsed
+ * (or given up on); the counters are rows of a minute (drops, monitored) or a day
+ * (from_counts) wholly before it. */
+enum store_purge {
+	STORE_PURGE_BODIES,   /* payloads cleared; the message's row stays */
+	STORE_PURGE_MESSAGES, /* rows deleted, with their events */
+	STORE_PURGE_EVENTS,
+	STORE_PURGE_REPORTS,
+	STORE_PURGE_DROPS,
+	STORE_PURGE_MONITORED,
+	STORE_PURGE_FROM_COUNTS,
+	STORE_PURGE_N
+};
+struct store_purged {
+	int64_t rows;	/* rows deleted, or bodies cleared */
+	int64_t events; /* STORE_PURGE_MESSAGES: the messages' events deleted with them */
+};
+/* Removes at most max rows of what that are older than before, in one short transaction of
+ * its own; rows another node is purging are passed over. out says how many
+ * went: fewer than max means none is left for now. */
+int store_purge(struct store *s, enum store_purge what, int64_t before, int max,
+		struct store_purged *out);
+
 #endif

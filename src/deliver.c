@@ -150,15 +150,15 @@ static void flush(struct courier *w, struct worker *self)
 	}
 	for (int i = 0; i < w->ndone; i++) {
 		struct store_outcome *o = &w->done[i].o;
-		/* Logged once recorded: the log never says "sent" for a message that a crash
-		 * would send again. */
-		if (recorded)
+		/* Counted and logged once recorded: neither says "sent" for a message that a
+		 * crash would send again. */
+		if (recorded) {
 			metrics_delivery(o->status);
-		if (recorded)
 			log_info("message %s %s attempt=%d%s%s%s%s", w->done[i].uid, o->status,
 				 w->done[i].attempts, o->reason ? " reason=" : "",
 				 o->reason ? o->reason : "", o->last_reply ? " reply=" : "",
 				 o->last_reply ? o->last_reply : "");
+		}
 		free((char *)o->reason);
 		free((char *)o->last_reply);
 		free((char *)o->rejected);

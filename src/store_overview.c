@@ -73,7 +73,8 @@ static int first_id(struct sq_conn *c, int64_t since, int64_t *out)
 	while (lo < hi) {
 		int64_t mid = lo + (hi - lo) / 2, at = 0;
 		rc = time_from(c, mid, &at);
-		if (rc == STORE_FAIL)
+		/* Any answer but a row or none is a failure, never a step of the search. */
+		if (rc != STORE_OK && rc != STORE_NOT_FOUND)
 			return rc;
 		if (rc == STORE_NOT_FOUND || at >= since - JITTER)
 			hi = mid;

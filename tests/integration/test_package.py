@@ -184,7 +184,7 @@ def in_namespace(tmp, deb):
     step("files")
     for path in ("/usr/sbin/postern", "/usr/share/postern/web/index.html",
                  "/usr/share/man/man8/postern.8.gz", "/usr/share/man/man5/postern.ini.5.gz",
-                 "/usr/share/doc/postern/postern.ini.example.gz",
+                 "/usr/share/doc/postern/postern.ini.example",
                  "/usr/share/doc/postern/copyright", "/lib/systemd/system/postern.service"):
         assert root.exists(path), path
     assert root.stat("/usr/sbin/postern") == "root:root 755"

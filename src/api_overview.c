@@ -149,6 +149,7 @@ enum err api_overview_get(struct api_call *c)
 	/* Every reason appears, with 0 when nothing was refused for it. */
 	for (int r = POLICY_ALLOW + 1; r < POLICY_REASON_COUNT; r++)
 		cJSON_AddNumberToObject(t->refusals, policy_reason_code((enum policy_reason)r), 0);
+	cJSON_AddNumberToObject(t->refusals, err_info(ERR_SENDER_NOT_ALLOWED_FOR_KEY)->code, 0);
 
 	int rc = drops_flush(c->ctx->drops);
 	/* The day buckets start first: they reach back further than the hours. */

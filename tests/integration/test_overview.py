@@ -16,7 +16,8 @@ SENDGRID = "/v3/mail/send"
 HOUR, DAY = 3600, 86400
 COUNTERS = ("accepted", "delivered", "bounced", "dropped", "refused")
 POLICY_REASONS = ("sender_auth_no_senders", "domain_not_approved", "domain_not_verified",
-                  "domain_inactive", "sender_not_authorized", "sender_pending_verification")
+                  "domain_inactive", "sender_not_authorized", "sender_pending_verification",
+                  "sender_not_allowed_for_key")
 
 
 def iso(t):

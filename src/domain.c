@@ -138,6 +138,15 @@ static bool spf_includes(const char *record, const char *include)
 	return false;
 }
 
+/* True when one term (len bytes) is include:<include> with any qualifier. */
+static bool spf_names_include(const char *term, size_t len, const char *include)
+{
+	if (len && strchr("+-~?", *term))
+		term++, len--;
+	return len == strlen(include) + 8 && strncasecmp(term, "include:", 8) == 0 &&
+	       strncasecmp(term + 8, include, len - 8) == 0;
+}
+
 bool domain_is_spf(const char *txt)
 {
 	return strncasecmp(txt, "v=spf1", 6) == 0 && (!txt[6] || isspace((unsigned char)txt[6]));
@@ -245,8 +254,11 @@ static void merge_record(struct spf_merge *m, const char *record, const char *in
 		if (term_all(term, len, &q)) {
 			first_all = first_all ? first_all : q;
 			g_free(term);
-		} else if (spf_includes(term, include)) {
-			g_free(term); /* added once, at its place */
+		} else if (spf_names_include(term, len, include)) {
+			/* Added once, at its place, unqualified: a -include, ~include or ?include
+			 * of ours would fail or soften Postern's mail before the include is read.
+			 */
+			g_free(term);
 		} else if (term_is(term, len, "redirect=")) {
 			g_ptr_array_add(redirects, term);
 		} else if (term_is(term, len, "exp=")) {

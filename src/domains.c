@@ -213,6 +213,7 @@ static int check_once(struct store *s, const struct config *cfg, struct dns *dns
 	if (rc != STORE_OK)
 		goto out;
 	metrics_dns_check(v.status, c.any_error);
+	log_debug("domain %s checked: %s%s%s", d->name, v.status, c.error[0] ? ", " : "", c.error);
 	if (strcmp(v.status, d->status) != 0)
 		audit_record(s, account_id, actor, check_action(v.status, d->approval), d->name, ip,
 			     "was=%s", d->status);

@@ -298,5 +298,8 @@ void relay_send(struct relay *r, const char *name, const char *from, const char 
 		outbox_write(r, name, data, len, out);
 	else
 		smtp_send(r, from, rcpts, nrcpts, data, len, out);
-	metrics_relay_seconds(util_monotonic() - started);
+	double took = util_monotonic() - started;
+	metrics_relay_seconds(took);
+	log_debug("relay %s: %d recipient(s), %d %s (%.1fms)", name, nrcpts, out->code, out->reply,
+		  took * 1000);
 }

@@ -871,6 +871,8 @@ static void conn_open(evutil_socket_t unused, short what, void *arg)
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 	atomic_int *count = s->inbound ? &d->inbound_connections : &d->connections;
 	int cap = s->inbound ? d->cfg->bounces_max_connections : d->cfg->smtp_max_connections;
+	log_debug("smtp connection from %s on the %s listener", s->ip,
+		  s->inbound ? "reports" : "submission");
 	if (atomic_fetch_add(count, 1) >= cap) {
 		g_string_truncate(s->proto->out, 0);
 		smtp_reply(s->proto->out, 421, "4.7.0", "Too many connections; try again later");

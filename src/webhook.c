@@ -480,6 +480,7 @@ static bool post(struct poster *p, const char *url, const char *body, struct cur
 	if (rc == CURLE_WRITE_ERROR && seen > REPLY_MAX)
 		rc = CURLE_OK;
 	metrics_webhook(post_outcome(rc, code));
+	log_debug("webhook POST: HTTP %ld (%s)", code, curl_easy_strerror(rc));
 	if (rc == CURLE_OK && code >= 200 && code < 300) {
 		snprintf(status, n, "%ld", code);
 		return true;

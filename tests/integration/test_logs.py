@@ -81,5 +81,24 @@ class LevelTest(unittest.TestCase):
         self.assertTrue(any(" warn SMTP: the descriptor limit" in l for l in lines), lines)
 
 
+class DebugTest(unittest.TestCase):
+    """[log] level = debug adds lines no other level writes: here, an SMTP connection."""
+
+    def setUp(self):
+        self.gw = Gateway(smtp=True, config={"log": {"level": "debug"}}).init()
+        self.addCleanup(self.gw.cleanup)
+        self.gw.start()
+
+    def test_debug_shows_smtp_connections(self):
+        with socket.create_connection(("127.0.0.1", self.gw.smtp_port), timeout=5) as s:
+            self.assertTrue(s.recv(512).startswith(b"220 "))
+            s.sendall(b"QUIT\r\n")
+            self.assertTrue(s.recv(512).startswith(b"221 "))
+        self.assertEqual(self.gw.stop(), 0)
+        lines = log_bytes(self.gw).decode("utf-8").splitlines()
+        self.assertTrue(any(" debug smtp connection from 127.0.0.1 on the submission listener"
+                            in l for l in lines), lines)
+
+
 if __name__ == "__main__":
     main()

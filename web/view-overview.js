@@ -16,8 +16,10 @@ const SERIES = [
 const DOMAIN_STATUS = { pending: ['Pending', 'warn'], failed: ['Failed', 'bad'] };
 
 // Hours in the viewer's time zone (an hour is an hour anywhere); days are UTC days, and say so.
-const hourFmt = new Intl.DateTimeFormat(undefined, { hour: 'numeric' });
+// Where the offset is not whole hours (UTC+5:30), an hour starts at :30 and is labelled so.
 const clockFmt = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const hourFmt = new Date().getTimezoneOffset() % 60 === 0
+  ? new Intl.DateTimeFormat(undefined, { hour: 'numeric' }) : clockFmt;
 const hourLongFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 const dayFmt = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
 const dayLongFmt = new Intl.DateTimeFormat(undefined, { weekday: 'short', month: 'short', day: 'numeric', timeZone: 'UTC' });

@@ -22,6 +22,8 @@ import threading
 import time
 import unittest
 
+import apidoc
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("POSTERN_BIN") or os.path.join(ROOT, "build", "postern")
@@ -650,9 +652,11 @@ class Client:
         try:
             conn.request(method, path, body=data, headers=h)
             r = conn.getresponse()
-            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+            response = Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
         finally:
             conn.close()
+        apidoc.check(method, path, response.status, response.headers, response.raw)
+        return response
 
     def login(self, email, password=PASSWORD, account=None):
         """Logs in to account, by default the one the suite's convention names for email

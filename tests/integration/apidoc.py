@@ -16,6 +16,10 @@ DOC_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", 
                         "openapi.yaml")
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
+# The ports of the gateways' API listeners now running (harness.Gateway keeps it): the
+# answers the harness's clients get there are checked.
+LISTENERS = set()
+
 _lock = threading.Lock()
 _state = {}
 

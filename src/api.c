@@ -51,6 +51,8 @@ struct api_route {
 
 static const struct api_route routes[] = {
 	{"POST", "/api/session", api_session_create, AUTH_NONE, PERM_NONE, DIALECT_MGMT},
+	/* A file, as the panel's are: no JSON body asked for, errors as pages. */
+	{"GET", "/api/openapi.json", api_openapi, AUTH_NONE, PERM_NONE, DIALECT_PANEL},
 	PERSON("GET", "/api/session", api_session_get, PERM_NONE),
 	PERSON("DELETE", "/api/session", api_session_delete, PERM_NONE),
 	MGMT("GET", "/api/audit", api_audit_list, PERM_READ),

@@ -156,6 +156,7 @@ enum err api_suppressions_list(struct api_call *c);
 enum err api_suppressions_add(struct api_call *c);
 enum err api_suppression_delete(struct api_call *c);
 enum err api_static(struct api_call *c);
+enum err api_openapi(struct api_call *c);
 enum err api_verify_show(struct api_call *c);
 enum err api_verify_confirm(struct api_call *c);
 enum err api_sender_confirmation_get(struct api_call *c);

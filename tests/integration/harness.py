@@ -22,6 +22,8 @@ import threading
 import time
 import unittest
 
+import apidoc
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 BIN = os.environ.get("POSTERN_BIN") or os.path.join(ROOT, "build", "postern")
@@ -361,10 +363,12 @@ class Gateway:
                 return self._start(timeout)
             except PortTaken:
                 self.log.close()
+                apidoc.LISTENERS.discard(self.port)
         raise AssertionError("no free port for postern serve after 3 tries")
 
     def _start(self, timeout):
         self.port = free_port()
+        apidoc.LISTENERS.add(self.port)
         # DNS goes to a loopback port where nothing answers unless a test brings its own
         # server: domain checks never leave the machine.
         config = []
@@ -430,6 +434,8 @@ class Gateway:
                 self.proc.kill()
                 self.proc.wait(5)
         self.log.close()
+        # The port is free again: whatever answers there later is no gateway of this one.
+        apidoc.LISTENERS.discard(self.port)
         code, self.proc = self.proc.returncode, None
         return code
 
@@ -675,9 +681,13 @@ class Client:
         try:
             conn.request(method, path, body=data, headers=h)
             r = conn.getresponse()
-            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+            response = Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
         finally:
             conn.close()
+        # Only a gateway's API listener speaks docs/openapi.yaml (not, say, its metrics one).
+        if self.port in apidoc.LISTENERS:
+            apidoc.check(method, path, response.status, response.headers, response.raw)
+        return response
 
     def login(self, email, password=PASSWORD, account=None):
         """Logs in to account, by default the one the suite's convention names for email

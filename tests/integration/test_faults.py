@@ -16,6 +16,8 @@ import time
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
+import apidoc
+
 from harness import (BIN, POSTGRES, Dnsmasq, Gateway, SmtpSink, free_port, listening, main,
                      send_body, sqlite_only, wait_until)
 
@@ -50,6 +52,7 @@ def post_send(port, key, payload, timeout=30):
                               "Content-Type": "application/json"})
         r = conn.getresponse()
         raw = r.read()
+        apidoc.check("POST", NETCORE, r.status, {k.lower(): v for k, v in r.getheaders()}, raw)
         try:
             doc = json.loads(raw) if raw else None
         except ValueError:
@@ -557,7 +560,9 @@ def post_raw(port, key, raw, timeout=30):
                      headers={"Authorization": "Bearer " + key,
                               "Content-Type": "application/json"})
         r = conn.getresponse()
-        doc = json.loads(r.read() or b"null")
+        raw = r.read()
+        apidoc.check("POST", NETCORE, r.status, {k.lower(): v for k, v in r.getheaders()}, raw)
+        doc = json.loads(raw or b"null")
         errors = doc.get("error") if isinstance(doc, dict) else None
         return r.status, (errors[0] if isinstance(errors, list) and errors else None)
     finally:

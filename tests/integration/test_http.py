@@ -54,6 +54,20 @@ class HttpTest(GatewayCase):
             self.assertEqual(r.status, 404, path)
             self.assertIn("not_found", r.raw.decode())
 
+    def test_the_api_description_is_served_as_the_document_says(self):
+        import json
+        import os
+
+        import yaml
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "docs",
+                               "openapi.yaml"), encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+        r = self.gw.client().request("GET", "/api/openapi.json")
+        self.assertEqual(r.status, 200, r.raw[:300])
+        self.assertEqual(r.header("Content-Type"), "application/json")
+        self.assertEqual(json.loads(r.raw), doc)
+        self.assertEqual(doc["openapi"], "3.1.0")
+
     def test_wrong_method_is_405_with_allow(self):
         r = self.gw.client().request("PUT", "/api/session", {})
         self.assertError(r, 405, "method_not_allowed")

@@ -14,6 +14,7 @@ import tempfile
 import time
 import unittest
 
+import apidoc
 from harness import ROOT, login_body, main, send_body, wait_until
 
 SRC = os.environ.get("POSTERN_SRC", ROOT)
@@ -100,7 +101,9 @@ def request(method, path, body=None, headers=None):
         conn.request(method, path, body=json.dumps(body) if body is not None else None,
                      headers={"Content-Type": "application/json", **(headers or {})})
         r = conn.getresponse()
-        return r.status, json.loads(r.read() or b"null")
+        raw = r.read()
+        apidoc.check(method, path, r.status, {k.lower(): v for k, v in r.getheaders()}, raw)
+        return r.status, json.loads(raw or b"null")
     finally:
         conn.close()
 

@@ -27,7 +27,8 @@ OTHER = {"acme": "globex", "globex": "acme"}
 # The only routes that answer without a session or an API key.
 EXPECTED_PUBLIC = {("POST", "/api/session"), ("GET", "/verify/{id}"), ("POST", "/verify/{id}"),
                    ("GET", "/confirm/{id}"), ("POST", "/confirm/{id}"),
-                   ("GET", "/"), ("GET", "/{id}"), ("GET", "/healthz"), ("GET", "/readyz")}
+                   ("GET", "/"), ("GET", "/{id}"), ("GET", "/healthz"), ("GET", "/readyz"),
+                   ("GET", "/api/openapi.json")}
 
 # The send API's routes and the dialect their errors are written in.
 KEY_ROUTES = {("POST", "/v5/mail/send"): "netcore", ("POST", "/v6/mail/send"): "netcore",
@@ -379,7 +380,8 @@ class MatrixTest(unittest.TestCase):
                 if route["auth"] == "none":
                     self.assertTrue(key in EXPECTED_PUBLIC,
                                     f"{key[0]} {key[1]} answers without a session or key but "
-                                    "is not login, a verify page or the panel's files")
+                                    "is not login, a verify page, the panel's files or the API "
+                                    "description")
                 elif route["auth"] == "session":
                     self.assertTrue(key in ROWS, f"new endpoint without a row in the matrix: "
                                                  f"{key[0]} {key[1]}")
@@ -601,6 +603,7 @@ class MatrixTest(unittest.TestCase):
             ("GET", "/{id}"): ("/app.js", None),
             ("GET", "/healthz"): ("/healthz", None),
             ("GET", "/readyz"): ("/readyz", None),
+            ("GET", "/api/openapi.json"): ("/api/openapi.json", None),
         }
         for method, path in sorted(EXPECTED_PUBLIC):
             with self.subTest(method=method, path=path):

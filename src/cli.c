@@ -883,7 +883,8 @@ static void main_usage(FILE *out)
 		     "sender addresses.\n\nCommands:\n");
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++)
 		fprintf(out, "  %-12s %s\n", commands[i].words, commands[i].summary);
-	fprintf(out, "\nRun 'postern COMMAND --help' for the options of a command.\n");
+	fprintf(out, "\nRun 'postern COMMAND --help' for the options of a command, "
+		     "'postern --version' for the version.\n");
 }
 
 /* Lists the subcommands of a group ("domain" for "domain add", "domain set"); returns how
@@ -932,6 +933,10 @@ int cli_main(int argc, char **argv)
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		main_usage(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("postern %s\n", POSTERN_VERSION);
 		return EXIT_OK;
 	}
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {

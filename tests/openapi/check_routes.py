@@ -23,11 +23,27 @@ def operations(path):
     return {(m.upper(), p) for p, item in doc["paths"].items() for m in item if m in METHODS}
 
 
+def doc_version(path):
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)["info"]["version"]
+
+
+def binary_version(binary):
+    """The project's version as `postern --version` says it (CMakeLists.txt's)."""
+    out = subprocess.run([binary, "--version"], check=True, capture_output=True, text=True,
+                         timeout=60).stdout
+    return out.split()[-1]
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     table = routes(sys.argv[1])
     described = operations(os.path.join(here, "..", "..", "docs", "openapi.yaml"))
     missing = sorted(table - described)
+    version = doc_version(os.path.join(here, "..", "..", "docs", "openapi.yaml"))
+    if version != binary_version(sys.argv[1]):
+        print(f"docs/openapi.yaml info.version {version} is not the project's version")
+        sys.exit(1)
     extra = sorted(described - table)
     for m, p in missing:
         print(f"not in docs/openapi.yaml: {m} {p}")

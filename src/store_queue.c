@@ -184,28 +184,22 @@ int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_co
 
 int store_monitored_stats(struct store *s, int64_t account_id, store_count_fn fn, void *arg)
 {
-	struct sq_conn c = sq_acquire_read(s);
 	struct reason_row row;
 	struct reason_fn rf = {fn, arg};
-	int rc = sq_each(&c, read_reason, &row, call_reason, &rf,
-			 "SELECT reason, SUM(count) FROM monitored WHERE account_id = ? "
-			 "GROUP BY reason ORDER BY reason",
-			 "i", account_id);
-	sq_release(&c);
-	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+	return sq_list(s, read_reason, &row, call_reason, &rf,
+		       "SELECT reason, SUM(count) FROM monitored WHERE account_id = ? "
+		       "GROUP BY reason ORDER BY reason",
+		       "i", account_id);
 }
 
 int store_message_status_counts(struct store *s, int64_t account_id, store_count_fn fn, void *arg)
 {
-	struct sq_conn c = sq_acquire_read(s);
 	struct reason_row row;
 	struct reason_fn rf = {fn, arg};
-	int rc = sq_each(&c, read_reason, &row, call_reason, &rf,
-			 "SELECT status, COUNT(*) FROM messages WHERE ? = 0 OR account_id = ? "
-			 "GROUP BY status ORDER BY status",
-			 "ii", account_id, account_id);
-	sq_release(&c);
-	return rc == STORE_NOT_FOUND ? STORE_OK : rc;
+	return sq_list(s, read_reason, &row, call_reason, &rf,
+		       "SELECT status, COUNT(*) FROM messages WHERE ? = 0 OR account_id = ? "
+		       "GROUP BY status ORDER BY status",
+		       "ii", account_id, account_id);
 }
 
 /* One accepted message, with its meta and its events (message.processed, one per

@@ -66,7 +66,7 @@ void api_handle(void *arg, struct http_request *req);
 void api_routes_print(FILE *out);
 
 /* True when the daemon can take mail now: the store answers a trivial query and the
- * queue's writer is alive. /readyz answers with it, and so may a watchdog. */
+ * queue's writer is alive. /readyz answers with it. */
 bool api_ready(const struct api_ctx *ctx);
 
 /* Answers a call (used directly only by handlers that suspended their request). */

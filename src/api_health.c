@@ -1,6 +1,6 @@
 /* Health for load balancers and supervisors, without authentication and without details:
- * GET /healthz says the process answers, GET /readyz that it can take mail now. The
- * readiness decision is api_ready, which the service manager's watchdog asks too. */
+ * GET /healthz says the process answers, GET /readyz that it can take mail now (api_ready;
+ * systemd's watchdog asks only the queue's half, see serve.c). */
 #include "api.h"
 
 bool api_ready(const struct api_ctx *ctx)

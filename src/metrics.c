@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "err.h"
 #include "util.h"
 
 #ifndef POSTERN_VERSION
@@ -185,9 +186,9 @@ static void family(FILE *f, const char *name, const char *help, const char *labe
 static const char *refusal_code(int why)
 {
 	if (why == METRICS_REFUSED_KEY_SCOPE)
-		return "sender_not_allowed_for_key";
+		return err_info(ERR_SENDER_NOT_ALLOWED_FOR_KEY)->code;
 	if (why == METRICS_REFUSED_INVALID)
-		return "invalid_request";
+		return err_info(ERR_INVALID_REQUEST)->code;
 	return policy_reason_code((enum policy_reason)why);
 }
 

@@ -3,15 +3,19 @@
 #include "store_int.h"
 
 /* From the first id of the window on, the account's events are read through events_account
- * (account_id, id): the window's rows only, and no index of its own that every event written
- * would have to pay for. */
+ * (account_id, id): the window's rows only, not every account's. */
 #define EVENTS_SQL                                                                                 \
 	"SELECT created_at / 3600 * 3600, type, COUNT(*) FROM events "                             \
 	"WHERE account_id = ? AND id >= ? AND created_at >= ? AND type IN ('message.processed', "  \
 	"  'message.delivered', 'message.bounced', 'message.dropped') GROUP BY 1, 2"
-/* Ids are given in the order events are written, their times by the writer's clock: times
- * rise with ids but for a little jitter (a batch stamped before it commits, another node's
- * clock), which this margin more than covers. The exact bound is the query's. */
+/* That first id: the id of the oldest event since the window's start less JITTER, one seek
+ * of events_created (retention's index); past every id when there is none. Ids are given in
+ * the order events are written, their times by the writer's clock: times rise with ids but
+ * for a little jitter (a batch stamped before it commits, another node's clock), which the
+ * margin more than covers. The exact bound is EVENTS_SQL's. */
+#define FIRST_ID_SQL                                                                               \
+	"SELECT COALESCE((SELECT id FROM events WHERE created_at >= ? ORDER BY created_at "        \
+	"LIMIT 1), (SELECT COALESCE(MAX(id), 0) + 1 FROM events))"
 #define JITTER 3600
 /* The drops counter keeps a row per minute; sandbox requests share it but were not refused. */
 #define REFUSALS_SQL                                                                               \
@@ -46,43 +50,15 @@ static int call_hourly(void *arg, const void *row)
 	return call->fn(call->arg, &h);
 }
 
-/* The creation time of the first event at or after id; STORE_NOT_FOUND when none is. */
-static int time_from(struct sq_conn *c, int64_t id, int64_t *at)
-{
-	struct sq_res r;
-	int rc = sq_step(c, &r, "SELECT created_at FROM events WHERE id >= ? ORDER BY id LIMIT 1",
-			 "i", id);
-	if (rc == STORE_OK) {
-		*at = sq_int(&r, 0);
-		sq_done(&r);
-	}
-	return rc;
-}
-
-/* The first event id of the window that starts at since: a binary search over ids, each
- * step one seek of the primary key, so the window is found without reading what precedes
- * it. */
 static int first_id(struct sq_conn *c, int64_t since, int64_t *out)
 {
 	struct sq_res r;
-	int rc = sq_step(c, &r, "SELECT COALESCE(MAX(id), 0) + 1 FROM events", "");
-	if (rc != STORE_OK)
-		return rc;
-	int64_t lo = 0, hi = sq_int(&r, 0);
-	sq_done(&r);
-	while (lo < hi) {
-		int64_t mid = lo + (hi - lo) / 2, at = 0;
-		rc = time_from(c, mid, &at);
-		/* Any answer but a row or none is a failure, never a step of the search. */
-		if (rc != STORE_OK && rc != STORE_NOT_FOUND)
-			return rc;
-		if (rc == STORE_NOT_FOUND || at >= since - JITTER)
-			hi = mid;
-		else
-			lo = mid + 1;
+	int rc = sq_step(c, &r, FIRST_ID_SQL, "i", since - JITTER);
+	if (rc == STORE_OK) {
+		*out = sq_int(&r, 0);
+		sq_done(&r);
 	}
-	*out = lo;
-	return STORE_OK;
+	return rc == STORE_NOT_FOUND ? STORE_FAIL : rc;
 }
 
 int store_overview_hours(struct store *s, int64_t account_id, int64_t since, store_hourly_fn fn,

@@ -41,9 +41,12 @@ static int copy(sqlite3 *src, const char *tmp, char *err, size_t errlen)
 	int rc = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE, NULL);
 	sqlite3_backup *b = rc == SQLITE_OK ? sqlite3_backup_init(dst, "main", src, "main") : NULL;
 	if (b) {
-		do
+		do {
 			rc = sqlite3_backup_step(b, STEP_PAGES);
-		while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+			/* A lock held elsewhere is waited out, not spun on. */
+			if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+				sqlite3_sleep(10);
+		} while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
 		sqlite3_backup_finish(b);
 	}
 	int ok = b && rc == SQLITE_DONE && sqlite3_errcode(dst) == SQLITE_OK;

@@ -115,29 +115,6 @@ static bool term_all(const char *term, size_t len, char *q)
 	return len == 3 && strncasecmp(term, "all", 3) == 0;
 }
 
-/* True when an SPF record (its terms separated by spaces, compared without case) has the
- * term include:<include>, optionally with the "+" qualifier that means the same, before
- * any all (receivers never read past it). */
-static bool spf_includes(const char *record, const char *include)
-{
-	char needle[300];
-	snprintf(needle, sizeof(needle), "include:%s", include);
-	size_t n = strlen(needle);
-	for (const char *t = record; *t;) {
-		t += strspn(t, " \t");
-		size_t len = strcspn(t, " \t");
-		char q;
-		if (term_all(t, len, &q))
-			return false;
-		const char *term = *t == '+' ? t + 1 : t;
-		size_t term_len = *t == '+' ? len - 1 : len;
-		if (term_len == n && strncasecmp(term, needle, n) == 0)
-			return true;
-		t += len;
-	}
-	return false;
-}
-
 /* True when one term (len bytes) is include:<include> with any qualifier. */
 static bool spf_names_include(const char *term, size_t len, const char *include)
 {
@@ -145,6 +122,24 @@ static bool spf_names_include(const char *term, size_t len, const char *include)
 		term++, len--;
 	return len == strlen(include) + 8 && strncasecmp(term, "include:", 8) == 0 &&
 	       strncasecmp(term + 8, include, len - 8) == 0;
+}
+
+/* True when an SPF record (its terms separated by spaces, compared without case) has the
+ * term include:<include>, unqualified or with the "+" that means the same, before any all
+ * (receivers never read past it). */
+static bool spf_includes(const char *record, const char *include)
+{
+	for (const char *t = record; *t;) {
+		t += strspn(t, " \t");
+		size_t len = strcspn(t, " \t");
+		char q;
+		if (term_all(t, len, &q))
+			return false;
+		if (!strchr("-~?", *t) && spf_names_include(t, len, include))
+			return true;
+		t += len;
+	}
+	return false;
 }
 
 bool domain_is_spf(const char *txt)

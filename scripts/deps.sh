@@ -15,7 +15,7 @@ libsystemd-dev python3 python3-yaml"
 TEST_PKGS="libcmocka-dev python3 postfix swaks dnsmasq-base opendkim-tools
 postgresql-15 postgresql-client-15 chromium wrk nginx-light clang libclang-rt-14-dev iproute2 libnet-ssleay-perl
 sasl2-bin libsasl2-modules
-prometheus lintian debhelper dpkg-dev fakeroot man-db groff-base python3-jsonschema"
+prometheus lintian debhelper dpkg-dev fakeroot man-db groff-base python3-jsonschema gdb"
 DEB_PKGS="debhelper dpkg-dev fakeroot lintian"
 BENCH_PKGS="postfix wrk nginx-light gnuplot-nox sqlite3 python3 postgresql-15 postgresql-client-15"
 

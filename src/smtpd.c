@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1224,9 +1225,9 @@ fail:
 	return NULL;
 }
 
-/* Turns a listener off for good at stop. A pause timer running now finishes first
- * (event_del waits for a callback running on another thread), so it cannot turn the
- * listener back on after this; later ones see draining. */
+/* Turns a listener off for good at stop. Runs in the first loop, the listeners' own: its
+ * pause timer cannot be running then, so it cannot turn the listener back on after this;
+ * later ones see draining. */
 static void listener_quiet(struct smtpd_listener *li)
 {
 	if (li->pause)
@@ -1235,15 +1236,45 @@ static void listener_quiet(struct smtpd_listener *li)
 		evconnlistener_disable(li->l);
 }
 
+struct quieting {
+	struct smtpd *d;
+	sem_t done;
+};
+
+static void listeners_quiet_here(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct quieting *q = arg;
+	listener_quiet(&q->d->plain);
+	listener_quiet(&q->d->implicit);
+	listener_quiet(&q->d->inbound);
+	sem_post(&q->done);
+}
+
+/* Disabling a thread-safe listener from another thread holds the listener's lock while
+ * event_del waits for its accept callback, which is waiting for that lock: a stop that
+ * came while a connection was being accepted hung for good. So the first loop quiets the listeners
+ * itself, and the stop waits for it. Should that event not be made (no memory), the listeners stay
+ * on until the loops stop, and draining refuses what their sessions submit. */
+static void listeners_quiet(struct smtpd *d)
+{
+	struct quieting q = {.d = d};
+	struct timeval now = {0, 0};
+	sem_init(&q.done, 0, 0);
+	if (event_base_once(d->loops[0].base, -1, EV_TIMEOUT, listeners_quiet_here, &q, &now) == 0)
+		while (sem_wait(&q.done) < 0 && errno == EINTR)
+			;
+	sem_destroy(&q.done);
+}
+
 void smtpd_stop(struct smtpd *d)
 {
 	if (!d)
 		return;
 	/* Draining first: a listener's pause timer no longer re-enables it. */
 	atomic_store(&d->draining, true);
-	listener_quiet(&d->plain);
-	listener_quiet(&d->implicit);
-	listener_quiet(&d->inbound);
+	listeners_quiet(d);
 	/* Messages handed to the queue get their commit and their reply first, AUTH checks
 	 * under way their answer; new ones are refused with 421. */
 	for (int i = 0; i < SMTPD_DRAIN_WAIT * 100 && atomic_load(&d->pending) > 0; i++)

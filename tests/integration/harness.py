@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -52,6 +53,22 @@ def listening(port):
         return True
     except OSError:
         return False
+
+
+def print_threads(pid, log):
+    """A daemon that did not stop in time: where each of its threads is, and its log's end,
+    to standard error, so that a hang seen once (in CI, say) can be read afterwards."""
+    print(f"postern (pid {pid}) did not stop in time; its log ends:", file=sys.stderr)
+    print("\n".join(log.splitlines()[-20:]), file=sys.stderr)
+    if not shutil.which("gdb"):
+        return
+    try:
+        out = subprocess.run(["gdb", "-batch", "-p", str(pid), "-ex", "thread apply all bt"],
+                             capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL).stdout
+    except subprocess.TimeoutExpired:
+        return
+    print(re.sub(r"(?m)^\[New LWP.*\n", "", out), file=sys.stderr)
 
 
 def free_port():
@@ -431,6 +448,7 @@ class Gateway:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                print_threads(self.proc.pid, self.read_log())
                 self.proc.kill()
                 self.proc.wait(5)
         self.log.close()

@@ -3,8 +3,8 @@ AUTH PLAIN and LOGIN, implicit TLS), swaks (pipelining, TLS) and raw sockets whe
 library would tidy up what is being tested (STARTTLS command injection, bare CR and LF in
 DATA). Also the limits (size, recipients, connections), AUTH refusals, and the certificate
 re-read on SIGHUP; and what a hostile or unlucky client cannot do: make unread replies pile up
-in memory, make the accept loop spin when descriptors run out, or stall other sessions while
-its AUTH waits on the store.
+in memory, make the accept loop spin when descriptors run out, stall other sessions while its
+AUTH waits on the store, or hang a stop that comes in the middle of an accept.
 
 AUTH before STARTTLS (auth_without_tls = no) is neither advertised nor accepted: the reply is
 530 5.7.0 "Must issue a STARTTLS command first" (RFC 3207 section 4, which RFC 4954 section
@@ -18,6 +18,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import unittest
 
@@ -438,6 +439,11 @@ def vm_rss_kb(pid):
         return int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
 
 
+def thread_name(pid, tid):
+    with open(f"/proc/{pid}/task/{tid}/comm") as f:
+        return f.read().strip()
+
+
 def cpu_ticks(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -520,6 +526,51 @@ class DescriptorsCase(unittest.TestCase):
         for c in held:
             c.close()
         self.assertTrue(wait_until(lambda: greeted(self.gw.smtp_port), 10))
+
+
+class StopCase(unittest.TestCase):
+    """SIGTERM while the first loop is still inside an accept: the stop must not wait on it.
+    libevent's listener lock is held across its accept callback's hand-off; a stop that
+    disabled the listener from the main thread then waited for that callback for good.
+    To reach that moment on purpose, the gateway's threads share one CPU with a busy
+    process and the first loop (the accepting one) runs only when nothing else wants to:
+    the loop it hands the session to greets and says goodbye, and the stop comes, before it
+    finishes the accept."""
+
+    HOG = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n"
+
+    def test_a_stop_during_an_accept_exits_cleanly(self):
+        for attempt in range(3):
+            gw = Gateway(smtp=True).init()
+            self.addCleanup(gw.cleanup)
+            gw.start()
+            pid = gw.proc.pid
+            tasks = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+            loops = [t for t in tasks if thread_name(pid, t) == "smtp loop"]
+            if len(loops) < 2:
+                self.skipTest("one SMTP loop: no hand-off between loops on this machine")
+            cpu = {min(os.sched_getaffinity(0))}
+            for t in tasks:
+                os.sched_setaffinity(t, cpu)
+            # The loops start in order, so the lowest thread id is the first, the acceptor.
+            os.sched_setscheduler(loops[0], os.SCHED_IDLE, os.sched_param(0))
+            hog = subprocess.Popen([sys.executable, "-c", self.HOG],
+                                   preexec_fn=lambda: os.sched_setaffinity(0, cpu))
+            try:
+                with socket.create_connection(("127.0.0.1", gw.smtp_port), timeout=10) as s:
+                    self.assertTrue(s.recv(512).startswith(b"220 "))
+                    s.sendall(b"QUIT\r\n")
+                    self.assertTrue(s.recv(512).startswith(b"221 "))
+                gw.proc.send_signal(signal.SIGTERM)
+                try:
+                    code = gw.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    code = None
+            finally:
+                hog.kill()
+                hog.wait(10)
+            self.assertEqual(code, 0, f"round {attempt}:\n" + gw.read_log())
+            gw.stop()
 
 
 class DualStackCase(unittest.TestCase):

@@ -89,9 +89,9 @@ static bool alive(const struct api_ctx *ctx)
 	return queue_alive(ctx->queue);
 }
 
-/* SIGHUP's [log] level: read again from the file the daemon was started with. A file that
- * no longer parses changes nothing, with one warning naming what is wrong in it. */
-static void reload_log_level(const char *config_path)
+/* SIGHUP's [log] level and format: read again from the file the daemon was started with. A
+ * file that no longer parses changes neither, with one warning naming what is wrong in it. */
+static void reload_log(const char *config_path)
 {
 	static struct config fresh; /* large; only the main thread reloads */
 	char err[600];
@@ -99,18 +99,20 @@ static void reload_log_level(const char *config_path)
 		return;
 	config_defaults(&fresh);
 	if (config_load(&fresh, config_path, err, sizeof(err)) < 0) {
-		log_warn("log level not reloaded, the old one stays: %s", err);
+		log_warn("log level and format not reloaded, the old ones stay: %s", err);
 		return;
 	}
 	log_set_level((enum log_level)fresh.log_level);
-	log_info("log level %s, from %s", log_level_names[fresh.log_level], config_path);
+	log_set_format((enum log_format)fresh.log_format);
+	log_info("log level %s, format %s, from %s", log_level_names[fresh.log_level],
+		 log_format_names[fresh.log_format], config_path);
 }
 
 static void reload(const char *config_path, struct smtpd *smtp)
 {
 	sysd_reloading();
 	smtpd_reload(smtp); /* new SMTP connections get the certificate on disk now */
-	reload_log_level(config_path);
+	reload_log(config_path);
 	sysd_ready();
 }
 

@@ -2,9 +2,10 @@
 stands in for systemd (NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID, as systemd sets them for
 Type=notify with WatchdogSec=). READY=1 comes only once the HTTP port answers, WATCHDOG=1
 pings follow at half the interval, SIGHUP gives RELOADING=1 then READY=1 and applies the
-configuration file's [log] level (a file that no longer parses keeps the old level, with a
-warning naming the error), SIGTERM gives STOPPING=1; with the watchdog meant for another
+configuration file's [log] level and format (a file that no longer parses keeps the old
+ones, with a warning naming the error), SIGTERM gives STOPPING=1; with the watchdog meant for another
 PID, no pings."""
+import json
 import os
 import signal
 import socket
@@ -82,8 +83,8 @@ class Daemon:
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=self.log, env=env)
 
-    def set_level(self, level):
-        write_config(self.ini, {"log": {"level": level}})
+    def set_level(self, level, format="text"):
+        write_config(self.ini, {"log": {"level": level, "format": format}})
 
     def answers(self):
         """True when the HTTP port answers a request now."""
@@ -148,13 +149,20 @@ class NotifyTest(unittest.TestCase):
         self.reload()
         self.assertFalse(self.request_logged("/still-warn"))
         log = self.d.gw.read_log()
-        self.assertIn("log level not reloaded", log)
+        self.assertIn("log level and format not reloaded", log)
         self.assertIn("malformed value 'loud'", log)
 
         self.d.set_level("debug")
         self.reload()
         self.assertTrue(self.request_logged("/at-debug"), "info lines shown again at debug")
         self.assertTrue(self.d.answers())
+
+        # The format is re-read too: from here on each line is one JSON object.
+        self.d.set_level("info", "json")
+        self.reload()
+        self.assertTrue(self.request_logged("/as-json"))
+        line = [l for l in self.d.gw.read_log().splitlines() if "/as-json" in l][-1]
+        self.assertEqual(json.loads(line)["level"], "info", line)
 
         self.d.proc.send_signal(signal.SIGTERM)
         self.d.manager.wait_for("STOPPING", "1", timeout=10)

@@ -10,7 +10,6 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "log.h"
 #include "util.h"
@@ -44,20 +43,14 @@ static const struct {
 	{STORE_PURGE_FROM_COUNTS, offsetof(struct config, retention_drops), "send counters"},
 };
 
-static int64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* One purge until nothing is left of it; false when the worker is stopping. */
 static bool purge_all(struct retention *r, struct worker *w, size_t i, struct store_purged *sum)
 {
 	int seconds = *(const int *)((const char *)r->cfg + purges[i].duration);
 	for (;;) {
 		/* The clock is read for each batch: a long purge keeps up with the time. */
-		int64_t before = util_now() - seconds, started = now_ms();
+		int64_t before = util_now() - seconds;
+		double started = util_monotonic();
 		struct store_purged got;
 		if (store_purge(r->store, purges[i].what, before, BATCH_ROWS, &got) != STORE_OK)
 			return true; /* logged by the store; the next round tries again */
@@ -66,7 +59,7 @@ static bool purge_all(struct retention *r, struct worker *w, size_t i, struct st
 		if (got.rows < BATCH_ROWS)
 			return true;
 		/* Bounded: one batch slowed by the disk does not hold the purge for minutes. */
-		int64_t pause = (now_ms() - started) * PAUSE_FACTOR;
+		int64_t pause = (int64_t)((util_monotonic() - started) * 1000 * PAUSE_FACTOR);
 		pause = pause < PAUSE_MIN_MS   ? PAUSE_MIN_MS
 			: pause > PAUSE_MAX_MS ? PAUSE_MAX_MS
 					       : pause;

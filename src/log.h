@@ -14,7 +14,7 @@ extern const char *const log_format_names[LOG_FORMAT_COUNT];
 
 /* Lines below level are not written ([log] level, re-read on SIGHUP). */
 void log_set_level(enum log_level level);
-/* Text (the default, and the CLI's) or JSON ([log] format, applied by the daemon at start). */
+/* Text (the default, and the CLI's) or JSON ([log] format, re-read on SIGHUP). */
 void log_set_format(enum log_format f);
 /* Below warnings nothing is written: the CLI tools keep their output for the user. */
 void log_quiet(void);

@@ -1,6 +1,6 @@
 /* The daemon: opens the store, starts the HTTP server (and the SMTP server when
  * configured), waits for SIGTERM or SIGINT, then lets in-flight requests finish before
- * closing the store; SIGHUP re-reads the SMTP certificate and [log] level. Signals are
+ * closing the store; SIGHUP re-reads the SMTP certificate and [log] level and format. Signals are
  * blocked in every thread and taken synchronously by the main thread, so no handler runs
  * in signal context; the same loop pings systemd's watchdog. */
 #include "serve.h"

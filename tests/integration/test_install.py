@@ -31,7 +31,8 @@ class InstallTest(unittest.TestCase):
                            timeout=120, env=dict(os.environ, DESTDIR=cls.destdir),
                            stdin=subprocess.DEVNULL)
         assert r.returncode == 0, r.stdout + r.stderr
-        unitdir = cache_value("POSTERN_SYSTEMD_UNITDIR")
+        # Under the prefix configured now (a relative default), or where the package says.
+        unitdir = os.path.join(cls.prefix, cache_value("POSTERN_SYSTEMD_UNITDIR"))
         cls.unit = cls.destdir + unitdir + "/postern.service"
 
     @classmethod

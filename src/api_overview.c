@@ -131,7 +131,7 @@ static int add_now(struct api_call *c, cJSON *reply)
 	cJSON *attention = cJSON_AddObjectToObject(reply, "attention");
 	cJSON *domains = cJSON_AddArrayToObject(attention, "domains");
 	cJSON *senders = cJSON_AddArrayToObject(attention, "senders");
-	int rc = store_message_status_counts(c->ctx->store, account, add_status, queue);
+	int rc = store_queue_counts(c->ctx->store, account, add_status, queue);
 	if (rc == STORE_OK)
 		rc = store_domains_list(c->ctx->store, account, add_domain, domains);
 	if (rc == STORE_OK)

@@ -13,10 +13,6 @@
 #include "err.h"
 #include "util.h"
 
-#ifndef POSTERN_VERSION
-#define POSTERN_VERSION ""
-#endif
-
 typedef atomic_uint_fast64_t counter;
 
 static const char *const fronts[METRICS_FRONT_COUNT] = {"netcore", "sendgrid", "smtp"};
@@ -160,10 +156,11 @@ static int count_status(void *arg, const char *status, int64_t count)
 	return 0;
 }
 
-int metrics_status_counts(struct store *s, struct metrics_statuses *out)
+/* Reads the messages per status from the store (every account). A store_rc. */
+static int metrics_status_counts(struct store *s, struct metrics_statuses *out)
 {
 	memset(out, 0, sizeof(*out));
-	return store_message_status_counts(s, 0, count_status, out);
+	return store_message_status_counts(s, count_status, out);
 }
 
 static void header(FILE *f, const char *name, const char *type, const char *help)
@@ -237,8 +234,7 @@ char *metrics_render(const struct metrics_statuses *st, size_t *len)
 	if (!f)
 		fatal("cannot render the metrics");
 	header(f, "postern_build_info", "gauge", "Always 1; the version built, as a label.");
-	fprintf(f, "postern_build_info{version=\"%s\"} 1\n",
-		POSTERN_VERSION[0] ? POSTERN_VERSION : "unknown");
+	fprintf(f, "postern_build_info{version=\"%s\"} 1\n", POSTERN_VERSION);
 	if (get(&m.started)) {
 		header(f, "postern_process_start_time_seconds", "gauge",
 		       "When the process started, in seconds since the Unix epoch.");

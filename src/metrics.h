@@ -51,12 +51,10 @@ void metrics_webhook(enum metrics_webhook outcome);
  * lookup_error true when a lookup failed. */
 void metrics_dns_check(const char *status, bool lookup_error);
 
-/* Messages per status, as the gauge shows them; filled by metrics_status_counts. */
+/* Messages per status, as the gauge shows them (every account). */
 struct metrics_statuses {
 	int64_t count[8];
 };
-/* Reads the messages per status from the store (every account). A store_rc. */
-int metrics_status_counts(struct store *s, struct metrics_statuses *out);
 /* The exposition text (version 0.0.4) of every metric, malloc'd, its length in *len. st
  * NULL leaves the message gauge out (the store did not answer). */
 char *metrics_render(const struct metrics_statuses *st, size_t *len);

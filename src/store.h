@@ -690,9 +690,12 @@ int store_stats(struct store *s, int64_t account_id, int64_t *accepted, store_co
 /* Per reason, the account's monitored would-be refusals. */
 int store_monitored_stats(struct store *s, int64_t account_id, store_count_fn fn, void *arg);
 /* Messages per status as stored (queued, scheduled, sending, deferred, sent, failed,
- * dropped, cancelled; a status with none is not called), for an account or, with
- * account_id 0, all of them: the queue depth of the panel and the metrics' gauge. */
-int store_message_status_counts(struct store *s, int64_t account_id, store_count_fn fn, void *arg);
+ * dropped, cancelled; a status with none is not called), of every account: the metrics'
+ * gauge. */
+int store_message_status_counts(struct store *s, store_count_fn fn, void *arg);
+/* The same for an account's unfinished messages only (queued, scheduled, sending,
+ * deferred): the overview's queue, which so never counts what was sent or failed. */
+int store_queue_counts(struct store *s, int64_t account_id, store_count_fn fn, void *arg);
 /* One count of the overview in a UTC hour: the events of a type (message.processed,
  * .delivered, .bounced, .dropped), or the requests the sender policy refused for a reason
  * (refusal true; sandbox requests were not refused). */

@@ -192,14 +192,24 @@ int store_monitored_stats(struct store *s, int64_t account_id, store_count_fn fn
 		       "i", account_id);
 }
 
-int store_message_status_counts(struct store *s, int64_t account_id, store_count_fn fn, void *arg)
+int store_message_status_counts(struct store *s, store_count_fn fn, void *arg)
 {
 	struct reason_row row;
 	struct reason_fn rf = {fn, arg};
 	return sq_list(s, read_reason, &row, call_reason, &rf,
-		       "SELECT status, COUNT(*) FROM messages WHERE ? = 0 OR account_id = ? "
-		       "GROUP BY status ORDER BY status",
-		       "ii", account_id, account_id);
+		       "SELECT status, COUNT(*) FROM messages GROUP BY status ORDER BY status", "");
+}
+
+/* Picked through messages_due (status, ...), then by account: the unfinished rows are few
+ * beside the finished ones retention keeps. */
+int store_queue_counts(struct store *s, int64_t account_id, store_count_fn fn, void *arg)
+{
+	struct reason_row row;
+	struct reason_fn rf = {fn, arg};
+	return sq_list(s, read_reason, &row, call_reason, &rf,
+		       "SELECT status, COUNT(*) FROM messages WHERE status IN ('queued', "
+		       "'scheduled', 'sending', 'deferred') AND account_id = ? GROUP BY status",
+		       "i", account_id);
 }
 
 /* One accepted message, with its meta and its events (message.processed, one per

@@ -65,10 +65,6 @@ void api_handle(void *arg, struct http_request *req);
  * that must cover every route and for operators. */
 void api_routes_print(FILE *out);
 
-/* True when the daemon can take mail now: the store answers a trivial query and the
- * queue's writer is alive. /readyz answers with it. */
-bool api_ready(const struct api_ctx *ctx);
-
 /* Answers a call (used directly only by handlers that suspended their request). */
 void api_respond(struct api_call *c, enum err e);
 

@@ -3,7 +3,9 @@
  * systemd's watchdog asks only the queue's half, see serve.c). */
 #include "api.h"
 
-bool api_ready(const struct api_ctx *ctx)
+/* True when the daemon can take mail now: the store answers a trivial query and the
+ * queue's writer is alive. */
+static bool api_ready(const struct api_ctx *ctx)
 {
 	return store_ping(ctx->store) == STORE_OK && queue_alive(ctx->queue);
 }

@@ -142,7 +142,8 @@ static bool spf_includes(const char *record, const char *include)
 	return false;
 }
 
-bool domain_is_spf(const char *txt)
+/* True when a TXT record is an SPF record ("v=spf1", alone or followed by a space). */
+static bool domain_is_spf(const char *txt)
 {
 	return strncasecmp(txt, "v=spf1", 6) == 0 && (!txt[6] || isspace((unsigned char)txt[6]));
 }

@@ -48,8 +48,6 @@ void domain_next(const char *status, int64_t missing_since, bool all_ok, bool an
  * its records check out but it waits for the operator ([domains] approval = manual). */
 const char *domain_shown_status(const char *status, const char *approval);
 
-/* True when a TXT record is an SPF record ("v=spf1", alone or followed by a space). */
-bool domain_is_spf(const char *txt);
 /* The SPF records among an answer, as a JSON array of strings (out, n bytes; "[]" for none),
  * as the store keeps them from the last check (store_domain.spf_seen). */
 void domain_spf_seen(const struct dns_txt *a, char *out, size_t n);

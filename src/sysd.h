@@ -4,7 +4,6 @@
 #ifndef POSTERN_SYSD_H
 #define POSTERN_SYSD_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 /* The store is open and every listener bound: systemd may start what depends on us. */

@@ -14,7 +14,7 @@
  * for a little jitter (a batch stamped before it commits, another node's clock), which the
  * margin more than covers. The exact bound is EVENTS_SQL's. */
 #define FIRST_ID_SQL                                                                               \
-	"SELECT COALESCE((SELECT id FROM events WHERE created_at >= ? ORDER BY created_at "        \
+	"SELECT COALESCE((SELECT id FROM events WHERE created_at >= ? ORDER BY created_at, id "    \
 	"LIMIT 1), (SELECT COALESCE(MAX(id), 0) + 1 FROM events))"
 #define JITTER 3600
 /* The drops counter keeps a row per minute; sandbox requests share it but were not refused. */

@@ -68,7 +68,9 @@ static size_t commit(struct queue *q, const struct store_message *m, int *rc, si
 	}
 	for (size_t i = 0; i < n; i++)
 		rc[i] = r;
-	if (r != STORE_OK)
+	if (r == STORE_OK)
+		metrics_commit_size(n); /* each commit that landed, however the batch was split */
+	else
 		log_error("queue: a commit of %zu messages failed; answering %s", n,
 			  r == STORE_FAIL ? "503" : "with an error");
 	return r == STORE_OK;
@@ -104,8 +106,6 @@ static void write_batch(struct queue *q, struct batch *b, size_t n)
 	size_t stored = 0;
 	for (size_t i = 0; i < n; i++)
 		stored += b->rcs[i] == STORE_OK;
-	if (stored)
-		metrics_commit_size(stored);
 	q->stats.commits += commits;
 	q->stats.messages += stored;
 	if (commits == 1 && stored > q->stats.largest)

@@ -706,7 +706,8 @@ static int cmd_routes(struct cli_opt *o)
 	return EXIT_OK;
 }
 
-/* The defaults, then the file --config names (if any). */
+/* The defaults, then the file --config names (if any), then the environment, which sits
+ * between the file and the flags. */
 static int read_config(struct cli_opt *o, struct config *cfg)
 {
 	char err[600];
@@ -714,6 +715,11 @@ static int read_config(struct cli_opt *o, struct config *cfg)
 	if (opt(o, "--config") && config_load(cfg, opt(o, "--config"), err, sizeof(err)) < 0) {
 		fprintf(stderr, "postern: %s\n", err);
 		return EXIT_FAIL;
+	}
+	const char *pg = getenv("POSTERN_POSTGRES");
+	if (pg && *pg && config_flag(cfg, "--postgres", pg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern: POSTERN_POSTGRES: %s\n", err);
+		return EXIT_USAGE;
 	}
 	return EXIT_OK;
 }
@@ -723,14 +729,9 @@ static int cmd_serve(struct cli_opt *o)
 	struct config cfg;
 	char err[600];
 
-	if (read_config(o, &cfg) != EXIT_OK)
-		return EXIT_FAIL;
-	/* The environment sits between the file and the flags. */
-	const char *pg = getenv("POSTERN_POSTGRES");
-	if (pg && *pg && config_flag(&cfg, "--postgres", pg, err, sizeof(err)) < 0) {
-		fprintf(stderr, "postern serve: POSTERN_POSTGRES: %s\n", err);
-		return EXIT_USAGE;
-	}
+	int rc = read_config(o, &cfg);
+	if (rc != EXIT_OK)
+		return rc;
 	for (struct cli_opt *f = o; f->name; f++) {
 		if (!f->value || strcmp(f->name, "--config") == 0)
 			continue;
@@ -747,14 +748,15 @@ static int cmd_serve(struct cli_opt *o)
 	return serve_run(&cfg, opt(o, "--config")) == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
-/* The store to copy comes from --db, or from --config's [store]; a PostgreSQL one has
- * pg_dump, which knows its own consistency. */
+/* The store to copy comes from --db, or from --config's [store] (or POSTERN_POSTGRES, as for
+ * serve); a PostgreSQL one has pg_dump, which knows its own consistency. */
 static int cmd_backup(struct cli_opt *o)
 {
 	struct config cfg;
 	char err[600];
-	if (read_config(o, &cfg) != EXIT_OK)
-		return EXIT_FAIL;
+	int rc = read_config(o, &cfg);
+	if (rc != EXIT_OK)
+		return rc;
 	const char *db = opt(o, "--db")	      ? opt(o, "--db")
 			 : opt(o, "--config") ? cfg.store_path
 					      : NULL;

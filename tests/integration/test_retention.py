@@ -1,7 +1,8 @@
 """Retention and backup (issue 20): with short [retention] durations and the daemon's test
 clock, finished messages past `messages` go with their events, the bodies of finished
 messages past `bodies` are cleared while the message still answers, unfinished messages stay
-whatever their age, counters past `drops` go and newer rows of everything stay; `postern
+whatever their age, the account's own events and parsed bounce reports past `messages` go,
+counters past `drops` go and newer rows of everything stay; `postern
 backup` copies a SQLite store that is taking sends, and points PostgreSQL to pg_dump."""
 import os
 import re
@@ -113,9 +114,12 @@ class CountersTest(Retention):
         account = self.gw.sql("SELECT id FROM accounts WHERE name = 'acme'")[0][0]
         now = gateway_now(self.gw)
         old_minute, new_minute = (now - 4 * HOUR) // 60 * 60, now // 60 * 60
+        # Past `messages` and `bodies` but not `drops`: it stays only if the counters are
+        # judged by `drops`.
+        mid_minute = (now - 150 * MINUTE) // 60 * 60
         old_day, new_day = (now - 2 * DAY) // DAY * DAY, now // DAY * DAY
         for table in ("drops", "monitored"):
-            for minute in (old_minute, new_minute):
+            for minute in (old_minute, mid_minute, new_minute):
                 self.gw.sql(f"INSERT INTO {table} (account_id, api_key_id, from_addr, reason, "
                             "minute, count) VALUES (?, 0, 'x@acme.test', "
                             "'sender_not_authorized', ?, 3)", account, minute)
@@ -128,13 +132,35 @@ class CountersTest(Retention):
                 "SELECT minute FROM drops ORDER BY minute",
                 "SELECT minute FROM monitored ORDER BY minute",
                 "SELECT day FROM from_counts ORDER BY day")]
-        want = [[new_minute], [new_minute], [new_day]]
+        want = [[mid_minute, new_minute], [mid_minute, new_minute], [new_day]]
         self.assertTrue(wait_until(lambda: left() == want, timeout=PURGE_WAIT), left())
-        # The stats count what is kept: the newer row of each.
+        # The stats count what is kept: the two newer rows of each.
         r = self.admin_client().request("GET", "/api/stats")
         self.assertEqual(r.status, 200, r.raw)
-        self.assertEqual(r.json["dropped"]["sender_not_authorized"], 3)
-        self.assertEqual(r.json["monitored"]["sender_not_authorized"], 3)
+        self.assertEqual(r.json["dropped"]["sender_not_authorized"], 6)
+        self.assertEqual(r.json["monitored"]["sender_not_authorized"], 6)
+
+    def test_account_events_and_reports_past_messages_go_newer_ones_stay(self):
+        account = self.gw.sql("SELECT id FROM accounts WHERE name = 'acme'")[0][0]
+        now = gateway_now(self.gw)
+        old, new = now - 3 * HOUR, now - 30 * MINUTE
+        # The account's own events, and one whose message is gone already (a stray).
+        for at, uid in ((old, None), (old, "01stray"), (new, None), (new, "01stray")):
+            self.gw.sql("INSERT INTO events (account_id, type, created_at, message_uid) "
+                        "VALUES (?, 'sender.added', ?, ?)", account, at, uid)
+        # Parsed reports; one not parsed yet is the bounce worker's, whatever its age.
+        for at in (old, new):
+            self.gw.sql("INSERT INTO bounce_reports (received_at, client_ip, mail_from, rcpt, "
+                        "message_uid, account_id, status, size, raw) VALUES "
+                        "(?, '127.0.0.1', '', 'b@acme.test', '01gone', ?, 'done', 1, 'x')",
+                        at, account)
+
+        def left():
+            return [[r[0] for r in self.gw.sql(sql)] for sql in (
+                "SELECT created_at FROM events WHERE type = 'sender.added' ORDER BY id",
+                "SELECT received_at FROM bounce_reports ORDER BY id")]
+        want = [[new, new], [new]]
+        self.assertTrue(wait_until(lambda: left() == want, timeout=PURGE_WAIT), left())
 
 
 class BackupTest(Retention):
@@ -198,6 +224,19 @@ class BackupTest(Retention):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("pg_dump", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.gw.tmp, "x.db")))
+
+    def test_postern_postgres_beats_the_files_store_as_for_serve(self):
+        # The service's environment names PostgreSQL: the file's SQLite path is not the
+        # daemon's store, so copying it would be a stale backup.
+        ini = os.path.join(self.gw.tmp, "sqlite-store.ini")
+        with open(ini, "w") as f:
+            f.write(f"[store]\npath = {self.gw.db}\n")
+        to = os.path.join(self.gw.tmp, "z.db")
+        r = cli("backup", "--config", ini, "--to", to,
+                env={"POSTERN_POSTGRES": "host=127.0.0.1 dbname=postern"})
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("pg_dump", r.stderr)
+        self.assertFalse(os.path.exists(to))
 
 
 class NodesTest(Retention):

@@ -1288,7 +1288,8 @@ async function overviewSteps(problems) {
       await charts.nth(i).locator('summary', { hasText: 'Show as table' }).click();
       const rows = charts.nth(i).locator('tbody tr');
       assert.equal(await rows.count(), buckets.length);
-      const cells = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.cells].slice(1).map((td) => Number(td.textContent.replace(/\D/g, '')))));
+      // A cell without a digit (left blank for 0) reads as NaN, never as 0.
+      const cells = await rows.evaluateAll((trs) => trs.map((tr) => [...tr.cells].slice(1).map((td) => (/\d/.test(td.textContent) ? Number(td.textContent.replace(/\D/g, '')) : NaN))));
       assert.deepEqual(cells, buckets.map((b) => SERIES.map((k) => b[k])));
       await charts.nth(i).locator('summary', { hasText: 'Show as table' }).click();
     }
